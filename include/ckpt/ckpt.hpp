@@ -1,0 +1,160 @@
+// CKPT: application-assisted, portable checkpointing. A program registers its
+// state by name, marks safe points, and ckpt turns that state into a
+// platform-neutral image that resumes the same program built for another OS
+// or CPU. A Session is owned and used by one thread; request_checkpoint() and
+// external triggers (signals, Windows events, the timer) are thread-safe.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "ckpt/serialize.hpp"
+
+namespace ckpt {
+
+inline constexpr const char* kVersion = "0.1.0";
+// Exit status of a program that wrote a checkpoint and stopped as asked
+// (`ckpt checkpoint PID --exit`, --ckpt-stop-at). 75 is EX_TEMPFAIL: "try again".
+inline constexpr int kExitCheckpointed = 75;
+// Exit status when a resume fails (bad image, type mismatch).
+inline constexpr int kExitResumeFailed = 3;
+
+// What a safepoint or checkpoint call reports.
+enum class Event {
+  kNone,          // nothing happened
+  kCheckpointed,  // an image was written; the program continues
+  kResumed,       // first safepoint after this run resumed from an image
+  kFailed,        // a checkpoint was attempted and failed (see last_error())
+};
+
+struct Options {
+  std::string dir = ".";        // where images go (--ckpt-dir)
+  std::string resume;           // image file or directory to resume from; "auto" (--ckpt-resume)
+  double every_seconds = 0;     // periodic checkpoints (--ckpt-every)
+  int keep = 2;                 // images kept in dir (--ckpt-keep)
+  std::string codec = "none";   // none, zstd, zlib (--ckpt-codec)
+  int level = 0;                // compression level, 0 = codec default (--ckpt-level)
+  std::uint64_t stop_at = 0;    // checkpoint and exit at this run's N-th safepoint (--ckpt-stop-at)
+  std::uint64_t at = 0;         // checkpoint (and continue) at this run's N-th safepoint (--ckpt-at)
+  std::string name;             // image name prefix; default: program name (--ckpt-name)
+  bool quiet = false;           // no progress lines on stderr (--ckpt-quiet)
+  bool listen = true;           // accept requests from `ckpt checkpoint PID`
+  bool throw_on_error = false;  // throw ckpt::Error instead of printing and exiting
+};
+
+class Error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+namespace detail {
+
+class SessionImpl;
+struct CApi;
+
+// A registered variable, type-erased.
+class VarBase {
+ public:
+  virtual ~VarBase() = default;
+  virtual TypeDesc Describe() const = 0;
+  virtual void Save(Writer& w) const = 0;
+  virtual void Load(Reader& r, const TypeDesc& img) = 0;
+};
+
+template <typename T>
+class OwnedVar final : public VarBase {
+ public:
+  explicit OwnedVar(T v) : value(std::move(v)) {}
+  TypeDesc Describe() const override { return Traits<T>::Describe(); }
+  void Save(Writer& w) const override { Traits<T>::Save(w, value); }
+  void Load(Reader& r, const TypeDesc& img) override { Traits<T>::Load(r, value, img); }
+  T value;
+};
+
+template <typename T>
+class BoundVar final : public VarBase {
+ public:
+  explicit BoundVar(T* p) : ptr(p) {}
+  TypeDesc Describe() const override { return Traits<T>::Describe(); }
+  void Save(Writer& w) const override { Traits<T>::Save(w, *ptr); }
+  void Load(Reader& r, const TypeDesc& img) override { Traits<T>::Load(r, *ptr, img); }
+  T* ptr;
+};
+
+}  // namespace detail
+
+class Session {
+ public:
+  // Reads --ckpt-* options (and CKPT_* environment variables) and removes the
+  // options from argv. With none given, the program runs as without ckpt.
+  Session(int& argc, char** argv);
+  Session(Options options, int argc = 0, char** argv = nullptr);
+  ~Session();
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  // Registers a variable owned by the session and returns it. When resuming,
+  // the value comes from the image.
+  template <typename T>
+  T& var(std::string_view name, T initial = T{}) {
+    auto holder = std::make_unique<detail::OwnedVar<T>>(std::move(initial));
+    T& ref = holder->value;
+    Register(name, std::move(holder));
+    return ref;
+  }
+  // Registers a variable the program owns; it must outlive the session's use.
+  template <typename T>
+  T& bind(std::string_view name, T& existing) {
+    Register(name, std::make_unique<detail::BoundVar<T>>(&existing));
+    return existing;
+  }
+
+  // Runs `body` once across restarts: a stage that completed before the
+  // checkpoint is skipped after a resume. Stages nest.
+  template <typename F>
+  void stage(std::string_view name, F&& body) {
+    if (!StageEnter(name)) return;
+    struct Leave {
+      Session* s;
+      bool done = false;
+      ~Leave() { s->StageLeave(done); }
+    } leave{this};
+    body();
+    leave.done = true;
+  }
+
+  // A safe point: one relaxed atomic load when nothing is pending.
+  Event safepoint() {
+    if (pending_.load(std::memory_order_relaxed) == 0) [[likely]]
+      return Event::kNone;
+    return SafepointSlow();
+  }
+  // Writes a checkpoint now.
+  Event checkpoint();
+  // Asks for a checkpoint at the next safepoint (thread-safe).
+  void request_checkpoint(bool exit_after = false);
+
+  bool resumed() const;
+  std::uint64_t checkpoints_written() const;
+  const std::string& last_image() const;
+  const std::string& last_error() const;
+  const Options& options() const;
+
+ private:
+  void Register(std::string_view name, std::unique_ptr<detail::VarBase> var);
+  bool StageEnter(std::string_view name);
+  void StageLeave(bool completed);
+  Event SafepointSlow();
+  friend struct detail::CApi;
+
+  std::atomic<int> pending_{0};
+  std::unique_ptr<detail::SessionImpl> impl_;
+};
+
+}  // namespace ckpt

@@ -1,0 +1,881 @@
+// Portable value encoding for CKPT variables: type descriptors (TypeDesc),
+// the byte Writer/Reader, and ckpt::Traits<T> for every supported type.
+// Encoding is little-endian and fixed-width whatever the host; contiguous
+// arithmetic data is copied in bulk when the host is little-endian.
+// Writers and Readers are used by one thread at a time.
+#pragma once
+
+#include <array>
+#include <bit>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <deque>
+#include <limits>
+#include <list>
+#include <locale>
+#include <map>
+#include <optional>
+#include <random>
+#include <set>
+#include <sstream>
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <type_traits>
+#include <unordered_map>
+#include <unordered_set>
+#include <utility>
+#include <variant>
+#include <vector>
+
+namespace ckpt {
+
+// ---------------------------------------------------------------------------
+// Type descriptors. Rendered as text ("vector<f64>", "map<string,i32>",
+// "Particle{x:f64,y:f64}") and stored beside every variable in an image.
+struct TypeDesc {
+  enum class Kind : std::uint8_t {
+    kBool, kInt, kUInt, kFloat, kChar, kWChar, kEnum, kString, kSeq, kArray, kMap,
+    kSet, kOptional, kPair, kTuple, kVariant, kMonostate, kStruct, kOpaque,
+  };
+  Kind kind = Kind::kBool;
+  std::uint8_t width = 0;       // bytes, for numbers and enums
+  std::string name;             // container or struct or opaque name
+  std::uint64_t count = 0;      // array length
+  std::vector<TypeDesc> args;   // element / key,value / field types
+  std::vector<std::string> fields;  // struct field names
+
+  std::string ToString() const;
+  friend bool operator==(const TypeDesc& a, const TypeDesc& b);
+};
+
+// Parses the text form; returns false on malformed input.
+bool ParseTypeDesc(std::string_view text, TypeDesc* out);
+
+// ---------------------------------------------------------------------------
+// Writer: a buffered byte sink with an overflow hook.
+class Writer {
+ public:
+  virtual ~Writer() = default;
+
+  void Bytes(const void* p, std::size_t n) {
+    if (static_cast<std::size_t>(end_ - pos_) >= n) {
+      if (n != 0) std::memcpy(pos_, p, n);
+      pos_ += n;
+    } else {
+      Overflow(p, n);
+    }
+  }
+  void U8(std::uint8_t v) { Bytes(&v, 1); }
+  template <typename U>
+  void Fixed(U v) {  // unsigned integer, little-endian
+    unsigned char b[sizeof(U)];
+    for (std::size_t i = 0; i < sizeof(U); ++i) b[i] = static_cast<unsigned char>(v >> (8 * i));
+    Bytes(b, sizeof(U));
+  }
+  void Varint(std::uint64_t v) {
+    unsigned char b[10];
+    std::size_t n = 0;
+    while (v >= 0x80) {
+      b[n++] = static_cast<unsigned char>((v & 0x7f) | 0x80);
+      v >>= 7;
+    }
+    b[n++] = static_cast<unsigned char>(v);
+    Bytes(b, n);
+  }
+  // Large contiguous data: may bypass the buffer.
+  virtual void Bulk(const void* p, std::size_t n) { Bytes(p, n); }
+  bool ok() const { return error_.empty(); }
+  const std::string& error() const { return error_; }
+
+ protected:
+  virtual void Overflow(const void* p, std::size_t n) = 0;
+  void SetError(std::string e) {
+    if (error_.empty()) error_ = std::move(e);
+  }
+  unsigned char* pos_ = nullptr;
+  unsigned char* end_ = nullptr;
+  std::string error_;
+};
+
+// Reader: a buffered byte source with sticky errors. After the first error
+// every read yields zeros and ok() is false; error() says what went wrong.
+class Reader {
+ public:
+  virtual ~Reader() = default;
+
+  bool Bytes(void* p, std::size_t n) {
+    if (static_cast<std::size_t>(end_ - pos_) >= n) {
+      if (n != 0) std::memcpy(p, pos_, n);
+      pos_ += n;
+      return true;
+    }
+    return Underflow(p, n);
+  }
+  std::uint8_t U8() {
+    std::uint8_t v = 0;
+    Bytes(&v, 1);
+    return v;
+  }
+  template <typename U>
+  U Fixed() {
+    unsigned char b[sizeof(U)] = {};
+    Bytes(b, sizeof(U));
+    U v = 0;
+    for (std::size_t i = sizeof(U); i-- > 0;) v = static_cast<U>((v << 8) | b[i]);
+    return v;
+  }
+  std::uint64_t Varint() {
+    std::uint64_t v = 0;
+    for (int shift = 0; shift <= 63; shift += 7) {
+      std::uint8_t b = U8();
+      if (!ok()) return 0;
+      if (shift == 63 && b > 1) break;
+      v |= static_cast<std::uint64_t>(b & 0x7f) << shift;
+      if ((b & 0x80) == 0) return v;
+    }
+    Fail("malformed length field");
+    return 0;
+  }
+  // Reads a count of elements that each take at least `min_bytes` bytes
+  // (0 for possibly empty elements) and rejects counts the data cannot hold.
+  std::uint64_t Count(std::size_t min_bytes) {
+    std::uint64_t n = Varint();
+    std::uint64_t rem = Remaining();
+    if (ok() && ((min_bytes > 0 && n > rem / min_bytes) || (min_bytes == 0 && n > (std::uint64_t{1} << 32)))) {
+      Fail("container of " + std::to_string(n) + " elements cannot fit in the " +
+           std::to_string(rem) + " bytes left");
+      return 0;
+    }
+    return n;
+  }
+  virtual bool Bulk(void* p, std::size_t n) { return Bytes(p, n); }
+  // Bytes left in the value's data.
+  virtual std::uint64_t Remaining() const = 0;
+
+  bool ok() const { return error_.empty(); }
+  const std::string& error() const { return error_; }
+  void Fail(std::string e) {
+    if (error_.empty()) error_ = std::move(e);
+  }
+
+ protected:
+  virtual bool Underflow(void* p, std::size_t n) = 0;
+  const unsigned char* pos_ = nullptr;
+  const unsigned char* end_ = nullptr;
+  std::string error_;
+};
+
+// Writer/Reader over memory, for tests and the C API.
+class StringWriter final : public Writer {
+ public:
+  std::string& str() {
+    buf_.resize(static_cast<std::size_t>(pos_ - base()));
+    end_ = pos_;
+    return buf_;
+  }
+
+ protected:
+  void Overflow(const void* p, std::size_t n) override {
+    std::size_t used = static_cast<std::size_t>(pos_ - base());
+    buf_.resize(std::max<std::size_t>(64, (used + n) * 2));
+    pos_ = base() + used;
+    end_ = base() + buf_.size();
+    std::memcpy(pos_, p, n);
+    pos_ += n;
+  }
+
+ private:
+  unsigned char* base() { return reinterpret_cast<unsigned char*>(buf_.data()); }
+  std::string buf_;
+};
+
+class StringReader final : public Reader {
+ public:
+  explicit StringReader(std::string_view data) {
+    pos_ = reinterpret_cast<const unsigned char*>(data.data());
+    end_ = pos_ + data.size();
+  }
+  std::uint64_t Remaining() const override { return static_cast<std::uint64_t>(end_ - pos_); }
+  bool AtEnd() const { return pos_ == end_; }
+
+ protected:
+  bool Underflow(void* p, std::size_t n) override {
+    std::memset(p, 0, n);
+    pos_ = end_;
+    Fail("the value's data ends early");
+    return false;
+  }
+};
+
+// ---------------------------------------------------------------------------
+// Traits<T>: Describe() gives the TypeDesc, Save() encodes, Load() decodes from
+// data described by `img` (the image's type, checked compatible beforehand).
+template <typename T, typename Enable = void>
+struct Traits {
+  static_assert(sizeof(T) == 0,
+                "ckpt: this type cannot be checkpointed. Supported: arithmetic types, enums, "
+                "std::string, standard containers, optional/pair/tuple/variant, random engines, "
+                "and structs declared with CKPT_FIELDS(Type, field...)");
+};
+
+namespace detail {
+
+inline TypeDesc Leaf(TypeDesc::Kind k, std::uint8_t w, std::string name = {}) {
+  TypeDesc d;
+  d.kind = k;
+  d.width = w;
+  d.name = std::move(name);
+  return d;
+}
+inline TypeDesc Node(TypeDesc::Kind k, std::string name, std::vector<TypeDesc> args) {
+  TypeDesc d;
+  d.kind = k;
+  d.name = std::move(name);
+  d.args = std::move(args);
+  return d;
+}
+
+// Smallest encoded size of a value described by `d` (for sanity checks).
+std::size_t MinEncodedSize(const TypeDesc& d);
+std::string FitError(const TypeDesc& img, const TypeDesc& prog, const std::string& value);
+
+// Reads one integer of the image's width/signedness and converts it to T,
+// failing the reader when the value does not fit.
+template <typename T>
+T LoadInteger(Reader& r, const TypeDesc& img) {
+  const bool img_signed = img.kind == TypeDesc::Kind::kInt ||
+                          (img.kind == TypeDesc::Kind::kEnum && img.name == "i") ||
+                          (img.kind == TypeDesc::Kind::kChar && img.width == 0xff);
+  std::uint64_t raw = 0;
+  switch (img.width) {
+    case 1: raw = r.Fixed<std::uint8_t>(); break;
+    case 2: raw = r.Fixed<std::uint16_t>(); break;
+    case 4: raw = r.Fixed<std::uint32_t>(); break;
+    case 8: raw = r.Fixed<std::uint64_t>(); break;
+    default: r.Fail("invalid integer width in the image"); return T{};
+  }
+  using L = std::numeric_limits<T>;
+  if (img_signed) {
+    // Sign-extend from the stored width.
+    int bits = img.width * 8;
+    std::int64_t v = bits == 64 ? static_cast<std::int64_t>(raw)
+                                : static_cast<std::int64_t>(raw << (64 - bits)) >> (64 - bits);
+    if constexpr (L::is_signed) {
+      if (v < static_cast<std::int64_t>(L::min()) || v > static_cast<std::int64_t>(L::max())) {
+        r.Fail("value " + std::to_string(v) + " does not fit this platform's " +
+               std::to_string(sizeof(T) * 8) + "-bit integer");
+        return T{};
+      }
+    } else {
+      if (v < 0 || static_cast<std::uint64_t>(v) > static_cast<std::uint64_t>(L::max())) {
+        r.Fail("value " + std::to_string(v) + " does not fit this platform's unsigned " +
+               std::to_string(sizeof(T) * 8) + "-bit integer");
+        return T{};
+      }
+    }
+    return static_cast<T>(v);
+  }
+  if (raw > static_cast<std::uint64_t>(L::max())) {
+    r.Fail("value " + std::to_string(raw) + " does not fit this platform's " +
+           std::to_string(sizeof(T) * 8) + "-bit integer");
+    return T{};
+  }
+  return static_cast<T>(raw);
+}
+
+template <typename T>
+void SaveArithmetic(Writer& w, T v) {
+  if constexpr (std::is_same_v<T, bool>) {
+    w.U8(v ? 1 : 0);
+  } else if constexpr (std::is_floating_point_v<T>) {
+    if constexpr (sizeof(T) == 4) w.Fixed(std::bit_cast<std::uint32_t>(v));
+    else w.Fixed(std::bit_cast<std::uint64_t>(v));
+  } else {
+    using U = std::make_unsigned_t<T>;
+    w.Fixed(static_cast<U>(v));
+  }
+}
+
+// True if values of T are encoded as their little-endian object bytes.
+// (`long` is stored as 64 bits, so it is bulk only where it is 64 bits wide.)
+template <typename T>
+inline constexpr bool kBulkable =
+    std::endian::native == std::endian::little &&
+    (std::is_integral_v<T> || std::is_floating_point_v<T>) && !std::is_same_v<T, bool> &&
+    !std::is_same_v<T, wchar_t> &&
+    !((std::is_same_v<T, long> || std::is_same_v<T, unsigned long>) && sizeof(long) != 8);
+
+// Saves n contiguous arithmetic values.
+template <typename T>
+void SaveArray(Writer& w, const T* p, std::size_t n) {
+  if constexpr (kBulkable<T>) {
+    w.Bulk(p, n * sizeof(T));
+  } else {
+    for (std::size_t i = 0; i < n; ++i) Traits<T>::Save(w, p[i]);
+  }
+}
+
+template <typename T>
+void LoadArray(Reader& r, T* p, std::size_t n, const TypeDesc& elem) {
+  if constexpr (kBulkable<T>) {
+    if (elem == Traits<T>::Describe()) {
+      r.Bulk(p, n * sizeof(T));
+      return;
+    }
+  }
+  for (std::size_t i = 0; i < n && r.ok(); ++i) Traits<T>::Load(r, p[i], elem);
+}
+
+}  // namespace detail
+
+// --- arithmetic ------------------------------------------------------------
+template <typename T>
+struct Traits<T, std::enable_if_t<std::is_arithmetic_v<T>>> {
+  static_assert(!std::is_same_v<T, long double>,
+                "ckpt: long double has no portable representation (80-bit x87, 128-bit, or 64-bit "
+                "depending on the platform); use double");
+  // `long` is 32-bit on Windows and 64-bit on Linux: it is always stored as 64 bits.
+  static constexpr bool kWide = std::is_same_v<T, long> || std::is_same_v<T, unsigned long>;
+  using Stored = std::conditional_t<kWide, std::conditional_t<std::is_signed_v<T>, std::int64_t, std::uint64_t>, T>;
+
+  static TypeDesc Describe() {
+    using K = TypeDesc::Kind;
+    if constexpr (std::is_same_v<T, bool>) return detail::Leaf(K::kBool, 1);
+    else if constexpr (std::is_floating_point_v<T>) return detail::Leaf(K::kFloat, sizeof(T));
+    else if constexpr (std::is_same_v<T, char>) return detail::Leaf(K::kChar, 1);
+    else if constexpr (std::is_same_v<T, wchar_t>) return detail::Leaf(K::kWChar, 4);
+    else if constexpr (std::is_signed_v<T>) return detail::Leaf(K::kInt, sizeof(Stored));
+    else return detail::Leaf(K::kUInt, sizeof(Stored));
+  }
+  static void Save(Writer& w, const T& v) {
+    if constexpr (std::is_same_v<T, wchar_t>) w.Fixed(static_cast<std::uint32_t>(v));
+    else detail::SaveArithmetic<Stored>(w, static_cast<Stored>(v));
+  }
+  static void Load(Reader& r, T& v, const TypeDesc& img) {
+    using K = TypeDesc::Kind;
+    if constexpr (std::is_same_v<T, bool>) {
+      std::uint8_t b = r.U8();
+      if (b > 1) r.Fail("bool holds " + std::to_string(b));
+      v = b == 1;
+    } else if constexpr (std::is_floating_point_v<T>) {
+      if constexpr (sizeof(T) == 4) v = std::bit_cast<float>(r.Fixed<std::uint32_t>());
+      else v = std::bit_cast<double>(r.Fixed<std::uint64_t>());
+    } else if constexpr (std::is_same_v<T, char>) {
+      v = static_cast<char>(r.U8());
+    } else if constexpr (std::is_same_v<T, wchar_t>) {
+      std::uint32_t c = r.Fixed<std::uint32_t>();
+      if (c > static_cast<std::uint32_t>(std::numeric_limits<wchar_t>::max())) {
+        r.Fail("wchar_t value " + std::to_string(c) + " does not fit this platform's " +
+               std::to_string(sizeof(wchar_t) * 8) + "-bit wchar_t");
+      }
+      v = static_cast<wchar_t>(c);
+    } else {
+      (void)K::kInt;
+      v = detail::LoadInteger<T>(r, img);
+    }
+  }
+};
+
+// --- enums ----------------------------------------------------------------
+template <typename T>
+struct Traits<T, std::enable_if_t<std::is_enum_v<T>>> {
+  using U = std::underlying_type_t<T>;
+  static TypeDesc Describe() {
+    TypeDesc d = detail::Leaf(TypeDesc::Kind::kEnum, Traits<U>::Describe().width,
+                              std::is_signed_v<U> ? "i" : "u");
+    return d;
+  }
+  static void Save(Writer& w, const T& v) { Traits<U>::Save(w, static_cast<U>(v)); }
+  static void Load(Reader& r, T& v, const TypeDesc& img) {
+    v = static_cast<T>(detail::LoadInteger<U>(r, img));
+  }
+};
+
+// --- std::string -----------------------------------------------------------
+template <>
+struct Traits<std::string> {
+  static TypeDesc Describe() { return detail::Leaf(TypeDesc::Kind::kString, 0, "string"); }
+  static void Save(Writer& w, const std::string& v) {
+    w.Varint(v.size());
+    w.Bulk(v.data(), v.size());
+  }
+  static void Load(Reader& r, std::string& v, const TypeDesc&) {
+    std::uint64_t n = r.Count(1);
+    v.resize(static_cast<std::size_t>(n));
+    r.Bulk(v.data(), v.size());
+  }
+};
+
+namespace detail {
+
+// Sequences: vector, deque, list (vector<bool> is a sequence of bools).
+template <typename C, typename E>
+struct SeqTraits {
+  static TypeDesc Describe(const char* name) {
+    return Node(TypeDesc::Kind::kSeq, name, {Traits<E>::Describe()});
+  }
+  static void Save(Writer& w, const C& v) {
+    w.Varint(v.size());
+    if constexpr (std::is_same_v<C, std::vector<E>> && !std::is_same_v<E, bool> &&
+                  std::is_arithmetic_v<E>) {
+      SaveArray(w, v.data(), v.size());
+    } else {
+      for (const auto& e : v) Traits<E>::Save(w, e);
+    }
+  }
+  static void Load(Reader& r, C& v, const TypeDesc& img) {
+    const TypeDesc& elem = img.args.at(0);
+    std::uint64_t n = r.Count(MinEncodedSize(elem));
+    if (!r.ok()) return;
+    v.clear();
+    if constexpr (std::is_same_v<C, std::vector<E>> && !std::is_same_v<E, bool> &&
+                  std::is_arithmetic_v<E>) {
+      v.resize(static_cast<std::size_t>(n));
+      LoadArray(r, v.data(), v.size(), elem);
+    } else {
+      v.resize(static_cast<std::size_t>(n));
+      for (auto it = v.begin(); it != v.end() && r.ok(); ++it) {
+        if constexpr (std::is_same_v<E, bool>) {
+          bool b = false;
+          Traits<bool>::Load(r, b, elem);
+          *it = b;
+        } else {
+          Traits<E>::Load(r, *it, elem);
+        }
+      }
+    }
+  }
+};
+
+template <typename C, typename K, typename V>
+struct MapTraits {
+  static TypeDesc Describe(const char* name) {
+    return Node(TypeDesc::Kind::kMap, name, {Traits<K>::Describe(), Traits<V>::Describe()});
+  }
+  static void Save(Writer& w, const C& m) {
+    w.Varint(m.size());
+    for (const auto& [k, v] : m) {
+      Traits<K>::Save(w, k);
+      Traits<V>::Save(w, v);
+    }
+  }
+  static void Load(Reader& r, C& m, const TypeDesc& img) {
+    std::uint64_t n = r.Count(MinEncodedSize(img.args.at(0)) + MinEncodedSize(img.args.at(1)));
+    m.clear();
+    for (std::uint64_t i = 0; i < n && r.ok(); ++i) {
+      K k{};
+      V v{};
+      Traits<K>::Load(r, k, img.args[0]);
+      Traits<V>::Load(r, v, img.args[1]);
+      if (r.ok() && !m.emplace(std::move(k), std::move(v)).second) r.Fail("duplicate map key");
+    }
+  }
+};
+
+template <typename C, typename K>
+struct SetTraits {
+  static TypeDesc Describe(const char* name) {
+    return Node(TypeDesc::Kind::kSet, name, {Traits<K>::Describe()});
+  }
+  static void Save(Writer& w, const C& s) {
+    w.Varint(s.size());
+    for (const auto& k : s) Traits<K>::Save(w, k);
+  }
+  static void Load(Reader& r, C& s, const TypeDesc& img) {
+    std::uint64_t n = r.Count(MinEncodedSize(img.args.at(0)));
+    s.clear();
+    for (std::uint64_t i = 0; i < n && r.ok(); ++i) {
+      K k{};
+      Traits<K>::Load(r, k, img.args[0]);
+      if (r.ok() && !s.insert(std::move(k)).second) r.Fail("duplicate set element");
+    }
+  }
+};
+
+}  // namespace detail
+
+template <typename T, typename A>
+struct Traits<std::vector<T, A>> : detail::SeqTraits<std::vector<T, A>, T> {
+  static TypeDesc Describe() { return detail::SeqTraits<std::vector<T, A>, T>::Describe("vector"); }
+};
+template <typename T, typename A>
+struct Traits<std::deque<T, A>> : detail::SeqTraits<std::deque<T, A>, T> {
+  static TypeDesc Describe() { return detail::SeqTraits<std::deque<T, A>, T>::Describe("deque"); }
+};
+template <typename T, typename A>
+struct Traits<std::list<T, A>> : detail::SeqTraits<std::list<T, A>, T> {
+  static TypeDesc Describe() { return detail::SeqTraits<std::list<T, A>, T>::Describe("list"); }
+};
+template <typename K, typename V, typename C, typename A>
+struct Traits<std::map<K, V, C, A>> : detail::MapTraits<std::map<K, V, C, A>, K, V> {
+  static TypeDesc Describe() { return detail::MapTraits<std::map<K, V, C, A>, K, V>::Describe("map"); }
+};
+template <typename K, typename V, typename H, typename E, typename A>
+struct Traits<std::unordered_map<K, V, H, E, A>>
+    : detail::MapTraits<std::unordered_map<K, V, H, E, A>, K, V> {
+  static TypeDesc Describe() {
+    return detail::MapTraits<std::unordered_map<K, V, H, E, A>, K, V>::Describe("unordered_map");
+  }
+};
+template <typename K, typename C, typename A>
+struct Traits<std::set<K, C, A>> : detail::SetTraits<std::set<K, C, A>, K> {
+  static TypeDesc Describe() { return detail::SetTraits<std::set<K, C, A>, K>::Describe("set"); }
+};
+template <typename K, typename H, typename E, typename A>
+struct Traits<std::unordered_set<K, H, E, A>> : detail::SetTraits<std::unordered_set<K, H, E, A>, K> {
+  static TypeDesc Describe() {
+    return detail::SetTraits<std::unordered_set<K, H, E, A>, K>::Describe("unordered_set");
+  }
+};
+
+// --- std::array --------------------------------------------------------------
+template <typename T, std::size_t N>
+struct Traits<std::array<T, N>> {
+  static TypeDesc Describe() {
+    TypeDesc d = detail::Node(TypeDesc::Kind::kArray, "array", {Traits<T>::Describe()});
+    d.count = N;
+    return d;
+  }
+  static void Save(Writer& w, const std::array<T, N>& v) {
+    if constexpr (std::is_arithmetic_v<T>) detail::SaveArray(w, v.data(), N);
+    else for (const auto& e : v) Traits<T>::Save(w, e);
+  }
+  static void Load(Reader& r, std::array<T, N>& v, const TypeDesc& img) {
+    if constexpr (std::is_arithmetic_v<T>) detail::LoadArray(r, v.data(), N, img.args.at(0));
+    else for (auto& e : v) Traits<T>::Load(r, e, img.args.at(0));
+  }
+};
+
+// C arrays behave like std::array.
+template <typename T, std::size_t N>
+struct Traits<T[N]> {
+  static TypeDesc Describe() { return Traits<std::array<T, N>>::Describe(); }
+  static void Save(Writer& w, const T (&v)[N]) {
+    if constexpr (std::is_arithmetic_v<T>) detail::SaveArray(w, v, N);
+    else for (const auto& e : v) Traits<T>::Save(w, e);
+  }
+  static void Load(Reader& r, T (&v)[N], const TypeDesc& img) {
+    if constexpr (std::is_arithmetic_v<T>) detail::LoadArray(r, v, N, img.args.at(0));
+    else for (auto& e : v) Traits<T>::Load(r, e, img.args.at(0));
+  }
+};
+
+// --- optional, pair, tuple, variant ---------------------------------------
+template <typename T>
+struct Traits<std::optional<T>> {
+  static TypeDesc Describe() { return detail::Node(TypeDesc::Kind::kOptional, "optional", {Traits<T>::Describe()}); }
+  static void Save(Writer& w, const std::optional<T>& v) {
+    w.U8(v.has_value() ? 1 : 0);
+    if (v) Traits<T>::Save(w, *v);
+  }
+  static void Load(Reader& r, std::optional<T>& v, const TypeDesc& img) {
+    std::uint8_t has = r.U8();
+    if (has > 1) r.Fail("optional flag holds " + std::to_string(has));
+    if (has == 1 && r.ok()) {
+      v.emplace();
+      Traits<T>::Load(r, *v, img.args.at(0));
+    } else {
+      v.reset();
+    }
+  }
+};
+
+template <typename A, typename B>
+struct Traits<std::pair<A, B>> {
+  static TypeDesc Describe() {
+    return detail::Node(TypeDesc::Kind::kPair, "pair", {Traits<A>::Describe(), Traits<B>::Describe()});
+  }
+  static void Save(Writer& w, const std::pair<A, B>& v) {
+    Traits<std::remove_const_t<A>>::Save(w, v.first);
+    Traits<B>::Save(w, v.second);
+  }
+  static void Load(Reader& r, std::pair<A, B>& v, const TypeDesc& img) {
+    Traits<std::remove_const_t<A>>::Load(r, const_cast<std::remove_const_t<A>&>(v.first), img.args.at(0));
+    Traits<B>::Load(r, v.second, img.args.at(1));
+  }
+};
+
+template <typename... Ts>
+struct Traits<std::tuple<Ts...>> {
+  static TypeDesc Describe() { return detail::Node(TypeDesc::Kind::kTuple, "tuple", {Traits<Ts>::Describe()...}); }
+  static void Save(Writer& w, const std::tuple<Ts...>& v) {
+    std::apply([&](const auto&... e) { (Traits<std::decay_t<decltype(e)>>::Save(w, e), ...); }, v);
+  }
+  static void Load(Reader& r, std::tuple<Ts...>& v, const TypeDesc& img) {
+    LoadImpl(r, v, img, std::index_sequence_for<Ts...>{});
+  }
+
+ private:
+  template <std::size_t... I>
+  static void LoadImpl(Reader& r, std::tuple<Ts...>& v, const TypeDesc& img, std::index_sequence<I...>) {
+    (Traits<Ts>::Load(r, std::get<I>(v), img.args.at(I)), ...);
+  }
+};
+
+template <>
+struct Traits<std::monostate> {
+  static TypeDesc Describe() { return detail::Leaf(TypeDesc::Kind::kMonostate, 0, "monostate"); }
+  static void Save(Writer&, const std::monostate&) {}
+  static void Load(Reader&, std::monostate&, const TypeDesc&) {}
+};
+
+template <typename... Ts>
+struct Traits<std::variant<Ts...>> {
+  static TypeDesc Describe() { return detail::Node(TypeDesc::Kind::kVariant, "variant", {Traits<Ts>::Describe()...}); }
+  static void Save(Writer& w, const std::variant<Ts...>& v) {
+    w.Varint(v.valueless_by_exception() ? 0 : v.index());
+    std::visit([&](const auto& e) { Traits<std::decay_t<decltype(e)>>::Save(w, e); }, v);
+  }
+  static void Load(Reader& r, std::variant<Ts...>& v, const TypeDesc& img) {
+    std::uint64_t idx = r.Varint();
+    if (!r.ok()) return;
+    if (idx >= sizeof...(Ts)) {
+      r.Fail("variant index " + std::to_string(idx) + " out of range");
+      return;
+    }
+    LoadAlt<0>(r, v, img, static_cast<std::size_t>(idx));
+  }
+
+ private:
+  template <std::size_t I>
+  static void LoadAlt(Reader& r, std::variant<Ts...>& v, const TypeDesc& img, std::size_t idx) {
+    if constexpr (I < sizeof...(Ts)) {
+      if (idx == I) {
+        auto& e = v.template emplace<I>();
+        Traits<std::variant_alternative_t<I, std::variant<Ts...>>>::Load(r, e, img.args.at(I));
+      } else {
+        LoadAlt<I + 1>(r, v, img, idx);
+      }
+    }
+  }
+};
+
+// --- random engines ---------------------------------------------------------
+namespace detail {
+
+// Engines are stored as their standard text representation (decimal state
+// words), which every platform reads back exactly.
+template <typename E>
+struct EngineTraits {
+  static void Save(Writer& w, const E& e) {
+    std::ostringstream os;
+    os.imbue(std::locale::classic());
+    os << e;
+    std::string s = os.str();
+    Traits<std::string>::Save(w, s);
+  }
+  static void Load(Reader& r, E& e, const TypeDesc& img) {
+    std::string s;
+    Traits<std::string>::Load(r, s, img);
+    if (!r.ok()) return;
+    std::istringstream is(s);
+    is.imbue(std::locale::classic());
+    is >> e;
+    if (is.fail()) r.Fail("random engine state is malformed");
+  }
+};
+
+template <typename U>
+std::string UIntName() {
+  return "u" + std::to_string(sizeof(U) * 8);
+}
+
+}  // namespace detail
+
+template <typename U, std::size_t W, std::size_t N, std::size_t M, std::size_t R, U A, std::size_t Uu,
+          U D, std::size_t S, U B, std::size_t T, U C, std::size_t L, U F>
+struct Traits<std::mersenne_twister_engine<U, W, N, M, R, A, Uu, D, S, B, T, C, L, F>>
+    : detail::EngineTraits<std::mersenne_twister_engine<U, W, N, M, R, A, Uu, D, S, B, T, C, L, F>> {
+  using E = std::mersenne_twister_engine<U, W, N, M, R, A, Uu, D, S, B, T, C, L, F>;
+  static TypeDesc Describe() {
+    std::string n;
+    if constexpr (std::is_same_v<E, std::mt19937>) n = "mt19937";
+    else if constexpr (std::is_same_v<E, std::mt19937_64>) n = "mt19937_64";
+    else n = "mersenne_twister_engine<" + detail::UIntName<U>() + "," + std::to_string(W) + "," +
+             std::to_string(N) + "," + std::to_string(M) + "," + std::to_string(R) + "," +
+             std::to_string(A) + "," + std::to_string(Uu) + "," + std::to_string(D) + "," +
+             std::to_string(S) + "," + std::to_string(B) + "," + std::to_string(T) + "," +
+             std::to_string(C) + "," + std::to_string(L) + "," + std::to_string(F) + ">";
+    return detail::Leaf(TypeDesc::Kind::kOpaque, 0, n);
+  }
+};
+
+template <typename U, U A, U C, U M>
+struct Traits<std::linear_congruential_engine<U, A, C, M>>
+    : detail::EngineTraits<std::linear_congruential_engine<U, A, C, M>> {
+  using E = std::linear_congruential_engine<U, A, C, M>;
+  static TypeDesc Describe() {
+    std::string n;
+    if constexpr (std::is_same_v<E, std::minstd_rand0>) n = "minstd_rand0";
+    else if constexpr (std::is_same_v<E, std::minstd_rand>) n = "minstd_rand";
+    else n = "linear_congruential_engine<" + detail::UIntName<U>() + "," + std::to_string(A) + "," +
+             std::to_string(C) + "," + std::to_string(M) + ">";
+    return detail::Leaf(TypeDesc::Kind::kOpaque, 0, n);
+  }
+};
+
+template <typename U, std::size_t W, std::size_t S, std::size_t R>
+struct Traits<std::subtract_with_carry_engine<U, W, S, R>>
+    : detail::EngineTraits<std::subtract_with_carry_engine<U, W, S, R>> {
+  static TypeDesc Describe() {
+    return detail::Leaf(TypeDesc::Kind::kOpaque, 0,
+                        "subtract_with_carry_engine<" + detail::UIntName<U>() + "," + std::to_string(W) +
+                            "," + std::to_string(S) + "," + std::to_string(R) + ">");
+  }
+};
+
+template <typename E, std::size_t P, std::size_t R>
+struct Traits<std::discard_block_engine<E, P, R>> : detail::EngineTraits<std::discard_block_engine<E, P, R>> {
+  static TypeDesc Describe() {
+    return detail::Leaf(TypeDesc::Kind::kOpaque, 0,
+                        "discard_block_engine<" + Traits<E>::Describe().name + "," + std::to_string(P) +
+                            "," + std::to_string(R) + ">");
+  }
+};
+
+template <typename E, std::size_t K>
+struct Traits<std::shuffle_order_engine<E, K>> : detail::EngineTraits<std::shuffle_order_engine<E, K>> {
+  static TypeDesc Describe() {
+    return detail::Leaf(TypeDesc::Kind::kOpaque, 0,
+                        "shuffle_order_engine<" + Traits<E>::Describe().name + "," + std::to_string(K) + ">");
+  }
+};
+
+template <typename E, std::size_t W, typename U>
+struct Traits<std::independent_bits_engine<E, W, U>>
+    : detail::EngineTraits<std::independent_bits_engine<E, W, U>> {
+  static TypeDesc Describe() {
+    return detail::Leaf(TypeDesc::Kind::kOpaque, 0,
+                        "independent_bits_engine<" + Traits<E>::Describe().name + "," +
+                            std::to_string(W) + "," + detail::UIntName<U>() + ">");
+  }
+};
+
+// Distributions that carry state between calls.
+template <typename R>
+struct Traits<std::normal_distribution<R>> : detail::EngineTraits<std::normal_distribution<R>> {
+  static TypeDesc Describe() {
+    return detail::Leaf(TypeDesc::Kind::kOpaque, 0,
+                        std::string("normal_distribution<f") + std::to_string(sizeof(R) * 8) + ">");
+  }
+};
+
+// --- user structs -------------------------------------------------------------
+namespace detail {
+
+template <typename S, typename... M>
+struct FieldList {
+  const char* type_name;
+  const char* field_names;  // "a, b, c" as written in the macro
+  std::tuple<M S::*...> members;
+};
+
+template <typename S, typename... M>
+constexpr FieldList<S, M...> MakeFields(const char* type, const char* names, M S::*... ptrs) {
+  return FieldList<S, M...>{type, names, std::tuple<M S::*...>(ptrs...)};
+}
+
+std::vector<std::string> SplitFieldNames(const char* list);
+
+template <typename T>
+concept HasFields = requires { ckpt_fields(static_cast<const T*>(nullptr)); };
+
+}  // namespace detail
+
+template <typename T>
+struct Traits<T, std::enable_if_t<detail::HasFields<T>>> {
+  static TypeDesc Describe() {
+    auto fl = ckpt_fields(static_cast<const T*>(nullptr));
+    TypeDesc d;
+    d.kind = TypeDesc::Kind::kStruct;
+    d.name = fl.type_name;
+    d.fields = detail::SplitFieldNames(fl.field_names);
+    std::apply([&](auto... mp) { (d.args.push_back(Traits<MemberType<decltype(mp)>>::Describe()), ...); },
+               fl.members);
+    return d;
+  }
+  static void Save(Writer& w, const T& v) {
+    auto fl = ckpt_fields(static_cast<const T*>(nullptr));
+    std::apply([&](auto... mp) { (Traits<MemberType<decltype(mp)>>::Save(w, v.*mp), ...); }, fl.members);
+  }
+  static void Load(Reader& r, T& v, const TypeDesc& img) {
+    auto fl = ckpt_fields(static_cast<const T*>(nullptr));
+    std::size_t i = 0;
+    std::apply([&](auto... mp) { (Traits<MemberType<decltype(mp)>>::Load(r, v.*mp, img.args.at(i++)), ...); },
+               fl.members);
+  }
+
+ private:
+  template <typename MP>
+  struct MemberOf;
+  template <typename S, typename M>
+  struct MemberOf<M S::*> {
+    using type = M;
+  };
+  template <typename MP>
+  using MemberType = typename MemberOf<MP>::type;
+};
+
+}  // namespace ckpt
+
+// ---------------------------------------------------------------------------
+// CKPT_FIELDS(Type, field, ...): makes a struct checkpointable. Write it at
+// namespace scope after the struct (or CKPT_FRIEND_FIELDS inside the class for
+// private members). Up to 32 fields.
+#define CKPT_PP_NARG(...) CKPT_PP_NARG_(__VA_ARGS__, CKPT_PP_RSEQ())
+#define CKPT_PP_NARG_(...) CKPT_PP_ARG_N(__VA_ARGS__)
+#define CKPT_PP_ARG_N(_1, _2, _3, _4, _5, _6, _7, _8, _9, _10, _11, _12, _13, _14, _15, _16, _17, \
+                      _18, _19, _20, _21, _22, _23, _24, _25, _26, _27, _28, _29, _30, _31, _32, N, \
+                      ...)                                                                          \
+  N
+#define CKPT_PP_RSEQ()                                                                            \
+  32, 31, 30, 29, 28, 27, 26, 25, 24, 23, 22, 21, 20, 19, 18, 17, 16, 15, 14, 13, 12, 11, 10, 9, \
+      8, 7, 6, 5, 4, 3, 2, 1, 0
+#define CKPT_PP_CAT(a, b) CKPT_PP_CAT_(a, b)
+#define CKPT_PP_CAT_(a, b) a##b
+#define CKPT_MP_1(T, a) &T::a
+#define CKPT_MP_2(T, a, ...) &T::a, CKPT_MP_1(T, __VA_ARGS__)
+#define CKPT_MP_3(T, a, ...) &T::a, CKPT_MP_2(T, __VA_ARGS__)
+#define CKPT_MP_4(T, a, ...) &T::a, CKPT_MP_3(T, __VA_ARGS__)
+#define CKPT_MP_5(T, a, ...) &T::a, CKPT_MP_4(T, __VA_ARGS__)
+#define CKPT_MP_6(T, a, ...) &T::a, CKPT_MP_5(T, __VA_ARGS__)
+#define CKPT_MP_7(T, a, ...) &T::a, CKPT_MP_6(T, __VA_ARGS__)
+#define CKPT_MP_8(T, a, ...) &T::a, CKPT_MP_7(T, __VA_ARGS__)
+#define CKPT_MP_9(T, a, ...) &T::a, CKPT_MP_8(T, __VA_ARGS__)
+#define CKPT_MP_10(T, a, ...) &T::a, CKPT_MP_9(T, __VA_ARGS__)
+#define CKPT_MP_11(T, a, ...) &T::a, CKPT_MP_10(T, __VA_ARGS__)
+#define CKPT_MP_12(T, a, ...) &T::a, CKPT_MP_11(T, __VA_ARGS__)
+#define CKPT_MP_13(T, a, ...) &T::a, CKPT_MP_12(T, __VA_ARGS__)
+#define CKPT_MP_14(T, a, ...) &T::a, CKPT_MP_13(T, __VA_ARGS__)
+#define CKPT_MP_15(T, a, ...) &T::a, CKPT_MP_14(T, __VA_ARGS__)
+#define CKPT_MP_16(T, a, ...) &T::a, CKPT_MP_15(T, __VA_ARGS__)
+#define CKPT_MP_17(T, a, ...) &T::a, CKPT_MP_16(T, __VA_ARGS__)
+#define CKPT_MP_18(T, a, ...) &T::a, CKPT_MP_17(T, __VA_ARGS__)
+#define CKPT_MP_19(T, a, ...) &T::a, CKPT_MP_18(T, __VA_ARGS__)
+#define CKPT_MP_20(T, a, ...) &T::a, CKPT_MP_19(T, __VA_ARGS__)
+#define CKPT_MP_21(T, a, ...) &T::a, CKPT_MP_20(T, __VA_ARGS__)
+#define CKPT_MP_22(T, a, ...) &T::a, CKPT_MP_21(T, __VA_ARGS__)
+#define CKPT_MP_23(T, a, ...) &T::a, CKPT_MP_22(T, __VA_ARGS__)
+#define CKPT_MP_24(T, a, ...) &T::a, CKPT_MP_23(T, __VA_ARGS__)
+#define CKPT_MP_25(T, a, ...) &T::a, CKPT_MP_24(T, __VA_ARGS__)
+#define CKPT_MP_26(T, a, ...) &T::a, CKPT_MP_25(T, __VA_ARGS__)
+#define CKPT_MP_27(T, a, ...) &T::a, CKPT_MP_26(T, __VA_ARGS__)
+#define CKPT_MP_28(T, a, ...) &T::a, CKPT_MP_27(T, __VA_ARGS__)
+#define CKPT_MP_29(T, a, ...) &T::a, CKPT_MP_28(T, __VA_ARGS__)
+#define CKPT_MP_30(T, a, ...) &T::a, CKPT_MP_29(T, __VA_ARGS__)
+#define CKPT_MP_31(T, a, ...) &T::a, CKPT_MP_30(T, __VA_ARGS__)
+#define CKPT_MP_32(T, a, ...) &T::a, CKPT_MP_31(T, __VA_ARGS__)
+#define CKPT_MEMBER_PTRS(T, ...) CKPT_PP_CAT(CKPT_MP_, CKPT_PP_NARG(__VA_ARGS__))(T, __VA_ARGS__)
+
+#define CKPT_FIELDS(Type, ...)                                                  \
+  [[maybe_unused]] inline auto ckpt_fields(const Type*) {                       \
+    return ::ckpt::detail::MakeFields<Type>(#Type, #__VA_ARGS__,                \
+                                            CKPT_MEMBER_PTRS(Type, __VA_ARGS__)); \
+  }
+#define CKPT_FRIEND_FIELDS(Type, ...)                                           \
+  friend auto ckpt_fields(const Type*) {                                        \
+    return ::ckpt::detail::MakeFields<Type>(#Type, #__VA_ARGS__,                \
+                                            CKPT_MEMBER_PTRS(Type, __VA_ARGS__)); \
+  }

@@ -1,0 +1,206 @@
+#include "image/writer.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "image/checksum.h"
+#include "util/bytes.h"
+
+namespace ckpt::image {
+
+ImageWriter::ImageWriter(Sink* sink, ImageKind kind, WriterOptions options)
+    : sink_(sink), kind_(kind), opt_(options) {
+  if (opt_.frame_size == 0 || opt_.frame_size > kMaxFrameRaw) opt_.frame_size = kDefaultFrameSize;
+}
+
+Status ImageWriter::Begin() {
+  if (begun_) return Internal("ImageWriter::Begin called twice");
+  if (!CodecAvailable(opt_.codec)) {
+    return NotSupported("cannot write codec " + std::string(CodecName(opt_.codec)) +
+                        ": this build has " + AvailableCodecs());
+  }
+  begun_ = true;
+  std::string h;
+  h.append(reinterpret_cast<const char*>(kFileMagic), 8);
+  PutU16(&h, kFormatMajor);
+  PutU16(&h, kFormatMinor);
+  PutU16(&h, static_cast<std::uint16_t>(kind_));
+  PutU16(&h, 0);  // flags
+  PutU32(&h, kFileHeaderSize);
+  PutU32(&h, 0);  // reserved
+  PutU64(&h, Checksum64(h));
+  sticky_ = sink_->Append(h.data(), h.size());
+  return sticky_;
+}
+
+Status ImageWriter::BeginSection(std::uint32_t type, std::string_view name, std::string_view attrs,
+                                 std::uint8_t flags) {
+  return BeginSection(type, name, attrs, flags, opt_.codec);
+}
+
+Status ImageWriter::BeginSection(std::uint32_t type, std::string_view name, std::string_view attrs,
+                                 std::uint8_t flags, CodecId codec) {
+  RETURN_IF_ERROR(sticky_);
+  if (!begun_ || in_section_ || finished_) return Internal("ImageWriter: BeginSection out of order");
+  if (!CodecAvailable(codec)) {
+    return NotSupported("cannot write codec " + std::string(CodecName(codec)) + ": this build has " +
+                        AvailableCodecs());
+  }
+  SectionInfo info;
+  info.type = type;
+  info.flags = flags;
+  info.codec = codec;
+  info.name = std::string(name);
+  info.attrs = std::string(attrs);
+  info.offset = sink_->Position();
+  std::string h;
+  PutU32(&h, kSectionMagic);
+  PutU32(&h, type);
+  h.push_back(static_cast<char>(codec));
+  h.push_back(static_cast<char>(flags));
+  PutU16(&h, 0);
+  PutString(&h, name);
+  PutString(&h, attrs);
+  PutU64(&h, Checksum64(h));
+  sticky_ = sink_->Append(h.data(), h.size());
+  RETURN_IF_ERROR(sticky_);
+  sections_.push_back(std::move(info));
+  in_section_ = true;
+  section_codec_ = codec;
+  section_level_ = opt_.level != 0 ? opt_.level : DefaultLevel(codec);
+  if (frame_buf_.size() != opt_.frame_size) frame_buf_.assign(opt_.frame_size, 0);
+  frame_fill_ = 0;
+  return Status::Ok();
+}
+
+Status ImageWriter::EmitFrame(const void* data, std::size_t size) {
+  SectionInfo& s = sections_.back();
+  const void* stored = data;
+  std::size_t stored_size = size;
+  std::uint32_t flag = kFrameStoredRaw;
+  if (section_codec_ != CodecId::kNone) {
+    RETURN_IF_ERROR(Compress(section_codec_, section_level_, data, size, &compressed_));
+    if (!compressed_.empty()) {
+      stored = compressed_.data();
+      stored_size = compressed_.size();
+      flag = 0;
+    }
+  }
+  unsigned char fh[kFrameHeaderSize];
+  EncodeU32(fh, static_cast<std::uint32_t>(size));
+  EncodeU32(fh + 4, static_cast<std::uint32_t>(stored_size) | flag);
+  EncodeU64(fh + 8, Checksum64(stored, stored_size));
+  sticky_ = sink_->Append(fh, sizeof fh);
+  RETURN_IF_ERROR(sticky_);
+  sticky_ = sink_->Append(stored, stored_size);
+  RETURN_IF_ERROR(sticky_);
+  s.raw_size += size;
+  s.frames += 1;
+  raw_total_ += size;
+  return Status::Ok();
+}
+
+Status ImageWriter::FlushFrameBuffer() {
+  if (frame_fill_ == 0) return Status::Ok();
+  Status st = EmitFrame(frame_buf_.data(), frame_fill_);
+  frame_fill_ = 0;
+  return st;
+}
+
+Status ImageWriter::Write(const void* data, std::size_t size) {
+  RETURN_IF_ERROR(sticky_);
+  if (!in_section_) return Internal("ImageWriter::Write outside a section");
+  const auto* p = static_cast<const unsigned char*>(data);
+  const std::size_t fs = opt_.frame_size;
+  while (size > 0) {
+    if (frame_fill_ == 0 && size >= fs) {
+      // Whole frames straight from the caller's memory: no copy.
+      RETURN_IF_ERROR(EmitFrame(p, fs));
+      p += fs;
+      size -= fs;
+      continue;
+    }
+    std::size_t n = std::min(size, fs - frame_fill_);
+    std::memcpy(frame_buf_.data() + frame_fill_, p, n);
+    frame_fill_ += n;
+    p += n;
+    size -= n;
+    if (frame_fill_ == fs) RETURN_IF_ERROR(FlushFrameBuffer());
+  }
+  return Status::Ok();
+}
+
+Status ImageWriter::EndSection() {
+  RETURN_IF_ERROR(sticky_);
+  if (!in_section_) return Internal("ImageWriter::EndSection without a section");
+  RETURN_IF_ERROR(FlushFrameBuffer());
+  SectionInfo& s = sections_.back();
+  unsigned char fh[kFrameHeaderSize];
+  EncodeU32(fh, 0);
+  EncodeU32(fh + 4, 0);
+  EncodeU64(fh + 8, s.raw_size);  // end frame carries the section's raw length
+  sticky_ = sink_->Append(fh, sizeof fh);
+  RETURN_IF_ERROR(sticky_);
+  s.stored_size = sink_->Position() - s.offset;
+  in_section_ = false;
+  return Status::Ok();
+}
+
+Status ImageWriter::AddSection(std::uint32_t type, std::string_view name, std::string_view attrs,
+                               std::string_view payload, std::uint8_t flags) {
+  RETURN_IF_ERROR(BeginSection(type, name, attrs, flags));
+  RETURN_IF_ERROR(Write(payload));
+  return EndSection();
+}
+
+Status ImageWriter::Finish() {
+  RETURN_IF_ERROR(sticky_);
+  if (!begun_ || in_section_ || finished_) return Internal("ImageWriter::Finish out of order");
+  std::uint64_t table_offset = sink_->Position();
+  std::string t;
+  PutU32(&t, kTableMagic);
+  PutVarint(&t, sections_.size());
+  for (const SectionInfo& s : sections_) {
+    PutVarint(&t, s.type);
+    t.push_back(static_cast<char>(s.flags));
+    t.push_back(static_cast<char>(s.codec));
+    PutString(&t, s.name);
+    PutString(&t, s.attrs);
+    PutVarint(&t, s.offset);
+    PutVarint(&t, s.stored_size);
+    PutVarint(&t, s.raw_size);
+    PutVarint(&t, s.frames);
+  }
+  std::string tr;
+  PutU64(&tr, table_offset);
+  PutU64(&tr, t.size());
+  PutU64(&tr, Checksum64(t));
+  tr.append(reinterpret_cast<const char*>(kTrailerMagic), 8);
+  sticky_ = sink_->Append(t.data(), t.size());
+  RETURN_IF_ERROR(sticky_);
+  sticky_ = sink_->Append(tr.data(), tr.size());
+  RETURN_IF_ERROR(sticky_);
+  finished_ = true;
+  return Status::Ok();
+}
+
+const char* ImageKindName(ImageKind kind) {
+  switch (kind) {
+    case ImageKind::kProgram: return "program";
+    case ImageKind::kGroup: return "group";
+    case ImageKind::kProcess: return "process";
+  }
+  return "unknown";
+}
+
+Status StringSource::ReadAt(std::uint64_t offset, std::size_t size, void* dst) const {
+  if (offset > data_.size() || size > data_.size() - offset) {
+    return Corruption(name_ + ": read of " + std::to_string(size) + " bytes at offset " +
+                      std::to_string(offset) + " runs past the end (" +
+                      std::to_string(data_.size()) + " bytes)");
+  }
+  std::memcpy(dst, data_.data() + offset, size);
+  return Status::Ok();
+}
+
+}  // namespace ckpt::image

@@ -1,0 +1,58 @@
+#include "lib/registration.h"
+
+#include <cstdio>
+
+#include "lib/program_image.h"
+
+namespace ckpt::lib {
+
+std::string JsonEscape(const std::string& s) {
+  std::string o;
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"': o += "\\\""; break;
+      case '\\': o += "\\\\"; break;
+      case '\n': o += "\\n"; break;
+      case '\t': o += "\\t"; break;
+      case '\r': o += "\\r"; break;
+      default:
+        if (c < 0x20) {
+          char b[8];
+          std::snprintf(b, sizeof b, "\\u%04x", c);
+          o += b;
+        } else {
+          o.push_back(static_cast<char>(c));
+        }
+    }
+  }
+  return o;
+}
+
+Registration::Registration(platform::Env* env, std::string program, std::string dir)
+    : env_(env), program_(std::move(program)), dir_(std::move(dir)) {
+  path_ = PathFor(env_, env_->ProcessId());
+}
+
+Registration::~Registration() {
+  if (written_) env_->RemoveFile(path_).IgnoreError();
+}
+
+std::string Registration::PathFor(platform::Env* env, std::int64_t pid) {
+  return platform::JoinPath(env->RuntimeDir(), std::to_string(pid) + ".json");
+}
+
+Status Registration::Publish(std::uint64_t generation, const std::string& last_image,
+                             const std::string& last_error) {
+  RETURN_IF_ERROR(env_->CreateDirs(env_->RuntimeDir()));
+  std::string j = "{\"pid\": " + std::to_string(env_->ProcessId()) + ", \"program\": \"" +
+                  JsonEscape(program_) + "\", \"dir\": \"" + JsonEscape(dir_) + "\", \"platform\": \"" +
+                  PlatformTag() + "\", \"generation\": " + std::to_string(generation) +
+                  ", \"last_image\": \"" + JsonEscape(last_image) + "\", \"last_error\": \"" +
+                  JsonEscape(last_error) + "\"}\n";
+  std::string tmp_name = path_;
+  Status st = platform::WriteFileAtomic(env_, path_, j);
+  if (st.ok()) written_ = true;
+  return st;
+}
+
+}  // namespace ckpt::lib

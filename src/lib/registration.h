@@ -1,0 +1,32 @@
+// The registration file of a running ckpt session: RuntimeDir/<pid>.json,
+// which `ckpt checkpoint PID` reads to find the session, send it a request
+// and wait for the new image. Written atomically; removed when the session
+// ends. Not thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "platform/env.h"
+
+namespace ckpt::lib {
+
+class Registration {
+ public:
+  Registration(platform::Env* env, std::string program, std::string dir);
+  ~Registration();
+  // Rewrites the file with the count of checkpoints written so far.
+  Status Publish(std::uint64_t generation, const std::string& last_image, const std::string& last_error);
+  static std::string PathFor(platform::Env* env, std::int64_t pid);
+
+ private:
+  platform::Env* env_;
+  std::string program_;
+  std::string dir_;
+  std::string path_;
+  bool written_ = false;
+};
+
+std::string JsonEscape(const std::string& s);
+
+}  // namespace ckpt::lib

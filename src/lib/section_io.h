@@ -1,0 +1,48 @@
+// Adapters between the value encoders (ckpt::Writer/Reader) and one image
+// section (ImageWriter / SectionStream). Large contiguous data bypasses the
+// buffers. One adapter per thread.
+#pragma once
+
+#include <memory>
+
+#include "ckpt/serialize.hpp"
+#include "image/reader.h"
+#include "image/writer.h"
+
+namespace ckpt::lib {
+
+class SectionWriter final : public Writer {
+ public:
+  explicit SectionWriter(image::ImageWriter* w);
+  void Bulk(const void* p, std::size_t n) override;
+  // Flushes buffered bytes; returns the first error seen.
+  Status Finish();
+
+ protected:
+  void Overflow(const void* p, std::size_t n) override;
+
+ private:
+  void Flush();
+  static constexpr std::size_t kBuf = 64 * 1024;
+  image::ImageWriter* w_;
+  std::unique_ptr<unsigned char[]> buf_;
+  Status status_;
+};
+
+class SectionReader final : public Reader {
+ public:
+  explicit SectionReader(image::SectionStream* s);
+  bool Bulk(void* p, std::size_t n) override;
+  std::uint64_t Remaining() const override;
+
+ protected:
+  bool Underflow(void* p, std::size_t n) override;
+
+ private:
+  bool Refill();
+  static constexpr std::size_t kBuf = 64 * 1024;
+  image::SectionStream* s_;
+  std::unique_ptr<unsigned char[]> buf_;
+};
+
+}  // namespace ckpt::lib

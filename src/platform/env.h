@@ -1,0 +1,88 @@
+// Env: the one interface between ckpt's portable code and the operating
+// system (files, processes, checkpoint triggers). posix_env.cc and
+// windows_env.cc implement it; CMake picks one. Tests wrap an Env to inject
+// faults (a full disk, a failing rename). Env::Default() is thread-safe.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "image/io.h"
+#include "util/status.h"
+
+namespace ckpt::platform {
+
+class WritableFile : public image::Sink {
+ public:
+  // Flushes buffers and makes the contents durable (fsync / FlushFileBuffers).
+  virtual Status Sync() = 0;
+  virtual Status Close() = 0;
+};
+
+struct DirEntry {
+  std::string name;
+  bool is_dir = false;
+  std::uint64_t size = 0;
+};
+
+// What the checkpoint trigger reports when a request arrives from outside.
+// Bit flags, OR-ed into the session's pending word.
+enum class Request : int { kNone = 0, kCheckpoint = 1, kCheckpointAndExit = 3 };
+
+class Env {
+ public:
+  virtual ~Env() = default;
+  static Env* Default();
+
+  // Files.
+  virtual Result<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path) = 0;
+  virtual Result<std::unique_ptr<image::RandomAccessSource>> NewRandomAccessFile(
+      const std::string& path) = 0;
+  // Atomically replaces `to` with `from`.
+  virtual Status RenameFile(const std::string& from, const std::string& to) = 0;
+  // Makes a rename inside `dir` durable (no-op where the OS has no such call).
+  virtual Status SyncDir(const std::string& dir) = 0;
+  virtual Status RemoveFile(const std::string& path) = 0;
+  virtual Status CreateDirs(const std::string& path) = 0;
+  virtual Result<std::vector<DirEntry>> ListDir(const std::string& path) = 0;
+  virtual bool FileExists(const std::string& path) = 0;
+  virtual bool IsDirectory(const std::string& path) = 0;
+
+  // Processes and the host.
+  virtual std::int64_t ProcessId() = 0;
+  virtual bool ProcessAlive(std::int64_t pid) = 0;
+  virtual std::string HostName() = 0;
+  virtual std::string OsName() = 0;  // "linux", "windows"
+  virtual std::string ExecutablePath() = 0;
+  // A per-user directory for small runtime files (registrations).
+  virtual std::string RuntimeDir() = 0;
+  virtual std::string GetEnv(const std::string& name) = 0;
+  // Wall-clock time in nanoseconds since the Unix epoch.
+  virtual std::int64_t NowNanos() = 0;
+
+  // Checkpoint requests from outside: installs a handler (a signal on POSIX,
+  // named events and Ctrl-Break on Windows) that ORs a Request into *slot
+  virtual Status InstallCheckpointTrigger(std::atomic<int>* slot) = 0;
+  virtual void RemoveCheckpointTrigger() = 0;
+  // Asks process `pid` (running a ckpt session) to checkpoint.
+  virtual Status SendCheckpointRequest(std::int64_t pid, Request request) = 0;
+
+  // Runs a program and waits for it; returns its exit code. `env` entries are
+  // "NAME=value" additions to the current environment.
+  virtual Result<int> RunProgram(const std::vector<std::string>& argv,
+                                 const std::vector<std::string>& env) = 0;
+};
+
+// Helpers built on Env.
+Result<std::string> ReadFileToString(Env* env, const std::string& path);
+// Writes `data` to path.tmp, syncs it, renames it over `path` and syncs the directory.
+Status WriteFileAtomic(Env* env, const std::string& path, const std::string& data);
+std::string DirName(const std::string& path);
+std::string BaseName(const std::string& path);
+std::string JoinPath(const std::string& dir, const std::string& name);
+
+}  // namespace ckpt::platform

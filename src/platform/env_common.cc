@@ -1,0 +1,55 @@
+// Env helpers that only use the Env interface.
+#include <string>
+
+#include "platform/env.h"
+
+namespace ckpt::platform {
+
+Result<std::string> ReadFileToString(Env* env, const std::string& path) {
+  ASSIGN_OR_RETURN(auto file, env->NewRandomAccessFile(path));
+  std::string data(static_cast<std::size_t>(file->Size()), '\0');
+  RETURN_IF_ERROR(file->ReadAt(0, data.size(), data.data()));
+  return data;
+}
+
+Status WriteFileAtomic(Env* env, const std::string& path, const std::string& data) {
+  std::string tmp = path + ".tmp";
+  {
+    ASSIGN_OR_RETURN(auto f, env->NewWritableFile(tmp));
+    Status st = f->Append(data.data(), data.size());
+    if (st.ok()) st = f->Sync();
+    Status cl = f->Close();
+    if (st.ok()) st = cl;
+    if (!st.ok()) {
+      env->RemoveFile(tmp).IgnoreError();
+      return st;
+    }
+  }
+  Status st = env->RenameFile(tmp, path);
+  if (!st.ok()) {
+    env->RemoveFile(tmp).IgnoreError();
+    return st;
+  }
+  return env->SyncDir(DirName(path));
+}
+
+std::string DirName(const std::string& path) {
+  auto pos = path.find_last_of("/\\");
+  if (pos == std::string::npos) return ".";
+  if (pos == 0) return path.substr(0, 1);
+  return path.substr(0, pos);
+}
+
+std::string BaseName(const std::string& path) {
+  auto pos = path.find_last_of("/\\");
+  return pos == std::string::npos ? path : path.substr(pos + 1);
+}
+
+std::string JoinPath(const std::string& dir, const std::string& name) {
+  if (dir.empty() || dir == ".") return name;
+  char last = dir.back();
+  if (last == '/' || last == '\\') return dir + name;
+  return dir + "/" + name;
+}
+
+}  // namespace ckpt::platform

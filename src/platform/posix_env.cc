@@ -1,0 +1,343 @@
+// Env for POSIX systems (Linux). Every OS error becomes a Status that names
+// the operation, the object and strerror.
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "platform/env.h"
+#include "platform/posix_util.h"
+
+extern char** environ;
+
+namespace ckpt::platform {
+
+Status PosixError(const std::string& op, const std::string& object, int err) {
+  std::string m = op;
+  if (!object.empty()) m += " " + object;
+  m += ": ";
+  m += std::strerror(err);
+  if (err == ENOENT) return NotFound(m);
+  if (err == EINVAL) return InvalidArgument(m);
+  return IoError(m);
+}
+
+namespace {
+
+class PosixWritableFile final : public WritableFile {
+ public:
+  PosixWritableFile(std::string path, int fd) : path_(std::move(path)), fd_(fd) {
+    buf_.reset(new char[kBufSize]);
+  }
+  ~PosixWritableFile() override {
+    if (fd_ >= 0) ::close(fd_);
+  }
+
+  Status Append(const void* data, std::size_t size) override {
+    const char* p = static_cast<const char*>(data);
+    pos_ += size;
+    if (fill_ + size <= kBufSize) {
+      std::memcpy(buf_.get() + fill_, p, size);
+      fill_ += size;
+      return Status::Ok();
+    }
+    RETURN_IF_ERROR(FlushBuffer());
+    if (size >= kBufSize) return WriteRaw(p, size);
+    std::memcpy(buf_.get(), p, size);
+    fill_ = size;
+    return Status::Ok();
+  }
+  std::uint64_t Position() const override { return pos_; }
+
+  Status Sync() override {
+    RETURN_IF_ERROR(FlushBuffer());
+    if (::fsync(fd_) != 0) return PosixError("fsync", path_, errno);
+    return Status::Ok();
+  }
+  Status Close() override {
+    Status st = FlushBuffer();
+    if (fd_ >= 0 && ::close(fd_) != 0 && st.ok()) st = PosixError("close", path_, errno);
+    fd_ = -1;
+    return st;
+  }
+
+ private:
+  static constexpr std::size_t kBufSize = 1 << 20;
+  Status FlushBuffer() {
+    if (fill_ == 0) return Status::Ok();
+    Status st = WriteRaw(buf_.get(), fill_);
+    fill_ = 0;
+    return st;
+  }
+  Status WriteRaw(const char* p, std::size_t n) {
+    while (n > 0) {
+      ssize_t w = ::write(fd_, p, n);
+      if (w < 0) {
+        if (errno == EINTR) continue;
+        return PosixError("write", path_, errno);
+      }
+      p += w;
+      n -= static_cast<std::size_t>(w);
+    }
+    return Status::Ok();
+  }
+
+  std::string path_;
+  int fd_;
+  std::unique_ptr<char[]> buf_;
+  std::size_t fill_ = 0;
+  std::uint64_t pos_ = 0;
+};
+
+class PosixRandomAccessFile final : public image::RandomAccessSource {
+ public:
+  PosixRandomAccessFile(std::string path, int fd, std::uint64_t size)
+      : path_(std::move(path)), fd_(fd), size_(size) {}
+  ~PosixRandomAccessFile() override { ::close(fd_); }
+
+  Status ReadAt(std::uint64_t offset, std::size_t size, void* dst) const override {
+    if (offset > size_ || size > size_ - offset) {
+      return Corruption(path_ + ": read of " + std::to_string(size) + " bytes at offset " +
+                        std::to_string(offset) + " runs past the end of the file (" +
+                        std::to_string(size_) + " bytes)");
+    }
+    char* p = static_cast<char*>(dst);
+    while (size > 0) {
+      ssize_t r = ::pread(fd_, p, size, static_cast<off_t>(offset));
+      if (r < 0) {
+        if (errno == EINTR) continue;
+        return PosixError("read", path_, errno);
+      }
+      if (r == 0) return Corruption(path_ + ": file shrank while being read");
+      p += r;
+      size -= static_cast<std::size_t>(r);
+      offset += static_cast<std::uint64_t>(r);
+    }
+    return Status::Ok();
+  }
+  std::uint64_t Size() const override { return size_; }
+  const std::string& Name() const override { return path_; }
+
+ private:
+  std::string path_;
+  int fd_;
+  std::uint64_t size_;
+};
+
+std::atomic<int>* g_trigger_slot = nullptr;
+int g_trigger_signal = 0;
+
+void TriggerHandler(int, siginfo_t* info, void*) {
+  int req = static_cast<int>(Request::kCheckpoint);
+  if (info != nullptr && info->si_code == SI_QUEUE &&
+      info->si_value.sival_int == static_cast<int>(Request::kCheckpointAndExit)) {
+    req = static_cast<int>(Request::kCheckpointAndExit);
+  }
+  std::atomic<int>* slot = g_trigger_slot;
+  if (slot != nullptr) slot->fetch_or(req, std::memory_order_relaxed);  // lock-free: signal-safe
+}
+
+class PosixEnv final : public Env {
+ public:
+  Result<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path) override {
+    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) return PosixError("create", path, errno);
+    return std::unique_ptr<WritableFile>(new PosixWritableFile(path, fd));
+  }
+  Result<std::unique_ptr<image::RandomAccessSource>> NewRandomAccessFile(
+      const std::string& path) override {
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return PosixError("open", path, errno);
+    struct stat st;
+    if (::fstat(fd, &st) != 0) {
+      int e = errno;
+      ::close(fd);
+      return PosixError("stat", path, e);
+    }
+    if (S_ISDIR(st.st_mode)) {
+      ::close(fd);
+      return InvalidArgument(path + " is a directory, not a file");
+    }
+    return std::unique_ptr<image::RandomAccessSource>(
+        new PosixRandomAccessFile(path, fd, static_cast<std::uint64_t>(st.st_size)));
+  }
+  Status RenameFile(const std::string& from, const std::string& to) override {
+    if (::rename(from.c_str(), to.c_str()) != 0)
+      return PosixError("rename", from + " to " + to, errno);
+    return Status::Ok();
+  }
+  Status SyncDir(const std::string& dir) override {
+    int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return PosixError("open directory", dir, errno);
+    int rc = ::fsync(fd);
+    int e = errno;
+    ::close(fd);
+    if (rc != 0 && e != EINVAL) return PosixError("fsync directory", dir, e);
+    return Status::Ok();
+  }
+  Status RemoveFile(const std::string& path) override {
+    if (::unlink(path.c_str()) != 0) return PosixError("remove", path, errno);
+    return Status::Ok();
+  }
+  Status CreateDirs(const std::string& path) override {
+    if (path.empty()) return Status::Ok();
+    std::string cur;
+    std::size_t i = 0;
+    while (i <= path.size()) {
+      std::size_t j = path.find('/', i);
+      if (j == std::string::npos) j = path.size();
+      cur = path.substr(0, j);
+      if (!cur.empty() && ::mkdir(cur.c_str(), 0755) != 0 && errno != EEXIST)
+        return PosixError("create directory", cur, errno);
+      i = j + 1;
+    }
+    if (!IsDirectory(path)) return IoError("create directory " + path + ": not a directory");
+    return Status::Ok();
+  }
+  Result<std::vector<DirEntry>> ListDir(const std::string& path) override {
+    DIR* d = ::opendir(path.c_str());
+    if (d == nullptr) return PosixError("list directory", path, errno);
+    std::vector<DirEntry> out;
+    while (struct dirent* e = ::readdir(d)) {
+      std::string n = e->d_name;
+      if (n == "." || n == "..") continue;
+      DirEntry de;
+      de.name = n;
+      struct stat st;
+      if (::stat(JoinPath(path, n).c_str(), &st) == 0) {
+        de.is_dir = S_ISDIR(st.st_mode);
+        de.size = static_cast<std::uint64_t>(st.st_size);
+      }
+      out.push_back(std::move(de));
+    }
+    ::closedir(d);
+    return out;
+  }
+  bool FileExists(const std::string& path) override { return ::access(path.c_str(), F_OK) == 0; }
+  bool IsDirectory(const std::string& path) override {
+    struct stat st;
+    return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+  }
+
+  std::int64_t ProcessId() override { return ::getpid(); }
+  bool ProcessAlive(std::int64_t pid) override {
+    if (pid <= 0) return false;
+    if (::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) return false;
+    // A zombie is not alive.
+    std::string stat;
+    auto f = ReadFileToString(this, "/proc/" + std::to_string(pid) + "/stat");
+    if (f.ok()) {
+      auto p = f->rfind(')');
+      if (p != std::string::npos && p + 2 < f->size() && (*f)[p + 2] == 'Z') return false;
+    }
+    return true;
+  }
+  std::string HostName() override {
+    char buf[256] = {0};
+    if (::gethostname(buf, sizeof buf - 1) != 0) return "unknown";
+    return buf;
+  }
+  std::string OsName() override { return "linux"; }
+  std::string ExecutablePath() override {
+    char buf[4096];
+    ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
+    if (n <= 0) return "";
+    return std::string(buf, static_cast<std::size_t>(n));
+  }
+  std::string RuntimeDir() override {
+    std::string d = GetEnv("CKPT_RUNTIME_DIR");
+    if (!d.empty()) return d;
+    return "/tmp/ckpt-" + std::to_string(::getuid());
+  }
+  std::string GetEnv(const std::string& name) override {
+    const char* v = ::getenv(name.c_str());
+    return v == nullptr ? "" : v;
+  }
+  std::int64_t NowNanos() override {
+    struct timespec ts;
+    ::clock_gettime(CLOCK_REALTIME, &ts);
+    return static_cast<std::int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+  }
+
+  Status InstallCheckpointTrigger(std::atomic<int>* slot) override {
+    g_trigger_slot = slot;
+    g_trigger_signal = CheckpointSignal();
+    struct sigaction sa;
+    std::memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = TriggerHandler;
+    sa.sa_flags = SA_SIGINFO | SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    if (::sigaction(g_trigger_signal, &sa, nullptr) != 0)
+      return PosixError("install checkpoint signal handler", std::to_string(g_trigger_signal), errno);
+    return Status::Ok();
+  }
+  void RemoveCheckpointTrigger() override {
+    if (g_trigger_signal != 0) {
+      struct sigaction sa;
+      std::memset(&sa, 0, sizeof sa);
+      sa.sa_handler = SIG_IGN;
+      ::sigaction(g_trigger_signal, &sa, nullptr);
+    }
+    g_trigger_slot = nullptr;
+  }
+  Status SendCheckpointRequest(std::int64_t pid, Request request) override {
+    union sigval v;
+    v.sival_int = static_cast<int>(request);
+    if (::sigqueue(static_cast<pid_t>(pid), CheckpointSignal(), v) != 0)
+      return PosixError("signal process", std::to_string(pid), errno);
+    return Status::Ok();
+  }
+
+  Result<int> RunProgram(const std::vector<std::string>& argv,
+                         const std::vector<std::string>& env) override {
+    if (argv.empty()) return InvalidArgument("no program to run");
+    std::vector<std::string> envs;
+    for (char** e = environ; *e != nullptr; ++e) {
+      std::string s = *e;
+      bool overridden = false;
+      for (const auto& add : env) {
+        auto eq = add.find('=');
+        if (s.compare(0, eq + 1, add, 0, eq + 1) == 0) overridden = true;
+      }
+      if (!overridden) envs.push_back(s);
+    }
+    for (const auto& add : env) envs.push_back(add);
+    std::vector<char*> av, ev;
+    for (const auto& a : argv) av.push_back(const_cast<char*>(a.c_str()));
+    av.push_back(nullptr);
+    for (const auto& e : envs) ev.push_back(const_cast<char*>(e.c_str()));
+    ev.push_back(nullptr);
+    pid_t pid;
+    int rc = ::posix_spawnp(&pid, argv[0].c_str(), nullptr, nullptr, av.data(), ev.data());
+    if (rc != 0) return PosixError("run", argv[0], rc);
+    int status = 0;
+    while (::waitpid(pid, &status, 0) < 0) {
+      if (errno != EINTR) return PosixError("wait for", argv[0], errno);
+    }
+    if (WIFEXITED(status)) return WEXITSTATUS(status);
+    if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+    return 1;
+  }
+};
+
+}  // namespace
+
+int CheckpointSignal() { return SIGRTMIN + 5; }
+
+Env* Env::Default() {
+  static PosixEnv env;
+  return &env;
+}
+
+}  // namespace ckpt::platform

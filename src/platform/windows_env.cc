@@ -1,0 +1,376 @@
+// Env for Windows (MinGW-w64 builds, tested under Wine). Every OS error
+// becomes a Status that names the operation, the object and the system text.
+#ifndef NOMINMAX
+#define NOMINMAX
+#endif
+#include <windows.h>
+
+#include <cstring>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "platform/env.h"
+#include "platform/windows_util.h"
+
+namespace ckpt::platform {
+
+std::wstring Widen(const std::string& s) {
+  if (s.empty()) return L"";
+  int n = MultiByteToWideChar(CP_UTF8, 0, s.data(), static_cast<int>(s.size()), nullptr, 0);
+  std::wstring w(static_cast<std::size_t>(n), L'\0');
+  MultiByteToWideChar(CP_UTF8, 0, s.data(), static_cast<int>(s.size()), w.data(), n);
+  return w;
+}
+
+std::string Narrow(const std::wstring& w) {
+  if (w.empty()) return "";
+  int n = WideCharToMultiByte(CP_UTF8, 0, w.data(), static_cast<int>(w.size()), nullptr, 0,
+                              nullptr, nullptr);
+  std::string s(static_cast<std::size_t>(n), '\0');
+  WideCharToMultiByte(CP_UTF8, 0, w.data(), static_cast<int>(w.size()), s.data(), n, nullptr,
+                      nullptr);
+  return s;
+}
+
+Status WindowsError(const std::string& op, const std::string& object, unsigned long err) {
+  char* text = nullptr;
+  FormatMessageA(FORMAT_MESSAGE_ALLOCATE_BUFFER | FORMAT_MESSAGE_FROM_SYSTEM |
+                     FORMAT_MESSAGE_IGNORE_INSERTS,
+                 nullptr, err, 0, reinterpret_cast<char*>(&text), 0, nullptr);
+  std::string reason = text != nullptr ? text : "unknown error";
+  if (text != nullptr) LocalFree(text);
+  while (!reason.empty() && (reason.back() == '\n' || reason.back() == '\r' || reason.back() == '.'))
+    reason.pop_back();
+  std::string m = op;
+  if (!object.empty()) m += " " + object;
+  m += ": " + reason + " (error " + std::to_string(err) + ")";
+  if (err == ERROR_FILE_NOT_FOUND || err == ERROR_PATH_NOT_FOUND) return NotFound(m);
+  return IoError(m);
+}
+
+namespace {
+
+class WinWritableFile final : public WritableFile {
+ public:
+  WinWritableFile(std::string path, HANDLE h) : path_(std::move(path)), h_(h) {
+    buf_.reset(new char[kBufSize]);
+  }
+  ~WinWritableFile() override {
+    if (h_ != INVALID_HANDLE_VALUE) CloseHandle(h_);
+  }
+  Status Append(const void* data, std::size_t size) override {
+    const char* p = static_cast<const char*>(data);
+    pos_ += size;
+    if (fill_ + size <= kBufSize) {
+      std::memcpy(buf_.get() + fill_, p, size);
+      fill_ += size;
+      return Status::Ok();
+    }
+    RETURN_IF_ERROR(FlushBuffer());
+    if (size >= kBufSize) return WriteRaw(p, size);
+    std::memcpy(buf_.get(), p, size);
+    fill_ = size;
+    return Status::Ok();
+  }
+  std::uint64_t Position() const override { return pos_; }
+  Status Sync() override {
+    RETURN_IF_ERROR(FlushBuffer());
+    if (!FlushFileBuffers(h_)) return WindowsError("flush", path_, GetLastError());
+    return Status::Ok();
+  }
+  Status Close() override {
+    Status st = FlushBuffer();
+    if (h_ != INVALID_HANDLE_VALUE && !CloseHandle(h_) && st.ok())
+      st = WindowsError("close", path_, GetLastError());
+    h_ = INVALID_HANDLE_VALUE;
+    return st;
+  }
+
+ private:
+  static constexpr std::size_t kBufSize = 1 << 20;
+  Status FlushBuffer() {
+    if (fill_ == 0) return Status::Ok();
+    Status st = WriteRaw(buf_.get(), fill_);
+    fill_ = 0;
+    return st;
+  }
+  Status WriteRaw(const char* p, std::size_t n) {
+    while (n > 0) {
+      DWORD chunk = static_cast<DWORD>(n > (1u << 30) ? (1u << 30) : n);
+      DWORD w = 0;
+      if (!WriteFile(h_, p, chunk, &w, nullptr)) return WindowsError("write", path_, GetLastError());
+      p += w;
+      n -= w;
+    }
+    return Status::Ok();
+  }
+  std::string path_;
+  HANDLE h_;
+  std::unique_ptr<char[]> buf_;
+  std::size_t fill_ = 0;
+  std::uint64_t pos_ = 0;
+};
+
+class WinRandomAccessFile final : public image::RandomAccessSource {
+ public:
+  WinRandomAccessFile(std::string path, HANDLE h, std::uint64_t size)
+      : path_(std::move(path)), h_(h), size_(size) {}
+  ~WinRandomAccessFile() override { CloseHandle(h_); }
+  Status ReadAt(std::uint64_t offset, std::size_t size, void* dst) const override {
+    if (offset > size_ || size > size_ - offset) {
+      return Corruption(path_ + ": read of " + std::to_string(size) + " bytes at offset " +
+                        std::to_string(offset) + " runs past the end of the file (" +
+                        std::to_string(size_) + " bytes)");
+    }
+    char* p = static_cast<char*>(dst);
+    while (size > 0) {
+      OVERLAPPED ov{};
+      ov.Offset = static_cast<DWORD>(offset);
+      ov.OffsetHigh = static_cast<DWORD>(offset >> 32);
+      DWORD chunk = static_cast<DWORD>(size > (1u << 30) ? (1u << 30) : size);
+      DWORD r = 0;
+      if (!ReadFile(h_, p, chunk, &r, &ov)) return WindowsError("read", path_, GetLastError());
+      if (r == 0) return Corruption(path_ + ": file shrank while being read");
+      p += r;
+      size -= r;
+      offset += r;
+    }
+    return Status::Ok();
+  }
+  std::uint64_t Size() const override { return size_; }
+  const std::string& Name() const override { return path_; }
+
+ private:
+  std::string path_;
+  HANDLE h_;
+  std::uint64_t size_;
+};
+
+std::string EventName(std::int64_t pid, bool exit) {
+  return std::string("ckpt-") + (exit ? "exit-" : "checkpoint-") + std::to_string(pid);
+}
+
+std::atomic<int>* g_slot = nullptr;
+
+BOOL WINAPI CtrlHandler(DWORD type) {
+  if (type == CTRL_BREAK_EVENT && g_slot != nullptr) {
+    g_slot->fetch_or(static_cast<int>(Request::kCheckpointAndExit), std::memory_order_relaxed);
+    return TRUE;
+  }
+  return FALSE;
+}
+
+class WinEnv final : public Env {
+ public:
+  ~WinEnv() override { RemoveCheckpointTrigger(); }
+
+  Result<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path) override {
+    HANDLE h = CreateFileW(Widen(path).c_str(), GENERIC_WRITE, FILE_SHARE_READ | FILE_SHARE_DELETE,
+                           nullptr, CREATE_ALWAYS, FILE_ATTRIBUTE_NORMAL, nullptr);
+    if (h == INVALID_HANDLE_VALUE) return WindowsError("create", path, GetLastError());
+    return std::unique_ptr<WritableFile>(new WinWritableFile(path, h));
+  }
+  Result<std::unique_ptr<image::RandomAccessSource>> NewRandomAccessFile(
+      const std::string& path) override {
+    if (IsDirectory(path)) return InvalidArgument(path + " is a directory, not a file");
+    HANDLE h = CreateFileW(Widen(path).c_str(), GENERIC_READ,
+                           FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE, nullptr,
+                           OPEN_EXISTING, FILE_ATTRIBUTE_NORMAL, nullptr);
+    if (h == INVALID_HANDLE_VALUE) return WindowsError("open", path, GetLastError());
+    LARGE_INTEGER sz;
+    if (!GetFileSizeEx(h, &sz)) {
+      DWORD e = GetLastError();
+      CloseHandle(h);
+      return WindowsError("stat", path, e);
+    }
+    return std::unique_ptr<image::RandomAccessSource>(
+        new WinRandomAccessFile(path, h, static_cast<std::uint64_t>(sz.QuadPart)));
+  }
+  Status RenameFile(const std::string& from, const std::string& to) override {
+    if (!MoveFileExW(Widen(from).c_str(), Widen(to).c_str(),
+                     MOVEFILE_REPLACE_EXISTING | MOVEFILE_WRITE_THROUGH))
+      return WindowsError("rename", from + " to " + to, GetLastError());
+    return Status::Ok();
+  }
+  Status SyncDir(const std::string&) override { return Status::Ok(); }  // MOVEFILE_WRITE_THROUGH
+  Status RemoveFile(const std::string& path) override {
+    if (!DeleteFileW(Widen(path).c_str())) return WindowsError("remove", path, GetLastError());
+    return Status::Ok();
+  }
+  Status CreateDirs(const std::string& path) override {
+    std::size_t i = 0;
+    while (i <= path.size()) {
+      std::size_t j = path.find_first_of("/\\", i);
+      if (j == std::string::npos) j = path.size();
+      std::string cur = path.substr(0, j);
+      if (!cur.empty() && cur.back() != ':' && !IsDirectory(cur)) {
+        if (!CreateDirectoryW(Widen(cur).c_str(), nullptr) &&
+            GetLastError() != ERROR_ALREADY_EXISTS)
+          return WindowsError("create directory", cur, GetLastError());
+      }
+      i = j + 1;
+    }
+    return Status::Ok();
+  }
+  Result<std::vector<DirEntry>> ListDir(const std::string& path) override {
+    WIN32_FIND_DATAW fd;
+    HANDLE h = FindFirstFileW(Widen(JoinPath(path, "*")).c_str(), &fd);
+    if (h == INVALID_HANDLE_VALUE) return WindowsError("list directory", path, GetLastError());
+    std::vector<DirEntry> out;
+    do {
+      std::string n = Narrow(fd.cFileName);
+      if (n == "." || n == "..") continue;
+      DirEntry de;
+      de.name = n;
+      de.is_dir = (fd.dwFileAttributes & FILE_ATTRIBUTE_DIRECTORY) != 0;
+      de.size = (static_cast<std::uint64_t>(fd.nFileSizeHigh) << 32) | fd.nFileSizeLow;
+      out.push_back(std::move(de));
+    } while (FindNextFileW(h, &fd));
+    FindClose(h);
+    return out;
+  }
+  bool FileExists(const std::string& path) override {
+    return GetFileAttributesW(Widen(path).c_str()) != INVALID_FILE_ATTRIBUTES;
+  }
+  bool IsDirectory(const std::string& path) override {
+    DWORD a = GetFileAttributesW(Widen(path).c_str());
+    return a != INVALID_FILE_ATTRIBUTES && (a & FILE_ATTRIBUTE_DIRECTORY) != 0;
+  }
+
+  std::int64_t ProcessId() override { return static_cast<std::int64_t>(GetCurrentProcessId()); }
+  bool ProcessAlive(std::int64_t pid) override {
+    HANDLE h = OpenProcess(SYNCHRONIZE, FALSE, static_cast<DWORD>(pid));
+    if (h == nullptr) return false;
+    bool alive = WaitForSingleObject(h, 0) == WAIT_TIMEOUT;
+    CloseHandle(h);
+    return alive;
+  }
+  std::string HostName() override {
+    char buf[MAX_COMPUTERNAME_LENGTH + 1];
+    DWORD n = sizeof buf;
+    if (!GetComputerNameA(buf, &n)) return "unknown";
+    return std::string(buf, n);
+  }
+  std::string OsName() override { return "windows"; }
+  std::string ExecutablePath() override {
+    wchar_t buf[MAX_PATH];
+    DWORD n = GetModuleFileNameW(nullptr, buf, MAX_PATH);
+    return Narrow(std::wstring(buf, n));
+  }
+  std::string RuntimeDir() override {
+    std::string d = GetEnv("CKPT_RUNTIME_DIR");
+    if (!d.empty()) return d;
+    wchar_t buf[MAX_PATH];
+    DWORD n = GetTempPathW(MAX_PATH, buf);
+    return JoinPath(Narrow(std::wstring(buf, n)), "ckpt");
+  }
+  std::string GetEnv(const std::string& name) override {
+    wchar_t buf[32768];
+    DWORD n = GetEnvironmentVariableW(Widen(name).c_str(), buf, 32768);
+    if (n == 0 || n >= 32768) return "";
+    return Narrow(std::wstring(buf, n));
+  }
+  std::int64_t NowNanos() override {
+    FILETIME ft;
+    GetSystemTimePreciseAsFileTime(&ft);
+    std::uint64_t t = (static_cast<std::uint64_t>(ft.dwHighDateTime) << 32) | ft.dwLowDateTime;
+    // 100 ns ticks since 1601 to ns since 1970.
+    return static_cast<std::int64_t>((t - 116444736000000000ULL) * 100);
+  }
+
+  Status InstallCheckpointTrigger(std::atomic<int>* slot) override {
+    RemoveCheckpointTrigger();
+    std::int64_t pid = ProcessId();
+    ev_checkpoint_ = CreateEventA(nullptr, FALSE, FALSE, EventName(pid, false).c_str());
+    if (ev_checkpoint_ == nullptr)
+      return WindowsError("create event", EventName(pid, false), GetLastError());
+    ev_exit_ = CreateEventA(nullptr, FALSE, FALSE, EventName(pid, true).c_str());
+    if (ev_exit_ == nullptr) return WindowsError("create event", EventName(pid, true), GetLastError());
+    ev_stop_ = CreateEventA(nullptr, TRUE, FALSE, nullptr);
+    g_slot = slot;
+    SetConsoleCtrlHandler(CtrlHandler, TRUE);
+    watcher_ = std::thread([this, slot] {
+      HANDLE hs[3] = {ev_stop_, ev_checkpoint_, ev_exit_};
+      for (;;) {
+        DWORD w = WaitForMultipleObjects(3, hs, FALSE, INFINITE);
+        if (w == WAIT_OBJECT_0 + 1) {
+          slot->fetch_or(static_cast<int>(Request::kCheckpoint), std::memory_order_relaxed);
+        } else if (w == WAIT_OBJECT_0 + 2) {
+          slot->fetch_or(static_cast<int>(Request::kCheckpointAndExit), std::memory_order_relaxed);
+        } else {
+          return;
+        }
+      }
+    });
+    return Status::Ok();
+  }
+  void RemoveCheckpointTrigger() override {
+    if (watcher_.joinable()) {
+      SetEvent(ev_stop_);
+      watcher_.join();
+    }
+    for (HANDLE* h : {&ev_checkpoint_, &ev_exit_, &ev_stop_}) {
+      if (*h != nullptr) CloseHandle(*h);
+      *h = nullptr;
+    }
+    SetConsoleCtrlHandler(CtrlHandler, FALSE);
+    g_slot = nullptr;
+  }
+  Status SendCheckpointRequest(std::int64_t pid, Request request) override {
+    std::string name = EventName(pid, request == Request::kCheckpointAndExit);
+    HANDLE h = OpenEventA(EVENT_MODIFY_STATE, FALSE, name.c_str());
+    if (h == nullptr) {
+      DWORD e = GetLastError();
+      if (e == ERROR_FILE_NOT_FOUND)
+        return NotFound("process " + std::to_string(pid) + " has no ckpt session (no event " + name + ")");
+      return WindowsError("open event", name, e);
+    }
+    BOOL ok = SetEvent(h);
+    DWORD e = GetLastError();
+    CloseHandle(h);
+    if (!ok) return WindowsError("set event", name, e);
+    return Status::Ok();
+  }
+
+  Result<int> RunProgram(const std::vector<std::string>& argv,
+                         const std::vector<std::string>& env) override {
+    if (argv.empty()) return InvalidArgument("no program to run");
+    for (const auto& e : env) {
+      auto eq = e.find('=');
+      SetEnvironmentVariableW(Widen(e.substr(0, eq)).c_str(), Widen(e.substr(eq + 1)).c_str());
+    }
+    std::wstring cmd;
+    for (const auto& a : argv) {
+      if (!cmd.empty()) cmd += L' ';
+      cmd += L'"' + Widen(a) + L'"';
+    }
+    STARTUPINFOW si{};
+    si.cb = sizeof si;
+    PROCESS_INFORMATION pi{};
+    if (!CreateProcessW(nullptr, cmd.data(), nullptr, nullptr, TRUE, 0, nullptr, nullptr, &si, &pi))
+      return WindowsError("run", argv[0], GetLastError());
+    WaitForSingleObject(pi.hProcess, INFINITE);
+    DWORD code = 1;
+    GetExitCodeProcess(pi.hProcess, &code);
+    CloseHandle(pi.hProcess);
+    CloseHandle(pi.hThread);
+    return static_cast<int>(code);
+  }
+
+ private:
+  HANDLE ev_checkpoint_ = nullptr;
+  HANDLE ev_exit_ = nullptr;
+  HANDLE ev_stop_ = nullptr;
+  std::thread watcher_;
+};
+
+}  // namespace
+
+Env* Env::Default() {
+  static WinEnv env;
+  return &env;
+}
+
+}  // namespace ckpt::platform

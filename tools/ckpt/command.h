@@ -1,0 +1,41 @@
+// The `ckpt` command line: each verb lives in its own file and registers a
+// CLI11 subcommand plus the function that runs it.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "image/reader.h"
+#include "platform/env.h"
+#include "util/status.h"
+
+namespace ckpt::cli {
+
+// Exit statuses shared by all verbs (docs/cli.md).
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitFailure = 1;   // the operation failed (I/O, process gone ...)
+inline constexpr int kExitUsage = 2;     // bad command line
+inline constexpr int kExitBadImage = 3;  // image corrupt, truncated, unsupported, mismatched
+
+using Runner = std::function<int()>;
+
+// Each verb: adds its subcommand to `app` and stores its runner in *run
+// (called after a successful parse when that subcommand was chosen).
+void AddInspect(CLI::App& app, Runner* run);
+void AddVerify(CLI::App& app, Runner* run);
+void AddConvert(CLI::App& app, Runner* run);
+void AddCheckpoint(CLI::App& app, Runner* run);
+void AddResume(CLI::App& app, Runner* run);
+
+// Shared helpers.
+// Opens an image file, or the newest image in a directory.
+Result<std::unique_ptr<image::ImageReader>> OpenImage(const std::string& path, std::string* resolved);
+// Prints "ckpt: error: ..." and returns the exit status for `st`.
+int ReportError(const Status& st);
+int ExitCodeFor(const Status& st);
+std::string HumanBytes(std::uint64_t n);
+
+}  // namespace ckpt::cli
