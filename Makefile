@@ -1,0 +1,55 @@
+# ckpt — top-level entry points. `make demo` and `make test` do all set-up on
+# a fresh Debian 12 machine (apt-get), then build and run.
+JOBS ?= $(shell nproc)
+CROSS_PRESETS ?= windows-x64 linux-s390x linux-aarch64 linux-i686
+CTEST_ARGS ?=
+
+.PHONY: all deps build cross asan fuzz test test-unit test-fast demo bench format clean
+
+all: build
+
+deps:
+	@scripts/install-deps.sh
+
+# Native release build: CLI at build/bin/ckpt.
+build: deps
+	@cmake --preset release >/dev/null
+	@cmake --build build -j $(JOBS)
+
+# Windows x64 (MinGW-w64), Linux s390x, aarch64 and i686 builds of the
+# library, the CLI and the examples, under build/<preset>/bin.
+cross: deps
+	@for p in $(CROSS_PRESETS); do \
+	  cmake --preset $$p >/dev/null && cmake --build build/$$p -j $(JOBS) || exit 1; \
+	done
+
+# Debug build with AddressSanitizer + UndefinedBehaviorSanitizer.
+asan: deps
+	@cmake --preset asan >/dev/null
+	@cmake --build build/asan -j $(JOBS)
+
+# libFuzzer target for the image reader (clang).
+fuzz: deps
+	@cmake --preset fuzz >/dev/null
+	@cmake --build build/fuzz -j $(JOBS)
+
+# Every test: unit, end-to-end, heterogeneous (Wine, qemu), engine; the
+# sanitizer build's suites; a bounded fuzzing run.
+test: build cross asan fuzz
+	@scripts/run-tests.sh $(CTEST_ARGS)
+
+# Only the native unit tests.
+test-unit: build
+	@ctest --test-dir build -L unit --output-on-failure -j $(JOBS)
+
+demo: build cross
+	@scripts/demo.sh
+
+bench: build cross
+	@scripts/bench.sh
+
+format:
+	@git ls-files '*.cc' '*.h' '*.hpp' | xargs clang-format -i
+
+clean:
+	@rm -rf build
