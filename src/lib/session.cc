@@ -18,10 +18,19 @@
 #include "lib/program_image.h"
 #include "lib/registration.h"
 #include "lib/section_io.h"
+#include "lib/testing.h"
 #include "platform/env.h"
 #include "state/compat.h"
 
 namespace ckpt {
+
+namespace lib {
+namespace {
+platform::Env* g_test_env = nullptr;
+}
+void SetEnvForTesting(platform::Env* env) { g_test_env = env; }
+platform::Env* SessionEnv() { return g_test_env != nullptr ? g_test_env : platform::Env::Default(); }
+}  // namespace lib
 
 namespace {
 
@@ -73,7 +82,7 @@ class SessionImpl {
 
   Session* owner_;
   std::atomic<int>* pending_;
-  platform::Env* env_ = platform::Env::Default();
+  platform::Env* env_ = lib::SessionEnv();
   Options opt_;
   std::string program_path_;
   std::vector<std::string> program_args_;
