@@ -51,7 +51,7 @@ int DefaultLevel(CodecId id) {
   }
 }
 
-static Status Missing(CodecId id) {
+[[maybe_unused]] static Status Missing(CodecId id) {
   return NotSupported("codec " + std::string(CodecName(id)) +
                       " is not available in this build (it has: " + AvailableCodecs() +
                       "); re-encode the image with `ckpt convert --codec` on a build that has it");

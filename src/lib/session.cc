@@ -307,6 +307,9 @@ class SessionImpl {
                             ", unknown to this build (a newer ckpt wrote it)");
       }
     }
+    ASSIGN_OR_RETURN(std::string mdata, reader->ReadSection(*meta));
+    lib::Meta m;
+    RETURN_IF_ERROR(DecodeMeta(mdata, &m).WithContext(path));
     ASSIGN_OR_RETURN(std::string pdata, reader->ReadSection(*prog));
     lib::Progress p;
     RETURN_IF_ERROR(DecodeProgress(pdata, &p).WithContext(path));
@@ -475,7 +478,7 @@ class SessionImpl {
     char buf[64];
     std::snprintf(buf, sizeof buf, " in %.3f s", secs);
     Say("checkpoint " + std::to_string(progress_.seq) + " written to " + path + buf);
-    if (registration_) registration_->Publish(written_, last_image_, "").IgnoreError();
+    if (registration_) registration_->Publish(written_, last_image_, "", exit_after).IgnoreError();
     if (exit_after) {
       Say("stopping after the checkpoint, as asked (exit status " + std::to_string(kExitCheckpointed) + ")");
       std::fflush(stdout);

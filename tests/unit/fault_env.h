@@ -61,6 +61,7 @@ class FaultEnv : public platform::Env {
   bool IsDirectory(const std::string& p) override { return base_->IsDirectory(p); }
   std::int64_t ProcessId() override { return base_->ProcessId(); }
   bool ProcessAlive(std::int64_t pid) override { return base_->ProcessAlive(pid); }
+  std::uint64_t ProcessStartTime(std::int64_t pid) override { return base_->ProcessStartTime(pid); }
   std::string HostName() override { return base_->HostName(); }
   std::string OsName() override { return base_->OsName(); }
   std::string ExecutablePath() override { return base_->ExecutablePath(); }

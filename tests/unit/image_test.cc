@@ -69,7 +69,9 @@ TEST_P(CodecTest, RoundTrip) {
     EXPECT_EQ(*data, payloads[i]);
   }
   EXPECT_TRUE((*r)->VerifyAll().ok());
-  if (GetParam() != CodecId::kNone) EXPECT_LT(img.size(), 300000u + 200000u);
+  if (GetParam() != CodecId::kNone) {
+    EXPECT_LT(img.size(), 300000u + 200000u);
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Codecs, CodecTest, ::testing::Values(CodecId::kNone, CodecId::kZstd, CodecId::kZlib),
