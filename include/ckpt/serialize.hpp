@@ -138,12 +138,13 @@ class Reader {
     Fail("malformed length field");
     return 0;
   }
-  // Reads a count of elements that each take at least `min_bytes` bytes
-  // (0 for possibly empty elements) and rejects counts the data cannot hold.
+  // Reads a count of elements that each take at least `min_bytes` bytes and
+  // rejects counts the data cannot hold. Elements that take no bytes at all
+  // (empty structs, monostate) are limited to 2^20 per container.
   std::uint64_t Count(std::size_t min_bytes) {
     std::uint64_t n = Varint();
     std::uint64_t rem = Remaining();
-    if (ok() && ((min_bytes > 0 && n > rem / min_bytes) || (min_bytes == 0 && n > (std::uint64_t{1} << 32)))) {
+    if (ok() && ((min_bytes > 0 && n > rem / min_bytes) || (min_bytes == 0 && n > (std::uint64_t{1} << 20)))) {
       Fail("container of " + std::to_string(n) + " elements cannot fit in the " +
            std::to_string(rem) + " bytes left");
       return 0;
