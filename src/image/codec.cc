@@ -45,8 +45,8 @@ std::string AvailableCodecs() {
 
 int DefaultLevel(CodecId id) {
   switch (id) {
-    case CodecId::kZstd: return 3;
-    case CodecId::kZlib: return 6;
+    case CodecId::kZstd: return 1;
+    case CodecId::kZlib: return 1;
     default: return 0;
   }
 }
