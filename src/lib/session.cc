@@ -97,6 +97,8 @@ class SessionImpl {
   std::unique_ptr<image::ImageReader> reader_;
   std::map<std::string, const image::SectionInfo*> image_vars_;
   std::set<std::string> claimed_;
+  double resume_seconds_ = 0;  // time spent reading the image
+  std::uint64_t resume_bytes_ = 0;
 
   // Progress.
   lib::Progress progress_;
@@ -292,6 +294,7 @@ class SessionImpl {
   }
 
   Status TryOpen(const std::string& path) {
+    auto t0 = std::chrono::steady_clock::now();
     ASSIGN_OR_RETURN(auto src, env_->NewRandomAccessFile(path));
     ASSIGN_OR_RETURN(auto reader, image::ImageReader::Open(std::move(src)));
     if (reader->header().kind != image::ImageKind::kProgram) {
@@ -324,11 +327,12 @@ class SessionImpl {
     resumed_ = true;
     resume_path_ = path;
     pending_->fetch_or(kBitResumed, std::memory_order_relaxed);
-    Say("resuming from " + path + " (checkpoint " + std::to_string(p.seq) + ")");
+    resume_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     return Status::Ok();
   }
 
   void LoadVar(VarEntry& e) {
+    auto t0 = std::chrono::steady_clock::now();
     auto it = image_vars_.find(e.name);
     if (it == image_vars_.end()) {
       Fatal("cannot resume from " + resume_path_ + ": the program declares '" + e.name + "' (" +
@@ -356,6 +360,8 @@ class SessionImpl {
             "): " + r.error());
     }
     claimed_.insert(e.name);
+    resume_bytes_ += s.raw_size;
+    resume_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   }
 
   void FinishResume() {
@@ -368,6 +374,11 @@ class SessionImpl {
             " but the program never declared it before its first safepoint");
     }
     reader_.reset();
+    char buf[160];
+    std::snprintf(buf, sizeof buf, " (checkpoint %llu): %zu variables, %.1f MiB, read in %.3f s",
+                  static_cast<unsigned long long>(progress_.seq), claimed_.size(),
+                  static_cast<double>(resume_bytes_) / (1 << 20), resume_seconds_);
+    Say("resumed from " + resume_path_ + buf);
   }
 
   // --- checkpoint --------------------------------------------------------------

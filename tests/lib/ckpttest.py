@@ -36,6 +36,14 @@ class Platform:
         return self.name
 
 
+def start_wineserver():
+    """Starts a persistent wineserver detached from our pipes: one started by a
+    `wine` whose output we capture would keep those pipes open until it exits."""
+    if shutil.which("wineserver"):
+        subprocess.run(["wineserver", "-p60"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, check=False)
+
+
 def platforms():
     """Every platform this checkout can run: native first."""
     out = [Platform("linux-x86_64", BIN, [])]
@@ -49,6 +57,8 @@ def platforms():
         p = Platform(name, os.path.join(CROSS_ROOT, preset, "bin"), runner, exe)
         if p.available():
             out.append(p)
+            if runner == ["wine"]:
+                start_wineserver()
     return out
 
 
