@@ -157,6 +157,20 @@ def test_resume_errors(work):
     check(p.returncode == 2, "bogus verb exit %d" % p.returncode)
 
 
+def test_c_api(work):
+    wave = os.path.join(BIN, "wave_c")
+    ref = result_line(run([wave, 500, 900], check=0).stdout)
+    run([wave, 500, 900, "--ckpt-dir", work, "--ckpt-stop-at", 300], check=75)
+    j = json.loads(run([CKPT, "inspect", "--json", newest_image(work)], check=0).stdout)
+    types = {v["name"]: v["type"] for v in j["variables"]}
+    check(types == {"params": "array<u64,2>", "step": "array<u64,1>", "u": "array<f64,500>",
+                    "prev": "array<f64,500>", "checksum_steps": "array<i64,1>"}, "C types: %s" % types)
+    check(j["progress"]["stages_done"] == ["init"], "C stage: %s" % j["progress"])
+    p = run([wave, "--ckpt-resume", work, "--ckpt-dir", work, "--ckpt-stop-at", 300], check=75)
+    p = run([wave, "--ckpt-resume", work, "--ckpt-dir", work], check=0)
+    check(result_line(p.stdout) == ref, "C API resume differs:\n%s\n%s" % (p.stdout, ref))
+
+
 def test_help(work):
     for verb in ["inspect", "verify", "convert", "checkpoint", "resume"]:
         p = run([CKPT, verb, "--help"], check=0)

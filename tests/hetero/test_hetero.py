@@ -16,7 +16,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from ckpttest import *  # noqa
 
-PROGRAMS = {"heat": ["72", "240"], "nbody": ["20", "120"]}
+PROGRAMS = {"heat": ["72", "240"], "nbody": ["20", "120"], "wave_c": ["400", "600"]}
 CKPT = os.path.join(BIN, "ckpt")
 
 
