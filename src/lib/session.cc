@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <map>
 #include <mutex>
 #include <set>
@@ -70,6 +71,10 @@ const char* kHelp =
 
 namespace detail {
 
+#if CKPT_SAFEPOINT_TRAMPOLINE
+void ProbeExtendedState();  // safepoint_trampoline.cc
+#endif
+
 struct VarEntry {
   std::string name;
   std::unique_ptr<VarBase> var;
@@ -108,6 +113,7 @@ class SessionImpl {
   std::uint64_t written_ = 0;
   std::string last_image_;
   std::string last_error_;
+  std::exception_ptr parked_exception_;  // thrown in a safepoint's slow path
 
   // Triggers.
   bool trigger_installed_ = false;
@@ -207,6 +213,9 @@ class SessionImpl {
   }
 
   void Start(int argc, char** argv) {
+#if CKPT_SAFEPOINT_TRAMPOLINE
+    ProbeExtendedState();
+#endif
     if (argc > 0 && argv != nullptr && argv[0] != nullptr) {
       program_path_ = argv[0];
       for (int i = 1; i < argc; ++i) program_args_.emplace_back(argv[i]);
@@ -569,6 +578,25 @@ void Session::StageLeave(bool completed) {
 }
 
 Event Session::SafepointSlow() { return impl_->Slow(); }
+
+void Session::RethrowPending() {
+  std::exception_ptr e = impl_->parked_exception_;
+  impl_->parked_exception_ = nullptr;
+  if (e) std::rethrow_exception(e);
+  throw Error("ckpt: internal error: safepoint reported an exception but none was parked");
+}
+
+namespace detail {
+// Called by the safepoint trampoline: exceptions must not unwind through it.
+long SafepointEntry(Session* s) noexcept {
+  try {
+    return static_cast<long>(s->SafepointSlow());
+  } catch (...) {
+    s->impl_->parked_exception_ = std::current_exception();
+    return -1;
+  }
+}
+}  // namespace detail
 
 Event Session::checkpoint() {
   if (impl_->reader_) impl_->FinishResume();

@@ -273,6 +273,56 @@ TEST_F(SessionTest, StopAtCountsSafepointsAndExits) {
   EXPECT_EQ(s.var("i", 0), 9);  // the 10th safepoint runs with i == 9
 }
 
+// Many floating-point values live in registers across safepoints that each
+// write a checkpoint (hashing, memcpy, I/O: code that uses the vector
+// registers). The results must equal the same loop without checkpoints.
+// (No function calls in the loop but the safepoint: a call would make the
+// compiler spill the values itself and the test would prove nothing.)
+template <bool kCheckpoint>
+[[gnu::noinline]] double RegisterHeavyLoop(Session* s, int n, int* checkpoints) {
+  volatile double seed = 1.0;
+  double a = seed * 0.5, b = seed * 0.25, c = seed * 0.125, d = seed * 0.0625;
+  double e = seed * 1.5, f = seed * 2.5, g = seed * 3.5, h = seed * 4.5;
+  for (int i = 0; i < n; ++i) {
+    a = a * 0.999 + b;
+    b = b * 0.998 + c;
+    c = c * 0.997 + d;
+    d = d * 0.996 + e;
+    e = e * 0.995 + f * 1e-3;
+    f = f * 0.994 + g * 1e-3;
+    g = g * 0.993 + h * 1e-3;
+    h = h * 0.992 + a * 1e-3;
+    if constexpr (kCheckpoint) {
+      s->request_checkpoint();
+      *checkpoints += s->safepoint() == Event::kCheckpointed;
+    }
+  }
+  return a + b + c + d + e + f + g + h;
+}
+
+TEST_F(SessionTest, SafepointPreservesRegistersAcrossCheckpoints) {
+  Session s(Opts());
+  s.var("v", std::vector<double>(100000, 3.0));
+  int with = 0, without = 0;
+  EXPECT_EQ(RegisterHeavyLoop<true>(&s, 20, &with), RegisterHeavyLoop<false>(&s, 20, &without));
+  EXPECT_EQ(with, 20);
+  EXPECT_EQ(s.checkpoints_written(), 20u);
+}
+
+TEST_F(SessionTest, ExceptionFromASafepointReachesTheCaller) {
+  std::string image;
+  {
+    Session s(Opts());
+    s.var("a", 1);
+    s.var("b", 2);
+    ASSERT_EQ(s.checkpoint(), Event::kCheckpointed);
+    image = s.last_image();
+  }
+  Session s(Opts(image));
+  s.var("a", 0);
+  EXPECT_THROW(s.safepoint(), Error);  // 'b' was never declared
+}
+
 TEST_F(SessionTest, RequestFromAnotherThreadIsTakenAtNextSafepoint) {
   Session s(Opts());
   s.var("i", 0);
