@@ -174,6 +174,10 @@ void Coordinator::ReadLoop(int rank, std::shared_ptr<Channel> ch) {
       return;
     }
     e.msg = std::move(m).value();
+    if (e.msg.type == Msg::kBye) {
+      ch->Shutdown();
+      continue;  // the recv now fails and reports the connection lost
+    }
     events_.Push(std::move(e));
   }
 }

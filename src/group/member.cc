@@ -39,7 +39,12 @@ GroupMember::GroupMember(platform::Env* env, GroupHooks hooks, std::string progr
 
 GroupMember::~GroupMember() {
   closing_ = true;
-  if (channel_) channel_->Shutdown();
+  if (channel_) {
+    // The coordinator closes its end, which ends our listener's recv (a
+    // shutdown from this side does not wake a blocked recv under Wine).
+    if (!lost_) channel_->Send(Msg::kBye, "").IgnoreError();
+    channel_->Shutdown();
+  }
   if (listener_.joinable()) listener_.join();
   syncs_.clear();
   segments_.clear();

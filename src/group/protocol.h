@@ -30,6 +30,7 @@ enum class Msg : std::uint32_t {
   kDone = 9,              // coordinator -> members: image committed; continue or exit
   kAbort = 10,            // coordinator -> members: checkpoint abandoned; continue
   kAskCheckpoint = 11,    // member -> coordinator: a local trigger asked for a checkpoint
+  kBye = 12,              // member -> coordinator: leaving; close the connection
 };
 
 inline constexpr std::uint32_t kMaxPayload = 64u << 20;
