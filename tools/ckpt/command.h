@@ -3,6 +3,7 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 #include <functional>
 #include <memory>
 #include <string>
@@ -42,6 +43,9 @@ Result<std::unique_ptr<image::ImageReader>> OpenImage(const std::string& path, s
 int ReportError(const Status& st);
 int ExitCodeFor(const Status& st);
 std::string HumanBytes(std::uint64_t n);
+// The group part of `ckpt inspect` (inspect_group.cc).
+Status InspectGroup(const image::ImageReader& r, nlohmann::ordered_json* out);
+void PrintGroup(const nlohmann::ordered_json& group);
 // The coordinator options `ckpt run` and `ckpt resume` (of a group image) share.
 void AddGroupOptions(CLI::App* c, group::CoordinatorOptions* co);
 // `ckpt resume` of a group image (cmd_resume_group.cc).
