@@ -155,7 +155,7 @@ class Session {
   void Register(std::string_view name, std::unique_ptr<detail::VarBase> var);
   bool StageEnter(std::string_view name);
   void StageLeave(bool completed);
-  Event SafepointSlow();
+  [[gnu::cold, gnu::noinline]] Event SafepointSlow();
   friend struct detail::CApi;
 
   std::atomic<int> pending_{0};

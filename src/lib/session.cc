@@ -19,10 +19,19 @@
 #include "lib/program_image.h"
 #include "lib/registration.h"
 #include "lib/section_io.h"
+#include "lib/testing.h"
 #include "platform/env.h"
 #include "state/compat.h"
 
 namespace ckpt {
+
+namespace lib {
+namespace {
+platform::Env* g_test_env = nullptr;
+}
+void SetEnvForTesting(platform::Env* env) { g_test_env = env; }
+platform::Env* SessionEnv() { return g_test_env != nullptr ? g_test_env : platform::Env::Default(); }
+}  // namespace lib
 
 namespace {
 
@@ -75,7 +84,7 @@ class SessionImpl {
 
   Session* owner_;
   std::atomic<int>* pending_;
-  platform::Env* env_ = platform::Env::Default();
+  platform::Env* env_ = lib::SessionEnv();
   Options opt_;
   std::string program_path_;
   std::vector<std::string> program_args_;
@@ -320,6 +329,9 @@ class SessionImpl {
                             ", unknown to this build (a newer ckpt wrote it)");
       }
     }
+    ASSIGN_OR_RETURN(std::string mdata, reader->ReadSection(*meta));
+    lib::Meta m;
+    RETURN_IF_ERROR(DecodeMeta(mdata, &m).WithContext(path));
     ASSIGN_OR_RETURN(std::string pdata, reader->ReadSection(*prog));
     lib::Progress p;
     RETURN_IF_ERROR(DecodeProgress(pdata, &p).WithContext(path));
@@ -514,7 +526,7 @@ class SessionImpl {
     char buf[64];
     std::snprintf(buf, sizeof buf, " in %.3f s", secs);
     Say("checkpoint " + std::to_string(progress_.seq) + " written to " + path + buf);
-    if (registration_) registration_->Publish(written_, last_image_, "").IgnoreError();
+    if (registration_) registration_->Publish(written_, last_image_, "", exit_after).IgnoreError();
     if (exit_after) {
       Say("stopping after the checkpoint, as asked (exit status " + std::to_string(kExitCheckpointed) + ")");
       std::fflush(stdout);
