@@ -87,6 +87,9 @@ class Coordinator {
   std::string last_image_;
   std::string registration_path_;
   std::unique_ptr<image::ImageReader> resume_reader_;
+  // Phases of the last checkpoint (seconds, bytes), reported in its progress line.
+  double t_quiesce_ = 0, t_comm_ = 0, t_members_ = 0;
+  std::uint64_t comm_bytes_ = 0, member_bytes_ = 0;
   std::vector<ObjectRecord> resume_objects_;
 };
 
@@ -367,6 +370,8 @@ Status Coordinator::WriteImage(std::uint64_t epoch, std::uint64_t seq, const std
   RETURN_IF_ERROR(w.Begin());
 
   // Communication state, captured once: the object table from any member.
+  auto t_comm0 = Clock::now();
+  std::uint64_t pos_comm0 = file->Position();
   std::string objects;
   RETURN_IF_ERROR(ReceivePart(0, {epoch, Part::kObjects, "", seq}, nullptr, &objects));
   std::vector<ObjectRecord> objs;
@@ -424,6 +429,10 @@ Status Coordinator::WriteImage(std::uint64_t epoch, std::uint64_t seq, const std
     RETURN_IF_ERROR(ReceivePart(saver, {epoch, Part::kSegment, o.name, seq}, &w, nullptr));
     RETURN_IF_ERROR(w.EndSection());
   }
+  t_comm_ = std::chrono::duration<double>(Clock::now() - t_comm0).count();
+  comm_bytes_ = file->Position() - pos_comm0;
+  auto t_mem0 = Clock::now();
+  std::uint64_t pos_mem0 = file->Position();
   for (std::size_t r = 0; r < members_.size(); ++r) {
     // A nested program image: stored raw, it is already framed and checksummed.
     RETURN_IF_ERROR(w.BeginSection(kSectionMember, MemberSectionName(static_cast<std::uint32_t>(r)), "",
@@ -431,6 +440,8 @@ Status Coordinator::WriteImage(std::uint64_t epoch, std::uint64_t seq, const std
     RETURN_IF_ERROR(ReceivePart(static_cast<int>(r), {epoch, Part::kMember, "", seq}, &w, nullptr));
     RETURN_IF_ERROR(w.EndSection());
   }
+  t_members_ = std::chrono::duration<double>(Clock::now() - t_mem0).count();
+  member_bytes_ = file->Position() - pos_mem0;
   RETURN_IF_ERROR(w.Finish());
   RETURN_IF_ERROR(file->Sync());
   return file->Close();
@@ -446,6 +457,7 @@ Status Coordinator::Checkpoint(bool exit_after, std::string* image_path) {
   Broadcast(Msg::kCheckpoint, {epoch, 0, ""});
   std::vector<Ready> ready(members_.size());
   Status st = CollectReady(epoch, &ready);
+  t_quiesce_ = std::chrono::duration<double>(Clock::now() - t0).count();
   std::uint64_t seq = NextSeq();
   std::string final_path = platform::JoinPath(opt_.dir, lib::ImageFileName(opt_.name, seq));
   std::string tmp = final_path + ".tmp";
@@ -469,9 +481,13 @@ Status Coordinator::Checkpoint(bool exit_after, std::string* image_path) {
   if (exit_now) exit_requested_ = true;
   Prune();
   PublishRegistration().IgnoreError();
-  char secs[32];
-  std::snprintf(secs, sizeof secs, "%.3f", std::chrono::duration<double>(Clock::now() - t0).count());
-  Say("checkpoint " + std::to_string(seq) + " written to " + final_path + " in " + secs + " s" +
+  char secs[200];
+  std::snprintf(secs, sizeof secs,
+                " in %.6f s (quiesce %.6f s, communication state %.6f s / %llu bytes, members %.6f s / %llu bytes)",
+                std::chrono::duration<double>(Clock::now() - t0).count(), t_quiesce_, t_comm_,
+                static_cast<unsigned long long>(comm_bytes_), t_members_,
+                static_cast<unsigned long long>(member_bytes_));
+  Say("checkpoint " + std::to_string(seq) + " written to " + final_path + secs +
       (exit_now ? "; the members stop" : ""));
   return Status::Ok();
 }
