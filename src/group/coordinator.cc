@@ -54,7 +54,7 @@ class Coordinator {
   // Handles one event outside a checkpoint.
   void Handle(Event& e);
   bool OnHello(Event& e);
-  // Checks children; returns a message if a member ended abnormally.
+  // Reaps children; returns a message if a member has ended abnormally.
   std::string ReapChildren();
   bool AllExited() const;
   Status Checkpoint(bool exit_after, std::string* image_path);
@@ -225,18 +225,15 @@ void Coordinator::Handle(Event& e) {
 }
 
 std::string Coordinator::ReapChildren() {
-  std::string bad;
-  for (std::size_t r = 0; r < members_.size(); ++r) {
-    MemberState& m = members_[r];
-    if (m.exit_status || !m.child) continue;
-    if (auto st = m.child->Poll()) {
-      m.exit_status = st;
-      if (*st != 0 && *st != 75) {
-        bad = Who(static_cast<int>(r)) + " ended with " + platform::ChildProcess::Describe(*st);
-      }
-    }
+  for (auto& m : members_) {
+    if (!m.exit_status && m.child) m.exit_status = m.child->Poll();
   }
-  return bad;
+  for (std::size_t r = 0; r < members_.size(); ++r) {
+    const auto& st = members_[r].exit_status;
+    if (st && *st != 0 && *st != 75)
+      return Who(static_cast<int>(r)) + " ended with " + platform::ChildProcess::Describe(*st);
+  }
+  return "";
 }
 
 bool Coordinator::AllExited() const {
@@ -259,7 +256,7 @@ Status Coordinator::CollectReady(std::uint64_t epoch, std::vector<Ready>* ready)
   std::vector<bool> got(members_.size(), false);
   std::size_t count = 0;
   while (count < members_.size()) {
-    std::string bad = ReapChildren();
+    ReapChildren();
     for (std::size_t r = 0; r < members_.size(); ++r) {
       if (members_[r].exit_status)
         return IoError(Who(static_cast<int>(r)) + " ended (" +
