@@ -13,3 +13,6 @@ foreach(c ${_group_cases})
                        ENVIRONMENT "WINEDEBUG=-all")
 endforeach()
 set_tests_properties(group_wine_migration PROPERTIES RESOURCE_LOCK wine)
+
+# Unit tests of the group building blocks, in the unit_tests binary (label unit).
+target_sources(unit_tests PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/group/group_unit_test.cc)
