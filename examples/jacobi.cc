@@ -33,7 +33,7 @@ int main(int argc, char** argv) {
       for (std::size_t b = 0; b < 2; ++b) {
         double* p = grid + b * cells;
         for (std::size_t k = 0; k < cells; ++k) p[k] = 0.0;
-        for (std::uint32_t j = 0; j < n; ++j) p[j] = 100.0 * (1.0 + (j % 7) / 7.0);  // hot top edge
+        for (std::uint32_t j = 0; j < n; ++j) p[j] = 100.0 * (1.0 + (j % 7) / 7.0);       // hot top edge
         for (std::uint32_t i = 0; i < n; ++i) p[static_cast<std::size_t>(i) * n] = 25.0;  // warm left edge
       }
     }

@@ -8,10 +8,14 @@ namespace ckpt::group {
 
 const char* ObjKindName(ObjKind k) {
   switch (k) {
-    case ObjKind::kSegment: return "segment";
-    case ObjKind::kSemaphore: return "semaphore";
-    case ObjKind::kBarrier: return "barrier";
-    case ObjKind::kMutex: return "mutex";
+    case ObjKind::kSegment:
+      return "segment";
+    case ObjKind::kSemaphore:
+      return "semaphore";
+    case ObjKind::kBarrier:
+      return "barrier";
+    case ObjKind::kMutex:
+      return "mutex";
   }
   return "unknown";
 }
@@ -41,12 +45,16 @@ TableLock::TableLock(ControlBlock* cb) : cb_(cb) {
   for (int spins = 0;; ++spins) {
     std::uint32_t expected = 0;
     if (cb_->lock.compare_exchange_weak(expected, 1, std::memory_order_acquire)) return;
-    if (spins > 64) std::this_thread::sleep_for(std::chrono::microseconds(50));
-    else std::this_thread::yield();
+    if (spins > 64)
+      std::this_thread::sleep_for(std::chrono::microseconds(50));
+    else
+      std::this_thread::yield();
   }
 }
 
-TableLock::~TableLock() { cb_->lock.store(0, std::memory_order_release); }
+TableLock::~TableLock() {
+  cb_->lock.store(0, std::memory_order_release);
+}
 
 Slot* FindSlot(ControlBlock* cb, std::string_view name) {
   for (auto& s : cb->slots) {

@@ -44,7 +44,9 @@ class Coordinator {
   void Say(const std::string& m) const {
     if (!opt_.quiet) std::fprintf(stderr, "ckpt group %s: %s\n", opt_.name.c_str(), m.c_str());
   }
-  void Error(const std::string& m) const { std::fprintf(stderr, "ckpt: error: group %s: %s\n", opt_.name.c_str(), m.c_str()); }
+  void Error(const std::string& m) const {
+    std::fprintf(stderr, "ckpt: error: group %s: %s\n", opt_.name.c_str(), m.c_str());
+  }
   std::string Who(int rank) const;
   Status LoadResumeImage();
   Status PublishRegistration();
@@ -138,10 +140,11 @@ Status Coordinator::PublishRegistration() {
   RETURN_IF_ERROR(env_->CreateDirs(env_->RuntimeDir()));
   registration_path_ = lib::Registration::PathFor(env_, env_->ProcessId());
   std::string j = "{\"pid\": " + std::to_string(env_->ProcessId()) + ", \"kind\": \"group\", \"group\": \"" +
-                  lib::JsonEscape(opt_.name) + "\", \"id\": \"" + gid_ + "\", \"port\": " +
-                  std::to_string(listener_->port()) + ", \"dir\": \"" + lib::JsonEscape(opt_.dir) +
-                  "\", \"members\": " + std::to_string(members_.size()) + ", \"generation\": " +
-                  std::to_string(written_) + ", \"last_image\": \"" + lib::JsonEscape(last_image_) + "\"}\n";
+                  lib::JsonEscape(opt_.name) + "\", \"id\": \"" + gid_ +
+                  "\", \"port\": " + std::to_string(listener_->port()) + ", \"dir\": \"" +
+                  lib::JsonEscape(opt_.dir) + "\", \"members\": " + std::to_string(members_.size()) +
+                  ", \"generation\": " + std::to_string(written_) + ", \"last_image\": \"" +
+                  lib::JsonEscape(last_image_) + "\"}\n";
   return platform::WriteFileAtomic(env_, registration_path_, j);
 }
 
@@ -260,7 +263,8 @@ Status Coordinator::CollectReady(std::uint64_t epoch, std::vector<Ready>* ready)
     for (std::size_t r = 0; r < members_.size(); ++r) {
       if (members_[r].exit_status)
         return IoError(Who(static_cast<int>(r)) + " ended (" +
-                       platform::ChildProcess::Describe(*members_[r].exit_status) + ") during the checkpoint");
+                       platform::ChildProcess::Describe(*members_[r].exit_status) +
+                       ") during the checkpoint");
     }
     if (Clock::now() > deadline) {
       std::string missing;
@@ -316,7 +320,8 @@ Status Coordinator::ReceivePart(int rank, const Request& req, image::ImageWriter
     if (e->kind == Event::kLost && e->rank == rank)
       return IoError(Who(rank) + " lost its connection during the checkpoint");
     if (e->kind != Event::kMessage || e->rank != rank) {
-      if (e->kind == Event::kLost) return IoError(Who(e->rank) + " lost its connection during the checkpoint");
+      if (e->kind == Event::kLost)
+        return IoError(Who(e->rank) + " lost its connection during the checkpoint");
       Handle(*e);
       continue;
     }
@@ -374,10 +379,12 @@ Status Coordinator::WriteImage(std::uint64_t epoch, std::uint64_t seq, const std
   std::vector<ObjectRecord> objs;
   RETURN_IF_ERROR(DecodeObjects(objects, &objs));
   for (const auto& old : resume_objects_) {
-    bool found = std::any_of(objs.begin(), objs.end(), [&](const ObjectRecord& o) { return o.name == old.name; });
+    bool found =
+        std::any_of(objs.begin(), objs.end(), [&](const ObjectRecord& o) { return o.name == old.name; });
     if (!found)
-      return FailedPrecondition(std::string(ObjKindName(old.kind)) + " '" + old.name + "' of the resumed image " +
-                                opt_.resume + " has not been declared again by any member; declare every group "
+      return FailedPrecondition(std::string(ObjKindName(old.kind)) + " '" + old.name +
+                                "' of the resumed image " + opt_.resume +
+                                " has not been declared again by any member; declare every group "
                                 "object before the first safepoint after a resume");
   }
 
@@ -389,7 +396,8 @@ Status Coordinator::WriteImage(std::uint64_t epoch, std::uint64_t seq, const std
   meta.Set("image.seq", std::to_string(seq));
   meta.Set("image.codec", opt_.codec);
   if (!opt_.resume.empty()) meta.Set("resumed.from", opt_.resume);
-  RETURN_IF_ERROR(w.BeginSection(lib::kSectionMeta, "meta", "", image::kSectionRequired, image::CodecId::kNone));
+  RETURN_IF_ERROR(
+      w.BeginSection(lib::kSectionMeta, "meta", "", image::kSectionRequired, image::CodecId::kNone));
   RETURN_IF_ERROR(w.Write(lib::EncodeMeta(meta)));
   RETURN_IF_ERROR(w.EndSection());
 
@@ -410,7 +418,8 @@ Status Coordinator::WriteImage(std::uint64_t epoch, std::uint64_t seq, const std
   RETURN_IF_ERROR(w.BeginSection(kSectionGroup, "group", "", image::kSectionRequired, image::CodecId::kNone));
   RETURN_IF_ERROR(w.Write(EncodeGroup(g)));
   RETURN_IF_ERROR(w.EndSection());
-  RETURN_IF_ERROR(w.BeginSection(kSectionObjects, "objects", "", image::kSectionRequired, image::CodecId::kNone));
+  RETURN_IF_ERROR(
+      w.BeginSection(kSectionObjects, "objects", "", image::kSectionRequired, image::CodecId::kNone));
   RETURN_IF_ERROR(w.Write(objects));
   RETURN_IF_ERROR(w.EndSection());
 
@@ -421,7 +430,8 @@ Status Coordinator::WriteImage(std::uint64_t epoch, std::uint64_t seq, const std
       if (std::find(ready[r].segments.begin(), ready[r].segments.end(), o.name) != ready[r].segments.end())
         saver = static_cast<int>(r);
     }
-    if (saver < 0) return FailedPrecondition("no member has segment '" + o.name + "' mapped; its contents are lost");
+    if (saver < 0)
+      return FailedPrecondition("no member has segment '" + o.name + "' mapped; its contents are lost");
     RETURN_IF_ERROR(w.BeginSection(kSectionSegment, o.name, o.desc));
     RETURN_IF_ERROR(ReceivePart(saver, {epoch, Part::kSegment, o.name, seq}, &w, nullptr));
     RETURN_IF_ERROR(w.EndSection());
@@ -447,7 +457,8 @@ Status Coordinator::WriteImage(std::uint64_t epoch, std::uint64_t seq, const std
 Status Coordinator::Checkpoint(bool exit_after, std::string* image_path) {
   for (std::size_t r = 0; r < members_.size(); ++r) {
     if (members_[r].exit_status)
-      return FailedPrecondition(Who(static_cast<int>(r)) + " has already ended; a group checkpoint needs every member");
+      return FailedPrecondition(Who(static_cast<int>(r)) +
+                                " has already ended; a group checkpoint needs every member");
   }
   auto t0 = Clock::now();
   std::uint64_t epoch = ++epoch_;
@@ -479,11 +490,12 @@ Status Coordinator::Checkpoint(bool exit_after, std::string* image_path) {
   Prune();
   PublishRegistration().IgnoreError();
   char secs[200];
-  std::snprintf(secs, sizeof secs,
-                " in %.6f s (quiesce %.6f s, communication state %.6f s / %llu bytes, members %.6f s / %llu bytes)",
-                std::chrono::duration<double>(Clock::now() - t0).count(), t_quiesce_, t_comm_,
-                static_cast<unsigned long long>(comm_bytes_), t_members_,
-                static_cast<unsigned long long>(member_bytes_));
+  std::snprintf(
+      secs, sizeof secs,
+      " in %.6f s (quiesce %.6f s, communication state %.6f s / %llu bytes, members %.6f s / %llu bytes)",
+      std::chrono::duration<double>(Clock::now() - t0).count(), t_quiesce_, t_comm_,
+      static_cast<unsigned long long>(comm_bytes_), t_members_,
+      static_cast<unsigned long long>(member_bytes_));
   Say("checkpoint " + std::to_string(seq) + " written to " + final_path + secs +
       (exit_now ? "; the members stop" : ""));
   return Status::Ok();
@@ -528,7 +540,8 @@ int Coordinator::Run(const std::vector<std::vector<std::string>>& launches) {
     return 1;
   }
   listener_ = std::move(l).value();
-  if (Status st = PublishRegistration(); !st.ok()) Say("warning: `ckpt checkpoint` will not find the group: " + st.message());
+  if (Status st = PublishRegistration(); !st.ok())
+    Say("warning: `ckpt checkpoint` will not find the group: " + st.message());
   acceptor_ = std::thread([this] { AcceptLoop(); });
   for (std::size_t r = 0; r < members_.size(); ++r) {
     std::vector<std::string> env = {"CKPT_GROUP_PORT=" + std::to_string(listener_->port()),
@@ -546,7 +559,8 @@ int Coordinator::Run(const std::vector<std::vector<std::string>>& launches) {
   Say("started " + std::to_string(members_.size()) + " members" +
       (opt_.resume.empty() ? "" : " resuming from " + opt_.resume) + " (group id " + gid_ + ")");
 
-  auto period = std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(opt_.every_seconds));
+  auto period =
+      std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(opt_.every_seconds));
   auto next_periodic = Clock::now() + period;
   int status = 0;
   std::string failure;
@@ -572,7 +586,8 @@ int Coordinator::Run(const std::vector<std::vector<std::string>>& launches) {
       want_exit = want_exit || ask_exit_;
       ask_pending_ = ask_exit_ = false;
     }
-    bool all_running = std::none_of(members_.begin(), members_.end(), [](const MemberState& m) { return m.exit_status.has_value(); });
+    bool all_running = std::none_of(members_.begin(), members_.end(),
+                                    [](const MemberState& m) { return m.exit_status.has_value(); });
     if (opt_.every_seconds > 0 && Clock::now() >= next_periodic && !exit_requested_ && all_running) {
       want = true;
       next_periodic = Clock::now() + period;
@@ -582,8 +597,8 @@ int Coordinator::Run(const std::vector<std::vector<std::string>>& launches) {
     Status st = Checkpoint(want_exit, &path);
     if (!st.ok()) Error(st.message());
     for (auto& ch : clients) {
-      ch->Send(Msg::kClientReply, EncodeNote({0, static_cast<std::uint8_t>(st.ok() ? 1 : 0),
-                                              st.ok() ? path : st.message()}))
+      ch->Send(Msg::kClientReply,
+               EncodeNote({0, static_cast<std::uint8_t>(st.ok() ? 1 : 0), st.ok() ? path : st.message()}))
           .IgnoreError();
     }
     if (!st.ok() && st.code() == Code::kIoError) {

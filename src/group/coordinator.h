@@ -15,11 +15,11 @@
 namespace ckpt::group {
 
 struct CoordinatorOptions {
-  std::string name = "group";  // group name: image file prefix, `ckpt checkpoint NAME`
-  std::string dir = ".";       // where group images go
-  double every_seconds = 0;    // periodic checkpoints
-  double timeout_seconds = 30; // for members to reach a quiescent point
-  int keep = 2;                // group images kept in dir
+  std::string name = "group";   // group name: image file prefix, `ckpt checkpoint NAME`
+  std::string dir = ".";        // where group images go
+  double every_seconds = 0;     // periodic checkpoints
+  double timeout_seconds = 30;  // for members to reach a quiescent point
+  int keep = 2;                 // group images kept in dir
   std::string codec = "none";
   int level = 0;
   std::uint64_t stop_after = 0;  // after this run's N-th checkpoint the members exit (status 75)

@@ -57,8 +57,9 @@ Status DecodeGroup(std::string_view data, GroupRecord* g) {
       return Corruption("GROUP section is malformed");
     m.pending_wait = br.String();
     if (!br.ok()) return Corruption("GROUP section is malformed");
-    if (m.rank != i) return Corruption("GROUP section lists rank " + std::to_string(m.rank) + " in place " +
-                                       std::to_string(i));
+    if (m.rank != i)
+      return Corruption("GROUP section lists rank " + std::to_string(m.rank) + " in place " +
+                        std::to_string(i));
     g->members.push_back(std::move(m));
   }
   if (!br.empty()) return Corruption("GROUP section has trailing bytes");
@@ -166,6 +167,8 @@ void RestoreSlot(Slot* s, const ObjectRecord& r) {
   s->barrier.store(static_cast<std::uint64_t>(r.generation) << 32 | r.arrived);
 }
 
-std::string MemberSectionName(std::uint32_t rank) { return "rank." + std::to_string(rank); }
+std::string MemberSectionName(std::uint32_t rank) {
+  return "rank." + std::to_string(rank);
+}
 
 }  // namespace ckpt::group

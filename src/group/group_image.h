@@ -50,7 +50,7 @@ struct ObjectRecord {
   std::uint64_t size = 0;
   std::uint64_t count = 0;  // typed: elements; 0 for bytes
   std::uint64_t base = 0;
-  std::string desc;         // typed: element type; "" for bytes
+  std::string desc;  // typed: element type; "" for bytes
   // semaphore / mutex
   std::uint32_t value = 0;
   std::uint32_t holder = 0;  // mutex: rank + 1

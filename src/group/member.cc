@@ -25,9 +25,12 @@ std::string Hex(std::uint64_t v) {
 
 }  // namespace
 
-bool GroupMember::InGroupEnvironment(platform::Env* env) { return !env->GetEnv("CKPT_GROUP_PORT").empty(); }
+bool GroupMember::InGroupEnvironment(platform::Env* env) {
+  return !env->GetEnv("CKPT_GROUP_PORT").empty();
+}
 
-GroupMember::GroupMember(platform::Env* env, GroupHooks hooks, std::string program, std::vector<std::string> args)
+GroupMember::GroupMember(platform::Env* env, GroupHooks hooks, std::string program,
+                         std::vector<std::string> args)
     : env_(env), hooks_(std::move(hooks)), program_(std::move(program)), args_(std::move(args)) {
   if (InGroupEnvironment(env_)) {
     Join();
@@ -169,7 +172,8 @@ SyncHandle* GroupMember::OpenSync(std::string_view name, ObjKind kind, std::uint
   h->slot = slot;
   h->kind = kind;
   h->name = std::string(name);
-  auto q = platform::WaitQueue::Open(ObjectName("q" + std::to_string(group::SlotIndex(cb_, slot))), &slot->seq);
+  auto q =
+      platform::WaitQueue::Open(ObjectName("q" + std::to_string(group::SlotIndex(cb_, slot))), &slot->seq);
   if (!q.ok()) Fatal(q.status().message());
   h->queue = std::move(q).value();
   if (kind == ObjKind::kSemaphore) h->sem.reset(new Semaphore(h.get()));
@@ -180,8 +184,8 @@ SyncHandle* GroupMember::OpenSync(std::string_view name, ObjKind kind, std::uint
   return raw;
 }
 
-void* GroupMember::OpenSegment(std::string_view name, std::size_t count, std::size_t elem_size, std::size_t align,
-                               std::unique_ptr<ElemCodec> codec, std::uintptr_t base) {
+void* GroupMember::OpenSegment(std::string_view name, std::size_t count, std::size_t elem_size,
+                               std::size_t align, std::unique_ptr<ElemCodec> codec, std::uintptr_t base) {
   if (Status st = group::CheckObjectName(name); !st.ok()) Fatal(st.message());
   if (segments_.count(name)) Fatal("segment '" + std::string(name) + "' is declared twice by this member");
   if (count == 0) Fatal("segment '" + std::string(name) + "' needs a size");
@@ -211,10 +215,12 @@ void* GroupMember::OpenSegment(std::string_view name, std::size_t count, std::si
                desc != slot->desc) {
       Fatal("segment '" + std::string(name) + "' (" + std::to_string(bytes) + " bytes" +
             (desc.empty() ? "" : ", " + desc) + ") does not match the group's object of that name (" +
-            std::to_string(slot->size) + " bytes" + (slot->desc[0] ? std::string(", ") + slot->desc : "") + ")");
+            std::to_string(slot->size) + " bytes" + (slot->desc[0] ? std::string(", ") + slot->desc : "") +
+            ")");
     }
   }
-  auto qr = platform::WaitQueue::Open(ObjectName("q" + std::to_string(group::SlotIndex(cb_, slot))), &slot->seq);
+  auto qr =
+      platform::WaitQueue::Open(ObjectName("q" + std::to_string(group::SlotIndex(cb_, slot))), &slot->seq);
   if (!qr.ok()) Fatal(qr.status().message());
   std::unique_ptr<platform::WaitQueue> q = std::move(qr).value();
   std::string shm = ObjectName("s." + std::string(name));
@@ -234,9 +240,11 @@ void* GroupMember::OpenSegment(std::string_view name, std::size_t count, std::si
       std::uint32_t seq = slot->seq.load();
       std::uint32_t state = slot->state.load();
       if (state == group::kSlotReady) break;
-      if (state == group::kSlotFailed) Fatal("segment '" + std::string(name) + "' failed in the member that created it");
+      if (state == group::kSlotFailed)
+        Fatal("segment '" + std::string(name) + "' failed in the member that created it");
       if (std::chrono::steady_clock::now() > deadline)
-        Fatal("segment '" + std::string(name) + "' was not ready within " + std::to_string(kReadyWaitMs / 1000) + " s");
+        Fatal("segment '" + std::string(name) + "' was not ready within " +
+              std::to_string(kReadyWaitMs / 1000) + " s");
       slot->waiters.fetch_add(1);
       if (slot->state.load() == group::kSlotCreating) q->Wait(seq, 100);
       slot->waiters.fetch_sub(1);
@@ -255,28 +263,32 @@ Status GroupMember::RestoreSegment(SegmentHandle& h, const group::ObjectRecord& 
   if (rec.kind != ObjKind::kSegment)
     return FailedPrecondition(where + " is a " + group::ObjKindName(rec.kind) + " in the image");
   if (h.codec == nullptr && !rec.desc.empty())
-    return FailedPrecondition(where + " holds " + rec.desc + " elements in the image; declare it with array<T>");
+    return FailedPrecondition(where + " holds " + rec.desc +
+                              " elements in the image; declare it with array<T>");
   if (h.codec != nullptr && rec.desc.empty())
     return FailedPrecondition(where + " holds bytes in the image; declare it with segment()");
   if (rec.base != 0 && h.seg->data() != reinterpret_cast<void*>(rec.base))
-    return FailedPrecondition(where + " was mapped at " + Hex(rec.base) + " and asks for it again; map it there");
+    return FailedPrecondition(where + " was mapped at " + Hex(rec.base) +
+                              " and asks for it again; map it there");
   const image::SectionInfo* s = reader_->Find(group::kSectionSegment, h.name);
   if (s == nullptr) return Corruption(where + ": its SEGMENT section is missing");
   ASSIGN_OR_RETURN(auto stream, reader_->OpenSection(*s));
   if (h.codec == nullptr) {
     if (rec.size != h.seg->size() || s->raw_size != h.seg->size())
-      return FailedPrecondition(where + " has " + std::to_string(s->raw_size) + " bytes in the image, the program asks for " +
-                                std::to_string(h.seg->size()));
+      return FailedPrecondition(where + " has " + std::to_string(s->raw_size) +
+                                " bytes in the image, the program asks for " + std::to_string(h.seg->size()));
     return stream->Read(h.seg->data(), h.seg->size());
   }
   TypeDesc img;
-  if (!ParseTypeDesc(rec.desc, &img)) return Corruption(where + ": malformed element type '" + rec.desc + "'");
+  if (!ParseTypeDesc(rec.desc, &img))
+    return Corruption(where + ": malformed element type '" + rec.desc + "'");
   TypeDesc prog = h.codec->Describe();
   if (!state::Compatible(img, prog))
-    return FailedPrecondition(where + " holds " + img.ToString() + " in the image, the program declares " + prog.ToString());
+    return FailedPrecondition(where + " holds " + img.ToString() + " in the image, the program declares " +
+                              prog.ToString());
   if (rec.count != h.count)
-    return FailedPrecondition(where + " has " + std::to_string(rec.count) + " elements in the image, the program asks for " +
-                              std::to_string(h.count));
+    return FailedPrecondition(where + " has " + std::to_string(rec.count) +
+                              " elements in the image, the program asks for " + std::to_string(h.count));
   lib::SectionReader r(stream.get());
   h.codec->Load(r, h.seg->data(), h.count, img);
   if (r.ok() && r.Remaining() != 0) r.Fail(std::to_string(r.Remaining()) + " bytes are left over");
@@ -409,8 +421,9 @@ Status GroupMember::ServePart(const group::Request& req) {
     }
     case group::Part::kSegment: {
       auto it = segments_.find(req.name);
-      st = it == segments_.end() ? NotFound("member " + std::to_string(rank_) + " has no segment '" + req.name + "'")
-                                 : StreamSegment(*it->second, &sink);
+      st = it == segments_.end()
+               ? NotFound("member " + std::to_string(rank_) + " has no segment '" + req.name + "'")
+               : StreamSegment(*it->second, &sink);
       break;
     }
     case group::Part::kMember:

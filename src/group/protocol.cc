@@ -27,7 +27,9 @@ Result<Message> Channel::Recv() {
 }
 
 namespace {
-Status Malformed(const char* what) { return Corruption(std::string("malformed group message: ") + what); }
+Status Malformed(const char* what) {
+  return Corruption(std::string("malformed group message: ") + what);
+}
 }  // namespace
 
 std::string EncodeHello(const Hello& h) {

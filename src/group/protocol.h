@@ -61,8 +61,8 @@ struct Hello {
   std::int64_t pid = 0;
   std::string group_id;
   std::string platform;
-  std::string program;             // the member's own program path
-  std::vector<std::string> args;   // its arguments, ckpt options removed
+  std::string program;            // the member's own program path
+  std::vector<std::string> args;  // its arguments, ckpt options removed
 };
 std::string EncodeHello(const Hello& h);
 Status DecodeHello(std::string_view d, Hello* h);

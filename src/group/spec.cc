@@ -10,7 +10,8 @@ Result<std::vector<std::vector<std::string>>> ParseSpec(std::string_view text) {
   std::size_t pos = 0;
   while (pos <= text.size()) {
     std::size_t nl = text.find('\n', pos);
-    std::string_view line = text.substr(pos, nl == std::string_view::npos ? std::string_view::npos : nl - pos);
+    std::string_view line =
+        text.substr(pos, nl == std::string_view::npos ? std::string_view::npos : nl - pos);
     pos = nl == std::string_view::npos ? text.size() + 1 : nl + 1;
     ++line_no;
     std::vector<std::string> words;
@@ -18,8 +19,10 @@ Result<std::vector<std::vector<std::string>>> ParseSpec(std::string_view text) {
     bool in_word = false, quoted = false;
     for (char c : line) {
       if (quoted) {
-        if (c == '"') quoted = false;
-        else cur.push_back(c);
+        if (c == '"')
+          quoted = false;
+        else
+          cur.push_back(c);
         continue;
       }
       if (c == '#') break;

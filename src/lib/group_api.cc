@@ -15,11 +15,17 @@ void Semaphore::wait() {
   }
 }
 
-bool Semaphore::try_wait() { return group::SemTryTake(h_->slot); }
+bool Semaphore::try_wait() {
+  return group::SemTryTake(h_->slot);
+}
 
-void Semaphore::post(std::uint32_t n) { group::SemPost(h_->slot, h_->queue.get(), n); }
+void Semaphore::post(std::uint32_t n) {
+  group::SemPost(h_->slot, h_->queue.get(), n);
+}
 
-std::uint32_t Semaphore::value() const { return h_->slot->value.load(); }
+std::uint32_t Semaphore::value() const {
+  return h_->slot->value.load();
+}
 
 void Barrier::wait() {
   for (;;) {
@@ -52,10 +58,18 @@ void Mutex::unlock() {
   group::SemPost(h_->slot, h_->queue.get(), 1);
 }
 
-int Group::rank() const { return m_->rank(); }
-int Group::size() const { return m_->size(); }
-bool Group::coordinated() const { return m_->coordinated(); }
-const std::string& Group::id() const { return m_->id(); }
+int Group::rank() const {
+  return m_->rank();
+}
+int Group::size() const {
+  return m_->size();
+}
+bool Group::coordinated() const {
+  return m_->coordinated();
+}
+const std::string& Group::id() const {
+  return m_->id();
+}
 
 Semaphore& Group::semaphore(std::string_view name, std::uint32_t initial) {
   return *m_->OpenSync(name, group::ObjKind::kSemaphore, initial)->sem;
@@ -65,7 +79,9 @@ Barrier& Group::barrier(std::string_view name, std::uint32_t parties) {
   return *m_->OpenSync(name, group::ObjKind::kBarrier, parties)->barrier;
 }
 
-Mutex& Group::mutex(std::string_view name) { return *m_->OpenSync(name, group::ObjKind::kMutex, 0)->mutex; }
+Mutex& Group::mutex(std::string_view name) {
+  return *m_->OpenSync(name, group::ObjKind::kMutex, 0)->mutex;
+}
 
 void* Group::segment(std::string_view name, std::size_t bytes, SegmentOptions options) {
   return m_->OpenSegment(name, bytes, 1, 1, nullptr, options.base);

@@ -14,7 +14,7 @@ extern char** environ;
 namespace ckpt::platform {
 
 Result<std::unique_ptr<ChildProcess>> ChildProcess::Start(const std::vector<std::string>& argv,
-                                                         const std::vector<std::string>& env) {
+                                                          const std::vector<std::string>& env) {
   if (argv.empty()) return InvalidArgument("no program to run");
   std::vector<std::string> envs;
   for (char** e = environ; *e != nullptr; ++e) {

@@ -25,7 +25,9 @@ namespace ckpt::platform {
 
 namespace {
 
-std::string PosixName(const std::string& name) { return "/" + name; }
+std::string PosixName(const std::string& name) {
+  return "/" + name;
+}
 
 std::string Hex(std::uintptr_t v) {
   char b[32];

@@ -59,7 +59,9 @@ Status Socket::RecvAll(void* data, std::size_t size) {
   return Status::Ok();
 }
 
-void Socket::Shutdown() { ::shutdown(static_cast<int>(fd_), SHUT_RDWR); }
+void Socket::Shutdown() {
+  ::shutdown(static_cast<int>(fd_), SHUT_RDWR);
+}
 
 Result<std::unique_ptr<Listener>> Listener::Loopback() {
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -75,7 +77,9 @@ Result<std::unique_ptr<Listener>> Listener::Loopback() {
   return std::unique_ptr<Listener>(new Listener(fd, ntohs(a.sin_port)));
 }
 
-Listener::~Listener() { ::close(static_cast<int>(fd_)); }
+Listener::~Listener() {
+  ::close(static_cast<int>(fd_));
+}
 
 Result<std::unique_ptr<Socket>> Listener::Accept(int timeout_ms) {
   pollfd pfd{static_cast<int>(fd_), POLLIN, 0};

@@ -7,7 +7,7 @@
 namespace ckpt::platform {
 
 Result<std::unique_ptr<ChildProcess>> ChildProcess::Start(const std::vector<std::string>& argv,
-                                                         const std::vector<std::string>& env) {
+                                                          const std::vector<std::string>& env) {
   if (argv.empty()) return InvalidArgument("no program to run");
   for (const auto& e : env) {  // inherited by the child
     auto eq = e.find('=');
@@ -24,8 +24,8 @@ Result<std::unique_ptr<ChildProcess>> ChildProcess::Start(const std::vector<std:
   if (!CreateProcessW(nullptr, cmd.data(), nullptr, nullptr, TRUE, 0, nullptr, nullptr, &si, &pi))
     return WindowsError("start", argv[0], GetLastError());
   CloseHandle(pi.hThread);
-  return std::unique_ptr<ChildProcess>(
-      new ChildProcess(static_cast<std::int64_t>(pi.dwProcessId), reinterpret_cast<std::intptr_t>(pi.hProcess)));
+  return std::unique_ptr<ChildProcess>(new ChildProcess(static_cast<std::int64_t>(pi.dwProcessId),
+                                                        reinterpret_cast<std::intptr_t>(pi.hProcess)));
 }
 
 ChildProcess::~ChildProcess() {
@@ -51,6 +51,8 @@ void ChildProcess::Kill() {
   status_ = 137;
 }
 
-std::string ChildProcess::Describe(int status) { return "exit status " + std::to_string(status); }
+std::string ChildProcess::Describe(int status) {
+  return "exit status " + std::to_string(status);
+}
 
 }  // namespace ckpt::platform

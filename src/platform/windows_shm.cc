@@ -25,8 +25,8 @@ Result<void*> MapView(const std::string& name, HANDLE h, std::size_t size, std::
     DWORD e = GetLastError();
     if (base != 0) {
       return FailedPrecondition("map shared segment " + name + " at base " + Hex(base) + ": the range " +
-                                Hex(base) + ".." + Hex(base + size) +
-                                " is not free in this process (" + WindowsError("", "", e).message() + ")");
+                                Hex(base) + ".." + Hex(base + size) + " is not free in this process (" +
+                                WindowsError("", "", e).message() + ")");
     }
     return WindowsError("map shared segment", name, e);
   }
@@ -50,7 +50,8 @@ Result<std::unique_ptr<SharedSegment>> SharedSegment::Create(const std::string& 
     CloseHandle(h);
     return p.status();
   }
-  return std::unique_ptr<SharedSegment>(new SharedSegment(name, *p, size, reinterpret_cast<std::intptr_t>(h)));
+  return std::unique_ptr<SharedSegment>(
+      new SharedSegment(name, *p, size, reinterpret_cast<std::intptr_t>(h)));
 }
 
 Result<std::unique_ptr<SharedSegment>> SharedSegment::Open(const std::string& name, std::size_t size,
@@ -73,7 +74,8 @@ Result<std::unique_ptr<SharedSegment>> SharedSegment::Open(const std::string& na
     return FailedPrecondition("shared segment " + name + " is smaller than the " + std::to_string(size) +
                               " bytes asked for");
   }
-  return std::unique_ptr<SharedSegment>(new SharedSegment(name, *p, size, reinterpret_cast<std::intptr_t>(h)));
+  return std::unique_ptr<SharedSegment>(
+      new SharedSegment(name, *p, size, reinterpret_cast<std::intptr_t>(h)));
 }
 
 SharedSegment::~SharedSegment() {
@@ -81,20 +83,26 @@ SharedSegment::~SharedSegment() {
   if (handle_ != 0) CloseHandle(reinterpret_cast<HANDLE>(handle_));
 }
 
-Status SharedSegment::Unlink(const std::string&) { return Status::Ok(); }
+Status SharedSegment::Unlink(const std::string&) {
+  return Status::Ok();
+}
 void SharedSegment::UnlinkAll(const std::string&) {}
 
-Result<std::unique_ptr<WaitQueue>> WaitQueue::Open(const std::string& name, std::atomic<std::uint32_t>* word) {
+Result<std::unique_ptr<WaitQueue>> WaitQueue::Open(const std::string& name,
+                                                   std::atomic<std::uint32_t>* word) {
   HANDLE h = CreateSemaphoreA(nullptr, 0, LONG_MAX, name.c_str());
   if (h == nullptr) return WindowsError("create semaphore", name, GetLastError());
   return std::unique_ptr<WaitQueue>(new WaitQueue(word, reinterpret_cast<std::intptr_t>(h)));
 }
 
-WaitQueue::~WaitQueue() { CloseHandle(reinterpret_cast<HANDLE>(handle_)); }
+WaitQueue::~WaitQueue() {
+  CloseHandle(reinterpret_cast<HANDLE>(handle_));
+}
 
 void WaitQueue::Wait(std::uint32_t expected, int timeout_ms) {
   if (word_->load() != expected) return;
-  WaitForSingleObject(reinterpret_cast<HANDLE>(handle_), timeout_ms < 0 ? INFINITE : static_cast<DWORD>(timeout_ms));
+  WaitForSingleObject(reinterpret_cast<HANDLE>(handle_),
+                      timeout_ms < 0 ? INFINITE : static_cast<DWORD>(timeout_ms));
 }
 
 void WaitQueue::Wake(std::uint32_t n) {

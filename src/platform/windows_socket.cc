@@ -25,14 +25,18 @@ sockaddr_in LoopbackAddr(int port) {
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   return a;
 }
-SOCKET S(std::intptr_t fd) { return static_cast<SOCKET>(fd); }
+SOCKET S(std::intptr_t fd) {
+  return static_cast<SOCKET>(fd);
+}
 void NoDelay(SOCKET s) {
   BOOL one = TRUE;
   setsockopt(s, IPPROTO_TCP, TCP_NODELAY, reinterpret_cast<const char*>(&one), sizeof one);
 }
 }  // namespace
 
-Socket::~Socket() { closesocket(S(fd_)); }
+Socket::~Socket() {
+  closesocket(S(fd_));
+}
 
 Status Socket::SendAll(const void* data, std::size_t size) {
   const char* p = static_cast<const char*>(data);
@@ -59,7 +63,9 @@ Status Socket::RecvAll(void* data, std::size_t size) {
   return Status::Ok();
 }
 
-void Socket::Shutdown() { shutdown(S(fd_), SD_BOTH); }
+void Socket::Shutdown() {
+  shutdown(S(fd_), SD_BOTH);
+}
 
 Result<std::unique_ptr<Listener>> Listener::Loopback() {
   if (!Startup()) return IoError("start Winsock: WSAStartup failed");
@@ -76,7 +82,9 @@ Result<std::unique_ptr<Listener>> Listener::Loopback() {
   return std::unique_ptr<Listener>(new Listener(static_cast<std::intptr_t>(s), ntohs(a.sin_port)));
 }
 
-Listener::~Listener() { closesocket(S(fd_)); }
+Listener::~Listener() {
+  closesocket(S(fd_));
+}
 
 Result<std::unique_ptr<Socket>> Listener::Accept(int timeout_ms) {
   fd_set set;

@@ -18,10 +18,11 @@ namespace {
 
 TEST(GroupImage, ObjectsRoundTrip) {
   std::vector<ObjectRecord> in(4);
-  in[0].kind = ObjKind::kSegment, in[0].name = "ring", in[0].size = 256, in[0].count = 32, in[0].base = 1ULL << 33,
-  in[0].desc = "u64";
+  in[0].kind = ObjKind::kSegment, in[0].name = "ring", in[0].size = 256, in[0].count = 32,
+  in[0].base = 1ULL << 33, in[0].desc = "u64";
   in[1].kind = ObjKind::kSemaphore, in[1].name = "full", in[1].value = 7, in[1].creator = 1;
-  in[2].kind = ObjKind::kBarrier, in[2].name = "sweep", in[2].parties = 3, in[2].arrived = 2, in[2].generation = 9;
+  in[2].kind = ObjKind::kBarrier, in[2].name = "sweep", in[2].parties = 3, in[2].arrived = 2,
+  in[2].generation = 9;
   in[3].kind = ObjKind::kMutex, in[3].name = "m", in[3].value = 0, in[3].holder = 2;
   std::vector<ObjectRecord> out;
   ASSERT_TRUE(DecodeObjects(EncodeObjects(in), &out).ok());

@@ -33,8 +33,8 @@ std::vector<std::string> Words(const std::string& s) {
 
 }  // namespace
 
-int ResumeGroup(const std::string& path, const std::vector<std::string>& command, const GroupResumeOverrides& ov,
-                group::CoordinatorOptions co) {
+int ResumeGroup(const std::string& path, const std::vector<std::string>& command,
+                const GroupResumeOverrides& ov, group::CoordinatorOptions co) {
   platform::Env* env = platform::Env::Default();
   std::string resolved;
   auto r = OpenImage(path, &resolved);
@@ -75,8 +75,9 @@ int ResumeGroup(const std::string& path, const std::vector<std::string>& command
     }
   }
   if (launches.size() != g.members.size())
-    return ReportError(InvalidArgument(resolved + " holds " + std::to_string(g.members.size()) + " members; " +
-                                       std::to_string(launches.size()) + " commands were given"));
+    return ReportError(InvalidArgument(resolved + " holds " + std::to_string(g.members.size()) +
+                                       " members; " + std::to_string(launches.size()) +
+                                       " commands were given"));
   if (co.name.empty()) co.name = g.name;
   if (co.dir.empty()) co.dir = platform::DirName(resolved);
   co.resume = resolved;

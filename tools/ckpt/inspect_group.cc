@@ -10,7 +10,8 @@ namespace ckpt::cli {
 Status InspectGroup(const image::ImageReader& r, nlohmann::ordered_json* out) {
   const image::SectionInfo* gs = r.Find(group::kSectionGroup);
   const image::SectionInfo* os = r.Find(group::kSectionObjects);
-  if (gs == nullptr || os == nullptr) return Corruption(r.source().Name() + ": GROUP or OBJECTS section missing");
+  if (gs == nullptr || os == nullptr)
+    return Corruption(r.source().Name() + ": GROUP or OBJECTS section missing");
   ASSIGN_OR_RETURN(std::string gdata, r.ReadSection(*gs));
   group::GroupRecord g;
   RETURN_IF_ERROR(group::DecodeGroup(gdata, &g));
@@ -23,13 +24,18 @@ Status InspectGroup(const image::ImageReader& r, nlohmann::ordered_json* out) {
   j["resumes"] = g.resumes;
   nlohmann::ordered_json members = nlohmann::ordered_json::array();
   for (const auto& m : g.members) {
-    members.push_back({{"rank", m.rank}, {"platform", m.platform}, {"program", m.program}, {"args", m.args},
-                       {"launch", m.launch}, {"pending_wait", m.pending_wait}});
+    members.push_back({{"rank", m.rank},
+                       {"platform", m.platform},
+                       {"program", m.program},
+                       {"args", m.args},
+                       {"launch", m.launch},
+                       {"pending_wait", m.pending_wait}});
   }
   j["members"] = members;
   nlohmann::ordered_json objects = nlohmann::ordered_json::array();
   for (const auto& o : objs) {
-    nlohmann::ordered_json x = {{"kind", group::ObjKindName(o.kind)}, {"name", o.name}, {"creator", o.creator}};
+    nlohmann::ordered_json x = {
+        {"kind", group::ObjKindName(o.kind)}, {"name", o.name}, {"creator", o.creator}};
     switch (o.kind) {
       case group::ObjKind::kSegment:
         x["bytes"] = o.size;
@@ -58,12 +64,14 @@ Status InspectGroup(const image::ImageReader& r, nlohmann::ordered_json* out) {
 }
 
 void PrintGroup(const nlohmann::ordered_json& g) {
-  std::printf("group       %s, checkpoint %llu (resumed %llu times before)\n", g["name"].get<std::string>().c_str(),
+  std::printf("group       %s, checkpoint %llu (resumed %llu times before)\n",
+              g["name"].get<std::string>().c_str(),
               static_cast<unsigned long long>(g["checkpoint"].get<std::uint64_t>()),
               static_cast<unsigned long long>(g["resumes"].get<std::uint64_t>()));
   for (const auto& m : g["members"]) {
     std::string w = m["pending_wait"].get<std::string>();
-    std::printf("  member %-3llu %-16s %s%s\n", static_cast<unsigned long long>(m["rank"].get<std::uint64_t>()),
+    std::printf("  member %-3llu %-16s %s%s\n",
+                static_cast<unsigned long long>(m["rank"].get<std::uint64_t>()),
                 m["platform"].get<std::string>().c_str(), m["program"].get<std::string>().c_str(),
                 w.empty() ? "" : ("   [waiting: " + w + "]").c_str());
   }
@@ -73,7 +81,8 @@ void PrintGroup(const nlohmann::ordered_json& g) {
       detail = HumanBytes(o["bytes"].get<std::uint64_t>()) + ", " + o["type"].get<std::string>();
       if (o["base"].get<std::uint64_t>() != 0) {
         char b[40];
-        std::snprintf(b, sizeof b, ", at 0x%llx", static_cast<unsigned long long>(o["base"].get<std::uint64_t>()));
+        std::snprintf(b, sizeof b, ", at 0x%llx",
+                      static_cast<unsigned long long>(o["base"].get<std::uint64_t>()));
         detail += b;
       }
     } else if (kind == "semaphore") {
