@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <thread>
 
 #include "lib/program_image.h"
 #include "lib/section_io.h"
@@ -364,10 +365,22 @@ Event GroupMember::AtSafepoint() {
   return Quiesce("");
 }
 
-void GroupMember::AskCheckpoint(bool exit_after) {
-  if (!channel_ || lost_) return;
-  channel_->Send(Msg::kAskCheckpoint, group::EncodeNote({0, static_cast<std::uint8_t>(exit_after), ""}))
-      .IgnoreError();
+Event GroupMember::AskCheckpoint(bool exit_after) {
+  if (!channel_ || lost_) return Event::kNone;
+  if (!channel_->Send(Msg::kAskCheckpoint, group::EncodeNote({0, static_cast<std::uint8_t>(exit_after), ""}))
+           .ok()) {
+    return Event::kFailed;
+  }
+  if (locks_held_ != 0) return Event::kNone;  // served at the next safepoint outside the mutex
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (!lost_ && (hooks_.pending->load() & hooks_.bit) == 0) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      hooks_.say("warning: asked the coordinator for a group checkpoint; no request came within 30 s");
+      return Event::kNone;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return AtSafepoint();
 }
 
 Event GroupMember::Quiesce(const std::string& pending_wait) {

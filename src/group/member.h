@@ -79,7 +79,10 @@ class GroupMember final : public group::WaitContext {
   // At a safepoint with the group bit set: parks if a checkpoint is due.
   Event AtSafepoint();
   // A local trigger (--ckpt-every, a signal) asks the coordinator for a group checkpoint.
-  void AskCheckpoint(bool exit_after);
+  // Waits here (up to 30 s) for the coordinator's request and serves it, so
+  // that the asking member is part of the checkpoint it asked for (it might
+  // otherwise run to its end before the request arrives).
+  Event AskCheckpoint(bool exit_after);
 
   SyncHandle* OpenSync(std::string_view name, group::ObjKind kind, std::uint32_t arg);
   void* OpenSegment(std::string_view name, std::size_t count, std::size_t elem_size, std::size_t align,

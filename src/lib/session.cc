@@ -580,7 +580,9 @@ class SessionImpl {
     }
     int req = pending_->fetch_and(~(kBitCheckpoint | kBitExit), std::memory_order_relaxed);
     if ((req & (kBitCheckpoint | kBitExit)) && group_ && group_->coordinated()) {
-      group_->AskCheckpoint((req & kBitExit) != 0);  // a member's own trigger: checkpoint the whole group
+      // A member's own trigger: the whole group checkpoints, this member included.
+      Event e = group_->AskCheckpoint((req & kBitExit) != 0);
+      if (e != Event::kNone && (e == Event::kFailed || result == Event::kNone)) result = e;
     } else if (req & (kBitCheckpoint | kBitExit)) {
       if (reader_) FinishResume();
       Event e = DoCheckpoint((req & kBitExit) != 0);

@@ -357,6 +357,27 @@ def case_wine_migration():
     check(result(q.stdout) == jref, "jacobi Windows->Linux: %s != %s" % (result(q.stdout), jref))
 
 
+def case_s390x_migration():
+    """Linux x86-64 -> big-endian s390x (qemu-user): typed segments are converted, results bit for bit."""
+    if not A.s390xbin or not os.path.exists(os.path.join(A.s390xbin, "jacobi")) or not shutil.which("qemu-s390x"):
+        print("SKIP: needs the linux-s390x cross build and qemu-s390x")
+        sys.exit(77)
+    jref = jacobi_reference(48, 300)
+    run([ckpt(), "run", "-n", 3, "--name", "bj", "--", prog("jacobi"), 48, 300], check_rc=75,
+        env_extra={"CKPT_STOP_AT": "120"})
+    q = run([ckpt(), "resume", images("bj")[-1], "--bindir", A.s390xbin, "--launcher", "qemu-s390x"], check_rc=0,
+            timeout=600)
+    check(result(q.stdout) == jref, "jacobi x86-64 -> s390x: %s != %s" % (result(q.stdout), jref))
+    # The ring's u64 array and semaphore counts, producer and consumer both moving to s390x mid-stream.
+    count = 3000
+    ref = ring_reference(count)
+    spec = ring_spec("bring", count)
+    run([ckpt(), "run", "--spec", spec, "--name", "bring"], check_rc=75, env_extra={"CKPT_STOP_AT": "700"})
+    q = run([ckpt(), "resume", images("bring")[-1], "--bindir", A.s390xbin, "--launcher", "qemu-s390x"],
+            check_rc=0, timeout=600)
+    check(result(q.stdout) == ref, "ring x86-64 -> s390x: %s != %s" % (result(q.stdout), ref))
+
+
 CASES = {n[len("case_"):]: f for n, f in globals().items() if n.startswith("case_")}
 
 
@@ -366,9 +387,11 @@ def main():
     ap.add_argument("case", choices=sorted(CASES))
     ap.add_argument("--bin", required=True)
     ap.add_argument("--winbin", default="")
+    ap.add_argument("--s390xbin", default="")
     A = ap.parse_args()
     A.bin = os.path.abspath(A.bin)
     A.winbin = os.path.abspath(A.winbin) if A.winbin else ""
+    A.s390xbin = os.path.abspath(A.s390xbin) if A.s390xbin else ""
     WORK = tempfile.mkdtemp(prefix="ckpt-group-%s-" % A.case)
     os.makedirs(os.path.join(WORK, "runtime"))
     try:
