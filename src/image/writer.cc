@@ -16,8 +16,8 @@ ImageWriter::ImageWriter(Sink* sink, ImageKind kind, WriterOptions options)
 Status ImageWriter::Begin() {
   if (begun_) return Internal("ImageWriter::Begin called twice");
   if (!CodecAvailable(opt_.codec)) {
-    return NotSupported("cannot write codec " + std::string(CodecName(opt_.codec)) +
-                        ": this build has " + AvailableCodecs());
+    return NotSupported("cannot write codec " + std::string(CodecName(opt_.codec)) + ": this build has " +
+                        AvailableCodecs());
   }
   begun_ = true;
   std::string h;
@@ -186,9 +186,12 @@ Status ImageWriter::Finish() {
 
 const char* ImageKindName(ImageKind kind) {
   switch (kind) {
-    case ImageKind::kProgram: return "program";
-    case ImageKind::kGroup: return "group";
-    case ImageKind::kProcess: return "process";
+    case ImageKind::kProgram:
+      return "program";
+    case ImageKind::kGroup:
+      return "group";
+    case ImageKind::kProcess:
+      return "process";
   }
   return "unknown";
 }
@@ -196,8 +199,8 @@ const char* ImageKindName(ImageKind kind) {
 Status StringSource::ReadAt(std::uint64_t offset, std::size_t size, void* dst) const {
   if (offset > data_.size() || size > data_.size() - offset) {
     return Corruption(name_ + ": read of " + std::to_string(size) + " bytes at offset " +
-                      std::to_string(offset) + " runs past the end (" +
-                      std::to_string(data_.size()) + " bytes)");
+                      std::to_string(offset) + " runs past the end (" + std::to_string(data_.size()) +
+                      " bytes)");
   }
   if (size != 0) std::memcpy(dst, data_.data() + offset, size);
   return Status::Ok();

@@ -64,9 +64,12 @@ int ChildProcess::Wait() {
     int st = 0;
     pid_t r = ::waitpid(static_cast<pid_t>(pid_), &st, 0);
     if (r < 0 && errno == EINTR) continue;
-    if (r < 0) status_ = 255;
-    else if (WIFEXITED(st)) status_ = WEXITSTATUS(st);
-    else if (WIFSIGNALED(st)) status_ = 128 + WTERMSIG(st);
+    if (r < 0)
+      status_ = 255;
+    else if (WIFEXITED(st))
+      status_ = WEXITSTATUS(st);
+    else if (WIFSIGNALED(st))
+      status_ = 128 + WTERMSIG(st);
   }
   return *status_;
 }

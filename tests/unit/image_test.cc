@@ -29,7 +29,9 @@ std::string BuildImage(CodecId codec, std::uint32_t frame, const std::vector<std
   ImageWriter w(&sink, ImageKind::kProgram, o);
   EXPECT_TRUE(w.Begin().ok());
   for (std::size_t i = 0; i < payloads.size(); ++i) {
-    EXPECT_TRUE(w.BeginSection(static_cast<std::uint32_t>(i + 1), "s" + std::to_string(i), "attr" + std::to_string(i)).ok());
+    EXPECT_TRUE(
+        w.BeginSection(static_cast<std::uint32_t>(i + 1), "s" + std::to_string(i), "attr" + std::to_string(i))
+            .ok());
     // Write in uneven pieces to exercise buffering and the direct path.
     const std::string& p = payloads[i];
     std::size_t pos = 0, step = 1;
@@ -53,7 +55,8 @@ class CodecTest : public ::testing::TestWithParam<CodecId> {};
 
 TEST_P(CodecTest, RoundTrip) {
   if (!CodecAvailable(GetParam())) GTEST_SKIP() << "codec not in this build";
-  std::vector<std::string> payloads = {"", "x", Pattern(1000, 1), Pattern(300000, 2), std::string(200000, '\0')};
+  std::vector<std::string> payloads = {"", "x", Pattern(1000, 1), Pattern(300000, 2),
+                                       std::string(200000, '\0')};
   std::string img = BuildImage(GetParam(), 64 * 1024, payloads);
   auto r = Open(img);
   ASSERT_TRUE(r.ok()) << r.status().message();
