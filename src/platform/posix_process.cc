@@ -3,7 +3,9 @@
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
+#include <cstdlib>
 #include <cstring>
 
 #include "platform/posix_util.h"
@@ -36,6 +38,21 @@ Result<std::unique_ptr<ChildProcess>> ChildProcess::Start(const std::vector<std:
   int rc = ::posix_spawnp(&pid, argv[0].c_str(), nullptr, nullptr, av.data(), ev.data());
   if (rc != 0) return PosixError("start", argv[0], rc);
   return std::unique_ptr<ChildProcess>(new ChildProcess(pid, 0));
+}
+
+Status ExecProgram(const std::vector<std::string>& argv, const std::vector<std::string>& env) {
+  if (argv.empty()) return InvalidArgument("no program to run");
+  for (const auto& e : env) {
+    auto eq = e.find('=');
+    if (eq == std::string::npos) return InvalidArgument("malformed environment entry " + e);
+    if (::setenv(e.substr(0, eq).c_str(), e.c_str() + eq + 1, 1) != 0)
+      return PosixError("setenv", e.substr(0, eq), errno);
+  }
+  std::vector<char*> av;
+  for (const auto& a : argv) av.push_back(const_cast<char*>(a.c_str()));
+  av.push_back(nullptr);
+  ::execvp(argv[0].c_str(), av.data());
+  return PosixError("run", argv[0], errno);
 }
 
 ChildProcess::~ChildProcess() {

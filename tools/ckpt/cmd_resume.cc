@@ -73,9 +73,8 @@ int Run(const ResumeOptions& o) {
     return kExitOk;
   }
   r->reset();
-  auto rc = platform::RunProgram(argv, envs);
-  if (!rc.ok()) return ReportError(rc.status());
-  return *rc;
+  std::fflush(stdout);
+  return ReportError(platform::ExecProgram(argv, envs));
 }
 
 }  // namespace
