@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <thread>
 
 #include "image/checksum.h"
 #include "util/bytes.h"
@@ -74,17 +75,23 @@ Status ImageWriter::BeginSection(std::uint32_t type, std::string_view name, std:
 }
 
 Status ImageWriter::EmitFrame(const void* data, std::size_t size) {
+  if (section_codec_ != CodecId::kNone) {
+    RETURN_IF_ERROR(Compress(section_codec_, section_level_, data, size, &compressed_));
+  } else {
+    compressed_.clear();
+  }
+  return EmitEncoded(data, size, compressed_);
+}
+
+Status ImageWriter::EmitEncoded(const void* data, std::size_t size, const std::vector<unsigned char>& packed) {
   SectionInfo& s = sections_.back();
   const void* stored = data;
   std::size_t stored_size = size;
   std::uint32_t flag = kFrameStoredRaw;
-  if (section_codec_ != CodecId::kNone) {
-    RETURN_IF_ERROR(Compress(section_codec_, section_level_, data, size, &compressed_));
-    if (!compressed_.empty()) {
-      stored = compressed_.data();
-      stored_size = compressed_.size();
-      flag = 0;
-    }
+  if (!packed.empty()) {
+    stored = packed.data();
+    stored_size = packed.size();
+    flag = 0;
   }
   unsigned char fh[kFrameHeaderSize];
   EncodeU32(fh, static_cast<std::uint32_t>(size));
@@ -112,7 +119,29 @@ Status ImageWriter::Write(const void* data, std::size_t size) {
   if (!in_section_) return Internal("ImageWriter::Write outside a section");
   const auto* p = static_cast<const unsigned char*>(data);
   const std::size_t fs = opt_.frame_size;
+  const std::size_t workers = std::max(1u, std::thread::hardware_concurrency());
   while (size > 0) {
+    if (section_codec_ != CodecId::kNone && workers > 1 && frame_fill_ == 0 && size >= 2 * fs) {
+      // Whole frames of a compressed section: compress a batch of them on
+      // all cores at once, then write them in order.
+      std::size_t n = std::min(workers, size / fs);
+      std::vector<std::vector<unsigned char>> packed(n);
+      std::vector<Status> st(n);
+      std::vector<std::thread> threads;
+      for (std::size_t i = 1; i < n; ++i) {
+        threads.emplace_back(
+            [&, i] { st[i] = Compress(section_codec_, section_level_, p + i * fs, fs, &packed[i]); });
+      }
+      st[0] = Compress(section_codec_, section_level_, p, fs, &packed[0]);
+      for (auto& t : threads) t.join();
+      for (std::size_t i = 0; i < n; ++i) {
+        RETURN_IF_ERROR(st[i]);
+        RETURN_IF_ERROR(EmitEncoded(p + i * fs, fs, packed[i]));
+      }
+      p += n * fs;
+      size -= n * fs;
+      continue;
+    }
     if (frame_fill_ == 0 && size >= fs) {
       // Whole frames straight from the caller's memory: no copy.
       RETURN_IF_ERROR(EmitFrame(p, fs));

@@ -60,6 +60,8 @@ class ImageWriter {
 
  private:
   Status EmitFrame(const void* data, std::size_t size);
+  // Writes a frame whose compressed form is `packed` (empty: store raw).
+  Status EmitEncoded(const void* data, std::size_t size, const std::vector<unsigned char>& packed);
   Status FlushFrameBuffer();
 
   Sink* sink_;

@@ -80,6 +80,32 @@ TEST_P(CodecTest, RoundTrip) {
 INSTANTIATE_TEST_SUITE_P(Codecs, CodecTest, ::testing::Values(CodecId::kNone, CodecId::kZstd, CodecId::kZlib),
                          [](const auto& info) { return std::string(CodecName(info.param)); });
 
+TEST(Image, LargeWritesCompressFramesInParallelInOrder) {
+  for (CodecId codec : {CodecId::kZstd, CodecId::kZlib}) {
+    if (!CodecAvailable(codec)) continue;
+    StringSink sink;
+    WriterOptions o;
+    o.codec = codec;
+    o.frame_size = 4096;
+    ImageWriter w(&sink, ImageKind::kProgram, o);
+    ASSERT_TRUE(w.Begin().ok());
+    std::string big = Pattern(4096 * 37 + 123, 9);
+    ASSERT_TRUE(w.BeginSection(1, "big", "").ok());
+    ASSERT_TRUE(w.Write("x", 1).ok());           // a partial frame first
+    ASSERT_TRUE(w.Write(big.data(), big.size()).ok());
+    ASSERT_TRUE(w.EndSection().ok());
+    ASSERT_TRUE(w.BeginSection(2, "aligned", "").ok());
+    ASSERT_TRUE(w.Write(big.data(), 4096 * 16).ok());  // whole frames from the start
+    ASSERT_TRUE(w.EndSection().ok());
+    ASSERT_TRUE(w.Finish().ok());
+    auto r = Open(sink.buffer());
+    ASSERT_TRUE(r.ok()) << r.status().message();
+    EXPECT_EQ(*(*r)->ReadSection((*r)->sections()[0]), "x" + big);
+    EXPECT_EQ(*(*r)->ReadSection((*r)->sections()[1]), big.substr(0, 4096 * 16));
+    EXPECT_EQ((*r)->sections()[1].frames, 16u);
+  }
+}
+
 TEST(Image, PartialReadsAcrossFrames) {
   std::string p = Pattern(100000, 3);
   std::string img = BuildImage(CodecId::kNone, 4096, {p});
