@@ -24,6 +24,11 @@ int main(int argc, char** argv) {
   ckpt::cli::AddConvert(app, &run);
   ckpt::cli::AddCheckpoint(app, &run);
   ckpt::cli::AddResume(app, &run);
+#if CKPT_HAVE_ENGINE
+  ckpt::cli::AddDump(app, &run);
+  ckpt::cli::AddRestore(app, &run);
+  ckpt::cli::AddCheck(app, &run);
+#endif
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

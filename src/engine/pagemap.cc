@@ -1,0 +1,252 @@
+#include "engine/pagemap.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <memory>
+
+#include "engine/mm.h"
+#include "engine/proc.h"
+#include "platform/posix_util.h"
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+
+namespace ckpt::engine {
+
+using platform::PosixError;
+
+namespace {
+
+constexpr std::uint64_t kPage = 4096;
+constexpr std::uint64_t kPresent = 1ull << 63;
+constexpr std::uint64_t kSwapped = 1ull << 62;
+constexpr std::uint64_t kFilePage = 1ull << 61;
+constexpr std::uint64_t kPfnMask = (1ull << 55) - 1;
+constexpr std::size_t kIoChunk = 8u << 20;  // bytes moved per process_vm_{read,write}v
+
+// The PFN of the shared zero page (read faults of anonymous memory map it).
+std::uint64_t ZeroPfn() {
+  static const std::uint64_t pfn = []() -> std::uint64_t {
+    void* p = ::mmap(nullptr, kPage, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return static_cast<std::uint64_t>(~0ull);
+    volatile char c = *static_cast<volatile char*>(p);
+    (void)c;
+    std::uint64_t e = 0, out = ~static_cast<std::uint64_t>(0);
+    int fd = ::open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0 &&
+        ::pread(fd, &e, 8, static_cast<off_t>(reinterpret_cast<std::uint64_t>(p) / kPage * 8)) == 8 &&
+        (e & kPresent) != 0 && (e & kPfnMask) != 0) {
+      out = e & kPfnMask;
+    }
+    if (fd >= 0) ::close(fd);
+    ::munmap(p, kPage);
+    return out;
+  }();
+  return pfn;
+}
+
+bool IsZeroPage(const unsigned char* p) {
+  const std::uint64_t* w = reinterpret_cast<const std::uint64_t*>(p);
+  for (std::size_t i = 0; i < kPage / 8; i += 8) {
+    if ((w[i] | w[i + 1] | w[i + 2] | w[i + 3] | w[i + 4] | w[i + 5] | w[i + 6] | w[i + 7]) != 0)
+      return false;
+  }
+  return true;
+}
+
+void AddRun(std::vector<PageRun>* runs, std::uint64_t addr, std::uint64_t pages) {
+  if (!runs->empty() && runs->back().addr + runs->back().pages * kPage == addr) {
+    runs->back().pages += pages;
+  } else {
+    runs->push_back({addr, pages});
+  }
+}
+
+}  // namespace
+
+Result<std::vector<PageRun>> CollectPopulatedPages(pid_t pid, const std::vector<Vma>& vmas) {
+  std::string path = ProcPath(pid, "pagemap");
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return PosixError("open", path, errno);
+  std::unique_ptr<int, void (*)(int*)> closer(&fd, [](int* f) { ::close(*f); });
+  const std::uint64_t zero_pfn = ZeroPfn();
+  std::vector<PageRun> runs;
+  std::vector<std::uint64_t> ent(64 * 1024);
+  for (const auto& v : vmas) {
+    if (!IsRestorableVma(v)) continue;
+    bool file_backed = v.kind == VmaKind::kFile;
+    if (file_backed && (v.flags & kVmaShared) != 0) continue;  // the file holds the data
+    bool all = (v.flags & kVmaAllPages) != 0;
+    for (std::uint64_t a = v.start; a < v.end;) {
+      std::uint64_t n = std::min<std::uint64_t>(ent.size(), (v.end - a) / kPage);
+      if (all) {
+        AddRun(&runs, a, n);
+        a += n * kPage;
+        continue;
+      }
+      ssize_t got = ::pread(fd, ent.data(), n * 8, static_cast<off_t>(a / kPage * 8));
+      if (got != static_cast<ssize_t>(n * 8)) return PosixError("read", path, got < 0 ? errno : EIO);
+      for (std::uint64_t i = 0; i < n; ++i) {
+        std::uint64_t e = ent[i];
+        bool keep;
+        if ((e & kSwapped) != 0) {
+          keep = true;
+        } else if ((e & kPresent) == 0) {
+          keep = false;
+        } else if (file_backed && (e & kFilePage) != 0) {
+          keep = false;  // still the file's page
+        } else {
+          keep = (e & kPfnMask) != zero_pfn || (e & kPfnMask) == 0;
+        }
+        if (keep) AddRun(&runs, a + i * kPage, 1);
+      }
+      a += n * kPage;
+    }
+  }
+  return runs;
+}
+
+Result<PageDumpResult> WritePages(pid_t pid, const std::vector<PageRun>& candidates, image::ImageWriter* w,
+                                  const Progress& progress) {
+  PageDumpResult res;
+  std::uint64_t total = PagemapPages(candidates) * kPage, done = 0;
+  std::unique_ptr<unsigned char[]> buf(new unsigned char[kIoChunk]);
+  RETURN_IF_ERROR(w->BeginSection(kSecPages, "pages", ""));
+  std::size_t ri = 0;
+  std::uint64_t roff = 0;  // pages of candidates[ri] already taken
+  while (ri < candidates.size()) {
+    // Gather up to kIoChunk bytes of candidate pages.
+    std::vector<struct iovec> remote;
+    std::vector<std::uint64_t> addrs;  // start of each remote piece
+    std::size_t fill = 0;
+    while (ri < candidates.size() && fill < kIoChunk && remote.size() < 1024) {
+      const PageRun& c = candidates[ri];
+      std::uint64_t pages = std::min<std::uint64_t>(c.pages - roff, (kIoChunk - fill) / kPage);
+      std::uint64_t addr = c.addr + roff * kPage;
+      remote.push_back({reinterpret_cast<void*>(addr), pages * kPage});
+      addrs.push_back(addr);
+      fill += pages * kPage;
+      roff += pages;
+      if (roff == c.pages) {
+        ++ri;
+        roff = 0;
+      }
+    }
+    struct iovec local = {buf.get(), fill};
+    ssize_t got = ::process_vm_readv(pid, &local, 1, remote.data(), remote.size(), 0);
+    if (got != static_cast<ssize_t>(fill)) {
+      // Partly unreadable (PROT_NONE pages): read piece by piece with the fallback.
+      std::size_t off = 0;
+      for (const auto& r : remote) {
+        RETURN_IF_ERROR(
+            ReadMemory(pid, reinterpret_cast<std::uint64_t>(r.iov_base), buf.get() + off, r.iov_len)
+                .WithContext("dumping memory"));
+        off += r.iov_len;
+      }
+    }
+    // Drop all-zero pages, write the rest as runs.
+    std::size_t off = 0;
+    for (std::size_t i = 0; i < remote.size(); ++i) {
+      std::uint64_t pages = remote[i].iov_len / kPage;
+      std::size_t run_start = 0;
+      std::uint64_t run_pages = 0;
+      auto flush = [&]() -> Status {
+        if (run_pages == 0) return Status::Ok();
+        AddRun(&res.runs, addrs[i] + (run_start - off), run_pages);
+        Status s = w->Write(buf.get() + run_start, run_pages * kPage);
+        run_pages = 0;
+        return s;
+      };
+      for (std::uint64_t p = 0; p < pages; ++p) {
+        std::size_t at = off + p * kPage;
+        if (IsZeroPage(buf.get() + at)) {
+          ++res.zero_pages;
+          RETURN_IF_ERROR(flush());
+          continue;
+        }
+        if (run_pages == 0) run_start = at;
+        ++run_pages;
+      }
+      RETURN_IF_ERROR(flush());
+      off += remote[i].iov_len;
+    }
+    done += fill;
+    if (progress) progress(done, total);
+  }
+  RETURN_IF_ERROR(w->EndSection());
+  return res;
+}
+
+Status RestorePages(const ProcessModel& m, const image::ImageReader& r, pid_t pid, Injector* inj,
+                    const Progress& progress) {
+  const image::SectionInfo* s = r.Find(kSecPages);
+  if (s == nullptr) return Corruption(r.source().Name() + ": process image has no pages section");
+  std::uint64_t total = PagemapPages(m.pagemap) * kPage;
+  if (s->raw_size != total) {
+    return Corruption(r.source().Name() + ": pages section holds " + std::to_string(s->raw_size) +
+                      " bytes, the pagemap lists " + std::to_string(total));
+  }
+  // Every run must lie inside a VMA that restore creates.
+  std::size_t vi = 0;
+  for (const auto& run : m.pagemap) {
+    std::uint64_t end = run.addr + run.pages * kPage;
+    while (vi < m.vmas.size() && m.vmas[vi].end <= run.addr) ++vi;
+    // A run may span adjacent VMAs without a hole between them.
+    std::uint64_t covered = run.addr;
+    for (std::size_t j = vi; j < m.vmas.size() && covered < end; ++j) {
+      if (m.vmas[j].start > covered || !IsRestorableVma(m.vmas[j])) break;
+      covered = m.vmas[j].end;
+    }
+    if (covered < end) return Corruption(r.source().Name() + ": pagemap run outside the memory map");
+    // Populate big runs in one call: faulting page by page is much slower.
+    if (run.pages >= 16) {
+      RETURN_IF_ERROR(inj->Call("madvise(MADV_POPULATE_WRITE)", SYS_madvise,
+                                {run.addr, run.pages * kPage, MADV_POPULATE_WRITE})
+                          .status());
+    }
+  }
+  ASSIGN_OR_RETURN(auto stream, r.OpenSection(*s));
+  std::unique_ptr<unsigned char[]> buf(new unsigned char[kIoChunk]);
+  std::uint64_t done = 0;
+  std::size_t ri = 0;
+  std::uint64_t roff = 0;
+  while (ri < m.pagemap.size()) {
+    std::vector<struct iovec> remote;
+    std::size_t fill = 0;
+    while (ri < m.pagemap.size() && fill < kIoChunk && remote.size() < 1024) {
+      const PageRun& c = m.pagemap[ri];
+      std::uint64_t pages = std::min<std::uint64_t>(c.pages - roff, (kIoChunk - fill) / kPage);
+      remote.push_back({reinterpret_cast<void*>(c.addr + roff * kPage), pages * kPage});
+      fill += pages * kPage;
+      roff += pages;
+      if (roff == c.pages) {
+        ++ri;
+        roff = 0;
+      }
+    }
+    RETURN_IF_ERROR(stream->Read(buf.get(), fill));
+    struct iovec local = {buf.get(), fill};
+    ssize_t put = ::process_vm_writev(pid, &local, 1, remote.data(), remote.size(), 0);
+    if (put != static_cast<ssize_t>(fill)) {
+      std::size_t off = 0;
+      for (const auto& rv : remote) {
+        RETURN_IF_ERROR(
+            WriteMemory(pid, reinterpret_cast<std::uint64_t>(rv.iov_base), buf.get() + off, rv.iov_len));
+        off += rv.iov_len;
+      }
+    }
+    done += fill;
+    if (progress) progress(done, total);
+  }
+  return stream->Drain();
+}
+
+}  // namespace ckpt::engine
