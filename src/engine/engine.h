@@ -56,7 +56,8 @@ struct RestoreStats {
   int threads = 0;
   std::uint64_t pages = 0;
   std::int64_t total_ns = 0;
-  int exit_status = -1;  // wait status once it ended (not with detach)
+  int exit_status = -1;     // wait status once it ended (not with detach)
+  bool vdso_proxy = false;  // the kernel vDSO differed: a proxy redirects the old one
 };
 
 Result<RestoreStats> Restore(const RestoreOptions& o);

@@ -278,7 +278,8 @@ Result<RestoreStats> Restore(const RestoreOptions& o) {
     RETURN_IF_ERROR(ClearAddressSpace(&inj, child_maps, area, area + kGadgetAreaSize));
     ASSIGN_OR_RETURN(auto left, ReadMaps(pid, false));
     const char* force = std::getenv("CKPT_ENGINE_FORCE_VDSO_PROXY");
-    RETURN_IF_ERROR(RestoreVdso(m, &inj, pid, left, force != nullptr && *force == '1').status());
+    ASSIGN_OR_RETURN(VdsoPlan vp, RestoreVdso(m, &inj, pid, left, force != nullptr && *force == '1'));
+    stats.vdso_proxy = vp.proxy;
     RETURN_IF_ERROR(CreateVmas(m, &inj, file_fds));
     RETURN_IF_ERROR(RestorePages(m, *reader, pid, &inj, o.progress));
     RETURN_IF_ERROR(FinishVmas(m, &inj));

@@ -100,9 +100,10 @@ Status FrozenProcess::Kill() {
   if (done_) return Status::Ok();
   done_ = true;
   ::kill(pid_, SIGKILL);
-  for (auto& t : threads_) {
+  // The leader's exit is reported only once the other threads are gone.
+  for (auto it = threads_.rbegin(); it != threads_.rend(); ++it) {
     int status;
-    while (::waitpid(t.tid, &status, __WALL) == -1 && errno == EINTR) {
+    while (::waitpid(it->tid, &status, __WALL) == -1 && errno == EINTR) {
     }
   }
   return Status::Ok();

@@ -30,8 +30,11 @@ int Run(const RestoreCliOptions& o) {
   // Prints before waiting: the restored process may run for a long time.
   r.on_running = [&o](const engine::RestoreStats& s) {
     if (o.json) {
-      nlohmann::ordered_json j = {
-          {"pid", s.pid}, {"threads", s.threads}, {"pages", s.pages}, {"restore_ms", s.total_ns / 1e6}};
+      nlohmann::ordered_json j = {{"pid", s.pid},
+                                  {"threads", s.threads},
+                                  {"pages", s.pages},
+                                  {"restore_ms", s.total_ns / 1e6},
+                                  {"vdso", s.vdso_proxy ? "proxy" : "moved"}};
       std::printf("%s\n", j.dump(2).c_str());
     } else if (o.detach) {
       std::printf("%d\n", s.pid);
