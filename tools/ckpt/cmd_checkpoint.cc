@@ -25,7 +25,8 @@ Result<nlohmann::json> ReadRegistration(platform::Env* env, std::int64_t pid) {
   auto data = platform::ReadFileToString(env, path);
   if (!data.ok()) {
     if (!env->ProcessAlive(pid)) return NotFound("no process " + std::to_string(pid) + " is running");
-    return NotFound("process " + std::to_string(pid) + " is not a ckpt program (no registration " + path +
+    return NotFound("process " + std::to_string(pid) +
+                    " is not a ckpt program (no registration " + path +
                     "; was it built with libckpt, and started without --ckpt-no-listen?)");
   }
   auto j = nlohmann::json::parse(*data, nullptr, false);
@@ -69,9 +70,7 @@ int Run(const CheckpointOptions& o) {
   }
   std::uint64_t gen = last.value("generation", std::uint64_t{0});
   if (gen <= gen0) {
-    if (exited)
-      return ReportError(
-          IoError("process " + std::to_string(o.pid) + " exited without writing a checkpoint"));
+    if (exited) return ReportError(IoError("process " + std::to_string(o.pid) + " exited without writing a checkpoint"));
     return ReportError(Timeout("process " + std::to_string(o.pid) + " reached no safepoint within " +
                                std::to_string(o.timeout) + " s; the request stays pending"));
   }
@@ -81,9 +80,7 @@ int Run(const CheckpointOptions& o) {
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   if (o.json) {
-    nlohmann::ordered_json j = {{"pid", o.pid},
-                                {"image", image},
-                                {"generation", gen},
+    nlohmann::ordered_json j = {{"pid", o.pid}, {"image", image}, {"generation", gen},
                                 {"exited", o.exit && !env->ProcessAlive(o.pid)}};
     std::printf("%s\n", j.dump(2).c_str());
   } else {

@@ -37,8 +37,7 @@ int Run(const ResumeOptions& o) {
     }
     std::string prog = meta.Get("program.path");
     if (prog.empty() || !env->FileExists(prog)) {
-      return ReportError(NotFound("the program that wrote " + path + " (" +
-                                  (prog.empty() ? "unknown" : prog) +
+      return ReportError(NotFound("the program that wrote " + path + " (" + (prog.empty() ? "unknown" : prog) +
                                   ") is not here; name it: ckpt resume IMAGE -- PROGRAM [ARGS]"));
     }
     argv.push_back(prog);
@@ -73,13 +72,11 @@ int Run(const ResumeOptions& o) {
 void AddResume(CLI::App& app, Runner* run) {
   auto o = std::make_shared<ResumeOptions>();
   CLI::App* c = app.add_subcommand(
-      "resume",
-      "Resume a program from an image: ckpt resume IMAGE [-- PROGRAM ARGS]. Without PROGRAM, "
-      "runs the program recorded in the image with its arguments. Exits with the program's status.");
+      "resume", "Resume a program from an image: ckpt resume IMAGE [-- PROGRAM ARGS]. Without PROGRAM, "
+                "runs the program recorded in the image with its arguments. Exits with the program's status.");
   c->add_option("image", o->image, "Image file, or a directory (its newest image)")->required();
   c->add_option("command", o->command, "Program and arguments (after --)");
-  c->add_option("--dir", o->dir,
-                "Where the resumed program writes new images (default: the image's directory)");
+  c->add_option("--dir", o->dir, "Where the resumed program writes new images (default: the image's directory)");
   c->add_flag("--dry-run", o->dry_run, "Print the command and environment instead of running it");
   c->callback([run, o] { *run = [o] { return Run(*o); }; });
 }
