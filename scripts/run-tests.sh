@@ -9,7 +9,7 @@ export WINEDEBUG=-all
 # it exits by itself 60 s after its last client. Not killed here: other Wine
 # users on the machine may share it.
 if command -v wineserver >/dev/null 2>&1; then
-  wineserver -p60 2>/dev/null || true
+  wineserver -p60 </dev/null >/dev/null 2>&1 || true
 fi
 status=0
 echo "== release build: ctest"

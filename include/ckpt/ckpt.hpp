@@ -16,6 +16,15 @@
 
 #include "ckpt/serialize.hpp"
 
+// On x86-64 Linux with GCC or Clang, safepoint()'s slow path is entered
+// through a trampoline that preserves every register (src/lib/safepoint_x86_64.S),
+// so that a safepoint inside a hot loop costs the loop nothing but one load.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(_WIN32) && !defined(CKPT_NO_SAFEPOINT_TRAMPOLINE)
+#define CKPT_SAFEPOINT_TRAMPOLINE 1
+#else
+#define CKPT_SAFEPOINT_TRAMPOLINE 0
+#endif
+
 namespace ckpt {
 
 inline constexpr const char* kVersion = "0.1.0";
@@ -89,6 +98,11 @@ class BoundVar final : public VarBase {
 
 }  // namespace detail
 
+class Session;
+namespace detail {
+long SafepointEntry(Session* s) noexcept;
+}
+
 class Session {
  public:
   // Reads --ckpt-* options (and CKPT_* environment variables) and removes the
@@ -133,7 +147,22 @@ class Session {
   Event safepoint() {
     if (pending_.load(std::memory_order_relaxed) == 0) [[likely]]
       return Event::kNone;
+#if CKPT_SAFEPOINT_TRAMPOLINE
+    long result;
+    // Step over the red zone, call the register-preserving trampoline.
+    asm volatile(
+        "lea -128(%%rsp), %%rsp\n\t"
+        "call ckpt_safepoint_trampoline\n\t"
+        "lea 128(%%rsp), %%rsp"
+        : "=a"(result)
+        : "D"(this)
+        : "memory", "cc");
+    if (result < 0) [[unlikely]]
+      RethrowPending();
+    return static_cast<Event>(result);
+#else
     return SafepointSlow();
+#endif
   }
   // Writes a checkpoint now.
   Event checkpoint();
@@ -150,8 +179,10 @@ class Session {
   void Register(std::string_view name, std::unique_ptr<detail::VarBase> var);
   bool StageEnter(std::string_view name);
   void StageLeave(bool completed);
-  Event SafepointSlow();
+  [[gnu::cold, gnu::noinline]] Event SafepointSlow();
+  [[noreturn, gnu::cold, gnu::noinline]] void RethrowPending();
   friend struct detail::CApi;
+  friend long detail::SafepointEntry(Session* s) noexcept;
 
   std::atomic<int> pending_{0};
   std::unique_ptr<detail::SessionImpl> impl_;

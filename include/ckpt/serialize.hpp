@@ -138,12 +138,13 @@ class Reader {
     Fail("malformed length field");
     return 0;
   }
-  // Reads a count of elements that each take at least `min_bytes` bytes
-  // (0 for possibly empty elements) and rejects counts the data cannot hold.
+  // Reads a count of elements that each take at least `min_bytes` bytes and
+  // rejects counts the data cannot hold. Elements that take no bytes at all
+  // (empty structs, monostate) are limited to 2^20 per container.
   std::uint64_t Count(std::size_t min_bytes) {
     std::uint64_t n = Varint();
     std::uint64_t rem = Remaining();
-    if (ok() && ((min_bytes > 0 && n > rem / min_bytes) || (min_bytes == 0 && n > (std::uint64_t{1} << 32)))) {
+    if (ok() && ((min_bytes > 0 && n > rem / min_bytes) || (min_bytes == 0 && n > (std::uint64_t{1} << 20)))) {
       Fail("container of " + std::to_string(n) + " elements cannot fit in the " +
            std::to_string(rem) + " bytes left");
       return 0;
@@ -170,25 +171,30 @@ class Reader {
 // Writer/Reader over memory, for tests and the C API.
 class StringWriter final : public Writer {
  public:
-  std::string& str() {
-    buf_.resize(static_cast<std::size_t>(pos_ - base()));
-    end_ = pos_;
-    return buf_;
-  }
+  StringWriter() { Reset(); }
+  // The bytes written so far.
+  std::string str() { return buf_.substr(0, used_ + static_cast<std::size_t>(pos_ - chunk())); }
 
  protected:
   void Overflow(const void* p, std::size_t n) override {
-    std::size_t used = static_cast<std::size_t>(pos_ - base());
-    buf_.resize(std::max<std::size_t>(64, (used + n) * 2));
-    pos_ = base() + used;
-    end_ = base() + buf_.size();
-    std::memcpy(pos_, p, n);
-    pos_ += n;
+    used_ += static_cast<std::size_t>(pos_ - chunk());
+    buf_.resize(used_);
+    buf_.append(static_cast<const char*>(p), n);
+    used_ = buf_.size();
+    Reset();
   }
 
  private:
-  unsigned char* base() { return reinterpret_cast<unsigned char*>(buf_.data()); }
+  // Keeps a spare tail of the string as the write buffer.
+  void Reset() {
+    buf_.resize(used_ + kSpare);
+    pos_ = chunk();
+    end_ = pos_ + kSpare;
+  }
+  unsigned char* chunk() { return reinterpret_cast<unsigned char*>(buf_.data()) + used_; }
+  static constexpr std::size_t kSpare = 256;
   std::string buf_;
+  std::size_t used_ = 0;
 };
 
 class StringReader final : public Reader {

@@ -45,13 +45,13 @@ std::string AvailableCodecs() {
 
 int DefaultLevel(CodecId id) {
   switch (id) {
-    case CodecId::kZstd: return 3;
-    case CodecId::kZlib: return 6;
+    case CodecId::kZstd: return 1;
+    case CodecId::kZlib: return 1;
     default: return 0;
   }
 }
 
-static Status Missing(CodecId id) {
+[[maybe_unused]] static Status Missing(CodecId id) {
   return NotSupported("codec " + std::string(CodecName(id)) +
                       " is not available in this build (it has: " + AvailableCodecs() +
                       "); re-encode the image with `ckpt convert --codec` on a build that has it");

@@ -22,7 +22,8 @@ std::optional<CodecId> ParseCodec(std::string_view name);
 bool CodecAvailable(CodecId id);
 // Names of the codecs this build has, e.g. "none, zstd, zlib".
 std::string AvailableCodecs();
-// Default compression level for a codec (zstd 3, zlib 6).
+// Default compression level for a codec: 1 for both (fast; checkpoints are
+// on the critical path). --ckpt-level picks another.
 int DefaultLevel(CodecId id);
 
 // Compresses `in` into `out` (resized). An empty `out` on success means the

@@ -199,7 +199,7 @@ Status StringSource::ReadAt(std::uint64_t offset, std::size_t size, void* dst) c
                       std::to_string(offset) + " runs past the end (" +
                       std::to_string(data_.size()) + " bytes)");
   }
-  std::memcpy(dst, data_.data() + offset, size);
+  if (size != 0) std::memcpy(dst, data_.data() + offset, size);
   return Status::Ok();
 }
 

@@ -1,6 +1,7 @@
 #include "lib/program_image.h"
 
 #include <algorithm>
+#include <bit>
 #include <cstdio>
 
 #include "util/bytes.h"
@@ -120,7 +121,7 @@ std::string FormatTime(std::int64_t ns) {
   std::int64_t d = doy - (153 * mp + 2) / 5 + 1;
   std::int64_t m = mp < 10 ? mp + 3 : mp - 9;
   if (m <= 2) ++y;
-  char buf[40];
+  char buf[96];
   std::snprintf(buf, sizeof buf, "%04lld-%02lld-%02lldT%02lld:%02lld:%02lldZ",
                 static_cast<long long>(y), static_cast<long long>(m), static_cast<long long>(d),
                 static_cast<long long>(rem / 3600), static_cast<long long>((rem / 60) % 60),

@@ -31,10 +31,11 @@ std::string JsonEscape(const std::string& s) {
 Registration::Registration(platform::Env* env, std::string program, std::string dir)
     : env_(env), program_(std::move(program)), dir_(std::move(dir)) {
   path_ = PathFor(env_, env_->ProcessId());
+  start_time_ = env_->ProcessStartTime(env_->ProcessId());
 }
 
 Registration::~Registration() {
-  if (written_) env_->RemoveFile(path_).IgnoreError();
+  if (written_ && !keep_) env_->RemoveFile(path_).IgnoreError();
 }
 
 std::string Registration::PathFor(platform::Env* env, std::int64_t pid) {
@@ -42,16 +43,18 @@ std::string Registration::PathFor(platform::Env* env, std::int64_t pid) {
 }
 
 Status Registration::Publish(std::uint64_t generation, const std::string& last_image,
-                             const std::string& last_error) {
+                             const std::string& last_error, bool exited) {
   RETURN_IF_ERROR(env_->CreateDirs(env_->RuntimeDir()));
   std::string j = "{\"pid\": " + std::to_string(env_->ProcessId()) + ", \"program\": \"" +
                   JsonEscape(program_) + "\", \"dir\": \"" + JsonEscape(dir_) + "\", \"platform\": \"" +
-                  PlatformTag() + "\", \"generation\": " + std::to_string(generation) +
+                  PlatformTag() + "\", \"start_time\": " + std::to_string(start_time_) +
+                  ", \"exited\": " + (exited ? "true" : "false") +
+                  ", \"generation\": " + std::to_string(generation) +
                   ", \"last_image\": \"" + JsonEscape(last_image) + "\", \"last_error\": \"" +
                   JsonEscape(last_error) + "\"}\n";
-  std::string tmp_name = path_;
-  Status st = platform::WriteFileAtomic(env_, path_, j);
+  Status st = platform::WriteFileAtomic(env_, path_, j, /*durable=*/false);
   if (st.ok()) written_ = true;
+  keep_ = exited;
   return st;
 }
 

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <map>
 #include <mutex>
 #include <set>
@@ -18,10 +19,19 @@
 #include "lib/program_image.h"
 #include "lib/registration.h"
 #include "lib/section_io.h"
+#include "lib/testing.h"
 #include "platform/env.h"
 #include "state/compat.h"
 
 namespace ckpt {
+
+namespace lib {
+namespace {
+platform::Env* g_test_env = nullptr;
+}
+void SetEnvForTesting(platform::Env* env) { g_test_env = env; }
+platform::Env* SessionEnv() { return g_test_env != nullptr ? g_test_env : platform::Env::Default(); }
+}  // namespace lib
 
 namespace {
 
@@ -61,6 +71,10 @@ const char* kHelp =
 
 namespace detail {
 
+#if CKPT_SAFEPOINT_TRAMPOLINE
+void ProbeExtendedState();  // safepoint_trampoline.cc
+#endif
+
 struct VarEntry {
   std::string name;
   std::unique_ptr<VarBase> var;
@@ -73,7 +87,7 @@ class SessionImpl {
 
   Session* owner_;
   std::atomic<int>* pending_;
-  platform::Env* env_ = platform::Env::Default();
+  platform::Env* env_ = lib::SessionEnv();
   Options opt_;
   std::string program_path_;
   std::vector<std::string> program_args_;
@@ -88,6 +102,8 @@ class SessionImpl {
   std::unique_ptr<image::ImageReader> reader_;
   std::map<std::string, const image::SectionInfo*> image_vars_;
   std::set<std::string> claimed_;
+  double resume_seconds_ = 0;  // time spent reading the image
+  std::uint64_t resume_bytes_ = 0;
 
   // Progress.
   lib::Progress progress_;
@@ -97,6 +113,7 @@ class SessionImpl {
   std::uint64_t written_ = 0;
   std::string last_image_;
   std::string last_error_;
+  std::exception_ptr parked_exception_;  // thrown in a safepoint's slow path
 
   // Triggers.
   bool trigger_installed_ = false;
@@ -196,6 +213,9 @@ class SessionImpl {
   }
 
   void Start(int argc, char** argv) {
+#if CKPT_SAFEPOINT_TRAMPOLINE
+    ProbeExtendedState();
+#endif
     if (argc > 0 && argv != nullptr && argv[0] != nullptr) {
       program_path_ = argv[0];
       for (int i = 1; i < argc; ++i) program_args_.emplace_back(argv[i]);
@@ -283,6 +303,7 @@ class SessionImpl {
   }
 
   Status TryOpen(const std::string& path) {
+    auto t0 = std::chrono::steady_clock::now();
     ASSIGN_OR_RETURN(auto src, env_->NewRandomAccessFile(path));
     ASSIGN_OR_RETURN(auto reader, image::ImageReader::Open(std::move(src)));
     if (reader->header().kind != image::ImageKind::kProgram) {
@@ -298,6 +319,9 @@ class SessionImpl {
                             ", unknown to this build (a newer ckpt wrote it)");
       }
     }
+    ASSIGN_OR_RETURN(std::string mdata, reader->ReadSection(*meta));
+    lib::Meta m;
+    RETURN_IF_ERROR(DecodeMeta(mdata, &m).WithContext(path));
     ASSIGN_OR_RETURN(std::string pdata, reader->ReadSection(*prog));
     lib::Progress p;
     RETURN_IF_ERROR(DecodeProgress(pdata, &p).WithContext(path));
@@ -312,11 +336,12 @@ class SessionImpl {
     resumed_ = true;
     resume_path_ = path;
     pending_->fetch_or(kBitResumed, std::memory_order_relaxed);
-    Say("resuming from " + path + " (checkpoint " + std::to_string(p.seq) + ")");
+    resume_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     return Status::Ok();
   }
 
   void LoadVar(VarEntry& e) {
+    auto t0 = std::chrono::steady_clock::now();
     auto it = image_vars_.find(e.name);
     if (it == image_vars_.end()) {
       Fatal("cannot resume from " + resume_path_ + ": the program declares '" + e.name + "' (" +
@@ -344,6 +369,8 @@ class SessionImpl {
             "): " + r.error());
     }
     claimed_.insert(e.name);
+    resume_bytes_ += s.raw_size;
+    resume_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   }
 
   void FinishResume() {
@@ -356,6 +383,11 @@ class SessionImpl {
             " but the program never declared it before its first safepoint");
     }
     reader_.reset();
+    char buf[160];
+    std::snprintf(buf, sizeof buf, " (checkpoint %llu): %zu variables, %.1f MiB, read in %.3f s",
+                  static_cast<unsigned long long>(progress_.seq), claimed_.size(),
+                  static_cast<double>(resume_bytes_) / (1 << 20), resume_seconds_);
+    Say("resumed from " + resume_path_ + buf);
   }
 
   // --- checkpoint --------------------------------------------------------------
@@ -466,7 +498,7 @@ class SessionImpl {
     char buf[64];
     std::snprintf(buf, sizeof buf, " in %.3f s", secs);
     Say("checkpoint " + std::to_string(progress_.seq) + " written to " + path + buf);
-    if (registration_) registration_->Publish(written_, last_image_, "").IgnoreError();
+    if (registration_) registration_->Publish(written_, last_image_, "", exit_after).IgnoreError();
     if (exit_after) {
       Say("stopping after the checkpoint, as asked (exit status " + std::to_string(kExitCheckpointed) + ")");
       std::fflush(stdout);
@@ -546,6 +578,25 @@ void Session::StageLeave(bool completed) {
 }
 
 Event Session::SafepointSlow() { return impl_->Slow(); }
+
+void Session::RethrowPending() {
+  std::exception_ptr e = impl_->parked_exception_;
+  impl_->parked_exception_ = nullptr;
+  if (e) std::rethrow_exception(e);
+  throw Error("ckpt: internal error: safepoint reported an exception but none was parked");
+}
+
+namespace detail {
+// Called by the safepoint trampoline: exceptions must not unwind through it.
+long SafepointEntry(Session* s) noexcept {
+  try {
+    return static_cast<long>(s->SafepointSlow());
+  } catch (...) {
+    s->impl_->parked_exception_ = std::current_exception();
+    return -1;
+  }
+}
+}  // namespace detail
 
 Event Session::checkpoint() {
   if (impl_->reader_) impl_->FinishResume();

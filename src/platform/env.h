@@ -55,6 +55,9 @@ class Env {
   // Processes and the host.
   virtual std::int64_t ProcessId() = 0;
   virtual bool ProcessAlive(std::int64_t pid) = 0;
+  // An opaque number that changes when a PID is reused (Linux: start time in
+  // clock ticks since boot; Windows: creation FILETIME); 0 if unknown.
+  virtual std::uint64_t ProcessStartTime(std::int64_t pid) = 0;
   virtual std::string HostName() = 0;
   virtual std::string OsName() = 0;  // "linux", "windows"
   virtual std::string ExecutablePath() = 0;
@@ -79,8 +82,9 @@ class Env {
 
 // Helpers built on Env.
 Result<std::string> ReadFileToString(Env* env, const std::string& path);
-// Writes `data` to path.tmp, syncs it, renames it over `path` and syncs the directory.
-Status WriteFileAtomic(Env* env, const std::string& path, const std::string& data);
+// Writes `data` to path.tmp, renames it over `path`; with `durable`, syncs
+// the file before and the directory after the rename.
+Status WriteFileAtomic(Env* env, const std::string& path, const std::string& data, bool durable = true);
 std::string DirName(const std::string& path);
 std::string BaseName(const std::string& path);
 std::string JoinPath(const std::string& dir, const std::string& name);

@@ -12,12 +12,12 @@ Result<std::string> ReadFileToString(Env* env, const std::string& path) {
   return data;
 }
 
-Status WriteFileAtomic(Env* env, const std::string& path, const std::string& data) {
+Status WriteFileAtomic(Env* env, const std::string& path, const std::string& data, bool durable) {
   std::string tmp = path + ".tmp";
   {
     ASSIGN_OR_RETURN(auto f, env->NewWritableFile(tmp));
     Status st = f->Append(data.data(), data.size());
-    if (st.ok()) st = f->Sync();
+    if (st.ok() && durable) st = f->Sync();
     Status cl = f->Close();
     if (st.ok()) st = cl;
     if (!st.ok()) {
@@ -30,7 +30,7 @@ Status WriteFileAtomic(Env* env, const std::string& path, const std::string& dat
     env->RemoveFile(tmp).IgnoreError();
     return st;
   }
-  return env->SyncDir(DirName(path));
+  return durable ? env->SyncDir(DirName(path)) : Status::Ok();
 }
 
 std::string DirName(const std::string& path) {

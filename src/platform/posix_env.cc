@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -234,14 +235,35 @@ class PosixEnv final : public Env {
   bool ProcessAlive(std::int64_t pid) override {
     if (pid <= 0) return false;
     if (::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) return false;
-    // A zombie is not alive.
-    std::string stat;
-    auto f = ReadFileToString(this, "/proc/" + std::to_string(pid) + "/stat");
-    if (f.ok()) {
-      auto p = f->rfind(')');
-      if (p != std::string::npos && p + 2 < f->size() && (*f)[p + 2] == 'Z') return false;
+    // A zombie is not alive. (/proc files report size 0: read until EOF.)
+    int fd = ::open(("/proc/" + std::to_string(pid) + "/stat").c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return true;
+    char buf[512];
+    ssize_t n = ::read(fd, buf, sizeof buf - 1);
+    ::close(fd);
+    if (n <= 0) return true;
+    std::string f(buf, static_cast<std::size_t>(n));
+    auto p = f.rfind(')');
+    return !(p != std::string::npos && p + 2 < f.size() && f[p + 2] == 'Z');
+  }
+  std::uint64_t ProcessStartTime(std::int64_t pid) override {
+    int fd = ::open(("/proc/" + std::to_string(pid) + "/stat").c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    char buf[1024];
+    ssize_t n = ::read(fd, buf, sizeof buf - 1);
+    ::close(fd);
+    if (n <= 0) return 0;
+    std::string f(buf, static_cast<std::size_t>(n));
+    auto p = f.rfind(')');
+    if (p == std::string::npos) return 0;
+    // Fields after the command: state is field 3, starttime field 22.
+    std::size_t pos = p + 2;
+    for (int field = 3; field < 22 && pos < f.size(); ++field) {
+      pos = f.find(' ', pos);
+      if (pos == std::string::npos) return 0;
+      ++pos;
     }
-    return true;
+    return std::strtoull(f.c_str() + pos, nullptr, 10);
   }
   std::string HostName() override {
     char buf[256] = {0};

@@ -247,6 +247,15 @@ class WinEnv final : public Env {
     CloseHandle(h);
     return alive;
   }
+  std::uint64_t ProcessStartTime(std::int64_t pid) override {
+    HANDLE h = OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, FALSE, static_cast<DWORD>(pid));
+    if (h == nullptr) return 0;
+    FILETIME created, exited, kernel, user;
+    BOOL ok = GetProcessTimes(h, &created, &exited, &kernel, &user);
+    CloseHandle(h);
+    if (!ok) return 0;
+    return (static_cast<std::uint64_t>(created.dwHighDateTime) << 32) | created.dwLowDateTime;
+  }
   std::string HostName() override {
     char buf[MAX_COMPUTERNAME_LENGTH + 1];
     DWORD n = sizeof buf;

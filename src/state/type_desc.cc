@@ -129,9 +129,18 @@ class Parser {
       } while (Eat(','));
       return Eat('}');
     }
-    // Opaque (random engines): the identifier plus any balanced <...> text.
+    // Opaque (random engines and distributions): a known name, or an
+    // *_engine / *_distribution name with its balanced <...> parameters.
     d->kind = K::kOpaque;
-    if (i_ < t_.size() && t_[i_] == '<') {
+    static const char* const kAliases[] = {"mt19937", "mt19937_64", "minstd_rand0", "minstd_rand"};
+    bool alias = false;
+    for (const char* a : kAliases) alias = alias || id == a;
+    auto ends_with = [&](std::string_view suffix) {
+      return id.size() > suffix.size() && id.compare(id.size() - suffix.size(), suffix.size(), suffix) == 0;
+    };
+    if (alias) return true;
+    if (!(ends_with("_engine") || ends_with("_distribution")) || i_ >= t_.size() || t_[i_] != '<') return false;
+    {
       std::size_t b = i_;
       int level = 0;
       do {

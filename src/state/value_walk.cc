@@ -123,6 +123,10 @@ void WalkValue(Reader& r, const TypeDesc& d, std::string* out, std::size_t limit
         r.Fail("array does not fit in the data");
         return;
       }
+      if (d.kind == K::kArray && detail::MinEncodedSize(d.args[0]) == 0 && n > (std::uint64_t{1} << 20)) {
+        r.Fail("array of " + std::to_string(n) + " empty elements is too long");
+        return;
+      }
       Append(o, limit, "[");
       for (std::uint64_t i = 0; i < n && r.ok(); ++i) {
         if (i) Append(o, limit, ", ");

@@ -1,0 +1,175 @@
+// The image container: round trips with every codec, framing, and that
+// damaged images (truncated anywhere, any byte flipped) give a clear error.
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "image/checksum.h"
+#include "image/codec.h"
+#include "image/format.h"
+#include "image/reader.h"
+#include "image/writer.h"
+#include "util/bytes.h"
+
+namespace ckpt::image {
+namespace {
+
+std::string Pattern(std::size_t n, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::string s(n, '\0');
+  for (std::size_t i = 0; i < n; ++i) s[i] = static_cast<char>(i % 251 < 200 ? (i / 7) & 0xff : rng());
+  return s;
+}
+
+std::string BuildImage(CodecId codec, std::uint32_t frame, const std::vector<std::string>& payloads) {
+  StringSink sink;
+  WriterOptions o;
+  o.codec = codec;
+  o.frame_size = frame;
+  ImageWriter w(&sink, ImageKind::kProgram, o);
+  EXPECT_TRUE(w.Begin().ok());
+  for (std::size_t i = 0; i < payloads.size(); ++i) {
+    EXPECT_TRUE(w.BeginSection(static_cast<std::uint32_t>(i + 1), "s" + std::to_string(i), "attr" + std::to_string(i)).ok());
+    // Write in uneven pieces to exercise buffering and the direct path.
+    const std::string& p = payloads[i];
+    std::size_t pos = 0, step = 1;
+    while (pos < p.size()) {
+      std::size_t n = std::min(step, p.size() - pos);
+      EXPECT_TRUE(w.Write(p.data() + pos, n).ok());
+      pos += n;
+      step = step * 3 + 1;
+    }
+    EXPECT_TRUE(w.EndSection().ok());
+  }
+  EXPECT_TRUE(w.Finish().ok());
+  return sink.buffer();
+}
+
+Result<std::unique_ptr<ImageReader>> Open(const std::string& bytes) {
+  return ImageReader::Open(std::make_unique<StringSource>(bytes, "img"));
+}
+
+class CodecTest : public ::testing::TestWithParam<CodecId> {};
+
+TEST_P(CodecTest, RoundTrip) {
+  if (!CodecAvailable(GetParam())) GTEST_SKIP() << "codec not in this build";
+  std::vector<std::string> payloads = {"", "x", Pattern(1000, 1), Pattern(300000, 2), std::string(200000, '\0')};
+  std::string img = BuildImage(GetParam(), 64 * 1024, payloads);
+  auto r = Open(img);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  ASSERT_EQ((*r)->sections().size(), payloads.size());
+  for (std::size_t i = 0; i < payloads.size(); ++i) {
+    const SectionInfo& s = (*r)->sections()[i];
+    EXPECT_EQ(s.name, "s" + std::to_string(i));
+    EXPECT_EQ(s.attrs, "attr" + std::to_string(i));
+    EXPECT_EQ(s.raw_size, payloads[i].size());
+    EXPECT_EQ(s.codec, GetParam());
+    auto data = (*r)->ReadSection(s);
+    ASSERT_TRUE(data.ok()) << data.status().message();
+    EXPECT_EQ(*data, payloads[i]);
+  }
+  EXPECT_TRUE((*r)->VerifyAll().ok());
+  if (GetParam() != CodecId::kNone) {
+    EXPECT_LT(img.size(), 300000u + 200000u);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Codecs, CodecTest, ::testing::Values(CodecId::kNone, CodecId::kZstd, CodecId::kZlib),
+                         [](const auto& info) { return std::string(CodecName(info.param)); });
+
+TEST(Image, PartialReadsAcrossFrames) {
+  std::string p = Pattern(100000, 3);
+  std::string img = BuildImage(CodecId::kNone, 4096, {p});
+  auto r = Open(img);
+  ASSERT_TRUE(r.ok());
+  auto s = (*r)->OpenSection((*r)->sections()[0]);
+  ASSERT_TRUE(s.ok());
+  std::string got;
+  std::size_t step = 1;
+  while ((*s)->remaining() > 0) {
+    std::size_t n = std::min<std::size_t>(step, (*s)->remaining());
+    std::string buf(n, '\0');
+    ASSERT_TRUE((*s)->Read(buf.data(), n).ok());
+    got += buf;
+    step = step * 2 + 1;
+  }
+  EXPECT_EQ(got, p);
+  EXPECT_TRUE((*s)->Drain().ok());
+  char c;
+  EXPECT_FALSE((*s)->Read(&c, 1).ok());
+}
+
+TEST(Image, EmptyImage) {
+  std::string img = BuildImage(CodecId::kNone, 4096, {});
+  auto r = Open(img);
+  ASSERT_TRUE(r.ok());
+  EXPECT_TRUE((*r)->sections().empty());
+}
+
+TEST(Image, RejectsNonImage) {
+  auto r = Open("hello world, this is not an image at all, no no no");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("not a ckpt image"), std::string::npos);
+}
+
+// Rewrites the header's major version and fixes its checksum.
+std::string WithMajor(std::string img, std::uint16_t major) {
+  img[8] = static_cast<char>(major & 0xff);
+  img[9] = static_cast<char>(major >> 8);
+  std::string fixed = img.substr(0, 24);
+  PutU64(&fixed, Checksum64(fixed));
+  return fixed + img.substr(32);
+}
+
+TEST(Image, RejectsNewerMajorVersion) {
+  std::string img = BuildImage(CodecId::kNone, 4096, {"abc"});
+  ASSERT_TRUE(Open(WithMajor(img, 1)).ok());
+  auto r = Open(WithMajor(img, 2));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), Code::kNotSupported);
+  EXPECT_NE(r.status().message().find("newer"), std::string::npos) << r.status().message();
+}
+
+TEST(Image, TruncatedAtEveryOffsetIsAnError) {
+  std::string img = BuildImage(CodecId::kNone, 512, {Pattern(3000, 4), "tail"});
+  for (std::size_t cut = 0; cut < img.size(); ++cut) {
+    auto r = Open(img.substr(0, cut));
+    if (!r.ok()) continue;
+    ADD_FAILURE() << "a copy cut at " << cut << " of " << img.size() << " bytes opened";
+  }
+}
+
+TEST(Image, EveryFlippedByteIsDetected) {
+  if (!CodecAvailable(CodecId::kZstd)) GTEST_SKIP();
+  for (CodecId codec : {CodecId::kNone, CodecId::kZstd}) {
+    std::string img = BuildImage(codec, 512, {Pattern(2000, 5), "abc"});
+    for (std::size_t i = 0; i < img.size(); ++i) {
+      std::string bad = img;
+      bad[i] = static_cast<char>(bad[i] ^ 0x20);
+      auto r = Open(bad);
+      if (!r.ok()) continue;
+      Status st = (*r)->VerifyAll();
+      EXPECT_FALSE(st.ok()) << "flip at " << i << " (codec " << CodecName(codec) << ") went unnoticed";
+    }
+  }
+}
+
+TEST(Image, MissingCodecNamesIt) {
+  if (CodecAvailable(CodecId::kZstd)) {
+    // Build lacks nothing; simulate by checking the message of Decompress on a codec id.
+    std::string img = BuildImage(CodecId::kZstd, 4096, {Pattern(10000, 6)});
+    auto r = Open(img);
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ((*r)->sections()[0].codec, CodecId::kZstd);
+  }
+  if (!CodecAvailable(CodecId::kZlib) || !CodecAvailable(CodecId::kZstd)) {
+    CodecId missing = CodecAvailable(CodecId::kZlib) ? CodecId::kZstd : CodecId::kZlib;
+    std::vector<unsigned char> out;
+    Status st = Compress(missing, 0, "abc", 3, &out);
+    EXPECT_EQ(st.code(), Code::kNotSupported);
+    EXPECT_NE(st.message().find(std::string(CodecName(missing))), std::string::npos);
+  }
+}
+
+}  // namespace
+}  // namespace ckpt::image

@@ -1,0 +1,336 @@
+// Session: checkpoint and resume in one process, type mismatches, stages,
+// pruning, option parsing, and failures that must leave the previous image.
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+
+#include "ckpt/ckpt.hpp"
+#include "fault_env.h"
+#include "lib/testing.h"
+
+namespace ckpt {
+namespace {
+
+namespace fs = std::filesystem;
+
+class SessionTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("ckpt-session-test-" + std::to_string(::getpid()) + "-" +
+                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    setenv("CKPT_RUNTIME_DIR", (dir_ / "run").c_str(), 1);
+  }
+  void TearDown() override {
+    lib::SetEnvForTesting(nullptr);
+    fs::remove_all(dir_);
+  }
+  Options Opts(std::string resume = "") {
+    Options o;
+    o.dir = dir_.string();
+    o.resume = std::move(resume);
+    o.quiet = true;
+    o.throw_on_error = true;
+    o.name = "t";
+    return o;
+  }
+  std::vector<std::string> Images() {
+    std::vector<std::string> v;
+    for (auto& e : fs::directory_iterator(dir_)) {
+      if (e.path().extension() == ".ckpt" || e.path().extension() == ".tmp") v.push_back(e.path().filename());
+    }
+    std::sort(v.begin(), v.end());
+    return v;
+  }
+  fs::path dir_;
+};
+
+TEST_F(SessionTest, CheckpointThenResumeRestoresEveryVariable) {
+  std::string image;
+  {
+    Session s(Opts());
+    auto& n = s.var("n", std::uint64_t{0});
+    auto& grid = s.var("grid", std::vector<double>(1000, 0.0));
+    auto& names = s.var("names", std::map<std::string, int>());
+    int owned = 5;
+    s.bind("owned", owned);
+    n = 41;
+    grid[999] = 3.25;
+    names["a"] = 1;
+    owned = 6;
+    EXPECT_FALSE(s.resumed());
+    EXPECT_EQ(s.checkpoint(), Event::kCheckpointed);
+    image = s.last_image();
+    n = 1000;  // after the checkpoint: must not be seen by the resume
+  }
+  ASSERT_TRUE(fs::exists(image));
+  Session s(Opts(image));
+  EXPECT_TRUE(s.resumed());
+  auto& n = s.var("n", std::uint64_t{0});
+  auto& grid = s.var("grid", std::vector<double>());
+  auto& names = s.var("names", std::map<std::string, int>());
+  int owned = 0;
+  s.bind("owned", owned);
+  EXPECT_EQ(n, 41u);
+  ASSERT_EQ(grid.size(), 1000u);
+  EXPECT_EQ(grid[999], 3.25);
+  EXPECT_EQ(names.at("a"), 1);
+  EXPECT_EQ(owned, 6);
+  EXPECT_EQ(s.safepoint(), Event::kResumed);
+  EXPECT_EQ(s.safepoint(), Event::kNone);
+}
+
+TEST_F(SessionTest, TypeMismatchNamesVariableAndBothTypes) {
+  std::string image;
+  {
+    Session s(Opts());
+    s.var("grid", std::vector<double>{1.0});
+    ASSERT_EQ(s.checkpoint(), Event::kCheckpointed);
+    image = s.last_image();
+  }
+  Session s(Opts(image));
+  try {
+    s.var("grid", std::vector<float>());
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("'grid' is vector<f64> in the image, the program declares vector<f32>"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
+TEST_F(SessionTest, ValueThatDoesNotFitIsAnErrorNamingTheVariable) {
+  std::string image;
+  {
+    Session s(Opts());
+    s.var("counter", std::int64_t{5000000000LL});
+    ASSERT_EQ(s.checkpoint(), Event::kCheckpointed);
+    image = s.last_image();
+  }
+  Session s(Opts(image));
+  try {
+    s.var("counter", std::int32_t{0});
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    std::string m = e.what();
+    EXPECT_NE(m.find("'counter'"), std::string::npos) << m;
+    EXPECT_NE(m.find("5000000000"), std::string::npos) << m;
+  }
+}
+
+TEST_F(SessionTest, MissingAndUnclaimedVariablesAreErrors) {
+  std::string image;
+  {
+    Session s(Opts());
+    s.var("a", 1);
+    s.var("b", 2);
+    ASSERT_EQ(s.checkpoint(), Event::kCheckpointed);
+    image = s.last_image();
+  }
+  {
+    Session s(Opts(image));
+    EXPECT_THROW(s.var("zzz", 1), Error);
+  }
+  {
+    Session s(Opts(image));
+    s.var("a", 0);
+    try {
+      s.safepoint();
+      FAIL() << "no error";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("'b'"), std::string::npos) << e.what();
+    }
+  }
+}
+
+TEST_F(SessionTest, StagesRunOnceAcrossResumesAndNest) {
+  std::string image;
+  int outer_runs = 0, inner_a = 0, inner_b = 0;
+  {
+    Session s(Opts());
+    s.stage("outer", [&] {
+      ++outer_runs;
+      s.stage("a", [&] { ++inner_a; });
+      s.stage("b", [&] {
+        ++inner_b;
+        ASSERT_EQ(s.checkpoint(), Event::kCheckpointed);  // inside b: b not complete
+        image = s.last_image();
+      });
+    });
+  }
+  Session s(Opts(image));
+  s.stage("outer", [&] {
+    ++outer_runs;
+    s.stage("a", [&] { ++inner_a; });
+    s.stage("b", [&] { ++inner_b; });
+  });
+  EXPECT_EQ(outer_runs, 2);  // re-entered: it had not completed
+  EXPECT_EQ(inner_a, 1);     // completed before the checkpoint: skipped
+  EXPECT_EQ(inner_b, 2);
+}
+
+TEST_F(SessionTest, KeepsNewestKImages) {
+  Options o = Opts();
+  o.keep = 2;
+  Session s(o);
+  s.var("x", 0);
+  for (int i = 0; i < 5; ++i) ASSERT_EQ(s.checkpoint(), Event::kCheckpointed);
+  EXPECT_EQ(Images(), (std::vector<std::string>{"t.000004.ckpt", "t.000005.ckpt"}));
+}
+
+TEST_F(SessionTest, FullDiskLeavesPreviousImageIntact) {
+  testing::FaultEnv env;
+  lib::SetEnvForTesting(&env);
+  Session s(Opts());
+  auto& v = s.var("v", std::vector<double>(100000, 1.0));
+  ASSERT_EQ(s.checkpoint(), Event::kCheckpointed);
+  std::string first = s.last_image();
+  auto size = fs::file_size(first);
+  v.assign(100000, 2.0);
+  env.write_budget = 50000;
+  EXPECT_EQ(s.checkpoint(), Event::kFailed);
+  EXPECT_NE(s.last_error().find("No space left"), std::string::npos) << s.last_error();
+  EXPECT_EQ(Images(), std::vector<std::string>{"t.000001.ckpt"});  // no .tmp left behind
+  EXPECT_EQ(fs::file_size(first), size);
+  env.write_budget = -1;
+  env.fail_rename = true;
+  EXPECT_EQ(s.checkpoint(), Event::kFailed);
+  EXPECT_EQ(Images(), std::vector<std::string>{"t.000001.ckpt"});
+  env.fail_rename = false;
+  lib::SetEnvForTesting(nullptr);
+  // The surviving image still resumes with the old values.
+  Session r(Opts(first));
+  auto& back = r.var("v", std::vector<double>());
+  EXPECT_EQ(back[0], 1.0);
+}
+
+TEST_F(SessionTest, ResumeFromDirectorySkipsCorruptNewest) {
+  {
+    Session s(Opts());
+    auto& x = s.var("x", 0);
+    x = 1;
+    ASSERT_EQ(s.checkpoint(), Event::kCheckpointed);
+    x = 2;
+    ASSERT_EQ(s.checkpoint(), Event::kCheckpointed);
+    // Cut the newest image short.
+    fs::resize_file(s.last_image(), fs::file_size(s.last_image()) / 2);
+  }
+  Session s(Opts(dir_.string()));
+  EXPECT_EQ(s.var("x", 0), 1);
+}
+
+TEST_F(SessionTest, ArgvOptionsAreRemoved) {
+  std::string d = "--ckpt-dir=" + dir_.string();
+  std::vector<std::string> args = {"prog", "keep1", d, "--ckpt-quiet", "--ckpt-keep", "3", "keep2",
+                                   "--ckpt-codec", "none"};
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  int argc = static_cast<int>(args.size());
+  Session s(argc, argv.data());
+  ASSERT_EQ(argc, 3);
+  EXPECT_STREQ(argv[0], "prog");
+  EXPECT_STREQ(argv[1], "keep1");
+  EXPECT_STREQ(argv[2], "keep2");
+  EXPECT_EQ(argv[3], nullptr);
+  EXPECT_EQ(s.options().keep, 3);
+  EXPECT_EQ(s.options().dir, dir_.string());
+  EXPECT_EQ(s.options().name, "prog");
+}
+
+TEST_F(SessionTest, NoOptionsMeansNoCheckpoints) {
+  std::vector<std::string> args = {"prog", "a"};
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  int argc = 2;
+  fs::current_path(dir_);
+  {
+    Session s(argc, argv.data());
+    auto& i = s.var("i", 0);
+    for (; i < 100000; ++i) EXPECT_EQ(s.safepoint(), Event::kNone);
+  }
+  EXPECT_TRUE(Images().empty());
+}
+
+TEST_F(SessionTest, StopAtCountsSafepointsAndExits) {
+  EXPECT_EXIT(
+      {
+        Options o = Opts();
+        o.stop_at = 10;
+        Session s(o);
+        auto& i = s.var("i", 0);
+        for (; i < 100; ++i) s.safepoint();
+        std::exit(0);
+      },
+      ::testing::ExitedWithCode(kExitCheckpointed), "");
+  ASSERT_EQ(Images(), std::vector<std::string>{"t.000001.ckpt"});
+  Session s(Opts(dir_.string()));
+  EXPECT_EQ(s.var("i", 0), 9);  // the 10th safepoint runs with i == 9
+}
+
+// Many floating-point values live in registers across safepoints that each
+// write a checkpoint (hashing, memcpy, I/O: code that uses the vector
+// registers). The results must equal the same loop without checkpoints.
+// (No function calls in the loop but the safepoint: a call would make the
+// compiler spill the values itself and the test would prove nothing.)
+template <bool kCheckpoint>
+[[gnu::noinline]] double RegisterHeavyLoop(Session* s, int n, int* checkpoints) {
+  volatile double seed = 1.0;
+  double a = seed * 0.5, b = seed * 0.25, c = seed * 0.125, d = seed * 0.0625;
+  double e = seed * 1.5, f = seed * 2.5, g = seed * 3.5, h = seed * 4.5;
+  for (int i = 0; i < n; ++i) {
+    a = a * 0.999 + b;
+    b = b * 0.998 + c;
+    c = c * 0.997 + d;
+    d = d * 0.996 + e;
+    e = e * 0.995 + f * 1e-3;
+    f = f * 0.994 + g * 1e-3;
+    g = g * 0.993 + h * 1e-3;
+    h = h * 0.992 + a * 1e-3;
+    if constexpr (kCheckpoint) {
+      s->request_checkpoint();
+      *checkpoints += s->safepoint() == Event::kCheckpointed;
+    }
+  }
+  return a + b + c + d + e + f + g + h;
+}
+
+TEST_F(SessionTest, SafepointPreservesRegistersAcrossCheckpoints) {
+  Session s(Opts());
+  s.var("v", std::vector<double>(100000, 3.0));
+  int with = 0, without = 0;
+  EXPECT_EQ(RegisterHeavyLoop<true>(&s, 20, &with), RegisterHeavyLoop<false>(&s, 20, &without));
+  EXPECT_EQ(with, 20);
+  EXPECT_EQ(s.checkpoints_written(), 20u);
+}
+
+TEST_F(SessionTest, ExceptionFromASafepointReachesTheCaller) {
+  std::string image;
+  {
+    Session s(Opts());
+    s.var("a", 1);
+    s.var("b", 2);
+    ASSERT_EQ(s.checkpoint(), Event::kCheckpointed);
+    image = s.last_image();
+  }
+  Session s(Opts(image));
+  s.var("a", 0);
+  EXPECT_THROW(s.safepoint(), Error);  // 'b' was never declared
+}
+
+TEST_F(SessionTest, RequestFromAnotherThreadIsTakenAtNextSafepoint) {
+  Session s(Opts());
+  s.var("i", 0);
+  std::thread t([&] { s.request_checkpoint(); });
+  t.join();
+  EXPECT_EQ(s.safepoint(), Event::kCheckpointed);
+  EXPECT_EQ(s.checkpoints_written(), 1u);
+}
+
+}  // namespace
+}  // namespace ckpt

@@ -25,8 +25,7 @@ Result<nlohmann::json> ReadRegistration(platform::Env* env, std::int64_t pid) {
   auto data = platform::ReadFileToString(env, path);
   if (!data.ok()) {
     if (!env->ProcessAlive(pid)) return NotFound("no process " + std::to_string(pid) + " is running");
-    return NotFound("process " + std::to_string(pid) +
-                    " is not a ckpt program (no registration " + path +
+    return NotFound("process " + std::to_string(pid) + " is not a ckpt program (no registration " + path +
                     "; was it built with libckpt, and started without --ckpt-no-listen?)");
   }
   auto j = nlohmann::json::parse(*data, nullptr, false);
@@ -34,14 +33,26 @@ Result<nlohmann::json> ReadRegistration(platform::Env* env, std::int64_t pid) {
   return j;
 }
 
+// True if the registration belongs to the process now running as `pid`
+// (and not to an earlier process whose PID was reused).
+bool SameProcess(platform::Env* env, std::int64_t pid, const nlohmann::json& reg) {
+  std::uint64_t want = reg.value("start_time", std::uint64_t{0});
+  if (want == 0) return true;
+  return env->ProcessStartTime(pid) == want;
+}
+
 int Run(const CheckpointOptions& o) {
   platform::Env* env = platform::Env::Default();
+  const std::string reg_path = lib::Registration::PathFor(env, o.pid);
   auto reg = ReadRegistration(env, o.pid);
   if (!reg.ok()) return ReportError(reg.status());
-  if (!env->ProcessAlive(o.pid)) {
-    return ReportError(NotFound("process " + std::to_string(o.pid) + " has exited (stale registration)"));
+  if (!env->ProcessAlive(o.pid) || reg->value("exited", false) || !SameProcess(env, o.pid, *reg)) {
+    env->RemoveFile(reg_path).IgnoreError();  // stale
+    return ReportError(NotFound("no ckpt program runs as process " + std::to_string(o.pid) +
+                                " (its registration was stale and has been removed)"));
   }
   std::uint64_t gen0 = reg->value("generation", std::uint64_t{0});
+  std::string err0 = reg->value("last_error", std::string());
   Status st = env->SendCheckpointRequest(
       o.pid, o.exit ? platform::Request::kCheckpointAndExit : platform::Request::kCheckpoint);
   if (!st.ok()) return ReportError(st);
@@ -51,37 +62,43 @@ int Run(const CheckpointOptions& o) {
   }
   auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(o.timeout);
   nlohmann::json last = *reg;
-  bool exited = false;
+  bool gone = false;
   while (std::chrono::steady_clock::now() < deadline) {
+    // Check liveness before reading, so a final publish is never missed.
+    bool alive = env->ProcessAlive(o.pid);
     auto r = ReadRegistration(env, o.pid);
     if (r.ok()) last = *r;
-    std::uint64_t gen = last.value("generation", std::uint64_t{0});
+    if (last.value("generation", std::uint64_t{0}) > gen0) break;
     std::string err = last.value("last_error", std::string());
-    if (gen > gen0) break;
-    if (!err.empty() && gen == gen0 && r.ok()) {
-      // A failed attempt also updates the registration.
-      return ReportError(IoError("process " + std::to_string(o.pid) + " failed to checkpoint: " + err));
+    if (r.ok() && !err.empty() && err != err0) {
+      return ReportError(IoError("process " + std::to_string(o.pid) + " failed to checkpoint: " + err +
+                                 " (its previous image is intact)"));
     }
-    if (!env->ProcessAlive(o.pid)) {
-      exited = true;
+    if (!alive) {
+      gone = true;
       break;
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   std::uint64_t gen = last.value("generation", std::uint64_t{0});
   if (gen <= gen0) {
-    if (exited) return ReportError(IoError("process " + std::to_string(o.pid) + " exited without writing a checkpoint"));
+    if (gone) {
+      return ReportError(
+          IoError("process " + std::to_string(o.pid) + " exited without writing a checkpoint"));
+    }
     return ReportError(Timeout("process " + std::to_string(o.pid) + " reached no safepoint within " +
                                std::to_string(o.timeout) + " s; the request stays pending"));
   }
   std::string image = last.value("last_image", std::string());
+  bool exited = false;
   if (o.exit) {
-    for (int i = 0; i < 500 && env->ProcessAlive(o.pid); ++i)
+    for (int i = 0; i < 1000 && env->ProcessAlive(o.pid); ++i)
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    exited = !env->ProcessAlive(o.pid);
+    if (last.value("exited", false)) env->RemoveFile(reg_path).IgnoreError();
   }
   if (o.json) {
-    nlohmann::ordered_json j = {{"pid", o.pid}, {"image", image}, {"generation", gen},
-                                {"exited", o.exit && !env->ProcessAlive(o.pid)}};
+    nlohmann::ordered_json j = {{"pid", o.pid}, {"image", image}, {"generation", gen}, {"exited", exited}};
     std::printf("%s\n", j.dump(2).c_str());
   } else {
     std::printf("%s\n", image.c_str());

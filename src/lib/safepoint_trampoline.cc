@@ -1,0 +1,36 @@
+// Support for the x86-64 safepoint trampoline (safepoint_x86_64.S): the size
+// and method of saving the extended register state, probed once with CPUID,
+// and the C entry point the trampoline calls. Exceptions never cross the
+// trampoline: they are parked in the session and rethrown by the caller.
+#include <cpuid.h>
+
+#include <cstdint>
+
+#include "ckpt/ckpt.hpp"
+
+extern "C" {
+// Read by the trampoline. Until probed: FXSAVE of 512 bytes (plus alignment slack).
+std::uint64_t ckpt_xstate_size = 512 + 64;
+unsigned char ckpt_xstate_xsave = 0;
+}
+
+namespace ckpt::detail {
+
+void ProbeExtendedState() {
+  static bool done = false;
+  if (done) return;
+  done = true;
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  if (!__get_cpuid(1, &a, &b, &c, &d)) return;
+  const bool osxsave = (c & (1u << 27)) != 0;
+  if (!osxsave || __get_cpuid_max(0, nullptr) < 0xD) return;
+  __cpuid_count(0xD, 0, a, b, c, d);
+  // EBX: bytes needed for the components enabled in XCR0 (standard form).
+  if (b < 576) return;
+  ckpt_xstate_size = b + 64;
+  ckpt_xstate_xsave = 1;
+}
+
+}  // namespace ckpt::detail
+
+extern "C" long ckpt_safepoint_slow_c(ckpt::Session* s) noexcept { return ckpt::detail::SafepointEntry(s); }

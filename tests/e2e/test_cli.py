@@ -1,0 +1,191 @@
+"""End-to-end: the examples and the `ckpt` CLI on this platform.
+Checkpoints at chosen safepoints and from outside (`ckpt checkpoint PID`),
+resumes through `ckpt resume`, inspects, verifies and converts images, and
+checks that every resumed run prints the uninterrupted run's result."""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+from ckpttest import *  # noqa
+
+CKPT = os.path.join(BIN, "ckpt")
+HEAT = os.path.join(BIN, "heat")
+NBODY = os.path.join(BIN, "nbody")
+
+
+def test_stop_and_resume(work):
+    ref = result_line(run([HEAT, 96, 300], check=0).stdout)
+    # Three interruptions, each resumed through `ckpt resume`.
+    p = run([HEAT, 96, 300, "--ckpt-dir", work, "--ckpt-stop-at", 70], check=75)
+    check("checkpoint 1 written" in p.stderr, "no progress message: " + p.stderr)
+    for i in range(2):
+        img = newest_image(work)
+        p = run([CKPT, "resume", img], check=75, env_extra={"CKPT_STOP_AT": 70})
+    p = run([CKPT, "resume", work], check=0)
+    check(result_line(p.stdout) == ref, "resumed result differs:\n%s\n%s" % (result_line(p.stdout), ref))
+    # --ckpt-keep 2 (the default) kept the two newest.
+    check(images(work) == ["heat.000002.ckpt", "heat.000003.ckpt"], "kept images: %s" % images(work))
+
+
+def test_inspect_and_verify(work):
+    run([NBODY, 16, 100, "--ckpt-dir", work, "--ckpt-stop-at", 40], check=75)
+    img = newest_image(work)
+    j = json.loads(run([CKPT, "inspect", "--json", "--values", img], check=0).stdout)
+    check(j["kind"] == "program" and j["format"]["major"] == 1, "header: %s" % j)
+    check(j["meta"]["producer.os"] == "linux" and j["meta"]["program.name"] == "nbody", "meta: %s" % j["meta"])
+    check(j["meta"]["program.args"] == ["16", "100"], "args: %s" % j["meta"]["program.args"])
+    check(j["progress"]["stages_done"] == ["setup", "setup/momentum", "setup/place"], "stages: %s" % j["progress"])
+    names = {v["name"]: v for v in j["variables"]}
+    check(names["step"]["type"] == "u64" and names["step"]["value"] == "40", "step: %s" % names["step"])
+    check(names["bodies"]["type"] == "vector<Body{x:f64,y:f64,z:f64,vx:f64,vy:f64,vz:f64,mass:f64}>",
+          "bodies: %s" % names["bodies"])
+    check(names["bodies"]["raw_bytes"] == 1 + 16 * 7 * 8, "bodies size: %s" % names["bodies"])
+    check(names["rng"]["type"] == "mt19937_64", "rng: %s" % names["rng"])
+    check(j["checksums"] == "ok", "checksums: %s" % j["checksums"])
+    p = run([CKPT, "inspect", img], check=0)
+    check("nbody" in p.stdout and "checksums   ok" in p.stdout, p.stdout)
+    p = run([CKPT, "verify", img], check=0)
+    check(p.stdout.startswith("OK"), p.stdout)
+
+
+def test_convert_codecs(work):
+    ref = result_line(run([HEAT, 64, 200], check=0).stdout)
+    run([HEAT, 64, 200, "--ckpt-dir", work, "--ckpt-stop-at", 100], check=75)
+    img = newest_image(work)
+    raw_size = os.path.getsize(img)
+    codecs = run([CKPT, "--version"], check=0).stdout
+    for codec in ["zstd", "zlib", "none"]:
+        if codec not in codecs:
+            continue
+        out = os.path.join(work, "conv-%s.000001.ckpt" % codec)
+        run([CKPT, "convert", img, "--codec", codec, "-o", out], check=0)
+        j = json.loads(run([CKPT, "inspect", "--json", out], check=0).stdout)
+        grid = [v for v in j["variables"] if v["name"] == "grid"][0]
+        check(grid["codec"] == codec, "grid codec %s" % grid)
+        if codec != "none":
+            check(os.path.getsize(out) < raw_size, "%s did not shrink the image" % codec)
+        p = run([HEAT, "--ckpt-resume", out, "--ckpt-dir", os.path.join(work, "after-" + codec)], check=0)
+        check(result_line(p.stdout) == ref, "resume after convert to %s differs" % codec)
+    # A program can write compressed images itself.
+    zd = os.path.join(work, "z")
+    if "zstd" in codecs:
+        run([HEAT, 64, 200, "--ckpt-dir", zd, "--ckpt-stop-at", 50, "--ckpt-codec", "zstd"], check=75)
+        check(os.path.getsize(newest_image(zd)) < raw_size, "zstd image not smaller")
+        check(result_line(run([HEAT, "--ckpt-resume", zd], check=0).stdout) == ref, "zstd resume differs")
+
+
+def test_external_checkpoint(work):
+    ref = result_line(run([HEAT, 96, 150000], check=0, timeout=600).stdout)
+    rt = os.path.join(work, "run")
+    e = env(CKPT_RUNTIME_DIR=rt)
+    proc = subprocess.Popen([HEAT, "96", "150000", "--ckpt-dir", work], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=e)
+    try:
+        reg = os.path.join(rt, "%d.json" % proc.pid)
+        for _ in range(500):
+            if os.path.exists(reg):
+                break
+            time.sleep(0.01)
+        check(os.path.exists(reg), "no registration file " + reg)
+        # A checkpoint while it keeps running, then one that stops it.
+        p = run([CKPT, "checkpoint", str(proc.pid), "--json"], check=0, env_extra={"CKPT_RUNTIME_DIR": rt})
+        first = json.loads(p.stdout)["image"]
+        check(os.path.exists(first), "reported image missing: " + first)
+        check(proc.poll() is None, "program stopped after a plain checkpoint")
+        p = run([CKPT, "checkpoint", str(proc.pid), "--exit"], check=0, env_extra={"CKPT_RUNTIME_DIR": rt})
+        second = p.stdout.strip()
+        out, err = proc.communicate(timeout=60)
+        check(proc.returncode == 75, "exit status %d after --exit; stderr %s" % (proc.returncode, err))
+        check(not os.path.exists(reg), "registration left behind")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    check(second != first and os.path.exists(second), "second image: %s" % second)
+    p = run([CKPT, "resume", second], check=0, timeout=600)
+    check(result_line(p.stdout) == ref, "externally checkpointed run differs")
+    # Resuming the first image (mid-run, continues) gives the same answer too.
+    p = run([HEAT, "--ckpt-resume", first, "--ckpt-dir", os.path.join(work, "b")], check=0, timeout=600)
+    check(result_line(p.stdout) == ref, "first image's resume differs")
+
+
+def test_checkpoint_errors(work):
+    rt = os.path.join(work, "run")
+    sleeper = subprocess.Popen(["sleep", "30"])
+    try:
+        p = run([CKPT, "checkpoint", str(sleeper.pid)], env_extra={"CKPT_RUNTIME_DIR": rt})
+        check(p.returncode == 1 and "not a ckpt program" in p.stderr, "non-ckpt pid: %d %s" % (p.returncode, p.stderr))
+        check(sleeper.poll() is None, "the checkpoint request harmed a non-ckpt process")
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    p = run([CKPT, "checkpoint", "999999"], env_extra={"CKPT_RUNTIME_DIR": rt})
+    check(p.returncode == 1 and "no process" in p.stderr, p.stderr)
+
+
+def test_resume_errors(work):
+    run([NBODY, 8, 50, "--ckpt-dir", work, "--ckpt-stop-at", 10], check=75)
+    img = newest_image(work)
+    # The wrong program: nbody's image into heat.
+    p = run([HEAT, "--ckpt-resume", img])
+    check(p.returncode == 3 and "'params'" in p.stderr and "does not contain" in p.stderr, p.stderr)
+    # A missing file, a non-image, an empty directory.
+    p = run([HEAT, "--ckpt-resume", os.path.join(work, "nope.ckpt")])
+    check(p.returncode == 3 and "No such file" in p.stderr, p.stderr)
+    junk = os.path.join(work, "junk.ckpt")
+    with open(junk, "w") as f:
+        f.write("this is not an image\n" * 10)
+    p = run([HEAT, "--ckpt-resume", junk])
+    check(p.returncode == 3 and "not a ckpt image" in p.stderr, p.stderr)
+    os.mkdir(os.path.join(work, "empty"))
+    p = run([HEAT, "--ckpt-resume", os.path.join(work, "empty")])
+    check(p.returncode == 3 and "no checkpoint images" in p.stderr, p.stderr)
+    # Bad options.
+    p = run([HEAT, "--ckpt-bogus"])
+    check(p.returncode == 2 and "unknown option --ckpt-bogus" in p.stderr, p.stderr)
+    p = run([HEAT, "--ckpt-codec", "lz4"])
+    check(p.returncode == 2 and "unknown codec" in p.stderr, p.stderr)
+    p = run([HEAT, "--ckpt-help"], check=0)
+    check("--ckpt-resume" in p.stdout, p.stdout)
+    p = run([CKPT, "inspect", junk])
+    check(p.returncode == 3 and "not a ckpt image" in p.stderr, p.stderr)
+    p = run([CKPT, "bogus-verb"])
+    check(p.returncode == 2, "bogus verb exit %d" % p.returncode)
+
+
+def test_c_api(work):
+    wave = os.path.join(BIN, "wave_c")
+    ref = result_line(run([wave, 500, 900], check=0).stdout)
+    run([wave, 500, 900, "--ckpt-dir", work, "--ckpt-stop-at", 300], check=75)
+    j = json.loads(run([CKPT, "inspect", "--json", newest_image(work)], check=0).stdout)
+    types = {v["name"]: v["type"] for v in j["variables"]}
+    check(types == {"params": "array<u64,2>", "step": "array<u64,1>", "u": "array<f64,500>",
+                    "prev": "array<f64,500>", "checksum_steps": "array<i64,1>"}, "C types: %s" % types)
+    check(j["progress"]["stages_done"] == ["init"], "C stage: %s" % j["progress"])
+    p = run([wave, "--ckpt-resume", work, "--ckpt-dir", work, "--ckpt-stop-at", 300], check=75)
+    p = run([wave, "--ckpt-resume", work, "--ckpt-dir", work], check=0)
+    check(result_line(p.stdout) == ref, "C API resume differs:\n%s\n%s" % (p.stdout, ref))
+
+
+def test_help(work):
+    for verb in ["inspect", "verify", "convert", "checkpoint", "resume"]:
+        p = run([CKPT, verb, "--help"], check=0)
+        check("Usage" in p.stdout or "usage" in p.stdout.lower(), verb + ": " + p.stdout)
+
+
+if __name__ == "__main__":
+    tests = [(n, f) for n, f in sorted(globals().items()) if n.startswith("test_")]
+    only = sys.argv[1:]
+    for name, f in tests:
+        if only and name not in only:
+            continue
+        work = tempdir(name)
+        try:
+            f(work)
+            print("ok   " + name)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)

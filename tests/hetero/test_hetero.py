@@ -1,0 +1,176 @@
+"""Heterogeneous migration, for real: Windows builds under Wine, s390x (big
+endian) and aarch64 under qemu-user, i686 natively. Every resumed run must
+print exactly the uninterrupted native run's result line.
+
+  test_hetero.py chain     Linux x86-64 -> Windows -> s390x -> i686 -> aarch64
+  test_hetero.py matrix    every platform resumes every platform's image
+  test_hetero.py codecs    a build lacking an image's codec says so; convert fixes it
+  test_hetero.py windows   `ckpt.exe checkpoint PID [--exit]` against a Windows program
+"""
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+from ckpttest import *  # noqa
+
+PROGRAMS = {"heat": ["72", "240"], "nbody": ["20", "120"], "wave_c": ["400", "600"]}
+CKPT = os.path.join(BIN, "ckpt")
+
+
+def need(plats, names):
+    have = {p.name for p in plats}
+    missing = [n for n in names if n not in have]
+    if missing:
+        print("SKIP: cross builds missing: %s (run `make cross`)" % ", ".join(missing))
+        sys.exit(SKIP)
+
+
+def by_name(plats):
+    return {p.name: p for p in plats}
+
+
+def chain():
+    plats = platforms()
+    order = ["linux-x86_64", "windows-x86_64", "linux-s390x", "linux-i686", "linux-aarch64"]
+    need(plats, order)
+    P = by_name(plats)
+    for prog, args in PROGRAMS.items():
+        ref = result_line(run(P["linux-x86_64"].cmd(prog, *args), check=0).stdout)
+        work = tempdir("chain-" + prog)
+        try:
+            steps = int(args[1])
+            hop = steps // len(order)
+            for i, name in enumerate(order):
+                plat = P[name]
+                extra = ["--ckpt-dir", ".", "--ckpt-quiet"]
+                if i > 0:
+                    extra += ["--ckpt-resume", "."]
+                if i < len(order) - 1:
+                    extra += ["--ckpt-stop-at", hop]
+                    p = run(plat.cmd(prog, *(args + extra)), cwd=work, check=75)
+                else:
+                    p = run(plat.cmd(prog, *(args + extra)), cwd=work, check=0)
+                    got = result_line(p.stdout)
+                    check(got == ref, "%s chain ended on %s with\n  %s\nbut the uninterrupted run gives\n  %s" %
+                          (prog, name, got, ref))
+            # The images record where they were written.
+            print("ok   chain %s: %s -> identical result" % (prog, " -> ".join(order)))
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def matrix():
+    plats = platforms()
+    need(plats, ["linux-x86_64", "windows-x86_64", "linux-s390x", "linux-aarch64"])
+    for prog, args in PROGRAMS.items():
+        refs = {}
+        for p in plats:
+            refs[p.name] = result_line(run(p.cmd(prog, *args), check=0).stdout)
+        ref = refs["linux-x86_64"]
+        for name, r in refs.items():
+            check(r == ref, "uninterrupted %s on %s differs:\n  %s\n  %s" % (prog, name, r, ref))
+        work = tempdir("matrix-" + prog)
+        try:
+            imgs = {}
+            for w in plats:
+                d = os.path.join(work, "from-" + w.name)
+                os.mkdir(d)
+                run(w.cmd(prog, *(args + ["--ckpt-dir", ".", "--ckpt-quiet", "--ckpt-stop-at", int(args[1]) // 3])),
+                    cwd=d, check=75)
+                imgs[w.name] = d
+            j = run([CKPT, "inspect", "--json", imgs["linux-s390x"]], check=0).stdout
+            check('"producer.endian": "big"' in j, "s390x image does not say big-endian")
+            for w in plats:
+                for r in plats:
+                    d = os.path.join(imgs[w.name], "to-" + r.name)
+                    os.mkdir(d)
+                    src = os.path.relpath(newest_image(imgs[w.name]), d)
+                    p = run(r.cmd(prog, *(["--ckpt-resume", src, "--ckpt-dir", ".", "--ckpt-quiet"])), cwd=d)
+                    check(p.returncode == 0, "%s image from %s failed to resume on %s: %s" %
+                          (prog, w.name, r.name, p.stderr))
+                    got = result_line(p.stdout)
+                    check(got == ref, "%s: %s -> %s gives\n  %s\nnot\n  %s" % (prog, w.name, r.name, got, ref))
+            print("ok   matrix %s: %d x %d platforms, identical results" % (prog, len(plats), len(plats)))
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def codecs():
+    plats = platforms()
+    need(plats, ["windows-x86_64", "linux-s390x"])
+    P = by_name(plats)
+    args = PROGRAMS["heat"]
+    ref = result_line(run(P["linux-x86_64"].cmd("heat", *args), check=0).stdout)
+    work = tempdir("codecs")
+    try:
+        # Windows builds have zlib, not zstd.
+        run(P["windows-x86_64"].cmd("heat", *(args + ["--ckpt-dir", ".", "--ckpt-quiet", "--ckpt-codec", "zlib",
+                                                      "--ckpt-stop-at", 100])), cwd=work, check=75)
+        p = run(P["windows-x86_64"].cmd("heat", "--ckpt-codec", "zstd"), cwd=work)
+        check(p.returncode == 2 and "zstd is not available" in p.stderr, "windows zstd: " + p.stderr)
+        img = newest_image(work)
+        s390_has_zlib = "zlib" in run(P["linux-s390x"].cmd("ckpt", "--version")).stdout
+        if not s390_has_zlib:
+            p = run(P["linux-s390x"].cmd("heat", "--ckpt-resume", os.path.basename(img), "--ckpt-dir", "s"), cwd=work)
+            check(p.returncode == 3 and "zlib" in p.stderr and "ckpt convert" in p.stderr,
+                  "s390x on a zlib image: %d %s" % (p.returncode, p.stderr))
+            p = run(P["linux-s390x"].cmd("ckpt", "verify", os.path.basename(img)), cwd=work)
+            check(p.returncode == 3 and "zlib" in p.stdout, "s390x verify: " + p.stdout)
+        run([CKPT, "convert", img, "--codec", "none"], check=0)
+        p = run(P["linux-s390x"].cmd("heat", "--ckpt-resume", os.path.basename(img), "--ckpt-dir", "s",
+                                     "--ckpt-quiet"), cwd=work, check=0)
+        check(result_line(p.stdout) == ref, "after convert: " + p.stdout)
+        print("ok   codecs: zlib image from Windows, refused with a clear message on s390x, converted, resumed")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def windows():
+    plats = platforms()
+    need(plats, ["windows-x86_64"])
+    win = by_name(plats)["windows-x86_64"]
+    args = ["96", "200000"]
+    ref = result_line(run(platforms()[0].cmd("heat", *args), check=0, timeout=600).stdout)
+    work = tempdir("win")
+    rt = os.path.join(work, "rt")
+    os.mkdir(rt)
+    e = env(CKPT_RUNTIME_DIR=wine_path(rt))
+    proc = subprocess.Popen(win.cmd("heat", *(args + ["--ckpt-dir", "."])), cwd=work, env=e,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        pid = None
+        for _ in range(3000):
+            regs = [f for f in os.listdir(rt) if f.endswith(".json")]
+            if regs:
+                pid = regs[0][:-5]
+                break
+            time.sleep(0.01)
+        check(pid is not None, "the Windows program did not register")
+        p = run(win.cmd("ckpt", "checkpoint", pid, "--json"), cwd=work, env_extra={"CKPT_RUNTIME_DIR": wine_path(rt)})
+        check(p.returncode == 0, "ckpt.exe checkpoint: %s %s" % (p.stdout, p.stderr))
+        check(proc.poll() is None, "the program stopped after a plain checkpoint")
+        p = run(win.cmd("ckpt", "checkpoint", pid, "--exit"), cwd=work,
+                env_extra={"CKPT_RUNTIME_DIR": wine_path(rt)})
+        check(p.returncode == 0, "ckpt.exe checkpoint --exit: %s %s" % (p.stdout, p.stderr))
+        out, err = proc.communicate(timeout=120)
+        check(proc.returncode == 75, "Windows program exit status %d: %s" % (proc.returncode, err))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    try:
+        check(len(images(work)) == 2, "images: %s" % images(work))
+        # Finish on Linux.
+        p = run([os.path.join(BIN, "heat"), "--ckpt-resume", ".", "--ckpt-dir", "l", "--ckpt-quiet"], cwd=work,
+                check=0, timeout=600)
+        check(result_line(p.stdout) == ref, "Windows-checkpointed run finished on Linux differs")
+        print("ok   windows: ckpt.exe checkpoint PID and --exit via named events; finished on Linux identically")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    {"chain": chain, "matrix": matrix, "codecs": codecs, "windows": windows}[sys.argv[1]]()

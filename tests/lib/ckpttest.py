@@ -1,0 +1,121 @@
+"""Helpers for ckpt's end-to-end tests: where the binaries are, how to run a
+build for another platform (natively, under Wine, under qemu-user), and small
+assertions. Standard library only."""
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+SKIP = 77  # ctest SKIP_RETURN_CODE
+
+ROOT = os.environ.get("CKPT_SOURCE_DIR", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
+BIN = os.environ.get("CKPT_BIN_DIR", os.path.join(ROOT, "build", "bin"))
+CROSS_ROOT = os.environ.get("CKPT_CROSS_ROOT", os.path.join(ROOT, "build"))
+
+
+class Platform:
+    """A build of the project for one OS/CPU and how to run its programs."""
+
+    def __init__(self, name, bindir, runner, exe=""):
+        self.name, self.bindir, self.runner, self.exe = name, bindir, runner, exe
+
+    def path(self, prog):
+        return os.path.join(self.bindir, prog + self.exe)
+
+    def available(self, prog="heat"):
+        if not os.path.exists(self.path(prog)):
+            return False
+        return all(shutil.which(r) for r in self.runner[:1])
+
+    def cmd(self, prog, *args):
+        return list(self.runner) + [self.path(prog)] + [str(a) for a in args]
+
+    def __repr__(self):
+        return self.name
+
+
+def start_wineserver():
+    """Starts a persistent wineserver detached from our pipes: one started by a
+    `wine` whose output we capture would keep those pipes open until it exits."""
+    if shutil.which("wineserver"):
+        subprocess.run(["wineserver", "-p60"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, check=False)
+
+
+def platforms():
+    """Every platform this checkout can run: native first."""
+    out = [Platform("linux-x86_64", BIN, [])]
+    cross = [
+        ("windows-x86_64", "windows-x64", ["wine"], ".exe"),
+        ("linux-s390x", "linux-s390x", ["qemu-s390x"], ""),
+        ("linux-aarch64", "linux-aarch64", ["qemu-aarch64"], ""),
+        ("linux-i686", "linux-i686", [], ""),
+    ]
+    for name, preset, runner, exe in cross:
+        p = Platform(name, os.path.join(CROSS_ROOT, preset, "bin"), runner, exe)
+        if p.available():
+            out.append(p)
+            if runner == ["wine"]:
+                start_wineserver()
+    return out
+
+
+def env(**extra):
+    e = dict(os.environ)
+    e.setdefault("WINEDEBUG", "-all")
+    e.update({k: str(v) for k, v in extra.items()})
+    return e
+
+
+def run(cmd, timeout=300, check=None, env_extra=None, cwd=None, input=None):
+    """Runs cmd; returns CompletedProcess with text stdout/stderr."""
+    cmd = [str(c) for c in cmd]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env(**(env_extra or {})),
+                       cwd=cwd, input=input)
+    if check is not None and p.returncode != check:
+        fail("%s exited %d (wanted %d)\nstdout:\n%s\nstderr:\n%s" % (" ".join(map(str, cmd)), p.returncode, check,
+                                                                      p.stdout, p.stderr))
+    return p
+
+
+def result_line(text):
+    lines = [l for l in text.splitlines() if l.startswith("result ")]
+    if len(lines) != 1:
+        fail("expected one 'result' line, got:\n" + text)
+    return lines[0]
+
+
+def fail(msg):
+    print("FAIL: " + msg, file=sys.stderr)
+    sys.exit(1)
+
+
+def check(cond, msg):
+    if not cond:
+        fail(msg)
+
+
+def crashed(p):
+    """True if a process died of a signal or a sanitizer report."""
+    return p.returncode < 0 or p.returncode >= 128 or "Sanitizer" in p.stderr or "runtime error" in p.stderr
+
+
+def tempdir(tag):
+    return tempfile.mkdtemp(prefix="ckpt-%s-" % tag)
+
+
+def images(d):
+    return sorted(f for f in os.listdir(d) if re.match(r".*\.\d{6}\.ckpt$", f))
+
+
+def newest_image(d):
+    imgs = images(d)
+    check(imgs, "no image in " + d)
+    return os.path.join(d, imgs[-1])
+
+
+def wine_path(p):
+    """A Unix path as Wine's Z: drive sees it."""
+    return "Z:" + os.path.abspath(p).replace("/", "\\")
