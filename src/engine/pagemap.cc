@@ -8,8 +8,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <condition_variable>
 #include <cstring>
 #include <memory>
+#include <mutex>
+#include <thread>
 
 #include "engine/mm.h"
 #include "engine/proc.h"
@@ -185,6 +188,149 @@ Result<PageDumpResult> WritePages(pid_t pid, const std::vector<PageRun>& candida
   return res;
 }
 
+namespace {
+
+struct Chunk {
+  std::vector<struct iovec> remote;
+  std::size_t bytes = 0;
+};
+
+// Cuts the pagemap into chunks of at most kIoChunk bytes.
+std::vector<Chunk> Chunks(const std::vector<PageRun>& runs) {
+  std::vector<Chunk> out;
+  std::size_t ri = 0;
+  std::uint64_t roff = 0;
+  while (ri < runs.size()) {
+    Chunk c;
+    while (ri < runs.size() && c.bytes < kIoChunk && c.remote.size() < 1024) {
+      const PageRun& r = runs[ri];
+      std::uint64_t pages = std::min<std::uint64_t>(r.pages - roff, (kIoChunk - c.bytes) / kPage);
+      c.remote.push_back({reinterpret_cast<void*>(r.addr + roff * kPage), pages * kPage});
+      c.bytes += pages * kPage;
+      roff += pages;
+      if (roff == r.pages) {
+        ++ri;
+        roff = 0;
+      }
+    }
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
+// Three stages run at once on each chunk of pages: a reader thread reads
+// the image, the tracing thread (the only one allowed to inject) populates
+// the chunk's memory in the process, and a writer thread copies the data
+// in with process_vm_writev.
+class PagePipeline {
+ public:
+  PagePipeline(image::SectionStream* stream, const std::vector<Chunk>* chunks, pid_t pid)
+      : stream_(stream), chunks_(chunks), pid_(pid) {
+    for (auto& b : bufs_) b.reset(new unsigned char[kIoChunk]);
+    reader_ = std::thread([this] { Read(); });
+    writer_ = std::thread([this] { Write(); });
+  }
+  ~PagePipeline() {
+    Fail(Status::Ok());
+    reader_.join();
+    writer_.join();
+  }
+  void Populated(std::size_t k) {
+    std::lock_guard<std::mutex> l(mu_);
+    populated_ = k + 1;
+    cv_.notify_all();
+  }
+  // Stops the other stages; `st` (if an error) becomes the pipeline's result.
+  void Fail(const Status& st) {
+    std::lock_guard<std::mutex> l(mu_);
+    if (status_.ok() && !st.ok()) status_ = st;
+    stop_ = true;
+    cv_.notify_all();
+  }
+  // Waits until every chunk is written or a stage failed.
+  Status Finish(const Progress& progress, std::uint64_t total) {
+    std::unique_lock<std::mutex> l(mu_);
+    std::size_t reported = 0;
+    while (true) {
+      cv_.wait(l,
+               [&] { return written_ > reported || written_ == chunks_->size() || !status_.ok() || stop_; });
+      if (!status_.ok()) return status_;
+      if (written_ == chunks_->size()) break;
+      if (stop_) return Internal("page pipeline stopped");
+      reported = written_;
+      std::uint64_t done = 0;
+      for (std::size_t i = 0; i < reported; ++i) done += (*chunks_)[i].bytes;
+      if (progress) {
+        l.unlock();
+        progress(done, total);
+        l.lock();
+      }
+    }
+    if (progress) progress(total, total);
+    return Status::Ok();
+  }
+  // How far the writer has come (the populating thread stays a few chunks ahead).
+  bool WaitRoom(std::size_t k) {
+    std::unique_lock<std::mutex> l(mu_);
+    cv_.wait(l, [&] { return stop_ || k < written_ + kSlots; });
+    return !stop_;
+  }
+
+ private:
+  static constexpr std::size_t kSlots = 4;
+  void Read() {
+    for (std::size_t k = 0; k < chunks_->size(); ++k) {
+      {
+        std::unique_lock<std::mutex> l(mu_);
+        cv_.wait(l, [&] { return stop_ || k < written_ + kSlots; });
+        if (stop_) return;
+      }
+      Status st = stream_->Read(bufs_[k % kSlots].get(), (*chunks_)[k].bytes);
+      if (!st.ok()) return Fail(st);
+      std::lock_guard<std::mutex> l(mu_);
+      read_ = k + 1;
+      cv_.notify_all();
+    }
+  }
+  void Write() {
+    for (std::size_t k = 0; k < chunks_->size(); ++k) {
+      {
+        std::unique_lock<std::mutex> l(mu_);
+        cv_.wait(l, [&] { return stop_ || (read_ > k && populated_ > k); });
+        if (stop_) return;
+      }
+      const Chunk& c = (*chunks_)[k];
+      unsigned char* buf = bufs_[k % kSlots].get();
+      struct iovec local = {buf, c.bytes};
+      ssize_t put = ::process_vm_writev(pid_, &local, 1, c.remote.data(), c.remote.size(), 0);
+      if (put != static_cast<ssize_t>(c.bytes)) {
+        std::size_t off = 0;
+        for (const auto& rv : c.remote) {
+          Status st = WriteMemory(pid_, reinterpret_cast<std::uint64_t>(rv.iov_base), buf + off, rv.iov_len);
+          if (!st.ok()) return Fail(st);
+          off += rv.iov_len;
+        }
+      }
+      std::lock_guard<std::mutex> l(mu_);
+      written_ = k + 1;
+      cv_.notify_all();
+    }
+  }
+
+  image::SectionStream* stream_;
+  const std::vector<Chunk>* chunks_;
+  pid_t pid_;
+  std::unique_ptr<unsigned char[]> bufs_[kSlots];
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::size_t read_ = 0, populated_ = 0, written_ = 0;
+  bool stop_ = false;
+  Status status_;
+  std::thread reader_, writer_;
+};
+
+}  // namespace
+
 Status RestorePages(const ProcessModel& m, const image::ImageReader& r, pid_t pid, Injector* inj,
                     const Progress& progress) {
   const image::SectionInfo* s = r.Find(kSecPages);
@@ -194,57 +340,38 @@ Status RestorePages(const ProcessModel& m, const image::ImageReader& r, pid_t pi
     return Corruption(r.source().Name() + ": pages section holds " + std::to_string(s->raw_size) +
                       " bytes, the pagemap lists " + std::to_string(total));
   }
-  // Every run must lie inside a VMA that restore creates.
+  // Every run must lie inside VMAs that restore creates (adjacent ones may share a run).
   std::size_t vi = 0;
   for (const auto& run : m.pagemap) {
     std::uint64_t end = run.addr + run.pages * kPage;
     while (vi < m.vmas.size() && m.vmas[vi].end <= run.addr) ++vi;
-    // A run may span adjacent VMAs without a hole between them.
     std::uint64_t covered = run.addr;
     for (std::size_t j = vi; j < m.vmas.size() && covered < end; ++j) {
       if (m.vmas[j].start > covered || !IsRestorableVma(m.vmas[j])) break;
       covered = m.vmas[j].end;
     }
     if (covered < end) return Corruption(r.source().Name() + ": pagemap run outside the memory map");
-    // Populate big runs in one call: faulting page by page is much slower.
-    if (run.pages >= 16) {
-      RETURN_IF_ERROR(inj->Call("madvise(MADV_POPULATE_WRITE)", SYS_madvise,
-                                {run.addr, run.pages * kPage, MADV_POPULATE_WRITE})
-                          .status());
-    }
   }
   ASSIGN_OR_RETURN(auto stream, r.OpenSection(*s));
-  std::unique_ptr<unsigned char[]> buf(new unsigned char[kIoChunk]);
-  std::uint64_t done = 0;
-  std::size_t ri = 0;
-  std::uint64_t roff = 0;
-  while (ri < m.pagemap.size()) {
-    std::vector<struct iovec> remote;
-    std::size_t fill = 0;
-    while (ri < m.pagemap.size() && fill < kIoChunk && remote.size() < 1024) {
-      const PageRun& c = m.pagemap[ri];
-      std::uint64_t pages = std::min<std::uint64_t>(c.pages - roff, (kIoChunk - fill) / kPage);
-      remote.push_back({reinterpret_cast<void*>(c.addr + roff * kPage), pages * kPage});
-      fill += pages * kPage;
-      roff += pages;
-      if (roff == c.pages) {
-        ++ri;
-        roff = 0;
+  std::vector<Chunk> chunks = Chunks(m.pagemap);
+  {
+    PagePipeline pipe(stream.get(), &chunks, pid);
+    for (std::size_t k = 0; k < chunks.size(); ++k) {
+      if (!pipe.WaitRoom(k)) break;
+      // Populating in bulk is much faster than faulting page by page.
+      for (const auto& rv : chunks[k].remote) {
+        if (rv.iov_len < 16 * kPage) continue;
+        Status st = inj->Call("madvise(MADV_POPULATE_WRITE)", SYS_madvise,
+                              {reinterpret_cast<std::uint64_t>(rv.iov_base), rv.iov_len, MADV_POPULATE_WRITE})
+                        .status();
+        if (!st.ok()) {
+          pipe.Fail(st);
+          return st;
+        }
       }
+      pipe.Populated(k);
     }
-    RETURN_IF_ERROR(stream->Read(buf.get(), fill));
-    struct iovec local = {buf.get(), fill};
-    ssize_t put = ::process_vm_writev(pid, &local, 1, remote.data(), remote.size(), 0);
-    if (put != static_cast<ssize_t>(fill)) {
-      std::size_t off = 0;
-      for (const auto& rv : remote) {
-        RETURN_IF_ERROR(
-            WriteMemory(pid, reinterpret_cast<std::uint64_t>(rv.iov_base), buf.get() + off, rv.iov_len));
-        off += rv.iov_len;
-      }
-    }
-    done += fill;
-    if (progress) progress(done, total);
+    RETURN_IF_ERROR(pipe.Finish(progress, total));
   }
   return stream->Drain();
 }

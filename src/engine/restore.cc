@@ -10,6 +10,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -283,7 +284,17 @@ Result<RestoreStats> Restore(const RestoreOptions& o) {
     RETURN_IF_ERROR(CreateVmas(m, &inj, file_fds));
     RETURN_IF_ERROR(RestorePages(m, *reader, pid, &inj, o.progress));
     RETURN_IF_ERROR(FinishVmas(m, &inj));
-    RETURN_IF_ERROR(RestoreMmLayout(m, &inj, exe_fd));
+    // The kernel refuses to replace the exe link while the old executable is
+    // mapped; when the restore child already runs the image's executable
+    // (the dumped program was ckpt itself, or a fork of the restoring
+    // program) there is nothing to replace.
+    int set_exe = exe_fd;
+    struct stat cur;
+    if (m.core.exe_file >= 0 && ::stat(ProcPath(pid, "exe").c_str(), &cur) == 0 &&
+        cur.st_ino == m.files[m.core.exe_file].ino && cur.st_dev == m.files[m.core.exe_file].dev) {
+      set_exe = -1;
+    }
+    RETURN_IF_ERROR(RestoreMmLayout(m, &inj, set_exe));
     for (int fd : file_fds) {
       if (fd >= 0) RETURN_IF_ERROR(inj.Call("close", SYS_close, {static_cast<std::uint64_t>(fd)}).status());
     }
