@@ -227,7 +227,14 @@ Result<RestoreStats> Restore(const RestoreOptions& o) {
     }
     ::close(pidfd);
   }
+  int own_ns = o.new_pidns ? ::open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC) : -1;
   auto cloned = CloneWithPid(m.core.pid, ns_flags, sp[1], m, plan);
+  if (own_ns >= 0) {
+    // Back to creating children (and threads: clone refuses CLONE_THREAD
+    // across namespaces) in ckpt's own PID namespace.
+    if (::setns(own_ns, CLONE_NEWPID) != 0) std::perror("ckpt: setns back to own PID namespace");
+    ::close(own_ns);
+  }
   ::close(sp[1]);
   if (!cloned.ok()) {
     ::close(sp[0]);
