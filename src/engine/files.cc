@@ -26,22 +26,6 @@ namespace {
 
 constexpr std::uint32_t kOpenStrip = O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY | O_CLOEXEC;
 
-Result<std::string> ReadWholeFd(int fd, const std::string& what) {
-  std::string out;
-  char buf[65536];
-  while (true) {
-    ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      if (errno == EAGAIN) break;
-      return PosixError("read", what, errno);
-    }
-    if (n == 0) break;
-    out.append(buf, static_cast<std::size_t>(n));
-  }
-  return out;
-}
-
 Status WriteAll(int fd, const std::string& data, const std::string& what) {
   std::size_t off = 0;
   while (off < data.size()) {
@@ -77,7 +61,7 @@ Result<std::string> PeekPipe(pid_t pid, int fd, std::uint64_t* capacity) {
     ::close(p[0]);
     return PosixError("tee", path, e);
   }
-  auto data = ReadWholeFd(p[0], "pipe copy");
+  auto data = ReadAllFd(p[0], "pipe copy");
   ::close(p[0]);
   return data;
 }
@@ -144,7 +128,7 @@ Status DumpFds(pid_t pid, FileTable* files, ProcessModel* m, std::vector<Blob>* 
       if (!have) {
         int in = ::open(link_path.c_str(), O_RDONLY | O_CLOEXEC);
         if (in < 0) return PosixError("open deleted file behind", link_path, errno);
-        auto data = ReadWholeFd(in, link_path);
+        auto data = ReadAllFd(in, link_path);
         ::close(in);
         if (!data.ok()) return data.status();
         blobs->push_back({name, std::move(*data)});

@@ -91,41 +91,37 @@ Result<std::uint64_t> Injector::PutScratch(std::uint64_t offset, const void* dat
   return addr;
 }
 
-Status ReadMemory(pid_t pid, std::uint64_t addr, void* dst, std::size_t size) {
-  struct iovec l = {dst, size};
+namespace {
+
+// process_vm_readv/writev, falling back to /proc/PID/mem (FOLL_FORCE) for
+// pages whose protection refuses the fast path.
+Status MemoryIo(pid_t pid, std::uint64_t addr, void* buf, std::size_t size, bool write) {
+  struct iovec l = {buf, size};
   struct iovec r = {reinterpret_cast<void*>(addr), size};
-  ssize_t n = ::process_vm_readv(pid, &l, 1, &r, 1, 0);
+  ssize_t n = write ? ::process_vm_writev(pid, &l, 1, &r, 1, 0) : ::process_vm_readv(pid, &l, 1, &r, 1, 0);
   if (n == static_cast<ssize_t>(size)) return Status::Ok();
-  // Unreadable (PROT_NONE) pages: /proc/PID/mem reads them with FOLL_FORCE.
   std::string mem = "/proc/" + std::to_string(pid) + "/mem";
-  int fd = ::open(mem.c_str(), O_RDONLY | O_CLOEXEC);
+  int fd = ::open(mem.c_str(), (write ? O_RDWR : O_RDONLY) | O_CLOEXEC);
   if (fd < 0) return PosixError("open", mem, errno);
-  ssize_t got = ::pread(fd, dst, size, static_cast<off_t>(addr));
+  ssize_t done = write ? ::pwrite(fd, buf, size, static_cast<off_t>(addr))
+                       : ::pread(fd, buf, size, static_cast<off_t>(addr));
   int e = errno;
   ::close(fd);
-  if (got != static_cast<ssize_t>(size)) {
-    return PosixError("read memory at " + std::to_string(addr) + " of", "process " + std::to_string(pid),
-                      got < 0 ? e : EIO);
+  if (done != static_cast<ssize_t>(size)) {
+    return PosixError(std::string(write ? "write" : "read") + " memory at " + std::to_string(addr) + " of",
+                      "process " + std::to_string(pid), done < 0 ? e : EIO);
   }
   return Status::Ok();
 }
 
+}  // namespace
+
+Status ReadMemory(pid_t pid, std::uint64_t addr, void* dst, std::size_t size) {
+  return MemoryIo(pid, addr, dst, size, false);
+}
+
 Status WriteMemory(pid_t pid, std::uint64_t addr, const void* src, std::size_t size) {
-  struct iovec l = {const_cast<void*>(src), size};
-  struct iovec r = {reinterpret_cast<void*>(addr), size};
-  ssize_t n = ::process_vm_writev(pid, &l, 1, &r, 1, 0);
-  if (n == static_cast<ssize_t>(size)) return Status::Ok();
-  std::string mem = "/proc/" + std::to_string(pid) + "/mem";
-  int fd = ::open(mem.c_str(), O_RDWR | O_CLOEXEC);
-  if (fd < 0) return PosixError("open", mem, errno);
-  ssize_t put = ::pwrite(fd, src, size, static_cast<off_t>(addr));
-  int e = errno;
-  ::close(fd);
-  if (put != static_cast<ssize_t>(size)) {
-    return PosixError("write memory at " + std::to_string(addr) + " of", "process " + std::to_string(pid),
-                      put < 0 ? e : EIO);
-  }
-  return Status::Ok();
+  return MemoryIo(pid, addr, const_cast<void*>(src), size, true);
 }
 
 Result<std::uint64_t> BootstrapGadget(pid_t tid, std::uint64_t exec_addr, std::uint64_t hint) {

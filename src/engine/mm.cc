@@ -15,14 +15,8 @@ namespace ckpt::engine {
 
 namespace {
 
-std::string Hex(std::uint64_t v) {
-  char b[32];
-  std::snprintf(b, sizeof b, "%llx", static_cast<unsigned long long>(v));
-  return b;
-}
-
 std::string Range(const Vma& v) {
-  return Hex(v.start) + "-" + Hex(v.end) + " " + v.name;
+  return HexAddr(v.start) + "-" + HexAddr(v.end) + " " + v.name;
 }
 
 }  // namespace
@@ -64,7 +58,7 @@ Status DumpVmas(pid_t pid, const std::vector<MapsEntry>& maps, FileTable* files,
       bool deleted = false;
       StripDeleted(e.path, &deleted);
       struct stat st;
-      std::string mf = ProcPath(pid, "map_files/" + Hex(e.start) + "-" + Hex(e.end));
+      std::string mf = ProcPath(pid, "map_files/" + HexAddr(e.start) + "-" + HexAddr(e.end));
       bool have = ::stat(mf.c_str(), &st) == 0;
       if (deleted || !have || !S_ISREG(st.st_mode)) {
         // A deleted file, memfd or device mapping: keep its contents instead.
@@ -125,7 +119,8 @@ Status ClearAddressSpace(Injector* inj, const std::vector<MapsEntry>& maps, std:
       if (hi > keep_hi) RETURN_IF_ERROR(inj->Call("munmap", SYS_munmap, {keep_hi, hi - keep_hi}).status());
       continue;
     }
-    RETURN_IF_ERROR(inj->Call("munmap " + Hex(lo) + "-" + Hex(hi), SYS_munmap, {lo, hi - lo}).status());
+    RETURN_IF_ERROR(
+        inj->Call("munmap " + HexAddr(lo) + "-" + HexAddr(hi), SYS_munmap, {lo, hi - lo}).status());
   }
   return Status::Ok();
 }
@@ -149,7 +144,8 @@ Status CreateVmas(const ProcessModel& m, Injector* inj, const std::vector<int>& 
     ASSIGN_OR_RETURN(std::uint64_t got,
                      inj->Call("mmap " + Range(v), SYS_mmap, {v.start, v.size(), prot, flags, fd, off}));
     if (got != v.start) {
-      return Internal("mmap " + Range(v) + " returned address " + Hex(got) + " instead of " + Hex(v.start));
+      return Internal("mmap " + Range(v) + " returned address " + HexAddr(got) + " instead of " +
+                      HexAddr(v.start));
     }
   }
   return Status::Ok();

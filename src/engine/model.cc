@@ -380,6 +380,16 @@ Result<ProcessModel> ReadModel(const image::ImageReader& r) {
   return m;
 }
 
+std::string HexAddr(std::uint64_t v) {
+  static const char* d = "0123456789abcdef";
+  std::string o;
+  do {
+    o.insert(o.begin(), d[v & 15]);
+    v >>= 4;
+  } while (v != 0);
+  return o;
+}
+
 const char* VmaKindName(VmaKind k) {
   switch (k) {
     case VmaKind::kAnon:

@@ -182,6 +182,8 @@ Result<ProcessModel> ReadModel(const image::ImageReader& r);
 
 std::uint64_t PagemapPages(const std::vector<PageRun>& runs);
 const char* VmaKindName(VmaKind k);
+// Lower-case hexadecimal without prefix, as /proc writes addresses.
+std::string HexAddr(std::uint64_t v);
 const char* FdKindName(FdKind k);
 
 }  // namespace ckpt::engine

@@ -35,20 +35,24 @@ Result<std::string> ReadProcFile(pid_t pid, const std::string& name) {
     if (errno == ENOENT) return NotFound("process " + std::to_string(pid) + " does not exist (" + path + ")");
     return PosixError("open", path, errno);
   }
+  auto out = ReadAllFd(fd, path);
+  ::close(fd);
+  return out;
+}
+
+Result<std::string> ReadAllFd(int fd, const std::string& what) {
   std::string out;
   char buf[65536];
   while (true) {
     ssize_t n = ::read(fd, buf, sizeof buf);
     if (n < 0) {
       if (errno == EINTR) continue;
-      int e = errno;
-      ::close(fd);
-      return PosixError("read", path, e);
+      if (errno == EAGAIN) break;
+      return PosixError("read", what, errno);
     }
     if (n == 0) break;
     out.append(buf, static_cast<std::size_t>(n));
   }
-  ::close(fd);
   return out;
 }
 

@@ -26,6 +26,8 @@ struct MapsEntry {
 
 std::string ProcPath(pid_t pid, const std::string& rest);
 Result<std::string> ReadProcFile(pid_t pid, const std::string& name);
+// Reads `fd` to its end (or until it would block); `what` names it in errors.
+Result<std::string> ReadAllFd(int fd, const std::string& what);
 // With `smaps`, VmFlags are filled in too.
 Result<std::vector<MapsEntry>> ReadMaps(pid_t pid, bool smaps);
 Result<std::vector<pid_t>> ListThreads(pid_t pid);

@@ -11,12 +11,6 @@ namespace ckpt::cli {
 
 namespace {
 
-std::string Hex(std::uint64_t v) {
-  char b[24];
-  std::snprintf(b, sizeof b, "%llx", static_cast<unsigned long long>(v));
-  return b;
-}
-
 std::string Prot(std::uint32_t p, bool shared) {
   std::string s = "---p";
   if (p & 1) s[0] = 'r';
@@ -51,10 +45,10 @@ Status DescribeProcessImage(const image::ImageReader& r, nlohmann::ordered_json*
   nlohmann::ordered_json threads = nlohmann::ordered_json::array();
   for (const auto& t : m.threads) {
     threads.push_back({{"tid", t.tid},
-                       {"ip", Hex(t.gpregs[16])},
-                       {"sp", Hex(t.gpregs[19])},
-                       {"fs_base", Hex(t.gpregs[21])},
-                       {"sigmask", Hex(t.sigmask)},
+                       {"ip", engine::HexAddr(t.gpregs[16])},
+                       {"sp", engine::HexAddr(t.gpregs[19])},
+                       {"fs_base", engine::HexAddr(t.gpregs[21])},
+                       {"sigmask", engine::HexAddr(t.sigmask)},
                        {"xsave_bytes", t.xsave.size()},
                        {"rseq", t.rseq_ptr != 0},
                        {"pending_signals", t.pending.size()}});
@@ -64,8 +58,8 @@ Status DescribeProcessImage(const image::ImageReader& r, nlohmann::ordered_json*
   std::uint64_t mapped = 0;
   for (const auto& v : m.vmas) {
     mapped += v.size();
-    vmas.push_back({{"start", Hex(v.start)},
-                    {"end", Hex(v.end)},
+    vmas.push_back({{"start", engine::HexAddr(v.start)},
+                    {"end", engine::HexAddr(v.end)},
                     {"size", v.size()},
                     {"prot", Prot(v.prot, (v.flags & engine::kVmaShared) != 0)},
                     {"kind", engine::VmaKindName(v.kind)},
