@@ -117,77 +117,6 @@ Result<std::vector<PageRun>> CollectPopulatedPages(pid_t pid, const std::vector<
   return runs;
 }
 
-Result<PageDumpResult> WritePages(pid_t pid, const std::vector<PageRun>& candidates, image::ImageWriter* w,
-                                  const Progress& progress) {
-  PageDumpResult res;
-  std::uint64_t total = PagemapPages(candidates) * kPage, done = 0;
-  std::unique_ptr<unsigned char[]> buf(new unsigned char[kIoChunk]);
-  RETURN_IF_ERROR(w->BeginSection(kSecPages, "pages", ""));
-  std::size_t ri = 0;
-  std::uint64_t roff = 0;  // pages of candidates[ri] already taken
-  while (ri < candidates.size()) {
-    // Gather up to kIoChunk bytes of candidate pages.
-    std::vector<struct iovec> remote;
-    std::vector<std::uint64_t> addrs;  // start of each remote piece
-    std::size_t fill = 0;
-    while (ri < candidates.size() && fill < kIoChunk && remote.size() < 1024) {
-      const PageRun& c = candidates[ri];
-      std::uint64_t pages = std::min<std::uint64_t>(c.pages - roff, (kIoChunk - fill) / kPage);
-      std::uint64_t addr = c.addr + roff * kPage;
-      remote.push_back({reinterpret_cast<void*>(addr), pages * kPage});
-      addrs.push_back(addr);
-      fill += pages * kPage;
-      roff += pages;
-      if (roff == c.pages) {
-        ++ri;
-        roff = 0;
-      }
-    }
-    struct iovec local = {buf.get(), fill};
-    ssize_t got = ::process_vm_readv(pid, &local, 1, remote.data(), remote.size(), 0);
-    if (got != static_cast<ssize_t>(fill)) {
-      // Partly unreadable (PROT_NONE pages): read piece by piece with the fallback.
-      std::size_t off = 0;
-      for (const auto& r : remote) {
-        RETURN_IF_ERROR(
-            ReadMemory(pid, reinterpret_cast<std::uint64_t>(r.iov_base), buf.get() + off, r.iov_len)
-                .WithContext("dumping memory"));
-        off += r.iov_len;
-      }
-    }
-    // Drop all-zero pages, write the rest as runs.
-    std::size_t off = 0;
-    for (std::size_t i = 0; i < remote.size(); ++i) {
-      std::uint64_t pages = remote[i].iov_len / kPage;
-      std::size_t run_start = 0;
-      std::uint64_t run_pages = 0;
-      auto flush = [&]() -> Status {
-        if (run_pages == 0) return Status::Ok();
-        AddRun(&res.runs, addrs[i] + (run_start - off), run_pages);
-        Status s = w->Write(buf.get() + run_start, run_pages * kPage);
-        run_pages = 0;
-        return s;
-      };
-      for (std::uint64_t p = 0; p < pages; ++p) {
-        std::size_t at = off + p * kPage;
-        if (IsZeroPage(buf.get() + at)) {
-          ++res.zero_pages;
-          RETURN_IF_ERROR(flush());
-          continue;
-        }
-        if (run_pages == 0) run_start = at;
-        ++run_pages;
-      }
-      RETURN_IF_ERROR(flush());
-      off += remote[i].iov_len;
-    }
-    done += fill;
-    if (progress) progress(done, total);
-  }
-  RETURN_IF_ERROR(w->EndSection());
-  return res;
-}
-
 namespace {
 
 struct Chunk {
@@ -217,6 +146,125 @@ std::vector<Chunk> Chunks(const std::vector<PageRun>& runs) {
   }
   return out;
 }
+
+// A chunk read from the process: which byte ranges of its buffer to write
+// (all-zero pages dropped) and where they lie in the process.
+struct ReadChunk {
+  std::vector<std::pair<std::size_t, std::size_t>> pieces;  // (offset in buffer, bytes)
+  std::vector<PageRun> runs;
+  std::uint64_t zero_pages = 0;
+};
+
+// Reads chunk `c` of the process into `buf` and sorts out its zero pages.
+Status ReadChunkFrom(pid_t pid, const Chunk& c, unsigned char* buf, ReadChunk* out) {
+  struct iovec local = {buf, c.bytes};
+  ssize_t got = ::process_vm_readv(pid, &local, 1, c.remote.data(), c.remote.size(), 0);
+  if (got != static_cast<ssize_t>(c.bytes)) {
+    // Partly unreadable (PROT_NONE pages): read piece by piece with the fallback.
+    std::size_t off = 0;
+    for (const auto& r : c.remote) {
+      RETURN_IF_ERROR(ReadMemory(pid, reinterpret_cast<std::uint64_t>(r.iov_base), buf + off, r.iov_len)
+                          .WithContext("dumping memory"));
+      off += r.iov_len;
+    }
+  }
+  std::size_t off = 0;
+  for (const auto& r : c.remote) {
+    std::uint64_t base = reinterpret_cast<std::uint64_t>(r.iov_base);
+    for (std::size_t p = 0; p < r.iov_len; p += kPage) {
+      if (IsZeroPage(buf + off + p)) {
+        ++out->zero_pages;
+        continue;
+      }
+      if (!out->pieces.empty() && out->pieces.back().first + out->pieces.back().second == off + p) {
+        out->pieces.back().second += kPage;
+      } else {
+        out->pieces.push_back({off + p, kPage});
+      }
+      AddRun(&out->runs, base + p, 1);
+    }
+    off += r.iov_len;
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<PageDumpResult> WritePages(pid_t pid, const std::vector<PageRun>& candidates, image::ImageWriter* w,
+                                  const Progress& progress) {
+  // The dumping thread reads chunk k+1 from the process while a writer
+  // thread appends chunk k to the image.
+  constexpr std::size_t kSlots = 3;
+  std::vector<Chunk> chunks = Chunks(candidates);
+  std::unique_ptr<unsigned char[]> bufs[kSlots];
+  for (auto& b : bufs) b.reset(new unsigned char[kIoChunk]);
+  std::vector<ReadChunk> ready(chunks.size());
+  std::mutex mu;
+  std::condition_variable cv;
+  std::size_t read = 0, written = 0;
+  bool stop = false;
+  Status write_status;
+  RETURN_IF_ERROR(w->BeginSection(kSecPages, "pages", ""));
+  std::thread writer([&] {
+    for (std::size_t k = 0; k < chunks.size(); ++k) {
+      {
+        std::unique_lock<std::mutex> l(mu);
+        cv.wait(l, [&] { return stop || read > k; });
+        if (stop) return;
+      }
+      Status st;
+      for (const auto& [off, len] : ready[k].pieces) {
+        st = w->Write(bufs[k % kSlots].get() + off, len);
+        if (!st.ok()) break;
+      }
+      std::lock_guard<std::mutex> l(mu);
+      if (!st.ok()) {
+        write_status = st;
+        stop = true;
+      } else {
+        written = k + 1;
+      }
+      cv.notify_all();
+      if (!st.ok()) return;
+    }
+  });
+  Status st;
+  std::uint64_t total = PagemapPages(candidates) * kPage, done = 0;
+  for (std::size_t k = 0; k < chunks.size() && st.ok(); ++k) {
+    {
+      std::unique_lock<std::mutex> l(mu);
+      cv.wait(l, [&] { return stop || k < written + kSlots; });
+      if (stop) break;
+    }
+    st = ReadChunkFrom(pid, chunks[k], bufs[k % kSlots].get(), &ready[k]);
+    std::lock_guard<std::mutex> l(mu);
+    if (st.ok())
+      read = k + 1;
+    else
+      stop = true;
+    cv.notify_all();
+    done += chunks[k].bytes;
+    if (st.ok() && progress) progress(done, total);
+  }
+  {
+    std::unique_lock<std::mutex> l(mu);
+    cv.wait(l, [&] { return stop || written == chunks.size(); });
+    stop = true;
+    cv.notify_all();
+  }
+  writer.join();
+  RETURN_IF_ERROR(st);
+  RETURN_IF_ERROR(write_status);
+  PageDumpResult res;
+  for (const auto& rc : ready) {
+    res.zero_pages += rc.zero_pages;
+    for (const auto& r : rc.runs) AddRun(&res.runs, r.addr, r.pages);
+  }
+  RETURN_IF_ERROR(w->EndSection());
+  return res;
+}
+
+namespace {
 
 // Three stages run at once on each chunk of pages: a reader thread reads
 // the image, the tracing thread (the only one allowed to inject) populates
