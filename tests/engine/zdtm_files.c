@@ -1,6 +1,10 @@
 /* A deleted-but-open file, a pipe with unread data inside the process, a
- * private file mapping with some pages changed, and the cwd and umask. */
+ * private file mapping with some pages changed, the cwd and umask, rlimits,
+ * personality and the mm layout (brk, /proc/self/cmdline and exe). */
 #include <sys/mman.h>
+#include <sys/personality.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 
 #include "zdtm.h"
 
@@ -30,6 +34,20 @@ int main(int argc, char** argv) {
   for (int i = 0; i < 16; i += 3) map[i * 4096 + 7] ^= 0xff;
   if (chdir(zdtm_dir) != 0) return zdtm_fail("chdir");
   umask(027);
+  struct rlimit rl;
+  getrlimit(RLIMIT_NOFILE, &rl);
+  rl.rlim_cur = 200;
+  setrlimit(RLIMIT_NOFILE, &rl);
+  personality(ADDR_NO_RANDOMIZE);
+  char* heap = sbrk(0);
+  sbrk(3 * 4096 + 123); /* brk moves; the new bytes must survive */
+  memset(heap, 0x5a, 3 * 4096 + 123);
+  char cmdline[4096] = {0}, exe[4096] = {0};
+  int cf = open("/proc/self/cmdline", O_RDONLY);
+  ssize_t cl = read(cf, cmdline, sizeof cmdline);
+  close(cf);
+  ssize_t el = readlink("/proc/self/exe", exe, sizeof exe);
+  void* brk_before = sbrk(0);
   zdtm_ready();
   while (!zdtm_should_stop()) zdtm_sleep_ms(5);
   struct stat st;
@@ -49,5 +67,23 @@ int main(int argc, char** argv) {
   if (!getcwd(cwd, sizeof cwd)) return zdtm_fail("getcwd");
   mode_t old = umask(0);
   if (old != 027) return zdtm_fail("umask is %o", old);
+  getrlimit(RLIMIT_NOFILE, &rl);
+  if (rl.rlim_cur != 200)
+    return zdtm_fail("RLIMIT_NOFILE soft limit is %llu", (unsigned long long)rl.rlim_cur);
+  if ((personality(0xffffffff) & ADDR_NO_RANDOMIZE) == 0) return zdtm_fail("personality lost");
+  /* The kernel's break must be where libc believes it is. */
+  if ((void*)syscall(SYS_brk, 0) != sbrk(0))
+    return zdtm_fail("kernel brk %p, libc brk %p", (void*)syscall(SYS_brk, 0), sbrk(0));
+  if (sbrk(0) < brk_before) return zdtm_fail("program break went back");
+  for (int i = 0; i < 3 * 4096 + 123; i++) {
+    if (heap[i] != 0x5a) return zdtm_fail("brk memory lost at %d", i);
+  }
+  char cmdline2[4096] = {0}, exe2[4096] = {0};
+  cf = open("/proc/self/cmdline", O_RDONLY);
+  ssize_t cl2 = read(cf, cmdline2, sizeof cmdline2);
+  close(cf);
+  if (cl2 != cl || memcmp(cmdline, cmdline2, (size_t)cl) != 0) return zdtm_fail("/proc/self/cmdline changed");
+  if (readlink("/proc/self/exe", exe2, sizeof exe2) != el || strcmp(exe, exe2) != 0)
+    return zdtm_fail("/proc/self/exe is %s, was %s", exe2, exe);
   return zdtm_pass();
 }
