@@ -7,7 +7,8 @@ echo "== safepoint cost (bench/safepoint_bench.cc)"
 build/bin/safepoint_bench --benchmark_min_time=0.2 2>/dev/null | sed -n '/safepoint overhead/,$p'
 echo
 echo "== checkpoint write / resume read throughput (bench/write_bench.cc)"
-build/bin/write_bench build/bench-tmp
+build/bin/write_bench build/bench-tmp --sizes 64,256,1024 --codecs none,zstd
+build/bin/write_bench build/bench-tmp --sizes 64,256 --codecs zlib | tail -n +3
 echo
 echo "== Linux -> Windows migration of examples/heat (bench/migrate_bench.py)"
 python3 bench/migrate_bench.py

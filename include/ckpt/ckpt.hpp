@@ -14,6 +14,7 @@
 #include <string_view>
 #include <vector>
 
+#include "ckpt/group.hpp"
 #include "ckpt/serialize.hpp"
 
 // On x86-64 Linux with GCC or Clang, safepoint()'s slow path is entered
@@ -166,6 +167,10 @@ class Session {
   }
   // Writes a checkpoint now.
   Event checkpoint();
+  // The dependent process group this program belongs to (include/ckpt/group.hpp):
+  // its rank and size, and the shared segments, semaphores, barriers and
+  // mutexes that a group checkpoint captures.
+  Group& group();
   // Asks for a checkpoint at the next safepoint (thread-safe).
   void request_checkpoint(bool exit_after = false);
 

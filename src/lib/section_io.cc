@@ -10,11 +10,20 @@ SectionWriter::SectionWriter(image::ImageWriter* w) : w_(w), buf_(new unsigned c
   end_ = buf_.get() + kBuf;
 }
 
+SectionWriter::SectionWriter(image::Sink* sink) : sink_(sink), buf_(new unsigned char[kBuf]) {
+  pos_ = buf_.get();
+  end_ = buf_.get() + kBuf;
+}
+
+Status SectionWriter::Put(const void* p, std::size_t n) {
+  return sink_ != nullptr ? sink_->Append(p, n) : w_->Write(p, n);
+}
+
 void SectionWriter::Flush() {
   std::size_t n = static_cast<std::size_t>(pos_ - buf_.get());
   pos_ = buf_.get();
   if (n == 0 || !status_.ok()) return;
-  status_ = w_->Write(buf_.get(), n);
+  status_ = Put(buf_.get(), n);
   if (!status_.ok()) SetError(status_.message());
 }
 
@@ -35,7 +44,7 @@ void SectionWriter::Bulk(const void* p, std::size_t n) {
   }
   Flush();
   if (!status_.ok()) return;
-  status_ = w_->Write(p, n);
+  status_ = Put(p, n);
   if (!status_.ok()) SetError(status_.message());
 }
 

@@ -14,6 +14,8 @@ namespace ckpt::lib {
 class SectionWriter final : public Writer {
  public:
   explicit SectionWriter(image::ImageWriter* w);
+  // Writes to a plain byte sink instead of an image section.
+  explicit SectionWriter(image::Sink* sink);
   void Bulk(const void* p, std::size_t n) override;
   // Flushes buffered bytes; returns the first error seen.
   Status Finish();
@@ -23,8 +25,10 @@ class SectionWriter final : public Writer {
 
  private:
   void Flush();
+  Status Put(const void* p, std::size_t n);
   static constexpr std::size_t kBuf = 64 * 1024;
-  image::ImageWriter* w_;
+  image::ImageWriter* w_ = nullptr;
+  image::Sink* sink_ = nullptr;
   std::unique_ptr<unsigned char[]> buf_;
   Status status_;
 };

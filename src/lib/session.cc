@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "ckpt/ckpt.hpp"
+#include "group/member.h"
 #include "image/reader.h"
 #include "image/writer.h"
 #include "lib/program_image.h"
@@ -39,6 +40,7 @@ constexpr int kBitCheckpoint = 1;
 constexpr int kBitExit = 2;
 constexpr int kBitResumed = 4;
 constexpr int kBitCount = 8;
+constexpr int kBitGroup = 16;  // the group coordinator asked for a checkpoint
 
 std::string ProgramName(const std::string& argv0) {
   std::string n = platform::BaseName(argv0);
@@ -122,6 +124,11 @@ class SessionImpl {
   std::mutex timer_mu_;
   std::condition_variable timer_cv_;
   bool timer_stop_ = false;
+
+  // Dependent process group (group/member.h): made at start under `ckpt
+  // run`, or on first use of Session::group() otherwise.
+  std::unique_ptr<GroupMember> group_;
+  std::unique_ptr<Group> group_api_;
 
   void Say(const std::string& m) const {
     if (!opt_.quiet) std::fprintf(stderr, "ckpt: %s\n", m.c_str());
@@ -229,7 +236,17 @@ class SessionImpl {
     }
     codec_ = *c;
     if (opt_.keep < 1) opt_.keep = 1;
-    if (!opt_.resume.empty()) OpenResume();
+    if (GroupMember::InGroupEnvironment(env_)) {
+      MakeGroup();
+      opt_.listen = false;  // requests go to the coordinator (`ckpt checkpoint GROUP`)
+      if (group_->resuming()) {
+        auto src = group_->TakeMemberImage();
+        Status st = src.ok() ? TryOpenSource(std::move(src).value()) : src.status();
+        if (!st.ok()) Fatal("cannot resume: " + st.message());
+      }
+    } else if (!opt_.resume.empty()) {
+      OpenResume();
+    }
     if (opt_.at != 0 || opt_.stop_at != 0) pending_->fetch_or(kBitCount, std::memory_order_relaxed);
     if (opt_.listen) {
       Status st = env_->InstallCheckpointTrigger(pending_);
@@ -303,8 +320,13 @@ class SessionImpl {
   }
 
   Status TryOpen(const std::string& path) {
-    auto t0 = std::chrono::steady_clock::now();
     ASSIGN_OR_RETURN(auto src, env_->NewRandomAccessFile(path));
+    return TryOpenSource(std::move(src));
+  }
+
+  Status TryOpenSource(std::unique_ptr<image::RandomAccessSource> src) {
+    auto t0 = std::chrono::steady_clock::now();
+    std::string path = src->Name();
     ASSIGN_OR_RETURN(auto reader, image::ImageReader::Open(std::move(src)));
     if (reader->header().kind != image::ImageKind::kProgram) {
       return InvalidArgument(path + " is a " + image::ImageKindName(reader->header().kind) +
@@ -439,10 +461,16 @@ class SessionImpl {
 
   Status WriteTo(const std::string& path, std::uint64_t seq) {
     ASSIGN_OR_RETURN(auto file, env_->NewWritableFile(path));
+    RETURN_IF_ERROR(WriteImage(file.get(), seq));
+    RETURN_IF_ERROR(file->Sync());
+    return file->Close();
+  }
+
+  Status WriteImage(image::Sink* sink, std::uint64_t seq) {
     image::WriterOptions wo;
     wo.codec = codec_;
     wo.level = opt_.level;
-    image::ImageWriter w(file.get(), image::ImageKind::kProgram, wo);
+    image::ImageWriter w(sink, image::ImageKind::kProgram, wo);
     RETURN_IF_ERROR(w.Begin());
     lib::Meta meta = lib::ProducerMeta(env_);
     meta.Set("ckpt.version", kVersion);
@@ -476,9 +504,29 @@ class SessionImpl {
       RETURN_IF_ERROR(sw.Finish().WithContext("variable '" + e.name + "'"));
       RETURN_IF_ERROR(w.EndSection());
     }
-    RETURN_IF_ERROR(w.Finish());
-    RETURN_IF_ERROR(file->Sync());
-    return file->Close();
+    return w.Finish();
+  }
+
+  void MakeGroup() {
+    GroupHooks h;
+    h.pending = pending_;
+    h.bit = kBitGroup;
+    h.write_image = [this](image::Sink* sink, std::uint64_t seq) {
+      if (reader_) FinishResume();
+      progress_.seq = seq;
+      return WriteImage(sink, seq);
+    };
+    h.exit_checkpointed = [this] {
+      Say("stopping after the group checkpoint, as asked (exit status " + std::to_string(kExitCheckpointed) + ")");
+      std::fflush(stdout);
+      std::fflush(stderr);
+      Stop();
+      std::exit(kExitCheckpointed);
+    };
+    h.say = [this](const std::string& m) { Say(m); };
+    h.fatal = [this](const std::string& m) { Fatal(m); };
+    group_ = std::make_unique<GroupMember>(env_, std::move(h), program_path_, program_args_);
+    group_api_.reset(new Group(group_.get()));
   }
 
   Event DoCheckpoint(bool exit_after) {
@@ -526,8 +574,16 @@ class SessionImpl {
       if (safepoints_ >= opt_.at && safepoints_ >= opt_.stop_at)
         pending_->fetch_and(~kBitCount, std::memory_order_relaxed);
     }
+    if ((p & kBitGroup) && group_) {
+      Event e = group_->AtSafepoint();
+      if (e != Event::kNone && (e == Event::kFailed || result == Event::kNone)) result = e;
+    }
     int req = pending_->fetch_and(~(kBitCheckpoint | kBitExit), std::memory_order_relaxed);
-    if (req & (kBitCheckpoint | kBitExit)) {
+    if ((req & (kBitCheckpoint | kBitExit)) && group_ && group_->coordinated()) {
+      // A member's own trigger: the whole group checkpoints, this member included.
+      Event e = group_->AskCheckpoint((req & kBitExit) != 0);
+      if (e != Event::kNone && (e == Event::kFailed || result == Event::kNone)) result = e;
+    } else if (req & (kBitCheckpoint | kBitExit)) {
       if (reader_) FinishResume();
       Event e = DoCheckpoint((req & kBitExit) != 0);
       if (e == Event::kFailed || result == Event::kNone) result = e;
@@ -597,6 +653,11 @@ long SafepointEntry(Session* s) noexcept {
   }
 }
 }  // namespace detail
+
+Group& Session::group() {
+  if (!impl_->group_) impl_->MakeGroup();
+  return *impl_->group_api_;
+}
 
 Event Session::checkpoint() {
   if (impl_->reader_) impl_->FinishResume();

@@ -113,6 +113,27 @@ def test_external_checkpoint(work):
     check(result_line(p.stdout) == ref, "first image's resume differs")
 
 
+def test_periodic_and_auto_resume(work):
+    # --ckpt-every: a run long enough for several periods writes several images
+    # (keep 3), and resuming the newest gives the uninterrupted result.
+    args = [HEAT, 96, 150000]
+    ref = result_line(run(args, check=0, timeout=600).stdout)
+    p = run(args + ["--ckpt-dir", work, "--ckpt-every", "0.2", "--ckpt-keep", 3], check=0, timeout=600)
+    check(result_line(p.stdout) == ref, "periodic checkpoints changed the result")
+    n = p.stderr.count("written to")
+    check(n >= 2, "expected periodic checkpoints, got %d: %s" % (n, p.stderr))
+    check(len(images(work)) == min(n, 3), "kept %s of %d" % (images(work), n))
+    p = run([HEAT, "--ckpt-resume", newest_image(work), "--ckpt-dir", os.path.join(work, "r")], check=0, timeout=600)
+    check(result_line(p.stdout) == ref, "resume of a periodic image differs")
+    # --ckpt-resume auto: a fresh start when DIR has no image, a resume when it has.
+    auto = os.path.join(work, "auto")
+    p = run([HEAT, 64, 200, "--ckpt-dir", auto, "--ckpt-resume", "auto", "--ckpt-stop-at", 50], check=75)
+    check("resumed from" not in p.stderr, "auto resumed from nothing: " + p.stderr)
+    p = run([HEAT, 64, 200, "--ckpt-dir", auto, "--ckpt-resume", "auto"], check=0)
+    check("resumed from" in p.stderr, "auto did not resume: " + p.stderr)
+    check(result_line(p.stdout) == result_line(run([HEAT, 64, 200], check=0).stdout), "auto resume differs")
+
+
 def test_checkpoint_errors(work):
     rt = os.path.join(work, "run")
     sleeper = subprocess.Popen(["sleep", "30"])

@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "command.h"
+#include "group/protocol.h"
 #include "lib/registration.h"
 
 namespace ckpt::cli {
@@ -13,6 +14,7 @@ namespace ckpt::cli {
 namespace {
 
 struct CheckpointOptions {
+  std::string target;
   std::int64_t pid = 0;
   bool exit = false;
   double timeout = 60;
@@ -33,6 +35,51 @@ Result<nlohmann::json> ReadRegistration(platform::Env* env, std::int64_t pid) {
   return j;
 }
 
+// A group: its coordinator's registration names a loopback port.
+Result<nlohmann::json> FindGroup(platform::Env* env, const std::string& name) {
+  auto list = env->ListDir(env->RuntimeDir());
+  std::vector<std::string> seen;
+  if (list.ok()) {
+    for (const auto& e : *list) {
+      if (e.name.size() < 6 || e.name.compare(e.name.size() - 5, 5, ".json") != 0) continue;
+      auto data = platform::ReadFileToString(env, platform::JoinPath(env->RuntimeDir(), e.name));
+      if (!data.ok()) continue;
+      auto j = nlohmann::json::parse(*data, nullptr, false);
+      if (j.is_discarded() || !j.is_object() || j.value("kind", std::string()) != "group") continue;
+      if (!env->ProcessAlive(j.value("pid", std::int64_t{0}))) continue;
+      if (j.value("group", std::string()) == name || j.value("id", std::string()) == name) return j;
+      seen.push_back(j.value("group", std::string()));
+    }
+  }
+  std::string known;
+  for (const auto& s : seen) known += (known.empty() ? "" : ", ") + s;
+  return NotFound("no running group named '" + name + "'" + (known.empty() ? "" : " (running: " + known + ")"));
+}
+
+int CheckpointGroup(const nlohmann::json& reg, bool exit, double timeout, bool json) {
+  int port = reg.value("port", 0);
+  std::string name = reg.value("group", std::string());
+  auto sock = platform::ConnectLoopback(port);
+  if (!sock.ok()) return ReportError(sock.status().WithContext("group " + name + "'s coordinator"));
+  group::Channel ch(std::move(sock).value());
+  Status st = ch.Send(group::Msg::kClientCheckpoint, group::EncodeNote({0, static_cast<std::uint8_t>(exit), ""}));
+  if (!st.ok()) return ReportError(st);
+  // The coordinator enforces the members' timeout; this one only guards against a dead coordinator.
+  (void)timeout;
+  auto reply = ch.Recv();
+  if (!reply.ok()) return ReportError(IoError("group " + name + "'s coordinator ended before answering"));
+  group::Note n;
+  if (!group::DecodeNote(reply->payload, &n).ok()) return ReportError(Corruption("malformed reply from the coordinator"));
+  if (n.flag != 1) return ReportError(IoError("group " + name + ": " + n.text));
+  if (json) {
+    nlohmann::ordered_json j = {{"group", name}, {"image", n.text}, {"exited", exit}};
+    std::printf("%s\n", j.dump(2).c_str());
+  } else {
+    std::printf("%s\n", n.text.c_str());
+  }
+  return kExitOk;
+}
+
 // True if the registration belongs to the process now running as `pid`
 // (and not to an earlier process whose PID was reused).
 bool SameProcess(platform::Env* env, std::int64_t pid, const nlohmann::json& reg) {
@@ -41,11 +88,20 @@ bool SameProcess(platform::Env* env, std::int64_t pid, const nlohmann::json& reg
   return env->ProcessStartTime(pid) == want;
 }
 
-int Run(const CheckpointOptions& o) {
+int Run(CheckpointOptions o) {
   platform::Env* env = platform::Env::Default();
+  bool numeric = !o.target.empty() && o.target.find_first_not_of("0123456789") == std::string::npos;
+  if (!numeric) {
+    auto reg = FindGroup(env, o.target);
+    if (!reg.ok()) return ReportError(reg.status());
+    return CheckpointGroup(*reg, o.exit, o.timeout, o.json);
+  }
+  o.pid = std::stoll(o.target);
   const std::string reg_path = lib::Registration::PathFor(env, o.pid);
   auto reg = ReadRegistration(env, o.pid);
   if (!reg.ok()) return ReportError(reg.status());
+  if (reg->value("kind", std::string()) == "group" && env->ProcessAlive(o.pid))
+    return CheckpointGroup(*reg, o.exit, o.timeout, o.json);
   if (!env->ProcessAlive(o.pid) || reg->value("exited", false) || !SameProcess(env, o.pid, *reg)) {
     env->RemoveFile(reg_path).IgnoreError();  // stale
     return ReportError(NotFound("no ckpt program runs as process " + std::to_string(o.pid) +
@@ -111,8 +167,11 @@ int Run(const CheckpointOptions& o) {
 void AddCheckpoint(CLI::App& app, Runner* run) {
   auto o = std::make_shared<CheckpointOptions>();
   CLI::App* c = app.add_subcommand(
-      "checkpoint", "Ask a running ckpt program to checkpoint at its next safepoint; print the image path");
-  c->add_option("pid", o->pid, "Process id of the program")->required();
+      "checkpoint",
+      "Ask a running ckpt program, or a dependent process group, to checkpoint; print the image path");
+  c->add_option("target", o->target,
+                "Process id of a ckpt program, or a group: its name, id, or its coordinator's process id")
+      ->required();
   c->add_flag("--exit", o->exit, "Stop the program after the checkpoint (it exits with status 75)");
   c->add_option("--timeout", o->timeout, "Seconds to wait for the checkpoint (default 60)");
   c->add_flag("--no-wait", o->no_wait, "Send the request and return at once");

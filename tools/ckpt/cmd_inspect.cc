@@ -137,6 +137,12 @@ int Run(const InspectOptions& o) {
     }
   }
   if (is_program) j["variables"] = vars;
+  if (h.kind == image::ImageKind::kGroup) {
+    nlohmann::ordered_json g;
+    Status st = InspectGroup(r, &g);
+    if (!st.ok()) return ReportError(st.WithContext(path));
+    j["group"] = g;
+  }
   j["sections"] = secs;
   Status verify;
   if (!o.no_verify) {
@@ -193,6 +199,7 @@ int Run(const InspectOptions& o) {
     } else if (is_process) {
       PrintProcessImage(j);
     } else {
+      if (j.contains("group")) PrintGroup(j["group"]);
       std::printf("sections    %zu\n", r.sections().size());
       for (const auto& s : r.sections()) {
         std::printf("  %-6u %-32s %12s  %12s  %s\n", s.type, s.name.c_str(), HumanBytes(s.raw_size).c_str(),

@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "command.h"
+#include "group/coordinator.h"
 #include "lib/program_image.h"
 
 namespace ckpt::cli {
@@ -14,6 +15,8 @@ struct ResumeOptions {
   std::vector<std::string> command;
   std::string dir;
   bool dry_run = false;
+  GroupResumeOverrides group;
+  group::CoordinatorOptions co;
 };
 
 int Run(const ResumeOptions& o) {
@@ -21,6 +24,12 @@ int Run(const ResumeOptions& o) {
   std::string path;
   auto r = OpenImage(o.image, &path);
   if (!r.ok()) return ReportError(r.status());
+  if ((*r)->header().kind == image::ImageKind::kGroup) {
+    r->reset();
+    group::CoordinatorOptions co = o.co;
+    if (!o.dir.empty()) co.dir = o.dir;
+    return ResumeGroup(path, o.command, o.group, co);
+  }
   if ((*r)->header().kind != image::ImageKind::kProgram) {
     return ReportError(InvalidArgument(path + " is a " + image::ImageKindName((*r)->header().kind) +
                                        " image; `ckpt resume` takes program images"));
@@ -71,6 +80,8 @@ int Run(const ResumeOptions& o) {
 
 void AddResume(CLI::App& app, Runner* run) {
   auto o = std::make_shared<ResumeOptions>();
+  o->co.name.clear();
+  o->co.dir.clear();
   CLI::App* c = app.add_subcommand(
       "resume", "Resume a program from an image: ckpt resume IMAGE [-- PROGRAM ARGS]. Without PROGRAM, "
                 "runs the program recorded in the image with its arguments. Exits with the program's status.");
@@ -78,6 +89,18 @@ void AddResume(CLI::App& app, Runner* run) {
   c->add_option("command", o->command, "Program and arguments (after --)");
   c->add_option("--dir", o->dir, "Where the resumed program writes new images (default: the image's directory)");
   c->add_flag("--dry-run", o->dry_run, "Print the command and environment instead of running it");
+  auto* g = c->add_option_group("group images", "Resuming a dependent process group (docs/groups.md)");
+  g->add_option("--spec", o->group.spec, "Per-member commands, one a line, instead of those in the image");
+  g->add_option("--bindir", o->group.bindir,
+                "Run each member's program by its base name from DIR (NAME or NAME.exe), with its recorded arguments");
+  g->add_option("--launcher", o->group.launcher, "Prefix every member command with this (e.g. wine)");
+  g->add_option("--name", o->co.name, "Group name (default: the image's)");
+  g->add_option("--every", o->co.every_seconds, "Checkpoint the group every S seconds");
+  g->add_option("--timeout", o->co.timeout_seconds, "Seconds for members to reach a quiescent point (default 30)");
+  g->add_option("--keep", o->co.keep, "Group images kept (default 2)");
+  g->add_option("--codec", o->co.codec, "none, zstd or zlib");
+  g->add_option("--stop-after", o->co.stop_after, "Stop the members (status 75) after the N-th checkpoint");
+  g->add_flag("-q,--quiet", o->co.quiet, "No progress messages");
   c->callback([run, o] { *run = [o] { return Run(*o); }; });
 }
 

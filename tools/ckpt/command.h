@@ -3,6 +3,7 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 #include <functional>
 #include <memory>
 #include <string>
@@ -11,6 +12,10 @@
 #include "image/reader.h"
 #include "platform/env.h"
 #include "util/status.h"
+
+namespace ckpt::group {
+struct CoordinatorOptions;
+}
 
 namespace ckpt::cli {
 
@@ -29,6 +34,7 @@ void AddVerify(CLI::App& app, Runner* run);
 void AddConvert(CLI::App& app, Runner* run);
 void AddCheckpoint(CLI::App& app, Runner* run);
 void AddResume(CLI::App& app, Runner* run);
+void AddRun(CLI::App& app, Runner* run);
 #if CKPT_HAVE_ENGINE
 // The transparent Linux engine (native Linux x86-64 builds only).
 void AddDump(CLI::App& app, Runner* run);
@@ -43,5 +49,18 @@ Result<std::unique_ptr<image::ImageReader>> OpenImage(const std::string& path, s
 int ReportError(const Status& st);
 int ExitCodeFor(const Status& st);
 std::string HumanBytes(std::uint64_t n);
+// The group part of `ckpt inspect` (inspect_group.cc).
+Status InspectGroup(const image::ImageReader& r, nlohmann::ordered_json* out);
+void PrintGroup(const nlohmann::ordered_json& group);
+// The coordinator options `ckpt run` and `ckpt resume` (of a group image) share.
+void AddGroupOptions(CLI::App* c, group::CoordinatorOptions* co);
+// `ckpt resume` of a group image (cmd_resume_group.cc).
+struct GroupResumeOverrides {
+  std::string spec;      // per-member commands
+  std::string bindir;    // run each member's program by its base name from here
+  std::string launcher;  // e.g. "wine": prefix for every member command
+};
+int ResumeGroup(const std::string& path, const std::vector<std::string>& command, const GroupResumeOverrides& ov,
+                group::CoordinatorOptions co);
 
 }  // namespace ckpt::cli

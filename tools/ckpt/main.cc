@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
   ckpt::cli::AddConvert(app, &run);
   ckpt::cli::AddCheckpoint(app, &run);
   ckpt::cli::AddResume(app, &run);
+  ckpt::cli::AddRun(app, &run);
 #if CKPT_HAVE_ENGINE
   ckpt::cli::AddDump(app, &run);
   ckpt::cli::AddRestore(app, &run);

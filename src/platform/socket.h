@@ -1,0 +1,51 @@
+// Loopback TCP sockets: the channel between a group's coordinator and its
+// members, the same on Linux and Windows (Winsock, also under Wine). A Socket
+// may be read by one thread while another writes; Shutdown() from any thread
+// unblocks a pending Recv.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "util/status.h"
+
+namespace ckpt::platform {
+
+class Socket {
+ public:
+  ~Socket();
+  Socket(const Socket&) = delete;
+  Socket& operator=(const Socket&) = delete;
+
+  Status SendAll(const void* data, std::size_t size);
+  // Reads exactly `size` bytes; NotFound("... closed") when the peer closed first.
+  Status RecvAll(void* data, std::size_t size);
+  void Shutdown();
+
+ private:
+  friend class Listener;
+  friend Result<std::unique_ptr<Socket>> ConnectLoopback(int port);
+  explicit Socket(std::intptr_t fd) : fd_(fd) {}
+  std::intptr_t fd_;
+};
+
+class Listener {
+ public:
+  // Listens on 127.0.0.1 at a port the OS picks.
+  static Result<std::unique_ptr<Listener>> Loopback();
+  ~Listener();
+  int port() const { return port_; }
+  // Waits up to `timeout_ms` for a connection; Timeout when none came.
+  Result<std::unique_ptr<Socket>> Accept(int timeout_ms);
+
+ private:
+  Listener(std::intptr_t fd, int port) : fd_(fd), port_(port) {}
+  std::intptr_t fd_;
+  int port_;
+};
+
+Result<std::unique_ptr<Socket>> ConnectLoopback(int port);
+
+}  // namespace ckpt::platform
