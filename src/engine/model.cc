@@ -121,6 +121,9 @@ std::string EncodeThread(const ThreadState& t) {
   PutU64(&o, t.altstack_sp);
   PutU64(&o, t.altstack_size);
   PutU32(&o, t.altstack_flags);
+  PutU64(&o, t.robust_list);
+  PutU64(&o, t.robust_len);
+  PutString(&o, t.comm);
   PutSigList(&o, t.pending);
   return o;
 }
@@ -140,6 +143,9 @@ static Status DecodeThread(std::string_view in, ThreadState* t) {
   t->altstack_sp = r.U64();
   t->altstack_size = r.U64();
   t->altstack_flags = r.U32();
+  t->robust_list = r.U64();
+  t->robust_len = r.U64();
+  t->comm = std::string(r.String());
   GetSigList(r, &t->pending);
   return Expect(r, "thread");
 }

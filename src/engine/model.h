@@ -72,7 +72,9 @@ struct ThreadState {
   std::uint64_t clear_tid = 0;  // set_tid_address
   std::uint64_t altstack_sp = 0, altstack_size = 0;
   std::uint32_t altstack_flags = 0;
-  std::vector<std::string> pending;  // 128-byte siginfo_t each, thread-directed
+  std::uint64_t robust_list = 0, robust_len = 0;  // set_robust_list
+  std::string comm;                               // the thread's name
+  std::vector<std::string> pending;               // 128-byte siginfo_t each, thread-directed
 };
 
 enum class VmaKind : std::uint8_t {

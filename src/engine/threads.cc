@@ -7,6 +7,7 @@
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
@@ -129,6 +130,11 @@ Status DumpThreads(FrozenProcess& p, std::uint64_t gadget, ProcessModel* m) {
       t.rseq_sig = rseq->sig;
     }
     ASSIGN_OR_RETURN(t.pending, PeekPendingSignals(ft.tid, false));
+    if (::syscall(SYS_get_robust_list, ft.tid, &t.robust_list, &t.robust_len) != 0) {
+      return platform::PosixError("get_robust_list", "thread " + std::to_string(ft.tid), errno);
+    }
+    ASSIGN_OR_RETURN(t.comm, ReadProcFile(p.pid(), "task/" + std::to_string(ft.tid) + "/comm"));
+    if (!t.comm.empty() && t.comm.back() == '\n') t.comm.pop_back();
     t.pending.insert(t.pending.end(), ft.stashed.begin(), ft.stashed.end());
 
     Injector inj(ft.tid, gadget);
@@ -169,6 +175,15 @@ Status RestoreThreadKernelState(Injector* inj, const ThreadState& t) {
     std::memcpy(ss + 16, &t.altstack_size, 8);
     ASSIGN_OR_RETURN(std::uint64_t a, inj->PutScratch(0, ss, sizeof ss));
     RETURN_IF_ERROR(inj->Call("sigaltstack", SYS_sigaltstack, {a, 0}).status());
+  }
+  if (t.robust_list != 0) {
+    RETURN_IF_ERROR(
+        inj->Call("set_robust_list", SYS_set_robust_list, {t.robust_list, t.robust_len}).status());
+  }
+  if (!t.comm.empty()) {
+    std::string name = t.comm.substr(0, 15);
+    ASSIGN_OR_RETURN(std::uint64_t at, inj->PutScratch(256, name.c_str(), name.size() + 1));
+    RETURN_IF_ERROR(inj->Call("prctl(PR_SET_NAME)", SYS_prctl, {PR_SET_NAME, at}).status());
   }
   if (t.rseq_ptr != 0 && t.rseq_len != 0) {
     RETURN_IF_ERROR(inj->Call("rseq register", SYS_rseq, {t.rseq_ptr, t.rseq_len, 0, t.rseq_sig}).status());

@@ -20,6 +20,12 @@ static void* worker(void* arg) {
   int id = (int)(intptr_t)arg;
   tls_value = 1000 + id;
   tids[id] = (pid_t)syscall(SYS_gettid);
+  char name[16];
+  snprintf(name, sizeof name, "worker-%d", id);
+  pthread_setname_np(pthread_self(), name);
+  void* robust_before;
+  size_t robust_len;
+  syscall(SYS_get_robust_list, 0, &robust_before, &robust_len);
   sigset_t m;
   sigemptyset(&m);
   sigaddset(&m, SIGRTMIN + id);
@@ -37,6 +43,12 @@ static void* worker(void* arg) {
   pthread_sigmask(SIG_BLOCK, NULL, &now);
   if (!sigismember(&now, SIGRTMIN + id)) snprintf(errors[id], 256, "thread %d lost its signal mask", id);
   if (!(acc > id)) snprintf(errors[id], 256, "thread %d FPU value wrong", id);
+  char now_name[16] = {0};
+  pthread_getname_np(pthread_self(), now_name, sizeof now_name);
+  if (strcmp(now_name, name) != 0) snprintf(errors[id], 256, "thread %d is named '%s'", id, now_name);
+  void* robust_after;
+  syscall(SYS_get_robust_list, 0, &robust_after, &robust_len);
+  if (robust_after != robust_before) snprintf(errors[id], 256, "thread %d lost its robust list", id);
   return NULL;
 }
 
