@@ -20,6 +20,7 @@
 #include "engine/signals.h"
 #include "engine/task.h"
 #include "engine/threads.h"
+#include "engine/timers.h"
 #include "engine/vdso.h"
 #include "platform/env.h"
 
@@ -33,12 +34,20 @@ std::int64_t NowNs() {
   return static_cast<std::int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
 }
 
-// If the traced process died, says how.
+// If the traced process died, says how ("" if it is alive). A SIGKILL
+// takes a moment to be seen, so this looks a few times before answering.
 std::string DeathOf(pid_t pid) {
-  int status = 0;
-  pid_t r = ::waitpid(pid, &status, __WALL | WNOHANG);
-  if (r == pid && !WIFSTOPPED(status)) return DescribeWaitStatus(status);
-  if (::kill(pid, 0) != 0 && errno == ESRCH) return "exited";
+  for (int i = 0; i < 30; ++i) {
+    int status = 0;
+    pid_t r = ::waitpid(pid, &status, __WALL | WNOHANG);
+    if (r == pid && !WIFSTOPPED(status)) return DescribeWaitStatus(status);
+    if (::kill(pid, 0) != 0 && errno == ESRCH) return "exited";
+    auto stat = ReadStat(pid);
+    if (!stat.ok()) return "exited";
+    if (!stat->empty() && ((*stat)[0] == "Z" || (*stat)[0] == "X")) return "exited";
+    struct timespec ts = {0, 10 * 1000 * 1000};
+    ::nanosleep(&ts, nullptr);
+  }
   return "";
 }
 
@@ -48,6 +57,10 @@ Status Collect(FrozenProcess& fp, ProcessModel* m, std::vector<Blob>* blobs, std
   ASSIGN_OR_RETURN(auto maps, ReadMaps(pid, true));
   RETURN_IF_ERROR(DumpTask(pid, &files, &m->core));
   RETURN_IF_ERROR(DumpVmas(pid, maps, &files, m));
+  if (!arch::IsNative64(fp.threads()[0].regs)) {
+    return NotSupported("process " + std::to_string(pid) +
+                        " runs 32-bit code; only x86-64 processes are supported");
+  }
   std::uint64_t exec_at = 0;
   for (const auto& v : m->vmas) {
     if ((v.prot & 4) != 0 && v.kind != VmaKind::kVsyscall && v.kind != VmaKind::kVdso) {
@@ -62,6 +75,7 @@ Status Collect(FrozenProcess& fp, ProcessModel* m, std::vector<Blob>* blobs, std
   RETURN_IF_ERROR(leader.Save());
   Status st = DumpMmLayout(pid, &leader, &m->core);
   if (st.ok()) st = DumpSignals(&leader, &m->signals);
+  if (st.ok()) st = DumpTimers(&leader, &m->core);
   RETURN_IF_ERROR(leader.Restore());
   RETURN_IF_ERROR(st);
   RETURN_IF_ERROR(DumpThreads(fp, gadget, m));

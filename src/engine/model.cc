@@ -71,6 +71,8 @@ std::string EncodeCore(const Core& c) {
   PutString(&o, c.host);
   PutU64(&o, static_cast<std::uint64_t>(c.dumped_at_ns));
   PutU32(&o, c.xsave_size);
+  PutVarint(&o, c.itimers.size());
+  for (std::uint64_t v : c.itimers) PutU64(&o, v);
   return o;
 }
 
@@ -103,6 +105,9 @@ static Status DecodeCore(std::string_view in, Core* c) {
   c->host = std::string(r.String());
   c->dumped_at_ns = static_cast<std::int64_t>(r.U64());
   c->xsave_size = r.U32();
+  n = r.Varint();
+  if (n > 64) r.Fail();
+  for (std::uint64_t i = 0; i < n && r.ok(); ++i) c->itimers.push_back(r.U64());
   return Expect(r, "core");
 }
 

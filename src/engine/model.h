@@ -57,6 +57,8 @@ struct Core {
   std::string host;
   std::int64_t dumped_at_ns = 0;
   std::uint32_t xsave_size = 0;
+  // ITIMER_REAL, _VIRTUAL, _PROF: interval sec, usec, value sec, usec each.
+  std::vector<std::uint64_t> itimers;
 };
 
 // user_regs_struct, in the kernel's field order (27 x 64 bits on x86-64).

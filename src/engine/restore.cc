@@ -29,6 +29,7 @@
 #include "engine/signals.h"
 #include "engine/task.h"
 #include "engine/threads.h"
+#include "engine/timers.h"
 #include "engine/vdso.h"
 #include "platform/env.h"
 #include "platform/posix_util.h"
@@ -308,6 +309,7 @@ Result<RestoreStats> Restore(const RestoreOptions& o) {
     std::vector<pid_t> created;
     RETURN_IF_ERROR(RestoreThreads(m, &inj, &created));
     RETURN_IF_ERROR(RestorePendingSignals(m, &inj, m.core.pid));
+    RETURN_IF_ERROR(RestoreTimers(m.core, &inj));
     for (std::size_t i = 1; i < m.threads.size(); ++i) {
       RETURN_IF_ERROR(LoadThreadState(created[i - 1], m.threads[i], m.core.xsave_size));
     }

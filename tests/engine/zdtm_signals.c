@@ -1,13 +1,14 @@
-/* Signal handlers, an alternate stack, a blocked signal pending with a
- * value: after the restore SIGUSR1 (sent by the test driver) runs its
+/* Signal handlers, an alternate stack, an interval timer, a blocked signal
+ * pending with a value: after the restore SIGUSR1 (sent by the test driver) runs its
  * handler on the alternate stack, and the pending SIGUSR2 arrives with its
  * value once unblocked. */
 #define _GNU_SOURCE
 #include <signal.h>
+#include <sys/time.h>
 
 #include "zdtm.h"
 
-static volatile sig_atomic_t usr1, usr2_value, on_altstack;
+static volatile sig_atomic_t usr1, usr2_value, on_altstack, alarms;
 static char altstack[65536];
 
 static void on_usr1(int sig, siginfo_t* si, void* uc) {
@@ -17,6 +18,10 @@ static void on_usr1(int sig, siginfo_t* si, void* uc) {
   char here;
   if (&here >= altstack && &here < altstack + sizeof altstack) on_altstack = 1;
   usr1++;
+}
+static void on_alarm(int sig) {
+  (void)sig;
+  alarms++;
 }
 static void on_usr2(int sig, siginfo_t* si, void* uc) {
   (void)sig;
@@ -36,6 +41,13 @@ int main(int argc, char** argv) {
   sa.sa_flags = SA_SIGINFO;
   sigaction(SIGUSR2, &sa, NULL);
   signal(SIGPIPE, SIG_IGN);
+  /* An interval timer must keep ticking after the restore. */
+  struct sigaction al = {0};
+  al.sa_handler = on_alarm;
+  al.sa_flags = SA_RESTART;
+  sigaction(SIGALRM, &al, NULL);
+  struct itimerval it = {{0, 20000}, {0, 20000}};
+  setitimer(ITIMER_REAL, &it, NULL);
   sigset_t m;
   sigemptyset(&m);
   sigaddset(&m, SIGUSR2);
@@ -44,6 +56,9 @@ int main(int argc, char** argv) {
   sigqueue(getpid(), SIGUSR2, v);
   zdtm_ready();
   while (!zdtm_should_stop()) zdtm_sleep_ms(5);
+  int ticks = alarms;
+  zdtm_sleep_ms(300);
+  if (alarms <= ticks) return zdtm_fail("the interval timer stopped (%d ticks)", (int)alarms);
   if (usr1 == 0) return zdtm_fail("SIGUSR1 handler never ran");
   if (!on_altstack) return zdtm_fail("SIGUSR1 handler did not run on the alternate stack");
   if (usr2_value != 0) return zdtm_fail("SIGUSR2 delivered while blocked");

@@ -87,6 +87,10 @@ std::uint64_t Sp(const Regs& r) {
 std::uint64_t FsBase(const Regs& r) {
   return r.fs_base;
 }
+// __USER_CS: 32-bit compat processes run with another code segment.
+bool IsNative64(const Regs& r) {
+  return r.cs == 0x33;
+}
 
 void FixSyscallRestart(Regs* r) {
   if (static_cast<long>(r->orig_rax) < 0) return;

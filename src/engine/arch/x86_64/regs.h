@@ -29,6 +29,8 @@ long SyscallResult(const Regs& r);
 std::uint64_t Ip(const Regs& r);
 std::uint64_t Sp(const Regs& r);
 std::uint64_t FsBase(const Regs& r);
+// True when the thread runs 64-bit code (not a 32-bit compat process).
+bool IsNative64(const Regs& r);
 
 // A thread stopped inside an interrupted system call would have it restarted
 // by the kernel on resume. In a restored process there is no such kernel
