@@ -125,8 +125,8 @@ Result<pid_t> CloneWithPid(pid_t want, int extra_flags, int status_fd, const Pro
         continue;
       }
       ASSIGN_OR_RETURN(std::string who, DescribePidUser(want));
-      return FailedPrecondition("PID " + std::to_string(want) + " is in use by " + who +
-                                "; stop that process or restore with --pidns");
+      return Status(Code::kIoError, "PID " + std::to_string(want) + " is in use by " + who +
+                                        "; stop that process or restore with --pidns");
     }
     if (e == EINVAL) {
       return FailedPrecondition("PID " + std::to_string(want) +

@@ -25,10 +25,12 @@ start() {  # PROGRAM ARGS...
   PID=$!
   wait_for "$W/ready" 120 || fail "$p never became ready"
 }
-expect_error() {  # TEXT CMD...: the command fails and says TEXT
-  local text=$1
-  shift
-  "$@" >"$W/err.out" 2>&1 && { cat "$W/err.out"; fail "'$*' succeeded"; }
+expect_error() {  # STATUS TEXT CMD...: the command exits with STATUS and says TEXT
+  local want=$1 text=$2
+  shift 2
+  "$@" >"$W/err.out" 2>&1
+  local rc=$?
+  [ "$rc" = "$want" ] || { cat "$W/err.out"; fail "'$*' exited with $rc, expected $want"; }
   grep -qi -- "$text" "$W/err.out" || { cat "$W/err.out"; fail "error lacks '$text'"; }
   echo "ok: $(head -c 300 "$W/err.out")"
 }
@@ -53,7 +55,7 @@ case $CASE in
     start zdtm_bigheap 64
     "$CKPT" dump "$PID" -D "$W/img" --leave-running >/dev/null || fail "first dump"
     before=$(sha256sum <"$W/img/process.ckpt")
-    CKPT_ENGINE_FAULT=kill-during-dump expect_error "during the dump" "$CKPT" dump "$PID" -D "$W/img"
+    CKPT_ENGINE_FAULT=kill-during-dump expect_error 1 "during the dump" "$CKPT" dump "$PID" -D "$W/img"
     [ "$(sha256sum <"$W/img/process.ckpt")" = "$before" ] || fail "the previous image was changed"
     [ -e "$W/img/process.ckpt.tmp" ] && fail "a temporary image was left behind"
     "$CKPT" inspect "$W/img" >/dev/null || fail "the previous image no longer verifies"
@@ -63,7 +65,7 @@ case $CASE in
     dump_killed
     size=$(stat -c %s "$W/img/process.ckpt")
     flip_byte "$W/img/process.ckpt" $((size / 2))
-    expect_error "checksum" "$CKPT" restore -D "$W/img"
+    expect_error 3 "checksum" "$CKPT" restore -D "$W/img"
     no_process "$PID"
     ;;
   truncated-image)
@@ -71,7 +73,7 @@ case $CASE in
     dump_killed
     size=$(stat -c %s "$W/img/process.ckpt")
     truncate -s $((size * 2 / 3)) "$W/img/process.ckpt"
-    expect_error "truncated\|corrupt\|trailer" "$CKPT" restore -D "$W/img"
+    expect_error 3 "truncated\|corrupt\|trailer" "$CKPT" restore -D "$W/img"
     no_process "$PID"
     ;;
   mapped-file-changed)
@@ -79,25 +81,25 @@ case $CASE in
     start zdtm_files
     dump_killed
     echo more >>"$W/mapped.dat"
-    expect_error "mapped.dat changed since the dump" "$CKPT" restore -D "$W/img"
+    expect_error 3 "mapped.dat changed since the dump" "$CKPT" restore -D "$W/img"
     no_process "$PID"
     ;;
   pid-taken)
     start zdtm_counter
     "$CKPT" dump "$PID" -D "$W/img" --leave-running >/dev/null || fail "dump"
-    expect_error "PID $PID is in use" "$CKPT" restore -D "$W/img"
+    expect_error 1 "PID $PID is in use" "$CKPT" restore -D "$W/img"
     touch "$W/stop"
     wait_for "$W/result" 60 || fail "the running process was disturbed"
     grep -q PASS "$W/result" || fail "the running process failed: $(cat "$W/result")"
     ;;
   no-such-process)
-    expect_error "does not exist" "$CKPT" dump 4000000 -D "$W/img"
+    expect_error 1 "does not exist" "$CKPT" dump 4000000 -D "$W/img"
     [ -e "$W/img/process.ckpt" ] && fail "an image was written"
     ;;
   not-an-image)
     mkdir -p "$W/img"
     echo "hello" >"$W/img/process.ckpt"
-    expect_error "process.ckpt" "$CKPT" restore -D "$W/img"
+    expect_error 3 "process.ckpt" "$CKPT" restore -D "$W/img"
     ;;
   inspect-json)
     # Not a fault: `ckpt inspect DIR --json` must show threads, the map and fds.

@@ -28,7 +28,10 @@ int Run(const DumpCliOptions& o) {
   ProgressLine line("dumping memory", o.progress);
   d.progress = [&line](std::uint64_t done, std::uint64_t total) { line.Update(done, total); };
   auto r = engine::Dump(d);
-  if (!r.ok()) return ReportError(r.status());
+  if (!r.ok()) {
+    ReportError(r.status());
+    return kExitFailure;  // a failed dump is never a bad image
+  }
   const engine::DumpStats& s = *r;
   if (o.json) {
     nlohmann::ordered_json j = {{"pid", o.pid},
