@@ -111,6 +111,7 @@ Result<DumpStats> Dump(const DumpOptions& o) {
   ProcessModel m;
   std::vector<Blob> blobs;
   std::uint64_t gadget = 0;
+  bool released = false;
   Progress progress = o.progress;
   const char* fault = std::getenv("CKPT_ENGINE_FAULT");
   if (fault != nullptr && std::strcmp(fault, "kill-during-dump") == 0) {
@@ -136,16 +137,24 @@ Result<DumpStats> Dump(const DumpOptions& o) {
     RETURN_IF_ERROR(w.AddSection(kSecPagemap, "pagemap", "", EncodePagemap(m.pagemap)));
     RETURN_IF_ERROR(w.Finish());
     stats.image_bytes = file->Position();
-    if (o.sync) RETURN_IF_ERROR(file->Sync());
-    RETURN_IF_ERROR(file->Close());
     RETURN_IF_ERROR(RemoveGadget(pid, gadget));
     gadget = 0;
+    if (o.leave_running) {
+      // Everything is read: the process may run on while the image is made
+      // durable (it is renamed into place only after that).
+      RETURN_IF_ERROR(
+          fp->Release().WithContext("releasing process " + std::to_string(pid) + " after the dump"));
+      released = true;
+      stats.frozen_ns = NowNs() - t_frozen;
+    }
+    if (o.sync) RETURN_IF_ERROR(file->Sync());
+    RETURN_IF_ERROR(file->Close());
     RETURN_IF_ERROR(env->RenameFile(tmp_path, final_path));
     return env->SyncDir(o.dir);
   }();
   if (!st.ok()) {
     env->RemoveFile(tmp_path).IgnoreError();
-    std::string death = DeathOf(pid);
+    std::string death = released ? "" : DeathOf(pid);
     if (!death.empty()) {
       return FailedPrecondition("process " + std::to_string(pid) + " " + death +
                                 " during the dump; no image was written (a previous image in " + o.dir +
@@ -158,10 +167,13 @@ Result<DumpStats> Dump(const DumpOptions& o) {
   stats.threads = static_cast<int>(m.threads.size());
   stats.vmas = static_cast<int>(m.vmas.size());
   stats.fds = static_cast<int>(m.fds.size());
-  Status end = o.leave_running ? fp->Release() : fp->Kill();
-  stats.frozen_ns = NowNs() - t_frozen;
+  if (!released) {
+    // The image is durable and in place: only now may the process go.
+    Status end = fp->Kill();
+    stats.frozen_ns = NowNs() - t_frozen;
+    RETURN_IF_ERROR(end.WithContext("killing process " + std::to_string(pid) + " after the dump"));
+  }
   stats.total_ns = NowNs() - t0;
-  RETURN_IF_ERROR(end.WithContext("releasing process " + std::to_string(pid) + " after the dump"));
   return stats;
 }
 
