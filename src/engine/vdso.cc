@@ -5,6 +5,7 @@
 #include <sys/syscall.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <map>
 
@@ -202,11 +203,18 @@ Result<VdsoPlan> RestoreVdso(const ProcessModel& m, Injector* inj, pid_t pid,
       continue;
     }
     std::uint64_t target = new_vdso + it->second;
-    p[0] = 0x48;  // movabs rax, target; jmp rax
-    p[1] = 0xb8;
-    std::memcpy(p + 2, &target, 8);
-    p[10] = 0xff;
-    p[11] = 0xe0;
+    std::int64_t rel = static_cast<std::int64_t>(target - (want_vdso->start + off + 5));
+    if (rel >= INT32_MIN && rel <= INT32_MAX) {
+      p[0] = 0xe9;  // jmp rel32: 5 bytes, fits the shortest function
+      std::int32_t r32 = static_cast<std::int32_t>(rel);
+      std::memcpy(p + 1, &r32, 4);
+    } else {
+      p[0] = 0x48;  // movabs rax, target; jmp rax
+      p[1] = 0xb8;
+      std::memcpy(p + 2, &target, 8);
+      p[10] = 0xff;
+      p[11] = 0xe0;
+    }
   }
   const Vma* vv = nullptr;
   for (const auto& v : m.vmas) {
