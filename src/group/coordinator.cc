@@ -66,7 +66,6 @@ class Coordinator {
                     const std::string& path);
   void Broadcast(Msg type, const Note& n);
   std::uint64_t NextSeq();
-  void Prune();
   void Shutdown();
 
   platform::Env* env_;
@@ -338,28 +337,7 @@ Status Coordinator::ReceivePart(int rank, const Request& req, image::ImageWriter
 }
 
 std::uint64_t Coordinator::NextSeq() {
-  std::uint64_t best = seq_;
-  auto list = lib::ListImages(env_, opt_.dir, opt_.name);
-  if (list.ok()) {
-    for (const auto& p : *list) {
-      std::string n;
-      std::uint64_t s;
-      if (lib::ParseImageFileName(platform::BaseName(p), &n, &s) && n == opt_.name) best = std::max(best, s);
-    }
-  }
-  return best + 1;
-}
-
-void Coordinator::Prune() {
-  auto list = lib::ListImages(env_, opt_.dir, opt_.name);
-  if (!list.ok()) return;
-  int kept = 0;
-  for (const auto& p : *list) {
-    std::string n;
-    std::uint64_t s;
-    if (!lib::ParseImageFileName(platform::BaseName(p), &n, &s) || n != opt_.name) continue;
-    if (++kept > opt_.keep) env_->RemoveFile(p).IgnoreError();
-  }
+  return std::max(seq_, lib::LatestImageSeq(env_, opt_.dir, opt_.name)) + 1;
 }
 
 Status Coordinator::WriteImage(std::uint64_t epoch, std::uint64_t seq, const std::vector<Ready>& ready,
@@ -487,7 +465,7 @@ Status Coordinator::Checkpoint(bool exit_after, std::string* image_path) {
   bool exit_now = exit_after || (opt_.stop_after != 0 && written_ >= opt_.stop_after);
   Broadcast(Msg::kDone, {epoch, static_cast<std::uint8_t>(exit_now ? 1 : 0), final_path});
   if (exit_now) exit_requested_ = true;
-  Prune();
+  lib::PruneImages(env_, opt_.dir, opt_.name, opt_.keep);
   PublishRegistration().IgnoreError();
   char secs[200];
   std::snprintf(

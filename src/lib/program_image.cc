@@ -204,4 +204,33 @@ Result<std::vector<std::string>> ListImages(platform::Env* env, const std::strin
   return out;
 }
 
+namespace {
+// Sequence numbers of NAME's images in `dir`, newest first.
+std::vector<std::pair<std::uint64_t, std::string>> SeqsOf(platform::Env* env, const std::string& dir,
+                                                          const std::string& name) {
+  std::vector<std::pair<std::uint64_t, std::string>> out;
+  auto list = ListImages(env, dir, name);
+  if (!list.ok()) return out;
+  for (const auto& p : *list) {
+    std::string n;
+    std::uint64_t s;
+    if (ParseImageFileName(platform::BaseName(p), &n, &s) && n == name) out.emplace_back(s, p);
+  }
+  return out;
+}
+}  // namespace
+
+std::uint64_t LatestImageSeq(platform::Env* env, const std::string& dir, const std::string& name) {
+  std::uint64_t best = 0;
+  for (const auto& [s, p] : SeqsOf(env, dir, name)) best = std::max(best, s);
+  return best;
+}
+
+void PruneImages(platform::Env* env, const std::string& dir, const std::string& name, int keep) {
+  int kept = 0;
+  for (const auto& [s, p] : SeqsOf(env, dir, name)) {
+    if (++kept > keep) env->RemoveFile(p).IgnoreError();
+  }
+}
+
 }  // namespace ckpt::lib

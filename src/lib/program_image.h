@@ -49,4 +49,9 @@ bool ParseImageFileName(const std::string& file, std::string* name, std::uint64_
 Result<std::vector<std::string>> ListImages(platform::Env* env, const std::string& dir,
                                             const std::string& prefer);
 
+// The highest SEQ of the images NAME.SEQ.ckpt in `dir` (0 if none).
+std::uint64_t LatestImageSeq(platform::Env* env, const std::string& dir, const std::string& name);
+// Removes all but the newest `keep` images NAME.SEQ.ckpt in `dir`.
+void PruneImages(platform::Env* env, const std::string& dir, const std::string& name, int keep);
+
 }  // namespace ckpt::lib

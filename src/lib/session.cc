@@ -415,7 +415,7 @@ class SessionImpl {
   // --- checkpoint --------------------------------------------------------------
   Status WriteImage(std::string* out_path) {
     RETURN_IF_ERROR(env_->CreateDirs(opt_.dir));
-    std::uint64_t seq = std::max(progress_.seq, LatestSeqInDir()) + 1;
+    std::uint64_t seq = std::max(progress_.seq, lib::LatestImageSeq(env_, opt_.dir, opt_.name)) + 1;
     std::string final_path = platform::JoinPath(opt_.dir, lib::ImageFileName(opt_.name, seq));
     std::string tmp = final_path + ".tmp";
     Status st = WriteTo(tmp, seq);
@@ -431,32 +431,8 @@ class SessionImpl {
     RETURN_IF_ERROR(env_->SyncDir(opt_.dir));
     progress_.seq = seq;
     *out_path = final_path;
-    Prune();
+    lib::PruneImages(env_, opt_.dir, opt_.name, opt_.keep);
     return Status::Ok();
-  }
-
-  std::uint64_t LatestSeqInDir() {
-    auto list = lib::ListImages(env_, opt_.dir, opt_.name);
-    std::uint64_t best = 0;
-    if (!list.ok()) return 0;
-    for (const auto& p : *list) {
-      std::string n;
-      std::uint64_t s;
-      if (lib::ParseImageFileName(platform::BaseName(p), &n, &s) && n == opt_.name) best = std::max(best, s);
-    }
-    return best;
-  }
-
-  void Prune() {
-    auto list = lib::ListImages(env_, opt_.dir, opt_.name);
-    if (!list.ok()) return;
-    int kept = 0;
-    for (const auto& p : *list) {
-      std::string n;
-      std::uint64_t s;
-      if (!lib::ParseImageFileName(platform::BaseName(p), &n, &s) || n != opt_.name) continue;
-      if (++kept > opt_.keep) env_->RemoveFile(p).IgnoreError();
-    }
   }
 
   Status WriteTo(const std::string& path, std::uint64_t seq) {

@@ -23,6 +23,25 @@ class WritableFile : public image::Sink {
   virtual Status Close() = 0;
 };
 
+// A WritableFile with a 1 MiB buffer; appends of a buffer's size or more go
+// straight to WriteRaw. Subclasses do the OS writes.
+class BufferedWritableFile : public WritableFile {
+ public:
+  Status Append(const void* data, std::size_t size) override;
+  std::uint64_t Position() const override { return pos_; }
+
+ protected:
+  BufferedWritableFile();
+  Status FlushBuffer();
+  virtual Status WriteRaw(const char* p, std::size_t n) = 0;
+
+ private:
+  static constexpr std::size_t kBufSize = 1 << 20;
+  std::unique_ptr<char[]> buf_;
+  std::size_t fill_ = 0;
+  std::uint64_t pos_ = 0;
+};
+
 struct DirEntry {
   std::string name;
   bool is_dir = false;
@@ -74,10 +93,6 @@ class Env {
   // Asks process `pid` (running a ckpt session) to checkpoint.
   virtual Status SendCheckpointRequest(std::int64_t pid, Request request) = 0;
 
-  // Runs a program and waits for it; returns its exit code. `env` entries are
-  // "NAME=value" additions to the current environment.
-  virtual Result<int> RunProgram(const std::vector<std::string>& argv,
-                                 const std::vector<std::string>& env) = 0;
 };
 
 // Helpers built on Env.

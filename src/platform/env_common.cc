@@ -1,9 +1,35 @@
 // Env helpers that only use the Env interface.
+#include <cstring>
 #include <string>
 
 #include "platform/env.h"
+#include "platform/process.h"
 
 namespace ckpt::platform {
+
+BufferedWritableFile::BufferedWritableFile() : buf_(new char[kBufSize]) {}
+
+Status BufferedWritableFile::Append(const void* data, std::size_t size) {
+  const char* p = static_cast<const char*>(data);
+  pos_ += size;
+  if (fill_ + size <= kBufSize) {
+    std::memcpy(buf_.get() + fill_, p, size);
+    fill_ += size;
+    return Status::Ok();
+  }
+  RETURN_IF_ERROR(FlushBuffer());
+  if (size >= kBufSize) return WriteRaw(p, size);
+  std::memcpy(buf_.get(), p, size);
+  fill_ = size;
+  return Status::Ok();
+}
+
+Status BufferedWritableFile::FlushBuffer() {
+  if (fill_ == 0) return Status::Ok();
+  Status st = WriteRaw(buf_.get(), fill_);
+  fill_ = 0;
+  return st;
+}
 
 Result<std::string> ReadFileToString(Env* env, const std::string& path) {
   ASSIGN_OR_RETURN(auto file, env->NewRandomAccessFile(path));
@@ -31,6 +57,11 @@ Status WriteFileAtomic(Env* env, const std::string& path, const std::string& dat
     return st;
   }
   return durable ? env->SyncDir(DirName(path)) : Status::Ok();
+}
+
+Result<int> RunProgram(const std::vector<std::string>& argv, const std::vector<std::string>& env) {
+  ASSIGN_OR_RETURN(auto child, ChildProcess::Start(argv, env));
+  return child->Wait();
 }
 
 std::string DirName(const std::string& path) {

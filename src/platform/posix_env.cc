@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -20,8 +19,6 @@
 #include "platform/env.h"
 #include "platform/posix_util.h"
 
-extern char** environ;
-
 namespace ckpt::platform {
 
 Status PosixError(const std::string& op, const std::string& object, int err) {
@@ -36,31 +33,12 @@ Status PosixError(const std::string& op, const std::string& object, int err) {
 
 namespace {
 
-class PosixWritableFile final : public WritableFile {
+class PosixWritableFile final : public BufferedWritableFile {
  public:
-  PosixWritableFile(std::string path, int fd) : path_(std::move(path)), fd_(fd) {
-    buf_.reset(new char[kBufSize]);
-  }
+  PosixWritableFile(std::string path, int fd) : path_(std::move(path)), fd_(fd) {}
   ~PosixWritableFile() override {
     if (fd_ >= 0) ::close(fd_);
   }
-
-  Status Append(const void* data, std::size_t size) override {
-    const char* p = static_cast<const char*>(data);
-    pos_ += size;
-    if (fill_ + size <= kBufSize) {
-      std::memcpy(buf_.get() + fill_, p, size);
-      fill_ += size;
-      return Status::Ok();
-    }
-    RETURN_IF_ERROR(FlushBuffer());
-    if (size >= kBufSize) return WriteRaw(p, size);
-    std::memcpy(buf_.get(), p, size);
-    fill_ = size;
-    return Status::Ok();
-  }
-  std::uint64_t Position() const override { return pos_; }
-
   Status Sync() override {
     RETURN_IF_ERROR(FlushBuffer());
     if (::fsync(fd_) != 0) return PosixError("fsync", path_, errno);
@@ -74,14 +52,7 @@ class PosixWritableFile final : public WritableFile {
   }
 
  private:
-  static constexpr std::size_t kBufSize = 1 << 20;
-  Status FlushBuffer() {
-    if (fill_ == 0) return Status::Ok();
-    Status st = WriteRaw(buf_.get(), fill_);
-    fill_ = 0;
-    return st;
-  }
-  Status WriteRaw(const char* p, std::size_t n) {
+  Status WriteRaw(const char* p, std::size_t n) override {
     while (n > 0) {
       ssize_t w = ::write(fd_, p, n);
       if (w < 0) {
@@ -96,9 +67,6 @@ class PosixWritableFile final : public WritableFile {
 
   std::string path_;
   int fd_;
-  std::unique_ptr<char[]> buf_;
-  std::size_t fill_ = 0;
-  std::uint64_t pos_ = 0;
 };
 
 class PosixRandomAccessFile final : public image::RandomAccessSource {
@@ -319,37 +287,6 @@ class PosixEnv final : public Env {
     if (::sigqueue(static_cast<pid_t>(pid), CheckpointSignal(), v) != 0)
       return PosixError("signal process", std::to_string(pid), errno);
     return Status::Ok();
-  }
-
-  Result<int> RunProgram(const std::vector<std::string>& argv,
-                         const std::vector<std::string>& env) override {
-    if (argv.empty()) return InvalidArgument("no program to run");
-    std::vector<std::string> envs;
-    for (char** e = environ; *e != nullptr; ++e) {
-      std::string s = *e;
-      bool overridden = false;
-      for (const auto& add : env) {
-        auto eq = add.find('=');
-        if (s.compare(0, eq + 1, add, 0, eq + 1) == 0) overridden = true;
-      }
-      if (!overridden) envs.push_back(s);
-    }
-    for (const auto& add : env) envs.push_back(add);
-    std::vector<char*> av, ev;
-    for (const auto& a : argv) av.push_back(const_cast<char*>(a.c_str()));
-    av.push_back(nullptr);
-    for (const auto& e : envs) ev.push_back(const_cast<char*>(e.c_str()));
-    ev.push_back(nullptr);
-    pid_t pid;
-    int rc = ::posix_spawnp(&pid, argv[0].c_str(), nullptr, nullptr, av.data(), ev.data());
-    if (rc != 0) return PosixError("run", argv[0], rc);
-    int status = 0;
-    while (::waitpid(pid, &status, 0) < 0) {
-      if (errno != EINTR) return PosixError("wait for", argv[0], errno);
-    }
-    if (WIFEXITED(status)) return WEXITSTATUS(status);
-    if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
-    return 1;
   }
 };
 

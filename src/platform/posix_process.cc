@@ -59,6 +59,18 @@ std::optional<int> ChildProcess::Poll() {
   return status_;
 }
 
+int ChildProcess::Wait() {
+  while (!status_) {
+    int st = 0;
+    pid_t r = ::waitpid(static_cast<pid_t>(pid_), &st, 0);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) status_ = 255;
+    else if (WIFEXITED(st)) status_ = WEXITSTATUS(st);
+    else if (WIFSIGNALED(st)) status_ = 128 + WTERMSIG(st);
+  }
+  return *status_;
+}
+
 void ChildProcess::Kill() {
   if (status_) return;
   ::kill(static_cast<pid_t>(pid_), SIGKILL);

@@ -23,6 +23,8 @@ class ChildProcess {
   std::int64_t pid() const { return pid_; }
   // The exit status once it has exited (128+N for a POSIX signal N), else nullopt.
   std::optional<int> Poll();
+  // Blocks until it exits; returns its exit status as Poll() does.
+  int Wait();
   // Kills it (SIGKILL / TerminateProcess) and reaps it.
   void Kill();
   // "exit status 3", "killed by signal 9".
@@ -34,5 +36,9 @@ class ChildProcess {
   std::intptr_t handle_;
   std::optional<int> status_;
 };
+
+// Runs a program to its end: ChildProcess::Start + Wait. Returns its exit
+// status (128+N when killed by POSIX signal N).
+Result<int> RunProgram(const std::vector<std::string>& argv, const std::vector<std::string>& env);
 
 }  // namespace ckpt::platform

@@ -52,29 +52,12 @@ Status WindowsError(const std::string& op, const std::string& object, unsigned l
 
 namespace {
 
-class WinWritableFile final : public WritableFile {
+class WinWritableFile final : public BufferedWritableFile {
  public:
-  WinWritableFile(std::string path, HANDLE h) : path_(std::move(path)), h_(h) {
-    buf_.reset(new char[kBufSize]);
-  }
+  WinWritableFile(std::string path, HANDLE h) : path_(std::move(path)), h_(h) {}
   ~WinWritableFile() override {
     if (h_ != INVALID_HANDLE_VALUE) CloseHandle(h_);
   }
-  Status Append(const void* data, std::size_t size) override {
-    const char* p = static_cast<const char*>(data);
-    pos_ += size;
-    if (fill_ + size <= kBufSize) {
-      std::memcpy(buf_.get() + fill_, p, size);
-      fill_ += size;
-      return Status::Ok();
-    }
-    RETURN_IF_ERROR(FlushBuffer());
-    if (size >= kBufSize) return WriteRaw(p, size);
-    std::memcpy(buf_.get(), p, size);
-    fill_ = size;
-    return Status::Ok();
-  }
-  std::uint64_t Position() const override { return pos_; }
   Status Sync() override {
     RETURN_IF_ERROR(FlushBuffer());
     if (!FlushFileBuffers(h_)) return WindowsError("flush", path_, GetLastError());
@@ -89,14 +72,7 @@ class WinWritableFile final : public WritableFile {
   }
 
  private:
-  static constexpr std::size_t kBufSize = 1 << 20;
-  Status FlushBuffer() {
-    if (fill_ == 0) return Status::Ok();
-    Status st = WriteRaw(buf_.get(), fill_);
-    fill_ = 0;
-    return st;
-  }
-  Status WriteRaw(const char* p, std::size_t n) {
+  Status WriteRaw(const char* p, std::size_t n) override {
     while (n > 0) {
       DWORD chunk = static_cast<DWORD>(n > (1u << 30) ? (1u << 30) : n);
       DWORD w = 0;
@@ -108,9 +84,6 @@ class WinWritableFile final : public WritableFile {
   }
   std::string path_;
   HANDLE h_;
-  std::unique_ptr<char[]> buf_;
-  std::size_t fill_ = 0;
-  std::uint64_t pos_ = 0;
 };
 
 class WinRandomAccessFile final : public image::RandomAccessSource {
@@ -341,31 +314,6 @@ class WinEnv final : public Env {
     CloseHandle(h);
     if (!ok) return WindowsError("set event", name, e);
     return Status::Ok();
-  }
-
-  Result<int> RunProgram(const std::vector<std::string>& argv,
-                         const std::vector<std::string>& env) override {
-    if (argv.empty()) return InvalidArgument("no program to run");
-    for (const auto& e : env) {
-      auto eq = e.find('=');
-      SetEnvironmentVariableW(Widen(e.substr(0, eq)).c_str(), Widen(e.substr(eq + 1)).c_str());
-    }
-    std::wstring cmd;
-    for (const auto& a : argv) {
-      if (!cmd.empty()) cmd += L' ';
-      cmd += L'"' + Widen(a) + L'"';
-    }
-    STARTUPINFOW si{};
-    si.cb = sizeof si;
-    PROCESS_INFORMATION pi{};
-    if (!CreateProcessW(nullptr, cmd.data(), nullptr, nullptr, TRUE, 0, nullptr, nullptr, &si, &pi))
-      return WindowsError("run", argv[0], GetLastError());
-    WaitForSingleObject(pi.hProcess, INFINITE);
-    DWORD code = 1;
-    GetExitCodeProcess(pi.hProcess, &code);
-    CloseHandle(pi.hProcess);
-    CloseHandle(pi.hThread);
-    return static_cast<int>(code);
   }
 
  private:

@@ -43,6 +43,16 @@ std::optional<int> ChildProcess::Poll() {
   return status_;
 }
 
+int ChildProcess::Wait() {
+  if (status_) return *status_;
+  HANDLE h = reinterpret_cast<HANDLE>(handle_);
+  WaitForSingleObject(h, INFINITE);
+  DWORD code = 1;
+  GetExitCodeProcess(h, &code);
+  status_ = static_cast<int>(code);
+  return *status_;
+}
+
 void ChildProcess::Kill() {
   if (status_) return;
   HANDLE h = reinterpret_cast<HANDLE>(handle_);

@@ -373,9 +373,13 @@ def case_s390x_migration():
     ref = ring_reference(count)
     spec = ring_spec("bring", count)
     run([ckpt(), "run", "--spec", spec, "--name", "bring"], check_rc=75, env_extra={"CKPT_STOP_AT": "700"})
-    q = run([ckpt(), "resume", images("bring")[-1], "--bindir", A.s390xbin, "--launcher", "qemu-s390x"],
-            check_rc=0, timeout=600)
-    check(result(q.stdout) == ref, "ring x86-64 -> s390x: %s != %s" % (result(q.stdout), ref))
+    run([ckpt(), "resume", images("bring")[-1], "--bindir", A.s390xbin, "--launcher", "qemu-s390x"],
+        check_rc=75, timeout=600, env_extra={"CKPT_STOP_AT": "700"})
+    j = inspect(images("bring")[-1])
+    plats = {m["platform"] for m in j["group"]["members"]}
+    check(plats == {"linux-s390x"}, "the s390x leg's image was written by %s" % plats)
+    q = run([ckpt(), "resume", images("bring")[-1], "--bindir", A.bin], check_rc=0, timeout=600)
+    check(result(q.stdout) == ref, "ring x86-64 -> s390x -> x86-64: %s != %s" % (result(q.stdout), ref))
 
 
 CASES = {n[len("case_"):]: f for n, f in globals().items() if n.startswith("case_")}

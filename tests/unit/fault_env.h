@@ -73,9 +73,6 @@ class FaultEnv : public platform::Env {
   Status SendCheckpointRequest(std::int64_t pid, platform::Request r) override {
     return base_->SendCheckpointRequest(pid, r);
   }
-  Result<int> RunProgram(const std::vector<std::string>& a, const std::vector<std::string>& e) override {
-    return base_->RunProgram(a, e);
-  }
 
  private:
   platform::Env* base_;

@@ -5,6 +5,7 @@
 #include "command.h"
 #include "group/coordinator.h"
 #include "lib/program_image.h"
+#include "platform/process.h"
 
 namespace ckpt::cli {
 
@@ -71,7 +72,7 @@ int Run(const ResumeOptions& o) {
     return kExitOk;
   }
   r->reset();
-  auto rc = env->RunProgram(argv, envs);
+  auto rc = platform::RunProgram(argv, envs);
   if (!rc.ok()) return ReportError(rc.status());
   return *rc;
 }
