@@ -61,15 +61,16 @@ Status Collect(FrozenProcess& fp, ProcessModel* m, std::vector<Blob>* blobs, std
     return NotSupported("process " + std::to_string(pid) +
                         " runs 32-bit code; only x86-64 processes are supported");
   }
-  std::uint64_t exec_at = 0;
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> exec;
   for (const auto& v : m->vmas) {
-    if ((v.prot & 4) != 0 && v.kind != VmaKind::kVsyscall && v.kind != VmaKind::kVdso) {
-      exec_at = v.start;
-      break;
-    }
+    // The vDSO first: it is small and always has a syscall (its fallbacks).
+    if ((v.prot & 4) != 0 && v.kind == VmaKind::kVdso)
+      exec.insert(exec.begin(), {v.start, v.end});
+    else if ((v.prot & 4) != 0 && (v.prot & 1) != 0 && IsRestorableVma(v))
+      exec.push_back({v.start, v.end});
   }
-  if (exec_at == 0) return NotSupported("process " + std::to_string(pid) + " has no executable mapping");
-  ASSIGN_OR_RETURN(std::uint64_t gadget, BootstrapGadget(pid, exec_at, 0));
+  ASSIGN_OR_RETURN(std::uint64_t insn, FindSyscallInstruction(pid, exec));
+  ASSIGN_OR_RETURN(std::uint64_t gadget, BootstrapGadget(pid, insn));
   *gadget_out = gadget;
   Injector leader(pid, gadget);
   RETURN_IF_ERROR(leader.Save());

@@ -9,6 +9,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "engine/ptrace.h"
@@ -65,22 +66,31 @@ Result<std::uint64_t> Injector::Call(const std::string& what, long nr,
   return static_cast<std::uint64_t>(r);
 }
 
-Status Injector::UnmapGadgetArea() {
+Result<long> Injector::RawToSyscallExit(std::uint64_t insn, long nr,
+                                        std::initializer_list<std::uint64_t> args) {
   if (!have_saved_) RETURN_IF_ERROR(Save());
-  std::uint64_t a[6] = {gadget_, kGadgetAreaSize, 0, 0, 0, 0};
+  std::uint64_t a[6] = {0, 0, 0, 0, 0, 0};
+  int i = 0;
+  for (std::uint64_t v : args) a[i++] = v;
   arch::Regs r = saved_;
-  arch::SetSyscall(&r, gadget_, SYS_munmap, a);
+  arch::SetSyscall(&r, insn, nr, a);
   RETURN_IF_ERROR(SetRegs(tid_, r));
   for (int stop = 0; stop < 2; ++stop) {  // syscall entry, then exit
     RETURN_IF_ERROR(SyscallStep(tid_));
     ASSIGN_OR_RETURN(StopInfo st, WaitStop(tid_));
-    if (st.signal != SIGTRAP) return Internal("unexpected stop while unmapping the gadget area");
+    if (st.signal != SIGTRAP) {
+      return Internal("thread " + std::to_string(tid_) + " stopped by signal " + std::to_string(st.signal) +
+                      " instead of at a system call");
+    }
   }
   arch::Regs out{};
   RETURN_IF_ERROR(GetRegs(tid_, &out));
-  if (arch::SyscallResult(out) != 0) {
-    return PosixError("munmap gadget area", "", static_cast<int>(-arch::SyscallResult(out)));
-  }
+  return arch::SyscallResult(out);
+}
+
+Status Injector::UnmapGadgetArea() {
+  ASSIGN_OR_RETURN(long r, RawToSyscallExit(gadget_, SYS_munmap, {gadget_, kGadgetAreaSize}));
+  if (r != 0) return PosixError("munmap gadget area", "", static_cast<int>(-r));
   return Status::Ok();
 }
 
@@ -124,32 +134,38 @@ Status WriteMemory(pid_t pid, std::uint64_t addr, const void* src, std::size_t s
   return MemoryIo(pid, addr, const_cast<void*>(src), size, true);
 }
 
-Result<std::uint64_t> BootstrapGadget(pid_t tid, std::uint64_t exec_addr, std::uint64_t hint) {
-  unsigned char orig[8];
-  RETURN_IF_ERROR(ReadMemory(tid, exec_addr, orig, sizeof orig));
-  unsigned char patched[8];
-  std::memcpy(patched, orig, sizeof patched);
-  std::memcpy(patched, arch::kGadget, arch::kGadgetSize);
-  RETURN_IF_ERROR(WriteMemory(tid, exec_addr, patched, sizeof patched));
-  Injector inj(tid, exec_addr);
-  Status saved = inj.Save();
-  Result<std::uint64_t> area =
-      saved.ok() ? inj.Call("mmap gadget area", SYS_mmap,
-                            {hint, kGadgetAreaSize, PROT_READ | PROT_WRITE | PROT_EXEC,
-                             static_cast<std::uint64_t>(MAP_PRIVATE | MAP_ANONYMOUS |
-                                                        (hint != 0 ? MAP_FIXED_NOREPLACE : 0)),
-                             static_cast<std::uint64_t>(-1), 0})
-                 : Result<std::uint64_t>(saved);
-  // Put the borrowed bytes and the registers back whatever happened.
-  Status put_back = WriteMemory(tid, exec_addr, orig, sizeof orig);
-  if (saved.ok()) {
-    Status rs = inj.Restore();
-    if (put_back.ok()) put_back = rs;
+Result<std::uint64_t> FindSyscallInstruction(
+    pid_t pid, const std::vector<std::pair<std::uint64_t, std::uint64_t>>& ranges) {
+  std::string buf;
+  for (const auto& [lo, hi] : ranges) {
+    for (std::uint64_t at = lo; at < hi; at += 1 << 20) {
+      std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(hi - at, 1 << 20));
+      buf.resize(n);
+      if (!ReadMemory(pid, at, buf.data(), n).ok()) break;
+      for (std::size_t i = 0; i + 1 < n; ++i) {
+        if (static_cast<unsigned char>(buf[i]) == 0x0f && static_cast<unsigned char>(buf[i + 1]) == 0x05) {
+          return at + i;
+        }
+      }
+    }
   }
+  return NotSupported("process " + std::to_string(pid) + " has no system call instruction in its code");
+}
+
+Result<std::uint64_t> BootstrapGadget(pid_t tid, std::uint64_t insn) {
+  Injector inj(tid, insn);
+  RETURN_IF_ERROR(inj.Save());
+  Result<long> area = inj.RawToSyscallExit(insn, SYS_mmap,
+                                           {0, kGadgetAreaSize, PROT_READ | PROT_WRITE | PROT_EXEC,
+                                            MAP_PRIVATE | MAP_ANONYMOUS, static_cast<std::uint64_t>(-1), 0});
+  Status rs = inj.Restore();
   if (!area.ok()) return area.status();
-  RETURN_IF_ERROR(put_back);
-  RETURN_IF_ERROR(WriteMemory(tid, *area, arch::kGadget, arch::kGadgetSize));
-  return *area;
+  if (*area < 0 && *area > -4096)
+    return PosixError("mmap gadget area", "in process " + std::to_string(tid), static_cast<int>(-*area));
+  RETURN_IF_ERROR(rs);
+  std::uint64_t at = static_cast<std::uint64_t>(*area);
+  RETURN_IF_ERROR(WriteMemory(tid, at, arch::kGadget, arch::kGadgetSize));
+  return at;
 }
 
 }  // namespace ckpt::engine

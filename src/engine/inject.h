@@ -9,6 +9,8 @@
 #include <cstdint>
 #include <initializer_list>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "engine/arch/x86_64/regs.h"
 #include "util/status.h"
@@ -40,6 +42,9 @@ class Injector {
   std::uint64_t gadget() const { return gadget_; }
   void set_gadget(std::uint64_t g) { gadget_ = g; }
   std::uint64_t scratch() const { return gadget_ + kScratchOffset; }
+  // Runs system call `nr` at the `syscall` instruction `insn` (anywhere in
+  // the process's code) and stops at its exit: nothing after it runs.
+  Result<long> RawToSyscallExit(std::uint64_t insn, long nr, std::initializer_list<std::uint64_t> args);
   // Unmaps the gadget area with the last injected call, stopping at its
   // syscall exit so nothing runs from the vanished page. The thread's
   // registers must be set (Restore or final state) before it runs again.
@@ -58,10 +63,13 @@ class Injector {
 Status ReadMemory(pid_t pid, std::uint64_t addr, void* dst, std::size_t size);
 Status WriteMemory(pid_t pid, std::uint64_t addr, const void* src, std::size_t size);
 
-// Maps a gadget area (kGadgetAreaSize bytes, RWX) into a stopped tracee that
-// has no gadget yet, by borrowing the first bytes of executable mapping
-// `exec_addr` for one mmap call and putting them back. `hint` is a preferred
-// address (0: anywhere). Returns the area's address.
-Result<std::uint64_t> BootstrapGadget(pid_t tid, std::uint64_t exec_addr, std::uint64_t hint);
+// The address of a `syscall` instruction (0f 05) in one of `ranges`
+// (executable mappings of `pid`), to run the first injected call from.
+Result<std::uint64_t> FindSyscallInstruction(
+    pid_t pid, const std::vector<std::pair<std::uint64_t, std::uint64_t>>& ranges);
+// Maps a gadget area (kGadgetAreaSize bytes, RWX) into a stopped tracee by
+// running one mmap at its own `syscall` instruction `insn`, stopping at the
+// syscall exit: no byte of the process is changed. Returns the area.
+Result<std::uint64_t> BootstrapGadget(pid_t tid, std::uint64_t insn);
 
 }  // namespace ckpt::engine
