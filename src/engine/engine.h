@@ -60,6 +60,9 @@ struct RestoreStats {
   bool vdso_proxy = false;  // the kernel vDSO differed: a proxy redirects the old one
 };
 
+// Forks the new process from the caller and runs set-up code in the fork
+// (allocating memory): call it while the calling process has one thread, as
+// the CLI does.
 Result<RestoreStats> Restore(const RestoreOptions& o);
 
 // One kernel feature and whether it works here.
