@@ -109,6 +109,7 @@ int main(int argc, char** argv) {
       // Written like the image: a new file under a temporary name renamed
       // over the previous one.
       std::string tmp = raw_path + ".tmp";
+      ::sync();  // both timed writes start with no dirty pages waiting
       double t = Now();
       int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
       for (std::size_t off = 0; off < bytes; off += chunk) {
@@ -145,6 +146,7 @@ int main(int argc, char** argv) {
     d.pid = pid;
     d.dir = dir + "/img";
     d.sync = sync;
+    ::sync();
     double t = Now();
     auto ds = ckpt::engine::Dump(d);
     dump_t.push_back(Now() - t);
@@ -170,6 +172,11 @@ int main(int argc, char** argv) {
   }
   unlink(raw_path.c_str());
   auto best = [](const std::vector<double>& v) { return *std::min_element(v.begin(), v.end()); };
+  if (std::getenv("ENGINE_BENCH_VERBOSE") != nullptr) {
+    for (int i = 0; i < reps; ++i)
+      std::printf("  rep %d: raw write %.3f dump %.3f fresh read %.3f restore %.3f\n", i, raw_w[i], dump_t[i],
+                  raw_fresh[i], restore_t[i]);
+  }
   double w = Median(raw_w), rd = Median(raw_r), dt = Median(dump_t), ft = Median(frozen_t),
          rt = Median(restore_t);
   std::printf("engine_bench: %zu MiB populated memory, %d reps (median), images in %s, fsync %s\n", mib, reps,
