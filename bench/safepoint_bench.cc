@@ -73,9 +73,15 @@ void Sweep(benchmark::State& state) {
 }
 
 BENCHMARK_TEMPLATE(Recurrence, false)->Name("recurrence/plain")->Repetitions(12)->ReportAggregatesOnly();
-BENCHMARK_TEMPLATE(Recurrence, true)->Name("recurrence/safepoint_every_iteration")->Repetitions(12)->ReportAggregatesOnly();
+BENCHMARK_TEMPLATE(Recurrence, true)
+    ->Name("recurrence/safepoint_every_iteration")
+    ->Repetitions(12)
+    ->ReportAggregatesOnly();
 BENCHMARK_TEMPLATE(Stencil, false)->Name("stencil/plain")->Repetitions(12)->ReportAggregatesOnly();
-BENCHMARK_TEMPLATE(Stencil, true)->Name("stencil/safepoint_every_64_elements")->Repetitions(12)->ReportAggregatesOnly();
+BENCHMARK_TEMPLATE(Stencil, true)
+    ->Name("stencil/safepoint_every_64_elements")
+    ->Repetitions(12)
+    ->ReportAggregatesOnly();
 BENCHMARK_TEMPLATE(Sweep, false)->Name("sweep/plain")->Repetitions(12)->ReportAggregatesOnly();
 BENCHMARK_TEMPLATE(Sweep, true)->Name("sweep/safepoint_every_sweep")->Repetitions(12)->ReportAggregatesOnly();
 

@@ -9,11 +9,11 @@
 
 #include <algorithm>
 #include <chrono>
-#include <memory>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
@@ -23,7 +23,9 @@
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
-static double Since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+static double Since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
 
 static double RawWrite(const std::string& path, const void* p, std::size_t n) {
   auto t0 = Clock::now();
@@ -78,15 +80,18 @@ int main(int argc, char** argv) {
   std::vector<std::string> sizes = {"64", "256", "1024"}, codecs = {"none", "zstd", "zlib"};
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
-    if (a == "--sizes" && i + 1 < argc) sizes = Split(argv[++i]);
-    else if (a == "--codecs" && i + 1 < argc) codecs = Split(argv[++i]);
-    else dir = a;
+    if (a == "--sizes" && i + 1 < argc)
+      sizes = Split(argv[++i]);
+    else if (a == "--codecs" && i + 1 < argc)
+      codecs = Split(argv[++i]);
+    else
+      dir = a;
   }
   fs::create_directories(dir);
   std::printf("checkpoint write / resume read vs raw write / read of the same bytes, dir %s, fsync on both\n",
               dir.c_str());
-  std::printf("%-8s %-6s %10s %10s %8s %10s %10s %8s %10s\n", "state", "codec", "raw w s", "ckpt w s", "w ratio",
-              "raw r s", "resume s", "r ratio", "size/raw");
+  std::printf("%-8s %-6s %10s %10s %8s %10s %10s %8s %10s\n", "state", "codec", "raw w s", "ckpt w s",
+              "w ratio", "raw r s", "resume s", "r ratio", "size/raw");
   for (const auto& sz : sizes) {
     std::size_t mib = std::strtoull(sz.c_str(), nullptr, 10);
     std::size_t n = mib * (1u << 20) / sizeof(double);
@@ -126,7 +131,8 @@ int main(int argc, char** argv) {
           s.bind("state", data);
           auto t0 = Clock::now();
           if (s.checkpoint() != ckpt::Event::kCheckpointed) {
-            std::printf("%-8s %-6s checkpoint failed: %s\n", sz.c_str(), codec.c_str(), s.last_error().c_str());
+            std::printf("%-8s %-6s checkpoint failed: %s\n", sz.c_str(), codec.c_str(),
+                        s.last_error().c_str());
             failed = true;
             break;
           }
@@ -156,9 +162,10 @@ int main(int argc, char** argv) {
       std::fflush(stdout);
     }
   }
-  std::printf("w ratio = raw write time / checkpoint time (1.0 = as fast as raw; >= 0.9 is the goal)\n"
-              "r ratio = raw read time / resume time; both read from the page cache into fresh memory\n"
-              "medians of 3 alternating repetitions\n");
+  std::printf(
+      "w ratio = raw write time / checkpoint time (1.0 = as fast as raw; >= 0.9 is the goal)\n"
+      "r ratio = raw read time / resume time; both read from the page cache into fresh memory\n"
+      "medians of 3 alternating repetitions\n");
   fs::remove_all(dir);
   return 0;
 }

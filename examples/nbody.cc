@@ -40,9 +40,16 @@ int main(int argc, char** argv) {
     s.stage("momentum", [&] {  // zero total momentum
       double px = 0, py = 0, pz = 0, mt = 0;
       for (const auto& b : bodies) {
-        px += b.vx * b.mass; py += b.vy * b.mass; pz += b.vz * b.mass; mt += b.mass;
+        px += b.vx * b.mass;
+        py += b.vy * b.mass;
+        pz += b.vz * b.mass;
+        mt += b.mass;
       }
-      for (auto& b : bodies) { b.vx -= px / mt; b.vy -= py / mt; b.vz -= pz / mt; }
+      for (auto& b : bodies) {
+        b.vx -= px / mt;
+        b.vy -= py / mt;
+        b.vz -= pz / mt;
+      }
     });
   });
 
@@ -64,8 +71,12 @@ int main(int argc, char** argv) {
     }
     for (std::size_t i = 0; i < bodies.size(); ++i) {
       Body& b = bodies[i];
-      b.vx += ax[i] * dt; b.vy += ay[i] * dt; b.vz += az[i] * dt;
-      b.x += b.vx * dt; b.y += b.vy * dt; b.z += b.vz * dt;
+      b.vx += ax[i] * dt;
+      b.vy += ay[i] * dt;
+      b.vz += az[i] * dt;
+      b.x += b.vx * dt;
+      b.y += b.vy * dt;
+      b.z += b.vz * dt;
     }
     if (step % 10 == 0) {
       std::size_t k = static_cast<std::size_t>(rng() % bodies.size());

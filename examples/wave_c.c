@@ -10,7 +10,8 @@
 
 int main(int argc, char** argv) {
   ckpt_session* s = ckpt_open(&argc, argv);
-  uint64_t params[2] = {argc > 1 ? strtoull(argv[1], NULL, 10) : 2000, argc > 2 ? strtoull(argv[2], NULL, 10) : 3000};
+  uint64_t params[2] = {argc > 1 ? strtoull(argv[1], NULL, 10) : 2000,
+                        argc > 2 ? strtoull(argv[2], NULL, 10) : 3000};
   ckpt_register(s, "params", CKPT_U64, params, 2); /* the image's values win on a resume */
   size_t n = (size_t)params[0];
   uint64_t step = 0;

@@ -15,11 +15,21 @@ typedef struct ckpt_session ckpt_session;
 
 /* Element types of variables registered from C. */
 typedef enum ckpt_type {
-  CKPT_I8, CKPT_U8, CKPT_I16, CKPT_U16, CKPT_I32, CKPT_U32, CKPT_I64, CKPT_U64,
-  CKPT_F32, CKPT_F64, CKPT_BOOL, CKPT_CHAR,
-  CKPT_LONG,  /* C long: 32 or 64 bits by platform, stored as 64 */
+  CKPT_I8,
+  CKPT_U8,
+  CKPT_I16,
+  CKPT_U16,
+  CKPT_I32,
+  CKPT_U32,
+  CKPT_I64,
+  CKPT_U64,
+  CKPT_F32,
+  CKPT_F64,
+  CKPT_BOOL,
+  CKPT_CHAR,
+  CKPT_LONG, /* C long: 32 or 64 bits by platform, stored as 64 */
   CKPT_ULONG,
-  CKPT_SIZE   /* size_t, stored as 64 bits */
+  CKPT_SIZE /* size_t, stored as 64 bits */
 } ckpt_type;
 
 /* What ckpt_safepoint / ckpt_checkpoint report. */

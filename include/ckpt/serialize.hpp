@@ -36,14 +36,31 @@ namespace ckpt {
 // "Particle{x:f64,y:f64}") and stored beside every variable in an image.
 struct TypeDesc {
   enum class Kind : std::uint8_t {
-    kBool, kInt, kUInt, kFloat, kChar, kWChar, kEnum, kString, kSeq, kArray, kMap,
-    kSet, kOptional, kPair, kTuple, kVariant, kMonostate, kStruct, kOpaque,
+    kBool,
+    kInt,
+    kUInt,
+    kFloat,
+    kChar,
+    kWChar,
+    kEnum,
+    kString,
+    kSeq,
+    kArray,
+    kMap,
+    kSet,
+    kOptional,
+    kPair,
+    kTuple,
+    kVariant,
+    kMonostate,
+    kStruct,
+    kOpaque,
   };
   Kind kind = Kind::kBool;
-  std::uint8_t width = 0;       // bytes, for numbers and enums
-  std::string name;             // container or struct or opaque name
-  std::uint64_t count = 0;      // array length
-  std::vector<TypeDesc> args;   // element / key,value / field types
+  std::uint8_t width = 0;           // bytes, for numbers and enums
+  std::string name;                 // container or struct or opaque name
+  std::uint64_t count = 0;          // array length
+  std::vector<TypeDesc> args;       // element / key,value / field types
   std::vector<std::string> fields;  // struct field names
 
   std::string ToString() const;
@@ -144,9 +161,10 @@ class Reader {
   std::uint64_t Count(std::size_t min_bytes) {
     std::uint64_t n = Varint();
     std::uint64_t rem = Remaining();
-    if (ok() && ((min_bytes > 0 && n > rem / min_bytes) || (min_bytes == 0 && n > (std::uint64_t{1} << 20)))) {
-      Fail("container of " + std::to_string(n) + " elements cannot fit in the " +
-           std::to_string(rem) + " bytes left");
+    if (ok() &&
+        ((min_bytes > 0 && n > rem / min_bytes) || (min_bytes == 0 && n > (std::uint64_t{1} << 20)))) {
+      Fail("container of " + std::to_string(n) + " elements cannot fit in the " + std::to_string(rem) +
+           " bytes left");
       return 0;
     }
     return n;
@@ -256,11 +274,21 @@ T LoadInteger(Reader& r, const TypeDesc& img) {
                           (img.kind == TypeDesc::Kind::kChar && img.width == 0xff);
   std::uint64_t raw = 0;
   switch (img.width) {
-    case 1: raw = r.Fixed<std::uint8_t>(); break;
-    case 2: raw = r.Fixed<std::uint16_t>(); break;
-    case 4: raw = r.Fixed<std::uint32_t>(); break;
-    case 8: raw = r.Fixed<std::uint64_t>(); break;
-    default: r.Fail("invalid integer width in the image"); return T{};
+    case 1:
+      raw = r.Fixed<std::uint8_t>();
+      break;
+    case 2:
+      raw = r.Fixed<std::uint16_t>();
+      break;
+    case 4:
+      raw = r.Fixed<std::uint32_t>();
+      break;
+    case 8:
+      raw = r.Fixed<std::uint64_t>();
+      break;
+    default:
+      r.Fail("invalid integer width in the image");
+      return T{};
   }
   using L = std::numeric_limits<T>;
   if (img_signed) {
@@ -284,8 +312,8 @@ T LoadInteger(Reader& r, const TypeDesc& img) {
     return static_cast<T>(v);
   }
   if (raw > static_cast<std::uint64_t>(L::max())) {
-    r.Fail("value " + std::to_string(raw) + " does not fit this platform's " +
-           std::to_string(sizeof(T) * 8) + "-bit integer");
+    r.Fail("value " + std::to_string(raw) + " does not fit this platform's " + std::to_string(sizeof(T) * 8) +
+           "-bit integer");
     return T{};
   }
   return static_cast<T>(raw);
@@ -296,8 +324,10 @@ void SaveArithmetic(Writer& w, T v) {
   if constexpr (std::is_same_v<T, bool>) {
     w.U8(v ? 1 : 0);
   } else if constexpr (std::is_floating_point_v<T>) {
-    if constexpr (sizeof(T) == 4) w.Fixed(std::bit_cast<std::uint32_t>(v));
-    else w.Fixed(std::bit_cast<std::uint64_t>(v));
+    if constexpr (sizeof(T) == 4)
+      w.Fixed(std::bit_cast<std::uint32_t>(v));
+    else
+      w.Fixed(std::bit_cast<std::uint64_t>(v));
   } else {
     using U = std::make_unsigned_t<T>;
     w.Fixed(static_cast<U>(v));
@@ -309,9 +339,9 @@ void SaveArithmetic(Writer& w, T v) {
 template <typename T>
 inline constexpr bool kBulkable =
     std::endian::native == std::endian::little &&
-    (std::is_integral_v<T> || std::is_floating_point_v<T>) && !std::is_same_v<T, bool> &&
+    (std::is_integral_v<T> || std::is_floating_point_v<T>)&&!std::is_same_v<T, bool> &&
     !std::is_same_v<T, wchar_t> &&
-    !((std::is_same_v<T, long> || std::is_same_v<T, unsigned long>) && sizeof(long) != 8);
+    !((std::is_same_v<T, long> || std::is_same_v<T, unsigned long>)&&sizeof(long) != 8);
 
 // Saves n contiguous arithmetic values.
 template <typename T>
@@ -344,20 +374,29 @@ struct Traits<T, std::enable_if_t<std::is_arithmetic_v<T>>> {
                 "depending on the platform); use double");
   // `long` is 32-bit on Windows and 64-bit on Linux: it is always stored as 64 bits.
   static constexpr bool kWide = std::is_same_v<T, long> || std::is_same_v<T, unsigned long>;
-  using Stored = std::conditional_t<kWide, std::conditional_t<std::is_signed_v<T>, std::int64_t, std::uint64_t>, T>;
+  using Stored =
+      std::conditional_t<kWide, std::conditional_t<std::is_signed_v<T>, std::int64_t, std::uint64_t>, T>;
 
   static TypeDesc Describe() {
     using K = TypeDesc::Kind;
-    if constexpr (std::is_same_v<T, bool>) return detail::Leaf(K::kBool, 1);
-    else if constexpr (std::is_floating_point_v<T>) return detail::Leaf(K::kFloat, sizeof(T));
-    else if constexpr (std::is_same_v<T, char>) return detail::Leaf(K::kChar, 1);
-    else if constexpr (std::is_same_v<T, wchar_t>) return detail::Leaf(K::kWChar, 4);
-    else if constexpr (std::is_signed_v<T>) return detail::Leaf(K::kInt, sizeof(Stored));
-    else return detail::Leaf(K::kUInt, sizeof(Stored));
+    if constexpr (std::is_same_v<T, bool>)
+      return detail::Leaf(K::kBool, 1);
+    else if constexpr (std::is_floating_point_v<T>)
+      return detail::Leaf(K::kFloat, sizeof(T));
+    else if constexpr (std::is_same_v<T, char>)
+      return detail::Leaf(K::kChar, 1);
+    else if constexpr (std::is_same_v<T, wchar_t>)
+      return detail::Leaf(K::kWChar, 4);
+    else if constexpr (std::is_signed_v<T>)
+      return detail::Leaf(K::kInt, sizeof(Stored));
+    else
+      return detail::Leaf(K::kUInt, sizeof(Stored));
   }
   static void Save(Writer& w, const T& v) {
-    if constexpr (std::is_same_v<T, wchar_t>) w.Fixed(static_cast<std::uint32_t>(v));
-    else detail::SaveArithmetic<Stored>(w, static_cast<Stored>(v));
+    if constexpr (std::is_same_v<T, wchar_t>)
+      w.Fixed(static_cast<std::uint32_t>(v));
+    else
+      detail::SaveArithmetic<Stored>(w, static_cast<Stored>(v));
   }
   static void Load(Reader& r, T& v, const TypeDesc& img) {
     using K = TypeDesc::Kind;
@@ -366,8 +405,10 @@ struct Traits<T, std::enable_if_t<std::is_arithmetic_v<T>>> {
       if (b > 1) r.Fail("bool holds " + std::to_string(b));
       v = b == 1;
     } else if constexpr (std::is_floating_point_v<T>) {
-      if constexpr (sizeof(T) == 4) v = std::bit_cast<float>(r.Fixed<std::uint32_t>());
-      else v = std::bit_cast<double>(r.Fixed<std::uint64_t>());
+      if constexpr (sizeof(T) == 4)
+        v = std::bit_cast<float>(r.Fixed<std::uint32_t>());
+      else
+        v = std::bit_cast<double>(r.Fixed<std::uint64_t>());
     } else if constexpr (std::is_same_v<T, char>) {
       v = static_cast<char>(r.U8());
     } else if constexpr (std::is_same_v<T, wchar_t>) {
@@ -389,8 +430,8 @@ template <typename T>
 struct Traits<T, std::enable_if_t<std::is_enum_v<T>>> {
   using U = std::underlying_type_t<T>;
   static TypeDesc Describe() {
-    TypeDesc d = detail::Leaf(TypeDesc::Kind::kEnum, Traits<U>::Describe().width,
-                              std::is_signed_v<U> ? "i" : "u");
+    TypeDesc d =
+        detail::Leaf(TypeDesc::Kind::kEnum, Traits<U>::Describe().width, std::is_signed_v<U> ? "i" : "u");
     return d;
   }
   static void Save(Writer& w, const T& v) { Traits<U>::Save(w, static_cast<U>(v)); }
@@ -424,8 +465,7 @@ struct SeqTraits {
   }
   static void Save(Writer& w, const C& v) {
     w.Varint(v.size());
-    if constexpr (std::is_same_v<C, std::vector<E>> && !std::is_same_v<E, bool> &&
-                  std::is_arithmetic_v<E>) {
+    if constexpr (std::is_same_v<C, std::vector<E>> && !std::is_same_v<E, bool> && std::is_arithmetic_v<E>) {
       SaveArray(w, v.data(), v.size());
     } else {
       for (const auto& e : v) Traits<E>::Save(w, e);
@@ -436,8 +476,7 @@ struct SeqTraits {
     std::uint64_t n = r.Count(MinEncodedSize(elem));
     if (!r.ok()) return;
     v.clear();
-    if constexpr (std::is_same_v<C, std::vector<E>> && !std::is_same_v<E, bool> &&
-                  std::is_arithmetic_v<E>) {
+    if constexpr (std::is_same_v<C, std::vector<E>> && !std::is_same_v<E, bool> && std::is_arithmetic_v<E>) {
       v.resize(static_cast<std::size_t>(n));
       LoadArray(r, v.data(), v.size(), elem);
     } else {
@@ -545,12 +584,16 @@ struct Traits<std::array<T, N>> {
     return d;
   }
   static void Save(Writer& w, const std::array<T, N>& v) {
-    if constexpr (std::is_arithmetic_v<T>) detail::SaveArray(w, v.data(), N);
-    else for (const auto& e : v) Traits<T>::Save(w, e);
+    if constexpr (std::is_arithmetic_v<T>)
+      detail::SaveArray(w, v.data(), N);
+    else
+      for (const auto& e : v) Traits<T>::Save(w, e);
   }
   static void Load(Reader& r, std::array<T, N>& v, const TypeDesc& img) {
-    if constexpr (std::is_arithmetic_v<T>) detail::LoadArray(r, v.data(), N, img.args.at(0));
-    else for (auto& e : v) Traits<T>::Load(r, e, img.args.at(0));
+    if constexpr (std::is_arithmetic_v<T>)
+      detail::LoadArray(r, v.data(), N, img.args.at(0));
+    else
+      for (auto& e : v) Traits<T>::Load(r, e, img.args.at(0));
   }
 };
 
@@ -559,19 +602,25 @@ template <typename T, std::size_t N>
 struct Traits<T[N]> {
   static TypeDesc Describe() { return Traits<std::array<T, N>>::Describe(); }
   static void Save(Writer& w, const T (&v)[N]) {
-    if constexpr (std::is_arithmetic_v<T>) detail::SaveArray(w, v, N);
-    else for (const auto& e : v) Traits<T>::Save(w, e);
+    if constexpr (std::is_arithmetic_v<T>)
+      detail::SaveArray(w, v, N);
+    else
+      for (const auto& e : v) Traits<T>::Save(w, e);
   }
   static void Load(Reader& r, T (&v)[N], const TypeDesc& img) {
-    if constexpr (std::is_arithmetic_v<T>) detail::LoadArray(r, v, N, img.args.at(0));
-    else for (auto& e : v) Traits<T>::Load(r, e, img.args.at(0));
+    if constexpr (std::is_arithmetic_v<T>)
+      detail::LoadArray(r, v, N, img.args.at(0));
+    else
+      for (auto& e : v) Traits<T>::Load(r, e, img.args.at(0));
   }
 };
 
 // --- optional, pair, tuple, variant ---------------------------------------
 template <typename T>
 struct Traits<std::optional<T>> {
-  static TypeDesc Describe() { return detail::Node(TypeDesc::Kind::kOptional, "optional", {Traits<T>::Describe()}); }
+  static TypeDesc Describe() {
+    return detail::Node(TypeDesc::Kind::kOptional, "optional", {Traits<T>::Describe()});
+  }
   static void Save(Writer& w, const std::optional<T>& v) {
     w.U8(v.has_value() ? 1 : 0);
     if (v) Traits<T>::Save(w, *v);
@@ -605,7 +654,9 @@ struct Traits<std::pair<A, B>> {
 
 template <typename... Ts>
 struct Traits<std::tuple<Ts...>> {
-  static TypeDesc Describe() { return detail::Node(TypeDesc::Kind::kTuple, "tuple", {Traits<Ts>::Describe()...}); }
+  static TypeDesc Describe() {
+    return detail::Node(TypeDesc::Kind::kTuple, "tuple", {Traits<Ts>::Describe()...});
+  }
   static void Save(Writer& w, const std::tuple<Ts...>& v) {
     std::apply([&](const auto&... e) { (Traits<std::decay_t<decltype(e)>>::Save(w, e), ...); }, v);
   }
@@ -629,7 +680,9 @@ struct Traits<std::monostate> {
 
 template <typename... Ts>
 struct Traits<std::variant<Ts...>> {
-  static TypeDesc Describe() { return detail::Node(TypeDesc::Kind::kVariant, "variant", {Traits<Ts>::Describe()...}); }
+  static TypeDesc Describe() {
+    return detail::Node(TypeDesc::Kind::kVariant, "variant", {Traits<Ts>::Describe()...});
+  }
   static void Save(Writer& w, const std::variant<Ts...>& v) {
     w.Varint(v.valueless_by_exception() ? 0 : v.index());
     std::visit([&](const auto& e) { Traits<std::decay_t<decltype(e)>>::Save(w, e); }, v);
@@ -690,20 +743,23 @@ std::string UIntName() {
 
 }  // namespace detail
 
-template <typename U, std::size_t W, std::size_t N, std::size_t M, std::size_t R, U A, std::size_t Uu,
-          U D, std::size_t S, U B, std::size_t T, U C, std::size_t L, U F>
+template <typename U, std::size_t W, std::size_t N, std::size_t M, std::size_t R, U A, std::size_t Uu, U D,
+          std::size_t S, U B, std::size_t T, U C, std::size_t L, U F>
 struct Traits<std::mersenne_twister_engine<U, W, N, M, R, A, Uu, D, S, B, T, C, L, F>>
     : detail::EngineTraits<std::mersenne_twister_engine<U, W, N, M, R, A, Uu, D, S, B, T, C, L, F>> {
   using E = std::mersenne_twister_engine<U, W, N, M, R, A, Uu, D, S, B, T, C, L, F>;
   static TypeDesc Describe() {
     std::string n;
-    if constexpr (std::is_same_v<E, std::mt19937>) n = "mt19937";
-    else if constexpr (std::is_same_v<E, std::mt19937_64>) n = "mt19937_64";
-    else n = "mersenne_twister_engine<" + detail::UIntName<U>() + "," + std::to_string(W) + "," +
-             std::to_string(N) + "," + std::to_string(M) + "," + std::to_string(R) + "," +
-             std::to_string(A) + "," + std::to_string(Uu) + "," + std::to_string(D) + "," +
-             std::to_string(S) + "," + std::to_string(B) + "," + std::to_string(T) + "," +
-             std::to_string(C) + "," + std::to_string(L) + "," + std::to_string(F) + ">";
+    if constexpr (std::is_same_v<E, std::mt19937>)
+      n = "mt19937";
+    else if constexpr (std::is_same_v<E, std::mt19937_64>)
+      n = "mt19937_64";
+    else
+      n = "mersenne_twister_engine<" + detail::UIntName<U>() + "," + std::to_string(W) + "," +
+          std::to_string(N) + "," + std::to_string(M) + "," + std::to_string(R) + "," + std::to_string(A) +
+          "," + std::to_string(Uu) + "," + std::to_string(D) + "," + std::to_string(S) + "," +
+          std::to_string(B) + "," + std::to_string(T) + "," + std::to_string(C) + "," + std::to_string(L) +
+          "," + std::to_string(F) + ">";
     return detail::Leaf(TypeDesc::Kind::kOpaque, 0, n);
   }
 };
@@ -714,10 +770,13 @@ struct Traits<std::linear_congruential_engine<U, A, C, M>>
   using E = std::linear_congruential_engine<U, A, C, M>;
   static TypeDesc Describe() {
     std::string n;
-    if constexpr (std::is_same_v<E, std::minstd_rand0>) n = "minstd_rand0";
-    else if constexpr (std::is_same_v<E, std::minstd_rand>) n = "minstd_rand";
-    else n = "linear_congruential_engine<" + detail::UIntName<U>() + "," + std::to_string(A) + "," +
-             std::to_string(C) + "," + std::to_string(M) + ">";
+    if constexpr (std::is_same_v<E, std::minstd_rand0>)
+      n = "minstd_rand0";
+    else if constexpr (std::is_same_v<E, std::minstd_rand>)
+      n = "minstd_rand";
+    else
+      n = "linear_congruential_engine<" + detail::UIntName<U>() + "," + std::to_string(A) + "," +
+          std::to_string(C) + "," + std::to_string(M) + ">";
     return detail::Leaf(TypeDesc::Kind::kOpaque, 0, n);
   }
 };
@@ -736,8 +795,8 @@ template <typename E, std::size_t P, std::size_t R>
 struct Traits<std::discard_block_engine<E, P, R>> : detail::EngineTraits<std::discard_block_engine<E, P, R>> {
   static TypeDesc Describe() {
     return detail::Leaf(TypeDesc::Kind::kOpaque, 0,
-                        "discard_block_engine<" + Traits<E>::Describe().name + "," + std::to_string(P) +
-                            "," + std::to_string(R) + ">");
+                        "discard_block_engine<" + Traits<E>::Describe().name + "," + std::to_string(P) + "," +
+                            std::to_string(R) + ">");
   }
 };
 
@@ -754,8 +813,8 @@ struct Traits<std::independent_bits_engine<E, W, U>>
     : detail::EngineTraits<std::independent_bits_engine<E, W, U>> {
   static TypeDesc Describe() {
     return detail::Leaf(TypeDesc::Kind::kOpaque, 0,
-                        "independent_bits_engine<" + Traits<E>::Describe().name + "," +
-                            std::to_string(W) + "," + detail::UIntName<U>() + ">");
+                        "independent_bits_engine<" + Traits<E>::Describe().name + "," + std::to_string(W) +
+                            "," + detail::UIntName<U>() + ">");
   }
 };
 
@@ -786,7 +845,9 @@ constexpr FieldList<S, M...> MakeFields(const char* type, const char* names, M S
 std::vector<std::string> SplitFieldNames(const char* list);
 
 template <typename T>
-concept HasFields = requires { ckpt_fields(static_cast<const T*>(nullptr)); };
+concept HasFields = requires {
+  ckpt_fields(static_cast<const T*>(nullptr));
+};
 
 }  // namespace detail
 
@@ -832,13 +893,12 @@ struct Traits<T, std::enable_if_t<detail::HasFields<T>>> {
 // private members). Up to 32 fields.
 #define CKPT_PP_NARG(...) CKPT_PP_NARG_(__VA_ARGS__, CKPT_PP_RSEQ())
 #define CKPT_PP_NARG_(...) CKPT_PP_ARG_N(__VA_ARGS__)
-#define CKPT_PP_ARG_N(_1, _2, _3, _4, _5, _6, _7, _8, _9, _10, _11, _12, _13, _14, _15, _16, _17, \
-                      _18, _19, _20, _21, _22, _23, _24, _25, _26, _27, _28, _29, _30, _31, _32, N, \
-                      ...)                                                                          \
+#define CKPT_PP_ARG_N(_1, _2, _3, _4, _5, _6, _7, _8, _9, _10, _11, _12, _13, _14, _15, _16, _17, _18, _19, \
+                      _20, _21, _22, _23, _24, _25, _26, _27, _28, _29, _30, _31, _32, N, ...)              \
   N
-#define CKPT_PP_RSEQ()                                                                            \
-  32, 31, 30, 29, 28, 27, 26, 25, 24, 23, 22, 21, 20, 19, 18, 17, 16, 15, 14, 13, 12, 11, 10, 9, \
-      8, 7, 6, 5, 4, 3, 2, 1, 0
+#define CKPT_PP_RSEQ()                                                                                       \
+  32, 31, 30, 29, 28, 27, 26, 25, 24, 23, 22, 21, 20, 19, 18, 17, 16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, \
+      4, 3, 2, 1, 0
 #define CKPT_PP_CAT(a, b) CKPT_PP_CAT_(a, b)
 #define CKPT_PP_CAT_(a, b) a##b
 #define CKPT_MP_1(T, a) &T::a
@@ -875,13 +935,11 @@ struct Traits<T, std::enable_if_t<detail::HasFields<T>>> {
 #define CKPT_MP_32(T, a, ...) &T::a, CKPT_MP_31(T, __VA_ARGS__)
 #define CKPT_MEMBER_PTRS(T, ...) CKPT_PP_CAT(CKPT_MP_, CKPT_PP_NARG(__VA_ARGS__))(T, __VA_ARGS__)
 
-#define CKPT_FIELDS(Type, ...)                                                  \
-  [[maybe_unused]] inline auto ckpt_fields(const Type*) {                       \
-    return ::ckpt::detail::MakeFields<Type>(#Type, #__VA_ARGS__,                \
-                                            CKPT_MEMBER_PTRS(Type, __VA_ARGS__)); \
+#define CKPT_FIELDS(Type, ...)                                                                         \
+  [[maybe_unused]] inline auto ckpt_fields(const Type*) {                                              \
+    return ::ckpt::detail::MakeFields<Type>(#Type, #__VA_ARGS__, CKPT_MEMBER_PTRS(Type, __VA_ARGS__)); \
   }
-#define CKPT_FRIEND_FIELDS(Type, ...)                                           \
-  friend auto ckpt_fields(const Type*) {                                        \
-    return ::ckpt::detail::MakeFields<Type>(#Type, #__VA_ARGS__,                \
-                                            CKPT_MEMBER_PTRS(Type, __VA_ARGS__)); \
+#define CKPT_FRIEND_FIELDS(Type, ...)                                                                  \
+  friend auto ckpt_fields(const Type*) {                                                               \
+    return ::ckpt::detail::MakeFields<Type>(#Type, #__VA_ARGS__, CKPT_MEMBER_PTRS(Type, __VA_ARGS__)); \
   }

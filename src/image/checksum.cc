@@ -5,6 +5,8 @@
 
 namespace ckpt::image {
 
-std::uint64_t Checksum64(const void* data, std::size_t size) { return XXH3_64bits(data, size); }
+std::uint64_t Checksum64(const void* data, std::size_t size) {
+  return XXH3_64bits(data, size);
+}
 
 }  // namespace ckpt::image

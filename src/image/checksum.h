@@ -8,6 +8,8 @@
 namespace ckpt::image {
 
 std::uint64_t Checksum64(const void* data, std::size_t size);
-inline std::uint64_t Checksum64(std::string_view s) { return Checksum64(s.data(), s.size()); }
+inline std::uint64_t Checksum64(std::string_view s) {
+  return Checksum64(s.data(), s.size());
+}
 
 }  // namespace ckpt::image

@@ -13,9 +13,12 @@ namespace ckpt::image {
 
 std::string_view CodecName(CodecId id) {
   switch (id) {
-    case CodecId::kNone: return "none";
-    case CodecId::kZstd: return "zstd";
-    case CodecId::kZlib: return "zlib";
+    case CodecId::kNone:
+      return "none";
+    case CodecId::kZstd:
+      return "zstd";
+    case CodecId::kZlib:
+      return "zlib";
   }
   return "unknown";
 }
@@ -29,9 +32,12 @@ std::optional<CodecId> ParseCodec(std::string_view name) {
 
 bool CodecAvailable(CodecId id) {
   switch (id) {
-    case CodecId::kNone: return true;
-    case CodecId::kZstd: return CKPT_HAVE_ZSTD != 0;
-    case CodecId::kZlib: return CKPT_HAVE_ZLIB != 0;
+    case CodecId::kNone:
+      return true;
+    case CodecId::kZstd:
+      return CKPT_HAVE_ZSTD != 0;
+    case CodecId::kZlib:
+      return CKPT_HAVE_ZLIB != 0;
   }
   return false;
 }
@@ -45,9 +51,12 @@ std::string AvailableCodecs() {
 
 int DefaultLevel(CodecId id) {
   switch (id) {
-    case CodecId::kZstd: return 1;
-    case CodecId::kZlib: return 1;
-    default: return 0;
+    case CodecId::kZstd:
+      return 1;
+    case CodecId::kZlib:
+      return 1;
+    default:
+      return 0;
   }
 }
 
@@ -57,8 +66,7 @@ int DefaultLevel(CodecId id) {
                       "); re-encode the image with `ckpt convert --codec` on a build that has it");
 }
 
-Status Compress(CodecId id, int level, const void* in, std::size_t in_size,
-                std::vector<unsigned char>* out) {
+Status Compress(CodecId id, int level, const void* in, std::size_t in_size, std::vector<unsigned char>* out) {
   out->clear();
   switch (id) {
     case CodecId::kNone:
@@ -72,8 +80,10 @@ Status Compress(CodecId id, int level, const void* in, std::size_t in_size,
         out->clear();
         return Internal(std::string("zstd compression failed: ") + ZSTD_getErrorName(n));
       }
-      if (n >= in_size) out->clear();
-      else out->resize(n);
+      if (n >= in_size)
+        out->clear();
+      else
+        out->resize(n);
       return Status::Ok();
 #else
       return Missing(id);
@@ -83,14 +93,16 @@ Status Compress(CodecId id, int level, const void* in, std::size_t in_size,
 #if CKPT_HAVE_ZLIB
       uLongf bound = compressBound(static_cast<uLong>(in_size));
       out->resize(bound);
-      int rc = compress2(out->data(), &bound, static_cast<const Bytef*>(in),
-                         static_cast<uLong>(in_size), level);
+      int rc =
+          compress2(out->data(), &bound, static_cast<const Bytef*>(in), static_cast<uLong>(in_size), level);
       if (rc != Z_OK) {
         out->clear();
         return Internal("zlib compression failed: code " + std::to_string(rc));
       }
-      if (bound >= in_size) out->clear();
-      else out->resize(bound);
+      if (bound >= in_size)
+        out->clear();
+      else
+        out->resize(bound);
       return Status::Ok();
 #else
       return Missing(id);
@@ -100,8 +112,7 @@ Status Compress(CodecId id, int level, const void* in, std::size_t in_size,
   return InvalidArgument("unknown codec " + std::to_string(static_cast<int>(id)));
 }
 
-Status Decompress(CodecId id, const void* in, std::size_t in_size, void* out,
-                  std::size_t raw_size) {
+Status Decompress(CodecId id, const void* in, std::size_t in_size, void* out, std::size_t raw_size) {
   switch (id) {
     case CodecId::kNone:
       return Internal("decompress called for codec none");

@@ -28,10 +28,8 @@ int DefaultLevel(CodecId id);
 
 // Compresses `in` into `out` (resized). An empty `out` on success means the
 // codec did not shrink the data and the caller should store it raw.
-Status Compress(CodecId id, int level, const void* in, std::size_t in_size,
-                std::vector<unsigned char>* out);
+Status Compress(CodecId id, int level, const void* in, std::size_t in_size, std::vector<unsigned char>* out);
 // Decompresses exactly `raw_size` bytes into `out`.
-Status Decompress(CodecId id, const void* in, std::size_t in_size, void* out,
-                  std::size_t raw_size);
+Status Decompress(CodecId id, const void* in, std::size_t in_size, void* out, std::size_t raw_size);
 
 }  // namespace ckpt::image

@@ -10,7 +10,9 @@
 namespace ckpt::image {
 
 namespace {
-std::string Off(std::uint64_t v) { return std::to_string(v); }
+std::string Off(std::uint64_t v) {
+  return std::to_string(v);
+}
 }  // namespace
 
 Result<std::unique_ptr<ImageReader>> ImageReader::Open(std::unique_ptr<RandomAccessSource> src) {
@@ -47,8 +49,7 @@ Status ImageReader::Load() {
                         std::to_string(header_.minor) + " is newer than this build understands (" +
                         std::to_string(kFormatMajor) + ".x); upgrade ckpt to read it");
   }
-  if (header_.major < 1)
-    return NotSupported(name + ": image format version 0 is not supported");
+  if (header_.major < 1) return NotSupported(name + ": image format version 0 is not supported");
   if (kind < 1 || kind > 3) {
     return NotSupported(name + ": unknown image kind " + std::to_string(kind) +
                         " (this build knows program, group and process images)");
@@ -71,8 +72,8 @@ Status ImageReader::Load() {
   std::uint64_t table_sum = DecodeU64(tr + 16);
   if (table_off < header_size || table_off > size - kTrailerSize ||
       table_len != size - kTrailerSize - table_off) {
-    return Corruption(name + ": section table position is invalid (offset " + Off(table_off) +
-                      ", length " + Off(table_len) + ", file " + Off(size) + " bytes)");
+    return Corruption(name + ": section table position is invalid (offset " + Off(table_off) + ", length " +
+                      Off(table_len) + ", file " + Off(size) + " bytes)");
   }
   std::string table(static_cast<std::size_t>(table_len), '\0');
   RETURN_IF_ERROR(src_->ReadAt(table_off, table.size(), table.data()));
@@ -99,13 +100,13 @@ Status ImageReader::Load() {
     if (type > 0xffffffffu) return Corruption(name + ": section " + Off(i) + " has an invalid type");
     s.type = static_cast<std::uint32_t>(type);
     if (codec > 2) {
-      return NotSupported(name + ": section '" + s.name + "' uses unknown codec id " +
-                          std::to_string(codec) + " (a newer ckpt wrote it)");
+      return NotSupported(name + ": section '" + s.name + "' uses unknown codec id " + std::to_string(codec) +
+                          " (a newer ckpt wrote it)");
     }
     s.codec = static_cast<CodecId>(codec);
     if (s.offset < prev_end || s.offset > table_off || s.stored_size > table_off - s.offset) {
-      return Corruption(name + ": section '" + s.name + "' lies outside the image (offset " +
-                        Off(s.offset) + ", " + Off(s.stored_size) + " bytes)");
+      return Corruption(name + ": section '" + s.name + "' lies outside the image (offset " + Off(s.offset) +
+                        ", " + Off(s.stored_size) + " bytes)");
     }
     if (s.frames > s.stored_size / kFrameHeaderSize || s.raw_size > s.frames * kMaxFrameRaw) {
       return Corruption(name + ": section '" + s.name + "' has impossible sizes (" + Off(s.raw_size) +
@@ -169,16 +170,16 @@ Status SectionStream::Open() {
   std::uint64_t sum = br.U64();
   if (!br.ok() || magic != kSectionMagic)
     return Where(Corruption("section header is damaged (offset " + Off(info_->offset) + ")"));
-  if (Checksum64(h.data(), covered) != sum)
-    return Where(Corruption("section header checksum mismatch"));
-  if (type != info_->type || codec != static_cast<std::uint8_t>(info_->codec) ||
-      flags != info_->flags || name != info_->name || attrs != info_->attrs)
+  if (Checksum64(h.data(), covered) != sum) return Where(Corruption("section header checksum mismatch"));
+  if (type != info_->type || codec != static_cast<std::uint8_t>(info_->codec) || flags != info_->flags ||
+      name != info_->name || attrs != info_->attrs)
     return Where(Corruption("section header disagrees with the section table"));
   if (!CodecAvailable(info_->codec) && info_->raw_size > 0) {
     return Where(NotSupported("it is compressed with " + std::string(CodecName(info_->codec)) +
                               ", which this build lacks (it has " + AvailableCodecs() +
                               "); re-encode it with `ckpt convert --codec none IMAGE` on a build "
-                              "that has " + std::string(CodecName(info_->codec))));
+                              "that has " +
+                              std::string(CodecName(info_->codec))));
   }
   pos_ = info_->offset + covered + 8;
   return Status::Ok();
@@ -206,8 +207,8 @@ Status SectionStream::NextFrame(void* direct_dst, std::size_t direct_cap, bool* 
   }
   bool is_raw = (stored_field & kFrameStoredRaw) != 0;
   std::uint32_t stored = stored_field & ~kFrameStoredRaw;
-  if (raw > kMaxFrameRaw || (is_raw && stored != raw) || (!is_raw && stored >= raw) ||
-      stored > end - pos_ || decoded_ + raw > info_->raw_size) {
+  if (raw > kMaxFrameRaw || (is_raw && stored != raw) || (!is_raw && stored >= raw) || stored > end - pos_ ||
+      decoded_ + raw > info_->raw_size) {
     return Where(Corruption("frame " + Off(frame_index_) + " at offset " + Off(pos_ - kFrameHeaderSize) +
                             " has an invalid length"));
   }

@@ -46,9 +46,9 @@ class SectionStream {
 
   const RandomAccessSource* src_;
   const SectionInfo* info_;
-  std::uint64_t pos_ = 0;        // file offset of the next frame header
-  std::uint64_t consumed_ = 0;   // decoded bytes handed out
-  std::uint64_t decoded_ = 0;    // decoded bytes produced so far
+  std::uint64_t pos_ = 0;       // file offset of the next frame header
+  std::uint64_t consumed_ = 0;  // decoded bytes handed out
+  std::uint64_t decoded_ = 0;   // decoded bytes produced so far
   std::uint64_t frame_index_ = 0;
   std::vector<unsigned char> buf_;
   std::size_t buf_pos_ = 0;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <thread>
 
 #include "image/checksum.h"
 #include "util/bytes.h"
@@ -16,8 +17,8 @@ ImageWriter::ImageWriter(Sink* sink, ImageKind kind, WriterOptions options)
 Status ImageWriter::Begin() {
   if (begun_) return Internal("ImageWriter::Begin called twice");
   if (!CodecAvailable(opt_.codec)) {
-    return NotSupported("cannot write codec " + std::string(CodecName(opt_.codec)) +
-                        ": this build has " + AvailableCodecs());
+    return NotSupported("cannot write codec " + std::string(CodecName(opt_.codec)) + ": this build has " +
+                        AvailableCodecs());
   }
   begun_ = true;
   std::string h;
@@ -74,17 +75,23 @@ Status ImageWriter::BeginSection(std::uint32_t type, std::string_view name, std:
 }
 
 Status ImageWriter::EmitFrame(const void* data, std::size_t size) {
+  if (section_codec_ != CodecId::kNone) {
+    RETURN_IF_ERROR(Compress(section_codec_, section_level_, data, size, &compressed_));
+  } else {
+    compressed_.clear();
+  }
+  return EmitEncoded(data, size, compressed_);
+}
+
+Status ImageWriter::EmitEncoded(const void* data, std::size_t size, const std::vector<unsigned char>& packed) {
   SectionInfo& s = sections_.back();
   const void* stored = data;
   std::size_t stored_size = size;
   std::uint32_t flag = kFrameStoredRaw;
-  if (section_codec_ != CodecId::kNone) {
-    RETURN_IF_ERROR(Compress(section_codec_, section_level_, data, size, &compressed_));
-    if (!compressed_.empty()) {
-      stored = compressed_.data();
-      stored_size = compressed_.size();
-      flag = 0;
-    }
+  if (!packed.empty()) {
+    stored = packed.data();
+    stored_size = packed.size();
+    flag = 0;
   }
   unsigned char fh[kFrameHeaderSize];
   EncodeU32(fh, static_cast<std::uint32_t>(size));
@@ -112,7 +119,29 @@ Status ImageWriter::Write(const void* data, std::size_t size) {
   if (!in_section_) return Internal("ImageWriter::Write outside a section");
   const auto* p = static_cast<const unsigned char*>(data);
   const std::size_t fs = opt_.frame_size;
+  const std::size_t workers = std::max(1u, std::thread::hardware_concurrency());
   while (size > 0) {
+    if (section_codec_ != CodecId::kNone && workers > 1 && frame_fill_ == 0 && size >= 2 * fs) {
+      // Whole frames of a compressed section: compress a batch of them on
+      // all cores at once, then write them in order.
+      std::size_t n = std::min(workers, size / fs);
+      std::vector<std::vector<unsigned char>> packed(n);
+      std::vector<Status> st(n);
+      std::vector<std::thread> threads;
+      for (std::size_t i = 1; i < n; ++i) {
+        threads.emplace_back(
+            [&, i] { st[i] = Compress(section_codec_, section_level_, p + i * fs, fs, &packed[i]); });
+      }
+      st[0] = Compress(section_codec_, section_level_, p, fs, &packed[0]);
+      for (auto& t : threads) t.join();
+      for (std::size_t i = 0; i < n; ++i) {
+        RETURN_IF_ERROR(st[i]);
+        RETURN_IF_ERROR(EmitEncoded(p + i * fs, fs, packed[i]));
+      }
+      p += n * fs;
+      size -= n * fs;
+      continue;
+    }
     if (frame_fill_ == 0 && size >= fs) {
       // Whole frames straight from the caller's memory: no copy.
       RETURN_IF_ERROR(EmitFrame(p, fs));
@@ -186,9 +215,12 @@ Status ImageWriter::Finish() {
 
 const char* ImageKindName(ImageKind kind) {
   switch (kind) {
-    case ImageKind::kProgram: return "program";
-    case ImageKind::kGroup: return "group";
-    case ImageKind::kProcess: return "process";
+    case ImageKind::kProgram:
+      return "program";
+    case ImageKind::kGroup:
+      return "group";
+    case ImageKind::kProcess:
+      return "process";
   }
   return "unknown";
 }
@@ -196,8 +228,8 @@ const char* ImageKindName(ImageKind kind) {
 Status StringSource::ReadAt(std::uint64_t offset, std::size_t size, void* dst) const {
   if (offset > data_.size() || size > data_.size() - offset) {
     return Corruption(name_ + ": read of " + std::to_string(size) + " bytes at offset " +
-                      std::to_string(offset) + " runs past the end (" +
-                      std::to_string(data_.size()) + " bytes)");
+                      std::to_string(offset) + " runs past the end (" + std::to_string(data_.size()) +
+                      " bytes)");
   }
   if (size != 0) std::memcpy(dst, data_.data() + offset, size);
   return Status::Ok();

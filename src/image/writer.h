@@ -27,7 +27,7 @@ struct SectionInfo {
   std::uint8_t flags = 0;
   CodecId codec = CodecId::kNone;
   std::string name;
-  std::string attrs;  // type-specific metadata (a variable's type descriptor ...)
+  std::string attrs;              // type-specific metadata (a variable's type descriptor ...)
   std::uint64_t offset = 0;       // of the section header in the file
   std::uint64_t stored_size = 0;  // bytes from section header to end of its last frame
   std::uint64_t raw_size = 0;     // decoded payload bytes
@@ -44,8 +44,8 @@ class ImageWriter {
   // Starts a section. `codec` overrides the writer's default codec.
   Status BeginSection(std::uint32_t type, std::string_view name, std::string_view attrs,
                       std::uint8_t flags = kSectionRequired);
-  Status BeginSection(std::uint32_t type, std::string_view name, std::string_view attrs,
-                      std::uint8_t flags, CodecId codec);
+  Status BeginSection(std::uint32_t type, std::string_view name, std::string_view attrs, std::uint8_t flags,
+                      CodecId codec);
   Status Write(const void* data, std::size_t size);
   Status Write(std::string_view s) { return Write(s.data(), s.size()); }
   Status EndSection();
@@ -60,6 +60,8 @@ class ImageWriter {
 
  private:
   Status EmitFrame(const void* data, std::size_t size);
+  // Writes a frame whose compressed form is `packed` (empty: store raw).
+  Status EmitEncoded(const void* data, std::size_t size, const std::vector<unsigned char>& packed);
   Status FlushFrameBuffer();
 
   Sink* sink_;

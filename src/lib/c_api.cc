@@ -1,9 +1,8 @@
 // The C API (include/ckpt/ckpt.h) on top of ckpt::Session.
-#include "ckpt/ckpt.h"
-
 #include <cstring>
 #include <new>
 
+#include "ckpt/ckpt.h"
 #include "ckpt/ckpt.hpp"
 
 namespace ckpt::detail {
@@ -45,10 +44,14 @@ namespace {
 
 int ToC(ckpt::Event e) {
   switch (e) {
-    case ckpt::Event::kNone: return CKPT_NONE;
-    case ckpt::Event::kCheckpointed: return CKPT_CHECKPOINTED;
-    case ckpt::Event::kResumed: return CKPT_RESUMED;
-    case ckpt::Event::kFailed: return CKPT_FAILED;
+    case ckpt::Event::kNone:
+      return CKPT_NONE;
+    case ckpt::Event::kCheckpointed:
+      return CKPT_CHECKPOINTED;
+    case ckpt::Event::kResumed:
+      return CKPT_RESUMED;
+    case ckpt::Event::kFailed:
+      return CKPT_FAILED;
   }
   return CKPT_NONE;
 }
@@ -67,28 +70,61 @@ ckpt_session* ckpt_open(int* argc, char** argv) {
   return new ckpt_session(argc != nullptr ? *argc : dummy, argv);
 }
 
-void ckpt_close(ckpt_session* s) { delete s; }
+void ckpt_close(ckpt_session* s) {
+  delete s;
+}
 
 int ckpt_register(ckpt_session* s, const char* name, ckpt_type type, void* data, size_t count) {
   using namespace ckpt::detail;
   std::unique_ptr<VarBase> v;
   switch (type) {
-    case CKPT_I8: v = Make<std::int8_t>(data, count); break;
-    case CKPT_U8: v = Make<std::uint8_t>(data, count); break;
-    case CKPT_I16: v = Make<std::int16_t>(data, count); break;
-    case CKPT_U16: v = Make<std::uint16_t>(data, count); break;
-    case CKPT_I32: v = Make<std::int32_t>(data, count); break;
-    case CKPT_U32: v = Make<std::uint32_t>(data, count); break;
-    case CKPT_I64: v = Make<std::int64_t>(data, count); break;
-    case CKPT_U64: v = Make<std::uint64_t>(data, count); break;
-    case CKPT_F32: v = Make<float>(data, count); break;
-    case CKPT_F64: v = Make<double>(data, count); break;
-    case CKPT_BOOL: v = Make<bool>(data, count); break;
-    case CKPT_CHAR: v = Make<char>(data, count); break;
-    case CKPT_LONG: v = Make<long>(data, count); break;
-    case CKPT_ULONG: v = Make<unsigned long>(data, count); break;
-    case CKPT_SIZE: v = Make<std::size_t>(data, count); break;
-    default: return -1;
+    case CKPT_I8:
+      v = Make<std::int8_t>(data, count);
+      break;
+    case CKPT_U8:
+      v = Make<std::uint8_t>(data, count);
+      break;
+    case CKPT_I16:
+      v = Make<std::int16_t>(data, count);
+      break;
+    case CKPT_U16:
+      v = Make<std::uint16_t>(data, count);
+      break;
+    case CKPT_I32:
+      v = Make<std::int32_t>(data, count);
+      break;
+    case CKPT_U32:
+      v = Make<std::uint32_t>(data, count);
+      break;
+    case CKPT_I64:
+      v = Make<std::int64_t>(data, count);
+      break;
+    case CKPT_U64:
+      v = Make<std::uint64_t>(data, count);
+      break;
+    case CKPT_F32:
+      v = Make<float>(data, count);
+      break;
+    case CKPT_F64:
+      v = Make<double>(data, count);
+      break;
+    case CKPT_BOOL:
+      v = Make<bool>(data, count);
+      break;
+    case CKPT_CHAR:
+      v = Make<char>(data, count);
+      break;
+    case CKPT_LONG:
+      v = Make<long>(data, count);
+      break;
+    case CKPT_ULONG:
+      v = Make<unsigned long>(data, count);
+      break;
+    case CKPT_SIZE:
+      v = Make<std::size_t>(data, count);
+      break;
+    default:
+      return -1;
   }
   CApi::Register(&s->session, name, std::move(v));
   return 0;
@@ -97,12 +133,26 @@ int ckpt_register(ckpt_session* s, const char* name, ckpt_type type, void* data,
 int ckpt_stage_begin(ckpt_session* s, const char* name) {
   return ckpt::detail::CApi::StageEnter(&s->session, name) ? 1 : 0;
 }
-void ckpt_stage_end(ckpt_session* s) { ckpt::detail::CApi::StageLeave(&s->session); }
-int ckpt_safepoint(ckpt_session* s) { return ToC(s->session.safepoint()); }
-int ckpt_checkpoint(ckpt_session* s) { return ToC(s->session.checkpoint()); }
-void ckpt_request(ckpt_session* s, int exit_after) { s->session.request_checkpoint(exit_after != 0); }
-int ckpt_resumed(const ckpt_session* s) { return s->session.resumed() ? 1 : 0; }
-const char* ckpt_last_image(const ckpt_session* s) { return s->session.last_image().c_str(); }
-const char* ckpt_last_error(const ckpt_session* s) { return s->session.last_error().c_str(); }
+void ckpt_stage_end(ckpt_session* s) {
+  ckpt::detail::CApi::StageLeave(&s->session);
+}
+int ckpt_safepoint(ckpt_session* s) {
+  return ToC(s->session.safepoint());
+}
+int ckpt_checkpoint(ckpt_session* s) {
+  return ToC(s->session.checkpoint());
+}
+void ckpt_request(ckpt_session* s, int exit_after) {
+  s->session.request_checkpoint(exit_after != 0);
+}
+int ckpt_resumed(const ckpt_session* s) {
+  return s->session.resumed() ? 1 : 0;
+}
+const char* ckpt_last_image(const ckpt_session* s) {
+  return s->session.last_image().c_str();
+}
+const char* ckpt_last_error(const ckpt_session* s) {
+  return s->session.last_error().c_str();
+}
 
 }  // extern "C"

@@ -122,10 +122,9 @@ std::string FormatTime(std::int64_t ns) {
   std::int64_t m = mp < 10 ? mp + 3 : mp - 9;
   if (m <= 2) ++y;
   char buf[96];
-  std::snprintf(buf, sizeof buf, "%04lld-%02lld-%02lldT%02lld:%02lld:%02lldZ",
-                static_cast<long long>(y), static_cast<long long>(m), static_cast<long long>(d),
-                static_cast<long long>(rem / 3600), static_cast<long long>((rem / 60) % 60),
-                static_cast<long long>(rem % 60));
+  std::snprintf(buf, sizeof buf, "%04lld-%02lld-%02lldT%02lld:%02lld:%02lldZ", static_cast<long long>(y),
+                static_cast<long long>(m), static_cast<long long>(d), static_cast<long long>(rem / 3600),
+                static_cast<long long>((rem / 60) % 60), static_cast<long long>(rem % 60));
   return buf;
 }
 
@@ -134,13 +133,11 @@ Meta ProducerMeta(platform::Env* env) {
   m.Set("producer.os", env->OsName());
   m.Set("producer.cpu", CpuName());
   m.Set("producer.endian", std::endian::native == std::endian::little ? "little" : "big");
-  std::string widths = "short=" + std::to_string(sizeof(short)) + " int=" + std::to_string(sizeof(int)) +
-                       " long=" + std::to_string(sizeof(long)) +
-                       " long_long=" + std::to_string(sizeof(long long)) +
-                       " pointer=" + std::to_string(sizeof(void*)) +
-                       " size_t=" + std::to_string(sizeof(std::size_t)) +
-                       " wchar_t=" + std::to_string(sizeof(wchar_t)) +
-                       " long_double=" + std::to_string(sizeof(long double));
+  std::string widths =
+      "short=" + std::to_string(sizeof(short)) + " int=" + std::to_string(sizeof(int)) +
+      " long=" + std::to_string(sizeof(long)) + " long_long=" + std::to_string(sizeof(long long)) +
+      " pointer=" + std::to_string(sizeof(void*)) + " size_t=" + std::to_string(sizeof(std::size_t)) +
+      " wchar_t=" + std::to_string(sizeof(wchar_t)) + " long_double=" + std::to_string(sizeof(long double));
   m.Set("producer.widths", widths);
 #if defined(__clang__)
   m.Set("producer.compiler", std::string("clang ") + __clang_version__);
@@ -165,8 +162,7 @@ std::string ImageFileName(const std::string& name, std::uint64_t seq) {
 
 bool ParseImageFileName(const std::string& file, std::string* name, std::uint64_t* seq) {
   const std::string ext = ".ckpt";
-  if (file.size() <= ext.size() || file.compare(file.size() - ext.size(), ext.size(), ext) != 0)
-    return false;
+  if (file.size() <= ext.size() || file.compare(file.size() - ext.size(), ext.size(), ext) != 0) return false;
   std::string stem = file.substr(0, file.size() - ext.size());
   auto dot = stem.rfind('.');
   if (dot == std::string::npos || dot + 1 >= stem.size()) return false;

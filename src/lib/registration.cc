@@ -10,11 +10,21 @@ std::string JsonEscape(const std::string& s) {
   std::string o;
   for (unsigned char c : s) {
     switch (c) {
-      case '"': o += "\\\""; break;
-      case '\\': o += "\\\\"; break;
-      case '\n': o += "\\n"; break;
-      case '\t': o += "\\t"; break;
-      case '\r': o += "\\r"; break;
+      case '"':
+        o += "\\\"";
+        break;
+      case '\\':
+        o += "\\\\";
+        break;
+      case '\n':
+        o += "\\n";
+        break;
+      case '\t':
+        o += "\\t";
+        break;
+      case '\r':
+        o += "\\r";
+        break;
       default:
         if (c < 0x20) {
           char b[8];
@@ -49,9 +59,8 @@ Status Registration::Publish(std::uint64_t generation, const std::string& last_i
                   JsonEscape(program_) + "\", \"dir\": \"" + JsonEscape(dir_) + "\", \"platform\": \"" +
                   PlatformTag() + "\", \"start_time\": " + std::to_string(start_time_) +
                   ", \"exited\": " + (exited ? "true" : "false") +
-                  ", \"generation\": " + std::to_string(generation) +
-                  ", \"last_image\": \"" + JsonEscape(last_image) + "\", \"last_error\": \"" +
-                  JsonEscape(last_error) + "\"}\n";
+                  ", \"generation\": " + std::to_string(generation) + ", \"last_image\": \"" +
+                  JsonEscape(last_image) + "\", \"last_error\": \"" + JsonEscape(last_error) + "\"}\n";
   Status st = platform::WriteFileAtomic(env_, path_, j, /*durable=*/false);
   if (st.ok()) written_ = true;
   keep_ = exited;

@@ -33,4 +33,6 @@ void ProbeExtendedState() {
 
 }  // namespace ckpt::detail
 
-extern "C" long ckpt_safepoint_slow_c(ckpt::Session* s) noexcept { return ckpt::detail::SafepointEntry(s); }
+extern "C" long ckpt_safepoint_slow_c(ckpt::Session* s) noexcept {
+  return ckpt::detail::SafepointEntry(s);
+}

@@ -30,8 +30,12 @@ namespace lib {
 namespace {
 platform::Env* g_test_env = nullptr;
 }
-void SetEnvForTesting(platform::Env* env) { g_test_env = env; }
-platform::Env* SessionEnv() { return g_test_env != nullptr ? g_test_env : platform::Env::Default(); }
+void SetEnvForTesting(platform::Env* env) {
+  g_test_env = env;
+}
+platform::Env* SessionEnv() {
+  return g_test_env != nullptr ? g_test_env : platform::Env::Default();
+}
 }  // namespace lib
 
 namespace {
@@ -165,7 +169,8 @@ class SessionImpl {
   double ParseDouble(const std::string& what, const std::string& v) {
     char* end = nullptr;
     double x = std::strtod(v.c_str(), &end);
-    if (v.empty() || *end != '\0' || !(x >= 0)) UsageError(what + " wants a number of seconds, got '" + v + "'");
+    if (v.empty() || *end != '\0' || !(x >= 0))
+      UsageError(what + " wants a number of seconds, got '" + v + "'");
     return x;
   }
   [[noreturn]] void UsageError(const std::string& m) {
@@ -202,18 +207,30 @@ class SessionImpl {
       if (key == "--ckpt-help") {
         std::fputs(kHelp, stdout);
         std::exit(0);
-      } else if (key == "--ckpt-dir") opt_.dir = need();
-      else if (key == "--ckpt-resume") opt_.resume = need();
-      else if (key == "--ckpt-every") opt_.every_seconds = ParseDouble(key, need());
-      else if (key == "--ckpt-keep") opt_.keep = static_cast<int>(ParseUint(key, need()));
-      else if (key == "--ckpt-codec") opt_.codec = need();
-      else if (key == "--ckpt-level") opt_.level = static_cast<int>(ParseUint(key, need()));
-      else if (key == "--ckpt-at") opt_.at = ParseUint(key, need());
-      else if (key == "--ckpt-stop-at") opt_.stop_at = ParseUint(key, need());
-      else if (key == "--ckpt-name") opt_.name = need();
-      else if (key == "--ckpt-quiet") opt_.quiet = true;
-      else if (key == "--ckpt-no-listen") opt_.listen = false;
-      else UsageError("unknown option " + key);
+      } else if (key == "--ckpt-dir")
+        opt_.dir = need();
+      else if (key == "--ckpt-resume")
+        opt_.resume = need();
+      else if (key == "--ckpt-every")
+        opt_.every_seconds = ParseDouble(key, need());
+      else if (key == "--ckpt-keep")
+        opt_.keep = static_cast<int>(ParseUint(key, need()));
+      else if (key == "--ckpt-codec")
+        opt_.codec = need();
+      else if (key == "--ckpt-level")
+        opt_.level = static_cast<int>(ParseUint(key, need()));
+      else if (key == "--ckpt-at")
+        opt_.at = ParseUint(key, need());
+      else if (key == "--ckpt-stop-at")
+        opt_.stop_at = ParseUint(key, need());
+      else if (key == "--ckpt-name")
+        opt_.name = need();
+      else if (key == "--ckpt-quiet")
+        opt_.quiet = true;
+      else if (key == "--ckpt-no-listen")
+        opt_.listen = false;
+      else
+        UsageError("unknown option " + key);
     }
     argv[out] = nullptr;
     argc = out;
@@ -229,7 +246,8 @@ class SessionImpl {
     }
     if (opt_.name.empty()) opt_.name = ProgramName(program_path_.empty() ? "program" : program_path_);
     auto c = image::ParseCodec(opt_.codec);
-    if (!c) UsageError("unknown codec '" + opt_.codec + "' (this build has " + image::AvailableCodecs() + ")");
+    if (!c)
+      UsageError("unknown codec '" + opt_.codec + "' (this build has " + image::AvailableCodecs() + ")");
     if (!image::CodecAvailable(*c)) {
       UsageError("codec " + opt_.codec + " is not available in this build (it has " +
                  image::AvailableCodecs() + ")");
@@ -462,8 +480,8 @@ class SessionImpl {
     meta.Set("image.seq", std::to_string(seq));
     meta.Set("image.codec", std::string(image::CodecName(codec_)));
     if (resumed_ || progress_.resumes > 0) meta.Set("resumed.from", resume_path_);
-    RETURN_IF_ERROR(w.BeginSection(lib::kSectionMeta, "meta", "", image::kSectionRequired,
-                                   image::CodecId::kNone));
+    RETURN_IF_ERROR(
+        w.BeginSection(lib::kSectionMeta, "meta", "", image::kSectionRequired, image::CodecId::kNone));
     RETURN_IF_ERROR(w.Write(lib::EncodeMeta(meta)));
     RETURN_IF_ERROR(w.EndSection());
     lib::Progress p = progress_;
@@ -493,7 +511,8 @@ class SessionImpl {
       return WriteImage(sink, seq);
     };
     h.exit_checkpointed = [this] {
-      Say("stopping after the group checkpoint, as asked (exit status " + std::to_string(kExitCheckpointed) + ")");
+      Say("stopping after the group checkpoint, as asked (exit status " + std::to_string(kExitCheckpointed) +
+          ")");
       std::fflush(stdout);
       std::fflush(stderr);
       Stop();
@@ -544,7 +563,8 @@ class SessionImpl {
     }
     if (p & kBitCount) {
       ++safepoints_;
-      if (opt_.at != 0 && safepoints_ == opt_.at) pending_->fetch_or(kBitCheckpoint, std::memory_order_relaxed);
+      if (opt_.at != 0 && safepoints_ == opt_.at)
+        pending_->fetch_or(kBitCheckpoint, std::memory_order_relaxed);
       if (opt_.stop_at != 0 && safepoints_ == opt_.stop_at)
         pending_->fetch_or(kBitCheckpoint | kBitExit, std::memory_order_relaxed);
       if (safepoints_ >= opt_.at && safepoints_ >= opt_.stop_at)
@@ -582,7 +602,9 @@ Session::Session(Options options, int argc, char** argv)
   impl_->Start(argc, argv);
 }
 
-Session::~Session() { impl_->Stop(); }
+Session::~Session() {
+  impl_->Stop();
+}
 
 void Session::Register(std::string_view name, std::unique_ptr<detail::VarBase> var) {
   std::string n(name);
@@ -609,7 +631,9 @@ void Session::StageLeave(bool completed) {
   st.pop_back();
 }
 
-Event Session::SafepointSlow() { return impl_->Slow(); }
+Event Session::SafepointSlow() {
+  return impl_->Slow();
+}
 
 void Session::RethrowPending() {
   std::exception_ptr e = impl_->parked_exception_;
@@ -644,10 +668,20 @@ void Session::request_checkpoint(bool exit_after) {
   pending_.fetch_or(kBitCheckpoint | (exit_after ? kBitExit : 0), std::memory_order_relaxed);
 }
 
-bool Session::resumed() const { return impl_->resumed_; }
-std::uint64_t Session::checkpoints_written() const { return impl_->written_; }
-const std::string& Session::last_image() const { return impl_->last_image_; }
-const std::string& Session::last_error() const { return impl_->last_error_; }
-const Options& Session::options() const { return impl_->opt_; }
+bool Session::resumed() const {
+  return impl_->resumed_;
+}
+std::uint64_t Session::checkpoints_written() const {
+  return impl_->written_;
+}
+const std::string& Session::last_image() const {
+  return impl_->last_image_;
+}
+const std::string& Session::last_error() const {
+  return impl_->last_error_;
+}
+const Options& Session::options() const {
+  return impl_->opt_;
+}
 
 }  // namespace ckpt

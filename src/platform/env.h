@@ -59,8 +59,7 @@ class Env {
 
   // Files.
   virtual Result<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path) = 0;
-  virtual Result<std::unique_ptr<image::RandomAccessSource>> NewRandomAccessFile(
-      const std::string& path) = 0;
+  virtual Result<std::unique_ptr<image::RandomAccessSource>> NewRandomAccessFile(const std::string& path) = 0;
   // Atomically replaces `to` with `from`.
   virtual Status RenameFile(const std::string& from, const std::string& to) = 0;
   // Makes a rename inside `dir` durable (no-op where the OS has no such call).
@@ -92,7 +91,6 @@ class Env {
   virtual void RemoveCheckpointTrigger() = 0;
   // Asks process `pid` (running a ckpt session) to checkpoint.
   virtual Status SendCheckpointRequest(std::int64_t pid, Request request) = 0;
-
 };
 
 // Helpers built on Env.

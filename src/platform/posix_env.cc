@@ -78,8 +78,8 @@ class PosixRandomAccessFile final : public image::RandomAccessSource {
   Status ReadAt(std::uint64_t offset, std::size_t size, void* dst) const override {
     if (offset > size_ || size > size_ - offset) {
       return Corruption(path_ + ": read of " + std::to_string(size) + " bytes at offset " +
-                        std::to_string(offset) + " runs past the end of the file (" +
-                        std::to_string(size_) + " bytes)");
+                        std::to_string(offset) + " runs past the end of the file (" + std::to_string(size_) +
+                        " bytes)");
     }
     char* p = static_cast<char*>(dst);
     while (size > 0) {
@@ -124,8 +124,7 @@ class PosixEnv final : public Env {
     if (fd < 0) return PosixError("create", path, errno);
     return std::unique_ptr<WritableFile>(new PosixWritableFile(path, fd));
   }
-  Result<std::unique_ptr<image::RandomAccessSource>> NewRandomAccessFile(
-      const std::string& path) override {
+  Result<std::unique_ptr<image::RandomAccessSource>> NewRandomAccessFile(const std::string& path) override {
     int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) return PosixError("open", path, errno);
     struct stat st;
@@ -142,8 +141,7 @@ class PosixEnv final : public Env {
         new PosixRandomAccessFile(path, fd, static_cast<std::uint64_t>(st.st_size)));
   }
   Status RenameFile(const std::string& from, const std::string& to) override {
-    if (::rename(from.c_str(), to.c_str()) != 0)
-      return PosixError("rename", from + " to " + to, errno);
+    if (::rename(from.c_str(), to.c_str()) != 0) return PosixError("rename", from + " to " + to, errno);
     return Status::Ok();
   }
   Status SyncDir(const std::string& dir) override {
@@ -292,7 +290,9 @@ class PosixEnv final : public Env {
 
 }  // namespace
 
-int CheckpointSignal() { return SIGRTMIN + 5; }
+int CheckpointSignal() {
+  return SIGRTMIN + 5;
+}
 
 Env* Env::Default() {
   static PosixEnv env;

@@ -3,7 +3,9 @@
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
+#include <cstdlib>
 #include <cstring>
 
 #include "platform/posix_util.h"
@@ -38,6 +40,21 @@ Result<std::unique_ptr<ChildProcess>> ChildProcess::Start(const std::vector<std:
   return std::unique_ptr<ChildProcess>(new ChildProcess(pid, 0));
 }
 
+Status ExecProgram(const std::vector<std::string>& argv, const std::vector<std::string>& env) {
+  if (argv.empty()) return InvalidArgument("no program to run");
+  for (const auto& e : env) {
+    auto eq = e.find('=');
+    if (eq == std::string::npos) return InvalidArgument("malformed environment entry " + e);
+    if (::setenv(e.substr(0, eq).c_str(), e.c_str() + eq + 1, 1) != 0)
+      return PosixError("setenv", e.substr(0, eq), errno);
+  }
+  std::vector<char*> av;
+  for (const auto& a : argv) av.push_back(const_cast<char*>(a.c_str()));
+  av.push_back(nullptr);
+  ::execvp(argv[0].c_str(), av.data());
+  return PosixError("run", argv[0], errno);
+}
+
 ChildProcess::~ChildProcess() {
   if (!status_) Kill();
 }
@@ -64,9 +81,12 @@ int ChildProcess::Wait() {
     int st = 0;
     pid_t r = ::waitpid(static_cast<pid_t>(pid_), &st, 0);
     if (r < 0 && errno == EINTR) continue;
-    if (r < 0) status_ = 255;
-    else if (WIFEXITED(st)) status_ = WEXITSTATUS(st);
-    else if (WIFSIGNALED(st)) status_ = 128 + WTERMSIG(st);
+    if (r < 0)
+      status_ = 255;
+    else if (WIFEXITED(st))
+      status_ = WEXITSTATUS(st);
+    else if (WIFSIGNALED(st))
+      status_ = 128 + WTERMSIG(st);
   }
   return *status_;
 }

@@ -26,18 +26,15 @@ std::wstring Widen(const std::string& s) {
 
 std::string Narrow(const std::wstring& w) {
   if (w.empty()) return "";
-  int n = WideCharToMultiByte(CP_UTF8, 0, w.data(), static_cast<int>(w.size()), nullptr, 0,
-                              nullptr, nullptr);
+  int n = WideCharToMultiByte(CP_UTF8, 0, w.data(), static_cast<int>(w.size()), nullptr, 0, nullptr, nullptr);
   std::string s(static_cast<std::size_t>(n), '\0');
-  WideCharToMultiByte(CP_UTF8, 0, w.data(), static_cast<int>(w.size()), s.data(), n, nullptr,
-                      nullptr);
+  WideCharToMultiByte(CP_UTF8, 0, w.data(), static_cast<int>(w.size()), s.data(), n, nullptr, nullptr);
   return s;
 }
 
 Status WindowsError(const std::string& op, const std::string& object, unsigned long err) {
   char* text = nullptr;
-  FormatMessageA(FORMAT_MESSAGE_ALLOCATE_BUFFER | FORMAT_MESSAGE_FROM_SYSTEM |
-                     FORMAT_MESSAGE_IGNORE_INSERTS,
+  FormatMessageA(FORMAT_MESSAGE_ALLOCATE_BUFFER | FORMAT_MESSAGE_FROM_SYSTEM | FORMAT_MESSAGE_IGNORE_INSERTS,
                  nullptr, err, 0, reinterpret_cast<char*>(&text), 0, nullptr);
   std::string reason = text != nullptr ? text : "unknown error";
   if (text != nullptr) LocalFree(text);
@@ -94,8 +91,8 @@ class WinRandomAccessFile final : public image::RandomAccessSource {
   Status ReadAt(std::uint64_t offset, std::size_t size, void* dst) const override {
     if (offset > size_ || size > size_ - offset) {
       return Corruption(path_ + ": read of " + std::to_string(size) + " bytes at offset " +
-                        std::to_string(offset) + " runs past the end of the file (" +
-                        std::to_string(size_) + " bytes)");
+                        std::to_string(offset) + " runs past the end of the file (" + std::to_string(size_) +
+                        " bytes)");
     }
     char* p = static_cast<char*>(dst);
     while (size > 0) {
@@ -140,17 +137,16 @@ class WinEnv final : public Env {
   ~WinEnv() override { RemoveCheckpointTrigger(); }
 
   Result<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path) override {
-    HANDLE h = CreateFileW(Widen(path).c_str(), GENERIC_WRITE, FILE_SHARE_READ | FILE_SHARE_DELETE,
-                           nullptr, CREATE_ALWAYS, FILE_ATTRIBUTE_NORMAL, nullptr);
+    HANDLE h = CreateFileW(Widen(path).c_str(), GENERIC_WRITE, FILE_SHARE_READ | FILE_SHARE_DELETE, nullptr,
+                           CREATE_ALWAYS, FILE_ATTRIBUTE_NORMAL, nullptr);
     if (h == INVALID_HANDLE_VALUE) return WindowsError("create", path, GetLastError());
     return std::unique_ptr<WritableFile>(new WinWritableFile(path, h));
   }
-  Result<std::unique_ptr<image::RandomAccessSource>> NewRandomAccessFile(
-      const std::string& path) override {
+  Result<std::unique_ptr<image::RandomAccessSource>> NewRandomAccessFile(const std::string& path) override {
     if (IsDirectory(path)) return InvalidArgument(path + " is a directory, not a file");
-    HANDLE h = CreateFileW(Widen(path).c_str(), GENERIC_READ,
-                           FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE, nullptr,
-                           OPEN_EXISTING, FILE_ATTRIBUTE_NORMAL, nullptr);
+    HANDLE h =
+        CreateFileW(Widen(path).c_str(), GENERIC_READ, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE,
+                    nullptr, OPEN_EXISTING, FILE_ATTRIBUTE_NORMAL, nullptr);
     if (h == INVALID_HANDLE_VALUE) return WindowsError("open", path, GetLastError());
     LARGE_INTEGER sz;
     if (!GetFileSizeEx(h, &sz)) {
@@ -179,8 +175,7 @@ class WinEnv final : public Env {
       if (j == std::string::npos) j = path.size();
       std::string cur = path.substr(0, j);
       if (!cur.empty() && cur.back() != ':' && !IsDirectory(cur)) {
-        if (!CreateDirectoryW(Widen(cur).c_str(), nullptr) &&
-            GetLastError() != ERROR_ALREADY_EXISTS)
+        if (!CreateDirectoryW(Widen(cur).c_str(), nullptr) && GetLastError() != ERROR_ALREADY_EXISTS)
           return WindowsError("create directory", cur, GetLastError());
       }
       i = j + 1;
@@ -266,8 +261,7 @@ class WinEnv final : public Env {
     RemoveCheckpointTrigger();
     std::int64_t pid = ProcessId();
     ev_checkpoint_ = CreateEventA(nullptr, FALSE, FALSE, EventName(pid, false).c_str());
-    if (ev_checkpoint_ == nullptr)
-      return WindowsError("create event", EventName(pid, false), GetLastError());
+    if (ev_checkpoint_ == nullptr) return WindowsError("create event", EventName(pid, false), GetLastError());
     ev_exit_ = CreateEventA(nullptr, FALSE, FALSE, EventName(pid, true).c_str());
     if (ev_exit_ == nullptr) return WindowsError("create event", EventName(pid, true), GetLastError());
     ev_stop_ = CreateEventA(nullptr, TRUE, FALSE, nullptr);

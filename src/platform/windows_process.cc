@@ -1,6 +1,8 @@
 // ChildProcess on Windows: CreateProcessW, WaitForSingleObject, TerminateProcess.
 #include <windows.h>
 
+#include <cstdlib>
+
 #include "platform/process.h"
 #include "platform/windows_util.h"
 
@@ -26,6 +28,13 @@ Result<std::unique_ptr<ChildProcess>> ChildProcess::Start(const std::vector<std:
   CloseHandle(pi.hThread);
   return std::unique_ptr<ChildProcess>(new ChildProcess(static_cast<std::int64_t>(pi.dwProcessId),
                                                         reinterpret_cast<std::intptr_t>(pi.hProcess)));
+}
+
+Status ExecProgram(const std::vector<std::string>& argv, const std::vector<std::string>& env) {
+  auto child = ChildProcess::Start(argv, env);
+  if (!child.ok()) return child.status();
+  int status = (*child)->Wait();
+  std::exit(status);
 }
 
 ChildProcess::~ChildProcess() {

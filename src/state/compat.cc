@@ -31,20 +31,29 @@ bool Compatible(const TypeDesc& img, const TypeDesc& prog) {
       return true;  // width checked per value
     case K::kEnum:
       return img.name == prog.name;
-    case K::kBool: case K::kChar: case K::kWChar: case K::kString: case K::kMonostate:
+    case K::kBool:
+    case K::kChar:
+    case K::kWChar:
+    case K::kString:
+    case K::kMonostate:
       return true;
     case K::kFloat:
       return img.width == prog.width;
     case K::kOpaque:
       return img.name == prog.name;
-    case K::kSeq: case K::kMap: case K::kSet:
+    case K::kSeq:
+    case K::kMap:
+    case K::kSet:
       return (img.name == prog.name || (Family(img.name) != 0 && Family(img.name) == Family(prog.name))) &&
              Args(img, prog);
     case K::kArray:
       return img.count == prog.count && Args(img, prog);
     case K::kStruct:
       return img.name == prog.name && img.fields == prog.fields && Args(img, prog);
-    case K::kOptional: case K::kPair: case K::kTuple: case K::kVariant:
+    case K::kOptional:
+    case K::kPair:
+    case K::kTuple:
+    case K::kVariant:
       return Args(img, prog);
   }
   return false;

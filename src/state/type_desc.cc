@@ -67,22 +67,47 @@ class Parser {
   }
   static bool Width(const std::string& s, std::size_t from, std::uint8_t* w) {
     std::string n = s.substr(from);
-    if (n == "8") *w = 1;
-    else if (n == "16") *w = 2;
-    else if (n == "32") *w = 4;
-    else if (n == "64") *w = 8;
-    else return false;
+    if (n == "8")
+      *w = 1;
+    else if (n == "16")
+      *w = 2;
+    else if (n == "32")
+      *w = 4;
+    else if (n == "64")
+      *w = 8;
+    else
+      return false;
     return true;
   }
   bool Type(TypeDesc* d, int depth) {
     if (depth > 64) return false;
     std::string id = Ident();
     if (id.empty()) return false;
-    if (id == "bool") { d->kind = K::kBool; d->width = 1; return true; }
-    if (id == "char") { d->kind = K::kChar; d->width = 1; return true; }
-    if (id == "wchar") { d->kind = K::kWChar; d->width = 4; return true; }
-    if (id == "string") { d->kind = K::kString; d->name = id; return true; }
-    if (id == "monostate") { d->kind = K::kMonostate; d->name = id; return true; }
+    if (id == "bool") {
+      d->kind = K::kBool;
+      d->width = 1;
+      return true;
+    }
+    if (id == "char") {
+      d->kind = K::kChar;
+      d->width = 1;
+      return true;
+    }
+    if (id == "wchar") {
+      d->kind = K::kWChar;
+      d->width = 4;
+      return true;
+    }
+    if (id == "string") {
+      d->kind = K::kString;
+      d->name = id;
+      return true;
+    }
+    if (id == "monostate") {
+      d->kind = K::kMonostate;
+      d->name = id;
+      return true;
+    }
     if ((id[0] == 'i' || id[0] == 'u') && Width(id, 1, &d->width)) {
       d->kind = id[0] == 'i' ? K::kInt : K::kUInt;
       return true;
@@ -101,13 +126,34 @@ class Parser {
       return true;
     }
     d->name = id;
-    if (id == "vector" || id == "deque" || id == "list") { d->kind = K::kSeq; return Args(d, 1, 1, depth); }
-    if (id == "map" || id == "unordered_map") { d->kind = K::kMap; return Args(d, 2, 2, depth); }
-    if (id == "set" || id == "unordered_set") { d->kind = K::kSet; return Args(d, 1, 1, depth); }
-    if (id == "optional") { d->kind = K::kOptional; return Args(d, 1, 1, depth); }
-    if (id == "pair") { d->kind = K::kPair; return Args(d, 2, 2, depth); }
-    if (id == "tuple") { d->kind = K::kTuple; return Args(d, 0, 1024, depth); }
-    if (id == "variant") { d->kind = K::kVariant; return Args(d, 1, 1024, depth); }
+    if (id == "vector" || id == "deque" || id == "list") {
+      d->kind = K::kSeq;
+      return Args(d, 1, 1, depth);
+    }
+    if (id == "map" || id == "unordered_map") {
+      d->kind = K::kMap;
+      return Args(d, 2, 2, depth);
+    }
+    if (id == "set" || id == "unordered_set") {
+      d->kind = K::kSet;
+      return Args(d, 1, 1, depth);
+    }
+    if (id == "optional") {
+      d->kind = K::kOptional;
+      return Args(d, 1, 1, depth);
+    }
+    if (id == "pair") {
+      d->kind = K::kPair;
+      return Args(d, 2, 2, depth);
+    }
+    if (id == "tuple") {
+      d->kind = K::kTuple;
+      return Args(d, 0, 1024, depth);
+    }
+    if (id == "variant") {
+      d->kind = K::kVariant;
+      return Args(d, 1, 1024, depth);
+    }
     if (id == "array") {
       d->kind = K::kArray;
       if (!Eat('<')) return false;
@@ -139,13 +185,16 @@ class Parser {
       return id.size() > suffix.size() && id.compare(id.size() - suffix.size(), suffix.size(), suffix) == 0;
     };
     if (alias) return true;
-    if (!(ends_with("_engine") || ends_with("_distribution")) || i_ >= t_.size() || t_[i_] != '<') return false;
+    if (!(ends_with("_engine") || ends_with("_distribution")) || i_ >= t_.size() || t_[i_] != '<')
+      return false;
     {
       std::size_t b = i_;
       int level = 0;
       do {
-        if (t_[i_] == '<') ++level;
-        else if (t_[i_] == '>') --level;
+        if (t_[i_] == '<')
+          ++level;
+        else if (t_[i_] == '>')
+          --level;
         ++i_;
       } while (level > 0 && i_ < t_.size());
       if (level != 0) return false;
@@ -163,17 +212,29 @@ class Parser {
 std::string TypeDesc::ToString() const {
   auto bits = [&] { return std::to_string(width * 8); };
   switch (kind) {
-    case K::kBool: return "bool";
-    case K::kInt: return "i" + bits();
-    case K::kUInt: return "u" + bits();
-    case K::kFloat: return "f" + bits();
-    case K::kChar: return "char";
-    case K::kWChar: return "wchar";
-    case K::kEnum: return "enum<" + name + bits() + ">";
-    case K::kString: return "string";
-    case K::kMonostate: return "monostate";
-    case K::kOpaque: return name;
-    case K::kArray: return "array<" + (args.empty() ? std::string("?") : args[0].ToString()) + "," + std::to_string(count) + ">";
+    case K::kBool:
+      return "bool";
+    case K::kInt:
+      return "i" + bits();
+    case K::kUInt:
+      return "u" + bits();
+    case K::kFloat:
+      return "f" + bits();
+    case K::kChar:
+      return "char";
+    case K::kWChar:
+      return "wchar";
+    case K::kEnum:
+      return "enum<" + name + bits() + ">";
+    case K::kString:
+      return "string";
+    case K::kMonostate:
+      return "monostate";
+    case K::kOpaque:
+      return name;
+    case K::kArray:
+      return "array<" + (args.empty() ? std::string("?") : args[0].ToString()) + "," + std::to_string(count) +
+             ">";
     case K::kStruct: {
       std::string s = name + "{";
       for (std::size_t i = 0; i < args.size(); ++i) {
@@ -182,7 +243,8 @@ std::string TypeDesc::ToString() const {
       }
       return s + "}";
     }
-    default: return name + "<" + Join(args) + ">";
+    default:
+      return name + "<" + Join(args) + ">";
   }
 }
 
@@ -200,27 +262,38 @@ namespace detail {
 
 std::size_t MinEncodedSize(const TypeDesc& d) {
   switch (d.kind) {
-    case K::kBool: case K::kChar: return 1;
-    case K::kInt: case K::kUInt: case K::kFloat: case K::kEnum: case K::kWChar: return d.width;
-    case K::kMonostate: return 0;
+    case K::kBool:
+    case K::kChar:
+      return 1;
+    case K::kInt:
+    case K::kUInt:
+    case K::kFloat:
+    case K::kEnum:
+    case K::kWChar:
+      return d.width;
+    case K::kMonostate:
+      return 0;
     case K::kArray: {
       std::size_t e = d.args.empty() ? 0 : MinEncodedSize(d.args[0]);
       if (e != 0 && d.count > (std::size_t{1} << 40) / e) return std::size_t{1} << 40;
       return static_cast<std::size_t>(d.count) * e;
     }
-    case K::kPair: case K::kTuple: case K::kStruct: {
+    case K::kPair:
+    case K::kTuple:
+    case K::kStruct: {
       std::size_t s = 0;
       for (const auto& a : d.args) s += MinEncodedSize(a);
       return s;
     }
-    default: return 1;  // length-prefixed or tagged
+    default:
+      return 1;  // length-prefixed or tagged
   }
 }
 
 std::vector<std::string> SplitFieldNames(const char* list) {
   std::vector<std::string> out;
   std::string cur;
-  for (const char* p = list; ; ++p) {
+  for (const char* p = list;; ++p) {
     if (*p == ',' || *p == '\0') {
       std::size_t b = cur.find_first_not_of(" \t\n");
       std::size_t e = cur.find_last_not_of(" \t\n");

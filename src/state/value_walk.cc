@@ -60,14 +60,27 @@ void WalkValue(Reader& r, const TypeDesc& d, std::string* out, std::size_t limit
       Append(o, limit, Quote(std::string(1, c)));
       return;
     }
-    case K::kInt: case K::kUInt: case K::kEnum: case K::kWChar: {
+    case K::kInt:
+    case K::kUInt:
+    case K::kEnum:
+    case K::kWChar: {
       std::uint64_t raw = 0;
       switch (d.width) {
-        case 1: raw = r.U8(); break;
-        case 2: raw = r.Fixed<std::uint16_t>(); break;
-        case 4: raw = r.Fixed<std::uint32_t>(); break;
-        case 8: raw = r.Fixed<std::uint64_t>(); break;
-        default: r.Fail("invalid integer width"); return;
+        case 1:
+          raw = r.U8();
+          break;
+        case 2:
+          raw = r.Fixed<std::uint16_t>();
+          break;
+        case 4:
+          raw = r.Fixed<std::uint32_t>();
+          break;
+        case 8:
+          raw = r.Fixed<std::uint64_t>();
+          break;
+        default:
+          r.Fail("invalid integer width");
+          return;
       }
       bool is_signed = d.kind == K::kInt || (d.kind == K::kEnum && d.name == "i");
       if (is_signed && d.width < 8) {
@@ -95,7 +108,8 @@ void WalkValue(Reader& r, const TypeDesc& d, std::string* out, std::size_t limit
       Append(o, limit, b);
       return;
     }
-    case K::kString: case K::kOpaque: {
+    case K::kString:
+    case K::kOpaque: {
       std::uint64_t n = r.Count(1);
       if (!r.ok()) return;
       std::string s;
@@ -108,15 +122,22 @@ void WalkValue(Reader& r, const TypeDesc& d, std::string* out, std::size_t limit
         r.Bytes(skip.data(), k);
         left -= k;
       }
-      if (d.kind == K::kOpaque) Append(o, limit, "<" + std::to_string(n) + " bytes of state>");
-      else Append(o, limit, Quote(s) + (n > keep ? "..." : ""));
+      if (d.kind == K::kOpaque)
+        Append(o, limit, "<" + std::to_string(n) + " bytes of state>");
+      else
+        Append(o, limit, Quote(s) + (n > keep ? "..." : ""));
       return;
     }
     case K::kMonostate:
       Append(o, limit, "monostate");
       return;
-    case K::kSeq: case K::kSet: case K::kArray: {
-      if (d.args.size() != 1) { r.Fail("malformed type"); return; }
+    case K::kSeq:
+    case K::kSet:
+    case K::kArray: {
+      if (d.args.size() != 1) {
+        r.Fail("malformed type");
+        return;
+      }
       std::uint64_t n = d.kind == K::kArray ? d.count : r.Count(detail::MinEncodedSize(d.args[0]));
       if (d.kind == K::kArray && n > 0 && detail::MinEncodedSize(d.args[0]) > 0 &&
           n > r.Remaining() / detail::MinEncodedSize(d.args[0])) {
@@ -137,7 +158,10 @@ void WalkValue(Reader& r, const TypeDesc& d, std::string* out, std::size_t limit
       return;
     }
     case K::kMap: {
-      if (d.args.size() != 2) { r.Fail("malformed type"); return; }
+      if (d.args.size() != 2) {
+        r.Fail("malformed type");
+        return;
+      }
       std::uint64_t n = r.Count(detail::MinEncodedSize(d.args[0]) + detail::MinEncodedSize(d.args[1]));
       Append(o, limit, "{");
       for (std::uint64_t i = 0; i < n && r.ok(); ++i) {
@@ -151,11 +175,16 @@ void WalkValue(Reader& r, const TypeDesc& d, std::string* out, std::size_t limit
       return;
     }
     case K::kOptional: {
-      if (d.args.size() != 1) { r.Fail("malformed type"); return; }
+      if (d.args.size() != 1) {
+        r.Fail("malformed type");
+        return;
+      }
       std::uint8_t has = r.U8();
       if (has > 1) r.Fail("optional flag holds " + std::to_string(has));
-      if (has == 1) WalkValue(r, d.args[0], o, limit, depth + 1);
-      else Append(o, limit, "nullopt");
+      if (has == 1)
+        WalkValue(r, d.args[0], o, limit, depth + 1);
+      else
+        Append(o, limit, "nullopt");
       return;
     }
     case K::kVariant: {
@@ -169,7 +198,9 @@ void WalkValue(Reader& r, const TypeDesc& d, std::string* out, std::size_t limit
       WalkValue(r, d.args[static_cast<std::size_t>(idx)], o, limit, depth + 1);
       return;
     }
-    case K::kPair: case K::kTuple: case K::kStruct: {
+    case K::kPair:
+    case K::kTuple:
+    case K::kStruct: {
       Append(o, limit, d.kind == K::kStruct ? "{" : "(");
       for (std::size_t i = 0; i < d.args.size() && r.ok(); ++i) {
         if (i) Append(o, limit, ", ");

@@ -14,15 +14,15 @@ namespace ckpt {
 
 enum class Code {
   kOk = 0,
-  kInvalidArgument,   // the caller asked for something malformed
-  kNotFound,          // a file, variable, process or section is missing
-  kIoError,           // the OS refused a read, write, rename ...
-  kCorruption,        // checksum mismatch, truncated or malformed data
-  kNotSupported,      // newer format, missing codec, foreign feature
-  kFailedPrecondition,// state does not allow the operation (type mismatch)
-  kOutOfRange,        // a value does not fit the target type
-  kTimeout,           // a peer did not answer in time
-  kInternal,          // a bug in ckpt
+  kInvalidArgument,     // the caller asked for something malformed
+  kNotFound,            // a file, variable, process or section is missing
+  kIoError,             // the OS refused a read, write, rename ...
+  kCorruption,          // checksum mismatch, truncated or malformed data
+  kNotSupported,        // newer format, missing codec, foreign feature
+  kFailedPrecondition,  // state does not allow the operation (type mismatch)
+  kOutOfRange,          // a value does not fit the target type
+  kTimeout,             // a peer did not answer in time
+  kInternal,            // a bug in ckpt
 };
 
 std::string_view CodeName(Code code);
@@ -50,21 +50,39 @@ class [[nodiscard]] Status {
   std::string message_;
 };
 
-inline Status InvalidArgument(std::string m) { return {Code::kInvalidArgument, std::move(m)}; }
-inline Status NotFound(std::string m) { return {Code::kNotFound, std::move(m)}; }
-inline Status IoError(std::string m) { return {Code::kIoError, std::move(m)}; }
-inline Status Corruption(std::string m) { return {Code::kCorruption, std::move(m)}; }
-inline Status NotSupported(std::string m) { return {Code::kNotSupported, std::move(m)}; }
-inline Status FailedPrecondition(std::string m) { return {Code::kFailedPrecondition, std::move(m)}; }
-inline Status OutOfRange(std::string m) { return {Code::kOutOfRange, std::move(m)}; }
-inline Status Timeout(std::string m) { return {Code::kTimeout, std::move(m)}; }
-inline Status Internal(std::string m) { return {Code::kInternal, std::move(m)}; }
+inline Status InvalidArgument(std::string m) {
+  return {Code::kInvalidArgument, std::move(m)};
+}
+inline Status NotFound(std::string m) {
+  return {Code::kNotFound, std::move(m)};
+}
+inline Status IoError(std::string m) {
+  return {Code::kIoError, std::move(m)};
+}
+inline Status Corruption(std::string m) {
+  return {Code::kCorruption, std::move(m)};
+}
+inline Status NotSupported(std::string m) {
+  return {Code::kNotSupported, std::move(m)};
+}
+inline Status FailedPrecondition(std::string m) {
+  return {Code::kFailedPrecondition, std::move(m)};
+}
+inline Status OutOfRange(std::string m) {
+  return {Code::kOutOfRange, std::move(m)};
+}
+inline Status Timeout(std::string m) {
+  return {Code::kTimeout, std::move(m)};
+}
+inline Status Internal(std::string m) {
+  return {Code::kInternal, std::move(m)};
+}
 
 // Result<T> holds a T or a non-OK Status.
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}  // NOLINT(google-explicit-constructor)
+  Result(T value) : v_(std::move(value)) {}        // NOLINT(google-explicit-constructor)
   Result(Status status) : v_(std::move(status)) {  // NOLINT(google-explicit-constructor)
     if (std::get<Status>(v_).ok()) v_ = Status(Code::kInternal, "Result built from OK status");
   }
@@ -92,15 +110,14 @@ class [[nodiscard]] Result {
 #define CKPT_CONCAT(a, b) CKPT_CONCAT_INNER(a, b)
 
 // Returns from the current function if `expr` (a Status) is not OK.
-#define RETURN_IF_ERROR(expr)                     \
-  do {                                            \
-    ::ckpt::Status ckpt_status_ = (expr);         \
-    if (!ckpt_status_.ok()) return ckpt_status_;  \
+#define RETURN_IF_ERROR(expr)                    \
+  do {                                           \
+    ::ckpt::Status ckpt_status_ = (expr);        \
+    if (!ckpt_status_.ok()) return ckpt_status_; \
   } while (0)
 
 // Declares `lhs` from a Result expression, or returns its Status.
-#define ASSIGN_OR_RETURN(lhs, expr) \
-  ASSIGN_OR_RETURN_IMPL(CKPT_CONCAT(ckpt_result_, __LINE__), lhs, expr)
+#define ASSIGN_OR_RETURN(lhs, expr) ASSIGN_OR_RETURN_IMPL(CKPT_CONCAT(ckpt_result_, __LINE__), lhs, expr)
 #define ASSIGN_OR_RETURN_IMPL(tmp, lhs, expr) \
   auto tmp = (expr);                          \
   if (!tmp.ok()) return tmp.status();         \

@@ -33,7 +33,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     FuzzValue(data, size);
     return 0;
   }
-  auto src = std::make_unique<image::StringSource>(std::string(reinterpret_cast<const char*>(data), size), "fuzz");
+  auto src =
+      std::make_unique<image::StringSource>(std::string(reinterpret_cast<const char*>(data), size), "fuzz");
   auto r = image::ImageReader::Open(std::move(src));
   if (!r.ok()) return 0;
   (void)(*r)->VerifyAll();

@@ -68,7 +68,9 @@ class FaultEnv : public platform::Env {
   std::string RuntimeDir() override { return base_->RuntimeDir(); }
   std::string GetEnv(const std::string& n) override { return base_->GetEnv(n); }
   std::int64_t NowNanos() override { return base_->NowNanos(); }
-  Status InstallCheckpointTrigger(std::atomic<int>* slot) override { return base_->InstallCheckpointTrigger(slot); }
+  Status InstallCheckpointTrigger(std::atomic<int>* slot) override {
+    return base_->InstallCheckpointTrigger(slot);
+  }
   void RemoveCheckpointTrigger() override { base_->RemoveCheckpointTrigger(); }
   Status SendCheckpointRequest(std::int64_t pid, platform::Request r) override {
     return base_->SendCheckpointRequest(pid, r);

@@ -29,7 +29,9 @@ std::string BuildImage(CodecId codec, std::uint32_t frame, const std::vector<std
   ImageWriter w(&sink, ImageKind::kProgram, o);
   EXPECT_TRUE(w.Begin().ok());
   for (std::size_t i = 0; i < payloads.size(); ++i) {
-    EXPECT_TRUE(w.BeginSection(static_cast<std::uint32_t>(i + 1), "s" + std::to_string(i), "attr" + std::to_string(i)).ok());
+    EXPECT_TRUE(
+        w.BeginSection(static_cast<std::uint32_t>(i + 1), "s" + std::to_string(i), "attr" + std::to_string(i))
+            .ok());
     // Write in uneven pieces to exercise buffering and the direct path.
     const std::string& p = payloads[i];
     std::size_t pos = 0, step = 1;
@@ -53,7 +55,8 @@ class CodecTest : public ::testing::TestWithParam<CodecId> {};
 
 TEST_P(CodecTest, RoundTrip) {
   if (!CodecAvailable(GetParam())) GTEST_SKIP() << "codec not in this build";
-  std::vector<std::string> payloads = {"", "x", Pattern(1000, 1), Pattern(300000, 2), std::string(200000, '\0')};
+  std::vector<std::string> payloads = {"", "x", Pattern(1000, 1), Pattern(300000, 2),
+                                       std::string(200000, '\0')};
   std::string img = BuildImage(GetParam(), 64 * 1024, payloads);
   auto r = Open(img);
   ASSERT_TRUE(r.ok()) << r.status().message();
@@ -76,6 +79,32 @@ TEST_P(CodecTest, RoundTrip) {
 
 INSTANTIATE_TEST_SUITE_P(Codecs, CodecTest, ::testing::Values(CodecId::kNone, CodecId::kZstd, CodecId::kZlib),
                          [](const auto& info) { return std::string(CodecName(info.param)); });
+
+TEST(Image, LargeWritesCompressFramesInParallelInOrder) {
+  for (CodecId codec : {CodecId::kZstd, CodecId::kZlib}) {
+    if (!CodecAvailable(codec)) continue;
+    StringSink sink;
+    WriterOptions o;
+    o.codec = codec;
+    o.frame_size = 4096;
+    ImageWriter w(&sink, ImageKind::kProgram, o);
+    ASSERT_TRUE(w.Begin().ok());
+    std::string big = Pattern(4096 * 37 + 123, 9);
+    ASSERT_TRUE(w.BeginSection(1, "big", "").ok());
+    ASSERT_TRUE(w.Write("x", 1).ok());           // a partial frame first
+    ASSERT_TRUE(w.Write(big.data(), big.size()).ok());
+    ASSERT_TRUE(w.EndSection().ok());
+    ASSERT_TRUE(w.BeginSection(2, "aligned", "").ok());
+    ASSERT_TRUE(w.Write(big.data(), 4096 * 16).ok());  // whole frames from the start
+    ASSERT_TRUE(w.EndSection().ok());
+    ASSERT_TRUE(w.Finish().ok());
+    auto r = Open(sink.buffer());
+    ASSERT_TRUE(r.ok()) << r.status().message();
+    EXPECT_EQ(*(*r)->ReadSection((*r)->sections()[0]), "x" + big);
+    EXPECT_EQ(*(*r)->ReadSection((*r)->sections()[1]), big.substr(0, 4096 * 16));
+    EXPECT_EQ((*r)->sections()[1].frames, 16u);
+  }
+}
 
 TEST(Image, PartialReadsAcrossFrames) {
   std::string p = Pattern(100000, 3);

@@ -1,10 +1,11 @@
 // Value encoding: descriptors, round trips of every supported type, width
 // conversion with range checks, and malformed data.
+#include "ckpt/serialize.hpp"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
 
-#include "ckpt/serialize.hpp"
 #include "state/compat.h"
 #include "state/value_walk.h"
 
@@ -225,8 +226,8 @@ TEST(Compat, Rules) {
 
 TEST(Parse, RejectsGarbage) {
   TypeDesc t;
-  for (const char* s : {"", "vector<", "vector<f64", "map<i32>", "array<f64>", "f65", "i7", "P{x}",
-                        "P{x:f64", "enum<x32>", "vector<f64>>", "tuple<i32,>"}) {
+  for (const char* s : {"", "vector<", "vector<f64", "map<i32>", "array<f64>", "f65", "i7", "P{x}", "P{x:f64",
+                        "enum<x32>", "vector<f64>>", "tuple<i32,>"}) {
     EXPECT_FALSE(ParseTypeDesc(s, &t)) << s;
   }
   std::string deep;
@@ -248,7 +249,10 @@ TEST(Malformed, DataGivesErrorsNotCrashes) {
     // A vector claiming 2^60 elements in 10 bytes.
     std::string s;
     std::uint64_t n = 1ull << 60;
-    while (n >= 0x80) { s.push_back(static_cast<char>((n & 0x7f) | 0x80)); n >>= 7; }
+    while (n >= 0x80) {
+      s.push_back(static_cast<char>((n & 0x7f) | 0x80));
+      n >>= 7;
+    }
     s.push_back(static_cast<char>(n));
     s += "xxxxxxxx";
     StringReader r(s);

@@ -1,7 +1,6 @@
 // Session: checkpoint and resume in one process, type mismatches, stages,
 // pruning, option parsing, and failures that must leave the previous image.
 #include <gtest/gtest.h>
-
 #include <unistd.h>
 
 #include <cstdlib>
@@ -97,8 +96,9 @@ TEST_F(SessionTest, TypeMismatchNamesVariableAndBothTypes) {
     s.var("grid", std::vector<float>());
     FAIL() << "no error";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("'grid' is vector<f64> in the image, the program declares vector<f32>"),
-              std::string::npos)
+    EXPECT_NE(
+        std::string(e.what()).find("'grid' is vector<f64> in the image, the program declares vector<f32>"),
+        std::string::npos)
         << e.what();
   }
 }
@@ -225,8 +225,8 @@ TEST_F(SessionTest, ResumeFromDirectorySkipsCorruptNewest) {
 
 TEST_F(SessionTest, ArgvOptionsAreRemoved) {
   std::string d = "--ckpt-dir=" + dir_.string();
-  std::vector<std::string> args = {"prog", "keep1", d, "--ckpt-quiet", "--ckpt-keep", "3", "keep2",
-                                   "--ckpt-codec", "none"};
+  std::vector<std::string> args = {"prog",  "keep1",        d,     "--ckpt-quiet", "--ckpt-keep", "3",
+                                   "keep2", "--ckpt-codec", "none"};
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);

@@ -53,7 +53,8 @@ Result<nlohmann::json> FindGroup(platform::Env* env, const std::string& name) {
   }
   std::string known;
   for (const auto& s : seen) known += (known.empty() ? "" : ", ") + s;
-  return NotFound("no running group named '" + name + "'" + (known.empty() ? "" : " (running: " + known + ")"));
+  return NotFound("no running group named '" + name + "'" +
+                  (known.empty() ? "" : " (running: " + known + ")"));
 }
 
 int CheckpointGroup(const nlohmann::json& reg, bool exit, double timeout, bool json) {
@@ -62,14 +63,16 @@ int CheckpointGroup(const nlohmann::json& reg, bool exit, double timeout, bool j
   auto sock = platform::ConnectLoopback(port);
   if (!sock.ok()) return ReportError(sock.status().WithContext("group " + name + "'s coordinator"));
   group::Channel ch(std::move(sock).value());
-  Status st = ch.Send(group::Msg::kClientCheckpoint, group::EncodeNote({0, static_cast<std::uint8_t>(exit), ""}));
+  Status st =
+      ch.Send(group::Msg::kClientCheckpoint, group::EncodeNote({0, static_cast<std::uint8_t>(exit), ""}));
   if (!st.ok()) return ReportError(st);
   // The coordinator enforces the members' timeout; this one only guards against a dead coordinator.
   (void)timeout;
   auto reply = ch.Recv();
   if (!reply.ok()) return ReportError(IoError("group " + name + "'s coordinator ended before answering"));
   group::Note n;
-  if (!group::DecodeNote(reply->payload, &n).ok()) return ReportError(Corruption("malformed reply from the coordinator"));
+  if (!group::DecodeNote(reply->payload, &n).ok())
+    return ReportError(Corruption("malformed reply from the coordinator"));
   if (n.flag != 1) return ReportError(IoError("group " + name + ": " + n.text));
   if (json) {
     nlohmann::ordered_json j = {{"group", name}, {"image", n.text}, {"exited", exit}};

@@ -75,8 +75,8 @@ int Run(const ConvertOptions& o) {
   Status st = Convert(o, &in, &out, &in_size, &out_size);
   if (!st.ok()) return ReportError(st);
   if (!o.quiet)
-    std::printf("converted %s (%s) -> %s (%s, codec %s)\n", in.c_str(), HumanBytes(in_size).c_str(), out.c_str(),
-                HumanBytes(out_size).c_str(), o.codec.c_str());
+    std::printf("converted %s (%s) -> %s (%s, codec %s)\n", in.c_str(), HumanBytes(in_size).c_str(),
+                out.c_str(), HumanBytes(out_size).c_str(), o.codec.c_str());
   return kExitOk;
 }
 

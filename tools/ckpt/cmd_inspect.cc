@@ -98,9 +98,8 @@ int Run(const InspectOptions& o) {
       if (!data.ok()) return ReportError(data.status());
       Status st = lib::DecodeProgress(*data, &progress);
       if (!st.ok()) return ReportError(st.WithContext(path));
-      j["progress"] = {{"checkpoint", progress.seq},
-                       {"resumes", progress.resumes},
-                       {"stages_done", progress.stages_done}};
+      j["progress"] = {
+          {"checkpoint", progress.seq}, {"resumes", progress.resumes}, {"stages_done", progress.stages_done}};
     }
   }
   bool is_process = h.kind == image::ImageKind::kProcess;
@@ -130,8 +129,10 @@ int Run(const InspectOptions& o) {
       if (o.values) {
         Status st;
         std::string val = RenderValue(r, s, &st);
-        if (st.ok()) v["value"] = val;
-        else if (value_status.ok()) value_status = st;
+        if (st.ok())
+          v["value"] = val;
+        else if (value_status.ok())
+          value_status = st;
       }
       vars.push_back(v);
     }
@@ -166,9 +167,9 @@ int Run(const InspectOptions& o) {
       std::printf("written     %s on host %s by pid %s\n", meta.Get("time").c_str(),
                   meta.Get("producer.host").c_str(), meta.Get("producer.pid").c_str());
       if (!meta.Get("program.name").empty()) {
-        std::printf("program     %s (%s)%s%s\n", meta.Get("program.name").c_str(),
-                    meta.Get("program.path").c_str(), meta.Get("program.args").empty() ? "" : " args: ",
-                    Args(meta.Get("program.args")).c_str());
+        std::printf(
+            "program     %s (%s)%s%s\n", meta.Get("program.name").c_str(), meta.Get("program.path").c_str(),
+            meta.Get("program.args").empty() ? "" : " args: ", Args(meta.Get("program.args")).c_str());
       }
     }
     if (is_program) {
@@ -206,8 +207,10 @@ int Run(const InspectOptions& o) {
                     HumanBytes(s.stored_size).c_str(), std::string(image::CodecName(s.codec)).c_str());
       }
     }
-    if (o.no_verify) std::printf("checksums   not verified (--no-verify)\n");
-    else std::printf("checksums   %s\n", verify.ok() ? "ok" : ("FAILED: " + verify.message()).c_str());
+    if (o.no_verify)
+      std::printf("checksums   not verified (--no-verify)\n");
+    else
+      std::printf("checksums   %s\n", verify.ok() ? "ok" : ("FAILED: " + verify.message()).c_str());
   }
   if (!verify.ok()) return ReportError(verify);
   if (!value_status.ok()) return ReportError(value_status);
@@ -218,7 +221,8 @@ int Run(const InspectOptions& o) {
 
 void AddInspect(CLI::App& app, Runner* run) {
   auto o = std::make_shared<InspectOptions>();
-  CLI::App* c = app.add_subcommand("inspect", "Show what an image holds: producer, variables, sections; verify checksums");
+  CLI::App* c = app.add_subcommand(
+      "inspect", "Show what an image holds: producer, variables, sections; verify checksums");
   c->add_option("image", o->path, "Image file, or a directory (its newest image)")->required();
   c->add_flag("--json", o->json, "Print machine-readable JSON");
   c->add_flag("--values", o->values, "Also decode and show each variable's value (abbreviated)");

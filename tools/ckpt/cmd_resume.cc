@@ -47,7 +47,8 @@ int Run(const ResumeOptions& o) {
     }
     std::string prog = meta.Get("program.path");
     if (prog.empty() || !env->FileExists(prog)) {
-      return ReportError(NotFound("the program that wrote " + path + " (" + (prog.empty() ? "unknown" : prog) +
+      return ReportError(NotFound("the program that wrote " + path + " (" +
+                                  (prog.empty() ? "unknown" : prog) +
                                   ") is not here; name it: ckpt resume IMAGE -- PROGRAM [ARGS]"));
     }
     argv.push_back(prog);
@@ -72,9 +73,8 @@ int Run(const ResumeOptions& o) {
     return kExitOk;
   }
   r->reset();
-  auto rc = platform::RunProgram(argv, envs);
-  if (!rc.ok()) return ReportError(rc.status());
-  return *rc;
+  std::fflush(stdout);
+  return ReportError(platform::ExecProgram(argv, envs));
 }
 
 }  // namespace
@@ -84,20 +84,24 @@ void AddResume(CLI::App& app, Runner* run) {
   o->co.name.clear();
   o->co.dir.clear();
   CLI::App* c = app.add_subcommand(
-      "resume", "Resume a program from an image: ckpt resume IMAGE [-- PROGRAM ARGS]. Without PROGRAM, "
-                "runs the program recorded in the image with its arguments. Exits with the program's status.");
+      "resume",
+      "Resume a program from an image: ckpt resume IMAGE [-- PROGRAM ARGS]. Without PROGRAM, "
+      "runs the program recorded in the image with its arguments. Exits with the program's status.");
   c->add_option("image", o->image, "Image file, or a directory (its newest image)")->required();
   c->add_option("command", o->command, "Program and arguments (after --)");
-  c->add_option("--dir", o->dir, "Where the resumed program writes new images (default: the image's directory)");
+  c->add_option("--dir", o->dir,
+                "Where the resumed program writes new images (default: the image's directory)");
   c->add_flag("--dry-run", o->dry_run, "Print the command and environment instead of running it");
   auto* g = c->add_option_group("group images", "Resuming a dependent process group (docs/groups.md)");
   g->add_option("--spec", o->group.spec, "Per-member commands, one a line, instead of those in the image");
-  g->add_option("--bindir", o->group.bindir,
-                "Run each member's program by its base name from DIR (NAME or NAME.exe), with its recorded arguments");
+  g->add_option(
+      "--bindir", o->group.bindir,
+      "Run each member's program by its base name from DIR (NAME or NAME.exe), with its recorded arguments");
   g->add_option("--launcher", o->group.launcher, "Prefix every member command with this (e.g. wine)");
   g->add_option("--name", o->co.name, "Group name (default: the image's)");
   g->add_option("--every", o->co.every_seconds, "Checkpoint the group every S seconds");
-  g->add_option("--timeout", o->co.timeout_seconds, "Seconds for members to reach a quiescent point (default 30)");
+  g->add_option("--timeout", o->co.timeout_seconds,
+                "Seconds for members to reach a quiescent point (default 30)");
   g->add_option("--keep", o->co.keep, "Group images kept (default 2)");
   g->add_option("--codec", o->co.codec, "none, zstd or zlib");
   g->add_option("--stop-after", o->co.stop_after, "Stop the members (status 75) after the N-th checkpoint");

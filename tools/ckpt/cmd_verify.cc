@@ -42,7 +42,8 @@ Status VerifyOne(const std::string& path, std::string* resolved, std::size_t* ns
       lib::SectionReader sr(stream.get());
       state::WalkValue(sr, d, nullptr, 0);
       if (sr.ok() && sr.Remaining() != 0) sr.Fail(std::to_string(sr.Remaining()) + " bytes left over");
-      if (!sr.ok()) return Corruption(*resolved + ": variable '" + s.name + "' (" + s.attrs + "): " + sr.error());
+      if (!sr.ok())
+        return Corruption(*resolved + ": variable '" + s.name + "' (" + s.attrs + "): " + sr.error());
       ++*nvar;
     }
   }
@@ -57,12 +58,15 @@ int Run(const VerifyOptions& o) {
     std::size_t nsec = 0, nvar = 0;
     Status st = VerifyOne(p, &resolved, &nsec, &nvar);
     if (o.json) {
-      out.push_back({{"path", resolved}, {"ok", st.ok()}, {"sections", nsec}, {"variables", nvar},
+      out.push_back({{"path", resolved},
+                     {"ok", st.ok()},
+                     {"sections", nsec},
+                     {"variables", nvar},
                      {"error", st.ok() ? "" : st.message()}});
     } else if (st.ok()) {
       if (!o.quiet)
-        std::printf("OK    %s: %zu sections, %zu variables; checksums and values verified\n", resolved.c_str(),
-                    nsec, nvar);
+        std::printf("OK    %s: %zu sections, %zu variables; checksums and values verified\n",
+                    resolved.c_str(), nsec, nvar);
     } else {
       std::printf("BAD   %s: %s\n", resolved.c_str(), st.message().c_str());
     }
@@ -76,7 +80,8 @@ int Run(const VerifyOptions& o) {
 
 void AddVerify(CLI::App& app, Runner* run) {
   auto o = std::make_shared<VerifyOptions>();
-  CLI::App* c = app.add_subcommand("verify", "Check images completely: every checksum, every variable decodes");
+  CLI::App* c =
+      app.add_subcommand("verify", "Check images completely: every checksum, every variable decodes");
   c->add_option("images", o->paths, "Image files or directories")->required();
   c->add_flag("--json", o->json, "Print machine-readable JSON");
   c->add_flag("-q,--quiet", o->quiet, "Print only failures");

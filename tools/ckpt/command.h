@@ -3,9 +3,9 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
-#include <nlohmann/json.hpp>
 #include <functional>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -60,7 +60,7 @@ struct GroupResumeOverrides {
   std::string bindir;    // run each member's program by its base name from here
   std::string launcher;  // e.g. "wine": prefix for every member command
 };
-int ResumeGroup(const std::string& path, const std::vector<std::string>& command, const GroupResumeOverrides& ov,
-                group::CoordinatorOptions co);
+int ResumeGroup(const std::string& path, const std::vector<std::string>& command,
+                const GroupResumeOverrides& ov, group::CoordinatorOptions co);
 
 }  // namespace ckpt::cli

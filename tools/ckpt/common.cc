@@ -25,7 +25,8 @@ Result<std::unique_ptr<image::ImageReader>> OpenImage(const std::string& path, s
 
 int ExitCodeFor(const Status& st) {
   switch (st.code()) {
-    case Code::kOk: return kExitOk;
+    case Code::kOk:
+      return kExitOk;
     case Code::kCorruption:
     case Code::kNotSupported:
     case Code::kFailedPrecondition:
@@ -53,8 +54,10 @@ std::string HumanBytes(std::uint64_t n) {
     ++u;
   }
   char buf[32];
-  if (u == 0) std::snprintf(buf, sizeof buf, "%llu B", static_cast<unsigned long long>(n));
-  else std::snprintf(buf, sizeof buf, "%.1f %s", v, units[u]);
+  if (u == 0)
+    std::snprintf(buf, sizeof buf, "%llu B", static_cast<unsigned long long>(n));
+  else
+    std::snprintf(buf, sizeof buf, "%.1f %s", v, units[u]);
   return buf;
 }
 

@@ -13,11 +13,11 @@ int main(int argc, char** argv) {
       "verifies,\nconverts and resumes them, and asks running programs to checkpoint.",
       "ckpt"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", std::string("ckpt ") + ckpt::kVersion + " (" +
-                                        ckpt::lib::PlatformTag() + ", codecs: " +
-                                        ckpt::image::AvailableCodecs() + ")");
-  app.footer("Run `ckpt VERB --help` for a verb's options. Exit status: 0 ok, 1 failure, 2 usage,\n"
-             "3 bad or mismatched image. See docs/cli.md.");
+  app.set_version_flag("--version", std::string("ckpt ") + ckpt::kVersion + " (" + ckpt::lib::PlatformTag() +
+                                        ", codecs: " + ckpt::image::AvailableCodecs() + ")");
+  app.footer(
+      "Run `ckpt VERB --help` for a verb's options. Exit status: 0 ok, 1 failure, 2 usage,\n"
+      "3 bad or mismatched image. See docs/cli.md.");
   ckpt::cli::Runner run;
   ckpt::cli::AddInspect(app, &run);
   ckpt::cli::AddVerify(app, &run);
