@@ -30,14 +30,21 @@ Status Injector::Restore() {
   return SetRegs(tid_, saved_);
 }
 
-Result<long> Injector::Raw(long nr, std::initializer_list<std::uint64_t> args) {
+Status Injector::Load(std::uint64_t insn, long nr, std::initializer_list<std::uint64_t> args) {
   if (!have_saved_) RETURN_IF_ERROR(Save());
   std::uint64_t a[6] = {0, 0, 0, 0, 0, 0};
   int i = 0;
-  for (std::uint64_t v : args) a[i++] = v;
+  for (std::uint64_t v : args) {
+    if (i == 6) return Internal("more than six system call arguments");
+    a[i++] = v;
+  }
   arch::Regs r = saved_;
-  arch::SetSyscall(&r, gadget_, nr, a);
-  RETURN_IF_ERROR(SetRegs(tid_, r));
+  arch::SetSyscall(&r, insn, nr, a);
+  return SetRegs(tid_, r);
+}
+
+Result<long> Injector::Raw(long nr, std::initializer_list<std::uint64_t> args) {
+  RETURN_IF_ERROR(Load(gadget_, nr, args));
   RETURN_IF_ERROR(Cont(tid_, 0));
   while (true) {
     ASSIGN_OR_RETURN(StopInfo st, WaitStop(tid_));
@@ -68,13 +75,7 @@ Result<std::uint64_t> Injector::Call(const std::string& what, long nr,
 
 Result<long> Injector::RawToSyscallExit(std::uint64_t insn, long nr,
                                         std::initializer_list<std::uint64_t> args) {
-  if (!have_saved_) RETURN_IF_ERROR(Save());
-  std::uint64_t a[6] = {0, 0, 0, 0, 0, 0};
-  int i = 0;
-  for (std::uint64_t v : args) a[i++] = v;
-  arch::Regs r = saved_;
-  arch::SetSyscall(&r, insn, nr, a);
-  RETURN_IF_ERROR(SetRegs(tid_, r));
+  RETURN_IF_ERROR(Load(insn, nr, args));
   for (int stop = 0; stop < 2; ++stop) {  // syscall entry, then exit
     RETURN_IF_ERROR(SyscallStep(tid_));
     ASSIGN_OR_RETURN(StopInfo st, WaitStop(tid_));

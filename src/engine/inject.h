@@ -53,6 +53,8 @@ class Injector {
   Result<std::uint64_t> PutScratch(std::uint64_t offset, const void* data, std::size_t size);
 
  private:
+  // Sets the saved registers up to run `nr` at `insn`.
+  Status Load(std::uint64_t insn, long nr, std::initializer_list<std::uint64_t> args);
   pid_t tid_;
   std::uint64_t gadget_;
   arch::Regs saved_{};
