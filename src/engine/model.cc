@@ -73,6 +73,7 @@ std::string EncodeCore(const Core& c) {
   PutU32(&o, c.xsave_size);
   PutVarint(&o, c.itimers.size());
   for (std::uint64_t v : c.itimers) PutU64(&o, v);
+  PutU32(&o, c.leader);
   return o;
 }
 
@@ -108,6 +109,7 @@ static Status DecodeCore(std::string_view in, Core* c) {
   n = r.Varint();
   if (n > 64) r.Fail();
   for (std::uint64_t i = 0; i < n && r.ok(); ++i) c->itimers.push_back(r.U64());
+  c->leader = r.U32();
   return Expect(r, "core");
 }
 

@@ -59,6 +59,8 @@ struct Core {
   std::uint32_t xsave_size = 0;
   // ITIMER_REAL, _VIRTUAL, _PROF: interval sec, usec, value sec, usec each.
   std::vector<std::uint64_t> itimers;
+  // Bit 0: the process led its session; bit 1: it led its process group.
+  std::uint32_t leader = 0;
 };
 
 // user_regs_struct, in the kernel's field order (27 x 64 bits on x86-64).

@@ -37,6 +37,11 @@ Status DumpTask(pid_t pid, FileTable* files, Core* core) {
     }
     core->rlimits.push_back({rl.rlim_cur, rl.rlim_max});
   }
+  ASSIGN_OR_RETURN(auto stat, ReadStat(pid));
+  if (stat.size() > 3) {
+    long pgrp = std::strtol(stat[2].c_str(), nullptr, 10), sid = std::strtol(stat[3].c_str(), nullptr, 10);
+    core->leader = (sid == pid ? 1u : 0u) | (pgrp == pid ? 2u : 0u);
+  }
   std::string exe_link = ProcPath(pid, "exe");
   auto exe = ReadLink(exe_link);
   struct stat st;
@@ -68,6 +73,13 @@ int ChildSetupTask(const Core& core, std::string* what, std::string* warnings) {
                  " could not be raised (no CAP_SYS_RESOURCE); kept " + std::to_string(now.rlim_max) + "\n";
   }
   ::prctl(PR_SET_NAME, core.comm.c_str(), 0, 0, 0);
+  // Leaders lead again; other processes join ckpt's group (their old
+  // session and group belong to processes that are not restored).
+  if ((core.leader & 1) != 0) {
+    if (::setsid() < 0) return *what = "setsid", errno;
+  } else if ((core.leader & 2) != 0) {
+    if (::setpgid(0, 0) != 0) return *what = "setpgid", errno;
+  }
   return 0;
 }
 

@@ -24,6 +24,7 @@ ProcessModel Sample() {
   m.core.kernel_release = "6.18.0";
   m.core.xsave_size = 2432;
   m.core.itimers = std::vector<std::uint64_t>(12, 7);
+  m.core.leader = 3;
   ThreadState t;
   t.tid = 4242;
   for (int i = 0; i < kGpRegs; ++i) t.gpregs[i] = 1000 + i;
@@ -85,6 +86,7 @@ TEST(EngineModel, RoundTrip) {
   EXPECT_EQ(back->core.mm.brk, 0x5555000u);
   EXPECT_EQ(back->core.auxv, m.core.auxv);
   EXPECT_EQ(back->core.itimers, m.core.itimers);
+  EXPECT_EQ(back->core.leader, 3u);
   ASSERT_EQ(back->threads.size(), 2u);
   EXPECT_EQ(back->threads[1].tid, 4243);
   EXPECT_EQ(back->threads[0].gpregs, m.threads[0].gpregs);

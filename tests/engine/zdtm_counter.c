@@ -5,6 +5,8 @@
 
 int main(int argc, char** argv) {
   zdtm_init(argc, argv);
+  /* A session leader must lead a session again after the restore. */
+  if (setsid() < 0) return zdtm_fail("setsid");
   size_t n = (16u << 20) / 8;
   uint64_t* a = malloc(n * 8);
   uint64_t s = 42;
@@ -22,6 +24,7 @@ int main(int argc, char** argv) {
     zdtm_sleep_ms(5);
   }
   clock_gettime(CLOCK_MONOTONIC, &t1);
+  if (getsid(0) != getpid() || getpgrp() != getpid()) return zdtm_fail("no longer a session leader");
   if (t1.tv_sec < t0.tv_sec) return zdtm_fail("CLOCK_MONOTONIC went backwards");
   s = 42;
   for (size_t i = 0; i < n; i++) {
