@@ -45,18 +45,26 @@ void Fill(unsigned char* p, std::size_t bytes) {
   }
 }
 
+// The process to dump: this program re-executed with `--target`, so that it
+// holds the N MiB and nothing else of the benchmark's own memory.
+[[noreturn]] void TargetMain(std::size_t bytes, int ready_fd) {
+  auto* p = static_cast<unsigned char*>(
+      mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  Fill(p, bytes);
+  if (write(ready_fd, "r", 1) != 1) _exit(1);
+  close(ready_fd);
+  for (;;) pause();
+}
+
 pid_t StartTarget(std::size_t bytes) {
   int ready[2];
   if (pipe(ready) != 0) return -1;
   pid_t pid = fork();
   if (pid == 0) {
     close(ready[0]);
-    auto* p = static_cast<unsigned char*>(
-        mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
-    Fill(p, bytes);
-    if (write(ready[1], "r", 1) != 1) _exit(1);
-    close(ready[1]);
-    for (;;) pause();
+    std::string mib = std::to_string(bytes >> 20), fd = std::to_string(ready[1]);
+    execl("/proc/self/exe", "engine_bench", "--target", mib.c_str(), fd.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
   }
   close(ready[1]);
   char c;
@@ -75,6 +83,9 @@ void Reap(pid_t pid) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc == 4 && std::string(argv[1]) == "--target") {
+    TargetMain(std::strtoull(argv[2], nullptr, 10) << 20, std::atoi(argv[3]));
+  }
   std::size_t mib = 1024;
   std::string dir = "/var/tmp/ckpt-engine-bench";
   int reps = 3;
