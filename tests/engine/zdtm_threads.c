@@ -61,8 +61,8 @@ int main(int argc, char** argv) {
   while (!zdtm_should_stop()) zdtm_sleep_ms(5);
   unsigned long long before[N];
   for (int i = 0; i < N; i++) before[i] = atomic_load(&counters[i]);
-  zdtm_sleep_ms(100);
   for (int i = 0; i < N; i++) {
+    for (int t = 0; t < 500 && atomic_load(&counters[i]) <= before[i]; t++) zdtm_sleep_ms(10);
     if (atomic_load(&counters[i]) <= before[i]) return zdtm_fail("thread %d stopped counting", i);
   }
   atomic_store(&stop, 1);
