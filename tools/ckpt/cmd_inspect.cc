@@ -5,6 +5,7 @@
 #include "ckpt/serialize.hpp"
 #include "command.h"
 #include "image/codec.h"
+#include "inspect_process.h"
 #include "lib/program_image.h"
 #include "lib/section_io.h"
 #include "state/value_walk.h"
@@ -101,6 +102,11 @@ int Run(const InspectOptions& o) {
           {"checkpoint", progress.seq}, {"resumes", progress.resumes}, {"stages_done", progress.stages_done}};
     }
   }
+  bool is_process = h.kind == image::ImageKind::kProcess;
+  if (is_process) {
+    Status ps = DescribeProcessImage(r, &j);
+    if (!ps.ok()) return ReportError(ps.WithContext(path));
+  }
   Status value_status;
   nlohmann::ordered_json vars = nlohmann::ordered_json::array();
   nlohmann::ordered_json secs = nlohmann::ordered_json::array();
@@ -191,6 +197,8 @@ int Run(const InspectOptions& o) {
                     v["codec"].get<std::string>().c_str());
         if (v.contains("value")) std::printf("      = %s\n", v["value"].get<std::string>().c_str());
       }
+    } else if (is_process) {
+      PrintProcessImage(j);
     } else {
       if (j.contains("group")) PrintGroup(j["group"]);
       std::printf("sections    %zu\n", r.sections().size());

@@ -35,6 +35,12 @@ void AddConvert(CLI::App& app, Runner* run);
 void AddCheckpoint(CLI::App& app, Runner* run);
 void AddResume(CLI::App& app, Runner* run);
 void AddRun(CLI::App& app, Runner* run);
+#if CKPT_HAVE_ENGINE
+// The transparent Linux engine (native Linux x86-64 builds only).
+void AddDump(CLI::App& app, Runner* run);
+void AddRestore(CLI::App& app, Runner* run);
+void AddCheck(CLI::App& app, Runner* run);
+#endif
 
 // Shared helpers.
 // Opens an image file, or the newest image in a directory.

@@ -10,7 +10,12 @@ Result<std::unique_ptr<image::ImageReader>> OpenImage(const std::string& path, s
   std::string p = path;
   if (env->IsDirectory(path)) {
     ASSIGN_OR_RETURN(auto list, lib::ListImages(env, path, ""));
-    if (list.empty()) return NotFound("no checkpoint images (*.NNNNNN.ckpt) in directory " + path);
+    // A `ckpt dump` directory holds one process image under a fixed name.
+    std::string process = platform::JoinPath(path, "process.ckpt");
+    if (list.empty() && env->FileExists(process)) list.push_back(process);
+    if (list.empty()) {
+      return NotFound("no checkpoint images (*.NNNNNN.ckpt or process.ckpt) in directory " + path);
+    }
     p = list.front();
   }
   if (resolved != nullptr) *resolved = p;

@@ -25,6 +25,11 @@ int main(int argc, char** argv) {
   ckpt::cli::AddCheckpoint(app, &run);
   ckpt::cli::AddResume(app, &run);
   ckpt::cli::AddRun(app, &run);
+#if CKPT_HAVE_ENGINE
+  ckpt::cli::AddDump(app, &run);
+  ckpt::cli::AddRestore(app, &run);
+  ckpt::cli::AddCheck(app, &run);
+#endif
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,0 +1,213 @@
+// Transparent engine benchmark: dump and restore of a process with N MiB of
+// populated memory, against a raw write and a raw read of the same number
+// of bytes measured in the same run, on the same file system. Prints the
+// frozen time and image size against populated memory. Linux x86-64 only.
+//   engine_bench [--mib N] [--dir DIR] [--reps R] [--sync]
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "engine/engine.h"
+
+namespace {
+
+double Now() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
+}
+
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+// Fills `bytes` of memory with data that neither compresses nor is zero.
+void Fill(unsigned char* p, std::size_t bytes) {
+  std::uint64_t s = 0x9e3779b97f4a7c15ull;
+  for (std::size_t i = 0; i + 8 <= bytes; i += 8) {
+    s ^= s >> 12;
+    s ^= s << 25;
+    s ^= s >> 27;
+    std::uint64_t v = s * 2685821657736338717ull;
+    std::memcpy(p + i, &v, 8);
+  }
+}
+
+// The process to dump: this program re-executed with `--target`, so that it
+// holds the N MiB and nothing else of the benchmark's own memory.
+[[noreturn]] void TargetMain(std::size_t bytes, int ready_fd) {
+  auto* p = static_cast<unsigned char*>(
+      mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  Fill(p, bytes);
+  if (write(ready_fd, "r", 1) != 1) _exit(1);
+  close(ready_fd);
+  for (;;) pause();
+}
+
+pid_t StartTarget(std::size_t bytes) {
+  int ready[2];
+  if (pipe(ready) != 0) return -1;
+  pid_t pid = fork();
+  if (pid == 0) {
+    close(ready[0]);
+    std::string mib = std::to_string(bytes >> 20), fd = std::to_string(ready[1]);
+    execl("/proc/self/exe", "engine_bench", "--target", mib.c_str(), fd.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  close(ready[1]);
+  char c;
+  if (read(ready[0], &c, 1) != 1) return -1;
+  if (read(ready[0], &c, 1) != 0) return -1;  // EOF: the child closed its end too
+  close(ready[0]);
+  return pid;
+}
+
+void Reap(pid_t pid) {
+  kill(pid, SIGKILL);
+  while (waitpid(pid, nullptr, 0) == -1 && errno == EINTR) {
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc == 4 && std::string(argv[1]) == "--target") {
+    TargetMain(std::strtoull(argv[2], nullptr, 10) << 20, std::atoi(argv[3]));
+  }
+  std::size_t mib = 1024;
+  std::string dir = "/var/tmp/ckpt-engine-bench";
+  int reps = 3;
+  bool sync = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--mib" && i + 1 < argc)
+      mib = std::strtoull(argv[++i], nullptr, 10);
+    else if (a == "--dir" && i + 1 < argc)
+      dir = argv[++i];
+    else if (a == "--reps" && i + 1 < argc)
+      reps = std::atoi(argv[++i]);
+    else if (a == "--sync")
+      sync = true;
+    else {
+      std::fprintf(stderr, "usage: engine_bench [--mib N] [--dir DIR] [--reps R] [--sync]\n");
+      return 2;
+    }
+  }
+  std::size_t bytes = mib << 20;
+  mkdir(dir.c_str(), 0755);
+  std::string raw_path = dir + "/raw.bin";
+  std::vector<double> raw_w, raw_r, raw_fresh, dump_t, frozen_t, restore_t;
+  std::uint64_t image_bytes = 0, stored = 0;
+  const std::size_t chunk = 8u << 20;
+  for (int rep = 0; rep < reps; ++rep) {
+    // Raw baseline: the same bytes written to and read back from one file.
+    {
+      auto* buf = static_cast<unsigned char*>(
+          mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0));
+      Fill(buf, bytes);
+      // Written like the image: a new file under a temporary name renamed
+      // over the previous one.
+      std::string tmp = raw_path + ".tmp";
+      ::sync();  // both timed writes start with no dirty pages waiting
+      double t = Now();
+      int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      for (std::size_t off = 0; off < bytes; off += chunk) {
+        if (write(fd, buf + off, std::min(chunk, bytes - off)) < 0) return 1;
+      }
+      if (sync) fsync(fd);
+      close(fd);
+      rename(tmp.c_str(), raw_path.c_str());
+      raw_w.push_back(Now() - t);
+      t = Now();
+      fd = open(raw_path.c_str(), O_RDONLY);
+      for (std::size_t off = 0; off < bytes; off += chunk) {
+        if (read(fd, buf + off, std::min(chunk, bytes - off)) < 0) return 1;
+      }
+      close(fd);
+      raw_r.push_back(Now() - t);
+      munmap(buf, bytes);
+      // The floor for any restore: read the same bytes into fresh memory,
+      // which the kernel must allocate and zero first, as for the process.
+      auto* fresh = static_cast<unsigned char*>(
+          mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+      t = Now();
+      fd = open(raw_path.c_str(), O_RDONLY);
+      for (std::size_t off = 0; off < bytes; off += chunk) {
+        if (read(fd, fresh + off, std::min(chunk, bytes - off)) < 0) return 1;
+      }
+      close(fd);
+      raw_fresh.push_back(Now() - t);
+      munmap(fresh, bytes);
+    }
+    pid_t pid = StartTarget(bytes);
+    if (pid < 0) return 1;
+    ckpt::engine::DumpOptions d;
+    d.pid = pid;
+    d.dir = dir + "/img";
+    d.sync = sync;
+    ::sync();
+    double t = Now();
+    auto ds = ckpt::engine::Dump(d);
+    dump_t.push_back(Now() - t);
+    waitpid(pid, nullptr, 0);
+    if (!ds.ok()) {
+      std::fprintf(stderr, "dump failed: %s\n", ds.status().message().c_str());
+      return 1;
+    }
+    frozen_t.push_back(ds->frozen_ns / 1e9);
+    image_bytes = ds->image_bytes;
+    stored = ds->pages_stored * 4096;
+    ckpt::engine::RestoreOptions r;
+    r.dir = d.dir;
+    r.detach = true;
+    t = Now();
+    auto rs = ckpt::engine::Restore(r);
+    restore_t.push_back(Now() - t);
+    if (!rs.ok()) {
+      std::fprintf(stderr, "restore failed: %s\n", rs.status().message().c_str());
+      return 1;
+    }
+    Reap(rs->pid);
+  }
+  unlink(raw_path.c_str());
+  auto best = [](const std::vector<double>& v) { return *std::min_element(v.begin(), v.end()); };
+  if (std::getenv("ENGINE_BENCH_VERBOSE") != nullptr) {
+    for (int i = 0; i < reps; ++i)
+      std::printf("  rep %d: raw write %.3f dump %.3f fresh read %.3f restore %.3f\n", i, raw_w[i], dump_t[i],
+                  raw_fresh[i], restore_t[i]);
+  }
+  double w = Median(raw_w), rd = Median(raw_r), dt = Median(dump_t), ft = Median(frozen_t),
+         rt = Median(restore_t);
+  std::printf("engine_bench: %zu MiB populated memory, %d reps (median), images in %s, fsync %s\n", mib, reps,
+              dir.c_str(), sync ? "on" : "off");
+  std::printf("  raw write   %.3f s (%.2f GB/s)\n", w, bytes / w / 1e9);
+  std::printf("  dump        %.3f s (%.2f GB/s)   raw write / dump = %.2fx   frozen %.3f s\n", dt,
+              bytes / dt / 1e9, w / dt, ft);
+  std::printf("  raw read    %.3f s (%.2f GB/s)\n", rd, bytes / rd / 1e9);
+  double rf = Median(raw_fresh);
+  std::printf("  raw read into fresh memory %.3f s (%.2f GB/s)\n", rf, bytes / rf / 1e9);
+  std::printf(
+      "  restore     %.3f s (%.2f GB/s)   raw read / restore = %.2fx   fresh-memory read / restore = %.2fx\n",
+      rt, bytes / rt / 1e9, rd / rt, rf / rt);
+  std::printf(
+      "  best of %d: raw write %.3f s, dump %.3f s (%.2fx), raw read into fresh memory %.3f s, restore %.3f "
+      "s (%.2fx)\n",
+      reps, best(raw_w), best(dump_t), best(raw_w) / best(dump_t), best(raw_fresh), best(restore_t),
+      best(raw_fresh) / best(restore_t));
+  std::printf("  image       %llu bytes for %zu populated bytes (%.4fx); %llu bytes of pages stored\n",
+              static_cast<unsigned long long>(image_bytes), bytes, static_cast<double>(image_bytes) / bytes,
+              static_cast<unsigned long long>(stored));
+  return 0;
+}

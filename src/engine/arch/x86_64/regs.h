@@ -1,0 +1,43 @@
+// x86-64 specifics of the engine: the general register set in image order,
+// system-call injection registers, syscall-restart fix-ups and the gadget
+// bytes. Stateless helpers; thread-safe.
+#pragma once
+
+#include <sys/user.h>
+
+#include <array>
+#include <cstdint>
+
+#include "engine/model.h"
+
+namespace ckpt::engine::arch {
+
+using Regs = struct user_regs_struct;
+
+// The gadget every injected system call runs: `syscall; int3`.
+inline constexpr unsigned char kGadget[] = {0x0f, 0x05, 0xcc};
+inline constexpr int kGadgetSize = 3;
+// Address of the same gadget compiled into ckpt (valid in a fork of ckpt).
+std::uint64_t BuiltinGadget();
+
+std::array<std::uint64_t, kGpRegs> ToArray(const Regs& r);
+Regs FromArray(const std::array<std::uint64_t, kGpRegs>& a);
+
+// Prepares `r` to run system call `nr` at `gadget` with up to six arguments.
+void SetSyscall(Regs* r, std::uint64_t gadget, long nr, const std::uint64_t args[6]);
+long SyscallResult(const Regs& r);
+std::uint64_t Ip(const Regs& r);
+std::uint64_t Sp(const Regs& r);
+std::uint64_t FsBase(const Regs& r);
+// True when the thread runs 64-bit code (not a 32-bit compat process).
+bool IsNative64(const Regs& r);
+
+// A thread stopped inside an interrupted system call would have it restarted
+// by the kernel on resume. In a restored process there is no such kernel
+// state: turn the registers into "about to execute the syscall again" (or
+// EINTR for restart_syscall) as they would be seen in user space.
+void FixSyscallRestart(Regs* r);
+// Registers for a restored thread: no in-kernel syscall state.
+void ClearInSyscall(Regs* r);
+
+}  // namespace ckpt::engine::arch

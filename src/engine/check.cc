@@ -1,0 +1,180 @@
+// ckpt check: probes, once, each kernel feature the engine uses.
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/sched.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/ptrace.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "engine/engine.h"
+#include "engine/proc.h"
+#include "engine/ptrace.h"
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+
+namespace ckpt::engine {
+
+namespace {
+
+// Runs `fn` in a forked child; its exit code 0 means success, else an errno.
+int InChild(int (*fn)()) {
+  pid_t c = ::fork();
+  if (c == 0) ::_exit(fn());
+  if (c < 0) return errno;
+  int st = 0;
+  ::waitpid(c, &st, 0);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : 255;
+}
+
+int ProbeMmMap() {
+  auto f = ReadStat(::getpid());
+  if (!f.ok() || f->size() < 49) return EIO;
+  auto v = [&](int n) { return std::strtoull((*f)[n - 3].c_str(), nullptr, 10); };
+  std::uint64_t map[13] = {
+      v(26), v(27), v(45), v(46), v(47), static_cast<std::uint64_t>(::syscall(SYS_brk, 0)), v(28), v(48),
+      v(49), v(50), v(51), 0,     0};
+  std::uint32_t tail[2] = {0, static_cast<std::uint32_t>(-1)};
+  std::memcpy(&map[12], tail, 8);
+  return ::prctl(PR_SET_MM, PR_SET_MM_MAP, map, sizeof map, 0) == 0 ? 0 : errno;
+}
+
+std::string ErrText(int e) {
+  return e == 0 ? "works" : std::strerror(e);
+}
+
+}  // namespace
+
+std::vector<CheckItem> Check() {
+  std::vector<CheckItem> out;
+  auto add = [&](std::string name, bool ok, bool required, std::string detail) {
+    out.push_back({std::move(name), ok, required, std::move(detail)});
+  };
+
+  // ptrace: seize, interrupt, registers, xsave, rseq.
+  long word = 42;
+  pid_t c = ::fork();
+  if (c == 0) {
+    for (;;) ::pause();
+  }
+  bool seized = Seize(c, PTRACE_O_EXITKILL).ok() && Interrupt(c).ok() && WaitStop(c).ok();
+  add("ptrace-seize", seized, true,
+      seized ? "PTRACE_SEIZE/INTERRUPT stop a process" : "cannot trace a child");
+  if (seized) {
+    auto xs = GetXstate(c);
+    add("xsave-regset", xs.ok(), true,
+        xs.ok() ? "NT_X86_XSTATE is " + std::to_string(xs->size()) + " bytes" : xs.status().message());
+    auto rs = GetRseq(c);
+    add("rseq-config", rs.ok(), false,
+        rs.ok() ? (rs->ptr != 0 ? "PTRACE_GET_RSEQ_CONFIGURATION works, rseq registered by libc"
+                                : "PTRACE_GET_RSEQ_CONFIGURATION works, no rseq in use")
+                : rs.status().message());
+    long back = 0;
+    struct iovec l = {&back, sizeof back}, r = {&word, sizeof word};
+    bool vm = ::process_vm_readv(c, &l, 1, &r, 1, 0) == sizeof back && back == 42;
+    add("process-vm-readv", vm, true, vm ? "process_vm_readv/writev work" : std::strerror(errno));
+  }
+  ::kill(c, SIGKILL);
+  ::waitpid(c, nullptr, __WALL);
+
+  // pagemap with page frame numbers (zero-page detection).
+  {
+    void* p = ::mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    static_cast<volatile char*>(p)[0] = 1;
+    std::uint64_t e = 0;
+    int fd = ::open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+    bool ok = fd >= 0 &&
+              ::pread(fd, &e, 8, static_cast<off_t>(reinterpret_cast<std::uint64_t>(p) / 4096 * 8)) == 8 &&
+              (e >> 63) != 0;
+    if (fd >= 0) ::close(fd);
+    ::munmap(p, 4096);
+    bool pfn = (e & ((1ull << 55) - 1)) != 0;
+    add("pagemap", ok, true,
+        ok ? (pfn ? "present bits and frame numbers readable"
+                  : "present bits only (zero pages are still skipped by content)")
+           : "cannot read /proc/self/pagemap");
+  }
+  {
+    void* p = ::mmap(nullptr, 1 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    int e = ::madvise(p, 1 << 20, MADV_POPULATE_WRITE) == 0 ? 0 : errno;
+    ::munmap(p, 1 << 20);
+    add("madv-populate-write", e == 0, false,
+        e == 0 ? "bulk page population at restore" : ErrText(e) + " (restore will be slower)");
+  }
+  {
+    int e = InChild(+[]() -> int {
+      struct clone_args ca;
+      std::memset(&ca, 0, sizeof ca);
+      std::int32_t want = 0;
+      for (std::int32_t p = 30000; p > 300; --p) {
+        if (::kill(p, 0) != 0 && errno == ESRCH) {
+          want = p;
+          break;
+        }
+      }
+      ca.exit_signal = SIGCHLD;
+      ca.set_tid = reinterpret_cast<std::uint64_t>(&want);
+      ca.set_tid_size = 1;
+      long r = ::syscall(SYS_clone3, &ca, sizeof ca);
+      if (r == 0) ::_exit(0);
+      if (r < 0) return errno;
+      ::waitpid(static_cast<pid_t>(r), nullptr, 0);
+      return r == want ? 0 : EINVAL;
+    });
+    add("clone3-set-tid", e == 0, true, e == 0 ? "a process can be given its old PID" : ErrText(e));
+  }
+  {
+    int e = InChild(&ProbeMmMap);
+    add("prctl-set-mm-map", e == 0, true, e == 0 ? "PR_SET_MM_MAP sets brk, arg/env, auxv, exe" : ErrText(e));
+  }
+  {
+    int e = InChild(+[]() -> int {
+      struct clone_args ca;
+      std::memset(&ca, 0, sizeof ca);
+      ca.flags = CLONE_NEWPID;
+      ca.exit_signal = SIGCHLD;
+      long r = ::syscall(SYS_clone3, &ca, sizeof ca);
+      if (r == 0) ::_exit(0);
+      if (r < 0) return errno;
+      ::waitpid(static_cast<pid_t>(r), nullptr, 0);
+      return 0;
+    });
+    add("pid-namespace", e == 0, false, e == 0 ? "restore --pidns works" : ErrText(e) + " (no --pidns)");
+  }
+  {
+    int e = ::syscall(SYS_kcmp, ::getpid(), ::getpid(), 0 /* KCMP_FILE */, 0, 0) >= 0 ? 0 : errno;
+    add("kcmp", e == 0, false, e == 0 ? "shared open file descriptions are recognised" : ErrText(e));
+  }
+  {
+    auto maps = ReadMaps(::getpid(), false);
+    std::string layout;
+    if (maps.ok()) {
+      for (const auto& m : *maps) {
+        if (m.path == "[vdso]" || m.path.compare(0, 5, "[vvar") == 0) {
+          layout +=
+              (layout.empty() ? "" : ", ") + m.path + " " + std::to_string((m.end - m.start) / 1024) + "K";
+        }
+      }
+    }
+    add("vdso", !layout.empty(), false, layout.empty() ? "no vDSO" : layout + " (moved together at restore)");
+  }
+  {
+    std::ifstream f("/sys/kernel/mm/transparent_hugepage/enabled");
+    std::string s;
+    std::getline(f, s);
+    add("transparent-hugepages", true, false, s.empty() ? "unknown" : s);
+  }
+  return out;
+}
+
+}  // namespace ckpt::engine

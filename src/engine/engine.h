@@ -1,0 +1,78 @@
+// The transparent Linux engine's entry points: dump a running, unmodified
+// process into a directory, restore it from there, and probe the kernel.
+// Linux x86-64 only. Each call is self-contained; run one at a time per
+// target process.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "util/status.h"
+
+namespace ckpt::engine {
+
+// Called with bytes done and bytes total during long work.
+using Progress = std::function<void(std::uint64_t done, std::uint64_t total)>;
+
+struct DumpOptions {
+  pid_t pid = 0;
+  std::string dir;
+  bool leave_running = false;
+  bool sync = true;  // fsync the image before renaming it into place
+  Progress progress;
+};
+
+struct DumpStats {
+  std::string image_path;
+  int threads = 0;
+  int vmas = 0;
+  int fds = 0;
+  std::uint64_t pages_stored = 0;  // pages whose contents are in the image
+  std::uint64_t zero_pages_skipped = 0;
+  std::uint64_t image_bytes = 0;
+  std::int64_t frozen_ns = 0;  // from the first thread stopped to the process released or killed
+  std::int64_t total_ns = 0;
+};
+
+Result<DumpStats> Dump(const DumpOptions& o);
+
+struct RestoreStats;
+
+struct RestoreOptions {
+  std::string dir;
+  bool detach = false;     // return once the process runs; otherwise wait for it
+  bool new_pidns = false;  // restore into a new PID namespace
+  Progress progress;
+  // Called once the process runs (before waiting for it).
+  std::function<void(const RestoreStats&)> on_running;
+};
+
+struct RestoreStats {
+  pid_t pid = 0;  // as seen from ckpt's PID namespace
+  int threads = 0;
+  std::uint64_t pages = 0;
+  std::int64_t total_ns = 0;
+  int exit_status = -1;     // wait status once it ended (not with detach)
+  bool vdso_proxy = false;  // the kernel vDSO differed: a proxy redirects the old one
+};
+
+// Forks the new process from the caller and runs set-up code in the fork
+// (allocating memory): call it while the calling process has one thread, as
+// the CLI does.
+Result<RestoreStats> Restore(const RestoreOptions& o);
+
+// One kernel feature and whether it works here.
+struct CheckItem {
+  std::string name;
+  bool ok = false;
+  bool required = false;  // without it dump or restore cannot work at all
+  std::string detail;
+};
+
+std::vector<CheckItem> Check();
+
+}  // namespace ckpt::engine

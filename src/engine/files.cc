@@ -1,0 +1,370 @@
+#include "engine/files.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/kcmp.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <set>
+
+#include "engine/proc.h"
+#include "platform/posix_util.h"
+
+namespace ckpt::engine {
+
+using platform::PosixError;
+
+namespace {
+
+constexpr std::uint32_t kOpenStrip = O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY | O_CLOEXEC;
+
+Status WriteAll(int fd, const std::string& data, const std::string& what) {
+  std::size_t off = 0;
+  while (off < data.size()) {
+    ssize_t n = ::write(fd, data.data() + off, data.size() - off);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return PosixError("write", what, errno);
+    }
+    off += static_cast<std::size_t>(n);
+  }
+  return Status::Ok();
+}
+
+// Contents of a pipe without consuming them: tee into a pipe of our own.
+Result<std::string> PeekPipe(pid_t pid, int fd, std::uint64_t* capacity) {
+  std::string path = ProcPath(pid, "fd/" + std::to_string(fd));
+  int in = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (in < 0) return PosixError("open", path, errno);
+  int cap = ::fcntl(in, F_GETPIPE_SZ);
+  *capacity = cap > 0 ? static_cast<std::uint64_t>(cap) : 65536;
+  int p[2];
+  if (::pipe2(p, O_CLOEXEC | O_NONBLOCK) != 0) {
+    int e = errno;
+    ::close(in);
+    return PosixError("pipe2", "", e);
+  }
+  ::fcntl(p[1], F_SETPIPE_SZ, static_cast<int>(*capacity));
+  ssize_t n = ::tee(in, p[1], *capacity, SPLICE_F_NONBLOCK);
+  int e = errno;
+  ::close(in);
+  ::close(p[1]);
+  if (n < 0 && e != EAGAIN) {
+    ::close(p[0]);
+    return PosixError("tee", path, e);
+  }
+  auto data = ReadAllFd(p[0], "pipe copy");
+  ::close(p[0]);
+  return data;
+}
+
+Result<std::vector<int>> ListFds(pid_t pid) {
+  std::string path = ProcPath(pid, "fd");
+  DIR* d = ::opendir(path.c_str());
+  if (d == nullptr) return PosixError("opendir", path, errno);
+  std::vector<int> out;
+  while (struct dirent* de = ::readdir(d)) {
+    if (de->d_name[0] >= '0' && de->d_name[0] <= '9') out.push_back(std::atoi(de->d_name));
+  }
+  ::closedir(d);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+}  // namespace
+
+Status DumpFds(pid_t pid, FileTable* files, ProcessModel* m, std::vector<Blob>* blobs) {
+  ASSIGN_OR_RETURN(std::vector<int> fds, ListFds(pid));
+  std::map<std::pair<std::uint64_t, std::uint64_t>, std::vector<int>> by_inode;
+  std::map<std::uint64_t, std::pair<bool, bool>> pipe_ends;  // ino -> (has read, has write)
+  std::map<std::uint64_t, int> pipe_reader;
+  for (int n : fds) {
+    std::string link_path = ProcPath(pid, "fd/" + std::to_string(n));
+    auto link = ReadLink(link_path);
+    struct stat st;
+    if (!link.ok() || ::stat(link_path.c_str(), &st) != 0) {
+      continue;  // closed meanwhile (the process is stopped: only by another process sharing the table)
+    }
+    ASSIGN_OR_RETURN(FdInfo fi, ReadFdInfo(pid, n));
+    Fd f;
+    f.fd = n;
+    f.flags = fi.flags;
+    f.pos = fi.pos;
+    auto key = std::make_pair(static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino));
+    for (int other : by_inode[key]) {
+      if (::syscall(SYS_kcmp, pid, pid, KCMP_FILE, other, n) == 0) {
+        f.dup_of = other;
+        break;
+      }
+    }
+    by_inode[key].push_back(n);
+    const std::string& l = *link;
+    if (l.compare(0, 5, "pipe:") == 0) {
+      f.kind = FdKind::kPipe;
+      f.pipe_ino = st.st_ino;
+      int acc = static_cast<int>(fi.flags & O_ACCMODE);
+      f.pipe_write_end = acc == O_WRONLY;
+      auto& ends = pipe_ends[st.st_ino];
+      (f.pipe_write_end ? ends.second : ends.first) = true;
+      if (!f.pipe_write_end && pipe_reader.count(st.st_ino) == 0) pipe_reader[st.st_ino] = n;
+    } else if (l.empty() || l[0] != '/') {
+      return NotSupported("fd " + std::to_string(n) + " of process " + std::to_string(pid) + " is " + l +
+                          "; sockets, eventfd, epoll, timerfd, signalfd and other anonymous inodes are not "
+                          "supported by this engine version");
+    } else if (S_ISREG(st.st_mode) && (st.st_nlink == 0 || StripDeleted(l, nullptr) != l)) {
+      f.kind = FdKind::kDeleted;
+      f.file = files->Add(l, st, false);
+      files->files()[f.file].deleted = true;
+      std::string name = "file." + std::to_string(f.file);
+      bool have = std::any_of(blobs->begin(), blobs->end(), [&](const Blob& b) { return b.name == name; });
+      if (!have) {
+        int in = ::open(link_path.c_str(), O_RDONLY | O_CLOEXEC);
+        if (in < 0) return PosixError("open deleted file behind", link_path, errno);
+        auto data = ReadAllFd(in, link_path);
+        ::close(in);
+        if (!data.ok()) return data.status();
+        blobs->push_back({name, std::move(*data)});
+      }
+    } else if (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode)) {
+      f.kind = FdKind::kRegular;
+      f.file = files->Add(l, st, false);
+    } else if (S_ISCHR(st.st_mode)) {
+      f.kind = FdKind::kDevice;
+      f.file = files->Add(l, st, false);
+    } else if (S_ISFIFO(st.st_mode)) {
+      f.kind = FdKind::kFifo;
+      f.file = files->Add(l, st, false);
+    } else {
+      return NotSupported("fd " + std::to_string(n) + " (" + l + ") is a block device or socket file");
+    }
+    m->fds.push_back(f);
+  }
+  // Pipes with both ends inside: their buffered bytes travel in the image.
+  for (auto& f : m->fds) {
+    if (f.kind != FdKind::kPipe) continue;
+    auto ends = pipe_ends[f.pipe_ino];
+    f.pipe_internal = ends.first && ends.second;
+    std::string name = "pipe." + std::to_string(f.pipe_ino);
+    if (!f.pipe_internal || pipe_reader.count(f.pipe_ino) == 0) continue;
+    bool have = std::any_of(blobs->begin(), blobs->end(), [&](const Blob& b) { return b.name == name; });
+    std::uint64_t cap = 0;
+    if (!have) {
+      ASSIGN_OR_RETURN(std::string data, PeekPipe(pid, pipe_reader[f.pipe_ino], &cap));
+      blobs->push_back({name, std::move(data)});
+    } else {
+      int in = ::open(ProcPath(pid, "fd/" + std::to_string(f.fd)).c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+      int c = in >= 0 ? ::fcntl(in, F_GETPIPE_SZ) : -1;
+      if (in >= 0) ::close(in);
+      cap = c > 0 ? static_cast<std::uint64_t>(c) : 65536;
+    }
+    f.pos = cap;  // for pipes: the buffer capacity
+  }
+  return Status::Ok();
+}
+
+FdPlan::~FdPlan() {
+  CloseAll();
+}
+
+int FdPlan::Own(int fd) {
+  owned_.push_back(fd);
+  return fd;
+}
+
+void FdPlan::CloseAll() {
+  for (int fd : owned_) ::close(fd);
+  owned_.clear();
+}
+
+namespace {
+
+// Finds a live process holding pipe `ino` and opens that pipe through it.
+Result<int> ReattachPipe(std::uint64_t ino, bool write_end, int fd_number) {
+  std::string want = "pipe:[" + std::to_string(ino) + "]";
+  DIR* proc = ::opendir("/proc");
+  if (proc == nullptr) return PosixError("opendir", "/proc", errno);
+  int result = -1;
+  while (struct dirent* de = ::readdir(proc)) {
+    if (de->d_name[0] < '0' || de->d_name[0] > '9' || std::atoi(de->d_name) == ::getpid()) continue;
+    std::string dir = std::string("/proc/") + de->d_name + "/fd";
+    DIR* d = ::opendir(dir.c_str());
+    if (d == nullptr) continue;
+    while (struct dirent* fe = ::readdir(d)) {
+      std::string p = dir + "/" + fe->d_name;
+      char buf[64];
+      ssize_t n = ::readlink(p.c_str(), buf, sizeof buf);
+      if (n <= 0 || want.compare(0, std::string::npos, buf, static_cast<std::size_t>(n)) != 0) continue;
+      result = ::open(p.c_str(), (write_end ? O_WRONLY : O_RDONLY) | O_NONBLOCK | O_CLOEXEC);
+      if (result >= 0) break;
+    }
+    ::closedir(d);
+    if (result >= 0) break;
+  }
+  ::closedir(proc);
+  if (result < 0) {
+    return FailedPrecondition("fd " + std::to_string(fd_number) + " is the " +
+                              (write_end ? "write" : "read") + " end of " + want +
+                              " whose other end was in another process; no live process "
+                              "holds that pipe any more");
+  }
+  return result;
+}
+
+Status SetStatusFlags(int fd, std::uint32_t flags, const std::string& what) {
+  int want = static_cast<int>(flags & (O_APPEND | O_NONBLOCK | O_ASYNC | O_DIRECT | O_NOATIME));
+  if (::fcntl(fd, F_SETFL, want) != 0) return PosixError("fcntl(F_SETFL)", what, errno);
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status PrepareFds(const ProcessModel& m, const image::ImageReader& r, FdPlan* plan) {
+  std::map<int, int> opened;                           // image fd -> ckpt fd
+  std::map<std::uint64_t, std::pair<int, int>> pipes;  // ino -> (read, write) in ckpt
+  std::map<int, int> deleted;                          // file index -> ckpt fd of the recreated inode
+  for (const auto& f : m.fds) {
+    std::string what = "fd " + std::to_string(f.fd);
+    int fd = -1;
+    if (f.dup_of >= 0 && opened.count(f.dup_of) != 0) {
+      fd = plan->Own(::fcntl(opened[f.dup_of], F_DUPFD_CLOEXEC, 0));
+      if (fd < 0) return PosixError("dup", what, errno);
+    } else if (f.kind == FdKind::kPipe && f.pipe_internal) {
+      auto it = pipes.find(f.pipe_ino);
+      if (it == pipes.end()) {
+        int p[2];
+        if (::pipe2(p, O_CLOEXEC) != 0) return PosixError("pipe2", what, errno);
+        plan->Own(p[0]);
+        plan->Own(p[1]);
+        if (f.pos != 0) ::fcntl(p[1], F_SETPIPE_SZ, static_cast<int>(f.pos));
+        if (const auto* b = r.Find(kSecBlob, "pipe." + std::to_string(f.pipe_ino)); b != nullptr) {
+          ASSIGN_OR_RETURN(std::string data, r.ReadSection(*b));
+          RETURN_IF_ERROR(WriteAll(p[1], data, "pipe for " + what));
+        }
+        it = pipes.emplace(f.pipe_ino, std::make_pair(p[0], p[1])).first;
+      }
+      fd = plan->Own(::fcntl(f.pipe_write_end ? it->second.second : it->second.first, F_DUPFD_CLOEXEC, 0));
+      if (fd < 0) return PosixError("dup pipe", what, errno);
+    } else if (f.kind == FdKind::kPipe) {
+      ASSIGN_OR_RETURN(fd, ReattachPipe(f.pipe_ino, f.pipe_write_end, f.fd));
+      plan->Own(fd);
+    } else if (f.kind == FdKind::kDeleted) {
+      const FileRef& fr = m.files.at(f.file);
+      auto it = deleted.find(f.file);
+      if (it == deleted.end()) {
+        int tmp;
+        if (fr.path.compare(0, 7, "/memfd:") == 0) {
+          tmp = static_cast<int>(::syscall(SYS_memfd_create, fr.path.substr(7).c_str(), MFD_CLOEXEC));
+          if (tmp < 0) return PosixError("memfd_create", fr.path, errno);
+        } else {
+          std::string p = fr.path + ".ckpt-restore-" + std::to_string(::getpid());
+          tmp = ::open(p.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, fr.mode & 07777);
+          if (tmp < 0) return PosixError("recreate deleted file", p, errno);
+          ::unlink(p.c_str());
+        }
+        plan->Own(tmp);
+        const auto* b = r.Find(kSecBlob, "file." + std::to_string(f.file));
+        if (b == nullptr) return Corruption("process image lacks the contents of deleted file " + fr.path);
+        ASSIGN_OR_RETURN(std::string data, r.ReadSection(*b));
+        RETURN_IF_ERROR(WriteAll(tmp, data, "recreated " + fr.path));
+        it = deleted.emplace(f.file, tmp).first;
+      }
+      std::string self = "/proc/self/fd/" + std::to_string(it->second);
+      fd = ::open(self.c_str(), static_cast<int>(f.flags & ~kOpenStrip & ~O_APPEND) | O_CLOEXEC);
+      if (fd < 0) return PosixError("reopen recreated", fr.path, errno);
+      plan->Own(fd);
+    } else {
+      const FileRef& fr = m.files.at(f.file);
+      int flags = static_cast<int>(f.flags & ~kOpenStrip) | O_CLOEXEC;
+      if (f.kind == FdKind::kFifo) flags |= O_NONBLOCK;
+      fd = ::open(fr.path.c_str(), flags);
+      if (fd < 0 && f.kind == FdKind::kFifo && errno == ENXIO) {
+        fd = ::open(fr.path.c_str(), (flags & ~O_ACCMODE) | O_RDWR);  // no reader yet
+      }
+      if (fd < 0) return PosixError("open", fr.path + " (" + what + ")", errno);
+      plan->Own(fd);
+    }
+    if (f.dup_of < 0 || opened.count(f.dup_of) == 0) {
+      RETURN_IF_ERROR(SetStatusFlags(fd, f.flags, what));
+      if (f.kind == FdKind::kRegular || f.kind == FdKind::kDeleted) {
+        struct stat st;
+        if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+            ::lseek(fd, static_cast<off_t>(f.pos), SEEK_SET) < 0) {
+          return PosixError("lseek", what, errno);
+        }
+      }
+    }
+    opened[f.fd] = fd;
+    plan->moves.push_back({fd, f.fd, (f.flags & O_CLOEXEC) != 0});
+  }
+  return Status::Ok();
+}
+
+Status PrepareMapFiles(const ProcessModel& m, int base, FdPlan* plan, std::vector<int>* file_fds,
+                       int* exe_fd) {
+  file_fds->assign(m.files.size(), -1);
+  std::vector<bool> rw(m.files.size(), false), used(m.files.size(), false);
+  for (const auto& v : m.vmas) {
+    if (v.kind != VmaKind::kFile) continue;
+    used[v.file] = true;
+    if ((v.flags & kVmaShared) != 0 && (v.flags & kVmaMayWrite) != 0) rw[v.file] = true;
+  }
+  if (m.core.exe_file >= 0) used[m.core.exe_file] = true;
+  int next = base;
+  for (std::size_t i = 0; i < m.files.size(); ++i) {
+    if (!used[i]) continue;
+    const FileRef& f = m.files[i];
+    if (f.deleted) {
+      if (static_cast<int>(i) == m.core.exe_file) continue;  // no exe link then
+      return NotSupported("mapped file " + f.path + " was deleted before the dump");
+    }
+    RETURN_IF_ERROR(VerifyFile(f));
+    int fd = ::open(f.path.c_str(), (rw[i] ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+    if (fd < 0) return PosixError("open mapped file", f.path, errno);
+    plan->Own(fd);
+    plan->moves.push_back({fd, next, true});
+    (*file_fds)[i] = next++;
+  }
+  *exe_fd = m.core.exe_file >= 0 ? (*file_fds)[m.core.exe_file] : -1;
+  return Status::Ok();
+}
+
+int ChildApplyFds(const std::vector<FdMove>& moves, int* keep, const char** what) {
+  int top = *keep;
+  for (const auto& mv : moves) top = std::max({top, mv.src, mv.target});
+  int base = top + 1;
+  // The kept descriptor goes first, above everything.
+  int k = ::fcntl(*keep, F_DUPFD_CLOEXEC, base);
+  if (k < 0) return *what = "move status pipe", errno;
+  *keep = k;
+  std::vector<int> tmp;
+  for (const auto& mv : moves) {
+    int t = ::fcntl(mv.src, F_DUPFD_CLOEXEC, base);
+    if (t < 0) return *what = "duplicate descriptor", errno;
+    tmp.push_back(t);
+  }
+  // Close everything below base: ckpt's own descriptors and the sources.
+  if (::syscall(SYS_close_range, 0u, static_cast<unsigned>(base - 1), 0u) != 0) {
+    return *what = "close_range", errno;
+  }
+  for (std::size_t i = 0; i < moves.size(); ++i) {
+    if (::dup3(tmp[i], moves[i].target, moves[i].cloexec ? O_CLOEXEC : 0) < 0) {
+      return *what = "place descriptor", errno;
+    }
+  }
+  // Nothing else may leak into the restored process (ckpt's own descriptors
+  // can sit above every target).
+  if (*keep > base)
+    ::syscall(SYS_close_range, static_cast<unsigned>(base), static_cast<unsigned>(*keep - 1), 0u);
+  ::syscall(SYS_close_range, static_cast<unsigned>(*keep + 1), ~0u, 0u);
+  return 0;
+}
+
+}  // namespace ckpt::engine

@@ -1,0 +1,59 @@
+// File descriptors: regular files (path, offset, flags, O_APPEND),
+// unlinked-but-open files (contents kept), devices, FIFOs, pipes inside the
+// process (contents kept) or reattached to a live holder of their other end.
+// Dump reads /proc/PID/fd and fdinfo; restore opens everything in ckpt and
+// the restore child moves the descriptors to their numbers. Not thread-safe.
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+#include <vector>
+
+#include "engine/filetable.h"
+#include "engine/model.h"
+#include "image/reader.h"
+#include "util/status.h"
+
+namespace ckpt::engine {
+
+struct Blob {
+  std::string name;  // "file.N" or "pipe.INODE"
+  std::string data;
+};
+
+Status DumpFds(pid_t pid, FileTable* files, ProcessModel* m, std::vector<Blob>* blobs);
+
+// A descriptor opened by ckpt that the restore child places at `target`.
+struct FdMove {
+  int src = -1;
+  int target = -1;
+  bool cloexec = false;
+};
+
+// Descriptors prepared for the restore child; closes them when destroyed.
+class FdPlan {
+ public:
+  FdPlan() = default;
+  FdPlan(const FdPlan&) = delete;
+  FdPlan& operator=(const FdPlan&) = delete;
+  ~FdPlan();
+  std::vector<FdMove> moves;
+  int Own(int fd);  // records an fd to close in ckpt; returns it
+  void CloseAll();
+
+ private:
+  std::vector<int> owned_;
+};
+
+// Opens (or recreates) every descriptor of the image into `plan`.
+Status PrepareFds(const ProcessModel& m, const image::ImageReader& r, FdPlan* plan);
+// Opens each file used by a file mapping (and the executable) and places it
+// at a descriptor number from `base` up. file_fds[i] gets the number for file i.
+Status PrepareMapFiles(const ProcessModel& m, int base, FdPlan* plan, std::vector<int>* file_fds,
+                       int* exe_fd);
+// In the restore child: performs the moves, closes everything else except
+// `keep`. Returns 0 or an errno; *what names the failing step.
+int ChildApplyFds(const std::vector<FdMove>& moves, int* keep, const char** what);
+
+}  // namespace ckpt::engine

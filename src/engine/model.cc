@@ -1,0 +1,444 @@
+// Encoding and decoding of the process image sections (docs/image-format.md).
+#include "engine/model.h"
+
+#include "util/bytes.h"
+
+namespace ckpt::engine {
+
+namespace {
+
+void PutI32(std::string* o, std::int32_t v) {
+  PutU32(o, static_cast<std::uint32_t>(v));
+}
+std::int32_t GetI32(ByteReader& r) {
+  return static_cast<std::int32_t>(r.U32());
+}
+
+void PutSigList(std::string* o, const std::vector<std::string>& l) {
+  PutVarint(o, l.size());
+  for (const auto& s : l) PutString(o, s);
+}
+void GetSigList(ByteReader& r, std::vector<std::string>* l) {
+  std::uint64_t n = r.Varint();
+  if (n > 4096) return r.Fail();
+  for (std::uint64_t i = 0; i < n && r.ok(); ++i) {
+    std::string_view s = r.String();
+    if (s.size() != 128) return r.Fail();
+    l->emplace_back(s);
+  }
+}
+
+Status Expect(ByteReader& r, const char* what) {
+  if (!r.ok() || !r.empty())
+    return Corruption(std::string("malformed ") + what + " section in process image");
+  return Status::Ok();
+}
+
+Status CheckVersion(ByteReader& r, const char* what) {
+  std::uint8_t v = r.U8();
+  if (!r.ok()) return Corruption(std::string("empty ") + what + " section in process image");
+  if (v != kModelVersion) {
+    return NotSupported(std::string(what) + " section has model version " + std::to_string(v) +
+                        ", this ckpt reads version " + std::to_string(kModelVersion));
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+std::string EncodeCore(const Core& c) {
+  std::string o;
+  o.push_back(static_cast<char>(kModelVersion));
+  PutI32(&o, c.pid);
+  PutString(&o, c.comm);
+  PutI32(&o, c.exe_file);
+  PutString(&o, c.cwd);
+  PutU32(&o, c.umask);
+  PutU32(&o, c.personality);
+  PutVarint(&o, c.rlimits.size());
+  for (const auto& l : c.rlimits) {
+    PutU64(&o, l.cur);
+    PutU64(&o, l.max);
+  }
+  const MmLayout& m = c.mm;
+  for (std::uint64_t v : {m.start_code, m.end_code, m.start_data, m.end_data, m.start_brk, m.brk,
+                          m.start_stack, m.arg_start, m.arg_end, m.env_start, m.env_end}) {
+    PutU64(&o, v);
+  }
+  PutVarint(&o, c.auxv.size());
+  for (std::uint64_t v : c.auxv) PutU64(&o, v);
+  PutString(&o, c.kernel_release);
+  PutString(&o, c.host);
+  PutU64(&o, static_cast<std::uint64_t>(c.dumped_at_ns));
+  PutU32(&o, c.xsave_size);
+  PutVarint(&o, c.itimers.size());
+  for (std::uint64_t v : c.itimers) PutU64(&o, v);
+  PutU32(&o, c.leader);
+  return o;
+}
+
+static Status DecodeCore(std::string_view in, Core* c) {
+  ByteReader r(in);
+  RETURN_IF_ERROR(CheckVersion(r, "core"));
+  c->pid = GetI32(r);
+  c->comm = std::string(r.String());
+  c->exe_file = GetI32(r);
+  c->cwd = std::string(r.String());
+  c->umask = r.U32();
+  c->personality = r.U32();
+  std::uint64_t n = r.Varint();
+  if (n > 64) r.Fail();
+  for (std::uint64_t i = 0; i < n && r.ok(); ++i) {
+    Rlimit l;
+    l.cur = r.U64();
+    l.max = r.U64();
+    c->rlimits.push_back(l);
+  }
+  MmLayout& m = c->mm;
+  for (std::uint64_t* p : {&m.start_code, &m.end_code, &m.start_data, &m.end_data, &m.start_brk, &m.brk,
+                           &m.start_stack, &m.arg_start, &m.arg_end, &m.env_start, &m.env_end}) {
+    *p = r.U64();
+  }
+  n = r.Varint();
+  if (n > 512) r.Fail();
+  for (std::uint64_t i = 0; i < n && r.ok(); ++i) c->auxv.push_back(r.U64());
+  c->kernel_release = std::string(r.String());
+  c->host = std::string(r.String());
+  c->dumped_at_ns = static_cast<std::int64_t>(r.U64());
+  c->xsave_size = r.U32();
+  n = r.Varint();
+  if (n > 64) r.Fail();
+  for (std::uint64_t i = 0; i < n && r.ok(); ++i) c->itimers.push_back(r.U64());
+  c->leader = r.U32();
+  return Expect(r, "core");
+}
+
+std::string EncodeThread(const ThreadState& t) {
+  std::string o;
+  o.push_back(static_cast<char>(kModelVersion));
+  PutI32(&o, t.tid);
+  PutVarint(&o, t.gpregs.size());
+  for (std::uint64_t v : t.gpregs) PutU64(&o, v);
+  PutString(&o, t.xsave);
+  PutU64(&o, t.sigmask);
+  PutU64(&o, t.rseq_ptr);
+  PutU32(&o, t.rseq_len);
+  PutU32(&o, t.rseq_sig);
+  PutU64(&o, t.clear_tid);
+  PutU64(&o, t.altstack_sp);
+  PutU64(&o, t.altstack_size);
+  PutU32(&o, t.altstack_flags);
+  PutU64(&o, t.robust_list);
+  PutU64(&o, t.robust_len);
+  PutString(&o, t.comm);
+  PutSigList(&o, t.pending);
+  return o;
+}
+
+static Status DecodeThread(std::string_view in, ThreadState* t) {
+  ByteReader r(in);
+  RETURN_IF_ERROR(CheckVersion(r, "thread"));
+  t->tid = GetI32(r);
+  if (r.Varint() != t->gpregs.size()) return Corruption("thread section: unexpected register count");
+  for (auto& v : t->gpregs) v = r.U64();
+  t->xsave = std::string(r.String());
+  t->sigmask = r.U64();
+  t->rseq_ptr = r.U64();
+  t->rseq_len = r.U32();
+  t->rseq_sig = r.U32();
+  t->clear_tid = r.U64();
+  t->altstack_sp = r.U64();
+  t->altstack_size = r.U64();
+  t->altstack_flags = r.U32();
+  t->robust_list = r.U64();
+  t->robust_len = r.U64();
+  t->comm = std::string(r.String());
+  GetSigList(r, &t->pending);
+  return Expect(r, "thread");
+}
+
+std::string EncodeVmas(const std::vector<Vma>& v) {
+  std::string o;
+  o.push_back(static_cast<char>(kModelVersion));
+  PutVarint(&o, v.size());
+  for (const auto& m : v) {
+    PutU64(&o, m.start);
+    PutU64(&o, m.end);
+    PutU32(&o, m.prot);
+    PutU32(&o, m.flags);
+    PutU64(&o, m.pgoff);
+    PutI32(&o, m.file);
+    o.push_back(static_cast<char>(m.kind));
+    PutString(&o, m.name);
+  }
+  return o;
+}
+
+static Status DecodeVmas(std::string_view in, std::vector<Vma>* v) {
+  ByteReader r(in);
+  RETURN_IF_ERROR(CheckVersion(r, "vmas"));
+  std::uint64_t n = r.Varint();
+  if (n > (1u << 24)) r.Fail();
+  for (std::uint64_t i = 0; i < n && r.ok(); ++i) {
+    Vma m;
+    m.start = r.U64();
+    m.end = r.U64();
+    m.prot = r.U32();
+    m.flags = r.U32();
+    m.pgoff = r.U64();
+    m.file = GetI32(r);
+    std::uint8_t k = r.U8();
+    if (k > static_cast<std::uint8_t>(VmaKind::kSharedAnon)) r.Fail();
+    m.kind = static_cast<VmaKind>(k);
+    m.name = std::string(r.String());
+    if (m.end <= m.start || (m.start & 4095) != 0 || (m.end & 4095) != 0) r.Fail();
+    if (!v->empty() && m.start < v->back().end) r.Fail();
+    v->push_back(std::move(m));
+  }
+  return Expect(r, "vmas");
+}
+
+std::string EncodeFiles(const std::vector<FileRef>& f) {
+  std::string o;
+  o.push_back(static_cast<char>(kModelVersion));
+  PutVarint(&o, f.size());
+  for (const auto& x : f) {
+    PutString(&o, x.path);
+    PutU64(&o, x.size);
+    PutU64(&o, static_cast<std::uint64_t>(x.mtime_ns));
+    PutU32(&o, x.mode);
+    PutU64(&o, x.ino);
+    PutU64(&o, x.dev);
+    PutString(&o, x.build_id);
+    o.push_back(x.deleted ? 1 : 0);
+  }
+  return o;
+}
+
+static Status DecodeFiles(std::string_view in, std::vector<FileRef>* f) {
+  ByteReader r(in);
+  RETURN_IF_ERROR(CheckVersion(r, "files"));
+  std::uint64_t n = r.Varint();
+  if (n > (1u << 20)) r.Fail();
+  for (std::uint64_t i = 0; i < n && r.ok(); ++i) {
+    FileRef x;
+    x.path = std::string(r.String());
+    x.size = r.U64();
+    x.mtime_ns = static_cast<std::int64_t>(r.U64());
+    x.mode = r.U32();
+    x.ino = r.U64();
+    x.dev = r.U64();
+    x.build_id = std::string(r.String());
+    x.deleted = r.U8() != 0;
+    f->push_back(std::move(x));
+  }
+  return Expect(r, "files");
+}
+
+std::string EncodeFds(const std::vector<Fd>& f) {
+  std::string o;
+  o.push_back(static_cast<char>(kModelVersion));
+  PutVarint(&o, f.size());
+  for (const auto& x : f) {
+    PutI32(&o, x.fd);
+    o.push_back(static_cast<char>(x.kind));
+    PutU32(&o, x.flags);
+    PutU64(&o, x.pos);
+    PutI32(&o, x.file);
+    PutU64(&o, x.pipe_ino);
+    o.push_back(static_cast<char>((x.pipe_write_end ? 1 : 0) | (x.pipe_internal ? 2 : 0)));
+    PutI32(&o, x.dup_of);
+  }
+  return o;
+}
+
+static Status DecodeFds(std::string_view in, std::vector<Fd>* f) {
+  ByteReader r(in);
+  RETURN_IF_ERROR(CheckVersion(r, "fds"));
+  std::uint64_t n = r.Varint();
+  if (n > (1u << 20)) r.Fail();
+  for (std::uint64_t i = 0; i < n && r.ok(); ++i) {
+    Fd x;
+    x.fd = GetI32(r);
+    std::uint8_t k = r.U8();
+    if (k > static_cast<std::uint8_t>(FdKind::kDeleted)) r.Fail();
+    x.kind = static_cast<FdKind>(k);
+    x.flags = r.U32();
+    x.pos = r.U64();
+    x.file = GetI32(r);
+    x.pipe_ino = r.U64();
+    std::uint8_t b = r.U8();
+    x.pipe_write_end = (b & 1) != 0;
+    x.pipe_internal = (b & 2) != 0;
+    x.dup_of = GetI32(r);
+    if (x.fd < 0 || x.dup_of >= x.fd) r.Fail();
+    f->push_back(x);
+  }
+  return Expect(r, "fds");
+}
+
+std::string EncodeSignals(const Signals& s) {
+  std::string o;
+  o.push_back(static_cast<char>(kModelVersion));
+  PutVarint(&o, s.actions.size());
+  for (const auto& a : s.actions) {
+    PutU64(&o, a.handler);
+    PutU64(&o, a.flags);
+    PutU64(&o, a.restorer);
+    PutU64(&o, a.mask);
+  }
+  PutSigList(&o, s.pending);
+  return o;
+}
+
+static Status DecodeSignals(std::string_view in, Signals* s) {
+  ByteReader r(in);
+  RETURN_IF_ERROR(CheckVersion(r, "signals"));
+  if (r.Varint() != s->actions.size()) return Corruption("signals section: unexpected signal count");
+  for (auto& a : s->actions) {
+    a.handler = r.U64();
+    a.flags = r.U64();
+    a.restorer = r.U64();
+    a.mask = r.U64();
+  }
+  GetSigList(r, &s->pending);
+  return Expect(r, "signals");
+}
+
+std::string EncodePagemap(const std::vector<PageRun>& runs) {
+  std::string o;
+  o.push_back(static_cast<char>(kModelVersion));
+  PutVarint(&o, runs.size());
+  for (const auto& p : runs) {
+    PutU64(&o, p.addr);
+    PutU64(&o, p.pages);
+  }
+  return o;
+}
+
+static Status DecodePagemap(std::string_view in, std::vector<PageRun>* runs) {
+  ByteReader r(in);
+  RETURN_IF_ERROR(CheckVersion(r, "pagemap"));
+  std::uint64_t n = r.Varint();
+  if (n > (1u << 26)) r.Fail();
+  for (std::uint64_t i = 0; i < n && r.ok(); ++i) {
+    PageRun p;
+    p.addr = r.U64();
+    p.pages = r.U64();
+    if ((p.addr & 4095) != 0 || p.pages == 0 || p.pages > (1ull << 36)) r.Fail();
+    runs->push_back(p);
+  }
+  return Expect(r, "pagemap");
+}
+
+std::uint64_t PagemapPages(const std::vector<PageRun>& runs) {
+  std::uint64_t n = 0;
+  for (const auto& p : runs) n += p.pages;
+  return n;
+}
+
+Status WriteModel(image::ImageWriter* w, const ProcessModel& m) {
+  RETURN_IF_ERROR(w->AddSection(kSecCore, "core", "", EncodeCore(m.core)));
+  for (const auto& t : m.threads) {
+    RETURN_IF_ERROR(w->AddSection(kSecThread, "thread." + std::to_string(t.tid), "", EncodeThread(t)));
+  }
+  RETURN_IF_ERROR(w->AddSection(kSecFiles, "files", "", EncodeFiles(m.files)));
+  RETURN_IF_ERROR(w->AddSection(kSecVmas, "vmas", "", EncodeVmas(m.vmas)));
+  RETURN_IF_ERROR(w->AddSection(kSecFds, "fds", "", EncodeFds(m.fds)));
+  RETURN_IF_ERROR(w->AddSection(kSecSignals, "signals", "", EncodeSignals(m.signals)));
+  return w->AddSection(kSecVdso, "vdso", "", m.vdso);
+}
+
+Result<ProcessModel> ReadModel(const image::ImageReader& r) {
+  if (r.header().kind != image::ImageKind::kProcess) {
+    return InvalidArgument(r.source().Name() + " is a " + image::ImageKindName(r.header().kind) +
+                           " image, not a process image");
+  }
+  ProcessModel m;
+  auto need = [&](std::uint32_t type, const char* name) -> Result<std::string> {
+    const image::SectionInfo* s = r.Find(type);
+    if (s == nullptr) return Corruption(r.source().Name() + ": process image has no " + name + " section");
+    return r.ReadSection(*s);
+  };
+  ASSIGN_OR_RETURN(std::string core, need(kSecCore, "core"));
+  RETURN_IF_ERROR(DecodeCore(core, &m.core));
+  for (const auto& s : r.sections()) {
+    if (s.type != kSecThread) continue;
+    ASSIGN_OR_RETURN(std::string t, r.ReadSection(s));
+    ThreadState ts;
+    RETURN_IF_ERROR(DecodeThread(t, &ts));
+    m.threads.push_back(std::move(ts));
+  }
+  if (m.threads.empty()) return Corruption(r.source().Name() + ": process image has no threads");
+  ASSIGN_OR_RETURN(std::string files, need(kSecFiles, "files"));
+  RETURN_IF_ERROR(DecodeFiles(files, &m.files));
+  ASSIGN_OR_RETURN(std::string vmas, need(kSecVmas, "vmas"));
+  RETURN_IF_ERROR(DecodeVmas(vmas, &m.vmas));
+  ASSIGN_OR_RETURN(std::string fds, need(kSecFds, "fds"));
+  RETURN_IF_ERROR(DecodeFds(fds, &m.fds));
+  ASSIGN_OR_RETURN(std::string sig, need(kSecSignals, "signals"));
+  RETURN_IF_ERROR(DecodeSignals(sig, &m.signals));
+  ASSIGN_OR_RETURN(m.vdso, need(kSecVdso, "vdso"));
+  ASSIGN_OR_RETURN(std::string pm, need(kSecPagemap, "pagemap"));
+  RETURN_IF_ERROR(DecodePagemap(pm, &m.pagemap));
+  // Cross references.
+  auto file_ok = [&](std::int32_t i) { return i >= -1 && i < static_cast<std::int32_t>(m.files.size()); };
+  if (!file_ok(m.core.exe_file)) return Corruption("core section: executable file index out of range");
+  for (const auto& v : m.vmas) {
+    if (!file_ok(v.file)) return Corruption("vmas section: file index out of range");
+  }
+  for (const auto& f : m.fds) {
+    if (!file_ok(f.file)) return Corruption("fds section: file index out of range");
+  }
+  return m;
+}
+
+std::string HexAddr(std::uint64_t v) {
+  static const char* d = "0123456789abcdef";
+  std::string o;
+  do {
+    o.insert(o.begin(), d[v & 15]);
+    v >>= 4;
+  } while (v != 0);
+  return o;
+}
+
+const char* VmaKindName(VmaKind k) {
+  switch (k) {
+    case VmaKind::kAnon:
+      return "anon";
+    case VmaKind::kFile:
+      return "file";
+    case VmaKind::kHeap:
+      return "heap";
+    case VmaKind::kStack:
+      return "stack";
+    case VmaKind::kVdso:
+      return "vdso";
+    case VmaKind::kVvar:
+      return "vvar";
+    case VmaKind::kVsyscall:
+      return "vsyscall";
+    case VmaKind::kSharedAnon:
+      return "shared-anon";
+  }
+  return "?";
+}
+
+const char* FdKindName(FdKind k) {
+  switch (k) {
+    case FdKind::kRegular:
+      return "file";
+    case FdKind::kDevice:
+      return "device";
+    case FdKind::kFifo:
+      return "fifo";
+    case FdKind::kPipe:
+      return "pipe";
+    case FdKind::kDeleted:
+      return "deleted-file";
+  }
+  return "?";
+}
+
+}  // namespace ckpt::engine

@@ -1,0 +1,195 @@
+// The in-memory model of a process image (kind 3): what the dumper collects
+// and the restorer consumes, plus the section types that carry it. The byte
+// layout of every section is specified in docs/image-format.md ("Process
+// images"). Plain values; not thread-safe to mutate concurrently.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "image/reader.h"
+#include "image/writer.h"
+#include "util/status.h"
+
+namespace ckpt::engine {
+
+// Section types of process images (0x0300 block).
+inline constexpr std::uint32_t kSecCore = 0x0301;     // one: process-wide state
+inline constexpr std::uint32_t kSecThread = 0x0302;   // one per thread, name "thread.TID"
+inline constexpr std::uint32_t kSecVmas = 0x0303;     // one: the memory map
+inline constexpr std::uint32_t kSecFiles = 0x0304;    // one: files referenced by mappings and fds
+inline constexpr std::uint32_t kSecFds = 0x0305;      // one: the descriptor table
+inline constexpr std::uint32_t kSecSignals = 0x0306;  // one: handlers and process-wide pending signals
+inline constexpr std::uint32_t kSecPagemap = 0x0307;  // one: runs of pages stored in kSecPages
+inline constexpr std::uint32_t kSecPages = 0x0308;    // one: page contents, in pagemap order
+inline constexpr std::uint32_t kSecBlob =
+    0x0309;  // contents of a pipe ("pipe.ID") or deleted file ("file.N")
+inline constexpr std::uint32_t kSecVdso = 0x030A;  // one: the dumping kernel's vDSO bytes
+
+// Every metadata section starts with this version byte.
+inline constexpr std::uint8_t kModelVersion = 1;
+// File name of the process image inside a dump directory.
+inline constexpr const char* kImageFileName = "process.ckpt";
+
+struct MmLayout {
+  std::uint64_t start_code = 0, end_code = 0, start_data = 0, end_data = 0;
+  std::uint64_t start_brk = 0, brk = 0, start_stack = 0;
+  std::uint64_t arg_start = 0, arg_end = 0, env_start = 0, env_end = 0;
+};
+
+struct Rlimit {
+  std::uint64_t cur = 0, max = 0;
+};
+
+struct Core {
+  std::int32_t pid = 0;
+  std::string comm;
+  std::int32_t exe_file = -1;  // index into files
+  std::string cwd;
+  std::uint32_t umask = 022;
+  std::uint32_t personality = 0;
+  std::vector<Rlimit> rlimits;  // RLIMIT_* order, 16 entries on Linux
+  MmLayout mm;
+  std::vector<std::uint64_t> auxv;  // key, value pairs up to and including AT_NULL
+  std::string kernel_release;
+  std::string host;
+  std::int64_t dumped_at_ns = 0;
+  std::uint32_t xsave_size = 0;
+  // ITIMER_REAL, _VIRTUAL, _PROF: interval sec, usec, value sec, usec each.
+  std::vector<std::uint64_t> itimers;
+  // Bit 0: the process led its session; bit 1: it led its process group.
+  std::uint32_t leader = 0;
+};
+
+// user_regs_struct, in the kernel's field order (27 x 64 bits on x86-64).
+inline constexpr int kGpRegs = 27;
+
+struct ThreadState {
+  std::int32_t tid = 0;
+  std::array<std::uint64_t, kGpRegs> gpregs{};
+  std::string xsave;  // NT_X86_XSTATE as the kernel gives it
+  std::uint64_t sigmask = 0;
+  std::uint64_t rseq_ptr = 0;
+  std::uint32_t rseq_len = 0, rseq_sig = 0;
+  std::uint64_t clear_tid = 0;  // set_tid_address
+  std::uint64_t altstack_sp = 0, altstack_size = 0;
+  std::uint32_t altstack_flags = 0;
+  std::uint64_t robust_list = 0, robust_len = 0;  // set_robust_list
+  std::string comm;                               // the thread's name
+  std::vector<std::string> pending;               // 128-byte siginfo_t each, thread-directed
+};
+
+enum class VmaKind : std::uint8_t {
+  kAnon = 0,
+  kFile = 1,
+  kHeap = 2,
+  kStack = 3,
+  kVdso = 4,
+  kVvar = 5,  // any [vvar*] region
+  kVsyscall = 6,
+  kSharedAnon = 7,  // MAP_SHARED|MAP_ANONYMOUS (/dev/zero (deleted))
+};
+
+// Vma flags.
+inline constexpr std::uint32_t kVmaShared = 1u << 0;
+inline constexpr std::uint32_t kVmaGrowsDown = 1u << 1;
+inline constexpr std::uint32_t kVmaMayWrite = 1u << 2;
+inline constexpr std::uint32_t kVmaHugePage = 1u << 3;    // MADV_HUGEPAGE
+inline constexpr std::uint32_t kVmaNoHugePage = 1u << 4;  // MADV_NOHUGEPAGE
+inline constexpr std::uint32_t kVmaDontFork = 1u << 5;    // MADV_DONTFORK
+inline constexpr std::uint32_t kVmaWipeOnFork = 1u << 6;  // MADV_WIPEONFORK
+inline constexpr std::uint32_t kVmaDontDump = 1u << 7;    // MADV_DONTDUMP
+inline constexpr std::uint32_t kVmaLocked = 1u << 8;      // mlock (recorded, not restored)
+inline constexpr std::uint32_t kVmaAllPages = 1u << 9;    // a deleted file's mapping: every page stored
+
+struct Vma {
+  std::uint64_t start = 0, end = 0;
+  std::uint32_t prot = 0;  // PROT_* bits
+  std::uint32_t flags = 0;
+  std::uint64_t pgoff = 0;  // in bytes
+  std::int32_t file = -1;   // index into files
+  VmaKind kind = VmaKind::kAnon;
+  std::string name;  // the maps line's path or [name]
+  std::uint64_t size() const { return end - start; }
+};
+
+struct FileRef {
+  std::string path;
+  std::uint64_t size = 0;
+  std::int64_t mtime_ns = 0;
+  std::uint32_t mode = 0;
+  std::uint64_t ino = 0;
+  std::uint64_t dev = 0;
+  std::string build_id;  // GNU build-id bytes for ELF files
+  bool deleted = false;  // contents stored in blob "file.INDEX"
+};
+
+enum class FdKind : std::uint8_t {
+  kRegular = 0,  // a path (file or directory) reopened by name
+  kDevice = 1,   // a character device reopened by name (/dev/null, a tty)
+  kFifo = 2,     // a named pipe reopened by name
+  kPipe = 3,     // an anonymous pipe: both ends in the process, or reattached
+  kDeleted = 4,  // a regular file unlinked while open: contents in the image
+};
+
+struct Fd {
+  std::int32_t fd = 0;
+  FdKind kind = FdKind::kRegular;
+  std::uint32_t flags = 0;  // open flags from fdinfo, O_CLOEXEC included
+  std::uint64_t pos = 0;
+  std::int32_t file = -1;       // index into files (regular, device, fifo, deleted)
+  std::uint64_t pipe_ino = 0;   // pipe inode (kPipe)
+  bool pipe_write_end = false;  // kPipe: this fd is the write end
+  bool pipe_internal = false;   // kPipe: both ends are in the process (contents stored)
+  std::int32_t dup_of = -1;     // shares its open file description with this lower fd
+};
+
+struct SigAction {
+  std::uint64_t handler = 0, flags = 0, restorer = 0, mask = 0;
+};
+
+struct Signals {
+  std::array<SigAction, 64> actions{};  // index: signal - 1
+  std::vector<std::string> pending;     // process-wide, 128-byte siginfo_t each
+};
+
+struct PageRun {
+  std::uint64_t addr = 0;
+  std::uint64_t pages = 0;
+};
+
+// Everything except page contents and blobs.
+struct ProcessModel {
+  Core core;
+  std::vector<ThreadState> threads;  // threads[0] is the thread-group leader
+  std::vector<Vma> vmas;
+  std::vector<FileRef> files;
+  std::vector<Fd> fds;
+  Signals signals;
+  std::vector<PageRun> pagemap;
+  std::string vdso;  // the dumping kernel's [vdso] bytes
+};
+
+// Encoding of each section payload (little-endian, see docs/image-format.md).
+std::string EncodeCore(const Core& c);
+std::string EncodeThread(const ThreadState& t);
+std::string EncodeVmas(const std::vector<Vma>& v);
+std::string EncodeFiles(const std::vector<FileRef>& f);
+std::string EncodeFds(const std::vector<Fd>& f);
+std::string EncodeSignals(const Signals& s);
+std::string EncodePagemap(const std::vector<PageRun>& runs);
+
+// Writes every metadata section of `m` (not the pagemap, pages or blobs).
+Status WriteModel(image::ImageWriter* w, const ProcessModel& m);
+// Reads every metadata section; checks versions and cross references.
+Result<ProcessModel> ReadModel(const image::ImageReader& r);
+
+std::uint64_t PagemapPages(const std::vector<PageRun>& runs);
+const char* VmaKindName(VmaKind k);
+// Lower-case hexadecimal without prefix, as /proc writes addresses.
+std::string HexAddr(std::uint64_t v);
+const char* FdKindName(FdKind k);
+
+}  // namespace ckpt::engine

@@ -1,0 +1,427 @@
+#include "engine/pagemap.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <condition_variable>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include "engine/mm.h"
+#include "engine/proc.h"
+#include "platform/posix_util.h"
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+
+namespace ckpt::engine {
+
+using platform::PosixError;
+
+namespace {
+
+constexpr std::uint64_t kPage = 4096;
+constexpr std::uint64_t kPresent = 1ull << 63;
+constexpr std::uint64_t kSwapped = 1ull << 62;
+constexpr std::uint64_t kFilePage = 1ull << 61;
+constexpr std::uint64_t kPfnMask = (1ull << 55) - 1;
+constexpr std::size_t kIoChunk = 8u << 20;  // bytes moved per process_vm_{read,write}v
+
+// The PFN of the shared zero page (read faults of anonymous memory map it).
+std::uint64_t ZeroPfn() {
+  static const std::uint64_t pfn = []() -> std::uint64_t {
+    void* p = ::mmap(nullptr, kPage, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return static_cast<std::uint64_t>(~0ull);
+    volatile char c = *static_cast<volatile char*>(p);
+    (void)c;
+    std::uint64_t e = 0, out = ~static_cast<std::uint64_t>(0);
+    int fd = ::open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0 &&
+        ::pread(fd, &e, 8, static_cast<off_t>(reinterpret_cast<std::uint64_t>(p) / kPage * 8)) == 8 &&
+        (e & kPresent) != 0 && (e & kPfnMask) != 0) {
+      out = e & kPfnMask;
+    }
+    if (fd >= 0) ::close(fd);
+    ::munmap(p, kPage);
+    return out;
+  }();
+  return pfn;
+}
+
+bool IsZeroPage(const unsigned char* p) {
+  const std::uint64_t* w = reinterpret_cast<const std::uint64_t*>(p);
+  for (std::size_t i = 0; i < kPage / 8; i += 8) {
+    if ((w[i] | w[i + 1] | w[i + 2] | w[i + 3] | w[i + 4] | w[i + 5] | w[i + 6] | w[i + 7]) != 0)
+      return false;
+  }
+  return true;
+}
+
+void AddRun(std::vector<PageRun>* runs, std::uint64_t addr, std::uint64_t pages) {
+  if (!runs->empty() && runs->back().addr + runs->back().pages * kPage == addr) {
+    runs->back().pages += pages;
+  } else {
+    runs->push_back({addr, pages});
+  }
+}
+
+}  // namespace
+
+Result<std::vector<PageRun>> CollectPopulatedPages(pid_t pid, const std::vector<Vma>& vmas) {
+  std::string path = ProcPath(pid, "pagemap");
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return PosixError("open", path, errno);
+  std::unique_ptr<int, void (*)(int*)> closer(&fd, [](int* f) { ::close(*f); });
+  const std::uint64_t zero_pfn = ZeroPfn();
+  std::vector<PageRun> runs;
+  std::vector<std::uint64_t> ent(64 * 1024);
+  for (const auto& v : vmas) {
+    if (!IsRestorableVma(v)) continue;
+    bool file_backed = v.kind == VmaKind::kFile;
+    if (file_backed && (v.flags & kVmaShared) != 0) continue;  // the file holds the data
+    bool all = (v.flags & kVmaAllPages) != 0;
+    for (std::uint64_t a = v.start; a < v.end;) {
+      std::uint64_t n = std::min<std::uint64_t>(ent.size(), (v.end - a) / kPage);
+      if (all) {
+        AddRun(&runs, a, n);
+        a += n * kPage;
+        continue;
+      }
+      ssize_t got = ::pread(fd, ent.data(), n * 8, static_cast<off_t>(a / kPage * 8));
+      if (got != static_cast<ssize_t>(n * 8)) return PosixError("read", path, got < 0 ? errno : EIO);
+      for (std::uint64_t i = 0; i < n; ++i) {
+        std::uint64_t e = ent[i];
+        bool keep;
+        if ((e & kSwapped) != 0) {
+          keep = true;
+        } else if ((e & kPresent) == 0) {
+          keep = false;
+        } else if (file_backed && (e & kFilePage) != 0) {
+          keep = false;  // still the file's page
+        } else {
+          keep = (e & kPfnMask) != zero_pfn || (e & kPfnMask) == 0;
+        }
+        if (keep) AddRun(&runs, a + i * kPage, 1);
+      }
+      a += n * kPage;
+    }
+  }
+  return runs;
+}
+
+namespace {
+
+struct Chunk {
+  std::vector<struct iovec> remote;
+  std::size_t bytes = 0;
+};
+
+// Cuts the pagemap into chunks of at most kIoChunk bytes.
+std::vector<Chunk> Chunks(const std::vector<PageRun>& runs) {
+  std::vector<Chunk> out;
+  std::size_t ri = 0;
+  std::uint64_t roff = 0;
+  while (ri < runs.size()) {
+    Chunk c;
+    while (ri < runs.size() && c.bytes < kIoChunk && c.remote.size() < 1024) {
+      const PageRun& r = runs[ri];
+      std::uint64_t pages = std::min<std::uint64_t>(r.pages - roff, (kIoChunk - c.bytes) / kPage);
+      c.remote.push_back({reinterpret_cast<void*>(r.addr + roff * kPage), pages * kPage});
+      c.bytes += pages * kPage;
+      roff += pages;
+      if (roff == r.pages) {
+        ++ri;
+        roff = 0;
+      }
+    }
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
+// A chunk read from the process: which byte ranges of its buffer to write
+// (all-zero pages dropped) and where they lie in the process.
+struct ReadChunk {
+  std::vector<std::pair<std::size_t, std::size_t>> pieces;  // (offset in buffer, bytes)
+  std::vector<PageRun> runs;
+  std::uint64_t zero_pages = 0;
+};
+
+// Reads chunk `c` of the process into `buf` and sorts out its zero pages.
+Status ReadChunkFrom(pid_t pid, const Chunk& c, unsigned char* buf, ReadChunk* out) {
+  struct iovec local = {buf, c.bytes};
+  ssize_t got = ::process_vm_readv(pid, &local, 1, c.remote.data(), c.remote.size(), 0);
+  if (got != static_cast<ssize_t>(c.bytes)) {
+    // Partly unreadable (PROT_NONE pages): read piece by piece with the fallback.
+    std::size_t off = 0;
+    for (const auto& r : c.remote) {
+      RETURN_IF_ERROR(ReadMemory(pid, reinterpret_cast<std::uint64_t>(r.iov_base), buf + off, r.iov_len)
+                          .WithContext("dumping memory"));
+      off += r.iov_len;
+    }
+  }
+  std::size_t off = 0;
+  for (const auto& r : c.remote) {
+    std::uint64_t base = reinterpret_cast<std::uint64_t>(r.iov_base);
+    for (std::size_t p = 0; p < r.iov_len; p += kPage) {
+      if (IsZeroPage(buf + off + p)) {
+        ++out->zero_pages;
+        continue;
+      }
+      if (!out->pieces.empty() && out->pieces.back().first + out->pieces.back().second == off + p) {
+        out->pieces.back().second += kPage;
+      } else {
+        out->pieces.push_back({off + p, kPage});
+      }
+      AddRun(&out->runs, base + p, 1);
+    }
+    off += r.iov_len;
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<PageDumpResult> WritePages(pid_t pid, const std::vector<PageRun>& candidates, image::ImageWriter* w,
+                                  const Progress& progress) {
+  // The dumping thread reads chunk k+1 from the process while a writer
+  // thread appends chunk k to the image.
+  constexpr std::size_t kSlots = 3;
+  std::vector<Chunk> chunks = Chunks(candidates);
+  std::unique_ptr<unsigned char[]> bufs[kSlots];
+  for (auto& b : bufs) b.reset(new unsigned char[kIoChunk]);
+  std::vector<ReadChunk> ready(chunks.size());
+  std::mutex mu;
+  std::condition_variable cv;
+  std::size_t read = 0, written = 0;
+  bool stop = false;
+  Status write_status;
+  RETURN_IF_ERROR(w->BeginSection(kSecPages, "pages", ""));
+  std::thread writer([&] {
+    for (std::size_t k = 0; k < chunks.size(); ++k) {
+      {
+        std::unique_lock<std::mutex> l(mu);
+        cv.wait(l, [&] { return stop || read > k; });
+        if (stop) return;
+      }
+      Status st;
+      for (const auto& [off, len] : ready[k].pieces) {
+        st = w->Write(bufs[k % kSlots].get() + off, len);
+        if (!st.ok()) break;
+      }
+      std::lock_guard<std::mutex> l(mu);
+      if (!st.ok()) {
+        write_status = st;
+        stop = true;
+      } else {
+        written = k + 1;
+      }
+      cv.notify_all();
+      if (!st.ok()) return;
+    }
+  });
+  Status st;
+  std::uint64_t total = PagemapPages(candidates) * kPage, done = 0;
+  for (std::size_t k = 0; k < chunks.size() && st.ok(); ++k) {
+    {
+      std::unique_lock<std::mutex> l(mu);
+      cv.wait(l, [&] { return stop || k < written + kSlots; });
+      if (stop) break;
+    }
+    st = ReadChunkFrom(pid, chunks[k], bufs[k % kSlots].get(), &ready[k]);
+    std::lock_guard<std::mutex> l(mu);
+    if (st.ok())
+      read = k + 1;
+    else
+      stop = true;
+    cv.notify_all();
+    done += chunks[k].bytes;
+    if (st.ok() && progress) progress(done, total);
+  }
+  {
+    std::unique_lock<std::mutex> l(mu);
+    cv.wait(l, [&] { return stop || written == chunks.size(); });
+    stop = true;
+    cv.notify_all();
+  }
+  writer.join();
+  RETURN_IF_ERROR(st);
+  RETURN_IF_ERROR(write_status);
+  PageDumpResult res;
+  for (const auto& rc : ready) {
+    res.zero_pages += rc.zero_pages;
+    for (const auto& r : rc.runs) AddRun(&res.runs, r.addr, r.pages);
+  }
+  RETURN_IF_ERROR(w->EndSection());
+  return res;
+}
+
+namespace {
+
+// Three stages run at once on each chunk of pages: a reader thread reads
+// the image, the tracing thread (the only one allowed to inject) populates
+// the chunk's memory in the process, and a writer thread copies the data
+// in with process_vm_writev.
+class PagePipeline {
+ public:
+  PagePipeline(image::SectionStream* stream, const std::vector<Chunk>* chunks, pid_t pid)
+      : stream_(stream), chunks_(chunks), pid_(pid) {
+    for (auto& b : bufs_) b.reset(new unsigned char[kIoChunk]);
+    reader_ = std::thread([this] { Read(); });
+    writer_ = std::thread([this] { Write(); });
+  }
+  ~PagePipeline() {
+    Fail(Status::Ok());
+    reader_.join();
+    writer_.join();
+  }
+  void Populated(std::size_t k) {
+    std::lock_guard<std::mutex> l(mu_);
+    populated_ = k + 1;
+    cv_.notify_all();
+  }
+  // Stops the other stages; `st` (if an error) becomes the pipeline's result.
+  void Fail(const Status& st) {
+    std::lock_guard<std::mutex> l(mu_);
+    if (status_.ok() && !st.ok()) status_ = st;
+    stop_ = true;
+    cv_.notify_all();
+  }
+  // Waits until every chunk is written or a stage failed.
+  Status Finish(const Progress& progress, std::uint64_t total) {
+    std::unique_lock<std::mutex> l(mu_);
+    std::size_t reported = 0;
+    while (true) {
+      cv_.wait(l,
+               [&] { return written_ > reported || written_ == chunks_->size() || !status_.ok() || stop_; });
+      if (!status_.ok()) return status_;
+      if (written_ == chunks_->size()) break;
+      if (stop_) return Internal("page pipeline stopped");
+      reported = written_;
+      std::uint64_t done = 0;
+      for (std::size_t i = 0; i < reported; ++i) done += (*chunks_)[i].bytes;
+      if (progress) {
+        l.unlock();
+        progress(done, total);
+        l.lock();
+      }
+    }
+    if (progress) progress(total, total);
+    return Status::Ok();
+  }
+  // How far the writer has come (the populating thread stays a few chunks ahead).
+  bool WaitRoom(std::size_t k) {
+    std::unique_lock<std::mutex> l(mu_);
+    cv_.wait(l, [&] { return stop_ || k < written_ + kSlots; });
+    return !stop_;
+  }
+
+ private:
+  static constexpr std::size_t kSlots = 4;
+  void Read() {
+    for (std::size_t k = 0; k < chunks_->size(); ++k) {
+      {
+        std::unique_lock<std::mutex> l(mu_);
+        cv_.wait(l, [&] { return stop_ || k < written_ + kSlots; });
+        if (stop_) return;
+      }
+      Status st = stream_->Read(bufs_[k % kSlots].get(), (*chunks_)[k].bytes);
+      if (!st.ok()) return Fail(st);
+      std::lock_guard<std::mutex> l(mu_);
+      read_ = k + 1;
+      cv_.notify_all();
+    }
+  }
+  void Write() {
+    for (std::size_t k = 0; k < chunks_->size(); ++k) {
+      {
+        std::unique_lock<std::mutex> l(mu_);
+        cv_.wait(l, [&] { return stop_ || (read_ > k && populated_ > k); });
+        if (stop_) return;
+      }
+      const Chunk& c = (*chunks_)[k];
+      unsigned char* buf = bufs_[k % kSlots].get();
+      struct iovec local = {buf, c.bytes};
+      ssize_t put = ::process_vm_writev(pid_, &local, 1, c.remote.data(), c.remote.size(), 0);
+      if (put != static_cast<ssize_t>(c.bytes)) {
+        std::size_t off = 0;
+        for (const auto& rv : c.remote) {
+          Status st = WriteMemory(pid_, reinterpret_cast<std::uint64_t>(rv.iov_base), buf + off, rv.iov_len);
+          if (!st.ok()) return Fail(st);
+          off += rv.iov_len;
+        }
+      }
+      std::lock_guard<std::mutex> l(mu_);
+      written_ = k + 1;
+      cv_.notify_all();
+    }
+  }
+
+  image::SectionStream* stream_;
+  const std::vector<Chunk>* chunks_;
+  pid_t pid_;
+  std::unique_ptr<unsigned char[]> bufs_[kSlots];
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::size_t read_ = 0, populated_ = 0, written_ = 0;
+  bool stop_ = false;
+  Status status_;
+  std::thread reader_, writer_;
+};
+
+}  // namespace
+
+Status RestorePages(const ProcessModel& m, const image::ImageReader& r, pid_t pid, Injector* inj,
+                    const Progress& progress) {
+  const image::SectionInfo* s = r.Find(kSecPages);
+  if (s == nullptr) return Corruption(r.source().Name() + ": process image has no pages section");
+  std::uint64_t total = PagemapPages(m.pagemap) * kPage;
+  if (s->raw_size != total) {
+    return Corruption(r.source().Name() + ": pages section holds " + std::to_string(s->raw_size) +
+                      " bytes, the pagemap lists " + std::to_string(total));
+  }
+  // Every run must lie inside VMAs that restore creates (adjacent ones may share a run).
+  std::size_t vi = 0;
+  for (const auto& run : m.pagemap) {
+    std::uint64_t end = run.addr + run.pages * kPage;
+    while (vi < m.vmas.size() && m.vmas[vi].end <= run.addr) ++vi;
+    std::uint64_t covered = run.addr;
+    for (std::size_t j = vi; j < m.vmas.size() && covered < end; ++j) {
+      if (m.vmas[j].start > covered || !IsRestorableVma(m.vmas[j])) break;
+      covered = m.vmas[j].end;
+    }
+    if (covered < end) return Corruption(r.source().Name() + ": pagemap run outside the memory map");
+  }
+  ASSIGN_OR_RETURN(auto stream, r.OpenSection(*s));
+  std::vector<Chunk> chunks = Chunks(m.pagemap);
+  {
+    PagePipeline pipe(stream.get(), &chunks, pid);
+    for (std::size_t k = 0; k < chunks.size(); ++k) {
+      if (!pipe.WaitRoom(k)) break;
+      // Populating in bulk is much faster than faulting page by page.
+      for (const auto& rv : chunks[k].remote) {
+        if (rv.iov_len < 16 * kPage) continue;
+        Status st = inj->Call("madvise(MADV_POPULATE_WRITE)", SYS_madvise,
+                              {reinterpret_cast<std::uint64_t>(rv.iov_base), rv.iov_len, MADV_POPULATE_WRITE})
+                        .status();
+        if (!st.ok()) {
+          pipe.Fail(st);
+          return st;
+        }
+      }
+      pipe.Populated(k);
+    }
+    RETURN_IF_ERROR(pipe.Finish(progress, total));
+  }
+  return stream->Drain();
+}
+
+}  // namespace ckpt::engine

@@ -1,0 +1,37 @@
+// Memory contents. At dump, /proc/PID/pagemap says which pages are
+// populated: only those are read (process_vm_readv) and stored, pages that
+// still equal their file or are all zeros are skipped. At restore the pages
+// are populated in bulk (MADV_POPULATE_WRITE) and written with
+// process_vm_writev. Not thread-safe.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "engine/engine.h"
+#include "engine/inject.h"
+#include "engine/model.h"
+#include "image/reader.h"
+#include "image/writer.h"
+#include "util/status.h"
+
+namespace ckpt::engine {
+
+struct PageDumpResult {
+  std::vector<PageRun> runs;
+  std::uint64_t zero_pages = 0;
+};
+
+// Candidate pages (populated, not equal to their file) of every VMA.
+Result<std::vector<PageRun>> CollectPopulatedPages(pid_t pid, const std::vector<Vma>& vmas);
+// Reads the candidates from the process and writes the kSecPages section.
+// `on_page_bytes` reports progress.
+Result<PageDumpResult> WritePages(pid_t pid, const std::vector<PageRun>& candidates, image::ImageWriter* w,
+                                  const Progress& progress);
+// Populates and fills the pages of the image into process `pid`.
+Status RestorePages(const ProcessModel& m, const image::ImageReader& r, pid_t pid, Injector* inj,
+                    const Progress& progress);
+
+}  // namespace ckpt::engine

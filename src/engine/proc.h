@@ -1,0 +1,47 @@
+// Readers for /proc/PID files the engine relies on: maps and smaps, stat,
+// status, task lists, fdinfo. Stateless; thread-safe.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "util/status.h"
+
+namespace ckpt::engine {
+
+struct MapsEntry {
+  std::uint64_t start = 0, end = 0;
+  std::uint32_t prot = 0;  // PROT_*
+  bool shared = false;
+  std::uint64_t pgoff = 0;
+  std::uint32_t dev_major = 0, dev_minor = 0;
+  std::uint64_t ino = 0;
+  std::string path;     // as shown, " (deleted)" suffix included
+  std::string vmflags;  // smaps "VmFlags:" two-letter codes, space separated
+  bool HasFlag(const char* two) const;
+};
+
+std::string ProcPath(pid_t pid, const std::string& rest);
+Result<std::string> ReadProcFile(pid_t pid, const std::string& name);
+// Reads `fd` to its end (or until it would block); `what` names it in errors.
+Result<std::string> ReadAllFd(int fd, const std::string& what);
+// With `smaps`, VmFlags are filled in too.
+Result<std::vector<MapsEntry>> ReadMaps(pid_t pid, bool smaps);
+Result<std::vector<pid_t>> ListThreads(pid_t pid);
+// Fields of /proc/PID/stat after the command name; field N (1-based as in
+// proc(5)) is at index N - 3.
+Result<std::vector<std::string>> ReadStat(pid_t pid);
+// The value of "Key:" in /proc/PID/status, trimmed ("" if absent).
+Result<std::string> StatusField(pid_t pid, const std::string& key);
+Result<std::string> ReadLink(const std::string& path);
+
+struct FdInfo {
+  std::uint64_t pos = 0;
+  std::uint32_t flags = 0;
+};
+Result<FdInfo> ReadFdInfo(pid_t pid, int fd);
+
+}  // namespace ckpt::engine

@@ -1,0 +1,165 @@
+// Round trip and rejection tests of the process image model (engine/model.h).
+#include "engine/model.h"
+
+#include <gtest/gtest.h>
+
+#include "image/reader.h"
+#include "image/writer.h"
+
+namespace ckpt::engine {
+namespace {
+
+ProcessModel Sample() {
+  ProcessModel m;
+  m.core.pid = 4242;
+  m.core.comm = "worker";
+  m.core.exe_file = 0;
+  m.core.cwd = "/srv/job";
+  m.core.umask = 027;
+  m.core.personality = 0x0040000;
+  m.core.rlimits = {{1, 2}, {~0ull, ~0ull}};
+  m.core.mm.brk = 0x5555000;
+  m.core.mm.env_end = 0x7ffe0000;
+  m.core.auxv = {33, 0x7fff1000, 0, 0};
+  m.core.kernel_release = "6.18.0";
+  m.core.xsave_size = 2432;
+  m.core.itimers = std::vector<std::uint64_t>(12, 7);
+  m.core.leader = 3;
+  ThreadState t;
+  t.tid = 4242;
+  for (int i = 0; i < kGpRegs; ++i) t.gpregs[i] = 1000 + i;
+  t.xsave = std::string(2432, 'x');
+  t.sigmask = 0x8000;
+  t.rseq_ptr = 0x7f0000001000;
+  t.rseq_len = 32;
+  t.rseq_sig = 0x53053053;
+  t.robust_list = 0x7f0000002000;
+  t.robust_len = 24;
+  t.comm = "worker-0";
+  t.pending = {std::string(128, 's')};
+  m.threads = {t, t};
+  m.threads[1].tid = 4243;
+  m.files = {{"/usr/bin/worker", 1234, 5678, 0100755, 9, 10, "\x01\x02", false}};
+  m.vmas = {{0x400000, 0x401000, 5, kVmaMayWrite, 0, 0, VmaKind::kFile, "/usr/bin/worker"},
+            {0x500000, 0x600000, 3, 0, 0, -1, VmaKind::kHeap, "[heap]"}};
+  Fd fd;
+  fd.fd = 3;
+  fd.kind = FdKind::kPipe;
+  fd.pipe_ino = 77;
+  fd.pipe_internal = true;
+  Fd dup = fd;
+  dup.fd = 4;
+  dup.dup_of = 3;
+  m.fds = {fd, dup};
+  m.signals.actions[9] = {0x401000, 0x04000000, 0x401100, 1};
+  m.pagemap = {{0x500000, 2}};
+  m.vdso = "vdso bytes";
+  return m;
+}
+
+std::string Write(const ProcessModel& m) {
+  image::StringSink sink;
+  image::ImageWriter w(&sink, image::ImageKind::kProcess);
+  EXPECT_TRUE(w.Begin().ok());
+  EXPECT_TRUE(WriteModel(&w, m).ok());
+  EXPECT_TRUE(w.AddSection(kSecPages, "pages", "", std::string(2 * 4096, 'p')).ok());
+  EXPECT_TRUE(w.AddSection(kSecPagemap, "pagemap", "", EncodePagemap(m.pagemap)).ok());
+  EXPECT_TRUE(w.Finish().ok());
+  return sink.buffer();
+}
+
+Result<ProcessModel> Read(std::string bytes) {
+  auto r = image::ImageReader::Open(std::make_unique<image::StringSource>(std::move(bytes)));
+  if (!r.ok()) return r.status();
+  return ReadModel(**r);
+}
+
+TEST(EngineModel, RoundTrip) {
+  ProcessModel m = Sample();
+  auto back = Read(Write(m));
+  ASSERT_TRUE(back.ok()) << back.status().message();
+  EXPECT_EQ(back->core.pid, 4242);
+  EXPECT_EQ(back->core.comm, "worker");
+  EXPECT_EQ(back->core.cwd, "/srv/job");
+  EXPECT_EQ(back->core.umask, 027u);
+  EXPECT_EQ(back->core.rlimits[1].max, ~0ull);
+  EXPECT_EQ(back->core.mm.brk, 0x5555000u);
+  EXPECT_EQ(back->core.auxv, m.core.auxv);
+  EXPECT_EQ(back->core.itimers, m.core.itimers);
+  EXPECT_EQ(back->core.leader, 3u);
+  ASSERT_EQ(back->threads.size(), 2u);
+  EXPECT_EQ(back->threads[1].tid, 4243);
+  EXPECT_EQ(back->threads[0].gpregs, m.threads[0].gpregs);
+  EXPECT_EQ(back->threads[0].xsave, m.threads[0].xsave);
+  EXPECT_EQ(back->threads[0].rseq_sig, 0x53053053u);
+  EXPECT_EQ(back->threads[0].robust_list, 0x7f0000002000u);
+  EXPECT_EQ(back->threads[0].comm, "worker-0");
+  EXPECT_EQ(back->threads[0].pending, m.threads[0].pending);
+  EXPECT_EQ(back->files[0].build_id, "\x01\x02");
+  ASSERT_EQ(back->vmas.size(), 2u);
+  EXPECT_EQ(back->vmas[1].kind, VmaKind::kHeap);
+  ASSERT_EQ(back->fds.size(), 2u);
+  EXPECT_TRUE(back->fds[0].pipe_internal);
+  EXPECT_EQ(back->fds[1].dup_of, 3);
+  EXPECT_EQ(back->signals.actions[9].restorer, 0x401100u);
+  EXPECT_EQ(back->pagemap.size(), 1u);
+  EXPECT_EQ(back->vdso, "vdso bytes");
+}
+
+TEST(EngineModel, RejectsNewerModelVersion) {
+  ProcessModel m = Sample();
+  image::StringSink sink;
+  image::ImageWriter w(&sink, image::ImageKind::kProcess);
+  ASSERT_TRUE(w.Begin().ok());
+  std::string core = EncodeCore(m.core);
+  core[0] = 2;
+  ASSERT_TRUE(w.AddSection(kSecCore, "core", "", core).ok());
+  ASSERT_TRUE(w.Finish().ok());
+  auto back = Read(sink.buffer());
+  ASSERT_FALSE(back.ok());
+  EXPECT_EQ(back.status().code(), Code::kNotSupported);
+  EXPECT_NE(back.status().message().find("version 2"), std::string::npos);
+}
+
+TEST(EngineModel, RejectsBadReferencesAndShortPayloads) {
+  ProcessModel m = Sample();
+  m.vmas[0].file = 5;  // no such file
+  auto back = Read(Write(m));
+  ASSERT_FALSE(back.ok());
+  EXPECT_EQ(back.status().code(), Code::kCorruption);
+
+  m = Sample();
+  m.vmas[1].start = 0x400800;  // overlaps and is not page-aligned
+  back = Read(Write(m));
+  ASSERT_FALSE(back.ok());
+  EXPECT_EQ(back.status().code(), Code::kCorruption);
+
+  m = Sample();
+  image::StringSink sink;
+  image::ImageWriter w(&sink, image::ImageKind::kProcess);
+  ASSERT_TRUE(w.Begin().ok());
+  std::string core = EncodeCore(m.core);
+  ASSERT_TRUE(w.AddSection(kSecCore, "core", "", core.substr(0, core.size() - 3)).ok());
+  ASSERT_TRUE(w.Finish().ok());
+  back = Read(sink.buffer());
+  ASSERT_FALSE(back.ok());
+  EXPECT_EQ(back.status().code(), Code::kCorruption);
+}
+
+TEST(EngineModel, RejectsOtherImageKinds) {
+  image::StringSink sink;
+  image::ImageWriter w(&sink, image::ImageKind::kProgram);
+  ASSERT_TRUE(w.Begin().ok());
+  ASSERT_TRUE(w.Finish().ok());
+  auto back = Read(sink.buffer());
+  ASSERT_FALSE(back.ok());
+  EXPECT_NE(back.status().message().find("not a process image"), std::string::npos);
+}
+
+TEST(EngineModel, HexAddr) {
+  EXPECT_EQ(HexAddr(0), "0");
+  EXPECT_EQ(HexAddr(0x7ffd1864d268ull), "7ffd1864d268");
+}
+
+}  // namespace
+}  // namespace ckpt::engine

@@ -1,0 +1,125 @@
+#!/bin/bash
+# Bad input and faults: each case must end in a clear error (non-zero exit
+# and a message naming the problem), keep a previous image intact, and
+# leave no half-built process behind.
+#   run_faults.sh CKPT BINDIR CASE
+# CASE: exit-during-dump | corrupt-image | truncated-image | mapped-file-changed
+#       | pid-taken | no-such-process | not-an-image | inspect-json
+set -u
+CKPT=$1 BIN=$2 CASE=$3
+W=$(mktemp -d /tmp/ckpt-faults.XXXXXX)
+PID=""
+cleanup() {
+  [ -n "$PID" ] && kill -9 "$PID" 2>/dev/null
+  wait 2>/dev/null
+  rm -rf "$W"
+}
+trap cleanup EXIT
+fail() { echo "FAIL ($CASE): $*"; exit 1; }
+wait_for() { for _ in $(seq 1 $(($2 * 50))); do [ -s "$1" ] && return 0; sleep 0.02; done; return 1; }
+for fd in $(ls /proc/$$/fd); do [ "$fd" -gt 2 ] && eval "exec $fd>&-" 2>/dev/null; done
+start() {  # PROGRAM ARGS...
+  local p=$1
+  shift
+  "$BIN/$p" "$W" "$@" </dev/null >"$W/stdout" 2>&1 &
+  PID=$!
+  wait_for "$W/ready" 120 || fail "$p never became ready"
+}
+expect_error() {  # STATUS TEXT CMD...: the command exits with STATUS and says TEXT
+  local want=$1 text=$2
+  shift 2
+  "$@" >"$W/err.out" 2>&1
+  local rc=$?
+  [ "$rc" = "$want" ] || { cat "$W/err.out"; fail "'$*' exited with $rc, expected $want"; }
+  grep -qi -- "$text" "$W/err.out" || { cat "$W/err.out"; fail "error lacks '$text'"; }
+  echo "ok: $(head -c 300 "$W/err.out")"
+}
+no_process() {  # PID: nothing may run under it after a failed restore
+  sleep 0.2
+  if [ -d "/proc/$1" ] && [ "$(awk '{print $3}' /proc/$1/stat 2>/dev/null)" != Z ]; then
+    fail "a process $1 ($(cat /proc/$1/comm 2>/dev/null)) was left behind"
+  fi
+}
+dump_killed() {  # dumps PID (killing it) into $W/img
+  "$CKPT" dump "$PID" -D "$W/img" >/dev/null || fail "dump"
+  wait "$PID" 2>/dev/null
+}
+flip_byte() {  # FILE OFFSET
+  python3 -c "
+import sys
+f = open(sys.argv[1], 'r+b'); f.seek(int(sys.argv[2])); b = f.read(1); f.seek(int(sys.argv[2])); f.write(bytes([b[0] ^ 0x5a]))" "$1" "$2"
+}
+
+case $CASE in
+  exit-during-dump)
+    start zdtm_bigheap 64
+    "$CKPT" dump "$PID" -D "$W/img" --leave-running >/dev/null || fail "first dump"
+    before=$(sha256sum <"$W/img/process.ckpt")
+    CKPT_ENGINE_FAULT=kill-during-dump expect_error 1 "during the dump" "$CKPT" dump "$PID" -D "$W/img"
+    [ "$(sha256sum <"$W/img/process.ckpt")" = "$before" ] || fail "the previous image was changed"
+    [ -e "$W/img/process.ckpt.tmp" ] && fail "a temporary image was left behind"
+    "$CKPT" inspect "$W/img" >/dev/null || fail "the previous image no longer verifies"
+    ;;
+  corrupt-image)
+    start zdtm_counter
+    dump_killed
+    size=$(stat -c %s "$W/img/process.ckpt")
+    flip_byte "$W/img/process.ckpt" $((size / 2))
+    expect_error 3 "checksum" "$CKPT" restore -D "$W/img"
+    no_process "$PID"
+    ;;
+  truncated-image)
+    start zdtm_counter
+    dump_killed
+    size=$(stat -c %s "$W/img/process.ckpt")
+    truncate -s $((size * 2 / 3)) "$W/img/process.ckpt"
+    expect_error 3 "truncated\|corrupt\|trailer" "$CKPT" restore -D "$W/img"
+    no_process "$PID"
+    ;;
+  mapped-file-changed)
+    head -c 65536 /dev/urandom >"$W/mapped.dat"
+    start zdtm_files
+    dump_killed
+    echo more >>"$W/mapped.dat"
+    expect_error 3 "mapped.dat changed since the dump" "$CKPT" restore -D "$W/img"
+    no_process "$PID"
+    ;;
+  pid-taken)
+    start zdtm_counter
+    "$CKPT" dump "$PID" -D "$W/img" --leave-running >/dev/null || fail "dump"
+    expect_error 1 "PID $PID is in use" "$CKPT" restore -D "$W/img"
+    touch "$W/stop"
+    wait_for "$W/result" 60 || fail "the running process was disturbed"
+    grep -q PASS "$W/result" || fail "the running process failed: $(cat "$W/result")"
+    ;;
+  no-such-process)
+    expect_error 1 "does not exist" "$CKPT" dump 4000000 -D "$W/img"
+    [ -e "$W/img/process.ckpt" ] && fail "an image was written"
+    ;;
+  not-an-image)
+    mkdir -p "$W/img"
+    echo "hello" >"$W/img/process.ckpt"
+    expect_error 3 "process.ckpt" "$CKPT" restore -D "$W/img"
+    ;;
+  inspect-json)
+    # Not a fault: `ckpt inspect DIR --json` must show threads, the map and fds.
+    start zdtm_threads
+    "$CKPT" dump "$PID" -D "$W/img" --leave-running >/dev/null || fail "dump"
+    "$CKPT" inspect "$W/img" --json >"$W/inspect.json" || fail "inspect"
+    python3 - "$W/inspect.json" "$PID" <<'PY' || fail "inspect output is incomplete"
+import json, sys
+j = json.load(open(sys.argv[1]))
+pid = int(sys.argv[2])
+assert j["kind"] == "process", j["kind"]
+assert j["process"]["pid"] == pid
+assert len(j["threads"]) == 5 and j["threads"][0]["tid"] == pid, j["threads"]
+heap = [v for v in j["vmas"] if v["kind"] == "heap"]
+assert heap and heap[0]["size"] > 0
+assert sum(v["stored_bytes"] for v in j["vmas"]) == j["memory"]["stored_bytes"]
+assert [f["fd"] for f in j["fds"]][:3] == [0, 1, 2], j["fds"]
+assert j["checksums"] == "ok"
+PY
+    ;;
+  *) fail "unknown case" ;;
+esac
+echo "PASS ($CASE)"

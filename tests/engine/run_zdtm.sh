@@ -1,0 +1,98 @@
+#!/bin/bash
+# Runs one zdtm-style engine test: starts PROGRAM, waits until it is ready,
+# dumps and restores it (several times, or with --leave-running), lets it
+# verify its own data and checks that it reported PASS.
+#   run_zdtm.sh CKPT PROGRAM [--iterations N] [--leave-running] [--pidns]
+#               [--signal SIG] [--restore-env VAR=VALUE] [--setup CMD]
+#               [--expect-restore TEXT] [-- ARGS...]
+set -u
+CKPT=$1 PROG=$2
+shift 2
+ITER=1 LEAVE=0 PIDNS=0 SIG="" RENV="" SETUP="" EXPECT=""
+while [ $# -gt 0 ]; do
+  case $1 in
+    --iterations) ITER=$2; shift 2 ;;
+    --leave-running) LEAVE=1; shift ;;
+    --pidns) PIDNS=1; shift ;;
+    --signal) SIG=$2; shift 2 ;;
+    --restore-env) RENV=$2; shift 2 ;;
+    --setup) SETUP=$2; shift 2 ;;
+    --expect-restore) EXPECT=$2; shift 2 ;;
+    --) shift; break ;;
+    *) echo "unknown option $1"; exit 2 ;;
+  esac
+done
+W=$(mktemp -d /tmp/ckpt-zdtm.XXXXXX)
+PID="" RJOB=""
+cleanup() {
+  [ -n "$PID" ] && kill -9 "$PID" 2>/dev/null
+  [ -n "$RJOB" ] && wait "$RJOB" 2>/dev/null
+  [ -n "$PID" ] && wait "$PID" 2>/dev/null
+  rm -rf "$W"
+}
+trap cleanup EXIT
+fail() { echo "FAIL: $*"; [ -f "$W/result" ] && cat "$W/result"; exit 1; }
+wait_for() {  # FILE SECONDS
+  for _ in $(seq 1 $(($2 * 50))); do [ -s "$1" ] && return 0; sleep 0.02; done
+  return 1
+}
+[ -n "$SETUP" ] && (cd "$W" && eval "$SETUP")
+# Descriptors the test harness holds open must not leak into the program.
+for fd in $(ls /proc/$$/fd); do [ "$fd" -gt 2 ] && eval "exec $fd>&-" 2>/dev/null; done
+"$PROG" "$W" "$@" </dev/null >"$W/stdout" 2>&1 &
+PID=$!
+wait_for "$W/ready" 120 || fail "program never became ready"
+
+restore() {
+  rm -f "$W/restore.json"
+  local ns=""
+  [ "$PIDNS" = 1 ] && ns=--pidns
+  env $RENV "$CKPT" restore -D "$W/img" --json $ns >"$W/restore.json" 2>"$W/restore.err" &
+  RJOB=$!
+  for _ in $(seq 1 1500); do
+    grep -q '"pid"' "$W/restore.json" 2>/dev/null && break
+    kill -0 $RJOB 2>/dev/null || { cat "$W/restore.err"; fail "restore failed"; }
+    sleep 0.02
+  done
+  PID=$(sed -n 's/.*"pid": \([0-9]*\).*/\1/p' "$W/restore.json")
+  [ -n "$PID" ] || fail "restore printed no PID"
+  [ -s "$W/restore.err" ] && cat "$W/restore.err"
+  if [ -n "$EXPECT" ] && ! grep -qF "$EXPECT" "$W/restore.json"; then
+    cat "$W/restore.json"; fail "restore summary lacks '$EXPECT'"
+  fi
+  if [ "$PIDNS" = 1 ]; then PIDNS_PID=$PID; fi
+}
+
+if [ "$LEAVE" = 1 ]; then
+  for i in $(seq 1 "$ITER"); do
+    "$CKPT" dump "$PID" -D "$W/img" --leave-running >/dev/null || fail "dump --leave-running $i"
+    state=$(awk '{print $3}' /proc/$PID/stat 2>/dev/null)
+    case "$state" in R|S|D) ;; *) fail "process is in state '$state' after a --leave-running dump" ;; esac
+    sleep 0.1
+  done
+  [ -n "$SIG" ] && kill -"$SIG" "$PID"
+  touch "$W/stop"
+  wait_for "$W/result" 120 || fail "the process that kept running gave no result"
+  grep -q '^PASS' "$W/result" || fail "the process that kept running failed"
+  wait "$PID"; PID=""
+  rm -f "$W/result" "$W/stop"
+  # The image taken while it ran must restore too.
+  restore
+else
+  for i in $(seq 1 "$ITER"); do
+    "$CKPT" dump "$PID" -D "$W/img" >"$W/dump.out" || fail "dump $i"
+    { if [ -n "$RJOB" ]; then wait "$RJOB"; RJOB=""; else wait "$PID"; fi; } 2>/dev/null
+    restore
+    sleep 0.05
+  done
+fi
+[ -n "$SIG" ] && kill -"$SIG" "$PID" && sleep 0.2
+touch "$W/stop"
+wait_for "$W/result" 300 || fail "no result after restore"
+wait "$RJOB"
+rc=$?
+RJOB="" PID=""
+cat "$W/result"
+grep -q '^PASS' "$W/result" || exit 1
+[ "$rc" = 0 ] || fail "restored process exited with status $rc"
+exit 0

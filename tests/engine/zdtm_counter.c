@@ -1,0 +1,42 @@
+/* Counter: an in-memory sequence and a 16 MiB pattern; every step appends
+ * the sequence number to a log. After the restore the pattern must be
+ * intact and the log continuous. */
+#include "zdtm.h"
+
+int main(int argc, char** argv) {
+  zdtm_init(argc, argv);
+  /* A session leader must lead a session again after the restore. */
+  if (setsid() < 0) return zdtm_fail("setsid");
+  size_t n = (16u << 20) / 8;
+  uint64_t* a = malloc(n * 8);
+  uint64_t s = 42;
+  for (size_t i = 0; i < n; i++) a[i] = zdtm_rand(&s);
+  char logp[4096];
+  snprintf(logp, sizeof logp, "%s/log", zdtm_dir);
+  FILE* log = fopen(logp, "w");
+  setvbuf(log, NULL, _IOLBF, 0);
+  uint64_t seq = 0;
+  struct timespec t0, t1;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  zdtm_ready();
+  while (!zdtm_should_stop()) {
+    fprintf(log, "%llu\n", (unsigned long long)seq++);
+    zdtm_sleep_ms(5);
+  }
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  if (getsid(0) != getpid() || getpgrp() != getpid()) return zdtm_fail("no longer a session leader");
+  if (t1.tv_sec < t0.tv_sec) return zdtm_fail("CLOCK_MONOTONIC went backwards");
+  s = 42;
+  for (size_t i = 0; i < n; i++) {
+    if (a[i] != zdtm_rand(&s)) return zdtm_fail("pattern differs at word %zu", i);
+  }
+  fclose(log);
+  log = fopen(logp, "r");
+  unsigned long long v, want = 0;
+  while (fscanf(log, "%llu", &v) == 1) {
+    if (v != want) return zdtm_fail("log has %llu where %llu was expected", v, want);
+    want++;
+  }
+  if (want != seq) return zdtm_fail("log ends at %llu, counter is %llu", want, (unsigned long long)seq);
+  return zdtm_pass();
+}

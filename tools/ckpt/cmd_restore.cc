@@ -1,0 +1,72 @@
+// ckpt restore -D DIR [--detach] [--pidns] [--progress] [--json]
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "command.h"
+#include "engine/engine.h"
+#include "progress.h"
+
+namespace ckpt::cli {
+
+namespace {
+
+struct RestoreCliOptions {
+  std::string dir;
+  bool detach = false;
+  bool pidns = false;
+  bool progress = false;
+  bool json = false;
+};
+
+int Run(const RestoreCliOptions& o) {
+  engine::RestoreOptions r;
+  r.dir = o.dir;
+  r.detach = o.detach;
+  r.new_pidns = o.pidns;
+  ProgressLine line("restoring memory", o.progress);
+  r.progress = [&line](std::uint64_t done, std::uint64_t total) { line.Update(done, total); };
+  // Prints before waiting: the restored process may run for a long time.
+  r.on_running = [&o](const engine::RestoreStats& s) {
+    if (o.json) {
+      nlohmann::ordered_json j = {{"pid", s.pid},
+                                  {"threads", s.threads},
+                                  {"pages", s.pages},
+                                  {"restore_ms", s.total_ns / 1e6},
+                                  {"vdso", s.vdso_proxy ? "proxy" : "moved"}};
+      std::printf("%s\n", j.dump(2).c_str());
+    } else if (o.detach) {
+      std::printf("%d\n", s.pid);
+    } else {
+      std::fprintf(stderr, "ckpt: restored process %d (%d threads) in %.1f ms\n", s.pid, s.threads,
+                   s.total_ns / 1e6);
+    }
+    std::fflush(stdout);
+  };
+  auto res = engine::Restore(r);
+  if (!res.ok()) return ReportError(res.status());
+  if (o.detach) return kExitOk;
+  int st = res->exit_status;
+  if (WIFEXITED(st)) return WEXITSTATUS(st);
+  if (WIFSIGNALED(st)) return 128 + WTERMSIG(st);
+  return kExitFailure;
+}
+
+}  // namespace
+
+void AddRestore(CLI::App& app, Runner* run) {
+  auto o = std::make_shared<RestoreCliOptions>();
+  CLI::App* c = app.add_subcommand("restore", "Restore a process dumped with `ckpt dump` and let it run");
+  c->add_option("-D,--dir", o->dir, "Image directory written by `ckpt dump`")->required();
+  c->add_flag(
+      "--detach", o->detach,
+      "Print the PID and return once the process runs (default: wait for it and exit with its status)");
+  c->add_flag("--pidns", o->pidns, "Restore into a new PID namespace (when the PID is taken here)");
+  c->add_flag("--progress", o->progress, "Show a percentage on stderr even when it is not a terminal");
+  c->add_flag("--json", o->json, "Print a machine-readable summary once the process runs");
+  c->footer("The process gets its old PID when it is free; a failed restore leaves no process behind.");
+  c->callback([run, o] { *run = [o] { return Run(*o); }; });
+}
+
+}  // namespace ckpt::cli

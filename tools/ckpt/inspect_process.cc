@@ -1,0 +1,123 @@
+// The process-image (kind 3) part of `ckpt inspect`: threads, the memory
+// map with sizes, descriptors.
+#include "inspect_process.h"
+
+#include <cstdio>
+
+#include "command.h"
+#include "engine/model.h"
+
+namespace ckpt::cli {
+
+namespace {
+
+std::string Prot(std::uint32_t p, bool shared) {
+  std::string s = "---p";
+  if (p & 1) s[0] = 'r';
+  if (p & 2) s[1] = 'w';
+  if (p & 4) s[2] = 'x';
+  if (shared) s[3] = 's';
+  return s;
+}
+
+// Bytes of the image's pages inside [start, end).
+std::uint64_t StoredIn(const std::vector<engine::PageRun>& runs, std::uint64_t start, std::uint64_t end) {
+  std::uint64_t n = 0;
+  for (const auto& r : runs) {
+    std::uint64_t a = std::max(r.addr, start), b = std::min(r.addr + r.pages * 4096, end);
+    if (a < b) n += b - a;
+  }
+  return n;
+}
+
+}  // namespace
+
+Status DescribeProcessImage(const image::ImageReader& r, nlohmann::ordered_json* j) {
+  ASSIGN_OR_RETURN(engine::ProcessModel m, engine::ReadModel(r));
+  const engine::Core& c = m.core;
+  (*j)["process"] = {{"pid", c.pid},
+                     {"comm", c.comm},
+                     {"exe", c.exe_file >= 0 ? m.files[c.exe_file].path : ""},
+                     {"cwd", c.cwd},
+                     {"kernel", c.kernel_release},
+                     {"host", c.host},
+                     {"dumped_at_ns", c.dumped_at_ns}};
+  nlohmann::ordered_json threads = nlohmann::ordered_json::array();
+  for (const auto& t : m.threads) {
+    threads.push_back({{"tid", t.tid},
+                       {"ip", engine::HexAddr(t.gpregs[16])},
+                       {"sp", engine::HexAddr(t.gpregs[19])},
+                       {"fs_base", engine::HexAddr(t.gpregs[21])},
+                       {"sigmask", engine::HexAddr(t.sigmask)},
+                       {"xsave_bytes", t.xsave.size()},
+                       {"rseq", t.rseq_ptr != 0},
+                       {"pending_signals", t.pending.size()}});
+  }
+  (*j)["threads"] = threads;
+  nlohmann::ordered_json vmas = nlohmann::ordered_json::array();
+  std::uint64_t mapped = 0;
+  for (const auto& v : m.vmas) {
+    mapped += v.size();
+    vmas.push_back({{"start", engine::HexAddr(v.start)},
+                    {"end", engine::HexAddr(v.end)},
+                    {"size", v.size()},
+                    {"prot", Prot(v.prot, (v.flags & engine::kVmaShared) != 0)},
+                    {"kind", engine::VmaKindName(v.kind)},
+                    {"name", v.name},
+                    {"stored_bytes", StoredIn(m.pagemap, v.start, v.end)}});
+  }
+  (*j)["memory"] = {{"mapped_bytes", mapped},
+                    {"stored_bytes", engine::PagemapPages(m.pagemap) * 4096},
+                    {"runs", m.pagemap.size()}};
+  (*j)["vmas"] = vmas;
+  nlohmann::ordered_json fds = nlohmann::ordered_json::array();
+  for (const auto& f : m.fds) {
+    nlohmann::ordered_json e = {{"fd", f.fd}, {"kind", engine::FdKindName(f.kind)}, {"flags", f.flags}};
+    if (f.file >= 0) e["path"] = m.files[f.file].path;
+    if (f.kind == engine::FdKind::kPipe) {
+      e["pipe"] = f.pipe_ino;
+      e["end"] = f.pipe_write_end ? "write" : "read";
+      e["internal"] = f.pipe_internal;
+    } else {
+      e["pos"] = f.pos;
+    }
+    if (f.dup_of >= 0) e["dup_of"] = f.dup_of;
+    fds.push_back(e);
+  }
+  (*j)["fds"] = fds;
+  return Status::Ok();
+}
+
+void PrintProcessImage(const nlohmann::ordered_json& j) {
+  const auto& p = j["process"];
+  std::printf("process     %d '%s' (%s), cwd %s\n", p["pid"].get<int>(), p["comm"].get<std::string>().c_str(),
+              p["exe"].get<std::string>().c_str(), p["cwd"].get<std::string>().c_str());
+  std::printf("dumped on   %s, kernel %s\n", p["host"].get<std::string>().c_str(),
+              p["kernel"].get<std::string>().c_str());
+  std::printf("threads     %zu\n", j["threads"].size());
+  for (const auto& t : j["threads"]) {
+    std::printf("  tid %-8d ip %-14s sp %-14s fs_base %s\n", t["tid"].get<int>(),
+                t["ip"].get<std::string>().c_str(), t["sp"].get<std::string>().c_str(),
+                t["fs_base"].get<std::string>().c_str());
+  }
+  const auto& mem = j["memory"];
+  std::printf("memory      %s mapped, %s stored in %zu runs\n",
+              HumanBytes(mem["mapped_bytes"].get<std::uint64_t>()).c_str(),
+              HumanBytes(mem["stored_bytes"].get<std::uint64_t>()).c_str(), mem["runs"].get<std::size_t>());
+  for (const auto& v : j["vmas"]) {
+    std::printf("  %12s-%-12s %s %10s %10s stored  %-11s %s\n", v["start"].get<std::string>().c_str(),
+                v["end"].get<std::string>().c_str(), v["prot"].get<std::string>().c_str(),
+                HumanBytes(v["size"].get<std::uint64_t>()).c_str(),
+                HumanBytes(v["stored_bytes"].get<std::uint64_t>()).c_str(),
+                v["kind"].get<std::string>().c_str(), v["name"].get<std::string>().c_str());
+  }
+  std::printf("fds         %zu\n", j["fds"].size());
+  for (const auto& f : j["fds"]) {
+    std::string what = f.contains("path") ? f["path"].get<std::string>()
+                                          : "pipe:[" + std::to_string(f["pipe"].get<std::uint64_t>()) + "] " +
+                                                f["end"].get<std::string>() + " end";
+    std::printf("  %4d %-12s %s\n", f["fd"].get<int>(), f["kind"].get<std::string>().c_str(), what.c_str());
+  }
+}
+
+}  // namespace ckpt::cli
