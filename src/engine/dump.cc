@@ -15,6 +15,10 @@
 #include "engine/filetable.h"
 #include "engine/mm.h"
 #include "engine/pagemap.h"
+#include "engine/pipes.h"
+#include "engine/shared_mem.h"
+#include "engine/sysv.h"
+#include "engine/tree.h"
 #include "engine/proc.h"
 #include "engine/ptrace.h"
 #include "engine/signals.h"
@@ -82,6 +86,7 @@ Status Collect(FrozenProcess& fp, ProcessModel* m, std::vector<Blob>* blobs, std
   RETURN_IF_ERROR(DumpThreads(fp, gadget, m));
   m->core.xsave_size = static_cast<std::uint32_t>(m->threads[0].xsave.size());
   RETURN_IF_ERROR(DumpFds(pid, &files, m, blobs));
+  (void)blobs;
   RETURN_IF_ERROR(DumpVdso(pid, m->vmas, &m->vdso));
   m->files = files.files();
   return Status::Ok();
@@ -95,6 +100,16 @@ Status RemoveGadget(pid_t pid, std::uint64_t gadget) {
   return st.ok() ? rs : st;
 }
 
+// One alive member while it is dumped.
+struct MemberDump {
+  pid_t pid = 0;
+  FrozenProcess* fp = nullptr;
+  ProcessModel m;
+  std::vector<Blob> blobs;
+  std::uint64_t gadget = 0;
+  std::vector<PageRun> candidates;
+};
+
 }  // namespace
 
 Result<DumpStats> Dump(const DumpOptions& o) {
@@ -106,12 +121,19 @@ Result<DumpStats> Dump(const DumpOptions& o) {
   std::string tmp_path = final_path + ".tmp";
   stats.image_path = final_path;
 
-  ASSIGN_OR_RETURN(auto fp, FrozenProcess::Freeze(o.pid));
+  ASSIGN_OR_RETURN(FrozenTree tree, FreezeTree(o.pid, o.tree));
   std::int64_t t_frozen = NowNs();
   pid_t pid = o.pid;
-  ProcessModel m;
-  std::vector<Blob> blobs;
-  std::uint64_t gadget = 0;
+  TreeModel t;
+  t.members = tree.members;
+  std::vector<MemberDump> md;
+  for (std::size_t i = 0; i < tree.members.size(); ++i) {
+    if (tree.frozen[i] == nullptr) continue;
+    MemberDump d;
+    d.pid = tree.members[i].pid;
+    d.fp = tree.frozen[i].get();
+    md.push_back(std::move(d));
+  }
   bool released = false;
   Progress progress = o.progress;
   const char* fault = std::getenv("CKPT_ENGINE_FAULT");
@@ -122,29 +144,64 @@ Result<DumpStats> Dump(const DumpOptions& o) {
       if (o.progress) o.progress(done, total);
     };
   }
+  IpcNamespace ipc;
+  SysvDump sysv;
+  auto release_all = [&]() -> Status {
+    Status first;
+    for (auto& f : tree.frozen) {
+      if (f == nullptr) continue;
+      Status s = f->Release();
+      if (first.ok() && !s.ok()) first = s;
+    }
+    return first;
+  };
 
   Status st = [&]() -> Status {
-    RETURN_IF_ERROR(Collect(*fp, &m, &blobs, &gadget));
-    ASSIGN_OR_RETURN(auto candidates, CollectPopulatedPages(pid, m.vmas));
+    std::vector<pid_t> pids;
+    for (const auto& d : md) pids.push_back(d.pid);
+    RETURN_IF_ERROR(ipc.EnterOf(pids));
+    for (auto& d : md) RETURN_IF_ERROR(Collect(*d.fp, &d.m, &d.blobs, &d.gadget).WithContext("process " + std::to_string(d.pid)));
+    std::vector<ProcessModel*> models;
+    for (auto& d : md) models.push_back(&d.m);
+    std::vector<Blob> tree_blobs;
+    RETURN_IF_ERROR(DumpPipes(pids, models, &tree_blobs));
+    SharedMemDump shm;
+    for (auto& d : md) RETURN_IF_ERROR(shm.AddMember(d.pid, &d.m, &d.blobs, &t));
+    std::vector<SysvMember> sysv_members;
+    for (auto& d : md) sysv_members.push_back({d.pid, d.fp, d.gadget});
+    RETURN_IF_ERROR(sysv.Collect(sysv_members, o.ipc_ids, o.leave_running, &t));
+    for (auto& d : md) {
+      ASSIGN_OR_RETURN(d.candidates, CollectPopulatedPages(d.pid, d.m.vmas));
+    }
     ASSIGN_OR_RETURN(auto file, env->NewWritableFile(tmp_path));
     image::ImageWriter w(file.get(), image::ImageKind::kProcess);
     RETURN_IF_ERROR(w.Begin());
-    RETURN_IF_ERROR(WriteModel(&w, m));
-    for (const auto& b : blobs) RETURN_IF_ERROR(w.AddSection(kSecBlob, b.name, "", b.data));
-    ASSIGN_OR_RETURN(PageDumpResult pages, WritePages(pid, candidates, &w, progress));
-    m.pagemap = std::move(pages.runs);
-    stats.pages_stored = PagemapPages(m.pagemap);
-    stats.zero_pages_skipped = pages.zero_pages;
-    RETURN_IF_ERROR(w.AddSection(kSecPagemap, "pagemap", "", EncodePagemap(m.pagemap)));
+    for (auto& d : md) {
+      std::string prefix = MemberPrefix(d.pid);
+      RETURN_IF_ERROR(WriteModel(&w, d.m, prefix));
+      for (const auto& b : d.blobs) RETURN_IF_ERROR(w.AddSection(kSecBlob, prefix + b.name, "", b.data));
+      ASSIGN_OR_RETURN(PageDumpResult pages, WritePages(d.pid, d.candidates, &w, prefix, progress));
+      d.m.pagemap = std::move(pages.runs);
+      stats.pages_stored += PagemapPages(d.m.pagemap);
+      stats.zero_pages_skipped += pages.zero_pages;
+      RETURN_IF_ERROR(w.AddSection(kSecPagemap, prefix + "pagemap", "", EncodePagemap(d.m.pagemap)));
+    }
+    for (const auto& b : tree_blobs) RETURN_IF_ERROR(w.AddSection(kSecBlob, b.name, "", b.data));
+    RETURN_IF_ERROR(shm.WritePages(&w, &t, &stats.shared_bytes));
+    std::uint64_t before_tree = file->Position();
+    RETURN_IF_ERROR(WriteTreeModel(&w, t));
+    stats.tree_meta_bytes = file->Position() - before_tree;
     RETURN_IF_ERROR(w.Finish());
     stats.image_bytes = file->Position();
-    RETURN_IF_ERROR(RemoveGadget(pid, gadget));
-    gadget = 0;
+    for (auto& d : md) {
+      RETURN_IF_ERROR(RemoveGadget(d.pid, d.gadget));
+      d.gadget = 0;
+    }
     if (o.leave_running) {
-      // Everything is read: the process may run on while the image is made
+      // Everything is read: the processes may run on while the image is made
       // durable (it is renamed into place only after that).
-      RETURN_IF_ERROR(
-          fp->Release().WithContext("releasing process " + std::to_string(pid) + " after the dump"));
+      RETURN_IF_ERROR(sysv.PutBack());
+      RETURN_IF_ERROR(release_all().WithContext("releasing process " + std::to_string(pid) + " after the dump"));
       released = true;
       stats.frozen_ns = NowNs() - t_frozen;
     }
@@ -155,24 +212,45 @@ Result<DumpStats> Dump(const DumpOptions& o) {
   }();
   if (!st.ok()) {
     env->RemoveFile(tmp_path).IgnoreError();
-    std::string death = released ? "" : DeathOf(pid);
-    if (!death.empty()) {
-      return FailedPrecondition("process " + std::to_string(pid) + " " + death +
-                                " during the dump; no image was written (a previous image in " + o.dir +
-                                " is unchanged)");
+    if (!released) {
+      for (const auto& d : md) {
+        std::string death = DeathOf(d.pid);
+        if (!death.empty()) {
+          sysv.PutBack().IgnoreError();
+          return FailedPrecondition("process " + std::to_string(d.pid) + " " + death +
+                                    " during the dump; no image was written (a previous image in " + o.dir +
+                                    " is unchanged)");
+        }
+      }
     }
-    if (gadget != 0) RemoveGadget(pid, gadget).IgnoreError();
-    fp->Release().IgnoreError();
+    for (auto& d : md) {
+      if (d.gadget != 0) RemoveGadget(d.pid, d.gadget).IgnoreError();
+    }
+    if (!released) sysv.PutBack().IgnoreError();
+    release_all().IgnoreError();
     return st.WithContext("dump of process " + std::to_string(pid));
   }
-  stats.threads = static_cast<int>(m.threads.size());
-  stats.vmas = static_cast<int>(m.vmas.size());
-  stats.fds = static_cast<int>(m.fds.size());
+  stats.members = static_cast<int>(t.members.size());
+  stats.shared_objects = static_cast<int>(t.objects.size());
+  stats.sysv_sems = static_cast<int>(t.sems.size());
+  stats.sysv_queues = static_cast<int>(t.queues.size());
+  for (const auto& d : md) {
+    stats.threads += static_cast<int>(d.m.threads.size());
+    stats.vmas += static_cast<int>(d.m.vmas.size());
+    stats.fds += static_cast<int>(d.m.fds.size());
+  }
   if (!released) {
-    // The image is durable and in place: only now may the process go.
-    Status end = fp->Kill();
+    // The image is durable and in place: only now may the processes go,
+    // and the System V objects they used move into the image with them.
+    Status end;
+    for (auto& f : tree.frozen) {
+      if (f == nullptr) continue;
+      Status s = f->Kill();
+      if (end.ok() && !s.ok()) end = s;
+    }
     stats.frozen_ns = NowNs() - t_frozen;
     RETURN_IF_ERROR(end.WithContext("killing process " + std::to_string(pid) + " after the dump"));
+    RETURN_IF_ERROR(sysv.RemoveObjects(t).WithContext("removing the dumped System V objects"));
   }
   stats.total_ns = NowNs() - t0;
   return stats;
