@@ -177,7 +177,7 @@ Result<DumpStats> Dump(const DumpOptions& o) {
     image::ImageWriter w(file.get(), image::ImageKind::kProcess);
     RETURN_IF_ERROR(w.Begin());
     for (auto& d : md) {
-      std::string prefix = MemberPrefix(d.pid);
+      std::string prefix = SectionPrefix(t, d.pid);
       RETURN_IF_ERROR(WriteModel(&w, d.m, prefix));
       for (const auto& b : d.blobs) RETURN_IF_ERROR(w.AddSection(kSecBlob, prefix + b.name, "", b.data));
       ASSIGN_OR_RETURN(PageDumpResult pages, WritePages(d.pid, d.candidates, &w, prefix, progress));

@@ -52,14 +52,6 @@ std::int64_t NowNs() {
   return static_cast<std::int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
 }
 
-// Reports a failure of the restore child through the status pipe and exits.
-[[noreturn]] void ChildFail(int pipe_fd, const std::string& what, int err) {
-  std::string m = what + ": " + std::strerror(err);
-  ssize_t n = ::write(pipe_fd, m.data(), m.size());
-  (void)n;
-  ::_exit(1);
-}
-
 // In the restore child of one member: descriptors, task attributes and
 // handlers, then a report on the status pipe, then a pause until ckpt
 // rebuilds it.
@@ -81,7 +73,9 @@ std::int64_t NowNs() {
   for (char& c : warnings) {
     if (c == '\n') c = ';';
   }
-  std::string ok = "O " + pid + " " + warnings + "\n";
+  // ckpt may stop this process before the close below runs: it closes the
+  // reported descriptor itself once it has seized the process.
+  std::string ok = "O " + pid + " " + std::to_string(keep) + " " + warnings + "\n";
   ssize_t n = ::write(keep, ok.data(), ok.size());
   (void)n;
   ::close(keep);
@@ -100,8 +94,9 @@ std::uint64_t PickGadgetArea(const ProcessModel& m, const std::vector<MapsEntry>
   return 0;
 }
 
-// Reads member reports until each of `n` members said "O" (or one failed).
-Status ReadMemberReports(int fd, std::size_t n, std::string* warnings) {
+// Reads member reports until each of `n` members said "O" (or one failed);
+// `status_fds` gets, per member PID, the number of its status descriptor.
+Status ReadMemberReports(int fd, std::size_t n, std::string* warnings, std::map<std::int32_t, int>* status_fds) {
   std::string buf;
   std::size_t ok = 0;
   char tmp[4096];
@@ -118,7 +113,11 @@ Status ReadMemberReports(int fd, std::size_t n, std::string* warnings) {
       if (line.compare(0, 2, "W ") == 0) *warnings += line.substr(2) + "\n";
       if (line.compare(0, 2, "O ") == 0) {
         ++ok;
+        std::int32_t who = std::atoi(line.c_str() + 2);
         std::size_t sp = line.find(' ', 2);
+        if (sp == std::string::npos) continue;
+        (*status_fds)[who] = std::atoi(line.c_str() + sp + 1);
+        sp = line.find(' ', sp + 1);
         if (sp != std::string::npos && sp + 1 < line.size()) *warnings += line.substr(sp + 1) + "\n";
       }
     }
@@ -129,7 +128,7 @@ Status ReadMemberReports(int fd, std::size_t n, std::string* warnings) {
 // Rebuilds one stopped member `pid` (ckpt's view) from its model; leaves
 // it stopped with its final registers, still traced.
 Status RebuildMember(const ProcessModel& m, const image::ImageReader& reader, const std::string& prefix, pid_t pid,
-                     const std::vector<int>& file_fds, int exe_fd, const TreeModel& t, SharedMemRestore* shm,
+                     int status_fd, const std::vector<int>& file_fds, int exe_fd, const TreeModel& t, SharedMemRestore* shm,
                      SysvRestore* sysv, const Progress& progress, RestoreStats* stats,
                      std::vector<pid_t>* threads_out) {
   RETURN_IF_ERROR(Seize(pid, PTRACE_O_EXITKILL | PTRACE_O_TRACECLONE));
@@ -146,6 +145,10 @@ Status RebuildMember(const ProcessModel& m, const image::ImageReader& reader, co
   }
   Injector inj(pid, arch::BuiltinGadget());
   RETURN_IF_ERROR(inj.Save());
+  if (status_fd >= 0) {
+    // The set-up code may have been stopped before it closed its status pipe.
+    (void)inj.Call("close status pipe", SYS_close, {static_cast<std::uint64_t>(status_fd)});
+  }
   ASSIGN_OR_RETURN(auto child_maps, ReadMaps(pid, false));
   std::uint64_t area = PickGadgetArea(m, child_maps);
   if (area == 0) return Internal("no free address for the gadget area");
@@ -224,7 +227,7 @@ Result<RestoreStats> Restore(const RestoreOptions& o) {
   for (std::size_t i = 0; i < t.members.size(); ++i) {
     if (t.members[i].zombie) continue;
     plans[i] = std::make_unique<MemberPlan>();
-    plans[i]->prefix = is_tree ? MemberPrefix(t.members[i].pid) : "";
+    plans[i]->prefix = SectionPrefix(t, t.members[i].pid);
     ASSIGN_OR_RETURN(plans[i]->m, ReadModel(*reader, plans[i]->prefix));
     stats.threads += static_cast<int>(plans[i]->m.threads.size());
     stats.pages += PagemapPages(plans[i]->m.pagemap);
@@ -304,9 +307,10 @@ Result<RestoreStats> Restore(const RestoreOptions& o) {
     ::close(own_ns);
   }
   std::string warnings;
+  std::map<std::int32_t, int> status_fds;
   std::size_t alive = 0;
   for (const auto& p : plans) alive += p != nullptr ? 1 : 0;
-  Status cs = spawned.ok() ? ReadMemberReports(sp[0], alive, &warnings) : spawned;
+  Status cs = spawned.ok() ? ReadMemberReports(sp[0], alive, &warnings, &status_fds) : spawned;
   ::close(sp[0]);
   for (auto& p : plans) {
     if (p != nullptr) p->plan.CloseAll();
@@ -324,7 +328,8 @@ Result<RestoreStats> Restore(const RestoreOptions& o) {
     for (std::size_t i = 0; i < plans.size(); ++i) {
       if (plans[i] == nullptr) continue;
       MemberPlan& p = *plans[i];
-      RETURN_IF_ERROR(RebuildMember(p.m, *reader, p.prefix, tree.pids[i], p.file_fds, p.exe_fd, t, &shm, &sysv,
+      RETURN_IF_ERROR(RebuildMember(p.m, *reader, p.prefix, tree.pids[i],
+                                    status_fds.count(p.m.core.pid) != 0 ? status_fds[p.m.core.pid] : -1, p.file_fds, p.exe_fd, t, &shm, &sysv,
                                     o.progress, &stats, &threads)
                           .WithContext("process " + std::to_string(p.m.core.pid)));
     }

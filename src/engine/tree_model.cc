@@ -272,6 +272,10 @@ std::string MemberPrefix(std::int32_t pid) {
   return std::to_string(pid) + "/";
 }
 
+std::string SectionPrefix(const TreeModel& t, std::int32_t pid) {
+  return t.members.size() > 1 ? MemberPrefix(pid) : std::string();
+}
+
 std::string ShmPagesName(std::uint32_t id) {
   return "shm." + std::to_string(id);
 }

@@ -107,6 +107,10 @@ std::string EncodeMsgQueues(const std::vector<MsgQueue>& q);
 
 // The section name prefix of member `pid`'s sections ("PID/").
 std::string MemberPrefix(std::int32_t pid);
+// The prefix member `pid`'s sections carry in an image of the tree `t`:
+// "" when the tree is a single process (the layout of a one-process image),
+// else MemberPrefix(pid).
+std::string SectionPrefix(const TreeModel& t, std::int32_t pid);
 // Name of the section holding object `id`'s pages.
 std::string ShmPagesName(std::uint32_t id);
 
