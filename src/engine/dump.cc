@@ -110,6 +110,29 @@ struct MemberDump {
   std::vector<PageRun> candidates;
 };
 
+// Before the members are killed: a member killed while its parent lives on
+// as a zombie until someone reaps it, and a zombie whose parent dies goes
+// to init, which may reap it late — its PID stays taken, and a restore
+// right after would wait for it. So every member that has children in the
+// tree reaps its zombie children now and ignores SIGCHLD (the kernel then
+// reaps its children as they die). Best effort: the image is already safe.
+void PrepareReaping(const std::vector<Member>& members, const std::vector<MemberDump>& md) {
+  for (const auto& d : md) {
+    bool parent = false;
+    for (const auto& c : members) parent = parent || c.ppid == d.pid;
+    if (!parent || d.gadget == 0) continue;
+    Injector inj(d.pid, d.gadget);
+    if (!inj.Save().ok()) continue;
+    for (const auto& c : members) {
+      if (c.ppid == d.pid && c.zombie) (void)inj.Raw(SYS_wait4, {static_cast<std::uint64_t>(c.pid), 0, __WALL, 0});
+    }
+    std::uint64_t act[4] = {reinterpret_cast<std::uint64_t>(SIG_IGN), 0, 0, 0};  // handler, flags, restorer, mask
+    auto at = inj.PutScratch(0, act, sizeof act);
+    if (at.ok()) (void)inj.Raw(SYS_rt_sigaction, {SIGCHLD, *at, 0, 8});
+    (void)inj.Restore();
+  }
+}
+
 }  // namespace
 
 Result<DumpStats> Dump(const DumpOptions& o) {
@@ -193,11 +216,11 @@ Result<DumpStats> Dump(const DumpOptions& o) {
     stats.tree_meta_bytes = file->Position() - before_tree;
     RETURN_IF_ERROR(w.Finish());
     stats.image_bytes = file->Position();
-    for (auto& d : md) {
-      RETURN_IF_ERROR(RemoveGadget(d.pid, d.gadget));
-      d.gadget = 0;
-    }
     if (o.leave_running) {
+      for (auto& d : md) {
+        RETURN_IF_ERROR(RemoveGadget(d.pid, d.gadget));
+        d.gadget = 0;
+      }
       // Everything is read: the processes may run on while the image is made
       // durable (it is renamed into place only after that).
       RETURN_IF_ERROR(sysv.PutBack());
@@ -242,10 +265,12 @@ Result<DumpStats> Dump(const DumpOptions& o) {
   if (!released) {
     // The image is durable and in place: only now may the processes go,
     // and the System V objects they used move into the image with them.
+    PrepareReaping(t.members, md);
+    // Children before their parents (members are listed parents first).
     Status end;
-    for (auto& f : tree.frozen) {
-      if (f == nullptr) continue;
-      Status s = f->Kill();
+    for (auto f = tree.frozen.rbegin(); f != tree.frozen.rend(); ++f) {
+      if (*f == nullptr) continue;
+      Status s = (*f)->Kill();
       if (end.ok() && !s.ok()) end = s;
     }
     stats.frozen_ns = NowNs() - t_frozen;

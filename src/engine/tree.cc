@@ -169,10 +169,11 @@ long ForkMember(const SpawnContext& c, std::size_t index) {
   auto is_member = [&](std::int32_t p) {
     return std::any_of(members.begin(), members.end(), [&](const Member& m) { return m.pid == p; });
   };
-  // Leaders first, so that children inherit the session and group.
-  if (me.sid == me.pid && index != 0) {
+  // Leaders first, so that children inherit the session and group (the
+  // root too: its children may join its group).
+  if (me.sid == me.pid) {
     if (::setsid() < 0) MemberFail(c, pid, "setsid", errno);
-  } else if (me.pgid == me.pid && index != 0) {
+  } else if (me.pgid == me.pid) {
     if (::setpgid(0, 0) != 0) MemberFail(c, pid, "setpgid", errno);
   }
   std::vector<std::pair<pid_t, bool>> children;  // (pid, zombie)

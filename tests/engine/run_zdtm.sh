@@ -4,11 +4,14 @@
 # verify its own data and checks that it reported PASS.
 #   run_zdtm.sh CKPT PROGRAM [--iterations N] [--leave-running] [--pidns]
 #               [--signal SIG] [--restore-env VAR=VALUE] [--setup CMD]
-#               [--expect-restore TEXT] [-- ARGS...]
+#               [--expect-restore TEXT] [--dump-opt OPT]... [--restore-opt OPT]...
+#               [--restore-wrap CMD] [-- ARGS...]
+# --restore-wrap runs the restore under CMD (e.g. a script that restores in
+# fresh namespaces: a "second host").
 set -u
 CKPT=$1 PROG=$2
 shift 2
-ITER=1 LEAVE=0 PIDNS=0 SIG="" RENV="" SETUP="" EXPECT=""
+ITER=1 LEAVE=0 PIDNS=0 SIG="" RENV="" SETUP="" EXPECT="" DOPTS=() ROPTS=() RWRAP=""
 while [ $# -gt 0 ]; do
   case $1 in
     --iterations) ITER=$2; shift 2 ;;
@@ -18,6 +21,9 @@ while [ $# -gt 0 ]; do
     --restore-env) RENV=$2; shift 2 ;;
     --setup) SETUP=$2; shift 2 ;;
     --expect-restore) EXPECT=$2; shift 2 ;;
+    --dump-opt) DOPTS+=("$2"); shift 2 ;;
+    --restore-opt) ROPTS+=("$2"); shift 2 ;;
+    --restore-wrap) RWRAP=$2; shift 2 ;;
     --) shift; break ;;
     *) echo "unknown option $1"; exit 2 ;;
   esac
@@ -47,7 +53,7 @@ restore() {
   rm -f "$W/restore.json"
   local ns=""
   [ "$PIDNS" = 1 ] && ns=--pidns
-  env $RENV "$CKPT" restore -D "$W/img" --json $ns >"$W/restore.json" 2>"$W/restore.err" &
+  env $RENV $RWRAP "$CKPT" restore -D "$W/img" --json $ns "${ROPTS[@]}" >"$W/restore.json" 2>"$W/restore.err" &
   RJOB=$!
   for _ in $(seq 1 1500); do
     grep -q '"pid"' "$W/restore.json" 2>/dev/null && break
@@ -65,7 +71,7 @@ restore() {
 
 if [ "$LEAVE" = 1 ]; then
   for i in $(seq 1 "$ITER"); do
-    "$CKPT" dump "$PID" -D "$W/img" --leave-running >/dev/null || fail "dump --leave-running $i"
+    "$CKPT" dump "$PID" -D "$W/img" --leave-running "${DOPTS[@]}" >/dev/null || fail "dump --leave-running $i"
     state=$(awk '{print $3}' /proc/$PID/stat 2>/dev/null)
     case "$state" in R|S|D) ;; *) fail "process is in state '$state' after a --leave-running dump" ;; esac
     sleep 0.1
@@ -80,7 +86,7 @@ if [ "$LEAVE" = 1 ]; then
   restore
 else
   for i in $(seq 1 "$ITER"); do
-    "$CKPT" dump "$PID" -D "$W/img" >"$W/dump.out" || fail "dump $i"
+    "$CKPT" dump "$PID" -D "$W/img" "${DOPTS[@]}" >"$W/dump.out" || fail "dump $i"
     { if [ -n "$RJOB" ]; then wait "$RJOB"; RJOB=""; else wait "$PID"; fi; } 2>/dev/null
     restore
     sleep 0.05
