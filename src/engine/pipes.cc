@@ -83,10 +83,15 @@ Status DumpPipes(const std::vector<pid_t>& pids, const std::vector<ProcessModel*
 }
 
 PipeTable::~PipeTable() {
+  CloseAll();
+}
+
+void PipeTable::CloseAll() {
   for (const auto& [ino, ends] : pipes_) {
     ::close(ends.first);
     ::close(ends.second);
   }
+  pipes_.clear();
 }
 
 Result<int> PipeTable::End(const Fd& f, const image::ImageReader& r) {

@@ -34,6 +34,9 @@ class PipeTable {
   // A ckpt descriptor of the wanted end of internal pipe `f.pipe_ino`
   // (created and refilled from the image on first use). Owned by the table.
   Result<int> End(const Fd& f, const image::ImageReader& r);
+  // Closes ckpt's ends: once the members hold theirs, a pipe must reach
+  // end-of-file when they close them.
+  void CloseAll();
 
  private:
   std::map<std::uint64_t, std::pair<int, int>> pipes_;  // inode -> (read, write)

@@ -320,6 +320,9 @@ Result<RestoreStats> Restore(const RestoreOptions& o) {
     if (init_pid > 0) ::kill(init_pid, SIGKILL);
     return cs.WithContext("restore from " + path);
   }
+  // The members hold their descriptors now: ckpt's copies of pipe ends
+  // would keep pipes from ever reaching end-of-file.
+  pipes.CloseAll();
   if (!warnings.empty()) std::fprintf(stderr, "ckpt: warning: %s", warnings.c_str());
   stats.pid = tree.pids[0];
 
