@@ -217,13 +217,14 @@ Result<DumpStats> Dump(const DumpOptions& o) {
     RETURN_IF_ERROR(w.Finish());
     stats.image_bytes = file->Position();
     if (o.leave_running) {
+      // SEM_UNDO adjustments go back (injected semops) before the gadgets go.
+      RETURN_IF_ERROR(sysv.PutBack());
       for (auto& d : md) {
         RETURN_IF_ERROR(RemoveGadget(d.pid, d.gadget));
         d.gadget = 0;
       }
       // Everything is read: the processes may run on while the image is made
       // durable (it is renamed into place only after that).
-      RETURN_IF_ERROR(sysv.PutBack());
       RETURN_IF_ERROR(release_all().WithContext("releasing process " + std::to_string(pid) + " after the dump"));
       released = true;
       stats.frozen_ns = NowNs() - t_frozen;
@@ -235,21 +236,23 @@ Result<DumpStats> Dump(const DumpOptions& o) {
   }();
   if (!st.ok()) {
     env->RemoveFile(tmp_path).IgnoreError();
+    // Everything back as it was: SEM_UNDO adjustments (injected, so before
+    // the gadgets go), the gadgets, then the members run on.
+    if (!released) sysv.PutBack().IgnoreError();
+    for (auto& d : md) {
+      if (d.gadget != 0) RemoveGadget(d.pid, d.gadget).IgnoreError();
+    }
     if (!released) {
       for (const auto& d : md) {
         std::string death = DeathOf(d.pid);
         if (!death.empty()) {
-          sysv.PutBack().IgnoreError();
+          release_all().IgnoreError();
           return FailedPrecondition("process " + std::to_string(d.pid) + " " + death +
                                     " during the dump; no image was written (a previous image in " + o.dir +
                                     " is unchanged)");
         }
       }
     }
-    for (auto& d : md) {
-      if (d.gadget != 0) RemoveGadget(d.pid, d.gadget).IgnoreError();
-    }
-    if (!released) sysv.PutBack().IgnoreError();
     release_all().IgnoreError();
     return st.WithContext("dump of process " + std::to_string(pid));
   }

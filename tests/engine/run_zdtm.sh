@@ -6,12 +6,14 @@
 #               [--signal SIG] [--restore-env VAR=VALUE] [--setup CMD]
 #               [--expect-restore TEXT] [--dump-opt OPT]... [--restore-opt OPT]...
 #               [--restore-wrap CMD] [-- ARGS...]
+# --companion runs a second instance of PROGRAM beside it that is not
+# dumped (in DIR/companion): it must go on untouched and pass too.
 # --restore-wrap runs the restore under CMD (e.g. a script that restores in
 # fresh namespaces: a "second host").
 set -u
 CKPT=$1 PROG=$2
 shift 2
-ITER=1 LEAVE=0 PIDNS=0 SIG="" RENV="" SETUP="" EXPECT="" DOPTS=() ROPTS=() RWRAP=""
+CPID="" COMPANION=0 ITER=1 LEAVE=0 PIDNS=0 SIG="" RENV="" SETUP="" EXPECT="" DOPTS=() ROPTS=() RWRAP=""
 while [ $# -gt 0 ]; do
   case $1 in
     --iterations) ITER=$2; shift 2 ;;
@@ -24,6 +26,7 @@ while [ $# -gt 0 ]; do
     --dump-opt) DOPTS+=("$2"); shift 2 ;;
     --restore-opt) ROPTS+=("$2"); shift 2 ;;
     --restore-wrap) RWRAP=$2; shift 2 ;;
+    --companion) COMPANION=1; shift ;;
     --) shift; break ;;
     *) echo "unknown option $1"; exit 2 ;;
   esac
@@ -32,6 +35,12 @@ W=$(mktemp -d /tmp/ckpt-zdtm.XXXXXX)
 PID="" RJOB=""
 cleanup() {
   [ -n "$PID" ] && kill -9 "$PID" 2>/dev/null
+  [ -n "$CPID" ] && kill -9 "$CPID" 2>/dev/null
+  # System V objects a failed test left behind, by key (DIR/ipc_keys).
+  for k in $(cat "$W/ipc_keys" "$W/companion/ipc_keys" 2>/dev/null); do
+    ipcrm -M "$k" 2>/dev/null; ipcrm -S "$k" 2>/dev/null; ipcrm -Q "$k" 2>/dev/null
+  done
+  for f in $(cat "$W/shm_files" "$W/companion/shm_files" 2>/dev/null); do rm -f "/dev/shm/$f"; done
   [ -n "$RJOB" ] && wait "$RJOB" 2>/dev/null
   [ -n "$PID" ] && wait "$PID" 2>/dev/null
   rm -rf "$W"
@@ -48,6 +57,12 @@ for fd in $(ls /proc/$$/fd); do [ "$fd" -gt 2 ] && eval "exec $fd>&-" 2>/dev/nul
 "$PROG" "$W" "$@" </dev/null >"$W/stdout" 2>&1 &
 PID=$!
 wait_for "$W/ready" 120 || fail "program never became ready"
+if [ "$COMPANION" = 1 ]; then
+  mkdir "$W/companion"
+  "$PROG" "$W/companion" "$@" </dev/null >"$W/companion/stdout" 2>&1 &
+  CPID=$!
+  wait_for "$W/companion/ready" 120 || fail "companion never became ready"
+fi
 
 restore() {
   rm -f "$W/restore.json"
@@ -100,5 +115,11 @@ rc=$?
 RJOB="" PID=""
 cat "$W/result"
 grep -q '^PASS' "$W/result" || exit 1
+if [ "$COMPANION" = 1 ]; then
+  touch "$W/companion/stop"
+  wait_for "$W/companion/result" 120 || fail "the companion gave no result"
+  wait "$CPID"; CPID=""
+  grep -q '^PASS' "$W/companion/result" || { cat "$W/companion/result"; fail "the companion (not dumped) failed"; }
+fi
 [ "$rc" = 0 ] || fail "restored process exited with status $rc"
 exit 0
