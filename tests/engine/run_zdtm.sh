@@ -6,6 +6,7 @@
 #               [--signal SIG] [--restore-env VAR=VALUE] [--setup CMD]
 #               [--expect-restore TEXT] [--dump-opt OPT]... [--restore-opt OPT]...
 #               [--restore-wrap CMD] [-- ARGS...]
+# --before-restore CMD runs CMD (in DIR) before each restore.
 # --companion runs a second instance of PROGRAM beside it that is not
 # dumped (in DIR/companion): it must go on untouched and pass too.
 # --restore-wrap runs the restore under CMD (e.g. a script that restores in
@@ -13,7 +14,7 @@
 set -u
 CKPT=$1 PROG=$2
 shift 2
-CPID="" COMPANION=0 ITER=1 LEAVE=0 PIDNS=0 SIG="" RENV="" SETUP="" EXPECT="" DOPTS=() ROPTS=() RWRAP=""
+BEFORE="" CPID="" COMPANION=0 ITER=1 LEAVE=0 PIDNS=0 SIG="" RENV="" SETUP="" EXPECT="" DOPTS=() ROPTS=() RWRAP=""
 while [ $# -gt 0 ]; do
   case $1 in
     --iterations) ITER=$2; shift 2 ;;
@@ -27,6 +28,7 @@ while [ $# -gt 0 ]; do
     --restore-opt) ROPTS+=("$2"); shift 2 ;;
     --restore-wrap) RWRAP=$2; shift 2 ;;
     --companion) COMPANION=1; shift ;;
+    --before-restore) BEFORE=$2; shift 2 ;;
     --) shift; break ;;
     *) echo "unknown option $1"; exit 2 ;;
   esac
@@ -66,6 +68,7 @@ fi
 
 restore() {
   rm -f "$W/restore.json"
+  [ -n "$BEFORE" ] && (cd "$W" && eval "$BEFORE")
   local ns=""
   [ "$PIDNS" = 1 ] && ns=--pidns
   env $RENV $RWRAP "$CKPT" restore -D "$W/img" --json $ns "${ROPTS[@]}" >"$W/restore.json" 2>"$W/restore.err" &
