@@ -337,6 +337,11 @@ Result<RestoreStats> Restore(const RestoreOptions& o) {
                           .WithContext("process " + std::to_string(p.m.core.pid)));
     }
     RETURN_IF_ERROR(sysv.Finish(t));
+    const char* fault = std::getenv("CKPT_ENGINE_FAULT");
+    if (fault != nullptr && std::strcmp(fault, "fail-restore-late") == 0) {
+      // Test hook: everything is built, nothing runs yet.
+      return Internal("failing the restore at its last step, as CKPT_ENGINE_FAULT asks");
+    }
     // Every member and every shared object is back: all may run now.
     for (pid_t th : threads) RETURN_IF_ERROR(Detach(th, 0));
     for (std::size_t i = 0; i < plans.size(); ++i) {

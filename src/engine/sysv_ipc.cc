@@ -11,6 +11,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -199,6 +200,14 @@ SysvRestore::~SysvRestore() {
   }
 }
 
+namespace {
+std::string KeyHex(std::int32_t key) {
+  char b[16];
+  std::snprintf(b, sizeof b, "0x%08x", static_cast<unsigned>(key));
+  return b;
+}
+}  // namespace
+
 Status SysvRestore::Create(const TreeModel& t, IpcNsMode mode, std::map<std::uint32_t, int>* shm_ids) {
   bool any = !t.sems.empty() || !t.queues.empty();
   for (const auto& o : t.objects) any = any || o.kind == ShmKind::kSysv;
@@ -211,17 +220,17 @@ Status SysvRestore::Create(const TreeModel& t, IpcNsMode mode, std::map<std::uin
       struct shmid_ds ds;
       if (::shmctl(o.sysv_id, IPC_STAT, &ds) == 0) taken += " shm id " + std::to_string(o.sysv_id) + ";";
       if ((o.mode & SHM_DEST) == 0 && o.sysv_key != IPC_PRIVATE && ::shmget(o.sysv_key, 0, 0) >= 0) {
-        taken += " shm key " + std::to_string(o.sysv_key) + ";";
+        taken += " shm key " + KeyHex(o.sysv_key) + ";";
       }
     }
     for (const auto& s : t.sems) {
       if (::semctl(s.id, 0, GETVAL) >= 0) taken += " sem id " + std::to_string(s.id) + ";";
-      if (s.key != IPC_PRIVATE && ::semget(s.key, 0, 0) >= 0) taken += " sem key " + std::to_string(s.key) + ";";
+      if (s.key != IPC_PRIVATE && ::semget(s.key, 0, 0) >= 0) taken += " sem key " + KeyHex(s.key) + ";";
     }
     for (const auto& q : t.queues) {
       struct msqid_ds ds;
       if (::msgctl(q.id, IPC_STAT, &ds) == 0) taken += " msg id " + std::to_string(q.id) + ";";
-      if (q.key != IPC_PRIVATE && ::msgget(q.key, 0) >= 0) taken += " msg key " + std::to_string(q.key) + ";";
+      if (q.key != IPC_PRIVATE && ::msgget(q.key, 0) >= 0) taken += " msg key " + KeyHex(q.key) + ";";
     }
   }
   if (!taken.empty() && mode == IpcNsMode::kHost) {

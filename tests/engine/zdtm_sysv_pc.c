@@ -5,7 +5,10 @@
  * SEM_UNDO adjustment (+1 on "alive", which starts at 5): once it exits
  * the kernel must undo exactly that, once. After the restore: no gap, no
  * duplicate, the pattern in the segment intact, semaphores consistent, and
- * no semop may ever fail with EINTR because of ckpt. */
+ * no semop may ever fail with EINTR because of ckpt. With "hold" the
+ * producer sleeps inside the critical section, so that dumps mostly find
+ * the consumer blocked on the mutex the producer holds.
+ *   zdtm_sysv_pc DIR [hold] */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <sys/ipc.h>
@@ -27,6 +30,7 @@ struct ring {
 };
 
 static int semid;
+static int hold;
 
 static int op(int num, int delta, int undo) {
   struct sembuf b = {(unsigned short)num, (short)delta, (short)(undo ? SEM_UNDO : 0)};
@@ -47,6 +51,7 @@ static int produce(struct ring* r) {
     if (op(MUTEX, -1, 1) != 0) return 43;
     r->slot[r->head % SLOTS] = stop ? SENTINEL : ++seq;
     r->head++;
+    if (hold) zdtm_sleep_ms(3);
     if (op(MUTEX, 1, 1) != 0) return 44;
     if (op(FULL, 1, 0) != 0) return 45;
     if (stop) return 0;
@@ -62,6 +67,7 @@ static int cleanup(int shmid) {
 
 int main(int argc, char** argv) {
   zdtm_init(argc, argv);
+  hold = argc > 2 && strcmp(argv[2], "hold") == 0;
   key_t key = (key_t)(0x5a000000 | (getpid() & 0xffffff));
   int shmid = shmget(key, sizeof(struct ring), IPC_CREAT | IPC_EXCL | 0600);
   if (shmid < 0) return zdtm_fail("shmget: %s", strerror(errno));
