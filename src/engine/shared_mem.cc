@@ -170,45 +170,57 @@ Status SharedMemDump::AddMember(pid_t pid, ProcessModel* m, std::vector<Blob>* b
 }
 
 Status SharedMemDump::WritePages(image::ImageWriter* w, TreeModel* t, std::uint64_t* bytes) {
-  constexpr std::size_t kChunk = 8u << 20;
-  std::unique_ptr<unsigned char[]> buf(new unsigned char[kChunk]);
   for (auto& o : t->objects) {
     int fd = fds_[o.id];
     RETURN_IF_ERROR(w->BeginSection(kSecShmPages, ShmPagesName(o.id), ""));
     std::uint64_t end = PageUp(o.size);
-    std::uint64_t off = 0;
-    while (off < end) {
-      off_t data = ::lseek(fd, static_cast<off_t>(off), SEEK_DATA);
-      if (data < 0 && errno == ENXIO) break;  // only holes left
-      std::uint64_t lo = data < 0 ? off : static_cast<std::uint64_t>(data) & ~(kPage - 1);
-      off_t hole = data < 0 ? -1 : ::lseek(fd, data, SEEK_HOLE);
-      std::uint64_t hi = hole < 0 ? end : std::min(end, PageUp(static_cast<std::uint64_t>(hole)));
-      if (lo >= hi) break;
-      for (std::uint64_t at = lo; at < hi; at += kChunk) {
-        std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(kChunk, hi - at));
-        std::size_t got = 0;
-        while (got < n) {
-          ssize_t r = ::pread(fd, buf.get() + got, n - got, static_cast<off_t>(at + got));
-          if (r < 0 && errno == EINTR) continue;
-          if (r < 0) return PosixError("read shared memory object", std::string(ShmKindName(o.kind)) + " " + o.name, errno);
-          if (r == 0) break;
-          got += static_cast<std::size_t>(r);
-        }
-        std::memset(buf.get() + got, 0, n - got);  // past the end of a segment not a page multiple
-        for (std::size_t p = 0; p < n; p += kPage) {
-          if (IsZeroPage(buf.get() + p)) continue;
-          RETURN_IF_ERROR(w->Write(buf.get() + p, kPage));
-          *bytes += kPage;
-          std::uint64_t a = at + p;
-          if (!o.runs.empty() && o.runs.back().addr + o.runs.back().pages * kPage == a) {
-            ++o.runs.back().pages;
-          } else {
-            o.runs.push_back({a, 1});
-          }
-        }
-      }
-      off = hi;
+    if (end == 0) {
+      RETURN_IF_ERROR(w->EndSection());
+      continue;
     }
+    // Read through a mapping of the object: pages go from it straight into
+    // the image writer, runs of non-zero pages at a time. Holes (pages never
+    // touched) are skipped without being faulted in.
+    void* map = ::mmap(nullptr, end, PROT_READ, MAP_SHARED, fd, 0);
+    if (map == MAP_FAILED) {
+      return PosixError("map shared memory object", std::string(ShmKindName(o.kind)) + " " + o.name, errno);
+    }
+    const auto* base = static_cast<const unsigned char*>(map);
+    Status st = [&]() -> Status {
+      std::uint64_t off = 0;
+      while (off < end) {
+        off_t data = ::lseek(fd, static_cast<off_t>(off), SEEK_DATA);
+        if (data < 0 && errno == ENXIO) break;  // only holes left
+        std::uint64_t lo = data < 0 ? off : static_cast<std::uint64_t>(data) & ~(kPage - 1);
+        off_t hole = data < 0 ? -1 : ::lseek(fd, data, SEEK_HOLE);
+        std::uint64_t hi = hole < 0 ? end : std::min(end, PageUp(static_cast<std::uint64_t>(hole)));
+        if (lo >= hi) break;
+        // Map the data range in one go rather than one fault per page.
+        (void)::madvise(const_cast<unsigned char*>(base) + lo, hi - lo, MADV_POPULATE_READ);
+        std::uint64_t run = lo;  // start of the pending run of non-zero pages
+        auto flush = [&](std::uint64_t upto) -> Status {
+          if (upto == run) return Status::Ok();
+          RETURN_IF_ERROR(w->Write(base + run, upto - run));
+          *bytes += upto - run;
+          if (!o.runs.empty() && o.runs.back().addr + o.runs.back().pages * kPage == run) {
+            o.runs.back().pages += (upto - run) / kPage;
+          } else {
+            o.runs.push_back({run, (upto - run) / kPage});
+          }
+          return Status::Ok();
+        };
+        for (std::uint64_t at = lo; at < hi; at += kPage) {
+          if (!IsZeroPage(base + at)) continue;
+          RETURN_IF_ERROR(flush(at));
+          run = at + kPage;
+        }
+        RETURN_IF_ERROR(flush(hi));
+        off = hi;
+      }
+      return Status::Ok();
+    }();
+    ::munmap(map, end);
+    RETURN_IF_ERROR(st);
     RETURN_IF_ERROR(w->EndSection());
   }
   return Status::Ok();
@@ -305,6 +317,8 @@ Status SharedMemRestore::Fill(const TreeModel& t, const image::ImageReader& r) {
       ASSIGN_OR_RETURN(auto stream, r.OpenSection(*s));
       for (const auto& run : o.runs) {
         if (run.addr + run.pages * kPage > len) return Corruption(r.source().Name() + ": run outside " + what);
+        // Allocate the pages in one go rather than one fault at a time.
+        (void)::madvise(base + run.addr, run.pages * kPage, MADV_POPULATE_WRITE);
         RETURN_IF_ERROR(stream->Read(base + run.addr, run.pages * kPage));
       }
       return stream->Drain();
