@@ -180,6 +180,9 @@ struct Run {
 };
 
 bool DumpOnce(const std::string& mode, std::size_t mib, int key, const std::string& dir, bool restore, Run* out) {
+  // A fresh directory each time, as for CRIU: renaming over an old image
+  // makes ext4 write the new one back at once (auto_da_alloc).
+  unlink((dir + "/process.ckpt").c_str());
   pid_t pid = StartTarget(mode, mib, key);
   if (pid < 0) return false;
   ckpt::engine::DumpOptions d;
