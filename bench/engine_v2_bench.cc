@@ -19,6 +19,7 @@
 #include <sys/sem.h>
 #include <sys/shm.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -140,8 +141,11 @@ pid_t StartTarget(const std::string& mode, std::size_t mib, int key) {
   if (pipe(ready) != 0) return -1;
   pid_t pid = fork();
   if (pid == 0) {
-    close(ready[0]);
-    std::string m = std::to_string(mib), k = std::to_string(key), fd = std::to_string(ready[1]);
+    // Only the ready pipe: descriptors inherited from whoever started the
+    // benchmark would tie the tree to processes outside it.
+    if (dup2(ready[1], 3) != 3) _exit(126);
+    syscall(SYS_close_range, 4u, ~0u, 0u);
+    std::string m = std::to_string(mib), k = std::to_string(key), fd = "3";
     execl("/proc/self/exe", "engine_v2_bench", "--target", mode.c_str(), m.c_str(), k.c_str(), fd.c_str(),
           static_cast<char*>(nullptr));
     _exit(127);
