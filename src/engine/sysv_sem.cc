@@ -111,6 +111,20 @@ Status DumpSemSets(const std::vector<SysvMember>& members, const std::vector<Ipc
     }
     if (used) t->sems.push_back(std::move(*set));
   }
+  // Reading the adjustments moves the values for a moment: refused when a
+  // process outside the dump waits on a set (members were interrupted out
+  // of their semop by the freeze, so every waiter counted is an outsider).
+  for (const auto& set : t->sems) {
+    for (std::size_t i = 0; i < set.values.size(); ++i) {
+      int n = ::semctl(set.id, static_cast<int>(i), GETNCNT), z = ::semctl(set.id, static_cast<int>(i), GETZCNT);
+      if (n > 0 || z > 0) {
+        return FailedPrecondition("a process outside the dumped tree waits on System V semaphore set " +
+                                  std::to_string(set.id) + " (semaphore " + std::to_string(i) +
+                                  "); dump the processes that share it together (--tree from their common "
+                                  "ancestor)");
+      }
+    }
+  }
   // SEM_UNDO: for each member, every set held at kMid, the member's undo
   // list applied, the differences read, the values back at kMid.
   for (const auto& m : members) {
