@@ -92,7 +92,8 @@ std::string ShmName(int key) {
         mmap(nullptr, kSmallShared, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0));
     int fd = shm_open(ShmName(key).c_str(), O_CREAT | O_RDWR, 0600);
     if (fd < 0 || ftruncate(fd, kSmallShared) != 0) _exit(4);
-    posix = static_cast<unsigned char*>(mmap(nullptr, kSmallShared, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0));
+    posix =
+        static_cast<unsigned char*>(mmap(nullptr, kSmallShared, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0));
     close(fd);
     Fill(sysv, kSmallShared, 1);
     Fill(anon, kSmallShared, 2);
@@ -183,7 +184,8 @@ struct Run {
   ckpt::engine::DumpStats stats;
 };
 
-bool DumpOnce(const std::string& mode, std::size_t mib, int key, const std::string& dir, bool restore, Run* out) {
+bool DumpOnce(const std::string& mode, std::size_t mib, int key, const std::string& dir, bool restore,
+              Run* out) {
   // A fresh directory each time, as for CRIU: renaming over an old image
   // makes ext4 write the new one back at once (auto_da_alloc).
   unlink((dir + "/process.ckpt").c_str());
@@ -285,34 +287,40 @@ int main(int argc, char** argv) {
   // message texts. What the comm image has beyond the private one and the
   // payload describes the comm state (the extra mappings included).
   double payload = static_cast<double>(comm.stats.shared_bytes) + kPipeBytes + kMessages * kMsgText;
-  double described = static_cast<double>(comm.stats.image_bytes) - static_cast<double>(priv.stats.image_bytes) -
-                     payload;
-  std::printf("engine_v2_bench: 2 processes x %zu MiB private memory, %d reps (median), images in %s\n", mib, reps,
-              dir.c_str());
+  double described =
+      static_cast<double>(comm.stats.image_bytes) - static_cast<double>(priv.stats.image_bytes) - payload;
+  std::printf("engine_v2_bench: 2 processes x %zu MiB private memory, %d reps (median), images in %s\n", mib,
+              reps, dir.c_str());
   std::printf("  dump, private memory only      %.4f s   image %llu bytes\n", tp,
               static_cast<unsigned long long>(priv.stats.image_bytes));
-  std::printf("  dump, with comm state          %.4f s   image %llu bytes (%d shared objects, %d sem sets, %d "
-              "queues, %llu shared bytes)\n",
-              tc, static_cast<unsigned long long>(comm.stats.image_bytes), comm.stats.shared_objects,
-              comm.stats.sysv_sems, comm.stats.sysv_queues,
-              static_cast<unsigned long long>(comm.stats.shared_bytes));
-  std::printf("  time overhead of comm state    %+.2f %% (median dump with / without - 1; noise of this VM included)\n",
-              (tc / tp - 1) * 100);
-  std::printf("  comm-state work inside the dump with it: %.3f %% of its time, %.3f %% without writing the shared "
-              "pages (medians)   (paper 8.5 %%, goal <= 2 %%)\n",
-              Median(comm_share) * 100, Median(comm_meta_share) * 100);
-  std::printf("  space: %.0f bytes describe the comm state beyond %.0f bytes of payload = %.4f %% of the image   "
-              "(paper 0.55 %%, goal <= 0.1 %%); tree/IPC sections %llu bytes\n",
-              described, payload, described / static_cast<double>(comm.stats.image_bytes) * 100,
-              static_cast<unsigned long long>(comm.stats.tree_meta_bytes));
-  std::printf("  2 processes sharing a 256 MiB System V segment: dump %.3f s (best %.3f), restore %.3f s (best "
-              "%.3f)   CRIU here: dump 0.032 s, restore 0.048 s\n",
-              Median(t_big_dump), *std::min_element(t_big_dump.begin(), t_big_dump.end()), Median(t_big_restore),
-              *std::min_element(t_big_restore.begin(), t_big_restore.end()));
-  std::printf("    last big dump: total %.3f s, writing the segment's pages %.3f s\n", big.stats.total_ns / 1e9,
-              big.stats.shared_write_ns / 1e9);
+  std::printf(
+      "  dump, with comm state          %.4f s   image %llu bytes (%d shared objects, %d sem sets, %d "
+      "queues, %llu shared bytes)\n",
+      tc, static_cast<unsigned long long>(comm.stats.image_bytes), comm.stats.shared_objects,
+      comm.stats.sysv_sems, comm.stats.sysv_queues, static_cast<unsigned long long>(comm.stats.shared_bytes));
+  std::printf(
+      "  time overhead of comm state    %+.2f %% (median dump with / without - 1; noise of this VM "
+      "included)\n",
+      (tc / tp - 1) * 100);
+  std::printf(
+      "  comm-state work inside the dump with it: %.3f %% of its time, %.3f %% without writing the shared "
+      "pages (medians)   (paper 8.5 %%, goal <= 2 %%)\n",
+      Median(comm_share) * 100, Median(comm_meta_share) * 100);
+  std::printf(
+      "  space: %.0f bytes describe the comm state beyond %.0f bytes of payload = %.4f %% of the image   "
+      "(paper 0.55 %%, goal <= 0.1 %%); tree/IPC sections %llu bytes\n",
+      described, payload, described / static_cast<double>(comm.stats.image_bytes) * 100,
+      static_cast<unsigned long long>(comm.stats.tree_meta_bytes));
+  std::printf(
+      "  2 processes sharing a 256 MiB System V segment: dump %.3f s (best %.3f), restore %.3f s (best "
+      "%.3f)   CRIU here: dump 0.032 s, restore 0.048 s\n",
+      Median(t_big_dump), *std::min_element(t_big_dump.begin(), t_big_dump.end()), Median(t_big_restore),
+      *std::min_element(t_big_restore.begin(), t_big_restore.end()));
+  std::printf("    last big dump: total %.3f s, writing the segment's pages %.3f s\n",
+              big.stats.total_ns / 1e9, big.stats.shared_write_ns / 1e9);
   std::printf("    raw write of 256 MiB to the same file system: %.3f s (median)\n", Median(raw_w));
-  std::printf("    image %llu bytes, %llu shared bytes stored\n", static_cast<unsigned long long>(big.stats.image_bytes),
+  std::printf("    image %llu bytes, %llu shared bytes stored\n",
+              static_cast<unsigned long long>(big.stats.image_bytes),
               static_cast<unsigned long long>(big.stats.shared_bytes));
   return 0;
 }

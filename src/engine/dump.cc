@@ -16,15 +16,15 @@
 #include "engine/mm.h"
 #include "engine/pagemap.h"
 #include "engine/pipes.h"
-#include "engine/shared_mem.h"
-#include "engine/sysv.h"
-#include "engine/tree.h"
 #include "engine/proc.h"
 #include "engine/ptrace.h"
+#include "engine/shared_mem.h"
 #include "engine/signals.h"
+#include "engine/sysv.h"
 #include "engine/task.h"
 #include "engine/threads.h"
 #include "engine/timers.h"
+#include "engine/tree.h"
 #include "engine/vdso.h"
 #include "platform/env.h"
 
@@ -124,9 +124,11 @@ void PrepareReaping(const std::vector<Member>& members, const std::vector<Member
     Injector inj(d.pid, d.gadget);
     if (!inj.Save().ok()) continue;
     for (const auto& c : members) {
-      if (c.ppid == d.pid && c.zombie) (void)inj.Raw(SYS_wait4, {static_cast<std::uint64_t>(c.pid), 0, __WALL, 0});
+      if (c.ppid == d.pid && c.zombie)
+        (void)inj.Raw(SYS_wait4, {static_cast<std::uint64_t>(c.pid), 0, __WALL, 0});
     }
-    std::uint64_t act[4] = {reinterpret_cast<std::uint64_t>(SIG_IGN), 0, 0, 0};  // handler, flags, restorer, mask
+    std::uint64_t act[4] = {reinterpret_cast<std::uint64_t>(SIG_IGN), 0, 0,
+                            0};  // handler, flags, restorer, mask
     auto at = inj.PutScratch(0, act, sizeof act);
     if (at.ok()) (void)inj.Raw(SYS_rt_sigaction, {SIGCHLD, *at, 0, 8});
     (void)inj.Restore();
@@ -183,7 +185,9 @@ Result<DumpStats> Dump(const DumpOptions& o) {
     std::vector<pid_t> pids;
     for (const auto& d : md) pids.push_back(d.pid);
     RETURN_IF_ERROR(ipc.EnterOf(pids));
-    for (auto& d : md) RETURN_IF_ERROR(Collect(*d.fp, &d.m, &d.blobs, &d.gadget).WithContext("process " + std::to_string(d.pid)));
+    for (auto& d : md)
+      RETURN_IF_ERROR(
+          Collect(*d.fp, &d.m, &d.blobs, &d.gadget).WithContext("process " + std::to_string(d.pid)));
     std::vector<ProcessModel*> models;
     for (auto& d : md) models.push_back(&d.m);
     std::vector<Blob> tree_blobs;
@@ -232,7 +236,8 @@ Result<DumpStats> Dump(const DumpOptions& o) {
       }
       // Everything is read: the processes may run on while the image is made
       // durable (it is renamed into place only after that).
-      RETURN_IF_ERROR(release_all().WithContext("releasing process " + std::to_string(pid) + " after the dump"));
+      RETURN_IF_ERROR(
+          release_all().WithContext("releasing process " + std::to_string(pid) + " after the dump"));
       released = true;
       stats.frozen_ns = NowNs() - t_frozen;
     }

@@ -198,8 +198,10 @@ Status PrepareFds(const ProcessModel& m, const image::ImageReader& r, const std:
       if (fd < 0) return PosixError("dup", what, errno);
     } else if (shm_object >= 0) {
       // A memfd or /dev/shm file: the object ckpt recreated for the whole tree.
-      std::string self = "/proc/self/fd/" + std::to_string(shared->shm->FdOf(static_cast<std::uint32_t>(shm_object)));
-      fd = ::open(self.c_str(), static_cast<int>(f.flags & ~kOpenStrip & ~O_APPEND & ~O_NOFOLLOW) | O_CLOEXEC);
+      std::string self =
+          "/proc/self/fd/" + std::to_string(shared->shm->FdOf(static_cast<std::uint32_t>(shm_object)));
+      fd =
+          ::open(self.c_str(), static_cast<int>(f.flags & ~kOpenStrip & ~O_APPEND & ~O_NOFOLLOW) | O_CLOEXEC);
       if (fd < 0) return PosixError("reopen shared memory object for", what, errno);
       plan->Own(fd);
     } else if (f.kind == FdKind::kPipe && f.pipe_internal) {
@@ -231,7 +233,8 @@ Status PrepareFds(const ProcessModel& m, const image::ImageReader& r, const std:
         RETURN_IF_ERROR(WriteAll(tmp, data, "recreated " + fr.path));
       }
       std::string self = "/proc/self/fd/" + std::to_string(it->second);
-      fd = ::open(self.c_str(), static_cast<int>(f.flags & ~kOpenStrip & ~O_APPEND & ~O_NOFOLLOW) | O_CLOEXEC);
+      fd =
+          ::open(self.c_str(), static_cast<int>(f.flags & ~kOpenStrip & ~O_APPEND & ~O_NOFOLLOW) | O_CLOEXEC);
       if (fd < 0) return PosixError("reopen recreated", fr.path, errno);
       plan->Own(fd);
     } else {

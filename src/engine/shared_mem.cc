@@ -316,7 +316,8 @@ Status SharedMemRestore::Fill(const TreeModel& t, const image::ImageReader& r) {
     Status st = [&]() -> Status {
       ASSIGN_OR_RETURN(auto stream, r.OpenSection(*s));
       for (const auto& run : o.runs) {
-        if (run.addr + run.pages * kPage > len) return Corruption(r.source().Name() + ": run outside " + what);
+        if (run.addr + run.pages * kPage > len)
+          return Corruption(r.source().Name() + ": run outside " + what);
         // Allocate the pages in one go rather than one fault at a time.
         (void)::madvise(base + run.addr, run.pages * kPage, MADV_POPULATE_WRITE);
         RETURN_IF_ERROR(stream->Read(base + run.addr, run.pages * kPage));
@@ -351,8 +352,10 @@ Status SharedMemRestore::AttachMember(const TreeModel& t, std::int32_t pid, cons
     if (a.pid != pid) continue;
     const ShmObject& o = t.objects[a.object];
     auto v = std::find_if(m.vmas.begin(), m.vmas.end(), [&](const Vma& x) { return x.start == a.start; });
-    if (v == m.vmas.end()) return Corruption("shared mapping " + HexAddr(a.start) + " is not in the memory map");
-    std::string what = "attach " + std::string(ShmKindName(o.kind)) + " " + o.name + " at " + HexAddr(a.start);
+    if (v == m.vmas.end())
+      return Corruption("shared mapping " + HexAddr(a.start) + " is not in the memory map");
+    std::string what =
+        "attach " + std::string(ShmKindName(o.kind)) + " " + o.name + " at " + HexAddr(a.start);
     if (o.kind == ShmKind::kSysv) {
       sysv[{a.object, a.start - a.pgoff}].push_back(&a);
       continue;
@@ -372,11 +375,11 @@ Status SharedMemRestore::AttachMember(const TreeModel& t, std::int32_t pid, cons
       auto v = std::find_if(m.vmas.begin(), m.vmas.end(), [&](const Vma& x) { return x.start == a->start; });
       writable = writable || (v->flags & kVmaMayWrite) != 0;
     }
-    std::string what = "shmat System V segment " + std::to_string(sysv_ids_.at(o.id)) + " at " + HexAddr(base);
-    ASSIGN_OR_RETURN(std::uint64_t got,
-                     inj->Call(what, SYS_shmat,
-                               {static_cast<std::uint64_t>(sysv_ids_.at(o.id)), base,
-                                static_cast<std::uint64_t>(writable ? 0 : SHM_RDONLY)}));
+    std::string what =
+        "shmat System V segment " + std::to_string(sysv_ids_.at(o.id)) + " at " + HexAddr(base);
+    ASSIGN_OR_RETURN(std::uint64_t got, inj->Call(what, SYS_shmat,
+                                                  {static_cast<std::uint64_t>(sysv_ids_.at(o.id)), base,
+                                                   static_cast<std::uint64_t>(writable ? 0 : SHM_RDONLY)}));
     if (got != base) return Internal(what + ": attached at " + HexAddr(got));
     std::uint64_t at = base, end = base + PageUp(o.size);
     std::vector<std::pair<std::uint64_t, std::uint64_t>> covered;

@@ -173,7 +173,7 @@ Status SysvDump::RemoveObjects(const TreeModel& t) {
     if (o.kind != ShmKind::kSysv) continue;
     struct shmid_ds ds;
     if (::shmctl(o.sysv_id, IPC_STAT, &ds) != 0) continue;  // gone already (IPC_RMID'd)
-    if (ds.shm_nattch != 0) continue;                        // another process still uses it
+    if (ds.shm_nattch != 0) continue;                       // another process still uses it
     if (::shmctl(o.sysv_id, IPC_RMID, nullptr) != 0) {
       keep(PosixError("shmctl(IPC_RMID)", "segment " + std::to_string(o.sysv_id), errno));
     }
