@@ -219,9 +219,13 @@ Status RestoreSemMember(const TreeModel& t, std::int32_t pid, Injector* inj) {
       if (u.adj[i] != 0) RETURN_IF_ERROR(GiveAdjustment(inj, u.semid, static_cast<int>(i), u.adj[i]));
     }
   }
+  return RestoreLastOperator(t.sems, pid, inj);
+}
+
+Status RestoreLastOperator(const std::vector<SemSet>& sets, std::int32_t pid, Injector* inj) {
   // The semaphores this member operated last: a +1/-1 pair in one call
   // leaves the value and sets the last operator.
-  for (const auto& s : t.sems) {
+  for (const auto& s : sets) {
     std::vector<std::array<int, 3>> ops;
     for (std::size_t i = 0; i < s.sempid.size(); ++i) {
       if (s.sempid[i] != pid) continue;

@@ -130,7 +130,7 @@ PY
     start zdtm_sysv_pc
     "$CKPT" dump "$PID" -D "$W/img" --tree >/dev/null || fail "dump"
     wait "$PID" 2>/dev/null
-    key=$(cat "$W/ipc_keys")
+    key=$(head -1 "$W/ipc_keys")
     (cd "$W" && "$(dirname "$0")/occupy_keys.sh")
     expect_error 3 "taken.*--ipc-ns new" "$CKPT" restore -D "$W/img"
     no_process "$PID"
@@ -142,7 +142,7 @@ PY
     start zdtm_sysv_pc
     "$CKPT" dump "$PID" -D "$W/img" --tree >/dev/null || fail "dump"
     wait "$PID" 2>/dev/null
-    key=$(printf '0x%08x' "$(cat "$W/ipc_keys")")
+    key=$(printf "0x%08x" "$(head -1 "$W/ipc_keys")")
     CKPT_ENGINE_FAULT=fail-restore-late expect_error 1 "last step" "$CKPT" restore -D "$W/img"
     no_process "$PID"
     no_process "$((PID + 1))"
