@@ -43,7 +43,8 @@ int main(int argc, char** argv) {
     if (rec[0] == ~0ull) break;
     for (int i = 0; i < 8; i++) {
       if (rec[i] != want * 8 + (uint64_t)i)
-        return zdtm_fail("record %llu: word %d is %llu", (unsigned long long)want, i, (unsigned long long)rec[i]);
+        return zdtm_fail("record %llu: word %d is %llu", (unsigned long long)want, i,
+                         (unsigned long long)rec[i]);
     }
     want++;
     if (!readied && want > 2000) {
@@ -53,7 +54,8 @@ int main(int argc, char** argv) {
     if (want % 16 == 0) zdtm_sleep_ms(1); /* slower than the writer: the FIFO fills */
   }
   int st;
-  if (waitpid(p, &st, 0) != p || !WIFEXITED(st) || WEXITSTATUS(st) != 0) return zdtm_fail("writer status %#x", st);
+  if (waitpid(p, &st, 0) != p || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+    return zdtm_fail("writer status %#x", st);
   unlink(path);
   return zdtm_pass();
 }
