@@ -10,7 +10,8 @@
 //  2. A 2-process tree sharing one 256 MiB System V segment: dump and restore
 //     times (CRIU measured here: dump 0.032 s, restore 0.048 s, inside an IPC
 //     namespace).
-// Linux x86-64, root.   engine_v2_bench [--mib N] [--reps R] [--dir DIR]
+// Linux x86-64, root.   engine_v2_bench [--mib N] [--reps R] [--dir DIR] [--no-pair]
+// (--no-pair: the overhead measurement alone)
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/ipc.h>
@@ -232,8 +233,13 @@ int main(int argc, char** argv) {
   std::size_t mib = 64;
   int reps = 9;
   std::string dir = "/var/tmp/ckpt-v2-bench";
+  bool pair = true;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
+    if (a == "--no-pair") {
+      pair = false;
+      continue;
+    }
     if (a == "--mib" && i + 1 < argc)
       mib = std::strtoull(argv[++i], nullptr, 10);
     else if (a == "--reps" && i + 1 < argc)
@@ -241,7 +247,7 @@ int main(int argc, char** argv) {
     else if (a == "--dir" && i + 1 < argc)
       dir = argv[++i];
     else {
-      std::fprintf(stderr, "usage: engine_v2_bench [--mib N] [--reps R] [--dir DIR]\n");
+      std::fprintf(stderr, "usage: engine_v2_bench [--mib N] [--reps R] [--dir DIR] [--no-pair]\n");
       return 2;
     }
   }
@@ -262,6 +268,7 @@ int main(int argc, char** argv) {
         comm_meta_share.push_back(static_cast<double>(r.stats.comm_ns - r.stats.shared_write_ns) / total);
       }
     }
+    if (!pair) continue;
     {
       // Raw baseline for the big segment: its bytes written to a file.
       std::size_t n = 256u << 20;
@@ -311,6 +318,7 @@ int main(int argc, char** argv) {
       "(paper 0.55 %%, goal <= 0.1 %%); tree/IPC sections %llu bytes\n",
       described, payload, described / static_cast<double>(comm.stats.image_bytes) * 100,
       static_cast<unsigned long long>(comm.stats.tree_meta_bytes));
+  if (!pair) return 0;
   std::printf(
       "  2 processes sharing a 256 MiB System V segment: dump %.3f s (best %.3f), restore %.3f s (best "
       "%.3f)   CRIU here: dump 0.032 s, restore 0.048 s\n",
