@@ -1,0 +1,322 @@
+// ckpt against upstream CRIU in the same run: the same workload is dumped and
+// restored by `ckpt dump/restore` and by `criu dump/restore`, alternating
+// which goes first, and the medians are printed beside a raw write of the
+// same bytes measured in the same run. Both tools are timed as commands
+// (fork + exec included), images in the page cache (ckpt --no-sync; CRIU
+// does not fsync). It never fetches or builds CRIU: give the binary's path;
+// without one (or when it cannot run) it says so and exits 0.
+//   engine_vs_criu --criu PATH [--ckpt PATH] [--workload heap|sysv-pair]
+//                  [--mib N] [--reps R] [--dir DIR]
+// Workloads: `heap`, one process with N MiB of populated, incompressible
+// private memory (default 1024); `sysv-pair`, two processes sharing an
+// N MiB System V segment (default 256) and a semaphore, run inside a fresh
+// IPC namespace for CRIU (unshare --ipc), which dumps System V objects only
+// with a whole IPC namespace, and in the host's for ckpt.
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/ipc.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/sem.h>
+#include <sys/shm.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+namespace {
+
+double Now() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
+}
+
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0 : v[v.size() / 2];
+}
+
+void Fill(unsigned char* p, std::size_t bytes, std::uint64_t seed) {
+  std::uint64_t s = seed | 1;
+  for (std::size_t i = 0; i + 8 <= bytes; i += 8) {
+    s ^= s >> 12;
+    s ^= s << 25;
+    s ^= s >> 27;
+    std::uint64_t v = s * 2685821657736338717ull;
+    std::memcpy(p + i, &v, 8);
+  }
+}
+
+// Detaches the workload from the benchmark: own session, stdio on /dev/null
+// (CRIU refuses inherited terminals without --shell-job).
+void Detach() {
+  setsid();
+  int nul = open("/dev/null", O_RDWR);
+  for (int fd = 0; fd < 3; ++fd) dup2(nul, fd);
+  if (nul > 2) close(nul);
+}
+
+[[noreturn]] void HeapTarget(std::size_t bytes, int ready_fd) {
+  Detach();
+  auto* p = static_cast<unsigned char*>(
+      mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  Fill(p, bytes, 0x9e3779b97f4a7c15ull);
+  if (write(ready_fd, "r", 1) != 1) _exit(1);
+  close(ready_fd);
+  for (;;) pause();
+}
+
+// Two processes: the parent creates a segment and a semaphore, fills the
+// segment, forks a child that attaches it too; both then sleep.
+[[noreturn]] void SysvPairTarget(std::size_t bytes, int ready_fd) {
+  Detach();
+  int shm = shmget(IPC_PRIVATE, bytes, IPC_CREAT | 0600);
+  int sem = semget(IPC_PRIVATE, 1, IPC_CREAT | 0600);
+  if (shm < 0 || sem < 0) _exit(1);
+  auto* p = static_cast<unsigned char*>(shmat(shm, nullptr, 0));
+  if (p == reinterpret_cast<unsigned char*>(-1)) _exit(1);
+  Fill(p, bytes, 0x2545f4914f6cdd1dull);
+  struct sembuf up = {0, 1, SEM_UNDO};
+  semop(sem, &up, 1);
+  pid_t c = fork();
+  if (c == 0) {
+    for (;;) pause();
+  }
+  if (write(ready_fd, "r", 1) != 1) _exit(1);
+  close(ready_fd);
+  for (;;) pause();
+}
+
+struct Options {
+  std::string criu, ckpt, workload = "heap", dir = "/var/tmp/ckpt-vs-criu";
+  std::size_t mib = 0;
+  int reps = 5;
+};
+
+// Starts the workload (this program re-executed) and returns its PID once it
+// is ready. For CRIU the sysv-pair workload runs in a new IPC namespace (it
+// dumps System V objects only that way); for ckpt in the host's.
+pid_t StartTarget(const Options& o, bool criu) {
+  int ready[2];
+  if (pipe(ready) != 0) return -1;
+  pid_t pid = fork();
+  if (pid == 0) {
+    close(ready[0]);
+    if (criu && o.workload == "sysv-pair" && unshare(CLONE_NEWIPC) != 0) _exit(126);
+    std::string mib = std::to_string(o.mib), fd = std::to_string(ready[1]);
+    execl("/proc/self/exe", "engine_vs_criu", "--target", o.workload.c_str(), mib.c_str(), fd.c_str(),
+          static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  close(ready[1]);
+  char c;
+  bool ok = read(ready[0], &c, 1) == 1;
+  close(ready[0]);
+  if (!ok) return -1;
+  return pid;
+}
+
+// Runs a command, its output to `log`; returns its exit status (or -1).
+int Run(const std::vector<std::string>& argv, const std::string& log) {
+  pid_t c = fork();
+  if (c == 0) {
+    int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (fd >= 0) {
+      dup2(fd, 1);
+      dup2(fd, 2);
+    }
+    std::vector<char*> a;
+    for (const auto& s : argv) a.push_back(const_cast<char*>(s.c_str()));
+    a.push_back(nullptr);
+    execv(a[0], a.data());
+    _exit(127);
+  }
+  int st = 0;
+  while (waitpid(c, &st, 0) == -1 && errno == EINTR) {
+  }
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+// Kills the restored tree rooted at `pid` (a child of ours through the
+// subreaper bit) and reaps everything that is ours.
+void KillTree(pid_t pid) {
+  kill(-pid, SIGKILL);  // the workload leads its own process group
+  kill(pid, SIGKILL);
+  while (true) {
+    pid_t r = waitpid(-1, nullptr, 0);
+    if (r == -1 && errno == EINTR) continue;
+    if (r == -1) break;
+  }
+}
+
+struct Times {
+  std::vector<double> dump, restore;
+  int failures = 0;
+};
+
+bool OneRound(const Options& o, bool criu, Times* t, const std::string& log) {
+  pid_t pid = StartTarget(o, criu);
+  if (pid < 0) return false;
+  std::string img = o.dir + (criu ? "/criu" : "/ckpt");
+  Run({"/bin/rm", "-rf", img}, "/dev/null");
+  mkdir(img.c_str(), 0755);
+  std::string p = std::to_string(pid);
+  std::vector<std::string> dump, restore;
+  if (criu) {
+    dump = {o.criu, "dump", "-t", p, "-D", img, "-v1", "-o", "dump.log"};
+    restore = {o.criu, "restore", "-D", img, "-d", "-v1", "-o", "restore.log"};
+  } else {
+    dump = {o.ckpt, "dump", p, "-D", img, "--no-sync"};
+    if (o.workload == "sysv-pair") dump.push_back("--tree");
+    restore = {o.ckpt, "restore", "-D", img, "--detach"};
+  }
+  ::sync();
+  double t0 = Now();
+  int rc = Run(dump, log);
+  double t1 = Now();
+  KillTree(pid);  // the dump killed it; reap it (and its child) so the PIDs are free
+  if (rc != 0) {
+    std::fprintf(stderr, "%s dump failed (status %d), see %s\n", criu ? "criu" : "ckpt", rc, log.c_str());
+    ++t->failures;
+    return true;
+  }
+  double t2 = Now();
+  rc = Run(restore, log);
+  double t3 = Now();
+  KillTree(pid);
+  if (rc != 0) {
+    std::fprintf(stderr, "%s restore failed (status %d), see %s\n", criu ? "criu" : "ckpt", rc, log.c_str());
+    ++t->failures;
+    return true;
+  }
+  t->dump.push_back(t1 - t0);
+  t->restore.push_back(t3 - t2);
+  return true;
+}
+
+double RawWrite(const std::string& dir, std::size_t bytes) {
+  auto* buf = static_cast<unsigned char*>(
+      mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0));
+  Fill(buf, bytes, 7);
+  std::string path = dir + "/raw.bin";
+  ::sync();
+  double t = Now();
+  int fd = open((path + ".tmp").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  const std::size_t chunk = 8u << 20;
+  for (std::size_t off = 0; off < bytes; off += chunk) {
+    if (write(fd, buf + off, std::min(chunk, bytes - off)) < 0) break;
+  }
+  close(fd);
+  rename((path + ".tmp").c_str(), path.c_str());
+  double d = Now() - t;
+  munmap(buf, bytes);
+  unlink(path.c_str());
+  return d;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc == 5 && std::string(argv[1]) == "--target") {
+    std::size_t bytes = std::strtoull(argv[3], nullptr, 10) << 20;
+    int fd = std::atoi(argv[4]);
+    if (std::string(argv[2]) == "sysv-pair") SysvPairTarget(bytes, fd);
+    HeapTarget(bytes, fd);
+  }
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    auto next = [&]() -> std::string { return i + 1 < argc ? argv[++i] : ""; };
+    if (a == "--criu")
+      o.criu = next();
+    else if (a == "--ckpt")
+      o.ckpt = next();
+    else if (a == "--workload")
+      o.workload = next();
+    else if (a == "--mib")
+      o.mib = std::strtoull(next().c_str(), nullptr, 10);
+    else if (a == "--reps")
+      o.reps = std::atoi(next().c_str());
+    else if (a == "--dir")
+      o.dir = next();
+    else {
+      std::fprintf(stderr,
+                   "usage: engine_vs_criu --criu PATH [--ckpt PATH] [--workload heap|sysv-pair] [--mib N] "
+                   "[--reps R] [--dir DIR]\n");
+      return 2;
+    }
+  }
+  if (o.workload != "heap" && o.workload != "sysv-pair") {
+    std::fprintf(stderr, "unknown workload %s\n", o.workload.c_str());
+    return 2;
+  }
+  if (o.mib == 0) o.mib = o.workload == "heap" ? 1024 : 256;
+  if (o.ckpt.empty()) {
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n > 0) {
+      self[n] = 0;
+      o.ckpt = std::string(self).substr(0, std::string(self).rfind('/')) + "/ckpt";
+    }
+  }
+  if (o.criu.empty() || access(o.criu.c_str(), X_OK) != 0) {
+    std::printf(
+        "engine_vs_criu: skipped: no CRIU binary at '%s' (give --criu PATH; this benchmark never "
+        "builds CRIU)\n",
+        o.criu.c_str());
+    return 0;
+  }
+  if (access(o.ckpt.c_str(), X_OK) != 0) {
+    std::fprintf(stderr, "engine_vs_criu: no ckpt binary at %s\n", o.ckpt.c_str());
+    return 1;
+  }
+  std::string log = o.dir + "/commands.log";
+  Run({"/bin/mkdir", "-p", o.dir}, "/dev/null");
+  if (Run({o.criu, "--version"}, log) != 0) {
+    std::printf("engine_vs_criu: skipped: %s does not run here (see %s)\n", o.criu.c_str(), log.c_str());
+    return 0;
+  }
+  // Restored processes outlive the restoring command: they become ours to reap.
+  prctl(PR_SET_CHILD_SUBREAPER, 1);
+  Times ck, cr;
+  std::vector<double> raw;
+  for (int rep = 0; rep < o.reps; ++rep) {
+    raw.push_back(RawWrite(o.dir, o.mib << 20));
+    bool criu_first = rep % 2 == 1;
+    for (int k = 0; k < 2; ++k) {
+      bool criu = (k == 0) == criu_first;
+      if (!OneRound(o, criu, criu ? &cr : &ck, log)) {
+        std::fprintf(stderr, "cannot start the workload\n");
+        return 1;
+      }
+    }
+    if (std::getenv("ENGINE_BENCH_VERBOSE") != nullptr && ck.dump.size() == cr.dump.size() &&
+        !ck.dump.empty()) {
+      std::printf("  rep %d: raw write %.3f  ckpt dump %.3f restore %.3f  criu dump %.3f restore %.3f\n", rep,
+                  raw.back(), ck.dump.back(), ck.restore.back(), cr.dump.back(), cr.restore.back());
+    }
+  }
+  std::printf("engine_vs_criu: workload %s, %zu MiB, %d reps (median), images in %s, page cache (no fsync)\n",
+              o.workload.c_str(), o.mib, o.reps, o.dir.c_str());
+  std::printf("  raw write of %zu MiB  %.3f s\n", o.mib, Median(raw));
+  std::printf("  ckpt   dump %.3f s   restore %.3f s   (%d failed)\n", Median(ck.dump), Median(ck.restore),
+              ck.failures);
+  std::printf("  criu   dump %.3f s   restore %.3f s   (%d failed)\n", Median(cr.dump), Median(cr.restore),
+              cr.failures);
+  if (!ck.dump.empty() && !cr.dump.empty()) {
+    std::printf("  criu / ckpt: dump %.2fx   restore %.2fx   (above 1: ckpt faster)\n",
+                Median(cr.dump) / Median(ck.dump), Median(cr.restore) / Median(ck.restore));
+  }
+  Run({"/bin/rm", "-rf", o.dir + "/ckpt", o.dir + "/criu"}, "/dev/null");
+  return ck.failures + cr.failures == 0 ? 0 : 1;
+}
