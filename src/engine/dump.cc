@@ -127,7 +127,9 @@ Result<DumpStats> Dump(const DumpOptions& o) {
     RETURN_IF_ERROR(Collect(*fp, &m, &blobs, &gadget));
     ASSIGN_OR_RETURN(auto candidates, CollectPopulatedPages(pid, m.vmas));
     ASSIGN_OR_RETURN(auto file, env->NewWritableFile(tmp_path));
-    image::ImageWriter w(file.get(), image::ImageKind::kProcess);
+    image::WriterOptions wo;
+    wo.frame_size = kImageFrameSize;  // one frame per dump chunk: written without a copy
+    image::ImageWriter w(file.get(), image::ImageKind::kProcess, wo);
     RETURN_IF_ERROR(w.Begin());
     RETURN_IF_ERROR(WriteModel(&w, m));
     for (const auto& b : blobs) RETURN_IF_ERROR(w.AddSection(kSecBlob, b.name, "", b.data));
@@ -170,7 +172,7 @@ Result<DumpStats> Dump(const DumpOptions& o) {
   stats.fds = static_cast<int>(m.fds.size());
   if (!released) {
     // The image is durable and in place: only now may the process go.
-    Status end = fp->Kill();
+    Status end = fp->KillNoWait();
     stats.frozen_ns = NowNs() - t_frozen;
     RETURN_IF_ERROR(end.WithContext("killing process " + std::to_string(pid) + " after the dump"));
   }

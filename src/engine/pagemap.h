@@ -19,6 +19,10 @@
 
 namespace ckpt::engine {
 
+// Frame size of process images: the page dump writes one frame per chunk it
+// reads from the process, straight from its buffer.
+inline constexpr std::uint32_t kImageFrameSize = 1u << 20;
+
 struct PageDumpResult {
   std::vector<PageRun> runs;
   std::uint64_t zero_pages = 0;

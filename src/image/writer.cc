@@ -83,7 +83,8 @@ Status ImageWriter::EmitFrame(const void* data, std::size_t size) {
   return EmitEncoded(data, size, compressed_);
 }
 
-Status ImageWriter::EmitEncoded(const void* data, std::size_t size, const std::vector<unsigned char>& packed) {
+Status ImageWriter::EmitEncoded(const void* data, std::size_t size, const std::vector<unsigned char>& packed,
+                                const std::uint64_t* raw_checksum) {
   SectionInfo& s = sections_.back();
   const void* stored = data;
   std::size_t stored_size = size;
@@ -96,7 +97,8 @@ Status ImageWriter::EmitEncoded(const void* data, std::size_t size, const std::v
   unsigned char fh[kFrameHeaderSize];
   EncodeU32(fh, static_cast<std::uint32_t>(size));
   EncodeU32(fh + 4, static_cast<std::uint32_t>(stored_size) | flag);
-  EncodeU64(fh + 8, Checksum64(stored, stored_size));
+  EncodeU64(fh + 8,
+            raw_checksum != nullptr && packed.empty() ? *raw_checksum : Checksum64(stored, stored_size));
   sticky_ = sink_->Append(fh, sizeof fh);
   RETURN_IF_ERROR(sticky_);
   sticky_ = sink_->Append(stored, stored_size);
@@ -157,6 +159,18 @@ Status ImageWriter::Write(const void* data, std::size_t size) {
     if (frame_fill_ == fs) RETURN_IF_ERROR(FlushFrameBuffer());
   }
   return Status::Ok();
+}
+
+Status ImageWriter::WriteFrameWithChecksum(const void* data, std::size_t size, std::uint64_t checksum) {
+  RETURN_IF_ERROR(sticky_);
+  if (!in_section_) return Internal("ImageWriter::WriteFrameWithChecksum outside a section");
+  if (section_codec_ != CodecId::kNone)
+    return Internal("ImageWriter::WriteFrameWithChecksum in a compressed section");
+  if (size == 0) return Status::Ok();
+  if (size > kMaxFrameRaw) return Internal("ImageWriter::WriteFrameWithChecksum: frame too large");
+  RETURN_IF_ERROR(FlushFrameBuffer());
+  static const std::vector<unsigned char> kNothing;
+  return EmitEncoded(data, size, kNothing, &checksum);
 }
 
 Status ImageWriter::EndSection() {

@@ -48,6 +48,10 @@ class ImageWriter {
                       CodecId codec);
   Status Write(const void* data, std::size_t size);
   Status Write(std::string_view s) { return Write(s.data(), s.size()); }
+  // Writes `size` bytes (at most kMaxFrameRaw) of an uncompressed section as
+  // one frame whose checksum the caller computed: Checksum64(data, size).
+  // Lets a producer hash on another thread than the one that writes.
+  Status WriteFrameWithChecksum(const void* data, std::size_t size, std::uint64_t checksum);
   Status EndSection();
   // Convenience: a whole section from one buffer.
   Status AddSection(std::uint32_t type, std::string_view name, std::string_view attrs,
@@ -61,7 +65,8 @@ class ImageWriter {
  private:
   Status EmitFrame(const void* data, std::size_t size);
   // Writes a frame whose compressed form is `packed` (empty: store raw).
-  Status EmitEncoded(const void* data, std::size_t size, const std::vector<unsigned char>& packed);
+  Status EmitEncoded(const void* data, std::size_t size, const std::vector<unsigned char>& packed,
+                     const std::uint64_t* raw_checksum = nullptr);
   Status FlushFrameBuffer();
 
   Sink* sink_;
