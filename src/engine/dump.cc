@@ -15,6 +15,10 @@
 #include "engine/filetable.h"
 #include "engine/mm.h"
 #include "engine/pagemap.h"
+#include "engine/pipes.h"
+#include "engine/shared_mem.h"
+#include "engine/sysv.h"
+#include "engine/tree.h"
 #include "engine/proc.h"
 #include "engine/ptrace.h"
 #include "engine/signals.h"
@@ -82,6 +86,7 @@ Status Collect(FrozenProcess& fp, ProcessModel* m, std::vector<Blob>* blobs, std
   RETURN_IF_ERROR(DumpThreads(fp, gadget, m));
   m->core.xsave_size = static_cast<std::uint32_t>(m->threads[0].xsave.size());
   RETURN_IF_ERROR(DumpFds(pid, &files, m, blobs));
+  (void)blobs;
   RETURN_IF_ERROR(DumpVdso(pid, m->vmas, &m->vdso));
   m->files = files.files();
   return Status::Ok();
@@ -95,6 +100,39 @@ Status RemoveGadget(pid_t pid, std::uint64_t gadget) {
   return st.ok() ? rs : st;
 }
 
+// One alive member while it is dumped.
+struct MemberDump {
+  pid_t pid = 0;
+  FrozenProcess* fp = nullptr;
+  ProcessModel m;
+  std::vector<Blob> blobs;
+  std::uint64_t gadget = 0;
+  std::vector<PageRun> candidates;
+};
+
+// Before the members are killed: a member killed while its parent lives on
+// as a zombie until someone reaps it, and a zombie whose parent dies goes
+// to init, which may reap it late — its PID stays taken, and a restore
+// right after would wait for it. So every member that has children in the
+// tree reaps its zombie children now and ignores SIGCHLD (the kernel then
+// reaps its children as they die). Best effort: the image is already safe.
+void PrepareReaping(const std::vector<Member>& members, const std::vector<MemberDump>& md) {
+  for (const auto& d : md) {
+    bool parent = false;
+    for (const auto& c : members) parent = parent || c.ppid == d.pid;
+    if (!parent || d.gadget == 0) continue;
+    Injector inj(d.pid, d.gadget);
+    if (!inj.Save().ok()) continue;
+    for (const auto& c : members) {
+      if (c.ppid == d.pid && c.zombie) (void)inj.Raw(SYS_wait4, {static_cast<std::uint64_t>(c.pid), 0, __WALL, 0});
+    }
+    std::uint64_t act[4] = {reinterpret_cast<std::uint64_t>(SIG_IGN), 0, 0, 0};  // handler, flags, restorer, mask
+    auto at = inj.PutScratch(0, act, sizeof act);
+    if (at.ok()) (void)inj.Raw(SYS_rt_sigaction, {SIGCHLD, *at, 0, 8});
+    (void)inj.Restore();
+  }
+}
+
 }  // namespace
 
 Result<DumpStats> Dump(const DumpOptions& o) {
@@ -106,12 +144,19 @@ Result<DumpStats> Dump(const DumpOptions& o) {
   std::string tmp_path = final_path + ".tmp";
   stats.image_path = final_path;
 
-  ASSIGN_OR_RETURN(auto fp, FrozenProcess::Freeze(o.pid));
+  ASSIGN_OR_RETURN(FrozenTree tree, FreezeTree(o.pid, o.tree));
   std::int64_t t_frozen = NowNs();
   pid_t pid = o.pid;
-  ProcessModel m;
-  std::vector<Blob> blobs;
-  std::uint64_t gadget = 0;
+  TreeModel t;
+  t.members = tree.members;
+  std::vector<MemberDump> md;
+  for (std::size_t i = 0; i < tree.members.size(); ++i) {
+    if (tree.frozen[i] == nullptr) continue;
+    MemberDump d;
+    d.pid = tree.members[i].pid;
+    d.fp = tree.frozen[i].get();
+    md.push_back(std::move(d));
+  }
   bool released = false;
   Progress progress = o.progress;
   const char* fault = std::getenv("CKPT_ENGINE_FAULT");
@@ -122,31 +167,67 @@ Result<DumpStats> Dump(const DumpOptions& o) {
       if (o.progress) o.progress(done, total);
     };
   }
+  IpcNamespace ipc;
+  SysvDump sysv;
+  auto release_all = [&]() -> Status {
+    Status first;
+    for (auto& f : tree.frozen) {
+      if (f == nullptr) continue;
+      Status s = f->Release();
+      if (first.ok() && !s.ok()) first = s;
+    }
+    return first;
+  };
 
   Status st = [&]() -> Status {
-    RETURN_IF_ERROR(Collect(*fp, &m, &blobs, &gadget));
-    ASSIGN_OR_RETURN(auto candidates, CollectPopulatedPages(pid, m.vmas));
+    std::vector<pid_t> pids;
+    for (const auto& d : md) pids.push_back(d.pid);
+    RETURN_IF_ERROR(ipc.EnterOf(pids));
+    for (auto& d : md) RETURN_IF_ERROR(Collect(*d.fp, &d.m, &d.blobs, &d.gadget).WithContext("process " + std::to_string(d.pid)));
+    std::vector<ProcessModel*> models;
+    for (auto& d : md) models.push_back(&d.m);
+    std::vector<Blob> tree_blobs;
+    RETURN_IF_ERROR(DumpPipes(pids, models, &tree_blobs));
+    SharedMemDump shm;
+    for (auto& d : md) RETURN_IF_ERROR(shm.AddMember(d.pid, &d.m, &d.blobs, &t));
+    std::vector<SysvMember> sysv_members;
+    for (auto& d : md) sysv_members.push_back({d.pid, d.fp, d.gadget});
+    RETURN_IF_ERROR(sysv.Collect(sysv_members, o.ipc_ids, o.leave_running, &t));
+    for (auto& d : md) {
+      ASSIGN_OR_RETURN(d.candidates, CollectPopulatedPages(d.pid, d.m.vmas));
+    }
     ASSIGN_OR_RETURN(auto file, env->NewWritableFile(tmp_path));
     image::WriterOptions wo;
     wo.frame_size = kImageFrameSize;  // one frame per dump chunk: written without a copy
     image::ImageWriter w(file.get(), image::ImageKind::kProcess, wo);
     RETURN_IF_ERROR(w.Begin());
-    RETURN_IF_ERROR(WriteModel(&w, m));
-    for (const auto& b : blobs) RETURN_IF_ERROR(w.AddSection(kSecBlob, b.name, "", b.data));
-    ASSIGN_OR_RETURN(PageDumpResult pages, WritePages(pid, candidates, &w, progress));
-    m.pagemap = std::move(pages.runs);
-    stats.pages_stored = PagemapPages(m.pagemap);
-    stats.zero_pages_skipped = pages.zero_pages;
-    RETURN_IF_ERROR(w.AddSection(kSecPagemap, "pagemap", "", EncodePagemap(m.pagemap)));
+    for (auto& d : md) {
+      std::string prefix = SectionPrefix(t, d.pid);
+      RETURN_IF_ERROR(WriteModel(&w, d.m, prefix));
+      for (const auto& b : d.blobs) RETURN_IF_ERROR(w.AddSection(kSecBlob, prefix + b.name, "", b.data));
+      ASSIGN_OR_RETURN(PageDumpResult pages, WritePages(d.pid, d.candidates, &w, prefix, progress));
+      d.m.pagemap = std::move(pages.runs);
+      stats.pages_stored += PagemapPages(d.m.pagemap);
+      stats.zero_pages_skipped += pages.zero_pages;
+      RETURN_IF_ERROR(w.AddSection(kSecPagemap, prefix + "pagemap", "", EncodePagemap(d.m.pagemap)));
+    }
+    for (const auto& b : tree_blobs) RETURN_IF_ERROR(w.AddSection(kSecBlob, b.name, "", b.data));
+    RETURN_IF_ERROR(shm.WritePages(&w, &t, &stats.shared_bytes));
+    std::uint64_t before_tree = file->Position();
+    RETURN_IF_ERROR(WriteTreeModel(&w, t));
+    stats.tree_meta_bytes = file->Position() - before_tree;
     RETURN_IF_ERROR(w.Finish());
     stats.image_bytes = file->Position();
-    RETURN_IF_ERROR(RemoveGadget(pid, gadget));
-    gadget = 0;
     if (o.leave_running) {
-      // Everything is read: the process may run on while the image is made
+      // SEM_UNDO adjustments go back (injected semops) before the gadgets go.
+      RETURN_IF_ERROR(sysv.PutBack());
+      for (auto& d : md) {
+        RETURN_IF_ERROR(RemoveGadget(d.pid, d.gadget));
+        d.gadget = 0;
+      }
+      // Everything is read: the processes may run on while the image is made
       // durable (it is renamed into place only after that).
-      RETURN_IF_ERROR(
-          fp->Release().WithContext("releasing process " + std::to_string(pid) + " after the dump"));
+      RETURN_IF_ERROR(release_all().WithContext("releasing process " + std::to_string(pid) + " after the dump"));
       released = true;
       stats.frozen_ns = NowNs() - t_frozen;
     }
@@ -157,24 +238,56 @@ Result<DumpStats> Dump(const DumpOptions& o) {
   }();
   if (!st.ok()) {
     env->RemoveFile(tmp_path).IgnoreError();
-    std::string death = released ? "" : DeathOf(pid);
-    if (!death.empty()) {
-      return FailedPrecondition("process " + std::to_string(pid) + " " + death +
-                                " during the dump; no image was written (a previous image in " + o.dir +
-                                " is unchanged)");
+    // Everything back as it was: SEM_UNDO adjustments (injected, so before
+    // the gadgets go), the gadgets, then the members run on.
+    if (!released) sysv.PutBack().IgnoreError();
+    for (auto& d : md) {
+      if (d.gadget != 0) RemoveGadget(d.pid, d.gadget).IgnoreError();
     }
-    if (gadget != 0) RemoveGadget(pid, gadget).IgnoreError();
-    fp->Release().IgnoreError();
+    if (!released) {
+      for (const auto& d : md) {
+        std::string death = DeathOf(d.pid);
+        if (!death.empty()) {
+          release_all().IgnoreError();
+          return FailedPrecondition("process " + std::to_string(d.pid) + " " + death +
+                                    " during the dump; no image was written (a previous image in " + o.dir +
+                                    " is unchanged)");
+        }
+      }
+    }
+    release_all().IgnoreError();
     return st.WithContext("dump of process " + std::to_string(pid));
   }
-  stats.threads = static_cast<int>(m.threads.size());
-  stats.vmas = static_cast<int>(m.vmas.size());
-  stats.fds = static_cast<int>(m.fds.size());
+  stats.members = static_cast<int>(t.members.size());
+  stats.shared_objects = static_cast<int>(t.objects.size());
+  stats.sysv_sems = static_cast<int>(t.sems.size());
+  stats.sysv_queues = static_cast<int>(t.queues.size());
+  for (const auto& d : md) {
+    stats.threads += static_cast<int>(d.m.threads.size());
+    stats.vmas += static_cast<int>(d.m.vmas.size());
+    stats.fds += static_cast<int>(d.m.fds.size());
+  }
   if (!released) {
-    // The image is durable and in place: only now may the process go.
-    Status end = fp->KillNoWait();
+    // The image is durable and in place: only now may the processes go,
+    // and the System V objects they used move into the image with them.
+    Status end;
+    if (tree.frozen.size() == 1 && tree.frozen[0] != nullptr && t.objects.empty() && t.sems.empty() &&
+        t.queues.empty()) {
+      // One process sharing nothing: SIGKILL, and no waiting for the kernel
+      // to free its memory (~0.1 s/GiB); it runs none of its code again.
+      end = tree.frozen[0]->KillNoWait();
+    } else {
+      PrepareReaping(t.members, md);
+      // Children before their parents (members are listed parents first).
+      for (auto f = tree.frozen.rbegin(); f != tree.frozen.rend(); ++f) {
+        if (*f == nullptr) continue;
+        Status s = (*f)->Kill();
+        if (end.ok() && !s.ok()) end = s;
+      }
+    }
     stats.frozen_ns = NowNs() - t_frozen;
     RETURN_IF_ERROR(end.WithContext("killing process " + std::to_string(pid) + " after the dump"));
+    RETURN_IF_ERROR(sysv.RemoveObjects(t).WithContext("removing the dumped System V objects"));
   }
   stats.total_ns = NowNs() - t0;
   return stats;

@@ -18,8 +18,16 @@ namespace ckpt::engine {
 // Called with bytes done and bytes total during long work.
 using Progress = std::function<void(std::uint64_t done, std::uint64_t total)>;
 
+// A System V object named on the command line to dump with the tree.
+struct IpcObjectId {
+  char kind = 's';  // 's' shm (segment), 'e' semaphore set, 'q' message queue
+  int id = 0;
+};
+
 struct DumpOptions {
   pid_t pid = 0;
+  bool tree = false;  // the process and all its descendants
+  std::vector<IpcObjectId> ipc_ids;  // System V objects to include besides those found
   std::string dir;
   bool leave_running = false;
   bool sync = true;  // fsync the image before renaming it into place
@@ -34,6 +42,11 @@ struct DumpStats {
   std::uint64_t pages_stored = 0;  // pages whose contents are in the image
   std::uint64_t zero_pages_skipped = 0;
   std::uint64_t image_bytes = 0;
+  int members = 0;                   // processes (zombies included)
+  int shared_objects = 0;            // shared memory objects, each stored once
+  int sysv_sems = 0, sysv_queues = 0;
+  std::uint64_t shared_bytes = 0;    // pages of shared objects stored
+  std::uint64_t tree_meta_bytes = 0;  // the tree, objects and System V sections
   std::int64_t frozen_ns = 0;  // from the first thread stopped to the process released or killed
   std::int64_t total_ns = 0;
 };
@@ -42,8 +55,16 @@ Result<DumpStats> Dump(const DumpOptions& o);
 
 struct RestoreStats;
 
+// Where restored System V objects go.
+enum class IpcNsMode {
+  kHost,  // this IPC namespace; fail if an id or key is taken
+  kNew,   // a fresh IPC namespace for the restored tree
+  kAuto,  // this namespace if every id and key is free, else a fresh one
+};
+
 struct RestoreOptions {
   std::string dir;
+  IpcNsMode ipc_ns = IpcNsMode::kHost;
   bool detach = false;     // return once the process runs; otherwise wait for it
   bool new_pidns = false;  // restore into a new PID namespace
   Progress progress;
@@ -52,7 +73,9 @@ struct RestoreOptions {
 };
 
 struct RestoreStats {
-  pid_t pid = 0;  // as seen from ckpt's PID namespace
+  pid_t pid = 0;  // the root, as seen from ckpt's PID namespace
+  int members = 0;
+  bool new_ipc_ns = false;  // System V objects were recreated in a fresh IPC namespace
   int threads = 0;
   std::uint64_t pages = 0;
   std::int64_t total_ns = 0;

@@ -15,7 +15,10 @@
 #include <map>
 #include <set>
 
+#include "engine/pipes.h"
 #include "engine/proc.h"
+#include "engine/shared_mem.h"
+#include "engine/tree_model.h"
 #include "platform/posix_util.h"
 
 namespace ckpt::engine {
@@ -39,33 +42,6 @@ Status WriteAll(int fd, const std::string& data, const std::string& what) {
   return Status::Ok();
 }
 
-// Contents of a pipe without consuming them: tee into a pipe of our own.
-Result<std::string> PeekPipe(pid_t pid, int fd, std::uint64_t* capacity) {
-  std::string path = ProcPath(pid, "fd/" + std::to_string(fd));
-  int in = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-  if (in < 0) return PosixError("open", path, errno);
-  int cap = ::fcntl(in, F_GETPIPE_SZ);
-  *capacity = cap > 0 ? static_cast<std::uint64_t>(cap) : 65536;
-  int p[2];
-  if (::pipe2(p, O_CLOEXEC | O_NONBLOCK) != 0) {
-    int e = errno;
-    ::close(in);
-    return PosixError("pipe2", "", e);
-  }
-  ::fcntl(p[1], F_SETPIPE_SZ, static_cast<int>(*capacity));
-  ssize_t n = ::tee(in, p[1], *capacity, SPLICE_F_NONBLOCK);
-  int e = errno;
-  ::close(in);
-  ::close(p[1]);
-  if (n < 0 && e != EAGAIN) {
-    ::close(p[0]);
-    return PosixError("tee", path, e);
-  }
-  auto data = ReadAllFd(p[0], "pipe copy");
-  ::close(p[0]);
-  return data;
-}
-
 Result<std::vector<int>> ListFds(pid_t pid) {
   std::string path = ProcPath(pid, "fd");
   DIR* d = ::opendir(path.c_str());
@@ -84,8 +60,6 @@ Result<std::vector<int>> ListFds(pid_t pid) {
 Status DumpFds(pid_t pid, FileTable* files, ProcessModel* m, std::vector<Blob>* blobs) {
   ASSIGN_OR_RETURN(std::vector<int> fds, ListFds(pid));
   std::map<std::pair<std::uint64_t, std::uint64_t>, std::vector<int>> by_inode;
-  std::map<std::uint64_t, std::pair<bool, bool>> pipe_ends;  // ino -> (has read, has write)
-  std::map<std::uint64_t, int> pipe_reader;
   for (int n : fds) {
     std::string link_path = ProcPath(pid, "fd/" + std::to_string(n));
     auto link = ReadLink(link_path);
@@ -111,10 +85,7 @@ Status DumpFds(pid_t pid, FileTable* files, ProcessModel* m, std::vector<Blob>* 
       f.kind = FdKind::kPipe;
       f.pipe_ino = st.st_ino;
       int acc = static_cast<int>(fi.flags & O_ACCMODE);
-      f.pipe_write_end = acc == O_WRONLY;
-      auto& ends = pipe_ends[st.st_ino];
-      (f.pipe_write_end ? ends.second : ends.first) = true;
-      if (!f.pipe_write_end && pipe_reader.count(st.st_ino) == 0) pipe_reader[st.st_ino] = n;
+      f.pipe_write_end = acc == O_WRONLY;  // internal or not: pipes.cc decides for the whole tree
     } else if (l.empty() || l[0] != '/') {
       return NotSupported("fd " + std::to_string(n) + " of process " + std::to_string(pid) + " is " + l +
                           "; sockets, eventfd, epoll, timerfd, signalfd and other anonymous inodes are not "
@@ -146,26 +117,6 @@ Status DumpFds(pid_t pid, FileTable* files, ProcessModel* m, std::vector<Blob>* 
       return NotSupported("fd " + std::to_string(n) + " (" + l + ") is a block device or socket file");
     }
     m->fds.push_back(f);
-  }
-  // Pipes with both ends inside: their buffered bytes travel in the image.
-  for (auto& f : m->fds) {
-    if (f.kind != FdKind::kPipe) continue;
-    auto ends = pipe_ends[f.pipe_ino];
-    f.pipe_internal = ends.first && ends.second;
-    std::string name = "pipe." + std::to_string(f.pipe_ino);
-    if (!f.pipe_internal || pipe_reader.count(f.pipe_ino) == 0) continue;
-    bool have = std::any_of(blobs->begin(), blobs->end(), [&](const Blob& b) { return b.name == name; });
-    std::uint64_t cap = 0;
-    if (!have) {
-      ASSIGN_OR_RETURN(std::string data, PeekPipe(pid, pipe_reader[f.pipe_ino], &cap));
-      blobs->push_back({name, std::move(data)});
-    } else {
-      int in = ::open(ProcPath(pid, "fd/" + std::to_string(f.fd)).c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-      int c = in >= 0 ? ::fcntl(in, F_GETPIPE_SZ) : -1;
-      if (in >= 0) ::close(in);
-      cap = c > 0 ? static_cast<std::uint64_t>(c) : 65536;
-    }
-    f.pos = cap;  // for pipes: the buffer capacity
   }
   return Status::Ok();
 }
@@ -226,38 +177,42 @@ Status SetStatusFlags(int fd, std::uint32_t flags, const std::string& what) {
 
 }  // namespace
 
-Status PrepareFds(const ProcessModel& m, const image::ImageReader& r, FdPlan* plan) {
-  std::map<int, int> opened;                           // image fd -> ckpt fd
-  std::map<std::uint64_t, std::pair<int, int>> pipes;  // ino -> (read, write) in ckpt
-  std::map<int, int> deleted;                          // file index -> ckpt fd of the recreated inode
+SharedFds::~SharedFds() {
+  for (const auto& [k, fd] : deleted) ::close(fd);
+}
+
+Status PrepareFds(const ProcessModel& m, const image::ImageReader& r, const std::string& prefix,
+                  SharedFds* shared, FdPlan* plan) {
+  std::map<int, int> opened;  // image fd -> ckpt fd
   for (const auto& f : m.fds) {
     std::string what = "fd " + std::to_string(f.fd);
     int fd = -1;
+    int shm_object = -1;
+    if (shared->tree != nullptr) {
+      for (const auto& l : shared->tree->fds) {
+        if (l.pid == m.core.pid && l.fd == f.fd) shm_object = static_cast<int>(l.object);
+      }
+    }
     if (f.dup_of >= 0 && opened.count(f.dup_of) != 0) {
       fd = plan->Own(::fcntl(opened[f.dup_of], F_DUPFD_CLOEXEC, 0));
       if (fd < 0) return PosixError("dup", what, errno);
+    } else if (shm_object >= 0) {
+      // A memfd or /dev/shm file: the object ckpt recreated for the whole tree.
+      std::string self = "/proc/self/fd/" + std::to_string(shared->shm->FdOf(static_cast<std::uint32_t>(shm_object)));
+      fd = ::open(self.c_str(), static_cast<int>(f.flags & ~kOpenStrip & ~O_APPEND & ~O_NOFOLLOW) | O_CLOEXEC);
+      if (fd < 0) return PosixError("reopen shared memory object for", what, errno);
+      plan->Own(fd);
     } else if (f.kind == FdKind::kPipe && f.pipe_internal) {
-      auto it = pipes.find(f.pipe_ino);
-      if (it == pipes.end()) {
-        int p[2];
-        if (::pipe2(p, O_CLOEXEC) != 0) return PosixError("pipe2", what, errno);
-        plan->Own(p[0]);
-        plan->Own(p[1]);
-        if (f.pos != 0) ::fcntl(p[1], F_SETPIPE_SZ, static_cast<int>(f.pos));
-        if (const auto* b = r.Find(kSecBlob, "pipe." + std::to_string(f.pipe_ino)); b != nullptr) {
-          ASSIGN_OR_RETURN(std::string data, r.ReadSection(*b));
-          RETURN_IF_ERROR(WriteAll(p[1], data, "pipe for " + what));
-        }
-        it = pipes.emplace(f.pipe_ino, std::make_pair(p[0], p[1])).first;
-      }
-      fd = plan->Own(::fcntl(f.pipe_write_end ? it->second.second : it->second.first, F_DUPFD_CLOEXEC, 0));
+      ASSIGN_OR_RETURN(int end, shared->pipes->End(f, r));
+      fd = plan->Own(::fcntl(end, F_DUPFD_CLOEXEC, 0));
       if (fd < 0) return PosixError("dup pipe", what, errno);
     } else if (f.kind == FdKind::kPipe) {
       ASSIGN_OR_RETURN(fd, ReattachPipe(f.pipe_ino, f.pipe_write_end, f.fd));
       plan->Own(fd);
     } else if (f.kind == FdKind::kDeleted) {
       const FileRef& fr = m.files.at(f.file);
-      auto it = deleted.find(f.file);
+      auto& deleted = shared->deleted;
+      auto it = deleted.find({fr.dev, fr.ino});
       if (it == deleted.end()) {
         int tmp;
         if (fr.path.compare(0, 7, "/memfd:") == 0) {
@@ -269,15 +224,14 @@ Status PrepareFds(const ProcessModel& m, const image::ImageReader& r, FdPlan* pl
           if (tmp < 0) return PosixError("recreate deleted file", p, errno);
           ::unlink(p.c_str());
         }
-        plan->Own(tmp);
-        const auto* b = r.Find(kSecBlob, "file." + std::to_string(f.file));
+        it = deleted.emplace(std::make_pair(fr.dev, fr.ino), tmp).first;
+        const auto* b = r.Find(kSecBlob, prefix + "file." + std::to_string(f.file));
         if (b == nullptr) return Corruption("process image lacks the contents of deleted file " + fr.path);
         ASSIGN_OR_RETURN(std::string data, r.ReadSection(*b));
         RETURN_IF_ERROR(WriteAll(tmp, data, "recreated " + fr.path));
-        it = deleted.emplace(f.file, tmp).first;
       }
       std::string self = "/proc/self/fd/" + std::to_string(it->second);
-      fd = ::open(self.c_str(), static_cast<int>(f.flags & ~kOpenStrip & ~O_APPEND) | O_CLOEXEC);
+      fd = ::open(self.c_str(), static_cast<int>(f.flags & ~kOpenStrip & ~O_APPEND & ~O_NOFOLLOW) | O_CLOEXEC);
       if (fd < 0) return PosixError("reopen recreated", fr.path, errno);
       plan->Own(fd);
     } else {

@@ -7,7 +7,9 @@
 
 #include <sys/types.h>
 
+#include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "engine/filetable.h"
@@ -46,8 +48,29 @@ class FdPlan {
   std::vector<int> owned_;
 };
 
-// Opens (or recreates) every descriptor of the image into `plan`.
-Status PrepareFds(const ProcessModel& m, const image::ImageReader& r, FdPlan* plan);
+class PipeTable;
+class SharedMemRestore;
+struct TreeModel;
+
+// What the descriptors of several members share, created once in ckpt:
+// internal pipes, shared memory objects, recreated unlinked files.
+class SharedFds {
+ public:
+  SharedFds(PipeTable* pipes, const SharedMemRestore* shm, const TreeModel* tree)
+      : pipes(pipes), shm(shm), tree(tree) {}
+  SharedFds(const SharedFds&) = delete;
+  SharedFds& operator=(const SharedFds&) = delete;
+  ~SharedFds();
+  PipeTable* pipes;
+  const SharedMemRestore* shm;
+  const TreeModel* tree;
+  std::map<std::pair<std::uint64_t, std::uint64_t>, int> deleted;  // (dev, ino) -> recreated file
+};
+
+// Opens (or recreates) every descriptor of member `pid` (sections named
+// `prefix`...) into `plan`.
+Status PrepareFds(const ProcessModel& m, const image::ImageReader& r, const std::string& prefix,
+                  SharedFds* shared, FdPlan* plan);
 // Opens each file used by a file mapping (and the executable) and places it
 // at a descriptor number from `base` up. file_fds[i] gets the number for file i.
 Status PrepareMapFiles(const ProcessModel& m, int base, FdPlan* plan, std::vector<int>* file_fds,

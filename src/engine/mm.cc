@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "engine/shared_mem.h"
 #include "platform/posix_util.h"
 
 namespace ckpt::engine {
@@ -52,6 +53,10 @@ Status DumpVmas(pid_t pid, const std::vector<MapsEntry>& maps, FileTable* files,
       v.kind = VmaKind::kHeap;
     } else if (e.path == "[stack]") {
       v.kind = VmaKind::kStack;
+    } else if (ShmKind shm; ClassifySharedMapping(pid, e, &shm)) {
+      // One object of the tree, stored once (shared_mem.cc).
+      v.kind = shm == ShmKind::kSysv ? VmaKind::kSysvShm : VmaKind::kSharedAnon;
+      v.flags |= kVmaSharedObject;
     } else if (e.path.empty() || e.path[0] == '[') {
       v.kind = e.shared ? VmaKind::kSharedAnon : VmaKind::kAnon;
     } else {
@@ -64,9 +69,6 @@ Status DumpVmas(pid_t pid, const std::vector<MapsEntry>& maps, FileTable* files,
         // A deleted file, memfd or device mapping: keep its contents instead.
         if (have && S_ISCHR(st.st_mode) && !deleted) {
           return NotSupported("mapping " + Range(v) + " of a device is not supported");
-        }
-        if (e.path.compare(0, 5, "/SYSV") == 0) {
-          return NotSupported("System V shared memory mapping " + Range(v) + " is not supported yet");
         }
         v.kind = e.shared ? VmaKind::kSharedAnon : VmaKind::kAnon;
         v.flags |= kVmaAllPages;
@@ -127,7 +129,7 @@ Status ClearAddressSpace(Injector* inj, const std::vector<MapsEntry>& maps, std:
 
 Status CreateVmas(const ProcessModel& m, Injector* inj, const std::vector<int>& file_fds) {
   for (const auto& v : m.vmas) {
-    if (!IsRestorableVma(v)) continue;
+    if (!IsRestorableVma(v) || (v.flags & kVmaSharedObject) != 0) continue;
     std::uint64_t prot = v.prot | PROT_READ | PROT_WRITE;
     std::uint64_t flags = MAP_FIXED | ((v.flags & kVmaShared) != 0 ? MAP_SHARED : MAP_PRIVATE);
     if ((v.flags & kVmaGrowsDown) != 0) flags |= MAP_GROWSDOWN;

@@ -188,7 +188,7 @@ static Status DecodeVmas(std::string_view in, std::vector<Vma>* v) {
     m.pgoff = r.U64();
     m.file = GetI32(r);
     std::uint8_t k = r.U8();
-    if (k > static_cast<std::uint8_t>(VmaKind::kSharedAnon)) r.Fail();
+    if (k > static_cast<std::uint8_t>(VmaKind::kSysvShm)) r.Fail();
     m.kind = static_cast<VmaKind>(k);
     m.name = std::string(r.String());
     if (m.end <= m.start || (m.start & 4095) != 0 || (m.end & 4095) != 0) r.Fail();
@@ -337,33 +337,39 @@ std::uint64_t PagemapPages(const std::vector<PageRun>& runs) {
   return n;
 }
 
-Status WriteModel(image::ImageWriter* w, const ProcessModel& m) {
-  RETURN_IF_ERROR(w->AddSection(kSecCore, "core", "", EncodeCore(m.core)));
+Status WriteModel(image::ImageWriter* w, const ProcessModel& m, const std::string& prefix) {
+  RETURN_IF_ERROR(w->AddSection(kSecCore, prefix + "core", "", EncodeCore(m.core)));
   for (const auto& t : m.threads) {
-    RETURN_IF_ERROR(w->AddSection(kSecThread, "thread." + std::to_string(t.tid), "", EncodeThread(t)));
+    RETURN_IF_ERROR(
+        w->AddSection(kSecThread, prefix + "thread." + std::to_string(t.tid), "", EncodeThread(t)));
   }
-  RETURN_IF_ERROR(w->AddSection(kSecFiles, "files", "", EncodeFiles(m.files)));
-  RETURN_IF_ERROR(w->AddSection(kSecVmas, "vmas", "", EncodeVmas(m.vmas)));
-  RETURN_IF_ERROR(w->AddSection(kSecFds, "fds", "", EncodeFds(m.fds)));
-  RETURN_IF_ERROR(w->AddSection(kSecSignals, "signals", "", EncodeSignals(m.signals)));
-  return w->AddSection(kSecVdso, "vdso", "", m.vdso);
+  RETURN_IF_ERROR(w->AddSection(kSecFiles, prefix + "files", "", EncodeFiles(m.files)));
+  RETURN_IF_ERROR(w->AddSection(kSecVmas, prefix + "vmas", "", EncodeVmas(m.vmas)));
+  RETURN_IF_ERROR(w->AddSection(kSecFds, prefix + "fds", "", EncodeFds(m.fds)));
+  RETURN_IF_ERROR(w->AddSection(kSecSignals, prefix + "signals", "", EncodeSignals(m.signals)));
+  return w->AddSection(kSecVdso, prefix + "vdso", "", m.vdso);
 }
 
-Result<ProcessModel> ReadModel(const image::ImageReader& r) {
+Result<ProcessModel> ReadModel(const image::ImageReader& r, const std::string& prefix) {
   if (r.header().kind != image::ImageKind::kProcess) {
     return InvalidArgument(r.source().Name() + " is a " + image::ImageKindName(r.header().kind) +
                            " image, not a process image");
   }
   ProcessModel m;
   auto need = [&](std::uint32_t type, const char* name) -> Result<std::string> {
-    const image::SectionInfo* s = r.Find(type);
-    if (s == nullptr) return Corruption(r.source().Name() + ": process image has no " + name + " section");
+    const image::SectionInfo* s = r.Find(type, prefix + name);
+    if (s == nullptr) {
+      return Corruption(r.source().Name() + ": process image has no " + prefix + name + " section");
+    }
     return r.ReadSection(*s);
   };
   ASSIGN_OR_RETURN(std::string core, need(kSecCore, "core"));
   RETURN_IF_ERROR(DecodeCore(core, &m.core));
   for (const auto& s : r.sections()) {
-    if (s.type != kSecThread) continue;
+    if (s.type != kSecThread || s.name.compare(0, prefix.size(), prefix) != 0 ||
+        s.name.find('/', prefix.size()) != std::string::npos) {
+      continue;
+    }
     ASSIGN_OR_RETURN(std::string t, r.ReadSection(s));
     ThreadState ts;
     RETURN_IF_ERROR(DecodeThread(t, &ts));
@@ -421,6 +427,8 @@ const char* VmaKindName(VmaKind k) {
       return "vsyscall";
     case VmaKind::kSharedAnon:
       return "shared-anon";
+    case VmaKind::kSysvShm:
+      return "sysv-shm";
   }
   return "?";
 }

@@ -90,6 +90,7 @@ enum class VmaKind : std::uint8_t {
   kVvar = 5,  // any [vvar*] region
   kVsyscall = 6,
   kSharedAnon = 7,  // MAP_SHARED|MAP_ANONYMOUS (/dev/zero (deleted))
+  kSysvShm = 8,     // an attached System V shared memory segment (/SYSVkey)
 };
 
 // Vma flags.
@@ -103,6 +104,9 @@ inline constexpr std::uint32_t kVmaWipeOnFork = 1u << 6;  // MADV_WIPEONFORK
 inline constexpr std::uint32_t kVmaDontDump = 1u << 7;    // MADV_DONTDUMP
 inline constexpr std::uint32_t kVmaLocked = 1u << 8;      // mlock (recorded, not restored)
 inline constexpr std::uint32_t kVmaAllPages = 1u << 9;    // a deleted file's mapping: every page stored
+// Maps a shared memory object of the tree (tree_model.h): its pages are
+// stored once with the object, not in the process's pagemap.
+inline constexpr std::uint32_t kVmaSharedObject = 1u << 10;
 
 struct Vma {
   std::uint64_t start = 0, end = 0;
@@ -181,10 +185,12 @@ std::string EncodeFds(const std::vector<Fd>& f);
 std::string EncodeSignals(const Signals& s);
 std::string EncodePagemap(const std::vector<PageRun>& runs);
 
-// Writes every metadata section of `m` (not the pagemap, pages or blobs).
-Status WriteModel(image::ImageWriter* w, const ProcessModel& m);
-// Reads every metadata section; checks versions and cross references.
-Result<ProcessModel> ReadModel(const image::ImageReader& r);
+// Writes every metadata section of `m` (not the pagemap, pages or blobs),
+// each named `prefix` + its name ("PID/" in a tree image, "" alone).
+Status WriteModel(image::ImageWriter* w, const ProcessModel& m, const std::string& prefix = "");
+// Reads every metadata section of the process whose sections carry
+// `prefix`; checks versions and cross references.
+Result<ProcessModel> ReadModel(const image::ImageReader& r, const std::string& prefix = "");
 
 std::uint64_t PagemapPages(const std::vector<PageRun>& runs);
 const char* VmaKindName(VmaKind k);

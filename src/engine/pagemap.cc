@@ -91,7 +91,7 @@ Result<std::vector<PageRun>> CollectPopulatedPages(pid_t pid, const std::vector<
   std::vector<PageRun> runs;
   std::vector<std::uint64_t> ent(64 * 1024);
   for (const auto& v : vmas) {
-    if (!IsRestorableVma(v)) continue;
+    if (!IsRestorableVma(v) || (v.flags & kVmaSharedObject) != 0) continue;  // stored with the object
     bool file_backed = v.kind == VmaKind::kFile;
     if (file_backed && (v.flags & kVmaShared) != 0) continue;  // the file holds the data
     bool all = (v.flags & kVmaAllPages) != 0;
@@ -202,7 +202,7 @@ Status ReadChunkFrom(pid_t pid, const Chunk& c, unsigned char* buf, ReadChunk* o
 }  // namespace
 
 Result<PageDumpResult> WritePages(pid_t pid, const std::vector<PageRun>& candidates, image::ImageWriter* w,
-                                  const Progress& progress) {
+                                  const std::string& prefix, const Progress& progress) {
   // The dumping thread reads chunk k+1 from the process while a writer
   // thread appends chunk k to the image.
   constexpr std::size_t kSlots = 4;
@@ -215,7 +215,7 @@ Result<PageDumpResult> WritePages(pid_t pid, const std::vector<PageRun>& candida
   std::size_t read = 0, written = 0;
   bool stop = false;
   Status write_status;
-  RETURN_IF_ERROR(w->BeginSection(kSecPages, "pages", ""));
+  RETURN_IF_ERROR(w->BeginSection(kSecPages, prefix + "pages", ""));
   std::thread writer([&] {
     for (std::size_t k = 0; k < chunks.size(); ++k) {
       {
@@ -391,9 +391,9 @@ class PagePipeline {
 
 }  // namespace
 
-Status RestorePages(const ProcessModel& m, const image::ImageReader& r, pid_t pid, Injector* inj,
-                    const Progress& progress) {
-  const image::SectionInfo* s = r.Find(kSecPages);
+Status RestorePages(const ProcessModel& m, const image::ImageReader& r, const std::string& prefix, pid_t pid,
+                    Injector* inj, const Progress& progress) {
+  const image::SectionInfo* s = r.Find(kSecPages, prefix + "pages");
   if (s == nullptr) return Corruption(r.source().Name() + ": process image has no pages section");
   std::uint64_t total = PagemapPages(m.pagemap) * kPage;
   if (s->raw_size != total) {

@@ -8,6 +8,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "engine/engine.h"
@@ -33,9 +34,9 @@ Result<std::vector<PageRun>> CollectPopulatedPages(pid_t pid, const std::vector<
 // Reads the candidates from the process and writes the kSecPages section.
 // `on_page_bytes` reports progress.
 Result<PageDumpResult> WritePages(pid_t pid, const std::vector<PageRun>& candidates, image::ImageWriter* w,
-                                  const Progress& progress);
+                                  const std::string& prefix, const Progress& progress);
 // Populates and fills the pages of the image into process `pid`.
-Status RestorePages(const ProcessModel& m, const image::ImageReader& r, pid_t pid, Injector* inj,
-                    const Progress& progress);
+Status RestorePages(const ProcessModel& m, const image::ImageReader& r, const std::string& prefix, pid_t pid,
+                    Injector* inj, const Progress& progress);
 
 }  // namespace ckpt::engine

@@ -18,12 +18,18 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <map>
+#include <memory>
 #include <thread>
 
 #include "engine/engine.h"
 #include "engine/files.h"
 #include "engine/mm.h"
 #include "engine/pagemap.h"
+#include "engine/pipes.h"
+#include "engine/shared_mem.h"
+#include "engine/sysv.h"
+#include "engine/tree.h"
 #include "engine/proc.h"
 #include "engine/ptrace.h"
 #include "engine/signals.h"
@@ -46,96 +52,34 @@ std::int64_t NowNs() {
   return static_cast<std::int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
 }
 
-// Reports a failure of the restore child through the status pipe and exits.
-[[noreturn]] void ChildFail(int pipe_fd, const std::string& what, int err) {
-  std::string m = what + ": " + std::strerror(err);
-  ssize_t n = ::write(pipe_fd, m.data(), m.size());
-  (void)n;
-  ::_exit(1);
-}
-
+// In the restore child of one member: descriptors, task attributes and
+// handlers, then a report on the status pipe, then a pause until ckpt
+// rebuilds it.
 [[noreturn]] void ChildMain(const ProcessModel& m, const FdPlan& plan, int status_fd) {
-  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-  sigset_t all;
-  sigfillset(&all);
-  ::sigprocmask(SIG_BLOCK, &all, nullptr);
   const char* what = nullptr;
   int keep = status_fd;
-  if (int e = ChildApplyFds(plan.moves, &keep, &what); e != 0) ChildFail(keep, what, e);
+  std::string pid = std::to_string(m.core.pid);
+  auto fail = [&](const std::string& step, int e) {
+    std::string line = "E " + pid + " " + step + ": " + std::strerror(e) + "\n";
+    ssize_t n = ::write(keep, line.data(), line.size());
+    (void)n;
+    ::_exit(1);
+  };
+  if (int e = ChildApplyFds(plan.moves, &keep, &what); e != 0) fail(what, e);
   std::string step, warnings;
-  if (int e = ChildSetupTask(m.core, &step, &warnings); e != 0) ChildFail(keep, step, e);
+  if (int e = ChildSetupTask(m.core, &step, &warnings); e != 0) fail(step, e);
   int bad_sig = 0;
-  if (int e = ChildInstallSigactions(m.signals, &bad_sig); e != 0) {
-    ChildFail(keep, "rt_sigaction(" + std::to_string(bad_sig) + ")", e);
+  if (int e = ChildInstallSigactions(m.signals, &bad_sig); e != 0) fail("rt_sigaction(" + std::to_string(bad_sig) + ")", e);
+  for (char& c : warnings) {
+    if (c == '\n') c = ';';
   }
-  std::string ok = "OK\n" + warnings;
+  // ckpt may stop this process before the close below runs: it closes the
+  // reported descriptor itself once it has seized the process.
+  std::string ok = "O " + pid + " " + std::to_string(keep) + " " + warnings + "\n";
   ssize_t n = ::write(keep, ok.data(), ok.size());
   (void)n;
   ::close(keep);
   for (;;) ::pause();
-}
-
-// The half-built process: killed unless the restore completes.
-class ChildGuard {
- public:
-  explicit ChildGuard(pid_t pid) : pid_(pid) {}
-  ~ChildGuard() {
-    if (pid_ <= 0) return;
-    ::kill(pid_, SIGKILL);
-    int status;
-    while (::waitpid(pid_, &status, __WALL) == -1 && errno == EINTR) {
-    }
-  }
-  void Release() { pid_ = -1; }
-
- private:
-  pid_t pid_;
-};
-
-Result<std::string> DescribePidUser(pid_t pid) {
-  auto stat = ReadStat(pid);
-  auto comm = ReadProcFile(pid, "comm");
-  std::string c = comm.ok() ? *comm : "?";
-  if (!c.empty() && c.back() == '\n') c.pop_back();
-  std::string state = stat.ok() && !stat->empty() ? (*stat)[0] : "?";
-  return "'" + c + "' (state " + state + ")";
-}
-
-// clone3 with the image's PID; waits a while for a zombie holding it to be reaped.
-Result<pid_t> CloneWithPid(pid_t want, int extra_flags, int status_fd, const ProcessModel& m,
-                           const FdPlan& plan) {
-  std::int64_t deadline = NowNs() + 5000000000LL;
-  while (true) {
-    struct clone_args ca;
-    std::memset(&ca, 0, sizeof ca);
-    std::int32_t tid = want;
-    ca.flags = static_cast<std::uint64_t>(extra_flags);
-    ca.exit_signal = SIGCHLD;
-    ca.set_tid = reinterpret_cast<std::uint64_t>(&tid);
-    ca.set_tid_size = 1;
-    long r = ::syscall(SYS_clone3, &ca, sizeof ca);
-    if (r == 0) ChildMain(m, plan, status_fd);
-    if (r > 0) return static_cast<pid_t>(r);
-    int e = errno;
-    if (e == EEXIST) {
-      auto stat = ReadStat(want);
-      bool zombie = stat.ok() && !stat->empty() && (*stat)[0] == "Z";
-      if ((zombie || !stat.ok()) && NowNs() < deadline) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
-        continue;
-      }
-      ASSIGN_OR_RETURN(std::string who, DescribePidUser(want));
-      return Status(Code::kIoError, "PID " + std::to_string(want) + " is in use by " + who +
-                                        "; stop that process or restore with --pidns");
-    }
-    if (e == EINVAL) {
-      return FailedPrecondition("PID " + std::to_string(want) +
-                                " cannot be created here (above pid_max?); restore "
-                                "with --pidns");
-    }
-    if (e == EPERM) return PosixError("clone3 with set_tid (needs CAP_CHECKPOINT_RESTORE)", "", e);
-    return PosixError("clone3", "PID " + std::to_string(want), e);
-  }
 }
 
 // Picks an address for the gadget area: free in the image and in the child.
@@ -150,21 +94,122 @@ std::uint64_t PickGadgetArea(const ProcessModel& m, const std::vector<MapsEntry>
   return 0;
 }
 
-Status ReadChildStatus(int fd, std::string* warnings) {
-  std::string msg;
-  char buf[4096];
-  while (true) {
-    ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    msg.append(buf, static_cast<std::size_t>(n));
+// Reads member reports until each of `n` members said "O" (or one failed);
+// `status_fds` gets, per member PID, the number of its status descriptor.
+Status ReadMemberReports(int fd, std::size_t n, std::string* warnings, std::map<std::int32_t, int>* status_fds) {
+  std::string buf;
+  std::size_t ok = 0;
+  char tmp[4096];
+  while (ok < n) {
+    ssize_t r = ::read(fd, tmp, sizeof tmp);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return FailedPrecondition("restore process set-up failed: a process of the tree died");
+    buf.append(tmp, static_cast<std::size_t>(r));
+    std::size_t nl;
+    while ((nl = buf.find('\n')) != std::string::npos) {
+      std::string line = buf.substr(0, nl);
+      buf.erase(0, nl + 1);
+      if (line.compare(0, 2, "E ") == 0) return FailedPrecondition("restore set-up of process " + line.substr(2));
+      if (line.compare(0, 2, "W ") == 0) *warnings += line.substr(2) + "\n";
+      if (line.compare(0, 2, "O ") == 0) {
+        ++ok;
+        std::int32_t who = std::atoi(line.c_str() + 2);
+        std::size_t sp = line.find(' ', 2);
+        if (sp == std::string::npos) continue;
+        (*status_fds)[who] = std::atoi(line.c_str() + sp + 1);
+        sp = line.find(' ', sp + 1);
+        if (sp != std::string::npos && sp + 1 < line.size()) *warnings += line.substr(sp + 1) + "\n";
+      }
+    }
   }
-  if (msg.compare(0, 3, "OK\n") != 0) {
-    return FailedPrecondition("restore process set-up failed: " + (msg.empty() ? "it died" : msg));
-  }
-  *warnings = msg.substr(3);
   return Status::Ok();
 }
+
+// Rebuilds one stopped member `pid` (ckpt's view) from its model; leaves
+// it stopped with its final registers, still traced.
+Status RebuildMember(const ProcessModel& m, const image::ImageReader& reader, const std::string& prefix, pid_t pid,
+                     int status_fd, const std::vector<int>& file_fds, int exe_fd, const TreeModel& t, SharedMemRestore* shm,
+                     SysvRestore* sysv, const Progress& progress, RestoreStats* stats,
+                     std::vector<pid_t>* threads_out) {
+  RETURN_IF_ERROR(Seize(pid, PTRACE_O_EXITKILL | PTRACE_O_TRACECLONE));
+  RETURN_IF_ERROR(Interrupt(pid));
+  while (true) {
+    ASSIGN_OR_RETURN(StopInfo s, WaitStop(pid));
+    if (s.event == PTRACE_EVENT_STOP) break;
+    RETURN_IF_ERROR(Cont(pid, 0));
+  }
+  ASSIGN_OR_RETURN(std::string xs, GetXstate(pid));
+  if (m.core.xsave_size != 0 && xs.size() != m.core.xsave_size) {
+    return NotSupported("the image's FPU state is " + std::to_string(m.core.xsave_size) +
+                        " bytes of xsave, this CPU uses " + std::to_string(xs.size()));
+  }
+  Injector inj(pid, arch::BuiltinGadget());
+  RETURN_IF_ERROR(inj.Save());
+  if (status_fd >= 0) {
+    // The set-up code may have been stopped before it closed its status pipe.
+    (void)inj.Call("close status pipe", SYS_close, {static_cast<std::uint64_t>(status_fd)});
+  }
+  ASSIGN_OR_RETURN(auto child_maps, ReadMaps(pid, false));
+  std::uint64_t area = PickGadgetArea(m, child_maps);
+  if (area == 0) return Internal("no free address for the gadget area");
+  RETURN_IF_ERROR(inj.Call("mmap gadget area", SYS_mmap,
+                           {area, kGadgetAreaSize, PROT_READ | PROT_WRITE | PROT_EXEC,
+                            MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, static_cast<std::uint64_t>(-1), 0})
+                      .status());
+  RETURN_IF_ERROR(WriteMemory(pid, area, arch::kGadget, arch::kGadgetSize));
+  inj.set_gadget(area);
+  // The set-up guard: the restored process must outlive ckpt.
+  RETURN_IF_ERROR(inj.Call("prctl(PR_SET_PDEATHSIG)", SYS_prctl, {PR_SET_PDEATHSIG, 0}).status());
+  // ckpt's libc registered rseq for this thread; its area is about to go.
+  auto rseq = GetRseq(pid);
+  if (rseq.ok() && rseq->ptr != 0) {
+    RETURN_IF_ERROR(inj.Call("rseq unregister", SYS_rseq, {rseq->ptr, rseq->len, 1, rseq->sig}).status());
+  }
+  RETURN_IF_ERROR(ClearAddressSpace(&inj, child_maps, area, area + kGadgetAreaSize));
+  ASSIGN_OR_RETURN(auto left, ReadMaps(pid, false));
+  const char* force = std::getenv("CKPT_ENGINE_FORCE_VDSO_PROXY");
+  ASSIGN_OR_RETURN(VdsoPlan vp, RestoreVdso(m, &inj, pid, left, force != nullptr && *force == '1'));
+  stats->vdso_proxy = stats->vdso_proxy || vp.proxy;
+  RETURN_IF_ERROR(CreateVmas(m, &inj, file_fds));
+  RETURN_IF_ERROR(shm->AttachMember(t, m.core.pid, m, &inj));
+  RETURN_IF_ERROR(RestorePages(m, reader, prefix, pid, &inj, progress));
+  RETURN_IF_ERROR(FinishVmas(m, &inj));
+  // The kernel refuses to replace the exe link while the old executable is
+  // mapped; when the restore child already runs the image's executable
+  // (the dumped program was ckpt itself, or a fork of the restoring
+  // program) there is nothing to replace.
+  int set_exe = exe_fd;
+  struct stat cur;
+  if (m.core.exe_file >= 0 && ::stat(ProcPath(pid, "exe").c_str(), &cur) == 0 &&
+      cur.st_ino == m.files[m.core.exe_file].ino && cur.st_dev == m.files[m.core.exe_file].dev) {
+    set_exe = -1;
+  }
+  RETURN_IF_ERROR(RestoreMmLayout(m, &inj, set_exe));
+  for (int fd : file_fds) {
+    if (fd >= 0) RETURN_IF_ERROR(inj.Call("close", SYS_close, {static_cast<std::uint64_t>(fd)}).status());
+  }
+  RETURN_IF_ERROR(sysv->RestoreMember(t, m.core.pid, &inj));
+  std::vector<pid_t> created;
+  Status st = RestoreThreads(m, &inj, &created);
+  threads_out->insert(threads_out->end(), created.begin(), created.end());
+  RETURN_IF_ERROR(st);
+  RETURN_IF_ERROR(RestorePendingSignals(m, &inj, m.core.pid));
+  RETURN_IF_ERROR(RestoreTimers(m.core, &inj));
+  for (std::size_t i = 1; i < m.threads.size(); ++i) {
+    RETURN_IF_ERROR(LoadThreadState(created[i - 1], m.threads[i], m.core.xsave_size));
+  }
+  RETURN_IF_ERROR(inj.UnmapGadgetArea());
+  return LoadThreadState(pid, m.threads[0], m.core.xsave_size);
+}
+
+// Everything prepared in ckpt for one member before the tree is forked.
+struct MemberPlan {
+  ProcessModel m;
+  std::string prefix;
+  FdPlan plan;
+  std::vector<int> file_fds;
+  int exe_fd = -1;
+};
 
 }  // namespace
 
@@ -176,26 +221,46 @@ Result<RestoreStats> Restore(const RestoreOptions& o) {
   if (!env->FileExists(path)) return NotFound("no process image " + path);
   ASSIGN_OR_RETURN(auto src, env->NewRandomAccessFile(path));
   ASSIGN_OR_RETURN(auto reader, image::ImageReader::Open(std::move(src)));
-  ASSIGN_OR_RETURN(ProcessModel m, ReadModel(*reader));
-  stats.threads = static_cast<int>(m.threads.size());
-  stats.pages = PagemapPages(m.pagemap);
+  bool is_tree = false;
+  ASSIGN_OR_RETURN(TreeModel t, ReadTreeModel(*reader, &is_tree));
+  std::vector<std::unique_ptr<MemberPlan>> plans(t.members.size());
+  for (std::size_t i = 0; i < t.members.size(); ++i) {
+    if (t.members[i].zombie) continue;
+    plans[i] = std::make_unique<MemberPlan>();
+    plans[i]->prefix = SectionPrefix(t, t.members[i].pid);
+    ASSIGN_OR_RETURN(plans[i]->m, ReadModel(*reader, plans[i]->prefix));
+    stats.threads += static_cast<int>(plans[i]->m.threads.size());
+    stats.pages += PagemapPages(plans[i]->m.pagemap);
+  }
+  stats.members = static_cast<int>(t.members.size());
+  if (o.new_pidns && t.members[0].pid == 1) return NotSupported("the dumped process was PID 1 of its namespace");
 
-  // Everything the child needs is opened here, where errors are easy to report.
-  FdPlan plan;
-  RETURN_IF_ERROR(PrepareFds(m, *reader, &plan));
-  int base = 0;
-  for (const auto& f : m.fds) base = std::max(base, f.fd + 1);
-  std::vector<int> file_fds;
-  int exe_fd = -1;
-  RETURN_IF_ERROR(PrepareMapFiles(m, base + 16, &plan, &file_fds, &exe_fd));
+  // Shared objects first (System V ones may move ckpt into a fresh IPC
+  // namespace, which the forks inherit), then every member's descriptors.
+  SysvRestore sysv;
+  std::map<std::uint32_t, int> shm_ids;
+  RETURN_IF_ERROR(sysv.Create(t, o.ipc_ns, &shm_ids));
+  stats.new_ipc_ns = sysv.new_namespace();
+  SharedMemRestore shm;
+  for (const auto& [obj, id] : shm_ids) shm.SetSysvId(obj, id);
+  RETURN_IF_ERROR(shm.Create(t, *reader));
+  RETURN_IF_ERROR(shm.Fill(t, *reader));
+  PipeTable pipes;
+  SharedFds shared(&pipes, &shm, &t);
+  for (auto& p : plans) {
+    if (p == nullptr) continue;
+    RETURN_IF_ERROR(PrepareFds(p->m, *reader, p->prefix, &shared, &p->plan));
+    int base = 0;
+    for (const auto& f : p->m.fds) base = std::max(base, f.fd + 1);
+    RETURN_IF_ERROR(PrepareMapFiles(p->m, base + 16, &p->plan, &p->file_fds, &p->exe_fd));
+    int next = base + 16 + static_cast<int>(p->m.files.size()) + 1;
+    shm.PlanMember(t, p->m.core.pid, &p->plan, &next);
+  }
   int sp[2];
   if (::pipe2(sp, O_CLOEXEC) != 0) return PosixError("pipe2", "", errno);
 
-  int ns_flags = 0;
   pid_t init_pid = -1;
   if (o.new_pidns) {
-    if (m.core.pid == 1) return NotSupported("the dumped process was PID 1 of its namespace");
-    ns_flags = 0;  // handled below by entering the namespace of a fresh init
     ASSIGN_OR_RETURN(init_pid, [&]() -> Result<pid_t> {
       struct clone_args ca;
       std::memset(&ca, 0, sizeof ca);
@@ -229,100 +294,71 @@ Result<RestoreStats> Restore(const RestoreOptions& o) {
     ::close(pidfd);
   }
   int own_ns = o.new_pidns ? ::open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC) : -1;
-  auto cloned = CloneWithPid(m.core.pid, ns_flags, sp[1], m, plan);
+  SpawnPlan spawn;
+  spawn.members = t.members;
+  int status_fd = sp[1];
+  spawn.member_main = [&plans, status_fd](std::size_t i) { ChildMain(plans[i]->m, plans[i]->plan, status_fd); };
+  SpawnedTree tree;
+  Status spawned = SpawnTree(spawn, sp[1], sp[0], &tree);
   if (own_ns >= 0) {
     // Back to creating children (and threads: clone refuses CLONE_THREAD
     // across namespaces) in ckpt's own PID namespace.
     if (::setns(own_ns, CLONE_NEWPID) != 0) std::perror("ckpt: setns back to own PID namespace");
     ::close(own_ns);
   }
-  ::close(sp[1]);
-  if (!cloned.ok()) {
-    ::close(sp[0]);
-    if (init_pid > 0) ::kill(init_pid, SIGKILL);
-    return cloned.status();
-  }
-  pid_t pid = *cloned;
-  stats.pid = pid;
-  ChildGuard guard(pid);
   std::string warnings;
-  Status cs = ReadChildStatus(sp[0], &warnings);
+  std::map<std::int32_t, int> status_fds;
+  std::size_t alive = 0;
+  for (const auto& p : plans) alive += p != nullptr ? 1 : 0;
+  Status cs = spawned.ok() ? ReadMemberReports(sp[0], alive, &warnings, &status_fds) : spawned;
   ::close(sp[0]);
-  plan.CloseAll();
-  RETURN_IF_ERROR(cs);
+  for (auto& p : plans) {
+    if (p != nullptr) p->plan.CloseAll();
+  }
+  if (!cs.ok()) {
+    tree.KillAll();
+    if (init_pid > 0) ::kill(init_pid, SIGKILL);
+    return cs.WithContext("restore from " + path);
+  }
+  // The members hold their descriptors now: ckpt's copies of pipe ends
+  // would keep pipes from ever reaching end-of-file.
+  pipes.CloseAll();
   if (!warnings.empty()) std::fprintf(stderr, "ckpt: warning: %s", warnings.c_str());
+  stats.pid = tree.pids[0];
 
+  std::vector<pid_t> threads;
   Status st = [&]() -> Status {
-    RETURN_IF_ERROR(Seize(pid, PTRACE_O_EXITKILL | PTRACE_O_TRACECLONE));
-    RETURN_IF_ERROR(Interrupt(pid));
-    while (true) {
-      ASSIGN_OR_RETURN(StopInfo s, WaitStop(pid));
-      if (s.event == PTRACE_EVENT_STOP) break;
-      RETURN_IF_ERROR(Cont(pid, 0));
+    for (std::size_t i = 0; i < plans.size(); ++i) {
+      if (plans[i] == nullptr) continue;
+      MemberPlan& p = *plans[i];
+      RETURN_IF_ERROR(RebuildMember(p.m, *reader, p.prefix, tree.pids[i],
+                                    status_fds.count(p.m.core.pid) != 0 ? status_fds[p.m.core.pid] : -1, p.file_fds, p.exe_fd, t, &shm, &sysv,
+                                    o.progress, &stats, &threads)
+                          .WithContext("process " + std::to_string(p.m.core.pid)));
     }
-    ASSIGN_OR_RETURN(std::string xs, GetXstate(pid));
-    if (m.core.xsave_size != 0 && xs.size() != m.core.xsave_size) {
-      return NotSupported("the image's FPU state is " + std::to_string(m.core.xsave_size) +
-                          " bytes of xsave, this CPU uses " + std::to_string(xs.size()));
+    RETURN_IF_ERROR(sysv.Finish(t));
+    const char* fault = std::getenv("CKPT_ENGINE_FAULT");
+    if (fault != nullptr && std::strcmp(fault, "fail-restore-late") == 0) {
+      // Test hook: everything is built, nothing runs yet.
+      return Internal("failing the restore at its last step, as CKPT_ENGINE_FAULT asks");
     }
-    Injector inj(pid, arch::BuiltinGadget());
-    RETURN_IF_ERROR(inj.Save());
-    ASSIGN_OR_RETURN(auto child_maps, ReadMaps(pid, false));
-    std::uint64_t area = PickGadgetArea(m, child_maps);
-    if (area == 0) return Internal("no free address for the gadget area");
-    RETURN_IF_ERROR(
-        inj.Call("mmap gadget area", SYS_mmap,
-                 {area, kGadgetAreaSize, PROT_READ | PROT_WRITE | PROT_EXEC,
-                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, static_cast<std::uint64_t>(-1), 0})
-            .status());
-    RETURN_IF_ERROR(WriteMemory(pid, area, arch::kGadget, arch::kGadgetSize));
-    inj.set_gadget(area);
-    // The set-up guard: the restored process must outlive ckpt.
-    RETURN_IF_ERROR(inj.Call("prctl(PR_SET_PDEATHSIG)", SYS_prctl, {PR_SET_PDEATHSIG, 0}).status());
-    // ckpt's libc registered rseq for this thread; its area is about to go.
-    auto rseq = GetRseq(pid);
-    if (rseq.ok() && rseq->ptr != 0) {
-      RETURN_IF_ERROR(inj.Call("rseq unregister", SYS_rseq, {rseq->ptr, rseq->len, 1, rseq->sig}).status());
+    // Every member and every shared object is back: all may run now.
+    for (pid_t th : threads) RETURN_IF_ERROR(Detach(th, 0));
+    for (std::size_t i = 0; i < plans.size(); ++i) {
+      if (plans[i] != nullptr) RETURN_IF_ERROR(Detach(tree.pids[i], 0));
     }
-    RETURN_IF_ERROR(ClearAddressSpace(&inj, child_maps, area, area + kGadgetAreaSize));
-    ASSIGN_OR_RETURN(auto left, ReadMaps(pid, false));
-    const char* force = std::getenv("CKPT_ENGINE_FORCE_VDSO_PROXY");
-    ASSIGN_OR_RETURN(VdsoPlan vp, RestoreVdso(m, &inj, pid, left, force != nullptr && *force == '1'));
-    stats.vdso_proxy = vp.proxy;
-    RETURN_IF_ERROR(CreateVmas(m, &inj, file_fds));
-    RETURN_IF_ERROR(RestorePages(m, *reader, pid, &inj, o.progress));
-    RETURN_IF_ERROR(FinishVmas(m, &inj));
-    // The kernel refuses to replace the exe link while the old executable is
-    // mapped; when the restore child already runs the image's executable
-    // (the dumped program was ckpt itself, or a fork of the restoring
-    // program) there is nothing to replace.
-    int set_exe = exe_fd;
-    struct stat cur;
-    if (m.core.exe_file >= 0 && ::stat(ProcPath(pid, "exe").c_str(), &cur) == 0 &&
-        cur.st_ino == m.files[m.core.exe_file].ino && cur.st_dev == m.files[m.core.exe_file].dev) {
-      set_exe = -1;
-    }
-    RETURN_IF_ERROR(RestoreMmLayout(m, &inj, set_exe));
-    for (int fd : file_fds) {
-      if (fd >= 0) RETURN_IF_ERROR(inj.Call("close", SYS_close, {static_cast<std::uint64_t>(fd)}).status());
-    }
-    std::vector<pid_t> created;
-    RETURN_IF_ERROR(RestoreThreads(m, &inj, &created));
-    RETURN_IF_ERROR(RestorePendingSignals(m, &inj, m.core.pid));
-    RETURN_IF_ERROR(RestoreTimers(m.core, &inj));
-    for (std::size_t i = 1; i < m.threads.size(); ++i) {
-      RETURN_IF_ERROR(LoadThreadState(created[i - 1], m.threads[i], m.core.xsave_size));
-    }
-    RETURN_IF_ERROR(inj.UnmapGadgetArea());
-    RETURN_IF_ERROR(LoadThreadState(pid, m.threads[0], m.core.xsave_size));
-    for (pid_t t : created) RETURN_IF_ERROR(Detach(t, 0));
-    return Detach(pid, 0);
+    return Status::Ok();
   }();
   if (!st.ok()) {
+    tree.KillAll();
     if (init_pid > 0) ::kill(init_pid, SIGKILL);
-    return st.WithContext("restore of process " + std::to_string(m.core.pid) + " from " + path);
+    return st.WithContext("restore of process " + std::to_string(t.members[0].pid) + " from " + path);
   }
-  guard.Release();
+  tree.Release();
+  sysv.Commit();
+  shm.Commit();
+  ::prctl(PR_SET_CHILD_SUBREAPER, 0);
+  pid_t pid = tree.pids[0];
   stats.total_ns = NowNs() - t0;
   if (o.on_running) o.on_running(stats);
   if (!o.detach) {

@@ -76,8 +76,8 @@ int ChildSetupTask(const Core& core, std::string* what, std::string* warnings) {
   // Leaders lead again; other processes join ckpt's group (their old
   // session and group belong to processes that are not restored).
   if ((core.leader & 1) != 0) {
-    if (::setsid() < 0) return *what = "setsid", errno;
-  } else if ((core.leader & 2) != 0) {
+    if (::getsid(0) != ::getpid() && ::setsid() < 0) return *what = "setsid", errno;
+  } else if ((core.leader & 2) != 0 && ::getpgrp() != ::getpid()) {
     if (::setpgid(0, 0) != 0) return *what = "setpgid", errno;
   }
   return 0;

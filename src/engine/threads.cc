@@ -40,6 +40,8 @@ Status FrozenProcess::Attach(pid_t tid) {
     RETURN_IF_ERROR(Cont(tid, 0));
   }
   RETURN_IF_ERROR(GetRegs(tid, &t.regs));
+  // Our interrupt, not a signal, ended a semop: it runs again on release.
+  if (t.stashed.empty()) arch::RestartInterruptedSemop(&t.regs);
   ASSIGN_OR_RETURN(t.sigmask, GetSigmask(tid));
   // Injected calls must not run signal handlers.
   RETURN_IF_ERROR(SetSigmask(tid, kAllSignals));

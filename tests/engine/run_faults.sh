@@ -5,12 +5,16 @@
 #   run_faults.sh CKPT BINDIR CASE
 # CASE: exit-during-dump | corrupt-image | truncated-image | mapped-file-changed
 #       | pid-taken | no-such-process | not-an-image | inspect-json
+#       | ipc-taken | tree-restore-fails-late
 set -u
 CKPT=$1 BIN=$2 CASE=$3
 W=$(mktemp -d /tmp/ckpt-faults.XXXXXX)
 PID=""
 cleanup() {
   [ -n "$PID" ] && kill -9 "$PID" 2>/dev/null
+  for k in $(cat "$W/ipc_keys" 2>/dev/null); do
+    ipcrm -M "$k" 2>/dev/null; ipcrm -S "$k" 2>/dev/null; ipcrm -Q "$k" 2>/dev/null
+  done
   wait 2>/dev/null
   rm -rf "$W"
 }
@@ -119,6 +123,30 @@ assert sum(v["stored_bytes"] for v in j["vmas"]) == j["memory"]["stored_bytes"]
 assert [f["fd"] for f in j["fds"]][:3] == [0, 1, 2], j["fds"]
 assert j["checksums"] == "ok"
 PY
+    ;;
+  ipc-taken)
+    # The image's System V keys are taken here: --ipc-ns host (the default)
+    # refuses with a clear message and creates nothing.
+    start zdtm_sysv_pc
+    "$CKPT" dump "$PID" -D "$W/img" --tree >/dev/null || fail "dump"
+    wait "$PID" 2>/dev/null
+    key=$(cat "$W/ipc_keys")
+    (cd "$W" && "$(dirname "$0")/occupy_keys.sh")
+    expect_error 3 "taken.*--ipc-ns new" "$CKPT" restore -D "$W/img"
+    no_process "$PID"
+    [ "$(ipcs -s | grep -ci "$(printf '0x%08x' "$key")")" = 0 ] || fail "a semaphore set was created"
+    ;;
+  tree-restore-fails-late)
+    # A restore that fails after every member and object was built leaves
+    # nothing: no member runs, no System V object or /dev/shm file remains.
+    start zdtm_sysv_pc
+    "$CKPT" dump "$PID" -D "$W/img" --tree >/dev/null || fail "dump"
+    wait "$PID" 2>/dev/null
+    key=$(printf '0x%08x' "$(cat "$W/ipc_keys")")
+    CKPT_ENGINE_FAULT=fail-restore-late expect_error 1 "last step" "$CKPT" restore -D "$W/img"
+    no_process "$PID"
+    no_process "$((PID + 1))"
+    [ "$(ipcs -m -s | grep -ci "$key")" = 0 ] || { ipcs -m -s; fail "System V objects were left behind"; }
     ;;
   *) fail "unknown case" ;;
 esac

@@ -4,11 +4,17 @@
 # verify its own data and checks that it reported PASS.
 #   run_zdtm.sh CKPT PROGRAM [--iterations N] [--leave-running] [--pidns]
 #               [--signal SIG] [--restore-env VAR=VALUE] [--setup CMD]
-#               [--expect-restore TEXT] [-- ARGS...]
+#               [--expect-restore TEXT] [--dump-opt OPT]... [--restore-opt OPT]...
+#               [--restore-wrap CMD] [-- ARGS...]
+# --before-restore CMD runs CMD (in DIR) before each restore.
+# --companion runs a second instance of PROGRAM beside it that is not
+# dumped (in DIR/companion): it must go on untouched and pass too.
+# --restore-wrap runs the restore under CMD (e.g. a script that restores in
+# fresh namespaces: a "second host").
 set -u
 CKPT=$1 PROG=$2
 shift 2
-ITER=1 LEAVE=0 PIDNS=0 SIG="" RENV="" SETUP="" EXPECT=""
+BEFORE="" CPID="" COMPANION=0 ITER=1 LEAVE=0 PIDNS=0 SIG="" RENV="" SETUP="" EXPECT="" DOPTS=() ROPTS=() RWRAP=""
 while [ $# -gt 0 ]; do
   case $1 in
     --iterations) ITER=$2; shift 2 ;;
@@ -18,6 +24,11 @@ while [ $# -gt 0 ]; do
     --restore-env) RENV=$2; shift 2 ;;
     --setup) SETUP=$2; shift 2 ;;
     --expect-restore) EXPECT=$2; shift 2 ;;
+    --dump-opt) DOPTS+=("$2"); shift 2 ;;
+    --restore-opt) ROPTS+=("$2"); shift 2 ;;
+    --restore-wrap) RWRAP=$2; shift 2 ;;
+    --companion) COMPANION=1; shift ;;
+    --before-restore) BEFORE=$2; shift 2 ;;
     --) shift; break ;;
     *) echo "unknown option $1"; exit 2 ;;
   esac
@@ -26,6 +37,12 @@ W=$(mktemp -d /tmp/ckpt-zdtm.XXXXXX)
 PID="" RJOB=""
 cleanup() {
   [ -n "$PID" ] && kill -9 "$PID" 2>/dev/null
+  [ -n "$CPID" ] && kill -9 "$CPID" 2>/dev/null
+  # System V objects a failed test left behind, by key (DIR/ipc_keys).
+  for k in $(cat "$W/ipc_keys" "$W/companion/ipc_keys" 2>/dev/null); do
+    ipcrm -M "$k" 2>/dev/null; ipcrm -S "$k" 2>/dev/null; ipcrm -Q "$k" 2>/dev/null
+  done
+  for f in $(cat "$W/shm_files" "$W/companion/shm_files" 2>/dev/null); do rm -f "/dev/shm/$f"; done
   [ -n "$RJOB" ] && wait "$RJOB" 2>/dev/null
   [ -n "$PID" ] && wait "$PID" 2>/dev/null
   rm -rf "$W"
@@ -42,12 +59,19 @@ for fd in $(ls /proc/$$/fd); do [ "$fd" -gt 2 ] && eval "exec $fd>&-" 2>/dev/nul
 "$PROG" "$W" "$@" </dev/null >"$W/stdout" 2>&1 &
 PID=$!
 wait_for "$W/ready" 120 || fail "program never became ready"
+if [ "$COMPANION" = 1 ]; then
+  mkdir "$W/companion"
+  "$PROG" "$W/companion" "$@" </dev/null >"$W/companion/stdout" 2>&1 &
+  CPID=$!
+  wait_for "$W/companion/ready" 120 || fail "companion never became ready"
+fi
 
 restore() {
   rm -f "$W/restore.json"
+  [ -n "$BEFORE" ] && (cd "$W" && eval "$BEFORE")
   local ns=""
   [ "$PIDNS" = 1 ] && ns=--pidns
-  env $RENV "$CKPT" restore -D "$W/img" --json $ns >"$W/restore.json" 2>"$W/restore.err" &
+  env $RENV $RWRAP "$CKPT" restore -D "$W/img" --json $ns "${ROPTS[@]}" >"$W/restore.json" 2>"$W/restore.err" &
   RJOB=$!
   for _ in $(seq 1 1500); do
     grep -q '"pid"' "$W/restore.json" 2>/dev/null && break
@@ -65,7 +89,7 @@ restore() {
 
 if [ "$LEAVE" = 1 ]; then
   for i in $(seq 1 "$ITER"); do
-    "$CKPT" dump "$PID" -D "$W/img" --leave-running >/dev/null || fail "dump --leave-running $i"
+    "$CKPT" dump "$PID" -D "$W/img" --leave-running "${DOPTS[@]}" >/dev/null || fail "dump --leave-running $i"
     state=$(awk '{print $3}' /proc/$PID/stat 2>/dev/null)
     case "$state" in R|S|D) ;; *) fail "process is in state '$state' after a --leave-running dump" ;; esac
     sleep 0.1
@@ -80,7 +104,7 @@ if [ "$LEAVE" = 1 ]; then
   restore
 else
   for i in $(seq 1 "$ITER"); do
-    "$CKPT" dump "$PID" -D "$W/img" >"$W/dump.out" || fail "dump $i"
+    "$CKPT" dump "$PID" -D "$W/img" "${DOPTS[@]}" >"$W/dump.out" || fail "dump $i"
     { if [ -n "$RJOB" ]; then wait "$RJOB"; RJOB=""; else wait "$PID"; fi; } 2>/dev/null
     restore
     sleep 0.05
@@ -94,5 +118,11 @@ rc=$?
 RJOB="" PID=""
 cat "$W/result"
 grep -q '^PASS' "$W/result" || exit 1
+if [ "$COMPANION" = 1 ]; then
+  touch "$W/companion/stop"
+  wait_for "$W/companion/result" 120 || fail "the companion gave no result"
+  wait "$CPID"; CPID=""
+  grep -q '^PASS' "$W/companion/result" || { cat "$W/companion/result"; fail "the companion (not dumped) failed"; }
+fi
 [ "$rc" = 0 ] || fail "restored process exited with status $rc"
 exit 0

@@ -1,5 +1,6 @@
-// ckpt dump PID -D DIR [--leave-running] [--json] [--progress] [--no-sync]
+// ckpt dump PID -D DIR [--tree] [--ipc KIND:ID]... [--leave-running] [--json] [--progress] [--no-sync]
 #include <cstdio>
+#include <cstdlib>
 #include <nlohmann/json.hpp>
 
 #include "command.h"
@@ -12,6 +13,8 @@ namespace {
 
 struct DumpCliOptions {
   int pid = 0;
+  bool tree = false;
+  std::vector<std::string> ipc;
   std::string dir;
   bool leave_running = false;
   bool json = false;
@@ -22,6 +25,19 @@ struct DumpCliOptions {
 int Run(const DumpCliOptions& o) {
   engine::DumpOptions d;
   d.pid = o.pid;
+  d.tree = o.tree;
+  for (const auto& x : o.ipc) {
+    auto colon = x.find(':');
+    std::string kind = x.substr(0, colon);
+    engine::IpcObjectId id;
+    id.kind = kind == "shm" ? 's' : kind == "sem" ? 'e' : kind == "msg" ? 'q' : '?';
+    if (colon == std::string::npos || id.kind == '?') {
+      std::fprintf(stderr, "ckpt: error: --ipc wants shm:ID, sem:ID or msg:ID, not '%s'\n", x.c_str());
+      return kExitUsage;
+    }
+    id.id = std::atoi(x.c_str() + colon + 1);
+    d.ipc_ids.push_back(id);
+  }
   d.dir = o.dir;
   d.leave_running = o.leave_running;
   d.sync = !o.no_sync;
@@ -42,15 +58,22 @@ int Run(const DumpCliOptions& o) {
                                 {"pages_stored", s.pages_stored},
                                 {"zero_pages_skipped", s.zero_pages_skipped},
                                 {"image_bytes", s.image_bytes},
+                                {"members", s.members},
+                                {"shared_objects", s.shared_objects},
+                                {"shared_bytes", s.shared_bytes},
+                                {"sysv_sem_sets", s.sysv_sems},
+                                {"sysv_msg_queues", s.sysv_queues},
+                                {"tree_meta_bytes", s.tree_meta_bytes},
                                 {"frozen_ms", s.frozen_ns / 1e6},
                                 {"total_ms", s.total_ns / 1e6},
                                 {"left_running", o.leave_running}};
     std::printf("%s\n", j.dump(2).c_str());
   } else {
     std::printf(
-        "dumped process %d to %s: %d threads, %d mappings, %d fds, %s of memory in %s image; "
-        "frozen %.1f ms, total %.1f ms%s\n",
-        o.pid, s.image_path.c_str(), s.threads, s.vmas, s.fds, HumanBytes(s.pages_stored * 4096).c_str(),
+        "dumped process %d (%d processes) to %s: %d threads, %d mappings, %d fds, %s of memory, %d shared "
+        "objects (%s), %d semaphore sets, %d message queues in %s image; frozen %.1f ms, total %.1f ms%s\n",
+        o.pid, s.members, s.image_path.c_str(), s.threads, s.vmas, s.fds, HumanBytes(s.pages_stored * 4096).c_str(),
+        s.shared_objects, HumanBytes(s.shared_bytes).c_str(), s.sysv_sems, s.sysv_queues,
         HumanBytes(s.image_bytes).c_str(), s.frozen_ns / 1e6, s.total_ns / 1e6,
         o.leave_running ? " (left running)" : " (killed)");
   }
@@ -66,8 +89,14 @@ void AddDump(CLI::App& app, Runner* run) {
   c->add_option("pid", o->pid, "Process to dump (all its threads)")->required();
   c->add_option("-D,--dir", o->dir, "Image directory; DIR/process.ckpt is replaced only when complete")
       ->required();
+  c->add_flag("--tree", o->tree,
+              "Dump the process and all its descendants, with the memory, System V objects and pipes they "
+              "share");
+  c->add_option("--ipc", o->ipc,
+                "Also dump this System V object (shm:ID, sem:ID, msg:ID) besides those found in use "
+                "(repeatable)");
   c->add_flag("--leave-running", o->leave_running,
-              "Let the process continue after the dump (default: kill it)");
+              "Let the processes continue after the dump (default: kill them and move their System V objects into the image)");
   c->add_flag("--json", o->json, "Print a machine-readable summary");
   c->add_flag("--progress", o->progress, "Show a percentage on stderr even when it is not a terminal");
   c->add_flag("--no-sync", o->no_sync, "Do not fsync the image before renaming it into place");

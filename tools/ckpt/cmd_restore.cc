@@ -1,4 +1,4 @@
-// ckpt restore -D DIR [--detach] [--pidns] [--progress] [--json]
+// ckpt restore -D DIR [--detach] [--pidns] [--ipc-ns host|new|auto] [--progress] [--json]
 #include <sys/wait.h>
 
 #include <cstdio>
@@ -16,6 +16,7 @@ struct RestoreCliOptions {
   std::string dir;
   bool detach = false;
   bool pidns = false;
+  std::string ipc_ns = "host";
   bool progress = false;
   bool json = false;
 };
@@ -25,12 +26,17 @@ int Run(const RestoreCliOptions& o) {
   r.dir = o.dir;
   r.detach = o.detach;
   r.new_pidns = o.pidns;
+  r.ipc_ns = o.ipc_ns == "new" ? engine::IpcNsMode::kNew
+             : o.ipc_ns == "auto" ? engine::IpcNsMode::kAuto
+                                  : engine::IpcNsMode::kHost;
   ProgressLine line("restoring memory", o.progress);
   r.progress = [&line](std::uint64_t done, std::uint64_t total) { line.Update(done, total); };
   // Prints before waiting: the restored process may run for a long time.
   r.on_running = [&o](const engine::RestoreStats& s) {
     if (o.json) {
       nlohmann::ordered_json j = {{"pid", s.pid},
+                                  {"processes", s.members},
+                                  {"ipc_namespace", s.new_ipc_ns ? "new" : "host"},
                                   {"threads", s.threads},
                                   {"pages", s.pages},
                                   {"restore_ms", s.total_ns / 1e6},
@@ -63,6 +69,11 @@ void AddRestore(CLI::App& app, Runner* run) {
       "--detach", o->detach,
       "Print the PID and return once the process runs (default: wait for it and exit with its status)");
   c->add_flag("--pidns", o->pidns, "Restore into a new PID namespace (when the PID is taken here)");
+  c->add_option("--ipc-ns", o->ipc_ns,
+                "Where System V objects are recreated with their ids and keys: host (this IPC namespace; "
+                "fail if one is taken), new (a fresh IPC namespace for the restored processes), auto (host "
+                "when all are free, else new)")
+      ->check(CLI::IsMember({"host", "new", "auto"}));
   c->add_flag("--progress", o->progress, "Show a percentage on stderr even when it is not a terminal");
   c->add_flag("--json", o->json, "Print a machine-readable summary once the process runs");
   c->footer("The process gets its old PID when it is free; a failed restore leaves no process behind.");

@@ -6,6 +6,7 @@
 
 #include "command.h"
 #include "engine/model.h"
+#include "engine/tree_model.h"
 
 namespace ckpt::cli {
 
@@ -33,7 +34,41 @@ std::uint64_t StoredIn(const std::vector<engine::PageRun>& runs, std::uint64_t s
 }  // namespace
 
 Status DescribeProcessImage(const image::ImageReader& r, nlohmann::ordered_json* j) {
-  ASSIGN_OR_RETURN(engine::ProcessModel m, engine::ReadModel(r));
+  bool is_tree = false;
+  ASSIGN_OR_RETURN(engine::TreeModel t, engine::ReadTreeModel(r, &is_tree));
+  // A tree image: the members and shared objects, then the root in detail.
+  if (is_tree) {
+    nlohmann::ordered_json members = nlohmann::ordered_json::array();
+    for (const auto& mb : t.members) {
+      members.push_back({{"pid", mb.pid}, {"ppid", mb.ppid}, {"pgid", mb.pgid}, {"sid", mb.sid},
+                         {"zombie", mb.zombie}});
+    }
+    nlohmann::ordered_json objects = nlohmann::ordered_json::array();
+    for (const auto& o : t.objects) {
+      int attached = 0;
+      for (const auto& a : t.attaches) attached += a.object == o.id ? 1 : 0;
+      objects.push_back({{"id", o.id},
+                         {"kind", engine::ShmKindName(o.kind)},
+                         {"name", o.name},
+                         {"size", o.size},
+                         {"stored_bytes", engine::PagemapPages(o.runs) * 4096},
+                         {"sysv_id", o.sysv_id},
+                         {"sysv_key", o.sysv_key},
+                         {"mappings", attached}});
+    }
+    nlohmann::ordered_json sems = nlohmann::ordered_json::array();
+    for (const auto& s : t.sems) sems.push_back({{"id", s.id}, {"key", s.key}, {"values", s.values}});
+    nlohmann::ordered_json queues = nlohmann::ordered_json::array();
+    for (const auto& q : t.queues) {
+      queues.push_back({{"id", q.id}, {"key", q.key}, {"messages", q.messages.size()}});
+    }
+    (*j)["tree"] = {{"members", members},
+                    {"shared_objects", objects},
+                    {"sysv_sem_sets", sems},
+                    {"sysv_sem_undo", t.undo.size()},
+                    {"sysv_msg_queues", queues}};
+  }
+  ASSIGN_OR_RETURN(engine::ProcessModel m, engine::ReadModel(r, engine::SectionPrefix(t, t.members[0].pid)));
   const engine::Core& c = m.core;
   (*j)["process"] = {{"pid", c.pid},
                      {"comm", c.comm},
@@ -89,6 +124,22 @@ Status DescribeProcessImage(const image::ImageReader& r, nlohmann::ordered_json*
 }
 
 void PrintProcessImage(const nlohmann::ordered_json& j) {
+  if (j.contains("tree")) {
+    const auto& t = j["tree"];
+    std::printf("tree        %zu processes\n", t["members"].size());
+    for (const auto& m : t["members"]) {
+      std::printf("  pid %-8d ppid %-8d pgid %-8d sid %-8d%s\n", m["pid"].get<int>(), m["ppid"].get<int>(),
+                  m["pgid"].get<int>(), m["sid"].get<int>(), m["zombie"].get<bool>() ? " zombie" : "");
+    }
+    std::printf("shared      %zu objects, %zu semaphore sets, %zu message queues\n", t["shared_objects"].size(),
+                t["sysv_sem_sets"].size(), t["sysv_msg_queues"].size());
+    for (const auto& o : t["shared_objects"]) {
+      std::printf("  %-4d %-12s %10s %10s stored  %d mappings  %s\n", o["id"].get<int>(),
+                  o["kind"].get<std::string>().c_str(), HumanBytes(o["size"].get<std::uint64_t>()).c_str(),
+                  HumanBytes(o["stored_bytes"].get<std::uint64_t>()).c_str(), o["mappings"].get<int>(),
+                  o["name"].get<std::string>().c_str());
+    }
+  }
   const auto& p = j["process"];
   std::printf("process     %d '%s' (%s), cwd %s\n", p["pid"].get<int>(), p["comm"].get<std::string>().c_str(),
               p["exe"].get<std::string>().c_str(), p["cwd"].get<std::string>().c_str());

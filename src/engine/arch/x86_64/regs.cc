@@ -1,5 +1,7 @@
 #include "engine/arch/x86_64/regs.h"
 
+#include <sys/syscall.h>
+
 #include <cerrno>
 
 extern "C" void ckpt_engine_gadget();
@@ -107,6 +109,14 @@ void FixSyscallRestart(Regs* r) {
     default:
       break;
   }
+}
+
+bool RestartInterruptedSemop(Regs* r) {
+  long nr = static_cast<long>(r->orig_rax);
+  if ((nr != SYS_semop && nr != SYS_semtimedop) || static_cast<long>(r->rax) != -EINTR) return false;
+  r->rax = r->orig_rax;
+  r->rip -= 2;
+  return true;
 }
 
 void ClearInSyscall(Regs* r) {

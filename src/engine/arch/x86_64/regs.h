@@ -37,6 +37,11 @@ bool IsNative64(const Regs& r);
 // state: turn the registers into "about to execute the syscall again" (or
 // EINTR for restart_syscall) as they would be seen in user space.
 void FixSyscallRestart(Regs* r);
+// A thread stopped by ckpt inside semop/semtimedop comes back with -EINTR
+// (System V semaphores never restart by themselves). Nothing was done by
+// the call, so it is set to run again instead: ckpt's stop must not be
+// visible to the program. Returns whether it changed anything.
+bool RestartInterruptedSemop(Regs* r);
 // Registers for a restored thread: no in-kernel syscall state.
 void ClearInSyscall(Regs* r);
 

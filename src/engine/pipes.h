@@ -1,0 +1,45 @@
+// Pipes between members of a tree (or inside one process): a pipe whose
+// read and write ends are both in the dumped processes is "internal"; its
+// buffered bytes are stored once (blob "pipe.INODE") and at restore ckpt
+// creates it once, refills it and hands its ends to every member that had
+// them. Pipes with an end outside are reattached through a live holder
+// (files.cc). Not thread-safe.
+#pragma once
+
+#include <sys/types.h>
+
+#include <map>
+#include <utility>
+#include <vector>
+
+#include "engine/files.h"
+#include "engine/model.h"
+#include "image/reader.h"
+#include "util/status.h"
+
+namespace ckpt::engine {
+
+// Marks internal pipes in every member's descriptors and stores the bytes
+// buffered in each, once, as blobs. models[i] belongs to process pids[i].
+Status DumpPipes(const std::vector<pid_t>& pids, const std::vector<ProcessModel*>& models,
+                 std::vector<Blob>* blobs);
+
+// The internal pipes of an image, created in ckpt.
+class PipeTable {
+ public:
+  PipeTable() = default;
+  PipeTable(const PipeTable&) = delete;
+  PipeTable& operator=(const PipeTable&) = delete;
+  ~PipeTable();
+  // A ckpt descriptor of the wanted end of internal pipe `f.pipe_ino`
+  // (created and refilled from the image on first use). Owned by the table.
+  Result<int> End(const Fd& f, const image::ImageReader& r);
+  // Closes ckpt's ends: once the members hold theirs, a pipe must reach
+  // end-of-file when they close them.
+  void CloseAll();
+
+ private:
+  std::map<std::uint64_t, std::pair<int, int>> pipes_;  // inode -> (read, write)
+};
+
+}  // namespace ckpt::engine
