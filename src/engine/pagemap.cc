@@ -33,6 +33,7 @@ constexpr std::uint64_t kPage = 4096;
 constexpr std::uint64_t kPresent = 1ull << 63;
 constexpr std::uint64_t kSwapped = 1ull << 62;
 constexpr std::uint64_t kFilePage = 1ull << 61;
+constexpr std::uint64_t kExclusive = 1ull << 56;  // mapped by this process only
 constexpr std::uint64_t kPfnMask = (1ull << 55) - 1;
 // Bytes moved per process_vm_readv when dumping: small enough that the chunk
 // is still in the CPU's cache when it is written to the image (8 MiB chunks
@@ -72,11 +73,12 @@ bool IsZeroPage(const unsigned char* p) {
   return true;
 }
 
-void AddRun(std::vector<PageRun>* runs, std::uint64_t addr, std::uint64_t pages) {
-  if (!runs->empty() && runs->back().addr + runs->back().pages * kPage == addr) {
+void AddRun(std::vector<PageRun>* runs, std::uint64_t addr, std::uint64_t pages, bool cow_shared = false) {
+  if (!runs->empty() && runs->back().addr + runs->back().pages * kPage == addr &&
+      runs->back().cow_shared == cow_shared) {
     runs->back().pages += pages;
   } else {
-    runs->push_back({addr, pages});
+    runs->push_back({addr, pages, cow_shared});
   }
 }
 
@@ -116,7 +118,11 @@ Result<std::vector<PageRun>> CollectPopulatedPages(pid_t pid, const std::vector<
         } else {
           keep = (e & kPfnMask) != zero_pfn || (e & kPfnMask) == 0;
         }
-        if (keep) AddRun(&runs, a + i * kPage, 1);
+        // An anonymous page another process maps too (copy-on-write after
+        // fork): process_vm_readv would pin it, and pinning makes the
+        // kernel give the process its own copy of the page.
+        bool shared = keep && (e & kPresent) != 0 && (e & kExclusive) == 0 && (e & kFilePage) == 0;
+        if (keep) AddRun(&runs, a + i * kPage, 1, shared);
       }
       a += n * kPage;
     }
@@ -128,6 +134,8 @@ namespace {
 
 struct Chunk {
   std::vector<struct iovec> remote;
+  std::vector<bool> cow_shared;  // per iovec: read through /proc/PID/mem
+  bool any_shared = false;
   std::size_t bytes = 0;
 };
 
@@ -142,6 +150,8 @@ std::vector<Chunk> Chunks(const std::vector<PageRun>& runs, std::size_t limit) {
       const PageRun& r = runs[ri];
       std::uint64_t pages = std::min<std::uint64_t>(r.pages - roff, (limit - c.bytes) / kPage);
       c.remote.push_back({reinterpret_cast<void*>(r.addr + roff * kPage), pages * kPage});
+      c.cow_shared.push_back(r.cow_shared);
+      c.any_shared = c.any_shared || r.cow_shared;
       c.bytes += pages * kPage;
       roff += pages;
       if (roff == r.pages) {
@@ -163,11 +173,31 @@ struct ReadChunk {
   std::uint64_t zero_pages = 0;
 };
 
+// Reads the copy-on-write-shared pieces of chunk `c` through /proc/PID/mem
+// (`mem_fd`), which does not pin pages, and the rest with process_vm_readv.
+Status ReadSharedChunk(pid_t pid, int mem_fd, const Chunk& c, unsigned char* buf) {
+  std::size_t off = 0;
+  for (std::size_t i = 0; i < c.remote.size(); ++i) {
+    const auto& r = c.remote[i];
+    std::uint64_t addr = reinterpret_cast<std::uint64_t>(r.iov_base);
+    bool done = false;
+    if (c.cow_shared[i] && mem_fd >= 0) {
+      done =
+          ::pread(mem_fd, buf + off, r.iov_len, static_cast<off_t>(addr)) == static_cast<ssize_t>(r.iov_len);
+    }
+    if (!done) RETURN_IF_ERROR(ReadMemory(pid, addr, buf + off, r.iov_len).WithContext("dumping memory"));
+    off += r.iov_len;
+  }
+  return Status::Ok();
+}
+
 // Reads chunk `c` of the process into `buf` and sorts out its zero pages.
-Status ReadChunkFrom(pid_t pid, const Chunk& c, unsigned char* buf, ReadChunk* out) {
+Status ReadChunkFrom(pid_t pid, int mem_fd, const Chunk& c, unsigned char* buf, ReadChunk* out) {
   struct iovec local = {buf, c.bytes};
-  ssize_t got = ::process_vm_readv(pid, &local, 1, c.remote.data(), c.remote.size(), 0);
-  if (got != static_cast<ssize_t>(c.bytes)) {
+  ssize_t got = c.any_shared ? -1 : ::process_vm_readv(pid, &local, 1, c.remote.data(), c.remote.size(), 0);
+  if (c.any_shared) {
+    RETURN_IF_ERROR(ReadSharedChunk(pid, mem_fd, c, buf));
+  } else if (got != static_cast<ssize_t>(c.bytes)) {
     // Partly unreadable (PROT_NONE pages): read piece by piece with the fallback.
     std::size_t off = 0;
     for (const auto& r : c.remote) {
@@ -207,6 +237,13 @@ Result<PageDumpResult> WritePages(pid_t pid, const std::vector<PageRun>& candida
   // thread appends chunk k to the image.
   constexpr std::size_t kSlots = 4;
   std::vector<Chunk> chunks = Chunks(candidates, kDumpChunk);
+  int mem_fd = -1;
+  if (std::any_of(chunks.begin(), chunks.end(), [](const Chunk& c) { return c.any_shared; })) {
+    mem_fd = ::open(ProcPath(pid, "mem").c_str(), O_RDONLY | O_CLOEXEC);  // -1: ReadMemory's fallback
+  }
+  std::unique_ptr<int, void (*)(int*)> mem_closer(&mem_fd, [](int* f) {
+    if (*f >= 0) ::close(*f);
+  });
   std::unique_ptr<unsigned char[]> bufs[kSlots];
   for (auto& b : bufs) b.reset(new unsigned char[kDumpChunk]);
   std::vector<ReadChunk> ready(chunks.size());
@@ -248,7 +285,7 @@ Result<PageDumpResult> WritePages(pid_t pid, const std::vector<PageRun>& candida
       cv.wait(l, [&] { return stop || k < written + kSlots; });
       if (stop) break;
     }
-    st = ReadChunkFrom(pid, chunks[k], bufs[k % kSlots].get(), &ready[k]);
+    st = ReadChunkFrom(pid, mem_fd, chunks[k], bufs[k % kSlots].get(), &ready[k]);
     std::lock_guard<std::mutex> l(mu);
     if (st.ok())
       read = k + 1;
