@@ -57,6 +57,15 @@ std::string DeathOf(pid_t pid) {
 
 Status Collect(FrozenProcess& fp, ProcessModel* m, std::vector<Blob>* blobs, std::uint64_t* gadget_out) {
   pid_t pid = fp.pid();
+  // Seccomp filters are not restored (yet): a restored process would run
+  // without its sandbox, and the system calls the dump injects could trip
+  // the filter. Refuse before touching the process.
+  ASSIGN_OR_RETURN(std::string seccomp, StatusField(pid, "Seccomp"));
+  if (!seccomp.empty() && seccomp != "0") {
+    return NotSupported("it runs under seccomp (" +
+                        (seccomp == "1" ? std::string("strict mode") : std::string("a filter")) +
+                        "), which the engine cannot restore yet; it was left running untouched");
+  }
   FileTable files;
   ASSIGN_OR_RETURN(auto maps, ReadMaps(pid, true));
   RETURN_IF_ERROR(DumpTask(pid, &files, &m->core));
