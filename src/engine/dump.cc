@@ -16,15 +16,15 @@
 #include "engine/mm.h"
 #include "engine/pagemap.h"
 #include "engine/pipes.h"
-#include "engine/shared_mem.h"
-#include "engine/sysv.h"
-#include "engine/tree.h"
 #include "engine/proc.h"
 #include "engine/ptrace.h"
+#include "engine/shared_mem.h"
 #include "engine/signals.h"
+#include "engine/sysv.h"
 #include "engine/task.h"
 #include "engine/threads.h"
 #include "engine/timers.h"
+#include "engine/tree.h"
 #include "engine/vdso.h"
 #include "platform/env.h"
 
@@ -133,9 +133,11 @@ void PrepareReaping(const std::vector<Member>& members, const std::vector<Member
     Injector inj(d.pid, d.gadget);
     if (!inj.Save().ok()) continue;
     for (const auto& c : members) {
-      if (c.ppid == d.pid && c.zombie) (void)inj.Raw(SYS_wait4, {static_cast<std::uint64_t>(c.pid), 0, __WALL, 0});
+      if (c.ppid == d.pid && c.zombie)
+        (void)inj.Raw(SYS_wait4, {static_cast<std::uint64_t>(c.pid), 0, __WALL, 0});
     }
-    std::uint64_t act[4] = {reinterpret_cast<std::uint64_t>(SIG_IGN), 0, 0, 0};  // handler, flags, restorer, mask
+    std::uint64_t act[4] = {reinterpret_cast<std::uint64_t>(SIG_IGN), 0, 0,
+                            0};  // handler, flags, restorer, mask
     auto at = inj.PutScratch(0, act, sizeof act);
     if (at.ok()) (void)inj.Raw(SYS_rt_sigaction, {SIGCHLD, *at, 0, 8});
     (void)inj.Restore();
@@ -192,7 +194,9 @@ Result<DumpStats> Dump(const DumpOptions& o) {
     std::vector<pid_t> pids;
     for (const auto& d : md) pids.push_back(d.pid);
     RETURN_IF_ERROR(ipc.EnterOf(pids));
-    for (auto& d : md) RETURN_IF_ERROR(Collect(*d.fp, &d.m, &d.blobs, &d.gadget).WithContext("process " + std::to_string(d.pid)));
+    for (auto& d : md)
+      RETURN_IF_ERROR(
+          Collect(*d.fp, &d.m, &d.blobs, &d.gadget).WithContext("process " + std::to_string(d.pid)));
     std::vector<ProcessModel*> models;
     for (auto& d : md) models.push_back(&d.m);
     std::vector<Blob> tree_blobs;
@@ -214,7 +218,20 @@ Result<DumpStats> Dump(const DumpOptions& o) {
       std::string prefix = SectionPrefix(t, d.pid);
       RETURN_IF_ERROR(WriteModel(&w, d.m, prefix));
       for (const auto& b : d.blobs) RETURN_IF_ERROR(w.AddSection(kSecBlob, prefix + b.name, "", b.data));
-      ASSIGN_OR_RETURN(PageDumpResult pages, WritePages(d.pid, d.candidates, &w, prefix, progress));
+      // One copy: the process writes its own pages into the image. Where it
+      // cannot, ckpt reads them (process_vm_readv) and writes them itself.
+      Injector inj(d.pid, d.gadget);
+      RETURN_IF_ERROR(inj.Save());
+      auto in_place = WritePagesInPlace(d.pid, &inj, d.candidates, &w, file.get(), prefix, progress);
+      Status back = inj.Restore();
+      if (!in_place.ok() && in_place.status().code() != Code::kNotSupported) return in_place.status();
+      RETURN_IF_ERROR(back);
+      std::string how = in_place.ok() ? "in-place" : "readv";
+      stats.page_copy = stats.page_copy.empty() || stats.page_copy == how ? how : "mixed";
+      if (!in_place.ok()) {
+        ASSIGN_OR_RETURN(in_place, WritePages(d.pid, d.candidates, &w, prefix, progress));
+      }
+      PageDumpResult pages = std::move(in_place).value();
       d.m.pagemap = std::move(pages.runs);
       stats.pages_stored += PagemapPages(d.m.pagemap);
       stats.zero_pages_skipped += pages.zero_pages;
@@ -236,7 +253,8 @@ Result<DumpStats> Dump(const DumpOptions& o) {
       }
       // Everything is read: the processes may run on while the image is made
       // durable (it is renamed into place only after that).
-      RETURN_IF_ERROR(release_all().WithContext("releasing process " + std::to_string(pid) + " after the dump"));
+      RETURN_IF_ERROR(
+          release_all().WithContext("releasing process " + std::to_string(pid) + " after the dump"));
       released = true;
       stats.frozen_ns = NowNs() - t_frozen;
     }

@@ -26,7 +26,7 @@ struct IpcObjectId {
 
 struct DumpOptions {
   pid_t pid = 0;
-  bool tree = false;  // the process and all its descendants
+  bool tree = false;                 // the process and all its descendants
   std::vector<IpcObjectId> ipc_ids;  // System V objects to include besides those found
   std::string dir;
   bool leave_running = false;
@@ -42,11 +42,14 @@ struct DumpStats {
   std::uint64_t pages_stored = 0;  // pages whose contents are in the image
   std::uint64_t zero_pages_skipped = 0;
   std::uint64_t image_bytes = 0;
-  int members = 0;                   // processes (zombies included)
-  int shared_objects = 0;            // shared memory objects, each stored once
+  int members = 0;         // processes (zombies included)
+  int shared_objects = 0;  // shared memory objects, each stored once
   int sysv_sems = 0, sysv_queues = 0;
-  std::uint64_t shared_bytes = 0;    // pages of shared objects stored
+  std::uint64_t shared_bytes = 0;     // pages of shared objects stored
   std::uint64_t tree_meta_bytes = 0;  // the tree, objects and System V sections
+  // How private pages were copied: "in-place" (each process wrote its own
+  // pages into the image), "readv" (ckpt read and wrote them), or "mixed".
+  std::string page_copy;
   std::int64_t frozen_ns = 0;  // from the first thread stopped to the process released or killed
   std::int64_t total_ns = 0;
 };

@@ -9,15 +9,19 @@
 
 #include <algorithm>
 #include <condition_variable>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <mutex>
 #include <thread>
 
+#include "engine/inject.h"
 #include "engine/mm.h"
 #include "engine/proc.h"
 #include "image/checksum.h"
+#include "image/format.h"
 #include "platform/posix_util.h"
+#include "util/bytes.h"
 
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23
@@ -310,6 +314,244 @@ Result<PageDumpResult> WritePages(pid_t pid, const std::vector<PageRun>& candida
     for (const auto& r : rc.runs) AddRun(&res.runs, r.addr, r.pages);
   }
   RETURN_IF_ERROR(w->EndSection());
+  return res;
+}
+
+namespace {
+
+// The memory cgroup path of `pid` ("" if none is found): the v1 memory
+// controller's line, else the v2 line.
+std::string MemoryCgroup(const std::string& cgroup_file) {
+  std::string v2;
+  std::size_t b = 0;
+  while (b < cgroup_file.size()) {
+    std::size_t e = cgroup_file.find('\n', b);
+    if (e == std::string::npos) e = cgroup_file.size();
+    std::string line = cgroup_file.substr(b, e - b);
+    b = e + 1;
+    std::size_t c1 = line.find(':'), c2 = line.find(':', c1 + 1);
+    if (c1 == std::string::npos || c2 == std::string::npos) continue;
+    std::string ctrl = line.substr(c1 + 1, c2 - c1 - 1);
+    if (ctrl.find("memory") != std::string::npos) return "v1:" + line.substr(c2 + 1);
+    if (ctrl.empty()) v2 = "v2:" + line.substr(c2 + 1);
+  }
+  return v2;
+}
+
+// Whether the process may write its own pages into the image: its limit on
+// file sizes allows it (RLIMIT_FSIZE would send it SIGXFSZ), and the page
+// cache it fills is charged to ckpt's memory cgroup or to one without a
+// limit (in a limited cgroup, 1 GiB of dirty cache could push it into
+// reclaim). Otherwise `why` says why not.
+bool CanWriteOwnPages(pid_t pid, std::string* why) {
+  auto limits = ReadProcFile(pid, "limits");
+  std::size_t p = limits.ok() ? limits->find("Max file size") : std::string::npos;
+  std::size_t e = p == std::string::npos ? p : limits->find('\n', p);
+  if (p == std::string::npos || limits->substr(p, e - p).find("unlimited") == std::string::npos) {
+    *why = "the process has a file size limit";
+    return false;
+  }
+  auto theirs = ReadProcFile(pid, "cgroup");
+  auto ours = ReadProcFile(::getpid(), "cgroup");
+  if (!theirs.ok() || !ours.ok()) {
+    *why = "cannot read the process's cgroup";
+    return false;
+  }
+  std::string cg = MemoryCgroup(*theirs);
+  if (cg == MemoryCgroup(*ours)) return true;
+  std::string limit_path = cg.compare(0, 3, "v1:") == 0
+                               ? "/sys/fs/cgroup/memory" + cg.substr(3) + "/memory.limit_in_bytes"
+                               : "/sys/fs/cgroup" + cg.substr(3) + "/memory.max";
+  std::string limit;
+  int fd = cg.empty() ? -1 : ::open(limit_path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd >= 0) {
+    char buf[64];
+    ssize_t n = ::read(fd, buf, sizeof buf - 1);
+    if (n > 0) limit.assign(buf, static_cast<std::size_t>(n));
+    ::close(fd);
+  }
+  bool unlimited = limit.compare(0, 3, "max") == 0 ||
+                   (!limit.empty() && std::strtoull(limit.c_str(), nullptr, 10) >= (1ull << 62));
+  if (!unlimited) *why = "the process's memory cgroup has a limit";
+  return unlimited;
+}
+
+void EncodeFrameHeader(unsigned char* h, std::uint32_t raw, std::uint64_t sum) {
+  EncodeU32(h, raw);
+  EncodeU32(h + 4, raw | image::kFrameStoredRaw);
+  EncodeU64(h + 8, sum);
+}
+
+Status PwriteAll(int fd, const void* p, std::size_t n, std::uint64_t off) {
+  const auto* c = static_cast<const unsigned char*>(p);
+  while (n > 0) {
+    ssize_t w = ::pwrite(fd, c, n, static_cast<off_t>(off));
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return PosixError("write", "the image", w < 0 ? errno : EIO);
+    c += w;
+    n -= static_cast<std::size_t>(w);
+    off += static_cast<std::uint64_t>(w);
+  }
+  return Status::Ok();
+}
+
+Status PreadAll(int fd, void* p, std::size_t n, std::uint64_t off) {
+  auto* c = static_cast<unsigned char*>(p);
+  while (n > 0) {
+    ssize_t r = ::pread(fd, c, n, static_cast<off_t>(off));
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return PosixError("read back", "the image", r < 0 ? errno : EIO);
+    c += r;
+    n -= static_cast<std::size_t>(r);
+    off += static_cast<std::uint64_t>(r);
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<PageDumpResult> WritePagesInPlace(pid_t pid, Injector* inj, const std::vector<PageRun>& candidates,
+                                         image::ImageWriter* w, platform::WritableFile* file,
+                                         const std::string& prefix, const Progress& progress) {
+  const char* mode = std::getenv("CKPT_ENGINE_DUMP_COPY");
+  if (mode != nullptr && std::strcmp(mode, "readv") == 0) return NotSupported("in-place dump turned off");
+  std::string why;
+  if (!CanWriteOwnPages(pid, &why)) return NotSupported(why);
+  std::vector<Chunk> chunks = Chunks(candidates, kDumpChunk);
+  // The process opens the image through ckpt's descriptor.
+  ASSIGN_OR_RETURN(std::intptr_t fd_handle, file->FlushForDirectWrites());
+  int fd = static_cast<int>(fd_handle);
+  std::string path = "/proc/" + std::to_string(::getpid()) + "/fd/" + std::to_string(fd);
+  ASSIGN_OR_RETURN(std::uint64_t path_at, inj->PutScratch(0, path.c_str(), path.size() + 1));
+  ASSIGN_OR_RETURN(long tfd, inj->Raw(SYS_openat, {static_cast<std::uint64_t>(AT_FDCWD), path_at,
+                                                   O_WRONLY | O_CLOEXEC, 0}));
+  if (tfd < 0)
+    return NotSupported("the process cannot open the image (" +
+                        std::string(strerror(static_cast<int>(-tfd))) + ")");
+  auto close_tfd = [&]() { (void)inj->Raw(SYS_close, {static_cast<std::uint64_t>(tfd)}); };
+  // The hashing thread reads frames back through a read-only descriptor.
+  int rfd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (rfd < 0) {
+    int e = errno;
+    close_tfd();
+    return PosixError("reopen", "the image for reading", e);
+  }
+  std::unique_ptr<int, void (*)(int*)> rfd_closer(&rfd, [](int* f) { ::close(*f); });
+
+  Status begun = w->BeginSection(kSecPages, prefix + "pages", "");
+  Result<std::uint64_t> base = begun.ok() ? w->BeginDirectFrames() : Result<std::uint64_t>(begun);
+  if (!base.ok()) {
+    close_tfd();
+    return base.status();
+  }
+  // Frame k: a 16-byte header the hashing thread writes, then the chunk's
+  // bytes, which the process writes.
+  std::vector<std::uint64_t> at(chunks.size());
+  std::uint64_t pos = *base, raw_total = 0;
+  for (std::size_t k = 0; k < chunks.size(); ++k) {
+    at[k] = pos;
+    pos += image::kFrameHeaderSize + chunks[k].bytes;
+    raw_total += chunks[k].bytes;
+  }
+
+  std::mutex mu;
+  std::condition_variable cv;
+  std::size_t written = 0;  // chunks in the file
+  bool stop = false;
+  Status hash_status;
+  std::uint64_t zero_pages = 0;
+  std::thread hasher([&] {
+    std::unique_ptr<unsigned char[]> buf(new unsigned char[kDumpChunk]);
+    for (std::size_t k = 0; k < chunks.size(); ++k) {
+      {
+        std::unique_lock<std::mutex> l(mu);
+        cv.wait(l, [&] { return stop || written > k; });
+        if (stop && written <= k) return;
+      }
+      std::size_t n = chunks[k].bytes;
+      Status st = PreadAll(rfd, buf.get(), n, at[k] + image::kFrameHeaderSize);
+      if (st.ok()) {
+        for (std::size_t p = 0; p < n; p += kPage) zero_pages += IsZeroPage(buf.get() + p) ? 1 : 0;
+        unsigned char h[image::kFrameHeaderSize];
+        EncodeFrameHeader(h, static_cast<std::uint32_t>(n), image::Checksum64(buf.get(), n));
+        st = PwriteAll(fd, h, sizeof h, at[k]);
+      }
+      if (!st.ok()) {
+        std::lock_guard<std::mutex> l(mu);
+        hash_status = st;
+        stop = true;
+        cv.notify_all();
+        return;
+      }
+    }
+  });
+  auto finish_hasher = [&](bool abort) {
+    {
+      std::lock_guard<std::mutex> l(mu);
+      if (abort) stop = true;
+      cv.notify_all();
+    }
+    hasher.join();
+  };
+
+  Status st;
+  std::unique_ptr<unsigned char[]> fallback;
+  std::vector<struct iovec> iov;
+  std::uint64_t done = 0;
+  for (std::size_t k = 0; k < chunks.size() && st.ok(); ++k) {
+    {
+      std::lock_guard<std::mutex> l(mu);
+      if (stop) break;
+    }
+    const Chunk& c = chunks[k];
+    std::uint64_t off = at[k] + image::kFrameHeaderSize;
+    auto iov_at = inj->PutScratch(4096, c.remote.data(), c.remote.size() * sizeof(struct iovec));
+    long put = -1;
+    if (iov_at.ok()) {
+      auto r = inj->Raw(SYS_pwritev, {static_cast<std::uint64_t>(tfd), *iov_at, c.remote.size(), off, 0});
+      if (!r.ok()) {
+        st = r.status();
+        break;
+      }
+      put = *r;
+    } else {
+      st = iov_at.status();
+      break;
+    }
+    if (put != static_cast<long>(c.bytes)) {
+      // Pages the process cannot read itself (PROT_NONE) or a short write:
+      // ckpt copies this chunk the slow way.
+      if (!fallback) fallback.reset(new unsigned char[kDumpChunk]);
+      std::size_t o = 0;
+      for (const auto& r : c.remote) {
+        st = ReadMemory(pid, reinterpret_cast<std::uint64_t>(r.iov_base), fallback.get() + o, r.iov_len)
+                 .WithContext("dumping memory");
+        if (!st.ok()) break;
+        o += r.iov_len;
+      }
+      if (st.ok()) st = PwriteAll(fd, fallback.get(), c.bytes, off);
+      if (!st.ok()) break;
+    }
+    {
+      std::lock_guard<std::mutex> l(mu);
+      written = k + 1;
+      cv.notify_all();
+    }
+    done += c.bytes;
+    if (progress) progress(done, raw_total);
+  }
+  close_tfd();
+  finish_hasher(!st.ok());
+  RETURN_IF_ERROR(st);
+  RETURN_IF_ERROR(hash_status);
+  std::uint64_t stored = pos - *base;
+  RETURN_IF_ERROR(file->SkipDirectlyWritten(stored));
+  RETURN_IF_ERROR(w->EndDirectFrames(chunks.size(), raw_total, stored));
+  RETURN_IF_ERROR(w->EndSection());
+  PageDumpResult res;
+  for (const auto& r : candidates) AddRun(&res.runs, r.addr, r.pages);
+  res.zero_pages = 0;
+  (void)zero_pages;
   return res;
 }
 

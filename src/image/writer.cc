@@ -173,9 +173,35 @@ Status ImageWriter::WriteFrameWithChecksum(const void* data, std::size_t size, s
   return EmitEncoded(data, size, kNothing, &checksum);
 }
 
+Result<std::uint64_t> ImageWriter::BeginDirectFrames() {
+  RETURN_IF_ERROR(sticky_);
+  if (!in_section_ || in_direct_) return Internal("ImageWriter::BeginDirectFrames out of order");
+  if (section_codec_ != CodecId::kNone)
+    return Internal("ImageWriter::BeginDirectFrames in a compressed section");
+  RETURN_IF_ERROR(FlushFrameBuffer());
+  in_direct_ = true;
+  direct_start_ = sink_->Position();
+  return direct_start_;
+}
+
+Status ImageWriter::EndDirectFrames(std::uint64_t frames, std::uint64_t raw, std::uint64_t stored) {
+  RETURN_IF_ERROR(sticky_);
+  if (!in_direct_) return Internal("ImageWriter::EndDirectFrames without BeginDirectFrames");
+  in_direct_ = false;
+  if (sink_->Position() != direct_start_ + stored || stored != raw + frames * kFrameHeaderSize) {
+    sticky_ = Internal("ImageWriter::EndDirectFrames: the sink did not skip the frames' bytes");
+    return sticky_;
+  }
+  SectionInfo& s = sections_.back();
+  s.raw_size += raw;
+  s.frames += frames;
+  raw_total_ += raw;
+  return Status::Ok();
+}
+
 Status ImageWriter::EndSection() {
   RETURN_IF_ERROR(sticky_);
-  if (!in_section_) return Internal("ImageWriter::EndSection without a section");
+  if (!in_section_ || in_direct_) return Internal("ImageWriter::EndSection without a section");
   RETURN_IF_ERROR(FlushFrameBuffer());
   SectionInfo& s = sections_.back();
   unsigned char fh[kFrameHeaderSize];

@@ -33,8 +33,13 @@ CHILD=$(cat "$W/child" 2>/dev/null) || fail "python3 never forked"
 kb() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/smaps_rollup"; }
 before=$(kb "$CHILD" Shared_Dirty)
 [ "$before" -ge 60000 ] || fail "child shares only ${before} kB before the dump"
-"$CKPT" dump "$PID" --tree --leave-running -D "$W/img" --no-sync >"$W/out" 2>&1 || fail "dump: $(cat "$W/out")"
-grep -q "2 processes" "$W/out" || fail "the tree was not dumped whole: $(cat "$W/out")"
+"$CKPT" dump "$PID" --tree --leave-running -D "$W/img" --no-sync --json >"$W/out" 2>&1 || fail "dump: $(cat "$W/out")"
+grep -q '"members": 2' "$W/out" || fail "the tree was not dumped whole: $(cat "$W/out")"
+# Both ways of copying pages must keep the sharing: the processes writing
+# their own pages (default) and ckpt reading them (CKPT_ENGINE_DUMP_COPY=readv).
+want=in-place
+[ "${CKPT_ENGINE_DUMP_COPY:-}" = readv ] && want=readv
+grep -q "\"page_copy\": \"$want\"" "$W/out" || fail "pages were not copied $want: $(cat "$W/out")"
 after=$(kb "$CHILD" Shared_Dirty)
 priv=$(kb "$CHILD" Private_Dirty)
 echo "child: Shared_Dirty ${before} kB -> ${after} kB, Private_Dirty ${priv} kB after the dump"

@@ -64,6 +64,7 @@ int Run(const DumpCliOptions& o) {
                                 {"sysv_sem_sets", s.sysv_sems},
                                 {"sysv_msg_queues", s.sysv_queues},
                                 {"tree_meta_bytes", s.tree_meta_bytes},
+                                {"page_copy", s.page_copy},
                                 {"frozen_ms", s.frozen_ns / 1e6},
                                 {"total_ms", s.total_ns / 1e6},
                                 {"left_running", o.leave_running}};
@@ -72,9 +73,9 @@ int Run(const DumpCliOptions& o) {
     std::printf(
         "dumped process %d (%d processes) to %s: %d threads, %d mappings, %d fds, %s of memory, %d shared "
         "objects (%s), %d semaphore sets, %d message queues in %s image; frozen %.1f ms, total %.1f ms%s\n",
-        o.pid, s.members, s.image_path.c_str(), s.threads, s.vmas, s.fds, HumanBytes(s.pages_stored * 4096).c_str(),
-        s.shared_objects, HumanBytes(s.shared_bytes).c_str(), s.sysv_sems, s.sysv_queues,
-        HumanBytes(s.image_bytes).c_str(), s.frozen_ns / 1e6, s.total_ns / 1e6,
+        o.pid, s.members, s.image_path.c_str(), s.threads, s.vmas, s.fds,
+        HumanBytes(s.pages_stored * 4096).c_str(), s.shared_objects, HumanBytes(s.shared_bytes).c_str(),
+        s.sysv_sems, s.sysv_queues, HumanBytes(s.image_bytes).c_str(), s.frozen_ns / 1e6, s.total_ns / 1e6,
         o.leave_running ? " (left running)" : " (killed)");
   }
   return kExitOk;
@@ -96,7 +97,8 @@ void AddDump(CLI::App& app, Runner* run) {
                 "Also dump this System V object (shm:ID, sem:ID, msg:ID) besides those found in use "
                 "(repeatable)");
   c->add_flag("--leave-running", o->leave_running,
-              "Let the processes continue after the dump (default: kill them and move their System V objects into the image)");
+              "Let the processes continue after the dump (default: kill them and move their System V objects "
+              "into the image)");
   c->add_flag("--json", o->json, "Print a machine-readable summary");
   c->add_flag("--progress", o->progress, "Show a percentage on stderr even when it is not a terminal");
   c->add_flag("--no-sync", o->no_sync, "Do not fsync the image before renaming it into place");
