@@ -31,7 +31,7 @@ asan: deps
 # libFuzzer target for the image reader (clang).
 fuzz: deps
 	@cmake --preset fuzz >/dev/null
-	@cmake --build build/fuzz -j $(JOBS)
+	@cmake --build build/fuzz -j $(JOBS) --target fuzz_image_reader
 
 # Every test: unit, end-to-end, heterogeneous (Wine, qemu), engine; the
 # sanitizer build's suites; a bounded fuzzing run.

@@ -6,6 +6,10 @@
 #pragma once
 
 #include <array>
+#include <atomic>
+#include <bitset>
+#include <complex>
+#include <memory>
 #include <bit>
 #include <cstddef>
 #include <cstdint>
@@ -612,6 +616,77 @@ struct Traits<T[N]> {
       detail::LoadArray(r, v, N, img.args.at(0));
     else
       for (auto& e : v) Traits<T>::Load(r, e, img.args.at(0));
+  }
+};
+
+// --- complex, bitset, unique_ptr, atomic --------------------------------------
+template <typename T>
+struct Traits<std::complex<T>> {
+  static TypeDesc Describe() {
+    TypeDesc d = detail::Node(TypeDesc::Kind::kArray, "complex", {Traits<T>::Describe()});
+    d.count = 2;
+    return d;
+  }
+  static void Save(Writer& w, const std::complex<T>& v) {
+    Traits<T>::Save(w, v.real());
+    Traits<T>::Save(w, v.imag());
+  }
+  static void Load(Reader& r, std::complex<T>& v, const TypeDesc& img) {
+    T re{}, im{};
+    Traits<T>::Load(r, re, img.args.at(0));
+    Traits<T>::Load(r, im, img.args.at(0));
+    v = std::complex<T>(re, im);
+  }
+};
+
+template <std::size_t N>
+struct Traits<std::bitset<N>> {
+  static TypeDesc Describe() {
+    TypeDesc d = detail::Node(TypeDesc::Kind::kArray, "bitset", {Traits<bool>::Describe()});
+    d.count = N;
+    return d;
+  }
+  static void Save(Writer& w, const std::bitset<N>& v) {
+    for (std::size_t i = 0; i < N; ++i) w.U8(v[i] ? 1 : 0);
+  }
+  static void Load(Reader& r, std::bitset<N>& v, const TypeDesc& img) {
+    for (std::size_t i = 0; i < N && r.ok(); ++i) {
+      bool b = false;
+      Traits<bool>::Load(r, b, img.args.at(0));
+      v[i] = b;
+    }
+  }
+};
+
+// An owning pointer is stored like an optional of its pointee.
+template <typename T>
+struct Traits<std::unique_ptr<T>> {
+  static TypeDesc Describe() { return detail::Node(TypeDesc::Kind::kOptional, "unique_ptr", {Traits<T>::Describe()}); }
+  static void Save(Writer& w, const std::unique_ptr<T>& v) {
+    w.U8(v ? 1 : 0);
+    if (v) Traits<T>::Save(w, *v);
+  }
+  static void Load(Reader& r, std::unique_ptr<T>& v, const TypeDesc& img) {
+    std::uint8_t has = r.U8();
+    if (has > 1) r.Fail("unique_ptr flag holds " + std::to_string(has));
+    if (has == 1 && r.ok()) {
+      v = std::make_unique<T>();
+      Traits<T>::Load(r, *v, img.args.at(0));
+    } else {
+      v.reset();
+    }
+  }
+};
+
+// std::atomic<T> is stored as its value (load and store, sequentially consistent).
+template <typename T>
+struct Traits<std::atomic<T>> {
+  static TypeDesc Describe() { return Traits<T>::Describe(); }
+  static void Save(Writer& w, const std::atomic<T>& v) { Traits<T>::Save(w, v.load()); }
+  static void Load(Reader& r, std::atomic<T>& v, const TypeDesc& img) {
+    T x{};
+    Traits<T>::Load(r, x, img);
+    v.store(x);
   }
 };
 

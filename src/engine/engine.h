@@ -50,6 +50,9 @@ struct DumpStats {
   // Time spent on communication state (pipes, shared objects, System V
   // IPC), the shared objects' pages included; and writing those pages alone.
   std::int64_t comm_ns = 0, shared_write_ns = 0;
+  // How private pages were copied: "in-place" (each process wrote its own
+  // pages into the image), "readv" (ckpt read and wrote them), or "mixed".
+  std::string page_copy;
   std::int64_t frozen_ns = 0;  // from the first thread stopped to the process released or killed
   std::int64_t total_ns = 0;
 };

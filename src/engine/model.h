@@ -162,6 +162,9 @@ struct Signals {
 struct PageRun {
   std::uint64_t addr = 0;
   std::uint64_t pages = 0;
+  // Not stored in images: the pages are also mapped by another process
+  // (copy-on-write after fork), so the dump reads them without pinning.
+  bool cow_shared = false;
 };
 
 // Everything except page contents and blobs.

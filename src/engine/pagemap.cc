@@ -9,14 +9,19 @@
 
 #include <algorithm>
 #include <condition_variable>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <mutex>
 #include <thread>
 
+#include "engine/inject.h"
 #include "engine/mm.h"
 #include "engine/proc.h"
+#include "image/checksum.h"
+#include "image/format.h"
 #include "platform/posix_util.h"
+#include "util/bytes.h"
 
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23
@@ -32,8 +37,15 @@ constexpr std::uint64_t kPage = 4096;
 constexpr std::uint64_t kPresent = 1ull << 63;
 constexpr std::uint64_t kSwapped = 1ull << 62;
 constexpr std::uint64_t kFilePage = 1ull << 61;
+constexpr std::uint64_t kExclusive = 1ull << 56;  // mapped by this process only
 constexpr std::uint64_t kPfnMask = (1ull << 55) - 1;
-constexpr std::size_t kIoChunk = 8u << 20;  // bytes moved per process_vm_{read,write}v
+// Bytes moved per process_vm_readv when dumping: small enough that the chunk
+// is still in the CPU's cache when it is written to the image (8 MiB chunks
+// made the page-cache write up to 4x slower and erratic on this VM).
+constexpr std::size_t kDumpChunk = kImageFrameSize;
+// Bytes per process_vm_writev when restoring (each chunk costs an injected
+// madvise, so larger).
+constexpr std::size_t kIoChunk = 8u << 20;
 
 // The PFN of the shared zero page (read faults of anonymous memory map it).
 std::uint64_t ZeroPfn() {
@@ -65,11 +77,12 @@ bool IsZeroPage(const unsigned char* p) {
   return true;
 }
 
-void AddRun(std::vector<PageRun>* runs, std::uint64_t addr, std::uint64_t pages) {
-  if (!runs->empty() && runs->back().addr + runs->back().pages * kPage == addr) {
+void AddRun(std::vector<PageRun>* runs, std::uint64_t addr, std::uint64_t pages, bool cow_shared = false) {
+  if (!runs->empty() && runs->back().addr + runs->back().pages * kPage == addr &&
+      runs->back().cow_shared == cow_shared) {
     runs->back().pages += pages;
   } else {
-    runs->push_back({addr, pages});
+    runs->push_back({addr, pages, cow_shared});
   }
 }
 
@@ -109,7 +122,11 @@ Result<std::vector<PageRun>> CollectPopulatedPages(pid_t pid, const std::vector<
         } else {
           keep = (e & kPfnMask) != zero_pfn || (e & kPfnMask) == 0;
         }
-        if (keep) AddRun(&runs, a + i * kPage, 1);
+        // An anonymous page another process maps too (copy-on-write after
+        // fork): process_vm_readv would pin it, and pinning makes the
+        // kernel give the process its own copy of the page.
+        bool shared = keep && (e & kPresent) != 0 && (e & kExclusive) == 0 && (e & kFilePage) == 0;
+        if (keep) AddRun(&runs, a + i * kPage, 1, shared);
       }
       a += n * kPage;
     }
@@ -121,20 +138,24 @@ namespace {
 
 struct Chunk {
   std::vector<struct iovec> remote;
+  std::vector<bool> cow_shared;  // per iovec: read through /proc/PID/mem
+  bool any_shared = false;
   std::size_t bytes = 0;
 };
 
-// Cuts the pagemap into chunks of at most kIoChunk bytes.
-std::vector<Chunk> Chunks(const std::vector<PageRun>& runs) {
+// Cuts the pagemap into chunks of at most `limit` bytes.
+std::vector<Chunk> Chunks(const std::vector<PageRun>& runs, std::size_t limit) {
   std::vector<Chunk> out;
   std::size_t ri = 0;
   std::uint64_t roff = 0;
   while (ri < runs.size()) {
     Chunk c;
-    while (ri < runs.size() && c.bytes < kIoChunk && c.remote.size() < 1024) {
+    while (ri < runs.size() && c.bytes < limit && c.remote.size() < 1024) {
       const PageRun& r = runs[ri];
-      std::uint64_t pages = std::min<std::uint64_t>(r.pages - roff, (kIoChunk - c.bytes) / kPage);
+      std::uint64_t pages = std::min<std::uint64_t>(r.pages - roff, (limit - c.bytes) / kPage);
       c.remote.push_back({reinterpret_cast<void*>(r.addr + roff * kPage), pages * kPage});
+      c.cow_shared.push_back(r.cow_shared);
+      c.any_shared = c.any_shared || r.cow_shared;
       c.bytes += pages * kPage;
       roff += pages;
       if (roff == r.pages) {
@@ -151,15 +172,36 @@ std::vector<Chunk> Chunks(const std::vector<PageRun>& runs) {
 // (all-zero pages dropped) and where they lie in the process.
 struct ReadChunk {
   std::vector<std::pair<std::size_t, std::size_t>> pieces;  // (offset in buffer, bytes)
+  std::vector<std::uint64_t> sums;                          // each piece's frame checksum
   std::vector<PageRun> runs;
   std::uint64_t zero_pages = 0;
 };
 
+// Reads the copy-on-write-shared pieces of chunk `c` through /proc/PID/mem
+// (`mem_fd`), which does not pin pages, and the rest with process_vm_readv.
+Status ReadSharedChunk(pid_t pid, int mem_fd, const Chunk& c, unsigned char* buf) {
+  std::size_t off = 0;
+  for (std::size_t i = 0; i < c.remote.size(); ++i) {
+    const auto& r = c.remote[i];
+    std::uint64_t addr = reinterpret_cast<std::uint64_t>(r.iov_base);
+    bool done = false;
+    if (c.cow_shared[i] && mem_fd >= 0) {
+      done =
+          ::pread(mem_fd, buf + off, r.iov_len, static_cast<off_t>(addr)) == static_cast<ssize_t>(r.iov_len);
+    }
+    if (!done) RETURN_IF_ERROR(ReadMemory(pid, addr, buf + off, r.iov_len).WithContext("dumping memory"));
+    off += r.iov_len;
+  }
+  return Status::Ok();
+}
+
 // Reads chunk `c` of the process into `buf` and sorts out its zero pages.
-Status ReadChunkFrom(pid_t pid, const Chunk& c, unsigned char* buf, ReadChunk* out) {
+Status ReadChunkFrom(pid_t pid, int mem_fd, const Chunk& c, unsigned char* buf, ReadChunk* out) {
   struct iovec local = {buf, c.bytes};
-  ssize_t got = ::process_vm_readv(pid, &local, 1, c.remote.data(), c.remote.size(), 0);
-  if (got != static_cast<ssize_t>(c.bytes)) {
+  ssize_t got = c.any_shared ? -1 : ::process_vm_readv(pid, &local, 1, c.remote.data(), c.remote.size(), 0);
+  if (c.any_shared) {
+    RETURN_IF_ERROR(ReadSharedChunk(pid, mem_fd, c, buf));
+  } else if (got != static_cast<ssize_t>(c.bytes)) {
     // Partly unreadable (PROT_NONE pages): read piece by piece with the fallback.
     std::size_t off = 0;
     for (const auto& r : c.remote) {
@@ -185,6 +227,9 @@ Status ReadChunkFrom(pid_t pid, const Chunk& c, unsigned char* buf, ReadChunk* o
     }
     off += r.iov_len;
   }
+  // Hashing here, while the chunk is still in this core's cache, leaves the
+  // writer thread only the write itself.
+  for (const auto& [o, len] : out->pieces) out->sums.push_back(image::Checksum64(buf + o, len));
   return Status::Ok();
 }
 
@@ -194,10 +239,17 @@ Result<PageDumpResult> WritePages(pid_t pid, const std::vector<PageRun>& candida
                                   const std::string& prefix, const Progress& progress) {
   // The dumping thread reads chunk k+1 from the process while a writer
   // thread appends chunk k to the image.
-  constexpr std::size_t kSlots = 3;
-  std::vector<Chunk> chunks = Chunks(candidates);
+  constexpr std::size_t kSlots = 4;
+  std::vector<Chunk> chunks = Chunks(candidates, kDumpChunk);
+  int mem_fd = -1;
+  if (std::any_of(chunks.begin(), chunks.end(), [](const Chunk& c) { return c.any_shared; })) {
+    mem_fd = ::open(ProcPath(pid, "mem").c_str(), O_RDONLY | O_CLOEXEC);  // -1: ReadMemory's fallback
+  }
+  std::unique_ptr<int, void (*)(int*)> mem_closer(&mem_fd, [](int* f) {
+    if (*f >= 0) ::close(*f);
+  });
   std::unique_ptr<unsigned char[]> bufs[kSlots];
-  for (auto& b : bufs) b.reset(new unsigned char[kIoChunk]);
+  for (auto& b : bufs) b.reset(new unsigned char[kDumpChunk]);
   std::vector<ReadChunk> ready(chunks.size());
   std::mutex mu;
   std::condition_variable cv;
@@ -213,8 +265,9 @@ Result<PageDumpResult> WritePages(pid_t pid, const std::vector<PageRun>& candida
         if (stop) return;
       }
       Status st;
-      for (const auto& [off, len] : ready[k].pieces) {
-        st = w->Write(bufs[k % kSlots].get() + off, len);
+      for (std::size_t i = 0; i < ready[k].pieces.size(); ++i) {
+        const auto& [off, len] = ready[k].pieces[i];
+        st = w->WriteFrameWithChecksum(bufs[k % kSlots].get() + off, len, ready[k].sums[i]);
         if (!st.ok()) break;
       }
       std::lock_guard<std::mutex> l(mu);
@@ -236,7 +289,7 @@ Result<PageDumpResult> WritePages(pid_t pid, const std::vector<PageRun>& candida
       cv.wait(l, [&] { return stop || k < written + kSlots; });
       if (stop) break;
     }
-    st = ReadChunkFrom(pid, chunks[k], bufs[k % kSlots].get(), &ready[k]);
+    st = ReadChunkFrom(pid, mem_fd, chunks[k], bufs[k % kSlots].get(), &ready[k]);
     std::lock_guard<std::mutex> l(mu);
     if (st.ok())
       read = k + 1;
@@ -261,6 +314,244 @@ Result<PageDumpResult> WritePages(pid_t pid, const std::vector<PageRun>& candida
     for (const auto& r : rc.runs) AddRun(&res.runs, r.addr, r.pages);
   }
   RETURN_IF_ERROR(w->EndSection());
+  return res;
+}
+
+namespace {
+
+// The memory cgroup path of `pid` ("" if none is found): the v1 memory
+// controller's line, else the v2 line.
+std::string MemoryCgroup(const std::string& cgroup_file) {
+  std::string v2;
+  std::size_t b = 0;
+  while (b < cgroup_file.size()) {
+    std::size_t e = cgroup_file.find('\n', b);
+    if (e == std::string::npos) e = cgroup_file.size();
+    std::string line = cgroup_file.substr(b, e - b);
+    b = e + 1;
+    std::size_t c1 = line.find(':'), c2 = line.find(':', c1 + 1);
+    if (c1 == std::string::npos || c2 == std::string::npos) continue;
+    std::string ctrl = line.substr(c1 + 1, c2 - c1 - 1);
+    if (ctrl.find("memory") != std::string::npos) return "v1:" + line.substr(c2 + 1);
+    if (ctrl.empty()) v2 = "v2:" + line.substr(c2 + 1);
+  }
+  return v2;
+}
+
+// Whether the process may write its own pages into the image: its limit on
+// file sizes allows it (RLIMIT_FSIZE would send it SIGXFSZ), and the page
+// cache it fills is charged to ckpt's memory cgroup or to one without a
+// limit (in a limited cgroup, 1 GiB of dirty cache could push it into
+// reclaim). Otherwise `why` says why not.
+bool CanWriteOwnPages(pid_t pid, std::string* why) {
+  auto limits = ReadProcFile(pid, "limits");
+  std::size_t p = limits.ok() ? limits->find("Max file size") : std::string::npos;
+  std::size_t e = p == std::string::npos ? p : limits->find('\n', p);
+  if (p == std::string::npos || limits->substr(p, e - p).find("unlimited") == std::string::npos) {
+    *why = "the process has a file size limit";
+    return false;
+  }
+  auto theirs = ReadProcFile(pid, "cgroup");
+  auto ours = ReadProcFile(::getpid(), "cgroup");
+  if (!theirs.ok() || !ours.ok()) {
+    *why = "cannot read the process's cgroup";
+    return false;
+  }
+  std::string cg = MemoryCgroup(*theirs);
+  if (cg == MemoryCgroup(*ours)) return true;
+  std::string limit_path = cg.compare(0, 3, "v1:") == 0
+                               ? "/sys/fs/cgroup/memory" + cg.substr(3) + "/memory.limit_in_bytes"
+                               : "/sys/fs/cgroup" + cg.substr(3) + "/memory.max";
+  std::string limit;
+  int fd = cg.empty() ? -1 : ::open(limit_path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd >= 0) {
+    char buf[64];
+    ssize_t n = ::read(fd, buf, sizeof buf - 1);
+    if (n > 0) limit.assign(buf, static_cast<std::size_t>(n));
+    ::close(fd);
+  }
+  bool unlimited = limit.compare(0, 3, "max") == 0 ||
+                   (!limit.empty() && std::strtoull(limit.c_str(), nullptr, 10) >= (1ull << 62));
+  if (!unlimited) *why = "the process's memory cgroup has a limit";
+  return unlimited;
+}
+
+void EncodeFrameHeader(unsigned char* h, std::uint32_t raw, std::uint64_t sum) {
+  EncodeU32(h, raw);
+  EncodeU32(h + 4, raw | image::kFrameStoredRaw);
+  EncodeU64(h + 8, sum);
+}
+
+Status PwriteAll(int fd, const void* p, std::size_t n, std::uint64_t off) {
+  const auto* c = static_cast<const unsigned char*>(p);
+  while (n > 0) {
+    ssize_t w = ::pwrite(fd, c, n, static_cast<off_t>(off));
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return PosixError("write", "the image", w < 0 ? errno : EIO);
+    c += w;
+    n -= static_cast<std::size_t>(w);
+    off += static_cast<std::uint64_t>(w);
+  }
+  return Status::Ok();
+}
+
+Status PreadAll(int fd, void* p, std::size_t n, std::uint64_t off) {
+  auto* c = static_cast<unsigned char*>(p);
+  while (n > 0) {
+    ssize_t r = ::pread(fd, c, n, static_cast<off_t>(off));
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return PosixError("read back", "the image", r < 0 ? errno : EIO);
+    c += r;
+    n -= static_cast<std::size_t>(r);
+    off += static_cast<std::uint64_t>(r);
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<PageDumpResult> WritePagesInPlace(pid_t pid, Injector* inj, const std::vector<PageRun>& candidates,
+                                         image::ImageWriter* w, platform::WritableFile* file,
+                                         const std::string& prefix, const Progress& progress) {
+  const char* mode = std::getenv("CKPT_ENGINE_DUMP_COPY");
+  if (mode != nullptr && std::strcmp(mode, "readv") == 0) return NotSupported("in-place dump turned off");
+  std::string why;
+  if (!CanWriteOwnPages(pid, &why)) return NotSupported(why);
+  std::vector<Chunk> chunks = Chunks(candidates, kDumpChunk);
+  // The process opens the image through ckpt's descriptor.
+  ASSIGN_OR_RETURN(std::intptr_t fd_handle, file->FlushForDirectWrites());
+  int fd = static_cast<int>(fd_handle);
+  std::string path = "/proc/" + std::to_string(::getpid()) + "/fd/" + std::to_string(fd);
+  ASSIGN_OR_RETURN(std::uint64_t path_at, inj->PutScratch(0, path.c_str(), path.size() + 1));
+  ASSIGN_OR_RETURN(long tfd, inj->Raw(SYS_openat, {static_cast<std::uint64_t>(AT_FDCWD), path_at,
+                                                   O_WRONLY | O_CLOEXEC, 0}));
+  if (tfd < 0)
+    return NotSupported("the process cannot open the image (" +
+                        std::string(strerror(static_cast<int>(-tfd))) + ")");
+  auto close_tfd = [&]() { (void)inj->Raw(SYS_close, {static_cast<std::uint64_t>(tfd)}); };
+  // The hashing thread reads frames back through a read-only descriptor.
+  int rfd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (rfd < 0) {
+    int e = errno;
+    close_tfd();
+    return PosixError("reopen", "the image for reading", e);
+  }
+  std::unique_ptr<int, void (*)(int*)> rfd_closer(&rfd, [](int* f) { ::close(*f); });
+
+  Status begun = w->BeginSection(kSecPages, prefix + "pages", "");
+  Result<std::uint64_t> base = begun.ok() ? w->BeginDirectFrames() : Result<std::uint64_t>(begun);
+  if (!base.ok()) {
+    close_tfd();
+    return base.status();
+  }
+  // Frame k: a 16-byte header the hashing thread writes, then the chunk's
+  // bytes, which the process writes.
+  std::vector<std::uint64_t> at(chunks.size());
+  std::uint64_t pos = *base, raw_total = 0;
+  for (std::size_t k = 0; k < chunks.size(); ++k) {
+    at[k] = pos;
+    pos += image::kFrameHeaderSize + chunks[k].bytes;
+    raw_total += chunks[k].bytes;
+  }
+
+  std::mutex mu;
+  std::condition_variable cv;
+  std::size_t written = 0;  // chunks in the file
+  bool stop = false;
+  Status hash_status;
+  std::uint64_t zero_pages = 0;
+  std::thread hasher([&] {
+    std::unique_ptr<unsigned char[]> buf(new unsigned char[kDumpChunk]);
+    for (std::size_t k = 0; k < chunks.size(); ++k) {
+      {
+        std::unique_lock<std::mutex> l(mu);
+        cv.wait(l, [&] { return stop || written > k; });
+        if (stop && written <= k) return;
+      }
+      std::size_t n = chunks[k].bytes;
+      Status st = PreadAll(rfd, buf.get(), n, at[k] + image::kFrameHeaderSize);
+      if (st.ok()) {
+        for (std::size_t p = 0; p < n; p += kPage) zero_pages += IsZeroPage(buf.get() + p) ? 1 : 0;
+        unsigned char h[image::kFrameHeaderSize];
+        EncodeFrameHeader(h, static_cast<std::uint32_t>(n), image::Checksum64(buf.get(), n));
+        st = PwriteAll(fd, h, sizeof h, at[k]);
+      }
+      if (!st.ok()) {
+        std::lock_guard<std::mutex> l(mu);
+        hash_status = st;
+        stop = true;
+        cv.notify_all();
+        return;
+      }
+    }
+  });
+  auto finish_hasher = [&](bool abort) {
+    {
+      std::lock_guard<std::mutex> l(mu);
+      if (abort) stop = true;
+      cv.notify_all();
+    }
+    hasher.join();
+  };
+
+  Status st;
+  std::unique_ptr<unsigned char[]> fallback;
+  std::vector<struct iovec> iov;
+  std::uint64_t done = 0;
+  for (std::size_t k = 0; k < chunks.size() && st.ok(); ++k) {
+    {
+      std::lock_guard<std::mutex> l(mu);
+      if (stop) break;
+    }
+    const Chunk& c = chunks[k];
+    std::uint64_t off = at[k] + image::kFrameHeaderSize;
+    auto iov_at = inj->PutScratch(4096, c.remote.data(), c.remote.size() * sizeof(struct iovec));
+    long put = -1;
+    if (iov_at.ok()) {
+      auto r = inj->Raw(SYS_pwritev, {static_cast<std::uint64_t>(tfd), *iov_at, c.remote.size(), off, 0});
+      if (!r.ok()) {
+        st = r.status();
+        break;
+      }
+      put = *r;
+    } else {
+      st = iov_at.status();
+      break;
+    }
+    if (put != static_cast<long>(c.bytes)) {
+      // Pages the process cannot read itself (PROT_NONE) or a short write:
+      // ckpt copies this chunk the slow way.
+      if (!fallback) fallback.reset(new unsigned char[kDumpChunk]);
+      std::size_t o = 0;
+      for (const auto& r : c.remote) {
+        st = ReadMemory(pid, reinterpret_cast<std::uint64_t>(r.iov_base), fallback.get() + o, r.iov_len)
+                 .WithContext("dumping memory");
+        if (!st.ok()) break;
+        o += r.iov_len;
+      }
+      if (st.ok()) st = PwriteAll(fd, fallback.get(), c.bytes, off);
+      if (!st.ok()) break;
+    }
+    {
+      std::lock_guard<std::mutex> l(mu);
+      written = k + 1;
+      cv.notify_all();
+    }
+    done += c.bytes;
+    if (progress) progress(done, raw_total);
+  }
+  close_tfd();
+  finish_hasher(!st.ok());
+  RETURN_IF_ERROR(st);
+  RETURN_IF_ERROR(hash_status);
+  std::uint64_t stored = pos - *base;
+  RETURN_IF_ERROR(file->SkipDirectlyWritten(stored));
+  RETURN_IF_ERROR(w->EndDirectFrames(chunks.size(), raw_total, stored));
+  RETURN_IF_ERROR(w->EndSection());
+  PageDumpResult res;
+  for (const auto& r : candidates) AddRun(&res.runs, r.addr, r.pages);
+  res.zero_pages = 0;
+  (void)zero_pages;
   return res;
 }
 
@@ -401,7 +692,7 @@ Status RestorePages(const ProcessModel& m, const image::ImageReader& r, const st
     if (covered < end) return Corruption(r.source().Name() + ": pagemap run outside the memory map");
   }
   ASSIGN_OR_RETURN(auto stream, r.OpenSection(*s));
-  std::vector<Chunk> chunks = Chunks(m.pagemap);
+  std::vector<Chunk> chunks = Chunks(m.pagemap, kIoChunk);
   {
     PagePipeline pipe(stream.get(), &chunks, pid);
     for (std::size_t k = 0; k < chunks.size(); ++k) {

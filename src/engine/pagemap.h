@@ -16,9 +16,14 @@
 #include "engine/model.h"
 #include "image/reader.h"
 #include "image/writer.h"
+#include "platform/env.h"
 #include "util/status.h"
 
 namespace ckpt::engine {
+
+// Frame size of process images: the page dump writes one frame per chunk it
+// reads from the process, straight from its buffer.
+inline constexpr std::uint32_t kImageFrameSize = 1u << 20;
 
 struct PageDumpResult {
   std::vector<PageRun> runs;
@@ -31,6 +36,16 @@ Result<std::vector<PageRun>> CollectPopulatedPages(pid_t pid, const std::vector<
 // `on_page_bytes` reports progress.
 Result<PageDumpResult> WritePages(pid_t pid, const std::vector<PageRun>& candidates, image::ImageWriter* w,
                                   const std::string& prefix, const Progress& progress);
+// Like WritePages, with one copy instead of two: the stopped process itself
+// writes its pages into the image file (pwritev injected through `inj`, a
+// traced thread of it with a gadget), while a second thread hashes each
+// frame back from the page cache and writes its header. All-zero pages are
+// stored (counted in zero_pages). NotSupported, with nothing written, when
+// the process cannot do it (its file-size limit, no way to open the image):
+// then call WritePages.
+Result<PageDumpResult> WritePagesInPlace(pid_t pid, Injector* inj, const std::vector<PageRun>& candidates,
+                                         image::ImageWriter* w, platform::WritableFile* file,
+                                         const std::string& prefix, const Progress& progress);
 // Populates and fills the pages of the image into process `pid`.
 Status RestorePages(const ProcessModel& m, const image::ImageReader& r, const std::string& prefix, pid_t pid,
                     Injector* inj, const Progress& progress);

@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <thread>
 
 #include "engine/proc.h"
 #include "engine/ptrace.h"
@@ -109,6 +110,23 @@ Status FrozenProcess::Kill() {
     while (::waitpid(it->tid, &status, __WALL) == -1 && errno == EINTR) {
     }
   }
+  return Status::Ok();
+}
+
+Status FrozenProcess::KillNoWait() {
+  if (done_) return Status::Ok();
+  done_ = true;
+  if (::kill(pid_, SIGKILL) != 0)
+    return platform::PosixError("kill", "process " + std::to_string(pid_), errno);
+  std::vector<pid_t> tids;
+  for (auto it = threads_.rbegin(); it != threads_.rend(); ++it) tids.push_back(it->tid);
+  std::thread([tids] {
+    for (pid_t tid : tids) {
+      int status;
+      while (::waitpid(tid, &status, __WALL) == -1 && errno == EINTR) {
+      }
+    }
+  }).detach();
   return Status::Ok();
 }
 

@@ -46,6 +46,8 @@ class Channel {
   explicit Channel(std::unique_ptr<platform::Socket> s) : sock_(std::move(s)) {}
   Status Send(Msg type, std::string_view payload);
   Result<Message> Recv();
+  // Waits up to `timeout_ms` for a message to start arriving (Timeout if none).
+  Status WaitReadable(int timeout_ms) { return sock_->WaitReadable(timeout_ms); }
   void Shutdown() { sock_->Shutdown(); }
 
  private:

@@ -83,7 +83,8 @@ Status ImageWriter::EmitFrame(const void* data, std::size_t size) {
   return EmitEncoded(data, size, compressed_);
 }
 
-Status ImageWriter::EmitEncoded(const void* data, std::size_t size, const std::vector<unsigned char>& packed) {
+Status ImageWriter::EmitEncoded(const void* data, std::size_t size, const std::vector<unsigned char>& packed,
+                                const std::uint64_t* raw_checksum) {
   SectionInfo& s = sections_.back();
   const void* stored = data;
   std::size_t stored_size = size;
@@ -96,7 +97,8 @@ Status ImageWriter::EmitEncoded(const void* data, std::size_t size, const std::v
   unsigned char fh[kFrameHeaderSize];
   EncodeU32(fh, static_cast<std::uint32_t>(size));
   EncodeU32(fh + 4, static_cast<std::uint32_t>(stored_size) | flag);
-  EncodeU64(fh + 8, Checksum64(stored, stored_size));
+  EncodeU64(fh + 8,
+            raw_checksum != nullptr && packed.empty() ? *raw_checksum : Checksum64(stored, stored_size));
   sticky_ = sink_->Append(fh, sizeof fh);
   RETURN_IF_ERROR(sticky_);
   sticky_ = sink_->Append(stored, stored_size);
@@ -159,9 +161,47 @@ Status ImageWriter::Write(const void* data, std::size_t size) {
   return Status::Ok();
 }
 
+Status ImageWriter::WriteFrameWithChecksum(const void* data, std::size_t size, std::uint64_t checksum) {
+  RETURN_IF_ERROR(sticky_);
+  if (!in_section_) return Internal("ImageWriter::WriteFrameWithChecksum outside a section");
+  if (section_codec_ != CodecId::kNone)
+    return Internal("ImageWriter::WriteFrameWithChecksum in a compressed section");
+  if (size == 0) return Status::Ok();
+  if (size > kMaxFrameRaw) return Internal("ImageWriter::WriteFrameWithChecksum: frame too large");
+  RETURN_IF_ERROR(FlushFrameBuffer());
+  static const std::vector<unsigned char> kNothing;
+  return EmitEncoded(data, size, kNothing, &checksum);
+}
+
+Result<std::uint64_t> ImageWriter::BeginDirectFrames() {
+  RETURN_IF_ERROR(sticky_);
+  if (!in_section_ || in_direct_) return Internal("ImageWriter::BeginDirectFrames out of order");
+  if (section_codec_ != CodecId::kNone)
+    return Internal("ImageWriter::BeginDirectFrames in a compressed section");
+  RETURN_IF_ERROR(FlushFrameBuffer());
+  in_direct_ = true;
+  direct_start_ = sink_->Position();
+  return direct_start_;
+}
+
+Status ImageWriter::EndDirectFrames(std::uint64_t frames, std::uint64_t raw, std::uint64_t stored) {
+  RETURN_IF_ERROR(sticky_);
+  if (!in_direct_) return Internal("ImageWriter::EndDirectFrames without BeginDirectFrames");
+  in_direct_ = false;
+  if (sink_->Position() != direct_start_ + stored || stored != raw + frames * kFrameHeaderSize) {
+    sticky_ = Internal("ImageWriter::EndDirectFrames: the sink did not skip the frames' bytes");
+    return sticky_;
+  }
+  SectionInfo& s = sections_.back();
+  s.raw_size += raw;
+  s.frames += frames;
+  raw_total_ += raw;
+  return Status::Ok();
+}
+
 Status ImageWriter::EndSection() {
   RETURN_IF_ERROR(sticky_);
-  if (!in_section_) return Internal("ImageWriter::EndSection without a section");
+  if (!in_section_ || in_direct_) return Internal("ImageWriter::EndSection without a section");
   RETURN_IF_ERROR(FlushFrameBuffer());
   SectionInfo& s = sections_.back();
   unsigned char fh[kFrameHeaderSize];

@@ -48,6 +48,17 @@ class ImageWriter {
                       CodecId codec);
   Status Write(const void* data, std::size_t size);
   Status Write(std::string_view s) { return Write(s.data(), s.size()); }
+  // Writes `size` bytes (at most kMaxFrameRaw) of an uncompressed section as
+  // one frame whose checksum the caller computed: Checksum64(data, size).
+  // Lets a producer hash on another thread than the one that writes.
+  Status WriteFrameWithChecksum(const void* data, std::size_t size, std::uint64_t checksum);
+  // Frames of an uncompressed section that another writer puts into the
+  // sink's file directly: BeginDirectFrames flushes what is buffered and
+  // returns the sink offset where they start; EndDirectFrames accounts for
+  // `frames` frames holding `raw` payload bytes in `stored` bytes (headers
+  // included), which the sink must already have skipped.
+  Result<std::uint64_t> BeginDirectFrames();
+  Status EndDirectFrames(std::uint64_t frames, std::uint64_t raw, std::uint64_t stored);
   Status EndSection();
   // Convenience: a whole section from one buffer.
   Status AddSection(std::uint32_t type, std::string_view name, std::string_view attrs,
@@ -61,7 +72,8 @@ class ImageWriter {
  private:
   Status EmitFrame(const void* data, std::size_t size);
   // Writes a frame whose compressed form is `packed` (empty: store raw).
-  Status EmitEncoded(const void* data, std::size_t size, const std::vector<unsigned char>& packed);
+  Status EmitEncoded(const void* data, std::size_t size, const std::vector<unsigned char>& packed,
+                     const std::uint64_t* raw_checksum = nullptr);
   Status FlushFrameBuffer();
 
   Sink* sink_;
@@ -77,6 +89,8 @@ class ImageWriter {
   std::vector<unsigned char> frame_buf_;
   std::size_t frame_fill_ = 0;
   std::vector<unsigned char> compressed_;
+  std::uint64_t direct_start_ = 0;
+  bool in_direct_ = false;
   std::uint64_t raw_total_ = 0;
 };
 

@@ -21,6 +21,17 @@ class WritableFile : public image::Sink {
   // Flushes buffers and makes the contents durable (fsync / FlushFileBuffers).
   virtual Status Sync() = 0;
   virtual Status Close() = 0;
+  // For a writer that fills part of the file through the OS handle itself
+  // (the engine's in-place page dump): writes out buffered bytes and returns
+  // the handle (a file descriptor on POSIX); NotSupported where there is none.
+  virtual Result<std::intptr_t> FlushForDirectWrites() {
+    return NotSupported("this file cannot be written directly");
+  }
+  // The `n` bytes from Position() on were written directly: appends go on
+  // after them.
+  virtual Status SkipDirectlyWritten(std::uint64_t /*n*/) {
+    return NotSupported("this file cannot be written directly");
+  }
 };
 
 // A WritableFile with a 1 MiB buffer; appends of a buffer's size or more go
@@ -33,6 +44,7 @@ class BufferedWritableFile : public WritableFile {
  protected:
   BufferedWritableFile();
   Status FlushBuffer();
+  void AdvancePosition(std::uint64_t n) { pos_ += n; }
   virtual Status WriteRaw(const char* p, std::size_t n) = 0;
 
  private:

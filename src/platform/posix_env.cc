@@ -50,6 +50,16 @@ class PosixWritableFile final : public BufferedWritableFile {
     fd_ = -1;
     return st;
   }
+  Result<std::intptr_t> FlushForDirectWrites() override {
+    RETURN_IF_ERROR(FlushBuffer());
+    return static_cast<std::intptr_t>(fd_);
+  }
+  Status SkipDirectlyWritten(std::uint64_t n) override {
+    RETURN_IF_ERROR(FlushBuffer());
+    if (::lseek(fd_, static_cast<off_t>(n), SEEK_CUR) < 0) return PosixError("seek in", path_, errno);
+    AdvancePosition(n);
+    return Status::Ok();
+  }
 
  private:
   Status WriteRaw(const char* p, std::size_t n) override {

@@ -81,6 +81,16 @@ Listener::~Listener() {
   ::close(static_cast<int>(fd_));
 }
 
+Status Socket::WaitReadable(int timeout_ms) {
+  pollfd pfd{static_cast<int>(fd_), POLLIN, 0};
+  for (;;) {
+    int r = ::poll(&pfd, 1, timeout_ms);
+    if (r > 0) return Status::Ok();
+    if (r == 0) return Timeout("nothing to read");
+    if (errno != EINTR) return PosixError("wait for", "data", errno);
+  }
+}
+
 Result<std::unique_ptr<Socket>> Listener::Accept(int timeout_ms) {
   pollfd pfd{static_cast<int>(fd_), POLLIN, 0};
   int r = ::poll(&pfd, 1, timeout_ms);

@@ -22,6 +22,9 @@ class Socket {
   Status SendAll(const void* data, std::size_t size);
   // Reads exactly `size` bytes; NotFound("... closed") when the peer closed first.
   Status RecvAll(void* data, std::size_t size);
+  // Waits up to `timeout_ms` (-1: forever) until a read would not block
+  // (data, or the peer closed); Timeout when nothing came.
+  Status WaitReadable(int timeout_ms);
   void Shutdown();
 
  private:

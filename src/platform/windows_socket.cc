@@ -86,6 +86,17 @@ Listener::~Listener() {
   closesocket(S(fd_));
 }
 
+Status Socket::WaitReadable(int timeout_ms) {
+  fd_set set;
+  FD_ZERO(&set);
+  FD_SET(S(fd_), &set);
+  timeval tv{timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+  int r = select(0, &set, nullptr, nullptr, timeout_ms < 0 ? nullptr : &tv);
+  if (r == 0) return Timeout("nothing to read");
+  if (r == SOCKET_ERROR) return WsaError("wait for", "data");
+  return Status::Ok();
+}
+
 Result<std::unique_ptr<Socket>> Listener::Accept(int timeout_ms) {
   fd_set set;
   FD_ZERO(&set);

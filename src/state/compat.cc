@@ -46,8 +46,8 @@ bool Compatible(const TypeDesc& img, const TypeDesc& prog) {
     case K::kSet:
       return (img.name == prog.name || (Family(img.name) != 0 && Family(img.name) == Family(prog.name))) &&
              Args(img, prog);
-    case K::kArray:
-      return img.count == prog.count && Args(img, prog);
+    case K::kArray:  // array, complex and bitset must not be mistaken for each other
+      return img.name == prog.name && img.count == prog.count && Args(img, prog);
     case K::kStruct:
       return img.name == prog.name && img.fields == prog.fields && Args(img, prog);
     case K::kOptional:

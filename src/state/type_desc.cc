@@ -138,9 +138,22 @@ class Parser {
       d->kind = K::kSet;
       return Args(d, 1, 1, depth);
     }
-    if (id == "optional") {
+    if (id == "optional" || id == "unique_ptr") {
       d->kind = K::kOptional;
       return Args(d, 1, 1, depth);
+    }
+    if (id == "complex") {  // (real, imaginary), like array<T,2>
+      d->kind = K::kArray;
+      d->count = 2;
+      return Args(d, 1, 1, depth) && d->args[0].kind == K::kFloat;
+    }
+    if (id == "bitset") {  // one bool byte per bit, bit 0 first
+      d->kind = K::kArray;
+      TypeDesc b;
+      b.kind = K::kBool;
+      b.width = 1;
+      d->args.push_back(b);
+      return Eat('<') && Number(&d->count) && Eat('>');
     }
     if (id == "pair") {
       d->kind = K::kPair;
@@ -233,6 +246,8 @@ std::string TypeDesc::ToString() const {
     case K::kOpaque:
       return name;
     case K::kArray:
+      if (name == "complex") return "complex<" + (args.empty() ? std::string("?") : args[0].ToString()) + ">";
+      if (name == "bitset") return "bitset<" + std::to_string(count) + ">";
       return "array<" + (args.empty() ? std::string("?") : args[0].ToString()) + "," + std::to_string(count) +
              ">";
     case K::kStruct: {

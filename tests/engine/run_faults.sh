@@ -5,7 +5,7 @@
 #   run_faults.sh CKPT BINDIR CASE
 # CASE: exit-during-dump | corrupt-image | truncated-image | mapped-file-changed
 #       | pid-taken | no-such-process | not-an-image | inspect-json
-#       | ipc-taken | tree-restore-fails-late | tree-child-pid-taken
+#       | ipc-taken | tree-restore-fails-late | tree-child-pid-taken | seccomp
 set -u
 CKPT=$1 BIN=$2 CASE=$3
 W=$(mktemp -d /tmp/ckpt-faults.XXXXXX)
@@ -55,6 +55,16 @@ f = open(sys.argv[1], 'r+b'); f.seek(int(sys.argv[2])); b = f.read(1); f.seek(in
 }
 
 case $CASE in
+  seccomp)
+    start zdtm_seccomp
+    expect_error 1 "seccomp" "$CKPT" dump "$PID" -D "$W/img"
+    [ -e "$W/img/process.ckpt" ] && fail "an image was written"
+    sleep 0.1
+    kill -0 "$PID" 2>/dev/null || fail "the process did not survive the refused dump"
+    grep -q "^TracerPid:[[:space:]]*0$" "/proc/$PID/status" || fail "the process is still traced"
+    state=$(awk '{print $3}' "/proc/$PID/stat")
+    [ "$state" = S ] || [ "$state" = R ] || fail "the process is left in state $state"
+    ;;
   exit-during-dump)
     start zdtm_bigheap 64
     "$CKPT" dump "$PID" -D "$W/img" --leave-running >/dev/null || fail "first dump"

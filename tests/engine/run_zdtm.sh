@@ -38,6 +38,9 @@ PID="" RJOB=""
 cleanup() {
   [ -n "$PID" ] && kill -9 "$PID" 2>/dev/null
   [ -n "$CPID" ] && kill -9 "$CPID" 2>/dev/null
+  # Every process of the test (forked members, restored trees) has the work
+  # directory in its arguments: none may outlive a failed test.
+  pkill -9 -f -- "$W" 2>/dev/null
   # System V objects a failed test left behind, by key (DIR/ipc_keys).
   for k in $(cat "$W/ipc_keys" "$W/companion/ipc_keys" 2>/dev/null); do
     ipcrm -M "$k" 2>/dev/null; ipcrm -S "$k" 2>/dev/null; ipcrm -Q "$k" 2>/dev/null

@@ -1,6 +1,8 @@
 /* Counter: an in-memory sequence and a 16 MiB pattern; every step appends
  * the sequence number to a log. After the restore the pattern must be
  * intact and the log continuous. */
+#include <sys/mman.h>
+
 #include "zdtm.h"
 
 int main(int argc, char** argv) {
@@ -11,6 +13,14 @@ int main(int argc, char** argv) {
   uint64_t* a = malloc(n * 8);
   uint64_t s = 42;
   for (size_t i = 0; i < n; i++) a[i] = zdtm_rand(&s);
+  /* Data behind PROT_NONE: the process cannot read it itself, so the dump
+   * must copy it another way, and the restore must keep the protection. */
+  size_t hidden_len = 64 * 4096;
+  uint64_t* hidden = mmap(NULL, hidden_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (hidden == MAP_FAILED) return zdtm_fail("mmap");
+  uint64_t hs = 7;
+  for (size_t i = 0; i < hidden_len / 8; i++) hidden[i] = zdtm_rand(&hs);
+  if (mprotect(hidden, hidden_len, PROT_NONE) != 0) return zdtm_fail("mprotect");
   char logp[4096];
   snprintf(logp, sizeof logp, "%s/log", zdtm_dir);
   FILE* log = fopen(logp, "w");
@@ -26,6 +36,11 @@ int main(int argc, char** argv) {
   clock_gettime(CLOCK_MONOTONIC, &t1);
   if (getsid(0) != getpid() || getpgrp() != getpid()) return zdtm_fail("no longer a session leader");
   if (t1.tv_sec < t0.tv_sec) return zdtm_fail("CLOCK_MONOTONIC went backwards");
+  if (mprotect(hidden, hidden_len, PROT_READ) != 0) return zdtm_fail("mprotect back");
+  hs = 7;
+  for (size_t i = 0; i < hidden_len / 8; i++) {
+    if (hidden[i] != zdtm_rand(&hs)) return zdtm_fail("PROT_NONE data differs at word %zu", i);
+  }
   s = 42;
   for (size_t i = 0; i < n; i++) {
     if (a[i] != zdtm_rand(&s)) return zdtm_fail("pattern differs at word %zu", i);

@@ -3,7 +3,7 @@
 # build/windows-x64/bin) and skips (exit 77) without it.
 find_package(Python3 REQUIRED COMPONENTS Interpreter)
 set(CKPT_WINDOWS_BIN "${PROJECT_SOURCE_DIR}/build/windows-x64/bin" CACHE PATH "Windows build of the examples for Wine tests")
-set(_group_cases ring_checkpoints jacobi_bitwise blocked_consumer barrier_checkpoint timeout kill_member
+set(_group_cases ring_checkpoints jacobi_bitwise blocked_consumer barrier_checkpoint timeout client_timeout kill_member
     kill_coordinator corrupt_image wine_migration s390x_migration)
 foreach(c ${_group_cases})
   add_test(NAME group_${c}

@@ -245,6 +245,21 @@ def case_timeout():
     check(not [f for f in os.listdir(WORK) if f.endswith(".tmp")], "temporary file left behind")
 
 
+def case_client_timeout():
+    """`ckpt checkpoint GROUP --timeout S` gives up on a coordinator that never answers."""
+    import socket
+    lst = socket.socket()
+    lst.bind(("127.0.0.1", 0))
+    lst.listen(1)
+    reg = {"kind": "group", "group": "mute", "id": "mute-1", "pid": os.getpid(), "port": lst.getsockname()[1]}
+    with open(os.path.join(WORK, "runtime", "%d.json" % os.getpid()), "w") as f:
+        json.dump(reg, f)
+    c = run([ckpt(), "checkpoint", "mute", "--timeout", "0.3"], timeout=60)
+    lst.close()
+    check(c.returncode == 1, "checkpoint should time out: rc %d %s" % (c.returncode, c.stderr))
+    check("did not answer within 0.3 s" in c.stderr, "message: " + c.stderr)
+
+
 def case_kill_member():
     """A member killed during a checkpoint: clear error, previous image intact and resumable."""
     ref = jacobi_reference(32, 30)

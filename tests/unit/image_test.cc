@@ -91,7 +91,7 @@ TEST(Image, LargeWritesCompressFramesInParallelInOrder) {
     ASSERT_TRUE(w.Begin().ok());
     std::string big = Pattern(4096 * 37 + 123, 9);
     ASSERT_TRUE(w.BeginSection(1, "big", "").ok());
-    ASSERT_TRUE(w.Write("x", 1).ok());           // a partial frame first
+    ASSERT_TRUE(w.Write("x", 1).ok());  // a partial frame first
     ASSERT_TRUE(w.Write(big.data(), big.size()).ok());
     ASSERT_TRUE(w.EndSection().ok());
     ASSERT_TRUE(w.BeginSection(2, "aligned", "").ok());
@@ -126,6 +126,50 @@ TEST(Image, PartialReadsAcrossFrames) {
   EXPECT_TRUE((*s)->Drain().ok());
   char c;
   EXPECT_FALSE((*s)->Read(&c, 1).ok());
+}
+
+TEST(Image, FramesHashedByTheCallerMixWithBufferedWrites) {
+  std::string p = Pattern(300000, 5);
+  StringSink sink;
+  WriterOptions o;
+  o.frame_size = 65536;
+  ImageWriter w(&sink, ImageKind::kProcess, o);
+  ASSERT_TRUE(w.Begin().ok());
+  ASSERT_TRUE(w.BeginSection(1, "pages", "").ok());
+  ASSERT_TRUE(w.Write(p.data(), 1000).ok());  // buffered: flushed before the next frame
+  ASSERT_TRUE(w.WriteFrameWithChecksum(p.data() + 1000, 99000, Checksum64(p.data() + 1000, 99000)).ok());
+  ASSERT_TRUE(
+      w.WriteFrameWithChecksum(p.data() + 100000, 200000, Checksum64(p.data() + 100000, 200000)).ok());
+  ASSERT_TRUE(w.EndSection().ok());
+  ASSERT_TRUE(w.Finish().ok());
+  auto r = Open(sink.buffer());
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  auto got = (*r)->ReadSection((*r)->sections()[0]);
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(*got, p);
+
+  // A wrong checksum from the caller is caught when reading.
+  StringSink bad;
+  ImageWriter w2(&bad, ImageKind::kProcess, o);
+  ASSERT_TRUE(w2.Begin().ok());
+  ASSERT_TRUE(w2.BeginSection(1, "pages", "").ok());
+  ASSERT_TRUE(w2.WriteFrameWithChecksum(p.data(), 4096, Checksum64(p.data(), 4096) ^ 1).ok());
+  ASSERT_TRUE(w2.EndSection().ok());
+  ASSERT_TRUE(w2.Finish().ok());
+  auto r2 = Open(bad.buffer());
+  ASSERT_TRUE(r2.ok());
+  auto got2 = (*r2)->ReadSection((*r2)->sections()[0]);
+  EXPECT_FALSE(got2.ok());
+  EXPECT_EQ(got2.status().code(), Code::kCorruption);
+
+  // Compressed sections hash their own frames.
+  StringSink z;
+  WriterOptions oz;
+  oz.codec = CodecId::kZlib;
+  ImageWriter w3(&z, ImageKind::kProcess, oz);
+  ASSERT_TRUE(w3.Begin().ok());
+  ASSERT_TRUE(w3.BeginSection(1, "pages", "").ok());
+  EXPECT_FALSE(w3.WriteFrameWithChecksum(p.data(), 4096, 0).ok());
 }
 
 TEST(Image, EmptyImage) {

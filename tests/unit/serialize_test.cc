@@ -142,6 +142,47 @@ TEST(RoundTrip, Containers) {
   EXPECT_EQ(RoundTrip(nested), nested);
 }
 
+TEST(RoundTrip, ComplexBitsetUniquePtrAtomic) {
+  EXPECT_EQ(Traits<std::complex<double>>::Describe().ToString(), "complex<f64>");
+  EXPECT_EQ(Traits<std::bitset<12>>::Describe().ToString(), "bitset<12>");
+  EXPECT_EQ(Traits<std::unique_ptr<std::string>>::Describe().ToString(), "unique_ptr<string>");
+  EXPECT_EQ(Traits<std::atomic<std::int32_t>>::Describe().ToString(), "i32");
+  std::vector<std::complex<double>> zs = {{1.5, -2.0}, {0.0, 1e-300}};
+  EXPECT_EQ(RoundTrip(zs), zs);
+  std::bitset<70> bits;
+  bits.set(0).set(33).set(69);
+  EXPECT_EQ(RoundTrip(bits), bits);
+  auto p = std::make_unique<std::vector<int>>(std::vector<int>{1, 2, 3});
+  StringWriter w;
+  Traits<std::unique_ptr<std::vector<int>>>::Save(w, p);
+  std::unique_ptr<std::vector<int>> none;
+  Traits<std::unique_ptr<std::vector<int>>>::Save(w, none);
+  std::string bytes = w.str();
+  StringReader r(bytes);
+  std::unique_ptr<std::vector<int>> a, b = std::make_unique<std::vector<int>>();
+  auto d = Traits<std::unique_ptr<std::vector<int>>>::Describe();
+  Traits<std::unique_ptr<std::vector<int>>>::Load(r, a, d);
+  Traits<std::unique_ptr<std::vector<int>>>::Load(r, b, d);
+  ASSERT_TRUE(r.ok()) << r.error();
+  ASSERT_TRUE(a);
+  EXPECT_EQ(*a, (std::vector<int>{1, 2, 3}));
+  EXPECT_FALSE(b);
+  std::atomic<std::int64_t> at{-42};
+  StringWriter w2;
+  Traits<std::atomic<std::int64_t>>::Save(w2, at);
+  std::string b2 = w2.str();
+  StringReader r2(b2);
+  std::atomic<std::int64_t> back{0};
+  Traits<std::atomic<std::int64_t>>::Load(r2, back, Traits<std::int64_t>::Describe());
+  EXPECT_EQ(back.load(), -42);
+  // complex<f64> is not array<f64,2>, and a bitset is not an array of bools.
+  TypeDesc c, arr;
+  ASSERT_TRUE(ParseTypeDesc("complex<f64>", &c));
+  ASSERT_TRUE(ParseTypeDesc("array<f64,2>", &arr));
+  EXPECT_FALSE(state::Compatible(c, arr));
+  EXPECT_TRUE(state::Compatible(c, c));
+}
+
 TEST(RoundTrip, Structs) {
   demo::Outer o;
   o.name = "outer";

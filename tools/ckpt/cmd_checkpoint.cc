@@ -57,6 +57,12 @@ Result<nlohmann::json> FindGroup(platform::Env* env, const std::string& name) {
                   (known.empty() ? "" : " (running: " + known + ")"));
 }
 
+std::string FormatSeconds(double s) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%g s", s);
+  return b;
+}
+
 int CheckpointGroup(const nlohmann::json& reg, bool exit, double timeout, bool json) {
   int port = reg.value("port", 0);
   std::string name = reg.value("group", std::string());
@@ -66,8 +72,15 @@ int CheckpointGroup(const nlohmann::json& reg, bool exit, double timeout, bool j
   Status st =
       ch.Send(group::Msg::kClientCheckpoint, group::EncodeNote({0, static_cast<std::uint8_t>(exit), ""}));
   if (!st.ok()) return ReportError(st);
-  // The coordinator enforces the members' timeout; this one only guards against a dead coordinator.
-  (void)timeout;
+  // The coordinator enforces the members' own timeout; this one bounds how
+  // long the command waits for its answer.
+  st = ch.WaitReadable(timeout <= 0 ? -1 : static_cast<int>(timeout * 1000));
+  if (st.code() == Code::kTimeout) {
+    return ReportError(Timeout("group " + name + " did not answer within " + FormatSeconds(timeout) +
+                               "; the checkpoint may still complete (see `ckpt inspect` of the group's "
+                               "image directory)"));
+  }
+  if (!st.ok()) return ReportError(st.WithContext("group " + name + "'s coordinator"));
   auto reply = ch.Recv();
   if (!reply.ok()) return ReportError(IoError("group " + name + "'s coordinator ended before answering"));
   group::Note n;
@@ -146,7 +159,7 @@ int Run(CheckpointOptions o) {
           IoError("process " + std::to_string(o.pid) + " exited without writing a checkpoint"));
     }
     return ReportError(Timeout("process " + std::to_string(o.pid) + " reached no safepoint within " +
-                               std::to_string(o.timeout) + " s; the request stays pending"));
+                               FormatSeconds(o.timeout) + "; the request stays pending"));
   }
   std::string image = last.value("last_image", std::string());
   bool exited = false;

@@ -64,6 +64,7 @@ int Run(const DumpCliOptions& o) {
                                 {"sysv_sem_sets", s.sysv_sems},
                                 {"sysv_msg_queues", s.sysv_queues},
                                 {"tree_meta_bytes", s.tree_meta_bytes},
+                                {"page_copy", s.page_copy},
                                 {"frozen_ms", s.frozen_ns / 1e6},
                                 {"total_ms", s.total_ns / 1e6},
                                 {"left_running", o.leave_running}};
