@@ -2,8 +2,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/sched.h>
+#include <sched.h>
 #include <signal.h>
+#include <sys/ipc.h>
 #include <sys/mman.h>
+#include <sys/msg.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
@@ -167,6 +170,32 @@ std::vector<CheckItem> Check() {
       }
     }
     add("vdso", !layout.empty(), false, layout.empty() ? "no vDSO" : layout + " (moved together at restore)");
+  }
+  {
+    // Engine v2: System V objects with exact ids, queues read in place, in a
+    // throw-away IPC namespace so nothing of the host's is touched.
+    int e = InChild(+[]() -> int {
+      if (::unshare(CLONE_NEWIPC) != 0) return errno;
+      int fd = ::open("/proc/sys/kernel/msg_next_id", O_WRONLY);
+      if (fd < 0) return errno;
+      bool w = ::write(fd, "4242", 4) == 4;
+      ::close(fd);
+      if (!w) return EIO;
+      int q = ::msgget(IPC_PRIVATE, IPC_CREAT | 0600);
+      if (q != 4242) return ENOTSUP;
+      struct {
+        long type;
+        char text[8];
+      } m = {7, "ckpt"};
+      if (::msgsnd(q, &m, 5, 0) != 0) return errno;
+      std::memset(&m, 0, sizeof m);
+      if (::msgrcv(q, &m, sizeof m.text, 0, IPC_NOWAIT | 040000 /* MSG_COPY */) != 5 || m.type != 7)
+        return errno;
+      return 0;
+    });
+    add("sysv-ipc", e == 0, false,
+        e == 0 ? "System V ids restored exactly (*_next_id), queues read with MSG_COPY, IPC namespaces"
+               : ErrText(e) + " (trees using System V IPC cannot be dumped or restored)");
   }
   {
     std::ifstream f("/sys/kernel/mm/transparent_hugepage/enabled");

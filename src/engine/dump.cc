@@ -200,12 +200,15 @@ Result<DumpStats> Dump(const DumpOptions& o) {
     std::vector<ProcessModel*> models;
     for (auto& d : md) models.push_back(&d.m);
     std::vector<Blob> tree_blobs;
+    // Communication state (timed apart: DumpStats::comm_ns).
+    std::int64_t tc = NowNs();
     RETURN_IF_ERROR(DumpPipes(pids, models, &tree_blobs));
     SharedMemDump shm;
     for (auto& d : md) RETURN_IF_ERROR(shm.AddMember(d.pid, &d.m, &d.blobs, &t));
     std::vector<SysvMember> sysv_members;
     for (auto& d : md) sysv_members.push_back({d.pid, d.fp, d.gadget});
     RETURN_IF_ERROR(sysv.Collect(sysv_members, o.ipc_ids, o.leave_running, &t));
+    stats.comm_ns += NowNs() - tc;
     for (auto& d : md) {
       ASSIGN_OR_RETURN(d.candidates, CollectPopulatedPages(d.pid, d.m.vmas));
     }
@@ -237,11 +240,15 @@ Result<DumpStats> Dump(const DumpOptions& o) {
       stats.zero_pages_skipped += pages.zero_pages;
       RETURN_IF_ERROR(w.AddSection(kSecPagemap, prefix + "pagemap", "", EncodePagemap(d.m.pagemap)));
     }
+    tc = NowNs();
     for (const auto& b : tree_blobs) RETURN_IF_ERROR(w.AddSection(kSecBlob, b.name, "", b.data));
+    std::int64_t tw = NowNs();
     RETURN_IF_ERROR(shm.WritePages(&w, &t, &stats.shared_bytes));
+    stats.shared_write_ns = NowNs() - tw;
     std::uint64_t before_tree = file->Position();
     RETURN_IF_ERROR(WriteTreeModel(&w, t));
     stats.tree_meta_bytes = file->Position() - before_tree;
+    stats.comm_ns += NowNs() - tc;
     RETURN_IF_ERROR(w.Finish());
     stats.image_bytes = file->Position();
     if (o.leave_running) {

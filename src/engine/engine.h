@@ -47,6 +47,9 @@ struct DumpStats {
   int sysv_sems = 0, sysv_queues = 0;
   std::uint64_t shared_bytes = 0;     // pages of shared objects stored
   std::uint64_t tree_meta_bytes = 0;  // the tree, objects and System V sections
+  // Time spent on communication state (pipes, shared objects, System V
+  // IPC), the shared objects' pages included; and writing those pages alone.
+  std::int64_t comm_ns = 0, shared_write_ns = 0;
   // How private pages were copied: "in-place" (each process wrote its own
   // pages into the image), "readv" (ckpt read and wrote them), or "mixed".
   std::string page_copy;

@@ -177,6 +177,28 @@ Status SetStatusFlags(int fd, std::uint32_t flags, const std::string& what) {
 
 }  // namespace
 
+namespace {
+
+// Writes the bytes a FIFO held at the dump back into it, once per FIFO,
+// while ckpt holds `fd` (so the FIFO has an opener and keeps them).
+Status RefillFifo(const FileRef& fr, int fd, std::uint32_t flags, const image::ImageReader& r,
+                  SharedFds* shared) {
+  std::string name = FifoBlobName(fr);
+  const auto* b = r.Find(kSecBlob, name);
+  if (b == nullptr || !shared->fifos_filled.insert(name).second) return Status::Ok();
+  ASSIGN_OR_RETURN(std::string data, r.ReadSection(*b));
+  int w = fd;
+  if ((flags & O_ACCMODE) == O_RDONLY) {
+    w = ::open(fr.path.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);  // `fd` is a reader: this cannot block
+    if (w < 0) return PosixError("open for refilling", fr.path, errno);
+  }
+  Status st = WriteAll(w, data, "FIFO " + fr.path);
+  if (w != fd) ::close(w);
+  return st;
+}
+
+}  // namespace
+
 SharedFds::~SharedFds() {
   for (const auto& [k, fd] : deleted) ::close(fd);
 }
@@ -198,8 +220,10 @@ Status PrepareFds(const ProcessModel& m, const image::ImageReader& r, const std:
       if (fd < 0) return PosixError("dup", what, errno);
     } else if (shm_object >= 0) {
       // A memfd or /dev/shm file: the object ckpt recreated for the whole tree.
-      std::string self = "/proc/self/fd/" + std::to_string(shared->shm->FdOf(static_cast<std::uint32_t>(shm_object)));
-      fd = ::open(self.c_str(), static_cast<int>(f.flags & ~kOpenStrip & ~O_APPEND & ~O_NOFOLLOW) | O_CLOEXEC);
+      std::string self =
+          "/proc/self/fd/" + std::to_string(shared->shm->FdOf(static_cast<std::uint32_t>(shm_object)));
+      fd =
+          ::open(self.c_str(), static_cast<int>(f.flags & ~kOpenStrip & ~O_APPEND & ~O_NOFOLLOW) | O_CLOEXEC);
       if (fd < 0) return PosixError("reopen shared memory object for", what, errno);
       plan->Own(fd);
     } else if (f.kind == FdKind::kPipe && f.pipe_internal) {
@@ -231,7 +255,8 @@ Status PrepareFds(const ProcessModel& m, const image::ImageReader& r, const std:
         RETURN_IF_ERROR(WriteAll(tmp, data, "recreated " + fr.path));
       }
       std::string self = "/proc/self/fd/" + std::to_string(it->second);
-      fd = ::open(self.c_str(), static_cast<int>(f.flags & ~kOpenStrip & ~O_APPEND & ~O_NOFOLLOW) | O_CLOEXEC);
+      fd =
+          ::open(self.c_str(), static_cast<int>(f.flags & ~kOpenStrip & ~O_APPEND & ~O_NOFOLLOW) | O_CLOEXEC);
       if (fd < 0) return PosixError("reopen recreated", fr.path, errno);
       plan->Own(fd);
     } else {
@@ -244,6 +269,7 @@ Status PrepareFds(const ProcessModel& m, const image::ImageReader& r, const std:
       }
       if (fd < 0) return PosixError("open", fr.path + " (" + what + ")", errno);
       plan->Own(fd);
+      if (f.kind == FdKind::kFifo) RETURN_IF_ERROR(RefillFifo(fr, fd, f.flags, r, shared));
     }
     if (f.dup_of < 0 || opened.count(f.dup_of) == 0) {
       RETURN_IF_ERROR(SetStatusFlags(fd, f.flags, what));

@@ -8,6 +8,7 @@
 #include <sys/types.h>
 
 #include <map>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -65,6 +66,7 @@ class SharedFds {
   const SharedMemRestore* shm;
   const TreeModel* tree;
   std::map<std::pair<std::uint64_t, std::uint64_t>, int> deleted;  // (dev, ino) -> recreated file
+  std::set<std::string> fifos_filled;                              // FIFO blobs already written back
 };
 
 // Opens (or recreates) every descriptor of member `pid` (sections named

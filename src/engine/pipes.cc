@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <set>
+#include <string>
 
 #include "engine/proc.h"
 #include "platform/posix_util.h"
@@ -55,6 +56,10 @@ Status WriteAll(int fd, const std::string& data, const std::string& what) {
 
 }  // namespace
 
+std::string FifoBlobName(const FileRef& fr) {
+  return "fifo." + std::to_string(fr.dev) + "." + std::to_string(fr.ino);
+}
+
 Status DumpPipes(const std::vector<pid_t>& pids, const std::vector<ProcessModel*>& models,
                  std::vector<Blob>* blobs) {
   std::set<std::uint64_t> readers, writers;
@@ -64,8 +69,18 @@ Status DumpPipes(const std::vector<pid_t>& pids, const std::vector<ProcessModel*
     }
   }
   std::set<std::uint64_t> stored;
+  std::set<std::string> fifos;
   for (std::size_t i = 0; i < models.size(); ++i) {
     for (auto& f : models[i]->fds) {
+      if (f.kind == FdKind::kFifo && f.file >= 0 && (f.flags & O_ACCMODE) != O_WRONLY) {
+        // A FIFO one of the processes reads: the bytes buffered in it, once.
+        std::string name = FifoBlobName(models[i]->files[f.file]);
+        if (fifos.insert(name).second) {
+          ASSIGN_OR_RETURN(std::string data, PeekPipe(pids[i], f.fd));
+          if (!data.empty()) blobs->push_back({name, std::move(data)});
+        }
+        continue;
+      }
       if (f.kind != FdKind::kPipe) continue;
       f.pipe_internal = readers.count(f.pipe_ino) != 0 && writers.count(f.pipe_ino) != 0;
       std::string link = ProcPath(pids[i], "fd/" + std::to_string(f.fd));

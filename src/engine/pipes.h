@@ -9,6 +9,7 @@
 #include <sys/types.h>
 
 #include <map>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -18,6 +19,9 @@
 #include "util/status.h"
 
 namespace ckpt::engine {
+
+// The blob holding the bytes buffered in FIFO `fr` ("fifo.DEV.INO").
+std::string FifoBlobName(const FileRef& fr);
 
 // Marks internal pipes in every member's descriptors and stores the bytes
 // buffered in each, once, as blobs. models[i] belongs to process pids[i].

@@ -27,15 +27,15 @@
 #include "engine/mm.h"
 #include "engine/pagemap.h"
 #include "engine/pipes.h"
-#include "engine/shared_mem.h"
-#include "engine/sysv.h"
-#include "engine/tree.h"
 #include "engine/proc.h"
 #include "engine/ptrace.h"
+#include "engine/shared_mem.h"
 #include "engine/signals.h"
+#include "engine/sysv.h"
 #include "engine/task.h"
 #include "engine/threads.h"
 #include "engine/timers.h"
+#include "engine/tree.h"
 #include "engine/vdso.h"
 #include "platform/env.h"
 #include "platform/posix_util.h"
@@ -69,7 +69,8 @@ std::int64_t NowNs() {
   std::string step, warnings;
   if (int e = ChildSetupTask(m.core, &step, &warnings); e != 0) fail(step, e);
   int bad_sig = 0;
-  if (int e = ChildInstallSigactions(m.signals, &bad_sig); e != 0) fail("rt_sigaction(" + std::to_string(bad_sig) + ")", e);
+  if (int e = ChildInstallSigactions(m.signals, &bad_sig); e != 0)
+    fail("rt_sigaction(" + std::to_string(bad_sig) + ")", e);
   for (char& c : warnings) {
     if (c == '\n') c = ';';
   }
@@ -96,7 +97,8 @@ std::uint64_t PickGadgetArea(const ProcessModel& m, const std::vector<MapsEntry>
 
 // Reads member reports until each of `n` members said "O" (or one failed);
 // `status_fds` gets, per member PID, the number of its status descriptor.
-Status ReadMemberReports(int fd, std::size_t n, std::string* warnings, std::map<std::int32_t, int>* status_fds) {
+Status ReadMemberReports(int fd, std::size_t n, std::string* warnings,
+                         std::map<std::int32_t, int>* status_fds) {
   std::string buf;
   std::size_t ok = 0;
   char tmp[4096];
@@ -109,7 +111,8 @@ Status ReadMemberReports(int fd, std::size_t n, std::string* warnings, std::map<
     while ((nl = buf.find('\n')) != std::string::npos) {
       std::string line = buf.substr(0, nl);
       buf.erase(0, nl + 1);
-      if (line.compare(0, 2, "E ") == 0) return FailedPrecondition("restore set-up of process " + line.substr(2));
+      if (line.compare(0, 2, "E ") == 0)
+        return FailedPrecondition("restore set-up of process " + line.substr(2));
       if (line.compare(0, 2, "W ") == 0) *warnings += line.substr(2) + "\n";
       if (line.compare(0, 2, "O ") == 0) {
         ++ok;
@@ -127,10 +130,10 @@ Status ReadMemberReports(int fd, std::size_t n, std::string* warnings, std::map<
 
 // Rebuilds one stopped member `pid` (ckpt's view) from its model; leaves
 // it stopped with its final registers, still traced.
-Status RebuildMember(const ProcessModel& m, const image::ImageReader& reader, const std::string& prefix, pid_t pid,
-                     int status_fd, const std::vector<int>& file_fds, int exe_fd, const TreeModel& t, SharedMemRestore* shm,
-                     SysvRestore* sysv, const Progress& progress, RestoreStats* stats,
-                     std::vector<pid_t>* threads_out) {
+Status RebuildMember(const ProcessModel& m, const image::ImageReader& reader, const std::string& prefix,
+                     pid_t pid, int status_fd, const std::vector<int>& file_fds, int exe_fd,
+                     const TreeModel& t, SharedMemRestore* shm, SysvRestore* sysv, const Progress& progress,
+                     RestoreStats* stats, std::vector<pid_t>* threads_out) {
   RETURN_IF_ERROR(Seize(pid, PTRACE_O_EXITKILL | PTRACE_O_TRACECLONE));
   RETURN_IF_ERROR(Interrupt(pid));
   while (true) {
@@ -152,10 +155,11 @@ Status RebuildMember(const ProcessModel& m, const image::ImageReader& reader, co
   ASSIGN_OR_RETURN(auto child_maps, ReadMaps(pid, false));
   std::uint64_t area = PickGadgetArea(m, child_maps);
   if (area == 0) return Internal("no free address for the gadget area");
-  RETURN_IF_ERROR(inj.Call("mmap gadget area", SYS_mmap,
-                           {area, kGadgetAreaSize, PROT_READ | PROT_WRITE | PROT_EXEC,
-                            MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, static_cast<std::uint64_t>(-1), 0})
-                      .status());
+  RETURN_IF_ERROR(
+      inj.Call("mmap gadget area", SYS_mmap,
+               {area, kGadgetAreaSize, PROT_READ | PROT_WRITE | PROT_EXEC,
+                MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, static_cast<std::uint64_t>(-1), 0})
+          .status());
   RETURN_IF_ERROR(WriteMemory(pid, area, arch::kGadget, arch::kGadgetSize));
   inj.set_gadget(area);
   // The set-up guard: the restored process must outlive ckpt.
@@ -233,7 +237,8 @@ Result<RestoreStats> Restore(const RestoreOptions& o) {
     stats.pages += PagemapPages(plans[i]->m.pagemap);
   }
   stats.members = static_cast<int>(t.members.size());
-  if (o.new_pidns && t.members[0].pid == 1) return NotSupported("the dumped process was PID 1 of its namespace");
+  if (o.new_pidns && t.members[0].pid == 1)
+    return NotSupported("the dumped process was PID 1 of its namespace");
 
   // Shared objects first (System V ones may move ckpt into a fresh IPC
   // namespace, which the forks inherit), then every member's descriptors.
@@ -297,7 +302,9 @@ Result<RestoreStats> Restore(const RestoreOptions& o) {
   SpawnPlan spawn;
   spawn.members = t.members;
   int status_fd = sp[1];
-  spawn.member_main = [&plans, status_fd](std::size_t i) { ChildMain(plans[i]->m, plans[i]->plan, status_fd); };
+  spawn.member_main = [&plans, status_fd](std::size_t i) {
+    ChildMain(plans[i]->m, plans[i]->plan, status_fd);
+  };
   SpawnedTree tree;
   Status spawned = SpawnTree(spawn, sp[1], sp[0], &tree);
   if (own_ns >= 0) {
@@ -332,8 +339,8 @@ Result<RestoreStats> Restore(const RestoreOptions& o) {
       if (plans[i] == nullptr) continue;
       MemberPlan& p = *plans[i];
       RETURN_IF_ERROR(RebuildMember(p.m, *reader, p.prefix, tree.pids[i],
-                                    status_fds.count(p.m.core.pid) != 0 ? status_fds[p.m.core.pid] : -1, p.file_fds, p.exe_fd, t, &shm, &sysv,
-                                    o.progress, &stats, &threads)
+                                    status_fds.count(p.m.core.pid) != 0 ? status_fds[p.m.core.pid] : -1,
+                                    p.file_fds, p.exe_fd, t, &shm, &sysv, o.progress, &stats, &threads)
                           .WithContext("process " + std::to_string(p.m.core.pid)));
     }
     RETURN_IF_ERROR(sysv.Finish(t));

@@ -13,9 +13,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <condition_variable>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <mutex>
+#include <thread>
 
 #include "engine/filetable.h"
 #include "platform/posix_util.h"
@@ -170,45 +173,57 @@ Status SharedMemDump::AddMember(pid_t pid, ProcessModel* m, std::vector<Blob>* b
 }
 
 Status SharedMemDump::WritePages(image::ImageWriter* w, TreeModel* t, std::uint64_t* bytes) {
-  constexpr std::size_t kChunk = 8u << 20;
-  std::unique_ptr<unsigned char[]> buf(new unsigned char[kChunk]);
   for (auto& o : t->objects) {
     int fd = fds_[o.id];
     RETURN_IF_ERROR(w->BeginSection(kSecShmPages, ShmPagesName(o.id), ""));
     std::uint64_t end = PageUp(o.size);
-    std::uint64_t off = 0;
-    while (off < end) {
-      off_t data = ::lseek(fd, static_cast<off_t>(off), SEEK_DATA);
-      if (data < 0 && errno == ENXIO) break;  // only holes left
-      std::uint64_t lo = data < 0 ? off : static_cast<std::uint64_t>(data) & ~(kPage - 1);
-      off_t hole = data < 0 ? -1 : ::lseek(fd, data, SEEK_HOLE);
-      std::uint64_t hi = hole < 0 ? end : std::min(end, PageUp(static_cast<std::uint64_t>(hole)));
-      if (lo >= hi) break;
-      for (std::uint64_t at = lo; at < hi; at += kChunk) {
-        std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(kChunk, hi - at));
-        std::size_t got = 0;
-        while (got < n) {
-          ssize_t r = ::pread(fd, buf.get() + got, n - got, static_cast<off_t>(at + got));
-          if (r < 0 && errno == EINTR) continue;
-          if (r < 0) return PosixError("read shared memory object", std::string(ShmKindName(o.kind)) + " " + o.name, errno);
-          if (r == 0) break;
-          got += static_cast<std::size_t>(r);
-        }
-        std::memset(buf.get() + got, 0, n - got);  // past the end of a segment not a page multiple
-        for (std::size_t p = 0; p < n; p += kPage) {
-          if (IsZeroPage(buf.get() + p)) continue;
-          RETURN_IF_ERROR(w->Write(buf.get() + p, kPage));
-          *bytes += kPage;
-          std::uint64_t a = at + p;
-          if (!o.runs.empty() && o.runs.back().addr + o.runs.back().pages * kPage == a) {
-            ++o.runs.back().pages;
-          } else {
-            o.runs.push_back({a, 1});
-          }
-        }
-      }
-      off = hi;
+    if (end == 0) {
+      RETURN_IF_ERROR(w->EndSection());
+      continue;
     }
+    // Read through a mapping of the object: pages go from it straight into
+    // the image writer, runs of non-zero pages at a time. Holes (pages never
+    // touched) are skipped without being faulted in.
+    void* map = ::mmap(nullptr, end, PROT_READ, MAP_SHARED, fd, 0);
+    if (map == MAP_FAILED) {
+      return PosixError("map shared memory object", std::string(ShmKindName(o.kind)) + " " + o.name, errno);
+    }
+    const auto* base = static_cast<const unsigned char*>(map);
+    Status st = [&]() -> Status {
+      std::uint64_t off = 0;
+      while (off < end) {
+        off_t data = ::lseek(fd, static_cast<off_t>(off), SEEK_DATA);
+        if (data < 0 && errno == ENXIO) break;  // only holes left
+        std::uint64_t lo = data < 0 ? off : static_cast<std::uint64_t>(data) & ~(kPage - 1);
+        off_t hole = data < 0 ? -1 : ::lseek(fd, data, SEEK_HOLE);
+        std::uint64_t hi = hole < 0 ? end : std::min(end, PageUp(static_cast<std::uint64_t>(hole)));
+        if (lo >= hi) break;
+        // Map the data range in one go rather than one fault per page.
+        (void)::madvise(const_cast<unsigned char*>(base) + lo, hi - lo, MADV_POPULATE_READ);
+        std::uint64_t run = lo;  // start of the pending run of non-zero pages
+        auto flush = [&](std::uint64_t upto) -> Status {
+          if (upto == run) return Status::Ok();
+          RETURN_IF_ERROR(w->Write(base + run, upto - run));
+          *bytes += upto - run;
+          if (!o.runs.empty() && o.runs.back().addr + o.runs.back().pages * kPage == run) {
+            o.runs.back().pages += (upto - run) / kPage;
+          } else {
+            o.runs.push_back({run, (upto - run) / kPage});
+          }
+          return Status::Ok();
+        };
+        for (std::uint64_t at = lo; at < hi; at += kPage) {
+          if (!IsZeroPage(base + at)) continue;
+          RETURN_IF_ERROR(flush(at));
+          run = at + kPage;
+        }
+        RETURN_IF_ERROR(flush(hi));
+        off = hi;
+      }
+      return Status::Ok();
+    }();
+    ::munmap(map, end);
+    RETURN_IF_ERROR(st);
     RETURN_IF_ERROR(w->EndSection());
   }
   return Status::Ok();
@@ -281,6 +296,69 @@ Status SharedMemRestore::Create(const TreeModel& t, const image::ImageReader& r)
   return Status::Ok();
 }
 
+namespace {
+
+// Copies the stored runs from `stream` into the object mapped at `base`.
+// Allocating shared memory pages costs more than copying into them, so
+// helper threads allocate (MADV_POPULATE_WRITE, in 8 MiB chunks, in order)
+// ahead of the copy, which this thread does chunk by chunk. The helpers are
+// joined before returning: the caller forks afterwards.
+Status FillRuns(unsigned char* base, const std::vector<PageRun>& runs, image::SectionStream* stream) {
+  constexpr std::uint64_t kChunk = 8u << 20;
+  struct Chunk {
+    unsigned char* p;
+    std::size_t n;
+  };
+  std::vector<Chunk> chunks;
+  for (const auto& run : runs) {
+    for (std::uint64_t at = 0; at < run.pages * kPage; at += kChunk) {
+      chunks.push_back(
+          {base + run.addr + at, static_cast<std::size_t>(std::min(kChunk, run.pages * kPage - at))});
+    }
+  }
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<bool> ready(chunks.size(), false);
+  std::size_t next = 0;
+  bool stop = false;
+  auto helper = [&] {
+    while (true) {
+      std::size_t k;
+      {
+        std::lock_guard<std::mutex> l(mu);
+        if (stop || next >= chunks.size()) return;
+        k = next++;
+      }
+      (void)::madvise(chunks[k].p, chunks[k].n, MADV_POPULATE_WRITE);
+      std::lock_guard<std::mutex> l(mu);
+      ready[k] = true;
+      cv.notify_all();
+    }
+  };
+  std::vector<std::thread> helpers;
+  if (chunks.size() > 1) {
+    unsigned n = std::max(1u, std::min(2u, std::thread::hardware_concurrency()));
+    for (unsigned i = 0; i < n; ++i) helpers.emplace_back(helper);
+  }
+  Status st;
+  for (std::size_t k = 0; k < chunks.size() && st.ok(); ++k) {
+    if (!helpers.empty()) {
+      std::unique_lock<std::mutex> l(mu);
+      cv.wait(l, [&] { return ready[k]; });
+    }
+    st = stream->Read(chunks[k].p, chunks[k].n);
+  }
+  {
+    std::lock_guard<std::mutex> l(mu);
+    stop = true;
+  }
+  for (auto& h : helpers) h.join();
+  RETURN_IF_ERROR(st);
+  return stream->Drain();
+}
+
+}  // namespace
+
 Status SharedMemRestore::Fill(const TreeModel& t, const image::ImageReader& r) {
   for (const auto& o : t.objects) {
     if (o.runs.empty()) continue;
@@ -302,12 +380,12 @@ Status SharedMemRestore::Fill(const TreeModel& t, const image::ImageReader& r) {
     }
     auto* base = static_cast<unsigned char*>(p);
     Status st = [&]() -> Status {
-      ASSIGN_OR_RETURN(auto stream, r.OpenSection(*s));
       for (const auto& run : o.runs) {
-        if (run.addr + run.pages * kPage > len) return Corruption(r.source().Name() + ": run outside " + what);
-        RETURN_IF_ERROR(stream->Read(base + run.addr, run.pages * kPage));
+        if (run.addr + run.pages * kPage > len)
+          return Corruption(r.source().Name() + ": run outside " + what);
       }
-      return stream->Drain();
+      ASSIGN_OR_RETURN(auto stream, r.OpenSection(*s));
+      return FillRuns(base, o.runs, stream.get());
     }();
     if (o.kind == ShmKind::kSysv) {
       ::shmdt(p);
@@ -337,8 +415,10 @@ Status SharedMemRestore::AttachMember(const TreeModel& t, std::int32_t pid, cons
     if (a.pid != pid) continue;
     const ShmObject& o = t.objects[a.object];
     auto v = std::find_if(m.vmas.begin(), m.vmas.end(), [&](const Vma& x) { return x.start == a.start; });
-    if (v == m.vmas.end()) return Corruption("shared mapping " + HexAddr(a.start) + " is not in the memory map");
-    std::string what = "attach " + std::string(ShmKindName(o.kind)) + " " + o.name + " at " + HexAddr(a.start);
+    if (v == m.vmas.end())
+      return Corruption("shared mapping " + HexAddr(a.start) + " is not in the memory map");
+    std::string what =
+        "attach " + std::string(ShmKindName(o.kind)) + " " + o.name + " at " + HexAddr(a.start);
     if (o.kind == ShmKind::kSysv) {
       sysv[{a.object, a.start - a.pgoff}].push_back(&a);
       continue;
@@ -358,11 +438,11 @@ Status SharedMemRestore::AttachMember(const TreeModel& t, std::int32_t pid, cons
       auto v = std::find_if(m.vmas.begin(), m.vmas.end(), [&](const Vma& x) { return x.start == a->start; });
       writable = writable || (v->flags & kVmaMayWrite) != 0;
     }
-    std::string what = "shmat System V segment " + std::to_string(sysv_ids_.at(o.id)) + " at " + HexAddr(base);
-    ASSIGN_OR_RETURN(std::uint64_t got,
-                     inj->Call(what, SYS_shmat,
-                               {static_cast<std::uint64_t>(sysv_ids_.at(o.id)), base,
-                                static_cast<std::uint64_t>(writable ? 0 : SHM_RDONLY)}));
+    std::string what =
+        "shmat System V segment " + std::to_string(sysv_ids_.at(o.id)) + " at " + HexAddr(base);
+    ASSIGN_OR_RETURN(std::uint64_t got, inj->Call(what, SYS_shmat,
+                                                  {static_cast<std::uint64_t>(sysv_ids_.at(o.id)), base,
+                                                   static_cast<std::uint64_t>(writable ? 0 : SHM_RDONLY)}));
     if (got != base) return Internal(what + ": attached at " + HexAddr(got));
     std::uint64_t at = base, end = base + PageUp(o.size);
     std::vector<std::pair<std::uint64_t, std::uint64_t>> covered;

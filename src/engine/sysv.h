@@ -62,6 +62,7 @@ class SysvDump {
  private:
   std::vector<SysvMember> members_;
   std::vector<SemUndo> taken_;  // adjustments read (and consumed) from members
+  std::vector<SemSet> sems_;    // the sets read (ckpt's semops made it their last operator)
 };
 
 class SysvRestore {
@@ -114,6 +115,9 @@ Status DumpSemSets(const std::vector<SysvMember>& members, const std::vector<Ipc
 Status PutBackUndo(const std::vector<SysvMember>& members, const std::vector<SemUndo>& undo);
 Result<int> CreateSemSet(const SemSet& s);
 Status RestoreSemMember(const TreeModel& t, std::int32_t pid, Injector* inj);
+// Makes member `pid` (stopped, `inj`) the last operator ("sempid") of every
+// semaphore of `sets` it operated last at the dump.
+Status RestoreLastOperator(const std::vector<SemSet>& sets, std::int32_t pid, Injector* inj);
 // sysv_msg.cc
 Status DumpMsgQueues(const std::vector<SysvMember>& members, const std::vector<IpcObjectId>& extra,
                      TreeModel* t);

@@ -155,12 +155,24 @@ Status SysvDump::Collect(const std::vector<SysvMember>& members, const std::vect
     }
   }
   RETURN_IF_ERROR(DumpSemSets(members, extra, t, &taken_));
+  sems_ = t->sems;
   return DumpMsgQueues(members, extra, t);
 }
 
 Status SysvDump::PutBack() {
   Status st = PutBackUndo(members_, taken_);
   taken_.clear();
+  // The members that operated a semaphore last are its last operator again.
+  for (const auto& m : members_) {
+    if (!st.ok() || sems_.empty()) break;
+    Injector inj(m.pid, m.gadget);
+    st = inj.Save();
+    if (!st.ok()) break;
+    st = RestoreLastOperator(sems_, m.pid, &inj);
+    Status rs = inj.Restore();
+    if (st.ok()) st = rs;
+  }
+  sems_.clear();
   return st;
 }
 
@@ -173,7 +185,7 @@ Status SysvDump::RemoveObjects(const TreeModel& t) {
     if (o.kind != ShmKind::kSysv) continue;
     struct shmid_ds ds;
     if (::shmctl(o.sysv_id, IPC_STAT, &ds) != 0) continue;  // gone already (IPC_RMID'd)
-    if (ds.shm_nattch != 0) continue;                        // another process still uses it
+    if (ds.shm_nattch != 0) continue;                       // another process still uses it
     if (::shmctl(o.sysv_id, IPC_RMID, nullptr) != 0) {
       keep(PosixError("shmctl(IPC_RMID)", "segment " + std::to_string(o.sysv_id), errno));
     }

@@ -33,7 +33,8 @@ Status DumpMsgQueues(const std::vector<SysvMember>& members, const std::vector<I
     if (row.size() < 7) continue;
     int id = std::atoi(row[1].c_str());
     bool used = pids.count(std::atoi(row[5].c_str())) != 0 || pids.count(std::atoi(row[6].c_str())) != 0;
-    used = used || std::any_of(extra.begin(), extra.end(), [&](const IpcObjectId& x) { return x.kind == 'q' && x.id == id; });
+    used = used || std::any_of(extra.begin(), extra.end(),
+                               [&](const IpcObjectId& x) { return x.kind == 'q' && x.id == id; });
     for (const auto& m : members) {
       used = used || MemberBlockedOn(m, SYS_msgsnd, id) || MemberBlockedOn(m, SYS_msgrcv, id);
     }
@@ -51,7 +52,9 @@ Status DumpMsgQueues(const std::vector<SysvMember>& members, const std::vector<I
     std::string buf(cap, '\0');
     for (msgqnum_t i = 0; i < ds.msg_qnum; ++i) {
       ssize_t n = ::msgrcv(id, buf.data(), cap - sizeof(long), static_cast<long>(i), IPC_NOWAIT | MSG_COPY);
-      if (n < 0) return PosixError("msgrcv(MSG_COPY)", "message " + std::to_string(i) + " of queue " + std::to_string(id), errno);
+      if (n < 0)
+        return PosixError("msgrcv(MSG_COPY)",
+                          "message " + std::to_string(i) + " of queue " + std::to_string(id), errno);
       SysvMessage m;
       long type;
       std::memcpy(&type, buf.data(), sizeof type);

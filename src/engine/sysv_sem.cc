@@ -37,14 +37,16 @@ Result<SemSet> ReadSet(int id) {
   struct semid_ds ds;
   SemArg a;
   a.buf = &ds;
-  if (::semctl(id, 0, IPC_STAT, a) != 0) return PosixError("semctl(IPC_STAT)", "semaphore set " + std::to_string(id), errno);
+  if (::semctl(id, 0, IPC_STAT, a) != 0)
+    return PosixError("semctl(IPC_STAT)", "semaphore set " + std::to_string(id), errno);
   s.key = static_cast<std::int32_t>(ds.sem_perm.__key);
   s.mode = ds.sem_perm.mode & 0777;
   s.uid = ds.sem_perm.uid;
   s.gid = ds.sem_perm.gid;
   std::vector<unsigned short> v(ds.sem_nsems);
   a.array = v.data();
-  if (::semctl(id, 0, GETALL, a) != 0) return PosixError("semctl(GETALL)", "semaphore set " + std::to_string(id), errno);
+  if (::semctl(id, 0, GETALL, a) != 0)
+    return PosixError("semctl(GETALL)", "semaphore set " + std::to_string(id), errno);
   s.values.assign(v.begin(), v.end());
   for (std::size_t i = 0; i < v.size(); ++i) s.sempid.push_back(::semctl(id, static_cast<int>(i), GETPID));
   return s;
@@ -54,7 +56,8 @@ Result<std::vector<unsigned short>> Values(int id, std::size_t n) {
   std::vector<unsigned short> v(n);
   SemArg a;
   a.array = v.data();
-  if (::semctl(id, 0, GETALL, a) != 0) return PosixError("semctl(GETALL)", "semaphore set " + std::to_string(id), errno);
+  if (::semctl(id, 0, GETALL, a) != 0)
+    return PosixError("semctl(GETALL)", "semaphore set " + std::to_string(id), errno);
   return v;
 }
 
@@ -104,12 +107,28 @@ Status DumpSemSets(const std::vector<SysvMember>& members, const std::vector<Ipc
     int id = std::atoi(row[1].c_str());
     auto set = ReadSet(id);
     if (!set.ok()) continue;  // removed meanwhile
-    bool used = std::any_of(extra.begin(), extra.end(), [&](const IpcObjectId& x) { return x.kind == 'e' && x.id == id; });
+    bool used = std::any_of(extra.begin(), extra.end(),
+                            [&](const IpcObjectId& x) { return x.kind == 'e' && x.id == id; });
     for (std::int32_t p : set->sempid) used = used || pids.count(p) != 0;
     for (const auto& m : members) {
       used = used || MemberBlockedOn(m, SYS_semop, id) || MemberBlockedOn(m, SYS_semtimedop, id);
     }
     if (used) t->sems.push_back(std::move(*set));
+  }
+  // Reading the adjustments moves the values for a moment: refused when a
+  // process outside the dump waits on a set (members were interrupted out
+  // of their semop by the freeze, so every waiter counted is an outsider).
+  for (const auto& set : t->sems) {
+    for (std::size_t i = 0; i < set.values.size(); ++i) {
+      int n = ::semctl(set.id, static_cast<int>(i), GETNCNT),
+          z = ::semctl(set.id, static_cast<int>(i), GETZCNT);
+      if (n > 0 || z > 0) {
+        return FailedPrecondition("a process outside the dumped tree waits on System V semaphore set " +
+                                  std::to_string(set.id) + " (semaphore " + std::to_string(i) +
+                                  "); dump the processes that share it together (--tree from their common "
+                                  "ancestor)");
+      }
+    }
   }
   // SEM_UNDO: for each member, every set held at kMid, the member's undo
   // list applied, the differences read, the values back at kMid.
@@ -119,7 +138,8 @@ Status DumpSemSets(const std::vector<SysvMember>& members, const std::vector<Ipc
       ASSIGN_OR_RETURN(auto now, Values(s.id, s.values.size()));
       RETURN_IF_ERROR(SetTo(s.id, now, std::vector<int>(now.size(), kMid)));
     }
-    RETURN_IF_ERROR(DropUndo(m).WithContext("reading the SEM_UNDO adjustments of process " + std::to_string(m.pid)));
+    RETURN_IF_ERROR(
+        DropUndo(m).WithContext("reading the SEM_UNDO adjustments of process " + std::to_string(m.pid)));
     for (const auto& s : t->sems) {
       ASSIGN_OR_RETURN(auto now, Values(s.id, s.values.size()));
       SemUndo u;
@@ -149,7 +169,8 @@ Status DumpSemSets(const std::vector<SysvMember>& members, const std::vector<Ipc
 
 Status PutBackUndo(const std::vector<SysvMember>& members, const std::vector<SemUndo>& undo) {
   for (const auto& u : undo) {
-    auto m = std::find_if(members.begin(), members.end(), [&](const SysvMember& x) { return x.pid == u.pid; });
+    auto m =
+        std::find_if(members.begin(), members.end(), [&](const SysvMember& x) { return x.pid == u.pid; });
     if (m == members.end()) continue;
     Injector inj(m->pid, m->gadget);
     RETURN_IF_ERROR(inj.Save());
@@ -198,9 +219,13 @@ Status RestoreSemMember(const TreeModel& t, std::int32_t pid, Injector* inj) {
       if (u.adj[i] != 0) RETURN_IF_ERROR(GiveAdjustment(inj, u.semid, static_cast<int>(i), u.adj[i]));
     }
   }
+  return RestoreLastOperator(t.sems, pid, inj);
+}
+
+Status RestoreLastOperator(const std::vector<SemSet>& sets, std::int32_t pid, Injector* inj) {
   // The semaphores this member operated last: a +1/-1 pair in one call
   // leaves the value and sets the last operator.
-  for (const auto& s : t.sems) {
+  for (const auto& s : sets) {
     std::vector<std::array<int, 3>> ops;
     for (std::size_t i = 0; i < s.sempid.size(); ++i) {
       if (s.sempid[i] != pid) continue;

@@ -180,6 +180,11 @@ long ForkMember(const SpawnContext& c, std::size_t index) {
   for (std::size_t j = index + 1; j < members.size(); ++j) {
     if (members[j].ppid != me.pid) continue;
     long r = ForkMember(c, j);
+    if (r < 0 && errno == EEXIST) {
+      Say(c.status_fd, "E " + std::to_string(pid) + ": PID " + std::to_string(members[j].pid) +
+                           " (its child) is in use here; stop that process or restore with --pidns");
+      ::_exit(1);
+    }
     if (r < 0) MemberFail(c, pid, "clone3 child " + std::to_string(members[j].pid), errno);
     children.push_back({static_cast<pid_t>(r), members[j].zombie});
   }

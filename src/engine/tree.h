@@ -21,7 +21,7 @@ namespace ckpt::engine {
 
 // Every member of a dumped tree, frozen (alive ones) or noted (zombies).
 struct FrozenTree {
-  std::vector<Member> members;                          // root first, parents before children
+  std::vector<Member> members;                         // root first, parents before children
   std::vector<std::unique_ptr<FrozenProcess>> frozen;  // per member; null for zombies
 };
 

@@ -26,7 +26,8 @@ Status Begin(ByteReader& r, const char* what) {
 }
 
 Status End(ByteReader& r, const char* what) {
-  if (!r.ok() || !r.empty()) return Corruption(std::string("malformed ") + what + " section in process image");
+  if (!r.ok() || !r.empty())
+    return Corruption(std::string("malformed ") + what + " section in process image");
   return Status::Ok();
 }
 

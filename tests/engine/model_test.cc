@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include "engine/tree_model.h"
 #include "image/reader.h"
 #include "image/writer.h"
 
@@ -159,6 +160,99 @@ TEST(EngineModel, RejectsOtherImageKinds) {
 TEST(EngineModel, HexAddr) {
   EXPECT_EQ(HexAddr(0), "0");
   EXPECT_EQ(HexAddr(0x7ffd1864d268ull), "7ffd1864d268");
+}
+
+}  // namespace
+}  // namespace ckpt::engine
+
+// The tree sections (engine/tree_model.h): round trip, member prefixes and
+// rejection of a child listed before its parent.
+namespace ckpt::engine {
+namespace {
+
+TreeModel SampleTree() {
+  TreeModel t;
+  t.members = {
+      {100, 1, 100, 100, false, 0}, {101, 100, 100, 100, false, 0}, {102, 100, 102, 100, true, 7 << 8}};
+  ShmObject o;
+  o.id = 0;
+  o.kind = ShmKind::kSysv;
+  o.size = 3 * 4096 + 10;
+  o.mode = 0600;
+  o.sysv_key = 0x5a000001;
+  o.sysv_id = 32769;
+  o.runs = {{0, 2}, {3 * 4096, 1}};
+  t.objects = {o};
+  t.attaches = {{100, 0x7f0000000000, 0x7f0000004000, 0, 0}, {101, 0x7f0000000000, 0x7f0000004000, 0, 0}};
+  t.fds = {{101, 5, 0}};
+  SemSet s;
+  s.id = 7;
+  s.key = 0x5a000001;
+  s.mode = 0600;
+  s.values = {64, 0, 1};
+  s.sempid = {100, 101, 101};
+  t.sems = {s};
+  t.undo = {{101, 7, {0, 0, -1}}};
+  t.queues = {{9, 0x5b000001, 0640, 0, 0, 16384, {{1, "one"}, {3, std::string(300, 'x')}}}};
+  return t;
+}
+
+Result<TreeModel> ReadTree(const TreeModel& t, bool* is_tree) {
+  image::StringSink sink;
+  image::ImageWriter w(&sink, image::ImageKind::kProcess);
+  EXPECT_TRUE(w.Begin().ok());
+  EXPECT_TRUE(WriteTreeModel(&w, t).ok());
+  EXPECT_TRUE(w.Finish().ok());
+  auto r = image::ImageReader::Open(std::make_unique<image::StringSource>(sink.buffer()));
+  if (!r.ok()) return r.status();
+  return ReadTreeModel(**r, is_tree);
+}
+
+TEST(EngineTreeModel, RoundTrip) {
+  TreeModel t = SampleTree();
+  bool is_tree = false;
+  auto back = ReadTree(t, &is_tree);
+  ASSERT_TRUE(back.ok()) << back.status().message();
+  EXPECT_TRUE(is_tree);
+  ASSERT_EQ(back->members.size(), 3u);
+  EXPECT_EQ(back->members[2].pid, 102);
+  EXPECT_TRUE(back->members[2].zombie);
+  EXPECT_EQ(back->members[2].exit_status, 7 << 8);
+  ASSERT_EQ(back->objects.size(), 1u);
+  EXPECT_EQ(back->objects[0].kind, ShmKind::kSysv);
+  EXPECT_EQ(back->objects[0].sysv_id, 32769);
+  EXPECT_EQ(back->objects[0].runs.size(), 2u);
+  EXPECT_EQ(back->attaches.size(), 2u);
+  EXPECT_EQ(back->fds[0].fd, 5);
+  ASSERT_EQ(back->sems.size(), 1u);
+  EXPECT_EQ(back->sems[0].values, (std::vector<std::uint16_t>{64, 0, 1}));
+  EXPECT_EQ(back->undo[0].adj[2], -1);
+  ASSERT_EQ(back->queues.size(), 1u);
+  EXPECT_EQ(back->queues[0].messages[1].type, 3);
+  EXPECT_EQ(back->queues[0].messages[1].text, std::string(300, 'x'));
+  EXPECT_EQ(SectionPrefix(*back, 101), "101/");
+}
+
+TEST(EngineTreeModel, OneProcessKeepsUnprefixedSections) {
+  TreeModel t;
+  t.members = {{100, 1, 100, 100, false, 0}};
+  EXPECT_EQ(SectionPrefix(t, 100), "");
+}
+
+TEST(EngineTreeModel, RejectsChildBeforeParent) {
+  TreeModel t = SampleTree();
+  std::swap(t.members[0], t.members[1]);
+  bool is_tree = false;
+  auto back = ReadTree(t, &is_tree);
+  ASSERT_FALSE(back.ok());
+  EXPECT_NE(back.status().message().find("before its parent"), std::string::npos);
+}
+
+TEST(EngineTreeModel, RejectsRunOutsideObject) {
+  TreeModel t = SampleTree();
+  t.objects[0].runs.push_back({8 * 4096, 1});
+  bool is_tree = false;
+  EXPECT_FALSE(ReadTree(t, &is_tree).ok());
 }
 
 }  // namespace

@@ -5,7 +5,7 @@
 #   run_faults.sh CKPT BINDIR CASE
 # CASE: exit-during-dump | corrupt-image | truncated-image | mapped-file-changed
 #       | pid-taken | no-such-process | not-an-image | inspect-json
-#       | ipc-taken | tree-restore-fails-late | seccomp
+#       | ipc-taken | tree-restore-fails-late | tree-child-pid-taken | seccomp
 set -u
 CKPT=$1 BIN=$2 CASE=$3
 W=$(mktemp -d /tmp/ckpt-faults.XXXXXX)
@@ -140,7 +140,7 @@ PY
     start zdtm_sysv_pc
     "$CKPT" dump "$PID" -D "$W/img" --tree >/dev/null || fail "dump"
     wait "$PID" 2>/dev/null
-    key=$(cat "$W/ipc_keys")
+    key=$(head -1 "$W/ipc_keys")
     (cd "$W" && "$(dirname "$0")/occupy_keys.sh")
     expect_error 3 "taken.*--ipc-ns new" "$CKPT" restore -D "$W/img"
     no_process "$PID"
@@ -152,11 +152,33 @@ PY
     start zdtm_sysv_pc
     "$CKPT" dump "$PID" -D "$W/img" --tree >/dev/null || fail "dump"
     wait "$PID" 2>/dev/null
-    key=$(printf '0x%08x' "$(cat "$W/ipc_keys")")
+    key=$(printf "0x%08x" "$(head -1 "$W/ipc_keys")")
     CKPT_ENGINE_FAULT=fail-restore-late expect_error 1 "last step" "$CKPT" restore -D "$W/img"
     no_process "$PID"
     no_process "$((PID + 1))"
     [ "$(ipcs -m -s | grep -ci "$key")" = 0 ] || { ipcs -m -s; fail "System V objects were left behind"; }
+    ;;
+  tree-child-pid-taken)
+    # The root's PID is free but a child's is taken: a clear error naming
+    # it, and nothing of the tree left running.
+    start zdtm_tree
+    "$CKPT" dump "$PID" -D "$W/img" --tree >/dev/null || fail "dump"
+    wait "$PID" 2>/dev/null
+    child=$("$CKPT" inspect "$W/img" --json | python3 -c "import json,sys; print(json.load(sys.stdin)['tree']['members'][1]['pid'])")
+    sleep 0.2
+    # Take the child's PID with a sleeping process (ns_last_pid; retried, as
+    # other processes may take it first).
+    HOLDER=""
+    for _ in 1 2 3 4 5; do
+      echo $((child - 1)) >/proc/sys/kernel/ns_last_pid
+      sleep 5 &
+      if [ $! = "$child" ]; then HOLDER=$!; break; fi
+      kill $! 2>/dev/null
+    done
+    [ -n "$HOLDER" ] || { echo "could not take PID $child; skipped"; echo "PASS ($CASE)"; exit 0; }
+    expect_error 3 "PID $child (its child) is in use" "$CKPT" restore -D "$W/img"
+    no_process "$PID"
+    kill "$HOLDER" 2>/dev/null
     ;;
   *) fail "unknown case" ;;
 esac

@@ -77,8 +77,10 @@ int main(int argc, char** argv) {
     uint32_t batch[64];
     for (int i = 0; i < 64; i++) batch[i] = issued + i;
     ssize_t n = write(tp[1], batch, sizeof batch);
-    if (n == (ssize_t)sizeof batch) issued += 64;
-    else if (n > 0) return zdtm_fail("partial write of a task batch");
+    if (n == (ssize_t)sizeof batch)
+      issued += 64;
+    else if (n > 0)
+      return zdtm_fail("partial write of a task batch");
     struct pollfd pf = {rp[0], POLLIN, 0};
     if (poll(&pf, 1, 5) > 0) {
       uint32_t r[64];
@@ -113,8 +115,8 @@ int main(int argc, char** argv) {
   for (uint32_t t = 0; t < issued; t++) {
     if (sh->answer[t] != answer_of(t)) return zdtm_fail("shared answer of task %u is wrong", t);
   }
-  if (atomic_load(&sh->answered) != issued) return zdtm_fail("shared counter %llu, issued %u",
-                                                             (unsigned long long)sh->answered, issued);
+  if (atomic_load(&sh->answered) != issued)
+    return zdtm_fail("shared counter %llu, issued %u", (unsigned long long)sh->answered, issued);
   if (atomic_load(mfd_count) != issued) return zdtm_fail("memfd counter wrong");
   if (strcmp(mm + 4096, "memfd pattern survives") != 0) return zdtm_fail("memfd pattern lost");
   s = 99;

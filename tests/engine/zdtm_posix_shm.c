@@ -93,8 +93,8 @@ int main(int argc, char** argv) {
   snprintf(name_full, sizeof name_full, "/zdtm-%d-full", me);
   snprintf(name_mutex, sizeof name_mutex, "/zdtm-%d-mutex", me);
   char files[512];
-  snprintf(files, sizeof files, "zdtm-%d-ring\nsem.zdtm-%d-empty\nsem.zdtm-%d-full\nsem.zdtm-%d-mutex\n", me, me, me,
-           me);
+  snprintf(files, sizeof files, "zdtm-%d-ring\nsem.zdtm-%d-empty\nsem.zdtm-%d-full\nsem.zdtm-%d-mutex\n", me,
+           me, me, me);
   zdtm_write("shm_files", files); /* the harness removes what is left */
   int fd = shm_open(name_ring, O_CREAT | O_EXCL | O_RDWR, 0600);
   if (fd < 0 || ftruncate(fd, sizeof(struct ring)) != 0) return zdtm_fail("shm_open: %s", strerror(errno));
@@ -135,8 +135,9 @@ int main(int argc, char** argv) {
   for (;;) {
     uint64_t v = take(r);
     if (v == SENTINEL) break;
-    if (v != want) return unlink_all(), zdtm_fail("sequence: got %llu, expected %llu", (unsigned long long)v,
-                                                  (unsigned long long)want);
+    if (v != want)
+      return unlink_all(),
+             zdtm_fail("sequence: got %llu, expected %llu", (unsigned long long)v, (unsigned long long)want);
     want++;
     if (!readied && want > 50) {
       readied = 1;
@@ -152,7 +153,8 @@ int main(int argc, char** argv) {
     sem_getvalue(s_empty, &a);
     sem_getvalue(s_full, &b);
     sem_getvalue(s_mutex, &c);
-    if (a != SLOTS || b != 0 || c != 1) return unlink_all(), zdtm_fail("semaphores %d %d %d at the end", a, b, c);
+    if (a != SLOTS || b != 0 || c != 1)
+      return unlink_all(), zdtm_fail("semaphores %d %d %d at the end", a, b, c);
   } else if (pthread_mutex_trylock(&r->mu) != 0) {
     return unlink_all(), zdtm_fail("mutex still held at the end");
   }
@@ -164,7 +166,8 @@ int main(int argc, char** argv) {
   fd = shm_open(name_ring, O_RDWR, 0);
   if (fd < 0) return unlink_all(), zdtm_fail("%s is gone from /dev/shm", name_ring);
   struct ring* again = mmap(NULL, sizeof *again, PROT_READ, MAP_SHARED, fd, 0);
-  if (again == MAP_FAILED || again->head != r->head) return unlink_all(), zdtm_fail("%s is another object", name_ring);
+  if (again == MAP_FAILED || again->head != r->head)
+    return unlink_all(), zdtm_fail("%s is another object", name_ring);
   unlink_all();
   return zdtm_pass();
 }

@@ -71,8 +71,8 @@ int main(int argc, char** argv) {
       break;
     }
     if (!check(&m, n, m.type, next[m.type]))
-      return msgctl(q, IPC_RMID, NULL), zdtm_fail("type %ld: message %llu wrong or out of order: '%.*s'", m.type,
-                                                  next[m.type], (int)n, m.text);
+      return msgctl(q, IPC_RMID, NULL), zdtm_fail("type %ld: message %llu wrong or out of order: '%.*s'",
+                                                  m.type, next[m.type], (int)n, m.text);
     next[m.type]++;
     if (!readied && next[1] > 30) {
       readied = 1;
@@ -87,10 +87,12 @@ int main(int argc, char** argv) {
     for (;;) {
       ssize_t n = msgrcv(q, &m, sizeof m.text, type, IPC_NOWAIT);
       if (n < 0) break;
-      if (!check(&m, n, type, got)) return msgctl(q, IPC_RMID, NULL), zdtm_fail("type %ld message %llu wrong", type, got);
+      if (!check(&m, n, type, got))
+        return msgctl(q, IPC_RMID, NULL), zdtm_fail("type %ld message %llu wrong", type, got);
       got++;
     }
-    if (got != want || want != 10) return msgctl(q, IPC_RMID, NULL), zdtm_fail("type %ld: %llu messages, sent %llu", type, got, want);
+    if (got != want || want != 10)
+      return msgctl(q, IPC_RMID, NULL), zdtm_fail("type %ld: %llu messages, sent %llu", type, got, want);
   }
   struct msqid_ds ds;
   if (msgctl(q, IPC_STAT, &ds) != 0) return zdtm_fail("queue %d gone", q);

@@ -29,7 +29,7 @@ struct ring {
   uint64_t pattern[PATTERN_WORDS];
 };
 
-static int semid;
+static int semid, quiet, lonely;
 static int hold;
 
 static int op(int num, int delta, int undo) {
@@ -43,6 +43,10 @@ static int op(int num, int delta, int undo) {
 
 static int produce(struct ring* r) {
   if (op(ALIVE, 1, 1) != 0) return 40;
+  /* A second set, operated once and then left alone: it must still be
+   * found (and its adjustment kept) by every later dump. */
+  struct sembuf q = {0, -1, SEM_UNDO};
+  if (semop(quiet, &q, 1) != 0) return 46;
   uint64_t seq = 0;
   for (;;) {
     int stop = zdtm_should_stop();
@@ -62,6 +66,8 @@ static int produce(struct ring* r) {
 static int cleanup(int shmid) {
   shmctl(shmid, IPC_RMID, NULL);
   semctl(semid, 0, IPC_RMID);
+  semctl(quiet, 0, IPC_RMID);
+  semctl(lonely, 0, IPC_RMID);
   return 0;
 }
 
@@ -73,8 +79,16 @@ int main(int argc, char** argv) {
   if (shmid < 0) return zdtm_fail("shmget: %s", strerror(errno));
   semid = semget(key, NSEMS, IPC_CREAT | IPC_EXCL | 0600);
   if (semid < 0) return cleanup(shmid), zdtm_fail("semget: %s", strerror(errno));
+  quiet = semget(key | 0x800000, 1, IPC_CREAT | IPC_EXCL | 0600);
+  if (quiet < 0 || semctl(quiet, 0, SETVAL, 3) != 0) return cleanup(shmid), zdtm_fail("quiet set");
+  /* A third set the consumer operates once, without SEM_UNDO: ckpt's own
+   * semops while it reads adjustments must not hide it from later dumps. */
+  lonely = semget(key | 0x400000, 1, IPC_CREAT | IPC_EXCL | 0600);
+  struct sembuf once = {0, 1, 0};
+  if (lonely < 0 || semop(lonely, &once, 1) != 0) return cleanup(shmid), zdtm_fail("lonely set");
   char keys[128];
-  snprintf(keys, sizeof keys, "%d\n", key); /* the harness removes what is left */
+  snprintf(keys, sizeof keys, "%d\n%d\n%d\n", key, key | 0x800000,
+           key | 0x400000); /* the harness removes what is left */
   zdtm_write("ipc_keys", keys);
   unsigned short init[NSEMS] = {SLOTS, 0, 1, 5};
   if (semctl(semid, 0, SETALL, init) != 0) return cleanup(shmid), zdtm_fail("SETALL");
@@ -88,15 +102,17 @@ int main(int argc, char** argv) {
   int readied = 0;
   for (;;) {
     int e = op(FULL, -1, 0);
-    if (e != 0) return cleanup(shmid), zdtm_fail("consumer semop(FULL) %s", e == -2 ? "EINTR" : strerror(errno));
+    if (e != 0)
+      return cleanup(shmid), zdtm_fail("consumer semop(FULL) %s", e == -2 ? "EINTR" : strerror(errno));
     if (op(MUTEX, -1, 1) != 0) return cleanup(shmid), zdtm_fail("consumer lock");
     uint64_t v = r->slot[r->tail % SLOTS];
     r->tail++;
     if (op(MUTEX, 1, 1) != 0) return cleanup(shmid), zdtm_fail("consumer unlock");
     if (op(EMPTY, 1, 0) != 0) return cleanup(shmid), zdtm_fail("consumer semop(EMPTY)");
     if (v == SENTINEL) break;
-    if (v != want) return cleanup(shmid), zdtm_fail("sequence: got %llu, expected %llu", (unsigned long long)v,
-                                                    (unsigned long long)want);
+    if (v != want)
+      return cleanup(shmid),
+             zdtm_fail("sequence: got %llu, expected %llu", (unsigned long long)v, (unsigned long long)want);
     want++;
     if (!readied && want > 50) {
       readied = 1;
@@ -108,12 +124,21 @@ int main(int argc, char** argv) {
   if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) return cleanup(shmid), zdtm_fail("producer status %#x", st);
   unsigned short v[NSEMS];
   if (semctl(semid, 0, GETALL, v) != 0) return cleanup(shmid), zdtm_fail("GETALL");
-  if (v[ALIVE] != 5) return cleanup(shmid), zdtm_fail("alive is %u after the producer's exit: its SEM_UNDO was not "
-                                                      "applied exactly once", v[ALIVE]);
+  if (v[ALIVE] != 5)
+    return cleanup(shmid), zdtm_fail(
+                               "alive is %u after the producer's exit: its SEM_UNDO was not "
+                               "applied exactly once",
+                               v[ALIVE]);
+  int lv = semctl(lonely, 0, GETVAL);
+  if (lv != 1)
+    return cleanup(shmid), zdtm_fail("lonely set: %d (%s)", lv, lv < 0 ? strerror(errno) : "wrong value");
+  int qv = semctl(quiet, 0, GETVAL);
+  if (qv != 3) return cleanup(shmid), zdtm_fail("quiet set is %d after the producer's exit, not 3", qv);
   if (v[MUTEX] != 1 || v[FULL] != 0 || v[EMPTY] != SLOTS)
     return cleanup(shmid), zdtm_fail("semaphores %u %u %u at the end", v[EMPTY], v[FULL], v[MUTEX]);
-  if (r->head != r->tail) return cleanup(shmid), zdtm_fail("ring head %llu tail %llu", (unsigned long long)r->head,
-                                                           (unsigned long long)r->tail);
+  if (r->head != r->tail)
+    return cleanup(shmid),
+           zdtm_fail("ring head %llu tail %llu", (unsigned long long)r->head, (unsigned long long)r->tail);
   s = 7;
   for (size_t i = 0; i < PATTERN_WORDS; i++) {
     if (r->pattern[i] != zdtm_rand(&s)) return cleanup(shmid), zdtm_fail("segment pattern differs at %zu", i);

@@ -26,7 +26,7 @@ int Run(const RestoreCliOptions& o) {
   r.dir = o.dir;
   r.detach = o.detach;
   r.new_pidns = o.pidns;
-  r.ipc_ns = o.ipc_ns == "new" ? engine::IpcNsMode::kNew
+  r.ipc_ns = o.ipc_ns == "new"    ? engine::IpcNsMode::kNew
              : o.ipc_ns == "auto" ? engine::IpcNsMode::kAuto
                                   : engine::IpcNsMode::kHost;
   ProgressLine line("restoring memory", o.progress);

@@ -40,8 +40,8 @@ Status DescribeProcessImage(const image::ImageReader& r, nlohmann::ordered_json*
   if (is_tree) {
     nlohmann::ordered_json members = nlohmann::ordered_json::array();
     for (const auto& mb : t.members) {
-      members.push_back({{"pid", mb.pid}, {"ppid", mb.ppid}, {"pgid", mb.pgid}, {"sid", mb.sid},
-                         {"zombie", mb.zombie}});
+      members.push_back(
+          {{"pid", mb.pid}, {"ppid", mb.ppid}, {"pgid", mb.pgid}, {"sid", mb.sid}, {"zombie", mb.zombie}});
     }
     nlohmann::ordered_json objects = nlohmann::ordered_json::array();
     for (const auto& o : t.objects) {
@@ -131,8 +131,8 @@ void PrintProcessImage(const nlohmann::ordered_json& j) {
       std::printf("  pid %-8d ppid %-8d pgid %-8d sid %-8d%s\n", m["pid"].get<int>(), m["ppid"].get<int>(),
                   m["pgid"].get<int>(), m["sid"].get<int>(), m["zombie"].get<bool>() ? " zombie" : "");
     }
-    std::printf("shared      %zu objects, %zu semaphore sets, %zu message queues\n", t["shared_objects"].size(),
-                t["sysv_sem_sets"].size(), t["sysv_msg_queues"].size());
+    std::printf("shared      %zu objects, %zu semaphore sets, %zu message queues\n",
+                t["shared_objects"].size(), t["sysv_sem_sets"].size(), t["sysv_msg_queues"].size());
     for (const auto& o : t["shared_objects"]) {
       std::printf("  %-4d %-12s %10s %10s stored  %d mappings  %s\n", o["id"].get<int>(),
                   o["kind"].get<std::string>().c_str(), HumanBytes(o["size"].get<std::uint64_t>()).c_str(),
