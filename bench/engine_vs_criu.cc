@@ -35,29 +35,13 @@
 #include <string>
 #include <vector>
 
+#include "bench_util.h"
+
 namespace {
 
-double Now() {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
-}
-
-double Median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0 : v[v.size() / 2];
-}
-
-void Fill(unsigned char* p, std::size_t bytes, std::uint64_t seed) {
-  std::uint64_t s = seed | 1;
-  for (std::size_t i = 0; i + 8 <= bytes; i += 8) {
-    s ^= s >> 12;
-    s ^= s << 25;
-    s ^= s >> 27;
-    std::uint64_t v = s * 2685821657736338717ull;
-    std::memcpy(p + i, &v, 8);
-  }
-}
+using ckpt::bench::Fill;
+using ckpt::bench::Median;
+using ckpt::bench::Now;
 
 // Detaches the workload from the benchmark: own session, stdio on /dev/null
 // (CRIU refuses inherited terminals without --shell-job).
