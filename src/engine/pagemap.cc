@@ -384,30 +384,27 @@ void EncodeFrameHeader(unsigned char* h, std::uint32_t raw, std::uint64_t sum) {
   EncodeU64(h + 8, sum);
 }
 
-Status PwriteAll(int fd, const void* p, std::size_t n, std::uint64_t off) {
-  const auto* c = static_cast<const unsigned char*>(p);
+// pwrite or pread of all `n` bytes at `off`, resuming after short transfers.
+Status FullIo(bool write, int fd, void* p, std::size_t n, std::uint64_t off) {
+  auto* c = static_cast<unsigned char*>(p);
   while (n > 0) {
-    ssize_t w = ::pwrite(fd, c, n, static_cast<off_t>(off));
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) return PosixError("write", "the image", w < 0 ? errno : EIO);
-    c += w;
-    n -= static_cast<std::size_t>(w);
-    off += static_cast<std::uint64_t>(w);
+    ssize_t done =
+        write ? ::pwrite(fd, c, n, static_cast<off_t>(off)) : ::pread(fd, c, n, static_cast<off_t>(off));
+    if (done < 0 && errno == EINTR) continue;
+    if (done <= 0) return PosixError(write ? "write" : "read back", "the image", done < 0 ? errno : EIO);
+    c += done;
+    n -= static_cast<std::size_t>(done);
+    off += static_cast<std::uint64_t>(done);
   }
   return Status::Ok();
 }
 
+Status PwriteAll(int fd, const void* p, std::size_t n, std::uint64_t off) {
+  return FullIo(true, fd, const_cast<void*>(p), n, off);
+}
+
 Status PreadAll(int fd, void* p, std::size_t n, std::uint64_t off) {
-  auto* c = static_cast<unsigned char*>(p);
-  while (n > 0) {
-    ssize_t r = ::pread(fd, c, n, static_cast<off_t>(off));
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) return PosixError("read back", "the image", r < 0 ? errno : EIO);
-    c += r;
-    n -= static_cast<std::size_t>(r);
-    off += static_cast<std::uint64_t>(r);
-  }
-  return Status::Ok();
+  return FullIo(false, fd, p, n, off);
 }
 
 }  // namespace
