@@ -18,32 +18,14 @@
 #include <string>
 #include <vector>
 
+#include "bench_util.h"
 #include "engine/engine.h"
 
 namespace {
 
-double Now() {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
-}
-
-double Median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-
-// Fills `bytes` of memory with data that neither compresses nor is zero.
-void Fill(unsigned char* p, std::size_t bytes) {
-  std::uint64_t s = 0x9e3779b97f4a7c15ull;
-  for (std::size_t i = 0; i + 8 <= bytes; i += 8) {
-    s ^= s >> 12;
-    s ^= s << 25;
-    s ^= s >> 27;
-    std::uint64_t v = s * 2685821657736338717ull;
-    std::memcpy(p + i, &v, 8);
-  }
-}
+using ckpt::bench::Fill;
+using ckpt::bench::Median;
+using ckpt::bench::Now;
 
 // The process to dump: this program re-executed with `--target`, so that it
 // holds the N MiB and nothing else of the benchmark's own memory.

@@ -6,7 +6,9 @@
 // does not fsync). It never fetches or builds CRIU: give the binary's path;
 // without one (or when it cannot run) it says so and exits 0.
 //   engine_vs_criu --criu PATH [--ckpt PATH] [--workload heap|sysv-pair]
-//                  [--mib N] [--reps R] [--dir DIR]
+//                  [--mib N] [--reps R] [--dir DIR] [--also-readv]
+// --also-readv adds ckpt copying the pages itself (CKPT_ENGINE_DUMP_COPY=readv)
+// as a fourth contender.
 // Workloads: `heap`, one process with N MiB of populated, incompressible
 // private memory (default 1024); `sysv-pair`, two processes sharing an
 // N MiB System V segment (default 256) and a semaphore, run inside a fresh
@@ -33,29 +35,13 @@
 #include <string>
 #include <vector>
 
+#include "bench_util.h"
+
 namespace {
 
-double Now() {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
-}
-
-double Median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0 : v[v.size() / 2];
-}
-
-void Fill(unsigned char* p, std::size_t bytes, std::uint64_t seed) {
-  std::uint64_t s = seed | 1;
-  for (std::size_t i = 0; i + 8 <= bytes; i += 8) {
-    s ^= s >> 12;
-    s ^= s << 25;
-    s ^= s >> 27;
-    std::uint64_t v = s * 2685821657736338717ull;
-    std::memcpy(p + i, &v, 8);
-  }
-}
+using ckpt::bench::Fill;
+using ckpt::bench::Median;
+using ckpt::bench::Now;
 
 // Detaches the workload from the benchmark: own session, stdio on /dev/null
 // (CRIU refuses inherited terminals without --shell-job).
@@ -101,7 +87,10 @@ struct Options {
   std::string criu, ckpt, workload = "heap", dir = "/var/tmp/ckpt-vs-criu";
   std::size_t mib = 0;
   int reps = 5;
+  bool also_readv = false;  // also time ckpt copying pages itself (CKPT_ENGINE_DUMP_COPY=readv)
 };
+
+enum class Tool { kCkpt, kCkptReadv, kCriu };
 
 // Starts the workload (this program re-executed) and returns its PID once it
 // is ready. For CRIU the sysv-pair workload runs in a new IPC namespace (it
@@ -127,9 +116,10 @@ pid_t StartTarget(const Options& o, bool criu) {
 }
 
 // Runs a command, its output to `log`; returns its exit status (or -1).
-int Run(const std::vector<std::string>& argv, const std::string& log) {
+int Run(const std::vector<std::string>& argv, const std::string& log, const char* env_set = nullptr) {
   pid_t c = fork();
   if (c == 0) {
+    if (env_set != nullptr) putenv(const_cast<char*>(env_set));
     int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
     if (fd >= 0) {
       dup2(fd, 1);
@@ -164,7 +154,9 @@ struct Times {
   int failures = 0;
 };
 
-bool OneRound(const Options& o, bool criu, Times* t, const std::string& log) {
+bool OneRound(const Options& o, Tool tool, Times* t, const std::string& log) {
+  bool criu = tool == Tool::kCriu;
+  const char* env_set = tool == Tool::kCkptReadv ? "CKPT_ENGINE_DUMP_COPY=readv" : nullptr;
   pid_t pid = StartTarget(o, criu);
   if (pid < 0) return false;
   std::string img = o.dir + (criu ? "/criu" : "/ckpt");
@@ -182,7 +174,7 @@ bool OneRound(const Options& o, bool criu, Times* t, const std::string& log) {
   }
   ::sync();
   double t0 = Now();
-  int rc = Run(dump, log);
+  int rc = Run(dump, log, env_set);
   double t1 = Now();
   KillTree(pid);  // the dump killed it; reap it (and its child) so the PIDs are free
   if (rc != 0) {
@@ -248,10 +240,12 @@ int main(int argc, char** argv) {
       o.reps = std::atoi(next().c_str());
     else if (a == "--dir")
       o.dir = next();
+    else if (a == "--also-readv")
+      o.also_readv = true;
     else {
       std::fprintf(stderr,
                    "usage: engine_vs_criu --criu PATH [--ckpt PATH] [--workload heap|sysv-pair] [--mib N] "
-                   "[--reps R] [--dir DIR]\n");
+                   "[--reps R] [--dir DIR] [--also-readv]\n");
       return 2;
     }
   }
@@ -287,7 +281,7 @@ int main(int argc, char** argv) {
   }
   // Restored processes outlive the restoring command: they become ours to reap.
   prctl(PR_SET_CHILD_SUBREAPER, 1);
-  Times ck, cr;
+  Times ck, cr, ckr;
   std::vector<double> raw;
   const std::size_t raw_bytes = o.mib << 20;
   auto* raw_buf = static_cast<unsigned char*>(
@@ -295,22 +289,26 @@ int main(int argc, char** argv) {
   Fill(raw_buf, raw_bytes, 7);
   for (int rep = 0; rep < o.reps; ++rep) {
     // The raw write, ckpt and CRIU take turns going first.
-    for (int k = 0; k < 3; ++k) {
-      int who = (k + rep) % 3;
+    const int n = o.also_readv ? 4 : 3;
+    for (int k = 0; k < n; ++k) {
+      int who = (k + rep) % n;
       if (who == 0) {
         raw.push_back(RawWrite(o.dir, raw_buf, raw_bytes));
         continue;
       }
-      bool criu = who == 2;
-      if (!OneRound(o, criu, criu ? &cr : &ck, log)) {
+      Tool tool = who == 1 ? Tool::kCkpt : who == 2 ? Tool::kCriu : Tool::kCkptReadv;
+      Times* times = tool == Tool::kCkpt ? &ck : tool == Tool::kCriu ? &cr : &ckr;
+      if (!OneRound(o, tool, times, log)) {
         std::fprintf(stderr, "cannot start the workload\n");
         return 1;
       }
     }
     if (std::getenv("ENGINE_BENCH_VERBOSE") != nullptr && ck.dump.size() == cr.dump.size() &&
         !ck.dump.empty()) {
-      std::printf("  rep %d: raw write %.3f  ckpt dump %.3f restore %.3f  criu dump %.3f restore %.3f\n", rep,
+      std::printf("  rep %d: raw write %.3f  ckpt dump %.3f restore %.3f  criu dump %.3f restore %.3f", rep,
                   raw.back(), ck.dump.back(), ck.restore.back(), cr.dump.back(), cr.restore.back());
+      if (!ckr.dump.empty()) std::printf("  ckpt-readv dump %.3f", ckr.dump.back());
+      std::printf("\n");
     }
   }
   std::printf("engine_vs_criu: workload %s, %zu MiB, %d reps (median), images in %s, page cache (no fsync)\n",
@@ -321,11 +319,15 @@ int main(int argc, char** argv) {
               ck.failures);
   std::printf("  criu   dump %.3f s   restore %.3f s   (%d failed)\n", Median(cr.dump), Median(cr.restore),
               cr.failures);
+  if (o.also_readv) {
+    std::printf("  ckpt with CKPT_ENGINE_DUMP_COPY=readv: dump %.3f s   restore %.3f s   (%d failed)\n",
+                Median(ckr.dump), Median(ckr.restore), ckr.failures);
+  }
   if (!ck.dump.empty() && !cr.dump.empty()) {
     std::printf("  criu / ckpt: dump %.2fx   restore %.2fx   (above 1: ckpt faster)\n",
                 Median(cr.dump) / Median(ck.dump), Median(cr.restore) / Median(ck.restore));
   }
   Run({"/bin/rm", "-rf", o.dir + "/ckpt", o.dir + "/criu", o.dir + "/raw.bin"}, "/dev/null");
   munmap(raw_buf, raw_bytes);
-  return ck.failures + cr.failures == 0 ? 0 : 1;
+  return ck.failures + cr.failures + ckr.failures == 0 ? 0 : 1;
 }

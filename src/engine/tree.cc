@@ -128,7 +128,24 @@ void Say(int fd, const std::string& line) {
   ::_exit(1);
 }
 
-// clone3 with set_tid = `want`; waits a while for a zombie holding the PID.
+// True if the process holding `pid` is on its way out: a zombie, or killed
+// and still tearing down (`ckpt dump` returns right after its SIGKILL, and
+// freeing a large address space takes the kernel ~0.1 s/GiB).
+bool PidGoingAway(pid_t pid) {
+  auto stat = ReadStat(pid);
+  if (!stat.ok()) return true;  // gone meanwhile
+  if (stat->empty()) return false;
+  const std::string& state = (*stat)[0];
+  if (state == "Z" || state == "X" || state == "x") return true;
+  constexpr unsigned long kPfExiting = 0x4;
+  if (stat->size() > 6 && (std::strtoul((*stat)[6].c_str(), nullptr, 10) & kPfExiting) != 0) return true;
+  auto pending = StatusField(pid, "ShdPnd");  // SIGKILL queued for the whole process
+  return pending.ok() && !pending->empty() &&
+         ((std::strtoull(pending->c_str(), nullptr, 16) >> (SIGKILL - 1)) & 1) != 0;
+}
+
+// clone3 with set_tid = `want`; waits a while for a dying process or a
+// zombie holding the PID.
 long CloneWithPid(pid_t want, std::uint64_t flags) {
   std::int64_t deadline = NowNs() + 5000000000LL;
   while (true) {
@@ -141,9 +158,7 @@ long CloneWithPid(pid_t want, std::uint64_t flags) {
     ca.set_tid_size = 1;
     long r = ::syscall(SYS_clone3, &ca, sizeof ca);
     if (r >= 0 || errno != EEXIST || NowNs() >= deadline) return r;
-    auto stat = ReadStat(want);
-    bool zombie = stat.ok() && !stat->empty() && (*stat)[0] == "Z";
-    if (!zombie && stat.ok()) return r;  // a live process holds it
+    if (!PidGoingAway(want)) return r;  // a live process holds it
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
 }
