@@ -93,6 +93,9 @@ int main(int argc, char** argv) {
   unsigned short init[NSEMS] = {SLOTS, 0, 1, 5};
   if (semctl(semid, 0, SETALL, init) != 0) return cleanup(shmid), zdtm_fail("SETALL");
   struct ring* r = shmat(shmid, NULL, 0);
+  /* A second, read-only attachment of the same segment in the consumer. */
+  const struct ring* ro = shmat(shmid, NULL, SHM_RDONLY);
+  if (ro == (void*)-1) return cleanup(shmid), zdtm_fail("shmat SHM_RDONLY");
   if (r == (void*)-1) return cleanup(shmid), zdtm_fail("shmat");
   uint64_t s = 7;
   for (size_t i = 0; i < PATTERN_WORDS; i++) r->pattern[i] = zdtm_rand(&s);
@@ -143,6 +146,19 @@ int main(int argc, char** argv) {
   for (size_t i = 0; i < PATTERN_WORDS; i++) {
     if (r->pattern[i] != zdtm_rand(&s)) return cleanup(shmid), zdtm_fail("segment pattern differs at %zu", i);
   }
+  if (ro->head != r->head || memcmp(ro->pattern, r->pattern, sizeof r->pattern) != 0)
+    return cleanup(shmid), zdtm_fail("the read-only attachment no longer shows the segment");
+  char maps[64], line[512];
+  snprintf(maps, sizeof maps, "/proc/%d/maps", getpid());
+  FILE* mf = fopen(maps, "r");
+  int ro_ok = 0;
+  unsigned long lo, hi;
+  char perm[8];
+  while (mf && fgets(line, sizeof line, mf)) {
+    if (sscanf(line, "%lx-%lx %7s", &lo, &hi, perm) == 3 && lo == (unsigned long)ro) ro_ok = perm[1] == '-';
+  }
+  if (mf) fclose(mf);
+  if (!ro_ok) return cleanup(shmid), zdtm_fail("the read-only attachment is writable or gone");
   struct shmid_ds ds;
   if (shmctl(shmid, IPC_STAT, &ds) != 0 || ds.shm_perm.__key != key)
     return cleanup(shmid), zdtm_fail("segment id %d no longer has key %#x", shmid, key);
