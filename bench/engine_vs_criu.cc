@@ -6,8 +6,9 @@
 // does not fsync). It never fetches or builds CRIU: give the binary's path;
 // without one (or when it cannot run) it says so and exits 0.
 //   engine_vs_criu --criu PATH [--ckpt PATH] [--workload heap|sysv-pair]
-//                  [--mib N] [--reps R] [--dir DIR] [--also-readv]
-// --also-readv adds ckpt copying the pages itself (CKPT_ENGINE_DUMP_COPY=readv)
+//                  [--mib N] [--reps R] [--dir DIR] [--also-in-place]
+// --also-in-place adds ckpt with each process writing its own pages
+// (CKPT_ENGINE_DUMP_COPY=in-place)
 // as a fourth contender.
 // Workloads: `heap`, one process with N MiB of populated, incompressible
 // private memory (default 1024); `sysv-pair`, two processes sharing an
@@ -87,10 +88,10 @@ struct Options {
   std::string criu, ckpt, workload = "heap", dir = "/var/tmp/ckpt-vs-criu";
   std::size_t mib = 0;
   int reps = 5;
-  bool also_readv = false;  // also time ckpt copying pages itself (CKPT_ENGINE_DUMP_COPY=readv)
+  bool also_in_place = false;  // also time the in-place page copy (CKPT_ENGINE_DUMP_COPY=in-place)
 };
 
-enum class Tool { kCkpt, kCkptReadv, kCriu };
+enum class Tool { kCkpt, kCkptInPlace, kCriu };
 
 // Starts the workload (this program re-executed) and returns its PID once it
 // is ready. For CRIU the sysv-pair workload runs in a new IPC namespace (it
@@ -156,7 +157,7 @@ struct Times {
 
 bool OneRound(const Options& o, Tool tool, Times* t, const std::string& log) {
   bool criu = tool == Tool::kCriu;
-  const char* env_set = tool == Tool::kCkptReadv ? "CKPT_ENGINE_DUMP_COPY=readv" : nullptr;
+  const char* env_set = tool == Tool::kCkptInPlace ? "CKPT_ENGINE_DUMP_COPY=in-place" : nullptr;
   pid_t pid = StartTarget(o, criu);
   if (pid < 0) return false;
   std::string img = o.dir + (criu ? "/criu" : "/ckpt");
@@ -240,12 +241,12 @@ int main(int argc, char** argv) {
       o.reps = std::atoi(next().c_str());
     else if (a == "--dir")
       o.dir = next();
-    else if (a == "--also-readv")
-      o.also_readv = true;
+    else if (a == "--also-in-place")
+      o.also_in_place = true;
     else {
       std::fprintf(stderr,
                    "usage: engine_vs_criu --criu PATH [--ckpt PATH] [--workload heap|sysv-pair] [--mib N] "
-                   "[--reps R] [--dir DIR] [--also-readv]\n");
+                   "[--reps R] [--dir DIR] [--also-in-place]\n");
       return 2;
     }
   }
@@ -281,7 +282,7 @@ int main(int argc, char** argv) {
   }
   // Restored processes outlive the restoring command: they become ours to reap.
   prctl(PR_SET_CHILD_SUBREAPER, 1);
-  Times ck, cr, ckr;
+  Times ck, cr, cki;
   std::vector<double> raw;
   const std::size_t raw_bytes = o.mib << 20;
   auto* raw_buf = static_cast<unsigned char*>(
@@ -289,15 +290,15 @@ int main(int argc, char** argv) {
   Fill(raw_buf, raw_bytes, 7);
   for (int rep = 0; rep < o.reps; ++rep) {
     // The raw write, ckpt and CRIU take turns going first.
-    const int n = o.also_readv ? 4 : 3;
+    const int n = o.also_in_place ? 4 : 3;
     for (int k = 0; k < n; ++k) {
       int who = (k + rep) % n;
       if (who == 0) {
         raw.push_back(RawWrite(o.dir, raw_buf, raw_bytes));
         continue;
       }
-      Tool tool = who == 1 ? Tool::kCkpt : who == 2 ? Tool::kCriu : Tool::kCkptReadv;
-      Times* times = tool == Tool::kCkpt ? &ck : tool == Tool::kCriu ? &cr : &ckr;
+      Tool tool = who == 1 ? Tool::kCkpt : who == 2 ? Tool::kCriu : Tool::kCkptInPlace;
+      Times* times = tool == Tool::kCkpt ? &ck : tool == Tool::kCriu ? &cr : &cki;
       if (!OneRound(o, tool, times, log)) {
         std::fprintf(stderr, "cannot start the workload\n");
         return 1;
@@ -307,7 +308,7 @@ int main(int argc, char** argv) {
         !ck.dump.empty()) {
       std::printf("  rep %d: raw write %.3f  ckpt dump %.3f restore %.3f  criu dump %.3f restore %.3f", rep,
                   raw.back(), ck.dump.back(), ck.restore.back(), cr.dump.back(), cr.restore.back());
-      if (!ckr.dump.empty()) std::printf("  ckpt-readv dump %.3f", ckr.dump.back());
+      if (!cki.dump.empty()) std::printf("  ckpt-in-place dump %.3f", cki.dump.back());
       std::printf("\n");
     }
   }
@@ -319,9 +320,9 @@ int main(int argc, char** argv) {
               ck.failures);
   std::printf("  criu   dump %.3f s   restore %.3f s   (%d failed)\n", Median(cr.dump), Median(cr.restore),
               cr.failures);
-  if (o.also_readv) {
-    std::printf("  ckpt with CKPT_ENGINE_DUMP_COPY=readv: dump %.3f s   restore %.3f s   (%d failed)\n",
-                Median(ckr.dump), Median(ckr.restore), ckr.failures);
+  if (o.also_in_place) {
+    std::printf("  ckpt with CKPT_ENGINE_DUMP_COPY=in-place: dump %.3f s   restore %.3f s   (%d failed)\n",
+                Median(cki.dump), Median(cki.restore), cki.failures);
   }
   if (!ck.dump.empty() && !cr.dump.empty()) {
     std::printf("  criu / ckpt: dump %.2fx   restore %.2fx   (above 1: ckpt faster)\n",
@@ -329,5 +330,5 @@ int main(int argc, char** argv) {
   }
   Run({"/bin/rm", "-rf", o.dir + "/ckpt", o.dir + "/criu", o.dir + "/raw.bin"}, "/dev/null");
   munmap(raw_buf, raw_bytes);
-  return ck.failures + cr.failures + ckr.failures == 0 ? 0 : 1;
+  return ck.failures + cr.failures + cki.failures == 0 ? 0 : 1;
 }

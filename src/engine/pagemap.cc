@@ -412,8 +412,12 @@ Status PreadAll(int fd, void* p, std::size_t n, std::uint64_t off) {
 Result<PageDumpResult> WritePagesInPlace(pid_t pid, Injector* inj, const std::vector<PageRun>& candidates,
                                          image::ImageWriter* w, platform::WritableFile* file,
                                          const std::string& prefix, const Progress& progress) {
+  // Opt-in: on this project's test VM the in-place copy used less CPU but
+  // was slower than the readv copy in more than half of the same-run
+  // benchmark repetitions (docs/performance.md).
   const char* mode = std::getenv("CKPT_ENGINE_DUMP_COPY");
-  if (mode != nullptr && std::strcmp(mode, "readv") == 0) return NotSupported("in-place dump turned off");
+  if (mode == nullptr || std::strcmp(mode, "in-place") != 0)
+    return NotSupported("in-place page copy not asked for");
   std::string why;
   if (!CanWriteOwnPages(pid, &why)) return NotSupported(why);
   // Each chunk costs an injected system call (~0.1-0.3 ms on this VM), and

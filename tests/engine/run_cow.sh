@@ -35,10 +35,10 @@ before=$(kb "$CHILD" Shared_Dirty)
 [ "$before" -ge 60000 ] || fail "child shares only ${before} kB before the dump"
 "$CKPT" dump "$PID" --tree --leave-running -D "$W/img" --no-sync --json >"$W/out" 2>&1 || fail "dump: $(cat "$W/out")"
 grep -q '"members": 2' "$W/out" || fail "the tree was not dumped whole: $(cat "$W/out")"
-# Both ways of copying pages must keep the sharing: the processes writing
-# their own pages (default) and ckpt reading them (CKPT_ENGINE_DUMP_COPY=readv).
-want=in-place
-[ "${CKPT_ENGINE_DUMP_COPY:-}" = readv ] && want=readv
+# Both ways of copying pages must keep the sharing: ckpt reading them
+# (default) and the processes writing their own (CKPT_ENGINE_DUMP_COPY=in-place).
+want=readv
+[ "${CKPT_ENGINE_DUMP_COPY:-}" = in-place ] && want=in-place
 grep -q "\"page_copy\": \"$want\"" "$W/out" || fail "pages were not copied $want: $(cat "$W/out")"
 after=$(kb "$CHILD" Shared_Dirty)
 priv=$(kb "$CHILD" Private_Dirty)
