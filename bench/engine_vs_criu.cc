@@ -77,9 +77,13 @@ void Detach() {
   semop(sem, &up, 1);
   pid_t c = fork();
   if (c == 0) {
+    close(ready_fd);
     for (;;) pause();
   }
-  if (write(ready_fd, "r", 1) != 1) _exit(1);
+  // The ids, for the benchmark to remove the objects after the round.
+  char msg[64];
+  int n = std::snprintf(msg, sizeof msg, "r %d %d", shm, sem);
+  if (write(ready_fd, msg, static_cast<std::size_t>(n)) != n) _exit(1);
   close(ready_fd);
   for (;;) pause();
 }
@@ -92,6 +96,16 @@ struct Options {
 };
 
 enum class Tool { kCkpt, kCkptInPlace, kCriu };
+
+// The System V segment and semaphore set of the current sysv-pair workload
+// (-1: none), removed after each round: restored objects outlive the tree.
+int g_ipc_ids[2] = {-1, -1};
+
+void RemoveIpc() {
+  if (g_ipc_ids[0] >= 0) shmctl(g_ipc_ids[0], IPC_RMID, nullptr);
+  if (g_ipc_ids[1] >= 0) semctl(g_ipc_ids[1], 0, IPC_RMID);
+  g_ipc_ids[0] = g_ipc_ids[1] = -1;
+}
 
 // Starts the workload (this program re-executed) and returns its PID once it
 // is ready. For CRIU the sysv-pair workload runs in a new IPC namespace (it
@@ -109,10 +123,12 @@ pid_t StartTarget(const Options& o, bool criu) {
     _exit(127);
   }
   close(ready[1]);
-  char c;
-  bool ok = read(ready[0], &c, 1) == 1;
+  char msg[64] = {};
+  bool ok = read(ready[0], msg, sizeof msg - 1) >= 1 && msg[0] == 'r';
   close(ready[0]);
   if (!ok) return -1;
+  g_ipc_ids[0] = g_ipc_ids[1] = -1;
+  std::sscanf(msg, "r %d %d", &g_ipc_ids[0], &g_ipc_ids[1]);
   return pid;
 }
 
@@ -178,7 +194,9 @@ bool OneRound(const Options& o, Tool tool, Times* t, const std::string& log) {
   int rc = Run(dump, log, env_set);
   double t1 = Now();
   KillTree(pid);  // the dump killed it; reap it (and its child) so the PIDs are free
+  if (criu) g_ipc_ids[0] = g_ipc_ids[1] = -1;  // in the workload's own IPC namespace, gone with it
   if (rc != 0) {
+    RemoveIpc();
     std::fprintf(stderr, "%s dump failed (status %d), see %s\n", criu ? "criu" : "ckpt", rc, log.c_str());
     ++t->failures;
     return true;
@@ -187,6 +205,7 @@ bool OneRound(const Options& o, Tool tool, Times* t, const std::string& log) {
   rc = Run(restore, log);
   double t3 = Now();
   KillTree(pid);
+  RemoveIpc();
   if (rc != 0) {
     std::fprintf(stderr, "%s restore failed (status %d), see %s\n", criu ? "criu" : "ckpt", rc, log.c_str());
     ++t->failures;
