@@ -32,35 +32,18 @@
 #include <string>
 #include <vector>
 
+#include "bench_util.h"
 #include "engine/engine.h"
 
 namespace {
 
+using ckpt::bench::Fill;
+using ckpt::bench::Median;
+using ckpt::bench::Now;
+
 constexpr std::size_t kSmallShared = 64 * 1024;  // each small shared object
 constexpr int kMessages = 64, kMsgText = 100;
 constexpr std::size_t kPipeBytes = 4096;
-
-double Now() {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
-}
-
-double Median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-
-void Fill(unsigned char* p, std::size_t bytes, std::uint64_t seed) {
-  std::uint64_t s = seed | 1;
-  for (std::size_t i = 0; i + 8 <= bytes; i += 8) {
-    s ^= s >> 12;
-    s ^= s << 25;
-    s ^= s >> 27;
-    std::uint64_t v = s * 2685821657736338717ull;
-    std::memcpy(p + i, &v, 8);
-  }
-}
 
 unsigned char* Private(std::size_t bytes, std::uint64_t seed) {
   auto* p = static_cast<unsigned char*>(

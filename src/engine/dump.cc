@@ -25,18 +25,13 @@
 #include "engine/threads.h"
 #include "engine/timers.h"
 #include "engine/tree.h"
+#include "engine/util.h"
 #include "engine/vdso.h"
 #include "platform/env.h"
 
 namespace ckpt::engine {
 
 namespace {
-
-std::int64_t NowNs() {
-  struct timespec ts;
-  ::clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<std::int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
-}
 
 // If the traced process died, says how ("" if it is alive). A SIGKILL
 // takes a moment to be seen, so this looks a few times before answering.
@@ -60,7 +55,9 @@ Status Collect(FrozenProcess& fp, ProcessModel* m, std::vector<Blob>* blobs, std
   // Seccomp filters are not restored (yet): a restored process would run
   // without its sandbox, and the system calls the dump injects could trip
   // the filter. Refuse before touching the process.
-  ASSIGN_OR_RETURN(std::string seccomp, StatusField(pid, "Seccomp"));
+  auto seccomp_field = StatusField(pid, "Seccomp");
+  RETURN_IF_ERROR(seccomp_field.status());
+  const std::string seccomp = *seccomp_field;
   if (!seccomp.empty() && seccomp != "0") {
     return NotSupported("it runs under seccomp (" +
                         (seccomp == "1" ? std::string("strict mode") : std::string("a filter")) +

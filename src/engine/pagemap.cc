@@ -18,6 +18,7 @@
 #include "engine/inject.h"
 #include "engine/mm.h"
 #include "engine/proc.h"
+#include "engine/util.h"
 #include "image/checksum.h"
 #include "image/format.h"
 #include "platform/posix_util.h"
@@ -68,15 +69,6 @@ std::uint64_t ZeroPfn() {
     return out;
   }();
   return pfn;
-}
-
-bool IsZeroPage(const unsigned char* p) {
-  const std::uint64_t* w = reinterpret_cast<const std::uint64_t*>(p);
-  for (std::size_t i = 0; i < kPage / 8; i += 8) {
-    if ((w[i] | w[i + 1] | w[i + 2] | w[i + 3] | w[i + 4] | w[i + 5] | w[i + 6] | w[i + 7]) != 0)
-      return false;
-  }
-  return true;
 }
 
 void AddRun(std::vector<PageRun>* runs, std::uint64_t addr, std::uint64_t pages, bool cow_shared = false) {

@@ -36,6 +36,7 @@
 #include "engine/threads.h"
 #include "engine/timers.h"
 #include "engine/tree.h"
+#include "engine/util.h"
 #include "engine/vdso.h"
 #include "platform/env.h"
 #include "platform/posix_util.h"
@@ -45,12 +46,6 @@ namespace ckpt::engine {
 using platform::PosixError;
 
 namespace {
-
-std::int64_t NowNs() {
-  struct timespec ts;
-  ::clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<std::int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
-}
 
 // In the restore child of one member: descriptors, task attributes and
 // handlers, then a report on the status pipe, then a pause until ckpt

@@ -21,6 +21,7 @@
 #include <thread>
 
 #include "engine/filetable.h"
+#include "engine/util.h"
 #include "platform/posix_util.h"
 
 namespace ckpt::engine {
@@ -38,15 +39,6 @@ std::uint64_t PageUp(std::uint64_t v) {
 bool OnTmpfs(const std::string& path) {
   struct statfs sf;
   return ::statfs(path.c_str(), &sf) == 0 && sf.f_type == TMPFS_MAGIC;
-}
-
-bool IsZeroPage(const unsigned char* p) {
-  const std::uint64_t* w = reinterpret_cast<const std::uint64_t*>(p);
-  for (std::size_t i = 0; i < kPage / 8; i += 8) {
-    if ((w[i] | w[i + 1] | w[i + 2] | w[i + 3] | w[i + 4] | w[i + 5] | w[i + 6] | w[i + 7]) != 0)
-      return false;
-  }
-  return true;
 }
 
 std::string MapFilesPath(pid_t pid, std::uint64_t start, std::uint64_t end) {

@@ -19,6 +19,7 @@
 #include <thread>
 
 #include "engine/proc.h"
+#include "engine/util.h"
 #include "platform/posix_util.h"
 
 namespace ckpt::engine {
@@ -26,12 +27,6 @@ namespace ckpt::engine {
 using platform::PosixError;
 
 namespace {
-
-std::int64_t NowNs() {
-  struct timespec ts;
-  ::clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<std::int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
-}
 
 // Children of every thread of `pid`, from /proc/PID/task/*/children.
 std::vector<pid_t> ListChildren(pid_t pid) {
