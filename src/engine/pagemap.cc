@@ -458,6 +458,7 @@ Result<PageDumpResult> WritePagesInPlace(pid_t pid, Injector* inj, const std::ve
   std::size_t written = 0;  // chunks in the file
   bool stop = false;
   Status hash_status;
+  std::vector<unsigned char> headers(chunks.size() * image::kFrameHeaderSize);
   std::thread hasher([&] {
     std::unique_ptr<unsigned char[]> buf(new unsigned char[chunk_size]);
     for (std::size_t k = 0; k < chunks.size(); ++k) {
@@ -482,11 +483,11 @@ Result<PageDumpResult> WritePagesInPlace(pid_t pid, Injector* inj, const std::ve
         st = PreadAll(rfd, buf.get(), n, from);
         if (st.ok()) sum = image::Checksum64(buf.get(), n);
       }
-      if (st.ok()) {
-        unsigned char h[image::kFrameHeaderSize];
-        EncodeFrameHeader(h, static_cast<std::uint32_t>(n), sum);
-        st = PwriteAll(fd, h, sizeof h, at[k]);
-      }
+      // Headers are written once the process has finished writing: a
+      // pwrite of ours now would wait on the file's lock behind its 4 MiB
+      // writes (and spin on it, measured: dumps 3-4x slower).
+      if (st.ok())
+        EncodeFrameHeader(headers.data() + k * image::kFrameHeaderSize, static_cast<std::uint32_t>(n), sum);
       if (!st.ok()) {
         std::lock_guard<std::mutex> l(mu);
         hash_status = st;
@@ -555,6 +556,10 @@ Result<PageDumpResult> WritePagesInPlace(pid_t pid, Injector* inj, const std::ve
   finish_hasher(!st.ok());
   RETURN_IF_ERROR(st);
   RETURN_IF_ERROR(hash_status);
+  for (std::size_t k = 0; k < chunks.size(); ++k) {
+    RETURN_IF_ERROR(
+        PwriteAll(fd, headers.data() + k * image::kFrameHeaderSize, image::kFrameHeaderSize, at[k]));
+  }
   std::uint64_t stored = pos - *base;
   RETURN_IF_ERROR(file->SkipDirectlyWritten(stored));
   RETURN_IF_ERROR(w->EndDirectFrames(chunks.size(), raw_total, stored));
