@@ -92,7 +92,7 @@ int main(int argc, char** argv) {
   std::string raw_path = dir + "/raw.bin";
   std::vector<double> raw_w, raw_r, raw_fresh, dump_t, frozen_t, restore_t;
   std::uint64_t image_bytes = 0, stored = 0;
-  const std::size_t chunk = 8u << 20;
+  const std::size_t chunk = 256u << 10;  // the fastest write() size here (docs/performance.md)
   for (int rep = 0; rep < reps; ++rep) {
     // Raw baseline: the same bytes written to and read back from one file.
     {
