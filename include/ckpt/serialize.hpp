@@ -7,10 +7,9 @@
 
 #include <array>
 #include <atomic>
+#include <bit>
 #include <bitset>
 #include <complex>
-#include <memory>
-#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -19,6 +18,7 @@
 #include <list>
 #include <locale>
 #include <map>
+#include <memory>
 #include <optional>
 #include <random>
 #include <set>
@@ -147,6 +147,23 @@ class Reader {
     for (std::size_t i = sizeof(U); i-- > 0;) v = static_cast<U>((v << 8) | b[i]);
     return v;
   }
+  // An unsigned integer stored `width` bytes wide (1, 2, 4 or 8); any other
+  // width fails the reader.
+  std::uint64_t UIntOfWidth(unsigned width) {
+    switch (width) {
+      case 1:
+        return U8();
+      case 2:
+        return Fixed<std::uint16_t>();
+      case 4:
+        return Fixed<std::uint32_t>();
+      case 8:
+        return Fixed<std::uint64_t>();
+      default:
+        Fail("invalid integer width in the image");
+        return 0;
+    }
+  }
   std::uint64_t Varint() {
     std::uint64_t v = 0;
     for (int shift = 0; shift <= 63; shift += 7) {
@@ -269,6 +286,12 @@ inline TypeDesc Node(TypeDesc::Kind k, std::string name, std::vector<TypeDesc> a
 std::size_t MinEncodedSize(const TypeDesc& d);
 std::string FitError(const TypeDesc& img, const TypeDesc& prog, const std::string& value);
 
+// `raw` read from `width` bytes (1, 2, 4 or 8), sign-extended to 64 bits.
+inline std::int64_t SignExtend(std::uint64_t raw, unsigned width) {
+  const unsigned shift = 64 - width * 8;
+  return shift == 0 ? static_cast<std::int64_t>(raw) : static_cast<std::int64_t>(raw << shift) >> shift;
+}
+
 // Reads one integer of the image's width/signedness and converts it to T,
 // failing the reader when the value does not fit.
 template <typename T>
@@ -276,30 +299,11 @@ T LoadInteger(Reader& r, const TypeDesc& img) {
   const bool img_signed = img.kind == TypeDesc::Kind::kInt ||
                           (img.kind == TypeDesc::Kind::kEnum && img.name == "i") ||
                           (img.kind == TypeDesc::Kind::kChar && img.width == 0xff);
-  std::uint64_t raw = 0;
-  switch (img.width) {
-    case 1:
-      raw = r.Fixed<std::uint8_t>();
-      break;
-    case 2:
-      raw = r.Fixed<std::uint16_t>();
-      break;
-    case 4:
-      raw = r.Fixed<std::uint32_t>();
-      break;
-    case 8:
-      raw = r.Fixed<std::uint64_t>();
-      break;
-    default:
-      r.Fail("invalid integer width in the image");
-      return T{};
-  }
+  const std::uint64_t raw = r.UIntOfWidth(img.width);
+  if (!r.ok()) return T{};
   using L = std::numeric_limits<T>;
   if (img_signed) {
-    // Sign-extend from the stored width.
-    int bits = img.width * 8;
-    std::int64_t v = bits == 64 ? static_cast<std::int64_t>(raw)
-                                : static_cast<std::int64_t>(raw << (64 - bits)) >> (64 - bits);
+    const std::int64_t v = SignExtend(raw, img.width);
     if constexpr (L::is_signed) {
       if (v < static_cast<std::int64_t>(L::min()) || v > static_cast<std::int64_t>(L::max())) {
         r.Fail("value " + std::to_string(v) + " does not fit this platform's " +
@@ -661,7 +665,9 @@ struct Traits<std::bitset<N>> {
 // An owning pointer is stored like an optional of its pointee.
 template <typename T>
 struct Traits<std::unique_ptr<T>> {
-  static TypeDesc Describe() { return detail::Node(TypeDesc::Kind::kOptional, "unique_ptr", {Traits<T>::Describe()}); }
+  static TypeDesc Describe() {
+    return detail::Node(TypeDesc::Kind::kOptional, "unique_ptr", {Traits<T>::Describe()});
+  }
   static void Save(Writer& w, const std::unique_ptr<T>& v) {
     w.U8(v ? 1 : 0);
     if (v) Traits<T>::Save(w, *v);

@@ -218,14 +218,18 @@ Result<DumpStats> Dump(const DumpOptions& o) {
       std::string prefix = SectionPrefix(t, d.pid);
       RETURN_IF_ERROR(WriteModel(&w, d.m, prefix));
       for (const auto& b : d.blobs) RETURN_IF_ERROR(w.AddSection(kSecBlob, prefix + b.name, "", b.data));
-      // One copy: the process writes its own pages into the image. Where it
-      // cannot, ckpt reads them (process_vm_readv) and writes them itself.
-      Injector inj(d.pid, d.gadget);
-      RETURN_IF_ERROR(inj.Save());
-      auto in_place = WritePagesInPlace(d.pid, &inj, d.candidates, &w, file.get(), prefix, progress);
-      Status back = inj.Restore();
-      if (!in_place.ok() && in_place.status().code() != Code::kNotSupported) return in_place.status();
-      RETURN_IF_ERROR(back);
+      // On request, one copy: the process writes its own pages into the
+      // image. Otherwise, or where it cannot, ckpt reads them
+      // (process_vm_readv) and writes them itself.
+      Result<PageDumpResult> in_place = NotSupported("in-place page copy not asked for");
+      if (InPlaceCopyRequested()) {
+        Injector inj(d.pid, d.gadget);
+        RETURN_IF_ERROR(inj.Save());
+        in_place = WritePagesInPlace(d.pid, &inj, d.candidates, &w, file.get(), prefix, progress);
+        Status back = inj.Restore();
+        if (!in_place.ok() && in_place.status().code() != Code::kNotSupported) return in_place.status();
+        RETURN_IF_ERROR(back);
+      }
       std::string how = in_place.ok() ? "in-place" : "readv";
       stats.page_copy = stats.page_copy.empty() || stats.page_copy == how ? how : "mixed";
       if (!in_place.ok()) {

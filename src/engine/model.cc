@@ -1,18 +1,12 @@
 // Encoding and decoding of the process image sections (docs/image-format.md).
 #include "engine/model.h"
 
+#include "engine/model_codec.h"
 #include "util/bytes.h"
 
 namespace ckpt::engine {
 
 namespace {
-
-void PutI32(std::string* o, std::int32_t v) {
-  PutU32(o, static_cast<std::uint32_t>(v));
-}
-std::int32_t GetI32(ByteReader& r) {
-  return static_cast<std::int32_t>(r.U32());
-}
 
 void PutSigList(std::string* o, const std::vector<std::string>& l) {
   PutVarint(o, l.size());
@@ -28,27 +22,10 @@ void GetSigList(ByteReader& r, std::vector<std::string>* l) {
   }
 }
 
-Status Expect(ByteReader& r, const char* what) {
-  if (!r.ok() || !r.empty())
-    return Corruption(std::string("malformed ") + what + " section in process image");
-  return Status::Ok();
-}
-
-Status CheckVersion(ByteReader& r, const char* what) {
-  std::uint8_t v = r.U8();
-  if (!r.ok()) return Corruption(std::string("empty ") + what + " section in process image");
-  if (v != kModelVersion) {
-    return NotSupported(std::string(what) + " section has model version " + std::to_string(v) +
-                        ", this ckpt reads version " + std::to_string(kModelVersion));
-  }
-  return Status::Ok();
-}
-
 }  // namespace
 
 std::string EncodeCore(const Core& c) {
-  std::string o;
-  o.push_back(static_cast<char>(kModelVersion));
+  std::string o = VersionedSection();
   PutI32(&o, c.pid);
   PutString(&o, c.comm);
   PutI32(&o, c.exe_file);
@@ -114,8 +91,7 @@ static Status DecodeCore(std::string_view in, Core* c) {
 }
 
 std::string EncodeThread(const ThreadState& t) {
-  std::string o;
-  o.push_back(static_cast<char>(kModelVersion));
+  std::string o = VersionedSection();
   PutI32(&o, t.tid);
   PutVarint(&o, t.gpregs.size());
   for (std::uint64_t v : t.gpregs) PutU64(&o, v);
@@ -158,8 +134,7 @@ static Status DecodeThread(std::string_view in, ThreadState* t) {
 }
 
 std::string EncodeVmas(const std::vector<Vma>& v) {
-  std::string o;
-  o.push_back(static_cast<char>(kModelVersion));
+  std::string o = VersionedSection();
   PutVarint(&o, v.size());
   for (const auto& m : v) {
     PutU64(&o, m.start);
@@ -199,8 +174,7 @@ static Status DecodeVmas(std::string_view in, std::vector<Vma>* v) {
 }
 
 std::string EncodeFiles(const std::vector<FileRef>& f) {
-  std::string o;
-  o.push_back(static_cast<char>(kModelVersion));
+  std::string o = VersionedSection();
   PutVarint(&o, f.size());
   for (const auto& x : f) {
     PutString(&o, x.path);
@@ -236,8 +210,7 @@ static Status DecodeFiles(std::string_view in, std::vector<FileRef>* f) {
 }
 
 std::string EncodeFds(const std::vector<Fd>& f) {
-  std::string o;
-  o.push_back(static_cast<char>(kModelVersion));
+  std::string o = VersionedSection();
   PutVarint(&o, f.size());
   for (const auto& x : f) {
     PutI32(&o, x.fd);
@@ -278,8 +251,7 @@ static Status DecodeFds(std::string_view in, std::vector<Fd>* f) {
 }
 
 std::string EncodeSignals(const Signals& s) {
-  std::string o;
-  o.push_back(static_cast<char>(kModelVersion));
+  std::string o = VersionedSection();
   PutVarint(&o, s.actions.size());
   for (const auto& a : s.actions) {
     PutU64(&o, a.handler);
@@ -306,8 +278,7 @@ static Status DecodeSignals(std::string_view in, Signals* s) {
 }
 
 std::string EncodePagemap(const std::vector<PageRun>& runs) {
-  std::string o;
-  o.push_back(static_cast<char>(kModelVersion));
+  std::string o = VersionedSection();
   PutVarint(&o, runs.size());
   for (const auto& p : runs) {
     PutU64(&o, p.addr);

@@ -22,7 +22,6 @@
 #include "image/checksum.h"
 #include "image/format.h"
 #include "platform/posix_util.h"
-#include "util/bytes.h"
 
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23
@@ -192,10 +191,10 @@ Status ReadSharedChunk(pid_t pid, int mem_fd, const Chunk& c, unsigned char* buf
 // Reads chunk `c` of the process into `buf` and sorts out its zero pages.
 Status ReadChunkFrom(pid_t pid, int mem_fd, const Chunk& c, unsigned char* buf, ReadChunk* out) {
   struct iovec local = {buf, c.bytes};
-  ssize_t got = c.any_shared ? -1 : ::process_vm_readv(pid, &local, 1, c.remote.data(), c.remote.size(), 0);
   if (c.any_shared) {
     RETURN_IF_ERROR(ReadSharedChunk(pid, mem_fd, c, buf));
-  } else if (got != static_cast<ssize_t>(c.bytes)) {
+  } else if (::process_vm_readv(pid, &local, 1, c.remote.data(), c.remote.size(), 0) !=
+             static_cast<ssize_t>(c.bytes)) {
     // Partly unreadable (PROT_NONE pages): read piece by piece with the fallback.
     std::size_t off = 0;
     for (const auto& r : c.remote) {
@@ -370,12 +369,6 @@ bool CanWriteOwnPages(pid_t pid, std::string* why) {
   return unlimited;
 }
 
-void EncodeFrameHeader(unsigned char* h, std::uint32_t raw, std::uint64_t sum) {
-  EncodeU32(h, raw);
-  EncodeU32(h + 4, raw | image::kFrameStoredRaw);
-  EncodeU64(h + 8, sum);
-}
-
 // pwrite or pread of all `n` bytes at `off`, resuming after short transfers.
 Status FullIo(bool write, int fd, void* p, std::size_t n, std::uint64_t off) {
   auto* c = static_cast<unsigned char*>(p);
@@ -401,15 +394,17 @@ Status PreadAll(int fd, void* p, std::size_t n, std::uint64_t off) {
 
 }  // namespace
 
-Result<PageDumpResult> WritePagesInPlace(pid_t pid, Injector* inj, const std::vector<PageRun>& candidates,
-                                         image::ImageWriter* w, platform::WritableFile* file,
-                                         const std::string& prefix, const Progress& progress) {
+bool InPlaceCopyRequested() {
   // Opt-in: on this project's test VM the in-place copy used less CPU but
   // was slower than the readv copy in more than half of the same-run
   // benchmark repetitions (docs/performance.md).
   const char* mode = std::getenv("CKPT_ENGINE_DUMP_COPY");
-  if (mode == nullptr || std::strcmp(mode, "in-place") != 0)
-    return NotSupported("in-place page copy not asked for");
+  return mode != nullptr && std::strcmp(mode, "in-place") == 0;
+}
+
+Result<PageDumpResult> WritePagesInPlace(pid_t pid, Injector* inj, const std::vector<PageRun>& candidates,
+                                         image::ImageWriter* w, platform::WritableFile* file,
+                                         const std::string& prefix, const Progress& progress) {
   std::string why;
   if (!CanWriteOwnPages(pid, &why)) return NotSupported(why);
   // Each chunk costs an injected system call (~0.1-0.3 ms on this VM), and
@@ -460,7 +455,7 @@ Result<PageDumpResult> WritePagesInPlace(pid_t pid, Injector* inj, const std::ve
   Status hash_status;
   std::vector<unsigned char> headers(chunks.size() * image::kFrameHeaderSize);
   std::thread hasher([&] {
-    std::unique_ptr<unsigned char[]> buf(new unsigned char[chunk_size]);
+    std::unique_ptr<unsigned char[]> buf;  // only if a frame cannot be mapped
     for (std::size_t k = 0; k < chunks.size(); ++k) {
       {
         std::unique_lock<std::mutex> l(mu);
@@ -480,15 +475,17 @@ Result<PageDumpResult> WritePagesInPlace(pid_t pid, Injector* inj, const std::ve
         sum = image::Checksum64(static_cast<unsigned char*>(m) + (from - map_at), n);
         ::munmap(m, map_len);
       } else {
+        if (!buf) buf.reset(new unsigned char[chunk_size]);
         st = PreadAll(rfd, buf.get(), n, from);
         if (st.ok()) sum = image::Checksum64(buf.get(), n);
       }
       // Headers are written once the process has finished writing: a
       // pwrite of ours now would wait on the file's lock behind its 4 MiB
       // writes (and spin on it, measured: dumps 3-4x slower).
-      if (st.ok())
-        EncodeFrameHeader(headers.data() + k * image::kFrameHeaderSize, static_cast<std::uint32_t>(n), sum);
-      if (!st.ok()) {
+      if (st.ok()) {
+        image::EncodeFrameHeader(headers.data() + k * image::kFrameHeaderSize, static_cast<std::uint32_t>(n),
+                                 static_cast<std::uint32_t>(n) | image::kFrameStoredRaw, sum);
+      } else {
         std::lock_guard<std::mutex> l(mu);
         hash_status = st;
         stop = true;

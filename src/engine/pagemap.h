@@ -36,8 +36,9 @@ Result<std::vector<PageRun>> CollectPopulatedPages(pid_t pid, const std::vector<
 // `on_page_bytes` reports progress.
 Result<PageDumpResult> WritePages(pid_t pid, const std::vector<PageRun>& candidates, image::ImageWriter* w,
                                   const std::string& prefix, const Progress& progress);
-// Like WritePages, with one copy instead of two (opt-in, with
-// CKPT_ENGINE_DUMP_COPY=in-place; NotSupported otherwise): the stopped process itself
+// Whether the dump should try WritePagesInPlace (CKPT_ENGINE_DUMP_COPY=in-place).
+bool InPlaceCopyRequested();
+// Like WritePages, with one copy instead of two: the stopped process itself
 // writes its pages into the image file (pwritev injected through `inj`, a
 // traced thread of it with a gadget), while a second thread hashes each
 // frame back from the page cache and writes its header. All-zero pages are

@@ -2,42 +2,16 @@
 // "Process trees").
 #include "engine/tree_model.h"
 
+#include "engine/model_codec.h"
 #include "util/bytes.h"
 
 namespace ckpt::engine {
 
 namespace {
 
-void PutI32(std::string* o, std::int32_t v) {
-  PutU32(o, static_cast<std::uint32_t>(v));
-}
-std::int32_t GetI32(ByteReader& r) {
-  return static_cast<std::int32_t>(r.U32());
-}
-
-Status Begin(ByteReader& r, const char* what) {
-  std::uint8_t v = r.U8();
-  if (!r.ok()) return Corruption(std::string("empty ") + what + " section in process image");
-  if (v != kModelVersion) {
-    return NotSupported(std::string(what) + " section has model version " + std::to_string(v) +
-                        ", this ckpt reads version " + std::to_string(kModelVersion));
-  }
-  return Status::Ok();
-}
-
-Status End(ByteReader& r, const char* what) {
-  if (!r.ok() || !r.empty())
-    return Corruption(std::string("malformed ") + what + " section in process image");
-  return Status::Ok();
-}
-
-std::string Versioned() {
-  return std::string(1, static_cast<char>(kModelVersion));
-}
-
 Status DecodeTree(std::string_view in, std::vector<Member>* out) {
   ByteReader r(in);
-  RETURN_IF_ERROR(Begin(r, "tree"));
+  RETURN_IF_ERROR(CheckVersion(r, "tree"));
   std::uint64_t n = r.Varint();
   if (n == 0 || n > (1u << 16)) r.Fail();
   for (std::uint64_t i = 0; i < n && r.ok(); ++i) {
@@ -50,12 +24,12 @@ Status DecodeTree(std::string_view in, std::vector<Member>* out) {
     m.exit_status = GetI32(r);
     out->push_back(m);
   }
-  return End(r, "tree");
+  return Expect(r, "tree");
 }
 
 Status DecodeShmObjects(std::string_view in, TreeModel* t) {
   ByteReader r(in);
-  RETURN_IF_ERROR(Begin(r, "shm"));
+  RETURN_IF_ERROR(CheckVersion(r, "shm"));
   std::uint64_t n = r.Varint();
   if (n > (1u << 20)) r.Fail();
   for (std::uint64_t i = 0; i < n && r.ok(); ++i) {
@@ -107,12 +81,12 @@ Status DecodeShmObjects(std::string_view in, TreeModel* t) {
     if (f.object >= t->objects.size()) r.Fail();
     t->fds.push_back(f);
   }
-  return End(r, "shm");
+  return Expect(r, "shm");
 }
 
 Status DecodeSemSets(std::string_view in, TreeModel* t) {
   ByteReader r(in);
-  RETURN_IF_ERROR(Begin(r, "sysv.sem"));
+  RETURN_IF_ERROR(CheckVersion(r, "sysv.sem"));
   std::uint64_t n = r.Varint();
   if (n > (1u << 20)) r.Fail();
   for (std::uint64_t i = 0; i < n && r.ok(); ++i) {
@@ -141,12 +115,12 @@ Status DecodeSemSets(std::string_view in, TreeModel* t) {
     for (std::uint64_t j = 0; j < k && r.ok(); ++j) u.adj.push_back(static_cast<std::int16_t>(r.U16()));
     t->undo.push_back(std::move(u));
   }
-  return End(r, "sysv.sem");
+  return Expect(r, "sysv.sem");
 }
 
 Status DecodeMsgQueues(std::string_view in, std::vector<MsgQueue>* out) {
   ByteReader r(in);
-  RETURN_IF_ERROR(Begin(r, "sysv.msg"));
+  RETURN_IF_ERROR(CheckVersion(r, "sysv.msg"));
   std::uint64_t n = r.Varint();
   if (n > (1u << 20)) r.Fail();
   for (std::uint64_t i = 0; i < n && r.ok(); ++i) {
@@ -168,13 +142,13 @@ Status DecodeMsgQueues(std::string_view in, std::vector<MsgQueue>* out) {
     }
     out->push_back(std::move(q));
   }
-  return End(r, "sysv.msg");
+  return Expect(r, "sysv.msg");
 }
 
 }  // namespace
 
 std::string EncodeTree(const std::vector<Member>& members) {
-  std::string o = Versioned();
+  std::string o = VersionedSection();
   PutVarint(&o, members.size());
   for (const auto& m : members) {
     PutI32(&o, m.pid);
@@ -188,7 +162,7 @@ std::string EncodeTree(const std::vector<Member>& members) {
 }
 
 std::string EncodeShmObjects(const TreeModel& t) {
-  std::string o = Versioned();
+  std::string o = VersionedSection();
   PutVarint(&o, t.objects.size());
   for (const auto& s : t.objects) {
     PutU32(&o, s.id);
@@ -226,7 +200,7 @@ std::string EncodeShmObjects(const TreeModel& t) {
 }
 
 std::string EncodeSemSets(const TreeModel& t) {
-  std::string o = Versioned();
+  std::string o = VersionedSection();
   PutVarint(&o, t.sems.size());
   for (const auto& s : t.sems) {
     PutI32(&o, s.id);
@@ -251,7 +225,7 @@ std::string EncodeSemSets(const TreeModel& t) {
 }
 
 std::string EncodeMsgQueues(const std::vector<MsgQueue>& queues) {
-  std::string o = Versioned();
+  std::string o = VersionedSection();
   PutVarint(&o, queues.size());
   for (const auto& q : queues) {
     PutI32(&o, q.id);

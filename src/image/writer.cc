@@ -74,6 +74,12 @@ Status ImageWriter::BeginSection(std::uint32_t type, std::string_view name, std:
   return Status::Ok();
 }
 
+void EncodeFrameHeader(unsigned char* h, std::uint32_t raw, std::uint32_t stored_field, std::uint64_t sum) {
+  EncodeU32(h, raw);
+  EncodeU32(h + 4, stored_field);
+  EncodeU64(h + 8, sum);
+}
+
 Status ImageWriter::EmitFrame(const void* data, std::size_t size) {
   if (section_codec_ != CodecId::kNone) {
     RETURN_IF_ERROR(Compress(section_codec_, section_level_, data, size, &compressed_));
@@ -95,10 +101,9 @@ Status ImageWriter::EmitEncoded(const void* data, std::size_t size, const std::v
     flag = 0;
   }
   unsigned char fh[kFrameHeaderSize];
-  EncodeU32(fh, static_cast<std::uint32_t>(size));
-  EncodeU32(fh + 4, static_cast<std::uint32_t>(stored_size) | flag);
-  EncodeU64(fh + 8,
-            raw_checksum != nullptr && packed.empty() ? *raw_checksum : Checksum64(stored, stored_size));
+  EncodeFrameHeader(
+      fh, static_cast<std::uint32_t>(size), static_cast<std::uint32_t>(stored_size) | flag,
+      raw_checksum != nullptr && packed.empty() ? *raw_checksum : Checksum64(stored, stored_size));
   sticky_ = sink_->Append(fh, sizeof fh);
   RETURN_IF_ERROR(sticky_);
   sticky_ = sink_->Append(stored, stored_size);
@@ -205,9 +210,7 @@ Status ImageWriter::EndSection() {
   RETURN_IF_ERROR(FlushFrameBuffer());
   SectionInfo& s = sections_.back();
   unsigned char fh[kFrameHeaderSize];
-  EncodeU32(fh, 0);
-  EncodeU32(fh + 4, 0);
-  EncodeU64(fh + 8, s.raw_size);  // end frame carries the section's raw length
+  EncodeFrameHeader(fh, 0, 0, s.raw_size);  // end frame carries the section's raw length
   sticky_ = sink_->Append(fh, sizeof fh);
   RETURN_IF_ERROR(sticky_);
   s.stored_size = sink_->Position() - s.offset;

@@ -34,6 +34,11 @@ struct SectionInfo {
   std::uint64_t frames = 0;
 };
 
+// The 16 bytes before a frame's data: raw length, stored length with the
+// kFrameStoredRaw flag where the data is stored raw, checksum. An end frame
+// is (0, 0, the section's raw length).
+void EncodeFrameHeader(unsigned char* h, std::uint32_t raw, std::uint32_t stored_field, std::uint64_t sum);
+
 class ImageWriter {
  public:
   ImageWriter(Sink* sink, ImageKind kind, WriterOptions options = {});

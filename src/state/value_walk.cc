@@ -64,30 +64,11 @@ void WalkValue(Reader& r, const TypeDesc& d, std::string* out, std::size_t limit
     case K::kUInt:
     case K::kEnum:
     case K::kWChar: {
-      std::uint64_t raw = 0;
-      switch (d.width) {
-        case 1:
-          raw = r.U8();
-          break;
-        case 2:
-          raw = r.Fixed<std::uint16_t>();
-          break;
-        case 4:
-          raw = r.Fixed<std::uint32_t>();
-          break;
-        case 8:
-          raw = r.Fixed<std::uint64_t>();
-          break;
-        default:
-          r.Fail("invalid integer width");
-          return;
-      }
+      const std::uint64_t raw = r.UIntOfWidth(d.width);
+      if (!r.ok()) return;
       bool is_signed = d.kind == K::kInt || (d.kind == K::kEnum && d.name == "i");
-      if (is_signed && d.width < 8) {
-        int sh = 64 - d.width * 8;
-        Append(o, limit, std::to_string(static_cast<std::int64_t>(raw << sh) >> sh));
-      } else if (is_signed) {
-        Append(o, limit, std::to_string(static_cast<std::int64_t>(raw)));
+      if (is_signed) {
+        Append(o, limit, std::to_string(detail::SignExtend(raw, d.width)));
       } else {
         Append(o, limit, std::to_string(raw));
       }
