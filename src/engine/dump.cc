@@ -154,6 +154,14 @@ Result<DumpStats> Dump(const DumpOptions& o) {
 
   ASSIGN_OR_RETURN(FrozenTree tree, FreezeTree(o.pid, o.tree));
   std::int64_t t_frozen = NowNs();
+  stats.phases.freeze_ns = t_frozen - t0;
+  // Adds the time since the last mark to `phase`.
+  std::int64_t mark = t_frozen;
+  auto lap = [&mark](std::int64_t* phase) {
+    std::int64_t now = NowNs();
+    *phase += now - mark;
+    mark = now;
+  };
   pid_t pid = o.pid;
   TreeModel t;
   t.members = tree.members;
@@ -194,6 +202,7 @@ Result<DumpStats> Dump(const DumpOptions& o) {
     for (auto& d : md)
       RETURN_IF_ERROR(
           Collect(*d.fp, &d.m, &d.blobs, &d.gadget).WithContext("process " + std::to_string(d.pid)));
+    lap(&stats.phases.collect_ns);
     std::vector<ProcessModel*> models;
     for (auto& d : md) models.push_back(&d.m);
     std::vector<Blob> tree_blobs;
@@ -206,9 +215,11 @@ Result<DumpStats> Dump(const DumpOptions& o) {
     for (auto& d : md) sysv_members.push_back({d.pid, d.fp, d.gadget});
     RETURN_IF_ERROR(sysv.Collect(sysv_members, o.ipc_ids, o.leave_running, &t));
     stats.comm_ns += NowNs() - tc;
+    lap(&stats.phases.comm_ns);
     for (auto& d : md) {
       ASSIGN_OR_RETURN(d.candidates, CollectPopulatedPages(d.pid, d.m.vmas));
     }
+    lap(&stats.phases.pagemap_ns);
     ASSIGN_OR_RETURN(auto file, env->NewWritableFile(tmp_path));
     image::WriterOptions wo;
     wo.frame_size = kImageFrameSize;  // one frame per dump chunk: written without a copy
@@ -241,6 +252,7 @@ Result<DumpStats> Dump(const DumpOptions& o) {
       stats.zero_pages_skipped += pages.zero_pages;
       RETURN_IF_ERROR(w.AddSection(kSecPagemap, prefix + "pagemap", "", EncodePagemap(d.m.pagemap)));
     }
+    lap(&stats.phases.pages_ns);
     tc = NowNs();
     for (const auto& b : tree_blobs) RETURN_IF_ERROR(w.AddSection(kSecBlob, b.name, "", b.data));
     std::int64_t tw = NowNs();
@@ -250,9 +262,11 @@ Result<DumpStats> Dump(const DumpOptions& o) {
     RETURN_IF_ERROR(WriteTreeModel(&w, t));
     stats.tree_meta_bytes = file->Position() - before_tree;
     stats.comm_ns += NowNs() - tc;
+    lap(&stats.phases.comm_ns);
     RETURN_IF_ERROR(w.Finish());
     stats.image_bytes = file->Position();
     if (o.leave_running) {
+      lap(&stats.phases.finish_ns);
       // SEM_UNDO adjustments go back (injected semops) before the gadgets go.
       RETURN_IF_ERROR(sysv.PutBack());
       for (auto& d : md) {
@@ -265,11 +279,14 @@ Result<DumpStats> Dump(const DumpOptions& o) {
           release_all().WithContext("releasing process " + std::to_string(pid) + " after the dump"));
       released = true;
       stats.frozen_ns = NowNs() - t_frozen;
+      lap(&stats.phases.end_ns);
     }
     if (o.sync) RETURN_IF_ERROR(file->Sync());
     RETURN_IF_ERROR(file->Close());
     RETURN_IF_ERROR(env->RenameFile(tmp_path, final_path));
-    return env->SyncDir(o.dir);
+    RETURN_IF_ERROR(env->SyncDir(o.dir));
+    lap(&stats.phases.finish_ns);
+    return Status::Ok();
   }();
   if (!st.ok()) {
     env->RemoveFile(tmp_path).IgnoreError();
@@ -321,6 +338,7 @@ Result<DumpStats> Dump(const DumpOptions& o) {
       }
     }
     stats.frozen_ns = NowNs() - t_frozen;
+    lap(&stats.phases.end_ns);
     RETURN_IF_ERROR(end.WithContext("killing process " + std::to_string(pid) + " after the dump"));
     RETURN_IF_ERROR(sysv.RemoveObjects(t).WithContext("removing the dumped System V objects"));
   }

@@ -55,6 +55,15 @@ struct DumpStats {
   std::string page_copy;
   std::int64_t frozen_ns = 0;  // from the first thread stopped to the process released or killed
   std::int64_t total_ns = 0;
+  // Where the time went, in order (`ckpt dump --json` "phases_ms"): stopping
+  // every thread; reading /proc and asking the process (registers, signals,
+  // descriptors); the communication state (as comm_ns); finding the
+  // populated pages; copying them into the image; finishing the image (index,
+  // fsync, rename); killing or releasing the processes.
+  struct Phases {
+    std::int64_t freeze_ns = 0, collect_ns = 0, comm_ns = 0, pagemap_ns = 0, pages_ns = 0, finish_ns = 0,
+                 end_ns = 0;
+  } phases;
 };
 
 Result<DumpStats> Dump(const DumpOptions& o);

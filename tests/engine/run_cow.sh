@@ -40,6 +40,7 @@ grep -q '"members": 2' "$W/out" || fail "the tree was not dumped whole: $(cat "$
 want=readv
 [ "${CKPT_ENGINE_DUMP_COPY:-}" = in-place ] && want=in-place
 grep -q "\"page_copy\": \"$want\"" "$W/out" || fail "pages were not copied $want: $(cat "$W/out")"
+grep -q '"phases_ms"' "$W/out" && grep -q '"pages": ' "$W/out" || fail "no phase times in --json: $(cat "$W/out")"
 after=$(kb "$CHILD" Shared_Dirty)
 priv=$(kb "$CHILD" Private_Dirty)
 echo "child: Shared_Dirty ${before} kB -> ${after} kB, Private_Dirty ${priv} kB after the dump"

@@ -67,6 +67,14 @@ int Run(const DumpCliOptions& o) {
                                 {"page_copy", s.page_copy},
                                 {"frozen_ms", s.frozen_ns / 1e6},
                                 {"total_ms", s.total_ns / 1e6},
+                                {"phases_ms",
+                                 {{"freeze", s.phases.freeze_ns / 1e6},
+                                  {"collect", s.phases.collect_ns / 1e6},
+                                  {"comm", s.phases.comm_ns / 1e6},
+                                  {"pagemap", s.phases.pagemap_ns / 1e6},
+                                  {"pages", s.phases.pages_ns / 1e6},
+                                  {"finish", s.phases.finish_ns / 1e6},
+                                  {"end", s.phases.end_ns / 1e6}}},
                                 {"left_running", o.leave_running}};
     std::printf("%s\n", j.dump(2).c_str());
   } else {
