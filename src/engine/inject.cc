@@ -45,6 +45,17 @@ Status Injector::Load(std::uint64_t insn, long nr, std::initializer_list<std::ui
 
 Result<long> Injector::Raw(long nr, std::initializer_list<std::uint64_t> args) {
   RETURN_IF_ERROR(Load(gadget_, nr, args));
+  ASSIGN_OR_RETURN(arch::Regs out, Trap("injected system call " + std::to_string(nr)));
+  return arch::SyscallResult(out);
+}
+
+Result<arch::Regs> Injector::RunToTrap(const arch::Regs& r, const std::string& what) {
+  if (!have_saved_) RETURN_IF_ERROR(Save());
+  RETURN_IF_ERROR(SetRegs(tid_, r));
+  return Trap(what);
+}
+
+Result<arch::Regs> Injector::Trap(const std::string& what) {
   RETURN_IF_ERROR(Cont(tid_, 0));
   while (true) {
     ASSIGN_OR_RETURN(StopInfo st, WaitStop(tid_));
@@ -56,12 +67,12 @@ Result<long> Injector::Raw(long nr, std::initializer_list<std::uint64_t> args) {
     arch::Regs now{};
     (void)GetRegs(tid_, &now);
     const char* n = sigabbrev_np(st.signal);
-    return Internal("injected system call " + std::to_string(nr) + " in thread " + std::to_string(tid_) +
-                    " stopped by SIG" + (n != nullptr ? n : "?") + " at ip " + std::to_string(arch::Ip(now)));
+    return Internal(what + " in thread " + std::to_string(tid_) + " stopped by SIG" + (n != nullptr ? n : "?") +
+                    " at ip " + std::to_string(arch::Ip(now)));
   }
   arch::Regs out{};
   RETURN_IF_ERROR(GetRegs(tid_, &out));
-  return arch::SyscallResult(out);
+  return out;
 }
 
 Result<std::uint64_t> Injector::Call(const std::string& what, long nr,

@@ -49,12 +49,17 @@ class Injector {
   // syscall exit so nothing runs from the vanished page. The thread's
   // registers must be set (Restore or final state) before it runs again.
   Status UnmapGadgetArea();
+  // Runs the thread from registers `r` (code the caller put in the gadget
+  // area) until it stops at an int3; returns the registers there.
+  Result<arch::Regs> RunToTrap(const arch::Regs& r, const std::string& what);
   // Writes `data` into the scratch area at `offset`; returns its tracee address.
   Result<std::uint64_t> PutScratch(std::uint64_t offset, const void* data, std::size_t size);
 
  private:
   // Sets the saved registers up to run `nr` at `insn`.
   Status Load(std::uint64_t insn, long nr, std::initializer_list<std::uint64_t> args);
+  // Lets the thread run from the registers set until it stops at an int3.
+  Result<arch::Regs> Trap(const std::string& what);
   pid_t tid_;
   std::uint64_t gadget_;
   arch::Regs saved_{};

@@ -43,8 +43,14 @@ constexpr std::uint64_t kPfnMask = (1ull << 55) - 1;
 // is still in the CPU's cache when it is written to the image (8 MiB chunks
 // made the page-cache write up to 4x slower and erratic on this VM).
 constexpr std::size_t kDumpChunk = kImageFrameSize;
-// Bytes the process writes itself per injected pwritev (one frame each).
-constexpr std::size_t kInPlaceChunk = 4u << 20;
+// The in-place copy: bytes per pwrite of the process's write loop (larger
+// writes get large page-cache folios, slow to allocate on the test VM), and
+// bytes per injection of the loop (the hashing thread follows batch by batch).
+constexpr std::uint64_t kInPlaceWrite = 256u << 10;
+constexpr std::uint64_t kInPlaceBatch = 8u << 20;
+// Where the write loop's code and table go in the gadget area.
+constexpr std::uint64_t kWriteLoopOffset = 64;
+constexpr std::uint64_t kTableOffset = 4096;  // in the scratch area
 // Bytes per process_vm_writev when restoring (each chunk costs an injected
 // madvise, so larger).
 constexpr std::size_t kIoChunk = 8u << 20;
@@ -407,11 +413,8 @@ Result<PageDumpResult> WritePagesInPlace(pid_t pid, Injector* inj, const std::ve
                                          const std::string& prefix, const Progress& progress) {
   std::string why;
   if (!CanWriteOwnPages(pid, &why)) return NotSupported(why);
-  // Each chunk costs an injected system call (~0.1-0.3 ms on this VM), and
-  // nothing passes through a buffer of ckpt's: larger chunks than the
-  // readv path's.
-  const std::size_t chunk_size = kInPlaceChunk;
-  std::vector<Chunk> chunks = Chunks(candidates, chunk_size);
+  // One frame per MiB of pages, as in WritePages.
+  std::vector<Chunk> frames = Chunks(candidates, kImageFrameSize);
   // The process opens the image through ckpt's descriptor.
   ASSIGN_OR_RETURN(std::intptr_t fd_handle, file->FlushForDirectWrites());
   int fd = static_cast<int>(fd_handle);
@@ -423,11 +426,16 @@ Result<PageDumpResult> WritePagesInPlace(pid_t pid, Injector* inj, const std::ve
     return NotSupported("the process cannot open the image (" +
                         std::string(strerror(static_cast<int>(-tfd))) + ")");
   auto close_tfd = [&]() { (void)inj->Raw(SYS_close, {static_cast<std::uint64_t>(tfd)}); };
+  // The write loop goes into the gadget page, after the syscall gadget.
+  auto [code, code_size] = arch::WriteLoopCode();
+  const std::uint64_t loop_at = inj->gadget() + kWriteLoopOffset;
+  Status put = WriteMemory(pid, loop_at, code, code_size);
   // The hashing thread reads frames back through a read-only descriptor.
-  int rfd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  int rfd = put.ok() ? ::open(path.c_str(), O_RDONLY | O_CLOEXEC) : -1;
   if (rfd < 0) {
     int e = errno;
     close_tfd();
+    if (!put.ok()) return put;
     return PosixError("reopen", "the image for reading", e);
   }
   std::unique_ptr<int, void (*)(int*)> rfd_closer(&rfd, [](int* f) { ::close(*f); });
@@ -438,60 +446,47 @@ Result<PageDumpResult> WritePagesInPlace(pid_t pid, Injector* inj, const std::ve
     close_tfd();
     return base.status();
   }
-  // Frame k: a 16-byte header the hashing thread writes, then the chunk's
+  // Frame k: a 16-byte header the hashing thread makes, then the frame's
   // bytes, which the process writes.
-  std::vector<std::uint64_t> at(chunks.size());
+  std::vector<std::uint64_t> at(frames.size());
   std::uint64_t pos = *base, raw_total = 0;
-  for (std::size_t k = 0; k < chunks.size(); ++k) {
+  for (std::size_t k = 0; k < frames.size(); ++k) {
     at[k] = pos;
-    pos += image::kFrameHeaderSize + chunks[k].bytes;
-    raw_total += chunks[k].bytes;
+    pos += image::kFrameHeaderSize + frames[k].bytes;
+    raw_total += frames[k].bytes;
   }
 
   std::mutex mu;
   std::condition_variable cv;
-  std::size_t written = 0;  // chunks in the file
+  std::size_t written = 0;  // frames in the file
   bool stop = false;
   Status hash_status;
-  std::vector<unsigned char> headers(chunks.size() * image::kFrameHeaderSize);
+  std::vector<unsigned char> headers(frames.size() * image::kFrameHeaderSize);
   std::thread hasher([&] {
-    std::unique_ptr<unsigned char[]> buf;  // only if a frame cannot be mapped
-    for (std::size_t k = 0; k < chunks.size(); ++k) {
+    // Read back from the page cache into one buffer that stays in this
+    // core's cache. (Mapping the file instead costs a page fault per page,
+    // far more than the copy on virtual machines with shadow page tables.)
+    std::unique_ptr<unsigned char[]> buf(new unsigned char[kImageFrameSize]);
+    for (std::size_t k = 0; k < frames.size(); ++k) {
       {
         std::unique_lock<std::mutex> l(mu);
         cv.wait(l, [&] { return stop || written > k; });
         if (stop && written <= k) return;
       }
-      std::size_t n = chunks[k].bytes;
-      std::uint64_t from = at[k] + image::kFrameHeaderSize;
-      // Hashed where the process wrote it, in the page cache: mapped, not copied.
-      std::uint64_t map_at = from & ~(kPage - 1);
-      std::size_t map_len = static_cast<std::size_t>(from + n - map_at);
-      void* m =
-          ::mmap(nullptr, map_len, PROT_READ, MAP_SHARED | MAP_POPULATE, rfd, static_cast<off_t>(map_at));
-      std::uint64_t sum = 0;
-      Status st;
-      if (m != MAP_FAILED) {
-        sum = image::Checksum64(static_cast<unsigned char*>(m) + (from - map_at), n);
-        ::munmap(m, map_len);
-      } else {
-        if (!buf) buf.reset(new unsigned char[chunk_size]);
-        st = PreadAll(rfd, buf.get(), n, from);
-        if (st.ok()) sum = image::Checksum64(buf.get(), n);
-      }
-      // Headers are written once the process has finished writing: a
-      // pwrite of ours now would wait on the file's lock behind its 4 MiB
-      // writes (and spin on it, measured: dumps 3-4x slower).
-      if (st.ok()) {
-        image::EncodeFrameHeader(headers.data() + k * image::kFrameHeaderSize, static_cast<std::uint32_t>(n),
-                                 static_cast<std::uint32_t>(n) | image::kFrameStoredRaw, sum);
-      } else {
+      std::size_t n = frames[k].bytes;
+      Status st = PreadAll(rfd, buf.get(), n, at[k] + image::kFrameHeaderSize);
+      if (!st.ok()) {
         std::lock_guard<std::mutex> l(mu);
         hash_status = st;
         stop = true;
         cv.notify_all();
         return;
       }
+      // Headers are written once the process has finished writing: a pwrite
+      // of ours now would wait on the file's lock behind its writes.
+      image::EncodeFrameHeader(headers.data() + k * image::kFrameHeaderSize, static_cast<std::uint32_t>(n),
+                               static_cast<std::uint32_t>(n) | image::kFrameStoredRaw,
+                               image::Checksum64(buf.get(), n));
     }
   });
   auto finish_hasher = [&](bool abort) {
@@ -503,63 +498,101 @@ Result<PageDumpResult> WritePagesInPlace(pid_t pid, Injector* inj, const std::ve
     hasher.join();
   };
 
+  // Write entries: every piece of a frame, cut where the file offset
+  // crosses a multiple of kInPlaceWrite (large writes get large page-cache
+  // folios, which were slow to allocate on the test VM).
+  struct Entry {
+    std::uint64_t addr, len, off;
+  };
+  static_assert(sizeof(Entry) == 24, "the write loop's table layout");
+  auto entries_of = [&](std::size_t k, std::vector<Entry>* out) {
+    std::uint64_t off = at[k] + image::kFrameHeaderSize;
+    for (const auto& r : frames[k].remote) {
+      std::uint64_t addr = reinterpret_cast<std::uint64_t>(r.iov_base), left = r.iov_len;
+      while (left > 0) {
+        std::uint64_t n = std::min<std::uint64_t>(left, (off / kInPlaceWrite + 1) * kInPlaceWrite - off);
+        out->push_back({addr, n, off});
+        addr += n;
+        off += n;
+        left -= n;
+      }
+    }
+  };
+  const std::size_t table_capacity = (kGadgetAreaSize - kScratchOffset - kTableOffset) / sizeof(Entry);
+
   Status st;
   std::unique_ptr<unsigned char[]> fallback;
-  std::vector<struct iovec> iov;
-  std::uint64_t done = 0;
-  for (std::size_t k = 0; k < chunks.size() && st.ok(); ++k) {
+  std::vector<Entry> table;
+  std::uint64_t done_bytes = 0;
+  for (std::size_t k = 0; k < frames.size() && st.ok();) {
     {
       std::lock_guard<std::mutex> l(mu);
       if (stop) break;
     }
-    const Chunk& c = chunks[k];
-    std::uint64_t off = at[k] + image::kFrameHeaderSize;
-    auto iov_at = inj->PutScratch(4096, c.remote.data(), c.remote.size() * sizeof(struct iovec));
-    long put = -1;
-    if (iov_at.ok()) {
-      auto r = inj->Raw(SYS_pwritev, {static_cast<std::uint64_t>(tfd), *iov_at, c.remote.size(), off, 0});
-      if (!r.ok()) {
-        st = r.status();
+    // A batch: whole frames, up to kInPlaceBatch bytes and what the table holds.
+    table.clear();
+    std::size_t end = k;
+    std::uint64_t batch_bytes = 0;
+    while (end < frames.size() && batch_bytes < kInPlaceBatch) {
+      std::size_t before = table.size();
+      entries_of(end, &table);
+      if (table.size() > table_capacity && end > k) {
+        table.resize(before);
         break;
       }
-      put = *r;
-    } else {
-      st = iov_at.status();
+      batch_bytes += frames[end].bytes;
+      ++end;
+    }
+    if (table.size() > table_capacity) {
+      st = Internal("a frame needs more write entries than the gadget area holds");
       break;
     }
-    if (put != static_cast<long>(c.bytes)) {
-      // Pages the process cannot read itself (PROT_NONE) or a short write:
-      // ckpt copies this chunk the slow way.
-      if (!fallback) fallback.reset(new unsigned char[chunk_size]);
-      std::size_t o = 0;
-      for (const auto& r : c.remote) {
-        st = ReadMemory(pid, reinterpret_cast<std::uint64_t>(r.iov_base), fallback.get() + o, r.iov_len)
-                 .WithContext("dumping memory");
-        if (!st.ok()) break;
-        o += r.iov_len;
+    for (std::size_t i = 0; i < table.size() && st.ok();) {
+      std::size_t count = table.size() - i;
+      auto table_at = inj->PutScratch(kTableOffset, table.data() + i, count * sizeof(Entry));
+      if (!table_at.ok()) {
+        st = table_at.status();
+        break;
       }
-      if (st.ok()) st = PwriteAll(fd, fallback.get(), c.bytes, off);
-      if (!st.ok()) break;
+      arch::Regs r = inj->saved();
+      arch::SetWriteLoop(&r, loop_at, *table_at, count, static_cast<int>(tfd));
+      auto out = inj->RunToTrap(r, "the page write loop");
+      if (!out.ok()) {
+        st = out.status();
+        break;
+      }
+      arch::WriteLoopStop stop_at = arch::WriteLoopProgress(*out, count);
+      i += stop_at.done;
+      if (!stop_at.failed) break;
+      // Pages the process cannot read itself (PROT_NONE) or a short write:
+      // ckpt copies this entry (and reports a real write error, such as a
+      // full disk, itself).
+      const Entry& e = table[i];
+      if (!fallback) fallback.reset(new unsigned char[kImageFrameSize]);
+      st = ReadMemory(pid, e.addr, fallback.get(), e.len).WithContext("dumping memory");
+      if (st.ok()) st = PwriteAll(fd, fallback.get(), e.len, e.off);
+      ++i;
     }
+    if (!st.ok()) break;
+    for (; k < end; ++k) done_bytes += frames[k].bytes;
     {
       std::lock_guard<std::mutex> l(mu);
-      written = k + 1;
+      written = end;
       cv.notify_all();
     }
-    done += c.bytes;
-    if (progress) progress(done, raw_total);
+    if (progress) progress(done_bytes, raw_total);
   }
   close_tfd();
   finish_hasher(!st.ok());
   RETURN_IF_ERROR(st);
   RETURN_IF_ERROR(hash_status);
-  for (std::size_t k = 0; k < chunks.size(); ++k) {
+  for (std::size_t k = 0; k < frames.size(); ++k) {
     RETURN_IF_ERROR(
         PwriteAll(fd, headers.data() + k * image::kFrameHeaderSize, image::kFrameHeaderSize, at[k]));
   }
   std::uint64_t stored = pos - *base;
   RETURN_IF_ERROR(file->SkipDirectlyWritten(stored));
-  RETURN_IF_ERROR(w->EndDirectFrames(chunks.size(), raw_total, stored));
+  RETURN_IF_ERROR(w->EndDirectFrames(frames.size(), raw_total, stored));
   RETURN_IF_ERROR(w->EndSection());
   PageDumpResult res;
   for (const auto& r : candidates) AddRun(&res.runs, r.addr, r.pages);

@@ -13,6 +13,36 @@ asm(".text\n"
     "  int3\n"
     ".size ckpt_engine_gadget, .-ckpt_engine_gadget\n");
 
+// The write loop (see WriteLoopCode): position-independent, copied into the
+// tracee's gadget page. r12 = table of {address, length, file offset}
+// entries, r13 = entries left, r14 = descriptor. Stops at int3 when r13 is
+// 0, or at the first pwrite64 that wrote less than asked (rax = its result,
+// r12 = its entry).
+extern "C" const unsigned char ckpt_engine_write_loop[];
+extern "C" const unsigned char ckpt_engine_write_loop_end[];
+static_assert(SYS_pwrite64 == 18, "the write loop's system call number");
+asm(".text\n"
+    ".globl ckpt_engine_write_loop\n"
+    ".globl ckpt_engine_write_loop_end\n"
+    "ckpt_engine_write_loop:\n"
+    "1:\n"
+    "  test %r13, %r13\n"
+    "  jz 2f\n"
+    "  mov $18, %eax\n"
+    "  mov %r14, %rdi\n"
+    "  mov (%r12), %rsi\n"
+    "  mov 8(%r12), %rdx\n"
+    "  mov 16(%r12), %r10\n"
+    "  syscall\n"
+    "  cmp %rdx, %rax\n"
+    "  jne 2f\n"
+    "  add $24, %r12\n"
+    "  dec %r13\n"
+    "  jmp 1b\n"
+    "2:\n"
+    "  int3\n"
+    "ckpt_engine_write_loop_end:\n");
+
 namespace ckpt::engine::arch {
 
 namespace {
@@ -25,6 +55,27 @@ constexpr long kERestartRestartBlock = 516;
 
 std::uint64_t BuiltinGadget() {
   return reinterpret_cast<std::uint64_t>(&ckpt_engine_gadget);
+}
+
+std::pair<const unsigned char*, std::size_t> WriteLoopCode() {
+  return {ckpt_engine_write_loop,
+          static_cast<std::size_t>(ckpt_engine_write_loop_end - ckpt_engine_write_loop)};
+}
+
+void SetWriteLoop(Regs* r, std::uint64_t code, std::uint64_t table, std::uint64_t count, int fd) {
+  r->rip = code;
+  r->orig_rax = static_cast<std::uint64_t>(-1);  // no restart logic on resume
+  r->r12 = table;
+  r->r13 = count;
+  r->r14 = static_cast<std::uint64_t>(fd);
+}
+
+WriteLoopStop WriteLoopProgress(const Regs& r, std::uint64_t count) {
+  WriteLoopStop s;
+  s.done = count - r.r13;
+  s.failed = r.r13 != 0;
+  s.result = static_cast<long>(r.rax);
+  return s;
 }
 
 std::array<std::uint64_t, kGpRegs> ToArray(const Regs& r) {

@@ -6,7 +6,9 @@
 #include <sys/user.h>
 
 #include <array>
+#include <cstddef>
 #include <cstdint>
+#include <utility>
 
 #include "engine/model.h"
 
@@ -19,6 +21,19 @@ inline constexpr unsigned char kGadget[] = {0x0f, 0x05, 0xcc};
 inline constexpr int kGadgetSize = 3;
 // Address of the same gadget compiled into ckpt (valid in a fork of ckpt).
 std::uint64_t BuiltinGadget();
+
+// A loop of pwrite64 calls for a tracee to write its own memory into a file
+// with one injection: machine code to copy into the gadget area, its
+// register set-up, and where it stopped. Table entries are three 64-bit
+// words: address, length, file offset.
+std::pair<const unsigned char*, std::size_t> WriteLoopCode();
+void SetWriteLoop(Regs* r, std::uint64_t code, std::uint64_t table, std::uint64_t count, int fd);
+struct WriteLoopStop {
+  std::uint64_t done = 0;  // entries fully written
+  bool failed = false;     // entry `done` wrote less than asked
+  long result = 0;         // that pwrite64's result (-errno or a short count)
+};
+WriteLoopStop WriteLoopProgress(const Regs& r, std::uint64_t count);
 
 std::array<std::uint64_t, kGpRegs> ToArray(const Regs& r);
 Regs FromArray(const std::array<std::uint64_t, kGpRegs>& a);
