@@ -67,8 +67,8 @@ Result<arch::Regs> Injector::Trap(const std::string& what) {
     arch::Regs now{};
     (void)GetRegs(tid_, &now);
     const char* n = sigabbrev_np(st.signal);
-    return Internal(what + " in thread " + std::to_string(tid_) + " stopped by SIG" + (n != nullptr ? n : "?") +
-                    " at ip " + std::to_string(arch::Ip(now)));
+    return Internal(what + " in thread " + std::to_string(tid_) + " stopped by SIG" +
+                    (n != nullptr ? n : "?") + " at ip " + std::to_string(arch::Ip(now)));
   }
   arch::Regs out{};
   RETURN_IF_ERROR(GetRegs(tid_, &out));

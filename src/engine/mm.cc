@@ -34,6 +34,7 @@ Status DumpVmas(pid_t pid, const std::vector<MapsEntry>& maps, FileTable* files,
     v.prot = e.prot;
     v.pgoff = e.pgoff;
     v.name = e.path;
+    v.shares_pages = e.shared_kb != 0;
     if (e.shared) v.flags |= kVmaShared;
     if (e.HasFlag("gd")) v.flags |= kVmaGrowsDown;
     if (e.HasFlag("mw")) v.flags |= kVmaMayWrite;

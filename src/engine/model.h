@@ -116,6 +116,9 @@ struct Vma {
   std::int32_t file = -1;   // index into files
   VmaKind kind = VmaKind::kAnon;
   std::string name;  // the maps line's path or [name]
+  // Dump time only, not stored: smaps shows pages of this mapping that
+  // another process maps too (copy-on-write after fork).
+  bool shares_pages = false;
   std::uint64_t size() const { return end - start; }
 };
 

@@ -102,7 +102,11 @@ Result<std::vector<MapsEntry>> ReadMaps(pid_t pid, bool smaps) {
     }
     // smaps detail lines look like "Rss:   4 kB": a key ending in ':' first.
     std::size_t sp = line.find(' ');
-    if (smaps && sp != std::string::npos && sp > 0 && line[sp - 1] == ':') continue;
+    if (smaps && sp != std::string::npos && sp > 0 && line[sp - 1] == ':') {
+      if (!out.empty() && line.compare(0, 7, "Shared_") == 0)
+        out.back().shared_kb += std::strtoull(line.c_str() + sp, nullptr, 10);
+      continue;
+    }
     MapsEntry m;
     if (!ParseMapsLine(line, &m)) {
       return Corruption("cannot parse line of " + ProcPath(pid, smaps ? "smaps" : "maps") + ": " + line);

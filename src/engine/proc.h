@@ -19,8 +19,9 @@ struct MapsEntry {
   std::uint64_t pgoff = 0;
   std::uint32_t dev_major = 0, dev_minor = 0;
   std::uint64_t ino = 0;
-  std::string path;     // as shown, " (deleted)" suffix included
-  std::string vmflags;  // smaps "VmFlags:" two-letter codes, space separated
+  std::string path;             // as shown, " (deleted)" suffix included
+  std::string vmflags;          // smaps "VmFlags:" two-letter codes, space separated
+  std::uint64_t shared_kb = 0;  // smaps Shared_Clean + Shared_Dirty + Shared_Hugetlb
   bool HasFlag(const char* two) const;
 };
 
@@ -28,7 +29,7 @@ std::string ProcPath(pid_t pid, const std::string& rest);
 Result<std::string> ReadProcFile(pid_t pid, const std::string& name);
 // Reads `fd` to its end (or until it would block); `what` names it in errors.
 Result<std::string> ReadAllFd(int fd, const std::string& what);
-// With `smaps`, VmFlags are filled in too.
+// With `smaps`, VmFlags and shared_kb are filled in too.
 Result<std::vector<MapsEntry>> ReadMaps(pid_t pid, bool smaps);
 Result<std::vector<pid_t>> ListThreads(pid_t pid);
 // Fields of /proc/PID/stat after the command name; field N (1-based as in
