@@ -147,9 +147,8 @@ Result<bool> ScanPopulated(int fd, const std::string& path, std::uint64_t start,
 
 Result<std::vector<PageRun>> CollectPopulatedPages(pid_t pid, const std::vector<Vma>& vmas) {
   std::string path = ProcPath(pid, "pagemap");
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return PosixError("open", path, errno);
-  std::unique_ptr<int, void (*)(int*)> closer(&fd, [](int* f) { ::close(*f); });
+  ScopedFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd.get() < 0) return PosixError("open", path, errno);
   const std::uint64_t zero_pfn = ZeroPfn();
   std::vector<PageRun> runs;
   std::vector<std::uint64_t> ent;
@@ -165,13 +164,13 @@ Result<std::vector<PageRun>> CollectPopulatedPages(pid_t pid, const std::vector<
     // kernel's range scan is enough; otherwise each page's entry tells
     // which ones are shared copy-on-write.
     if (!v.shares_pages) {
-      ASSIGN_OR_RETURN(bool scanned, ScanPopulated(fd, path, v.start, v.end, file_backed, &runs));
+      ASSIGN_OR_RETURN(bool scanned, ScanPopulated(fd.get(), path, v.start, v.end, file_backed, &runs));
       if (scanned) continue;
     }
     if (ent.empty()) ent.resize(64 * 1024);
     for (std::uint64_t a = v.start; a < v.end;) {
       std::uint64_t n = std::min<std::uint64_t>(ent.size(), (v.end - a) / kPage);
-      ssize_t got = ::pread(fd, ent.data(), n * 8, static_cast<off_t>(a / kPage * 8));
+      ssize_t got = ::pread(fd.get(), ent.data(), n * 8, static_cast<off_t>(a / kPage * 8));
       if (got != static_cast<ssize_t>(n * 8)) return PosixError("read", path, got < 0 ? errno : EIO);
       for (std::uint64_t i = 0; i < n; ++i) {
         std::uint64_t e = ent[i];
@@ -304,13 +303,10 @@ Result<PageDumpResult> WritePages(pid_t pid, const std::vector<PageRun>& candida
   // thread appends chunk k to the image.
   constexpr std::size_t kSlots = 4;
   std::vector<Chunk> chunks = Chunks(candidates, kDumpChunk);
-  int mem_fd = -1;
+  ScopedFd mem_fd;
   if (std::any_of(chunks.begin(), chunks.end(), [](const Chunk& c) { return c.any_shared; })) {
-    mem_fd = ::open(ProcPath(pid, "mem").c_str(), O_RDONLY | O_CLOEXEC);  // -1: ReadMemory's fallback
+    mem_fd.reset(::open(ProcPath(pid, "mem").c_str(), O_RDONLY | O_CLOEXEC));  // -1: ReadMemory's fallback
   }
-  std::unique_ptr<int, void (*)(int*)> mem_closer(&mem_fd, [](int* f) {
-    if (*f >= 0) ::close(*f);
-  });
   std::unique_ptr<unsigned char[]> bufs[kSlots];
   for (auto& b : bufs) b.reset(new unsigned char[kDumpChunk]);
   std::vector<ReadChunk> ready(chunks.size());
@@ -352,7 +348,7 @@ Result<PageDumpResult> WritePages(pid_t pid, const std::vector<PageRun>& candida
       cv.wait(l, [&] { return stop || k < written + kSlots; });
       if (stop) break;
     }
-    st = ReadChunkFrom(pid, mem_fd, chunks[k], bufs[k % kSlots].get(), &ready[k]);
+    st = ReadChunkFrom(pid, mem_fd.get(), chunks[k], bufs[k % kSlots].get(), &ready[k]);
     std::lock_guard<std::mutex> l(mu);
     if (st.ok())
       read = k + 1;
@@ -495,14 +491,13 @@ Result<PageDumpResult> WritePagesInPlace(pid_t pid, Injector* inj, const std::ve
   const std::uint64_t loop_at = inj->gadget() + kWriteLoopOffset;
   Status put = WriteMemory(pid, loop_at, code, code_size);
   // The hashing thread reads frames back through a read-only descriptor.
-  int rfd = put.ok() ? ::open(path.c_str(), O_RDONLY | O_CLOEXEC) : -1;
-  if (rfd < 0) {
+  ScopedFd rfd(put.ok() ? ::open(path.c_str(), O_RDONLY | O_CLOEXEC) : -1);
+  if (rfd.get() < 0) {
     int e = errno;
     close_tfd();
     if (!put.ok()) return put;
     return PosixError("reopen", "the image for reading", e);
   }
-  std::unique_ptr<int, void (*)(int*)> rfd_closer(&rfd, [](int* f) { ::close(*f); });
 
   Status begun = w->BeginSection(kSecPages, prefix + "pages", "");
   Result<std::uint64_t> base = begun.ok() ? w->BeginDirectFrames() : Result<std::uint64_t>(begun);
@@ -538,7 +533,7 @@ Result<PageDumpResult> WritePagesInPlace(pid_t pid, Injector* inj, const std::ve
         if (stop && written <= k) return;
       }
       std::size_t n = frames[k].bytes;
-      Status st = PreadAll(rfd, buf.get(), n, at[k] + image::kFrameHeaderSize);
+      Status st = PreadAll(rfd.get(), buf.get(), n, at[k] + image::kFrameHeaderSize);
       if (!st.ok()) {
         std::lock_guard<std::mutex> l(mu);
         hash_status = st;
