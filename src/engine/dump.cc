@@ -107,7 +107,8 @@ Status Collect(FrozenProcess& fp, ProcessModel* m, std::vector<Blob>* blobs, std
 // writing the whole new image back first (auto_da_alloc) and frees the old
 // one on the spot, both while the processes are stopped.
 Result<bool> InstallImage(platform::Env* env, const std::string& tmp_path, const std::string& final_path) {
-  if (::renameat2(AT_FDCWD, tmp_path.c_str(), AT_FDCWD, final_path.c_str(), RENAME_EXCHANGE) == 0) return true;
+  if (::renameat2(AT_FDCWD, tmp_path.c_str(), AT_FDCWD, final_path.c_str(), RENAME_EXCHANGE) == 0)
+    return true;
   // ENOENT: no previous image; EINVAL: the file system cannot exchange.
   if (errno != ENOENT && errno != EINVAL) {
     return platform::PosixError("rename", tmp_path + " to " + final_path, errno);
@@ -310,7 +311,9 @@ Result<DumpStats> Dump(const DumpOptions& o) {
     return Status::Ok();
   }();
   if (!st.ok()) {
-    if (!old_image_at_tmp) env->RemoveFile(tmp_path).IgnoreError();
+    // The new image's remains, or the previous image if the new one is
+    // already in place.
+    env->RemoveFile(tmp_path).IgnoreError();
     // Everything back as it was: SEM_UNDO adjustments (injected, so before
     // the gadgets go), the gadgets, then the members run on.
     if (!released) sysv.PutBack().IgnoreError();
@@ -340,10 +343,10 @@ Result<DumpStats> Dump(const DumpOptions& o) {
     stats.vmas += static_cast<int>(d.m.vmas.size());
     stats.fds += static_cast<int>(d.m.fds.size());
   }
+  Status end;
   if (!released) {
     // The image is durable and in place: only now may the processes go,
     // and the System V objects they used move into the image with them.
-    Status end;
     if (tree.frozen.size() == 1 && tree.frozen[0] != nullptr && t.objects.empty() && t.sems.empty() &&
         t.queues.empty()) {
       // One process sharing nothing: SIGKILL, and no waiting for the kernel
@@ -360,12 +363,14 @@ Result<DumpStats> Dump(const DumpOptions& o) {
     }
     stats.frozen_ns = NowNs() - t_frozen;
     lap(&stats.phases.end_ns);
-    RETURN_IF_ERROR(end.WithContext("killing process " + std::to_string(pid) + " after the dump"));
-    RETURN_IF_ERROR(sysv.RemoveObjects(t).WithContext("removing the dumped System V objects"));
   }
   // The previous image goes only now: freeing a GiB of it takes the kernel
   // a third of a second or more, which the processes need not wait for.
   if (old_image_at_tmp) env->RemoveFile(tmp_path).IgnoreError();
+  if (!released) {
+    RETURN_IF_ERROR(end.WithContext("killing process " + std::to_string(pid) + " after the dump"));
+    RETURN_IF_ERROR(sysv.RemoveObjects(t).WithContext("removing the dumped System V objects"));
+  }
   stats.total_ns = NowNs() - t0;
   return stats;
 }

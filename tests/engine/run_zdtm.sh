@@ -108,6 +108,9 @@ if [ "$LEAVE" = 1 ]; then
 else
   for i in $(seq 1 "$ITER"); do
     "$CKPT" dump "$PID" -D "$W/img" "${DOPTS[@]}" >"$W/dump.out" || fail "dump $i"
+    # A dump that replaced the previous image removed it (it was swapped out
+    # to the temporary name first).
+    [ ! -e "$W/img/process.ckpt.tmp" ] || fail "dump $i left $W/img/process.ckpt.tmp behind"
     { if [ -n "$RJOB" ]; then wait "$RJOB"; RJOB=""; else wait "$PID"; fi; } 2>/dev/null
     restore
     sleep 0.05
