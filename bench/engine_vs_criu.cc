@@ -336,10 +336,11 @@ int main(int argc, char** argv) {
     }
     if (std::getenv("ENGINE_BENCH_VERBOSE") != nullptr && ck.dump.size() == cr.dump.size() &&
         !ck.dump.empty()) {
-      std::printf("  rep %d: raw write %.3f (image layout %.3f)  ckpt dump %.3f restore %.3f  criu dump %.3f "
-                  "restore %.3f",
-                  rep, raw.back(), raw_gaps.back(), ck.dump.back(), ck.restore.back(), cr.dump.back(),
-                  cr.restore.back());
+      std::printf(
+          "  rep %d: raw write %.3f (image layout %.3f)  ckpt dump %.3f restore %.3f  criu dump %.3f "
+          "restore %.3f",
+          rep, raw.back(), raw_gaps.back(), ck.dump.back(), ck.restore.back(), cr.dump.back(),
+          cr.restore.back());
       if (!cki.dump.empty()) std::printf("  ckpt-in-place dump %.3f", cki.dump.back());
       std::printf("\n");
     }
@@ -348,10 +349,11 @@ int main(int argc, char** argv) {
               o.workload.c_str(), o.mib, o.reps, o.dir.c_str());
   // The dump against the faster way of writing the same bytes.
   double raw_best = std::min(Median(raw), Median(raw_gaps));
-  std::printf("  raw write of %zu MiB  %.3f s, in the image's layout %.3f s   (ckpt dump speed vs raw write: %.2fx,"
-              " CRIU's: %.2fx)\n",
-              o.mib, Median(raw), Median(raw_gaps), ck.dump.empty() ? 0.0 : raw_best / Median(ck.dump),
-              cr.dump.empty() ? 0.0 : raw_best / Median(cr.dump));
+  std::printf(
+      "  raw write of %zu MiB  %.3f s, in the image's layout %.3f s   (ckpt dump speed vs raw write: %.2fx,"
+      " CRIU's: %.2fx)\n",
+      o.mib, Median(raw), Median(raw_gaps), ck.dump.empty() ? 0.0 : raw_best / Median(ck.dump),
+      cr.dump.empty() ? 0.0 : raw_best / Median(cr.dump));
   std::printf("  ckpt   dump %.3f s   restore %.3f s   (%d failed)\n", Median(ck.dump), Median(ck.restore),
               ck.failures);
   std::printf("  criu   dump %.3f s   restore %.3f s   (%d failed)\n", Median(cr.dump), Median(cr.restore),
