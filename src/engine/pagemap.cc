@@ -86,10 +86,6 @@ void AddRun(std::vector<PageRun>* runs, std::uint64_t addr, std::uint64_t pages,
   }
 }
 
-}  // namespace
-
-namespace {
-
 // PAGEMAP_SCAN (Linux 6.7): the kernel walks the page tables and returns
 // ranges of pages by category, instead of 8 bytes per page to read and test.
 // Debian 12's headers lack it: the ABI is spelled out here.

@@ -1,5 +1,6 @@
-// Memory contents. At dump, /proc/PID/pagemap says which pages are
-// populated: only those are read (process_vm_readv) and stored, pages that
+// Memory contents. At dump, /proc/PID/pagemap (its PAGEMAP_SCAN ioctl where
+// the kernel has it) says which pages are populated: only those are read
+// (process_vm_readv) and stored, pages that
 // still equal their file or are all zeros are skipped. At restore the pages
 // are populated in bulk (MADV_POPULATE_WRITE) and written with
 // process_vm_writev. Not thread-safe.
@@ -39,9 +40,9 @@ Result<PageDumpResult> WritePages(pid_t pid, const std::vector<PageRun>& candida
 // Whether the dump should try WritePagesInPlace (CKPT_ENGINE_DUMP_COPY=in-place).
 bool InPlaceCopyRequested();
 // Like WritePages, with one copy instead of two: the stopped process itself
-// writes its pages into the image file (pwritev injected through `inj`, a
-// traced thread of it with a gadget), while a second thread hashes each
-// frame back from the page cache and writes its header. All-zero pages are
+// writes its pages into the image file (a loop of pwrite64 calls run through
+// `inj`, a traced thread of it with a gadget), while a second thread reads
+// each frame back from the page cache, hashes it and makes its header. All-zero pages are
 // stored (counted in zero_pages). NotSupported, with nothing written, when
 // the process cannot do it (its file-size limit, no way to open the image):
 // then call WritePages.

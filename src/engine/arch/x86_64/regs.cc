@@ -16,8 +16,7 @@ asm(".text\n"
 // The write loop (see WriteLoopCode): position-independent, copied into the
 // tracee's gadget page. r12 = table of {address, length, file offset}
 // entries, r13 = entries left, r14 = descriptor. Stops at int3 when r13 is
-// 0, or at the first pwrite64 that wrote less than asked (rax = its result,
-// r12 = its entry).
+// 0, or at the first pwrite64 that wrote less than asked (r12 = its entry).
 extern "C" const unsigned char ckpt_engine_write_loop[];
 extern "C" const unsigned char ckpt_engine_write_loop_end[];
 static_assert(SYS_pwrite64 == 18, "the write loop's system call number");
@@ -74,7 +73,6 @@ WriteLoopStop WriteLoopProgress(const Regs& r, std::uint64_t count) {
   WriteLoopStop s;
   s.done = count - r.r13;
   s.failed = r.r13 != 0;
-  s.result = static_cast<long>(r.rax);
   return s;
 }
 

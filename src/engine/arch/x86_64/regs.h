@@ -30,8 +30,7 @@ std::pair<const unsigned char*, std::size_t> WriteLoopCode();
 void SetWriteLoop(Regs* r, std::uint64_t code, std::uint64_t table, std::uint64_t count, int fd);
 struct WriteLoopStop {
   std::uint64_t done = 0;  // entries fully written
-  bool failed = false;     // entry `done` wrote less than asked
-  long result = 0;         // that pwrite64's result (-errno or a short count)
+  bool failed = false;     // entry `done` wrote less than asked (or failed)
 };
 WriteLoopStop WriteLoopProgress(const Regs& r, std::uint64_t count);
 
