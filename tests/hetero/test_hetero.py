@@ -1,5 +1,6 @@
 """Heterogeneous migration, for real: Windows builds under Wine, s390x (big
-endian) and aarch64 under qemu-user, i686 natively. Every resumed run must
+endian) and aarch64 under qemu-user, i686 natively (or under qemu-i386 where
+the kernel refuses 32-bit programs). Every resumed run must
 print exactly the uninterrupted native run's result line.
 
   test_hetero.py chain     Linux x86-64 -> Windows -> s390x -> i686 -> aarch64

@@ -44,14 +44,29 @@ def start_wineserver():
                        stderr=subprocess.DEVNULL, check=False)
 
 
+def native_or(bindir, runner):
+    """[] if this kernel runs the programs in `bindir` itself, else `runner`.
+    32-bit x86 builds run natively where the kernel has IA-32 emulation; some
+    hypervisors (the PVM test VM of 2026-11-30) refuse them with ENOEXEC."""
+    probe = os.path.join(bindir, "ckpt")
+    if not os.path.exists(probe):
+        return []
+    try:
+        subprocess.run([probe, "--version"], capture_output=True, timeout=60, check=False)
+        return []
+    except OSError:
+        return runner
+
+
 def platforms():
     """Every platform this checkout can run: native first."""
     out = [Platform("linux-x86_64", BIN, [])]
+    i686 = os.path.join(CROSS_ROOT, "linux-i686", "bin")
     cross = [
         ("windows-x86_64", "windows-x64", ["wine"], ".exe"),
         ("linux-s390x", "linux-s390x", ["qemu-s390x"], ""),
         ("linux-aarch64", "linux-aarch64", ["qemu-aarch64"], ""),
-        ("linux-i686", "linux-i686", [], ""),
+        ("linux-i686", "linux-i686", native_or(i686, ["qemu-i386"]), ""),
     ]
     for name, preset, runner, exe in cross:
         p = Platform(name, os.path.join(CROSS_ROOT, preset, "bin"), runner, exe)
