@@ -404,6 +404,12 @@ class SessionImpl {
     if (r.ok() && r.Remaining() != 0) {
       r.Fail(std::to_string(r.Remaining()) + " bytes are left over after decoding it");
     }
+    // The section's end marker too, as `ckpt verify` checks it: a damaged
+    // image is refused even where the damage is outside the value's bytes.
+    if (r.ok()) {
+      Status end = (*stream)->Drain();
+      if (!end.ok()) r.Fail(end.message());
+    }
     if (!r.ok()) {
       Fatal("cannot resume from " + resume_path_ + ": variable '" + e.name + "' (" + img.ToString() +
             "): " + r.error());

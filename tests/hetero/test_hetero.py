@@ -8,6 +8,7 @@ print exactly the uninterrupted native run's result line.
   test_hetero.py codecs    a build lacking an image's codec says so; convert fixes it
   test_hetero.py windows   `ckpt.exe checkpoint PID [--exit]` against a Windows program
 """
+import concurrent.futures
 import os
 import shutil
 import subprocess
@@ -63,37 +64,48 @@ def chain():
             shutil.rmtree(work, ignore_errors=True)
 
 
+def pmap(fn, items):
+    """fn over items, as many at once as there are cores (each is a program
+    run under Wine or qemu, mostly on one core); results in order."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        return list(pool.map(fn, items))
+
+
 def matrix():
     plats = platforms()
     need(plats, ["linux-x86_64", "windows-x86_64", "linux-s390x", "linux-aarch64"])
     for prog, args in PROGRAMS.items():
-        refs = {}
-        for p in plats:
-            refs[p.name] = result_line(run(p.cmd(prog, *args), check=0).stdout)
+        outs = pmap(lambda p: run(p.cmd(prog, *args), check=0).stdout, plats)
+        refs = {p.name: result_line(o) for p, o in zip(plats, outs)}
         ref = refs["linux-x86_64"]
         for name, r in refs.items():
             check(r == ref, "uninterrupted %s on %s differs:\n  %s\n  %s" % (prog, name, r, ref))
         work = tempdir("matrix-" + prog)
         try:
-            imgs = {}
-            for w in plats:
-                d = os.path.join(work, "from-" + w.name)
-                os.mkdir(d)
+            imgs = {w.name: os.path.join(work, "from-" + w.name) for w in plats}
+
+            def write(w):
+                os.mkdir(imgs[w.name])
                 run(w.cmd(prog, *(args + ["--ckpt-dir", ".", "--ckpt-quiet", "--ckpt-stop-at", int(args[1]) // 3])),
-                    cwd=d, check=75)
-                imgs[w.name] = d
+                    cwd=imgs[w.name], check=75)
+
+            pmap(write, plats)
             j = run([CKPT, "inspect", "--json", imgs["linux-s390x"]], check=0).stdout
             check('"producer.endian": "big"' in j, "s390x image does not say big-endian")
-            for w in plats:
-                for r in plats:
-                    d = os.path.join(imgs[w.name], "to-" + r.name)
-                    os.mkdir(d)
-                    src = os.path.relpath(newest_image(imgs[w.name]), d)
-                    p = run(r.cmd(prog, *(["--ckpt-resume", src, "--ckpt-dir", ".", "--ckpt-quiet"])), cwd=d)
-                    check(p.returncode == 0, "%s image from %s failed to resume on %s: %s" %
-                          (prog, w.name, r.name, p.stderr))
-                    got = result_line(p.stdout)
-                    check(got == ref, "%s: %s -> %s gives\n  %s\nnot\n  %s" % (prog, w.name, r.name, got, ref))
+
+            def resume(pair):
+                w, r = pair
+                d = os.path.join(imgs[w.name], "to-" + r.name)
+                os.mkdir(d)
+                src = os.path.relpath(newest_image(imgs[w.name]), d)
+                return run(r.cmd(prog, *(["--ckpt-resume", src, "--ckpt-dir", ".", "--ckpt-quiet"])), cwd=d)
+
+            pairs = [(w, r) for w in plats for r in plats]
+            for (w, r), p in zip(pairs, pmap(resume, pairs)):
+                check(p.returncode == 0, "%s image from %s failed to resume on %s: %s" %
+                      (prog, w.name, r.name, p.stderr))
+                got = result_line(p.stdout)
+                check(got == ref, "%s: %s -> %s gives\n  %s\nnot\n  %s" % (prog, w.name, r.name, got, ref))
             print("ok   matrix %s: %d x %d platforms, identical results" % (prog, len(plats), len(plats)))
         finally:
             shutil.rmtree(work, ignore_errors=True)

@@ -5,10 +5,13 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 
 #include "ckpt/ckpt.hpp"
 #include "fault_env.h"
+#include "image/reader.h"
 #include "lib/testing.h"
+#include "platform/env.h"
 
 namespace ckpt {
 namespace {
@@ -99,6 +102,47 @@ TEST_F(SessionTest, TypeMismatchNamesVariableAndBothTypes) {
     EXPECT_NE(
         std::string(e.what()).find("'grid' is vector<f64> in the image, the program declares vector<f32>"),
         std::string::npos)
+        << e.what();
+  }
+}
+
+// Damage that leaves the value's own bytes intact (the section's end marker)
+// still makes the resume refuse the image, as `ckpt verify` does.
+TEST_F(SessionTest, DamagedSectionEndMarkerIsRefused) {
+  std::string image;
+  {
+    Session s(Opts());
+    s.var("grid", std::vector<double>{1.0, 2.0});
+    s.var("step", std::uint64_t{7});
+    ASSERT_EQ(s.checkpoint(), Event::kCheckpointed);
+    image = s.last_image();
+  }
+  std::uint64_t last = 0;  // the last byte of the 'grid' section: its end marker's
+  {
+    auto src = platform::Env::Default()->NewRandomAccessFile(image);
+    ASSERT_TRUE(src.ok());
+    auto r = image::ImageReader::Open(std::move(*src));
+    ASSERT_TRUE(r.ok()) << r.status().message();
+    for (const auto& sec : (*r)->sections())
+      if (sec.name == "grid") last = sec.offset + sec.stored_size - 1;
+  }
+  ASSERT_NE(last, 0u);
+  {
+    std::fstream f(image, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekg(static_cast<std::streamoff>(last));
+    char c = 0;
+    f.read(&c, 1);
+    c = static_cast<char>(c ^ 0x40);
+    f.seekp(static_cast<std::streamoff>(last));
+    f.write(&c, 1);
+  }
+  Session s(Opts(image));
+  try {
+    s.var("grid", std::vector<double>());
+    s.var("step", std::uint64_t{0});
+    FAIL() << "a damaged image was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("section 'grid': section end marker is damaged"), std::string::npos)
         << e.what();
   }
 }
