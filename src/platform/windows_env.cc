@@ -210,7 +210,9 @@ class WinEnv final : public Env {
   std::int64_t ProcessId() override { return static_cast<std::int64_t>(GetCurrentProcessId()); }
   bool ProcessAlive(std::int64_t pid) override {
     HANDLE h = OpenProcess(SYNCHRONIZE, FALSE, static_cast<DWORD>(pid));
-    if (h == nullptr) return false;
+    // ERROR_INVALID_PARAMETER: no such process. Any other failure (access
+    // denied, say) means it exists but this process may not wait on it.
+    if (h == nullptr) return GetLastError() != ERROR_INVALID_PARAMETER;
     bool alive = WaitForSingleObject(h, 0) == WAIT_TIMEOUT;
     CloseHandle(h);
     return alive;

@@ -163,7 +163,10 @@ def windows():
             time.sleep(0.01)
         check(pid is not None, "the Windows program did not register")
         p = run(win.cmd("ckpt", "checkpoint", pid, "--json"), cwd=work, env_extra={"CKPT_RUNTIME_DIR": wine_path(rt)})
-        check(p.returncode == 0, "ckpt.exe checkpoint: %s %s" % (p.stdout, p.stderr))
+        if p.returncode != 0 and proc.poll() is not None:
+            fail("ckpt.exe checkpoint: %s %s\nthe Windows program exited with status %d: %s" %
+                 (p.stdout, p.stderr, proc.returncode, proc.stderr.read()[-3000:]))
+        check(p.returncode == 0, "ckpt.exe checkpoint: %s %s (the Windows program still runs)" % (p.stdout, p.stderr))
         check(proc.poll() is None, "the program stopped after a plain checkpoint")
         p = run(win.cmd("ckpt", "checkpoint", pid, "--exit"), cwd=work,
                 env_extra={"CKPT_RUNTIME_DIR": wine_path(rt)})
