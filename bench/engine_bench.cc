@@ -24,12 +24,14 @@
 #include "bench_util.h"
 #include "engine/engine.h"
 #include "engine/model.h"
+#include "raw_write.h"
 
 namespace {
 
 using ckpt::bench::Fill;
 using ckpt::bench::Median;
 using ckpt::bench::Now;
+using ckpt::bench::RawWrite;
 
 // The process to dump: this program re-executed with `--target`, so that it
 // holds the N MiB and nothing else of the benchmark's own memory.
@@ -105,30 +107,7 @@ int main(int argc, char** argv) {
   auto* buf = static_cast<unsigned char*>(
       mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0));
   Fill(buf, bytes);
-  // Writes `buf` to a new file under a temporary name renamed over the
-  // previous one, like the image: in 256 KiB write() calls, or with
-  // `gaps`, in the image's layout (16 bytes of frame header before each MiB,
-  // so the writes do not start on page boundaries and the page cache uses
-  // single pages instead of large folios).
-  auto raw_write = [&](bool gaps) -> double {
-    std::string tmp = raw_path + ".tmp";
-    // The previous file is removed before the clock starts (freeing a GiB
-    // of written-back file takes ~0.35 s here), and both timed writes start
-    // with no dirty pages waiting.
-    unlink(raw_path.c_str());
-    ::sync();
-    double t = Now();
-    int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    static const unsigned char header[16] = {};
-    for (std::size_t off = 0; off < bytes; off += chunk) {
-      if (gaps && off % (1u << 20) == 0 && write(fd, header, sizeof header) < 0) return -1;
-      if (write(fd, buf + off, std::min(chunk, bytes - off)) < 0) return -1;
-    }
-    if (sync) fsync(fd);
-    close(fd);
-    rename(tmp.c_str(), raw_path.c_str());
-    return Now() - t;
-  };
+  auto raw_write = [&](bool gaps) { return RawWrite(raw_path, buf, bytes, gaps, sync); };
   if (raw_write(false) < 0) return 1;  // untimed: the buffer is warm
   for (int rep = 0; rep < reps; ++rep) {
     // Raw baselines: the same bytes written to and read back from one file.

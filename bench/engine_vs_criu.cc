@@ -37,6 +37,7 @@
 #include <vector>
 
 #include "bench_util.h"
+#include "raw_write.h"
 
 namespace {
 
@@ -216,28 +217,9 @@ bool OneRound(const Options& o, Tool tool, Times* t, const std::string& log) {
   return true;
 }
 
-// Writes `bytes` of `buf` to a new file in `dir` the way the tools write
-// their images: the previous file of its kind is removed first (its blocks
-// freed, as before each tool's round), then sync, then timed writes into
-// the page cache. The file stays until the next round, like the images.
-// With `gaps`, in the image's layout: 16 bytes of frame header before each
-// MiB (the writes then do not start on page boundaries, and the page cache
-// uses single pages instead of large folios).
+// The raw write of the same bytes, to `dir`/raw.bin (raw_write.h).
 double RawWrite(const std::string& dir, const unsigned char* buf, std::size_t bytes, bool gaps = false) {
-  std::string path = dir + "/raw.bin";
-  unlink(path.c_str());
-  ::sync();
-  double t = Now();
-  int fd = open((path + ".tmp").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  const std::size_t chunk = 256u << 10;  // the fastest write() size here (docs/performance.md)
-  static const unsigned char header[16] = {};
-  for (std::size_t off = 0; off < bytes; off += chunk) {
-    if (gaps && off % (1u << 20) == 0 && write(fd, header, sizeof header) < 0) break;
-    if (write(fd, buf + off, std::min(chunk, bytes - off)) < 0) break;
-  }
-  close(fd);
-  rename((path + ".tmp").c_str(), path.c_str());
-  return Now() - t;
+  return ckpt::bench::RawWrite(dir + "/raw.bin", buf, bytes, gaps, false);
 }
 
 }  // namespace
