@@ -177,26 +177,19 @@ bool ParseImageFileName(const std::string& file, std::string* name, std::uint64_
 }
 
 Result<std::vector<std::string>> ListImages(platform::Env* env, const std::string& dir,
-                                            const std::string& prefer) {
+                                            const std::string& name) {
   ASSIGN_OR_RETURN(auto entries, env->ListDir(dir));
-  struct Cand {
-    bool preferred;
-    std::uint64_t seq;
-    std::string path;
-  };
-  std::vector<Cand> c;
+  std::vector<std::pair<std::uint64_t, std::string>> c;
   for (const auto& e : entries) {
-    std::string name;
+    std::string n;
     std::uint64_t seq;
-    if (e.is_dir || !ParseImageFileName(e.name, &name, &seq)) continue;
-    c.push_back({name == prefer, seq, platform::JoinPath(dir, e.name)});
+    if (e.is_dir || !ParseImageFileName(e.name, &n, &seq)) continue;
+    if (!name.empty() && n != name) continue;
+    c.emplace_back(seq, platform::JoinPath(dir, e.name));
   }
-  std::sort(c.begin(), c.end(), [](const Cand& a, const Cand& b) {
-    if (a.preferred != b.preferred) return a.preferred;
-    return a.seq > b.seq;
-  });
+  std::sort(c.begin(), c.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
   std::vector<std::string> out;
-  for (auto& x : c) out.push_back(std::move(x.path));
+  for (auto& x : c) out.push_back(std::move(x.second));
   return out;
 }
 

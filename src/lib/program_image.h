@@ -45,9 +45,11 @@ std::string FormatTime(std::int64_t unix_nanos);
 // "<name>.<seq>.ckpt" with seq zero-padded to 6 digits.
 std::string ImageFileName(const std::string& name, std::uint64_t seq);
 bool ParseImageFileName(const std::string& file, std::string* name, std::uint64_t* seq);
-// Images in `dir`, newest (highest seq) first; those named `prefer` first.
+// Images NAME.SEQ.ckpt in `dir`, newest (highest seq) first: only those whose
+// NAME is exactly `name` (so "heat" never takes "heat2" or "heat.v2"), or all
+// of them when `name` is empty.
 Result<std::vector<std::string>> ListImages(platform::Env* env, const std::string& dir,
-                                            const std::string& prefer);
+                                            const std::string& name);
 
 // The highest SEQ of the images NAME.SEQ.ckpt in `dir` (0 if none).
 std::uint64_t LatestImageSeq(platform::Env* env, const std::string& dir, const std::string& name);

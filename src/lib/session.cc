@@ -23,6 +23,7 @@
 #include "lib/testing.h"
 #include "platform/env.h"
 #include "state/compat.h"
+#include "util/text.h"
 
 namespace ckpt {
 
@@ -60,8 +61,9 @@ const char* kHelp =
     "ckpt options (removed from the program's arguments; each also read from an environment\n"
     "variable, e.g. CKPT_DIR):\n"
     "  --ckpt-dir DIR        where checkpoint images are written (default: .)\n"
-    "  --ckpt-resume PATH    resume from an image file, or from the newest image in a directory;\n"
-    "                        'auto' resumes from the newest image in --ckpt-dir if there is one\n"
+    "  --ckpt-resume PATH    resume from an image file, or from the newest image of this program\n"
+    "                        in a directory; 'auto' resumes from the newest image of this program\n"
+    "                        in --ckpt-dir if there is one and starts fresh otherwise\n"
     "  --ckpt-every SECONDS  write a checkpoint periodically (at the next safepoint)\n"
     "  --ckpt-keep K         keep the newest K images of this program in DIR (default: 2)\n"
     "  --ckpt-codec C        none, zstd or zlib (default: none)\n"
@@ -308,41 +310,65 @@ class SessionImpl {
 
   // --- resume ---------------------------------------------------------------
   void OpenResume() {
-    std::string path = opt_.resume;
+    const std::string& path = opt_.resume;
+    const bool is_auto = path == "auto";
     std::vector<std::string> candidates;
-    if (path == "auto") {
-      if (!env_->IsDirectory(opt_.dir)) return;  // nothing to resume: fresh start
-      auto list = lib::ListImages(env_, opt_.dir, opt_.name);
+    if (is_auto || env_->IsDirectory(path)) {
+      // Only this program's images (NAME.SEQ.ckpt with NAME exactly its name).
+      const std::string& dir = is_auto ? opt_.dir : path;
+      if (is_auto && !env_->IsDirectory(dir)) {
+        Say("--ckpt-resume auto: no directory " + dir + ", starting fresh");
+        return;
+      }
+      auto list = lib::ListImages(env_, dir, opt_.name);
       if (!list.ok()) Fatal(list.status().message());
-      if (list->empty()) return;
-      candidates = *list;
-    } else if (env_->IsDirectory(path)) {
-      auto list = lib::ListImages(env_, path, opt_.name);
-      if (!list.ok()) Fatal(list.status().message());
-      if (list->empty()) Fatal("no checkpoint images (*.NNNNNN.ckpt) in directory " + path);
+      if (list->empty()) {
+        std::string what = "no checkpoint images of program '" + opt_.name + "' (" + opt_.name +
+                           ".NNNNNN.ckpt) in directory " + dir + OtherPrograms(dir);
+        if (!is_auto) Fatal(what);
+        Say("--ckpt-resume auto: " + what + ", starting fresh");
+        return;
+      }
       candidates = *list;
     } else {
       candidates.push_back(path);
     }
-    std::string errors;
+    std::vector<std::string> errors;
     for (const std::string& c : candidates) {
       Status st = TryOpen(c);
       if (st.ok()) {
-        if (!errors.empty()) Say("warning: skipped unusable newer image(s):" + errors);
+        if (!errors.empty()) Say("warning: skipped unusable newer image(s):" + CapLines(errors));
         return;
       }
       if (candidates.size() == 1) Fatal("cannot resume from " + c + ": " + st.message());
-      errors += "\n  " + st.message();
+      errors.push_back(st.message());
     }
-    Fatal("no usable image among " + std::to_string(candidates.size()) + " candidates:" + errors);
+    Fatal("no usable image among " + std::to_string(candidates.size()) + " candidates:" + CapLines(errors));
+  }
+
+  // " (it holds images of other programs: a, b)", or "" when it holds none.
+  std::string OtherPrograms(const std::string& dir) {
+    auto all = lib::ListImages(env_, dir, "");
+    if (!all.ok()) return "";
+    std::set<std::string> names;
+    for (const std::string& p : *all) {
+      std::string n;
+      std::uint64_t seq;
+      if (lib::ParseImageFileName(platform::BaseName(p), &n, &seq)) names.insert("'" + n + "'");
+    }
+    if (names.empty()) return "";
+    return " (it holds images of other programs: " +
+           CapList(std::vector<std::string>(names.begin(), names.end())) + ")";
   }
 
   Status TryOpen(const std::string& path) {
     ASSIGN_OR_RETURN(auto src, env_->NewRandomAccessFile(path));
-    return TryOpenSource(std::move(src));
+    return TryOpenSource(std::move(src), /*check_name=*/true);
   }
 
-  Status TryOpenSource(std::unique_ptr<image::RandomAccessSource> src) {
+  // `check_name`: the image must be this program's (META program.name equal
+  // to the session's name); a group member's image is matched by its coordinator.
+  Status TryOpenSource(std::unique_ptr<image::RandomAccessSource> src, bool check_name = false) {
     auto t0 = std::chrono::steady_clock::now();
     std::string path = src->Name();
     ASSIGN_OR_RETURN(auto reader, image::ImageReader::Open(std::move(src)));
@@ -362,6 +388,10 @@ class SessionImpl {
     ASSIGN_OR_RETURN(std::string mdata, reader->ReadSection(*meta));
     lib::Meta m;
     RETURN_IF_ERROR(DecodeMeta(mdata, &m).WithContext(path));
+    if (std::string writer = m.Get("program.name"); check_name && !writer.empty() && writer != opt_.name) {
+      return InvalidArgument(path + " is an image of program '" + writer + "', not of this program '" +
+                             opt_.name + "' (to resume it anyway, run with --ckpt-name " + writer + ")");
+    }
     ASSIGN_OR_RETURN(std::string pdata, reader->ReadSection(*prog));
     lib::Progress p;
     RETURN_IF_ERROR(DecodeProgress(pdata, &p).WithContext(path));
@@ -420,13 +450,14 @@ class SessionImpl {
   }
 
   void FinishResume() {
-    std::string unclaimed;
+    std::vector<std::string> unclaimed;
     for (const auto& [name, info] : image_vars_) {
-      if (!claimed_.count(name)) unclaimed += (unclaimed.empty() ? "" : ", ") + ("'" + name + "'");
+      if (!claimed_.count(name)) unclaimed.push_back("'" + name + "'");
     }
     if (!unclaimed.empty()) {
-      Fatal("cannot resume from " + resume_path_ + ": the image holds " + unclaimed +
-            " but the program never declared it before its first safepoint");
+      Fatal("cannot resume from " + resume_path_ + ": the image holds " + CapList(unclaimed) +
+            " but the program " + (unclaimed.size() == 1 ? "never declared it" : "declared none of them") +
+            " before its first safepoint");
     }
     reader_.reset();
     char buf[160];

@@ -134,6 +134,34 @@ def test_periodic_and_auto_resume(work):
     check(result_line(p.stdout) == result_line(run([HEAT, 64, 200], check=0).stdout), "auto resume differs")
 
 
+def test_resume_takes_only_this_programs_images(work):
+    # Images of other programs only, two of them with every variable heat has
+    # (heat run as "heat2" and "heat.v2"): `auto` starts fresh and says so.
+    run([NBODY, 8, 50, "--ckpt-dir", work, "--ckpt-stop-at", 10], check=75)
+    for other in ["heat2", "heat.v2"]:
+        run([HEAT, 64, 200, "--ckpt-dir", work, "--ckpt-stop-at", 150, "--ckpt-name", other], check=75)
+    ref = result_line(run([HEAT, 64, 200], check=0).stdout)
+    p = run([HEAT, 64, 200, "--ckpt-dir", work, "--ckpt-resume", "auto"], check=0)
+    check(result_line(p.stdout) == ref, "auto took another program's image:\n%s\n%s" % (p.stdout, p.stderr))
+    lines = [l for l in p.stderr.splitlines() if "starting fresh" in l]
+    check(len(lines) == 1 and "no checkpoint images of program 'heat'" in lines[0] and "'heat2'" in lines[0],
+          "auto did not say it starts fresh: " + p.stderr)
+    p = run([HEAT, 64, 200, "--ckpt-dir", work, "--ckpt-resume", "auto", "--ckpt-quiet"], check=0)
+    check(p.stderr == "", "--ckpt-quiet still printed: " + p.stderr)
+    # A directory with no image of this program is an error; so is another program's file.
+    p = run([HEAT, "--ckpt-resume", work])
+    check(p.returncode == 3 and "no checkpoint images of program 'heat'" in p.stderr, p.stderr)
+    p = run([HEAT, "--ckpt-resume", os.path.join(work, "heat2.000001.ckpt")])
+    check(p.returncode == 3 and "image of program 'heat2', not of this program 'heat'" in p.stderr, p.stderr)
+    # Under its own name, each finds its own image.
+    p = run([HEAT, "--ckpt-dir", work, "--ckpt-resume", "auto", "--ckpt-name", "heat.v2"], check=0)
+    check("resumed from" in p.stderr and "heat.v2.000001.ckpt" in p.stderr, p.stderr)
+    check(result_line(p.stdout) == ref, "heat.v2 resume differs")
+    # `ckpt resume IMAGE` runs the recorded program under the image's name.
+    p = run([CKPT, "resume", os.path.join(work, "heat2.000001.ckpt")], check=0)
+    check(result_line(p.stdout) == ref, "ckpt resume of heat2's image: %s %s" % (p.stdout, p.stderr))
+
+
 def test_checkpoint_errors(work):
     rt = os.path.join(work, "run")
     sleeper = subprocess.Popen(["sleep", "30"])
@@ -151,9 +179,9 @@ def test_checkpoint_errors(work):
 def test_resume_errors(work):
     run([NBODY, 8, 50, "--ckpt-dir", work, "--ckpt-stop-at", 10], check=75)
     img = newest_image(work)
-    # The wrong program: nbody's image into heat.
+    # The wrong program: nbody's image into heat, refused naming both programs.
     p = run([HEAT, "--ckpt-resume", img])
-    check(p.returncode == 3 and "'params'" in p.stderr and "does not contain" in p.stderr, p.stderr)
+    check(p.returncode == 3 and "image of program 'nbody', not of this program 'heat'" in p.stderr, p.stderr)
     # A missing file, a non-image, an empty directory.
     p = run([HEAT, "--ckpt-resume", os.path.join(work, "nope.ckpt")])
     check(p.returncode == 3 and "No such file" in p.stderr, p.stderr)

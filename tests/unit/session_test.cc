@@ -267,6 +267,79 @@ TEST_F(SessionTest, ResumeFromDirectorySkipsCorruptNewest) {
   EXPECT_EQ(s.var("x", 0), 1);
 }
 
+// --ckpt-resume auto / DIR / FILE take only this program's images: "t" never
+// resumes from "t2" or "t.v2" (same variables, so it would run on silently
+// with another program's state).
+TEST_F(SessionTest, ResumeTakesOnlyThisProgramsImages) {
+  auto write = [&](const std::string& name, int value) {
+    Options o = Opts();
+    o.name = name;
+    Session s(o);
+    s.var("x", value);
+    EXPECT_EQ(s.checkpoint(), Event::kCheckpointed);
+    return s.last_image();
+  };
+  std::string t2 = write("t2", 2);
+  write("t.v2", 3);
+  write("t.v2", 4);
+  {
+    Session s(Opts("auto"));  // only other programs' images: a fresh start
+    EXPECT_FALSE(s.resumed());
+    EXPECT_EQ(s.var("x", 0), 0);
+  }
+  try {
+    Session s(Opts(dir_.string()));
+    FAIL() << "resumed from another program's image";
+  } catch (const Error& e) {
+    std::string m = e.what();
+    EXPECT_NE(m.find("no checkpoint images of program 't'"), std::string::npos) << m;
+    EXPECT_NE(m.find("'t.v2', 't2'"), std::string::npos) << m;
+  }
+  try {
+    Session s(Opts(t2));
+    FAIL() << "resumed from another program's image file";
+  } catch (const Error& e) {
+    std::string m = e.what();
+    EXPECT_NE(m.find("image of program 't2', not of this program 't'"), std::string::npos) << m;
+  }
+  {
+    Options o = Opts("auto");
+    o.name = "t.v2";  // a name with a dot finds its own images, the newest first
+    Session s(o);
+    EXPECT_TRUE(s.resumed());
+    EXPECT_EQ(s.var("x", 0), 4);
+  }
+  {
+    Options o = Opts(t2);
+    o.name = "t2";  // --ckpt-name makes another program's image acceptable
+    Session s(o);
+    EXPECT_EQ(s.var("x", 0), 2);
+  }
+  write("t", 1);
+  Session s(Opts("auto"));
+  EXPECT_EQ(s.var("x", 0), 1);
+}
+
+// A mismatch over a million variables is one short line, not megabytes.
+TEST_F(SessionTest, LongListsInErrorsAreCapped) {
+  std::string image;
+  {
+    Session s(Opts());
+    for (int i = 0; i < 5000; ++i) s.var("v" + std::to_string(i), i);
+    ASSERT_EQ(s.checkpoint(), Event::kCheckpointed);
+    image = s.last_image();
+  }
+  Session s(Opts(image));
+  try {
+    s.safepoint();
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    std::string m = e.what();
+    EXPECT_LT(m.size(), 500u) << m;
+    EXPECT_NE(m.find("and 4990 more"), std::string::npos) << m;
+  }
+}
+
 TEST_F(SessionTest, ArgvOptionsAreRemoved) {
   std::string d = "--ckpt-dir=" + dir_.string();
   std::vector<std::string> args = {"prog",  "keep1",        d,     "--ckpt-quiet", "--ckpt-keep", "3",

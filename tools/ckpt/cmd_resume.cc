@@ -36,6 +36,7 @@ int Run(const ResumeOptions& o) {
                                        " image; `ckpt resume` takes program images"));
   }
   std::vector<std::string> argv = o.command;
+  std::string image_name;  // the writer's session name, when the image's own program runs
   if (argv.empty()) {
     const auto* ms = (*r)->Find(lib::kSectionMeta);
     lib::Meta meta;
@@ -52,6 +53,7 @@ int Run(const ResumeOptions& o) {
                                   ") is not here; name it: ckpt resume IMAGE -- PROGRAM [ARGS]"));
     }
     argv.push_back(prog);
+    image_name = meta.Get("program.name");
     std::string args = meta.Get("program.args");
     if (meta.Get("program.argc") != "0") {
       std::size_t b = 0;
@@ -66,6 +68,10 @@ int Run(const ResumeOptions& o) {
   std::vector<std::string> envs = {"CKPT_RESUME=" + path};
   std::string dir = o.dir.empty() ? platform::DirName(path) : o.dir;
   if (env->GetEnv("CKPT_DIR").empty() || !o.dir.empty()) envs.push_back("CKPT_DIR=" + dir);
+  // The recorded program resumes under the name it wrote the image with (it
+  // may have run with --ckpt-name); a program named on the command line must
+  // match the image's name itself.
+  if (!image_name.empty() && env->GetEnv("CKPT_NAME").empty()) envs.push_back("CKPT_NAME=" + image_name);
   if (o.dry_run) {
     for (const auto& e : envs) std::printf("%s ", e.c_str());
     for (const auto& a : argv) std::printf("%s ", a.c_str());
