@@ -1,6 +1,13 @@
 /* CKPT C API: the same session, variables, stages and safepoints as the C++
  * API (ckpt/ckpt.hpp), for C programs and other languages' bindings.
- * A session is used by one thread; ckpt_request is thread-safe. */
+ * A session is used by the thread that opened it; ckpt_request is thread-safe.
+ *
+ * Every call checks its arguments: a NULL session, a NULL or empty name, NULL
+ * data for a non-zero count, an unknown type, a duplicate name or a
+ * registration after the first safepoint is refused with a negative CKPT_ERR_*
+ * code, without changing anything, and ckpt_last_error(s) says why. Only a
+ * failed resume ends the program (status 3, after printing the reason), as in
+ * C++. */
 #ifndef CKPT_CKPT_H_
 #define CKPT_CKPT_H_
 
@@ -35,26 +42,53 @@ typedef enum ckpt_type {
 /* What ckpt_safepoint / ckpt_checkpoint report. */
 enum { CKPT_NONE = 0, CKPT_CHECKPOINTED = 1, CKPT_RESUMED = 2, CKPT_FAILED = 3 };
 
+/* Refused calls (negative); nothing was changed, ckpt_last_error(s) says why. */
+enum {
+  CKPT_OK = 0,
+  CKPT_ERR_INVALID = -1,   /* NULL session, NULL/empty name, NULL data with count > 0, unknown type,
+                              count too large, ckpt_stage_end without an open stage */
+  CKPT_ERR_DUPLICATE = -2, /* a variable of that name is already registered */
+  CKPT_ERR_LATE = -3,      /* registration after the first safepoint or checkpoint */
+  CKPT_ERR_INTERNAL = -4   /* out of memory or another unexpected failure */
+};
+
 /* Opens a session from the program's arguments; --ckpt-* options are removed
- * from argv and *argc adjusted. On a resume error the program exits with
- * status 3 after printing the reason. */
+ * from argv and *argc adjusted (argc may be NULL: no arguments). Returns NULL,
+ * after printing why on stderr, when *argc > 0 and argv or one of its first
+ * *argc entries is NULL, or memory runs out. Bad --ckpt-* options end the
+ * program with status 2, a failed resume with status 3, after printing why. */
 ckpt_session* ckpt_open(int* argc, char** argv);
+/* Ends the session (NULL: does nothing). */
 void ckpt_close(ckpt_session* s);
 
-/* Registers `count` elements of `type` at `data` under `name`. When resuming
- * they are filled from the image at once. Returns 0. */
+/* Registers `count` elements of `type` at `data` under `name` (before the
+ * first safepoint or checkpoint). When resuming they are filled from the image
+ * at once; an image that does not match ends the program with status 3.
+ * Returns CKPT_OK, or a negative CKPT_ERR_* code. */
 int ckpt_register(ckpt_session* s, const char* name, ckpt_type type, void* data, size_t count);
 
-/* Stages: if (ckpt_stage_begin(s, "init")) { ...; ckpt_stage_end(s); } */
+/* Stages: if (ckpt_stage_begin(s, "init") == 1) { ...; ckpt_stage_end(s); }
+ * ckpt_stage_begin returns 1 (run the stage), 0 (completed before the
+ * checkpoint: skip it) or CKPT_ERR_INVALID; ckpt_stage_end returns CKPT_OK or
+ * CKPT_ERR_INVALID (NULL session, no open stage). */
 int ckpt_stage_begin(ckpt_session* s, const char* name);
-void ckpt_stage_end(ckpt_session* s);
+int ckpt_stage_end(ckpt_session* s);
 
+/* Return CKPT_NONE, CKPT_CHECKPOINTED, CKPT_RESUMED or CKPT_FAILED (also when
+ * called from a thread that did not open the session), or CKPT_ERR_INVALID
+ * for a NULL session. */
 int ckpt_safepoint(ckpt_session* s);
 int ckpt_checkpoint(ckpt_session* s);
-void ckpt_request(ckpt_session* s, int exit_after);
+/* Asks for a checkpoint at the next safepoint (and then exit with status 75
+ * if exit_after is non-zero). Returns CKPT_OK or CKPT_ERR_INVALID. */
+int ckpt_request(ckpt_session* s, int exit_after);
+/* 1 if this run resumed from an image, 0 if not (or s is NULL). */
 int ckpt_resumed(const ckpt_session* s);
-/* Path of the newest image written by this session, or "". */
+/* Path of the newest image written by this session, or "" (also for NULL). */
 const char* ckpt_last_image(const ckpt_session* s);
+/* Why the latest failed checkpoint or refused call failed ("" if none, or
+ * after a successful checkpoint); a fixed message for a NULL session. Owned by
+ * the session, valid until its next call. */
 const char* ckpt_last_error(const ckpt_session* s);
 
 #ifdef __cplusplus

@@ -102,7 +102,9 @@ class BoundVar final : public VarBase {
 class Session;
 namespace detail {
 long SafepointEntry(Session* s) noexcept;
-}
+// Why a registration was refused (the C API turns it into an error code).
+enum class Refusal { kNone, kInvalid, kDuplicate, kLate };
+}  // namespace detail
 
 class Session {
  public:
@@ -182,8 +184,12 @@ class Session {
 
  private:
   void Register(std::string_view name, std::unique_ptr<detail::VarBase> var);
+  // Register() without ending the program on a refused registration: returns
+  // why and sets last_error(). (A resume error still takes the Fatal path.)
+  detail::Refusal TryRegister(std::string_view name, std::unique_ptr<detail::VarBase> var);
+  void SetLastError(std::string why);  // a refusal found by the C API
   bool StageEnter(std::string_view name);
-  void StageLeave(bool completed);
+  bool StageLeave(bool completed);  // false if no stage was open
   [[gnu::cold, gnu::noinline]] Event SafepointSlow();
   [[noreturn, gnu::cold, gnu::noinline]] void RethrowPending();
   friend struct detail::CApi;

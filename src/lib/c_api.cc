@@ -1,6 +1,12 @@
-// The C API (include/ckpt/ckpt.h) on top of ckpt::Session.
-#include <cstring>
+// The C API (include/ckpt/ckpt.h) on top of ckpt::Session. Every entry point
+// checks its arguments and turns a refusal into a negative code (the reason
+// in ckpt_last_error); no C++ exception crosses into C.
+#include <cstdint>
+#include <cstdio>
+#include <exception>
+#include <limits>
 #include <new>
+#include <string>
 
 #include "ckpt/ckpt.h"
 #include "ckpt/ckpt.hpp"
@@ -26,11 +32,22 @@ class CArrayVar final : public VarBase {
 };
 
 struct CApi {
-  static void Register(Session* s, const char* name, std::unique_ptr<VarBase> v) {
-    s->Register(name, std::move(v));
+  static int Register(Session* s, const char* name, std::unique_ptr<VarBase> v) {
+    switch (s->TryRegister(name, std::move(v))) {
+      case Refusal::kNone:
+        return CKPT_OK;
+      case Refusal::kInvalid:
+        return CKPT_ERR_INVALID;
+      case Refusal::kDuplicate:
+        return CKPT_ERR_DUPLICATE;
+      case Refusal::kLate:
+        return CKPT_ERR_LATE;
+    }
+    return CKPT_ERR_INTERNAL;
   }
   static bool StageEnter(Session* s, const char* name) { return s->StageEnter(name); }
-  static void StageLeave(Session* s) { s->StageLeave(true); }
+  static bool StageLeave(Session* s) { return s->StageLeave(true); }
+  static void SetLastError(Session* s, std::string why) { s->SetLastError(std::move(why)); }
 };
 
 }  // namespace ckpt::detail
@@ -41,6 +58,8 @@ struct ckpt_session {
 };
 
 namespace {
+
+const char kNullSession[] = "the ckpt_session is NULL (ckpt_open failed or was not called)";
 
 int ToC(ckpt::Event e) {
   switch (e) {
@@ -56,9 +75,32 @@ int ToC(ckpt::Event e) {
   return CKPT_NONE;
 }
 
+// A refusal found by the C layer itself, reported through ckpt_last_error.
+int Refuse(ckpt_session* s, int code, std::string why) {
+  ckpt::detail::CApi::SetLastError(&s->session, std::move(why));
+  return code;
+}
+
 template <typename T>
-std::unique_ptr<ckpt::detail::VarBase> Make(void* data, std::size_t n) {
-  return std::make_unique<ckpt::detail::CArrayVar<T>>(static_cast<T*>(data), n);
+int Register(ckpt_session* s, const char* name, void* data, std::size_t n) {
+  if (n > std::numeric_limits<std::size_t>::max() / sizeof(T)) {
+    return Refuse(s, CKPT_ERR_INVALID,
+                  "ckpt_register('" + std::string(name) + "'): count " + std::to_string(n) + " is too large");
+  }
+  auto v = std::make_unique<ckpt::detail::CArrayVar<T>>(static_cast<T*>(data), n);
+  return ckpt::detail::CApi::Register(&s->session, name, std::move(v));
+}
+
+// Runs `body`; an exception (out of memory, ...) becomes CKPT_ERR_INTERNAL.
+template <typename F>
+int Guard(ckpt_session* s, F&& body) {
+  try {
+    return body();
+  } catch (const std::exception& e) {
+    return Refuse(s, CKPT_ERR_INTERNAL, e.what());
+  } catch (...) {
+    return Refuse(s, CKPT_ERR_INTERNAL, "unexpected failure");
+  }
 }
 
 }  // namespace
@@ -66,8 +108,25 @@ std::unique_ptr<ckpt::detail::VarBase> Make(void* data, std::size_t n) {
 extern "C" {
 
 ckpt_session* ckpt_open(int* argc, char** argv) {
-  int dummy = 0;
-  return new ckpt_session(argc != nullptr ? *argc : dummy, argv);
+  int none = 0;
+  int& n = argc != nullptr ? *argc : none;
+  if (n < 0 || (n > 0 && argv == nullptr)) {
+    std::fprintf(stderr, "ckpt: error: ckpt_open: argc is %d but argv is %s\n", n,
+                 argv ? "not NULL" : "NULL");
+    return nullptr;
+  }
+  for (int i = 0; i < n; ++i) {
+    if (argv[i] == nullptr) {
+      std::fprintf(stderr, "ckpt: error: ckpt_open: argv[%d] is NULL but argc is %d\n", i, n);
+      return nullptr;
+    }
+  }
+  try {
+    return new ckpt_session(n, n > 0 ? argv : nullptr);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "ckpt: error: ckpt_open: %s\n", e.what());
+    return nullptr;
+  }
 }
 
 void ckpt_close(ckpt_session* s) {
@@ -75,83 +134,93 @@ void ckpt_close(ckpt_session* s) {
 }
 
 int ckpt_register(ckpt_session* s, const char* name, ckpt_type type, void* data, size_t count) {
-  using namespace ckpt::detail;
-  std::unique_ptr<VarBase> v;
-  switch (type) {
-    case CKPT_I8:
-      v = Make<std::int8_t>(data, count);
-      break;
-    case CKPT_U8:
-      v = Make<std::uint8_t>(data, count);
-      break;
-    case CKPT_I16:
-      v = Make<std::int16_t>(data, count);
-      break;
-    case CKPT_U16:
-      v = Make<std::uint16_t>(data, count);
-      break;
-    case CKPT_I32:
-      v = Make<std::int32_t>(data, count);
-      break;
-    case CKPT_U32:
-      v = Make<std::uint32_t>(data, count);
-      break;
-    case CKPT_I64:
-      v = Make<std::int64_t>(data, count);
-      break;
-    case CKPT_U64:
-      v = Make<std::uint64_t>(data, count);
-      break;
-    case CKPT_F32:
-      v = Make<float>(data, count);
-      break;
-    case CKPT_F64:
-      v = Make<double>(data, count);
-      break;
-    case CKPT_BOOL:
-      v = Make<bool>(data, count);
-      break;
-    case CKPT_CHAR:
-      v = Make<char>(data, count);
-      break;
-    case CKPT_LONG:
-      v = Make<long>(data, count);
-      break;
-    case CKPT_ULONG:
-      v = Make<unsigned long>(data, count);
-      break;
-    case CKPT_SIZE:
-      v = Make<std::size_t>(data, count);
-      break;
-    default:
-      return -1;
+  if (s == nullptr) return CKPT_ERR_INVALID;
+  if (name == nullptr || *name == '\0')
+    return Refuse(s, CKPT_ERR_INVALID, "ckpt_register: the name is NULL or empty");
+  if (data == nullptr && count > 0) {
+    return Refuse(s, CKPT_ERR_INVALID,
+                  "ckpt_register('" + std::string(name) + "'): data is NULL for " + std::to_string(count) +
+                      " element(s)");
   }
-  CApi::Register(&s->session, name, std::move(v));
-  return 0;
+  return Guard(s, [&]() -> int {
+    switch (type) {
+      case CKPT_I8:
+        return Register<std::int8_t>(s, name, data, count);
+      case CKPT_U8:
+        return Register<std::uint8_t>(s, name, data, count);
+      case CKPT_I16:
+        return Register<std::int16_t>(s, name, data, count);
+      case CKPT_U16:
+        return Register<std::uint16_t>(s, name, data, count);
+      case CKPT_I32:
+        return Register<std::int32_t>(s, name, data, count);
+      case CKPT_U32:
+        return Register<std::uint32_t>(s, name, data, count);
+      case CKPT_I64:
+        return Register<std::int64_t>(s, name, data, count);
+      case CKPT_U64:
+        return Register<std::uint64_t>(s, name, data, count);
+      case CKPT_F32:
+        return Register<float>(s, name, data, count);
+      case CKPT_F64:
+        return Register<double>(s, name, data, count);
+      case CKPT_BOOL:
+        return Register<bool>(s, name, data, count);
+      case CKPT_CHAR:
+        return Register<char>(s, name, data, count);
+      case CKPT_LONG:
+        return Register<long>(s, name, data, count);
+      case CKPT_ULONG:
+        return Register<unsigned long>(s, name, data, count);
+      case CKPT_SIZE:
+        return Register<std::size_t>(s, name, data, count);
+    }
+    return Refuse(s, CKPT_ERR_INVALID,
+                  "ckpt_register('" + std::string(name) + "'): unknown type " +
+                      std::to_string(static_cast<long long>(type)));
+  });
 }
 
 int ckpt_stage_begin(ckpt_session* s, const char* name) {
-  return ckpt::detail::CApi::StageEnter(&s->session, name) ? 1 : 0;
+  if (s == nullptr) return CKPT_ERR_INVALID;
+  if (name == nullptr || *name == '\0')
+    return Refuse(s, CKPT_ERR_INVALID, "ckpt_stage_begin: the name is NULL or empty");
+  return Guard(s, [&] { return ckpt::detail::CApi::StageEnter(&s->session, name) ? 1 : 0; });
 }
-void ckpt_stage_end(ckpt_session* s) {
-  ckpt::detail::CApi::StageLeave(&s->session);
+
+int ckpt_stage_end(ckpt_session* s) {
+  if (s == nullptr) return CKPT_ERR_INVALID;
+  if (!ckpt::detail::CApi::StageLeave(&s->session))
+    return Refuse(s, CKPT_ERR_INVALID, "ckpt_stage_end: no stage is open");
+  return CKPT_OK;
 }
+
 int ckpt_safepoint(ckpt_session* s) {
-  return ToC(s->session.safepoint());
+  if (s == nullptr) return CKPT_ERR_INVALID;
+  return Guard(s, [&] { return ToC(s->session.safepoint()); });
 }
+
 int ckpt_checkpoint(ckpt_session* s) {
-  return ToC(s->session.checkpoint());
+  if (s == nullptr) return CKPT_ERR_INVALID;
+  return Guard(s, [&] { return ToC(s->session.checkpoint()); });
 }
-void ckpt_request(ckpt_session* s, int exit_after) {
+
+int ckpt_request(ckpt_session* s, int exit_after) {
+  if (s == nullptr) return CKPT_ERR_INVALID;
   s->session.request_checkpoint(exit_after != 0);
+  return CKPT_OK;
 }
+
 int ckpt_resumed(const ckpt_session* s) {
-  return s->session.resumed() ? 1 : 0;
+  return s != nullptr && s->session.resumed() ? 1 : 0;
 }
+
 const char* ckpt_last_image(const ckpt_session* s) {
-  return s->session.last_image().c_str();
+  return s != nullptr ? s->session.last_image().c_str() : "";
 }
+
 const char* ckpt_last_error(const ckpt_session* s) {
+  if (s == nullptr) return kNullSession;
   return s->session.last_error().c_str();
 }
 

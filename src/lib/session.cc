@@ -46,6 +46,17 @@ constexpr int kBitExit = 2;
 constexpr int kBitResumed = 4;
 constexpr int kBitCount = 8;
 constexpr int kBitGroup = 16;  // the group coordinator asked for a checkpoint
+constexpr int kBitFirst = 32;  // no safepoint yet: the first one ends registration
+
+// Why the last call of this thread on a session it does not own was refused
+// (Session::last_error() in that thread). Per thread, so that the refusal
+// never writes the owner's state.
+struct ForeignError {
+  std::uint64_t session = 0;  // SessionImpl::serial_
+  std::string message;
+};
+thread_local ForeignError t_foreign_error;
+std::atomic<std::uint64_t> g_session_serial{0};
 
 std::string ProgramName(const std::string& argv0) {
   std::string n = platform::BaseName(argv0);
@@ -95,6 +106,9 @@ class SessionImpl {
 
   Session* owner_;
   std::atomic<int>* pending_;
+  const std::uint64_t serial_ = ++g_session_serial;
+  const std::thread::id owner_thread_ = std::this_thread::get_id();
+  std::atomic<bool> warned_foreign_{false};
   platform::Env* env_ = lib::SessionEnv();
   Options opt_;
   std::string program_path_;
@@ -103,6 +117,7 @@ class SessionImpl {
 
   std::vector<VarEntry> vars_;
   std::set<std::string> var_names_;
+  const char* registration_closed_by_ = nullptr;  // "the first safepoint", ...
 
   // Resume state.
   bool resumed_ = false;
@@ -135,6 +150,42 @@ class SessionImpl {
   // run`, or on first use of Session::group() otherwise.
   std::unique_ptr<GroupMember> group_;
   std::unique_ptr<Group> group_api_;
+
+  // Registration ends at the first safepoint or checkpoint: a resumed run
+  // restores every variable before it, so one registered later could never
+  // be restored from the image that follows.
+  void CloseRegistration(const char* by) {
+    if (registration_closed_by_ == nullptr) registration_closed_by_ = by;
+  }
+
+  // The owner's last_error_, or this thread's refusal when it does not own the session.
+  const std::string& LastError() const {
+    if (t_foreign_error.session == serial_ && std::this_thread::get_id() != owner_thread_)
+      return t_foreign_error.message;
+    return last_error_;
+  }
+  void SetLastError(std::string m) {
+    if (std::this_thread::get_id() == owner_thread_) {
+      last_error_ = std::move(m);
+    } else {
+      t_foreign_error = {serial_, std::move(m)};
+    }
+  }
+
+  // True (and the refusal recorded and reported once) if the calling thread
+  // does not own the session: only the owner may take checkpoints, as only it
+  // knows when the registered state is consistent. Nothing of the session is
+  // touched from the foreign thread; a pending request stays pending.
+  bool RefuseForeignThread(const char* call) {
+    if (std::this_thread::get_id() == owner_thread_) [[likely]]
+      return false;
+    std::string m = std::string(call) +
+                    " called from a thread that does not own the session (only the thread that created "
+                    "it may take checkpoints): checkpoint refused";
+    if (!warned_foreign_.exchange(true)) Say("error: " + m);
+    SetLastError(std::move(m));
+    return true;
+  }
 
   void Say(const std::string& m) const {
     if (!opt_.quiet) std::fprintf(stderr, "ckpt: %s\n", m.c_str());
@@ -183,6 +234,7 @@ class SessionImpl {
 
   // Parses and strips --ckpt-* arguments.
   void ParseArgs(int& argc, char** argv) {
+    if (argc <= 0 || argv == nullptr) return;  // no arguments, not even the program's name
     int out = 1;
     for (int i = 1; i < argc; ++i) {
       std::string a = argv[i];
@@ -267,6 +319,7 @@ class SessionImpl {
     } else if (!opt_.resume.empty()) {
       OpenResume();
     }
+    pending_->fetch_or(kBitFirst, std::memory_order_relaxed);
     if (opt_.at != 0 || opt_.stop_at != 0) pending_->fetch_or(kBitCount, std::memory_order_relaxed);
     if (opt_.listen) {
       Status st = env_->InstallCheckpointTrigger(pending_);
@@ -543,6 +596,7 @@ class SessionImpl {
     h.pending = pending_;
     h.bit = kBitGroup;
     h.write_image = [this](image::Sink* sink, std::uint64_t seq) {
+      CloseRegistration("the first checkpoint");
       if (reader_) FinishResume();
       progress_.seq = seq;
       return WriteImage(sink, seq);
@@ -590,8 +644,13 @@ class SessionImpl {
   }
 
   Event Slow() {
+    if (RefuseForeignThread("safepoint()")) return Event::kFailed;
     Event result = Event::kNone;
     int p = pending_->load(std::memory_order_relaxed);
+    if (p & kBitFirst) {
+      pending_->fetch_and(~kBitFirst, std::memory_order_relaxed);
+      CloseRegistration("the first safepoint");
+    }
     if (p & kBitResumed) {
       pending_->fetch_and(~kBitResumed, std::memory_order_relaxed);
       if (reader_) FinishResume();
@@ -644,13 +703,34 @@ Session::~Session() {
 }
 
 void Session::Register(std::string_view name, std::unique_ptr<detail::VarBase> var) {
+  if (TryRegister(name, std::move(var)) != detail::Refusal::kNone) impl_->Fatal(impl_->LastError());
+}
+
+detail::Refusal Session::TryRegister(std::string_view name, std::unique_ptr<detail::VarBase> var) {
+  using detail::Refusal;
   std::string n(name);
-  if (n.empty()) impl_->Fatal("a variable needs a name");
-  if (!impl_->var_names_.insert(n).second) impl_->Fatal("variable '" + n + "' is registered twice");
+  auto refuse = [&](Refusal r, std::string why) {
+    impl_->SetLastError(std::move(why));
+    return r;
+  };
+  if (n.empty()) return refuse(Refusal::kInvalid, "a variable needs a name");
+  if (impl_->registration_closed_by_ != nullptr) {
+    return refuse(Refusal::kLate, "variable '" + n + "' is registered after " +
+                                      impl_->registration_closed_by_ +
+                                      ": register every variable before the first safepoint() or "
+                                      "checkpoint() (a resumed run could never restore it)");
+  }
+  if (!impl_->var_names_.insert(n).second)
+    return refuse(Refusal::kDuplicate, "variable '" + n + "' is registered twice");
   detail::VarEntry e{n, std::move(var), {}};
   e.desc = e.var->Describe();
   impl_->vars_.push_back(std::move(e));
   if (impl_->reader_) impl_->LoadVar(impl_->vars_.back());
+  return Refusal::kNone;
+}
+
+void Session::SetLastError(std::string why) {
+  impl_->SetLastError(std::move(why));
 }
 
 bool Session::StageEnter(std::string_view name) {
@@ -661,11 +741,12 @@ bool Session::StageEnter(std::string_view name) {
   return true;
 }
 
-void Session::StageLeave(bool completed) {
+bool Session::StageLeave(bool completed) {
   auto& st = impl_->stage_stack_;
-  if (st.empty()) return;
+  if (st.empty()) return false;
   if (completed) impl_->stages_done_.insert(st.back());
   st.pop_back();
+  return true;
 }
 
 Event Session::SafepointSlow() {
@@ -697,6 +778,8 @@ Group& Session::group() {
 }
 
 Event Session::checkpoint() {
+  if (impl_->RefuseForeignThread("checkpoint()")) return Event::kFailed;
+  impl_->CloseRegistration("the first checkpoint");
   if (impl_->reader_) impl_->FinishResume();
   return impl_->DoCheckpoint(false);
 }
@@ -715,7 +798,7 @@ const std::string& Session::last_image() const {
   return impl_->last_image_;
 }
 const std::string& Session::last_error() const {
-  return impl_->last_error_;
+  return impl_->LastError();
 }
 const Options& Session::options() const {
   return impl_->opt_;

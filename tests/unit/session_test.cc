@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "ckpt/ckpt.hpp"
 #include "fault_env.h"
@@ -438,6 +439,79 @@ TEST_F(SessionTest, ExceptionFromASafepointReachesTheCaller) {
   Session s(Opts(image));
   s.var("a", 0);
   EXPECT_THROW(s.safepoint(), Error);  // 'b' was never declared
+}
+
+// A variable registered after the first safepoint (or checkpoint) could never
+// be restored from the images that follow: refused at the call, by name.
+TEST_F(SessionTest, LateRegistrationIsRefusedNamingTheVariable) {
+  {
+    Session s(Opts());
+    s.var("early", 1);
+    EXPECT_EQ(s.safepoint(), Event::kNone);
+    try {
+      s.var("late", 2);
+      FAIL() << "late registration accepted";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("variable 'late' is registered after the first safepoint"),
+                std::string::npos)
+          << e.what();
+    }
+    int owned = 0;
+    EXPECT_THROW(s.bind("late_bound", owned), Error);
+    EXPECT_EQ(s.checkpoint(), Event::kCheckpointed);
+  }
+  {
+    Session s(Opts());
+    s.var("early", 1);
+    ASSERT_EQ(s.checkpoint(), Event::kCheckpointed);
+    try {
+      s.var("late", 2);
+      FAIL() << "registration after a checkpoint accepted";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("'late' is registered after the first checkpoint"),
+                std::string::npos)
+          << e.what();
+    }
+  }
+  // Without throw_on_error: the documented error exit, with the name.
+  EXPECT_EXIT(
+      {
+        Options o = Opts();
+        o.throw_on_error = false;
+        Session s(o);
+        s.safepoint();
+        s.var("late", 2);
+        std::exit(0);
+      },
+      ::testing::ExitedWithCode(kExitResumeFailed),
+      "variable 'late' is registered after the first safepoint");
+}
+
+// Only the thread that created the session may take checkpoints: another
+// thread's safepoint() / checkpoint() is refused with a reason, writes
+// nothing, and leaves the request for the owner's next safepoint.
+TEST_F(SessionTest, CheckpointFromAnotherThreadIsRefused) {
+  Session s(Opts());
+  s.var("i", 0);
+  EXPECT_EQ(s.safepoint(), Event::kNone);
+  s.request_checkpoint();
+  Event from_safepoint = Event::kNone, from_checkpoint = Event::kNone;
+  std::string why;
+  std::thread t([&] {
+    from_safepoint = s.safepoint();
+    why = s.last_error();
+    from_checkpoint = s.checkpoint();
+  });
+  t.join();
+  EXPECT_EQ(from_safepoint, Event::kFailed);
+  EXPECT_EQ(from_checkpoint, Event::kFailed);
+  EXPECT_NE(why.find("safepoint() called from a thread that does not own the session"), std::string::npos)
+      << why;
+  EXPECT_EQ(s.checkpoints_written(), 0u);
+  EXPECT_TRUE(Images().empty());
+  EXPECT_EQ(s.last_error(), "");  // the owner's view is its own
+  EXPECT_EQ(s.safepoint(), Event::kCheckpointed);
+  EXPECT_EQ(s.checkpoints_written(), 1u);
 }
 
 TEST_F(SessionTest, RequestFromAnotherThreadIsTakenAtNextSafepoint) {

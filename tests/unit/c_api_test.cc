@@ -1,0 +1,121 @@
+// The C API refuses bad arguments with an error code and a reason, never a
+// crash or an exit: NULL session, NULL/empty name, NULL data, unknown type,
+// duplicate and late registration, unbalanced stages, bad argv.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "ckpt/ckpt.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+
+class CApiTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("ckpt-capi-test-" + std::to_string(::getpid()) + "-" +
+                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    setenv("CKPT_RUNTIME_DIR", (dir_ / "run").c_str(), 1);
+    setenv("CKPT_DIR", dir_.c_str(), 1);
+    setenv("CKPT_QUIET", "1", 1);
+  }
+  void TearDown() override {
+    unsetenv("CKPT_DIR");
+    unsetenv("CKPT_QUIET");
+    fs::remove_all(dir_);
+  }
+  ckpt_session* Open() {
+    int argc = 1;
+    return ckpt_open(&argc, argv_);
+  }
+  std::vector<std::string> Files() {
+    std::vector<std::string> v;
+    for (auto& e : fs::directory_iterator(dir_))
+      if (e.is_regular_file()) v.push_back(e.path().filename());
+    std::sort(v.begin(), v.end());
+    return v;
+  }
+  fs::path dir_;
+  char name_[8] = "capi";
+  char* argv_[2] = {name_, nullptr};
+};
+
+TEST_F(CApiTest, NullDataIsRefusedAndTheCheckpointStillWorks) {
+  ckpt_session* s = Open();
+  ASSERT_NE(s, nullptr);
+  std::int32_t ok[2] = {1, 2};
+  EXPECT_EQ(ckpt_register(s, "x", CKPT_I32, nullptr, 4), CKPT_ERR_INVALID);
+  std::string why = ckpt_last_error(s);
+  EXPECT_NE(why.find("'x'"), std::string::npos) << why;
+  EXPECT_NE(why.find("NULL"), std::string::npos) << why;
+  EXPECT_EQ(ckpt_register(s, "ok", CKPT_I32, ok, 2), CKPT_OK);
+  EXPECT_EQ(ckpt_register(s, "none", CKPT_I32, nullptr, 0), CKPT_OK);  // zero elements need no data
+  EXPECT_EQ(ckpt_checkpoint(s), CKPT_CHECKPOINTED) << ckpt_last_error(s);
+  EXPECT_EQ(Files(), std::vector<std::string>{"capi.000001.ckpt"});  // no .tmp left behind
+  ckpt_close(s);
+}
+
+TEST_F(CApiTest, EveryEntryPointRefusesANullSession) {
+  std::int32_t x = 0;
+  EXPECT_EQ(ckpt_register(nullptr, "x", CKPT_I32, &x, 1), CKPT_ERR_INVALID);
+  EXPECT_EQ(ckpt_stage_begin(nullptr, "init"), CKPT_ERR_INVALID);
+  EXPECT_EQ(ckpt_stage_end(nullptr), CKPT_ERR_INVALID);
+  EXPECT_EQ(ckpt_safepoint(nullptr), CKPT_ERR_INVALID);
+  EXPECT_EQ(ckpt_checkpoint(nullptr), CKPT_ERR_INVALID);
+  EXPECT_EQ(ckpt_request(nullptr, 1), CKPT_ERR_INVALID);
+  EXPECT_EQ(ckpt_resumed(nullptr), 0);
+  EXPECT_STREQ(ckpt_last_image(nullptr), "");
+  EXPECT_NE(std::string(ckpt_last_error(nullptr)).find("NULL"), std::string::npos);
+  ckpt_close(nullptr);
+}
+
+TEST_F(CApiTest, BadNamesTypesAndDuplicatesAreRefusedWithoutEndingTheProcess) {
+  ckpt_session* s = Open();
+  ASSERT_NE(s, nullptr);
+  std::int32_t a = 1, b = 2;
+  EXPECT_EQ(ckpt_register(s, nullptr, CKPT_I32, &a, 1), CKPT_ERR_INVALID);
+  EXPECT_EQ(ckpt_register(s, "", CKPT_I32, &a, 1), CKPT_ERR_INVALID);
+  EXPECT_EQ(ckpt_register(s, "t", static_cast<ckpt_type>(99), &a, 1), CKPT_ERR_INVALID);
+  EXPECT_NE(std::string(ckpt_last_error(s)).find("unknown type 99"), std::string::npos) << ckpt_last_error(s);
+  EXPECT_EQ(ckpt_register(s, "a", CKPT_I32, &a, 1), CKPT_OK);
+  EXPECT_EQ(ckpt_register(s, "a", CKPT_I32, &b, 1), CKPT_ERR_DUPLICATE);
+  EXPECT_NE(std::string(ckpt_last_error(s)).find("'a' is registered twice"), std::string::npos);
+  EXPECT_EQ(ckpt_register(s, "big", CKPT_F64, &a, static_cast<size_t>(-1)), CKPT_ERR_INVALID);
+  EXPECT_EQ(ckpt_stage_begin(s, nullptr), CKPT_ERR_INVALID);
+  EXPECT_EQ(ckpt_stage_end(s), CKPT_ERR_INVALID);  // no stage open
+  EXPECT_EQ(ckpt_stage_begin(s, "init"), 1);
+  EXPECT_EQ(ckpt_stage_end(s), CKPT_OK);
+  EXPECT_EQ(ckpt_safepoint(s), CKPT_NONE);
+  EXPECT_EQ(ckpt_register(s, "late", CKPT_I32, &b, 1), CKPT_ERR_LATE);
+  EXPECT_NE(std::string(ckpt_last_error(s)).find("'late' is registered after the first safepoint"),
+            std::string::npos)
+      << ckpt_last_error(s);
+  EXPECT_EQ(ckpt_request(s, 0), CKPT_OK);
+  EXPECT_EQ(ckpt_safepoint(s), CKPT_CHECKPOINTED) << ckpt_last_error(s);
+  EXPECT_EQ(std::string(ckpt_last_error(s)), "");
+  ckpt_close(s);
+}
+
+TEST_F(CApiTest, InconsistentArgvIsRefused) {
+  int argc = 2;
+  EXPECT_EQ(ckpt_open(&argc, nullptr), nullptr);
+  char* holes[3] = {name_, nullptr, nullptr};
+  EXPECT_EQ(ckpt_open(&argc, holes), nullptr);
+  int none = 0;
+  ckpt_session* s = ckpt_open(&none, nullptr);  // no arguments at all is fine
+  ASSERT_NE(s, nullptr);
+  EXPECT_EQ(none, 0);
+  ckpt_close(s);
+  s = ckpt_open(nullptr, nullptr);
+  ASSERT_NE(s, nullptr);
+  ckpt_close(s);
+}
+
+}  // namespace
