@@ -261,8 +261,8 @@ template <typename T, typename Enable = void>
 struct Traits {
   static_assert(sizeof(T) == 0,
                 "ckpt: this type cannot be checkpointed. Supported: arithmetic types, enums, "
-                "std::string, standard containers, optional/pair/tuple/variant, random engines, "
-                "and structs declared with CKPT_FIELDS(Type, field...)");
+                "std::string, standard containers, optional/pair/tuple/variant, random engines and "
+                "distributions, and structs declared with CKPT_FIELDS(Type, field...)");
 };
 
 namespace detail {
@@ -899,13 +899,105 @@ struct Traits<std::independent_bits_engine<E, W, U>>
   }
 };
 
-// Distributions that carry state between calls.
-template <typename R>
-struct Traits<std::normal_distribution<R>> : detail::EngineTraits<std::normal_distribution<R>> {
-  static TypeDesc Describe() {
-    return detail::Leaf(TypeDesc::Kind::kOpaque, 0,
-                        std::string("normal_distribution<f") + std::to_string(sizeof(R) * 8) + ">");
+// --- random distributions -----------------------------------------------------
+// libstdc++'s normal_distribution caches the second value of each pair it
+// draws, and lognormal, gamma (so chi_squared, student_t, fisher_f,
+// negative_binomial), poisson and binomial hold a normal or gamma
+// distribution inside: their next draw depends on that hidden state, which
+// only their standard text form (operator<< / >>) exposes. A distribution is
+// stored as that text, its floating-point numbers written as the shortest
+// decimal that reads back to the same bits (std::to_chars) and read with
+// std::from_chars, whatever the platform's printf and strtod would do.
+namespace detail {
+
+// The classic locale with those exact number facets (src/state/number_text.cc).
+const std::locale& ExactNumberLocale();
+
+template <typename D>
+struct DistributionTraits {
+  static void Save(Writer& w, const D& d) {
+    std::ostringstream os;
+    os.imbue(ExactNumberLocale());
+    os << d;
+    Traits<std::string>::Save(w, os.str());
   }
+  static void Load(Reader& r, D& d, const TypeDesc& img) {
+    std::string s;
+    Traits<std::string>::Load(r, s, img);
+    if (!r.ok()) return;
+    std::istringstream is(s);
+    is.imbue(ExactNumberLocale());
+    D loaded;
+    is >> loaded;
+    bool rest = false;  // anything but blanks after the value
+    for (int c; (c = is.rdbuf()->sbumpc()) != std::char_traits<char>::eof();) rest = rest || c != ' ';
+    if (is.fail() || rest) {
+      r.Fail("random distribution state is malformed");
+      return;
+    }
+    d = loaded;
+  }
+};
+
+// "normal_distribution<f64>", "poisson_distribution<i32>": the name and the
+// stored form of the result type (so `long` is i64 on every platform).
+template <typename R>
+TypeDesc DistributionDesc(const char* name) {
+  return Leaf(TypeDesc::Kind::kOpaque, 0, std::string(name) + "<" + Traits<R>::Describe().ToString() + ">");
+}
+
+}  // namespace detail
+
+#define CKPT_DISTRIBUTION_TRAITS(dist)                                        \
+  template <typename R>                                                       \
+  struct Traits<std::dist<R>> : detail::DistributionTraits<std::dist<R>> {    \
+    static TypeDesc Describe() { return detail::DistributionDesc<R>(#dist); } \
+  };
+// Hold hidden state: must be registered for a resume to continue their sequence.
+CKPT_DISTRIBUTION_TRAITS(normal_distribution)
+CKPT_DISTRIBUTION_TRAITS(lognormal_distribution)
+CKPT_DISTRIBUTION_TRAITS(gamma_distribution)
+CKPT_DISTRIBUTION_TRAITS(chi_squared_distribution)
+CKPT_DISTRIBUTION_TRAITS(student_t_distribution)
+CKPT_DISTRIBUTION_TRAITS(fisher_f_distribution)
+CKPT_DISTRIBUTION_TRAITS(poisson_distribution)
+CKPT_DISTRIBUTION_TRAITS(binomial_distribution)
+CKPT_DISTRIBUTION_TRAITS(negative_binomial_distribution)
+// Stateless in libstdc++ (only their parameters): may be registered.
+CKPT_DISTRIBUTION_TRAITS(uniform_int_distribution)
+CKPT_DISTRIBUTION_TRAITS(uniform_real_distribution)
+CKPT_DISTRIBUTION_TRAITS(geometric_distribution)
+CKPT_DISTRIBUTION_TRAITS(exponential_distribution)
+CKPT_DISTRIBUTION_TRAITS(weibull_distribution)
+CKPT_DISTRIBUTION_TRAITS(extreme_value_distribution)
+CKPT_DISTRIBUTION_TRAITS(cauchy_distribution)
+#undef CKPT_DISTRIBUTION_TRAITS
+
+template <>
+struct Traits<std::bernoulli_distribution> : detail::DistributionTraits<std::bernoulli_distribution> {
+  static TypeDesc Describe() { return detail::DistributionDesc<double>("bernoulli_distribution"); }
+};
+
+// Stateless, and their text form re-normalizes the weights on reading, which
+// may change the last bit of a probability: build them again from the
+// program's own weights after a resume instead.
+template <typename R>
+struct Traits<std::discrete_distribution<R>> {
+  static_assert(sizeof(R) == 0,
+                "ckpt: discrete_distribution cannot be registered (it holds no state between draws, and "
+                "reading it back re-normalizes its weights): construct it again from your weights");
+};
+template <typename R>
+struct Traits<std::piecewise_constant_distribution<R>> {
+  static_assert(sizeof(R) == 0,
+                "ckpt: piecewise_constant_distribution cannot be registered (it holds no state between "
+                "draws, and reading it back re-normalizes its densities): construct it again");
+};
+template <typename R>
+struct Traits<std::piecewise_linear_distribution<R>> {
+  static_assert(sizeof(R) == 0,
+                "ckpt: piecewise_linear_distribution cannot be registered (it holds no state between "
+                "draws, and reading it back re-normalizes its densities): construct it again");
 };
 
 // --- user structs -------------------------------------------------------------

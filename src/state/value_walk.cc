@@ -103,7 +103,9 @@ void WalkValue(Reader& r, const TypeDesc& d, std::string* out, std::size_t limit
         r.Bytes(skip.data(), k);
         left -= k;
       }
-      if (d.kind == K::kOpaque)
+      if (d.kind == K::kOpaque && n <= keep && d.name.find("_distribution<") != std::string::npos)
+        Append(o, limit, Quote(s));  // a distribution's parameters and cached values: short text
+      else if (d.kind == K::kOpaque)
         Append(o, limit, "<" + std::to_string(n) + " bytes of state>");
       else
         Append(o, limit, Quote(s) + (n > keep ? "..." : ""));

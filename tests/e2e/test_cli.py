@@ -162,6 +162,21 @@ def test_resume_takes_only_this_programs_images(work):
     check(result_line(p.stdout) == ref, "ckpt resume of heat2's image: %s %s" % (p.stdout, p.stderr))
 
 
+def test_distributions_resume_bit_identically(work):
+    # Nine distributions with hidden state, stopped twice at odd points (the
+    # normal's cached value pending) and resumed: the uninterrupted result.
+    dists = os.path.join(BIN, "dists")
+    ref = result_line(run([dists, 400], check=0).stdout)
+    run([dists, 400, "--ckpt-dir", work, "--ckpt-stop-at", 77], check=75)
+    run([dists, "--ckpt-resume", work, "--ckpt-dir", work, "--ckpt-stop-at", 151], check=75)
+    p = run([dists, "--ckpt-resume", work, "--ckpt-dir", work], check=0)
+    check(result_line(p.stdout) == ref, "resumed distributions differ:\n%s\n%s" % (result_line(p.stdout), ref))
+    j = json.loads(run([CKPT, "inspect", "--json", "--values", newest_image(work)], check=0).stdout)
+    v = {x["name"]: x for x in j["variables"]}
+    check(v["lognormal"]["type"] == "lognormal_distribution<f64>" and v["lognormal"]["value"].startswith('"0 0.5 '),
+          "lognormal: %s" % v["lognormal"])
+
+
 def test_checkpoint_errors(work):
     rt = os.path.join(work, "run")
     sleeper = subprocess.Popen(["sleep", "30"])

@@ -1,0 +1,197 @@
+// Random distributions through a real checkpoint and resume: for each one,
+// N draws, a checkpoint, a resume in a new Session, and the draws that follow
+// must be bit for bit those of the uninterrupted sequence (libstdc++'s normal
+// distribution caches every second value; lognormal, gamma, chi_squared,
+// student_t, fisher_f, poisson, binomial and negative_binomial hold one
+// inside). Also the exact number text those images hold.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <random>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "ckpt/ckpt.hpp"
+#include "state/value_walk.h"
+
+namespace ckpt {
+namespace {
+
+namespace fs = std::filesystem;
+
+class DistributionTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("ckpt-dist-test-" + std::to_string(::getpid()) + "-" +
+                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    setenv("CKPT_RUNTIME_DIR", (dir_ / "run").c_str(), 1);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  Options Opts(std::string resume = "") {
+    Options o;
+    o.dir = dir_.string();
+    o.resume = std::move(resume);
+    o.quiet = true;
+    o.throw_on_error = true;
+    o.name = "d";
+    return o;
+  }
+
+  // Bits of a draw, so that floating-point values compare exactly.
+  template <typename V>
+  static std::uint64_t Bits(V v) {
+    if constexpr (std::is_floating_point_v<V>) {
+      std::uint64_t b = 0;
+      std::memcpy(&b, &v, sizeof v);
+      return b;
+    } else {
+      return static_cast<std::uint64_t>(v);
+    }
+  }
+
+  // `before` draws, a checkpoint, `after` draws in a resumed session.
+  template <typename D>
+  void ExpectResumeContinues(const D& proto, int before, int after) {
+    SCOPED_TRACE(std::string(Traits<D>::Describe().ToString()) + " after " + std::to_string(before) +
+                 " draws");
+    std::mt19937_64 g0(20261130);
+    D d0 = proto;
+    std::vector<std::uint64_t> want;
+    for (int i = 0; i < before + after; ++i) want.push_back(Bits(d0(g0)));
+
+    std::vector<std::uint64_t> got;
+    std::string image;
+    {
+      Session s(Opts());
+      auto& g = s.var("rng", std::mt19937_64(20261130));
+      auto& d = s.var("dist", proto);
+      for (int i = 0; i < before; ++i) got.push_back(Bits(d(g)));
+      ASSERT_EQ(s.checkpoint(), Event::kCheckpointed) << s.last_error();
+      image = s.last_image();
+      for (int i = 0; i < 3; ++i) d(g);  // after the checkpoint: not in the image
+    }
+    Session s(Opts(image));
+    auto& g = s.var("rng", std::mt19937_64(1));
+    auto& d = s.var("dist", D());
+    ASSERT_EQ(s.safepoint(), Event::kResumed);
+    for (int i = 0; i < after; ++i) got.push_back(Bits(d(g)));
+    EXPECT_EQ(got, want);
+    fs::remove(image);
+  }
+
+  template <typename D>
+  void ExpectAll(const D& proto) {
+    for (int before : {0, 1, 2, 7, 100}) ExpectResumeContinues(proto, before, 200);
+  }
+
+  fs::path dir_;
+};
+
+TEST_F(DistributionTest, StatefulDistributionsResumeBitIdentically) {
+  ExpectAll(std::normal_distribution<double>(3.0, 0.5));
+  ExpectAll(std::normal_distribution<float>(-1.0f, 2.0f));
+  ExpectAll(std::lognormal_distribution<double>(0.1, 0.7));
+  ExpectAll(std::gamma_distribution<double>(2.5, 1.5));   // alpha >= 1
+  ExpectAll(std::gamma_distribution<double>(0.25, 3.0));  // alpha < 1
+  ExpectAll(std::gamma_distribution<float>(4.0f, 0.5f));
+  ExpectAll(std::chi_squared_distribution<double>(3.5));
+  ExpectAll(std::student_t_distribution<double>(4.0));
+  ExpectAll(std::fisher_f_distribution<double>(3.0, 7.0));
+  ExpectAll(std::poisson_distribution<int>(40.0));  // mean >= 12: the branch that uses a normal
+  ExpectAll(std::poisson_distribution<long>(2.5));
+  ExpectAll(std::binomial_distribution<int>(1000, 0.3));  // t*p >= 8: the branch that uses a normal
+  ExpectAll(std::negative_binomial_distribution<int>(5, 0.4));
+}
+
+TEST_F(DistributionTest, StatelessDistributionsMayBeRegistered) {
+  ExpectAll(std::uniform_int_distribution<std::int64_t>(-5, 1000000007));
+  ExpectAll(std::uniform_real_distribution<double>(-2.0, 0.1));
+  ExpectAll(std::bernoulli_distribution(0.3));
+  ExpectAll(std::geometric_distribution<int>(0.2));
+  ExpectAll(std::exponential_distribution<double>(1.7));
+  ExpectAll(std::weibull_distribution<double>(1.5, 2.0));
+  ExpectAll(std::extreme_value_distribution<double>(0.5, 1.25));
+  ExpectAll(std::cauchy_distribution<double>(0.0, 0.1));
+}
+
+template <typename D>
+D Load(const std::string& text, std::string* error = nullptr) {
+  StringWriter w;
+  Traits<std::string>::Save(w, text);
+  std::string bytes = w.str();
+  StringReader r(bytes);
+  D d;
+  Traits<D>::Load(r, d, Traits<D>::Describe());
+  if (error != nullptr) *error = r.error();
+  return d;
+}
+
+template <typename D>
+std::string Text(const D& d) {
+  StringWriter w;
+  Traits<D>::Save(w, d);
+  std::string bytes = w.str();
+  StringReader r(bytes);
+  std::string s;
+  Traits<std::string>::Load(r, s, Traits<std::string>::Describe());
+  return s;
+}
+
+// Numbers are written as the shortest text that reads back to the same bits
+// (not through the C library), extremes included; libstdc++'s own longer form
+// (older images) still reads; malformed or non-finite state is refused.
+TEST(DistributionText, NumbersAreExactShortAndChecked) {
+  std::uniform_real_distribution<double> u(4.9406564584124654e-324, 1.7976931348623157e308);
+  EXPECT_EQ(Text(u), "5e-324 1.7976931348623157e+308");
+  auto u2 = Load<std::uniform_real_distribution<double>>(Text(u));
+  EXPECT_EQ(u2.a(), u.a());
+  EXPECT_EQ(u2.b(), u.b());
+  std::normal_distribution<double> n(0.1, 0.30000000000000004);
+  std::mt19937 g(1);
+  n(g);
+  auto n2 = Load<std::normal_distribution<double>>(Text(n));
+  EXPECT_EQ(n2.mean(), 0.1);
+  EXPECT_EQ(n2.stddev(), 0.30000000000000004);
+  std::mt19937 g2 = g;
+  EXPECT_EQ(n(g), n2(g2));  // the cached value came back exactly
+  auto old = Load<std::normal_distribution<double>>(
+      "0.00000000000000000e+00 1.00000000000000000e+00 1 -1.40287270912792095e+00");
+  std::mt19937 g3(7);
+  EXPECT_EQ(old(g3), -1.40287270912792095);
+  std::string error;
+  Load<std::normal_distribution<double>>("nan 1 0", &error);
+  EXPECT_NE(error.find("malformed"), std::string::npos) << error;
+  Load<std::normal_distribution<double>>("0 1 0 trailing", &error);
+  EXPECT_NE(error.find("malformed"), std::string::npos) << error;
+  Load<std::normal_distribution<double>>("0 1 1", &error);  // the cached value is missing
+  EXPECT_NE(error.find("malformed"), std::string::npos) << error;
+}
+
+TEST(DistributionText, DescriptorsNameTheStoredResultType) {
+  EXPECT_EQ(Traits<std::normal_distribution<double>>::Describe().ToString(), "normal_distribution<f64>");
+  EXPECT_EQ(Traits<std::gamma_distribution<float>>::Describe().ToString(), "gamma_distribution<f32>");
+  EXPECT_EQ(Traits<std::poisson_distribution<long>>::Describe().ToString(), "poisson_distribution<i64>");
+  EXPECT_EQ(Traits<std::bernoulli_distribution>::Describe().ToString(), "bernoulli_distribution<f64>");
+  TypeDesc parsed;
+  EXPECT_TRUE(ParseTypeDesc("student_t_distribution<f64>", &parsed));
+  // `ckpt inspect --values` shows a distribution's short state as text.
+  std::string bytes;
+  {
+    StringWriter w;
+    Traits<std::poisson_distribution<int>>::Save(w, std::poisson_distribution<int>(40.0));
+    bytes = w.str();
+  }
+  StringReader r(bytes);
+  std::string shown;
+  state::WalkValue(r, Traits<std::poisson_distribution<int>>::Describe(), &shown, 1000);
+  EXPECT_EQ(shown, "\"40 0 1 0\"");
+}
+
+}  // namespace
+}  // namespace ckpt
