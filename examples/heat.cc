@@ -69,6 +69,6 @@ int main(int argc, char** argv) {
   for (double v : grid) total += v;
   std::printf("result heat n=%u steps=%llu hash=%016llx total=%.17g injected=%.17g\n", p.n,
               static_cast<unsigned long long>(p.steps),
-              static_cast<unsigned long long>(examples::Fnv1a(grid)), total, injected);
+              static_cast<unsigned long long>(examples::Fnv1a(grid)), total, injected.get());
   return 0;
 }

@@ -94,8 +94,9 @@ int main(int argc, char** argv) {
   std::vector<double> flat;
   for (const auto& b : bodies) flat.insert(flat.end(), {b.x, b.y, b.z, b.vx, b.vy, b.vz});
   double last = stats.empty() ? 0 : stats.rbegin()->second;
-  std::printf("result nbody bodies=%u steps=%llu hash=%016llx kicks=%lld stats=%zu kinetic=%.17g\n", nbodies,
-              static_cast<unsigned long long>(steps), static_cast<unsigned long long>(examples::Fnv1a(flat)),
-              static_cast<long long>(kicks), stats.size(), last);
+  std::printf("result nbody bodies=%u steps=%llu hash=%016llx kicks=%lld stats=%zu kinetic=%.17g\n",
+              nbodies.get(), static_cast<unsigned long long>(steps),
+              static_cast<unsigned long long>(examples::Fnv1a(flat)), static_cast<long long>(kicks),
+              stats.size(), last);
   return 0;
 }

@@ -31,7 +31,7 @@ int main(int argc, char** argv) {
       std::fprintf(stderr,
                    "ring_consumer: CHECK FAILED: expected message %" PRIu64 ", slot %u holds %" PRIu64
                    " (payload %s) -> a message was %s\n",
-                   next, slot, seq, payload == examples::RingPayload(seq) ? "intact" : "corrupt",
+                   next.get(), slot, seq, payload == examples::RingPayload(seq) ? "intact" : "corrupt",
                    seq < next ? "duplicated or the ring went back" : "lost or reordered");
       return 4;
     }
@@ -40,6 +40,7 @@ int main(int argc, char** argv) {
     ++next;
     if (delay_us != 0) std::this_thread::sleep_for(std::chrono::microseconds(delay_us));
   }
-  std::printf("result ring messages=%" PRIu64 " digest=%016" PRIx64 " in-order=yes\n", next, digest);
+  std::printf("result ring messages=%" PRIu64 " digest=%016" PRIx64 " in-order=yes\n", next.get(),
+              digest.get());
   return 0;
 }

@@ -16,6 +16,7 @@
 
 #include "ckpt/group.hpp"
 #include "ckpt/serialize.hpp"
+#include "ckpt/var.hpp"
 
 // On x86-64 Linux with GCC or Clang, safepoint()'s slow path is entered
 // through a trampoline that preserves every register (src/lib/safepoint_x86_64.S),
@@ -80,11 +81,11 @@ class VarBase {
 template <typename T>
 class OwnedVar final : public VarBase {
  public:
-  explicit OwnedVar(T v) : value(std::move(v)) {}
+  explicit OwnedVar(T v) : var(std::in_place, std::move(v)) {}
   TypeDesc Describe() const override { return Traits<T>::Describe(); }
-  void Save(Writer& w) const override { Traits<T>::Save(w, value); }
-  void Load(Reader& r, const TypeDesc& img) override { Traits<T>::Load(r, value, img); }
-  T value;
+  void Save(Writer& w) const override { Traits<T>::Save(w, static_cast<const T&>(var)); }
+  void Load(Reader& r, const TypeDesc& img) override { Traits<T>::Load(r, static_cast<T&>(var), img); }
+  Var<T> var;
 };
 
 template <typename T>
@@ -116,14 +117,20 @@ class Session {
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
 
-  // Registers a variable owned by the session and returns it. When resuming,
-  // the value comes from the image.
+  // Registers a variable owned by the session and returns it: hold it as
+  // `auto& x = s.var(...)` (a Var<T> cannot be copied, so `auto x` does not
+  // compile). When resuming, the value comes from the image.
   template <typename T>
-  T& var(std::string_view name, T initial = T{}) {
+  Var<T>& var(std::string_view name, T initial = T{}) {
     auto holder = std::make_unique<detail::OwnedVar<T>>(std::move(initial));
-    T& ref = holder->value;
+    Var<T>& ref = holder->var;
     Register(name, std::move(holder));
     return ref;
+  }
+  // Another variable's value as the initial value.
+  template <typename T>
+  Var<T>& var(std::string_view name, const Var<T>& initial) {
+    return var<T>(name, static_cast<const T&>(initial));
   }
   // Registers a variable the program owns; it must outlive the session's use.
   template <typename T>
