@@ -3,10 +3,12 @@
 // in ckpt_last_error); no C++ exception crosses into C.
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <exception>
 #include <limits>
 #include <new>
 #include <string>
+#include <type_traits>
 
 #include "ckpt/ckpt.h"
 #include "ckpt/ckpt.hpp"
@@ -142,8 +144,12 @@ int ckpt_register(ckpt_session* s, const char* name, ckpt_type type, void* data,
                   "ckpt_register('" + std::string(name) + "'): data is NULL for " + std::to_string(count) +
                       " element(s)");
   }
+  // A C caller may pass any int: read it as one (a ckpt_type outside the
+  // enumerators' range would be undefined behaviour in C++).
+  std::underlying_type_t<ckpt_type> raw;
+  std::memcpy(&raw, &type, sizeof raw);
   return Guard(s, [&]() -> int {
-    switch (type) {
+    switch (raw) {
       case CKPT_I8:
         return Register<std::int8_t>(s, name, data, count);
       case CKPT_U8:
@@ -177,7 +183,7 @@ int ckpt_register(ckpt_session* s, const char* name, ckpt_type type, void* data,
     }
     return Refuse(s, CKPT_ERR_INVALID,
                   "ckpt_register('" + std::string(name) + "'): unknown type " +
-                      std::to_string(static_cast<long long>(type)));
+                      std::to_string(static_cast<long long>(raw)));
   });
 }
 
