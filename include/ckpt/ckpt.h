@@ -69,14 +69,16 @@ int ckpt_register(ckpt_session* s, const char* name, ckpt_type type, void* data,
 
 /* Stages: if (ckpt_stage_begin(s, "init") == 1) { ...; ckpt_stage_end(s); }
  * ckpt_stage_begin returns 1 (run the stage), 0 (completed before the
- * checkpoint: skip it) or CKPT_ERR_INVALID; ckpt_stage_end returns CKPT_OK or
- * CKPT_ERR_INVALID (NULL session, no open stage). */
+ * checkpoint: skip it) or a negative CKPT_ERR_* code; ckpt_stage_end returns
+ * CKPT_OK or CKPT_ERR_INVALID (NULL session, no open stage). */
 int ckpt_stage_begin(ckpt_session* s, const char* name);
 int ckpt_stage_end(ckpt_session* s);
 
 /* Return CKPT_NONE, CKPT_CHECKPOINTED, CKPT_RESUMED or CKPT_FAILED (also when
- * called from a thread that did not open the session), or CKPT_ERR_INVALID
- * for a NULL session. */
+ * called from a thread that did not open the session), or a negative
+ * CKPT_ERR_* code (CKPT_ERR_INVALID for a NULL session). A checkpoint-and-exit
+ * request (ckpt_request(s, 1), --ckpt-stop-at, `ckpt checkpoint --exit`) ends
+ * the program with status 75 once its image is written. */
 int ckpt_safepoint(ckpt_session* s);
 int ckpt_checkpoint(ckpt_session* s);
 /* Asks for a checkpoint at the next safepoint (and then exit with status 75
