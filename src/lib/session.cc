@@ -399,7 +399,7 @@ class SessionImpl {
     Fatal("no usable image among " + std::to_string(candidates.size()) + " candidates:" + CapLines(errors));
   }
 
-  // " (it holds images of other programs: a, b)", or "" when it holds none.
+  // " (it holds images of other programs: 'a', 'b'; ...)", or "" when it holds none.
   std::string OtherPrograms(const std::string& dir) {
     auto all = lib::ListImages(env_, dir, "");
     if (!all.ok()) return "";
@@ -411,7 +411,8 @@ class SessionImpl {
     }
     if (names.empty()) return "";
     return " (it holds images of other programs: " +
-           CapList(std::vector<std::string>(names.begin(), names.end())) + ")";
+           CapList(std::vector<std::string>(names.begin(), names.end())) +
+           "; --ckpt-name NAME takes those of NAME)";
   }
 
   Status TryOpen(const std::string& path) {
