@@ -49,6 +49,18 @@ Result<std::unique_ptr<image::ImageReader>> OpenImage(const std::string& path, s
 int ReportError(const Status& st);
 int ExitCodeFor(const Status& st);
 std::string HumanBytes(std::uint64_t n);
+// --image-mode MODE (octal, 0600..0777): the permission bits of new images.
+void AddImageModeOption(CLI::App* c, unsigned* mode);
+// `s` with control characters and invalid UTF-8 escaped (\xNN, \u00NN), for
+// human-readable output of strings that come from images or other processes.
+std::string Printable(std::string_view s);
+// printf to stdout through Printable (line breaks kept): for human-readable
+// output that quotes image contents.
+#ifdef __MINGW32__
+void PrintText(const char* fmt, ...) __attribute__((format(gnu_printf, 1, 2)));
+#else
+void PrintText(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
+#endif
 // The group part of `ckpt inspect` (inspect_group.cc).
 Status InspectGroup(const image::ImageReader& r, nlohmann::ordered_json* out);
 void PrintGroup(const nlohmann::ordered_json& group);

@@ -1,4 +1,6 @@
+#include <cstdarg>
 #include <cstdio>
+#include <vector>
 
 #include "command.h"
 #include "lib/program_image.h"
@@ -41,8 +43,101 @@ int ExitCodeFor(const Status& st) {
 
 int ReportError(const Status& st) {
   std::fflush(stdout);
-  std::fprintf(stderr, "ckpt: error: %s\n", st.message().c_str());
+  // Messages quote image contents and file names: no terminal controls.
+  std::string m, line;
+  for (char c : st.message() + "\n") {
+    if (c != '\n') {
+      line.push_back(c);
+      continue;
+    }
+    m += (m.empty() ? "" : "\n") + Printable(line);
+    line.clear();
+  }
+  std::fprintf(stderr, "ckpt: error: %s\n", m.c_str());
   return ExitCodeFor(st);
+}
+
+void AddImageModeOption(CLI::App* c, unsigned* mode) {
+  c->add_option_function<std::string>(
+      "--image-mode",
+      [mode](const std::string& v) {
+        auto m = platform::ParseFileMode(v);
+        if (!m.ok()) throw CLI::ValidationError("--image-mode", m.status().message());
+        *mode = *m;
+      },
+      "Permission bits of new images, octal (default 0600: only the owner may read them)");
+}
+
+std::string Printable(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  auto hex = [&](unsigned char c) {
+    char b[8];
+    std::snprintf(b, sizeof b, "\\x%02x", c);
+    out += b;
+  };
+  for (std::size_t i = 0; i < s.size();) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c < 0x20 || c == 0x7f) {
+      hex(c);
+      ++i;
+      continue;
+    }
+    if (c < 0x80) {
+      out.push_back(static_cast<char>(c));
+      ++i;
+      continue;
+    }
+    // A well-formed UTF-8 sequence passes, except the C1 controls U+0080..U+009F.
+    std::size_t n = c >= 0xf0 && c <= 0xf4 ? 4 : c >= 0xe0 ? 3 : c >= 0xc2 && c <= 0xdf ? 2 : 0;
+    bool ok = n != 0 && i + n <= s.size();
+    for (std::size_t k = 1; ok && k < n; ++k) ok = (static_cast<unsigned char>(s[i + k]) & 0xc0) == 0x80;
+    if (ok && n == 3) {
+      unsigned char c1 = static_cast<unsigned char>(s[i + 1]);
+      ok = !(c == 0xe0 && c1 < 0xa0) && !(c == 0xed && c1 >= 0xa0);  // overlong, surrogates
+    }
+    if (ok && n == 4) {
+      unsigned char c1 = static_cast<unsigned char>(s[i + 1]);
+      ok = !(c == 0xf0 && c1 < 0x90) && !(c == 0xf4 && c1 >= 0x90);
+    }
+    if (ok && n == 2 && c == 0xc2 && static_cast<unsigned char>(s[i + 1]) < 0xa0) {
+      char b[10];
+      std::snprintf(b, sizeof b, "\\u%04x", static_cast<unsigned char>(s[i + 1]));
+      out += b;
+      i += 2;
+      continue;
+    }
+    if (!ok) {
+      hex(c);
+      ++i;
+      continue;
+    }
+    out.append(s.substr(i, n));
+    i += n;
+  }
+  return out;
+}
+
+void PrintText(const char* fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  va_list ap2;
+  va_copy(ap2, ap);
+  int n = std::vsnprintf(nullptr, 0, fmt, ap);
+  va_end(ap);
+  std::vector<char> buf(n > 0 ? static_cast<std::size_t>(n) + 1 : 1, '\0');
+  if (n > 0) std::vsnprintf(buf.data(), buf.size(), fmt, ap2);
+  va_end(ap2);
+  std::string_view text(buf.data(), n > 0 ? static_cast<std::size_t>(n) : 0);
+  std::string out;
+  while (!text.empty()) {
+    std::size_t e = text.find('\n');
+    out += Printable(text.substr(0, e));
+    if (e == std::string_view::npos) break;
+    out.push_back('\n');
+    text.remove_prefix(e + 1);
+  }
+  std::fputs(out.c_str(), stdout);
 }
 
 std::string HumanBytes(std::uint64_t n) {
