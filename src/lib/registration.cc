@@ -18,6 +18,7 @@ namespace {
 struct ExitCleanup {
   std::mutex mu;
   std::set<std::string> paths;
+  std::int64_t pid = 0;  // whose they are: a forked child's exit leaves them
 };
 
 ExitCleanup& Cleanup() {
@@ -28,7 +29,10 @@ ExitCleanup& Cleanup() {
 void RemoveAtExit() {
   ExitCleanup& c = Cleanup();
   std::lock_guard<std::mutex> lk(c.mu);
-  for (const auto& p : c.paths) platform::Env::Default()->RemoveFile(p).IgnoreError();
+  platform::Env* env = platform::Env::Default();
+  if (env->ProcessId() == c.pid) {
+    for (const auto& p : c.paths) env->RemoveFile(p).IgnoreError();
+  }
   c.paths.clear();
 }
 
@@ -38,6 +42,7 @@ void WatchAtExit(const std::string& path) {
   ExitCleanup& c = Cleanup();
   std::lock_guard<std::mutex> lk(c.mu);
   c.paths.insert(path);
+  c.pid = platform::Env::Default()->ProcessId();
 }
 
 void UnwatchAtExit(const std::string& path) {
@@ -51,6 +56,15 @@ std::uint64_t JsonNumber(const std::string& j, const std::string& key) {
   auto p = j.find("\"" + key + "\":");
   if (p == std::string::npos) return 0;
   return std::strtoull(j.c_str() + p + key.size() + 3, nullptr, 10);
+}
+
+// The plain string value of "key" (no escapes expected: a platform tag).
+std::string JsonString(const std::string& j, const std::string& key) {
+  auto p = j.find("\"" + key + "\": \"");
+  if (p == std::string::npos) return "";
+  p += key.size() + 5;
+  auto e = j.find('"', p);
+  return e == std::string::npos ? "" : j.substr(p, e - p);
 }
 
 }  // namespace
@@ -99,6 +113,7 @@ void CollectStaleRegistrations(platform::Env* env, const std::string& runtime_di
   env->RemoveStaleTempFiles(runtime_dir, "");
   auto list = env->ListDir(runtime_dir);
   if (!list.ok()) return;
+  const std::string os = PlatformTag().substr(0, PlatformTag().find('-'));
   for (const auto& e : *list) {
     const std::string& n = e.name;
     if (e.is_dir || n.size() < 6 || n.size() > 25 || n.compare(n.size() - 5, 5, ".json") != 0) continue;
@@ -106,10 +121,15 @@ void CollectStaleRegistrations(platform::Env* env, const std::string& runtime_di
     std::int64_t pid = std::strtoll(n.c_str(), nullptr, 10);
     if (pid <= 0 || pid == except_pid) continue;
     std::string path = platform::JoinPath(runtime_dir, n);
+    auto data = env->ReadPrivateFile(path, Registration::kMaxFileSize);
+    if (!data.ok()) continue;  // not ours to judge
+    // A Windows program's PID (under Wine, sharing the directory) means
+    // nothing to a Linux process, and the other way round.
+    std::string platform = JsonString(*data, "platform");
+    if (!platform.empty() && platform.substr(0, platform.find('-')) != os) continue;
     bool stale = !env->ProcessAlive(pid);
     if (!stale) {
-      auto data = env->ReadPrivateFile(path, Registration::kMaxFileSize);
-      std::uint64_t t = data.ok() ? JsonNumber(*data, "start_time") : 0;
+      std::uint64_t t = JsonNumber(*data, "start_time");
       std::uint64_t now = t != 0 ? env->ProcessStartTime(pid) : 0;
       stale = t != 0 && now != 0 && now != t;  // the PID was reused
     }
@@ -125,7 +145,8 @@ Registration::Registration(platform::Env* env, std::string program, std::string 
 Registration::~Registration() {
   if (!written_) return;
   UnwatchAtExit(path_);
-  if (!keep_) env_->RemoveFile(path_).IgnoreError();
+  // Not in a forked child that ends: the registration is its parent's.
+  if (!keep_ && env_->ProcessId() == pid_) env_->RemoveFile(path_).IgnoreError();
 }
 
 void Registration::KeepAfterExit() {
@@ -140,7 +161,8 @@ Status Registration::Publish(const RegistrationState& s) {
     dir_status_ = env_->SecureRuntimeDir(rt, /*create=*/true);
     if (!dir_status_.ok()) return dir_status_;
     CollectStaleRegistrations(env_, rt, env_->ProcessId());
-    path_ = RegistrationPath(rt, env_->ProcessId());
+    pid_ = env_->ProcessId();
+    path_ = RegistrationPath(rt, pid_);
   }
   RETURN_IF_ERROR(dir_status_);
   std::string j = "{\"pid\": " + std::to_string(env_->ProcessId()) + ", \"program\": \"" +

@@ -58,6 +58,7 @@ class Registration {
   std::string dir_;
   std::string path_;
   std::uint64_t start_time_ = 0;
+  std::int64_t pid_ = 0;
   Status dir_status_ = Internal("not yet published");
   bool checked_ = false;
   bool written_ = false;

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <csignal>
@@ -153,8 +154,10 @@ TEST_F(SessionFilesTest, StaleRegistrationsAreCollectedByTheNextSession) {
   fs::permissions(Run(), fs::perms::owner_all, fs::perm_options::replace);
   std::ofstream(Run() + "/999999999.json") << "{\"pid\": 999999999, \"exited\": true}";
   std::ofstream(Run() + "/999999999.json.0123456789abcdef.tmp") << "{";
+  // A Windows program's (under Wine, sharing the directory): its PID is not ours to judge.
+  std::ofstream(Run() + "/999999998.json") << "{\"pid\": 999999998, \"platform\": \"windows-x86_64\"}";
   Session s(Opts());
-  EXPECT_EQ(Files(Run()), std::vector<std::string>{std::to_string(::getpid()) + ".json"});
+  EXPECT_EQ(Files(Run()), (std::vector<std::string>{std::to_string(::getpid()) + ".json", "999999998.json"}));
 }
 
 // Every exit the library sees removes the registration: the program's own
@@ -215,6 +218,26 @@ TEST_F(SessionFilesTest, AnExitAskedFromOutsideLeavesTheOutcome) {
   std::string j = Read(fs::path(Run()) / files[0]);
   EXPECT_NE(j.find("\"exited\": true"), std::string::npos) << j;
   EXPECT_NE(j.find("t.000001.ckpt"), std::string::npos) << j;
+}
+
+// A child forked by the program that ends (std::exit, or its copy of the
+// session destroyed) must not remove its parent's registration.
+TEST_F(SessionFilesTest, AForkedChildLeavesItsParentsRegistration) {
+  Session s(Opts());
+  std::string reg = Run() + "/" + std::to_string(::getpid()) + ".json";
+  ASSERT_TRUE(fs::exists(reg));
+  pid_t c = ::fork();
+  if (c == 0) std::exit(0);
+  int status = 0;
+  ::waitpid(c, &status, 0);
+  EXPECT_TRUE(fs::exists(reg)) << "std::exit in a child removed it";
+  c = ::fork();
+  if (c == 0) {
+    s.~Session();
+    ::_exit(0);
+  }
+  ::waitpid(c, &status, 0);
+  EXPECT_TRUE(fs::exists(reg)) << "a child's copy of the session removed it";
 }
 
 }  // namespace
