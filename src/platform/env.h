@@ -67,6 +67,14 @@ class TempFile : public WritableFile {
   // (the data stays unnamed, and is dropped with this object). Call Sync()
   // first for durability, and Env::SyncDir after.
   virtual Result<bool> Commit(const std::string& path, bool replace) = 0;
+  // Like Commit(path, true), but a previous file at `path` is swapped with
+  // this one in one step (Linux renameat2 RENAME_EXCHANGE) and is then at
+  // TempPath(), for the caller to remove when convenient (returns true) —
+  // a rename over a large file can make the file system write the new one
+  // back and free the old one on the spot. Without a previous file, or where
+  // the file system cannot exchange (and on Windows), a replacing rename
+  // (returns false).
+  virtual Result<bool> CommitExchange(const std::string& path) = 0;
   // A name for messages ("DIR/(unnamed temporary file)" or the temporary path).
   virtual const std::string& TempPath() const = 0;
 };

@@ -121,6 +121,37 @@ class PosixTempFile final : public TempFile {
   Status SkipDirectlyWritten(std::uint64_t n) override { return file_->SkipDirectlyWritten(n); }
   const std::string& TempPath() const override { return name_; }
 
+  Result<bool> CommitExchange(const std::string& path) override {
+    if (committed_ || closed_) return Internal("temporary file " + name_ + " committed after Close or twice");
+    RETURN_IF_ERROR(file_->FlushForDirectWrites().status());
+    if (!named_) {  // an exchange needs a name: link the file under a random one
+      for (int attempt = 0; !named_ && attempt < 16; ++attempt) {
+        std::string tmp = JoinPath(dir_, prefix_ + "." + RandomHex16() + ".tmp");
+        std::string self = "/proc/self/fd/" + std::to_string(fd_);
+        if (::linkat(AT_FDCWD, self.c_str(), AT_FDCWD, tmp.c_str(), AT_SYMLINK_FOLLOW) == 0) {
+          name_ = tmp;
+          named_ = true;
+        } else if (errno != EEXIST) {
+          return PosixError("link the new file to", tmp, errno);
+        }
+      }
+      if (!named_) return IoError("link the new file into " + dir_ + ": 16 random names were all taken");
+    }
+    bool exchanged = false;
+#ifdef RENAME_EXCHANGE
+    if (::renameat2(AT_FDCWD, name_.c_str(), AT_FDCWD, path.c_str(), RENAME_EXCHANGE) == 0) {
+      exchanged = true;
+    } else if (errno != ENOENT && errno != EINVAL && errno != ENOSYS && errno != ENOTSUP) {
+      return PosixError("exchange", name_ + " with " + path, errno);
+    }
+#endif
+    if (!exchanged && ::rename(name_.c_str(), path.c_str()) != 0)
+      return PosixError("rename", name_ + " to " + path, errno);
+    committed_ = true;  // (an exchanged old file stays at name_ for the caller)
+    RETURN_IF_ERROR(file_->Close());
+    return exchanged;
+  }
+
   Result<bool> Commit(const std::string& path, bool replace) override {
     if (committed_ || closed_) return Internal("temporary file " + name_ + " committed after Close or twice");
     RETURN_IF_ERROR(file_->FlushForDirectWrites().status());

@@ -99,6 +99,11 @@ class WinTempFile final : public TempFile {
   Status Sync() override { return file_->Sync(); }
   Status Close() override { return file_->Close(); }
   const std::string& TempPath() const override { return path_; }
+  Result<bool> CommitExchange(const std::string& path) override {
+    ASSIGN_OR_RETURN(bool done, Commit(path, /*replace=*/true));
+    (void)done;
+    return false;  // no exchange on Windows: replaced
+  }
   Result<bool> Commit(const std::string& path, bool replace) override {
     if (committed_) return Internal("temporary file " + path_ + " committed twice");
     RETURN_IF_ERROR(file_->Close());

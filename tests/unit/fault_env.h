@@ -61,6 +61,11 @@ class FaultEnv : public platform::Env {
     Status Sync() override { return f_->Sync(); }
     Status Close() override { return f_->Close(); }
     const std::string& TempPath() const override { return f_->TempPath(); }
+    Result<bool> CommitExchange(const std::string& path) override {
+      if (budget_.env()->fail_rename)
+        return IoError("rename (injected) " + f_->TempPath() + ": Input/output error");
+      return f_->CommitExchange(path);
+    }
     Result<bool> Commit(const std::string& path, bool replace) override {
       if (budget_.env()->before_commit) budget_.env()->before_commit(path);
       if (budget_.env()->fail_rename)

@@ -96,6 +96,33 @@ TEST_F(FilesTest, TempFileModeAndReplaceAndCleanup) {
   EXPECT_EQ(Names(), std::vector<std::string>{"a.ckpt"});
 }
 
+// For the engine's fixed image name: the previous image is swapped out in
+// one step and left for the caller to remove.
+TEST_F(FilesTest, CommitExchangeLeavesThePreviousFileForTheCaller) {
+  Env* env = Env::Default();
+  {
+    auto f = env->NewTempFile(dir_, "process.ckpt");
+    ASSERT_TRUE(f.ok());
+    ASSERT_TRUE((*f)->Append("first", 5).ok());
+    auto c = (*f)->CommitExchange(Path("process.ckpt"));
+    ASSERT_TRUE(c.ok()) << c.status().message();
+    EXPECT_FALSE(*c);  // nothing to exchange with
+  }
+  auto f = env->NewTempFile(dir_, "process.ckpt");
+  ASSERT_TRUE(f.ok());
+  ASSERT_TRUE((*f)->Append("second", 6).ok());
+  auto c = (*f)->CommitExchange(Path("process.ckpt"));
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  EXPECT_EQ(Read(Path("process.ckpt")), "second");
+  ASSERT_TRUE(*c) << "renameat2(RENAME_EXCHANGE) is expected to work on the test machine's /tmp";
+  std::string old = (*f)->TempPath();
+  EXPECT_EQ(Read(old), "first");
+  f->reset();  // the old image stays until the caller removes it
+  EXPECT_EQ(Names().size(), 2u);
+  EXPECT_TRUE(env->RemoveFile(old).ok());
+  EXPECT_EQ(Names(), std::vector<std::string>{"process.ckpt"});
+}
+
 TEST_F(FilesTest, StaleTempFilesGoUnlessAWriterHoldsThem) {
   Env* env = Env::Default();
   Write(Path("heat.000003.ckpt.0123456789abcdef.tmp"), "left by a killed writer");
