@@ -3,40 +3,9 @@
 #include <cstdio>
 
 #include "lib/program_image.h"
+#include "util/utf8.h"
 
 namespace ckpt::lib {
-
-std::string JsonEscape(const std::string& s) {
-  std::string o;
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"':
-        o += "\\\"";
-        break;
-      case '\\':
-        o += "\\\\";
-        break;
-      case '\n':
-        o += "\\n";
-        break;
-      case '\t':
-        o += "\\t";
-        break;
-      case '\r':
-        o += "\\r";
-        break;
-      default:
-        if (c < 0x20) {
-          char b[8];
-          std::snprintf(b, sizeof b, "\\u%04x", c);
-          o += b;
-        } else {
-          o.push_back(static_cast<char>(c));
-        }
-    }
-  }
-  return o;
-}
 
 Registration::Registration(platform::Env* env, std::string program, std::string dir)
     : env_(env), program_(std::move(program)), dir_(std::move(dir)) {
@@ -55,12 +24,12 @@ std::string Registration::PathFor(platform::Env* env, std::int64_t pid) {
 Status Registration::Publish(std::uint64_t generation, const std::string& last_image,
                              const std::string& last_error, bool exited) {
   RETURN_IF_ERROR(env_->CreateDirs(env_->RuntimeDir()));
-  std::string j = "{\"pid\": " + std::to_string(env_->ProcessId()) + ", \"program\": \"" +
-                  JsonEscape(program_) + "\", \"dir\": \"" + JsonEscape(dir_) + "\", \"platform\": \"" +
+  std::string j = "{\"pid\": " + std::to_string(env_->ProcessId()) + ", \"program\": " +
+                  JsonBytes(program_) + ", \"dir\": " + JsonBytes(dir_) + ", \"platform\": \"" +
                   PlatformTag() + "\", \"start_time\": " + std::to_string(start_time_) +
                   ", \"exited\": " + (exited ? "true" : "false") +
-                  ", \"generation\": " + std::to_string(generation) + ", \"last_image\": \"" +
-                  JsonEscape(last_image) + "\", \"last_error\": \"" + JsonEscape(last_error) + "\"}\n";
+                  ", \"generation\": " + std::to_string(generation) + ", \"last_image\": " +
+                  JsonBytes(last_image) + ", \"last_error\": " + JsonBytes(last_error) + "}\n";
   Status st = platform::WriteFileAtomic(env_, path_, j, /*durable=*/false);
   if (st.ok()) written_ = true;
   keep_ = exited;

@@ -33,6 +33,4 @@ class Registration {
   bool keep_ = false;
 };
 
-std::string JsonEscape(const std::string& s);
-
 }  // namespace ckpt::lib

@@ -47,8 +47,8 @@ Result<nlohmann::json> FindGroup(platform::Env* env, const std::string& name) {
       auto j = nlohmann::json::parse(*data, nullptr, false);
       if (j.is_discarded() || !j.is_object() || j.value("kind", std::string()) != "group") continue;
       if (!env->ProcessAlive(j.value("pid", std::int64_t{0}))) continue;
-      if (j.value("group", std::string()) == name || j.value("id", std::string()) == name) return j;
-      seen.push_back(j.value("group", std::string()));
+      if (JsonBytesValue(j, "group") == name || j.value("id", std::string()) == name) return j;
+      seen.push_back(JsonBytesValue(j, "group"));
     }
   }
   std::string known;
@@ -65,7 +65,7 @@ std::string FormatSeconds(double s) {
 
 int CheckpointGroup(const nlohmann::json& reg, bool exit, double timeout, bool json) {
   int port = reg.value("port", 0);
-  std::string name = reg.value("group", std::string());
+  std::string name = JsonBytesValue(reg, "group");
   auto sock = platform::ConnectLoopback(port);
   if (!sock.ok()) return ReportError(sock.status().WithContext("group " + name + "'s coordinator"));
   group::Channel ch(std::move(sock).value());
@@ -89,7 +89,7 @@ int CheckpointGroup(const nlohmann::json& reg, bool exit, double timeout, bool j
   if (n.flag != 1) return ReportError(IoError("group " + name + ": " + n.text));
   if (json) {
     nlohmann::ordered_json j = {{"group", name}, {"image", n.text}, {"exited", exit}};
-    std::printf("%s\n", j.dump(2).c_str());
+    PrintJson(j);
   } else {
     std::printf("%s\n", n.text.c_str());
   }
@@ -141,7 +141,7 @@ int Run(CheckpointOptions o) {
     auto r = ReadRegistration(env, o.pid);
     if (r.ok()) last = *r;
     if (last.value("generation", std::uint64_t{0}) > gen0) break;
-    std::string err = last.value("last_error", std::string());
+    std::string err = JsonBytesValue(last, "last_error");
     if (r.ok() && !err.empty() && err != err0) {
       return ReportError(IoError("process " + std::to_string(o.pid) + " failed to checkpoint: " + err +
                                  " (its previous image is intact)"));
@@ -161,7 +161,7 @@ int Run(CheckpointOptions o) {
     return ReportError(Timeout("process " + std::to_string(o.pid) + " reached no safepoint within " +
                                FormatSeconds(o.timeout) + "; the request stays pending"));
   }
-  std::string image = last.value("last_image", std::string());
+  std::string image = JsonBytesValue(last, "last_image");
   bool exited = false;
   if (o.exit) {
     for (int i = 0; i < 1000 && env->ProcessAlive(o.pid); ++i)
@@ -171,7 +171,7 @@ int Run(CheckpointOptions o) {
   }
   if (o.json) {
     nlohmann::ordered_json j = {{"pid", o.pid}, {"image", image}, {"generation", gen}, {"exited", exited}};
-    std::printf("%s\n", j.dump(2).c_str());
+    PrintJson(j);
   } else {
     std::printf("%s\n", image.c_str());
   }
