@@ -139,12 +139,12 @@ Status Coordinator::LoadResumeImage() {
 Status Coordinator::PublishRegistration() {
   RETURN_IF_ERROR(env_->CreateDirs(env_->RuntimeDir()));
   registration_path_ = lib::Registration::PathFor(env_, env_->ProcessId());
-  std::string j = "{\"pid\": " + std::to_string(env_->ProcessId()) + ", \"kind\": \"group\", \"group\": " +
-                  JsonBytes(opt_.name) + ", \"id\": \"" + gid_ +
-                  "\", \"port\": " + std::to_string(listener_->port()) + ", \"dir\": " +
-                  JsonBytes(opt_.dir) + ", \"members\": " + std::to_string(members_.size()) +
-                  ", \"generation\": " + std::to_string(written_) + ", \"last_image\": " +
-                  JsonBytes(last_image_) + "}\n";
+  std::string j = "{\"pid\": " + std::to_string(env_->ProcessId()) +
+                  ", \"kind\": \"group\", \"group\": " + JsonBytes(opt_.name) + ", \"id\": \"" + gid_ +
+                  "\", \"port\": " + std::to_string(listener_->port()) + ", \"dir\": " + JsonBytes(opt_.dir) +
+                  ", \"members\": " + std::to_string(members_.size()) +
+                  ", \"generation\": " + std::to_string(written_) +
+                  ", \"last_image\": " + JsonBytes(last_image_) + "}\n";
   return platform::WriteFileAtomic(env_, registration_path_, j);
 }
 
