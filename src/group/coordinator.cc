@@ -19,6 +19,7 @@
 #include "platform/process.h"
 #include "platform/shm.h"
 #include "platform/socket.h"
+#include "util/utf8.h"
 
 namespace ckpt::group {
 
@@ -138,12 +139,12 @@ Status Coordinator::LoadResumeImage() {
 Status Coordinator::PublishRegistration() {
   RETURN_IF_ERROR(env_->SecureRuntimeDir(env_->RuntimeDir(), /*create=*/true));
   registration_path_ = lib::Registration::PathFor(env_, env_->ProcessId());
-  std::string j = "{\"pid\": " + std::to_string(env_->ProcessId()) + ", \"kind\": \"group\", \"group\": \"" +
-                  lib::JsonEscape(opt_.name) + "\", \"id\": \"" + gid_ +
-                  "\", \"port\": " + std::to_string(listener_->port()) + ", \"dir\": \"" +
-                  lib::JsonEscape(opt_.dir) + "\", \"members\": " + std::to_string(members_.size()) +
-                  ", \"generation\": " + std::to_string(written_) + ", \"last_image\": \"" +
-                  lib::JsonEscape(last_image_) + "\"}\n";
+  std::string j = "{\"pid\": " + std::to_string(env_->ProcessId()) +
+                  ", \"kind\": \"group\", \"group\": " + JsonBytes(opt_.name) + ", \"id\": \"" + gid_ +
+                  "\", \"port\": " + std::to_string(listener_->port()) + ", \"dir\": " + JsonBytes(opt_.dir) +
+                  ", \"members\": " + std::to_string(members_.size()) +
+                  ", \"generation\": " + std::to_string(written_) +
+                  ", \"last_image\": " + JsonBytes(last_image_) + "}\n";
   return platform::WriteFileAtomic(env_, registration_path_, j);
 }
 

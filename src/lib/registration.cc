@@ -6,6 +6,7 @@
 #include <set>
 
 #include "lib/program_image.h"
+#include "util/utf8.h"
 
 namespace ckpt::lib {
 
@@ -68,38 +69,6 @@ std::string JsonString(const std::string& j, const std::string& key) {
 }
 
 }  // namespace
-
-std::string JsonEscape(const std::string& s) {
-  std::string o;
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"':
-        o += "\\\"";
-        break;
-      case '\\':
-        o += "\\\\";
-        break;
-      case '\n':
-        o += "\\n";
-        break;
-      case '\t':
-        o += "\\t";
-        break;
-      case '\r':
-        o += "\\r";
-        break;
-      default:
-        if (c < 0x20) {
-          char b[8];
-          std::snprintf(b, sizeof b, "\\u%04x", c);
-          o += b;
-        } else {
-          o.push_back(static_cast<char>(c));
-        }
-    }
-  }
-  return o;
-}
 
 std::string RegistrationPath(const std::string& runtime_dir, std::int64_t pid) {
   return platform::JoinPath(runtime_dir, std::to_string(pid) + ".json");
@@ -165,13 +134,13 @@ Status Registration::Publish(const RegistrationState& s) {
     path_ = RegistrationPath(rt, pid_);
   }
   RETURN_IF_ERROR(dir_status_);
-  std::string j = "{\"pid\": " + std::to_string(env_->ProcessId()) + ", \"program\": \"" +
-                  JsonEscape(program_) + "\", \"dir\": \"" + JsonEscape(dir_) + "\", \"platform\": \"" +
-                  PlatformTag() + "\", \"start_time\": " + std::to_string(start_time_) +
-                  ", \"exited\": " + (s.exited ? "true" : "false") +
-                  ", \"generation\": " + std::to_string(s.generation) +
-                  ", \"failures\": " + std::to_string(s.failures) + ", \"last_image\": \"" +
-                  JsonEscape(s.last_image) + "\", \"last_error\": \"" + JsonEscape(s.last_error) + "\"}\n";
+  std::string j =
+      "{\"pid\": " + std::to_string(env_->ProcessId()) + ", \"program\": " + JsonBytes(program_) +
+      ", \"dir\": " + JsonBytes(dir_) + ", \"platform\": \"" + PlatformTag() +
+      "\", \"start_time\": " + std::to_string(start_time_) +
+      ", \"exited\": " + (s.exited ? "true" : "false") + ", \"generation\": " + std::to_string(s.generation) +
+      ", \"failures\": " + std::to_string(s.failures) + ", \"last_image\": " + JsonBytes(s.last_image) +
+      ", \"last_error\": " + JsonBytes(s.last_error) + "}\n";
   if (!written_) WatchAtExit(path_);  // before the file exists: no window without cleanup
   Status st = platform::WriteFileAtomic(env_, path_, j, /*durable=*/false);
   if (st.ok()) written_ = true;

@@ -72,6 +72,4 @@ std::string RegistrationPath(const std::string& runtime_dir, std::int64_t pid);
 // Keeps `except_pid`'s.
 void CollectStaleRegistrations(platform::Env* env, const std::string& runtime_dir, std::int64_t except_pid);
 
-std::string JsonEscape(const std::string& s);
-
 }  // namespace ckpt::lib

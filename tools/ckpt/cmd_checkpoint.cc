@@ -89,8 +89,8 @@ Result<nlohmann::json> FindGroup(platform::Env* env, const std::vector<std::stri
       auto j = ParseRegistration(path, *data);
       if (!j.ok() || j->value("kind", std::string()) != "group") continue;
       if (!env->ProcessAlive(j->value("pid", std::int64_t{0}))) continue;
-      if (j->value("group", std::string()) == name || j->value("id", std::string()) == name) return *j;
-      seen.push_back(j->value("group", std::string()));
+      if (JsonBytesValue(*j, "group") == name || j->value("id", std::string()) == name) return *j;
+      seen.push_back(JsonBytesValue(*j, "group"));
     }
   }
   std::string known;
@@ -108,7 +108,7 @@ std::string FormatSeconds(double s) {
 
 int CheckpointGroup(const nlohmann::json& reg, bool exit, double timeout, bool json) {
   int port = reg.value("port", 0);
-  std::string name = reg.value("group", std::string());
+  std::string name = JsonBytesValue(reg, "group");
   auto sock = platform::ConnectLoopback(port);
   if (!sock.ok()) return ReportError(sock.status().WithContext("group " + name + "'s coordinator"));
   group::Channel ch(std::move(sock).value());
@@ -132,7 +132,7 @@ int CheckpointGroup(const nlohmann::json& reg, bool exit, double timeout, bool j
   if (n.flag != 1) return ReportError(IoError("group " + name + ": " + n.text));
   if (json) {
     nlohmann::ordered_json j = {{"group", name}, {"image", n.text}, {"exited", exit}};
-    std::printf("%s\n", j.dump(2).c_str());
+    PrintJson(j);
   } else {
     std::printf("%s\n", Printable(n.text).c_str());
   }
@@ -161,7 +161,7 @@ std::uint64_t SeqOf(const std::string& image) {
 // removed it): the image itself is the record.
 std::string ImageWrittenBy(platform::Env* env, const nlohmann::json& reg, std::int64_t pid,
                            std::uint64_t after_seq) {
-  std::string dir = reg.value("dir", std::string()), name = reg.value("program", std::string());
+  std::string dir = JsonBytesValue(reg, "dir"), name = JsonBytesValue(reg, "program");
   if (dir.empty() || name.empty()) return "";
   auto list = lib::ListImages(env, dir, name);
   if (!list.ok()) return "";
@@ -197,7 +197,7 @@ struct Outcome {
 Result<Outcome> WaitForCheckpoint(platform::Env* env, const CheckpointOptions& o, const Found& start) {
   const std::uint64_t gen0 = start.reg.value("generation", std::uint64_t{0});
   const std::uint64_t fail0 = start.reg.value("failures", std::uint64_t{0});
-  const std::string err0 = start.reg.value("last_error", std::string());
+  const std::string err0 = JsonBytesValue(start.reg, "last_error");
   const std::string who = "process " + std::to_string(o.pid);
   auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(o.timeout);
   nlohmann::json last = start.reg;
@@ -209,7 +209,7 @@ Result<Outcome> WaitForCheckpoint(platform::Env* env, const CheckpointOptions& o
     auto r = data.ok() ? ParseRegistration(start.path, *data) : Result<nlohmann::json>(data.status());
     if (r.ok()) last = *r;
     if (last.value("generation", std::uint64_t{0}) > gen0) break;
-    std::string err = last.value("last_error", std::string());
+    std::string err = JsonBytesValue(last, "last_error");
     bool failed = last.contains("failures") ? last.value("failures", std::uint64_t{0}) > fail0
                                             : !err.empty() && err != err0;
     if (r.ok() && failed)
@@ -223,9 +223,9 @@ Result<Outcome> WaitForCheckpoint(platform::Env* env, const CheckpointOptions& o
   Outcome out;
   out.generation = last.value("generation", std::uint64_t{0});
   if (out.generation > gen0) {
-    out.image = last.value("last_image", std::string());
+    out.image = JsonBytesValue(last, "last_image");
   } else if (gone) {
-    out.image = ImageWrittenBy(env, start.reg, o.pid, SeqOf(start.reg.value("last_image", std::string())));
+    out.image = ImageWrittenBy(env, start.reg, o.pid, SeqOf(JsonBytesValue(start.reg, "last_image")));
     if (out.image.empty()) return IoError(who + " exited without writing a checkpoint");
     out.generation = gen0 + 1;
   } else {
@@ -275,7 +275,7 @@ int Run(CheckpointOptions o) {
   if (o.json) {
     nlohmann::ordered_json j = {
         {"pid", o.pid}, {"image", out->image}, {"generation", out->generation}, {"exited", out->exited}};
-    std::printf("%s\n", j.dump(2).c_str());
+    PrintJson(j);
   } else {
     std::printf("%s\n", Printable(out->image).c_str());
   }

@@ -155,7 +155,7 @@ int Run(const InspectOptions& o) {
   if (!value_status.ok()) j["value_error"] = value_status.message();
 
   if (o.json) {
-    std::printf("%s\n", j.dump(2).c_str());
+    PrintJson(j);
   } else {
     PrintText("image       %s (%s)\n", path.c_str(), HumanBytes(r.source().Size()).c_str());
     PrintText("format      %u.%u, %s image\n", h.major, h.minor, image::ImageKindName(h.kind));

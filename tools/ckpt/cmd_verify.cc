@@ -72,7 +72,7 @@ int Run(const VerifyOptions& o) {
     }
     if (!st.ok() && worst == kExitOk) worst = ExitCodeFor(st);
   }
-  if (o.json) std::printf("%s\n", out.dump(2).c_str());
+  if (o.json) PrintJson(out);
   return worst;
 }
 

@@ -61,6 +61,15 @@ void PrintText(const char* fmt, ...) __attribute__((format(gnu_printf, 1, 2)));
 #else
 void PrintText(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
 #endif
+// Prints `j` indented by 2 on stdout. Strings that are not valid UTF-8 (paths,
+// arguments, image strings are bytes) become arrays of byte values, and
+// object keys that are not valid UTF-8 get \xHH escapes (docs/cli.md).
+void PrintJson(const nlohmann::ordered_json& j);
+void PrintJson(const nlohmann::json& j);
+// The byte string under `key` in a JSON object written by the library or the
+// coordinator (src/util/utf8.h): a string, or an array of byte values; `def`
+// when absent or of another type.
+std::string JsonBytesValue(const nlohmann::json& obj, const char* key, const std::string& def = "");
 // The group part of `ckpt inspect` (inspect_group.cc).
 Status InspectGroup(const image::ImageReader& r, nlohmann::ordered_json* out);
 void PrintGroup(const nlohmann::ordered_json& group);

@@ -4,6 +4,7 @@
 
 #include "command.h"
 #include "lib/program_image.h"
+#include "util/utf8.h"
 
 namespace ckpt::cli {
 
@@ -154,6 +155,120 @@ std::string HumanBytes(std::uint64_t n) {
   else
     std::snprintf(buf, sizeof buf, "%.1f %s", v, units[u]);
   return buf;
+}
+
+namespace {
+
+// Object keys cannot be arrays: invalid bytes become \xHH, and a backslash
+// in such a key is doubled so that the form can be undone.
+std::string KeyText(const std::string& k) {
+  if (IsValidUtf8(k)) return k;
+  std::string o;
+  for (unsigned char c : k) {
+    if (c == '\\') {
+      o += "\\\\";
+    } else if (c < 0x80) {
+      o.push_back(static_cast<char>(c));
+    } else {
+      char b[8];
+      std::snprintf(b, sizeof b, "\\x%02x", c);
+      o += b;
+    }
+  }
+  // Valid multi-byte characters were escaped too: the key stays unambiguous.
+  return o;
+}
+
+template <typename J>
+J ToValidUtf8(const J& j) {
+  if (j.is_string()) {
+    const auto& s = j.template get_ref<const std::string&>();
+    if (IsValidUtf8(s)) return j;
+    J bytes = J::array();
+    for (unsigned char c : s) bytes.push_back(static_cast<int>(c));
+    return bytes;
+  }
+  if (j.is_array()) {
+    J out = J::array();
+    for (const auto& e : j) out.push_back(ToValidUtf8(e));
+    return out;
+  }
+  if (j.is_object()) {
+    J out = J::object();
+    for (auto it = j.begin(); it != j.end(); ++it) out[KeyText(it.key())] = ToValidUtf8(it.value());
+    return out;
+  }
+  return j;
+}
+
+// dump(2) puts every array element on a line of its own; arrays of plain
+// integers (byte strings above all) read better on one line.
+std::string CompactIntegerArrays(const std::string& in) {
+  std::string out;
+  out.reserve(in.size());
+  bool in_string = false;
+  for (std::size_t i = 0; i < in.size(); ++i) {
+    char c = in[i];
+    if (in_string) {
+      out.push_back(c);
+      if (c == '\\' && i + 1 < in.size()) {
+        out.push_back(in[++i]);
+      } else if (c == '"') {
+        in_string = false;
+      }
+      continue;
+    }
+    if (c == '"') in_string = true;
+    if (c != '[') {
+      out.push_back(c);
+      continue;
+    }
+    std::size_t j = i + 1;
+    std::string items;
+    bool digits = false, ok = true;
+    for (; j < in.size() && in[j] != ']'; ++j) {
+      char d = in[j];
+      if (d >= '0' && d <= '9') {
+        items.push_back(d);
+        digits = true;
+      } else if (d == ',') {
+        items += ", ";
+      } else if (d != ' ' && d != '\n') {
+        ok = false;
+        break;
+      }
+    }
+    if (!ok || !digits || j == in.size()) {
+      out.push_back(c);
+      continue;
+    }
+    out += "[" + items + "]";
+    i = j;
+  }
+  return out;
+}
+
+}  // namespace
+
+void PrintJson(const nlohmann::ordered_json& j) {
+  std::printf("%s\n", CompactIntegerArrays(ToValidUtf8(j).dump(2)).c_str());
+}
+
+void PrintJson(const nlohmann::json& j) {
+  std::printf("%s\n", CompactIntegerArrays(ToValidUtf8(j).dump(2)).c_str());
+}
+
+std::string JsonBytesValue(const nlohmann::json& obj, const char* key, const std::string& def) {
+  auto it = obj.find(key);
+  if (it == obj.end()) return def;
+  if (it->is_string()) return it->get<std::string>();
+  if (!it->is_array()) return def;
+  std::string out;
+  for (const auto& b : *it) {
+    if (!b.is_number_unsigned() || b.get<unsigned>() > 255) return def;
+    out.push_back(static_cast<char>(b.get<unsigned>()));
+  }
+  return out;
 }
 
 }  // namespace ckpt::cli
