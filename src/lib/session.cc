@@ -1,4 +1,4 @@
-// ckpt::Session: option parsing, variable registry, image writing and
+// ckpt::Session: the variable registry, image writing and
 // resuming, stages, triggers (signal/event, timer, safepoint counts) and the
 // registration file that `ckpt checkpoint PID` talks to.
 #include <algorithm>
@@ -17,6 +17,7 @@
 #include "group/member.h"
 #include "image/reader.h"
 #include "image/writer.h"
+#include "lib/options.h"
 #include "lib/program_image.h"
 #include "lib/registration.h"
 #include "lib/section_io.h"
@@ -70,25 +71,6 @@ std::string ProgramName(const std::string& argv0) {
   }
   return n.empty() ? "program" : n;
 }
-
-const char* kHelp =
-    "ckpt options (removed from the program's arguments; each also read from an environment\n"
-    "variable, e.g. CKPT_DIR):\n"
-    "  --ckpt-dir DIR        where checkpoint images are written (default: .)\n"
-    "  --ckpt-resume PATH    resume from an image file, or from the newest image of this program\n"
-    "                        in a directory; 'auto' resumes from the newest image of this program\n"
-    "                        in --ckpt-dir if there is one and starts fresh otherwise\n"
-    "  --ckpt-every SECONDS  write a checkpoint periodically (at the next safepoint)\n"
-    "  --ckpt-keep K         keep the newest K images of this program in DIR (default: 2)\n"
-    "  --ckpt-codec C        none, zstd or zlib (default: none)\n"
-    "  --ckpt-level N        compression level (default: the codec's)\n"
-    "  --ckpt-at N           checkpoint at this run's N-th safepoint and continue\n"
-    "  --ckpt-stop-at N      checkpoint at this run's N-th safepoint and exit with status 75\n"
-    "  --ckpt-name NAME      image name prefix (default: the program's name)\n"
-    "  --ckpt-image-mode M   permission bits of new images, octal (default: 0600, owner only)\n"
-    "  --ckpt-quiet          no progress messages on stderr\n"
-    "  --ckpt-no-listen      ignore `ckpt checkpoint PID` requests\n"
-    "  --ckpt-help           show this help and exit\n";
 
 }  // namespace
 
@@ -203,106 +185,6 @@ class SessionImpl {
     std::exit(kExitResumeFailed);
   }
 
-  void ApplyEnv() {
-    auto get = [&](const char* n) { return env_->GetEnv(n); };
-    if (auto v = get("CKPT_DIR"); !v.empty()) opt_.dir = v;
-    if (auto v = get("CKPT_RESUME"); !v.empty()) opt_.resume = v;
-    if (auto v = get("CKPT_EVERY"); !v.empty()) opt_.every_seconds = ParseDouble("CKPT_EVERY", v);
-    if (auto v = get("CKPT_KEEP"); !v.empty()) opt_.keep = static_cast<int>(ParseUint("CKPT_KEEP", v));
-    if (auto v = get("CKPT_CODEC"); !v.empty()) opt_.codec = v;
-    if (auto v = get("CKPT_LEVEL"); !v.empty()) opt_.level = static_cast<int>(ParseUint("CKPT_LEVEL", v));
-    if (auto v = get("CKPT_AT"); !v.empty()) opt_.at = ParseUint("CKPT_AT", v);
-    if (auto v = get("CKPT_STOP_AT"); !v.empty()) opt_.stop_at = ParseUint("CKPT_STOP_AT", v);
-    if (auto v = get("CKPT_NAME"); !v.empty()) opt_.name = v;
-    if (auto v = get("CKPT_IMAGE_MODE"); !v.empty()) opt_.image_mode = ParseMode("CKPT_IMAGE_MODE", v);
-    if (auto v = get("CKPT_QUIET"); !v.empty() && v != "0") opt_.quiet = true;
-    if (auto v = get("CKPT_LISTEN"); v == "0") opt_.listen = false;
-  }
-
-  std::uint64_t ParseUint(const std::string& what, const std::string& v) {
-    char* end = nullptr;
-    unsigned long long x = std::strtoull(v.c_str(), &end, 10);
-    if (v.empty() || *end != '\0' || v[0] == '-') UsageError(what + " wants a whole number, got '" + v + "'");
-    return x;
-  }
-  unsigned ParseMode(const std::string& what, const std::string& v) {
-    auto m = platform::ParseFileMode(v);
-    if (!m.ok()) UsageError(what + ": " + m.status().message());
-    return *m;
-  }
-  double ParseDouble(const std::string& what, const std::string& v) {
-    char* end = nullptr;
-    double x = std::strtod(v.c_str(), &end);
-    if (v.empty() || *end != '\0' || !(x >= 0))
-      UsageError(what + " wants a number of seconds, got '" + v + "'");
-    return x;
-  }
-  [[noreturn]] void UsageError(const std::string& m) {
-    if (opt_.throw_on_error) throw Error(m);
-    std::fprintf(stderr, "ckpt: %s\n%s", m.c_str(), kHelp);
-    std::exit(2);
-  }
-
-  // Parses and strips --ckpt-* arguments.
-  void ParseArgs(int& argc, char** argv) {
-    if (argc <= 0 || argv == nullptr) return;  // no arguments, not even the program's name
-    int out = 1;
-    for (int i = 1; i < argc; ++i) {
-      std::string a = argv[i];
-      if (a == "--") {  // everything after belongs to the program
-        for (; i < argc; ++i) argv[out++] = argv[i];
-        break;
-      }
-      if (a.rfind("--ckpt-", 0) != 0) {
-        argv[out++] = argv[i];
-        continue;
-      }
-      std::string key = a, val;
-      bool has_val = false;
-      if (auto eq = a.find('='); eq != std::string::npos) {
-        key = a.substr(0, eq);
-        val = a.substr(eq + 1);
-        has_val = true;
-      }
-      auto need = [&]() -> std::string {
-        if (has_val) return val;
-        if (i + 1 >= argc) UsageError(key + " needs a value");
-        return argv[++i];
-      };
-      if (key == "--ckpt-help") {
-        std::fputs(kHelp, stdout);
-        std::exit(0);
-      } else if (key == "--ckpt-dir")
-        opt_.dir = need();
-      else if (key == "--ckpt-resume")
-        opt_.resume = need();
-      else if (key == "--ckpt-every")
-        opt_.every_seconds = ParseDouble(key, need());
-      else if (key == "--ckpt-keep")
-        opt_.keep = static_cast<int>(ParseUint(key, need()));
-      else if (key == "--ckpt-codec")
-        opt_.codec = need();
-      else if (key == "--ckpt-level")
-        opt_.level = static_cast<int>(ParseUint(key, need()));
-      else if (key == "--ckpt-at")
-        opt_.at = ParseUint(key, need());
-      else if (key == "--ckpt-stop-at")
-        opt_.stop_at = ParseUint(key, need());
-      else if (key == "--ckpt-name")
-        opt_.name = need();
-      else if (key == "--ckpt-image-mode")
-        opt_.image_mode = ParseMode(key, need());
-      else if (key == "--ckpt-quiet")
-        opt_.quiet = true;
-      else if (key == "--ckpt-no-listen")
-        opt_.listen = false;
-      else
-        UsageError("unknown option " + key);
-    }
-    argv[out] = nullptr;
-    argc = out;
-  }
-
   void Start(int argc, char** argv) {
 #if CKPT_SAFEPOINT_TRAMPOLINE
     ProbeExtendedState();
@@ -314,16 +196,18 @@ class SessionImpl {
     if (opt_.name.empty()) opt_.name = ProgramName(program_path_.empty() ? "program" : program_path_);
     auto c = image::ParseCodec(opt_.codec);
     if (!c)
-      UsageError("unknown codec '" + opt_.codec + "' (this build has " + image::AvailableCodecs() + ")");
+      lib::OptionUsageError(
+          opt_, "unknown codec '" + opt_.codec + "' (this build has " + image::AvailableCodecs() + ")");
     if (!image::CodecAvailable(*c)) {
-      UsageError("codec " + opt_.codec + " is not available in this build (it has " +
-                 image::AvailableCodecs() + ")");
+      lib::OptionUsageError(opt_, "codec " + opt_.codec + " is not available in this build (it has " +
+                                      image::AvailableCodecs() + ")");
     }
     codec_ = *c;
     if (opt_.image_mode > 0777 || (opt_.image_mode & 0600) != 0600) {
       char m[16];
       std::snprintf(m, sizeof m, "%04o", opt_.image_mode);
-      UsageError(std::string("image mode ") + m + " must be from 0600 to 0777 (the owner reads and writes)");
+      lib::OptionUsageError(
+          opt_, std::string("image mode ") + m + " must be from 0600 to 0777 (the owner reads and writes)");
     }
     if (opt_.keep < 1) opt_.keep = 1;
     if (GroupMember::InGroupEnvironment(env_)) {
@@ -729,8 +613,8 @@ class SessionImpl {
 }  // namespace detail
 
 Session::Session(int& argc, char** argv) : impl_(std::make_unique<detail::SessionImpl>(this, &pending_)) {
-  impl_->ApplyEnv();
-  impl_->ParseArgs(argc, argv);
+  lib::ApplyEnvOptions(impl_->env_, &impl_->opt_);
+  lib::ParseOptionArgs(argc, argv, &impl_->opt_);
   impl_->Start(argc, argv);
 }
 
