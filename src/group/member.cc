@@ -1,5 +1,6 @@
 #include "group/member.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -37,8 +38,16 @@ GroupMember::GroupMember(platform::Env* env, GroupHooks hooks, std::string progr
     Join();
   } else {
     gid_ = "solo" + std::to_string(env_->ProcessId()) + "x" + std::to_string(env_->NowNanos() % 1000000007);
+    if (!hooks_.solo_resume.empty()) OpenResumeImage(hooks_.solo_resume, image::ImageKind::kProgram);
   }
   OpenControl();
+}
+
+void GroupMember::Fatal(const std::string& m) {
+  // A group of one owns its objects: remove them before the process ends.
+  if (!channel_) platform::SharedSegment::UnlinkAll("ckpt." + gid_ + ".");
+  hooks_.fatal(m);
+  std::abort();
 }
 
 GroupMember::~GroupMember() {
@@ -82,7 +91,8 @@ void GroupMember::Join() {
   h.args = args_;
   Status st = channel_->Send(Msg::kHello, group::EncodeHello(h));
   if (!st.ok()) Fatal("cannot reach the group coordinator: " + st.message());
-  if (std::string r = env_->GetEnv("CKPT_GROUP_RESUME"); !r.empty()) OpenResumeImage(r);
+  if (std::string r = env_->GetEnv("CKPT_GROUP_RESUME"); !r.empty())
+    OpenResumeImage(r, image::ImageKind::kGroup);
   listener_ = std::thread([this] { Listen(); });
 }
 
@@ -102,15 +112,18 @@ void GroupMember::OpenControl() {
   cb_->attached.fetch_add(1);
 }
 
-void GroupMember::OpenResumeImage(const std::string& path) {
+void GroupMember::OpenResumeImage(const std::string& path, image::ImageKind kind) {
   resume_path_ = path;
-  auto fail = [&](const Status& st) { Fatal("cannot resume the group from " + path + ": " + st.message()); };
+  auto fail = [&](const Status& st) {
+    Fatal("cannot resume the group" + std::string(kind == image::ImageKind::kGroup ? "" : "'s objects") +
+          " from " + path + ": " + st.message());
+  };
   auto src = env_->NewRandomAccessFile(path);
   if (!src.ok()) fail(src.status());
   auto r = image::ImageReader::Open(std::move(src).value());
   if (!r.ok()) fail(r.status());
   reader_ = std::move(r).value();
-  if (reader_->header().kind != image::ImageKind::kGroup)
+  if (reader_->header().kind != kind)
     fail(InvalidArgument(std::string("it is a ") + image::ImageKindName(reader_->header().kind) + " image"));
   const image::SectionInfo* objs = reader_->Find(group::kSectionObjects);
   if (objs == nullptr) fail(Corruption("OBJECTS section missing"));
@@ -446,6 +459,40 @@ Status GroupMember::ServePart(const group::Request& req) {
       st = InvalidArgument("unknown part requested");
   }
   return sink.Finish(st);
+}
+
+Status GroupMember::WriteSoloSections(image::ImageWriter* w) {
+  std::vector<group::ObjectRecord> objs = group::SnapshotObjects(cb_);
+  for (const auto& old : image_objects_) {
+    bool found = std::any_of(objs.begin(), objs.end(),
+                             [&](const group::ObjectRecord& o) { return o.name == old.name; });
+    if (!found)
+      return FailedPrecondition(std::string(group::ObjKindName(old.kind)) + " '" + old.name +
+                                "' of the resumed image " + resume_path_ +
+                                " has not been declared again; declare every group object before the "
+                                "first safepoint after a resume");
+  }
+  if (objs.empty()) return Status::Ok();
+  RETURN_IF_ERROR(
+      w->BeginSection(group::kSectionObjects, "objects", "", image::kSectionRequired, image::CodecId::kNone));
+  RETURN_IF_ERROR(w->Write(group::EncodeObjects(objs)));
+  RETURN_IF_ERROR(w->EndSection());
+  for (const auto& o : objs) {
+    if (o.kind != ObjKind::kSegment) continue;
+    auto it = segments_.find(o.name);
+    if (it == segments_.end()) return Internal("segment '" + o.name + "' is in the table but not mapped");
+    const SegmentHandle& h = *it->second;
+    RETURN_IF_ERROR(w->BeginSection(group::kSectionSegment, o.name, o.desc));
+    if (h.codec == nullptr) {
+      RETURN_IF_ERROR(w->Write(h.seg->data(), h.seg->size()));
+    } else {
+      lib::SectionWriter sw(w);
+      h.codec->Save(sw, h.seg->data(), h.count);
+      RETURN_IF_ERROR(sw.Finish().WithContext("segment '" + o.name + "'"));
+    }
+    RETURN_IF_ERROR(w->EndSection());
+  }
+  return Status::Ok();
 }
 
 Status GroupMember::StreamSegment(const SegmentHandle& h, image::Sink* sink) {

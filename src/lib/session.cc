@@ -264,6 +264,9 @@ class SessionImpl {
       }
     } else if (!opt_.resume.empty()) {
       OpenResume();
+      // A group of one saved its objects in its image: they are restored
+      // when the program declares them, and must be declared again.
+      if (reader_ && reader_->Find(group::kSectionObjects) != nullptr) MakeGroup();
     }
     if (opt_.at != 0 || opt_.stop_at != 0) pending_->fetch_or(kBitCount, std::memory_order_relaxed);
     if (opt_.listen) {
@@ -354,7 +357,8 @@ class SessionImpl {
     const image::SectionInfo* prog = reader->Find(lib::kSectionProgress);
     if (meta == nullptr || prog == nullptr) return Corruption(path + ": META or PROGRESS section missing");
     for (const auto& s : reader->sections()) {
-      if (s.type > lib::kSectionVar && (s.flags & image::kSectionRequired)) {
+      bool solo_group = s.type == group::kSectionObjects || s.type == group::kSectionSegment;
+      if (s.type > lib::kSectionVar && !solo_group && (s.flags & image::kSectionRequired)) {
         return NotSupported(path + ": section '" + s.name + "' has type " + std::to_string(s.type) +
                             ", unknown to this build (a newer ckpt wrote it)");
       }
@@ -504,6 +508,7 @@ class SessionImpl {
       RETURN_IF_ERROR(sw.Finish().WithContext("variable '" + e.name + "'"));
       RETURN_IF_ERROR(w.EndSection());
     }
+    if (group_ && !group_->coordinated()) RETURN_IF_ERROR(group_->WriteSoloSections(&w));
     return w.Finish();
   }
 
@@ -526,14 +531,27 @@ class SessionImpl {
     };
     h.say = [this](const std::string& m) { Say(m); };
     h.fatal = [this](const std::string& m) { Fatal(m); };
+    if (reader_ && !GroupMember::InGroupEnvironment(env_)) h.solo_resume = resume_path_;
     group_ = std::make_unique<GroupMember>(env_, std::move(h), program_path_, program_args_);
     group_api_.reset(new Group(group_.get()));
+  }
+
+  // A group of one removes its objects when the process stops after a checkpoint.
+  void ReleaseSoloGroup() {
+    if (group_ && !group_->coordinated()) {
+      group_api_.reset();
+      group_.reset();
+    }
   }
 
   Event DoCheckpoint(bool exit_after) {
     auto t0 = std::chrono::steady_clock::now();
     std::string path;
-    Status st = WriteImage(&path);
+    Status st = group_ && group_->locks_held() != 0
+                    ? FailedPrecondition(
+                          "the program holds a group mutex; it can be checkpointed only "
+                          "outside its critical sections")
+                    : WriteImage(&path);
     if (!st.ok()) {
       last_error_ = st.message();
       Say("checkpoint failed (the previous image is untouched): " + st.message());
@@ -553,6 +571,7 @@ class SessionImpl {
       std::fflush(stdout);
       std::fflush(stderr);
       Stop();
+      ReleaseSoloGroup();
       std::exit(kExitCheckpointed);
     }
     return Event::kCheckpointed;
@@ -585,6 +604,9 @@ class SessionImpl {
       // A member's own trigger: the whole group checkpoints, this member included.
       Event e = group_->AskCheckpoint((req & kBitExit) != 0);
       if (e != Event::kNone && (e == Event::kFailed || result == Event::kNone)) result = e;
+    } else if ((req & (kBitCheckpoint | kBitExit)) && group_ && group_->locks_held() != 0) {
+      // A group of one inside a critical section: served at the next safepoint outside it.
+      pending_->fetch_or(req & (kBitCheckpoint | kBitExit), std::memory_order_relaxed);
     } else if (req & (kBitCheckpoint | kBitExit)) {
       if (reader_) FinishResume();
       Event e = DoCheckpoint((req & kBitExit) != 0);

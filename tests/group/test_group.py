@@ -397,6 +397,63 @@ def case_s390x_migration():
     check(result(q.stdout) == ref, "ring x86-64 -> s390x -> x86-64: %s != %s" % (result(q.stdout), ref))
 
 
+def solo_run(argv, check_rc):
+    """Runs a program alone (a group of one); returns (result line or None, pid)."""
+    env = dict(os.environ, CKPT_RUNTIME_DIR=os.path.join(WORK, "runtime"))
+    env.setdefault("WINEDEBUG", "-all")
+    p = subprocess.Popen([str(a) for a in argv], cwd=WORK, env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+    out, err = p.communicate(timeout=120)
+    check(p.returncode == check_rc, "%s exited %d, wanted %d\n%s%s" % (argv, p.returncode, check_rc, out, err))
+    return (result(out) if check_rc == 0 else None), p.pid
+
+
+def check_solo_objects(img, round_, tokens0=100):
+    objs = {o["name"]: o for o in inspect(img).get("group_objects", [])}
+    check(set(objs) == {"acc", "tokens", "lock", "round"}, "objects in %s: %s" % (img, objs))
+    check(objs["tokens"]["value"] == tokens0 - round_, "tokens saved: %s" % objs["tokens"])
+    check(objs["lock"]["value"] == 1, "the mutex was saved held: %s" % objs["lock"])
+    check(objs["round"]["generation"] == round_, "barrier: %s" % objs["round"])
+    run([ckpt(), "verify", img], check_rc=0)
+
+
+def case_solo_objects():
+    """A group program run alone: its checkpoints hold the segment, semaphore, mutex and barrier."""
+    ref, _ = solo_run([prog("tally")], 0)
+    check("acc[0]=40 " in ref and "tokens left=60" in ref, "uninterrupted tally: %s" % ref)
+    # Stop at the 25th safepoint (round 24 not yet taken), resume, stop again, resume to the end.
+    _, pid = solo_run([prog("tally"), "--ckpt-stop-at", 25], 75)
+    check(images("tally") == ["tally.000001.ckpt"], "images: %s" % images("tally"))
+    check_solo_objects("tally.000001.ckpt", 24)
+    left = [f for f in os.listdir("/dev/shm") if f.startswith("ckpt.solo%dx" % pid)]
+    check(not left, "objects of the stopped program left in /dev/shm: %s" % left)
+    solo_run([prog("tally"), "--ckpt-resume", "auto", "--ckpt-stop-at", 7], 75)
+    check_solo_objects("tally.000002.ckpt", 30)
+    got, pid = solo_run([prog("tally"), "--ckpt-resume", "auto"], 0)
+    check(got == ref, "resumed twice: %s, uninterrupted: %s" % (got, ref))
+    check(not [f for f in os.listdir("/dev/shm") if f.startswith("ckpt.solo%dx" % pid)], "objects left")
+    # The same program as a group of two shares the objects.
+    p = run([ckpt(), "run", "-n", 2, "--dir", "refdir", "-q", "--", prog("tally")], check_rc=0)
+    check("acc[0]=80 " in result(p.stdout) and "tokens left=20" in result(p.stdout), p.stdout)
+
+
+def case_solo_wine():
+    """A group of one on Windows (Wine), and its image moving Linux -> Windows -> Linux."""
+    need_wine()
+    ref, _ = solo_run([prog("tally")], 0)
+    solo_run(["wine", winprog("tally"), "--ckpt-stop-at", 25], 75)
+    check_solo_objects("tally.000001.ckpt", 24)
+    got, _ = solo_run(["wine", winprog("tally"), "--ckpt-resume", "auto"], 0)
+    check(got == ref, "Windows, resumed: %s, uninterrupted: %s" % (got, ref))
+    for f in images("tally"):
+        os.unlink(os.path.join(WORK, f))
+    solo_run([prog("tally"), "--ckpt-stop-at", 12], 75)
+    solo_run(["wine", winprog("tally"), "--ckpt-resume", "auto", "--ckpt-stop-at", 9], 75)
+    check_solo_objects("tally.000002.ckpt", 19)
+    got, _ = solo_run([prog("tally"), "--ckpt-resume", "auto"], 0)
+    check(got == ref, "Linux -> Windows -> Linux: %s, uninterrupted: %s" % (got, ref))
+
+
 CASES = {n[len("case_"):]: f for n, f in globals().items() if n.startswith("case_")}
 
 
