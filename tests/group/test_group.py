@@ -397,6 +397,37 @@ def case_s390x_migration():
     check(result(q.stdout) == ref, "ring x86-64 -> s390x -> x86-64: %s != %s" % (result(q.stdout), ref))
 
 
+def run_bounded(argv, limit, env_extra=None):
+    """Runs a group in its own session; on `limit` seconds the whole session is killed (members too)."""
+    env = dict(os.environ, CKPT_RUNTIME_DIR=os.path.join(WORK, "runtime"))
+    env.setdefault("WINEDEBUG", "-all")
+    env.update(env_extra or {})
+    p = subprocess.Popen([str(a) for a in argv], cwd=WORK, env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL, start_new_session=True)
+    try:
+        out, err = p.communicate(timeout=limit)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL)
+        p.communicate()
+        raise Failure("%s did not end within %d s (hung)" % (" ".join(map(str, argv[:8])), limit))
+    return subprocess.CompletedProcess(p.args, p.returncode, out, err)
+
+
+def case_wine_barriers():
+    """Windows members crossing barriers thousands of times, more members than CPUs: no lost wake-up.
+
+    A Windows semaphore token released for one waiter could be taken by another that waited
+    again first; the first then slept forever (group_wine_migration's hang)."""
+    need_wine()
+    ref = result(run([ckpt(), "run", "-n", 4, "--dir", "refdir", "-q", "--", prog("jacobi"), 8, 20000],
+                     check_rc=0).stdout)
+    for n in (4, 6):
+        p = run_bounded([ckpt(), "run", "-n", n, "--dir", "refdir", "-q", "--", "wine", winprog("jacobi"), 8,
+                         20000], 150)
+        check(p.returncode == 0, "rc %d: %s" % (p.returncode, p.stderr))
+        check(result(p.stdout) == ref, "%d Windows members: %s, Linux: %s" % (n, result(p.stdout), ref))
+
+
 def solo_run(argv, check_rc):
     """Runs a program alone (a group of one); returns (result line or None, pid)."""
     env = dict(os.environ, CKPT_RUNTIME_DIR=os.path.join(WORK, "runtime"))
