@@ -4,6 +4,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <list>
 #include <map>
 #include <set>
 #include <thread>
@@ -17,6 +18,7 @@
 #include "lib/program_image.h"
 #include "lib/registration.h"
 #include "platform/process.h"
+#include "platform/secure.h"
 #include "platform/shm.h"
 #include "platform/socket.h"
 
@@ -25,6 +27,24 @@ namespace ckpt::group {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+// A new connection proves it belongs to the group (kAuth with the group's
+// secret, then kHello or kClientCheckpoint) within this.
+constexpr int kHandshakeMs = 10000;
+// Connections being checked at once; beyond it, new ones are closed at once.
+constexpr std::size_t kMaxHandshakes = 32;
+// A greeting is small: a hello carries a command line.
+constexpr std::uint32_t kMaxGreeting = 1u << 20;
+// Refused connections reported on stderr (then only counted).
+constexpr int kRefusalsShown = 5;
+
+// One connection in its handshake, on its own thread so that a silent or
+// slow peer never holds up the others.
+struct PendingConnection {
+  std::shared_ptr<Channel> channel;
+  std::thread thread;
+  std::atomic<bool> done{false};
+};
 
 struct MemberState {
   std::vector<std::string> launch;
@@ -51,6 +71,10 @@ class Coordinator {
   Status LoadResumeImage();
   Status PublishRegistration();
   void AcceptLoop();
+  void ReapHandshakes(bool all);
+  // Checks a new connection; queues its hello or checkpoint request, or refuses it.
+  void Handshake(const std::shared_ptr<Channel>& ch);
+  void Refuse(const std::shared_ptr<Channel>& ch, const std::string& why);
   void ReadLoop(int rank, std::shared_ptr<Channel> ch);
   void ServeClient(std::shared_ptr<Channel> ch);
   // Handles one event outside a checkpoint.
@@ -76,6 +100,9 @@ class Coordinator {
   EventQueue events_;
   std::atomic<bool> stop_{false};
   std::thread acceptor_;
+  std::list<PendingConnection> handshakes_;  // the acceptor's (Shutdown's once it has ended)
+  std::atomic<int> refusals_{0};
+  std::string secret_;  // kSecretBytes random bytes
   std::vector<std::thread> readers_;
   std::vector<std::shared_ptr<Channel>> clients_waiting_;
   std::vector<std::pair<std::shared_ptr<Channel>, bool>> deferred_clients_;
@@ -138,34 +165,99 @@ Status Coordinator::LoadResumeImage() {
 Status Coordinator::PublishRegistration() {
   RETURN_IF_ERROR(env_->CreateDirs(env_->RuntimeDir()));
   registration_path_ = lib::Registration::PathFor(env_, env_->ProcessId());
+  // The secret makes this file the key to the group: owner-only (WritePrivateFile).
   std::string j = "{\"pid\": " + std::to_string(env_->ProcessId()) + ", \"kind\": \"group\", \"group\": \"" +
                   lib::JsonEscape(opt_.name) + "\", \"id\": \"" + gid_ +
-                  "\", \"port\": " + std::to_string(listener_->port()) + ", \"dir\": \"" +
-                  lib::JsonEscape(opt_.dir) + "\", \"members\": " + std::to_string(members_.size()) +
+                  "\", \"port\": " + std::to_string(listener_->port()) + ", \"secret\": \"" +
+                  platform::HexEncode(secret_) + "\", \"dir\": \"" + lib::JsonEscape(opt_.dir) +
+                  "\", \"members\": " + std::to_string(members_.size()) +
                   ", \"generation\": " + std::to_string(written_) + ", \"last_image\": \"" +
                   lib::JsonEscape(last_image_) + "\"}\n";
-  return platform::WriteFileAtomic(env_, registration_path_, j);
+  return platform::WritePrivateFile(registration_path_, j);
 }
 
 void Coordinator::AcceptLoop() {
   while (!stop_) {
+    ReapHandshakes(false);
     auto s = listener_->Accept(100);
     if (!s.ok()) continue;
     auto ch = std::make_shared<Channel>(std::move(s).value());
-    auto first = ch->Recv();
-    if (!first.ok()) continue;
-    Event e;
-    e.channel = ch;
-    e.msg = std::move(first).value();
-    if (e.msg.type == Msg::kHello) {
-      e.kind = Event::kHello;
-    } else if (e.msg.type == Msg::kClientCheckpoint) {
-      e.kind = Event::kClient;
-    } else {
+    if (handshakes_.size() >= kMaxHandshakes) {
+      Refuse(ch, std::to_string(kMaxHandshakes) + " connections are already being checked");
       continue;
     }
-    events_.Push(std::move(e));
+    PendingConnection& pc = handshakes_.emplace_back();
+    pc.channel = ch;
+    pc.thread = std::thread([this, ch, &pc] {
+      Handshake(ch);
+      pc.done = true;
+    });
   }
+}
+
+void Coordinator::ReapHandshakes(bool all) {
+  for (auto it = handshakes_.begin(); it != handshakes_.end();) {
+    if (all && !it->done) it->channel->Shutdown();  // wakes its read where the OS can
+    if (all || it->done) {
+      it->thread.join();
+      it = handshakes_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+void Coordinator::Refuse(const std::shared_ptr<Channel>& ch, const std::string& why) {
+  int n = ++refusals_;
+  if (n <= kRefusalsShown)
+    Say("refused a connection: " + why + (n == kRefusalsShown ? " (further refusals are not shown)" : ""));
+  ch->Send(Msg::kRefused, EncodeNote({0, 0, "refused by group " + opt_.name + ": " + why})).IgnoreError();
+  ch->Shutdown();
+}
+
+void Coordinator::Handshake(const std::shared_ptr<Channel>& ch) {
+  auto deadline = Clock::now() + std::chrono::milliseconds(kHandshakeMs);
+  // The next message, within the deadline; polled in slices to notice the end of the group.
+  auto next = [&]() -> Result<Message> {
+    for (;;) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+      if (stop_) return FailedPrecondition("the group is ending");
+      if (left <= 0)
+        return Timeout("no complete greeting within " + std::to_string(kHandshakeMs / 1000) + " s");
+      Status st = ch->WaitReadable(static_cast<int>(std::min<long long>(left, 100)));
+      if (st.code() == Code::kTimeout) continue;
+      if (!st.ok()) return st;
+      auto m = ch->Recv(0, kMaxGreeting, static_cast<int>(left));
+      if (!m.ok() && m.status().code() == Code::kTimeout)
+        return Timeout("no complete greeting within " + std::to_string(kHandshakeMs / 1000) + " s");
+      return m;
+    }
+  };
+  auto first = next();
+  if (stop_) return;
+  if (!first.ok()) return Refuse(ch, first.status().message());
+  Auth a;
+  if (first->type != Msg::kAuth || !DecodeAuth(first->payload, &a).ok())
+    return Refuse(ch, "it did not start by proving it belongs to the group (no group secret)");
+  if (a.version != kProtocolVersion)
+    return Refuse(ch, "it speaks group protocol " + std::to_string(a.version) + ", this ckpt speaks " +
+                          std::to_string(kProtocolVersion) +
+                          " (members, clients and coordinator must be the "
+                          "same ckpt version)");
+  if (!platform::ConstantTimeEqual(a.secret, secret_)) return Refuse(ch, "wrong group secret");
+  auto second = next();
+  if (!second.ok()) return Refuse(ch, second.status().message());
+  Event e;
+  e.channel = ch;
+  e.msg = std::move(second).value();
+  if (e.msg.type == Msg::kHello) {
+    e.kind = Event::kHello;
+  } else if (e.msg.type == Msg::kClientCheckpoint) {
+    e.kind = Event::kClient;
+  } else {
+    return Refuse(ch, "unexpected message " + std::to_string(static_cast<std::uint32_t>(e.msg.type)));
+  }
+  events_.Push(std::move(e));
 }
 
 void Coordinator::ReadLoop(int rank, std::shared_ptr<Channel> ch) {
@@ -191,7 +283,7 @@ bool Coordinator::OnHello(Event& e) {
   Hello h;
   if (!DecodeHello(e.msg.payload, &h).ok() || h.group_id != gid_ || h.rank >= members_.size() ||
       members_[h.rank].connected) {
-    Say("refused a connection that is not one of this group's members");
+    Refuse(e.channel, "not one of this group's members, or its rank has joined already");
     return false;
   }
   MemberState& m = members_[h.rank];
@@ -482,6 +574,7 @@ Status Coordinator::Checkpoint(bool exit_after, std::string* image_path) {
 void Coordinator::Shutdown() {
   stop_ = true;
   if (acceptor_.joinable()) acceptor_.join();
+  ReapHandshakes(true);
   for (auto& m : members_) {
     if (m.child && !m.exit_status) m.child->Kill();
     if (m.channel) m.channel->Shutdown();
@@ -505,7 +598,17 @@ int Coordinator::Run(const std::vector<std::vector<std::string>>& launches) {
   }
   members_.resize(launches.size());
   for (std::size_t r = 0; r < launches.size(); ++r) members_[r].launch = launches[r];
-  gid_ = "g" + std::to_string(env_->ProcessId()) + "x" + std::to_string(env_->NowNanos() % 1000000007);
+  // The id names the group's shared objects: unpredictable, so that nobody
+  // can create them first. The secret admits members and clients.
+  unsigned char rnd[8 + kSecretBytes];
+  if (Status st = platform::RandomBytes(rnd, sizeof rnd); !st.ok()) {
+    Error(st.message());
+    return 1;
+  }
+  std::uint64_t nonce = 0;
+  for (int i = 0; i < 8; ++i) nonce = nonce << 8 | rnd[i];
+  gid_ = "g" + std::to_string(env_->ProcessId()) + "x" + std::to_string(nonce);
+  secret_.assign(reinterpret_cast<const char*>(rnd + 8), kSecretBytes);
   if (!opt_.resume.empty()) {
     if (Status st = LoadResumeImage(); !st.ok()) {
       Error("cannot resume from " + opt_.resume + ": " + st.message());
@@ -524,7 +627,8 @@ int Coordinator::Run(const std::vector<std::vector<std::string>>& launches) {
   for (std::size_t r = 0; r < members_.size(); ++r) {
     std::vector<std::string> env = {"CKPT_GROUP_PORT=" + std::to_string(listener_->port()),
                                     "CKPT_GROUP_ID=" + gid_, "CKPT_GROUP_RANK=" + std::to_string(r),
-                                    "CKPT_GROUP_SIZE=" + std::to_string(members_.size())};
+                                    "CKPT_GROUP_SIZE=" + std::to_string(members_.size()),
+                                    "CKPT_GROUP_SECRET=" + platform::HexEncode(secret_)};
     if (!opt_.resume.empty()) env.push_back("CKPT_GROUP_RESUME=" + opt_.resume);
     auto c = platform::ChildProcess::Start(members_[r].launch, env);
     if (!c.ok()) {

@@ -8,6 +8,7 @@
 
 #include "lib/program_image.h"
 #include "lib/section_io.h"
+#include "platform/secure.h"
 #include "state/compat.h"
 
 namespace ckpt::detail {
@@ -79,9 +80,15 @@ void GroupMember::Join() {
   size_ = static_cast<std::uint32_t>(num("CKPT_GROUP_SIZE"));
   gid_ = env_->GetEnv("CKPT_GROUP_ID");
   if (gid_.empty() || rank_ >= size_) Fatal("CKPT_GROUP_ID missing or CKPT_GROUP_RANK out of range");
+  group::Auth auth;
+  if (!platform::HexDecode(env_->GetEnv("CKPT_GROUP_SECRET"), &auth.secret) ||
+      auth.secret.size() != group::kSecretBytes)
+    Fatal("CKPT_GROUP_SECRET is missing or malformed (members are started by `ckpt run` or `ckpt resume`)");
   auto sock = platform::ConnectLoopback(port_);
   if (!sock.ok()) Fatal("cannot reach the group coordinator: " + sock.status().message());
   channel_ = std::make_unique<group::Channel>(std::move(sock).value());
+  if (Status st = channel_->Send(Msg::kAuth, group::EncodeAuth(auth)); !st.ok())
+    Fatal("cannot reach the group coordinator: " + st.message());
   group::Hello h;
   h.rank = rank_;
   h.pid = env_->ProcessId();
@@ -312,18 +319,28 @@ Status GroupMember::RestoreSegment(SegmentHandle& h, const group::ObjectRecord& 
 
 // --- checkpoint protocol --------------------------------------------------------
 
+void GroupMember::CoordinatorGone(const std::string& why) {
+  lost_ = true;
+  // The last member out removes the group's objects (the coordinator may have been killed).
+  if (cb_ != nullptr && cb_->attached.fetch_sub(1) == 1)
+    platform::SharedSegment::UnlinkAll("ckpt." + gid_ + ".");
+  hooks_.coordinator_gone(why);
+  std::abort();
+}
+
 void GroupMember::Listen() {
   for (;;) {
     auto m = channel_->Recv();
     if (!m.ok()) {
-      if (!closing_) {
-        lost_ = true;
-        std::lock_guard<std::mutex> lk(inbox_mu_);
-        inbox_.push_back({Msg::kAbort, group::EncodeNote({0, 2, "the coordinator is gone"})});
-        inbox_cv_.notify_all();
-        Interrupt();
-      }
+      // A member never outlives its coordinator: without it, no group
+      // checkpoint can include this member again.
+      if (!closing_) CoordinatorGone("the group coordinator is gone (" + m.status().message() + ")");
       return;
+    }
+    if (m->type == Msg::kRefused) {
+      group::Note n;
+      if (!group::DecodeNote(m->payload, &n).ok()) n.text = "no reason given";
+      CoordinatorGone("the group coordinator did not admit this member: " + n.text);
     }
     if (m->type == Msg::kCheckpoint) {
       group::Note n;
@@ -430,7 +447,10 @@ Event GroupMember::Quiesce(const std::string& pending_wait) {
     }
     if (m.type == Msg::kDone && n.epoch == epoch) {
       clear();
-      if (n.flag != 0) hooks_.exit_checkpointed();
+      if (n.flag != 0) {
+        closing_ = true;  // the coordinator may close first: that is no loss now
+        hooks_.exit_checkpointed();
+      }
       return Event::kCheckpointed;
     }
   }

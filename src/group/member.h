@@ -29,6 +29,10 @@
 
 namespace ckpt::detail {
 
+// A member whose coordinator has gone away ends with this status: it could
+// never be part of a group checkpoint again (docs/groups.md).
+inline constexpr int kExitCoordinatorGone = 1;
+
 // What the member needs from its session.
 struct GroupHooks {
   std::atomic<int>* pending = nullptr;  // the session's pending word
@@ -37,6 +41,9 @@ struct GroupHooks {
   std::function<void()> exit_checkpointed;  // stop the session and exit(75)
   std::function<void(const std::string&)> say;
   std::function<void(const std::string&)> fatal;  // does not return
+  // The coordinator is gone or refused this member: says why and ends the
+  // process (status kExitCoordinatorGone) from the listener thread; does not return.
+  std::function<void(const std::string&)> coordinator_gone;
   // A group of one resuming: the program image (kind 1) whose OBJECTS and
   // SEGMENT sections hold this process's objects ("" when not resuming).
   std::string solo_resume;
@@ -114,6 +121,7 @@ class GroupMember final : public group::WaitContext {
   void OpenControl();
   void OpenResumeImage(const std::string& path, image::ImageKind kind);
   void Listen();
+  [[noreturn]] void CoordinatorGone(const std::string& why);
   void Interrupt();
   group::Message NextMessage();
   Status ServePart(const group::Request& req);

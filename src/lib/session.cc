@@ -531,6 +531,13 @@ class SessionImpl {
     };
     h.say = [this](const std::string& m) { Say(m); };
     h.fatal = [this](const std::string& m) { Fatal(m); };
+    h.coordinator_gone = [](const std::string& m) {
+      std::fflush(stdout);
+      std::fprintf(stderr, "ckpt: error: %s; this member stops (exit status %d)\n", m.c_str(),
+                   detail::kExitCoordinatorGone);
+      std::fflush(stderr);
+      std::_Exit(detail::kExitCoordinatorGone);
+    };
     if (reader_ && !GroupMember::InGroupEnvironment(env_)) h.solo_resume = resume_path_;
     group_ = std::make_unique<GroupMember>(env_, std::move(h), program_path_, program_args_);
     group_api_.reset(new Group(group_.get()));

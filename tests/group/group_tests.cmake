@@ -4,7 +4,8 @@
 find_package(Python3 REQUIRED COMPONENTS Interpreter)
 set(CKPT_WINDOWS_BIN "${PROJECT_SOURCE_DIR}/build/windows-x64/bin" CACHE PATH "Windows build of the examples for Wine tests")
 set(_group_cases ring_checkpoints jacobi_bitwise blocked_consumer barrier_checkpoint timeout client_timeout kill_member
-    kill_coordinator corrupt_image wine_migration s390x_migration solo_objects solo_wine wine_barriers)
+    kill_coordinator corrupt_image wine_migration s390x_migration solo_objects solo_wine wine_barriers
+    auth_clients auth_slow_client auth_fake_member)
 foreach(c ${_group_cases})
   add_test(NAME group_${c}
            COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/group/test_group.py ${c}
