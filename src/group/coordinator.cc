@@ -82,6 +82,12 @@ class Coordinator {
   bool OnHello(Event& e);
   // Reaps children; returns a message if a member has ended abnormally.
   std::string ReapChildren();
+  bool StartMembers();
+  // Runs the group to its end; returns the termination request's signal
+  // (0: none; then `failure` says why the group was stopped, if it was).
+  int Loop(std::string* failure);
+  // After Ctrl-C or kill: members end, the group's objects are removed.
+  int StopOnRequest(int sig);
   bool AllExited() const;
   Status Checkpoint(bool exit_after, std::string* image_path);
   Status CollectReady(std::uint64_t epoch, std::vector<Ready>* ready);
@@ -350,6 +356,8 @@ Status Coordinator::CollectReady(std::uint64_t epoch, std::vector<Ready>* ready)
   std::vector<bool> got(members_.size(), false);
   std::size_t count = 0;
   while (count < members_.size()) {
+    if (int sig = platform::TerminationRequest(); sig != 0)
+      return FailedPrecondition("interrupted by " + platform::SignalName(sig));
     ReapChildren();
     for (std::size_t r = 0; r < members_.size(); ++r) {
       if (members_[r].exit_status)
@@ -399,6 +407,8 @@ Status Coordinator::ReceivePart(int rank, const Request& req, image::ImageWriter
   MemberState& m = members_[static_cast<std::size_t>(rank)];
   RETURN_IF_ERROR(m.channel->Send(Msg::kRequest, EncodeRequest(req)));
   for (;;) {
+    if (int sig = platform::TerminationRequest(); sig != 0)
+      return FailedPrecondition("interrupted by " + platform::SignalName(sig));
     auto e = events_.Pop(std::chrono::milliseconds(200));
     if (!e) {
       if (m.child && m.child->Poll()) {
@@ -623,7 +633,32 @@ int Coordinator::Run(const std::vector<std::vector<std::string>>& launches) {
   listener_ = std::move(l).value();
   if (Status st = PublishRegistration(); !st.ok())
     Say("warning: `ckpt checkpoint` will not find the group: " + st.message());
+  platform::CatchTerminationRequests();  // Ctrl-C and kill end the group in order
   acceptor_ = std::thread([this] { AcceptLoop(); });
+  if (!StartMembers()) {
+    Shutdown();
+    return 1;
+  }
+  std::string failure;
+  if (int sig = Loop(&failure); sig != 0) return StopOnRequest(sig);
+  int status = 0;
+  if (!failure.empty()) {
+    Error(failure + (last_image_.empty() ? "" : " (last group image: " + last_image_ + ")"));
+    status = 1;
+  } else {
+    bool all75 = true, all0 = true;
+    for (const auto& m : members_) {
+      all75 = all75 && m.exit_status == 75;
+      all0 = all0 && m.exit_status == 0;
+    }
+    status = all0 ? 0 : (all75 ? 75 : 1);
+    if (status == 1) Error("members ended with mixed statuses");
+  }
+  Shutdown();
+  return status;
+}
+
+bool Coordinator::StartMembers() {
   for (std::size_t r = 0; r < members_.size(); ++r) {
     std::vector<std::string> env = {"CKPT_GROUP_PORT=" + std::to_string(listener_->port()),
                                     "CKPT_GROUP_ID=" + gid_, "CKPT_GROUP_RANK=" + std::to_string(r),
@@ -633,23 +668,27 @@ int Coordinator::Run(const std::vector<std::vector<std::string>>& launches) {
     auto c = platform::ChildProcess::Start(members_[r].launch, env);
     if (!c.ok()) {
       Error("cannot start member " + std::to_string(r) + ": " + c.status().message());
-      Shutdown();
-      return 1;
+      return false;
     }
     members_[r].child = std::move(c).value();
   }
   Say("started " + std::to_string(members_.size()) + " members" +
       (opt_.resume.empty() ? "" : " resuming from " + opt_.resume) + " (group id " + gid_ + ")");
+  return true;
+}
 
+int Coordinator::Loop(std::string* failure) {
   auto period =
       std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(opt_.every_seconds));
   auto next_periodic = Clock::now() + period;
-  int status = 0;
-  std::string failure;
   while (!AllExited()) {
+    if (int sig = platform::TerminationRequest(); sig != 0) return sig;
     if (std::string bad = ReapChildren(); !bad.empty()) {
-      failure = bad + "; stopping the group";
-      break;
+      // Ctrl-C reaches the members too: a member ended by it is the request, not a failure.
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      if (int sig = platform::TerminationRequest(); sig != 0) return sig;
+      *failure = bad + "; stopping the group";
+      return 0;
     }
     auto e = events_.Pop(std::chrono::milliseconds(20));
     if (e) Handle(*e);
@@ -685,25 +724,27 @@ int Coordinator::Run(const std::vector<std::vector<std::string>>& launches) {
     }
     if (!st.ok() && st.code() == Code::kIoError) {
       if (std::string bad = ReapChildren(); !bad.empty()) {
-        failure = bad + "; stopping the group";
-        break;
+        *failure = bad + "; stopping the group";
+        return 0;
       }
     }
   }
-  if (!failure.empty()) {
-    Error(failure + (last_image_.empty() ? "" : " (last group image: " + last_image_ + ")"));
-    status = 1;
-  } else {
-    bool all75 = true, all0 = true;
-    for (const auto& m : members_) {
-      all75 = all75 && m.exit_status == 75;
-      all0 = all0 && m.exit_status == 0;
-    }
-    status = all0 ? 0 : (all75 ? 75 : 1);
-    if (status == 1) Error("members ended with mixed statuses");
+  return 0;
+}
+
+int Coordinator::StopOnRequest(int sig) {
+  Error("interrupted by " + platform::SignalName(sig) + "; stopping the members" +
+        (last_image_.empty() ? "" : " (last group image: " + last_image_ + ")"));
+  for (auto& m : members_) {
+    if (m.child && !m.exit_status) m.child->Terminate();
   }
-  Shutdown();
-  return status;
+  auto deadline = Clock::now() + std::chrono::seconds(5);  // then Shutdown kills the rest
+  while (!AllExited() && Clock::now() < deadline) {
+    ReapChildren();
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  Shutdown();  // kills what is left, removes the group's objects and the registration
+  return 128 + sig;
 }
 
 }  // namespace

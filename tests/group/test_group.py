@@ -325,6 +325,104 @@ def case_kill_coordinator():
             os.unlink(os.path.join("/dev/shm", f))
 
 
+def case_signals():
+    """Ctrl-C (SIGINT to the whole process group), SIGTERM or SIGHUP to the coordinator: the members end,
+    the group's shared memory objects and registration are removed, the last image stays good."""
+    count = 20000
+    ref = ring_reference(count)
+    spec = ring_spec("sig", count, pdelay=500)  # ~10 s
+    for sig, whole_group in ((signal.SIGINT, True), (signal.SIGTERM, False), (signal.SIGHUP, False)):
+        shutil.rmtree(os.path.join(WORK, "sigdir"), ignore_errors=True)
+        p = start([ckpt(), "run", "--spec", spec, "--name", "sig", "--dir", "sigdir", "--every", "0.1"])
+        reg_path = wait_registration(p.pid)[1]
+        deadline = time.time() + 30
+        while not os.path.isdir(os.path.join(WORK, "sigdir")) or not [
+                f for f in os.listdir(os.path.join(WORK, "sigdir")) if f.endswith(".ckpt")]:
+            check(time.time() < deadline, "no checkpoint: %s" % (bg_output(),))
+            time.sleep(0.02)
+        if whole_group:
+            os.killpg(p.pid, sig)
+        else:
+            os.kill(p.pid, sig)
+        rc = p.wait(timeout=60)
+        wait_group_gone(p.pid)
+        out, err = bg_output()
+        what = "%s%s" % (signal.Signals(sig).name, " to the process group" if whole_group else "")
+        check(rc == 128 + sig, "%s: coordinator rc %d\n%s" % (what, rc, err))
+        check("interrupted by %s" % signal.Signals(sig).name in err, "%s: message: %s" % (what, err))
+        check("result" not in out, "%s: members ran to their end: %s" % (what, out))
+        gid = re.search(r"group id (g\d+x\d+)", err).group(1)
+        left = [f for f in os.listdir("/dev/shm") if f.startswith("ckpt.%s." % gid)]
+        check(not left, "%s: shared memory objects left: %s" % (what, left))
+        check(not os.path.exists(reg_path), "%s: registration left" % what)
+        imgs = sorted(f for f in os.listdir(os.path.join(WORK, "sigdir")) if f.endswith(".ckpt"))
+        check(not [f for f in os.listdir(os.path.join(WORK, "sigdir")) if f.endswith(".tmp")], "temp files left")
+        q = run([ckpt(), "resume", os.path.join("sigdir", imgs[-1]), "--dir", "again", "-q"], check_rc=0)
+        check(result(q.stdout) == ref, "%s: resumed %s: %s" % (what, imgs[-1], q.stdout))
+
+
+def procs_with(text):
+    out = subprocess.run(["ps", "-eo", "pid=,args="], capture_output=True, text=True).stdout
+    return [int(l.split(None, 1)[0]) for l in out.splitlines() if text in l]
+
+
+def wait_procs_gone(text, what, limit=60):
+    deadline = time.time() + limit
+    while procs_with(text) and time.time() < deadline:
+        time.sleep(0.1)
+    left = procs_with(text)
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    check(not left, "%s: members still running %d s after their coordinator ended: %s" % (what, limit, left))
+
+
+def case_wine_orphans():
+    """Windows members never outlive their coordinator: Linux coordinator killed (members started directly,
+    and through a shell that does not exec), Windows coordinator killed, and Ctrl-C to a Windows coordinator."""
+    need_wine()
+    env = dict(os.environ, WINEDEBUG="-all", CKPT_RUNTIME_DIR=os.path.join(WORK, "runtime"))
+    winenv = dict(env, CKPT_RUNTIME_DIR="Z:" + os.path.join(WORK, "runtime").replace("/", "\\"))
+    for n, (how, env_) in enumerate((("linux", env), ("linux-sh", env), ("windows", winenv),
+                                     ("windows-ctrl-c", winenv))):
+        mark = "32 %d 2000" % (770000 + n)  # unique arguments: these members' command line
+        if how == "linux":
+            argv = [ckpt(), "run", "-n", 3, "--", "wine", winprog("jacobi")] + mark.split()
+        elif how == "linux-sh":
+            spec = os.path.join(WORK, "sh.group")
+            with open(spec, "w") as f:  # the shell is the coordinator's child, the member its grandchild
+                f.write('2x sh -c "wine %s %s; true"\n' % (winprog("jacobi"), mark))
+            argv = [ckpt(), "run", "--spec", spec]
+        else:
+            argv = ["wine", winprog("ckpt"), "run", "-n", 2, "--", winprog("jacobi")] + mark.split()
+        # Output to files: members that outlive the coordinator must not be hidden by waiting for a pipe.
+        with open(os.path.join(WORK, "o.txt"), "w") as o, open(os.path.join(WORK, "e.txt"), "w") as e:
+            p = subprocess.Popen([str(a) for a in argv], cwd=WORK, env=env_, stdout=o, stderr=e,
+                                 stdin=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.time() + 60
+        while len(procs_with("jacobi.exe " + mark)) < 2 and time.time() < deadline:
+            time.sleep(0.1)
+        time.sleep(1)  # the members have joined
+        check(len(procs_with("jacobi.exe " + mark)) >= 2, "%s: members did not start" % how)
+        if how == "windows-ctrl-c":
+            os.killpg(p.pid, signal.SIGINT)
+        else:
+            coord = procs_with("ckpt.exe run -n 2") if how.startswith("windows") else [p.pid]
+            for c in coord:
+                os.kill(c, signal.SIGKILL)
+        try:
+            p.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+        wait_procs_gone("jacobi.exe " + mark, how)
+        out, err = (open(os.path.join(WORK, f)).read() for f in ("o.txt", "e.txt"))
+        check("result" not in out, "%s: members ran to their end: %s" % (how, out))
+        if how == "windows-ctrl-c":
+            check(p.returncode == 130 and "interrupted by Ctrl-C" in err, "%s: rc %d %s" % (how, p.returncode, err))
+        if how == "linux-sh":
+            check("the group coordinator is gone" in err, "%s: members' message: %s" % (how, err))
+
+
 def case_corrupt_image():
     """Corrupt and truncated group images are refused before any member starts; the good one still works."""
     count = 2000
