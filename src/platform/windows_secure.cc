@@ -40,7 +40,7 @@ Status WritePrivateFile(const std::string& path, std::string_view data) {
     left -= done;
   }
   CloseHandle(h);
-  if (st.ok() && !MoveFileExW(wtmp.c_str(), Widen(path).c_str(), MOVEFILE_REPLACE_EXISTING))
+  if (st.ok() && !MoveFileReplacing(wtmp, Widen(path)))
     st = WindowsError("rename " + tmp + " to", path, GetLastError());
   if (!st.ok()) DeleteFileW(wtmp.c_str());
   return st;
