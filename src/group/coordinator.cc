@@ -186,7 +186,10 @@ void Coordinator::AcceptLoop() {
   while (!stop_) {
     ReapHandshakes(false);
     auto s = listener_->Accept(100);
-    if (!s.ok()) continue;
+    if (!s.ok()) {
+      if (s.status().code() != Code::kTimeout) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      continue;
+    }
     auto ch = std::make_shared<Channel>(std::move(s).value());
     if (handshakes_.size() >= kMaxHandshakes) {
       Refuse(ch, std::to_string(kMaxHandshakes) + " connections are already being checked");
@@ -272,6 +275,9 @@ void Coordinator::ReadLoop(int rank, std::shared_ptr<Channel> ch) {
     Event e;
     e.rank = rank;
     if (!m.ok()) {
+      // Closed, or a message that stopped half-way (60 s): this member's
+      // channel is over; closing our end tells it so (it then ends).
+      ch->Shutdown();
       e.kind = Event::kLost;
       events_.Push(std::move(e));
       return;

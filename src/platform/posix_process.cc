@@ -77,7 +77,7 @@ std::string SignalName(int sig) {
 }
 
 Result<std::unique_ptr<ChildProcess>> ChildProcess::Start(const std::vector<std::string>& argv,
-                                                          const std::vector<std::string>& env) {
+                                                          const std::vector<std::string>& env, bool bound) {
   if (argv.empty()) return InvalidArgument("no program to run");
   std::vector<std::string> envs;
   for (char** e = environ; *e != nullptr; ++e) {
@@ -112,8 +112,10 @@ Result<std::unique_ptr<ChildProcess>> ChildProcess::Start(const std::vector<std:
     ::close(report[0]);
     // Never outlive the coordinator (the signal comes when the thread that
     // forked ends); if it has ended already, do not start at all.
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (::getppid() != parent) ::_exit(127);
+    if (bound) {
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (::getppid() != parent) ::_exit(127);
+    }
     ::execve(path->c_str(), av.data(), ev.data());
     int e = errno;
     ssize_t w = ::write(report[1], &e, sizeof e);

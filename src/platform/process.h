@@ -2,7 +2,7 @@
 // exit, kill. posix_process.cc / windows_process.cc. Not thread-safe: one
 // thread owns a ChildProcess.
 //
-// A child never outlives this process: on Linux it gets SIGKILL when the
+// A child never outlives this process (unless started unbound): on Linux it gets SIGKILL when the
 // thread that started it ends (PR_SET_PDEATHSIG; start children from a thread
 // that lives as long as they should), on Windows it runs in a job object that
 // kills it when this process's handle to the job closes
@@ -23,8 +23,9 @@ class ChildProcess {
  public:
   // Starts argv[0] (searched in PATH) with `env` ("NAME=value") added to this
   // process's environment.
+  // `bound` = false: a plain child that may outlive this process (ExecProgram).
   static Result<std::unique_ptr<ChildProcess>> Start(const std::vector<std::string>& argv,
-                                                     const std::vector<std::string>& env);
+                                                     const std::vector<std::string>& env, bool bound = true);
   ~ChildProcess();
   std::int64_t pid() const { return pid_; }
   // The exit status once it has exited (128+N for a POSIX signal N), else nullopt.

@@ -54,7 +54,7 @@ std::string SignalName(int sig) {
 }
 
 Result<std::unique_ptr<ChildProcess>> ChildProcess::Start(const std::vector<std::string>& argv,
-                                                          const std::vector<std::string>& env) {
+                                                          const std::vector<std::string>& env, bool bound) {
   if (argv.empty()) return InvalidArgument("no program to run");
   for (const auto& e : env) {  // inherited by the child
     auto eq = e.find('=');
@@ -73,7 +73,8 @@ Result<std::unique_ptr<ChildProcess>> ChildProcess::Start(const std::vector<std:
     return WindowsError("start", argv[0], GetLastError());
   // Into the job before it runs a single instruction (where jobs cannot nest,
   // it runs outside: a member still ends when its coordinator's channel closes).
-  if (HANDLE job = ChildrenJob(); job != nullptr) AssignProcessToJobObject(job, pi.hProcess);
+  if (HANDLE job = bound ? ChildrenJob() : nullptr; job != nullptr)
+    AssignProcessToJobObject(job, pi.hProcess);
   ResumeThread(pi.hThread);
   CloseHandle(pi.hThread);
   return std::unique_ptr<ChildProcess>(new ChildProcess(static_cast<std::int64_t>(pi.dwProcessId),
@@ -81,7 +82,8 @@ Result<std::unique_ptr<ChildProcess>> ChildProcess::Start(const std::vector<std:
 }
 
 Status ExecProgram(const std::vector<std::string>& argv, const std::vector<std::string>& env) {
-  auto child = ChildProcess::Start(argv, env);
+  // As on POSIX, where the program replaces this process, what it starts may outlive it.
+  auto child = ChildProcess::Start(argv, env, false);
   if (!child.ok()) return child.status();
   int status = (*child)->Wait();
   std::exit(status);
