@@ -1,6 +1,7 @@
-// What the group control channel's authentication needs from the OS: random
-// bytes (getrandom / BCryptGenRandom) and small files only their owner can
-// read (posix_secure.cc, windows_secure.cc).
+// What the group control channel's authentication needs: random bytes from
+// the OS (getrandom / BCryptGenRandom: posix_secure.cc, windows_secure.cc),
+// hexadecimal and a constant-time comparison (secure_common.cc). The secret's
+// file is written by WriteFileAtomic (env.h), owner-only.
 #pragma once
 
 #include <cstddef>
@@ -13,13 +14,6 @@ namespace ckpt::platform {
 
 // Fills `out` with `size` bytes from the OS's cryptographic random source.
 Status RandomBytes(void* out, std::size_t size);
-
-// Writes `data` to `path` and atomically replaces it: through a new file with
-// an unpredictable name in the same directory, created exclusively (never an
-// existing file, never through a symbolic link) and readable and writable by
-// its owner only (POSIX mode 0600; on Windows it inherits the directory's
-// ACL, the user's own temporary directory), then renamed over `path`.
-Status WritePrivateFile(const std::string& path, std::string_view data);
 
 // Lower-case hexadecimal, and back (false on a malformed string).
 std::string HexEncode(std::string_view bytes);

@@ -181,26 +181,6 @@ TEST(Secure, HexAndConstantTimeCompare) {
   EXPECT_NE(std::string(reinterpret_cast<char*>(a), 32), std::string(reinterpret_cast<char*>(b), 32));
 }
 
-TEST(Secure, PrivateFileIsOwnerOnlyAndReplacesASymlinkNotItsTarget) {
-  std::string dir = ::testing::TempDir() + "/ckpt_private_" + std::to_string(::getpid());
-  ::mkdir(dir.c_str(), 0755);
-  std::string victim = dir + "/victim", path = dir + "/reg.json";
-  ASSERT_TRUE(platform::WritePrivateFile(victim, "precious").ok());
-  ASSERT_EQ(::symlink(victim.c_str(), path.c_str()), 0);
-  ::umask(022);
-  ASSERT_TRUE(platform::WritePrivateFile(path, "{\"secret\": \"s\"}").ok());
-  struct stat st;
-  ASSERT_EQ(::lstat(path.c_str(), &st), 0);
-  EXPECT_TRUE(S_ISREG(st.st_mode));
-  EXPECT_EQ(st.st_mode & 0777, 0600u);
-  auto text = platform::ReadFileToString(platform::Env::Default(), victim);
-  ASSERT_TRUE(text.ok());
-  EXPECT_EQ(*text, "precious");
-  std::remove(path.c_str());
-  std::remove(victim.c_str());
-  ::rmdir(dir.c_str());
-}
-
 // A peer that starts a message and stops: the read gives up (Timeout), it does not hang.
 TEST(Channel, IncompleteMessageTimesOut) {
   auto listener = platform::Listener::Loopback();
