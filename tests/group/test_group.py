@@ -758,6 +758,9 @@ def main():
     except Failure as e:
         print("FAIL %s: %s\n(work dir kept: %s)" % (A.case, e, WORK))
         return 1
+    except SystemExit:  # a skip: nothing worth keeping
+        shutil.rmtree(WORK, ignore_errors=True)
+        raise
     shutil.rmtree(WORK, ignore_errors=True)
     print("PASS %s" % A.case)
     return 0
