@@ -4,6 +4,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <list>
 #include <map>
 #include <set>
 #include <thread>
@@ -17,6 +18,7 @@
 #include "lib/program_image.h"
 #include "lib/registration.h"
 #include "platform/process.h"
+#include "platform/secure.h"
 #include "platform/shm.h"
 #include "platform/socket.h"
 #include "util/utf8.h"
@@ -26,6 +28,24 @@ namespace ckpt::group {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+// A new connection proves it belongs to the group (kAuth with the group's
+// secret, then kHello or kClientCheckpoint) within this.
+constexpr int kHandshakeMs = 10000;
+// Connections being checked at once; beyond it, new ones are closed at once.
+constexpr std::size_t kMaxHandshakes = 32;
+// A greeting is small: a hello carries a command line.
+constexpr std::uint32_t kMaxGreeting = 1u << 20;
+// Refused connections reported on stderr (then only counted).
+constexpr int kRefusalsShown = 5;
+
+// One connection in its handshake, on its own thread so that a silent or
+// slow peer never holds up the others.
+struct PendingConnection {
+  std::shared_ptr<Channel> channel;
+  std::thread thread;
+  std::atomic<bool> done{false};
+};
 
 struct MemberState {
   std::vector<std::string> launch;
@@ -52,6 +72,10 @@ class Coordinator {
   Status LoadResumeImage();
   Status PublishRegistration();
   void AcceptLoop();
+  void ReapHandshakes(bool all);
+  // Checks a new connection; queues its hello or checkpoint request, or refuses it.
+  void Handshake(const std::shared_ptr<Channel>& ch);
+  void Refuse(const std::shared_ptr<Channel>& ch, const std::string& why);
   void ReadLoop(int rank, std::shared_ptr<Channel> ch);
   void ServeClient(std::shared_ptr<Channel> ch);
   // Handles one event outside a checkpoint.
@@ -59,6 +83,12 @@ class Coordinator {
   bool OnHello(Event& e);
   // Reaps children; returns a message if a member has ended abnormally.
   std::string ReapChildren();
+  bool StartMembers();
+  // Runs the group to its end; returns the termination request's signal
+  // (0: none; then `failure` says why the group was stopped, if it was).
+  int Loop(std::string* failure);
+  // After Ctrl-C or kill: members end, the group's objects are removed.
+  int StopOnRequest(int sig);
   bool AllExited() const;
   Status Checkpoint(bool exit_after, std::string* image_path);
   Status CollectReady(std::uint64_t epoch, std::vector<Ready>* ready);
@@ -77,6 +107,9 @@ class Coordinator {
   EventQueue events_;
   std::atomic<bool> stop_{false};
   std::thread acceptor_;
+  std::list<PendingConnection> handshakes_;  // the acceptor's (Shutdown's once it has ended)
+  std::atomic<int> refusals_{0};
+  std::string secret_;  // kSecretBytes random bytes
   std::vector<std::thread> readers_;
   std::vector<std::shared_ptr<Channel>> clients_waiting_;
   std::vector<std::pair<std::shared_ptr<Channel>, bool>> deferred_clients_;
@@ -139,9 +172,12 @@ Status Coordinator::LoadResumeImage() {
 Status Coordinator::PublishRegistration() {
   RETURN_IF_ERROR(env_->SecureRuntimeDir(env_->RuntimeDir(), /*create=*/true));
   registration_path_ = lib::Registration::PathFor(env_, env_->ProcessId());
+  // The secret makes this file the key to the group: owner-only (WriteFileAtomic makes it 0600,
+  // exclusively, under a random name, never through a link).
   std::string j = "{\"pid\": " + std::to_string(env_->ProcessId()) +
                   ", \"kind\": \"group\", \"group\": " + JsonBytes(opt_.name) + ", \"id\": \"" + gid_ +
-                  "\", \"port\": " + std::to_string(listener_->port()) + ", \"dir\": " + JsonBytes(opt_.dir) +
+                  "\", \"port\": " + std::to_string(listener_->port()) + ", \"secret\": \"" +
+                  platform::HexEncode(secret_) + "\", \"dir\": " + JsonBytes(opt_.dir) +
                   ", \"members\": " + std::to_string(members_.size()) +
                   ", \"generation\": " + std::to_string(written_) +
                   ", \"last_image\": " + JsonBytes(last_image_) + "}\n";
@@ -150,23 +186,89 @@ Status Coordinator::PublishRegistration() {
 
 void Coordinator::AcceptLoop() {
   while (!stop_) {
+    ReapHandshakes(false);
     auto s = listener_->Accept(100);
-    if (!s.ok()) continue;
-    auto ch = std::make_shared<Channel>(std::move(s).value());
-    auto first = ch->Recv();
-    if (!first.ok()) continue;
-    Event e;
-    e.channel = ch;
-    e.msg = std::move(first).value();
-    if (e.msg.type == Msg::kHello) {
-      e.kind = Event::kHello;
-    } else if (e.msg.type == Msg::kClientCheckpoint) {
-      e.kind = Event::kClient;
-    } else {
+    if (!s.ok()) {
+      if (s.status().code() != Code::kTimeout) std::this_thread::sleep_for(std::chrono::milliseconds(10));
       continue;
     }
-    events_.Push(std::move(e));
+    auto ch = std::make_shared<Channel>(std::move(s).value());
+    if (handshakes_.size() >= kMaxHandshakes) {
+      Refuse(ch, std::to_string(kMaxHandshakes) + " connections are already being checked");
+      continue;
+    }
+    PendingConnection& pc = handshakes_.emplace_back();
+    pc.channel = ch;
+    pc.thread = std::thread([this, ch, &pc] {
+      Handshake(ch);
+      pc.done = true;
+    });
   }
+}
+
+void Coordinator::ReapHandshakes(bool all) {
+  for (auto it = handshakes_.begin(); it != handshakes_.end();) {
+    if (all && !it->done) it->channel->Shutdown();  // wakes its read where the OS can
+    if (all || it->done) {
+      it->thread.join();
+      it = handshakes_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+void Coordinator::Refuse(const std::shared_ptr<Channel>& ch, const std::string& why) {
+  int n = ++refusals_;
+  if (n <= kRefusalsShown)
+    Say("refused a connection: " + why + (n == kRefusalsShown ? " (further refusals are not shown)" : ""));
+  ch->Send(Msg::kRefused, EncodeNote({0, 0, "refused by group " + opt_.name + ": " + why})).IgnoreError();
+  ch->Shutdown();
+}
+
+void Coordinator::Handshake(const std::shared_ptr<Channel>& ch) {
+  auto deadline = Clock::now() + std::chrono::milliseconds(kHandshakeMs);
+  // The next message, within the deadline; polled in slices to notice the end of the group.
+  auto next = [&]() -> Result<Message> {
+    for (;;) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+      if (stop_) return FailedPrecondition("the group is ending");
+      if (left <= 0)
+        return Timeout("no complete greeting within " + std::to_string(kHandshakeMs / 1000) + " s");
+      Status st = ch->WaitReadable(static_cast<int>(std::min<long long>(left, 100)));
+      if (st.code() == Code::kTimeout) continue;
+      if (!st.ok()) return st;
+      auto m = ch->Recv(0, kMaxGreeting, static_cast<int>(left));
+      if (!m.ok() && m.status().code() == Code::kTimeout)
+        return Timeout("no complete greeting within " + std::to_string(kHandshakeMs / 1000) + " s");
+      return m;
+    }
+  };
+  auto first = next();
+  if (stop_) return;
+  if (!first.ok()) return Refuse(ch, first.status().message());
+  Auth a;
+  if (first->type != Msg::kAuth || !DecodeAuth(first->payload, &a).ok())
+    return Refuse(ch, "it did not start by proving it belongs to the group (no group secret)");
+  if (a.version != kProtocolVersion)
+    return Refuse(ch, "it speaks group protocol " + std::to_string(a.version) + ", this ckpt speaks " +
+                          std::to_string(kProtocolVersion) +
+                          " (members, clients and coordinator must be the "
+                          "same ckpt version)");
+  if (!platform::ConstantTimeEqual(a.secret, secret_)) return Refuse(ch, "wrong group secret");
+  auto second = next();
+  if (!second.ok()) return Refuse(ch, second.status().message());
+  Event e;
+  e.channel = ch;
+  e.msg = std::move(second).value();
+  if (e.msg.type == Msg::kHello) {
+    e.kind = Event::kHello;
+  } else if (e.msg.type == Msg::kClientCheckpoint) {
+    e.kind = Event::kClient;
+  } else {
+    return Refuse(ch, "unexpected message " + std::to_string(static_cast<std::uint32_t>(e.msg.type)));
+  }
+  events_.Push(std::move(e));
 }
 
 void Coordinator::ReadLoop(int rank, std::shared_ptr<Channel> ch) {
@@ -175,6 +277,9 @@ void Coordinator::ReadLoop(int rank, std::shared_ptr<Channel> ch) {
     Event e;
     e.rank = rank;
     if (!m.ok()) {
+      // Closed, or a message that stopped half-way (60 s): this member's
+      // channel is over; closing our end tells it so (it then ends).
+      ch->Shutdown();
       e.kind = Event::kLost;
       events_.Push(std::move(e));
       return;
@@ -192,7 +297,7 @@ bool Coordinator::OnHello(Event& e) {
   Hello h;
   if (!DecodeHello(e.msg.payload, &h).ok() || h.group_id != gid_ || h.rank >= members_.size() ||
       members_[h.rank].connected) {
-    Say("refused a connection that is not one of this group's members");
+    Refuse(e.channel, "not one of this group's members, or its rank has joined already");
     return false;
   }
   MemberState& m = members_[h.rank];
@@ -259,6 +364,8 @@ Status Coordinator::CollectReady(std::uint64_t epoch, std::vector<Ready>* ready)
   std::vector<bool> got(members_.size(), false);
   std::size_t count = 0;
   while (count < members_.size()) {
+    if (int sig = platform::TerminationRequest(); sig != 0)
+      return FailedPrecondition("interrupted by " + platform::SignalName(sig));
     ReapChildren();
     for (std::size_t r = 0; r < members_.size(); ++r) {
       if (members_[r].exit_status)
@@ -308,6 +415,8 @@ Status Coordinator::ReceivePart(int rank, const Request& req, image::ImageWriter
   MemberState& m = members_[static_cast<std::size_t>(rank)];
   RETURN_IF_ERROR(m.channel->Send(Msg::kRequest, EncodeRequest(req)));
   for (;;) {
+    if (int sig = platform::TerminationRequest(); sig != 0)
+      return FailedPrecondition("interrupted by " + platform::SignalName(sig));
     auto e = events_.Pop(std::chrono::milliseconds(200));
     if (!e) {
       if (m.child && m.child->Poll()) {
@@ -495,6 +604,7 @@ Status Coordinator::Checkpoint(bool exit_after, std::string* image_path) {
 void Coordinator::Shutdown() {
   stop_ = true;
   if (acceptor_.joinable()) acceptor_.join();
+  ReapHandshakes(true);
   for (auto& m : members_) {
     if (m.child && !m.exit_status) m.child->Kill();
     if (m.channel) m.channel->Shutdown();
@@ -518,7 +628,17 @@ int Coordinator::Run(const std::vector<std::vector<std::string>>& launches) {
   }
   members_.resize(launches.size());
   for (std::size_t r = 0; r < launches.size(); ++r) members_[r].launch = launches[r];
-  gid_ = "g" + std::to_string(env_->ProcessId()) + "x" + std::to_string(env_->NowNanos() % 1000000007);
+  // The id names the group's shared objects: unpredictable, so that nobody
+  // can create them first. The secret admits members and clients.
+  unsigned char rnd[8 + kSecretBytes];
+  if (Status st = platform::RandomBytes(rnd, sizeof rnd); !st.ok()) {
+    Error(st.message());
+    return 1;
+  }
+  std::uint64_t nonce = 0;
+  for (int i = 0; i < 8; ++i) nonce = nonce << 8 | rnd[i];
+  gid_ = "g" + std::to_string(env_->ProcessId()) + "x" + std::to_string(nonce);
+  secret_.assign(reinterpret_cast<const char*>(rnd + 8), kSecretBytes);
   if (!opt_.resume.empty()) {
     if (Status st = LoadResumeImage(); !st.ok()) {
       Error("cannot resume from " + opt_.resume + ": " + st.message());
@@ -533,32 +653,62 @@ int Coordinator::Run(const std::vector<std::vector<std::string>>& launches) {
   listener_ = std::move(l).value();
   if (Status st = PublishRegistration(); !st.ok())
     Say("warning: `ckpt checkpoint` will not find the group: " + st.message());
+  platform::CatchTerminationRequests();  // Ctrl-C and kill end the group in order
   acceptor_ = std::thread([this] { AcceptLoop(); });
+  if (!StartMembers()) {
+    Shutdown();
+    return 1;
+  }
+  std::string failure;
+  if (int sig = Loop(&failure); sig != 0) return StopOnRequest(sig);
+  int status = 0;
+  if (!failure.empty()) {
+    Error(failure + (last_image_.empty() ? "" : " (last group image: " + last_image_ + ")"));
+    status = 1;
+  } else {
+    bool all75 = true, all0 = true;
+    for (const auto& m : members_) {
+      all75 = all75 && m.exit_status == 75;
+      all0 = all0 && m.exit_status == 0;
+    }
+    status = all0 ? 0 : (all75 ? 75 : 1);
+    if (status == 1) Error("members ended with mixed statuses");
+  }
+  Shutdown();
+  return status;
+}
+
+bool Coordinator::StartMembers() {
   for (std::size_t r = 0; r < members_.size(); ++r) {
     std::vector<std::string> env = {"CKPT_GROUP_PORT=" + std::to_string(listener_->port()),
                                     "CKPT_GROUP_ID=" + gid_, "CKPT_GROUP_RANK=" + std::to_string(r),
-                                    "CKPT_GROUP_SIZE=" + std::to_string(members_.size())};
+                                    "CKPT_GROUP_SIZE=" + std::to_string(members_.size()),
+                                    "CKPT_GROUP_SECRET=" + platform::HexEncode(secret_)};
     if (!opt_.resume.empty()) env.push_back("CKPT_GROUP_RESUME=" + opt_.resume);
     auto c = platform::ChildProcess::Start(members_[r].launch, env);
     if (!c.ok()) {
       Error("cannot start member " + std::to_string(r) + ": " + c.status().message());
-      Shutdown();
-      return 1;
+      return false;
     }
     members_[r].child = std::move(c).value();
   }
   Say("started " + std::to_string(members_.size()) + " members" +
       (opt_.resume.empty() ? "" : " resuming from " + opt_.resume) + " (group id " + gid_ + ")");
+  return true;
+}
 
+int Coordinator::Loop(std::string* failure) {
   auto period =
       std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(opt_.every_seconds));
   auto next_periodic = Clock::now() + period;
-  int status = 0;
-  std::string failure;
   while (!AllExited()) {
+    if (int sig = platform::TerminationRequest(); sig != 0) return sig;
     if (std::string bad = ReapChildren(); !bad.empty()) {
-      failure = bad + "; stopping the group";
-      break;
+      // Ctrl-C reaches the members too: a member ended by it is the request, not a failure.
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      if (int sig = platform::TerminationRequest(); sig != 0) return sig;
+      *failure = bad + "; stopping the group";
+      return 0;
     }
     auto e = events_.Pop(std::chrono::milliseconds(20));
     if (e) Handle(*e);
@@ -594,25 +744,27 @@ int Coordinator::Run(const std::vector<std::vector<std::string>>& launches) {
     }
     if (!st.ok() && st.code() == Code::kIoError) {
       if (std::string bad = ReapChildren(); !bad.empty()) {
-        failure = bad + "; stopping the group";
-        break;
+        *failure = bad + "; stopping the group";
+        return 0;
       }
     }
   }
-  if (!failure.empty()) {
-    Error(failure + (last_image_.empty() ? "" : " (last group image: " + last_image_ + ")"));
-    status = 1;
-  } else {
-    bool all75 = true, all0 = true;
-    for (const auto& m : members_) {
-      all75 = all75 && m.exit_status == 75;
-      all0 = all0 && m.exit_status == 0;
-    }
-    status = all0 ? 0 : (all75 ? 75 : 1);
-    if (status == 1) Error("members ended with mixed statuses");
+  return 0;
+}
+
+int Coordinator::StopOnRequest(int sig) {
+  Error("interrupted by " + platform::SignalName(sig) + "; stopping the members" +
+        (last_image_.empty() ? "" : " (last group image: " + last_image_ + ")"));
+  for (auto& m : members_) {
+    if (m.child && !m.exit_status) m.child->Terminate();
   }
-  Shutdown();
-  return status;
+  auto deadline = Clock::now() + std::chrono::seconds(5);  // then Shutdown kills the rest
+  while (!AllExited() && Clock::now() < deadline) {
+    ReapChildren();
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  Shutdown();  // kills what is left, removes the group's objects and the registration
+  return 128 + sig;
 }
 
 }  // namespace

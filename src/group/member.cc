@@ -1,5 +1,6 @@
 #include "group/member.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -7,6 +8,7 @@
 
 #include "lib/program_image.h"
 #include "lib/section_io.h"
+#include "platform/secure.h"
 #include "state/compat.h"
 
 namespace ckpt::detail {
@@ -37,8 +39,16 @@ GroupMember::GroupMember(platform::Env* env, GroupHooks hooks, std::string progr
     Join();
   } else {
     gid_ = "solo" + std::to_string(env_->ProcessId()) + "x" + std::to_string(env_->NowNanos() % 1000000007);
+    if (!hooks_.solo_resume.empty()) OpenResumeImage(hooks_.solo_resume, image::ImageKind::kProgram);
   }
   OpenControl();
+}
+
+void GroupMember::Fatal(const std::string& m) {
+  // A group of one owns its objects: remove them before the process ends.
+  if (!channel_) platform::SharedSegment::UnlinkAll("ckpt." + gid_ + ".");
+  hooks_.fatal(m);
+  std::abort();
 }
 
 GroupMember::~GroupMember() {
@@ -70,9 +80,15 @@ void GroupMember::Join() {
   size_ = static_cast<std::uint32_t>(num("CKPT_GROUP_SIZE"));
   gid_ = env_->GetEnv("CKPT_GROUP_ID");
   if (gid_.empty() || rank_ >= size_) Fatal("CKPT_GROUP_ID missing or CKPT_GROUP_RANK out of range");
+  group::Auth auth;
+  if (!platform::HexDecode(env_->GetEnv("CKPT_GROUP_SECRET"), &auth.secret) ||
+      auth.secret.size() != group::kSecretBytes)
+    Fatal("CKPT_GROUP_SECRET is missing or malformed (members are started by `ckpt run` or `ckpt resume`)");
   auto sock = platform::ConnectLoopback(port_);
   if (!sock.ok()) Fatal("cannot reach the group coordinator: " + sock.status().message());
   channel_ = std::make_unique<group::Channel>(std::move(sock).value());
+  if (Status st = channel_->Send(Msg::kAuth, group::EncodeAuth(auth)); !st.ok())
+    Fatal("cannot reach the group coordinator: " + st.message());
   group::Hello h;
   h.rank = rank_;
   h.pid = env_->ProcessId();
@@ -82,7 +98,8 @@ void GroupMember::Join() {
   h.args = args_;
   Status st = channel_->Send(Msg::kHello, group::EncodeHello(h));
   if (!st.ok()) Fatal("cannot reach the group coordinator: " + st.message());
-  if (std::string r = env_->GetEnv("CKPT_GROUP_RESUME"); !r.empty()) OpenResumeImage(r);
+  if (std::string r = env_->GetEnv("CKPT_GROUP_RESUME"); !r.empty())
+    OpenResumeImage(r, image::ImageKind::kGroup);
   listener_ = std::thread([this] { Listen(); });
 }
 
@@ -102,15 +119,18 @@ void GroupMember::OpenControl() {
   cb_->attached.fetch_add(1);
 }
 
-void GroupMember::OpenResumeImage(const std::string& path) {
+void GroupMember::OpenResumeImage(const std::string& path, image::ImageKind kind) {
   resume_path_ = path;
-  auto fail = [&](const Status& st) { Fatal("cannot resume the group from " + path + ": " + st.message()); };
+  auto fail = [&](const Status& st) {
+    Fatal("cannot resume the group" + std::string(kind == image::ImageKind::kGroup ? "" : "'s objects") +
+          " from " + path + ": " + st.message());
+  };
   auto src = env_->NewRandomAccessFile(path);
   if (!src.ok()) fail(src.status());
   auto r = image::ImageReader::Open(std::move(src).value());
   if (!r.ok()) fail(r.status());
   reader_ = std::move(r).value();
-  if (reader_->header().kind != image::ImageKind::kGroup)
+  if (reader_->header().kind != kind)
     fail(InvalidArgument(std::string("it is a ") + image::ImageKindName(reader_->header().kind) + " image"));
   const image::SectionInfo* objs = reader_->Find(group::kSectionObjects);
   if (objs == nullptr) fail(Corruption("OBJECTS section missing"));
@@ -299,18 +319,28 @@ Status GroupMember::RestoreSegment(SegmentHandle& h, const group::ObjectRecord& 
 
 // --- checkpoint protocol --------------------------------------------------------
 
+void GroupMember::CoordinatorGone(const std::string& why) {
+  lost_ = true;
+  // The last member out removes the group's objects (the coordinator may have been killed).
+  if (cb_ != nullptr && cb_->attached.fetch_sub(1) == 1)
+    platform::SharedSegment::UnlinkAll("ckpt." + gid_ + ".");
+  hooks_.coordinator_gone(why);
+  std::abort();
+}
+
 void GroupMember::Listen() {
   for (;;) {
     auto m = channel_->Recv();
     if (!m.ok()) {
-      if (!closing_) {
-        lost_ = true;
-        std::lock_guard<std::mutex> lk(inbox_mu_);
-        inbox_.push_back({Msg::kAbort, group::EncodeNote({0, 2, "the coordinator is gone"})});
-        inbox_cv_.notify_all();
-        Interrupt();
-      }
+      // A member never outlives its coordinator: without it, no group
+      // checkpoint can include this member again.
+      if (!closing_) CoordinatorGone("the group coordinator is gone (" + m.status().message() + ")");
       return;
+    }
+    if (m->type == Msg::kRefused) {
+      group::Note n;
+      if (!group::DecodeNote(m->payload, &n).ok()) n.text = "no reason given";
+      CoordinatorGone("the group coordinator did not admit this member: " + n.text);
     }
     if (m->type == Msg::kCheckpoint) {
       group::Note n;
@@ -417,7 +447,10 @@ Event GroupMember::Quiesce(const std::string& pending_wait) {
     }
     if (m.type == Msg::kDone && n.epoch == epoch) {
       clear();
-      if (n.flag != 0) hooks_.exit_checkpointed();
+      if (n.flag != 0) {
+        closing_ = true;  // the coordinator may close first: that is no loss now
+        hooks_.exit_checkpointed();
+      }
       return Event::kCheckpointed;
     }
   }
@@ -446,6 +479,40 @@ Status GroupMember::ServePart(const group::Request& req) {
       st = InvalidArgument("unknown part requested");
   }
   return sink.Finish(st);
+}
+
+Status GroupMember::WriteSoloSections(image::ImageWriter* w) {
+  std::vector<group::ObjectRecord> objs = group::SnapshotObjects(cb_);
+  for (const auto& old : image_objects_) {
+    bool found = std::any_of(objs.begin(), objs.end(),
+                             [&](const group::ObjectRecord& o) { return o.name == old.name; });
+    if (!found)
+      return FailedPrecondition(std::string(group::ObjKindName(old.kind)) + " '" + old.name +
+                                "' of the resumed image " + resume_path_ +
+                                " has not been declared again; declare every group object before the "
+                                "first safepoint after a resume");
+  }
+  if (objs.empty()) return Status::Ok();
+  RETURN_IF_ERROR(
+      w->BeginSection(group::kSectionObjects, "objects", "", image::kSectionRequired, image::CodecId::kNone));
+  RETURN_IF_ERROR(w->Write(group::EncodeObjects(objs)));
+  RETURN_IF_ERROR(w->EndSection());
+  for (const auto& o : objs) {
+    if (o.kind != ObjKind::kSegment) continue;
+    auto it = segments_.find(o.name);
+    if (it == segments_.end()) return Internal("segment '" + o.name + "' is in the table but not mapped");
+    const SegmentHandle& h = *it->second;
+    RETURN_IF_ERROR(w->BeginSection(group::kSectionSegment, o.name, o.desc));
+    if (h.codec == nullptr) {
+      RETURN_IF_ERROR(w->Write(h.seg->data(), h.seg->size()));
+    } else {
+      lib::SectionWriter sw(w);
+      h.codec->Save(sw, h.seg->data(), h.count);
+      RETURN_IF_ERROR(sw.Finish().WithContext("segment '" + o.name + "'"));
+    }
+    RETURN_IF_ERROR(w->EndSection());
+  }
+  return Status::Ok();
 }
 
 Status GroupMember::StreamSegment(const SegmentHandle& h, image::Sink* sink) {

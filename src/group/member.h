@@ -23,10 +23,15 @@
 #include "group/protocol.h"
 #include "group/sync.h"
 #include "image/reader.h"
+#include "image/writer.h"
 #include "platform/env.h"
 #include "platform/shm.h"
 
 namespace ckpt::detail {
+
+// A member whose coordinator has gone away ends with this status: it could
+// never be part of a group checkpoint again (docs/groups.md).
+inline constexpr int kExitCoordinatorGone = 1;
 
 // What the member needs from its session.
 struct GroupHooks {
@@ -36,6 +41,12 @@ struct GroupHooks {
   std::function<void()> exit_checkpointed;  // stop the session and exit(75)
   std::function<void(const std::string&)> say;
   std::function<void(const std::string&)> fatal;  // does not return
+  // The coordinator is gone or refused this member: says why and ends the
+  // process (status kExitCoordinatorGone) from the listener thread; does not return.
+  std::function<void(const std::string&)> coordinator_gone;
+  // A group of one resuming: the program image (kind 1) whose OBJECTS and
+  // SEGMENT sections hold this process's objects ("" when not resuming).
+  std::string solo_resume;
 };
 
 struct SyncHandle {
@@ -93,6 +104,13 @@ class GroupMember final : public group::WaitContext {
   Event Quiesce(const std::string& pending_wait);
   void LockTaken() { ++locks_held_; }
   void LockReleased() { --locks_held_; }
+  // The group mutexes this member holds (it is not quiescent while it holds one).
+  int locks_held() const { return locks_held_; }
+  // A group of one writes its objects into its own program image: OBJECTS
+  // and one SEGMENT section per segment (docs/image-format.md). Fails,
+  // naming it, if an object of the image it resumed from was not declared
+  // again.
+  Status WriteSoloSections(image::ImageWriter* w);
 
   // group::WaitContext
   bool Interrupted() override;
@@ -101,8 +119,9 @@ class GroupMember final : public group::WaitContext {
  private:
   void Join();
   void OpenControl();
-  void OpenResumeImage(const std::string& path);
+  void OpenResumeImage(const std::string& path, image::ImageKind kind);
   void Listen();
+  [[noreturn]] void CoordinatorGone(const std::string& why);
   void Interrupt();
   group::Message NextMessage();
   Status ServePart(const group::Request& req);
@@ -110,10 +129,7 @@ class GroupMember final : public group::WaitContext {
   Status RestoreSegment(SegmentHandle& h, const group::ObjectRecord& rec);
   const group::ObjectRecord* ImageObject(std::string_view name) const;
   std::string ObjectName(std::string_view name) const { return "ckpt." + gid_ + "." + std::string(name); }
-  [[noreturn]] void Fatal(const std::string& m) {
-    hooks_.fatal(m);
-    std::abort();
-  }
+  [[noreturn]] void Fatal(const std::string& m);
 
   platform::Env* env_;
   GroupHooks hooks_;

@@ -1,5 +1,7 @@
 #include "group/protocol.h"
 
+#include <chrono>
+
 #include "util/bytes.h"
 
 namespace ckpt::group {
@@ -14,15 +16,22 @@ Status Channel::Send(Msg type, std::string_view payload) {
   return Status::Ok();
 }
 
-Result<Message> Channel::Recv() {
+Result<Message> Channel::Recv(int wait_ms, std::uint32_t max_payload, int frame_ms) {
+  RETURN_IF_ERROR(sock_->WaitReadable(wait_ms));
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(frame_ms);
+  auto left = [&] {
+    auto ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    return ms.count() < 0 ? 0 : static_cast<int>(ms.count());
+  };
   unsigned char hdr[8];
-  RETURN_IF_ERROR(sock_->RecvAll(hdr, sizeof hdr));
+  RETURN_IF_ERROR(sock_->RecvAll(hdr, sizeof hdr, left()));
   Message m;
   m.type = static_cast<Msg>(DecodeU32(hdr));
   std::uint32_t len = DecodeU32(hdr + 4);
-  if (len > kMaxPayload) return Corruption("group message of " + std::to_string(len) + " bytes is too large");
+  if (len > max_payload) return Corruption("group message of " + std::to_string(len) + " bytes is too large");
   m.payload.resize(len);
-  if (len > 0) RETURN_IF_ERROR(sock_->RecvAll(m.payload.data(), len));
+  if (len > 0) RETURN_IF_ERROR(sock_->RecvAll(m.payload.data(), len, left()));
   return m;
 }
 
@@ -31,6 +40,20 @@ Status Malformed(const char* what) {
   return Corruption(std::string("malformed group message: ") + what);
 }
 }  // namespace
+
+std::string EncodeAuth(const Auth& a) {
+  std::string o;
+  PutVarint(&o, a.version);
+  PutString(&o, a.secret);
+  return o;
+}
+
+Status DecodeAuth(std::string_view d, Auth* a) {
+  ByteReader br(d);
+  a->version = static_cast<std::uint32_t>(br.Varint());
+  a->secret = br.String();
+  return br.ok() && br.empty() ? Status::Ok() : Malformed("auth");
+}
 
 std::string EncodeHello(const Hello& h) {
   std::string o;

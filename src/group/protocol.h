@@ -31,10 +31,19 @@ enum class Msg : std::uint32_t {
   kAbort = 10,            // coordinator -> members: checkpoint abandoned; continue
   kAskCheckpoint = 11,    // member -> coordinator: a local trigger asked for a checkpoint
   kBye = 12,              // member -> coordinator: leaving; close the connection
+  kAuth = 13,             // member/client -> coordinator, first on every connection: the group secret
+  kRefused = 14,          // coordinator -> peer: not admitted (why); the connection then closes
 };
 
 inline constexpr std::uint32_t kMaxPayload = 64u << 20;
 inline constexpr std::size_t kDataChunk = 1u << 20;
+// Once a message has started to arrive, the rest must follow within this.
+inline constexpr int kFrameTimeoutMs = 60000;
+// The protocol this build speaks, sent in kAuth.
+inline constexpr std::uint32_t kProtocolVersion = 2;
+// The per-group secret: this many random bytes (hex in CKPT_GROUP_SECRET and
+// in the coordinator's owner-only registration file).
+inline constexpr std::size_t kSecretBytes = 32;
 
 struct Message {
   Msg type = Msg::kHello;
@@ -45,7 +54,11 @@ class Channel {
  public:
   explicit Channel(std::unique_ptr<platform::Socket> s) : sock_(std::move(s)) {}
   Status Send(Msg type, std::string_view payload);
-  Result<Message> Recv();
+  // Receives one message: waits up to `wait_ms` (-1: no limit) for it to
+  // start (Timeout if nothing came), then up to `frame_ms` for the rest;
+  // a payload over `max_payload` bytes is refused.
+  Result<Message> Recv(int wait_ms = -1, std::uint32_t max_payload = kMaxPayload,
+                       int frame_ms = kFrameTimeoutMs);
   // Waits up to `timeout_ms` for a message to start arriving (Timeout if none).
   Status WaitReadable(int timeout_ms) { return sock_->WaitReadable(timeout_ms); }
   void Shutdown() { sock_->Shutdown(); }
@@ -66,6 +79,14 @@ struct Hello {
   std::string program;            // the member's own program path
   std::vector<std::string> args;  // its arguments, ckpt options removed
 };
+// kAuth: the protocol version and the group secret (raw bytes).
+struct Auth {
+  std::uint32_t version = kProtocolVersion;
+  std::string secret;
+};
+std::string EncodeAuth(const Auth& a);
+Status DecodeAuth(std::string_view d, Auth* a);
+
 std::string EncodeHello(const Hello& h);
 Status DecodeHello(std::string_view d, Hello* h);
 

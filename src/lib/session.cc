@@ -220,6 +220,9 @@ class SessionImpl {
       }
     } else if (!opt_.resume.empty()) {
       OpenResume();
+      // A group of one saved its objects in its image: they are restored
+      // when the program declares them, and must be declared again.
+      if (reader_ && reader_->Find(group::kSectionObjects) != nullptr) MakeGroup();
     }
     pending_->fetch_or(kBitFirst, std::memory_order_relaxed);
     if (opt_.at != 0 || opt_.stop_at != 0) pending_->fetch_or(kBitCount, std::memory_order_relaxed);
@@ -341,7 +344,8 @@ class SessionImpl {
     const image::SectionInfo* prog = reader->Find(lib::kSectionProgress);
     if (meta == nullptr || prog == nullptr) return Corruption(path + ": META or PROGRESS section missing");
     for (const auto& s : reader->sections()) {
-      if (s.type > lib::kSectionVar && (s.flags & image::kSectionRequired)) {
+      bool solo_group = s.type == group::kSectionObjects || s.type == group::kSectionSegment;
+      if (s.type > lib::kSectionVar && !solo_group && (s.flags & image::kSectionRequired)) {
         return NotSupported(path + ": section '" + s.name + "' has type " + std::to_string(s.type) +
                             ", unknown to this build (a newer ckpt wrote it)");
       }
@@ -510,6 +514,7 @@ class SessionImpl {
       RETURN_IF_ERROR(sw.Finish().WithContext("variable '" + e.name + "'"));
       RETURN_IF_ERROR(w.EndSection());
     }
+    if (group_ && !group_->coordinated()) RETURN_IF_ERROR(group_->WriteSoloSections(&w));
     return w.Finish();
   }
 
@@ -533,8 +538,24 @@ class SessionImpl {
     };
     h.say = [this](const std::string& m) { Say(m); };
     h.fatal = [this](const std::string& m) { Fatal(m); };
+    h.coordinator_gone = [](const std::string& m) {
+      std::fflush(stdout);
+      std::fprintf(stderr, "ckpt: error: %s; this member stops (exit status %d)\n", m.c_str(),
+                   detail::kExitCoordinatorGone);
+      std::fflush(stderr);
+      std::_Exit(detail::kExitCoordinatorGone);
+    };
+    if (reader_ && !GroupMember::InGroupEnvironment(env_)) h.solo_resume = resume_path_;
     group_ = std::make_unique<GroupMember>(env_, std::move(h), program_path_, program_args_);
     group_api_.reset(new Group(group_.get()));
+  }
+
+  // A group of one removes its objects when the process stops after a checkpoint.
+  void ReleaseSoloGroup() {
+    if (group_ && !group_->coordinated()) {
+      group_api_.reset();
+      group_.reset();
+    }
   }
 
   // `asked_outside`: a `ckpt checkpoint` request is among those served, so
@@ -542,7 +563,11 @@ class SessionImpl {
   Event DoCheckpoint(bool exit_after, bool asked_outside = false) {
     auto t0 = std::chrono::steady_clock::now();
     std::string path;
-    Status st = WriteImage(&path);
+    Status st = group_ && group_->locks_held() != 0
+                    ? FailedPrecondition(
+                          "the program holds a group mutex; it can be checkpointed only "
+                          "outside its critical sections")
+                    : WriteImage(&path);
     if (!st.ok()) {
       ++failures_;
       last_error_ = st.message();
@@ -563,6 +588,7 @@ class SessionImpl {
       std::fflush(stdout);
       std::fflush(stderr);
       Stop();  // removes the registration unless kept above
+      ReleaseSoloGroup();
       std::exit(kExitCheckpointed);
     }
     if (registration_) Publish(false).IgnoreError();
@@ -601,6 +627,9 @@ class SessionImpl {
       // A member's own trigger: the whole group checkpoints, this member included.
       Event e = group_->AskCheckpoint((req & kBitExit) != 0);
       if (e != Event::kNone && (e == Event::kFailed || result == Event::kNone)) result = e;
+    } else if ((req & (kBitCheckpoint | kBitExit)) && group_ && group_->locks_held() != 0) {
+      // A group of one inside a critical section: served at the next safepoint outside it.
+      pending_->fetch_or(req & (kBitCheckpoint | kBitExit | kBitOutside), std::memory_order_relaxed);
     } else if (req & (kBitCheckpoint | kBitExit)) {
       if (reader_) FinishResume();
       Event e = DoCheckpoint((req & kBitExit) != 0, (req & kBitOutside) != 0);

@@ -1,10 +1,14 @@
-// ChildProcess on POSIX: posix_spawnp, waitpid(WNOHANG), SIGKILL.
+// ChildProcess on POSIX: fork + execve with a parent-death signal,
+// waitpid(WNOHANG), SIGKILL; termination requests by signal handlers.
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 
@@ -15,8 +19,65 @@ extern char** environ;
 
 namespace ckpt::platform {
 
+namespace {
+
+// execvp's search, done before fork: the path to run for `name`.
+Result<std::string> FindProgram(const std::string& name) {
+  if (name.find('/') != std::string::npos) return name;
+  const char* p = std::getenv("PATH");
+  std::string path = p != nullptr ? p : "/usr/local/bin:/usr/bin:/bin";
+  int err = ENOENT;
+  for (std::size_t start = 0;;) {
+    std::size_t end = path.find(':', start);
+    std::string dir = path.substr(start, end == std::string::npos ? std::string::npos : end - start);
+    std::string cand = (dir.empty() ? "." : dir) + "/" + name;
+    struct stat st;
+    if (::stat(cand.c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
+      if (::access(cand.c_str(), X_OK) == 0) return cand;
+      err = EACCES;
+    }
+    if (end == std::string::npos) break;
+    start = end + 1;
+  }
+  return PosixError("start", name, err);
+}
+
+std::atomic<int> g_termination{0};
+
+extern "C" void OnTerminationSignal(int sig) {
+  int none = 0;
+  g_termination.compare_exchange_strong(none, sig);
+}
+
+}  // namespace
+
+void CatchTerminationRequests() {
+  struct sigaction sa {};
+  sa.sa_handler = OnTerminationSignal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  for (int sig : {SIGINT, SIGTERM, SIGHUP}) ::sigaction(sig, &sa, nullptr);
+}
+
+int TerminationRequest() {
+  return g_termination.load();
+}
+
+std::string SignalName(int sig) {
+  switch (sig) {
+    case SIGINT:
+      return "SIGINT";
+    case SIGTERM:
+      return "SIGTERM";
+    case SIGHUP:
+      return "SIGHUP";
+    default:
+      return "signal " + std::to_string(sig);
+  }
+}
+
 Result<std::unique_ptr<ChildProcess>> ChildProcess::Start(const std::vector<std::string>& argv,
-                                                          const std::vector<std::string>& env) {
+                                                          const std::vector<std::string>& env, bool bound) {
   if (argv.empty()) return InvalidArgument("no program to run");
   std::vector<std::string> envs;
   for (char** e = environ; *e != nullptr; ++e) {
@@ -34,9 +95,45 @@ Result<std::unique_ptr<ChildProcess>> ChildProcess::Start(const std::vector<std:
   av.push_back(nullptr);
   for (const auto& e : envs) ev.push_back(const_cast<char*>(e.c_str()));
   ev.push_back(nullptr);
-  pid_t pid;
-  int rc = ::posix_spawnp(&pid, argv[0].c_str(), nullptr, nullptr, av.data(), ev.data());
-  if (rc != 0) return PosixError("start", argv[0], rc);
+  auto path = FindProgram(argv[0]);
+  if (!path.ok()) return path.status();
+  // After fork, only async-signal-safe calls: this process has other threads.
+  int report[2];
+  if (::pipe2(report, O_CLOEXEC) != 0) return PosixError("start", argv[0], errno);
+  pid_t parent = ::getpid();
+  pid_t pid = ::fork();
+  if (pid < 0) {
+    int e = errno;
+    ::close(report[0]);
+    ::close(report[1]);
+    return PosixError("start", argv[0], e);
+  }
+  if (pid == 0) {
+    ::close(report[0]);
+    // Never outlive the coordinator (the signal comes when the thread that
+    // forked ends); if it has ended already, do not start at all.
+    if (bound) {
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (::getppid() != parent) ::_exit(127);
+    }
+    ::execve(path->c_str(), av.data(), ev.data());
+    int e = errno;
+    ssize_t w = ::write(report[1], &e, sizeof e);
+    (void)w;
+    ::_exit(127);
+  }
+  ::close(report[1]);
+  int e = 0;
+  ssize_t n;
+  while ((n = ::read(report[0], &e, sizeof e)) < 0 && errno == EINTR) {
+  }
+  ::close(report[0]);
+  if (n == sizeof e) {  // exec failed: the pipe carried its errno
+    int st;
+    while (::waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+    }
+    return PosixError("start", argv[0], e);
+  }
   return std::unique_ptr<ChildProcess>(new ChildProcess(pid, 0));
 }
 
@@ -89,6 +186,10 @@ int ChildProcess::Wait() {
       status_ = 128 + WTERMSIG(st);
   }
   return *status_;
+}
+
+void ChildProcess::Terminate() {
+  if (!status_) ::kill(static_cast<pid_t>(pid_), SIGTERM);
 }
 
 void ChildProcess::Kill() {

@@ -92,6 +92,11 @@ Result<std::unique_ptr<SharedSegment>> SharedSegment::Open(const std::string& na
     if (st.st_size != 0 || waited >= wait_ms) break;
     ::usleep(1000);  // the creator has not sized it yet
   }
+  if (st.st_uid != ::geteuid()) {  // made by someone else first: never share memory with them
+    ::close(fd);
+    return FailedPrecondition("shared segment " + pn + " belongs to user " + std::to_string(st.st_uid) +
+                              ", not to this one");
+  }
   if (static_cast<std::uint64_t>(st.st_size) != size) {
     ::close(fd);
     return FailedPrecondition("shared segment " + name + " has " + std::to_string(st.st_size) +

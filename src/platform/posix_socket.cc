@@ -7,6 +7,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <chrono>
+
 #include "platform/posix_util.h"
 #include "platform/socket.h"
 
@@ -44,9 +46,17 @@ Status Socket::SendAll(const void* data, std::size_t size) {
   return Status::Ok();
 }
 
-Status Socket::RecvAll(void* data, std::size_t size) {
+Status Socket::RecvAll(void* data, std::size_t size, int timeout_ms) {
   char* p = static_cast<char*>(data);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   while (size > 0) {
+    if (timeout_ms >= 0) {
+      auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      Status st = WaitReadable(left.count() < 0 ? 0 : static_cast<int>(left.count()));
+      if (st.code() == Code::kTimeout) return Timeout("the peer sent an incomplete message");
+      RETURN_IF_ERROR(st);
+    }
     ssize_t n = ::recv(static_cast<int>(fd_), p, size, 0);
     if (n < 0) {
       if (errno == EINTR) continue;

@@ -1,6 +1,12 @@
 // Child processes for the group coordinator: start without waiting, poll for
 // exit, kill. posix_process.cc / windows_process.cc. Not thread-safe: one
 // thread owns a ChildProcess.
+//
+// A child never outlives this process (unless started unbound): on Linux it gets SIGKILL when the
+// thread that started it ends (PR_SET_PDEATHSIG; start children from a thread
+// that lives as long as they should), on Windows it runs in a job object that
+// kills it when this process's handle to the job closes
+// (JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE), however this process ends.
 #pragma once
 
 #include <cstdint>
@@ -17,8 +23,9 @@ class ChildProcess {
  public:
   // Starts argv[0] (searched in PATH) with `env` ("NAME=value") added to this
   // process's environment.
+  // `bound` = false: a plain child that may outlive this process (ExecProgram).
   static Result<std::unique_ptr<ChildProcess>> Start(const std::vector<std::string>& argv,
-                                                     const std::vector<std::string>& env);
+                                                     const std::vector<std::string>& env, bool bound = true);
   ~ChildProcess();
   std::int64_t pid() const { return pid_; }
   // The exit status once it has exited (128+N for a POSIX signal N), else nullopt.
@@ -27,6 +34,9 @@ class ChildProcess {
   int Wait();
   // Kills it (SIGKILL / TerminateProcess) and reaps it.
   void Kill();
+  // Asks it to end (SIGTERM; on Windows, where there is no such request,
+  // TerminateProcess); does not wait.
+  void Terminate();
   // "exit status 3", "killed by signal 9".
   static std::string Describe(int status);
 
@@ -36,6 +46,16 @@ class ChildProcess {
   std::intptr_t handle_;
   std::optional<int> status_;
 };
+
+// Termination requests to this process (POSIX: SIGINT, SIGTERM, SIGHUP;
+// Windows: Ctrl-C, Ctrl-Break, closing the console) no longer end it once
+// CatchTerminationRequests() was called: TerminationRequest() then returns the
+// POSIX signal number (Windows: 2 for Ctrl-C, 15 otherwise; 0 while none
+// came), and the caller ends in order.
+void CatchTerminationRequests();
+int TerminationRequest();
+// "SIGINT", "SIGTERM", "SIGHUP", or "signal N".
+std::string SignalName(int sig);
 
 // Runs a program to its end: ChildProcess::Start + Wait. Returns its exit
 // status (128+N when killed by POSIX signal N).

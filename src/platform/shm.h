@@ -61,7 +61,8 @@ class WaitQueue {
   WaitQueue& operator=(const WaitQueue&) = delete;
 
   // Blocks while *word == expected, until a Wake, or `timeout_ms` (< 0: no
-  // limit). May return early; callers re-check their condition.
+  // limit). May return early (on Windows at least every 50 ms, as a wake-up
+  // can be taken by another waiter); callers re-check their condition.
   void Wait(std::uint32_t expected, int timeout_ms = -1);
   // Wakes up to `n` waiters.
   void Wake(std::uint32_t n);

@@ -20,8 +20,9 @@ class Socket {
   Socket& operator=(const Socket&) = delete;
 
   Status SendAll(const void* data, std::size_t size);
-  // Reads exactly `size` bytes; NotFound("... closed") when the peer closed first.
-  Status RecvAll(void* data, std::size_t size);
+  // Reads exactly `size` bytes; NotFound("... closed") when the peer closed
+  // first; Timeout when they did not all arrive within `timeout_ms` (-1: no limit).
+  Status RecvAll(void* data, std::size_t size, int timeout_ms = -1);
   // Waits up to `timeout_ms` (-1: forever) until a read would not block
   // (data, or the peer closed); Timeout when nothing came.
   Status WaitReadable(int timeout_ms);

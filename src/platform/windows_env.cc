@@ -47,6 +47,24 @@ Status WindowsError(const std::string& op, const std::string& object, unsigned l
   return IoError(m);
 }
 
+// MoveFileEx onto a file that another process has open fails (access
+// denied, sharing violation) even when it was opened with FILE_SHARE_DELETE:
+// a registration replaced while `ckpt checkpoint PID` reads it stayed at its
+// old generation, and the command reported "exited without writing a
+// checkpoint" for a program that had written one (hetero_windows). Readers
+// hold such files for moments: retry for up to 5 s.
+bool MoveFileReplacing(const std::wstring& from, const std::wstring& to) {
+  for (int waited_ms = 0;; waited_ms += 10) {
+    if (MoveFileExW(from.c_str(), to.c_str(), MOVEFILE_REPLACE_EXISTING | MOVEFILE_WRITE_THROUGH))
+      return true;
+    DWORD e = GetLastError();
+    if ((e != ERROR_ACCESS_DENIED && e != ERROR_SHARING_VIOLATION && e != ERROR_LOCK_VIOLATION) ||
+        waited_ms >= 5000)
+      return false;
+    Sleep(10);
+  }
+}
+
 namespace {
 
 class WinWritableFile final : public BufferedWritableFile {
@@ -107,8 +125,9 @@ class WinTempFile final : public TempFile {
   Result<bool> Commit(const std::string& path, bool replace) override {
     if (committed_) return Internal("temporary file " + path_ + " committed twice");
     RETURN_IF_ERROR(file_->Close());
-    DWORD flags = MOVEFILE_WRITE_THROUGH | (replace ? MOVEFILE_REPLACE_EXISTING : 0);
-    if (!MoveFileExW(Widen(path_).c_str(), Widen(path).c_str(), flags)) {
+    bool moved = replace ? MoveFileReplacing(Widen(path_), Widen(path))
+                         : MoveFileExW(Widen(path_).c_str(), Widen(path).c_str(), MOVEFILE_WRITE_THROUGH);
+    if (!moved) {
       DWORD e = GetLastError();
       if (!replace && (e == ERROR_ALREADY_EXISTS || e == ERROR_FILE_EXISTS)) return false;
       return WindowsError("rename", path_ + " to " + path, e);
@@ -223,8 +242,7 @@ class WinEnv final : public Env {
         new WinRandomAccessFile(path, h, static_cast<std::uint64_t>(sz.QuadPart)));
   }
   Status RenameFile(const std::string& from, const std::string& to) override {
-    if (!MoveFileExW(Widen(from).c_str(), Widen(to).c_str(),
-                     MOVEFILE_REPLACE_EXISTING | MOVEFILE_WRITE_THROUGH))
+    if (!MoveFileReplacing(Widen(from), Widen(to)))
       return WindowsError("rename", from + " to " + to, GetLastError());
     return Status::Ok();
   }

@@ -1,6 +1,9 @@
-// ChildProcess on Windows: CreateProcessW, WaitForSingleObject, TerminateProcess.
+// ChildProcess on Windows: CreateProcessW into a kill-on-close job object,
+// WaitForSingleObject, TerminateProcess; termination requests by a console
+// control handler.
 #include <windows.h>
 
+#include <atomic>
 #include <cstdlib>
 
 #include "platform/process.h"
@@ -8,8 +11,50 @@
 
 namespace ckpt::platform {
 
+namespace {
+
+// The job every child runs in. Its only handle is this process's (not
+// inheritable), so when this process ends, however it ends, the job closes
+// and Windows kills the children.
+HANDLE ChildrenJob() {
+  static HANDLE job = [] {
+    HANDLE j = CreateJobObjectW(nullptr, nullptr);
+    if (j == nullptr) return static_cast<HANDLE>(nullptr);
+    JOBOBJECT_EXTENDED_LIMIT_INFORMATION info{};
+    info.BasicLimitInformation.LimitFlags = JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE;
+    if (!SetInformationJobObject(j, JobObjectExtendedLimitInformation, &info, sizeof info)) {
+      CloseHandle(j);
+      return static_cast<HANDLE>(nullptr);
+    }
+    return j;
+  }();
+  return job;
+}
+
+std::atomic<int> g_termination{0};
+
+BOOL WINAPI OnConsoleControl(DWORD type) {
+  int none = 0;
+  g_termination.compare_exchange_strong(none, type == CTRL_C_EVENT ? 2 : 15);
+  return TRUE;  // handled: the coordinator stops its members and ends in order
+}
+
+}  // namespace
+
+void CatchTerminationRequests() {
+  SetConsoleCtrlHandler(OnConsoleControl, TRUE);
+}
+
+int TerminationRequest() {
+  return g_termination.load();
+}
+
+std::string SignalName(int sig) {
+  return sig == 2 ? "Ctrl-C" : "a termination request";
+}
+
 Result<std::unique_ptr<ChildProcess>> ChildProcess::Start(const std::vector<std::string>& argv,
-                                                          const std::vector<std::string>& env) {
+                                                          const std::vector<std::string>& env, bool bound) {
   if (argv.empty()) return InvalidArgument("no program to run");
   for (const auto& e : env) {  // inherited by the child
     auto eq = e.find('=');
@@ -23,15 +68,22 @@ Result<std::unique_ptr<ChildProcess>> ChildProcess::Start(const std::vector<std:
   STARTUPINFOW si{};
   si.cb = sizeof si;
   PROCESS_INFORMATION pi{};
-  if (!CreateProcessW(nullptr, cmd.data(), nullptr, nullptr, TRUE, 0, nullptr, nullptr, &si, &pi))
+  if (!CreateProcessW(nullptr, cmd.data(), nullptr, nullptr, TRUE, CREATE_SUSPENDED, nullptr, nullptr, &si,
+                      &pi))
     return WindowsError("start", argv[0], GetLastError());
+  // Into the job before it runs a single instruction (where jobs cannot nest,
+  // it runs outside: a member still ends when its coordinator's channel closes).
+  if (HANDLE job = bound ? ChildrenJob() : nullptr; job != nullptr)
+    AssignProcessToJobObject(job, pi.hProcess);
+  ResumeThread(pi.hThread);
   CloseHandle(pi.hThread);
   return std::unique_ptr<ChildProcess>(new ChildProcess(static_cast<std::int64_t>(pi.dwProcessId),
                                                         reinterpret_cast<std::intptr_t>(pi.hProcess)));
 }
 
 Status ExecProgram(const std::vector<std::string>& argv, const std::vector<std::string>& env) {
-  auto child = ChildProcess::Start(argv, env);
+  // As on POSIX, where the program replaces this process, what it starts may outlive it.
+  auto child = ChildProcess::Start(argv, env, false);
   if (!child.ok()) return child.status();
   int status = (*child)->Wait();
   std::exit(status);
@@ -60,6 +112,10 @@ int ChildProcess::Wait() {
   GetExitCodeProcess(h, &code);
   status_ = static_cast<int>(code);
   return *status_;
+}
+
+void ChildProcess::Terminate() {
+  if (!status_) TerminateProcess(reinterpret_cast<HANDLE>(handle_), 143);
 }
 
 void ChildProcess::Kill() {

@@ -99,10 +99,21 @@ WaitQueue::~WaitQueue() {
   CloseHandle(reinterpret_cast<HANDLE>(handle_));
 }
 
+// A semaphore's tokens are not tied to the waiter they were released for.
+// Between a waiter's check of the word and its WaitForSingleObject, another
+// waiter of the same queue can be woken, find its condition still false, wait
+// again and take the token meant for the first, which then sleeps through
+// its wake-up (group_wine_migration hung that way: every member asleep in a
+// barrier that had completed for one of them). So no wait lasts longer than
+// kWaitSliceMs: a waiter whose token was taken returns within it, and the
+// caller re-checks its condition (every caller loops; see shm.h).
+constexpr DWORD kWaitSliceMs = 50;
+
 void WaitQueue::Wait(std::uint32_t expected, int timeout_ms) {
   if (word_->load() != expected) return;
-  WaitForSingleObject(reinterpret_cast<HANDLE>(handle_),
-                      timeout_ms < 0 ? INFINITE : static_cast<DWORD>(timeout_ms));
+  DWORD ms = timeout_ms < 0 || static_cast<DWORD>(timeout_ms) > kWaitSliceMs ? kWaitSliceMs
+                                                                             : static_cast<DWORD>(timeout_ms);
+  WaitForSingleObject(reinterpret_cast<HANDLE>(handle_), ms);
 }
 
 void WaitQueue::Wake(std::uint32_t n) {

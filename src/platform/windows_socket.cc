@@ -2,6 +2,8 @@
 #include <winsock2.h>
 #include <ws2tcpip.h>
 
+#include <chrono>
+
 #include "platform/socket.h"
 #include "platform/windows_util.h"
 
@@ -50,9 +52,17 @@ Status Socket::SendAll(const void* data, std::size_t size) {
   return Status::Ok();
 }
 
-Status Socket::RecvAll(void* data, std::size_t size) {
+Status Socket::RecvAll(void* data, std::size_t size, int timeout_ms) {
   char* p = static_cast<char*>(data);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   while (size > 0) {
+    if (timeout_ms >= 0) {
+      auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      Status st = WaitReadable(left.count() < 0 ? 0 : static_cast<int>(left.count()));
+      if (st.code() == Code::kTimeout) return Timeout("the peer sent an incomplete message");
+      RETURN_IF_ERROR(st);
+    }
     int chunk = size > (1u << 30) ? (1 << 30) : static_cast<int>(size);
     int n = recv(S(fd_), p, chunk, 0);
     if (n == SOCKET_ERROR) return WsaError("receive from", "loopback peer");

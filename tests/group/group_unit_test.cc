@@ -2,16 +2,23 @@
 // sections, spec files, the semaphore/barrier algorithms (including withdrawn
 // waits), and fixed-base segments.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <chrono>
+#include <cstdio>
 #include <thread>
 
 #include "ckpt/ckpt.hpp"
 #include "group/control.h"
 #include "group/group_image.h"
+#include "group/protocol.h"
 #include "group/spec.h"
 #include "group/sync.h"
 #include "platform/env.h"
+#include "platform/secure.h"
 #include "platform/shm.h"
+#include "platform/socket.h"
 
 namespace ckpt::group {
 namespace {
@@ -156,6 +163,48 @@ TEST(SoloGroup, ObjectsWorkWithoutCoordinator) {
   EXPECT_FALSE(m.try_lock());
   m.unlock();
   g.barrier("b").wait();  // one party: passes
+}
+
+TEST(Secure, HexAndConstantTimeCompare) {
+  std::string raw("\x00\x7f\xff\x10", 4), back;
+  EXPECT_EQ(platform::HexEncode(raw), "007fff10");
+  ASSERT_TRUE(platform::HexDecode("007FfF10", &back));
+  EXPECT_EQ(back, raw);
+  EXPECT_FALSE(platform::HexDecode("abc", &back));
+  EXPECT_FALSE(platform::HexDecode("zz", &back));
+  EXPECT_TRUE(platform::ConstantTimeEqual("secret", "secret"));
+  EXPECT_FALSE(platform::ConstantTimeEqual("secret", "secreT"));
+  EXPECT_FALSE(platform::ConstantTimeEqual("secret", "secret2"));
+  unsigned char a[32] = {}, b[32] = {};
+  ASSERT_TRUE(platform::RandomBytes(a, sizeof a).ok());
+  ASSERT_TRUE(platform::RandomBytes(b, sizeof b).ok());
+  EXPECT_NE(std::string(reinterpret_cast<char*>(a), 32), std::string(reinterpret_cast<char*>(b), 32));
+}
+
+// A peer that starts a message and stops: the read gives up (Timeout), it does not hang.
+TEST(Channel, IncompleteMessageTimesOut) {
+  auto listener = platform::Listener::Loopback();
+  ASSERT_TRUE(listener.ok());
+  auto client = platform::ConnectLoopback((*listener)->port());
+  ASSERT_TRUE(client.ok());
+  auto server = (*listener)->Accept(5000);
+  ASSERT_TRUE(server.ok());
+  ASSERT_TRUE((*client)->SendAll("\x02\x00", 2).ok());
+  Channel ch(std::move(server).value());
+  auto m = ch.Recv(5000, kMaxPayload, 200);
+  EXPECT_EQ(m.status().code(), Code::kTimeout) << m.status().message();
+  Channel quiet(std::move(client).value());
+  EXPECT_EQ(quiet.Recv(100).status().code(), Code::kTimeout);  // nothing at all within 100 ms
+}
+
+TEST(Channel, AuthRoundTrip) {
+  Auth a;
+  a.secret = std::string(kSecretBytes, '\x5a');
+  Auth b;
+  ASSERT_TRUE(DecodeAuth(EncodeAuth(a), &b).ok());
+  EXPECT_EQ(b.version, kProtocolVersion);
+  EXPECT_EQ(b.secret, a.secret);
+  EXPECT_EQ(DecodeAuth(EncodeAuth(a) + "x", &b).code(), Code::kCorruption);
 }
 
 }  // namespace

@@ -200,6 +200,48 @@ def windows():
         print("ok   windows: ckpt.exe checkpoint PID and --exit via named events; finished on Linux identically")
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    windows_registration_held(win)
+
+
+def windows_registration_held(win):
+    """The program replaces its registration while another Windows process has it open, as
+    `ckpt.exe checkpoint PID` does for moments while it polls. MoveFileEx then fails; the program
+    must retry, or the command never sees the checkpoint and says the program "exited without
+    writing a checkpoint" (hetero_windows failed so once)."""
+    work = tempdir("winhold")
+    rt = os.path.join(work, "rt")
+    os.mkdir(rt)
+    e = env(CKPT_RUNTIME_DIR=wine_path(rt))
+    proc = subprocess.Popen(win.cmd("heat", "96", "100000000", "--ckpt-dir", "."), cwd=work, env=e,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        pid = None
+        for _ in range(3000):
+            regs = [f for f in os.listdir(rt) if f.endswith(".json")]
+            if regs:
+                pid = regs[0][:-5]
+                break
+            time.sleep(0.01)
+        check(pid is not None, "the Windows program did not register")
+        # ping's standard input is the registration: cmd holds it open for ~3 s.
+        holder = subprocess.Popen(["wine", "cmd", "/c", "ping -n 4 127.0.0.1 < %s > NUL" %
+                                   wine_path(os.path.join(rt, pid + ".json"))], cwd=work, env=e,
+                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(1)
+        p = run(win.cmd("ckpt", "checkpoint", pid, "--exit", "--timeout", "60"), cwd=work,
+                env_extra={"CKPT_RUNTIME_DIR": wine_path(rt)})
+        holder.wait(timeout=60)
+        check(p.returncode == 0, "ckpt.exe checkpoint --exit with the registration held open: %s %s" %
+              (p.stdout, p.stderr))
+        out, err = proc.communicate(timeout=120)
+        check(proc.returncode == 75, "Windows program exit status %d: %s" % (proc.returncode, err))
+        check(len(images(work)) == 1, "images: %s" % images(work))
+        print("ok   windows: a registration held open by a reader is still updated")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def dists():

@@ -10,6 +10,7 @@
 #include "image/reader.h"
 #include "lib/program_image.h"
 #include "lib/registration.h"
+#include "platform/secure.h"
 
 namespace ckpt::cli {
 
@@ -112,8 +113,15 @@ int CheckpointGroup(const nlohmann::json& reg, bool exit, double timeout, bool j
   auto sock = platform::ConnectLoopback(port);
   if (!sock.ok()) return ReportError(sock.status().WithContext("group " + name + "'s coordinator"));
   group::Channel ch(std::move(sock).value());
-  Status st =
-      ch.Send(group::Msg::kClientCheckpoint, group::EncodeNote({0, static_cast<std::uint8_t>(exit), ""}));
+  // Proves this client belongs: the group's secret, from the owner-only registration.
+  group::Auth auth;
+  auto secret = reg.find("secret");
+  std::string hex = secret != reg.end() && secret->is_string() ? secret->get<std::string>() : "";
+  if (!platform::HexDecode(hex, &auth.secret))
+    return ReportError(Corruption("group " + name + "'s registration holds a malformed secret"));
+  Status st = ch.Send(group::Msg::kAuth, group::EncodeAuth(auth));
+  if (st.ok())
+    st = ch.Send(group::Msg::kClientCheckpoint, group::EncodeNote({0, static_cast<std::uint8_t>(exit), ""}));
   if (!st.ok()) return ReportError(st);
   // The coordinator enforces the members' own timeout; this one bounds how
   // long the command waits for its answer.
@@ -129,6 +137,7 @@ int CheckpointGroup(const nlohmann::json& reg, bool exit, double timeout, bool j
   group::Note n;
   if (!group::DecodeNote(reply->payload, &n).ok())
     return ReportError(Corruption("malformed reply from the coordinator"));
+  if (reply->type == group::Msg::kRefused) return ReportError(FailedPrecondition(n.text));
   if (n.flag != 1) return ReportError(IoError("group " + name + ": " + n.text));
   if (json) {
     nlohmann::ordered_json j = {{"group", name}, {"image", n.text}, {"exited", exit}};

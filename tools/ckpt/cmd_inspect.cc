@@ -138,6 +138,11 @@ int Run(const InspectOptions& o) {
     }
   }
   if (is_program) j["variables"] = vars;
+  if (is_program) {
+    nlohmann::ordered_json objs;
+    if (Status st = InspectSoloObjects(r, &objs); !st.ok()) return ReportError(st.WithContext(path));
+    if (!objs.is_null()) j["group_objects"] = objs;  // a group of one's objects
+  }
   if (h.kind == image::ImageKind::kGroup) {
     nlohmann::ordered_json g;
     Status st = InspectGroup(r, &g);
@@ -196,6 +201,10 @@ int Run(const InspectOptions& o) {
                   HumanBytes(v["stored_bytes"].get<std::uint64_t>()).c_str(),
                   v["codec"].get<std::string>().c_str());
         if (v.contains("value")) PrintText("      = %s\n", v["value"].get<std::string>().c_str());
+      }
+      if (j.contains("group_objects")) {
+        std::printf("group objects (a group of one)\n");
+        PrintGroupObjects(j["group_objects"]);
       }
     } else if (is_process) {
       PrintProcessImage(j);

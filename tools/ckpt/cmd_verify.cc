@@ -46,6 +46,8 @@ Status VerifyOne(const std::string& path, std::string* resolved, std::size_t* ns
         return Corruption(*resolved + ": variable '" + s.name + "' (" + s.attrs + "): " + sr.error());
       ++*nvar;
     }
+    nlohmann::ordered_json objs;  // a group of one's objects: decoded, each segment present
+    RETURN_IF_ERROR(InspectSoloObjects(*r, &objs));
   }
   return Status::Ok();
 }

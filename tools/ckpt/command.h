@@ -73,6 +73,10 @@ std::string JsonBytesValue(const nlohmann::json& obj, const char* key, const std
 // The group part of `ckpt inspect` (inspect_group.cc).
 Status InspectGroup(const image::ImageReader& r, nlohmann::ordered_json* out);
 void PrintGroup(const nlohmann::ordered_json& group);
+// A group of one's objects in a program image ("" json when it has none);
+// Corruption when a segment's contents are missing.
+Status InspectSoloObjects(const image::ImageReader& r, nlohmann::ordered_json* out);
+void PrintGroupObjects(const nlohmann::ordered_json& objects);
 // The coordinator options `ckpt run` and `ckpt resume` (of a group image) share.
 void AddGroupOptions(CLI::App* c, group::CoordinatorOptions* co);
 // `ckpt resume` of a group image (cmd_resume_group.cc).

@@ -7,31 +7,9 @@
 
 namespace ckpt::cli {
 
-Status InspectGroup(const image::ImageReader& r, nlohmann::ordered_json* out) {
-  const image::SectionInfo* gs = r.Find(group::kSectionGroup);
-  const image::SectionInfo* os = r.Find(group::kSectionObjects);
-  if (gs == nullptr || os == nullptr)
-    return Corruption(r.source().Name() + ": GROUP or OBJECTS section missing");
-  ASSIGN_OR_RETURN(std::string gdata, r.ReadSection(*gs));
-  group::GroupRecord g;
-  RETURN_IF_ERROR(group::DecodeGroup(gdata, &g));
-  ASSIGN_OR_RETURN(std::string odata, r.ReadSection(*os));
-  std::vector<group::ObjectRecord> objs;
-  RETURN_IF_ERROR(group::DecodeObjects(odata, &objs));
-  nlohmann::ordered_json j;
-  j["name"] = g.name;
-  j["checkpoint"] = g.seq;
-  j["resumes"] = g.resumes;
-  nlohmann::ordered_json members = nlohmann::ordered_json::array();
-  for (const auto& m : g.members) {
-    members.push_back({{"rank", m.rank},
-                       {"platform", m.platform},
-                       {"program", m.program},
-                       {"args", m.args},
-                       {"launch", m.launch},
-                       {"pending_wait", m.pending_wait}});
-  }
-  j["members"] = members;
+namespace {
+
+nlohmann::ordered_json ObjectsJson(const std::vector<group::ObjectRecord>& objs) {
   nlohmann::ordered_json objects = nlohmann::ordered_json::array();
   for (const auto& o : objs) {
     nlohmann::ordered_json x = {
@@ -58,23 +36,61 @@ Status InspectGroup(const image::ImageReader& r, nlohmann::ordered_json* out) {
     }
     objects.push_back(x);
   }
-  j["objects"] = objects;
+  return objects;
+}
+
+Result<std::vector<group::ObjectRecord>> ReadObjects(const image::ImageReader& r,
+                                                     const image::SectionInfo& os) {
+  ASSIGN_OR_RETURN(std::string odata, r.ReadSection(os));
+  std::vector<group::ObjectRecord> objs;
+  RETURN_IF_ERROR(group::DecodeObjects(odata, &objs));
+  return objs;
+}
+
+}  // namespace
+
+Status InspectSoloObjects(const image::ImageReader& r, nlohmann::ordered_json* out) {
+  const image::SectionInfo* os = r.Find(group::kSectionObjects);
+  if (os == nullptr) return Status::Ok();
+  ASSIGN_OR_RETURN(auto objs, ReadObjects(r, *os));
+  for (const auto& o : objs) {
+    if (o.kind == group::ObjKind::kSegment && r.Find(group::kSectionSegment, o.name) == nullptr)
+      return Corruption(r.source().Name() + ": segment '" + o.name + "' has no SEGMENT section");
+  }
+  *out = ObjectsJson(objs);
+  return Status::Ok();
+}
+
+Status InspectGroup(const image::ImageReader& r, nlohmann::ordered_json* out) {
+  const image::SectionInfo* gs = r.Find(group::kSectionGroup);
+  const image::SectionInfo* os = r.Find(group::kSectionObjects);
+  if (gs == nullptr || os == nullptr)
+    return Corruption(r.source().Name() + ": GROUP or OBJECTS section missing");
+  ASSIGN_OR_RETURN(std::string gdata, r.ReadSection(*gs));
+  group::GroupRecord g;
+  RETURN_IF_ERROR(group::DecodeGroup(gdata, &g));
+  ASSIGN_OR_RETURN(auto objs, ReadObjects(r, *os));
+  nlohmann::ordered_json j;
+  j["name"] = g.name;
+  j["checkpoint"] = g.seq;
+  j["resumes"] = g.resumes;
+  nlohmann::ordered_json members = nlohmann::ordered_json::array();
+  for (const auto& m : g.members) {
+    members.push_back({{"rank", m.rank},
+                       {"platform", m.platform},
+                       {"program", m.program},
+                       {"args", m.args},
+                       {"launch", m.launch},
+                       {"pending_wait", m.pending_wait}});
+  }
+  j["members"] = members;
+  j["objects"] = ObjectsJson(objs);
   *out = j;
   return Status::Ok();
 }
 
-void PrintGroup(const nlohmann::ordered_json& g) {
-  PrintText("group       %s, checkpoint %llu (resumed %llu times before)\n",
-            g["name"].get<std::string>().c_str(),
-            static_cast<unsigned long long>(g["checkpoint"].get<std::uint64_t>()),
-            static_cast<unsigned long long>(g["resumes"].get<std::uint64_t>()));
-  for (const auto& m : g["members"]) {
-    std::string w = m["pending_wait"].get<std::string>();
-    PrintText("  member %-3llu %-16s %s%s\n", static_cast<unsigned long long>(m["rank"].get<std::uint64_t>()),
-              m["platform"].get<std::string>().c_str(), m["program"].get<std::string>().c_str(),
-              w.empty() ? "" : ("   [waiting: " + w + "]").c_str());
-  }
-  for (const auto& o : g["objects"]) {
+void PrintGroupObjects(const nlohmann::ordered_json& objects) {
+  for (const auto& o : objects) {
     std::string kind = o["kind"].get<std::string>(), detail;
     if (kind == "segment") {
       detail = HumanBytes(o["bytes"].get<std::uint64_t>()) + ", " + o["type"].get<std::string>();
@@ -95,6 +111,20 @@ void PrintGroup(const nlohmann::ordered_json& g) {
     }
     PrintText("  %-9s %-24s %s\n", kind.c_str(), o["name"].get<std::string>().c_str(), detail.c_str());
   }
+}
+
+void PrintGroup(const nlohmann::ordered_json& g) {
+  PrintText("group       %s, checkpoint %llu (resumed %llu times before)\n",
+            g["name"].get<std::string>().c_str(),
+            static_cast<unsigned long long>(g["checkpoint"].get<std::uint64_t>()),
+            static_cast<unsigned long long>(g["resumes"].get<std::uint64_t>()));
+  for (const auto& m : g["members"]) {
+    std::string w = m["pending_wait"].get<std::string>();
+    PrintText("  member %-3llu %-16s %s%s\n", static_cast<unsigned long long>(m["rank"].get<std::uint64_t>()),
+              m["platform"].get<std::string>().c_str(), m["program"].get<std::string>().c_str(),
+              w.empty() ? "" : ("   [waiting: " + w + "]").c_str());
+  }
+  PrintGroupObjects(g["objects"]);
 }
 
 }  // namespace ckpt::cli
