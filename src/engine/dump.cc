@@ -15,6 +15,7 @@
 #include "engine/engine.h"
 #include "engine/files.h"
 #include "engine/filetable.h"
+#include "engine/guard.h"
 #include "engine/mm.h"
 #include "engine/pagemap.h"
 #include "engine/pipes.h"
@@ -31,6 +32,7 @@
 #include "engine/vdso.h"
 #include "platform/env.h"
 #include "platform/posix_util.h"
+#include "util/bytes.h"
 
 namespace ckpt::engine {
 
@@ -160,18 +162,31 @@ void PrepareReaping(const std::vector<Member>& members, const std::vector<Member
   }
 }
 
-}  // namespace
+// The error of a dump that a signal (or the death of ckpt) stopped before
+// its image was complete: everything was put back.
+Status InterruptedError(const DumpOptions& o, const Status& release) {
+  std::string msg = "dump of process " + std::to_string(o.pid) + " " + InterruptionText() +
+                    " before the image was complete: everything ckpt had changed was put back and " +
+                    (o.tree ? "the processes run on" : "the process runs on") +
+                    " as before; no image was written (a previous image in " + o.dir + " is unchanged)";
+  if (!release.ok()) msg += "; but letting them go failed: " + release.message();
+  return FailedPrecondition(msg);
+}
 
-Result<DumpStats> Dump(const DumpOptions& o) {
+Result<DumpStats> DumpHere(const DumpOptions& o) {
   DumpStats stats;
   std::int64_t t0 = NowNs();
   platform::Env* env = platform::Env::Default();
+  RETURN_IF_ERROR(CheckInterrupted().WithContext("dump of process " + std::to_string(o.pid)));
   RETURN_IF_ERROR(env->CreateDirs(o.dir));
   std::string final_path = platform::JoinPath(o.dir, kImageFileName);
   std::string tmp_path = final_path + ".tmp";
   stats.image_path = final_path;
 
-  ASSIGN_OR_RETURN(FrozenTree tree, FreezeTree(o.pid, o.tree));
+  auto frozen = FreezeTree(o.pid, o.tree);
+  if (!frozen.ok() && Interruption() != 0) return InterruptedError(o, Status::Ok());
+  if (!frozen.ok()) return frozen.status();
+  FrozenTree tree = std::move(frozen).value();
   std::int64_t t_frozen = NowNs();
   stats.phases.freeze_ns = t_frozen - t0;
   // Adds the time since the last mark to `phase`.
@@ -219,9 +234,12 @@ Result<DumpStats> Dump(const DumpOptions& o) {
     std::vector<pid_t> pids;
     for (const auto& d : md) pids.push_back(d.pid);
     RETURN_IF_ERROR(ipc.EnterOf(pids));
-    for (auto& d : md)
+    for (auto& d : md) {
+      RETURN_IF_ERROR(CheckInterrupted());
       RETURN_IF_ERROR(
           Collect(*d.fp, &d.m, &d.blobs, &d.gadget).WithContext("process " + std::to_string(d.pid)));
+    }
+    RETURN_IF_ERROR(CheckInterrupted());
     lap(&stats.phases.collect_ns);
     std::vector<ProcessModel*> models;
     for (auto& d : md) models.push_back(&d.m);
@@ -231,15 +249,18 @@ Result<DumpStats> Dump(const DumpOptions& o) {
     RETURN_IF_ERROR(DumpPipes(pids, models, &tree_blobs));
     SharedMemDump shm;
     for (auto& d : md) RETURN_IF_ERROR(shm.AddMember(d.pid, &d.m, &d.blobs, &t));
+    RETURN_IF_ERROR(CheckInterrupted());
     std::vector<SysvMember> sysv_members;
     for (auto& d : md) sysv_members.push_back({d.pid, d.fp, d.gadget});
     RETURN_IF_ERROR(sysv.Collect(sysv_members, o.ipc_ids, o.leave_running, &t));
     stats.comm_ns += NowNs() - tc;
     lap(&stats.phases.comm_ns);
+    RETURN_IF_ERROR(CheckInterrupted());
     for (auto& d : md) {
       ASSIGN_OR_RETURN(d.candidates, CollectPopulatedPages(d.pid, d.m.vmas));
     }
     lap(&stats.phases.pagemap_ns);
+    RETURN_IF_ERROR(CheckInterrupted());
     ASSIGN_OR_RETURN(auto file, env->NewWritableFile(tmp_path));
     image::WriterOptions wo;
     wo.frame_size = kImageFrameSize;  // one frame per dump chunk: written without a copy
@@ -274,6 +295,7 @@ Result<DumpStats> Dump(const DumpOptions& o) {
     }
     lap(&stats.phases.pages_ns);
     tc = NowNs();
+    RETURN_IF_ERROR(CheckInterrupted());
     for (const auto& b : tree_blobs) RETURN_IF_ERROR(w.AddSection(kSecBlob, b.name, "", b.data));
     std::int64_t tw = NowNs();
     RETURN_IF_ERROR(shm.WritePages(&w, &t, &stats.shared_bytes));
@@ -283,6 +305,7 @@ Result<DumpStats> Dump(const DumpOptions& o) {
     stats.tree_meta_bytes = file->Position() - before_tree;
     stats.comm_ns += NowNs() - tc;
     lap(&stats.phases.comm_ns);
+    RETURN_IF_ERROR(CheckInterrupted());
     RETURN_IF_ERROR(w.Finish());
     stats.image_bytes = file->Position();
     if (o.leave_running) {
@@ -303,6 +326,9 @@ Result<DumpStats> Dump(const DumpOptions& o) {
     }
     if (o.sync) RETURN_IF_ERROR(file->Sync());
     RETURN_IF_ERROR(file->Close());
+    // The last moment a signal undoes the dump: once the image is in place
+    // the dump is finished whatever arrives (docs/engine.md).
+    RETURN_IF_ERROR(CheckInterrupted());
     ASSIGN_OR_RETURN(old_image_at_tmp, InstallImage(env, tmp_path, final_path));
     // Without --sync nothing is promised to survive a crash: no waiting for
     // the directory (on ext4 that waits for the image's data to be written).
@@ -320,6 +346,7 @@ Result<DumpStats> Dump(const DumpOptions& o) {
     for (auto& d : md) {
       if (d.gadget != 0) RemoveGadget(d.pid, d.gadget).IgnoreError();
     }
+    if (Interruption() != 0) return InterruptedError(o, release_all());
     if (!released) {
       for (const auto& d : md) {
         std::string death = DeathOf(d.pid);
@@ -372,7 +399,69 @@ Result<DumpStats> Dump(const DumpOptions& o) {
     RETURN_IF_ERROR(sysv.RemoveObjects(t).WithContext("removing the dumped System V objects"));
   }
   stats.total_ns = NowNs() - t0;
+  stats.late_interruption = InterruptionText();
   return stats;
+}
+
+std::string EncodeStats(const DumpStats& s) {
+  std::string o;
+  PutString(&o, s.image_path);
+  for (std::int64_t v :
+       {std::int64_t{s.threads}, std::int64_t{s.vmas}, std::int64_t{s.fds}, std::int64_t{s.members},
+        std::int64_t{s.shared_objects}, std::int64_t{s.sysv_sems}, std::int64_t{s.sysv_queues}, s.comm_ns,
+        s.shared_write_ns, s.frozen_ns, s.total_ns, s.phases.freeze_ns, s.phases.collect_ns, s.phases.comm_ns,
+        s.phases.pagemap_ns, s.phases.pages_ns, s.phases.finish_ns, s.phases.end_ns}) {
+    PutU64(&o, static_cast<std::uint64_t>(v));
+  }
+  for (std::uint64_t v :
+       {s.pages_stored, s.zero_pages_skipped, s.image_bytes, s.shared_bytes, s.tree_meta_bytes})
+    PutU64(&o, v);
+  PutString(&o, s.page_copy);
+  PutString(&o, s.late_interruption);
+  return o;
+}
+
+Result<DumpStats> DecodeStats(const std::string& in) {
+  ByteReader r(in);
+  DumpStats s;
+  s.image_path = std::string(r.String());
+  std::int64_t v[18];
+  for (auto& x : v) x = static_cast<std::int64_t>(r.U64());
+  s.threads = static_cast<int>(v[0]);
+  s.vmas = static_cast<int>(v[1]);
+  s.fds = static_cast<int>(v[2]);
+  s.members = static_cast<int>(v[3]);
+  s.shared_objects = static_cast<int>(v[4]);
+  s.sysv_sems = static_cast<int>(v[5]);
+  s.sysv_queues = static_cast<int>(v[6]);
+  s.comm_ns = v[7];
+  s.shared_write_ns = v[8];
+  s.frozen_ns = v[9];
+  s.total_ns = v[10];
+  s.phases = {v[11], v[12], v[13], v[14], v[15], v[16], v[17]};
+  for (std::uint64_t* p :
+       {&s.pages_stored, &s.zero_pages_skipped, &s.image_bytes, &s.shared_bytes, &s.tree_meta_bytes})
+    *p = r.U64();
+  s.page_copy = std::string(r.String());
+  s.late_interruption = std::string(r.String());
+  if (!r.ok() || !r.empty()) return Internal("malformed dump statistics from the dump's worker process");
+  return s;
+}
+
+}  // namespace
+
+Result<DumpStats> Dump(const DumpOptions& o) {
+  auto work = [&o](const Progress& progress) -> Result<std::string> {
+    DumpOptions here = o;
+    here.progress = progress;
+    ASSIGN_OR_RETURN(DumpStats s, DumpHere(here));
+    return EncodeStats(s);
+  };
+  int late = 0;
+  ASSIGN_OR_RETURN(std::string bytes, RunInWorker(work, o.progress, &late));
+  ASSIGN_OR_RETURN(DumpStats s, DecodeStats(bytes));
+  if (s.late_interruption.empty()) s.late_interruption = SignalText(late);
+  return s;
 }
 
 }  // namespace ckpt::engine

@@ -64,8 +64,15 @@ struct DumpStats {
     std::int64_t freeze_ns = 0, collect_ns = 0, comm_ns = 0, pagemap_ns = 0, pages_ns = 0, finish_ns = 0,
                  end_ns = 0;
   } phases;
+  // A SIGINT, SIGTERM or SIGHUP (or the death of ckpt) that arrived after
+  // the image was complete: the dump was finished anyway. "" if none.
+  std::string late_interruption;
 };
 
+// Runs in a worker process (guard.h): a fork of the caller, which must
+// have one thread. SIGINT, SIGTERM or SIGHUP to the caller, or its death,
+// before the image is complete roll the dump back: the processes run on as
+// if nothing had happened and no image is written.
 Result<DumpStats> Dump(const DumpOptions& o);
 
 struct RestoreStats;

@@ -16,6 +16,7 @@
 #include <mutex>
 #include <thread>
 
+#include "engine/guard.h"
 #include "engine/inject.h"
 #include "engine/mm.h"
 #include "engine/proc.h"
@@ -344,7 +345,8 @@ Result<PageDumpResult> WritePages(pid_t pid, const std::vector<PageRun>& candida
       cv.wait(l, [&] { return stop || k < written + kSlots; });
       if (stop) break;
     }
-    st = ReadChunkFrom(pid, mem_fd.get(), chunks[k], bufs[k % kSlots].get(), &ready[k]);
+    st = CheckInterrupted();
+    if (st.ok()) st = ReadChunkFrom(pid, mem_fd.get(), chunks[k], bufs[k % kSlots].get(), &ready[k]);
     std::lock_guard<std::mutex> l(mu);
     if (st.ok())
       read = k + 1;
@@ -584,6 +586,8 @@ Result<PageDumpResult> WritePagesInPlace(pid_t pid, Injector* inj, const std::ve
       std::lock_guard<std::mutex> l(mu);
       if (stop) break;
     }
+    st = CheckInterrupted();
+    if (!st.ok()) break;
     // A batch: whole frames, up to kInPlaceBatch bytes and what the table holds.
     table.clear();
     std::size_t end = k;

@@ -24,6 +24,7 @@
 
 #include "engine/engine.h"
 #include "engine/files.h"
+#include "engine/guard.h"
 #include "engine/mm.h"
 #include "engine/pagemap.h"
 #include "engine/pipes.h"
@@ -235,13 +236,20 @@ Result<RestoreStats> Restore(const RestoreOptions& o) {
   if (o.new_pidns && t.members[0].pid == 1)
     return NotSupported("the dumped process was PID 1 of its namespace");
 
+  // If ckpt dies before the restore is complete, its guardian removes what
+  // would outlive it (declared first: it leaves last, once the objects
+  // below cleaned up after a failure themselves).
+  RestoreGuard guard;
+  RETURN_IF_ERROR(guard.Start());
   // Shared objects first (System V ones may move ckpt into a fresh IPC
   // namespace, which the forks inherit), then every member's descriptors.
   SysvRestore sysv;
+  sysv.set_guard(&guard);
   std::map<std::uint32_t, int> shm_ids;
   RETURN_IF_ERROR(sysv.Create(t, o.ipc_ns, &shm_ids));
   stats.new_ipc_ns = sysv.new_namespace();
   SharedMemRestore shm;
+  shm.set_guard(&guard);
   for (const auto& [obj, id] : shm_ids) shm.SetSysvId(obj, id);
   RETURN_IF_ERROR(shm.Create(t, *reader));
   RETURN_IF_ERROR(shm.Fill(t, *reader));
@@ -285,6 +293,7 @@ Result<RestoreStats> Restore(const RestoreOptions& o) {
       }
       return static_cast<pid_t>(r);
     }());
+    guard.KillOnDeath({init_pid});
     int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, init_pid, 0));
     if (pidfd < 0 || ::setns(pidfd, CLONE_NEWPID) != 0) {
       int e = errno;
@@ -302,6 +311,8 @@ Result<RestoreStats> Restore(const RestoreOptions& o) {
   };
   SpawnedTree tree;
   Status spawned = SpawnTree(spawn, sp[1], sp[0], &tree);
+  // Not yet running, but parts of a tree let go must not run on alone.
+  guard.KillOnDeath(tree.pids);
   if (own_ns >= 0) {
     // Back to creating children (and threads: clone refuses CLONE_THREAD
     // across namespaces) in ckpt's own PID namespace.
@@ -356,6 +367,7 @@ Result<RestoreStats> Restore(const RestoreOptions& o) {
     if (init_pid > 0) ::kill(init_pid, SIGKILL);
     return st.WithContext("restore of process " + std::to_string(t.members[0].pid) + " from " + path);
   }
+  guard.Commit();
   tree.Release();
   sysv.Commit();
   shm.Commit();

@@ -95,6 +95,8 @@ Status GiveAdjustment(Injector* inj, int semid, int semnum, int adj) {
   return SemAdd(semid, d);
 }
 
+Status ReadAdjustments(const std::vector<SysvMember>& members, TreeModel* t, std::vector<SemUndo>* taken);
+
 }  // namespace
 
 Status DumpSemSets(const std::vector<SysvMember>& members, const std::vector<IpcObjectId>& extra,
@@ -131,7 +133,24 @@ Status DumpSemSets(const std::vector<SysvMember>& members, const std::vector<Ipc
     }
   }
   // SEM_UNDO: for each member, every set held at kMid, the member's undo
-  // list applied, the differences read, the values back at kMid.
+  // list applied, the differences read, the values back at kMid. If that
+  // fails midway, every set gets its values back (the adjustments read so
+  // far are in *taken, to be given back) and nobody ever sees kMid.
+  Status st = ReadAdjustments(members, t, taken);
+  for (const auto& s : t->sems) {
+    auto now = Values(s.id, s.values.size());
+    Status back =
+        now.ok() ? SetTo(s.id, *now, std::vector<int>(s.values.begin(), s.values.end())) : now.status();
+    if (st.ok()) st = back;
+  }
+  RETURN_IF_ERROR(st);
+  t->undo = *taken;
+  return Status::Ok();
+}
+
+namespace {
+
+Status ReadAdjustments(const std::vector<SysvMember>& members, TreeModel* t, std::vector<SemUndo>* taken) {
   for (const auto& m : members) {
     if (t->sems.empty()) break;
     for (const auto& s : t->sems) {
@@ -158,14 +177,10 @@ Status DumpSemSets(const std::vector<SysvMember>& members, const std::vector<Ipc
       RETURN_IF_ERROR(SetTo(s.id, now, std::vector<int>(now.size(), kMid)));
     }
   }
-  for (const auto& s : t->sems) {
-    ASSIGN_OR_RETURN(auto now, Values(s.id, s.values.size()));
-    std::vector<int> want(s.values.begin(), s.values.end());
-    RETURN_IF_ERROR(SetTo(s.id, now, want));
-  }
-  t->undo = *taken;
   return Status::Ok();
 }
+
+}  // namespace
 
 Status PutBackUndo(const std::vector<SysvMember>& members, const std::vector<SemUndo>& undo) {
   for (const auto& u : undo) {

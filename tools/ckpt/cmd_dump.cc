@@ -49,6 +49,10 @@ int Run(const DumpCliOptions& o) {
     return kExitFailure;  // a failed dump is never a bad image
   }
   const engine::DumpStats& s = *r;
+  if (!s.late_interruption.empty()) {
+    std::fprintf(stderr, "ckpt: %s after the image was complete; the dump was finished\n",
+                 s.late_interruption.c_str());
+  }
   if (o.json) {
     nlohmann::ordered_json j = {{"pid", o.pid},
                                 {"image", s.image_path},

@@ -1,0 +1,396 @@
+#include "engine/guard.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/ipc.h>
+#include <sys/msg.h>
+#include <sys/prctl.h>
+#include <sys/sem.h>
+#include <sys/shm.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <cstring>
+#include <vector>
+
+#include "engine/ptrace.h"
+#include "platform/posix_util.h"
+#include "util/bytes.h"
+
+namespace ckpt::engine {
+
+namespace {
+
+// The signals a user sends to stop a command.
+constexpr int kStopSignals[] = {SIGINT, SIGTERM, SIGHUP};
+// Sent to the worker when the ckpt process that started it dies.
+constexpr int kFrontDied = SIGUSR2;
+
+std::atomic<int> g_interrupt{0};
+volatile sig_atomic_t g_worker = 0;
+pid_t g_front = 0;
+
+void WorkerHandler(int sig) {
+  int none = 0;
+  g_interrupt.compare_exchange_strong(none, sig);
+}
+
+// In the ckpt process the user started: the worker decides what to do.
+void FrontHandler(int sig) {
+  pid_t w = g_worker;
+  if (w > 0) ::kill(w, sig);
+}
+
+// Frames from the worker: a type byte, a u32 length, the payload.
+constexpr char kProgress = 'P';
+constexpr char kResult = 'R';
+
+std::string Frame(char type, const std::string& payload) {
+  std::string f(1, type);
+  PutU32(&f, static_cast<std::uint32_t>(payload.size()));
+  return f + payload;
+}
+
+bool WriteAll(int fd, const std::string& s) {
+  std::size_t off = 0;
+  while (off < s.size()) {
+    ssize_t n = ::write(fd, s.data() + off, s.size() - off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    off += static_cast<std::size_t>(n);
+  }
+  return true;
+}
+
+[[noreturn]] void WorkerMain(int out, const std::function<Result<std::string>(const Progress&)>& work) {
+  // Signals to ckpt's process group (Ctrl-C, `timeout -s KILL`, `kill --
+  // -PGID`) reach the ckpt process the user started, not this one.
+  ::setpgid(0, 0);
+  struct sigaction sa;
+  std::memset(&sa, 0, sizeof sa);
+  sa.sa_handler = WorkerHandler;
+  sa.sa_flags = SA_RESTART;
+  sigset_t set;
+  sigemptyset(&set);
+  for (int s : kStopSignals) {
+    ::sigaction(s, &sa, nullptr);
+    sigaddset(&set, s);
+  }
+  ::sigaction(kFrontDied, &sa, nullptr);
+  sigaddset(&set, kFrontDied);
+  // Writes to a reader that died fail with EPIPE; a write to the terminal
+  // from this background group must not stop it (TOSTOP).
+  ::signal(SIGPIPE, SIG_IGN);
+  ::signal(SIGTTOU, SIG_IGN);
+  ::prctl(PR_SET_PDEATHSIG, kFrontDied);
+  if (::getppid() != g_front) WorkerHandler(kFrontDied);
+  ::sigprocmask(SIG_UNBLOCK, &set, nullptr);
+  // Progress is dropped while the pipe is full: never wait for the reader.
+  ::fcntl(out, F_SETFL, O_NONBLOCK);
+  Progress progress = [out](std::uint64_t done, std::uint64_t total) {
+    std::string p;
+    PutU64(&p, done);
+    PutU64(&p, total);
+    std::string f = Frame(kProgress, p);
+    ssize_t n = ::write(out, f.data(), f.size());  // all or nothing: less than PIPE_BUF
+    (void)n;
+  };
+  Result<std::string> r = work(progress);
+  std::string payload(1, r.ok() ? 1 : 0);
+  if (r.ok()) {
+    payload += *r;
+  } else {
+    PutU32(&payload, static_cast<std::uint32_t>(r.status().code()));
+    payload += r.status().message();
+  }
+  ::fcntl(out, F_SETFL, 0);
+  bool told = WriteAll(out, Frame(kResult, payload));
+  if (!told || Interruption() == kFrontDied) {
+    // Nobody reads the answer any more: say it here.
+    if (r.ok()) {
+      std::fprintf(stderr, "ckpt: %s after the image was complete; the dump was finished\n",
+                   InterruptionText().c_str());
+    } else {
+      std::fprintf(stderr, "ckpt: error: %s\n", r.status().message().c_str());
+    }
+  }
+  std::fflush(stdout);
+  std::fflush(stderr);
+  ::_exit(0);
+}
+
+// Reads the worker's frames until it closes its end.
+Result<std::string> ReadAnswer(int in, const Progress& progress, bool* answered) {
+  std::string buf;
+  char tmp[4096];
+  Result<std::string> result = Internal("no answer");
+  while (true) {
+    ssize_t n = ::read(in, tmp, sizeof tmp);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    buf.append(tmp, static_cast<std::size_t>(n));
+    while (buf.size() >= 5) {
+      std::uint32_t len = DecodeU32(reinterpret_cast<const unsigned char*>(buf.data() + 1));
+      if (buf.size() < 5 + static_cast<std::size_t>(len)) break;
+      std::string payload = buf.substr(5, len);
+      char type = buf[0];
+      buf.erase(0, 5 + static_cast<std::size_t>(len));
+      if (type == kProgress && payload.size() == 16 && progress) {
+        const auto* p = reinterpret_cast<const unsigned char*>(payload.data());
+        progress(DecodeU64(p), DecodeU64(p + 8));
+      } else if (type == kResult && !payload.empty()) {
+        *answered = true;
+        if (payload[0] == 1) {
+          result = payload.substr(1);
+        } else if (payload.size() >= 5) {
+          auto code =
+              static_cast<Code>(DecodeU32(reinterpret_cast<const unsigned char*>(payload.data() + 1)));
+          result = Status(code == Code::kOk ? Code::kInternal : code, payload.substr(5));
+        }
+      }
+    }
+  }
+  return result;
+}
+
+}  // namespace
+
+int Interruption() {
+  return g_interrupt.load();
+}
+
+std::string SignalText(int sig) {
+  if (sig == 0) return "";
+  if (sig == kFrontDied) return "ckpt (PID " + std::to_string(g_front) + ") was killed";
+  const char* n = sigabbrev_np(sig);
+  return std::string("interrupted by SIG") + (n != nullptr ? n : std::to_string(sig).c_str());
+}
+
+std::string InterruptionText() {
+  return SignalText(Interruption());
+}
+
+Status CheckInterrupted() {
+  if (Interruption() == 0) return Status::Ok();
+  return FailedPrecondition(InterruptionText());
+}
+
+Result<std::string> RunInWorker(const std::function<Result<std::string>(const Progress&)>& work,
+                                const Progress& progress, int* late_signal) {
+  int p[2];
+  if (::pipe2(p, O_CLOEXEC) != 0) return platform::PosixError("pipe2", "worker pipe", errno);
+  sigset_t stop, old;
+  sigemptyset(&stop);
+  for (int s : kStopSignals) sigaddset(&stop, s);
+  ::sigprocmask(SIG_BLOCK, &stop, &old);
+  g_front = ::getpid();
+  std::fflush(stdout);
+  std::fflush(stderr);
+  pid_t w = ::fork();
+  if (w == 0) {
+    ::close(p[0]);
+    WorkerMain(p[1], work);
+  }
+  int fork_errno = errno;
+  ::close(p[1]);
+  struct sigaction sa, saved[3];
+  std::memset(&sa, 0, sizeof sa);
+  sa.sa_handler = FrontHandler;
+  sa.sa_flags = SA_RESTART;
+  if (w > 0) {
+    g_worker = w;
+    for (int i = 0; i < 3; ++i) ::sigaction(kStopSignals[i], &sa, &saved[i]);
+  }
+  ::sigprocmask(SIG_SETMASK, &old, nullptr);
+  if (w < 0) {
+    ::close(p[0]);
+    return platform::PosixError("fork", "the dump worker", fork_errno);
+  }
+  bool answered = false;
+  Result<std::string> r = ReadAnswer(p[0], progress, &answered);
+  ::close(p[0]);
+  // The worker has closed its end: it is done. No signal is passed on from
+  // here (its PID may be reused once it is reaped).
+  ::sigprocmask(SIG_BLOCK, &stop, nullptr);
+  g_worker = 0;
+  int status = 0;
+  while (::waitpid(w, &status, 0) == -1 && errno == EINTR) {
+  }
+  // A signal that came after the worker's answer is taken here rather than
+  // ending this process: it says the work was finished anyway.
+  struct timespec zero = {0, 0};
+  for (int s; (s = ::sigtimedwait(&stop, nullptr, &zero)) > 0;) {
+    if (late_signal != nullptr && *late_signal == 0) *late_signal = s;
+  }
+  for (int i = 0; i < 3; ++i) ::sigaction(kStopSignals[i], &saved[i], nullptr);
+  ::sigprocmask(SIG_SETMASK, &old, nullptr);
+  if (!answered) {
+    return Internal("the worker process " + std::to_string(w) + " of this dump " +
+                    DescribeWaitStatus(status) + " before it finished");
+  }
+  return r;
+}
+
+namespace {
+
+// Guardian messages: a type byte, a u32 length, the payload.
+constexpr char kSysv = 'S';  // kind byte, u32 id, u32 key
+constexpr char kFile = 'F';  // path
+constexpr char kKill = 'K';  // u32 PIDs
+constexpr char kCommit = 'C';
+constexpr char kDone = 'D';
+
+// An object `id` of `kind` with `key` (or any key when `key` is 0).
+bool SysvHasKey(char kind, int id, std::int32_t key) {
+  std::int32_t have = 0;
+  if (kind == 's') {
+    struct shmid_ds ds;
+    if (::shmctl(id, IPC_STAT, &ds) != 0) return false;
+    have = ds.shm_perm.__key;
+  } else if (kind == 'e') {
+    struct semid_ds ds;
+    if (::semctl(id, 0, IPC_STAT, &ds) != 0) return false;
+    have = ds.sem_perm.__key;
+  } else {
+    struct msqid_ds ds;
+    if (::msgctl(id, IPC_STAT, &ds) != 0) return false;
+    have = ds.msg_perm.__key;
+  }
+  return key == 0 || have == key;
+}
+
+// The guardian: collects what to undo until ckpt says it is done; undoes it
+// when ckpt's end of the pipe closes first.
+[[noreturn]] void GuardianMain(int in) {
+  std::vector<std::pair<char, std::pair<int, std::int32_t>>> sysv;
+  std::vector<std::string> files;
+  std::vector<int> pidfds;
+  std::string buf;
+  char tmp[4096];
+  while (true) {
+    ssize_t n = ::read(in, tmp, sizeof tmp);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    buf.append(tmp, static_cast<std::size_t>(n));
+    while (buf.size() >= 5) {
+      std::uint32_t len = DecodeU32(reinterpret_cast<const unsigned char*>(buf.data() + 1));
+      if (buf.size() < 5 + static_cast<std::size_t>(len)) break;
+      char type = buf[0];
+      std::string p = buf.substr(5, len);
+      buf.erase(0, 5 + static_cast<std::size_t>(len));
+      const auto* u = reinterpret_cast<const unsigned char*>(p.data());
+      if (type == kCommit || type == kDone) ::_exit(0);
+      if (type == kSysv && p.size() == 9) {
+        sysv.push_back(
+            {p[0], {static_cast<int>(DecodeU32(u + 1)), static_cast<std::int32_t>(DecodeU32(u + 5))}});
+      } else if (type == kFile) {
+        files.push_back(p);
+      } else if (type == kKill) {
+        for (std::size_t i = 0; i + 4 <= p.size(); i += 4) {
+          int fd = static_cast<int>(::syscall(SYS_pidfd_open, static_cast<pid_t>(DecodeU32(u + i)), 0));
+          if (fd >= 0) pidfds.push_back(fd);
+        }
+      }
+    }
+  }
+  // ckpt died in the middle of the restore.
+  for (int fd : pidfds) ::syscall(SYS_pidfd_send_signal, fd, SIGKILL, nullptr, 0);
+  int removed = 0;
+  for (const auto& [kind, ik] : sysv) {
+    if (!SysvHasKey(kind, ik.first, ik.second)) continue;
+    int r = kind == 's'   ? ::shmctl(ik.first, IPC_RMID, nullptr)
+            : kind == 'e' ? ::semctl(ik.first, 0, IPC_RMID)
+                          : ::msgctl(ik.first, IPC_RMID, nullptr);
+    removed += r == 0 ? 1 : 0;
+  }
+  for (const auto& f : files) removed += ::unlink(f.c_str()) == 0 ? 1 : 0;
+  std::fprintf(stderr,
+               "ckpt: restore interrupted: ckpt ended before the restore was complete; the processes it was "
+               "restoring ended too, and %d System V objects and files it had created were removed\n",
+               removed);
+  ::_exit(0);
+}
+
+}  // namespace
+
+Status RestoreGuard::Start() {
+  int p[2];
+  if (::pipe2(p, O_CLOEXEC) != 0) return platform::PosixError("pipe2", "restore guardian pipe", errno);
+  std::fflush(stdout);
+  std::fflush(stderr);
+  pid_t c = ::fork();
+  if (c == 0) {
+    // A grandchild of ckpt: never its child (ckpt waits for its children),
+    // in a session of its own (signals to ckpt's group do not reach it).
+    if (::fork() != 0) ::_exit(0);
+    ::setsid();
+    ::signal(SIGPIPE, SIG_IGN);
+    int in = p[0];
+    // Holding ckpt's descriptors (pipe ends the restored processes use,
+    // the terminal) would change what they see: keep the pipe and stderr.
+    ::syscall(SYS_close_range, 3u, static_cast<unsigned>(in - 1), 0u);
+    ::syscall(SYS_close_range, static_cast<unsigned>(in + 1), ~0u, 0u);
+    int null = ::open("/dev/null", O_RDWR);
+    if (null >= 0) {
+      ::dup2(null, 0);
+      ::dup2(null, 1);
+      if (null > 2 && null != in) ::close(null);
+    }
+    GuardianMain(in);
+  }
+  int e = errno;
+  ::close(p[0]);
+  if (c < 0) {
+    ::close(p[1]);
+    return platform::PosixError("fork", "the restore guardian", e);
+  }
+  int status;
+  while (::waitpid(c, &status, 0) == -1 && errno == EINTR) {
+  }
+  fd_ = p[1];
+  return Status::Ok();
+}
+
+void RestoreGuard::Send(char type, const std::string& payload) {
+  if (fd_ < 0) return;
+  if (!WriteAll(fd_, Frame(type, payload))) {
+    ::close(fd_);
+    fd_ = -1;
+  }
+}
+
+void RestoreGuard::SysvCreating(char kind, int id, std::int32_t key) {
+  std::string p(1, kind);
+  PutU32(&p, static_cast<std::uint32_t>(id));
+  PutU32(&p, static_cast<std::uint32_t>(key));
+  Send(kSysv, p);
+}
+
+void RestoreGuard::FileCreated(const std::string& path) {
+  Send(kFile, path);
+}
+
+void RestoreGuard::KillOnDeath(const std::vector<pid_t>& pids) {
+  std::string p;
+  for (pid_t pid : pids) {
+    if (pid > 0) PutU32(&p, static_cast<std::uint32_t>(pid));
+  }
+  Send(kKill, p);
+}
+
+void RestoreGuard::Commit() {
+  Send(kCommit, "");
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+}
+
+RestoreGuard::~RestoreGuard() {
+  Send(kDone, "");
+  if (fd_ >= 0) ::close(fd_);
+}
+
+}  // namespace ckpt::engine
