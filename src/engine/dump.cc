@@ -12,10 +12,12 @@
 #include <cstring>
 #include <memory>
 
+#include "engine/creds.h"
 #include "engine/engine.h"
 #include "engine/files.h"
 #include "engine/filetable.h"
 #include "engine/guard.h"
+#include "engine/image_file.h"
 #include "engine/mm.h"
 #include "engine/pagemap.h"
 #include "engine/pipes.h"
@@ -95,6 +97,7 @@ Status Collect(FrozenProcess& fp, ProcessModel* m, std::vector<Blob>* blobs, std
   RETURN_IF_ERROR(leader.Restore());
   RETURN_IF_ERROR(st);
   RETURN_IF_ERROR(DumpThreads(fp, gadget, m));
+  RETURN_IF_ERROR(DumpCreds(fp, gadget, &m->creds));
   m->core.xsave_size = static_cast<std::uint32_t>(m->threads[0].xsave.size());
   RETURN_IF_ERROR(DumpFds(pid, &files, m, blobs));
   (void)blobs;
@@ -179,9 +182,12 @@ Result<DumpStats> DumpHere(const DumpOptions& o) {
   platform::Env* env = platform::Env::Default();
   RETURN_IF_ERROR(CheckInterrupted().WithContext("dump of process " + std::to_string(o.pid)));
   RETURN_IF_ERROR(env->CreateDirs(o.dir));
+  RETURN_IF_ERROR(CheckImageMode(o.image_mode));
   std::string final_path = platform::JoinPath(o.dir, kImageFileName);
-  std::string tmp_path = final_path + ".tmp";
+  std::string tmp_path;  // set once the temporary image exists
+  ScopedFd tmp_lock;     // holds it until it is in place
   stats.image_path = final_path;
+  RemoveStaleTempImages(o.dir, kImageFileName);
 
   auto frozen = FreezeTree(o.pid, o.tree);
   if (!frozen.ok() && Interruption() != 0) return InterruptedError(o, Status::Ok());
@@ -261,7 +267,9 @@ Result<DumpStats> DumpHere(const DumpOptions& o) {
     }
     lap(&stats.phases.pagemap_ns);
     RETURN_IF_ERROR(CheckInterrupted());
-    ASSIGN_OR_RETURN(auto file, env->NewWritableFile(tmp_path));
+    int lock = -1;
+    ASSIGN_OR_RETURN(auto file, CreateTempImage(o.dir, kImageFileName, o.image_mode, &tmp_path, &lock));
+    tmp_lock.reset(lock);
     image::WriterOptions wo;
     wo.frame_size = kImageFrameSize;  // one frame per dump chunk: written without a copy
     image::ImageWriter w(file.get(), image::ImageKind::kProcess, wo);
@@ -339,7 +347,7 @@ Result<DumpStats> DumpHere(const DumpOptions& o) {
   if (!st.ok()) {
     // The new image's remains, or the previous image if the new one is
     // already in place.
-    env->RemoveFile(tmp_path).IgnoreError();
+    if (!tmp_path.empty()) env->RemoveFile(tmp_path).IgnoreError();
     // Everything back as it was: SEM_UNDO adjustments (injected, so before
     // the gadgets go), the gadgets, then the members run on.
     if (!released) sysv.PutBack().IgnoreError();

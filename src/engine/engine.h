@@ -30,7 +30,8 @@ struct DumpOptions {
   std::vector<IpcObjectId> ipc_ids;  // System V objects to include besides those found
   std::string dir;
   bool leave_running = false;
-  bool sync = true;  // fsync the image before renaming it into place
+  bool sync = true;                 // fsync the image before renaming it into place
+  std::uint32_t image_mode = 0600;  // permission bits of the image file (at least 0600)
   Progress progress;
 };
 
@@ -89,6 +90,9 @@ struct RestoreOptions {
   IpcNsMode ipc_ns = IpcNsMode::kHost;
   bool detach = false;     // return once the process runs; otherwise wait for it
   bool new_pidns = false;  // restore into a new PID namespace
+  // Restore an image that belongs to another user (or that others may
+  // write) anyway: its code would run with the caller's privileges.
+  bool trust_image = false;
   Progress progress;
   // Called once the process runs (before waiting for it).
   std::function<void(const RestoreStats&)> on_running;

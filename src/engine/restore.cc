@@ -22,9 +22,11 @@
 #include <memory>
 #include <thread>
 
+#include "engine/creds.h"
 #include "engine/engine.h"
 #include "engine/files.h"
 #include "engine/guard.h"
+#include "engine/image_file.h"
 #include "engine/mm.h"
 #include "engine/pagemap.h"
 #include "engine/pipes.h"
@@ -195,6 +197,11 @@ Status RebuildMember(const ProcessModel& m, const image::ImageReader& reader, co
   RETURN_IF_ERROR(st);
   RETURN_IF_ERROR(RestorePendingSignals(m, &inj, m.core.pid));
   RETURN_IF_ERROR(RestoreTimers(m.core, &inj));
+  // Last of all, once nothing needs ckpt's privileges any more: the
+  // credentials the process had (another user's, fewer capabilities).
+  std::vector<pid_t> tids = {pid};
+  tids.insert(tids.end(), created.begin(), created.end());
+  RETURN_IF_ERROR(RestoreCreds(m, pid, tids, inj.gadget()));
   for (std::size_t i = 1; i < m.threads.size(); ++i) {
     RETURN_IF_ERROR(LoadThreadState(created[i - 1], m.threads[i], m.core.xsave_size));
   }
@@ -219,7 +226,7 @@ Result<RestoreStats> Restore(const RestoreOptions& o) {
   platform::Env* env = platform::Env::Default();
   std::string path = platform::JoinPath(o.dir, kImageFileName);
   if (!env->FileExists(path)) return NotFound("no process image " + path);
-  ASSIGN_OR_RETURN(auto src, env->NewRandomAccessFile(path));
+  ASSIGN_OR_RETURN(auto src, OpenImageForRestore(path, o.trust_image));
   ASSIGN_OR_RETURN(auto reader, image::ImageReader::Open(std::move(src)));
   bool is_tree = false;
   ASSIGN_OR_RETURN(TreeModel t, ReadTreeModel(*reader, &is_tree));
@@ -336,6 +343,12 @@ Result<RestoreStats> Restore(const RestoreOptions& o) {
   // The members hold their descriptors now: ckpt's copies of pipe ends
   // would keep pipes from ever reaching end-of-file.
   pipes.CloseAll();
+  for (const auto& p : plans) {
+    if (p != nullptr && !p->m.creds.recorded) {
+      warnings += "the image records no credentials (an older ckpt wrote it): process " +
+                  std::to_string(p->m.core.pid) + " runs with ckpt's own\n";
+    }
+  }
   if (!warnings.empty()) std::fprintf(stderr, "ckpt: warning: %s", warnings.c_str());
   stats.pid = tree.pids[0];
 
