@@ -89,6 +89,7 @@ Status Collect(FrozenProcess& fp, ProcessModel* m, std::vector<Blob>* blobs, std
   ASSIGN_OR_RETURN(std::uint64_t insn, FindSyscallInstruction(pid, exec));
   ASSIGN_OR_RETURN(std::uint64_t gadget, BootstrapGadget(pid, insn));
   *gadget_out = gadget;
+  NoteGadget(pid, gadget);
   Injector leader(pid, gadget);
   RETURN_IF_ERROR(leader.Save());
   Status st = DumpMmLayout(pid, &leader, &m->core);
@@ -127,7 +128,17 @@ Status RemoveGadget(pid_t pid, std::uint64_t gadget) {
   RETURN_IF_ERROR(inj.Save());
   Status st = inj.UnmapGadgetArea();
   Status rs = inj.Restore();
+  if (st.ok()) NoteGadget(pid, 0);
   return st.ok() ? rs : st;
+}
+
+// Test hook: CKPT_ENGINE_FAULT=kill-worker-at-WHERE makes the worker kill
+// itself there (the ckpt process that started it repairs what it can).
+void MaybeKillWorker(const char* where) {
+  const char* fault = std::getenv("CKPT_ENGINE_FAULT");
+  if (fault != nullptr && std::strncmp(fault, "kill-worker-at-", 15) == 0 &&
+      std::strcmp(fault + 15, where) == 0)
+    ::raise(SIGKILL);
 }
 
 // One alive member while it is dumped.
@@ -193,6 +204,7 @@ Result<DumpStats> DumpHere(const DumpOptions& o) {
   if (!frozen.ok() && Interruption() != 0) return InterruptedError(o, Status::Ok());
   if (!frozen.ok()) return frozen.status();
   FrozenTree tree = std::move(frozen).value();
+  MaybeKillWorker("freeze");
   std::int64_t t_frozen = NowNs();
   stats.phases.freeze_ns = t_frozen - t0;
   // Adds the time since the last mark to `phase`.
@@ -216,6 +228,12 @@ Result<DumpStats> DumpHere(const DumpOptions& o) {
   bool released = false;
   Progress progress = o.progress;
   const char* fault = std::getenv("CKPT_ENGINE_FAULT");
+  if (fault != nullptr && std::strcmp(fault, "kill-worker-at-pages") == 0) {
+    progress = [&o](std::uint64_t done, std::uint64_t total) {
+      MaybeKillWorker("pages");
+      if (o.progress) o.progress(done, total);
+    };
+  }
   if (fault != nullptr && std::strcmp(fault, "kill-during-dump") == 0) {
     // Test hook: the process dies while its memory is being read.
     progress = [pid, &o](std::uint64_t done, std::uint64_t total) {
@@ -246,6 +264,7 @@ Result<DumpStats> DumpHere(const DumpOptions& o) {
           Collect(*d.fp, &d.m, &d.blobs, &d.gadget).WithContext("process " + std::to_string(d.pid)));
     }
     RETURN_IF_ERROR(CheckInterrupted());
+    MaybeKillWorker("collect");
     lap(&stats.phases.collect_ns);
     std::vector<ProcessModel*> models;
     for (auto& d : md) models.push_back(&d.m);
@@ -338,6 +357,8 @@ Result<DumpStats> DumpHere(const DumpOptions& o) {
     // the dump is finished whatever arrives (docs/engine.md).
     RETURN_IF_ERROR(CheckInterrupted());
     ASSIGN_OR_RETURN(old_image_at_tmp, InstallImage(env, tmp_path, final_path));
+    NoteImageInPlace();
+    MaybeKillWorker("commit");
     // Without --sync nothing is promised to survive a crash: no waiting for
     // the directory (on ext4 that waits for the image's data to be written).
     if (o.sync) RETURN_IF_ERROR(env->SyncDir(o.dir));
@@ -466,8 +487,11 @@ Result<DumpStats> Dump(const DumpOptions& o) {
     return EncodeStats(s);
   };
   int late = 0;
-  ASSIGN_OR_RETURN(std::string bytes, RunInWorker(work, o.progress, &late));
-  ASSIGN_OR_RETURN(DumpStats s, DecodeStats(bytes));
+  auto bytes = RunInWorker(work, o.progress, &late);
+  // A worker killed beyond help leaves its temporary image: nothing holds it.
+  if (!bytes.ok()) RemoveStaleTempImages(o.dir, kImageFileName);
+  RETURN_IF_ERROR(bytes.status());
+  ASSIGN_OR_RETURN(DumpStats s, DecodeStats(*bytes));
   if (s.late_interruption.empty()) s.late_interruption = SignalText(late);
   return s;
 }

@@ -33,6 +33,21 @@ std::string SignalText(int sig);
 // this point and rolls back.
 Status CheckInterrupted();
 
+// In the worker: what it changed, told to the ckpt process that started it
+// as it happens. If the worker itself dies (a SIGKILL aimed at it), that
+// process puts back what it can: it attaches to every thread noted, gives
+// it its signal mask back, unmaps the gadget area where no thread is inside
+// it, and lets the processes go. No-ops outside a worker.
+void NoteFrozenThread(pid_t pid, pid_t tid, std::uint64_t sigmask);
+void NoteGadget(pid_t pid, std::uint64_t gadget);  // 0: unmapped again
+void NoteImageInPlace();                           // the dump has happened
+// Semaphore set `semid` had `values` before ckpt moved them (empty: they
+// are back).
+void NoteSemValues(int semid, const std::vector<int>& values);
+// The SEM_UNDO adjustments of process `pid` on `semid` were taken from it
+// (empty `adj`: they were given back).
+void NoteSemUndo(pid_t pid, int semid, const std::vector<std::int16_t>& adj);
+
 // Runs `work` in a worker and returns the bytes it returns (or its error).
 // The worker's progress reports (the Progress it is given) reach `progress`
 // here; they are dropped while this process does not read them (stopped by

@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <set>
 
+#include "engine/guard.h"
 #include "engine/sysv.h"
 #include "platform/posix_util.h"
 
@@ -136,11 +137,13 @@ Status DumpSemSets(const std::vector<SysvMember>& members, const std::vector<Ipc
   // list applied, the differences read, the values back at kMid. If that
   // fails midway, every set gets its values back (the adjustments read so
   // far are in *taken, to be given back) and nobody ever sees kMid.
+  for (const auto& s : t->sems) NoteSemValues(s.id, std::vector<int>(s.values.begin(), s.values.end()));
   Status st = ReadAdjustments(members, t, taken);
   for (const auto& s : t->sems) {
     auto now = Values(s.id, s.values.size());
     Status back =
         now.ok() ? SetTo(s.id, *now, std::vector<int>(s.values.begin(), s.values.end())) : now.status();
+    if (back.ok()) NoteSemValues(s.id, {});
     if (st.ok()) st = back;
   }
   RETURN_IF_ERROR(st);
@@ -173,7 +176,10 @@ Status ReadAdjustments(const std::vector<SysvMember>& members, TreeModel* t, std
         u.adj.push_back(static_cast<std::int16_t>(static_cast<int>(v) - kMid));
         any = any || v != kMid;
       }
-      if (any) taken->push_back(u);
+      if (any) {
+        taken->push_back(u);
+        NoteSemUndo(m.pid, s.id, u.adj);
+      }
       RETURN_IF_ERROR(SetTo(s.id, now, std::vector<int>(now.size(), kMid)));
     }
   }
@@ -196,6 +202,7 @@ Status PutBackUndo(const std::vector<SysvMember>& members, const std::vector<Sem
     Status rs = inj.Restore();
     RETURN_IF_ERROR(st);
     RETURN_IF_ERROR(rs);
+    NoteSemUndo(u.pid, u.semid, {});
   }
   return Status::Ok();
 }

@@ -10,7 +10,7 @@ is left (/proc/PID/maps as before), TracerPid is 0, the image directory
 holds no temporary file and a previous image is unchanged; at the end the
 program checks its own data (sequence numbers, patterns, System V state).
 
-  run_interrupt.py CKPT BINDIR heap|sysv|restore [--kills N] [--seed S]
+  run_interrupt.py CKPT BINDIR heap|sysv|restore|worker [--kills N] [--seed S]
 
 heap: zdtm_counter with a 300 MiB pattern, killing dumps (a completed dump
       is restored and the loop goes on with the restored process).
@@ -20,6 +20,12 @@ restore: `ckpt restore` of a zdtm_sysv_pc tree is killed instead: nothing
       of the tree may be left (no process, no System V object) unless the
       restore was complete, and then the tree runs untraced; the image
       finally restores and the program checks its data.
+worker: the dump's worker process itself is killed (SIGKILL, by a test
+      hook) after the freeze, after collecting, while copying pages, and
+      after the image is in place, in --leave-running and killing dumps of
+      a zdtm_sysv_pc tree: the `ckpt dump` process puts back what the worker
+      had changed (masks, gadget areas, semaphore values, SEM_UNDO
+      adjustments), so the tree runs on untouched and its data is intact.
 """
 import os
 import random
@@ -351,8 +357,52 @@ def restore_mode():
     sys.exit(0)
 
 
+def worker_mode():
+    pid = start_target()
+    time.sleep(0.2)
+    pids = members(pid)
+    before = snapshot(pids)
+    done = 0
+    for rep in range(3):
+        for point in ("freeze", "collect", "pages", "commit"):
+            for opts in (["--tree", "--leave-running"], ["--tree"]):
+                prev = image_id()
+                env = dict(os.environ, CKPT_ENGINE_FAULT="kill-worker-at-" + point)
+                r = subprocess.run([CKPT, "dump", str(pid), "-D", IMG, "--no-sync"] + opts, capture_output=True,
+                                   text=True, env=env)
+                where = f"worker killed at {point} ({' '.join(opts)})"
+                if r.returncode != 1 or "worker process" not in r.stderr:
+                    die(f"{where}: exit {r.returncode}: {r.stderr}")
+                left = sorted(set(os.listdir(IMG)) - {"process.ckpt"}) if os.path.isdir(IMG) else []
+                if left:
+                    die(f"{where}: files left in the image directory: {left}")
+                new_image = image_id() != prev and image_id() is not None
+                if new_image != (point == "commit"):
+                    die(f"{where}: new image {new_image}: {r.stderr}")
+                if new_image:
+                    v = subprocess.run([CKPT, "verify", os.path.join(IMG, "process.ckpt")], capture_output=True)
+                    if v.returncode != 0:
+                        die(f"{where}: the image does not verify")
+                check_untouched(pids, before, where + ": " + r.stderr.strip())
+                done += 1
+    print(f"{done} dumps whose worker was killed: the tree ran on untouched")
+    open(os.path.join(W, "stop"), "w").close()
+    if not wait_file(os.path.join(W, "result"), 300):
+        die("the program gave no result")
+    res = open(os.path.join(W, "result")).read()
+    print("result: " + res.strip())
+    if not res.startswith("PASS"):
+        die("the program found its data damaged")
+    cleanup()
+    print("PASS")
+    sys.exit(0)
+
+
 if MODE == "restore":
     restore_mode()
+if MODE == "worker":
+    MODE = "sysv"
+    worker_mode()
 
 pid = start_target()
 time.sleep(0.2)
