@@ -54,9 +54,10 @@ void FrontHandler(int sig) {
 // Frames from the worker: a type byte, a u32 length, the payload.
 constexpr char kProgress = 'P';
 constexpr char kResult = 'R';
-constexpr char kThread = 'T';     // u32 pid, u32 tid, u64 signal mask
+constexpr char kThread = 'T';     // u32 pid, u32 tid, u64 signal mask, the registers (arch::Regs)
 constexpr char kGadget = 'G';     // u32 pid, u64 address (0: gone)
 constexpr char kImageIn = 'I';    // the image is in place
+constexpr char kImageFd = 'D';    // u32 pid, u32 descriptor of the image in it (~0: closed)
 constexpr char kSemValues = 'V';  // u32 semid, then u16 values (none: back as they were)
 constexpr char kSemUndo = 'U';    // u32 pid, u32 semid, then i16 adjustments (none: all of pid given back)
 
@@ -78,9 +79,16 @@ bool WriteAll(int fd, const std::string& s) {
 }
 
 // What the worker said it changed: for the repair if it dies.
+struct ThreadNote {
+  pid_t tid;
+  std::uint64_t mask;
+  arch::Regs regs;
+};
+
 struct Changes {
-  std::map<pid_t, std::vector<std::pair<pid_t, std::uint64_t>>> threads;  // pid -> (tid, original mask)
+  std::map<pid_t, std::vector<ThreadNote>> threads;  // pid -> its threads as they were
   std::map<pid_t, std::uint64_t> gadgets;
+  std::map<pid_t, int> image_fds;              // the process holds the image open (in-place page copy)
   std::map<int, std::vector<int>> sem_values;  // sets whose values ckpt moved
   std::vector<SemUndo> undo;                   // adjustments taken and not given back
   bool image_in_place = false;
@@ -180,13 +188,16 @@ Result<std::string> ReadAnswer(int in, const Progress& progress, bool* answered,
       const auto* u = reinterpret_cast<const unsigned char*>(payload.data());
       if (type == kProgress && payload.size() == 16 && progress) {
         progress(DecodeU64(u), DecodeU64(u + 8));
-      } else if (type == kThread && payload.size() == 16) {
-        changes->threads[static_cast<pid_t>(DecodeU32(u))].push_back(
-            {static_cast<pid_t>(DecodeU32(u + 4)), DecodeU64(u + 8)});
+      } else if (type == kThread && payload.size() == 16 + sizeof(arch::Regs)) {
+        ThreadNote t{static_cast<pid_t>(DecodeU32(u + 4)), DecodeU64(u + 8), {}};
+        std::memcpy(&t.regs, u + 16, sizeof t.regs);  // same process image: same layout
+        changes->threads[static_cast<pid_t>(DecodeU32(u))].push_back(t);
       } else if (type == kGadget && payload.size() == 12) {
         changes->gadgets[static_cast<pid_t>(DecodeU32(u))] = DecodeU64(u + 4);
       } else if (type == kImageIn) {
         changes->image_in_place = true;
+      } else if (type == kImageFd && payload.size() == 8) {
+        changes->image_fds[static_cast<pid_t>(DecodeU32(u))] = static_cast<int>(DecodeU32(u + 4));
       } else if (type == kSemValues && payload.size() >= 4) {
         int id = static_cast<int>(DecodeU32(u));
         std::vector<int> v;
@@ -274,21 +285,26 @@ std::string Repair(const Changes& c) {
     std::uint64_t mask;
   };
   std::map<pid_t, std::vector<Held>> held;
-  std::map<pid_t, bool> inside;  // a thread is in the gadget area: in the middle of a call
+  std::map<pid_t, bool> inside;  // a thread is in the gadget area and stays there
   for (const auto& [pid, threads] : c.threads) {
     std::uint64_t gadget = c.gadgets.count(pid) != 0 ? c.gadgets.at(pid) : 0;
-    for (const auto& [tid, mask] : threads) {
+    for (const auto& t : threads) {
       int sig = 0;
-      Status st = Reattach(tid, &sig);
+      Status st = Reattach(t.tid, &sig);
       if (!st.ok()) {
-        if (st.code() != Code::kNotFound) problem("thread " + std::to_string(tid), st);
+        if (st.code() != Code::kNotFound) problem("thread " + std::to_string(t.tid), st);
         continue;
       }
-      held[pid].push_back({tid, sig, mask});
+      held[pid].push_back({t.tid, sig, t.mask});
+      // Let go after a call ckpt ran in it, it spins in the gadget area
+      // (`jmp .` after the int3): its own registers back.
       arch::Regs r{};
-      if (gadget != 0 && GetRegs(tid, &r).ok() && arch::Ip(r) >= gadget &&
-          arch::Ip(r) < gadget + kGadgetAreaSize)
-        inside[pid] = true;
+      if (gadget != 0 && GetRegs(t.tid, &r).ok() && arch::Ip(r) >= gadget &&
+          arch::Ip(r) < gadget + kGadgetAreaSize) {
+        Status back = SetRegs(t.tid, t.regs);
+        problem("thread " + std::to_string(t.tid), back);
+        if (!back.ok()) inside[pid] = true;
+      }
     }
   }
   // Semaphore values ckpt had moved, and SEM_UNDO adjustments it had taken
@@ -319,6 +335,9 @@ std::string Repair(const Changes& c) {
     if (gadget != 0 && !inside[pid] && threads[0].tid == pid) {
       Injector inj(pid, gadget);
       Status st = inj.Save();
+      auto fd = c.image_fds.find(pid);
+      if (st.ok() && fd != c.image_fds.end() && fd->second >= 0)
+        st = inj.Call("close the image", SYS_close, {static_cast<std::uint64_t>(fd->second)}).status();
       if (st.ok()) st = inj.UnmapGadgetArea();
       Status rs = inj.Restore();
       if (st.ok()) st = rs;
@@ -343,11 +362,12 @@ std::string Repair(const Changes& c) {
 
 }  // namespace
 
-void NoteFrozenThread(pid_t pid, pid_t tid, std::uint64_t sigmask) {
+void NoteFrozenThread(pid_t pid, pid_t tid, std::uint64_t sigmask, const void* regs) {
   std::string p;
   PutU32(&p, static_cast<std::uint32_t>(pid));
   PutU32(&p, static_cast<std::uint32_t>(tid));
   PutU64(&p, sigmask);
+  p.append(static_cast<const char*>(regs), sizeof(arch::Regs));
   Note(kThread, p);
 }
 
@@ -360,6 +380,13 @@ void NoteGadget(pid_t pid, std::uint64_t gadget) {
 
 void NoteImageInPlace() {
   Note(kImageIn, "");
+}
+
+void NoteImageFd(pid_t pid, int fd) {
+  std::string p;
+  PutU32(&p, static_cast<std::uint32_t>(pid));
+  PutU32(&p, static_cast<std::uint32_t>(fd));
+  Note(kImageFd, p);
 }
 
 void NoteSemValues(int semid, const std::vector<int>& values) {

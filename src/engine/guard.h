@@ -38,9 +38,11 @@ Status CheckInterrupted();
 // process puts back what it can: it attaches to every thread noted, gives
 // it its signal mask back, unmaps the gadget area where no thread is inside
 // it, and lets the processes go. No-ops outside a worker.
-void NoteFrozenThread(pid_t pid, pid_t tid, std::uint64_t sigmask);
+// `regs`: the registers the thread is let go with (sizeof(arch::Regs) bytes).
+void NoteFrozenThread(pid_t pid, pid_t tid, std::uint64_t sigmask, const void* regs);
 void NoteGadget(pid_t pid, std::uint64_t gadget);  // 0: unmapped again
 void NoteImageInPlace();                           // the dump has happened
+void NoteImageFd(pid_t pid, int fd);               // the process opened the image (-1: closed it)
 // Semaphore set `semid` had `values` before ckpt moved them (empty: they
 // are back).
 void NoteSemValues(int semid, const std::vector<int>& values);

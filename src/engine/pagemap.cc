@@ -483,7 +483,10 @@ Result<PageDumpResult> WritePagesInPlace(pid_t pid, Injector* inj, const std::ve
   if (tfd < 0)
     return NotSupported("the process cannot open the image (" +
                         std::string(strerror(static_cast<int>(-tfd))) + ")");
-  auto close_tfd = [&]() { (void)inj->Raw(SYS_close, {static_cast<std::uint64_t>(tfd)}); };
+  NoteImageFd(pid, static_cast<int>(tfd));
+  auto close_tfd = [&]() {
+    if (inj->Raw(SYS_close, {static_cast<std::uint64_t>(tfd)}).ok()) NoteImageFd(pid, -1);
+  };
   // The write loop goes into the gadget page, after the syscall gadget.
   auto [code, code_size] = arch::WriteLoopCode();
   const std::uint64_t loop_at = inj->gadget() + kWriteLoopOffset;

@@ -45,7 +45,7 @@ Status FrozenProcess::Attach(pid_t tid) {
   // (set at once: also if ckpt's worker dies and the kernel lets it go).
   if (t.stashed.empty() && arch::RestartInterruptedSemop(&t.regs)) RETURN_IF_ERROR(SetRegs(tid, t.regs));
   ASSIGN_OR_RETURN(t.sigmask, GetSigmask(tid));
-  NoteFrozenThread(pid_, tid, t.sigmask);
+  NoteFrozenThread(pid_, tid, t.sigmask, &t.regs);
   // Injected calls must not run signal handlers.
   RETURN_IF_ERROR(SetSigmask(tid, kAllSignals));
   threads_.push_back(std::move(t));

@@ -138,13 +138,23 @@ def members(root):
     return sorted(out)
 
 
+def fds(p):
+    out = {}
+    for fd in os.listdir(f"/proc/{p}/fd"):
+        try:
+            out[fd] = os.readlink(f"/proc/{p}/fd/{fd}")
+        except OSError:
+            pass
+    return out
+
+
 def snapshot(pids):
-    """What a dump must not change, per process: its maps and, per thread,
-    its signal mask, ignored and caught signals."""
+    """What a dump must not change, per process: its maps and descriptors
+    and, per thread, its signal mask, ignored and caught signals."""
     snap = {}
     for p in pids:
         with open(f"/proc/{p}/maps") as f:
-            maps = f.read()
+            maps = f.read() + "fds " + repr(sorted(fds(p).items()))
         threads = {}
         for t in sorted(os.listdir(f"/proc/{p}/task")):
             s = status_fields(f"/proc/{p}/task/{t}/status")
@@ -164,13 +174,13 @@ def check_untouched(pids, before, what):
         maps, threads = before[p]
         try:
             with open(f"/proc/{p}/maps") as f:
-                now = f.read()
+                now = f.read() + "fds " + repr(sorted(fds(p).items()))
         except OSError:
             errs.append(f"process {p} vanished")
             continue
         if now != maps:
             a, b = set(maps.splitlines()), set(now.splitlines())
-            errs.append(f"process {p} maps changed: added {sorted(b - a)} removed {sorted(a - b)}")
+            errs.append(f"process {p} maps or descriptors changed: added {sorted(b - a)} removed {sorted(a - b)}")
         for t, (blk, ign, cgt) in threads.items():
             try:
                 s = status_fields(f"/proc/{p}/task/{t}/status")
@@ -368,6 +378,8 @@ def worker_mode():
             for opts in (["--tree", "--leave-running"], ["--tree"]):
                 prev = image_id()
                 env = dict(os.environ, CKPT_ENGINE_FAULT="kill-worker-at-" + point)
+                if rep == 2:
+                    env["CKPT_ENGINE_DUMP_COPY"] = "in-place"  # the processes hold the image open meanwhile
                 r = subprocess.run([CKPT, "dump", str(pid), "-D", IMG, "--no-sync"] + opts, capture_output=True,
                                    text=True, env=env)
                 where = f"worker killed at {point} ({' '.join(opts)})"
