@@ -40,9 +40,13 @@ import json
 CKPT, BIN, MODE = sys.argv[1], sys.argv[2], sys.argv[3]
 KILLS = 50
 SEED = None
+KEEP_GOING = False  # --keep-going: count broken targets instead of stopping at the first (measurements)
 args = sys.argv[4:]
 while args:
-    if args[0] == "--kills":
+    if args[0] == "--keep-going":
+        KEEP_GOING = True
+        args = args[1:]
+    elif args[0] == "--kills":
         KILLS = int(args[1])
         args = args[2:]
     elif args[0] == "--seed":
@@ -86,7 +90,16 @@ def cleanup():
     shutil.rmtree(W, ignore_errors=True)
 
 
+class Broken(Exception):
+    pass
+
+
+IN_LOOP = False
+
+
 def die(msg):
+    if KEEP_GOING and IN_LOOP:
+        raise Broken(msg)
     print("FAIL: " + msg)
     try:
         print("result: " + open(os.path.join(W, "result")).read())
@@ -285,6 +298,8 @@ def kill_tree(pids):
     end = time.time() + 10
     while any(alive(p) for p in pids) and time.time() < end:
         time.sleep(0.01)
+    if not os.path.exists(os.path.join(W, "ipc_keys")):
+        return
     for k in open(os.path.join(W, "ipc_keys")).read().split():
         for flag in ("-M", "-S", "-Q"):
             subprocess.run(["ipcrm", flag, k], stderr=subprocess.DEVNULL)
@@ -456,7 +471,11 @@ def phase_of(delay):
 SIGS = [signal.SIGINT, signal.SIGINT, signal.SIGTERM, signal.SIGHUP]
 counts = {}
 outcomes = {"rolled back": 0, "completed": 0}
-for i in range(KILLS):
+broken = []
+
+
+def one_kill(i):
+    global pid, pids, before
     sig = signal.SIGKILL if i % 2 == 1 else SIGS[(i // 2) % len(SIGS)]
     delay = rng.uniform(0, wall * 1.1)
     prev = image_id()
@@ -525,6 +544,36 @@ for i in range(KILLS):
         check_untouched(pids, before, where)
     print(f"ok {where.split(' (')[0]}: {name} after {delay * 1000:.1f} ms ({key[0]}): "
           f"{'image complete' if new_image else 'rolled back'}")
+
+
+IN_LOOP = True
+for i in range(KILLS):
+    try:
+        one_kill(i)
+    except Broken as e:
+        # Measuring (--keep-going): note it, start the program afresh.
+        print("BROKEN: " + str(e)[:600])
+        broken.append(str(e))
+        kill_tree(program_processes())
+        for q in procs:
+            try:
+                q.wait(timeout=5)
+            except Exception:
+                pass
+        shutil.rmtree(IMG, ignore_errors=True)
+        for f in ("ready", "result", "log"):
+            try:
+                os.unlink(os.path.join(W, f))
+            except OSError:
+                pass
+        pid = start_target()
+        time.sleep(0.2)
+        pids = members(pid)
+        before = snapshot(pids)
+IN_LOOP = False
+if broken:
+    print(f"{len(broken)} of {KILLS} kills left the program damaged")
+    die(f"{len(broken)} of {KILLS} kills left the program damaged")
 
 print("kills per phase: " + ", ".join(f"{ph}/{s}: {n}" for (ph, s), n in sorted(counts.items())))
 print(f"outcomes: {outcomes}")
