@@ -191,7 +191,7 @@ Result<DumpStats> DumpHere(const DumpOptions& o) {
   DumpStats stats;
   std::int64_t t0 = NowNs();
   platform::Env* env = platform::Env::Default();
-  RETURN_IF_ERROR(CheckInterrupted().WithContext("dump of process " + std::to_string(o.pid)));
+  if (Interruption() != 0) return InterruptedError(o, Status::Ok());
   RETURN_IF_ERROR(env->CreateDirs(o.dir));
   RETURN_IF_ERROR(CheckImageMode(o.image_mode));
   std::string final_path = platform::JoinPath(o.dir, kImageFileName);
@@ -409,6 +409,8 @@ Result<DumpStats> DumpHere(const DumpOptions& o) {
       // to free its memory (~0.1 s/GiB); it runs none of its code again.
       end = tree.frozen[0]->KillNoWait();
     } else {
+      NoteKilling();  // if the worker dies from here on, the processes are killed
+      MaybeKillWorker("end");
       PrepareReaping(t.members, md);
       // Children before their parents (members are listed parents first).
       for (auto f = tree.frozen.rbegin(); f != tree.frozen.rend(); ++f) {

@@ -57,9 +57,11 @@ constexpr char kResult = 'R';
 constexpr char kThread = 'T';     // u32 pid, u32 tid, u64 signal mask, the registers (arch::Regs)
 constexpr char kGadget = 'G';     // u32 pid, u64 address (0: gone)
 constexpr char kImageIn = 'I';    // the image is in place
+constexpr char kKilling = 'K';    // the dumped processes are being killed
 constexpr char kImageFd = 'D';    // u32 pid, u32 descriptor of the image in it (~0: closed)
 constexpr char kSemValues = 'V';  // u32 semid, then u16 values (none: back as they were)
 constexpr char kSemUndo = 'U';    // u32 pid, u32 semid, then i16 adjustments (none: all of pid given back)
+constexpr char kSemLast = 'O';    // u32 semid, then u32 last operators (none: they are again)
 
 std::string Frame(char type, const std::string& payload) {
   std::string f(1, type);
@@ -91,7 +93,9 @@ struct Changes {
   std::map<pid_t, int> image_fds;              // the process holds the image open (in-place page copy)
   std::map<int, std::vector<int>> sem_values;  // sets whose values ckpt moved
   std::vector<SemUndo> undo;                   // adjustments taken and not given back
+  std::map<int, std::vector<std::int32_t>> last_operators;  // sets ckpt became the last operator of
   bool image_in_place = false;
+  bool killing = false;
 };
 
 // A note to the front. A small one is dropped if the pipe is full (the
@@ -196,6 +200,8 @@ Result<std::string> ReadAnswer(int in, const Progress& progress, bool* answered,
         changes->gadgets[static_cast<pid_t>(DecodeU32(u))] = DecodeU64(u + 4);
       } else if (type == kImageIn) {
         changes->image_in_place = true;
+      } else if (type == kKilling) {
+        changes->killing = true;
       } else if (type == kImageFd && payload.size() == 8) {
         changes->image_fds[static_cast<pid_t>(DecodeU32(u))] = static_cast<int>(DecodeU32(u + 4));
       } else if (type == kSemValues && payload.size() >= 4) {
@@ -204,6 +210,13 @@ Result<std::string> ReadAnswer(int in, const Progress& progress, bool* answered,
         for (std::size_t i = 4; i + 2 <= payload.size(); i += 2) v.push_back(DecodeU16(u + i));
         if (v.empty()) changes->sem_values.erase(id);
         if (!v.empty()) changes->sem_values[id] = v;
+      } else if (type == kSemLast && payload.size() >= 4) {
+        int id = static_cast<int>(DecodeU32(u));
+        std::vector<std::int32_t> v;
+        for (std::size_t i = 4; i + 4 <= payload.size(); i += 4)
+          v.push_back(static_cast<std::int32_t>(DecodeU32(u + i)));
+        if (v.empty()) changes->last_operators.erase(id);
+        if (!v.empty()) changes->last_operators[id] = v;
       } else if (type == kSemUndo && payload.size() >= 8) {
         SemUndo su;
         su.pid = static_cast<std::int32_t>(DecodeU32(u));
@@ -309,7 +322,7 @@ std::string Repair(const Changes& c) {
   }
   // Semaphore values ckpt had moved, and SEM_UNDO adjustments it had taken
   // (given back from inside their process, through its gadget area).
-  if (!c.sem_values.empty() || !c.undo.empty()) {
+  if (!c.sem_values.empty() || !c.undo.empty() || !c.last_operators.empty()) {
     IpcNamespace ns;
     std::vector<pid_t> pids;
     for (const auto& [pid, h] : held) pids.push_back(pid);
@@ -328,6 +341,22 @@ std::string Repair(const Changes& c) {
                                         [&](const SysvMember& m) { return m.pid == u.pid; });
       if (!can) trouble += "; the SEM_UNDO adjustments of process " + std::to_string(u.pid) + " are lost";
       if (can) problem("SEM_UNDO of process " + std::to_string(u.pid), PutBackUndo(members, {u}));
+    }
+    // Each member is the last operator of the semaphores it operated last.
+    std::vector<SemSet> sets;
+    for (const auto& [id, sempid] : c.last_operators) {
+      SemSet s;
+      s.id = id;
+      s.sempid = sempid;
+      sets.push_back(s);
+    }
+    for (const auto& m : members) {
+      if (sets.empty() || !in.ok()) break;
+      Injector inj(m.pid, m.gadget);
+      Status st = inj.Save();
+      if (st.ok()) st = RestoreLastOperator(sets, m.pid, &inj);
+      Status rs = inj.Restore();
+      problem("last operators of process " + std::to_string(m.pid), st.ok() ? rs : st);
     }
   }
   for (const auto& [pid, threads] : held) {
@@ -382,6 +411,10 @@ void NoteImageInPlace() {
   Note(kImageIn, "");
 }
 
+void NoteKilling() {
+  Note(kKilling, "");
+}
+
 void NoteImageFd(pid_t pid, int fd) {
   std::string p;
   PutU32(&p, static_cast<std::uint32_t>(pid));
@@ -394,6 +427,13 @@ void NoteSemValues(int semid, const std::vector<int>& values) {
   PutU32(&p, static_cast<std::uint32_t>(semid));
   for (int v : values) PutU16(&p, static_cast<std::uint16_t>(v));
   Note(kSemValues, p);
+}
+
+void NoteSemLastOperators(int semid, const std::vector<std::int32_t>& sempid) {
+  std::string p;
+  PutU32(&p, static_cast<std::uint32_t>(semid));
+  for (std::int32_t v : sempid) PutU32(&p, static_cast<std::uint32_t>(v));
+  Note(kSemLast, p);
 }
 
 void NoteSemUndo(pid_t pid, int semid, const std::vector<std::int16_t>& adj) {
@@ -476,7 +516,15 @@ Result<std::string> RunInWorker(const std::function<Result<std::string>(const Pr
   ::sigprocmask(SIG_SETMASK, &old, nullptr);
   if (!answered) {
     // Killed itself (by its PID: signals to ckpt's group do not reach it).
-    // The kernel let the processes go as they were; put back what it can.
+    // The kernel let the processes go as they were; put back what it can,
+    // or, if it was killing them after a complete image, finish that.
+    if (changes.killing) {
+      for (const auto& [pid, threads] : changes.threads) ::kill(pid, SIGKILL);
+      return IoError("the worker process " + std::to_string(w) + " of this dump " +
+                     DescribeWaitStatus(status) +
+                     " while it was killing the dumped processes after the image was complete: ckpt killed "
+                     "them (the System V objects they used stay on this host)");
+    }
     std::string done = Repair(changes);
     return IoError("the worker process " + std::to_string(w) + " of this dump " + DescribeWaitStatus(status) +
                    " before it finished: " + done + "; " +

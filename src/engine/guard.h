@@ -42,10 +42,14 @@ Status CheckInterrupted();
 void NoteFrozenThread(pid_t pid, pid_t tid, std::uint64_t sigmask, const void* regs);
 void NoteGadget(pid_t pid, std::uint64_t gadget);  // 0: unmapped again
 void NoteImageInPlace();                           // the dump has happened
+void NoteKilling();                                // the processes are being killed, as asked
 void NoteImageFd(pid_t pid, int fd);               // the process opened the image (-1: closed it)
 // Semaphore set `semid` had `values` before ckpt moved them (empty: they
 // are back).
 void NoteSemValues(int semid, const std::vector<int>& values);
+// The processes that operated each semaphore of `semid` last, before
+// ckpt's own semops made it the last (empty: they are again).
+void NoteSemLastOperators(int semid, const std::vector<std::int32_t>& sempid);
 // The SEM_UNDO adjustments of process `pid` on `semid` were taken from it
 // (empty `adj`: they were given back).
 void NoteSemUndo(pid_t pid, int semid, const std::vector<std::int16_t>& adj);

@@ -174,6 +174,9 @@ Status SysvDump::PutBack() {
     Status rs = inj.Restore();
     if (st.ok()) st = rs;
   }
+  for (const auto& s : sems_) {
+    if (st.ok()) NoteSemLastOperators(s.id, {});
+  }
   sems_.clear();
   return st;
 }

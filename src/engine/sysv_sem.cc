@@ -137,7 +137,10 @@ Status DumpSemSets(const std::vector<SysvMember>& members, const std::vector<Ipc
   // list applied, the differences read, the values back at kMid. If that
   // fails midway, every set gets its values back (the adjustments read so
   // far are in *taken, to be given back) and nobody ever sees kMid.
-  for (const auto& s : t->sems) NoteSemValues(s.id, std::vector<int>(s.values.begin(), s.values.end()));
+  for (const auto& s : t->sems) {
+    NoteSemLastOperators(s.id, s.sempid);
+    NoteSemValues(s.id, std::vector<int>(s.values.begin(), s.values.end()));
+  }
   Status st = ReadAdjustments(members, t, taken);
   for (const auto& s : t->sems) {
     auto now = Values(s.id, s.values.size());

@@ -25,7 +25,9 @@ worker: the dump's worker process itself is killed (SIGKILL, by a test
       after the image is in place, in --leave-running and killing dumps of
       a zdtm_sysv_pc tree: the `ckpt dump` process puts back what the worker
       had changed (masks, gadget areas, semaphore values, SEM_UNDO
-      adjustments), so the tree runs on untouched and its data is intact.
+      adjustments), so the tree runs on untouched and its data is intact;
+      killed while it kills the tree after a complete image, the tree is
+      killed (the dump is finished) and the image restores.
 """
 import os
 import random
@@ -413,6 +415,22 @@ def worker_mode():
                 check_untouched(pids, before, where + ": " + r.stderr.strip())
                 done += 1
     print(f"{done} dumps whose worker was killed: the tree ran on untouched")
+    # Killed while it killed the tree after a complete image: the dump is
+    # finished (the tree killed, its System V objects left on the host).
+    env = dict(os.environ, CKPT_ENGINE_FAULT="kill-worker-at-end")
+    r = subprocess.run([CKPT, "dump", str(pid), "-D", IMG, "--tree"], capture_output=True, text=True, env=env)
+    if r.returncode != 1 or "after the image was complete" not in r.stderr:
+        die(f"worker killed while killing the tree: exit {r.returncode}: {r.stderr}")
+    procs[-1].wait()
+    end = time.time() + 10
+    while program_processes() and time.time() < end:
+        time.sleep(0.01)
+    if program_processes():
+        die(f"worker killed while killing the tree: processes {program_processes()} still run")
+    kill_tree([])  # the System V objects that stayed behind; the image has them
+    r = subprocess.run([CKPT, "restore", "-D", IMG, "--detach"], capture_output=True, text=True)
+    if r.returncode != 0:
+        die("restore after the finished dump failed: " + r.stderr)
     open(os.path.join(W, "stop"), "w").close()
     if not wait_file(os.path.join(W, "result"), 300):
         die("the program gave no result")
