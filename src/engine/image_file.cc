@@ -171,8 +171,9 @@ void RemoveStaleTempImages(const std::string& dir, const std::string& base) {
 }
 
 Result<std::unique_ptr<image::RandomAccessSource>> OpenImageForRestore(const std::string& path, bool trust) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0 && errno == ELOOP) return InvalidArgument(path + " is a symbolic link; name the image itself");
+  // The checks below are made on the file opened (through a symlink too):
+  // what is checked is what is read.
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return PosixError("open", path, errno);
   struct stat st;
   if (::fstat(fd, &st) != 0) {

@@ -34,7 +34,7 @@ Result<std::unique_ptr<platform::WritableFile>> CreateTempImage(const std::strin
 // any more (left by a dump killed where nothing could clean up).
 void RemoveStaleTempImages(const std::string& dir, const std::string& base);
 
-// Opens the image at `path` for reading (not through a symlink). Unless
+// Opens the image at `path` for reading. Unless
 // `trust` is set, refuses an image that belongs to another user than the
 // caller (effective uid) or that others may write: restoring it would run
 // that user's code with the caller's privileges.

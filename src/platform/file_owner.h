@@ -3,16 +3,20 @@
 // user's own. posix_file_owner.cc / windows_file_owner.cc. Thread-safe.
 #pragma once
 
+#include <memory>
 #include <string>
 
+#include "image/io.h"
 #include "util/status.h"
 
 namespace ckpt::platform {
 
-// True if `path` belongs to the user running this process (POSIX: its owner
-// is the effective uid) and neither group nor others may write it; else
-// false, with *why saying who owns it or who may write it. Windows: not
-// checked (always true).
-Result<bool> OwnedByCurrentUser(const std::string& path, std::string* why);
+// Opens `path` for reading and tells, from the file opened (so what is
+// checked is what is read), whether it belongs to the user running this
+// process (POSIX: its owner is the effective uid) and neither group nor
+// others may write it; if not, *why says who owns it or who may write it.
+// Windows: not checked (*own is always true).
+Result<std::unique_ptr<image::RandomAccessSource>> OpenCheckingOwner(const std::string& path, bool* own,
+                                                                     std::string* why);
 
 }  // namespace ckpt::platform

@@ -24,15 +24,20 @@ struct ResumeOptions {
 
 // Without a program named on the command line, ckpt runs the one the image
 // names: refused for an image another user wrote (or may have written),
-// which would run their program with the caller's privileges.
-Status CheckRecordedProgramMayRun(const std::string& path) {
+// which would run their program with the caller's privileges. Otherwise
+// the image is read again from the file that was checked.
+Result<std::unique_ptr<image::ImageReader>> OpenOwnImage(const std::string& path) {
+  bool own = false;
   std::string why;
-  ASSIGN_OR_RETURN(bool own, platform::OwnedByCurrentUser(path, &why));
-  if (own) return Status::Ok();
-  return FailedPrecondition(path + ": " + why +
-                            "; resuming it runs the program the image names with your privileges. Name the "
-                            "program yourself: ckpt resume IMAGE -- PROGRAM [ARGS] (a group image: --spec or "
-                            "--bindir)");
+  ASSIGN_OR_RETURN(auto src, platform::OpenCheckingOwner(path, &own, &why));
+  if (!own) {
+    return FailedPrecondition(
+        path + ": " + why +
+        "; resuming it runs the program the image names with your privileges. Name the "
+        "program yourself: ckpt resume IMAGE -- PROGRAM [ARGS] (a group image: --spec or "
+        "--bindir)");
+  }
+  return image::ImageReader::Open(std::move(src));
 }
 
 int Run(const ResumeOptions& o) {
@@ -43,8 +48,9 @@ int Run(const ResumeOptions& o) {
   bool named = !o.command.empty() || ((*r)->header().kind == image::ImageKind::kGroup &&
                                       (!o.group.spec.empty() || !o.group.bindir.empty()));
   if (!named) {
-    Status st = CheckRecordedProgramMayRun(path);
-    if (!st.ok()) return ReportError(st);
+    auto own = OpenOwnImage(path);
+    if (!own.ok()) return ReportError(own.status());
+    r = std::move(own);
   }
   if ((*r)->header().kind == image::ImageKind::kGroup) {
     r->reset();
