@@ -1,14 +1,14 @@
+// The dump's worker and the ckpt process that started it (guard.h): the
+// worker does the dump and tells what it changes; its parent passes signals
+// on and repairs what it can if the worker dies without an answer.
 #include "engine/guard.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <sys/ipc.h>
-#include <sys/msg.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/sem.h>
-#include <sys/shm.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -532,164 +532,6 @@ Result<std::string> RunInWorker(const std::function<Result<std::string>(const Pr
                                            : "no image was written (a previous one is unchanged)"));
   }
   return r;
-}
-
-namespace {
-
-// Guardian messages: a type byte, a u32 length, the payload.
-constexpr char kSysv = 'S';  // kind byte, u32 id, u32 key
-constexpr char kFile = 'F';  // path
-constexpr char kKill = 'K';  // u32 PIDs
-constexpr char kCommit = 'C';
-constexpr char kDone = 'D';
-
-// An object `id` of `kind` with `key` (or any key when `key` is 0).
-bool SysvHasKey(char kind, int id, std::int32_t key) {
-  std::int32_t have = 0;
-  if (kind == 's') {
-    struct shmid_ds ds;
-    if (::shmctl(id, IPC_STAT, &ds) != 0) return false;
-    have = ds.shm_perm.__key;
-  } else if (kind == 'e') {
-    struct semid_ds ds;
-    if (::semctl(id, 0, IPC_STAT, &ds) != 0) return false;
-    have = ds.sem_perm.__key;
-  } else {
-    struct msqid_ds ds;
-    if (::msgctl(id, IPC_STAT, &ds) != 0) return false;
-    have = ds.msg_perm.__key;
-  }
-  return key == 0 || have == key;
-}
-
-// The guardian: collects what to undo until ckpt says it is done; undoes it
-// when ckpt's end of the pipe closes first.
-[[noreturn]] void GuardianMain(int in) {
-  std::vector<std::pair<char, std::pair<int, std::int32_t>>> sysv;
-  std::vector<std::string> files;
-  std::vector<int> pidfds;
-  std::string buf;
-  char tmp[4096];
-  while (true) {
-    ssize_t n = ::read(in, tmp, sizeof tmp);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    buf.append(tmp, static_cast<std::size_t>(n));
-    while (buf.size() >= 5) {
-      std::uint32_t len = DecodeU32(reinterpret_cast<const unsigned char*>(buf.data() + 1));
-      if (buf.size() < 5 + static_cast<std::size_t>(len)) break;
-      char type = buf[0];
-      std::string p = buf.substr(5, len);
-      buf.erase(0, 5 + static_cast<std::size_t>(len));
-      const auto* u = reinterpret_cast<const unsigned char*>(p.data());
-      if (type == kCommit || type == kDone) ::_exit(0);
-      if (type == kSysv && p.size() == 9) {
-        sysv.push_back(
-            {p[0], {static_cast<int>(DecodeU32(u + 1)), static_cast<std::int32_t>(DecodeU32(u + 5))}});
-      } else if (type == kFile) {
-        files.push_back(p);
-      } else if (type == kKill) {
-        for (std::size_t i = 0; i + 4 <= p.size(); i += 4) {
-          int fd = static_cast<int>(::syscall(SYS_pidfd_open, static_cast<pid_t>(DecodeU32(u + i)), 0));
-          if (fd >= 0) pidfds.push_back(fd);
-        }
-      }
-    }
-  }
-  // ckpt died in the middle of the restore.
-  for (int fd : pidfds) ::syscall(SYS_pidfd_send_signal, fd, SIGKILL, nullptr, 0);
-  int removed = 0;
-  for (const auto& [kind, ik] : sysv) {
-    if (!SysvHasKey(kind, ik.first, ik.second)) continue;
-    int r = kind == 's'   ? ::shmctl(ik.first, IPC_RMID, nullptr)
-            : kind == 'e' ? ::semctl(ik.first, 0, IPC_RMID)
-                          : ::msgctl(ik.first, IPC_RMID, nullptr);
-    removed += r == 0 ? 1 : 0;
-  }
-  for (const auto& f : files) removed += ::unlink(f.c_str()) == 0 ? 1 : 0;
-  std::fprintf(stderr,
-               "ckpt: restore interrupted: ckpt ended before the restore was complete; the processes it was "
-               "restoring ended too, and %d System V objects and files it had created were removed\n",
-               removed);
-  ::_exit(0);
-}
-
-}  // namespace
-
-Status RestoreGuard::Start() {
-  int p[2];
-  if (::pipe2(p, O_CLOEXEC) != 0) return platform::PosixError("pipe2", "restore guardian pipe", errno);
-  std::fflush(stdout);
-  std::fflush(stderr);
-  pid_t c = ::fork();
-  if (c == 0) {
-    // A grandchild of ckpt: never its child (ckpt waits for its children),
-    // in a session of its own (signals to ckpt's group do not reach it).
-    if (::fork() != 0) ::_exit(0);
-    ::setsid();
-    ::signal(SIGPIPE, SIG_IGN);
-    int in = p[0];
-    // Holding ckpt's descriptors (pipe ends the restored processes use,
-    // the terminal) would change what they see: keep the pipe and stderr.
-    ::syscall(SYS_close_range, 3u, static_cast<unsigned>(in - 1), 0u);
-    ::syscall(SYS_close_range, static_cast<unsigned>(in + 1), ~0u, 0u);
-    int null = ::open("/dev/null", O_RDWR);
-    if (null >= 0) {
-      ::dup2(null, 0);
-      ::dup2(null, 1);
-      if (null > 2 && null != in) ::close(null);
-    }
-    GuardianMain(in);
-  }
-  int e = errno;
-  ::close(p[0]);
-  if (c < 0) {
-    ::close(p[1]);
-    return platform::PosixError("fork", "the restore guardian", e);
-  }
-  int status;
-  while (::waitpid(c, &status, 0) == -1 && errno == EINTR) {
-  }
-  fd_ = p[1];
-  return Status::Ok();
-}
-
-void RestoreGuard::Send(char type, const std::string& payload) {
-  if (fd_ < 0) return;
-  if (!WriteAll(fd_, Frame(type, payload))) {
-    ::close(fd_);
-    fd_ = -1;
-  }
-}
-
-void RestoreGuard::SysvCreating(char kind, int id, std::int32_t key) {
-  std::string p(1, kind);
-  PutU32(&p, static_cast<std::uint32_t>(id));
-  PutU32(&p, static_cast<std::uint32_t>(key));
-  Send(kSysv, p);
-}
-
-void RestoreGuard::FileCreated(const std::string& path) {
-  Send(kFile, path);
-}
-
-void RestoreGuard::KillOnDeath(const std::vector<pid_t>& pids) {
-  std::string p;
-  for (pid_t pid : pids) {
-    if (pid > 0) PutU32(&p, static_cast<std::uint32_t>(pid));
-  }
-  Send(kKill, p);
-}
-
-void RestoreGuard::Commit() {
-  Send(kCommit, "");
-  if (fd_ >= 0) ::close(fd_);
-  fd_ = -1;
-}
-
-RestoreGuard::~RestoreGuard() {
-  Send(kDone, "");
-  if (fd_ >= 0) ::close(fd_);
 }
 
 }  // namespace ckpt::engine

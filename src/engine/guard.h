@@ -7,6 +7,7 @@
 // next check and puts everything back before it exits, so no signal to
 // `ckpt dump` can leave a stopped, half-changed process behind.
 // One worker at a time per process; the caller must have a single thread.
+// guard.cc (dump worker, repair), restore_guard.cc (RestoreGuard).
 #pragma once
 
 #include <sys/types.h>
