@@ -118,6 +118,23 @@ Status Apply(Injector* inj, const ThreadCreds& cur, const ThreadCreds& want) {
   return Status::Ok();
 }
 
+// The capabilities of `want` that a thread with `cur` (a fork of ckpt) can
+// be given: never more than ckpt has (its bounding and permitted sets). A
+// process is never restored with more privileges than recorded; with
+// fewer when ckpt has fewer (e.g. a container without CAP_SYS_RESOURCE).
+ThreadCreds Grantable(const ThreadCreds& want, const ThreadCreds& cur) {
+  constexpr int kCapSetpcap = 8;
+  ThreadCreds g = want;
+  g.cap_bnd &= cur.cap_bnd;
+  g.cap_prm &= cur.cap_prm;
+  std::uint64_t inh_limit = cur.cap_inh | cur.cap_bnd;
+  if ((cur.cap_eff & (1ull << kCapSetpcap)) == 0) inh_limit &= cur.cap_inh | cur.cap_prm;
+  g.cap_inh &= inh_limit;
+  g.cap_eff &= g.cap_prm;
+  g.cap_amb &= g.cap_prm & g.cap_inh;
+  return g;
+}
+
 }  // namespace
 
 Result<ThreadCreds> ReadThreadCreds(pid_t pid, pid_t tid) {
@@ -167,7 +184,8 @@ Status DumpCreds(FrozenProcess& p, std::uint64_t gadget, Creds* out) {
   return Status::Ok();
 }
 
-Status RestoreCreds(const ProcessModel& m, pid_t pid, const std::vector<pid_t>& tids, std::uint64_t gadget) {
+Status RestoreCreds(const ProcessModel& m, pid_t pid, const std::vector<pid_t>& tids, std::uint64_t gadget,
+                    std::string* warnings) {
   if (!m.creds.recorded) return Status::Ok();
   for (std::size_t i = 0; i < m.threads.size() && i < tids.size(); ++i) {
     const ThreadCreds* rec = nullptr;
@@ -183,6 +201,15 @@ Status RestoreCreds(const ProcessModel& m, pid_t pid, const std::vector<pid_t>& 
     Status st = [&]() -> Status {
       ASSIGN_OR_RETURN(ThreadCreds cur, ReadThreadCreds(pid, tids[i]));
       ASSIGN_OR_RETURN(cur.securebits, Securebits(&inj));
+      ThreadCreds can = Grantable(want, cur);
+      std::uint64_t lost = (want.cap_bnd & ~can.cap_bnd) | (want.cap_prm & ~can.cap_prm) |
+                           (want.cap_inh & ~can.cap_inh) | (want.cap_eff & ~can.cap_eff) |
+                           (want.cap_amb & ~can.cap_amb);
+      if (lost != 0) {
+        *warnings += "thread " + std::to_string(m.threads[i].tid) + " runs without capabilities " +
+                     Hex(lost) + " it had: ckpt cannot grant them here\n";
+      }
+      want = can;
       if (cur == want) return Status::Ok();
       RETURN_IF_ERROR(Apply(&inj, cur, want));
       // What the kernel shows now must be what the image says.

@@ -25,9 +25,12 @@ Result<ThreadCreds> ReadThreadCreds(pid_t pid, pid_t tid);
 // Records the credentials of every frozen thread (`gadget`: the injection area).
 Status DumpCreds(FrozenProcess& p, std::uint64_t gadget, Creds* out);
 // Gives restored thread `tids[i]` (ckpt's PID namespace) the credentials
-// recorded for m.threads[i], then checks them in /proc. Without recorded
-// credentials (an old image) nothing changes: the process keeps ckpt's.
-Status RestoreCreds(const ProcessModel& m, pid_t pid, const std::vector<pid_t>& tids, std::uint64_t gadget);
+// recorded for m.threads[i], then checks them in /proc. Capabilities ckpt
+// itself lacks are left out (never more privileges than recorded), said in
+// *warnings. Without recorded credentials (an old image) nothing changes:
+// the process keeps ckpt's.
+Status RestoreCreds(const ProcessModel& m, pid_t pid, const std::vector<pid_t>& tids, std::uint64_t gadget,
+                    std::string* warnings);
 // "uid 65534 gid 65534, capabilities none" for messages and inspect.
 std::string DescribeCreds(const ThreadCreds& c);
 

@@ -201,7 +201,9 @@ Status RebuildMember(const ProcessModel& m, const image::ImageReader& reader, co
   // credentials the process had (another user's, fewer capabilities).
   std::vector<pid_t> tids = {pid};
   tids.insert(tids.end(), created.begin(), created.end());
-  RETURN_IF_ERROR(RestoreCreds(m, pid, tids, inj.gadget()));
+  std::string lost;
+  RETURN_IF_ERROR(RestoreCreds(m, pid, tids, inj.gadget(), &lost));
+  if (!lost.empty()) std::fprintf(stderr, "ckpt: warning: %s", lost.c_str());
   for (std::size_t i = 1; i < m.threads.size(); ++i) {
     RETURN_IF_ERROR(LoadThreadState(created[i - 1], m.threads[i], m.core.xsave_size));
   }

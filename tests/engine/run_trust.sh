@@ -11,6 +11,8 @@
 #                 and restored by root, runs again exactly so (every Uid, Gid,
 #                 Groups, Cap* and NoNewPrivs line of every thread, and it
 #                 stays dumpable), and its data is intact;
+# credentials-fewer a ckpt lacking a capability the process had restores it
+#                 without it (never with more than recorded) and warns;
 # untrusted-image an image that belongs to another user, or that others may
 #                 write, is refused by `ckpt restore` unless --trust-image.
 set -u
@@ -108,6 +110,30 @@ case $CASE in
     creds "$PID" >"$W/after"
     diff "$W/before" "$W/after" >"$W/diff" || { cat "$W/diff"; fail "credentials differ after the restore"; }
     [ "$(stat -c %u "/proc/$PID/status")" = "$owner" ] || fail "the restored process is no longer dumpable"
+    finish
+    ;;
+  credentials-fewer)
+    # ckpt itself lacks a capability the process had (here CAP_NET_RAW in
+    # its bounding set): the process is restored without it, never with
+    # more than it had, and ckpt says so.
+    start "$BIN/zdtm_counter"
+    grep -E '^(Uid|Gid|Groups|Cap|NoNewPrivs)' "/proc/$PID/status" >"$W/before"
+    "$CKPT" dump "$PID" -D "$W/img" >/dev/null || fail "dump"
+    wait "$PID" 2>/dev/null
+    PID=$(setpriv --bounding-set -net_raw "$CKPT" restore -D "$W/img" --detach 2>"$W/err") || {
+      cat "$W/err"
+      fail "restore by a ckpt without CAP_NET_RAW in its bounding set"
+    }
+    grep -q "runs without capabilities 0000000000002000" "$W/err" || { cat "$W/err"; fail "no warning"; }
+    grep -E '^(Uid|Gid|Groups|Cap|NoNewPrivs)' "/proc/$PID/status" >"$W/after"
+    # Every set as before, less CAP_NET_RAW (bit 13): ckpt had it in none.
+    without() {
+      local k v
+      while IFS=$'\t' read -r k v; do
+        case $k in Cap*) printf '%s\t%016x\n' "$k" $((0x$v & ~0x2000)) ;; *) printf '%s\t%s\n' "$k" "$v" ;; esac
+      done <"$1"
+    }
+    diff <(without "$W/before") "$W/after" || fail "the credentials are not the recorded ones less CAP_NET_RAW"
     finish
     ;;
   untrusted-image)
