@@ -56,6 +56,7 @@ struct Options {
   bool quiet = false;           // no progress lines on stderr (--ckpt-quiet)
   bool listen = true;           // accept requests from `ckpt checkpoint PID`
   bool throw_on_error = false;  // throw ckpt::Error instead of printing and exiting
+  unsigned image_mode = 0600;   // permission bits of new images (--ckpt-image-mode); 0600..0777
 };
 
 class Error : public std::runtime_error {

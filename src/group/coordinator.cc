@@ -19,6 +19,7 @@
 #include "platform/process.h"
 #include "platform/shm.h"
 #include "platform/socket.h"
+#include "util/utf8.h"
 
 namespace ckpt::group {
 
@@ -63,7 +64,7 @@ class Coordinator {
   Status CollectReady(std::uint64_t epoch, std::vector<Ready>* ready);
   Status ReceivePart(int rank, const Request& req, image::ImageWriter* w, std::string* into);
   Status WriteImage(std::uint64_t epoch, std::uint64_t seq, const std::vector<Ready>& ready,
-                    const std::string& path);
+                    platform::WritableFile* file);
   void Broadcast(Msg type, const Note& n);
   std::uint64_t NextSeq();
   void Shutdown();
@@ -136,14 +137,14 @@ Status Coordinator::LoadResumeImage() {
 }
 
 Status Coordinator::PublishRegistration() {
-  RETURN_IF_ERROR(env_->CreateDirs(env_->RuntimeDir()));
+  RETURN_IF_ERROR(env_->SecureRuntimeDir(env_->RuntimeDir(), /*create=*/true));
   registration_path_ = lib::Registration::PathFor(env_, env_->ProcessId());
-  std::string j = "{\"pid\": " + std::to_string(env_->ProcessId()) + ", \"kind\": \"group\", \"group\": \"" +
-                  lib::JsonEscape(opt_.name) + "\", \"id\": \"" + gid_ +
-                  "\", \"port\": " + std::to_string(listener_->port()) + ", \"dir\": \"" +
-                  lib::JsonEscape(opt_.dir) + "\", \"members\": " + std::to_string(members_.size()) +
-                  ", \"generation\": " + std::to_string(written_) + ", \"last_image\": \"" +
-                  lib::JsonEscape(last_image_) + "\"}\n";
+  std::string j = "{\"pid\": " + std::to_string(env_->ProcessId()) +
+                  ", \"kind\": \"group\", \"group\": " + JsonBytes(opt_.name) + ", \"id\": \"" + gid_ +
+                  "\", \"port\": " + std::to_string(listener_->port()) + ", \"dir\": " + JsonBytes(opt_.dir) +
+                  ", \"members\": " + std::to_string(members_.size()) +
+                  ", \"generation\": " + std::to_string(written_) +
+                  ", \"last_image\": " + JsonBytes(last_image_) + "}\n";
   return platform::WriteFileAtomic(env_, registration_path_, j);
 }
 
@@ -341,12 +342,11 @@ std::uint64_t Coordinator::NextSeq() {
 }
 
 Status Coordinator::WriteImage(std::uint64_t epoch, std::uint64_t seq, const std::vector<Ready>& ready,
-                               const std::string& path) {
-  ASSIGN_OR_RETURN(auto file, env_->NewWritableFile(path));
+                               platform::WritableFile* file) {
   image::WriterOptions wo;
   wo.codec = *image::ParseCodec(opt_.codec);
   wo.level = opt_.level;
-  image::ImageWriter w(file.get(), image::ImageKind::kGroup, wo);
+  image::ImageWriter w(file, image::ImageKind::kGroup, wo);
   RETURN_IF_ERROR(w.Begin());
 
   // Communication state, captured once: the object table from any member.
@@ -428,8 +428,7 @@ Status Coordinator::WriteImage(std::uint64_t epoch, std::uint64_t seq, const std
   t_members_ = std::chrono::duration<double>(Clock::now() - t_mem0).count();
   member_bytes_ = file->Position() - pos_mem0;
   RETURN_IF_ERROR(w.Finish());
-  RETURN_IF_ERROR(file->Sync());
-  return file->Close();
+  return file->Sync();
 }
 
 Status Coordinator::Checkpoint(bool exit_after, std::string* image_path) {
@@ -446,13 +445,27 @@ Status Coordinator::Checkpoint(bool exit_after, std::string* image_path) {
   t_quiesce_ = std::chrono::duration<double>(Clock::now() - t0).count();
   std::uint64_t seq = NextSeq();
   std::string final_path = platform::JoinPath(opt_.dir, lib::ImageFileName(opt_.name, seq));
-  std::string tmp = final_path + ".tmp";
   if (st.ok()) st = env_->CreateDirs(opt_.dir);
-  if (st.ok()) st = WriteImage(epoch, seq, ready, tmp);
-  if (st.ok()) st = env_->RenameFile(tmp, final_path);
+  if (st.ok()) env_->RemoveStaleTempFiles(opt_.dir, opt_.name + ".");
+  // A new file (no predictable name, never a link), linked as the image
+  // only if no other writer took the name meanwhile (docs/groups.md).
+  std::unique_ptr<platform::TempFile> tmp;
+  if (st.ok()) {
+    auto t = env_->NewTempFile(opt_.dir, lib::ImageFileName(opt_.name, seq), opt_.image_mode);
+    if (t.ok()) tmp = std::move(t).value();
+    st = t.status();
+  }
+  if (st.ok()) st = WriteImage(epoch, seq, ready, tmp.get());
+  if (st.ok()) {
+    auto committed = tmp->Commit(final_path, /*replace=*/false);
+    st = committed.status();
+    if (st.ok() && !*committed)
+      st = IoError("another process wrote " + final_path +
+                   " at the same time; this group's image was not written");
+  }
   if (st.ok()) st = env_->SyncDir(opt_.dir);
   if (!st.ok()) {
-    env_->RemoveFile(tmp).IgnoreError();
+    tmp.reset();  // removes the unfinished file
     Broadcast(Msg::kAbort, {epoch, 0, st.message()});
     std::string prev = last_image_.empty() ? (opt_.resume.empty() ? "none" : opt_.resume) : last_image_;
     return Status(st.code(), "checkpoint " + std::to_string(seq) + " abandoned: " + st.message() +

@@ -25,6 +25,7 @@ struct CoordinatorOptions {
   std::uint64_t stop_after = 0;  // after this run's N-th checkpoint the members exit (status 75)
   std::string resume;            // a group image to resume from
   bool quiet = false;
+  unsigned image_mode = platform::kDefaultImageMode;  // permission bits of new group images
 };
 
 // Runs the group to its end; returns the exit status for `ckpt run`/`ckpt

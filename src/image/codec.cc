@@ -115,7 +115,7 @@ Status Compress(CodecId id, int level, const void* in, std::size_t in_size, std:
 Status Decompress(CodecId id, const void* in, std::size_t in_size, void* out, std::size_t raw_size) {
   switch (id) {
     case CodecId::kNone:
-      return Internal("decompress called for codec none");
+      return Corruption("a frame is marked compressed, but its section has no codec");
     case CodecId::kZstd: {
 #if CKPT_HAVE_ZSTD
       std::size_t n = ZSTD_decompress(out, raw_size, in, in_size);

@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <cstring>
+#include <set>
+#include <string_view>
+#include <utility>
 
 #include "image/checksum.h"
 #include "image/codec.h"
@@ -116,6 +119,18 @@ Status ImageReader::Load() {
     sections_.push_back(std::move(s));
   }
   if (!br.empty()) return Corruption(name + ": section table has trailing bytes");
+  // Program and group images name each section once per type: a second
+  // variable (or member, or segment) of the same name would be ambiguous.
+  // (Process images are checked by their own model.)
+  if (header_.kind != ImageKind::kProcess) {
+    std::set<std::pair<std::uint32_t, std::string_view>> seen;
+    for (const SectionInfo& s : sections_) {
+      if (!seen.insert({s.type, s.name}).second) {
+        return Corruption(name + ": section '" + s.name + "' (type " + std::to_string(s.type) +
+                          ") appears twice in the section table");
+      }
+    }
+  }
   return Status::Ok();
 }
 
@@ -207,6 +222,10 @@ Status SectionStream::NextFrame(void* direct_dst, std::size_t direct_cap, bool* 
   }
   bool is_raw = (stored_field & kFrameStoredRaw) != 0;
   std::uint32_t stored = stored_field & ~kFrameStoredRaw;
+  if (!is_raw && info_->codec == CodecId::kNone) {
+    return Where(Corruption("frame " + Off(frame_index_) + " at offset " + Off(pos_ - kFrameHeaderSize) +
+                            " is marked compressed in a section stored without a codec"));
+  }
   if (raw > kMaxFrameRaw || (is_raw && stored != raw) || (!is_raw && stored >= raw) || stored > end - pos_ ||
       decoded_ + raw > info_->raw_size) {
     return Where(Corruption("frame " + Off(frame_index_) + " at offset " + Off(pos_ - kFrameHeaderSize) +

@@ -1,10 +1,19 @@
-// The registration file of a running ckpt session: RuntimeDir/<pid>.json,
+// The registration file of a running ckpt session: RUNTIME_DIR/<pid>.json,
 // which `ckpt checkpoint PID` reads to find the session, send it a request
 // and wait for the new image. It records the process start time so that a
 // stale file never leads to signalling an unrelated process that reused the
-// PID. Written atomically; removed when the session ends, except after a
-// checkpoint-and-exit, when it stays (marked "exited") for the requester to
-// read and remove. Not thread-safe.
+// PID, and counts checkpoints written and failed so a requester sees every
+// outcome, even a failure identical to the previous one.
+//
+// The runtime directory is checked before use (Env::SecureRuntimeDir: this
+// user's, private, not a link); files are written through Env::NewTempFile
+// (never an existing file or a link). The file is removed when the session
+// ends for any reason the library sees: its destructor, and an atexit
+// handler for std::exit (the program's, or the library's own exits 3 and
+// 75). After a checkpoint-and-exit asked from outside it stays, marked
+// "exited", for the requester to read; whoever next looks at the directory
+// (a starting session, `ckpt checkpoint`) removes registrations of
+// processes that are gone. Not thread-safe.
 #pragma once
 
 #include <cstdint>
@@ -14,14 +23,34 @@
 
 namespace ckpt::lib {
 
+struct RegistrationState {
+  std::uint64_t generation = 0;  // checkpoints written
+  std::uint64_t failures = 0;    // checkpoints that failed
+  std::string last_image;        // absolute path
+  std::string last_error;
+  bool exited = false;  // the process has ended after writing last_image
+};
+
 class Registration {
  public:
   Registration(platform::Env* env, std::string program, std::string dir);
   ~Registration();
-  // Rewrites the file with the count of checkpoints written so far.
-  Status Publish(std::uint64_t generation, const std::string& last_image, const std::string& last_error,
-                 bool exited = false);
+  Registration(const Registration&) = delete;
+  Registration& operator=(const Registration&) = delete;
+
+  // Writes the file. The first call checks (and makes) the runtime directory
+  // and collects stale registrations there; if the directory is refused,
+  // every call returns that error and nothing is written.
+  Status Publish(const RegistrationState& state);
+  // The file stays when this object goes (after a checkpoint-and-exit that
+  // a requester waits for).
+  void KeepAfterExit();
+  const std::string& path() const { return path_; }
+  // Where process `pid`'s registration is in this process's RuntimeDir().
   static std::string PathFor(platform::Env* env, std::int64_t pid);
+
+  // Largest registration file read (a guard against a huge planted file).
+  static constexpr std::size_t kMaxFileSize = 1 << 20;
 
  private:
   platform::Env* env_;
@@ -29,10 +58,18 @@ class Registration {
   std::string dir_;
   std::string path_;
   std::uint64_t start_time_ = 0;
+  std::int64_t pid_ = 0;
+  Status dir_status_ = Internal("not yet published");
+  bool checked_ = false;
   bool written_ = false;
   bool keep_ = false;
 };
 
-std::string JsonEscape(const std::string& s);
+// "<dir>/<pid>.json".
+std::string RegistrationPath(const std::string& runtime_dir, std::int64_t pid);
+// Removes, in `runtime_dir`, registrations of processes that no longer run
+// (or whose PID now belongs to another process) and stale temporary files.
+// Keeps `except_pid`'s.
+void CollectStaleRegistrations(platform::Env* env, const std::string& runtime_dir, std::int64_t except_pid);
 
 }  // namespace ckpt::lib

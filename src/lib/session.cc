@@ -44,7 +44,10 @@ constexpr int kBitCheckpoint = 1;
 constexpr int kBitExit = 2;
 constexpr int kBitResumed = 4;
 constexpr int kBitCount = 8;
-constexpr int kBitGroup = 16;  // the group coordinator asked for a checkpoint
+constexpr int kBitGroup = 16;                               // the group coordinator asked for a checkpoint
+constexpr int kBitOutside = platform::kRequestFromOutside;  // with kBitCheckpoint: `ckpt checkpoint` asked
+static_assert(kBitOutside == 32, "the trigger's bit must not collide with the session's");
+constexpr int kCommitAttempts = 8;  // sequence numbers tried when other writers take them
 
 std::string ProgramName(const std::string& argv0) {
   std::string n = platform::BaseName(argv0);
@@ -69,6 +72,7 @@ const char* kHelp =
     "  --ckpt-at N           checkpoint at this run's N-th safepoint and continue\n"
     "  --ckpt-stop-at N      checkpoint at this run's N-th safepoint and exit with status 75\n"
     "  --ckpt-name NAME      image name prefix (default: the program's name)\n"
+    "  --ckpt-image-mode M   permission bits of new images, octal (default: 0600, owner only)\n"
     "  --ckpt-quiet          no progress messages on stderr\n"
     "  --ckpt-no-listen      ignore `ckpt checkpoint PID` requests\n"
     "  --ckpt-help           show this help and exit\n";
@@ -117,6 +121,7 @@ class SessionImpl {
   std::set<std::string> stages_done_;
   std::uint64_t safepoints_ = 0;
   std::uint64_t written_ = 0;
+  std::uint64_t failures_ = 0;
   std::string last_image_;
   std::string last_error_;
   std::exception_ptr parked_exception_;  // thrown in a safepoint's slow path
@@ -156,6 +161,7 @@ class SessionImpl {
     if (auto v = get("CKPT_AT"); !v.empty()) opt_.at = ParseUint("CKPT_AT", v);
     if (auto v = get("CKPT_STOP_AT"); !v.empty()) opt_.stop_at = ParseUint("CKPT_STOP_AT", v);
     if (auto v = get("CKPT_NAME"); !v.empty()) opt_.name = v;
+    if (auto v = get("CKPT_IMAGE_MODE"); !v.empty()) opt_.image_mode = ParseMode("CKPT_IMAGE_MODE", v);
     if (auto v = get("CKPT_QUIET"); !v.empty() && v != "0") opt_.quiet = true;
     if (auto v = get("CKPT_LISTEN"); v == "0") opt_.listen = false;
   }
@@ -165,6 +171,11 @@ class SessionImpl {
     unsigned long long x = std::strtoull(v.c_str(), &end, 10);
     if (v.empty() || *end != '\0' || v[0] == '-') UsageError(what + " wants a whole number, got '" + v + "'");
     return x;
+  }
+  unsigned ParseMode(const std::string& what, const std::string& v) {
+    auto m = platform::ParseFileMode(v);
+    if (!m.ok()) UsageError(what + ": " + m.status().message());
+    return *m;
   }
   double ParseDouble(const std::string& what, const std::string& v) {
     char* end = nullptr;
@@ -225,6 +236,8 @@ class SessionImpl {
         opt_.stop_at = ParseUint(key, need());
       else if (key == "--ckpt-name")
         opt_.name = need();
+      else if (key == "--ckpt-image-mode")
+        opt_.image_mode = ParseMode(key, need());
       else if (key == "--ckpt-quiet")
         opt_.quiet = true;
       else if (key == "--ckpt-no-listen")
@@ -253,6 +266,11 @@ class SessionImpl {
                  image::AvailableCodecs() + ")");
     }
     codec_ = *c;
+    if (opt_.image_mode > 0777 || (opt_.image_mode & 0600) != 0600) {
+      char m[16];
+      std::snprintf(m, sizeof m, "%04o", opt_.image_mode);
+      UsageError(std::string("image mode ") + m + " must be from 0600 to 0777 (the owner reads and writes)");
+    }
     if (opt_.keep < 1) opt_.keep = 1;
     if (GroupMember::InGroupEnvironment(env_)) {
       MakeGroup();
@@ -271,8 +289,13 @@ class SessionImpl {
       if (st.ok()) {
         trigger_installed_ = true;
         registration_ = std::make_unique<lib::Registration>(env_, opt_.name, opt_.dir);
-        Status rs = registration_->Publish(0, "", "");
-        if (!rs.ok()) Say("warning: `ckpt checkpoint` will not find this process: " + rs.message());
+        Status rs = Publish(false);
+        if (!rs.ok()) {
+          // Not behind --ckpt-quiet: a refused runtime directory may be an attack.
+          std::fprintf(stderr, "ckpt: warning: `ckpt checkpoint %lld` will not find this process: %s\n",
+                       static_cast<long long>(env_->ProcessId()), rs.message().c_str());
+          registration_.reset();
+        }
       } else {
         Say("warning: cannot listen for checkpoint requests: " + st.message());
       }
@@ -437,33 +460,47 @@ class SessionImpl {
   }
 
   // --- checkpoint --------------------------------------------------------------
-  Status WriteImage(std::string* out_path) {
-    RETURN_IF_ERROR(env_->CreateDirs(opt_.dir));
-    std::uint64_t seq = std::max(progress_.seq, lib::LatestImageSeq(env_, opt_.dir, opt_.name)) + 1;
-    std::string final_path = platform::JoinPath(opt_.dir, lib::ImageFileName(opt_.name, seq));
-    std::string tmp = final_path + ".tmp";
-    Status st = WriteTo(tmp, seq);
-    if (!st.ok()) {
-      env_->RemoveFile(tmp).IgnoreError();
-      return st;
-    }
-    st = env_->RenameFile(tmp, final_path);
-    if (!st.ok()) {
-      env_->RemoveFile(tmp).IgnoreError();
-      return st;
-    }
-    RETURN_IF_ERROR(env_->SyncDir(opt_.dir));
-    progress_.seq = seq;
-    *out_path = final_path;
-    lib::PruneImages(env_, opt_.dir, opt_.name, opt_.keep);
-    return Status::Ok();
+  Status Publish(bool exited) {
+    lib::RegistrationState r;
+    r.generation = written_;
+    r.failures = failures_;
+    r.last_image = last_image_.empty() ? "" : env_->AbsolutePath(last_image_);
+    r.last_error = last_error_;
+    r.exited = exited;
+    return registration_->Publish(r);
   }
 
-  Status WriteTo(const std::string& path, std::uint64_t seq) {
-    ASSIGN_OR_RETURN(auto file, env_->NewWritableFile(path));
-    RETURN_IF_ERROR(WriteImage(file.get(), seq));
-    RETURN_IF_ERROR(file->Sync());
-    return file->Close();
+  // Writes the image under no name (or a random temporary one) and links it
+  // as NAME.SEQ.ckpt only if no other writer (a second run of the program,
+  // the same image resumed twice) has taken SEQ meanwhile; then it tries the
+  // next number. Nothing is ever replaced.
+  Status WriteImage(std::string* out_path) {
+    RETURN_IF_ERROR(env_->CreateDirs(opt_.dir));
+    env_->RemoveStaleTempFiles(opt_.dir, opt_.name + ".");  // left by killed writers
+    std::uint64_t taken = progress_.seq;
+    for (int attempt = 0; attempt < kCommitAttempts; ++attempt) {
+      std::uint64_t seq = std::max(taken, lib::LatestImageSeq(env_, opt_.dir, opt_.name)) + 1;
+      std::string file = lib::ImageFileName(opt_.name, seq);
+      std::string final_path = platform::JoinPath(opt_.dir, file);
+      ASSIGN_OR_RETURN(auto tmp, env_->NewTempFile(opt_.dir, file, opt_.image_mode));
+      RETURN_IF_ERROR(WriteImage(tmp.get(), seq));
+      RETURN_IF_ERROR(tmp->Sync());
+      ASSIGN_OR_RETURN(bool committed, tmp->Commit(final_path, /*replace=*/false));
+      if (!committed) {
+        Say("another process wrote " + final_path +
+            " at the same time; this checkpoint takes the next number");
+        taken = seq;
+        continue;
+      }
+      RETURN_IF_ERROR(env_->SyncDir(opt_.dir));
+      progress_.seq = seq;
+      *out_path = final_path;
+      lib::PruneImages(env_, opt_.dir, opt_.name, opt_.keep);
+      return Status::Ok();
+    }
+    return IoError("other processes wrote images of " + opt_.name + " in " + opt_.dir +
+                   " under every number tried (up to " + std::to_string(taken) +
+                   ") at the same time; this checkpoint was not written");
   }
 
   Status WriteImage(image::Sink* sink, std::uint64_t seq) {
@@ -530,14 +567,17 @@ class SessionImpl {
     group_api_.reset(new Group(group_.get()));
   }
 
-  Event DoCheckpoint(bool exit_after) {
+  // `asked_outside`: a `ckpt checkpoint` request is among those served, so
+  // after a checkpoint-and-exit the registration stays for it to read.
+  Event DoCheckpoint(bool exit_after, bool asked_outside = false) {
     auto t0 = std::chrono::steady_clock::now();
     std::string path;
     Status st = WriteImage(&path);
     if (!st.ok()) {
+      ++failures_;
       last_error_ = st.message();
       Say("checkpoint failed (the previous image is untouched): " + st.message());
-      if (registration_) registration_->Publish(written_, last_image_, last_error_).IgnoreError();
+      if (registration_) Publish(false).IgnoreError();
       return Event::kFailed;
     }
     ++written_;
@@ -547,14 +587,15 @@ class SessionImpl {
     char buf[64];
     std::snprintf(buf, sizeof buf, " in %.3f s", secs);
     Say("checkpoint " + std::to_string(progress_.seq) + " written to " + path + buf);
-    if (registration_) registration_->Publish(written_, last_image_, "", exit_after).IgnoreError();
     if (exit_after) {
+      if (registration_ && asked_outside && Publish(true).ok()) registration_->KeepAfterExit();
       Say("stopping after the checkpoint, as asked (exit status " + std::to_string(kExitCheckpointed) + ")");
       std::fflush(stdout);
       std::fflush(stderr);
-      Stop();
+      Stop();  // removes the registration unless kept above
       std::exit(kExitCheckpointed);
     }
+    if (registration_) Publish(false).IgnoreError();
     return Event::kCheckpointed;
   }
 
@@ -580,14 +621,14 @@ class SessionImpl {
       Event e = group_->AtSafepoint();
       if (e != Event::kNone && (e == Event::kFailed || result == Event::kNone)) result = e;
     }
-    int req = pending_->fetch_and(~(kBitCheckpoint | kBitExit), std::memory_order_relaxed);
+    int req = pending_->fetch_and(~(kBitCheckpoint | kBitExit | kBitOutside), std::memory_order_relaxed);
     if ((req & (kBitCheckpoint | kBitExit)) && group_ && group_->coordinated()) {
       // A member's own trigger: the whole group checkpoints, this member included.
       Event e = group_->AskCheckpoint((req & kBitExit) != 0);
       if (e != Event::kNone && (e == Event::kFailed || result == Event::kNone)) result = e;
     } else if (req & (kBitCheckpoint | kBitExit)) {
       if (reader_) FinishResume();
-      Event e = DoCheckpoint((req & kBitExit) != 0);
+      Event e = DoCheckpoint((req & kBitExit) != 0, (req & kBitOutside) != 0);
       if (e == Event::kFailed || result == Event::kNone) result = e;
     }
     return result;

@@ -54,6 +54,38 @@ class BufferedWritableFile : public WritableFile {
   std::uint64_t pos_ = 0;
 };
 
+// A new file written under no name, or a random temporary one, in its target
+// directory, until Commit gives it its final name. It is never an existing
+// file and never reached through a symbolic link (O_TMPFILE, or
+// O_CREAT|O_EXCL|O_NOFOLLOW; CREATE_NEW with FILE_FLAG_OPEN_REPARSE_POINT on
+// Windows). Destroyed without a successful Commit, it is removed.
+class TempFile : public WritableFile {
+ public:
+  // Flushes, gives the file the name `path` (in the directory it was made
+  // in) and closes it. With `replace`, an existing `path` is atomically
+  // replaced; without, nothing is replaced: returns false if `path` exists
+  // (the data stays unnamed, and is dropped with this object). Call Sync()
+  // first for durability, and Env::SyncDir after.
+  virtual Result<bool> Commit(const std::string& path, bool replace) = 0;
+  // Like Commit(path, true), but a previous file at `path` is swapped with
+  // this one in one step (Linux renameat2 RENAME_EXCHANGE) and is then at
+  // TempPath(), for the caller to remove when convenient (returns true) —
+  // a rename over a large file can make the file system write the new one
+  // back and free the old one on the spot. Without a previous file, or where
+  // the file system cannot exchange (and on Windows), a replacing rename
+  // (returns false).
+  virtual Result<bool> CommitExchange(const std::string& path) = 0;
+  // A name for messages ("DIR/(unnamed temporary file)" or the temporary path).
+  virtual const std::string& TempPath() const = 0;
+};
+
+// The permission bits images are created with unless told otherwise: the
+// owner reads and writes, nobody else (images hold a process's memory).
+inline constexpr unsigned kDefaultImageMode = 0600;
+// Parses an octal file mode ("0640", "640") for --image-mode options: at
+// most 0777 and with the owner's read and write bits.
+Result<unsigned> ParseFileMode(const std::string& text);
+
 struct DirEntry {
   std::string name;
   bool is_dir = false;
@@ -63,6 +95,9 @@ struct DirEntry {
 // What the checkpoint trigger reports when a request arrives from outside.
 // Bit flags, OR-ed into the session's pending word.
 enum class Request : int { kNone = 0, kCheckpoint = 1, kCheckpointAndExit = 3 };
+// Also OR-ed in by the trigger with every request, so the session knows a
+// requester (`ckpt checkpoint`) may be waiting for the outcome.
+inline constexpr int kRequestFromOutside = 32;
 
 class Env {
  public:
@@ -72,6 +107,16 @@ class Env {
   // Files.
   virtual Result<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path) = 0;
   virtual Result<std::unique_ptr<image::RandomAccessSource>> NewRandomAccessFile(const std::string& path) = 0;
+  // A new file in `dir` that becomes visible only when committed (TempFile).
+  // `mode`: POSIX permission bits, applied exactly (umask aside; Windows:
+  // the file inherits the directory's ACL). A temporary name, where one is
+  // needed, is PREFIX.<16 random hex digits>.tmp; the writer holds a lock on
+  // it that RemoveStaleTempFiles respects.
+  virtual Result<std::unique_ptr<TempFile>> NewTempFile(const std::string& dir, const std::string& prefix,
+                                                        unsigned mode = kDefaultImageMode) = 0;
+  // Removes temporary files PREFIX*.<16 hex>.tmp in `dir` that belong to this
+  // user and that no live writer holds (left by a process that was killed).
+  virtual void RemoveStaleTempFiles(const std::string& dir, const std::string& prefix) = 0;
   // Atomically replaces `to` with `from`.
   virtual Status RenameFile(const std::string& from, const std::string& to) = 0;
   // Makes a rename inside `dir` durable (no-op where the OS has no such call).
@@ -91,8 +136,27 @@ class Env {
   virtual std::string HostName() = 0;
   virtual std::string OsName() = 0;  // "linux", "windows"
   virtual std::string ExecutablePath() = 0;
-  // A per-user directory for small runtime files (registrations).
+  // A per-user directory for small runtime files (registrations):
+  // $CKPT_RUNTIME_DIR; else $XDG_RUNTIME_DIR/ckpt where $XDG_RUNTIME_DIR is
+  // a directory this user owns; else /tmp/ckpt-UID (Windows: %TEMP%\ckpt).
   virtual std::string RuntimeDir() = 0;
+  // Where registrations may be, RuntimeDir() first: also /tmp/ckpt-UID when
+  // RuntimeDir() is under $XDG_RUNTIME_DIR (a program started without it,
+  // by cron say, registers there).
+  virtual std::vector<std::string> RuntimeDirs() = 0;
+  // Checks that `dir` (one of RuntimeDirs()) is safe for this user's
+  // runtime files, first creating it (mode 0700) with `create`: a directory,
+  // not a symbolic link, owned by this user and with no access for group or
+  // others ($CKPT_RUNTIME_DIR, chosen by the user: no write access for
+  // them). NotFound if it does not exist (and `create` is false); otherwise
+  // a FailedPrecondition naming what is wrong. Windows: refuses a reparse point.
+  virtual Status SecureRuntimeDir(const std::string& dir, bool create) = 0;
+  // Reads a small file (at most `max_size` bytes) that only this user can
+  // have written: refuses a symbolic link, a special file, a file owned by
+  // another user or writable by group or others (Windows: a reparse point).
+  virtual Result<std::string> ReadPrivateFile(const std::string& path, std::size_t max_size) = 0;
+  // `path` made absolute against the current directory.
+  virtual std::string AbsolutePath(const std::string& path) = 0;
   virtual std::string GetEnv(const std::string& name) = 0;
   // Wall-clock time in nanoseconds since the Unix epoch.
   virtual std::int64_t NowNanos() = 0;
@@ -107,9 +171,14 @@ class Env {
 
 // Helpers built on Env.
 Result<std::string> ReadFileToString(Env* env, const std::string& path);
-// Writes `data` to path.tmp, renames it over `path`; with `durable`, syncs
-// the file before and the directory after the rename.
+// Writes `data` to a new temporary file (Env::NewTempFile, mode 0600) and
+// renames it over `path`; with `durable`, syncs the file before and the
+// directory after the rename.
 Status WriteFileAtomic(Env* env, const std::string& path, const std::string& data, bool durable = true);
+// 16 random hex digits (temporary file names).
+std::string RandomHex16();
+// True if `name` is PREFIX<anything>.<16 hex digits>.tmp (a NewTempFile name).
+bool IsTempFileName(const std::string& name, const std::string& prefix);
 std::string DirName(const std::string& path);
 std::string BaseName(const std::string& path);
 std::string JoinPath(const std::string& dir, const std::string& name);

@@ -1,5 +1,7 @@
 // Env helpers that only use the Env interface.
+#include <atomic>
 #include <cstring>
+#include <random>
 #include <string>
 
 #include "platform/env.h"
@@ -39,24 +41,62 @@ Result<std::string> ReadFileToString(Env* env, const std::string& path) {
 }
 
 Status WriteFileAtomic(Env* env, const std::string& path, const std::string& data, bool durable) {
-  std::string tmp = path + ".tmp";
-  {
-    ASSIGN_OR_RETURN(auto f, env->NewWritableFile(tmp));
-    Status st = f->Append(data.data(), data.size());
-    if (st.ok() && durable) st = f->Sync();
-    Status cl = f->Close();
-    if (st.ok()) st = cl;
-    if (!st.ok()) {
-      env->RemoveFile(tmp).IgnoreError();
-      return st;
-    }
-  }
-  Status st = env->RenameFile(tmp, path);
-  if (!st.ok()) {
-    env->RemoveFile(tmp).IgnoreError();
-    return st;
-  }
+  ASSIGN_OR_RETURN(auto f, env->NewTempFile(DirName(path), BaseName(path), 0600));
+  RETURN_IF_ERROR(f->Append(data.data(), data.size()));
+  if (durable) RETURN_IF_ERROR(f->Sync());
+  ASSIGN_OR_RETURN(bool committed, f->Commit(path, /*replace=*/true));
+  if (!committed) return Internal("rename over " + path + " did not replace it");
   return durable ? env->SyncDir(DirName(path)) : Status::Ok();
+}
+
+Result<unsigned> ParseFileMode(const std::string& text) {
+  unsigned v = 0;
+  bool ok = !text.empty() && text.size() <= 5;
+  for (char c : text) {
+    if (c < '0' || c > '7') {
+      ok = false;
+      break;
+    }
+    v = v * 8 + static_cast<unsigned>(c - '0');
+  }
+  if (!ok || v > 0777)
+    return InvalidArgument("file mode '" + text + "' is not an octal mode from 0600 to 0777 (e.g. 0640)");
+  if ((v & 0600) != 0600)
+    return InvalidArgument("file mode " + text + " would not let the owner read and write the image");
+  return v;
+}
+
+std::string RandomHex16() {
+  // std::random_device: getrandom/rdrand on Linux, rand_s on Windows. Mixed
+  // with a counter and the clock in case a platform's device is weak.
+  static std::atomic<std::uint64_t> counter{0};
+  std::uint64_t x = 0;
+  try {
+    std::random_device rd;
+    x = (static_cast<std::uint64_t>(rd()) << 32) ^ rd();
+  } catch (...) {
+  }
+  x ^= static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(&x));
+  std::uint64_t c = counter.fetch_add(1) + 0x9e3779b97f4a7c15ULL;
+  x ^= c * 0xbf58476d1ce4e5b9ULL;
+  x ^= static_cast<std::uint64_t>(Env::Default()->NowNanos()) * 0x94d049bb133111ebULL;
+  x ^= x >> 31;
+  static const char* kHex = "0123456789abcdef";
+  std::string out(16, '0');
+  for (int i = 15; i >= 0; --i, x >>= 4) out[static_cast<std::size_t>(i)] = kHex[x & 15];
+  return out;
+}
+
+bool IsTempFileName(const std::string& name, const std::string& prefix) {
+  const std::size_t tail = 1 + 16 + 4;  // ".<16 hex>.tmp"
+  if (name.size() < prefix.size() + tail || name.compare(0, prefix.size(), prefix) != 0) return false;
+  std::size_t t = name.size() - tail;
+  if (name[t] != '.' || name.compare(name.size() - 4, 4, ".tmp") != 0) return false;
+  for (std::size_t i = t + 1; i < t + 17; ++i) {
+    char c = name[i];
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  }
+  return true;
 }
 
 Result<int> RunProgram(const std::vector<std::string>& argv, const std::vector<std::string>& env) {

@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdio.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -85,6 +87,137 @@ class PosixWritableFile final : public BufferedWritableFile {
   int fd_;
 };
 
+// Linux: /proc/self/fd names an O_TMPFILE file for linkat().
+bool ProcFdUsable() {
+  static const bool usable = ::access("/proc/self/fd", X_OK) == 0;
+  return usable;
+}
+
+// A TempFile: an unnamed O_TMPFILE inode linked into place by Commit, or
+// (on file systems without O_TMPFILE) a randomly named file renamed into
+// place. The descriptor holds an flock for its whole life, so
+// RemoveStaleTempFiles never takes a file a live writer is still using.
+class PosixTempFile final : public TempFile {
+ public:
+  PosixTempFile(std::string dir, std::string prefix, std::string temp_path, int fd)
+      : dir_(std::move(dir)),
+        prefix_(std::move(prefix)),
+        named_(!temp_path.empty()),
+        name_(named_ ? temp_path : JoinPath(dir_, "(unnamed temporary file)")),
+        fd_(fd),
+        file_(new PosixWritableFile(name_, fd)) {}
+  ~PosixTempFile() override {
+    file_.reset();  // closes
+    if (named_ && !committed_) ::unlink(name_.c_str());
+  }
+  Status Append(const void* data, std::size_t size) override { return file_->Append(data, size); }
+  std::uint64_t Position() const override { return file_->Position(); }
+  Status Sync() override { return file_->Sync(); }
+  Status Close() override {
+    closed_ = true;
+    return file_->Close();
+  }
+  Result<std::intptr_t> FlushForDirectWrites() override { return file_->FlushForDirectWrites(); }
+  Status SkipDirectlyWritten(std::uint64_t n) override { return file_->SkipDirectlyWritten(n); }
+  const std::string& TempPath() const override { return name_; }
+
+  Result<bool> CommitExchange(const std::string& path) override {
+    if (committed_ || closed_) return Internal("temporary file " + name_ + " committed after Close or twice");
+    RETURN_IF_ERROR(file_->FlushForDirectWrites().status());
+    if (!named_) {  // an exchange needs a name: link the file under a random one
+      for (int attempt = 0; !named_ && attempt < 16; ++attempt) {
+        std::string tmp = JoinPath(dir_, prefix_ + "." + RandomHex16() + ".tmp");
+        std::string self = "/proc/self/fd/" + std::to_string(fd_);
+        if (::linkat(AT_FDCWD, self.c_str(), AT_FDCWD, tmp.c_str(), AT_SYMLINK_FOLLOW) == 0) {
+          name_ = tmp;
+          named_ = true;
+        } else if (errno != EEXIST) {
+          return PosixError("link the new file to", tmp, errno);
+        }
+      }
+      if (!named_) return IoError("link the new file into " + dir_ + ": 16 random names were all taken");
+    }
+    bool exchanged = false;
+#ifdef RENAME_EXCHANGE
+    if (::renameat2(AT_FDCWD, name_.c_str(), AT_FDCWD, path.c_str(), RENAME_EXCHANGE) == 0) {
+      exchanged = true;
+    } else if (errno != ENOENT && errno != EINVAL && errno != ENOSYS && errno != ENOTSUP) {
+      return PosixError("exchange", name_ + " with " + path, errno);
+    }
+#endif
+    if (!exchanged && ::rename(name_.c_str(), path.c_str()) != 0)
+      return PosixError("rename", name_ + " to " + path, errno);
+    committed_ = true;  // (an exchanged old file stays at name_ for the caller)
+    RETURN_IF_ERROR(file_->Close());
+    return exchanged;
+  }
+
+  Result<bool> Commit(const std::string& path, bool replace) override {
+    if (committed_ || closed_) return Internal("temporary file " + name_ + " committed after Close or twice");
+    RETURN_IF_ERROR(file_->FlushForDirectWrites().status());
+    ASSIGN_OR_RETURN(bool done, named_ ? CommitNamed(path, replace) : CommitUnnamed(path, replace));
+    if (!done) return false;
+    committed_ = true;
+    RETURN_IF_ERROR(file_->Close());
+    return true;
+  }
+
+ private:
+  Result<bool> CommitNamed(const std::string& path, bool replace) {
+    if (replace) {
+      if (::rename(name_.c_str(), path.c_str()) != 0)
+        return PosixError("rename", name_ + " to " + path, errno);
+      return true;
+    }
+#ifdef RENAME_NOREPLACE
+    if (::renameat2(AT_FDCWD, name_.c_str(), AT_FDCWD, path.c_str(), RENAME_NOREPLACE) == 0) return true;
+    if (errno == EEXIST) return false;
+    if (errno != EINVAL && errno != ENOSYS && errno != ENOTSUP)
+      return PosixError("rename", name_ + " to " + path, errno);
+#endif
+    // No RENAME_NOREPLACE here: link() never replaces either.
+    if (::link(name_.c_str(), path.c_str()) != 0) {
+      if (errno == EEXIST) return false;
+      return PosixError("link", name_ + " to " + path, errno);
+    }
+    ::unlink(name_.c_str());
+    return true;
+  }
+
+  Result<bool> CommitUnnamed(const std::string& path, bool replace) {
+    std::string self = "/proc/self/fd/" + std::to_string(fd_);
+    if (!replace) {
+      if (::linkat(AT_FDCWD, self.c_str(), AT_FDCWD, path.c_str(), AT_SYMLINK_FOLLOW) == 0) return true;
+      if (errno == EEXIST) return false;
+      return PosixError("link the new file to", path, errno);
+    }
+    // Replacing: link under a fresh random name, then rename over `path`.
+    for (int attempt = 0; attempt < 16; ++attempt) {
+      std::string tmp = JoinPath(dir_, prefix_ + "." + RandomHex16() + ".tmp");
+      if (::linkat(AT_FDCWD, self.c_str(), AT_FDCWD, tmp.c_str(), AT_SYMLINK_FOLLOW) != 0) {
+        if (errno == EEXIST) continue;
+        return PosixError("link the new file to", tmp, errno);
+      }
+      if (::rename(tmp.c_str(), path.c_str()) != 0) {
+        int e = errno;
+        ::unlink(tmp.c_str());
+        return PosixError("rename", tmp + " to " + path, e);
+      }
+      return true;
+    }
+    return IoError("link the new file into " + dir_ + ": 16 random names were all taken");
+  }
+
+  std::string dir_;
+  std::string prefix_;
+  bool named_;
+  std::string name_;
+  int fd_;
+  std::unique_ptr<PosixWritableFile> file_;
+  bool committed_ = false;
+  bool closed_ = false;
+};
+
 class PosixRandomAccessFile final : public image::RandomAccessSource {
  public:
   PosixRandomAccessFile(std::string path, int fd, std::uint64_t size)
@@ -130,7 +263,17 @@ void TriggerHandler(int, siginfo_t* info, void*) {
     req = static_cast<int>(Request::kCheckpointAndExit);
   }
   std::atomic<int>* slot = g_trigger_slot;
-  if (slot != nullptr) slot->fetch_or(req, std::memory_order_relaxed);  // lock-free: signal-safe
+  if (slot != nullptr) slot->fetch_or(req | kRequestFromOutside, std::memory_order_relaxed);  // signal-safe
+}
+
+// BASE/ckpt if BASE (an $XDG_RUNTIME_DIR) is an absolute path to a
+// directory this user owns; "" otherwise.
+std::string UserRuntimeDir(const std::string& base) {
+  struct stat st;
+  if (base.empty() || base[0] != '/' || ::stat(base.c_str(), &st) != 0 || !S_ISDIR(st.st_mode) ||
+      st.st_uid != ::geteuid())
+    return "";
+  return JoinPath(base, "ckpt");
 }
 
 class PosixEnv final : public Env {
@@ -139,6 +282,51 @@ class PosixEnv final : public Env {
     int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) return PosixError("create", path, errno);
     return std::unique_ptr<WritableFile>(new PosixWritableFile(path, fd));
+  }
+  Result<std::unique_ptr<TempFile>> NewTempFile(const std::string& dir, const std::string& prefix,
+                                                unsigned mode) override {
+    const std::string d = dir.empty() ? "." : dir;
+    int fd = -1;
+    std::string named;
+#ifdef O_TMPFILE
+    if (ProcFdUsable()) {
+      fd = ::open(d.c_str(), O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+      // EOPNOTSUPP, EISDIR (a kernel without O_TMPFILE), EINVAL: use a name.
+      if (fd < 0 && errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL)
+        return PosixError("create a file in", d, errno);
+    }
+#endif
+    for (int attempt = 0; fd < 0 && attempt < 16; ++attempt) {
+      named = JoinPath(d, prefix + "." + RandomHex16() + ".tmp");
+      fd = ::open(named.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+      if (fd < 0 && errno != EEXIST) return PosixError("create", named, errno);
+    }
+    if (fd < 0) return IoError("create a temporary file in " + d + ": 16 random names were all taken");
+    std::unique_ptr<TempFile> f(new PosixTempFile(d, prefix, named, fd));
+    // The lock marks the file as in use for RemoveStaleTempFiles (an unnamed
+    // file needs none until Commit links it, but it costs nothing).
+    // (Where the file system has no locks, stale files are simply kept.)
+    if (::flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK)
+      return PosixError("lock", f->TempPath(), errno);
+    if (mode != 0600 && ::fchmod(fd, static_cast<mode_t>(mode & 0777)) != 0)
+      return PosixError("set the mode of", f->TempPath(), errno);
+    return f;
+  }
+  void RemoveStaleTempFiles(const std::string& dir, const std::string& prefix) override {
+    auto list = ListDir(dir.empty() ? "." : dir);
+    if (!list.ok()) return;
+    for (const auto& e : *list) {
+      if (e.is_dir || !IsTempFileName(e.name, prefix)) continue;
+      std::string p = JoinPath(dir, e.name);
+      int fd = ::open(p.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+      if (fd < 0) continue;
+      struct stat st;
+      // Only this user's regular files, and only those no writer holds.
+      if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == ::geteuid() &&
+          ::flock(fd, LOCK_EX | LOCK_NB) == 0)
+        ::unlink(p.c_str());
+      ::close(fd);
+    }
   }
   Result<std::unique_ptr<image::RandomAccessSource>> NewRandomAccessFile(const std::string& path) override {
     int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -207,13 +395,17 @@ class PosixEnv final : public Env {
     ::closedir(d);
     return out;
   }
-  bool FileExists(const std::string& path) override { return ::access(path.c_str(), F_OK) == 0; }
+  bool FileExists(const std::string& path) override {
+    return ::access(path.c_str(), F_OK) == 0;
+  }
   bool IsDirectory(const std::string& path) override {
     struct stat st;
     return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
   }
 
-  std::int64_t ProcessId() override { return ::getpid(); }
+  std::int64_t ProcessId() override {
+    return ::getpid();
+  }
   bool ProcessAlive(std::int64_t pid) override {
     if (pid <= 0) return false;
     if (::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) return false;
@@ -252,7 +444,9 @@ class PosixEnv final : public Env {
     if (::gethostname(buf, sizeof buf - 1) != 0) return "unknown";
     return buf;
   }
-  std::string OsName() override { return "linux"; }
+  std::string OsName() override {
+    return "linux";
+  }
   std::string ExecutablePath() override {
     char buf[4096];
     ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
@@ -262,7 +456,104 @@ class PosixEnv final : public Env {
   std::string RuntimeDir() override {
     std::string d = GetEnv("CKPT_RUNTIME_DIR");
     if (!d.empty()) return d;
-    return "/tmp/ckpt-" + std::to_string(::getuid());
+    if (std::string x = UserRuntimeDir(GetEnv("XDG_RUNTIME_DIR")); !x.empty()) return x;
+    return "/tmp/ckpt-" + std::to_string(::geteuid());
+  }
+  std::vector<std::string> RuntimeDirs() override {
+    std::vector<std::string> out = {RuntimeDir()};
+    if (!GetEnv("CKPT_RUNTIME_DIR").empty()) return out;
+    for (const std::string& d : {UserRuntimeDir("/run/user/" + std::to_string(::geteuid())),
+                                 "/tmp/ckpt-" + std::to_string(::geteuid())}) {
+      if (!d.empty() && std::find(out.begin(), out.end(), d) == out.end()) out.push_back(d);
+    }
+    return out;
+  }
+  Status SecureRuntimeDir(const std::string& dir, bool create) override {
+    const bool chosen = !GetEnv("CKPT_RUNTIME_DIR").empty() && dir == GetEnv("CKPT_RUNTIME_DIR");
+    if (create) {
+      if (chosen) RETURN_IF_ERROR(CreateDirs(DirName(dir)));
+      if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
+        return PosixError("create runtime directory", dir, errno);
+    }
+    const std::string refuse =
+        "; refusing to use it (another user could plant files there to redirect ckpt's)";
+    int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+      struct stat ls;
+      if (errno == ELOOP || (errno == ENOTDIR && ::lstat(dir.c_str(), &ls) == 0 && S_ISLNK(ls.st_mode)))
+        return FailedPrecondition("runtime directory " + dir + " is a symbolic link" + refuse);
+      if (errno == ENOTDIR) return FailedPrecondition("runtime directory " + dir + " is not a directory");
+      return PosixError("runtime directory", dir, errno);
+    }
+    struct stat st;
+    if (::fstat(fd, &st) != 0) {
+      int e = errno;
+      ::close(fd);
+      return PosixError("stat runtime directory", dir, e);
+    }
+    Status bad;
+    char m[16];
+    std::snprintf(m, sizeof m, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    if (st.st_uid != ::geteuid()) {
+      bad = FailedPrecondition("runtime directory " + dir + " is owned by uid " + std::to_string(st.st_uid) +
+                               ", not by this user (uid " + std::to_string(::geteuid()) + ")" + refuse);
+    } else if ((st.st_mode & 022) != 0) {
+      bad = FailedPrecondition("runtime directory " + dir + (chosen ? " (CKPT_RUNTIME_DIR)" : "") +
+                               " is writable by group or others (mode " + m + ")" + refuse);
+    } else if (!chosen && (st.st_mode & 077) != 0 && ::fchmod(fd, 0700) != 0) {
+      // Ours and nobody else could write in it (an older ckpt made it 0755):
+      // made private; that failing, refused.
+      bad = FailedPrecondition("runtime directory " + dir + " is open to group or others (mode " + m +
+                               ") and cannot be made private: " + std::strerror(errno));
+    }
+    ::close(fd);
+    return bad;
+  }
+  Result<std::string> ReadPrivateFile(const std::string& path, std::size_t max_size) override {
+    int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+      if (errno == ELOOP) return FailedPrecondition(path + " is a symbolic link; refusing to follow it");
+      return PosixError("open", path, errno);
+    }
+    struct stat st;
+    Status bad;
+    if (::fstat(fd, &st) != 0) {
+      bad = PosixError("stat", path, errno);
+    } else if (!S_ISREG(st.st_mode)) {
+      bad = FailedPrecondition(path + " is not a regular file; refusing to read it");
+    } else if (st.st_uid != ::geteuid()) {
+      bad = FailedPrecondition(path + " is owned by uid " + std::to_string(st.st_uid) +
+                               ", not by this user (uid " + std::to_string(::geteuid()) +
+                               "); refusing to trust it");
+    } else if ((st.st_mode & 022) != 0) {
+      bad = FailedPrecondition(path + " is writable by group or others; refusing to trust it");
+    } else if (static_cast<std::uint64_t>(st.st_size) > max_size) {
+      bad = FailedPrecondition(path + " is larger than " + std::to_string(max_size) + " bytes");
+    }
+    if (!bad.ok()) {
+      ::close(fd);
+      return bad;
+    }
+    std::string data(static_cast<std::size_t>(st.st_size), '\0');
+    std::size_t got = 0;
+    while (got < data.size()) {
+      ssize_t r = ::read(fd, data.data() + got, data.size() - got);
+      if (r < 0 && errno == EINTR) continue;
+      if (r <= 0) break;
+      got += static_cast<std::size_t>(r);
+    }
+    ::close(fd);
+    data.resize(got);
+    return data;
+  }
+  std::string AbsolutePath(const std::string& path) override {
+    if (!path.empty() && path[0] == '/') return path;
+    char buf[4096];
+    if (::getcwd(buf, sizeof buf) == nullptr) return path;
+    std::string rel = path;
+    while (rel.rfind("./", 0) == 0) rel.erase(0, 2);
+    if (rel.empty() || rel == ".") return buf;
+    return JoinPath(buf, rel);
   }
   std::string GetEnv(const std::string& name) override {
     const char* v = ::getenv(name.c_str());

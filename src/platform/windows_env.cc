@@ -83,6 +83,46 @@ class WinWritableFile final : public BufferedWritableFile {
   HANDLE h_;
 };
 
+// A TempFile on Windows: a randomly named file created with CREATE_NEW (never
+// an existing file; FILE_FLAG_OPEN_REPARSE_POINT: never through a link) and
+// shared for reading only, so RemoveStaleTempFiles cannot delete it while
+// this writer holds it. Commit closes it and moves it into place.
+class WinTempFile final : public TempFile {
+ public:
+  WinTempFile(std::string path, HANDLE h) : path_(std::move(path)), file_(new WinWritableFile(path_, h)) {}
+  ~WinTempFile() override {
+    file_.reset();
+    if (!committed_) DeleteFileW(Widen(path_).c_str());
+  }
+  Status Append(const void* data, std::size_t size) override { return file_->Append(data, size); }
+  std::uint64_t Position() const override { return file_->Position(); }
+  Status Sync() override { return file_->Sync(); }
+  Status Close() override { return file_->Close(); }
+  const std::string& TempPath() const override { return path_; }
+  Result<bool> CommitExchange(const std::string& path) override {
+    ASSIGN_OR_RETURN(bool done, Commit(path, /*replace=*/true));
+    (void)done;
+    return false;  // no exchange on Windows: replaced
+  }
+  Result<bool> Commit(const std::string& path, bool replace) override {
+    if (committed_) return Internal("temporary file " + path_ + " committed twice");
+    RETURN_IF_ERROR(file_->Close());
+    DWORD flags = MOVEFILE_WRITE_THROUGH | (replace ? MOVEFILE_REPLACE_EXISTING : 0);
+    if (!MoveFileExW(Widen(path_).c_str(), Widen(path).c_str(), flags)) {
+      DWORD e = GetLastError();
+      if (!replace && (e == ERROR_ALREADY_EXISTS || e == ERROR_FILE_EXISTS)) return false;
+      return WindowsError("rename", path_ + " to " + path, e);
+    }
+    committed_ = true;
+    return true;
+  }
+
+ private:
+  std::string path_;
+  std::unique_ptr<WinWritableFile> file_;
+  bool committed_ = false;
+};
+
 class WinRandomAccessFile final : public image::RandomAccessSource {
  public:
   WinRandomAccessFile(std::string path, HANDLE h, std::uint64_t size)
@@ -126,7 +166,8 @@ std::atomic<int>* g_slot = nullptr;
 
 BOOL WINAPI CtrlHandler(DWORD type) {
   if (type == CTRL_BREAK_EVENT && g_slot != nullptr) {
-    g_slot->fetch_or(static_cast<int>(Request::kCheckpointAndExit), std::memory_order_relaxed);
+    g_slot->fetch_or(static_cast<int>(Request::kCheckpointAndExit) | kRequestFromOutside,
+                     std::memory_order_relaxed);
     return TRUE;
   }
   return FALSE;
@@ -141,6 +182,30 @@ class WinEnv final : public Env {
                            CREATE_ALWAYS, FILE_ATTRIBUTE_NORMAL, nullptr);
     if (h == INVALID_HANDLE_VALUE) return WindowsError("create", path, GetLastError());
     return std::unique_ptr<WritableFile>(new WinWritableFile(path, h));
+  }
+  Result<std::unique_ptr<TempFile>> NewTempFile(const std::string& dir, const std::string& prefix,
+                                                unsigned /*mode: the directory's ACL applies*/) override {
+    const std::string d = dir.empty() ? "." : dir;
+    for (int attempt = 0; attempt < 16; ++attempt) {
+      std::string path = JoinPath(d, prefix + "." + RandomHex16() + ".tmp");
+      HANDLE h = CreateFileW(Widen(path).c_str(), GENERIC_WRITE, FILE_SHARE_READ, nullptr, CREATE_NEW,
+                             FILE_ATTRIBUTE_NORMAL | FILE_FLAG_OPEN_REPARSE_POINT, nullptr);
+      if (h == INVALID_HANDLE_VALUE) {
+        DWORD e = GetLastError();
+        if (e == ERROR_FILE_EXISTS || e == ERROR_ALREADY_EXISTS) continue;
+        return WindowsError("create", path, e);
+      }
+      return std::unique_ptr<TempFile>(new WinTempFile(path, h));
+    }
+    return IoError("create a temporary file in " + d + ": 16 random names were all taken");
+  }
+  void RemoveStaleTempFiles(const std::string& dir, const std::string& prefix) override {
+    auto list = ListDir(dir.empty() ? "." : dir);
+    if (!list.ok()) return;
+    for (const auto& e : *list) {
+      // A live writer's file is open without FILE_SHARE_DELETE: this fails.
+      if (!e.is_dir && IsTempFileName(e.name, prefix)) DeleteFileW(Widen(JoinPath(dir, e.name)).c_str());
+    }
   }
   Result<std::unique_ptr<image::RandomAccessSource>> NewRandomAccessFile(const std::string& path) override {
     if (IsDirectory(path)) return InvalidArgument(path + " is a directory, not a file");
@@ -245,6 +310,60 @@ class WinEnv final : public Env {
     DWORD n = GetTempPathW(MAX_PATH, buf);
     return JoinPath(Narrow(std::wstring(buf, n)), "ckpt");
   }
+  std::vector<std::string> RuntimeDirs() override { return {RuntimeDir()}; }
+  // %TEMP% is per user and private to it; what can still go wrong is a
+  // junction or symbolic link put in place of the directory or a file.
+  Status SecureRuntimeDir(const std::string& dir, bool create) override {
+    if (create) RETURN_IF_ERROR(CreateDirs(dir));
+    DWORD a = GetFileAttributesW(Widen(dir).c_str());
+    if (a == INVALID_FILE_ATTRIBUTES) return WindowsError("runtime directory", dir, GetLastError());
+    if (a & FILE_ATTRIBUTE_REPARSE_POINT)
+      return FailedPrecondition("runtime directory " + dir +
+                                " is a junction or symbolic link; refusing to use it (it could redirect "
+                                "ckpt's files)");
+    if (!(a & FILE_ATTRIBUTE_DIRECTORY))
+      return FailedPrecondition("runtime directory " + dir + " is not a directory");
+    return Status::Ok();
+  }
+  Result<std::string> ReadPrivateFile(const std::string& path, std::size_t max_size) override {
+    HANDLE h =
+        CreateFileW(Widen(path).c_str(), GENERIC_READ, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE,
+                    nullptr, OPEN_EXISTING, FILE_ATTRIBUTE_NORMAL | FILE_FLAG_OPEN_REPARSE_POINT, nullptr);
+    if (h == INVALID_HANDLE_VALUE) return WindowsError("open", path, GetLastError());
+    BY_HANDLE_FILE_INFORMATION info;
+    Status bad;
+    if (!GetFileInformationByHandle(h, &info)) {
+      bad = WindowsError("stat", path, GetLastError());
+    } else if (info.dwFileAttributes & FILE_ATTRIBUTE_REPARSE_POINT) {
+      bad = FailedPrecondition(path + " is a symbolic link or junction; refusing to follow it");
+    } else if (info.dwFileAttributes & FILE_ATTRIBUTE_DIRECTORY) {
+      bad = FailedPrecondition(path + " is a directory, not a file");
+    } else if (info.nFileSizeHigh != 0 || info.nFileSizeLow > max_size) {
+      bad = FailedPrecondition(path + " is larger than " + std::to_string(max_size) + " bytes");
+    }
+    if (!bad.ok()) {
+      CloseHandle(h);
+      return bad;
+    }
+    std::string data(info.nFileSizeLow, '\0');
+    DWORD got = 0;
+    BOOL ok = data.empty() || ReadFile(h, data.data(), static_cast<DWORD>(data.size()), &got, nullptr);
+    DWORD e = GetLastError();
+    CloseHandle(h);
+    if (!ok) return WindowsError("read", path, e);
+    data.resize(got);
+    return data;
+  }
+  std::string AbsolutePath(const std::string& path) override {
+    std::wstring w = Widen(path.empty() ? "." : path);
+    DWORD n = GetFullPathNameW(w.c_str(), 0, nullptr, nullptr);
+    if (n == 0) return path;
+    std::wstring out(n, L'\0');
+    n = GetFullPathNameW(w.c_str(), n, out.data(), nullptr);
+    if (n == 0) return path;
+    out.resize(n);
+    return Narrow(out);
+  }
   std::string GetEnv(const std::string& name) override {
     wchar_t buf[32768];
     DWORD n = GetEnvironmentVariableW(Widen(name).c_str(), buf, 32768);
@@ -274,9 +393,11 @@ class WinEnv final : public Env {
       for (;;) {
         DWORD w = WaitForMultipleObjects(3, hs, FALSE, INFINITE);
         if (w == WAIT_OBJECT_0 + 1) {
-          slot->fetch_or(static_cast<int>(Request::kCheckpoint), std::memory_order_relaxed);
+          slot->fetch_or(static_cast<int>(Request::kCheckpoint) | kRequestFromOutside,
+                         std::memory_order_relaxed);
         } else if (w == WAIT_OBJECT_0 + 2) {
-          slot->fetch_or(static_cast<int>(Request::kCheckpointAndExit), std::memory_order_relaxed);
+          slot->fetch_or(static_cast<int>(Request::kCheckpointAndExit) | kRequestFromOutside,
+                         std::memory_order_relaxed);
         } else {
           return;
         }

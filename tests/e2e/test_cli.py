@@ -192,6 +192,70 @@ def test_c_api(work):
     check(result_line(p.stdout) == ref, "C API resume differs:\n%s\n%s" % (p.stdout, ref))
 
 
+def test_non_utf8_bytes(work):
+    # Paths and arguments are bytes. JSON output keeps them losslessly: a string
+    # that is not valid UTF-8 becomes an array of its byte values.
+    wb = os.fsencode(work)
+    d = os.path.join(wb, b"d\xff")
+    os.mkdir(d)
+    prog = os.path.join(d, b"he\xfeat")
+    shutil.copy(HEAT, prog)
+    rt = os.path.join(work, "run")
+    e = env(CKPT_RUNTIME_DIR=rt)
+    p = subprocess.run([prog, b"48", b"100", b"--ckpt-dir", d, b"--ckpt-stop-at", b"20", b"x\x80y"],
+                       capture_output=True, env=e, timeout=300)
+    check(p.returncode == 75, "program with a non-UTF-8 path: %d %s" % (p.returncode, p.stderr))
+    img = [f for f in os.listdir(d) if f.endswith(b".ckpt")]
+    check(len(img) == 1, "images: %s" % img)
+    img = os.path.join(d, img[0])
+    for verb in (["inspect", "--json", "--values"], ["verify", "--json"]):
+        p = subprocess.run([os.fsencode(CKPT)] + [v.encode() for v in verb] + [img], capture_output=True,
+                           timeout=300)
+        check(p.returncode == 0, "%s: exit %d %s" % (verb, p.returncode, p.stderr))
+        j = json.loads(p.stdout)  # strict UTF-8 JSON
+        if verb[0] == "inspect":
+            check(bytes(j["path"]) == img, "path: %s" % j["path"])
+            check(bytes(j["meta"]["program.path"]) == prog, "program.path: %s" % j["meta"]["program.path"])
+            check(j["meta"]["program.name"] == [104, 101, 0xfe, 97, 116], "name: %s" % j["meta"]["program.name"])
+            check(j["meta"]["program.args"][:2] == ["48", "100"] and bytes(j["meta"]["program.args"][2]) == b"x\x80y",
+                  "args: %s" % j["meta"]["program.args"])
+    # `ckpt checkpoint` reads the registration of such a program.
+    proc = subprocess.Popen([prog, b"96", b"150000", b"--ckpt-dir", d], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, env=e)
+    try:
+        reg = os.path.join(rt, "%d.json" % proc.pid)
+        for _ in range(500):
+            if os.path.exists(reg):
+                break
+            time.sleep(0.01)
+        p = subprocess.run([CKPT, "checkpoint", str(proc.pid), "--json"], capture_output=True, env=e, timeout=120)
+        check(p.returncode == 0, "checkpoint: exit %d %s" % (p.returncode, p.stderr))
+        written = bytes(json.loads(p.stdout)["image"])
+        check(os.path.dirname(written) == d and os.path.exists(written), "image: %s" % written)
+    finally:
+        proc.kill()
+        proc.wait()
+    if "dump" not in run([CKPT, "--help"], check=0).stdout:
+        return  # no transparent engine in this build
+    # The engine: `ckpt dump --json` of a process whose executable and image
+    # directory have such names (it used to abort after killing the target).
+    sl = os.path.join(d, b"sl\xffep")
+    shutil.copy("/bin/sleep", sl)
+    target = subprocess.Popen([sl, b"300"])
+    try:
+        time.sleep(0.3)
+        imgdir = os.path.join(wb, b"img\xfa")
+        p = subprocess.run([os.fsencode(CKPT), b"dump", str(target.pid).encode(), b"-D", imgdir, b"--json"],
+                           capture_output=True, timeout=300)
+        check(p.returncode == 0, "dump: exit %d %s" % (p.returncode, p.stderr))
+        check(bytes(json.loads(p.stdout)["image"]) == os.path.join(imgdir, b"process.ckpt"), p.stdout)
+        p = subprocess.run([os.fsencode(CKPT), b"inspect", b"--json", imgdir], capture_output=True, timeout=300)
+        check(p.returncode == 0 and bytes(json.loads(p.stdout)["process"]["exe"]) == sl, "inspect: %s" % p.stdout)
+    finally:
+        target.kill()
+        target.wait()
+
+
 def test_help(work):
     for verb in ["inspect", "verify", "convert", "checkpoint", "resume"]:
         p = run([CKPT, verb, "--help"], check=0)

@@ -183,6 +183,18 @@ def windows():
         p = run([os.path.join(BIN, "heat"), "--ckpt-resume", ".", "--ckpt-dir", "l", "--ckpt-quiet"], cwd=work,
                 check=0, timeout=600)
         check(result_line(p.stdout) == ref, "Windows-checkpointed run finished on Linux differs")
+        # Registrations (%TEMP%\\ckpt or CKPT_RUNTIME_DIR) and temporary files go
+        # with the program on every exit: after `checkpoint --exit` above, after
+        # --ckpt-stop-at, after a normal end (issue 10, point 8).
+        check(os.listdir(rt) == [], "registration left after checkpoint --exit: %s" % os.listdir(rt))
+        run(win.cmd("heat", 64, 200, "--ckpt-dir", "w2", "--ckpt-stop-at", 20), cwd=work, check=75,
+            env_extra={"CKPT_RUNTIME_DIR": wine_path(rt)})
+        check(os.listdir(rt) == [], "registration left after --ckpt-stop-at: %s" % os.listdir(rt))
+        run(win.cmd("heat", "--ckpt-resume", "w2", "--ckpt-dir", "w2"), cwd=work, check=0,
+            env_extra={"CKPT_RUNTIME_DIR": wine_path(rt)})
+        check(os.listdir(rt) == [], "registration left after a normal end: %s" % os.listdir(rt))
+        left = [f for f in os.listdir(work) + os.listdir(os.path.join(work, "w2")) if f.endswith(".tmp")]
+        check(not left, "temporary files left: %s" % left)
         print("ok   windows: ckpt.exe checkpoint PID and --exit via named events; finished on Linux identically")
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -17,12 +18,19 @@ class FaultEnv : public platform::Env {
 
   // Writes fail (like ENOSPC) once this many bytes went to files in total; -1: never.
   std::int64_t write_budget = -1;
-  bool fail_rename = false;
+  bool fail_rename = false;  // RenameFile and TempFile::Commit fail
+  // Called before each TempFile::Commit with the final path (a test can make
+  // another writer take the name first).
+  std::function<void(const std::string&)> before_commit;
 
   class File : public platform::WritableFile {
    public:
     File(std::unique_ptr<platform::WritableFile> f, FaultEnv* env) : f_(std::move(f)), env_(env) {}
     Status Append(const void* d, std::size_t n) override {
+      RETURN_IF_ERROR(Charge(n));
+      return f_->Append(d, n);
+    }
+    Status Charge(std::size_t n) {
       if (env_->write_budget >= 0) {
         if (static_cast<std::int64_t>(n) > env_->write_budget) {
           env_->write_budget = 0;
@@ -30,8 +38,9 @@ class FaultEnv : public platform::Env {
         }
         env_->write_budget -= static_cast<std::int64_t>(n);
       }
-      return f_->Append(d, n);
+      return Status::Ok();
     }
+    FaultEnv* env() const { return env_; }
     std::uint64_t Position() const override { return f_->Position(); }
     Status Sync() override { return f_->Sync(); }
     Status Close() override { return f_->Close(); }
@@ -40,6 +49,52 @@ class FaultEnv : public platform::Env {
     std::unique_ptr<platform::WritableFile> f_;
     FaultEnv* env_;
   };
+
+  class Temp : public platform::TempFile {
+   public:
+    Temp(std::unique_ptr<platform::TempFile> f, FaultEnv* env) : f_(std::move(f)), budget_(nullptr, env) {}
+    Status Append(const void* d, std::size_t n) override {
+      RETURN_IF_ERROR(budget_.Charge(n));
+      return f_->Append(d, n);
+    }
+    std::uint64_t Position() const override { return f_->Position(); }
+    Status Sync() override { return f_->Sync(); }
+    Status Close() override { return f_->Close(); }
+    const std::string& TempPath() const override { return f_->TempPath(); }
+    Result<bool> CommitExchange(const std::string& path) override {
+      if (budget_.env()->fail_rename)
+        return IoError("rename (injected) " + f_->TempPath() + ": Input/output error");
+      return f_->CommitExchange(path);
+    }
+    Result<bool> Commit(const std::string& path, bool replace) override {
+      if (budget_.env()->before_commit) budget_.env()->before_commit(path);
+      if (budget_.env()->fail_rename)
+        return IoError("rename (injected) " + f_->TempPath() + ": Input/output error");
+      return f_->Commit(path, replace);
+    }
+
+   private:
+    std::unique_ptr<platform::TempFile> f_;
+    File budget_;
+  };
+
+  Result<std::unique_ptr<platform::TempFile>> NewTempFile(const std::string& dir, const std::string& prefix,
+                                                          unsigned mode) override {
+    auto f = base_->NewTempFile(dir, prefix, mode);
+    if (!f.ok()) return f.status();
+    return std::unique_ptr<platform::TempFile>(new Temp(std::move(f).value(), this));
+  }
+  void RemoveStaleTempFiles(const std::string& d, const std::string& p) override {
+    base_->RemoveStaleTempFiles(d, p);
+  }
+  std::vector<std::string> RuntimeDirs() override { return base_->RuntimeDirs(); }
+  Status SecureRuntimeDir(const std::string& d, bool create) override {
+    return base_->SecureRuntimeDir(d, create);
+  }
+  Result<std::string> ReadPrivateFile(const std::string& p, std::size_t max) override {
+    return base_->ReadPrivateFile(p, max);
+  }
+  std::string AbsolutePath(const std::string& p) override { return base_->AbsolutePath(p); }
 
   Result<std::unique_ptr<platform::WritableFile>> NewWritableFile(const std::string& p) override {
     auto f = base_->NewWritableFile(p);

@@ -244,5 +244,45 @@ TEST(Image, MissingCodecNamesIt) {
   }
 }
 
+// Two sections of one type and name: which one is the variable? Refused
+// (`ckpt verify` accepted such an image; a resume took the first).
+TEST(Image, DuplicateSectionsAreRefused) {
+  StringSink sink;
+  ImageWriter w(&sink, ImageKind::kProgram);
+  ASSERT_TRUE(w.Begin().ok());
+  ASSERT_TRUE(w.AddSection(3, "x", "i32", std::string(4, '\1')).ok());
+  ASSERT_TRUE(w.AddSection(4, "x", "", "same name, another type: fine").ok());
+  ASSERT_TRUE(w.AddSection(3, "x", "i32", std::string(4, '\2')).ok());
+  ASSERT_TRUE(w.Finish().ok());
+  auto r = Open(sink.buffer());
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), Code::kCorruption);
+  EXPECT_NE(r.status().message().find("section 'x' (type 3) appears twice"), std::string::npos)
+      << r.status().message();
+}
+
+// A frame marked compressed in a section stored without a codec is damage
+// (exit 3), not an internal error (it was "decompress called for codec
+// none", exit 1).
+TEST(Image, CompressedFrameInAnUncompressedSectionIsCorruption) {
+  std::string payload = Pattern(100, 7);
+  std::string img = BuildImage(CodecId::kNone, 4096, {payload});
+  std::string raw_header;
+  PutU32(&raw_header, 100);
+  PutU32(&raw_header, 100 | kFrameStoredRaw);
+  std::size_t at = img.find(raw_header);
+  ASSERT_NE(at, std::string::npos);
+  std::string forged;
+  PutU32(&forged, 100);
+  PutU32(&forged, 50);  // "compressed to 50 bytes"
+  PutU64(&forged, Checksum64(img.data() + at + 16, 50));
+  img.replace(at, 16, forged);
+  auto r = Open(img);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  Status st = (*r)->VerifyAll();
+  EXPECT_EQ(st.code(), Code::kCorruption) << st.message();
+  EXPECT_NE(st.message().find("marked compressed"), std::string::npos) << st.message();
+}
+
 }  // namespace
 }  // namespace ckpt::image

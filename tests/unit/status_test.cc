@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "util/bytes.h"
+#include "util/utf8.h"
 
 namespace ckpt {
 namespace {
@@ -58,6 +59,24 @@ TEST(Bytes, FixedIsLittleEndian) {
   ASSERT_EQ(s.size(), 4u);
   EXPECT_EQ(static_cast<unsigned char>(s[0]), 0x04);
   EXPECT_EQ(static_cast<unsigned char>(s[3]), 0x01);
+}
+
+TEST(Utf8Test, ValidatesStrictly) {
+  EXPECT_TRUE(IsValidUtf8(""));
+  EXPECT_TRUE(IsValidUtf8("plain ascii"));
+  EXPECT_TRUE(IsValidUtf8("h\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"));  // e-acute, euro, emoji
+  EXPECT_FALSE(IsValidUtf8("\xff"));
+  EXPECT_FALSE(IsValidUtf8("\xc3"));              // truncated
+  EXPECT_FALSE(IsValidUtf8("\xc0\xaf"));          // overlong '/'
+  EXPECT_FALSE(IsValidUtf8("\xe0\x80\xaf"));      // overlong
+  EXPECT_FALSE(IsValidUtf8("\xed\xa0\x80"));      // surrogate U+D800
+  EXPECT_FALSE(IsValidUtf8("\xf4\x90\x80\x80"));  // above U+10FFFF
+}
+
+TEST(Utf8Test, JsonBytesIsLossless) {
+  EXPECT_EQ(JsonBytes("a\"b\\c\n"), "\"a\\\"b\\\\c\\n\"");
+  EXPECT_EQ(JsonBytes(std::string("s\xffp")), "[115, 255, 112]");
+  EXPECT_EQ(JsonBytes(std::string("\x1b[31m")), "\"\\u001b[31m\"");
 }
 
 }  // namespace

@@ -19,7 +19,7 @@ int Run(bool json) {
       j.push_back({{"feature", i.name}, {"ok", i.ok}, {"required", i.required}, {"detail", i.detail}});
     }
     nlohmann::ordered_json top = {{"usable", ok}, {"features", j}};
-    std::printf("%s\n", top.dump(2).c_str());
+    PrintJson(top);
   } else {
     for (const auto& i : items) {
       std::printf("%-22s %-4s %s%s\n", i.name.c_str(), i.ok ? "ok" : "NO", i.detail.c_str(),

@@ -16,6 +16,7 @@ struct ConvertOptions {
   std::string codec;
   int level = 0;
   bool quiet = false;
+  unsigned image_mode = platform::kDefaultImageMode;
 };
 
 constexpr std::uint64_t kSmallSection = 4096;  // stays uncompressed: readable by any build
@@ -30,8 +31,8 @@ Status Convert(const ConvertOptions& o, std::string* in_path, std::string* out_p
   ASSIGN_OR_RETURN(auto r, OpenImage(o.path, in_path));
   *out_path = o.out.empty() ? *in_path : o.out;
   platform::Env* env = platform::Env::Default();
-  std::string tmp = *out_path + ".tmp";
-  auto file_or = env->NewWritableFile(tmp);
+  // A new file (never a link, never an existing file), renamed over OUT.
+  auto file_or = env->NewTempFile(platform::DirName(*out_path), platform::BaseName(*out_path), o.image_mode);
   if (!file_or.ok()) return file_or.status();
   auto file = std::move(file_or).value();
   image::WriterOptions wo;
@@ -54,18 +55,13 @@ Status Convert(const ConvertOptions& o, std::string* in_path, std::string* out_p
       RETURN_IF_ERROR(w.EndSection());
     }
     RETURN_IF_ERROR(w.Finish());
-    RETURN_IF_ERROR(file->Sync());
-    return file->Close();
+    return file->Sync();
   };
   Status st = body();
-  if (st.ok()) st = env->RenameFile(tmp, *out_path);
-  if (!st.ok()) {
-    file.reset();
-    env->RemoveFile(tmp).IgnoreError();
-    return st;
-  }
-  *in_size = r->source().Size();
   *out_size = file->Position();
+  if (st.ok()) st = file->Commit(*out_path, /*replace=*/true).status();
+  if (!st.ok()) return st;  // `file` removes the unfinished copy
+  *in_size = r->source().Size();
   return env->SyncDir(platform::DirName(*out_path));
 }
 
@@ -90,6 +86,7 @@ void AddConvert(CLI::App& app, Runner* run) {
   c->add_option("--level", o->level, "Compression level (default: the codec's)");
   c->add_option("-o,--output", o->out, "Write here instead of replacing the image in place");
   c->add_flag("-q,--quiet", o->quiet, "No summary line");
+  AddImageModeOption(c, &o->image_mode);
   c->callback([run, o] { *run = [o] { return Run(*o); }; });
 }
 

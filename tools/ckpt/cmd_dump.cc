@@ -92,7 +92,7 @@ int Run(const DumpCliOptions& o) {
                                   {"finish", s.phases.finish_ns / 1e6},
                                   {"end", s.phases.end_ns / 1e6}}},
                                 {"left_running", o.leave_running}};
-    std::printf("%s\n", j.dump(2).c_str());
+    PrintJson(j);
   } else {
     std::printf(
         "dumped process %d (%d processes) to %s: %d threads, %d mappings, %d fds, %s of memory, %d shared "

@@ -155,62 +155,62 @@ int Run(const InspectOptions& o) {
   if (!value_status.ok()) j["value_error"] = value_status.message();
 
   if (o.json) {
-    std::printf("%s\n", j.dump(2).c_str());
+    PrintJson(j);
   } else {
-    std::printf("image       %s (%s)\n", path.c_str(), HumanBytes(r.source().Size()).c_str());
-    std::printf("format      %u.%u, %s image\n", h.major, h.minor, image::ImageKindName(h.kind));
+    PrintText("image       %s (%s)\n", path.c_str(), HumanBytes(r.source().Size()).c_str());
+    PrintText("format      %u.%u, %s image\n", h.major, h.minor, image::ImageKindName(h.kind));
     if (!meta.kv.empty()) {
-      std::printf("producer    %s %s, %s-endian, %s\n", meta.Get("producer.os").c_str(),
-                  meta.Get("producer.cpu").c_str(), meta.Get("producer.endian").c_str(),
-                  meta.Get("producer.compiler").c_str());
-      std::printf("widths      %s\n", meta.Get("producer.widths").c_str());
-      std::printf("written     %s on host %s by pid %s\n", meta.Get("time").c_str(),
-                  meta.Get("producer.host").c_str(), meta.Get("producer.pid").c_str());
+      PrintText("producer    %s %s, %s-endian, %s\n", meta.Get("producer.os").c_str(),
+                meta.Get("producer.cpu").c_str(), meta.Get("producer.endian").c_str(),
+                meta.Get("producer.compiler").c_str());
+      PrintText("widths      %s\n", meta.Get("producer.widths").c_str());
+      PrintText("written     %s on host %s by pid %s\n", meta.Get("time").c_str(),
+                meta.Get("producer.host").c_str(), meta.Get("producer.pid").c_str());
       if (!meta.Get("program.name").empty()) {
-        std::printf(
-            "program     %s (%s)%s%s\n", meta.Get("program.name").c_str(), meta.Get("program.path").c_str(),
-            meta.Get("program.args").empty() ? "" : " args: ", Args(meta.Get("program.args")).c_str());
+        PrintText("program     %s (%s)%s%s\n", meta.Get("program.name").c_str(),
+                  meta.Get("program.path").c_str(),
+                  meta.Get("program.args").empty() ? "" : " args: ", Args(meta.Get("program.args")).c_str());
       }
     }
     if (is_program) {
-      std::printf("checkpoint  %llu (the computation was resumed %llu times before)\n",
-                  static_cast<unsigned long long>(progress.seq),
-                  static_cast<unsigned long long>(progress.resumes));
+      PrintText("checkpoint  %llu (the computation was resumed %llu times before)\n",
+                static_cast<unsigned long long>(progress.seq),
+                static_cast<unsigned long long>(progress.resumes));
       std::string stages;
       for (const auto& s : progress.stages_done) stages += (stages.empty() ? "" : ", ") + s;
-      std::printf("stages done %s\n", stages.empty() ? "(none)" : stages.c_str());
-      std::printf("variables   %zu, %s of state\n", vars.size(), HumanBytes(state_bytes).c_str());
+      PrintText("stages done %s\n", stages.empty() ? "(none)" : stages.c_str());
+      PrintText("variables   %zu, %s of state\n", vars.size(), HumanBytes(state_bytes).c_str());
       std::size_t wname = 4, wtype = 4;
       for (const auto& v : vars) {
         wname = std::max(wname, v["name"].get<std::string>().size());
         wtype = std::max(wtype, std::min<std::size_t>(48, v["type"].get<std::string>().size()));
       }
-      std::printf("  %-*s  %-*s  %12s  %12s  %s\n", static_cast<int>(wname), "NAME", static_cast<int>(wtype),
-                  "TYPE", "SIZE", "STORED", "CODEC");
+      PrintText("  %-*s  %-*s  %12s  %12s  %s\n", static_cast<int>(wname), "NAME", static_cast<int>(wtype),
+                "TYPE", "SIZE", "STORED", "CODEC");
       for (const auto& v : vars) {
         std::string type = v["type"].get<std::string>();
         if (type.size() > 48) type = type.substr(0, 45) + "...";
-        std::printf("  %-*s  %-*s  %12s  %12s  %s\n", static_cast<int>(wname),
-                    v["name"].get<std::string>().c_str(), static_cast<int>(wtype), type.c_str(),
-                    HumanBytes(v["raw_bytes"].get<std::uint64_t>()).c_str(),
-                    HumanBytes(v["stored_bytes"].get<std::uint64_t>()).c_str(),
-                    v["codec"].get<std::string>().c_str());
-        if (v.contains("value")) std::printf("      = %s\n", v["value"].get<std::string>().c_str());
+        PrintText("  %-*s  %-*s  %12s  %12s  %s\n", static_cast<int>(wname),
+                  v["name"].get<std::string>().c_str(), static_cast<int>(wtype), type.c_str(),
+                  HumanBytes(v["raw_bytes"].get<std::uint64_t>()).c_str(),
+                  HumanBytes(v["stored_bytes"].get<std::uint64_t>()).c_str(),
+                  v["codec"].get<std::string>().c_str());
+        if (v.contains("value")) PrintText("      = %s\n", v["value"].get<std::string>().c_str());
       }
     } else if (is_process) {
       PrintProcessImage(j);
     } else {
       if (j.contains("group")) PrintGroup(j["group"]);
-      std::printf("sections    %zu\n", r.sections().size());
+      PrintText("sections    %zu\n", r.sections().size());
       for (const auto& s : r.sections()) {
-        std::printf("  %-6u %-32s %12s  %12s  %s\n", s.type, s.name.c_str(), HumanBytes(s.raw_size).c_str(),
-                    HumanBytes(s.stored_size).c_str(), std::string(image::CodecName(s.codec)).c_str());
+        PrintText("  %-6u %-32s %12s  %12s  %s\n", s.type, s.name.c_str(), HumanBytes(s.raw_size).c_str(),
+                  HumanBytes(s.stored_size).c_str(), std::string(image::CodecName(s.codec)).c_str());
       }
     }
     if (o.no_verify)
-      std::printf("checksums   not verified (--no-verify)\n");
+      PrintText("checksums   not verified (--no-verify)\n");
     else
-      std::printf("checksums   %s\n", verify.ok() ? "ok" : ("FAILED: " + verify.message()).c_str());
+      PrintText("checksums   %s\n", verify.ok() ? "ok" : ("FAILED: " + verify.message()).c_str());
   }
   if (!verify.ok()) return ReportError(verify);
   if (!value_status.ok()) return ReportError(value_status);

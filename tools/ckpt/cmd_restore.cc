@@ -43,7 +43,7 @@ int Run(const RestoreCliOptions& o) {
                                   {"pages", s.pages},
                                   {"restore_ms", s.total_ns / 1e6},
                                   {"vdso", s.vdso_proxy ? "proxy" : "moved"}};
-      std::printf("%s\n", j.dump(2).c_str());
+      PrintJson(j);
     } else if (o.detach) {
       std::printf("%d\n", s.pid);
     } else {

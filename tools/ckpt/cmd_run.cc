@@ -67,6 +67,7 @@ void AddGroupOptions(CLI::App* c, group::CoordinatorOptions* co) {
   c->add_option("--stop-after", co->stop_after,
                 "Stop the members (status 75) after this run's N-th checkpoint");
   c->add_flag("-q,--quiet", co->quiet, "No progress messages");
+  AddImageModeOption(c, &co->image_mode);
 }
 
 void AddRun(CLI::App& app, Runner* run) {

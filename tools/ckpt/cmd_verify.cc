@@ -65,14 +65,14 @@ int Run(const VerifyOptions& o) {
                      {"error", st.ok() ? "" : st.message()}});
     } else if (st.ok()) {
       if (!o.quiet)
-        std::printf("OK    %s: %zu sections, %zu variables; checksums and values verified\n",
-                    resolved.c_str(), nsec, nvar);
+        PrintText("OK    %s: %zu sections, %zu variables; checksums and values verified\n", resolved.c_str(),
+                  nsec, nvar);
     } else {
-      std::printf("BAD   %s: %s\n", resolved.c_str(), st.message().c_str());
+      PrintText("BAD   %s: %s\n", resolved.c_str(), st.message().c_str());
     }
     if (!st.ok() && worst == kExitOk) worst = ExitCodeFor(st);
   }
-  if (o.json) std::printf("%s\n", out.dump(2).c_str());
+  if (o.json) PrintJson(out);
   return worst;
 }
 

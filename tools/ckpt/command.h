@@ -49,6 +49,27 @@ Result<std::unique_ptr<image::ImageReader>> OpenImage(const std::string& path, s
 int ReportError(const Status& st);
 int ExitCodeFor(const Status& st);
 std::string HumanBytes(std::uint64_t n);
+// --image-mode MODE (octal, 0600..0777): the permission bits of new images.
+void AddImageModeOption(CLI::App* c, unsigned* mode);
+// `s` with control characters and invalid UTF-8 escaped (\xNN, \u00NN), for
+// human-readable output of strings that come from images or other processes.
+std::string Printable(std::string_view s);
+// printf to stdout through Printable (line breaks kept): for human-readable
+// output that quotes image contents.
+#ifdef __MINGW32__
+void PrintText(const char* fmt, ...) __attribute__((format(gnu_printf, 1, 2)));
+#else
+void PrintText(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
+#endif
+// Prints `j` indented by 2 on stdout. Strings that are not valid UTF-8 (paths,
+// arguments, image strings are bytes) become arrays of byte values, and
+// object keys that are not valid UTF-8 get \xHH escapes (docs/cli.md).
+void PrintJson(const nlohmann::ordered_json& j);
+void PrintJson(const nlohmann::json& j);
+// The byte string under `key` in a JSON object written by the library or the
+// coordinator (src/util/utf8.h): a string, or an array of byte values; `def`
+// when absent or of another type.
+std::string JsonBytesValue(const nlohmann::json& obj, const char* key, const std::string& def = "");
 // The group part of `ckpt inspect` (inspect_group.cc).
 Status InspectGroup(const image::ImageReader& r, nlohmann::ordered_json* out);
 void PrintGroup(const nlohmann::ordered_json& group);

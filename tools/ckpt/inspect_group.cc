@@ -64,16 +64,15 @@ Status InspectGroup(const image::ImageReader& r, nlohmann::ordered_json* out) {
 }
 
 void PrintGroup(const nlohmann::ordered_json& g) {
-  std::printf("group       %s, checkpoint %llu (resumed %llu times before)\n",
-              g["name"].get<std::string>().c_str(),
-              static_cast<unsigned long long>(g["checkpoint"].get<std::uint64_t>()),
-              static_cast<unsigned long long>(g["resumes"].get<std::uint64_t>()));
+  PrintText("group       %s, checkpoint %llu (resumed %llu times before)\n",
+            g["name"].get<std::string>().c_str(),
+            static_cast<unsigned long long>(g["checkpoint"].get<std::uint64_t>()),
+            static_cast<unsigned long long>(g["resumes"].get<std::uint64_t>()));
   for (const auto& m : g["members"]) {
     std::string w = m["pending_wait"].get<std::string>();
-    std::printf("  member %-3llu %-16s %s%s\n",
-                static_cast<unsigned long long>(m["rank"].get<std::uint64_t>()),
-                m["platform"].get<std::string>().c_str(), m["program"].get<std::string>().c_str(),
-                w.empty() ? "" : ("   [waiting: " + w + "]").c_str());
+    PrintText("  member %-3llu %-16s %s%s\n", static_cast<unsigned long long>(m["rank"].get<std::uint64_t>()),
+              m["platform"].get<std::string>().c_str(), m["program"].get<std::string>().c_str(),
+              w.empty() ? "" : ("   [waiting: " + w + "]").c_str());
   }
   for (const auto& o : g["objects"]) {
     std::string kind = o["kind"].get<std::string>(), detail;
@@ -94,7 +93,7 @@ void PrintGroup(const nlohmann::ordered_json& g) {
     } else {
       detail = o["value"].get<std::uint64_t>() ? "free" : "held";
     }
-    std::printf("  %-9s %-24s %s\n", kind.c_str(), o["name"].get<std::string>().c_str(), detail.c_str());
+    PrintText("  %-9s %-24s %s\n", kind.c_str(), o["name"].get<std::string>().c_str(), detail.c_str());
   }
 }
 

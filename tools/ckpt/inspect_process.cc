@@ -142,58 +142,57 @@ Status DescribeProcessImage(const image::ImageReader& r, nlohmann::ordered_json*
 void PrintProcessImage(const nlohmann::ordered_json& j) {
   if (j.contains("tree")) {
     const auto& t = j["tree"];
-    std::printf("tree        %zu processes\n", t["members"].size());
+    PrintText("tree        %zu processes\n", t["members"].size());
     for (const auto& m : t["members"]) {
-      std::printf("  pid %-8d ppid %-8d pgid %-8d sid %-8d%s\n", m["pid"].get<int>(), m["ppid"].get<int>(),
-                  m["pgid"].get<int>(), m["sid"].get<int>(), m["zombie"].get<bool>() ? " zombie" : "");
+      PrintText("  pid %-8d ppid %-8d pgid %-8d sid %-8d%s\n", m["pid"].get<int>(), m["ppid"].get<int>(),
+                m["pgid"].get<int>(), m["sid"].get<int>(), m["zombie"].get<bool>() ? " zombie" : "");
     }
-    std::printf("shared      %zu objects, %zu semaphore sets, %zu message queues\n",
-                t["shared_objects"].size(), t["sysv_sem_sets"].size(), t["sysv_msg_queues"].size());
+    PrintText("shared      %zu objects, %zu semaphore sets, %zu message queues\n", t["shared_objects"].size(),
+              t["sysv_sem_sets"].size(), t["sysv_msg_queues"].size());
     for (const auto& o : t["shared_objects"]) {
-      std::printf("  %-4d %-12s %10s %10s stored  %d mappings  %s\n", o["id"].get<int>(),
-                  o["kind"].get<std::string>().c_str(), HumanBytes(o["size"].get<std::uint64_t>()).c_str(),
-                  HumanBytes(o["stored_bytes"].get<std::uint64_t>()).c_str(), o["mappings"].get<int>(),
-                  o["name"].get<std::string>().c_str());
+      PrintText("  %-4d %-12s %10s %10s stored  %d mappings  %s\n", o["id"].get<int>(),
+                o["kind"].get<std::string>().c_str(), HumanBytes(o["size"].get<std::uint64_t>()).c_str(),
+                HumanBytes(o["stored_bytes"].get<std::uint64_t>()).c_str(), o["mappings"].get<int>(),
+                o["name"].get<std::string>().c_str());
     }
   }
   const auto& p = j["process"];
-  std::printf("process     %d '%s' (%s), cwd %s\n", p["pid"].get<int>(), p["comm"].get<std::string>().c_str(),
-              p["exe"].get<std::string>().c_str(), p["cwd"].get<std::string>().c_str());
-  std::printf("dumped on   %s, kernel %s\n", p["host"].get<std::string>().c_str(),
-              p["kernel"].get<std::string>().c_str());
+  PrintText("process     %d '%s' (%s), cwd %s\n", p["pid"].get<int>(), p["comm"].get<std::string>().c_str(),
+            p["exe"].get<std::string>().c_str(), p["cwd"].get<std::string>().c_str());
+  PrintText("dumped on   %s, kernel %s\n", p["host"].get<std::string>().c_str(),
+            p["kernel"].get<std::string>().c_str());
   const auto& cr = p["credentials"];
   if (cr["recorded"].get<bool>()) {
-    std::printf("runs as     uid %u gid %u, capabilities effective %s permitted %s%s\n",
-                cr["uid"][0].get<unsigned>(), cr["gid"][0].get<unsigned>(),
-                cr["cap_effective"].get<std::string>().c_str(),
-                cr["cap_permitted"].get<std::string>().c_str(),
-                cr["no_new_privs"].get<bool>() ? ", no_new_privs" : "");
+    PrintText("runs as     uid %u gid %u, capabilities effective %s permitted %s%s\n",
+              cr["uid"][0].get<unsigned>(), cr["gid"][0].get<unsigned>(),
+              cr["cap_effective"].get<std::string>().c_str(), cr["cap_permitted"].get<std::string>().c_str(),
+              cr["no_new_privs"].get<bool>() ? ", no_new_privs" : "");
   } else {
-    std::printf("runs as     (not recorded: an older ckpt wrote the image; it restores with ckpt's own)\n");
+    PrintText("runs as     (not recorded: an older ckpt wrote the image; it restores with ckpt's own)\n");
   }
-  std::printf("threads     %zu\n", j["threads"].size());
+  PrintText("threads     %zu\n", j["threads"].size());
   for (const auto& t : j["threads"]) {
-    std::printf("  tid %-8d ip %-14s sp %-14s fs_base %s\n", t["tid"].get<int>(),
-                t["ip"].get<std::string>().c_str(), t["sp"].get<std::string>().c_str(),
-                t["fs_base"].get<std::string>().c_str());
+    PrintText("  tid %-8d ip %-14s sp %-14s fs_base %s\n", t["tid"].get<int>(),
+              t["ip"].get<std::string>().c_str(), t["sp"].get<std::string>().c_str(),
+              t["fs_base"].get<std::string>().c_str());
   }
   const auto& mem = j["memory"];
-  std::printf("memory      %s mapped, %s stored in %zu runs\n",
-              HumanBytes(mem["mapped_bytes"].get<std::uint64_t>()).c_str(),
-              HumanBytes(mem["stored_bytes"].get<std::uint64_t>()).c_str(), mem["runs"].get<std::size_t>());
+  PrintText("memory      %s mapped, %s stored in %zu runs\n",
+            HumanBytes(mem["mapped_bytes"].get<std::uint64_t>()).c_str(),
+            HumanBytes(mem["stored_bytes"].get<std::uint64_t>()).c_str(), mem["runs"].get<std::size_t>());
   for (const auto& v : j["vmas"]) {
-    std::printf("  %12s-%-12s %s %10s %10s stored  %-11s %s\n", v["start"].get<std::string>().c_str(),
-                v["end"].get<std::string>().c_str(), v["prot"].get<std::string>().c_str(),
-                HumanBytes(v["size"].get<std::uint64_t>()).c_str(),
-                HumanBytes(v["stored_bytes"].get<std::uint64_t>()).c_str(),
-                v["kind"].get<std::string>().c_str(), v["name"].get<std::string>().c_str());
+    PrintText("  %12s-%-12s %s %10s %10s stored  %-11s %s\n", v["start"].get<std::string>().c_str(),
+              v["end"].get<std::string>().c_str(), v["prot"].get<std::string>().c_str(),
+              HumanBytes(v["size"].get<std::uint64_t>()).c_str(),
+              HumanBytes(v["stored_bytes"].get<std::uint64_t>()).c_str(),
+              v["kind"].get<std::string>().c_str(), v["name"].get<std::string>().c_str());
   }
-  std::printf("fds         %zu\n", j["fds"].size());
+  PrintText("fds         %zu\n", j["fds"].size());
   for (const auto& f : j["fds"]) {
     std::string what = f.contains("path") ? f["path"].get<std::string>()
                                           : "pipe:[" + std::to_string(f["pipe"].get<std::uint64_t>()) + "] " +
                                                 f["end"].get<std::string>() + " end";
-    std::printf("  %4d %-12s %s\n", f["fd"].get<int>(), f["kind"].get<std::string>().c_str(), what.c_str());
+    PrintText("  %4d %-12s %s\n", f["fd"].get<int>(), f["kind"].get<std::string>().c_str(), what.c_str());
   }
 }
 

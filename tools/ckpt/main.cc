@@ -37,5 +37,13 @@ int main(int argc, char** argv) {
     return rc == 0 ? 0 : ckpt::cli::kExitUsage;
   }
   if (!run) return ckpt::cli::kExitUsage;
-  return run();
+  try {
+    return run();
+  } catch (const nlohmann::json::exception& e) {
+    // Registration files and image strings are read as JSON; a malformed one
+    // is an error, never an abort.
+    std::fflush(stdout);
+    std::fprintf(stderr, "ckpt: error: malformed JSON data: %s\n", e.what());
+    return ckpt::cli::kExitFailure;
+  }
 }
