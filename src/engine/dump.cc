@@ -107,22 +107,6 @@ Status Collect(FrozenProcess& fp, ProcessModel* m, std::vector<Blob>* blobs, std
   return Status::Ok();
 }
 
-// Puts the new image at `final_path`. A previous image there is swapped
-// with it atomically (RENAME_EXCHANGE) and is then under `tmp_path`, to be
-// removed later (returns true): a plain rename over it makes ext4 start
-// writing the whole new image back first (auto_da_alloc) and frees the old
-// one on the spot, both while the processes are stopped.
-Result<bool> InstallImage(platform::Env* env, const std::string& tmp_path, const std::string& final_path) {
-  if (::renameat2(AT_FDCWD, tmp_path.c_str(), AT_FDCWD, final_path.c_str(), RENAME_EXCHANGE) == 0)
-    return true;
-  // ENOENT: no previous image; EINVAL: the file system cannot exchange.
-  if (errno != ENOENT && errno != EINVAL) {
-    return platform::PosixError("rename", tmp_path + " to " + final_path, errno);
-  }
-  RETURN_IF_ERROR(env->RenameFile(tmp_path, final_path));
-  return false;
-}
-
 Status RemoveGadget(pid_t pid, std::uint64_t gadget) {
   Injector inj(pid, gadget);
   RETURN_IF_ERROR(inj.Save());
@@ -195,10 +179,9 @@ Result<DumpStats> DumpHere(const DumpOptions& o) {
   RETURN_IF_ERROR(env->CreateDirs(o.dir));
   RETURN_IF_ERROR(CheckImageMode(o.image_mode));
   std::string final_path = platform::JoinPath(o.dir, kImageFileName);
-  std::string tmp_path;  // set once the temporary image exists
-  ScopedFd tmp_lock;     // holds it until it is in place
+  std::string old_image;  // a previous image, swapped out by the new one
   stats.image_path = final_path;
-  RemoveStaleTempImages(o.dir, kImageFileName);
+  env->RemoveStaleTempFiles(o.dir, kImageFileName);
 
   auto frozen = FreezeTree(o.pid, o.tree);
   if (!frozen.ok() && Interruption() != 0) return InterruptedError(o, Status::Ok());
@@ -253,7 +236,6 @@ Result<DumpStats> DumpHere(const DumpOptions& o) {
     return first;
   };
 
-  bool old_image_at_tmp = false;
   Status st = [&]() -> Status {
     std::vector<pid_t> pids;
     for (const auto& d : md) pids.push_back(d.pid);
@@ -286,9 +268,9 @@ Result<DumpStats> DumpHere(const DumpOptions& o) {
     }
     lap(&stats.phases.pagemap_ns);
     RETURN_IF_ERROR(CheckInterrupted());
-    int lock = -1;
-    ASSIGN_OR_RETURN(auto file, CreateTempImage(o.dir, kImageFileName, o.image_mode, &tmp_path, &lock));
-    tmp_lock.reset(lock);
+    // Written without a name (O_TMPFILE) or under an exclusive random one,
+    // never an existing file or a symlink; removed unless committed.
+    ASSIGN_OR_RETURN(auto file, env->NewTempFile(o.dir, kImageFileName, o.image_mode));
     image::WriterOptions wo;
     wo.frame_size = kImageFrameSize;  // one frame per dump chunk: written without a copy
     image::ImageWriter w(file.get(), image::ImageKind::kProcess, wo);
@@ -352,11 +334,15 @@ Result<DumpStats> DumpHere(const DumpOptions& o) {
       lap(&stats.phases.end_ns);
     }
     if (o.sync) RETURN_IF_ERROR(file->Sync());
-    RETURN_IF_ERROR(file->Close());
     // The last moment a signal undoes the dump: once the image is in place
     // the dump is finished whatever arrives (docs/engine.md).
     RETURN_IF_ERROR(CheckInterrupted());
-    ASSIGN_OR_RETURN(old_image_at_tmp, InstallImage(env, tmp_path, final_path));
+    // A previous image is swapped with the new one in one step and removed
+    // only once the processes are gone: a plain rename over it makes ext4
+    // write the whole new image back first (auto_da_alloc) and free the old
+    // one on the spot, both while the processes are stopped.
+    ASSIGN_OR_RETURN(bool exchanged, file->CommitExchange(final_path));
+    if (exchanged) old_image = file->TempPath();
     NoteImageInPlace();
     MaybeKillWorker("commit");
     // Without --sync nothing is promised to survive a crash: no waiting for
@@ -366,9 +352,9 @@ Result<DumpStats> DumpHere(const DumpOptions& o) {
     return Status::Ok();
   }();
   if (!st.ok()) {
-    // The new image's remains, or the previous image if the new one is
-    // already in place.
-    if (!tmp_path.empty()) env->RemoveFile(tmp_path).IgnoreError();
+    // The new image's remains went with its TempFile; a previous image the
+    // new one replaced goes too.
+    if (!old_image.empty()) env->RemoveFile(old_image).IgnoreError();
     // Everything back as it was: SEM_UNDO adjustments (injected, so before
     // the gadgets go), the gadgets, then the members run on.
     if (!released) sysv.PutBack().IgnoreError();
@@ -424,7 +410,7 @@ Result<DumpStats> DumpHere(const DumpOptions& o) {
   }
   // The previous image goes only now: freeing a GiB of it takes the kernel
   // a third of a second or more, which the processes need not wait for.
-  if (old_image_at_tmp) env->RemoveFile(tmp_path).IgnoreError();
+  if (!old_image.empty()) env->RemoveFile(old_image).IgnoreError();
   if (!released) {
     RETURN_IF_ERROR(end.WithContext("killing process " + std::to_string(pid) + " after the dump"));
     RETURN_IF_ERROR(sysv.RemoveObjects(t).WithContext("removing the dumped System V objects"));
@@ -491,7 +477,7 @@ Result<DumpStats> Dump(const DumpOptions& o) {
   int late = 0;
   auto bytes = RunInWorker(work, o.progress, &late);
   // A worker killed beyond help leaves its temporary image: nothing holds it.
-  if (!bytes.ok()) RemoveStaleTempImages(o.dir, kImageFileName);
+  if (!bytes.ok()) platform::Env::Default()->RemoveStaleTempFiles(o.dir, kImageFileName);
   RETURN_IF_ERROR(bytes.status());
   ASSIGN_OR_RETURN(DumpStats s, DecodeStats(*bytes));
   if (s.late_interruption.empty()) s.late_interruption = SignalText(late);

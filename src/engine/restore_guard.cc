@@ -7,6 +7,7 @@
 #include <sys/msg.h>
 #include <sys/sem.h>
 #include <sys/shm.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -31,10 +32,11 @@ std::string Frame(char type, const std::string& payload) {
   return f + payload;
 }
 
+// Never SIGPIPE: a guardian that died must not take ckpt with it.
 bool WriteAll(int fd, const std::string& s) {
   std::size_t off = 0;
   while (off < s.size()) {
-    ssize_t n = ::write(fd, s.data() + off, s.size() - off);
+    ssize_t n = ::send(fd, s.data() + off, s.size() - off, MSG_NOSIGNAL);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) return false;
     off += static_cast<std::size_t>(n);
@@ -43,9 +45,10 @@ bool WriteAll(int fd, const std::string& s) {
 }
 
 // Guardian message types.
-constexpr char kSysv = 'S';  // kind byte, u32 id, u32 key
-constexpr char kFile = 'F';  // path
-constexpr char kKill = 'K';  // u32 PIDs
+constexpr char kSysv = 'S';   // kind byte, u32 id, u32 key
+constexpr char kFile = 'F';   // path
+constexpr char kKill = 'K';   // u32 count: that many pidfds come with it (SCM_RIGHTS)
+constexpr int kMaxFds = 250;  // per message (SCM_MAX_FD is 253)
 constexpr char kCommit = 'C';
 constexpr char kDone = 'D';
 
@@ -69,17 +72,35 @@ bool SysvHasKey(char kind, int id, std::int32_t key) {
 }
 
 // The guardian: collects what to undo until ckpt says it is done; undoes it
-// when ckpt's end of the pipe closes first.
+// when ckpt's end of the socket closes first. The processes to kill come as
+// pidfds (opened by ckpt while they were its live children: never another
+// process that got the same PID later).
 [[noreturn]] void GuardianMain(int in) {
   std::vector<std::pair<char, std::pair<int, std::int32_t>>> sysv;
   std::vector<std::string> files;
   std::vector<int> pidfds;
   std::string buf;
   char tmp[4096];
+  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFds)];
   while (true) {
-    ssize_t n = ::read(in, tmp, sizeof tmp);
+    struct iovec iov = {tmp, sizeof tmp};
+    struct msghdr mh = {};
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+    mh.msg_control = control;
+    mh.msg_controllen = sizeof control;
+    ssize_t n = ::recvmsg(in, &mh, MSG_CMSG_CLOEXEC);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;
+    for (struct cmsghdr* c = CMSG_FIRSTHDR(&mh); c != nullptr; c = CMSG_NXTHDR(&mh, c)) {
+      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+      std::size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+      for (std::size_t i = 0; i < count; ++i) {
+        int fd;
+        std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+        pidfds.push_back(fd);
+      }
+    }
     buf.append(tmp, static_cast<std::size_t>(n));
     while (buf.size() >= 5) {
       std::uint32_t len = DecodeU32(reinterpret_cast<const unsigned char*>(buf.data() + 1));
@@ -94,12 +115,7 @@ bool SysvHasKey(char kind, int id, std::int32_t key) {
             {p[0], {static_cast<int>(DecodeU32(u + 1)), static_cast<std::int32_t>(DecodeU32(u + 5))}});
       } else if (type == kFile) {
         files.push_back(p);
-      } else if (type == kKill) {
-        for (std::size_t i = 0; i + 4 <= p.size(); i += 4) {
-          int fd = static_cast<int>(::syscall(SYS_pidfd_open, static_cast<pid_t>(DecodeU32(u + i)), 0));
-          if (fd >= 0) pidfds.push_back(fd);
-        }
-      }
+      }  // kKill: its pidfds were taken with the bytes above
     }
   }
   // ckpt died in the middle of the restore.
@@ -124,7 +140,8 @@ bool SysvHasKey(char kind, int id, std::int32_t key) {
 
 Status RestoreGuard::Start() {
   int p[2];
-  if (::pipe2(p, O_CLOEXEC) != 0) return platform::PosixError("pipe2", "restore guardian pipe", errno);
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, p) != 0)
+    return platform::PosixError("socketpair", "for the restore guardian", errno);
   std::fflush(stdout);
   std::fflush(stderr);
   pid_t c = ::fork();
@@ -134,7 +151,8 @@ Status RestoreGuard::Start() {
     if (::fork() != 0) ::_exit(0);
     ::setsid();
     ::signal(SIGPIPE, SIG_IGN);
-    int in = p[0];
+    int in = ::fcntl(p[0], F_DUPFD_CLOEXEC, 3);  // above stdin, stdout, stderr
+    if (in < 0) ::_exit(1);
     // Holding ckpt's descriptors (pipe ends the restored processes use,
     // the terminal) would change what they see: keep the pipe and stderr.
     ::syscall(SYS_close_range, 3u, static_cast<unsigned>(in - 1), 0u);
@@ -180,11 +198,39 @@ void RestoreGuard::FileCreated(const std::string& path) {
 }
 
 void RestoreGuard::KillOnDeath(const std::vector<pid_t>& pids) {
-  std::string p;
+  std::vector<int> fds;
   for (pid_t pid : pids) {
-    if (pid > 0) PutU32(&p, static_cast<std::uint32_t>(pid));
+    int fd = pid > 0 ? static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)) : -1;
+    if (fd >= 0) fds.push_back(fd);
   }
-  Send(kKill, p);
+  for (std::size_t at = 0; at < fds.size() && fd_ >= 0; at += kMaxFds) {
+    std::size_t n = std::min<std::size_t>(kMaxFds, fds.size() - at);
+    std::string payload;
+    PutU32(&payload, static_cast<std::uint32_t>(n));
+    std::string f = Frame(kKill, payload);
+    alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFds)] = {};
+    struct iovec iov = {f.data(), f.size()};
+    struct msghdr mh = {};
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+    mh.msg_control = control;
+    mh.msg_controllen = CMSG_SPACE(sizeof(int) * n);
+    struct cmsghdr* c = CMSG_FIRSTHDR(&mh);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int) * n);
+    std::memcpy(CMSG_DATA(c), fds.data() + at, sizeof(int) * n);
+    ssize_t sent;
+    do {
+      sent = ::sendmsg(fd_, &mh, MSG_NOSIGNAL);
+    } while (sent < 0 && errno == EINTR);
+    // The frame is 9 bytes: a stream socket takes it whole or not at all.
+    if (sent != static_cast<ssize_t>(f.size())) {
+      ::close(fd_);
+      fd_ = -1;
+    }
+  }
+  for (int fd : fds) ::close(fd);
 }
 
 void RestoreGuard::Commit() {

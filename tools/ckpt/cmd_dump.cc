@@ -21,7 +21,7 @@ struct DumpCliOptions {
   bool json = false;
   bool progress = false;
   bool no_sync = false;
-  std::string image_mode = "0600";
+  unsigned image_mode = platform::kDefaultImageMode;
 };
 
 int Run(const DumpCliOptions& o) {
@@ -41,16 +41,7 @@ int Run(const DumpCliOptions& o) {
     d.ipc_ids.push_back(id);
   }
   d.dir = o.dir;
-  char* end = nullptr;
-  unsigned long mode = std::strtoul(o.image_mode.c_str(), &end, 8);
-  if (o.image_mode.empty() || *end != '\0' || mode > 0777 || (mode & 0600) != 0600) {
-    std::fprintf(stderr,
-                 "ckpt: error: --image-mode wants octal permission bits that let the owner read and write "
-                 "(0600 to 0777), not '%s'\n",
-                 o.image_mode.c_str());
-    return kExitUsage;
-  }
-  d.image_mode = static_cast<std::uint32_t>(mode);
+  d.image_mode = o.image_mode;
   d.leave_running = o.leave_running;
   d.sync = !o.no_sync;
   ProgressLine line("dumping memory", o.progress);
@@ -126,9 +117,7 @@ void AddDump(CLI::App& app, Runner* run) {
   c->add_flag("--json", o->json, "Print a machine-readable summary");
   c->add_flag("--progress", o->progress, "Show a percentage on stderr even when it is not a terminal");
   c->add_flag("--no-sync", o->no_sync, "Do not fsync the image before renaming it into place");
-  c->add_option("--image-mode", o->image_mode,
-                "Permission bits of the image, octal (default 0600: only you can read it; it holds the "
-                "process's memory)");
+  AddImageModeOption(c, &o->image_mode);
   c->footer(
       "The process is stopped while its state is read; see docs/engine.md for what is supported. "
       "Interrupting "
