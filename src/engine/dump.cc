@@ -12,9 +12,12 @@
 #include <cstring>
 #include <memory>
 
+#include "engine/creds.h"
 #include "engine/engine.h"
 #include "engine/files.h"
 #include "engine/filetable.h"
+#include "engine/guard.h"
+#include "engine/image_file.h"
 #include "engine/mm.h"
 #include "engine/pagemap.h"
 #include "engine/pipes.h"
@@ -31,6 +34,7 @@
 #include "engine/vdso.h"
 #include "platform/env.h"
 #include "platform/posix_util.h"
+#include "util/bytes.h"
 
 namespace ckpt::engine {
 
@@ -85,6 +89,7 @@ Status Collect(FrozenProcess& fp, ProcessModel* m, std::vector<Blob>* blobs, std
   ASSIGN_OR_RETURN(std::uint64_t insn, FindSyscallInstruction(pid, exec));
   ASSIGN_OR_RETURN(std::uint64_t gadget, BootstrapGadget(pid, insn));
   *gadget_out = gadget;
+  NoteGadget(pid, gadget);
   Injector leader(pid, gadget);
   RETURN_IF_ERROR(leader.Save());
   Status st = DumpMmLayout(pid, &leader, &m->core);
@@ -93,6 +98,7 @@ Status Collect(FrozenProcess& fp, ProcessModel* m, std::vector<Blob>* blobs, std
   RETURN_IF_ERROR(leader.Restore());
   RETURN_IF_ERROR(st);
   RETURN_IF_ERROR(DumpThreads(fp, gadget, m));
+  RETURN_IF_ERROR(DumpCreds(fp, gadget, &m->creds));
   m->core.xsave_size = static_cast<std::uint32_t>(m->threads[0].xsave.size());
   RETURN_IF_ERROR(DumpFds(pid, &files, m, blobs));
   (void)blobs;
@@ -101,28 +107,22 @@ Status Collect(FrozenProcess& fp, ProcessModel* m, std::vector<Blob>* blobs, std
   return Status::Ok();
 }
 
-// Puts the new image at `final_path`. A previous image there is swapped
-// with it atomically (RENAME_EXCHANGE) and is then under `tmp_path`, to be
-// removed later (returns true): a plain rename over it makes ext4 start
-// writing the whole new image back first (auto_da_alloc) and frees the old
-// one on the spot, both while the processes are stopped.
-Result<bool> InstallImage(platform::Env* env, const std::string& tmp_path, const std::string& final_path) {
-  if (::renameat2(AT_FDCWD, tmp_path.c_str(), AT_FDCWD, final_path.c_str(), RENAME_EXCHANGE) == 0)
-    return true;
-  // ENOENT: no previous image; EINVAL: the file system cannot exchange.
-  if (errno != ENOENT && errno != EINVAL) {
-    return platform::PosixError("rename", tmp_path + " to " + final_path, errno);
-  }
-  RETURN_IF_ERROR(env->RenameFile(tmp_path, final_path));
-  return false;
-}
-
 Status RemoveGadget(pid_t pid, std::uint64_t gadget) {
   Injector inj(pid, gadget);
   RETURN_IF_ERROR(inj.Save());
   Status st = inj.UnmapGadgetArea();
   Status rs = inj.Restore();
+  if (st.ok()) NoteGadget(pid, 0);
   return st.ok() ? rs : st;
+}
+
+// Test hook: CKPT_ENGINE_FAULT=kill-worker-at-WHERE makes the worker kill
+// itself there (the ckpt process that started it repairs what it can).
+void MaybeKillWorker(const char* where) {
+  const char* fault = std::getenv("CKPT_ENGINE_FAULT");
+  if (fault != nullptr && std::strncmp(fault, "kill-worker-at-", 15) == 0 &&
+      std::strcmp(fault + 15, where) == 0)
+    ::raise(SIGKILL);
 }
 
 // One alive member while it is dumped.
@@ -160,18 +160,34 @@ void PrepareReaping(const std::vector<Member>& members, const std::vector<Member
   }
 }
 
-}  // namespace
+// The error of a dump that a signal (or the death of ckpt) stopped before
+// its image was complete: everything was put back.
+Status InterruptedError(const DumpOptions& o, const Status& release) {
+  std::string msg = "dump of process " + std::to_string(o.pid) + " " + InterruptionText() +
+                    " before the image was complete: everything ckpt had changed was put back and " +
+                    (o.tree ? "the processes run on" : "the process runs on") +
+                    " as before; no image was written (a previous image in " + o.dir + " is unchanged)";
+  if (!release.ok()) msg += "; but letting them go failed: " + release.message();
+  return FailedPrecondition(msg);
+}
 
-Result<DumpStats> Dump(const DumpOptions& o) {
+Result<DumpStats> DumpHere(const DumpOptions& o) {
   DumpStats stats;
   std::int64_t t0 = NowNs();
   platform::Env* env = platform::Env::Default();
+  if (Interruption() != 0) return InterruptedError(o, Status::Ok());
   RETURN_IF_ERROR(env->CreateDirs(o.dir));
+  RETURN_IF_ERROR(CheckImageMode(o.image_mode));
   std::string final_path = platform::JoinPath(o.dir, kImageFileName);
-  std::string tmp_path = final_path + ".tmp";
+  std::string old_image;  // a previous image, swapped out by the new one
   stats.image_path = final_path;
+  env->RemoveStaleTempFiles(o.dir, kImageFileName);
 
-  ASSIGN_OR_RETURN(FrozenTree tree, FreezeTree(o.pid, o.tree));
+  auto frozen = FreezeTree(o.pid, o.tree);
+  if (!frozen.ok() && Interruption() != 0) return InterruptedError(o, Status::Ok());
+  if (!frozen.ok()) return frozen.status();
+  FrozenTree tree = std::move(frozen).value();
+  MaybeKillWorker("freeze");
   std::int64_t t_frozen = NowNs();
   stats.phases.freeze_ns = t_frozen - t0;
   // Adds the time since the last mark to `phase`.
@@ -195,6 +211,12 @@ Result<DumpStats> Dump(const DumpOptions& o) {
   bool released = false;
   Progress progress = o.progress;
   const char* fault = std::getenv("CKPT_ENGINE_FAULT");
+  if (fault != nullptr && std::strcmp(fault, "kill-worker-at-pages") == 0) {
+    progress = [&o](std::uint64_t done, std::uint64_t total) {
+      MaybeKillWorker("pages");
+      if (o.progress) o.progress(done, total);
+    };
+  }
   if (fault != nullptr && std::strcmp(fault, "kill-during-dump") == 0) {
     // Test hook: the process dies while its memory is being read.
     progress = [pid, &o](std::uint64_t done, std::uint64_t total) {
@@ -214,14 +236,17 @@ Result<DumpStats> Dump(const DumpOptions& o) {
     return first;
   };
 
-  bool old_image_at_tmp = false;
   Status st = [&]() -> Status {
     std::vector<pid_t> pids;
     for (const auto& d : md) pids.push_back(d.pid);
     RETURN_IF_ERROR(ipc.EnterOf(pids));
-    for (auto& d : md)
+    for (auto& d : md) {
+      RETURN_IF_ERROR(CheckInterrupted());
       RETURN_IF_ERROR(
           Collect(*d.fp, &d.m, &d.blobs, &d.gadget).WithContext("process " + std::to_string(d.pid)));
+    }
+    RETURN_IF_ERROR(CheckInterrupted());
+    MaybeKillWorker("collect");
     lap(&stats.phases.collect_ns);
     std::vector<ProcessModel*> models;
     for (auto& d : md) models.push_back(&d.m);
@@ -231,16 +256,21 @@ Result<DumpStats> Dump(const DumpOptions& o) {
     RETURN_IF_ERROR(DumpPipes(pids, models, &tree_blobs));
     SharedMemDump shm;
     for (auto& d : md) RETURN_IF_ERROR(shm.AddMember(d.pid, &d.m, &d.blobs, &t));
+    RETURN_IF_ERROR(CheckInterrupted());
     std::vector<SysvMember> sysv_members;
     for (auto& d : md) sysv_members.push_back({d.pid, d.fp, d.gadget});
     RETURN_IF_ERROR(sysv.Collect(sysv_members, o.ipc_ids, o.leave_running, &t));
     stats.comm_ns += NowNs() - tc;
     lap(&stats.phases.comm_ns);
+    RETURN_IF_ERROR(CheckInterrupted());
     for (auto& d : md) {
       ASSIGN_OR_RETURN(d.candidates, CollectPopulatedPages(d.pid, d.m.vmas));
     }
     lap(&stats.phases.pagemap_ns);
-    ASSIGN_OR_RETURN(auto file, env->NewWritableFile(tmp_path));
+    RETURN_IF_ERROR(CheckInterrupted());
+    // Written without a name (O_TMPFILE) or under an exclusive random one,
+    // never an existing file or a symlink; removed unless committed.
+    ASSIGN_OR_RETURN(auto file, env->NewTempFile(o.dir, kImageFileName, o.image_mode));
     image::WriterOptions wo;
     wo.frame_size = kImageFrameSize;  // one frame per dump chunk: written without a copy
     image::ImageWriter w(file.get(), image::ImageKind::kProcess, wo);
@@ -274,6 +304,7 @@ Result<DumpStats> Dump(const DumpOptions& o) {
     }
     lap(&stats.phases.pages_ns);
     tc = NowNs();
+    RETURN_IF_ERROR(CheckInterrupted());
     for (const auto& b : tree_blobs) RETURN_IF_ERROR(w.AddSection(kSecBlob, b.name, "", b.data));
     std::int64_t tw = NowNs();
     RETURN_IF_ERROR(shm.WritePages(&w, &t, &stats.shared_bytes));
@@ -283,6 +314,7 @@ Result<DumpStats> Dump(const DumpOptions& o) {
     stats.tree_meta_bytes = file->Position() - before_tree;
     stats.comm_ns += NowNs() - tc;
     lap(&stats.phases.comm_ns);
+    RETURN_IF_ERROR(CheckInterrupted());
     RETURN_IF_ERROR(w.Finish());
     stats.image_bytes = file->Position();
     if (o.leave_running) {
@@ -302,8 +334,17 @@ Result<DumpStats> Dump(const DumpOptions& o) {
       lap(&stats.phases.end_ns);
     }
     if (o.sync) RETURN_IF_ERROR(file->Sync());
-    RETURN_IF_ERROR(file->Close());
-    ASSIGN_OR_RETURN(old_image_at_tmp, InstallImage(env, tmp_path, final_path));
+    // The last moment a signal undoes the dump: once the image is in place
+    // the dump is finished whatever arrives (docs/engine.md).
+    RETURN_IF_ERROR(CheckInterrupted());
+    // A previous image is swapped with the new one in one step and removed
+    // only once the processes are gone: a plain rename over it makes ext4
+    // write the whole new image back first (auto_da_alloc) and free the old
+    // one on the spot, both while the processes are stopped.
+    ASSIGN_OR_RETURN(bool exchanged, file->CommitExchange(final_path));
+    if (exchanged) old_image = file->TempPath();
+    NoteImageInPlace();
+    MaybeKillWorker("commit");
     // Without --sync nothing is promised to survive a crash: no waiting for
     // the directory (on ext4 that waits for the image's data to be written).
     if (o.sync) RETURN_IF_ERROR(env->SyncDir(o.dir));
@@ -311,15 +352,16 @@ Result<DumpStats> Dump(const DumpOptions& o) {
     return Status::Ok();
   }();
   if (!st.ok()) {
-    // The new image's remains, or the previous image if the new one is
-    // already in place.
-    env->RemoveFile(tmp_path).IgnoreError();
+    // The new image's remains went with its TempFile; a previous image the
+    // new one replaced goes too.
+    if (!old_image.empty()) env->RemoveFile(old_image).IgnoreError();
     // Everything back as it was: SEM_UNDO adjustments (injected, so before
     // the gadgets go), the gadgets, then the members run on.
     if (!released) sysv.PutBack().IgnoreError();
     for (auto& d : md) {
       if (d.gadget != 0) RemoveGadget(d.pid, d.gadget).IgnoreError();
     }
+    if (Interruption() != 0) return InterruptedError(o, release_all());
     if (!released) {
       for (const auto& d : md) {
         std::string death = DeathOf(d.pid);
@@ -353,6 +395,8 @@ Result<DumpStats> Dump(const DumpOptions& o) {
       // to free its memory (~0.1 s/GiB); it runs none of its code again.
       end = tree.frozen[0]->KillNoWait();
     } else {
+      NoteKilling();  // if the worker dies from here on, the processes are killed
+      MaybeKillWorker("end");
       PrepareReaping(t.members, md);
       // Children before their parents (members are listed parents first).
       for (auto f = tree.frozen.rbegin(); f != tree.frozen.rend(); ++f) {
@@ -366,13 +410,78 @@ Result<DumpStats> Dump(const DumpOptions& o) {
   }
   // The previous image goes only now: freeing a GiB of it takes the kernel
   // a third of a second or more, which the processes need not wait for.
-  if (old_image_at_tmp) env->RemoveFile(tmp_path).IgnoreError();
+  if (!old_image.empty()) env->RemoveFile(old_image).IgnoreError();
   if (!released) {
     RETURN_IF_ERROR(end.WithContext("killing process " + std::to_string(pid) + " after the dump"));
     RETURN_IF_ERROR(sysv.RemoveObjects(t).WithContext("removing the dumped System V objects"));
   }
   stats.total_ns = NowNs() - t0;
+  stats.late_interruption = InterruptionText();
   return stats;
+}
+
+std::string EncodeStats(const DumpStats& s) {
+  std::string o;
+  PutString(&o, s.image_path);
+  for (std::int64_t v :
+       {std::int64_t{s.threads}, std::int64_t{s.vmas}, std::int64_t{s.fds}, std::int64_t{s.members},
+        std::int64_t{s.shared_objects}, std::int64_t{s.sysv_sems}, std::int64_t{s.sysv_queues}, s.comm_ns,
+        s.shared_write_ns, s.frozen_ns, s.total_ns, s.phases.freeze_ns, s.phases.collect_ns, s.phases.comm_ns,
+        s.phases.pagemap_ns, s.phases.pages_ns, s.phases.finish_ns, s.phases.end_ns}) {
+    PutU64(&o, static_cast<std::uint64_t>(v));
+  }
+  for (std::uint64_t v :
+       {s.pages_stored, s.zero_pages_skipped, s.image_bytes, s.shared_bytes, s.tree_meta_bytes})
+    PutU64(&o, v);
+  PutString(&o, s.page_copy);
+  PutString(&o, s.late_interruption);
+  return o;
+}
+
+Result<DumpStats> DecodeStats(const std::string& in) {
+  ByteReader r(in);
+  DumpStats s;
+  s.image_path = std::string(r.String());
+  std::int64_t v[18];
+  for (auto& x : v) x = static_cast<std::int64_t>(r.U64());
+  s.threads = static_cast<int>(v[0]);
+  s.vmas = static_cast<int>(v[1]);
+  s.fds = static_cast<int>(v[2]);
+  s.members = static_cast<int>(v[3]);
+  s.shared_objects = static_cast<int>(v[4]);
+  s.sysv_sems = static_cast<int>(v[5]);
+  s.sysv_queues = static_cast<int>(v[6]);
+  s.comm_ns = v[7];
+  s.shared_write_ns = v[8];
+  s.frozen_ns = v[9];
+  s.total_ns = v[10];
+  s.phases = {v[11], v[12], v[13], v[14], v[15], v[16], v[17]};
+  for (std::uint64_t* p :
+       {&s.pages_stored, &s.zero_pages_skipped, &s.image_bytes, &s.shared_bytes, &s.tree_meta_bytes})
+    *p = r.U64();
+  s.page_copy = std::string(r.String());
+  s.late_interruption = std::string(r.String());
+  if (!r.ok() || !r.empty()) return Internal("malformed dump statistics from the dump's worker process");
+  return s;
+}
+
+}  // namespace
+
+Result<DumpStats> Dump(const DumpOptions& o) {
+  auto work = [&o](const Progress& progress) -> Result<std::string> {
+    DumpOptions here = o;
+    here.progress = progress;
+    ASSIGN_OR_RETURN(DumpStats s, DumpHere(here));
+    return EncodeStats(s);
+  };
+  int late = 0;
+  auto bytes = RunInWorker(work, o.progress, &late);
+  // A worker killed beyond help leaves its temporary image: nothing holds it.
+  if (!bytes.ok()) platform::Env::Default()->RemoveStaleTempFiles(o.dir, kImageFileName);
+  RETURN_IF_ERROR(bytes.status());
+  ASSIGN_OR_RETURN(DumpStats s, DecodeStats(*bytes));
+  if (s.late_interruption.empty()) s.late_interruption = SignalText(late);
+  return s;
 }
 
 }  // namespace ckpt::engine

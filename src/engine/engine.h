@@ -30,7 +30,8 @@ struct DumpOptions {
   std::vector<IpcObjectId> ipc_ids;  // System V objects to include besides those found
   std::string dir;
   bool leave_running = false;
-  bool sync = true;  // fsync the image before renaming it into place
+  bool sync = true;                 // fsync the image before renaming it into place
+  std::uint32_t image_mode = 0600;  // permission bits of the image file (at least 0600)
   Progress progress;
 };
 
@@ -64,8 +65,15 @@ struct DumpStats {
     std::int64_t freeze_ns = 0, collect_ns = 0, comm_ns = 0, pagemap_ns = 0, pages_ns = 0, finish_ns = 0,
                  end_ns = 0;
   } phases;
+  // A SIGINT, SIGTERM or SIGHUP (or the death of ckpt) that arrived after
+  // the image was complete: the dump was finished anyway. "" if none.
+  std::string late_interruption;
 };
 
+// Runs in a worker process (guard.h): a fork of the caller, which must
+// have one thread. SIGINT, SIGTERM or SIGHUP to the caller, or its death,
+// before the image is complete roll the dump back: the processes run on as
+// if nothing had happened and no image is written.
 Result<DumpStats> Dump(const DumpOptions& o);
 
 struct RestoreStats;
@@ -82,6 +90,9 @@ struct RestoreOptions {
   IpcNsMode ipc_ns = IpcNsMode::kHost;
   bool detach = false;     // return once the process runs; otherwise wait for it
   bool new_pidns = false;  // restore into a new PID namespace
+  // Restore an image that belongs to another user (or that others may
+  // write) anyway: its code would run with the caller's privileges.
+  bool trust_image = false;
   Progress progress;
   // Called once the process runs (before waiting for it).
   std::function<void(const RestoreStats&)> on_running;

@@ -277,6 +277,48 @@ static Status DecodeSignals(std::string_view in, Signals* s) {
   return Expect(r, "signals");
 }
 
+std::string EncodeCreds(const Creds& c) {
+  std::string o = VersionedSection();
+  PutU32(&o, c.dumpable);
+  PutVarint(&o, c.threads.size());
+  for (const auto& t : c.threads) {
+    PutI32(&o, t.tid);
+    for (std::uint32_t v : t.uid) PutU32(&o, v);
+    for (std::uint32_t v : t.gid) PutU32(&o, v);
+    PutVarint(&o, t.groups.size());
+    for (std::uint32_t g : t.groups) PutU32(&o, g);
+    for (std::uint64_t v : {t.cap_inh, t.cap_prm, t.cap_eff, t.cap_bnd, t.cap_amb}) PutU64(&o, v);
+    PutU32(&o, t.securebits);
+    o.push_back(t.no_new_privs ? 1 : 0);
+  }
+  return o;
+}
+
+static Status DecodeCreds(std::string_view in, Creds* c) {
+  ByteReader r(in);
+  RETURN_IF_ERROR(CheckVersion(r, "creds"));
+  c->recorded = true;
+  c->dumpable = r.U32();
+  std::uint64_t n = r.Varint();
+  if (n > (1u << 20)) r.Fail();
+  for (std::uint64_t i = 0; i < n && r.ok(); ++i) {
+    ThreadCreds t;
+    t.tid = GetI32(r);
+    for (auto& v : t.uid) v = r.U32();
+    for (auto& v : t.gid) v = r.U32();
+    std::uint64_t g = r.Varint();
+    if (g > 65536) r.Fail();
+    for (std::uint64_t k = 0; k < g && r.ok(); ++k) t.groups.push_back(r.U32());
+    for (std::uint64_t* v : {&t.cap_inh, &t.cap_prm, &t.cap_eff, &t.cap_bnd, &t.cap_amb}) *v = r.U64();
+    t.securebits = r.U32();
+    std::uint8_t nnp = r.U8();
+    if (nnp > 1) r.Fail();
+    t.no_new_privs = nnp != 0;
+    c->threads.push_back(std::move(t));
+  }
+  return Expect(r, "creds");
+}
+
 std::string EncodePagemap(const std::vector<PageRun>& runs) {
   std::string o = VersionedSection();
   PutVarint(&o, runs.size());
@@ -318,6 +360,7 @@ Status WriteModel(image::ImageWriter* w, const ProcessModel& m, const std::strin
   RETURN_IF_ERROR(w->AddSection(kSecVmas, prefix + "vmas", "", EncodeVmas(m.vmas)));
   RETURN_IF_ERROR(w->AddSection(kSecFds, prefix + "fds", "", EncodeFds(m.fds)));
   RETURN_IF_ERROR(w->AddSection(kSecSignals, prefix + "signals", "", EncodeSignals(m.signals)));
+  if (m.creds.recorded) RETURN_IF_ERROR(w->AddSection(kSecCreds, prefix + "creds", "", EncodeCreds(m.creds)));
   return w->AddSection(kSecVdso, prefix + "vdso", "", m.vdso);
 }
 
@@ -356,6 +399,17 @@ Result<ProcessModel> ReadModel(const image::ImageReader& r, const std::string& p
   ASSIGN_OR_RETURN(std::string sig, need(kSecSignals, "signals"));
   RETURN_IF_ERROR(DecodeSignals(sig, &m.signals));
   ASSIGN_OR_RETURN(m.vdso, need(kSecVdso, "vdso"));
+  // Credentials: images written before they were recorded have none.
+  if (const image::SectionInfo* s = r.Find(kSecCreds, prefix + "creds"); s != nullptr) {
+    ASSIGN_OR_RETURN(std::string creds, r.ReadSection(*s));
+    RETURN_IF_ERROR(DecodeCreds(creds, &m.creds));
+    for (const auto& t : m.creds.threads) {
+      bool known = false;
+      for (const auto& th : m.threads) known = known || th.tid == t.tid;
+      if (!known)
+        return Corruption("creds section: thread " + std::to_string(t.tid) + " is not in the image");
+    }
+  }
   ASSIGN_OR_RETURN(std::string pm, need(kSecPagemap, "pagemap"));
   RETURN_IF_ERROR(DecodePagemap(pm, &m.pagemap));
   // Cross references.

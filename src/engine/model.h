@@ -27,6 +27,9 @@ inline constexpr std::uint32_t kSecPages = 0x0308;    // one: page contents, in 
 inline constexpr std::uint32_t kSecBlob =
     0x0309;  // contents of a pipe ("pipe.ID") or deleted file ("file.N")
 inline constexpr std::uint32_t kSecVdso = 0x030A;  // one: the dumping kernel's vDSO bytes
+// One: every thread's credentials (images written before it existed have
+// none; docs/image-format.md).
+inline constexpr std::uint32_t kSecCreds = 0x0310;
 
 // Every metadata section starts with this version byte.
 inline constexpr std::uint8_t kModelVersion = 1;
@@ -162,6 +165,24 @@ struct Signals {
   std::vector<std::string> pending;     // process-wide, 128-byte siginfo_t each
 };
 
+// One thread's credentials, as /proc/PID/task/TID/status shows them (and
+// securebits, which only the thread itself can read).
+struct ThreadCreds {
+  std::int32_t tid = 0;
+  std::array<std::uint32_t, 4> uid{}, gid{};  // real, effective, saved, filesystem
+  std::vector<std::uint32_t> groups;          // supplementary groups
+  std::uint64_t cap_inh = 0, cap_prm = 0, cap_eff = 0, cap_bnd = 0, cap_amb = 0;
+  std::uint32_t securebits = 0;
+  bool no_new_privs = false;
+  bool operator==(const ThreadCreds&) const = default;
+};
+
+struct Creds {
+  bool recorded = false;       // false: an image from before credentials were recorded
+  std::uint32_t dumpable = 1;  // prctl(PR_GET_DUMPABLE), process-wide
+  std::vector<ThreadCreds> threads;
+};
+
 struct PageRun {
   std::uint64_t addr = 0;
   std::uint64_t pages = 0;
@@ -180,6 +201,7 @@ struct ProcessModel {
   Signals signals;
   std::vector<PageRun> pagemap;
   std::string vdso;  // the dumping kernel's [vdso] bytes
+  Creds creds;
 };
 
 // Encoding of each section payload (little-endian, see docs/image-format.md).
@@ -190,6 +212,7 @@ std::string EncodeFiles(const std::vector<FileRef>& f);
 std::string EncodeFds(const std::vector<Fd>& f);
 std::string EncodeSignals(const Signals& s);
 std::string EncodePagemap(const std::vector<PageRun>& runs);
+std::string EncodeCreds(const Creds& c);
 
 // Writes every metadata section of `m` (not the pagemap, pages or blobs),
 // each named `prefix` + its name ("PID/" in a tree image, "" alone).

@@ -16,6 +16,7 @@
 #include <mutex>
 #include <thread>
 
+#include "engine/guard.h"
 #include "engine/inject.h"
 #include "engine/mm.h"
 #include "engine/proc.h"
@@ -344,7 +345,8 @@ Result<PageDumpResult> WritePages(pid_t pid, const std::vector<PageRun>& candida
       cv.wait(l, [&] { return stop || k < written + kSlots; });
       if (stop) break;
     }
-    st = ReadChunkFrom(pid, mem_fd.get(), chunks[k], bufs[k % kSlots].get(), &ready[k]);
+    st = CheckInterrupted();
+    if (st.ok()) st = ReadChunkFrom(pid, mem_fd.get(), chunks[k], bufs[k % kSlots].get(), &ready[k]);
     std::lock_guard<std::mutex> l(mu);
     if (st.ok())
       read = k + 1;
@@ -481,7 +483,10 @@ Result<PageDumpResult> WritePagesInPlace(pid_t pid, Injector* inj, const std::ve
   if (tfd < 0)
     return NotSupported("the process cannot open the image (" +
                         std::string(strerror(static_cast<int>(-tfd))) + ")");
-  auto close_tfd = [&]() { (void)inj->Raw(SYS_close, {static_cast<std::uint64_t>(tfd)}); };
+  NoteImageFd(pid, static_cast<int>(tfd));
+  auto close_tfd = [&]() {
+    if (inj->Raw(SYS_close, {static_cast<std::uint64_t>(tfd)}).ok()) NoteImageFd(pid, -1);
+  };
   // The write loop goes into the gadget page, after the syscall gadget.
   auto [code, code_size] = arch::WriteLoopCode();
   const std::uint64_t loop_at = inj->gadget() + kWriteLoopOffset;
@@ -584,6 +589,8 @@ Result<PageDumpResult> WritePagesInPlace(pid_t pid, Injector* inj, const std::ve
       std::lock_guard<std::mutex> l(mu);
       if (stop) break;
     }
+    st = CheckInterrupted();
+    if (!st.ok()) break;
     // A batch: whole frames, up to kInPlaceBatch bytes and what the table holds.
     table.clear();
     std::size_t end = k;

@@ -22,8 +22,11 @@
 #include <memory>
 #include <thread>
 
+#include "engine/creds.h"
 #include "engine/engine.h"
 #include "engine/files.h"
+#include "engine/guard.h"
+#include "engine/image_file.h"
 #include "engine/mm.h"
 #include "engine/pagemap.h"
 #include "engine/pipes.h"
@@ -194,6 +197,13 @@ Status RebuildMember(const ProcessModel& m, const image::ImageReader& reader, co
   RETURN_IF_ERROR(st);
   RETURN_IF_ERROR(RestorePendingSignals(m, &inj, m.core.pid));
   RETURN_IF_ERROR(RestoreTimers(m.core, &inj));
+  // Last of all, once nothing needs ckpt's privileges any more: the
+  // credentials the process had (another user's, fewer capabilities).
+  std::vector<pid_t> tids = {pid};
+  tids.insert(tids.end(), created.begin(), created.end());
+  std::string lost;
+  RETURN_IF_ERROR(RestoreCreds(m, pid, tids, inj.gadget(), &lost));
+  if (!lost.empty()) std::fprintf(stderr, "ckpt: warning: %s", lost.c_str());
   for (std::size_t i = 1; i < m.threads.size(); ++i) {
     RETURN_IF_ERROR(LoadThreadState(created[i - 1], m.threads[i], m.core.xsave_size));
   }
@@ -218,7 +228,7 @@ Result<RestoreStats> Restore(const RestoreOptions& o) {
   platform::Env* env = platform::Env::Default();
   std::string path = platform::JoinPath(o.dir, kImageFileName);
   if (!env->FileExists(path)) return NotFound("no process image " + path);
-  ASSIGN_OR_RETURN(auto src, env->NewRandomAccessFile(path));
+  ASSIGN_OR_RETURN(auto src, OpenImageForRestore(path, o.trust_image));
   ASSIGN_OR_RETURN(auto reader, image::ImageReader::Open(std::move(src)));
   bool is_tree = false;
   ASSIGN_OR_RETURN(TreeModel t, ReadTreeModel(*reader, &is_tree));
@@ -235,13 +245,20 @@ Result<RestoreStats> Restore(const RestoreOptions& o) {
   if (o.new_pidns && t.members[0].pid == 1)
     return NotSupported("the dumped process was PID 1 of its namespace");
 
+  // If ckpt dies before the restore is complete, its guardian removes what
+  // would outlive it (declared first: it leaves last, once the objects
+  // below cleaned up after a failure themselves).
+  RestoreGuard guard;
+  RETURN_IF_ERROR(guard.Start());
   // Shared objects first (System V ones may move ckpt into a fresh IPC
   // namespace, which the forks inherit), then every member's descriptors.
   SysvRestore sysv;
+  sysv.set_guard(&guard);
   std::map<std::uint32_t, int> shm_ids;
   RETURN_IF_ERROR(sysv.Create(t, o.ipc_ns, &shm_ids));
   stats.new_ipc_ns = sysv.new_namespace();
   SharedMemRestore shm;
+  shm.set_guard(&guard);
   for (const auto& [obj, id] : shm_ids) shm.SetSysvId(obj, id);
   RETURN_IF_ERROR(shm.Create(t, *reader));
   RETURN_IF_ERROR(shm.Fill(t, *reader));
@@ -285,6 +302,7 @@ Result<RestoreStats> Restore(const RestoreOptions& o) {
       }
       return static_cast<pid_t>(r);
     }());
+    guard.KillOnDeath({init_pid});
     int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, init_pid, 0));
     if (pidfd < 0 || ::setns(pidfd, CLONE_NEWPID) != 0) {
       int e = errno;
@@ -302,6 +320,8 @@ Result<RestoreStats> Restore(const RestoreOptions& o) {
   };
   SpawnedTree tree;
   Status spawned = SpawnTree(spawn, sp[1], sp[0], &tree);
+  // Not yet running, but parts of a tree let go must not run on alone.
+  guard.KillOnDeath(tree.pids);
   if (own_ns >= 0) {
     // Back to creating children (and threads: clone refuses CLONE_THREAD
     // across namespaces) in ckpt's own PID namespace.
@@ -325,6 +345,12 @@ Result<RestoreStats> Restore(const RestoreOptions& o) {
   // The members hold their descriptors now: ckpt's copies of pipe ends
   // would keep pipes from ever reaching end-of-file.
   pipes.CloseAll();
+  for (const auto& p : plans) {
+    if (p != nullptr && !p->m.creds.recorded) {
+      warnings += "the image records no credentials (an older ckpt wrote it): process " +
+                  std::to_string(p->m.core.pid) + " runs with ckpt's own\n";
+    }
+  }
   if (!warnings.empty()) std::fprintf(stderr, "ckpt: warning: %s", warnings.c_str());
   stats.pid = tree.pids[0];
 
@@ -356,6 +382,7 @@ Result<RestoreStats> Restore(const RestoreOptions& o) {
     if (init_pid > 0) ::kill(init_pid, SIGKILL);
     return st.WithContext("restore of process " + std::to_string(t.members[0].pid) + " from " + path);
   }
+  guard.Commit();
   tree.Release();
   sysv.Commit();
   shm.Commit();

@@ -21,6 +21,7 @@
 #include <thread>
 
 #include "engine/filetable.h"
+#include "engine/guard.h"
 #include "engine/util.h"
 #include "platform/posix_util.h"
 
@@ -166,6 +167,7 @@ Status SharedMemDump::AddMember(pid_t pid, ProcessModel* m, std::vector<Blob>* b
 
 Status SharedMemDump::WritePages(image::ImageWriter* w, TreeModel* t, std::uint64_t* bytes) {
   for (auto& o : t->objects) {
+    RETURN_IF_ERROR(CheckInterrupted());
     int fd = fds_[o.id];
     RETURN_IF_ERROR(w->BeginSection(kSecShmPages, ShmPagesName(o.id), ""));
     std::uint64_t end = PageUp(o.size);
@@ -259,6 +261,7 @@ Status SharedMemRestore::Create(const TreeModel& t, const image::ImageReader& r)
         fd = ::open(o.name.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, o.mode & 07777);
         if (fd >= 0) {
           created_paths_.push_back(o.name);
+          if (guard_ != nullptr) guard_->FileCreated(o.name);
         } else if (errno == EEXIST) {
           // The object outlived the dumped processes (or was recreated):
           // its contents become the image's.

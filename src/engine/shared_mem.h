@@ -24,6 +24,8 @@
 
 namespace ckpt::engine {
 
+class RestoreGuard;
+
 // True when mapping `e` of process `pid` is a shared memory object; sets *kind.
 bool ClassifySharedMapping(pid_t pid, const MapsEntry& e, ShmKind* kind);
 
@@ -68,10 +70,13 @@ class SharedMemRestore {
   // In the stopped member: maps (or attaches) every object at its address.
   Status AttachMember(const TreeModel& t, std::int32_t pid, const ProcessModel& m, Injector* inj);
   void Commit() { committed_ = true; }
+  // Told about every /dev/shm file created.
+  void set_guard(RestoreGuard* g) { guard_ = g; }
 
  private:
   std::vector<int> fds_;
   std::vector<std::string> created_paths_;  // named files created here
+  RestoreGuard* guard_ = nullptr;
   std::map<std::uint32_t, int> sysv_ids_;
   std::map<std::pair<std::int32_t, std::uint32_t>, int> member_fd_;  // (pid, object) -> fd in member
   bool committed_ = false;

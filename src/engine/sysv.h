@@ -65,6 +65,8 @@ class SysvDump {
   std::vector<SemSet> sems_;    // the sets read (ckpt's semops made it their last operator)
 };
 
+class RestoreGuard;
+
 class SysvRestore {
  public:
   SysvRestore() = default;
@@ -83,12 +85,15 @@ class SysvRestore {
   // are removed again.
   Status Finish(const TreeModel& t);
   void Commit() { committed_ = true; }
+  // Told about every object before it is created in this IPC namespace.
+  void set_guard(RestoreGuard* g) { guard_ = g; }
 
  private:
   struct Created {
     char kind;
     int id;
   };
+  RestoreGuard* guard_ = nullptr;
   std::vector<Created> created_;
   bool new_ns_ = false;
   bool committed_ = false;

@@ -17,6 +17,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "engine/guard.h"
 #include "engine/proc.h"
 #include "engine/sysv.h"
 #include "platform/posix_util.h"
@@ -154,8 +155,9 @@ Status SysvDump::Collect(const std::vector<SysvMember>& members, const std::vect
                           " is attached by no process of the tree; only attached segments are dumped");
     }
   }
-  RETURN_IF_ERROR(DumpSemSets(members, extra, t, &taken_));
-  sems_ = t->sems;
+  Status st = DumpSemSets(members, extra, t, &taken_);
+  sems_ = t->sems;  // PutBack makes the members their last operators again, also after a failure
+  RETURN_IF_ERROR(st);
   return DumpMsgQueues(members, extra, t);
 }
 
@@ -171,6 +173,9 @@ Status SysvDump::PutBack() {
     st = RestoreLastOperator(sems_, m.pid, &inj);
     Status rs = inj.Restore();
     if (st.ok()) st = rs;
+  }
+  for (const auto& s : sems_) {
+    if (st.ok()) NoteSemLastOperators(s.id, {});
   }
   sems_.clear();
   return st;
@@ -254,17 +259,25 @@ Status SysvRestore::Create(const TreeModel& t, IpcNsMode mode, std::map<std::uin
     if (::unshare(CLONE_NEWIPC) != 0) return PosixError("unshare(CLONE_NEWIPC)", "", errno);
     new_ns_ = true;
   }
+  // Objects of a fresh namespace vanish with it if ckpt dies; the host's
+  // are removed by the guardian.
+  auto creating = [&](char kind, int id, std::int32_t key) {
+    if (guard_ != nullptr && !new_ns_) guard_->SysvCreating(kind, id, key);
+  };
   for (const auto& o : t.objects) {
     if (o.kind != ShmKind::kSysv) continue;
+    creating('s', o.sysv_id, (o.mode & SHM_DEST) != 0 ? IPC_PRIVATE : o.sysv_key);
     ASSIGN_OR_RETURN(int id, CreateShmSegment(o));
     created_.push_back({'s', id});
     (*shm_ids)[o.id] = id;
   }
   for (const auto& s : t.sems) {
+    creating('e', s.id, s.key);
     ASSIGN_OR_RETURN(int id, CreateSemSet(s));
     created_.push_back({'e', id});
   }
   for (const auto& q : t.queues) {
+    creating('q', q.id, q.key);
     ASSIGN_OR_RETURN(int id, CreateMsgQueue(q));
     created_.push_back({'q', id});
   }

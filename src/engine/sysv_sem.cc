@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <set>
 
+#include "engine/guard.h"
 #include "engine/sysv.h"
 #include "platform/posix_util.h"
 
@@ -95,6 +96,8 @@ Status GiveAdjustment(Injector* inj, int semid, int semnum, int adj) {
   return SemAdd(semid, d);
 }
 
+Status ReadAdjustments(const std::vector<SysvMember>& members, TreeModel* t, std::vector<SemUndo>* taken);
+
 }  // namespace
 
 Status DumpSemSets(const std::vector<SysvMember>& members, const std::vector<IpcObjectId>& extra,
@@ -131,7 +134,29 @@ Status DumpSemSets(const std::vector<SysvMember>& members, const std::vector<Ipc
     }
   }
   // SEM_UNDO: for each member, every set held at kMid, the member's undo
-  // list applied, the differences read, the values back at kMid.
+  // list applied, the differences read, the values back at kMid. If that
+  // fails midway, every set gets its values back (the adjustments read so
+  // far are in *taken, to be given back) and nobody ever sees kMid.
+  for (const auto& s : t->sems) {
+    NoteSemLastOperators(s.id, s.sempid);
+    NoteSemValues(s.id, std::vector<int>(s.values.begin(), s.values.end()));
+  }
+  Status st = ReadAdjustments(members, t, taken);
+  for (const auto& s : t->sems) {
+    auto now = Values(s.id, s.values.size());
+    Status back =
+        now.ok() ? SetTo(s.id, *now, std::vector<int>(s.values.begin(), s.values.end())) : now.status();
+    if (back.ok()) NoteSemValues(s.id, {});
+    if (st.ok()) st = back;
+  }
+  RETURN_IF_ERROR(st);
+  t->undo = *taken;
+  return Status::Ok();
+}
+
+namespace {
+
+Status ReadAdjustments(const std::vector<SysvMember>& members, TreeModel* t, std::vector<SemUndo>* taken) {
   for (const auto& m : members) {
     if (t->sems.empty()) break;
     for (const auto& s : t->sems) {
@@ -154,18 +179,17 @@ Status DumpSemSets(const std::vector<SysvMember>& members, const std::vector<Ipc
         u.adj.push_back(static_cast<std::int16_t>(static_cast<int>(v) - kMid));
         any = any || v != kMid;
       }
-      if (any) taken->push_back(u);
+      if (any) {
+        taken->push_back(u);
+        NoteSemUndo(m.pid, s.id, u.adj);
+      }
       RETURN_IF_ERROR(SetTo(s.id, now, std::vector<int>(now.size(), kMid)));
     }
   }
-  for (const auto& s : t->sems) {
-    ASSIGN_OR_RETURN(auto now, Values(s.id, s.values.size()));
-    std::vector<int> want(s.values.begin(), s.values.end());
-    RETURN_IF_ERROR(SetTo(s.id, now, want));
-  }
-  t->undo = *taken;
   return Status::Ok();
 }
+
+}  // namespace
 
 Status PutBackUndo(const std::vector<SysvMember>& members, const std::vector<SemUndo>& undo) {
   for (const auto& u : undo) {
@@ -181,6 +205,7 @@ Status PutBackUndo(const std::vector<SysvMember>& members, const std::vector<Sem
     Status rs = inj.Restore();
     RETURN_IF_ERROR(st);
     RETURN_IF_ERROR(rs);
+    NoteSemUndo(u.pid, u.semid, {});
   }
   return Status::Ok();
 }

@@ -10,11 +10,45 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <string>
+#include <vector>
 
 #include "engine/proc.h"
 #include "platform/posix_util.h"
 
 namespace ckpt::engine {
+
+namespace {
+
+// The resource limits from /proc/PID/limits ("%-25s %-20s %-20s %-10s" per
+// line, in RLIMIT_* order): for a process of another user, whose limits
+// prlimit() reads only with CAP_SYS_RESOURCE.
+Status LimitsFromProc(pid_t pid, Core* core) {
+  ASSIGN_OR_RETURN(std::string s, ReadProcFile(pid, "limits"));
+  std::vector<std::string> lines;
+  for (std::size_t p = 0, e; p < s.size(); p = e + 1) {
+    e = s.find('\n', p);
+    if (e == std::string::npos) e = s.size();
+    lines.push_back(s.substr(p, e - p));
+  }
+  auto value = [](const std::string& line, std::size_t at) {
+    std::size_t b = line.find_first_not_of(' ', at);
+    std::size_t e = line.find(' ', b);
+    std::string v = b == std::string::npos ? "" : line.substr(b, e == std::string::npos ? e : e - b);
+    return v == "unlimited" ? static_cast<std::uint64_t>(RLIM_INFINITY)
+                            : std::strtoull(v.c_str(), nullptr, 10);
+  };
+  core->rlimits.clear();
+  for (int res = 0; res < RLIM_NLIMITS; ++res) {
+    if (static_cast<std::size_t>(res) + 1 >= lines.size() || lines[res + 1].size() < 48) {
+      return Corruption("unexpected layout of " + ProcPath(pid, "limits"));
+    }
+    core->rlimits.push_back({value(lines[res + 1], 26), value(lines[res + 1], 47)});
+  }
+  return Status::Ok();
+}
+
+}  // namespace
 
 Status DumpTask(pid_t pid, FileTable* files, Core* core) {
   core->pid = pid;
@@ -33,6 +67,10 @@ Status DumpTask(pid_t pid, FileTable* files, Core* core) {
   for (int res = 0; res < RLIM_NLIMITS; ++res) {
     struct rlimit rl;
     if (::prlimit(pid, static_cast<__rlimit_resource>(res), nullptr, &rl) != 0) {
+      if (errno == EPERM) {
+        RETURN_IF_ERROR(LimitsFromProc(pid, core));
+        break;
+      }
       return platform::PosixError("prlimit", "process " + std::to_string(pid), errno);
     }
     core->rlimits.push_back({rl.rlim_cur, rl.rlim_max});

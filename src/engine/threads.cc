@@ -13,6 +13,7 @@
 #include <cstring>
 #include <thread>
 
+#include "engine/guard.h"
 #include "engine/proc.h"
 #include "engine/ptrace.h"
 #include "platform/posix_util.h"
@@ -40,9 +41,11 @@ Status FrozenProcess::Attach(pid_t tid) {
     RETURN_IF_ERROR(Cont(tid, 0));
   }
   RETURN_IF_ERROR(GetRegs(tid, &t.regs));
-  // Our interrupt, not a signal, ended a semop: it runs again on release.
-  if (t.stashed.empty()) arch::RestartInterruptedSemop(&t.regs);
+  // Our interrupt, not a signal, ended a semop: it runs again when let go
+  // (set at once: also if ckpt's worker dies and the kernel lets it go).
+  if (t.stashed.empty() && arch::RestartInterruptedSemop(&t.regs)) RETURN_IF_ERROR(SetRegs(tid, t.regs));
   ASSIGN_OR_RETURN(t.sigmask, GetSigmask(tid));
+  NoteFrozenThread(pid_, tid, t.sigmask, &t.regs);
   // Injected calls must not run signal handlers.
   RETURN_IF_ERROR(SetSigmask(tid, kAllSignals));
   threads_.push_back(std::move(t));

@@ -18,6 +18,7 @@
 #include <set>
 #include <thread>
 
+#include "engine/guard.h"
 #include "engine/proc.h"
 #include "engine/util.h"
 #include "platform/posix_util.h"
@@ -75,6 +76,7 @@ Result<FrozenTree> FreezeTree(pid_t root, bool descendants) {
     if (t.members[i].zombie) continue;
     // Member i is stopped: its list of children is final.
     for (pid_t c : ListChildren(t.members[i].pid)) {
+      RETURN_IF_ERROR(CheckInterrupted());  // the members frozen so far are let go
       auto m = ReadMember(c);
       if (!m.ok()) continue;  // reaped meanwhile
       if (m->zombie) {

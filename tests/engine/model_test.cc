@@ -107,6 +107,38 @@ TEST(EngineModel, RoundTrip) {
   EXPECT_EQ(back->vdso, "vdso bytes");
 }
 
+TEST(EngineModel, CredentialsRoundTripAndOldImagesHaveNone) {
+  ProcessModel m = Sample();
+  auto old = Read(Write(m));  // as written before credentials were recorded
+  ASSERT_TRUE(old.ok()) << old.status().message();
+  EXPECT_FALSE(old->creds.recorded);
+  m.creds.recorded = true;
+  m.creds.dumpable = 1;
+  for (const auto& t : m.threads) {
+    ThreadCreds c;
+    c.tid = t.tid;
+    c.uid = {65534, 65534, 65534, 65534};
+    c.gid = {65534, 100, 65534, 100};
+    c.groups = {4, 24};
+    c.cap_inh = 0x400;
+    c.cap_prm = c.cap_eff = c.cap_amb = 0x400;
+    c.cap_bnd = 0x1fffeffffffull;
+    c.securebits = 9;
+    c.no_new_privs = true;
+    m.creds.threads.push_back(c);
+  }
+  auto back = Read(Write(m));
+  ASSERT_TRUE(back.ok()) << back.status().message();
+  ASSERT_TRUE(back->creds.recorded);
+  ASSERT_EQ(back->creds.threads.size(), 2u);
+  EXPECT_TRUE(back->creds.threads[1] == m.creds.threads[1]);
+  // Credentials of a thread the image does not have: corrupt.
+  m.creds.threads[1].tid = 9999;
+  back = Read(Write(m));
+  ASSERT_FALSE(back.ok());
+  EXPECT_EQ(back.status().code(), Code::kCorruption);
+}
+
 TEST(EngineModel, RejectsNewerModelVersion) {
   ProcessModel m = Sample();
   image::StringSink sink;

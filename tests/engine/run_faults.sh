@@ -71,7 +71,7 @@ case $CASE in
     before=$(sha256sum <"$W/img/process.ckpt")
     CKPT_ENGINE_FAULT=kill-during-dump expect_error 1 "during the dump" "$CKPT" dump "$PID" -D "$W/img"
     [ "$(sha256sum <"$W/img/process.ckpt")" = "$before" ] || fail "the previous image was changed"
-    [ -e "$W/img/process.ckpt.tmp" ] && fail "a temporary image was left behind"
+    [ -n "$(ls -A "$W/img" | grep -vx process.ckpt)" ] && fail "a temporary image was left behind"
     "$CKPT" inspect "$W/img" >/dev/null || fail "the previous image no longer verifies"
     ;;
   corrupt-image)

@@ -110,7 +110,8 @@ else
     "$CKPT" dump "$PID" -D "$W/img" "${DOPTS[@]}" >"$W/dump.out" || fail "dump $i"
     # A dump that replaced the previous image removed it (it was swapped out
     # to the temporary name first).
-    [ ! -e "$W/img/process.ckpt.tmp" ] || fail "dump $i left $W/img/process.ckpt.tmp behind"
+    left=$(ls -A "$W/img" | grep -vx process.ckpt)
+    [ -z "$left" ] || fail "dump $i left $left behind in $W/img"
     { if [ -n "$RJOB" ]; then wait "$RJOB"; RJOB=""; else wait "$PID"; fi; } 2>/dev/null
     restore
     sleep 0.05

@@ -1,6 +1,7 @@
-/* Counter: an in-memory sequence and a 16 MiB pattern; every step appends
- * the sequence number to a log. After the restore the pattern must be
- * intact and the log continuous. */
+/* Counter: an in-memory sequence and a 16 MiB pattern (or MIB MiB); every
+ * step appends the sequence number to a log. After the restore the pattern
+ * must be intact and the log continuous.
+ *   zdtm_counter DIR [MIB] */
 #include <sys/mman.h>
 
 #include "zdtm.h"
@@ -9,7 +10,8 @@ int main(int argc, char** argv) {
   zdtm_init(argc, argv);
   /* A session leader must lead a session again after the restore. */
   if (setsid() < 0) return zdtm_fail("setsid");
-  size_t n = (16u << 20) / 8;
+  size_t mib = argc > 2 ? (size_t)atol(argv[2]) : 16;
+  size_t n = (mib << 20) / 8;
   uint64_t* a = malloc(n * 8);
   uint64_t s = 42;
   for (size_t i = 0; i < n; i++) a[i] = zdtm_rand(&s);

@@ -1,4 +1,5 @@
 // ckpt dump PID -D DIR [--tree] [--ipc KIND:ID]... [--leave-running] [--json] [--progress] [--no-sync]
+//           [--image-mode MODE]
 #include <cstdio>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
@@ -20,6 +21,7 @@ struct DumpCliOptions {
   bool json = false;
   bool progress = false;
   bool no_sync = false;
+  unsigned image_mode = platform::kDefaultImageMode;
 };
 
 int Run(const DumpCliOptions& o) {
@@ -39,6 +41,7 @@ int Run(const DumpCliOptions& o) {
     d.ipc_ids.push_back(id);
   }
   d.dir = o.dir;
+  d.image_mode = o.image_mode;
   d.leave_running = o.leave_running;
   d.sync = !o.no_sync;
   ProgressLine line("dumping memory", o.progress);
@@ -49,6 +52,10 @@ int Run(const DumpCliOptions& o) {
     return kExitFailure;  // a failed dump is never a bad image
   }
   const engine::DumpStats& s = *r;
+  if (!s.late_interruption.empty()) {
+    std::fprintf(stderr, "ckpt: %s after the image was complete; the dump was finished\n",
+                 s.late_interruption.c_str());
+  }
   if (o.json) {
     nlohmann::ordered_json j = {{"pid", o.pid},
                                 {"image", s.image_path},
@@ -110,7 +117,13 @@ void AddDump(CLI::App& app, Runner* run) {
   c->add_flag("--json", o->json, "Print a machine-readable summary");
   c->add_flag("--progress", o->progress, "Show a percentage on stderr even when it is not a terminal");
   c->add_flag("--no-sync", o->no_sync, "Do not fsync the image before renaming it into place");
-  c->footer("The process is stopped while its state is read; see docs/engine.md for what is supported.");
+  AddImageModeOption(c, &o->image_mode);
+  c->footer(
+      "The process is stopped while its state is read; see docs/engine.md for what is supported. "
+      "Interrupting "
+      "the dump (Ctrl-C, SIGTERM, SIGHUP, even SIGKILL) before the image is complete leaves the process as "
+      "it "
+      "was; afterwards the dump is finished.");
   c->callback([run, o] { *run = [o] { return Run(*o); }; });
 }
 

@@ -1,4 +1,4 @@
-// ckpt restore -D DIR [--detach] [--pidns] [--ipc-ns host|new|auto] [--progress] [--json]
+// ckpt restore -D DIR [--detach] [--pidns] [--ipc-ns host|new|auto] [--progress] [--json] [--trust-image]
 #include <sys/wait.h>
 
 #include <cstdio>
@@ -19,6 +19,7 @@ struct RestoreCliOptions {
   std::string ipc_ns = "host";
   bool progress = false;
   bool json = false;
+  bool trust_image = false;
 };
 
 int Run(const RestoreCliOptions& o) {
@@ -26,6 +27,7 @@ int Run(const RestoreCliOptions& o) {
   r.dir = o.dir;
   r.detach = o.detach;
   r.new_pidns = o.pidns;
+  r.trust_image = o.trust_image;
   r.ipc_ns = o.ipc_ns == "new"    ? engine::IpcNsMode::kNew
              : o.ipc_ns == "auto" ? engine::IpcNsMode::kAuto
                                   : engine::IpcNsMode::kHost;
@@ -76,6 +78,10 @@ void AddRestore(CLI::App& app, Runner* run) {
       ->check(CLI::IsMember({"host", "new", "auto"}));
   c->add_flag("--progress", o->progress, "Show a percentage on stderr even when it is not a terminal");
   c->add_flag("--json", o->json, "Print a machine-readable summary once the process runs");
+  c->add_flag(
+      "--trust-image", o->trust_image,
+      "Restore an image that belongs to another user, or that others may write (refused otherwise: its "
+      "code would run with your privileges)");
   c->footer("The process gets its old PID when it is free; a failed restore leaves no process behind.");
   c->callback([run, o] { *run = [o] { return Run(*o); }; });
 }

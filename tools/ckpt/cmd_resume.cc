@@ -1,10 +1,12 @@
 // ckpt resume IMAGE [-- PROGRAM ARGS...]: run the program so that it resumes
-// from IMAGE (through the CKPT_RESUME environment variable).
+// from IMAGE (through the CKPT_RESUME environment variable). Without
+// PROGRAM the image's recorded program runs: only for the user's own images.
 #include <cstdio>
 
 #include "command.h"
 #include "group/coordinator.h"
 #include "lib/program_image.h"
+#include "platform/file_owner.h"
 #include "platform/process.h"
 
 namespace ckpt::cli {
@@ -20,11 +22,36 @@ struct ResumeOptions {
   group::CoordinatorOptions co;
 };
 
+// Without a program named on the command line, ckpt runs the one the image
+// names: refused for an image another user wrote (or may have written),
+// which would run their program with the caller's privileges. Otherwise
+// the image is read again from the file that was checked.
+Result<std::unique_ptr<image::ImageReader>> OpenOwnImage(const std::string& path) {
+  bool own = false;
+  std::string why;
+  ASSIGN_OR_RETURN(auto src, platform::OpenCheckingOwner(path, &own, &why));
+  if (!own) {
+    return FailedPrecondition(
+        path + ": " + why +
+        "; resuming it runs the program the image names with your privileges. Name the "
+        "program yourself: ckpt resume IMAGE -- PROGRAM [ARGS] (a group image: --spec or "
+        "--bindir)");
+  }
+  return image::ImageReader::Open(std::move(src));
+}
+
 int Run(const ResumeOptions& o) {
   platform::Env* env = platform::Env::Default();
   std::string path;
   auto r = OpenImage(o.image, &path);
   if (!r.ok()) return ReportError(r.status());
+  bool named = !o.command.empty() || ((*r)->header().kind == image::ImageKind::kGroup &&
+                                      (!o.group.spec.empty() || !o.group.bindir.empty()));
+  if (!named) {
+    auto own = OpenOwnImage(path);
+    if (!own.ok()) return ReportError(own.status());
+    r = std::move(own);
+  }
   if ((*r)->header().kind == image::ImageKind::kGroup) {
     r->reset();
     group::CoordinatorOptions co = o.co;
@@ -91,8 +118,9 @@ void AddResume(CLI::App& app, Runner* run) {
   o->co.dir.clear();
   CLI::App* c = app.add_subcommand(
       "resume",
-      "Resume a program from an image: ckpt resume IMAGE [-- PROGRAM ARGS]. Without PROGRAM, "
-      "runs the program recorded in the image with its arguments. Exits with the program's status.");
+      "Resume a program from an image: ckpt resume IMAGE [-- PROGRAM ARGS]. Without PROGRAM, runs the "
+      "program path recorded in the image with its recorded arguments (refused for an image that is not "
+      "yours, or that others may write: name the program then). Exits with the program's status.");
   c->add_option("image", o->image, "Image file, or a directory (its newest image)")->required();
   c->add_option("command", o->command, "Program and arguments (after --)");
   c->add_option("--dir", o->dir,

@@ -77,6 +77,22 @@ Status DescribeProcessImage(const image::ImageReader& r, nlohmann::ordered_json*
                      {"kernel", c.kernel_release},
                      {"host", c.host},
                      {"dumped_at_ns", c.dumped_at_ns}};
+  // The credentials the process will have again (its main thread's).
+  nlohmann::ordered_json creds = {{"recorded", m.creds.recorded}};
+  if (m.creds.recorded && !m.creds.threads.empty()) {
+    const engine::ThreadCreds& tc = m.creds.threads[0];
+    creds["uid"] = tc.uid;
+    creds["gid"] = tc.gid;
+    creds["groups"] = tc.groups;
+    creds["cap_effective"] = engine::HexAddr(tc.cap_eff);
+    creds["cap_permitted"] = engine::HexAddr(tc.cap_prm);
+    creds["cap_inheritable"] = engine::HexAddr(tc.cap_inh);
+    creds["cap_bounding"] = engine::HexAddr(tc.cap_bnd);
+    creds["cap_ambient"] = engine::HexAddr(tc.cap_amb);
+    creds["securebits"] = tc.securebits;
+    creds["no_new_privs"] = tc.no_new_privs;
+  }
+  (*j)["process"]["credentials"] = creds;
   nlohmann::ordered_json threads = nlohmann::ordered_json::array();
   for (const auto& t : m.threads) {
     threads.push_back({{"tid", t.tid},
@@ -145,6 +161,15 @@ void PrintProcessImage(const nlohmann::ordered_json& j) {
             p["exe"].get<std::string>().c_str(), p["cwd"].get<std::string>().c_str());
   PrintText("dumped on   %s, kernel %s\n", p["host"].get<std::string>().c_str(),
             p["kernel"].get<std::string>().c_str());
+  const auto& cr = p["credentials"];
+  if (cr["recorded"].get<bool>()) {
+    PrintText("runs as     uid %u gid %u, capabilities effective %s permitted %s%s\n",
+              cr["uid"][0].get<unsigned>(), cr["gid"][0].get<unsigned>(),
+              cr["cap_effective"].get<std::string>().c_str(), cr["cap_permitted"].get<std::string>().c_str(),
+              cr["no_new_privs"].get<bool>() ? ", no_new_privs" : "");
+  } else {
+    PrintText("runs as     (not recorded: an older ckpt wrote the image; it restores with ckpt's own)\n");
+  }
   PrintText("threads     %zu\n", j["threads"].size());
   for (const auto& t : j["threads"]) {
     PrintText("  tid %-8d ip %-14s sp %-14s fs_base %s\n", t["tid"].get<int>(),

@@ -16,7 +16,8 @@ asm(".text\n"
 // The write loop (see WriteLoopCode): position-independent, copied into the
 // tracee's gadget page. r12 = table of {address, length, file offset}
 // entries, r13 = entries left, r14 = descriptor. Stops at int3 when r13 is
-// 0, or at the first pwrite64 that wrote less than asked (r12 = its entry).
+// 0, or at the first pwrite64 that wrote less than asked (r12 = its entry);
+// let go there, it spins (`jmp .`) as the gadget does.
 extern "C" const unsigned char ckpt_engine_write_loop[];
 extern "C" const unsigned char ckpt_engine_write_loop_end[];
 static_assert(SYS_pwrite64 == 18, "the write loop's system call number");
@@ -40,6 +41,8 @@ asm(".text\n"
     "  jmp 1b\n"
     "2:\n"
     "  int3\n"
+    "3:\n"
+    "  jmp 3b\n"
     "ckpt_engine_write_loop_end:\n");
 
 namespace ckpt::engine::arch {

@@ -16,9 +16,11 @@ namespace ckpt::engine::arch {
 
 using Regs = struct user_regs_struct;
 
-// The gadget every injected system call runs: `syscall; int3`.
-inline constexpr unsigned char kGadget[] = {0x0f, 0x05, 0xcc};
-inline constexpr int kGadgetSize = 3;
+// The gadget every injected system call runs: `syscall; int3`, then `jmp .`:
+// a thread let go at the int3 stop (ckpt's dump worker killed) spins there
+// harmlessly until its registers are put back (guard.h).
+inline constexpr unsigned char kGadget[] = {0x0f, 0x05, 0xcc, 0xeb, 0xfe};
+inline constexpr int kGadgetSize = 5;
 // Address of the same gadget compiled into ckpt (valid in a fork of ckpt).
 std::uint64_t BuiltinGadget();
 
