@@ -18,6 +18,7 @@
 #include "engine/mm.h"
 #include "engine/pagemap.h"
 #include "engine/pipes.h"
+#include "engine/precheck.h"
 #include "engine/proc.h"
 #include "engine/ptrace.h"
 #include "engine/shared_mem.h"
@@ -55,17 +56,9 @@ std::string DeathOf(pid_t pid) {
 
 Status Collect(FrozenProcess& fp, ProcessModel* m, std::vector<Blob>* blobs, std::uint64_t* gadget_out) {
   pid_t pid = fp.pid();
-  // Seccomp filters are not restored (yet): a restored process would run
-  // without its sandbox, and the system calls the dump injects could trip
-  // the filter. Refuse before touching the process.
-  auto seccomp_field = StatusField(pid, "Seccomp");
-  RETURN_IF_ERROR(seccomp_field.status());
-  const std::string seccomp = *seccomp_field;
-  if (!seccomp.empty() && seccomp != "0") {
-    return NotSupported("it runs under seccomp (" +
-                        (seccomp == "1" ? std::string("strict mode") : std::string("a filter")) +
-                        "), which the engine cannot restore yet; it was left running untouched");
-  }
+  // What PrecheckDump refused before the freeze, once more: the process ran
+  // on in between (took a lock, created a timer, installed a filter).
+  RETURN_IF_ERROR(RecheckFrozen(pid));
   FileTable files;
   ASSIGN_OR_RETURN(auto maps, ReadMaps(pid, true));
   RETURN_IF_ERROR(DumpTask(pid, &files, &m->core));
@@ -166,6 +159,11 @@ Result<DumpStats> Dump(const DumpOptions& o) {
   DumpStats stats;
   std::int64_t t0 = NowNs();
   platform::Env* env = platform::Env::Default();
+  // Every refusal /proc can decide, before anything is stopped.
+  ASSIGN_OR_RETURN(PipeCensus pipe_census, PrecheckDump(o.pid, o.tree, o.external_pipes));
+  stats.notes = pipe_census.notes;
+  std::int64_t t_checked = NowNs();
+  stats.phases.precheck_ns = t_checked - t0;
   RETURN_IF_ERROR(env->CreateDirs(o.dir));
   std::string final_path = platform::JoinPath(o.dir, kImageFileName);
   std::string tmp_path = final_path + ".tmp";
@@ -173,7 +171,7 @@ Result<DumpStats> Dump(const DumpOptions& o) {
 
   ASSIGN_OR_RETURN(FrozenTree tree, FreezeTree(o.pid, o.tree));
   std::int64_t t_frozen = NowNs();
-  stats.phases.freeze_ns = t_frozen - t0;
+  stats.phases.freeze_ns = t_frozen - t_checked;
   // Adds the time since the last mark to `phase`.
   std::int64_t mark = t_frozen;
   auto lap = [&mark](std::int64_t* phase) {
@@ -228,7 +226,8 @@ Result<DumpStats> Dump(const DumpOptions& o) {
     std::vector<Blob> tree_blobs;
     // Communication state (timed apart: DumpStats::comm_ns).
     std::int64_t tc = NowNs();
-    RETURN_IF_ERROR(DumpPipes(pids, models, &tree_blobs));
+    RETURN_IF_ERROR(CensusNewPipes(pids, models, o.external_pipes, &pipe_census));
+    RETURN_IF_ERROR(DumpPipes(pids, models, pipe_census.external, &tree_blobs));
     SharedMemDump shm;
     for (auto& d : md) RETURN_IF_ERROR(shm.AddMember(d.pid, &d.m, &d.blobs, &t));
     std::vector<SysvMember> sysv_members;

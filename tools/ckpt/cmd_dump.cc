@@ -1,4 +1,5 @@
-// ckpt dump PID -D DIR [--tree] [--ipc KIND:ID]... [--leave-running] [--json] [--progress] [--no-sync]
+// ckpt dump PID -D DIR [--tree] [--ipc KIND:ID]... [--external-pipes] [--leave-running] [--json] [--progress]
+//           [--no-sync]
 #include <cstdio>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
@@ -16,6 +17,7 @@ struct DumpCliOptions {
   bool tree = false;
   std::vector<std::string> ipc;
   std::string dir;
+  bool external_pipes = false;
   bool leave_running = false;
   bool json = false;
   bool progress = false;
@@ -39,6 +41,7 @@ int Run(const DumpCliOptions& o) {
     d.ipc_ids.push_back(id);
   }
   d.dir = o.dir;
+  d.external_pipes = o.external_pipes;
   d.leave_running = o.leave_running;
   d.sync = !o.no_sync;
   ProgressLine line("dumping memory", o.progress);
@@ -49,6 +52,7 @@ int Run(const DumpCliOptions& o) {
     return kExitFailure;  // a failed dump is never a bad image
   }
   const engine::DumpStats& s = *r;
+  for (const auto& n : s.notes) std::fprintf(stderr, "ckpt: note: %s\n", n.c_str());
   if (o.json) {
     nlohmann::ordered_json j = {{"pid", o.pid},
                                 {"image", s.image_path},
@@ -68,14 +72,16 @@ int Run(const DumpCliOptions& o) {
                                 {"frozen_ms", s.frozen_ns / 1e6},
                                 {"total_ms", s.total_ns / 1e6},
                                 {"phases_ms",
-                                 {{"freeze", s.phases.freeze_ns / 1e6},
+                                 {{"precheck", s.phases.precheck_ns / 1e6},
+                                  {"freeze", s.phases.freeze_ns / 1e6},
                                   {"collect", s.phases.collect_ns / 1e6},
                                   {"comm", s.phases.comm_ns / 1e6},
                                   {"pagemap", s.phases.pagemap_ns / 1e6},
                                   {"pages", s.phases.pages_ns / 1e6},
                                   {"finish", s.phases.finish_ns / 1e6},
                                   {"end", s.phases.end_ns / 1e6}}},
-                                {"left_running", o.leave_running}};
+                                {"left_running", o.leave_running},
+                                {"notes", s.notes}};
     std::printf("%s\n", j.dump(2).c_str());
   } else {
     std::printf(
@@ -104,6 +110,11 @@ void AddDump(CLI::App& app, Runner* run) {
   c->add_option("--ipc", o->ipc,
                 "Also dump this System V object (shm:ID, sem:ID, msg:ID) besides those found in use "
                 "(repeatable)");
+  c->add_flag(
+      "--external-pipes", o->external_pipes,
+      "Accept pipes that a process outside the dumped set holds too (e.g. the other end of a shell "
+      "pipeline, or stdout read by the caller): they are not saved, and the restore reopens them through "
+      "a process that still holds them (without this option such a dump is refused)");
   c->add_flag("--leave-running", o->leave_running,
               "Let the processes continue after the dump (default: kill them and move their System V objects "
               "into the image)");
