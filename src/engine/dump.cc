@@ -82,6 +82,7 @@ Status Collect(FrozenProcess& fp, ProcessModel* m, std::vector<Blob>* blobs, std
   RETURN_IF_ERROR(leader.Save());
   Status st = DumpMmLayout(pid, &leader, &m->core);
   if (st.ok()) st = DumpSignals(&leader, &m->signals);
+  if (st.ok() && fp.group_stopped()) RecordGroupStop(&m->signals);  // restored stopped
   if (st.ok()) st = DumpTimers(&leader, &m->core);
   RETURN_IF_ERROR(leader.Restore());
   RETURN_IF_ERROR(st);
