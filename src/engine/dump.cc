@@ -37,8 +37,23 @@ namespace ckpt::engine {
 
 namespace {
 
+// True if `pid`, in a ptrace stop, is certainly alive: not exiting, and no
+// SIGKILL queued (a kill() is visible as pending as soon as it returns).
+bool AliveInTraceStop(pid_t pid, const std::vector<std::string>& stat) {
+  constexpr unsigned long kPfExiting = 0x4;
+  if (stat.size() <= 6 || stat[0] != "t" || (std::strtoul(stat[6].c_str(), nullptr, 10) & kPfExiting) != 0)
+    return false;
+  for (const char* key : {"SigPnd", "ShdPnd"}) {
+    auto v = StatusField(pid, key);
+    if (!v.ok() || ((std::strtoull(v->c_str(), nullptr, 16) >> (SIGKILL - 1)) & 1) != 0) return false;
+  }
+  return true;
+}
+
 // If the traced process died, says how ("" if it is alive). A SIGKILL
-// takes a moment to be seen, so this looks a few times before answering.
+// takes a moment to be seen, so this looks a few times before answering —
+// unless the process is plainly alive (a refusal after the freeze must not
+// keep it stopped 0.3 s longer).
 std::string DeathOf(pid_t pid) {
   for (int i = 0; i < 30; ++i) {
     int status = 0;
@@ -48,6 +63,7 @@ std::string DeathOf(pid_t pid) {
     auto stat = ReadStat(pid);
     if (!stat.ok()) return "exited";
     if (!stat->empty() && ((*stat)[0] == "Z" || (*stat)[0] == "X")) return "exited";
+    if (AliveInTraceStop(pid, *stat)) return "";
     struct timespec ts = {0, 10 * 1000 * 1000};
     ::nanosleep(&ts, nullptr);
   }

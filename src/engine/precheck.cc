@@ -327,9 +327,13 @@ const char* Explanation(Why w) {
   return "";
 }
 
-// One error naming every problem, with one explanation per kind.
-Status Refuse(const std::vector<Problem>& problems, pid_t root, bool tree, bool frozen) {
-  std::string m = "cannot dump process " + std::to_string(root) + (tree ? " and its descendants" : "") + ": ";
+// One error naming every problem, with one explanation per kind. After the
+// freeze the caller's context names the dump and the process (`named`
+// false: one process, not named again).
+Status Refuse(const std::vector<Problem>& problems, pid_t root, bool tree, bool frozen, bool named = true) {
+  std::string m =
+      frozen ? ""
+             : "cannot dump process " + std::to_string(root) + (tree ? " and its descendants" : "") + ": ";
   std::set<Why> kinds;
   bool tracer = false;
   // Grouped by process, in the order found: "process 7 (x) has ...; fd 3 ...".
@@ -338,11 +342,11 @@ Status Refuse(const std::vector<Problem>& problems, pid_t root, bool tree, bool 
     if (std::find(order.begin(), order.end(), p.pid) == order.end()) order.push_back(p.pid);
   }
   for (std::size_t i = 0; i < order.size(); ++i) {
-    m += (i == 0 ? "" : "; ") + Who(order[i]);
+    if (named) m += (i == 0 ? "" : "; ") + Who(order[i]);
     bool first = true;
     for (const Problem& p : problems) {
       if (p.pid != order[i]) continue;
-      m += (first ? " " : "; ") + p.what;
+      m += (first ? (named ? " " : "") : "; ") + p.what;
       first = false;
       kinds.insert(p.why);
       tracer = tracer || p.why == Why::kTracer;
@@ -472,7 +476,7 @@ Result<PipeCensus> PrecheckDump(pid_t root, bool tree, bool external_pipes) {
 Status RecheckFrozen(pid_t pid) {
   std::vector<Problem> problems;
   RETURN_IF_ERROR(CheckProcess(pid, false, true, &problems, nullptr));
-  if (!problems.empty()) return Refuse(problems, pid, false, true);
+  if (!problems.empty()) return Refuse(problems, pid, false, true, false);
   return Status::Ok();
 }
 

@@ -5,18 +5,19 @@
 # zdtm_gaps sleeps 1 ms in a loop and logs every gap between two wake-ups
 # longer than 2 ms. The test measures the longest gap the loop sees in a
 # 1 s window without any dump (the machine's own noise, printed for
-# comparison) and in the window where five refused dumps run, and requires
-# the latter to stay below BOUND_MS. The issue asks for < 10 ms; on the
-# shared 2-core test VM the loop alone sees ~2-5 ms gaps and, under load,
-# occasionally more than 10 ms, so the bound is 50 ms: six times below the
-# ~300 ms freeze of a refusal after seizing, so a dump that stops the
-# target still fails it, while scheduling noise does not.
+# comparison) and, for each of five refused dumps, the longest gap while it
+# runs. The issue asks for < 10 ms; on the shared 2-core test VM the loop
+# alone sees 2-10 ms gaps and, under load, now and then 40 ms. So the test
+# requires the median of the five per-dump figures to stay below BOUND_MS
+# = 30 ms: a dump that stops its target stalls it every time (~300 ms per
+# process before this check existed), while one noisy moment does not move
+# the median.
 #   run_stall.sh CKPT BINDIR CASE
 # CASE: socket | timer | flock | pipe (one process; the resource it holds)
 #       | tree-socket (a tree of two, dumped with --tree; the child holds it)
 set -u
 CKPT=$1 BIN=$2 CASE=$3
-BOUND_MS=${BOUND_MS:-50}
+BOUND_MS=${BOUND_MS:-30}
 W=$(mktemp -d /tmp/ckpt-stall.XXXXXX)
 PID=""
 cleanup() {
@@ -54,16 +55,23 @@ sleep 1
 t1=$(now)
 base=$(max_gap "$t0" "$t1")
 
+per_dump=()
 t2=$(now)
 for i in 1 2 3 4 5; do
+  ta=$(now)
   "$CKPT" dump "$PID" "${TREE[@]}" -D "$W/img" >"$W/err" 2>&1
   rc=$?
+  tb=$(now)
+  per_dump+=("$ta $tb")
   [ "$rc" = 1 ] || { cat "$W/err"; fail "dump $i exited with $rc, expected a refusal (1)"; }
   grep -qF -- "$EXPECT" "$W/err" || { cat "$W/err"; fail "the refusal does not name '$EXPECT'"; }
   grep -q "Nothing was stopped" "$W/err" || touch "$W/stopped_first"
 done
 t3=$(now)
 during=$(max_gap "$t2" "$t3")
+gaps=()
+for w in "${per_dump[@]}"; do gaps+=("$(max_gap $w)"); done
+median=$(printf '%s\n' "${gaps[@]}" | sort -n | sed -n 3p)
 [ -e "$W/img/process.ckpt" ] && fail "an image was written"
 for p in $PID $(cat "$W/child" 2>/dev/null); do
   grep -q "^TracerPid:[[:space:]]*0$" "/proc/$p/status" || fail "process $p is still traced"
@@ -71,9 +79,9 @@ for p in $PID $(cat "$W/child" 2>/dev/null); do
   [ "$state" = S ] || [ "$state" = R ] || fail "process $p is left in state $state"
 done
 echo "$(head -c 400 "$W/err")"
-echo "longest gap of the 1 ms loop: ${base} ms in 1 s without a dump, ${during} ms during 5 refused dumps" \
-  "($(( (t3 - t2) / 1000000 )) ms); bound ${BOUND_MS} ms"
-awk -v d="$during" -v b="$BOUND_MS" 'BEGIN { exit !(d < b) }' || fail "a refused dump stalled the process ${during} ms"
+echo "longest gap of the 1 ms loop: ${base} ms in 1 s without a dump; during each of 5 refused dumps:" \
+  "${gaps[*]} ms (0 = no gap over 2 ms; median ${median} ms, bound ${BOUND_MS} ms; longest over all $(( (t3 - t2) / 1000000 )) ms: ${during} ms)"
+awk -v d="$median" -v b="$BOUND_MS" 'BEGIN { exit !(d < b) }' || fail "a refused dump stalled the process ${median} ms"
 [ -e "$W/stopped_first" ] && fail "the refusal says it came after stopping the process"
 touch "$W/stop"
 wait_for "$W/result" 30 || fail "no result"
