@@ -6,11 +6,14 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <map>
 #include <sstream>
 
@@ -213,6 +216,73 @@ void CheckFds(pid_t pid, std::vector<Problem>* out, PipeMap* pipes) {
       std::string line = info->substr(p + 5, e == std::string::npos ? std::string::npos : e - p - 5);
       p = e == std::string::npos ? info->size() : e;
       out->push_back({pid, Why::kLock, fd + " (" + l + ") holds " + DescribeLock(line, pid)});
+    }
+  }
+}
+
+// "fe:00:1234": a device and inode as /proc/locks and fdinfo lock lines show them.
+std::string InodeKey(unsigned major, unsigned minor, std::uint64_t ino) {
+  char b[64];
+  std::snprintf(b, sizeof b, "%02x:%02x:%llu", major, minor, static_cast<unsigned long long>(ino));
+  return b;
+}
+
+// True if some descriptor of some process shows a lock on `key` (the lock is
+// then held through that descriptor's open file description).
+bool SomeDescriptorShowsLock(const std::string& key) {
+  std::string needle = " " + key + " ";
+  for (int p : Numbers("/proc")) {
+    std::string dir = "/proc/" + std::to_string(p) + "/fd/";
+    for (int n : Numbers(dir)) {
+      struct stat st;
+      if (::stat((dir + std::to_string(n)).c_str(), &st) != 0 ||
+          InodeKey(major(st.st_dev), minor(st.st_dev), st.st_ino) != key)
+        continue;
+      auto info = ReadProcFile(p, "fdinfo/" + std::to_string(n));
+      if (info.ok() && info->find("lock:") != std::string::npos && info->find(needle) != std::string::npos)
+        return true;
+    }
+  }
+  return false;
+}
+
+// An flock or OFD lock lives as long as its open file description, which a
+// memory mapping keeps after the file's last descriptor is closed: then no
+// fdinfo shows the lock. /proc/locks still lists it, by device and inode; a
+// member that maps that inode, with no descriptor anywhere showing the
+// lock, is taken to hold it through the mapping.
+void CheckLocksThroughMappings(const std::vector<pid_t>& pids, std::vector<Problem>* out) {
+  std::ifstream in("/proc/locks");
+  std::map<std::string, std::string> locked;  // inode key -> kind and type ("FLOCK WRITE")
+  for (std::string line; std::getline(in, line);) {
+    std::istringstream ls(line);
+    std::string id, kind, mode, type, pid, key;
+    ls >> id >> kind;
+    if (kind == "->") continue;  // a waiter, not a holder
+    ls >> mode >> type >> pid >> key;
+    if (kind == "FLOCK" || kind == "OFDLCK") locked.emplace(key, kind + " " + type);
+  }
+  if (locked.empty()) return;
+  for (pid_t p : pids) {
+    auto maps = ReadMaps(p, false);
+    if (!maps.ok()) continue;
+    std::set<std::string> done;
+    for (const auto& e : *maps) {
+      std::string key = InodeKey(e.dev_major, e.dev_minor, e.ino);
+      auto it = locked.find(key);
+      if (e.ino == 0 || it == locked.end() || !done.insert(key).second || SomeDescriptorShowsLock(key))
+        continue;
+      std::istringstream ks(it->second);
+      std::string kind, type;
+      ks >> kind >> type;
+      std::string what = kind == "FLOCK"
+                             ? std::string("an flock() ") + (type == "READ" ? "shared" : "exclusive")
+                             : std::string("an OFD ") + (type == "READ" ? "read" : "write");
+      out->push_back(
+          {p, Why::kLock,
+           "maps " + StripDeleted(e.path, nullptr) + ", on which " + what +
+               " lock is held that no descriptor shows (held through a memory mapping of the file, "
+               "its descriptors closed)"});
     }
   }
 }
@@ -455,18 +525,18 @@ Result<PipeCensus> PrecheckDump(pid_t root, bool tree, bool external_pipes) {
   }
   std::vector<Problem> problems;
   PipeMap pipes;
-  std::map<std::uint64_t, pid_t> ipc_ns;  // namespace inode -> first member in it
+  struct stat root_ns;
+  bool have_root_ns = ::stat(ProcPath(root, "ns/ipc").c_str(), &root_ns) == 0;
   for (pid_t p : pids) {
     Status st = CheckProcess(p, p == root, false, &problems, &pipes);
     if (!st.ok() && p == root) return st;  // (a descendant that exited meanwhile is not a member)
     struct stat ns;
-    if (::stat(ProcPath(p, "ns/ipc").c_str(), &ns) == 0 && ipc_ns.emplace(ns.st_ino, p).second &&
-        ipc_ns.size() > 1) {
+    if (have_root_ns && ::stat(ProcPath(p, "ns/ipc").c_str(), &ns) == 0 && ns.st_ino != root_ns.st_ino) {
       problems.push_back(
-          {p, Why::kIpcNs,
-           "lives in another IPC namespace than process " + std::to_string(ipc_ns.begin()->second)});
+          {p, Why::kIpcNs, "lives in another IPC namespace than process " + std::to_string(root)});
     }
   }
+  CheckLocksThroughMappings(pids, &problems);
   PipeCensus census;
   ClassifyPipes(pipes, std::set<pid_t>(pids.begin(), pids.end()), external_pipes, &census, &problems);
   if (!problems.empty()) return Refuse(problems, root, tree, false);

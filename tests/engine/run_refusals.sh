@@ -3,7 +3,7 @@
 # and the process runs on untouched (issue 10, points 9, 10 and 12); what it
 # can save across a pipe is restored. Real programs where possible.
 #   run_refusals.sh CKPT BINDIR CASE
-# CASE: sqlite-wal-lock | flock-inherited | ofd-lock | posix-timer
+# CASE: sqlite-wal-lock | flock-inherited | flock-through-mapping | ofd-lock | posix-timer
 #       | external-pipe | tracer | tree-pipeline | widowed-pipe
 set -u
 CKPT=$1 BIN=$2 CASE=$3
@@ -122,6 +122,33 @@ PY
     untouched "$PID"
     python3 -c 'import fcntl, sys; fcntl.lockf(open(sys.argv[1], "w"), fcntl.LOCK_EX | fcntl.LOCK_NB)' "$W/ofd" \
       2>/dev/null && fail "the OFD lock was released"
+    ;;
+  flock-through-mapping)
+    # An flock whose descriptor was closed after the file was mapped: the
+    # mapping keeps the open file description, and so the lock. No fdinfo
+    # shows it; /proc/locks does, by inode.
+    cat >"$W/maplock.py" <<'PY'
+import ctypes, fcntl, os, sys, time
+d = sys.argv[1]
+fd = os.open(d + "/mapped", os.O_RDWR | os.O_CREAT, 0o644)
+os.write(fd, b"x" * 4096)
+fcntl.flock(fd, fcntl.LOCK_EX)
+libc = ctypes.CDLL(None, use_errno=True)
+libc.mmap.restype = ctypes.c_void_p
+libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+assert libc.mmap(None, 4096, 1, 1, fd, 0) not in (None, ctypes.c_void_p(-1).value)  # PROT_READ, MAP_SHARED
+os.close(fd)
+open(d + "/ready", "w").close()
+while not os.path.exists(d + "/stop"):
+    time.sleep(0.01)
+PY
+    python3 "$W/maplock.py" "$W" </dev/null >/dev/null 2>&1 &
+    PID=$!
+    wait_for "$W/ready" 30 || fail "python3 never became ready"
+    ls -l /proc/$PID/fd | grep -q "$W/mapped" && fail "the file is still open (the test is wrong)"
+    refused "$PID" "maps $W/mapped, on which an flock() exclusive lock is held that no descriptor shows"
+    untouched "$PID"
+    flock -n "$W/mapped" true && fail "the lock was released"
     ;;
   posix-timer)
     # A periodic POSIX timer (timer_create, SIGALRM every 10 ms) from
