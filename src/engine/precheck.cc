@@ -438,12 +438,27 @@ std::string EndName(bool write) {
 
 // Every descriptor of a process outside `inside` (and not ckpt) that refers
 // to one of the pipes in `inodes`.
-PipeMap FindOutsideHolders(const std::set<std::uint64_t>& inodes, const std::set<pid_t>& inside) {
+// True if `pid` is below `root` in the process tree (now).
+bool DescendsFrom(pid_t pid, pid_t root) {
+  for (int depth = 0; depth < 256 && pid > 1; ++depth) {
+    auto stat = ReadStat(pid);
+    if (!stat.ok() || stat->size() < 2) return false;
+    pid = std::atoi((*stat)[1].c_str());
+    if (pid == root) return true;
+  }
+  return false;
+}
+
+// `tree_root` (0: none): a holder below it is inside too — a child the tree
+// forked after it was listed (it is frozen with the tree).
+PipeMap FindOutsideHolders(const std::set<std::uint64_t>& inodes, const std::set<pid_t>& inside,
+                           pid_t tree_root) {
   PipeMap out;
   if (inodes.empty()) return out;
   for (int p : Numbers("/proc")) {
     if (inside.count(p) != 0 || p == ::getpid()) continue;
     std::string dir = "/proc/" + std::to_string(p) + "/fd/";
+    int below_root = -1;  // DescendsFrom(p, tree_root), asked once p holds one of the pipes
     for (int n : Numbers(dir)) {
       char buf[64];
       ssize_t len = ::readlink((dir + std::to_string(n)).c_str(), buf, sizeof buf - 1);
@@ -451,6 +466,8 @@ PipeMap FindOutsideHolders(const std::set<std::uint64_t>& inodes, const std::set
       buf[len] = 0;
       std::uint64_t ino = std::strtoull(buf + 6, nullptr, 10);
       if (inodes.count(ino) == 0) continue;
+      if (below_root < 0) below_root = tree_root != 0 && DescendsFrom(p, tree_root) ? 1 : 0;
+      if (below_root == 1) break;
       auto info = ReadProcFile(p, "fdinfo/" + std::to_string(n));
       std::uint32_t flags =
           info.ok() ? static_cast<std::uint32_t>(std::strtoul(Field(*info, "flags").c_str(), nullptr, 8)) : 0;
@@ -488,14 +505,14 @@ std::string DescribeExternalPipe(std::uint64_t ino, const std::vector<PipeFd>& m
 
 // Classifies the pipes in `pipes` (held by the processes in `inside`):
 // external ones become problems, or notes when they are accepted.
-void ClassifyPipes(const PipeMap& pipes, const std::set<pid_t>& inside, bool accept, PipeCensus* census,
-                   std::vector<Problem>* problems) {
+void ClassifyPipes(const PipeMap& pipes, const std::set<pid_t>& inside, pid_t tree_root, bool accept,
+                   PipeCensus* census, std::vector<Problem>* problems) {
   std::set<std::uint64_t> inodes;
   for (const auto& [ino, fds] : pipes) {
     census->seen.insert(ino);
     inodes.insert(ino);
   }
-  PipeMap outside = FindOutsideHolders(inodes, inside);
+  PipeMap outside = FindOutsideHolders(inodes, inside, tree_root);
   for (const auto& [ino, holders] : outside) {
     census->external.insert(ino);
     // One problem per process and end.
@@ -538,7 +555,8 @@ Result<PipeCensus> PrecheckDump(pid_t root, bool tree, bool external_pipes) {
   }
   CheckLocksThroughMappings(pids, &problems);
   PipeCensus census;
-  ClassifyPipes(pipes, std::set<pid_t>(pids.begin(), pids.end()), external_pipes, &census, &problems);
+  ClassifyPipes(pipes, std::set<pid_t>(pids.begin(), pids.end()), tree ? root : 0, external_pipes, &census,
+                &problems);
   if (!problems.empty()) return Refuse(problems, root, tree, false);
   return census;
 }
@@ -561,7 +579,7 @@ Status CensusNewPipes(const std::vector<pid_t>& members, const std::vector<Proce
   }
   if (fresh.empty()) return Status::Ok();
   std::vector<Problem> problems;
-  ClassifyPipes(fresh, std::set<pid_t>(members.begin(), members.end()), external_pipes, census, &problems);
+  ClassifyPipes(fresh, std::set<pid_t>(members.begin(), members.end()), 0, external_pipes, census, &problems);
   if (!problems.empty()) return Refuse(problems, members.front(), members.size() > 1, true);
   return Status::Ok();
 }
