@@ -427,8 +427,13 @@ Status Refuse(const std::vector<Problem>& problems, pid_t root, bool tree, bool 
     std::string e = Explanation(w);
     if (!e.empty()) m += " " + e;
   }
-  m += frozen ? " The processes were stopped for a moment and run on."
-              : " Nothing was stopped or changed: the processes run on untouched.";
+  if (frozen) {
+    m += tree ? " The processes were stopped for a moment and run on."
+              : " The process was stopped for a moment and runs on.";
+  } else {
+    m += tree ? " Nothing was stopped or changed: the processes run on untouched."
+              : " Nothing was stopped or changed: the process runs on untouched.";
+  }
   return tracer ? FailedPrecondition(m) : NotSupported(m);
 }
 

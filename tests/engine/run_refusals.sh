@@ -4,7 +4,7 @@
 # can save across a pipe is restored. Real programs where possible.
 #   run_refusals.sh CKPT BINDIR CASE
 # CASE: sqlite-wal-lock | flock-inherited | flock-through-mapping | ofd-lock | posix-timer
-#       | external-pipe | tracer | tree-pipeline | widowed-pipe
+#       | external-pipe | external-pipe-accepted | tracer | tree-pipeline | widowed-pipe
 set -u
 CKPT=$1 BIN=$2 CASE=$3
 W=$(mktemp -d /tmp/ckpt-refusals.XXXXXX)
@@ -199,6 +199,27 @@ PY
     wait "$PID" || fail "xz failed"
     PID=""
     xz -dc "$W/out.xz" | cmp - <(cat "$W/big" "$W/big") || fail "xz's output is not its input"
+    ;;
+  external-pipe-accepted)
+    # The same with --external-pipes: the user accepts it. The dump notes
+    # the pipe and kills xz; the producer then dies of SIGPIPE, so no
+    # process holds the pipe any more and the restore must fail cleanly,
+    # naming it, with nothing left running.
+    head -c 1000000 /dev/urandom | base64 >"$W/big"
+    (cat "$W/big"; while [ ! -e "$W/go" ]; do sleep 0.02; done; cat "$W/big") 2>/dev/null | xz -1 -T1 -c >"$W/out.xz" 2>"$W/xz.err" &
+    PID=$!
+    for _ in $(seq 1 500); do [ "$(awk '{print $3}' /proc/$PID/stat 2>/dev/null)" = S ] && break; sleep 0.02; done
+    "$CKPT" dump "$PID" -D "$W/img" --external-pipes >"$W/dump.out" 2>&1 || { cat "$W/dump.out"; fail "dump --external-pipes"; }
+    grep -q "note: process $PID (xz) fd 0 is the read end of pipe:\[.*kept as it is" "$W/dump.out" || { cat "$W/dump.out"; fail "no note about the pipe"; }
+    # (No `wait` for xz alone: bash waits for the whole pipeline.)
+    touch "$W/go"
+    wait  # xz (killed) and the producer (SIGPIPE)
+    "$CKPT" restore -D "$W/img" >"$W/err" 2>&1 && fail "the restore succeeded without the pipe"
+    grep -q "fd 0 is the read end of pipe:\[.*no live process holds that pipe any more" "$W/err" || { cat "$W/err"; fail "the restore error does not name the pipe"; }
+    echo "restore: $(cat "$W/err")"
+    sleep 0.2
+    [ -d "/proc/$PID" ] && [ "$(awk '{print $3}' /proc/$PID/stat)" != Z ] && fail "a process $PID was left behind"
+    PID=""
     ;;
   tracer)
     # Another tracer (strace) holds the process: refused before anything
