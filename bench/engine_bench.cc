@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -36,6 +37,12 @@ using ckpt::bench::RawWrite;
 // The process to dump: this program re-executed with `--target`, so that it
 // holds the N MiB and nothing else of the benchmark's own memory.
 [[noreturn]] void TargetMain(std::size_t bytes, int ready_fd) {
+  // stdio on /dev/null: a pipe to whoever reads the benchmark's output
+  // (`| tee`) would tie the target to a process outside the dump, which
+  // refuses such pipes.
+  int nul = open("/dev/null", O_RDWR);
+  for (int fd = 0; fd < 3; ++fd) dup2(nul, fd);
+  if (nul > 2) close(nul);
   auto* p = static_cast<unsigned char*>(
       mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
   Fill(p, bytes);
@@ -49,7 +56,11 @@ pid_t StartTarget(std::size_t bytes) {
   if (pipe(ready) != 0) return -1;
   pid_t pid = fork();
   if (pid == 0) {
-    close(ready[0]);
+    // Only the ready pipe: descriptors inherited from whoever started the
+    // benchmark would tie the target to processes outside the dump.
+    if (dup2(ready[1], 3) != 3) _exit(126);
+    syscall(SYS_close_range, 4u, ~0u, 0u);
+    ready[1] = 3;
     std::string mib = std::to_string(bytes >> 20), fd = std::to_string(ready[1]);
     execl("/proc/self/exe", "engine_bench", "--target", mib.c_str(), fd.c_str(), static_cast<char*>(nullptr));
     _exit(127);
@@ -146,6 +157,7 @@ int main(int argc, char** argv) {
     double t = Now();
     auto ds = ckpt::engine::Dump(d);
     dump_t.push_back(Now() - t);
+    if (!ds.ok()) kill(pid, SIGKILL);  // a failed dump leaves it running
     waitpid(pid, nullptr, 0);
     if (!ds.ok()) {
       std::fprintf(stderr, "dump failed: %s\n", ds.status().message().c_str());

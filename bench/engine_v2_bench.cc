@@ -61,6 +61,12 @@ std::string ShmName(int key) {
 // FD`. The root leads a process group (so the whole tree can be killed),
 // forks one child, and reports on FD once both are set up.
 [[noreturn]] void TargetMain(const std::string& mode, std::size_t mib, int key, int ready_fd) {
+  // stdio on /dev/null: a pipe to whoever reads the benchmark's output
+  // (`| tee`) would tie the target to a process outside the dump, which
+  // refuses such pipes.
+  int nul = open("/dev/null", O_RDWR);
+  for (int fd = 0; fd < 3; ++fd) dup2(nul, fd);
+  if (nul > 2) close(nul);
   setpgid(0, 0);
   int both[2];
   if (pipe(both) != 0) _exit(3);

@@ -24,6 +24,7 @@
 #include <sys/sem.h>
 #include <sys/shm.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -116,7 +117,11 @@ pid_t StartTarget(const Options& o, bool criu) {
   if (pipe(ready) != 0) return -1;
   pid_t pid = fork();
   if (pid == 0) {
-    close(ready[0]);
+    // Only the ready pipe: descriptors inherited from whoever started the
+    // benchmark would tie the target to processes outside the dump.
+    if (dup2(ready[1], 3) != 3) _exit(126);
+    syscall(SYS_close_range, 4u, ~0u, 0u);
+    ready[1] = 3;
     if (criu && o.workload == "sysv-pair" && unshare(CLONE_NEWIPC) != 0) _exit(126);
     std::string mib = std::to_string(o.mib), fd = std::to_string(ready[1]);
     execl("/proc/self/exe", "engine_vs_criu", "--target", o.workload.c_str(), mib.c_str(), fd.c_str(),

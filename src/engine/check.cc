@@ -198,6 +198,14 @@ std::vector<CheckItem> Check() {
                : ErrText(e) + " (trees using System V IPC cannot be dumped or restored)");
   }
   {
+    // A dump refuses POSIX timers it cannot save, which only this file shows.
+    bool ok = ::access("/proc/self/timers", R_OK) == 0;
+    add("proc-timers", ok, true,
+        ok ? "/proc/PID/timers shows POSIX timers (a dump refuses them)"
+           : "no /proc/PID/timers (CONFIG_CHECKPOINT_RESTORE): dumps cannot tell whether POSIX timers are "
+             "used");
+  }
+  {
     std::ifstream f("/sys/kernel/mm/transparent_hugepage/enabled");
     std::string s;
     std::getline(f, s);

@@ -21,6 +21,7 @@
 #include "engine/mm.h"
 #include "engine/pagemap.h"
 #include "engine/pipes.h"
+#include "engine/precheck.h"
 #include "engine/proc.h"
 #include "engine/ptrace.h"
 #include "engine/shared_mem.h"
@@ -40,8 +41,23 @@ namespace ckpt::engine {
 
 namespace {
 
+// True if `pid`, in a ptrace stop, is certainly alive: not exiting, and no
+// SIGKILL queued (a kill() is visible as pending as soon as it returns).
+bool AliveInTraceStop(pid_t pid, const std::vector<std::string>& stat) {
+  constexpr unsigned long kPfExiting = 0x4;
+  if (stat.size() <= 6 || stat[0] != "t" || (std::strtoul(stat[6].c_str(), nullptr, 10) & kPfExiting) != 0)
+    return false;
+  for (const char* key : {"SigPnd", "ShdPnd"}) {
+    auto v = StatusField(pid, key);
+    if (!v.ok() || ((std::strtoull(v->c_str(), nullptr, 16) >> (SIGKILL - 1)) & 1) != 0) return false;
+  }
+  return true;
+}
+
 // If the traced process died, says how ("" if it is alive). A SIGKILL
-// takes a moment to be seen, so this looks a few times before answering.
+// takes a moment to be seen, so this looks a few times before answering —
+// unless the process is plainly alive (a refusal after the freeze must not
+// keep it stopped 0.3 s longer).
 std::string DeathOf(pid_t pid) {
   for (int i = 0; i < 30; ++i) {
     int status = 0;
@@ -51,6 +67,7 @@ std::string DeathOf(pid_t pid) {
     auto stat = ReadStat(pid);
     if (!stat.ok()) return "exited";
     if (!stat->empty() && ((*stat)[0] == "Z" || (*stat)[0] == "X")) return "exited";
+    if (AliveInTraceStop(pid, *stat)) return "";
     struct timespec ts = {0, 10 * 1000 * 1000};
     ::nanosleep(&ts, nullptr);
   }
@@ -59,17 +76,9 @@ std::string DeathOf(pid_t pid) {
 
 Status Collect(FrozenProcess& fp, ProcessModel* m, std::vector<Blob>* blobs, std::uint64_t* gadget_out) {
   pid_t pid = fp.pid();
-  // Seccomp filters are not restored (yet): a restored process would run
-  // without its sandbox, and the system calls the dump injects could trip
-  // the filter. Refuse before touching the process.
-  auto seccomp_field = StatusField(pid, "Seccomp");
-  RETURN_IF_ERROR(seccomp_field.status());
-  const std::string seccomp = *seccomp_field;
-  if (!seccomp.empty() && seccomp != "0") {
-    return NotSupported("it runs under seccomp (" +
-                        (seccomp == "1" ? std::string("strict mode") : std::string("a filter")) +
-                        "), which the engine cannot restore yet; it was left running untouched");
-  }
+  // What PrecheckDump refused before the freeze, once more: the process ran
+  // on in between (took a lock, created a timer, installed a filter).
+  RETURN_IF_ERROR(RecheckFrozen(pid));
   FileTable files;
   ASSIGN_OR_RETURN(auto maps, ReadMaps(pid, true));
   RETURN_IF_ERROR(DumpTask(pid, &files, &m->core));
@@ -94,6 +103,7 @@ Status Collect(FrozenProcess& fp, ProcessModel* m, std::vector<Blob>* blobs, std
   RETURN_IF_ERROR(leader.Save());
   Status st = DumpMmLayout(pid, &leader, &m->core);
   if (st.ok()) st = DumpSignals(&leader, &m->signals);
+  if (st.ok() && fp.group_stopped()) RecordGroupStop(&m->signals);  // restored stopped
   if (st.ok()) st = DumpTimers(&leader, &m->core);
   RETURN_IF_ERROR(leader.Restore());
   RETURN_IF_ERROR(st);
@@ -176,6 +186,11 @@ Result<DumpStats> DumpHere(const DumpOptions& o) {
   std::int64_t t0 = NowNs();
   platform::Env* env = platform::Env::Default();
   if (Interruption() != 0) return InterruptedError(o, Status::Ok());
+  // Every refusal /proc can decide, before anything is stopped.
+  ASSIGN_OR_RETURN(PipeCensus pipe_census, PrecheckDump(o.pid, o.tree, o.external_pipes));
+  stats.notes = pipe_census.notes;
+  std::int64_t t_checked = NowNs();
+  stats.phases.precheck_ns = t_checked - t0;
   RETURN_IF_ERROR(env->CreateDirs(o.dir));
   RETURN_IF_ERROR(CheckImageMode(o.image_mode));
   std::string final_path = platform::JoinPath(o.dir, kImageFileName);
@@ -189,7 +204,7 @@ Result<DumpStats> DumpHere(const DumpOptions& o) {
   FrozenTree tree = std::move(frozen).value();
   MaybeKillWorker("freeze");
   std::int64_t t_frozen = NowNs();
-  stats.phases.freeze_ns = t_frozen - t0;
+  stats.phases.freeze_ns = t_frozen - t_checked;
   // Adds the time since the last mark to `phase`.
   std::int64_t mark = t_frozen;
   auto lap = [&mark](std::int64_t* phase) {
@@ -253,7 +268,8 @@ Result<DumpStats> DumpHere(const DumpOptions& o) {
     std::vector<Blob> tree_blobs;
     // Communication state (timed apart: DumpStats::comm_ns).
     std::int64_t tc = NowNs();
-    RETURN_IF_ERROR(DumpPipes(pids, models, &tree_blobs));
+    RETURN_IF_ERROR(CensusNewPipes(pids, models, o.external_pipes, &pipe_census));
+    RETURN_IF_ERROR(DumpPipes(pids, models, pipe_census.external, &tree_blobs));
     SharedMemDump shm;
     for (auto& d : md) RETURN_IF_ERROR(shm.AddMember(d.pid, &d.m, &d.blobs, &t));
     RETURN_IF_ERROR(CheckInterrupted());
@@ -426,8 +442,8 @@ std::string EncodeStats(const DumpStats& s) {
   for (std::int64_t v :
        {std::int64_t{s.threads}, std::int64_t{s.vmas}, std::int64_t{s.fds}, std::int64_t{s.members},
         std::int64_t{s.shared_objects}, std::int64_t{s.sysv_sems}, std::int64_t{s.sysv_queues}, s.comm_ns,
-        s.shared_write_ns, s.frozen_ns, s.total_ns, s.phases.freeze_ns, s.phases.collect_ns, s.phases.comm_ns,
-        s.phases.pagemap_ns, s.phases.pages_ns, s.phases.finish_ns, s.phases.end_ns}) {
+        s.shared_write_ns, s.frozen_ns, s.total_ns, s.phases.precheck_ns, s.phases.freeze_ns, s.phases.collect_ns,
+        s.phases.comm_ns, s.phases.pagemap_ns, s.phases.pages_ns, s.phases.finish_ns, s.phases.end_ns}) {
     PutU64(&o, static_cast<std::uint64_t>(v));
   }
   for (std::uint64_t v :
@@ -435,6 +451,8 @@ std::string EncodeStats(const DumpStats& s) {
     PutU64(&o, v);
   PutString(&o, s.page_copy);
   PutString(&o, s.late_interruption);
+  PutU64(&o, s.notes.size());
+  for (const std::string& n : s.notes) PutString(&o, n);
   return o;
 }
 
@@ -442,7 +460,7 @@ Result<DumpStats> DecodeStats(const std::string& in) {
   ByteReader r(in);
   DumpStats s;
   s.image_path = std::string(r.String());
-  std::int64_t v[18];
+  std::int64_t v[19];
   for (auto& x : v) x = static_cast<std::int64_t>(r.U64());
   s.threads = static_cast<int>(v[0]);
   s.vmas = static_cast<int>(v[1]);
@@ -455,12 +473,14 @@ Result<DumpStats> DecodeStats(const std::string& in) {
   s.shared_write_ns = v[8];
   s.frozen_ns = v[9];
   s.total_ns = v[10];
-  s.phases = {v[11], v[12], v[13], v[14], v[15], v[16], v[17]};
+  s.phases = {v[11], v[12], v[13], v[14], v[15], v[16], v[17], v[18]};
   for (std::uint64_t* p :
        {&s.pages_stored, &s.zero_pages_skipped, &s.image_bytes, &s.shared_bytes, &s.tree_meta_bytes})
     *p = r.U64();
   s.page_copy = std::string(r.String());
   s.late_interruption = std::string(r.String());
+  std::uint64_t notes = r.U64();
+  for (std::uint64_t i = 0; i < notes && r.ok(); ++i) s.notes.emplace_back(r.String());
   if (!r.ok() || !r.empty()) return Internal("malformed dump statistics from the dump's worker process");
   return s;
 }

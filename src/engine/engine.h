@@ -29,6 +29,9 @@ struct DumpOptions {
   bool tree = false;                 // the process and all its descendants
   std::vector<IpcObjectId> ipc_ids;  // System V objects to include besides those found
   std::string dir;
+  // Accept pipes whose other end (or another holder) is a process outside
+  // the dumped set; otherwise the dump refuses them.
+  bool external_pipes = false;
   bool leave_running = false;
   bool sync = true;                 // fsync the image before renaming it into place
   std::uint32_t image_mode = 0600;  // permission bits of the image file (at least 0600)
@@ -54,16 +57,19 @@ struct DumpStats {
   // How private pages were copied: "in-place" (each process wrote its own
   // pages into the image), "readv" (ckpt read and wrote them), or "mixed".
   std::string page_copy;
+  // Things the user accepted that the restore depends on (external pipes).
+  std::vector<std::string> notes;
   std::int64_t frozen_ns = 0;  // from the first thread stopped to the process released or killed
   std::int64_t total_ns = 0;
   // Where the time went, in order (`ckpt dump --json` "phases_ms"): stopping
   // every thread; reading /proc and asking the process (registers, signals,
   // descriptors); the communication state (as comm_ns); finding the
   // populated pages; copying them into the image; finishing the image (index,
-  // fsync, rename); killing or releasing the processes.
+  // fsync, rename); killing or releasing the processes. Before them,
+  // precheck_ns: the checks from /proc before anything is stopped.
   struct Phases {
-    std::int64_t freeze_ns = 0, collect_ns = 0, comm_ns = 0, pagemap_ns = 0, pages_ns = 0, finish_ns = 0,
-                 end_ns = 0;
+    std::int64_t precheck_ns = 0, freeze_ns = 0, collect_ns = 0, comm_ns = 0, pagemap_ns = 0, pages_ns = 0,
+                 finish_ns = 0, end_ns = 0;
   } phases;
   // A SIGINT, SIGTERM or SIGHUP (or the death of ckpt) that arrived after
   // the image was complete: the dump was finished anyway. "" if none.

@@ -164,7 +164,8 @@ Result<int> ReattachPipe(std::uint64_t ino, bool write_end, int fd_number) {
     return FailedPrecondition("fd " + std::to_string(fd_number) + " is the " +
                               (write_end ? "write" : "read") + " end of " + want +
                               " whose other end was in another process; no live process "
-                              "holds that pipe any more");
+                              "holds that pipe any more (the dump accepted it with --external-pipes: restore "
+                              "while a process holding that pipe still runs)");
   }
   return result;
 }

@@ -152,7 +152,7 @@ struct Fd {
   std::int32_t file = -1;       // index into files (regular, device, fifo, deleted)
   std::uint64_t pipe_ino = 0;   // pipe inode (kPipe)
   bool pipe_write_end = false;  // kPipe: this fd is the write end
-  bool pipe_internal = false;   // kPipe: both ends are in the process (contents stored)
+  bool pipe_internal = false;   // kPipe: nobody outside holds it: recreated (contents stored)
   std::int32_t dup_of = -1;     // shares its open file description with this lower fd
 };
 

@@ -61,13 +61,7 @@ std::string FifoBlobName(const FileRef& fr) {
 }
 
 Status DumpPipes(const std::vector<pid_t>& pids, const std::vector<ProcessModel*>& models,
-                 std::vector<Blob>* blobs) {
-  std::set<std::uint64_t> readers, writers;
-  for (const ProcessModel* m : models) {
-    for (const auto& f : m->fds) {
-      if (f.kind == FdKind::kPipe) (f.pipe_write_end ? writers : readers).insert(f.pipe_ino);
-    }
-  }
+                 const std::set<std::uint64_t>& external, std::vector<Blob>* blobs) {
   std::set<std::uint64_t> stored;
   std::set<std::string> fifos;
   for (std::size_t i = 0; i < models.size(); ++i) {
@@ -82,7 +76,7 @@ Status DumpPipes(const std::vector<pid_t>& pids, const std::vector<ProcessModel*
         continue;
       }
       if (f.kind != FdKind::kPipe) continue;
-      f.pipe_internal = readers.count(f.pipe_ino) != 0 && writers.count(f.pipe_ino) != 0;
+      f.pipe_internal = external.count(f.pipe_ino) == 0;
       std::string link = ProcPath(pids[i], "fd/" + std::to_string(f.fd));
       int in = ::open(link.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
       int cap = in >= 0 ? ::fcntl(in, F_GETPIPE_SZ) : -1;

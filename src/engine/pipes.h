@@ -2,13 +2,15 @@
 // read and write ends are both in the dumped processes is "internal"; its
 // buffered bytes are stored once (blob "pipe.INODE") and at restore ckpt
 // creates it once, refills it and hands its ends to every member that had
-// them. Pipes with an end outside are reattached through a live holder
-// (files.cc). Not thread-safe.
+// them. Pipes that a process outside the dumped set holds too are refused
+// at dump (precheck.cc) or, with --external-pipes, reattached through a
+// live holder (files.cc). Not thread-safe.
 #pragma once
 
 #include <sys/types.h>
 
 #include <map>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -25,8 +27,12 @@ std::string FifoBlobName(const FileRef& fr);
 
 // Marks internal pipes in every member's descriptors and stores the bytes
 // buffered in each, once, as blobs. models[i] belongs to process pids[i].
+// A pipe is internal unless a process outside the members holds it too
+// (`external`, from the census of precheck.h): then it is reattached at
+// restore. An internal pipe whose other end nobody holds any more is
+// recreated with that end closed.
 Status DumpPipes(const std::vector<pid_t>& pids, const std::vector<ProcessModel*>& models,
-                 std::vector<Blob>* blobs);
+                 const std::set<std::uint64_t>& external, std::vector<Blob>* blobs);
 
 // The internal pipes of an image, created in ckpt.
 class PipeTable {

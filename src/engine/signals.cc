@@ -44,10 +44,38 @@ int ChildInstallSigactions(const Signals& s, int* bad_sig) {
   return 0;
 }
 
+namespace {
+int SignalOf(const std::string& si) {
+  int sig = 0;
+  if (si.size() >= sizeof sig) std::memcpy(&sig, si.data(), sizeof sig);
+  return sig;
+}
+}  // namespace
+
+void RecordGroupStop(Signals* s) {
+  // siginfo_t: si_signo, si_errno, si_code (SI_USER), then zeros.
+  std::string si(128, '\0');
+  std::int32_t head[3] = {SIGSTOP, 0, SI_USER};
+  std::memcpy(si.data(), head, sizeof head);
+  s->pending.push_back(std::move(si));
+}
+
+bool StopsAfterRestore(const ProcessModel& m) {
+  for (const auto& si : m.signals.pending) {
+    if (SignalOf(si) == SIGSTOP) return true;
+  }
+  for (const auto& t : m.threads) {
+    for (const auto& si : t.pending) {
+      if (SignalOf(si) == SIGSTOP) return true;
+    }
+  }
+  return false;
+}
+
 Status RestorePendingSignals(const ProcessModel& m, Injector* leader, pid_t tgid) {
   auto queue = [&](const std::string& si, bool thread, pid_t tid) -> Status {
-    int sig;
-    std::memcpy(&sig, si.data(), sizeof sig);
+    int sig = SignalOf(si);
+    if (sig == SIGSTOP) return Status::Ok();  // sent by the caller at the end
     ASSIGN_OR_RETURN(std::uint64_t at, leader->PutScratch(1024, si.data(), si.size()));
     if (thread) {
       return leader

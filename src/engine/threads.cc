@@ -26,12 +26,48 @@ constexpr std::uint64_t kAllSignals = ~0ull;
 
 Status FrozenProcess::Attach(pid_t tid) {
   Status s = Seize(tid, 0);
-  if (!s.ok()) return s;
-  RETURN_IF_ERROR(Interrupt(tid));
+  if (!s.ok()) {
+    // Traced by another tracer since the checks before the freeze: say by whom.
+    auto tracer = ReadProcFile(tid, "status");
+    std::size_t at = tracer.ok() ? tracer->find("\nTracerPid:") : std::string::npos;
+    pid_t by = at == std::string::npos ? 0 : std::atoi(tracer->c_str() + at + 11);
+    if (by != 0 && by != ::getpid()) {
+      auto comm = ReadProcFile(by, "comm");
+      std::string name = comm.ok() ? comm->substr(0, comm->find('\n')) : "?";
+      return FailedPrecondition("thread " + std::to_string(tid) + " is traced by process " +
+                                std::to_string(by) + " (" + name + "); detach that tracer first (" +
+                                s.message() + ")");
+    }
+    return s;
+  }
   FrozenThread t;
   t.tid = tid;
-  while (true) {
-    ASSIGN_OR_RETURN(StopInfo st, WaitStop(tid));
+  // A thread in a group stop (SIGSTOP, SIGTSTP...) is in a ptrace stop as
+  // soon as PTRACE_SEIZE returns (the kernel waits for that), reported as
+  // PTRACE_EVENT_STOP with the stop signal. It needs no PTRACE_INTERRUPT:
+  // one would stay pending and stop the thread again at its first resume,
+  // in the middle of an injected call.
+  int status = 0;
+  pid_t r = ::waitpid(tid, &status, __WALL | WNOHANG);
+  if (r == tid && WIFSTOPPED(status) && (status >> 16) == PTRACE_EVENT_STOP) {
+    t.group_stop = WSTOPSIG(status);
+  } else {
+    RETURN_IF_ERROR(Interrupt(tid));
+  }
+  while (t.group_stop == 0) {
+    StopInfo st;
+    if (r == tid) {  // already collected above (a signal-delivery stop, or an exit)
+      if (!WIFSTOPPED(status)) {
+        return FailedPrecondition("thread " + std::to_string(tid) + " " + DescribeWaitStatus(status) +
+                                  " while ckpt was stopping it");
+      }
+      st.status = status;
+      st.signal = WSTOPSIG(status);
+      st.event = status >> 16;
+      r = 0;
+    } else {
+      ASSIGN_OR_RETURN(st, WaitStop(tid));
+    }
     if (st.event == PTRACE_EVENT_STOP) break;
     if (st.event == 0) {
       // A signal was about to be delivered: keep it for later and go on.
@@ -85,6 +121,11 @@ Result<std::unique_ptr<FrozenProcess>> FrozenProcess::Freeze(pid_t pid) {
     }
   }
   return FailedPrecondition("process " + std::to_string(pid) + " keeps creating threads; cannot stop it");
+}
+
+bool FrozenProcess::group_stopped() const {
+  return std::any_of(threads_.begin(), threads_.end(),
+                     [](const FrozenThread& t) { return t.group_stop != 0; });
 }
 
 Status FrozenProcess::Release() {

@@ -23,6 +23,7 @@ struct FrozenThread {
   arch::Regs regs{};
   std::uint64_t sigmask = 0;
   std::vector<std::string> stashed;  // signals caught in signal-delivery-stop while freezing
+  int group_stop = 0;                // the stop signal, if it was in a group stop (SIGSTOP...) when seized
 };
 
 // A process whose threads are all in a ptrace stop. The destructor detaches
@@ -36,6 +37,9 @@ class FrozenProcess {
 
   pid_t pid() const { return pid_; }
   std::vector<FrozenThread>& threads() { return threads_; }
+  // True if the process was stopped (SIGSTOP, SIGTSTP...) when it was
+  // seized; released, it stops again.
+  bool group_stopped() const;
   // Puts registers and masks back and lets every thread run.
   Status Release();
   // Kills the process and waits until its threads are gone.

@@ -44,6 +44,9 @@ while True:
   sqlite3)
     # A feeder writes SQL into an anonymous pipe; it pauses while the dump
     # and restore happen (else its writes would meet a pipe without reader).
+    # The feeder is outside the dump: without --external-pipes the dump is
+    # refused (run_refusals.sh), with it the restore reattaches sqlite3 to
+    # the very pipe the feeder still holds.
     # stdbuf only makes its stdout line-buffered (it is not a terminal).
     ( i=0
       echo "CREATE TABLE t(v INTEGER);"
@@ -62,13 +65,18 @@ esac
 wait_lines 20
 for round in 1 2; do
   [ "$KIND" = sqlite3 ] && { touch "$W/pause"; sleep 0.1; }
-  "$CKPT" dump "$PID" -D "$W/img" >"$W/dump.out" 2>&1 || { cat "$W/dump.out"; fail "dump $round"; }
+  DOPT=()
+  [ "$KIND" = sqlite3 ] && DOPT=(--external-pipes)
+  "$CKPT" dump "$PID" -D "$W/img" "${DOPT[@]}" >"$W/dump.out" 2>&1 || { cat "$W/dump.out"; fail "dump $round"; }
   if [ -n "$RJOB" ]; then
     wait "$RJOB" 2>/dev/null
   elif [ "$KIND" != sqlite3 ]; then  # (a pipeline member: `wait` would wait for the feeder too)
     wait "$PID" 2>/dev/null
   fi
   before=$(lines)
+  # (Removed first: the backgrounded redirection truncates it only when the
+  # job starts, and the loop below must not read the previous round's.)
+  rm -f "$W/restore.json"
   "$CKPT" restore -D "$W/img" --json >"$W/restore.json" 2>"$W/restore.err" &
   RJOB=$!
   for _ in $(seq 1 1500); do grep -q '"pid"' "$W/restore.json" 2>/dev/null && break; sleep 0.02; done

@@ -11,10 +11,13 @@
 # dumped (in DIR/companion): it must go on untouched and pass too.
 # --restore-wrap runs the restore under CMD (e.g. a script that restores in
 # fresh namespaces: a "second host").
+# --stopped stops the process (and its descendants) with SIGSTOP before each
+# dump: the restored (or left running) process must be stopped too (state
+# T, staying so), and go on at SIGCONT.
 set -u
 CKPT=$1 PROG=$2
 shift 2
-BEFORE="" CPID="" COMPANION=0 ITER=1 LEAVE=0 PIDNS=0 SIG="" RENV="" SETUP="" EXPECT="" DOPTS=() ROPTS=() RWRAP=""
+BEFORE="" CPID="" COMPANION=0 STOPPED=0 ITER=1 LEAVE=0 PIDNS=0 SIG="" RENV="" SETUP="" EXPECT="" DOPTS=() ROPTS=() RWRAP=""
 while [ $# -gt 0 ]; do
   case $1 in
     --iterations) ITER=$2; shift 2 ;;
@@ -28,6 +31,7 @@ while [ $# -gt 0 ]; do
     --restore-opt) ROPTS+=("$2"); shift 2 ;;
     --restore-wrap) RWRAP=$2; shift 2 ;;
     --companion) COMPANION=1; shift ;;
+    --stopped) STOPPED=1; shift ;;
     --before-restore) BEFORE=$2; shift 2 ;;
     --) shift; break ;;
     *) echo "unknown option $1"; exit 2 ;;
@@ -69,6 +73,37 @@ if [ "$COMPANION" = 1 ]; then
   wait_for "$W/companion/ready" 120 || fail "companion never became ready"
 fi
 
+state() { awk '{print $3}' "/proc/$1/stat" 2>/dev/null; }
+# PID and every process below it.
+tree_pids() {
+  local todo=("$1") p
+  while [ ${#todo[@]} -gt 0 ]; do
+    p=${todo[0]}
+    todo=("${todo[@]:1}")
+    echo "$p"
+    for c in $(cat /proc/"$p"/task/*/children 2>/dev/null); do todo+=("$c"); done
+  done
+}
+stop_all() {
+  [ "$STOPPED" = 1 ] || return 0
+  kill -STOP $(tree_pids "$PID")
+  for _ in $(seq 1 250); do [ "$(state "$PID")" = T ] && return 0; sleep 0.02; done
+  fail "process $PID did not stop"
+}
+# The process must be stopped, stay stopped, and go on at SIGCONT.
+stopped_then_cont() {
+  [ "$STOPPED" = 1 ] || return 0
+  for _ in $(seq 1 250); do [ "$(state "$PID")" = T ] && break; sleep 0.02; done
+  [ "$(state "$PID")" = T ] || fail "process $PID is in state '$(state "$PID")', not stopped (T)"
+  local pids
+  pids=$(tree_pids "$PID")
+  sleep 0.3
+  for p in $pids; do
+    [ "$(state "$p")" = T ] || [ "$(state "$p")" = Z ] || fail "process $p went on before SIGCONT (state '$(state "$p")')"
+  done
+  kill -CONT $pids
+}
+
 restore() {
   rm -f "$W/restore.json"
   [ -n "$BEFORE" ] && (cd "$W" && eval "$BEFORE")
@@ -92,9 +127,14 @@ restore() {
 
 if [ "$LEAVE" = 1 ]; then
   for i in $(seq 1 "$ITER"); do
+    stop_all
     "$CKPT" dump "$PID" -D "$W/img" --leave-running "${DOPTS[@]}" >/dev/null || fail "dump --leave-running $i"
-    state=$(awk '{print $3}' /proc/$PID/stat 2>/dev/null)
-    case "$state" in R|S|D) ;; *) fail "process is in state '$state' after a --leave-running dump" ;; esac
+    if [ "$STOPPED" = 1 ]; then
+      stopped_then_cont
+    else
+      state=$(awk '{print $3}' /proc/$PID/stat 2>/dev/null)
+      case "$state" in R|S|D) ;; *) fail "process is in state '$state' after a --leave-running dump" ;; esac
+    fi
     sleep 0.1
   done
   [ -n "$SIG" ] && kill -"$SIG" "$PID"
@@ -105,8 +145,10 @@ if [ "$LEAVE" = 1 ]; then
   rm -f "$W/result" "$W/stop"
   # The image taken while it ran must restore too.
   restore
+  stopped_then_cont
 else
   for i in $(seq 1 "$ITER"); do
+    stop_all
     "$CKPT" dump "$PID" -D "$W/img" "${DOPTS[@]}" >"$W/dump.out" || fail "dump $i"
     # A dump that replaced the previous image removed it (it was swapped out
     # to the temporary name first).
@@ -114,6 +156,7 @@ else
     [ -z "$left" ] || fail "dump $i left $left behind in $W/img"
     { if [ -n "$RJOB" ]; then wait "$RJOB"; RJOB=""; else wait "$PID"; fi; } 2>/dev/null
     restore
+    stopped_then_cont
     sleep 0.05
   done
 fi

@@ -1,5 +1,5 @@
-// ckpt dump PID -D DIR [--tree] [--ipc KIND:ID]... [--leave-running] [--json] [--progress] [--no-sync]
-//           [--image-mode MODE]
+// ckpt dump PID -D DIR [--tree] [--ipc KIND:ID]... [--external-pipes] [--leave-running] [--json] [--progress]
+//           [--no-sync] [--image-mode MODE]
 #include <cstdio>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
@@ -17,6 +17,7 @@ struct DumpCliOptions {
   bool tree = false;
   std::vector<std::string> ipc;
   std::string dir;
+  bool external_pipes = false;
   bool leave_running = false;
   bool json = false;
   bool progress = false;
@@ -42,6 +43,7 @@ int Run(const DumpCliOptions& o) {
   }
   d.dir = o.dir;
   d.image_mode = o.image_mode;
+  d.external_pipes = o.external_pipes;
   d.leave_running = o.leave_running;
   d.sync = !o.no_sync;
   ProgressLine line("dumping memory", o.progress);
@@ -56,6 +58,7 @@ int Run(const DumpCliOptions& o) {
     std::fprintf(stderr, "ckpt: %s after the image was complete; the dump was finished\n",
                  s.late_interruption.c_str());
   }
+  for (const auto& n : s.notes) std::fprintf(stderr, "ckpt: note: %s\n", n.c_str());
   if (o.json) {
     nlohmann::ordered_json j = {{"pid", o.pid},
                                 {"image", s.image_path},
@@ -75,14 +78,16 @@ int Run(const DumpCliOptions& o) {
                                 {"frozen_ms", s.frozen_ns / 1e6},
                                 {"total_ms", s.total_ns / 1e6},
                                 {"phases_ms",
-                                 {{"freeze", s.phases.freeze_ns / 1e6},
+                                 {{"precheck", s.phases.precheck_ns / 1e6},
+                                  {"freeze", s.phases.freeze_ns / 1e6},
                                   {"collect", s.phases.collect_ns / 1e6},
                                   {"comm", s.phases.comm_ns / 1e6},
                                   {"pagemap", s.phases.pagemap_ns / 1e6},
                                   {"pages", s.phases.pages_ns / 1e6},
                                   {"finish", s.phases.finish_ns / 1e6},
                                   {"end", s.phases.end_ns / 1e6}}},
-                                {"left_running", o.leave_running}};
+                                {"left_running", o.leave_running},
+                                {"notes", s.notes}};
     PrintJson(j);
   } else {
     std::printf(
@@ -111,6 +116,11 @@ void AddDump(CLI::App& app, Runner* run) {
   c->add_option("--ipc", o->ipc,
                 "Also dump this System V object (shm:ID, sem:ID, msg:ID) besides those found in use "
                 "(repeatable)");
+  c->add_flag(
+      "--external-pipes", o->external_pipes,
+      "Accept pipes that a process outside the dumped set holds too (e.g. the other end of a shell "
+      "pipeline, or stdout read by the caller): they are not saved, and the restore reopens them through "
+      "a process that still holds them (without this option such a dump is refused)");
   c->add_flag("--leave-running", o->leave_running,
               "Let the processes continue after the dump (default: kill them and move their System V objects "
               "into the image)");
