@@ -284,7 +284,8 @@ def test_non_utf8_bytes(work):
     # directory have such names (it used to abort after killing the target).
     sl = os.path.join(d, b"sl\xffep")
     shutil.copy("/bin/sleep", sl)
-    target = subprocess.Popen([sl, b"300"])
+    target = subprocess.Popen([sl, b"300"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)  # a pipe to us would be an external pipe
     try:
         time.sleep(0.3)
         imgdir = os.path.join(wb, b"img\xfa")
