@@ -23,6 +23,7 @@
 #include "engine/inject.h"
 #include "engine/ptrace.h"
 #include "engine/sysv.h"
+#include "engine/util.h"
 #include "platform/posix_util.h"
 #include "util/bytes.h"
 
@@ -62,23 +63,6 @@ constexpr char kImageFd = 'D';    // u32 pid, u32 descriptor of the image in it 
 constexpr char kSemValues = 'V';  // u32 semid, then u16 values (none: back as they were)
 constexpr char kSemUndo = 'U';    // u32 pid, u32 semid, then i16 adjustments (none: all of pid given back)
 constexpr char kSemLast = 'O';    // u32 semid, then u32 last operators (none: they are again)
-
-std::string Frame(char type, const std::string& payload) {
-  std::string f(1, type);
-  PutU32(&f, static_cast<std::uint32_t>(payload.size()));
-  return f + payload;
-}
-
-bool WriteAll(int fd, const std::string& s) {
-  std::size_t off = 0;
-  while (off < s.size()) {
-    ssize_t n = ::write(fd, s.data() + off, s.size() - off);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    off += static_cast<std::size_t>(n);
-  }
-  return true;
-}
 
 // What the worker said it changed: for the repair if it dies.
 struct ThreadNote {

@@ -18,31 +18,13 @@
 #include <vector>
 
 #include "engine/guard.h"
+#include "engine/util.h"
 #include "platform/posix_util.h"
 #include "util/bytes.h"
 
 namespace ckpt::engine {
 
 namespace {
-
-// Messages to the guardian: a type byte, a u32 length, the payload.
-std::string Frame(char type, const std::string& payload) {
-  std::string f(1, type);
-  PutU32(&f, static_cast<std::uint32_t>(payload.size()));
-  return f + payload;
-}
-
-// Never SIGPIPE: a guardian that died must not take ckpt with it.
-bool WriteAll(int fd, const std::string& s) {
-  std::size_t off = 0;
-  while (off < s.size()) {
-    ssize_t n = ::send(fd, s.data() + off, s.size() - off, MSG_NOSIGNAL);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    off += static_cast<std::size_t>(n);
-  }
-  return true;
-}
 
 // Guardian message types.
 constexpr char kSysv = 'S';   // kind byte, u32 id, u32 key
@@ -180,7 +162,7 @@ Status RestoreGuard::Start() {
 
 void RestoreGuard::Send(char type, const std::string& payload) {
   if (fd_ < 0) return;
-  if (!WriteAll(fd_, Frame(type, payload))) {
+  if (!WriteAll(fd_, Frame(type, payload), /*socket=*/true)) {
     ::close(fd_);
     fd_ = -1;
   }

@@ -341,8 +341,7 @@ class PosixEnv final : public Env {
       ::close(fd);
       return InvalidArgument(path + " is a directory, not a file");
     }
-    return std::unique_ptr<image::RandomAccessSource>(
-        new PosixRandomAccessFile(path, fd, static_cast<std::uint64_t>(st.st_size)));
+    return NewFdSource(path, fd, static_cast<std::uint64_t>(st.st_size));
   }
   Status RenameFile(const std::string& from, const std::string& to) override {
     if (::rename(from.c_str(), to.c_str()) != 0) return PosixError("rename", from + " to " + to, errno);
@@ -596,6 +595,10 @@ class PosixEnv final : public Env {
 };
 
 }  // namespace
+
+std::unique_ptr<image::RandomAccessSource> NewFdSource(std::string path, int fd, std::uint64_t size) {
+  return std::make_unique<PosixRandomAccessFile>(std::move(path), fd, size);
+}
 
 int CheckpointSignal() {
   return SIGRTMIN + 5;

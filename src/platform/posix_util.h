@@ -1,14 +1,20 @@
 // POSIX-only helpers shared by the POSIX Env and the Linux engine.
 #pragma once
 
+#include <cstdint>
+#include <memory>
 #include <string>
 
+#include "image/io.h"
 #include "util/status.h"
 
 namespace ckpt::platform {
 
 // "op object: strerror(err)" as a Status of a fitting code.
 Status PosixError(const std::string& op, const std::string& object, int err);
+// A source reading the open file `fd` (owned: closed with the source) of
+// `size` bytes with pread; `path` names it in messages.
+std::unique_ptr<image::RandomAccessSource> NewFdSource(std::string path, int fd, std::uint64_t size);
 // The real-time signal a ckpt session listens on for checkpoint requests.
 int CheckpointSignal();
 
