@@ -12,6 +12,7 @@ import socket
 import stat
 import subprocess
 import sys
+import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
@@ -122,9 +123,13 @@ def test_runtime_dir_of_another_user_is_refused(work):
     check(c.returncode == 1 and "owned by uid 65534" in c.stderr, "CLI: rc %d %s" % (c.returncode, c.stderr))
 
 
-def inner_default_tmp():
+def inner_default_tmp(old):
     """Runs in a private mount namespace with an empty tmpfs on /tmp (see
     test_default_runtime_dir_taken_over)."""
+    global CKPT, HEAT
+    # The build may itself be under /tmp (a clone there): keep reaching it.
+    subprocess.run(["mount", "--bind", "/tmp", old], check=True)
+    CKPT, HEAT = [old + p[4:] if p.startswith("/tmp/") else p for p in (CKPT, HEAT)]
     subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=1777", "tmpfs", "/tmp"], check=True)
     e = {k: v for k, v in os.environ.items() if k not in ("CKPT_RUNTIME_DIR", "XDG_RUNTIME_DIR")}
     rt = "/tmp/ckpt-%d" % os.geteuid()
@@ -182,8 +187,12 @@ def test_default_runtime_dir_taken_over(work):
     if not shutil.which("unshare"):
         print("skip: no unshare")
         return
-    p = run(["unshare", "--mount", "--propagation", "private", sys.executable, os.path.abspath(__file__),
-             "--inner-default-tmp"], timeout=300)
+    old = tempfile.mkdtemp(dir="/run", prefix="ckpt-test-oldtmp-")  # where the real /tmp stays reachable
+    try:
+        p = run(["unshare", "--mount", "--propagation", "private", sys.executable, os.path.abspath(__file__),
+                 "--inner-default-tmp", old], timeout=300)
+    finally:
+        os.rmdir(old)  # the bind mount on it ended with the namespace
     check(p.returncode == 0 and "inner ok" in p.stdout, "in the namespace:\n%s\n%s" % (p.stdout, p.stderr))
 
 
@@ -403,8 +412,8 @@ def test_terminal_escapes_are_not_printed(work):
 
 
 if __name__ == "__main__":
-    if sys.argv[1:] == ["--inner-default-tmp"]:
-        inner_default_tmp()
+    if sys.argv[1:2] == ["--inner-default-tmp"]:
+        inner_default_tmp(sys.argv[2])
         sys.exit(0)
     tests = [(n, f) for n, f in sorted(globals().items()) if n.startswith("test_")]
     only = sys.argv[1:]
