@@ -439,11 +439,11 @@ Result<DumpStats> DumpHere(const DumpOptions& o) {
 std::string EncodeStats(const DumpStats& s) {
   std::string o;
   PutString(&o, s.image_path);
-  for (std::int64_t v :
-       {std::int64_t{s.threads}, std::int64_t{s.vmas}, std::int64_t{s.fds}, std::int64_t{s.members},
-        std::int64_t{s.shared_objects}, std::int64_t{s.sysv_sems}, std::int64_t{s.sysv_queues}, s.comm_ns,
-        s.shared_write_ns, s.frozen_ns, s.total_ns, s.phases.precheck_ns, s.phases.freeze_ns, s.phases.collect_ns,
-        s.phases.comm_ns, s.phases.pagemap_ns, s.phases.pages_ns, s.phases.finish_ns, s.phases.end_ns}) {
+  for (std::int64_t v : {std::int64_t{s.threads}, std::int64_t{s.vmas}, std::int64_t{s.fds},
+                         std::int64_t{s.members}, std::int64_t{s.shared_objects}, std::int64_t{s.sysv_sems},
+                         std::int64_t{s.sysv_queues}, s.comm_ns, s.shared_write_ns, s.frozen_ns, s.total_ns,
+                         s.phases.precheck_ns, s.phases.freeze_ns, s.phases.collect_ns, s.phases.comm_ns,
+                         s.phases.pagemap_ns, s.phases.pages_ns, s.phases.finish_ns, s.phases.end_ns}) {
     PutU64(&o, static_cast<std::uint64_t>(v));
   }
   for (std::uint64_t v :
