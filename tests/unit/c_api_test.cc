@@ -10,26 +10,23 @@
 #include <vector>
 
 #include "ckpt/ckpt.h"
+#include "temp_dir_test.h"
 
 namespace {
 
 namespace fs = std::filesystem;
 
-class CApiTest : public ::testing::Test {
+class CApiTest : public ckpt::TempDirTest {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("ckpt-capi-test-" + std::to_string(::getpid()) + "-" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-    setenv("CKPT_RUNTIME_DIR", (dir_ / "run").c_str(), 1);
+    TempDirTest::SetUp();
     setenv("CKPT_DIR", dir_.c_str(), 1);
     setenv("CKPT_QUIET", "1", 1);
   }
   void TearDown() override {
     unsetenv("CKPT_DIR");
     unsetenv("CKPT_QUIET");
-    fs::remove_all(dir_);
+    TempDirTest::TearDown();
   }
   ckpt_session* Open() {
     int argc = 1;
@@ -42,7 +39,6 @@ class CApiTest : public ::testing::Test {
     std::sort(v.begin(), v.end());
     return v;
   }
-  fs::path dir_;
   char name_[8] = "capi";
   char* argv_[2] = {name_, nullptr};
 };

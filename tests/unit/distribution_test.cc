@@ -17,31 +17,16 @@
 
 #include "ckpt/ckpt.hpp"
 #include "state/value_walk.h"
+#include "temp_dir_test.h"
 
 namespace ckpt {
 namespace {
 
 namespace fs = std::filesystem;
 
-class DistributionTest : public ::testing::Test {
+class DistributionTest : public TempDirTest {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("ckpt-dist-test-" + std::to_string(::getpid()) + "-" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-    setenv("CKPT_RUNTIME_DIR", (dir_ / "run").c_str(), 1);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-  Options Opts(std::string resume = "") {
-    Options o;
-    o.dir = dir_.string();
-    o.resume = std::move(resume);
-    o.quiet = true;
-    o.throw_on_error = true;
-    o.name = "d";
-    return o;
-  }
+  Options Opts(std::string resume = "") const { return TempDirTest::Opts(std::move(resume), "d"); }
 
   // Bits of a draw, so that floating-point values compare exactly.
   template <typename V>
@@ -89,8 +74,6 @@ class DistributionTest : public ::testing::Test {
   void ExpectAll(const D& proto) {
     for (int before : {0, 1, 2, 7, 100}) ExpectResumeContinues(proto, before, 200);
   }
-
-  fs::path dir_;
 };
 
 TEST_F(DistributionTest, StatefulDistributionsResumeBitIdentically) {

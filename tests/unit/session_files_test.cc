@@ -20,33 +20,18 @@
 #include "lib/program_image.h"
 #include "lib/testing.h"
 #include "platform/env.h"
+#include "temp_dir_test.h"
 
 namespace ckpt {
 namespace {
 
 namespace fs = std::filesystem;
 
-class SessionFilesTest : public ::testing::Test {
+class SessionFilesTest : public TempDirTest {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("ckpt-session-files-" + std::to_string(::getpid()) + "-" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-    setenv("CKPT_RUNTIME_DIR", Run().c_str(), 1);
-  }
   void TearDown() override {
     lib::SetEnvForTesting(nullptr);
-    fs::remove_all(dir_);
-  }
-  std::string Run() const { return (dir_ / "run").string(); }
-  Options Opts() {
-    Options o;
-    o.dir = dir_.string();
-    o.quiet = true;
-    o.throw_on_error = true;
-    o.name = "t";
-    return o;
+    TempDirTest::TearDown();
   }
   std::vector<std::string> Files(const fs::path& d) {
     std::vector<std::string> v;
@@ -76,7 +61,6 @@ class SessionFilesTest : public ::testing::Test {
     struct stat st;
     return ::stat(p.c_str(), &st) == 0 ? (st.st_mode & 07777) : 0xffffffffu;
   }
-  fs::path dir_;
 };
 
 TEST_F(SessionFilesTest, ImagesAreOwnerOnlyUnlessWidened) {

@@ -13,33 +13,18 @@
 #include "image/reader.h"
 #include "lib/testing.h"
 #include "platform/env.h"
+#include "temp_dir_test.h"
 
 namespace ckpt {
 namespace {
 
 namespace fs = std::filesystem;
 
-class SessionTest : public ::testing::Test {
+class SessionTest : public TempDirTest {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("ckpt-session-test-" + std::to_string(::getpid()) + "-" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-    setenv("CKPT_RUNTIME_DIR", (dir_ / "run").c_str(), 1);
-  }
   void TearDown() override {
     lib::SetEnvForTesting(nullptr);
-    fs::remove_all(dir_);
-  }
-  Options Opts(std::string resume = "") {
-    Options o;
-    o.dir = dir_.string();
-    o.resume = std::move(resume);
-    o.quiet = true;
-    o.throw_on_error = true;
-    o.name = "t";
-    return o;
+    TempDirTest::TearDown();
   }
   std::vector<std::string> Images() {
     std::vector<std::string> v;
@@ -49,7 +34,6 @@ class SessionTest : public ::testing::Test {
     std::sort(v.begin(), v.end());
     return v;
   }
-  fs::path dir_;
 };
 
 TEST_F(SessionTest, CheckpointThenResumeRestoresEveryVariable) {
