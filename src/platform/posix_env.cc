@@ -329,14 +329,8 @@ class PosixEnv final : public Env {
     }
   }
   Result<std::unique_ptr<image::RandomAccessSource>> NewRandomAccessFile(const std::string& path) override {
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return PosixError("open", path, errno);
     struct stat st;
-    if (::fstat(fd, &st) != 0) {
-      int e = errno;
-      ::close(fd);
-      return PosixError("stat", path, e);
-    }
+    ASSIGN_OR_RETURN(int fd, OpenForReading(path, &st));
     if (S_ISDIR(st.st_mode)) {
       ::close(fd);
       return InvalidArgument(path + " is a directory, not a file");
@@ -595,6 +589,17 @@ class PosixEnv final : public Env {
 };
 
 }  // namespace
+
+Result<int> OpenForReading(const std::string& path, struct stat* st) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return PosixError("open", path, errno);
+  if (::fstat(fd, st) != 0) {
+    int e = errno;
+    ::close(fd);
+    return PosixError("stat", path, e);
+  }
+  return fd;
+}
 
 std::unique_ptr<image::RandomAccessSource> NewFdSource(std::string path, int fd, std::uint64_t size) {
   return std::make_unique<PosixRandomAccessFile>(std::move(path), fd, size);

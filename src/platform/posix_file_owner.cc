@@ -1,5 +1,3 @@
-#include <errno.h>
-#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -12,14 +10,8 @@ namespace ckpt::platform {
 
 Result<std::unique_ptr<image::RandomAccessSource>> OpenCheckingOwner(const std::string& path, bool* own,
                                                                      std::string* why) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return PosixError("open", path, errno);
   struct stat st;
-  if (::fstat(fd, &st) != 0) {
-    int e = errno;
-    ::close(fd);
-    return PosixError("stat", path, e);
-  }
+  ASSIGN_OR_RETURN(int fd, OpenForReading(path, &st));
   if (!S_ISREG(st.st_mode)) {
     ::close(fd);
     return FailedPrecondition(path + " is not a regular file");

@@ -1,6 +1,8 @@
 // POSIX-only helpers shared by the POSIX Env and the Linux engine.
 #pragma once
 
+#include <sys/stat.h>
+
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -12,6 +14,9 @@ namespace ckpt::platform {
 
 // "op object: strerror(err)" as a Status of a fitting code.
 Status PosixError(const std::string& op, const std::string& object, int err);
+// Opens `path` read-only (O_CLOEXEC) and fstat()s what was opened, so that
+// what is checked is what is read. The caller owns the descriptor.
+Result<int> OpenForReading(const std::string& path, struct stat* st);
 // A source reading the open file `fd` (owned: closed with the source) of
 // `size` bytes with pread; `path` names it in messages.
 std::unique_ptr<image::RandomAccessSource> NewFdSource(std::string path, int fd, std::uint64_t size);
