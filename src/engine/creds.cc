@@ -25,15 +25,6 @@ std::vector<std::uint64_t> Numbers(const std::string& v, int base) {
   return out;
 }
 
-std::string Field(const std::string& status, const std::string& key) {
-  std::string k = "\n" + key + ":";
-  std::size_t p = status.find(k);
-  if (p == std::string::npos) return "";
-  p += k.size();
-  std::size_t e = status.find('\n', p);
-  return status.substr(p, e == std::string::npos ? std::string::npos : e - p);
-}
-
 // Thread `inj` runs prctl(option, arg); an error names `what`.
 Status Prctl(Injector* inj, const std::string& what, std::uint64_t option, std::uint64_t arg) {
   return inj->Call(what, SYS_prctl, {option, arg, 0, 0, 0}).status();
@@ -142,7 +133,7 @@ Result<ThreadCreds> ReadThreadCreds(pid_t pid, pid_t tid) {
   s.insert(0, "\n");
   ThreadCreds c;
   c.tid = tid;
-  auto uid = Numbers(Field(s, "Uid"), 10), gid = Numbers(Field(s, "Gid"), 10);
+  auto uid = Numbers(TextField(s, "Uid"), 10), gid = Numbers(TextField(s, "Gid"), 10);
   if (uid.size() != 4 || gid.size() != 4) {
     return Corruption("cannot read the credentials of thread " + std::to_string(tid) + " from " +
                       ProcPath(pid, "task/" + std::to_string(tid) + "/status"));
@@ -151,14 +142,15 @@ Result<ThreadCreds> ReadThreadCreds(pid_t pid, pid_t tid) {
     c.uid[i] = static_cast<std::uint32_t>(uid[i]);
     c.gid[i] = static_cast<std::uint32_t>(gid[i]);
   }
-  for (std::uint64_t g : Numbers(Field(s, "Groups"), 10)) c.groups.push_back(static_cast<std::uint32_t>(g));
+  for (std::uint64_t g : Numbers(TextField(s, "Groups"), 10))
+    c.groups.push_back(static_cast<std::uint32_t>(g));
   std::uint64_t* caps[] = {&c.cap_inh, &c.cap_prm, &c.cap_eff, &c.cap_bnd, &c.cap_amb};
   const char* names[] = {"CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"};
   for (int i = 0; i < 5; ++i) {
-    auto v = Numbers(Field(s, names[i]), 16);
+    auto v = Numbers(TextField(s, names[i]), 16);
     *caps[i] = v.empty() ? 0 : v[0];
   }
-  auto nnp = Numbers(Field(s, "NoNewPrivs"), 10);
+  auto nnp = Numbers(TextField(s, "NoNewPrivs"), 10);
   c.no_new_privs = !nnp.empty() && nnp[0] != 0;
   return c;
 }

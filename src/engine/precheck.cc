@@ -55,56 +55,20 @@ std::string Who(pid_t pid) {
   return "process " + std::to_string(pid) + " (" + Comm(pid) + ")";
 }
 
-// The numeric entries of a /proc directory (processes, threads, fds).
-std::vector<int> Numbers(const std::string& dir) {
-  std::vector<int> out;
-  DIR* d = ::opendir(dir.c_str());
-  if (d == nullptr) return out;
-  while (struct dirent* de = ::readdir(d)) {
-    if (de->d_name[0] >= '0' && de->d_name[0] <= '9') out.push_back(std::atoi(de->d_name));
-  }
-  ::closedir(d);
-  std::sort(out.begin(), out.end());
-  return out;
-}
-
-std::vector<pid_t> Children(pid_t pid) {
-  std::vector<pid_t> out;
-  for (int tid : Numbers(ProcPath(pid, "task"))) {
-    auto c = ReadProcFile(pid, "task/" + std::to_string(tid) + "/children");
-    if (!c.ok()) continue;
-    std::istringstream in(*c);
-    for (pid_t p; in >> p;) out.push_back(p);
-  }
-  return out;
-}
-
-// The value of `key:` in a status-like text ("" if absent).
-std::string Field(const std::string& text, const std::string& key) {
-  std::string k = key + ":";
-  std::size_t p = text.compare(0, k.size(), k) == 0 ? 0 : text.find("\n" + k);
-  if (p == std::string::npos) return "";
-  p = text.find(':', p) + 1;
-  std::size_t e = text.find('\n', p);
-  std::string v = text.substr(p, e == std::string::npos ? std::string::npos : e - p);
-  std::size_t a = v.find_first_not_of(" \t");
-  return a == std::string::npos ? "" : v.substr(a);
-}
-
 // Another tracer and seccomp, per thread (both are per-thread state).
 void CheckThreads(pid_t pid, bool frozen, std::vector<Problem>* out) {
-  for (int tid : Numbers(ProcPath(pid, "task"))) {
+  for (int tid : ListNumbered(ProcPath(pid, "task"))) {
     auto st = ReadProcFile(pid, "task/" + std::to_string(tid) + "/status");
     if (!st.ok()) continue;  // the thread exited meanwhile
     std::string thread = tid == pid ? "" : "thread " + std::to_string(tid) + " ";
-    pid_t tracer = std::atoi(Field(*st, "TracerPid").c_str());
+    pid_t tracer = std::atoi(TextField(*st, "TracerPid").c_str());
     if (!frozen && tracer != 0 && tracer != ::getpid()) {
       out->push_back({pid, Why::kTracer,
                       thread + "is traced by " + Who(tracer) + " (TracerPid in " +
                           ProcPath(pid, tid == pid ? "status" : "task/" + std::to_string(tid) + "/status") +
                           ")"});
     }
-    std::string seccomp = Field(*st, "Seccomp");
+    std::string seccomp = TextField(*st, "Seccomp");
     if (!seccomp.empty() && seccomp != "0") {
       out->push_back({pid, Why::kSeccomp,
                       thread + "runs under seccomp (" + (seccomp == "1" ? "strict mode" : "a filter") + ")"});
@@ -128,7 +92,7 @@ Result<bool> CheckState(pid_t pid, bool root, std::vector<Problem>* out) {
   }
   if (!stat->empty() && ((*stat)[0] == "Z" || (*stat)[0] == "X")) {
     if (root) {
-      bool threads = Numbers(ProcPath(pid, "task")).size() > 1;
+      bool threads = ListNumbered(ProcPath(pid, "task")).size() > 1;
       out->push_back({pid, Why::kState,
                       threads ? "has a main thread that exited (a zombie leader is not supported)"
                               : "has exited (a zombie its parent has not reaped)"});
@@ -191,7 +155,7 @@ std::string DescribeLock(const std::string& line, pid_t holder) {
 // Every descriptor: the kinds the engine cannot save, the locks held
 // through it, and pipe ends (into `pipes`).
 void CheckFds(pid_t pid, std::vector<Problem>* out, PipeMap* pipes) {
-  for (int n : Numbers(ProcPath(pid, "fd"))) {
+  for (int n : ListNumbered(ProcPath(pid, "fd"))) {
     std::string link_path = ProcPath(pid, "fd/" + std::to_string(n));
     auto link = ReadLink(link_path);
     struct stat st;
@@ -202,7 +166,7 @@ void CheckFds(pid_t pid, std::vector<Problem>* out, PipeMap* pipes) {
     const std::string& l = *link;
     if (l.compare(0, 5, "pipe:") == 0) {
       std::uint32_t flags =
-          static_cast<std::uint32_t>(std::strtoul(Field(*info, "flags").c_str(), nullptr, 8));
+          static_cast<std::uint32_t>(std::strtoul(TextField(*info, "flags").c_str(), nullptr, 8));
       if (pipes != nullptr) pipes->operator[](st.st_ino).push_back({pid, n, (flags & O_ACCMODE) == O_WRONLY});
     } else if (l.empty() || l[0] != '/') {
       out->push_back({pid, Why::kFd, fd + " is " + l});
@@ -231,9 +195,9 @@ std::string InodeKey(unsigned major, unsigned minor, std::uint64_t ino) {
 // then held through that descriptor's open file description).
 bool SomeDescriptorShowsLock(const std::string& key) {
   std::string needle = " " + key + " ";
-  for (int p : Numbers("/proc")) {
+  for (int p : ListNumbered("/proc")) {
     std::string dir = "/proc/" + std::to_string(p) + "/fd/";
-    for (int n : Numbers(dir)) {
+    for (int n : ListNumbered(dir)) {
       struct stat st;
       if (::stat((dir + std::to_string(n)).c_str(), &st) != 0 ||
           InodeKey(major(st.st_dev), minor(st.st_dev), st.st_ino) != key)
@@ -321,16 +285,16 @@ Status CheckTimers(pid_t pid, std::vector<Problem>* out) {
     std::size_t next = t->find("\nID:", p);
     std::string block = t->substr(p, next == std::string::npos ? std::string::npos : next + 1 - p);
     p = next == std::string::npos ? t->size() : next + 1;
-    std::string sig = Field(block, "signal");
+    std::string sig = TextField(block, "signal");
     int signo = std::atoi(sig.c_str());
-    std::string notify = Field(block, "notify");
+    std::string notify = TextField(block, "notify");
     std::string how =
         notify.compare(0, 5, "none/") == 0 ? "no signal (SIGEV_NONE)" : "signal " + std::to_string(signo);
     const char* abbrev = signo > 0 ? sigabbrev_np(signo) : nullptr;
     if (abbrev != nullptr && notify.compare(0, 5, "none/") != 0) how += std::string(" (SIG") + abbrev + ")";
     out->push_back({pid, Why::kTimer,
-                    "has POSIX timer " + Field(block, "ID") + " (" +
-                        ClockName(std::atoi(Field(block, "ClockID").c_str())) + ", " + how + ", notify " +
+                    "has POSIX timer " + TextField(block, "ID") + " (" +
+                        ClockName(std::atoi(TextField(block, "ClockID").c_str())) + ", " + how + ", notify " +
                         notify + ")"});
   }
   return Status::Ok();
@@ -460,11 +424,11 @@ PipeMap FindOutsideHolders(const std::set<std::uint64_t>& inodes, const std::set
                            pid_t tree_root) {
   PipeMap out;
   if (inodes.empty()) return out;
-  for (int p : Numbers("/proc")) {
+  for (int p : ListNumbered("/proc")) {
     if (inside.count(p) != 0 || p == ::getpid()) continue;
     std::string dir = "/proc/" + std::to_string(p) + "/fd/";
     int below_root = -1;  // DescendsFrom(p, tree_root), asked once p holds one of the pipes
-    for (int n : Numbers(dir)) {
+    for (int n : ListNumbered(dir)) {
       char buf[64];
       ssize_t len = ::readlink((dir + std::to_string(n)).c_str(), buf, sizeof buf - 1);
       if (len <= 6 || std::strncmp(buf, "pipe:[", 6) != 0) continue;
@@ -475,7 +439,8 @@ PipeMap FindOutsideHolders(const std::set<std::uint64_t>& inodes, const std::set
       if (below_root == 1) break;
       auto info = ReadProcFile(p, "fdinfo/" + std::to_string(n));
       std::uint32_t flags =
-          info.ok() ? static_cast<std::uint32_t>(std::strtoul(Field(*info, "flags").c_str(), nullptr, 8)) : 0;
+          info.ok() ? static_cast<std::uint32_t>(std::strtoul(TextField(*info, "flags").c_str(), nullptr, 8))
+                    : 0;
       out[ino].push_back({p, n, (flags & O_ACCMODE) == O_WRONLY});
     }
   }
@@ -541,7 +506,7 @@ void ClassifyPipes(const PipeMap& pipes, const std::set<pid_t>& inside, pid_t tr
 Result<PipeCensus> PrecheckDump(pid_t root, bool tree, bool external_pipes) {
   std::vector<pid_t> pids = {root};
   for (std::size_t i = 0; tree && i < pids.size(); ++i) {
-    for (pid_t c : Children(pids[i])) {
+    for (pid_t c : ListChildren(pids[i])) {
       if (std::find(pids.begin(), pids.end(), c) == pids.end()) pids.push_back(c);
     }
   }

@@ -153,14 +153,49 @@ Result<std::vector<std::string>> ReadStat(pid_t pid) {
 
 Result<std::string> StatusField(pid_t pid, const std::string& key) {
   ASSIGN_OR_RETURN(std::string s, ReadProcFile(pid, "status"));
-  std::string k = "\n" + key + ":";
-  std::size_t p = s.compare(0, key.size() + 1, key + ":") == 0 ? 0 : s.find(k);
-  if (p == std::string::npos) return std::string();
-  p = s.find(':', p) + 1;
-  std::size_t e = s.find('\n', p);
-  std::string v = s.substr(p, e == std::string::npos ? std::string::npos : e - p);
+  return TextField(s, key);
+}
+
+std::string TextField(const std::string& text, const std::string& key) {
+  std::string k = key + ":";
+  std::size_t p = text.compare(0, k.size(), k) == 0 ? 0 : text.find("\n" + k);
+  if (p == std::string::npos) return "";
+  p = text.find(':', p) + 1;
+  std::size_t e = text.find('\n', p);
+  std::string v = text.substr(p, e == std::string::npos ? std::string::npos : e - p);
   std::size_t a = v.find_first_not_of(" \t");
-  return a == std::string::npos ? std::string() : v.substr(a);
+  return a == std::string::npos ? "" : v.substr(a);
+}
+
+std::vector<int> ListNumbered(const std::string& dir) {
+  std::vector<int> out;
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) return out;
+  while (struct dirent* de = ::readdir(d)) {
+    if (de->d_name[0] >= '0' && de->d_name[0] <= '9') out.push_back(std::atoi(de->d_name));
+  }
+  ::closedir(d);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::vector<pid_t> ListChildren(pid_t pid) {
+  std::vector<pid_t> out;
+  for (int t : ListNumbered(ProcPath(pid, "task"))) {
+    auto c = ReadProcFile(pid, "task/" + std::to_string(t) + "/children");
+    if (!c.ok()) continue;
+    const char* p = c->c_str();
+    while (*p != 0) {
+      char* end = nullptr;
+      long v = std::strtol(p, &end, 10);
+      if (end == p) break;
+      out.push_back(static_cast<pid_t>(v));
+      p = end;
+    }
+  }
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
 }
 
 Result<std::string> ReadLink(const std::string& path) {

@@ -37,6 +37,15 @@ Result<std::vector<pid_t>> ListThreads(pid_t pid);
 Result<std::vector<std::string>> ReadStat(pid_t pid);
 // The value of "Key:" in /proc/PID/status, trimmed ("" if absent).
 Result<std::string> StatusField(pid_t pid, const std::string& key);
+// The value of "Key:" in a status-like text (status, fdinfo), trimmed ("" if
+// absent).
+std::string TextField(const std::string& text, const std::string& key);
+// The numeric entries of a /proc directory (processes, threads,
+// descriptors), sorted; none if it cannot be read.
+std::vector<int> ListNumbered(const std::string& dir);
+// Children of every thread of `pid` (/proc/PID/task/*/children), sorted,
+// each once.
+std::vector<pid_t> ListChildren(pid_t pid);
 Result<std::string> ReadLink(const std::string& path);
 
 struct FdInfo {

@@ -29,28 +29,6 @@ using platform::PosixError;
 
 namespace {
 
-// Children of every thread of `pid`, from /proc/PID/task/*/children.
-std::vector<pid_t> ListChildren(pid_t pid) {
-  std::vector<pid_t> out;
-  auto tids = ListThreads(pid);
-  if (!tids.ok()) return out;
-  for (pid_t t : *tids) {
-    auto c = ReadProcFile(pid, "task/" + std::to_string(t) + "/children");
-    if (!c.ok()) continue;
-    const char* p = c->c_str();
-    while (*p != 0) {
-      char* end = nullptr;
-      long v = std::strtol(p, &end, 10);
-      if (end == p) break;
-      out.push_back(static_cast<pid_t>(v));
-      p = end;
-    }
-  }
-  std::sort(out.begin(), out.end());
-  out.erase(std::unique(out.begin(), out.end()), out.end());
-  return out;
-}
-
 Result<Member> ReadMember(pid_t pid) {
   ASSIGN_OR_RETURN(auto f, ReadStat(pid));
   if (f.size() < 50) return Corruption("short " + ProcPath(pid, "stat"));
