@@ -41,18 +41,8 @@ struct PipeFd {
 };
 using PipeMap = std::map<std::uint64_t, std::vector<PipeFd>>;  // inode -> descriptors
 
-std::string Trim(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
-  return s;
-}
-
-std::string Comm(pid_t pid) {
-  auto c = ReadProcFile(pid, "comm");
-  return c.ok() ? Trim(*c) : "?";
-}
-
 std::string Who(pid_t pid) {
-  return "process " + std::to_string(pid) + " (" + Comm(pid) + ")";
+  return "process " + std::to_string(pid) + " (" + CommOf(pid) + ")";
 }
 
 // Another tracer and seccomp, per thread (both are per-thread state).

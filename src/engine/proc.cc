@@ -167,6 +167,13 @@ std::string TextField(const std::string& text, const std::string& key) {
   return a == std::string::npos ? "" : v.substr(a);
 }
 
+std::string CommOf(pid_t pid) {
+  auto c = ReadProcFile(pid, "comm");
+  if (!c.ok()) return "?";
+  while (!c->empty() && (c->back() == '\n' || c->back() == ' ')) c->pop_back();
+  return *c;
+}
+
 std::vector<int> ListNumbered(const std::string& dir) {
   std::vector<int> out;
   DIR* d = ::opendir(dir.c_str());

@@ -40,6 +40,8 @@ Result<std::string> StatusField(pid_t pid, const std::string& key);
 // The value of "Key:" in a status-like text (status, fdinfo), trimmed ("" if
 // absent).
 std::string TextField(const std::string& text, const std::string& key);
+// The command name of process `pid` (/proc/PID/comm), "?" if unknown.
+std::string CommOf(pid_t pid);
 // The numeric entries of a /proc directory (processes, threads,
 // descriptors), sorted; none if it cannot be read.
 std::vector<int> ListNumbered(const std::string& dir);

@@ -28,14 +28,11 @@ Status FrozenProcess::Attach(pid_t tid) {
   Status s = Seize(tid, 0);
   if (!s.ok()) {
     // Traced by another tracer since the checks before the freeze: say by whom.
-    auto tracer = ReadProcFile(tid, "status");
-    std::size_t at = tracer.ok() ? tracer->find("\nTracerPid:") : std::string::npos;
-    pid_t by = at == std::string::npos ? 0 : std::atoi(tracer->c_str() + at + 11);
+    auto tracer = StatusField(tid, "TracerPid");
+    pid_t by = tracer.ok() ? std::atoi(tracer->c_str()) : 0;
     if (by != 0 && by != ::getpid()) {
-      auto comm = ReadProcFile(by, "comm");
-      std::string name = comm.ok() ? comm->substr(0, comm->find('\n')) : "?";
       return FailedPrecondition("thread " + std::to_string(tid) + " is traced by process " +
-                                std::to_string(by) + " (" + name + "); detach that tracer first (" +
+                                std::to_string(by) + " (" + CommOf(by) + "); detach that tracer first (" +
                                 s.message() + ")");
     }
     return s;
