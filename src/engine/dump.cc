@@ -192,7 +192,7 @@ Result<DumpStats> DumpHere(const DumpOptions& o) {
   std::int64_t t_checked = NowNs();
   stats.phases.precheck_ns = t_checked - t0;
   RETURN_IF_ERROR(env->CreateDirs(o.dir));
-  RETURN_IF_ERROR(CheckImageMode(o.image_mode));
+  RETURN_IF_ERROR(platform::CheckImageMode(o.image_mode));
   std::string final_path = platform::JoinPath(o.dir, kImageFileName);
   std::string old_image;  // a previous image, swapped out by the new one
   stats.image_path = final_path;

@@ -4,13 +4,6 @@
 
 namespace ckpt::engine {
 
-Status CheckImageMode(std::uint32_t mode) {
-  if ((mode & ~0777u) != 0) return InvalidArgument("--image-mode takes permission bits only (at most 0777)");
-  if ((mode & 0600u) != 0600u)
-    return InvalidArgument("--image-mode must let the owner read and write (0600)");
-  return Status::Ok();
-}
-
 Result<std::unique_ptr<image::RandomAccessSource>> OpenImageForRestore(const std::string& path, bool trust) {
   // Checked on the file opened (through a symlink too): what is checked is
   // what is read.

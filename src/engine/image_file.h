@@ -13,10 +13,6 @@
 
 namespace ckpt::engine {
 
-// Checks a mode asked for with --image-mode: permission bits only, and the
-// owner must be able to read and write.
-Status CheckImageMode(std::uint32_t mode);
-
 // Opens the image at `path` for reading. Unless `trust` is set, refuses an
 // image that belongs to another user than the caller (effective uid) or
 // that others may write: restoring it would run that user's code with the

@@ -203,12 +203,8 @@ class SessionImpl {
                                       image::AvailableCodecs() + ")");
     }
     codec_ = *c;
-    if (opt_.image_mode > 0777 || (opt_.image_mode & 0600) != 0600) {
-      char m[16];
-      std::snprintf(m, sizeof m, "%04o", opt_.image_mode);
-      lib::OptionUsageError(
-          opt_, std::string("image mode ") + m + " must be from 0600 to 0777 (the owner reads and writes)");
-    }
+    if (Status st = platform::CheckImageMode(opt_.image_mode); !st.ok())
+      lib::OptionUsageError(opt_, st.message());
     if (opt_.keep < 1) opt_.keep = 1;
     if (GroupMember::InGroupEnvironment(env_)) {
       MakeGroup();

@@ -82,8 +82,11 @@ class TempFile : public WritableFile {
 // The permission bits images are created with unless told otherwise: the
 // owner reads and writes, nobody else (images hold a process's memory).
 inline constexpr unsigned kDefaultImageMode = 0600;
-// Parses an octal file mode ("0640", "640") for --image-mode options: at
-// most 0777 and with the owner's read and write bits.
+// An image mode must be permission bits only (at most 0777) and let the
+// owner read and write.
+Status CheckImageMode(unsigned mode);
+// Parses an octal file mode ("0640", "640") for --image-mode options and
+// checks it with CheckImageMode.
 Result<unsigned> ParseFileMode(const std::string& text);
 
 struct DirEntry {

@@ -1,11 +1,12 @@
 // Env helpers that only use the Env interface.
 #include <atomic>
+#include <cstdio>
 #include <cstring>
-#include <random>
 #include <string>
 
 #include "platform/env.h"
 #include "platform/process.h"
+#include "platform/secure.h"
 
 namespace ckpt::platform {
 
@@ -49,6 +50,17 @@ Status WriteFileAtomic(Env* env, const std::string& path, const std::string& dat
   return durable ? env->SyncDir(DirName(path)) : Status::Ok();
 }
 
+Status CheckImageMode(unsigned mode) {
+  char m[16];
+  std::snprintf(m, sizeof m, "%04o", mode);
+  if (mode > 0777)
+    return InvalidArgument(std::string("image mode ") + m + " is not permission bits (0600 to 0777)");
+  if ((mode & 0600) != 0600)
+    return InvalidArgument(std::string("image mode ") + m +
+                           " would not let the owner read and write the image");
+  return Status::Ok();
+}
+
 Result<unsigned> ParseFileMode(const std::string& text) {
   unsigned v = 0;
   bool ok = !text.empty() && text.size() <= 5;
@@ -59,32 +71,25 @@ Result<unsigned> ParseFileMode(const std::string& text) {
     }
     v = v * 8 + static_cast<unsigned>(c - '0');
   }
-  if (!ok || v > 0777)
+  if (!ok)
     return InvalidArgument("file mode '" + text + "' is not an octal mode from 0600 to 0777 (e.g. 0640)");
-  if ((v & 0600) != 0600)
-    return InvalidArgument("file mode " + text + " would not let the owner read and write the image");
+  RETURN_IF_ERROR(CheckImageMode(v));
   return v;
 }
 
 std::string RandomHex16() {
-  // std::random_device: getrandom/rdrand on Linux, rand_s on Windows. Mixed
-  // with a counter and the clock in case a platform's device is weak.
-  static std::atomic<std::uint64_t> counter{0};
-  std::uint64_t x = 0;
-  try {
-    std::random_device rd;
-    x = (static_cast<std::uint64_t>(rd()) << 32) ^ rd();
-  } catch (...) {
+  unsigned char b[8] = {};
+  if (!RandomBytes(b, sizeof b).ok()) {
+    // Never seen; the name must still differ from the last one (files are
+    // created exclusively, so a guessed name is refused, not followed).
+    static std::atomic<std::uint64_t> counter{0};
+    std::uint64_t x = static_cast<std::uint64_t>(Env::Default()->NowNanos()) ^ (counter.fetch_add(1) << 48);
+    for (auto& c : b) {
+      c = static_cast<unsigned char>(x);
+      x >>= 8;
+    }
   }
-  x ^= static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(&x));
-  std::uint64_t c = counter.fetch_add(1) + 0x9e3779b97f4a7c15ULL;
-  x ^= c * 0xbf58476d1ce4e5b9ULL;
-  x ^= static_cast<std::uint64_t>(Env::Default()->NowNanos()) * 0x94d049bb133111ebULL;
-  x ^= x >> 31;
-  static const char* kHex = "0123456789abcdef";
-  std::string out(16, '0');
-  for (int i = 15; i >= 0; --i, x >>= 4) out[static_cast<std::size_t>(i)] = kHex[x & 15];
-  return out;
+  return HexEncode(std::string_view(reinterpret_cast<const char*>(b), sizeof b));
 }
 
 bool IsTempFileName(const std::string& name, const std::string& prefix) {
