@@ -120,6 +120,7 @@ class SessionImpl {
   std::set<std::string> stages_done_;
   std::uint64_t safepoints_ = 0;
   std::uint64_t written_ = 0;
+  bool swept_ = false;  // stale temporary files removed from opt_.dir
   std::uint64_t failures_ = 0;
   std::string last_image_;
   std::string last_error_;
@@ -445,7 +446,10 @@ class SessionImpl {
   // next number. Nothing is ever replaced.
   Status WriteImage(std::string* out_path) {
     RETURN_IF_ERROR(env_->CreateDirs(opt_.dir));
-    env_->RemoveStaleTempFiles(opt_.dir, opt_.name + ".");  // left by killed writers
+    if (!swept_) {  // temporary files left by killed writers: once per run
+      env_->RemoveStaleTempFiles(opt_.dir, opt_.name + ".");
+      swept_ = true;
+    }
     std::uint64_t taken = progress_.seq;
     for (int attempt = 0; attempt < kCommitAttempts; ++attempt) {
       std::uint64_t seq = std::max(taken, lib::LatestImageSeq(env_, opt_.dir, opt_.name)) + 1;
