@@ -254,6 +254,20 @@ def start_target():
     return p.pid
 
 
+def finish():
+    """Lets the program finish: its own check of its data decides."""
+    open(os.path.join(W, "stop"), "w").close()
+    if not wait_file(os.path.join(W, "result"), 300):
+        die("the program gave no result")
+    res = open(os.path.join(W, "result")).read()
+    print("result: " + res.strip())
+    if not res.startswith("PASS"):
+        die("the program found its data damaged")
+    cleanup()
+    print("PASS")
+    sys.exit(0)
+
+
 def restore():
     r = subprocess.run([CKPT, "restore", "-D", IMG, "--detach"], capture_output=True, text=True)
     if r.returncode != 0:
@@ -372,16 +386,7 @@ def restore_mode():
     r = subprocess.run([CKPT, "restore", "-D", IMG, "--detach"], capture_output=True, text=True)
     if r.returncode != 0:
         die("the final restore failed: " + r.stderr)
-    open(os.path.join(W, "stop"), "w").close()
-    if not wait_file(os.path.join(W, "result"), 300):
-        die("the program gave no result")
-    res = open(os.path.join(W, "result")).read()
-    print("result: " + res.strip())
-    if not res.startswith("PASS"):
-        die("the program found its data damaged")
-    cleanup()
-    print("PASS")
-    sys.exit(0)
+    finish()
 
 
 def worker_mode():
@@ -431,16 +436,7 @@ def worker_mode():
     r = subprocess.run([CKPT, "restore", "-D", IMG, "--detach"], capture_output=True, text=True)
     if r.returncode != 0:
         die("restore after the finished dump failed: " + r.stderr)
-    open(os.path.join(W, "stop"), "w").close()
-    if not wait_file(os.path.join(W, "result"), 300):
-        die("the program gave no result")
-    res = open(os.path.join(W, "result")).read()
-    print("result: " + res.strip())
-    if not res.startswith("PASS"):
-        die("the program found its data damaged")
-    cleanup()
-    print("PASS")
-    sys.exit(0)
+    finish()
 
 
 if MODE == "restore":
@@ -595,12 +591,4 @@ if broken:
 
 print("kills per phase: " + ", ".join(f"{ph}/{s}: {n}" for (ph, s), n in sorted(counts.items())))
 print(f"outcomes: {outcomes}")
-open(os.path.join(W, "stop"), "w").close()
-if not wait_file(os.path.join(W, "result"), 300):
-    die("the program gave no result")
-res = open(os.path.join(W, "result")).read()
-print("result: " + res.strip())
-if not res.startswith("PASS"):
-    die("the program found its data damaged")
-cleanup()
-print("PASS")
+finish()
