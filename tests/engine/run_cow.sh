@@ -5,6 +5,7 @@
 # pin it, and the kernel would give each process its own copy).
 #   run_cow.sh CKPT
 set -u
+. "$(dirname "$0")/lib.sh"
 CKPT=$1
 W=$(mktemp -d /tmp/ckpt-cow.XXXXXX)
 PID=""
@@ -19,7 +20,7 @@ fail() { echo "FAIL: $*"; exit 1; }
 # Descriptors the test harness holds open must not leak into the program
 # (a pipe to the harness would make the dump refuse it: its other end is
 # outside the dumped processes).
-for fd in $(ls /proc/$$/fd); do [ "$fd" -gt 2 ] && eval "exec $fd>&-" 2>/dev/null; done
+close_inherited_fds
 command -v python3 >/dev/null || { echo "SKIP: no python3"; exit 77; }
 # 64 MiB of random bytes, then fork: parent and child share the pages.
 python3 -c '

@@ -7,6 +7,7 @@
 #       | pid-taken | no-such-process | not-an-image | inspect-json
 #       | ipc-taken | tree-restore-fails-late | tree-child-pid-taken | seccomp
 set -u
+. "$(dirname "$0")/lib.sh"
 CKPT=$1 BIN=$2 CASE=$3
 W=$(mktemp -d /tmp/ckpt-faults.XXXXXX)
 PID=""
@@ -20,8 +21,7 @@ cleanup() {
 }
 trap cleanup EXIT
 fail() { echo "FAIL ($CASE): $*"; exit 1; }
-wait_for() { for _ in $(seq 1 $(($2 * 50))); do [ -s "$1" ] && return 0; sleep 0.02; done; return 1; }
-for fd in $(ls /proc/$$/fd); do [ "$fd" -gt 2 ] && eval "exec $fd>&-" 2>/dev/null; done
+close_inherited_fds
 start() {  # PROGRAM ARGS...
   local p=$1
   shift

@@ -3,6 +3,7 @@
 # sqlite3), unmodified, and checks from its continued output that it went on
 # exactly where it stopped.   run_foreign.sh CKPT python3|perl|bash|sqlite3
 set -u
+. "$(dirname "$0")/lib.sh"
 CKPT=$1 KIND=$2
 W=$(mktemp -d /tmp/ckpt-foreign.XXXXXX)
 PID="" RJOB="" FEED=""
@@ -19,7 +20,7 @@ wait_lines() {  # N: until the output has at least N lines
   for _ in $(seq 1 1500); do [ "$(lines)" -ge "$1" ] && return 0; sleep 0.02; done
   fail "output stuck at $(lines) lines, wanted $1"
 }
-for fd in $(ls /proc/$$/fd); do [ "$fd" -gt 2 ] && eval "exec $fd>&-" 2>/dev/null; done
+close_inherited_fds
 command -v "$KIND" >/dev/null || { echo "SKIP: $KIND not installed"; exit 77; }
 
 case $KIND in

@@ -7,6 +7,7 @@
 # and received through python3's ctypes (libc's msgsnd/msgrcv).
 #   run_ipc_option.sh CKPT
 set -u
+. "$(dirname "$0")/lib.sh"
 CKPT=$1
 W=$(mktemp -d /tmp/ckpt-ipcopt.XXXXXX)
 PID="" RPID="" Q=""
@@ -22,7 +23,7 @@ fail() { echo "FAIL: $*"; exit 1; }
 # Descriptors the test harness holds open must not leak into the program
 # (a pipe to the harness would make the dump refuse it: its other end is
 # outside the dumped processes).
-for fd in $(ls /proc/$$/fd); do [ "$fd" -gt 2 ] && eval "exec $fd>&-" 2>/dev/null; done
+close_inherited_fds
 command -v python3 >/dev/null && command -v ipcmk >/dev/null || { echo "SKIP: needs python3 and ipcmk"; exit 77; }
 msg() {  # send QID TYPE TEXT... | recv QID COUNT
   python3 - "$@" <<'PY'

@@ -6,6 +6,7 @@
 # CASE: sqlite-wal-lock | flock-inherited | flock-through-mapping | ofd-lock | posix-timer
 #       | external-pipe | external-pipe-accepted | tracer | tree-pipeline | widowed-pipe
 set -u
+. "$(dirname "$0")/lib.sh"
 CKPT=$1 BIN=$2 CASE=$3
 W=$(mktemp -d /tmp/ckpt-refusals.XXXXXX)
 PID="" RJOB=""
@@ -19,8 +20,7 @@ cleanup() {
 trap cleanup EXIT
 fail() { echo "FAIL ($CASE): $*"; exit 1; }
 skip() { echo "SKIP ($CASE): $*"; exit 77; }
-wait_for() { for _ in $(seq 1 $(($2 * 50))); do [ -e "$1" ] && return 0; sleep 0.02; done; return 1; }
-for fd in $(ls /proc/$$/fd); do [ "$fd" -gt 2 ] && eval "exec $fd>&-" 2>/dev/null; done
+close_inherited_fds
 # A refused dump: exit status 1, every TEXT in the message, no image.
 refused() {  # PID "TEXT"... [-- DUMP OPTIONS]
   local pid=$1
@@ -49,13 +49,7 @@ restore() {
   rm -f "$W/restore.json"
   "$CKPT" restore -D "$W/img" --json >"$W/restore.json" 2>"$W/restore.err" &
   RJOB=$!
-  for _ in $(seq 1 1500); do
-    grep -q '"pid"' "$W/restore.json" 2>/dev/null && break
-    kill -0 $RJOB 2>/dev/null || { cat "$W/restore.err"; fail "restore failed"; }
-    sleep 0.02
-  done
-  RPID=$(sed -n 's/.*"pid": \([0-9]*\).*/\1/p' "$W/restore.json")
-  [ -n "$RPID" ] || fail "restore printed no PID"
+  wait_restored
 }
 
 case $CASE in
@@ -75,7 +69,7 @@ SELECT count(*), sum(v) FROM t;
 EOF
     sqlite3 "$W/db" <"$W/in.sql" >"$W/out" 2>&1 &
     PID=$!
-    wait_for "$W/ready" 30 || fail "sqlite3 never reached .shell"
+    wait_exists "$W/ready" 30 || fail "sqlite3 never reached .shell"
     refused "$PID" "process $PID (sqlite3)" "($W/db) holds a POSIX (fcntl) read lock" "($W/db-shm) holds a POSIX" \
       "File locks are not saved"
     untouched "$PID"
@@ -92,7 +86,7 @@ EOF
     # from flock(1), is refused naming the lock in each process.
     flock "$W/lock" "$BIN/zdtm_counter" "$W" </dev/null >/dev/null 2>&1 &
     FPID=$!
-    wait_for "$W/ready" 30 || fail "zdtm_counter never became ready"
+    wait_exists "$W/ready" 30 || fail "zdtm_counter never became ready"
     PID=$(pgrep -P "$FPID" zdtm_counter)
     [ -n "$PID" ] || fail "no zdtm_counter under flock $FPID"
     refused "$PID" "process $PID (zdtm_counter) fd 3 ($W/lock) holds an flock() exclusive lock taken by process $FPID (flock) and shared through an inherited descriptor"
@@ -117,7 +111,7 @@ while not os.path.exists(d + "/stop"):
 PY
     python3 "$W/ofd.py" "$W" </dev/null >/dev/null 2>&1 &
     PID=$!
-    wait_for "$W/ready" 30 || fail "python3 never became ready"
+    wait_exists "$W/ready" 30 || fail "python3 never became ready"
     refused "$PID" "fd 3 ($W/ofd) holds an OFD (open file description) write lock on bytes 0-99"
     untouched "$PID"
     python3 -c 'import fcntl, sys; fcntl.lockf(open(sys.argv[1], "w"), fcntl.LOCK_EX | fcntl.LOCK_NB)' "$W/ofd" \
@@ -144,7 +138,7 @@ while not os.path.exists(d + "/stop"):
 PY
     python3 "$W/maplock.py" "$W" </dev/null >/dev/null 2>&1 &
     PID=$!
-    wait_for "$W/ready" 30 || fail "python3 never became ready"
+    wait_exists "$W/ready" 30 || fail "python3 never became ready"
     ls -l /proc/$PID/fd | grep -q "$W/mapped" && fail "the file is still open (the test is wrong)"
     refused "$PID" "maps $W/mapped, on which an flock() exclusive lock is held that no descriptor shows"
     untouched "$PID"
@@ -176,7 +170,7 @@ while not os.path.exists(d + "/stop"):
 PY
     python3 "$W/timer.py" "$W" </dev/null >/dev/null 2>&1 &
     PID=$!
-    wait_for "$W/ready" 30 || fail "python3 never became ready"
+    wait_exists "$W/ready" 30 || fail "python3 never became ready"
     refused "$PID" "has POSIX timer 0 (CLOCK_MONOTONIC, signal 14 (SIGALRM)" "POSIX timers (timer_create) are not saved"
     untouched "$PID"
     t1=$(cat "$W/ticks")
@@ -227,7 +221,7 @@ PY
     command -v strace >/dev/null || skip "strace not installed"
     "$BIN/zdtm_counter" "$W" </dev/null >/dev/null 2>&1 &
     PID=$!
-    wait_for "$W/ready" 30 || fail "zdtm_counter never became ready"
+    wait_exists "$W/ready" 30 || fail "zdtm_counter never became ready"
     strace -p "$PID" -o /dev/null &
     SPID=$!
     for _ in $(seq 1 500); do grep -q "^TracerPid:[[:space:]]*$SPID$" "/proc/$PID/status" && break; sleep 0.02; done
@@ -237,7 +231,7 @@ PY
     wait "$SPID" 2>/dev/null
     untouched "$PID"
     touch "$W/stop"
-    wait_for "$W/result" 30 || fail "no result"
+    wait_exists "$W/result" 30 || fail "no result"
     grep -q '^PASS' "$W/result" || fail "zdtm_counter: $(cat "$W/result")"
     ;;
   tree-pipeline)

@@ -16,6 +16,7 @@
 # CASE: socket | timer | flock | pipe (one process; the resource it holds)
 #       | tree-socket (a tree of two, dumped with --tree; the child holds it)
 set -u
+. "$(dirname "$0")/lib.sh"
 CKPT=$1 BIN=$2 CASE=$3
 BOUND_MS=${BOUND_MS:-30}
 W=$(mktemp -d /tmp/ckpt-stall.XXXXXX)
@@ -28,8 +29,7 @@ cleanup() {
 }
 trap cleanup EXIT
 fail() { echo "FAIL ($CASE): $*"; exit 1; }
-wait_for() { for _ in $(seq 1 $(($2 * 50))); do [ -s "$1" ] && return 0; sleep 0.02; done; return 1; }
-for fd in $(ls /proc/$$/fd); do [ "$fd" -gt 2 ] && eval "exec $fd>&-" 2>/dev/null; done
+close_inherited_fds
 G=$BIN/zdtm_gaps
 now() { "$G" --now; }
 

@@ -16,6 +16,7 @@
 # untrusted-image an image that belongs to another user, or that others may
 #                 write, is refused by `ckpt restore` unless --trust-image.
 set -u
+. "$(dirname "$0")/lib.sh"
 CKPT=$1 BIN=$2 CASE=$3
 W=$(mktemp -d /tmp/ckpt-trust.XXXXXX)
 chmod 755 "$W"
@@ -28,8 +29,7 @@ cleanup() {
 }
 trap cleanup EXIT
 fail() { echo "FAIL ($CASE): $*"; [ -f "$W/run/result" ] && cat "$W/run/result"; exit 1; }
-wait_for() { for _ in $(seq 1 $(($2 * 50))); do [ -s "$1" ] && return 0; sleep 0.02; done; return 1; }
-for fd in $(ls /proc/$$/fd); do [ "$fd" -gt 2 ] && eval "exec $fd>&-" 2>/dev/null; done
+close_inherited_fds
 [ "$(id -u)" = 0 ] || { echo "SKIP: needs root"; exit 77; }
 # The program's own directory: writable by whatever user it runs as.
 mkdir -m 1777 "$W/run"

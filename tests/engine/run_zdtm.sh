@@ -15,6 +15,7 @@
 # dump: the restored (or left running) process must be stopped too (state
 # T, staying so), and go on at SIGCONT.
 set -u
+. "$(dirname "$0")/lib.sh"
 CKPT=$1 PROG=$2
 shift 2
 BEFORE="" CPID="" COMPANION=0 STOPPED=0 ITER=1 LEAVE=0 PIDNS=0 SIG="" RENV="" SETUP="" EXPECT="" DOPTS=() ROPTS=() RWRAP=""
@@ -56,13 +57,9 @@ cleanup() {
 }
 trap cleanup EXIT
 fail() { echo "FAIL: $*"; [ -f "$W/result" ] && cat "$W/result"; exit 1; }
-wait_for() {  # FILE SECONDS
-  for _ in $(seq 1 $(($2 * 50))); do [ -s "$1" ] && return 0; sleep 0.02; done
-  return 1
-}
 [ -n "$SETUP" ] && (cd "$W" && eval "$SETUP")
 # Descriptors the test harness holds open must not leak into the program.
-for fd in $(ls /proc/$$/fd); do [ "$fd" -gt 2 ] && eval "exec $fd>&-" 2>/dev/null; done
+close_inherited_fds
 "$PROG" "$W" "$@" </dev/null >"$W/stdout" 2>&1 &
 PID=$!
 wait_for "$W/ready" 120 || fail "program never became ready"
@@ -111,13 +108,8 @@ restore() {
   [ "$PIDNS" = 1 ] && ns=--pidns
   env $RENV $RWRAP "$CKPT" restore -D "$W/img" --json $ns "${ROPTS[@]}" >"$W/restore.json" 2>"$W/restore.err" &
   RJOB=$!
-  for _ in $(seq 1 1500); do
-    grep -q '"pid"' "$W/restore.json" 2>/dev/null && break
-    kill -0 $RJOB 2>/dev/null || { cat "$W/restore.err"; fail "restore failed"; }
-    sleep 0.02
-  done
-  PID=$(sed -n 's/.*"pid": \([0-9]*\).*/\1/p' "$W/restore.json")
-  [ -n "$PID" ] || fail "restore printed no PID"
+  wait_restored
+  PID=$RPID
   [ -s "$W/restore.err" ] && cat "$W/restore.err"
   if [ -n "$EXPECT" ] && ! grep -qF "$EXPECT" "$W/restore.json"; then
     cat "$W/restore.json"; fail "restore summary lacks '$EXPECT'"
