@@ -1,7 +1,7 @@
 #!/bin/sh
 # Runs every suite of `make test`: the release build's ctest (unit, e2e,
-# hetero, engine, group labels), the sanitizer build's ctest, then a bounded
-# libFuzzer run on the image reader. Extra arguments go to both ctest runs.
+# hetero, engine, group, migrate labels), the sanitizer build's ctest, then a
+# bounded libFuzzer run on the image reader. Extra arguments go to both ctest runs.
 set -eu
 cd "$(dirname "$0")/.."
 export WINEDEBUG=-all
