@@ -180,7 +180,8 @@ class HostProcess(subprocess.Popen):
 
 class Host:
     """One host: `name`, `addr` (IPv4 address), `url` (ssh://NAME), `spool`
-    (a tmpfs private to this host), `init_pid` (holds its namespaces)."""
+    (a tmpfs private to this host), `init_pid` (holds its namespaces), `sshd`
+    (its HostProcess), `sshd_log` (what sshd says, -e)."""
 
     def __init__(self, hosts, name, addr):
         self.hosts, self.name, self.addr = hosts, name, addr
@@ -188,6 +189,7 @@ class Host:
         self.spool = hosts.spool
         self.init_pid = None
         self.sshd = None
+        self.sshd_log = None
         self._init = None
         self._procs = []
 
@@ -309,7 +311,7 @@ class Hosts:
             raise ValueError("hosts: 1 to 4 distinct names, got %r" % (names,))
         for n in names:
             if not re.fullmatch(r"[a-z][a-z0-9]{0,5}", n):
-                raise ValueError("hosts: a host name is a lower-case letter, then up to 5 letters or digits, got %r" % n)
+                raise ValueError("hosts: a host name is a lower-case letter and up to 5 letters or digits, got %r" % n)
         self.names = names
         self.spool_size = spool_size if isinstance(spool_size, dict) else {n: spool_size for n in names}
         if ssh_env is None:
@@ -373,8 +375,9 @@ class Hosts:
             h._setup(self.subnet, self.spool_size.get(h.name))
         self._write_ssh_files()
         for h in self:
-            h._start_sshd(os.path.join(self.dir, "sshd_config." + h.name), os.path.join(self.dir, "sshd.%s.pid" % h.name),
-                          os.path.join(self.dir, "sshd.%s.log" % h.name))
+            h.sshd_log = os.path.join(self.dir, "sshd.%s.log" % h.name)
+            pidfile = os.path.join(self.dir, "sshd.%s.pid" % h.name)
+            h._start_sshd(os.path.join(self.dir, "sshd_config." + h.name), pidfile, h.sshd_log)
 
     def _start_switch(self):
         self._switch = subprocess.Popen(["unshare", "--net", sys.executable, "-c", INIT], stdin=subprocess.PIPE,
@@ -400,8 +403,8 @@ class Hosts:
 
     def _plug(self, host, link):
         br = self.link_names()[-1]
-        self._in_switch(["ip", "link", "add", link, "type", "veth", "peer", "name", "eth0", "netns", str(host.init_pid)],
-                        "making the veth pair of host " + host.name)
+        self._in_switch(["ip", "link", "add", link, "type", "veth", "peer", "name", "eth0", "netns",
+                         str(host.init_pid)], "making the veth pair of host " + host.name)
         self._in_switch(["ip", "link", "set", link, "master", br, "up"], "plugging host %s in" % host.name)
 
     def _write_ssh_files(self):

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The test of tests/lib/hosts.py, the hosts of the migration tests: hosts a,
 b and c (c with a 4M spool) reach each other with ssh through the generated
-config, have private spools, PIDs and processes, and leave nothing behind.
+config (8 MiB stream intact; a full spool reported), have private spools, PIDs
+and processes, and leave nothing behind.
 Skipped (77) where hosts cannot be made; checks that the skip itself works."""
 import os
 import signal
@@ -39,7 +40,8 @@ def check_ssh(hosts):
     ck.check(p.returncode == 255 and "HOST IDENTIFICATION HAS CHANGED" in p.stderr,
              "ssh accepted b's key as c's: %d %s" % (p.returncode, p.stderr))
     # The hosts are not reachable from outside (their own network namespaces).
-    p = subprocess.run(hosts.ssh_command.split() + ["-o", "ConnectTimeout=1", "b", "true"], capture_output=True, text=True, timeout=30)
+    p = subprocess.run(hosts.ssh_command.split() + ["-o", "ConnectTimeout=1", "b", "true"], capture_output=True,
+                       text=True, timeout=30)
     ck.check(p.returncode == 255, "host b is reachable from the root network namespace: " + p.stderr)
 
 
@@ -64,6 +66,21 @@ def check_spools(hosts):
     b.sh("echo x > /dev/shm/ckpt-hosts-test", check=True)
     ck.check(a.sh("test -e /dev/shm/ckpt-hosts-test").returncode == 1, "b's /dev/shm is visible in a")
     ck.check(not os.path.exists("/dev/shm/ckpt-hosts-test"), "b's /dev/shm is visible outside")
+
+
+def check_stream(hosts):
+    """8 MiB of random bytes from a's spool over ssh into b's arrive intact; into
+    c's 4M spool the remote side fails and ssh says so (what a migration to a
+    full disk meets)."""
+    a, spool = hosts["a"], hosts.spool
+    a.sh("head -c 8M /dev/urandom > %s/img" % spool, check=True)
+    want = a.sh("sha256sum < %s/img" % spool, check=True).stdout.split()[0]
+    ssh = "%s b 'cat > %s/img && sha256sum < %s/img'" % (hosts.ssh_command, spool, spool)
+    p = a.sh("%s < %s/img" % (ssh, spool), timeout=60)
+    ck.check(p.returncode == 0 and p.stdout.split()[0] == want, "stream a -> b: %r %r" % (p.stdout, p.stderr))
+    p = a.sh("%s c 'cat > %s/img' < %s/img" % (hosts.ssh_command, spool, spool), timeout=60)
+    ck.check(p.returncode == 1 and "No space left on device" in p.stderr, "stream a -> c (full): %d %r" %
+             (p.returncode, p.stderr))
 
 
 def check_processes(hosts, pids):
@@ -122,6 +139,7 @@ def main():
         print("hosts up in %.2f s: %s, subnet %s" % (time.monotonic() - t0, list(hosts), hosts.subnet))
         check_ssh(hosts)
         check_spools(hosts)
+        check_stream(hosts)
         check_processes(hosts, pids)
     alive = [p for p in pids if os.path.exists("/proc/%d" % p)]
     ck.check(not alive, "processes of the hosts still alive: %s" % alive)
