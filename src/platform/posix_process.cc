@@ -78,7 +78,44 @@ std::string SignalName(int sig) {
 
 Result<std::unique_ptr<ChildProcess>> ChildProcess::Start(const std::vector<std::string>& argv,
                                                           const std::vector<std::string>& env, bool bound) {
+  StartOptions o;
+  o.bound = bound;
+  return Start(argv, env, o);
+}
+
+namespace {
+
+// Opens `path` for appending (0600 if created), or -1 with errno set.
+int OpenForAppend(const std::string& path) {
+  return ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0600);
+}
+
+}  // namespace
+
+Result<std::unique_ptr<ChildProcess>> ChildProcess::Start(const std::vector<std::string>& argv,
+                                                          const std::vector<std::string>& env,
+                                                          const StartOptions& o) {
   if (argv.empty()) return InvalidArgument("no program to run");
+  const bool bound = o.bound;
+  // The descriptors the child gets as 0, 1, 2 (-1: inherited), opened here.
+  int stdio[3] = {-1, -1, -1};
+  auto close_stdio = [&stdio] {
+    for (int& fd : stdio) {
+      if (fd >= 0) ::close(fd);
+      fd = -1;
+    }
+  };
+  if (o.stdin_null && (stdio[0] = ::open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0)
+    return PosixError("open", "/dev/null", errno);
+  const std::string* outs[2] = {&o.stdout_path, &o.stderr_path};
+  for (int i = 0; i < 2; ++i) {
+    if (outs[i]->empty()) continue;
+    if ((stdio[i + 1] = OpenForAppend(*outs[i])) < 0) {
+      int e = errno;
+      close_stdio();
+      return PosixError("open", *outs[i], e);
+    }
+  }
   std::vector<std::string> envs;
   for (char** e = environ; *e != nullptr; ++e) {
     std::string s = *e;
@@ -99,13 +136,18 @@ Result<std::unique_ptr<ChildProcess>> ChildProcess::Start(const std::vector<std:
   if (!path.ok()) return path.status();
   // After fork, only async-signal-safe calls: this process has other threads.
   int report[2];
-  if (::pipe2(report, O_CLOEXEC) != 0) return PosixError("start", argv[0], errno);
+  if (::pipe2(report, O_CLOEXEC) != 0) {
+    int e = errno;
+    close_stdio();
+    return PosixError("start", argv[0], e);
+  }
   pid_t parent = ::getpid();
   pid_t pid = ::fork();
   if (pid < 0) {
     int e = errno;
     ::close(report[0]);
     ::close(report[1]);
+    close_stdio();
     return PosixError("start", argv[0], e);
   }
   if (pid == 0) {
@@ -116,13 +158,22 @@ Result<std::unique_ptr<ChildProcess>> ChildProcess::Start(const std::vector<std:
       ::prctl(PR_SET_PDEATHSIG, SIGKILL);
       if (::getppid() != parent) ::_exit(127);
     }
-    ::execve(path->c_str(), av.data(), ev.data());
-    int e = errno;
+    int e = 0;
+    if (o.new_session) ::setsid();
+    for (int i = 0; i < 3 && e == 0; ++i) {
+      if (stdio[i] >= 0 && ::dup2(stdio[i], i) < 0) e = errno;  // dup2 clears FD_CLOEXEC
+    }
+    if (e == 0 && !o.cwd.empty() && ::chdir(o.cwd.c_str()) != 0) e = errno;
+    if (e == 0) {
+      ::execve(path->c_str(), av.data(), ev.data());
+      e = errno;
+    }
     ssize_t w = ::write(report[1], &e, sizeof e);
     (void)w;
     ::_exit(127);
   }
   ::close(report[1]);
+  close_stdio();
   int e = 0;
   ssize_t n;
   while ((n = ::read(report[0], &e, sizeof e)) < 0 && errno == EINTR) {
@@ -132,7 +183,7 @@ Result<std::unique_ptr<ChildProcess>> ChildProcess::Start(const std::vector<std:
     int st;
     while (::waitpid(pid, &st, 0) < 0 && errno == EINTR) {
     }
-    return PosixError("start", argv[0], e);
+    return PosixError(o.cwd.empty() ? "start" : "start (in " + o.cwd + ")", argv[0], e);
   }
   return std::unique_ptr<ChildProcess>(new ChildProcess(pid, 0));
 }
@@ -153,7 +204,7 @@ Status ExecProgram(const std::vector<std::string>& argv, const std::vector<std::
 }
 
 ChildProcess::~ChildProcess() {
-  if (!status_) Kill();
+  if (!status_ && !released_) Kill();
 }
 
 std::optional<int> ChildProcess::Poll() {

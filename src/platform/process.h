@@ -19,6 +19,17 @@
 
 namespace ckpt::platform {
 
+// How ChildProcess::Start sets up the child besides its arguments.
+struct StartOptions {
+  bool bound = true;        // dies with this process (see above); false: may outlive it
+  std::string cwd;          // working directory ("" : this process's)
+  bool stdin_null = false;  // standard input from the null device
+  // Standard output and error appended to these files (created mode 0600
+  // if absent); "" : inherited.
+  std::string stdout_path, stderr_path;
+  bool new_session = false;  // POSIX: setsid(), no controlling terminal
+};
+
 class ChildProcess {
  public:
   // Starts argv[0] (searched in PATH) with `env` ("NAME=value") added to this
@@ -26,6 +37,9 @@ class ChildProcess {
   // `bound` = false: a plain child that may outlive this process (ExecProgram).
   static Result<std::unique_ptr<ChildProcess>> Start(const std::vector<std::string>& argv,
                                                      const std::vector<std::string>& env, bool bound = true);
+  static Result<std::unique_ptr<ChildProcess>> Start(const std::vector<std::string>& argv,
+                                                     const std::vector<std::string>& env,
+                                                     const StartOptions& options);
   ~ChildProcess();
   std::int64_t pid() const { return pid_; }
   // The exit status once it has exited (128+N for a POSIX signal N), else nullopt.
@@ -37,6 +51,8 @@ class ChildProcess {
   // Asks it to end (SIGTERM; on Windows, where there is no such request,
   // TerminateProcess); does not wait.
   void Terminate();
+  // Lets it run on: the destructor no longer kills it.
+  void Release() { released_ = true; }
   // "exit status 3", "killed by signal 9".
   static std::string Describe(int status);
 
@@ -45,6 +61,7 @@ class ChildProcess {
   std::int64_t pid_;
   std::intptr_t handle_;
   std::optional<int> status_;
+  bool released_ = false;
 };
 
 // Termination requests to this process (POSIX: SIGINT, SIGTERM, SIGHUP;

@@ -55,6 +55,31 @@ std::string SignalName(int sig) {
 
 Result<std::unique_ptr<ChildProcess>> ChildProcess::Start(const std::vector<std::string>& argv,
                                                           const std::vector<std::string>& env, bool bound) {
+  StartOptions o;
+  o.bound = bound;
+  return Start(argv, env, o);
+}
+
+namespace {
+
+// An inheritable handle for the child's standard input (the null device) or
+// output (appended to `path`); nullptr with GetLastError() set on failure.
+HANDLE InheritableFile(const std::string& path, bool for_output) {
+  SECURITY_ATTRIBUTES sa{};
+  sa.nLength = sizeof sa;
+  sa.bInheritHandle = TRUE;
+  HANDLE h = for_output ? CreateFileW(Widen(path).c_str(), FILE_APPEND_DATA, FILE_SHARE_READ | FILE_SHARE_WRITE,
+                                      &sa, OPEN_ALWAYS, FILE_ATTRIBUTE_NORMAL, nullptr)
+                        : CreateFileW(L"NUL", GENERIC_READ, FILE_SHARE_READ | FILE_SHARE_WRITE, &sa,
+                                      OPEN_EXISTING, FILE_ATTRIBUTE_NORMAL, nullptr);
+  return h == INVALID_HANDLE_VALUE ? nullptr : h;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<ChildProcess>> ChildProcess::Start(const std::vector<std::string>& argv,
+                                                          const std::vector<std::string>& env,
+                                                          const StartOptions& o) {
   if (argv.empty()) return InvalidArgument("no program to run");
   for (const auto& e : env) {  // inherited by the child
     auto eq = e.find('=');
@@ -67,13 +92,42 @@ Result<std::unique_ptr<ChildProcess>> ChildProcess::Start(const std::vector<std:
   }
   STARTUPINFOW si{};
   si.cb = sizeof si;
+  HANDLE stdio[3] = {nullptr, nullptr, nullptr};
+  auto close_stdio = [&stdio] {
+    for (HANDLE& h : stdio) {
+      if (h != nullptr) CloseHandle(h);
+      h = nullptr;
+    }
+  };
+  if (o.stdin_null || !o.stdout_path.empty() || !o.stderr_path.empty()) {
+    const std::string* outs[2] = {&o.stdout_path, &o.stderr_path};
+    stdio[0] = o.stdin_null ? InheritableFile("", false) : GetStdHandle(STD_INPUT_HANDLE);
+    if (o.stdin_null && stdio[0] == nullptr) return WindowsError("open", "NUL", GetLastError());
+    for (int i = 0; i < 2; ++i) {
+      if (outs[i]->empty()) continue;
+      stdio[i + 1] = InheritableFile(*outs[i], true);
+      if (stdio[i + 1] == nullptr) {
+        DWORD err = GetLastError();
+        if (o.stdin_null) CloseHandle(stdio[0]);
+        return WindowsError("open", *outs[i], err);
+      }
+    }
+    si.dwFlags = STARTF_USESTDHANDLES;
+    si.hStdInput = stdio[0];
+    si.hStdOutput = stdio[1] != nullptr ? stdio[1] : GetStdHandle(STD_OUTPUT_HANDLE);
+    si.hStdError = stdio[2] != nullptr ? stdio[2] : GetStdHandle(STD_ERROR_HANDLE);
+    if (!o.stdin_null) stdio[0] = nullptr;  // not ours to close
+  }
   PROCESS_INFORMATION pi{};
-  if (!CreateProcessW(nullptr, cmd.data(), nullptr, nullptr, TRUE, CREATE_SUSPENDED, nullptr, nullptr, &si,
-                      &pi))
-    return WindowsError("start", argv[0], GetLastError());
+  std::wstring cwd = Widen(o.cwd);
+  BOOL made = CreateProcessW(nullptr, cmd.data(), nullptr, nullptr, TRUE, CREATE_SUSPENDED, nullptr,
+                             o.cwd.empty() ? nullptr : cwd.c_str(), &si, &pi);
+  DWORD err = GetLastError();
+  close_stdio();
+  if (!made) return WindowsError("start", argv[0], err);
   // Into the job before it runs a single instruction (where jobs cannot nest,
   // it runs outside: a member still ends when its coordinator's channel closes).
-  if (HANDLE job = bound ? ChildrenJob() : nullptr; job != nullptr)
+  if (HANDLE job = o.bound ? ChildrenJob() : nullptr; job != nullptr)
     AssignProcessToJobObject(job, pi.hProcess);
   ResumeThread(pi.hThread);
   CloseHandle(pi.hThread);
@@ -90,7 +144,7 @@ Status ExecProgram(const std::vector<std::string>& argv, const std::vector<std::
 }
 
 ChildProcess::~ChildProcess() {
-  if (!status_) Kill();
+  if (!status_ && !released_) Kill();
   CloseHandle(reinterpret_cast<HANDLE>(handle_));
 }
 

@@ -1,0 +1,119 @@
+// Stream over descriptors: POSIX read/write with poll for timeouts; on
+// Windows the C runtime's _read/_write in binary mode (no timeouts there:
+// the ssh or daemon on the other side bounds how long the peer may wait).
+#include <cerrno>
+#include <cstring>
+
+#include "net/stream.h"
+
+#ifdef _WIN32
+#include <fcntl.h>
+#include <io.h>
+#else
+#include <poll.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#endif
+
+namespace ckpt::net {
+
+namespace {
+
+Status StreamError(const std::string& op, const std::string& who, int err) {
+  return IoError(op + " " + who + ": " + std::strerror(err));
+}
+
+class FdStream final : public Stream {
+ public:
+  FdStream(int rfd, int wfd, std::string describe, bool own)
+      : rfd_(rfd), wfd_(wfd), describe_(std::move(describe)), own_(own) {
+#ifdef _WIN32
+    _setmode(rfd_, _O_BINARY);
+    _setmode(wfd_, _O_BINARY);
+#else
+    // A peer that goes away must give EPIPE here, not kill ckpt.
+    ::signal(SIGPIPE, SIG_IGN);
+#endif
+  }
+  ~FdStream() override {
+    if (!own_) return;
+    CloseWrite();
+    if (rfd_ >= 0 && rfd_ != wfd_) Close(rfd_);
+  }
+
+  Status Write(const void* data, std::size_t size) override {
+    if (wfd_ < 0) return FailedPrecondition("writing to " + describe_ + " after closing it");
+    const char* p = static_cast<const char*>(data);
+    while (size > 0) {
+#ifdef _WIN32
+      int n = _write(wfd_, p, static_cast<unsigned>(size > (1u << 30) ? (1u << 30) : size));
+#else
+      ssize_t n = ::write(wfd_, p, size);
+      if (n < 0 && errno == EINTR) continue;
+#endif
+      if (n < 0) return StreamError("write to", describe_, errno);
+      p += n;
+      size -= static_cast<std::size_t>(n);
+    }
+    return Status::Ok();
+  }
+
+  Status Read(void* data, std::size_t size, int timeout_ms) override {
+    char* p = static_cast<char*>(data);
+#ifndef _WIN32
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+#endif
+    while (size > 0) {
+#ifdef _WIN32
+      (void)timeout_ms;
+      int n = _read(rfd_, p, static_cast<unsigned>(size > (1u << 30) ? (1u << 30) : size));
+#else
+      if (timeout_ms >= 0) {
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        struct pollfd pfd = {rfd_, POLLIN, 0};
+        int r = left.count() > 0 ? ::poll(&pfd, 1, static_cast<int>(left.count())) : 0;
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) return StreamError("wait for", describe_, errno);
+        if (r == 0) return Timeout(describe_ + " sent nothing for " + std::to_string(timeout_ms / 1000) + " s");
+      }
+      ssize_t n = ::read(rfd_, p, size);
+      if (n < 0 && errno == EINTR) continue;
+#endif
+      if (n < 0) return StreamError("read from", describe_, errno);
+      if (n == 0) return NotFound(describe_ + " closed the connection");
+      p += n;
+      size -= static_cast<std::size_t>(n);
+    }
+    return Status::Ok();
+  }
+
+  void CloseWrite() override {
+    if (wfd_ < 0) return;
+    if (own_ && wfd_ != rfd_) Close(wfd_);
+    wfd_ = -1;
+  }
+
+  std::string Describe() const override { return describe_; }
+
+ private:
+  static void Close(int fd) {
+#ifdef _WIN32
+    _close(fd);
+#else
+    ::close(fd);
+#endif
+  }
+  int rfd_, wfd_;
+  std::string describe_;
+  bool own_;
+};
+
+}  // namespace
+
+std::unique_ptr<Stream> NewFdStream(int read_fd, int write_fd, std::string describe, bool own) {
+  return std::make_unique<FdStream>(read_fd, write_fd, std::move(describe), own);
+}
+
+}  // namespace ckpt::net

@@ -1,0 +1,72 @@
+#include "net/handoff.h"
+
+#include <memory>
+#include <vector>
+
+#include "platform/env.h"
+
+namespace ckpt::net {
+
+Result<nlohmann::json> SourceHandoff::Await(FrameType want, int timeout_ms, const char* what) {
+  auto f = RecvFrame(s_, timeout_ms);
+  if (!f.ok()) return f.status().WithContext(std::string("waiting for ") + what + " from " + host_);
+  if (f->type == FrameType::kError) {
+    auto j = ParseJson(*f);
+    if (!j.ok()) return j.status();
+    std::string host = j->value("host", host_);
+    return FailedPrecondition(host + ": " + j->value("step", std::string("?")) + ": " +
+                              j->value("message", std::string()));
+  }
+  if (f->type != want) {
+    return Corruption("expected " + FrameTypeName(want) + " from " + host_ + ", got " + FrameTypeName(f->type));
+  }
+  return ParseJson(*f);
+}
+
+Result<nlohmann::json> SourceHandoff::Hello(const nlohmann::json& hello) {
+  nlohmann::json h = hello;
+  h["version"] = kProtocolVersion;
+  RETURN_IF_ERROR(SendJson(s_, FrameType::kHello, h).WithContext("sending to " + s_->Describe()));
+  ASSIGN_OR_RETURN(auto a, Await(FrameType::kAccept, 120 * 1000, "the receiver's answer"));
+  host_ = a.value("host", host_);
+  return a;
+}
+
+Status SourceHandoff::SendFile(const std::string& path,
+                               const std::function<void(std::uint64_t, std::uint64_t)>& progress) {
+  platform::Env* env = platform::Env::Default();
+  ASSIGN_OR_RETURN(auto src, env->NewRandomAccessFile(path));
+  std::uint64_t size = src->Size();
+  std::vector<char> buf(kDataChunk);
+  for (std::uint64_t off = 0; off < size;) {
+    std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), size - off));
+    RETURN_IF_ERROR(src->ReadAt(off, n, buf.data()));
+    RETURN_IF_ERROR(sink_.Append(buf.data(), n).WithContext("sending the image to " + host_));
+    off += n;
+    if (progress) progress(off, size);
+  }
+  return Status::Ok();
+}
+
+Status SourceHandoff::EndImage() {
+  RETURN_IF_ERROR(sink_.Flush().WithContext("sending the image to " + host_));
+  nlohmann::json e = {{"bytes", sink_.Position()}};
+  return SendJson(s_, FrameType::kEnd, e).WithContext("sending the image to " + host_);
+}
+
+Result<nlohmann::json> SourceHandoff::AwaitReady(int timeout_ms) {
+  return Await(FrameType::kReady, timeout_ms, "the restored copy");
+}
+
+Result<nlohmann::json> SourceHandoff::Commit(int timeout_ms) {
+  RETURN_IF_ERROR(SendFrame(s_, FrameType::kCommit, "").WithContext("committing on " + host_));
+  committed_ = true;
+  return Await(FrameType::kDone, timeout_ms, "confirmation that the copy runs");
+}
+
+void SourceHandoff::Abort(const std::string& why) {
+  nlohmann::json e = {{"step", "source"}, {"message", why}, {"host", platform::Env::Default()->HostName()}};
+  SendJson(s_, FrameType::kError, e).IgnoreError();
+}
+
+}  // namespace ckpt::net

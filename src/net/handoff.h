@@ -1,0 +1,48 @@
+// The sending side of the migration protocol (docs/migration.md): HELLO and
+// the target's ACCEPT, the image as DATA frames, then the two-phase handoff
+// — READY (the target's copy is restored and held), COMMIT, DONE (it runs).
+// The caller ends the source's copy only after DONE.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "net/stream.h"
+#include "net/wire.h"
+#include "util/status.h"
+
+namespace ckpt::net {
+
+class SourceHandoff {
+ public:
+  explicit SourceHandoff(Stream* s) : s_(s), sink_(s) {}
+
+  // Sends HELLO; returns the target's ACCEPT, or its refusal as an error.
+  Result<nlohmann::json> Hello(const nlohmann::json& hello);
+  // Where the image goes (DATA frames).
+  FrameSink* sink() { return &sink_; }
+  // Sends the file at `path` through sink(); `progress` gets bytes sent.
+  Status SendFile(const std::string& path, const std::function<void(std::uint64_t, std::uint64_t)>& progress);
+  // The image is complete: flushes and sends END.
+  Status EndImage();
+  // Waits for READY (the target restored its copy and holds it).
+  Result<nlohmann::json> AwaitReady(int timeout_ms);
+  // COMMIT, then waits for DONE: the target's copy runs. An error here is
+  // ambiguous only if COMMIT went out: then committed() is true.
+  Result<nlohmann::json> Commit(int timeout_ms);
+  bool committed() const { return committed_; }
+  // Tells the target the migration is off (best effort).
+  void Abort(const std::string& why);
+
+ private:
+  // A frame of `want`, or the target's ERROR as a Status.
+  Result<nlohmann::json> Await(FrameType want, int timeout_ms, const char* what);
+  Stream* s_;
+  FrameSink sink_;
+  std::string host_ = "the target";
+  bool committed_ = false;
+};
+
+}  // namespace ckpt::net

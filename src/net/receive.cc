@@ -1,0 +1,216 @@
+// Receive(): hello and preflight, the image into the spool, then the kind's
+// restore (receive_program.cc, or the engine through ReceiveConfig), held
+// until the source commits.
+#include "net/receive.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+
+#include "net/receive_internal.h"
+#include "net/wire.h"
+#include "platform/env.h"
+
+namespace ckpt::net {
+
+namespace fs = std::filesystem;
+
+std::string DefaultSpool() {
+  platform::Env* env = platform::Env::Default();
+  std::string s = env->GetEnv("CKPT_SPOOL");
+  if (!s.empty()) return s;
+#ifdef _WIN32
+  std::string base = env->GetEnv("LOCALAPPDATA");
+  if (base.empty()) base = env->GetEnv("TEMP");
+  return platform::JoinPath(platform::JoinPath(base, "ckpt"), "spool");
+#else
+  std::string base = env->GetEnv("XDG_STATE_HOME");
+  if (base.empty() || base[0] != '/') {
+    std::string home = env->GetEnv("HOME");
+    base = (home.empty() ? std::string("/tmp") : home) + "/.local/state";
+  }
+  return base + "/ckpt/spool";
+#endif
+}
+
+namespace internal {
+
+Status Session::Fail(const Status& st) {
+  if (!st.ok() && !reported) {
+    reported = true;
+    nlohmann::json e = {{"step", step}, {"message", st.message()}, {"host", host}};
+    SendJson(s, FrameType::kError, e).IgnoreError();
+    Log("failed at " + step + ": " + st.message());
+  }
+  return st;
+}
+
+void Session::Log(const std::string& m) const {
+  if (cfg.log) cfg.log(m);
+}
+
+Status Session::AwaitCommit() {
+  step = "waiting for the source to commit";
+  auto f = RecvFrame(s, cfg.commit_timeout_s * 1000);
+  if (!f.ok()) return f.status().WithContext("the source " + s->Describe() + " did not commit");
+  if (f->type == FrameType::kError) {
+    auto j = ParseJson(*f);
+    reported = true;  // the source knows
+    return FailedPrecondition("the source gave up: " + (j.ok() ? j->value("message", std::string()) : std::string("?")));
+  }
+  if (f->type != FrameType::kCommit)
+    return Corruption("expected COMMIT from the source, got " + FrameTypeName(f->type));
+  return Status::Ok();
+}
+
+}  // namespace internal
+
+namespace {
+
+using internal::Session;
+
+std::string Hex16() { return platform::RandomHex16(); }
+
+bool SafeName(const std::string& n) {
+  return !n.empty() && n.size() <= 128 && n != "." && n != ".." &&
+         n.find_first_of("/\\:\0", 0, 4) == std::string::npos;
+}
+
+Status Preflight(Session* ss) {
+  Session& s = *ss;
+  s.step = "preflight";
+  auto f = RecvFrame(s.s, 120 * 1000);
+  if (!f.ok()) return f.status().WithContext("waiting for the source's HELLO");
+  if (f->type != FrameType::kHello) return Corruption("expected HELLO, got " + FrameTypeName(f->type));
+  ASSIGN_OR_RETURN(s.hello, ParseJson(*f));
+  int version = s.hello.value("version", 0);
+  if (version != kProtocolVersion) {
+    return FailedPrecondition("the source speaks migration protocol " + std::to_string(version) +
+                              ", this ckpt speaks " + std::to_string(kProtocolVersion));
+  }
+  s.kind = s.hello.value("kind", std::string());
+  s.name = s.hello.value("name", std::string());
+  s.id = s.hello.value("id", std::string());
+  if (s.id.size() != 16 || s.id.find_first_not_of("0123456789abcdef") != std::string::npos) s.id = Hex16();
+  const auto& kinds = s.cfg.kinds;
+  if (std::find(kinds.begin(), kinds.end(), s.kind) == kinds.end()) {
+    return FailedPrecondition("this receiver does not take " + (s.kind.empty() ? std::string("unnamed") : s.kind) +
+                            " migrations" + (s.cfg.peer.empty() ? "" : " from " + s.cfg.peer));
+  }
+  if (s.kind == "process" && !s.cfg.restore_process)
+    return NotSupported("this ckpt build has no transparent engine (Linux x86-64 only)");
+  if (s.kind == "program") RETURN_IF_ERROR(internal::PreflightProgram(&s));
+  if (s.kind == "group") return NotSupported("group migrations are not built yet");
+  // The spool: this migration's own directory, and room for the image.
+  std::error_code ec;
+  fs::create_directories(s.cfg.spool, ec);
+  if (ec) return IoError("create spool " + s.cfg.spool + ": " + ec.message());
+  s.dir = platform::JoinPath(s.cfg.spool, "m-" + s.id);
+  if (!fs::create_directory(s.dir, ec)) {
+    return IoError("create " + s.dir + ": " + (ec ? ec.message() : std::string("it exists already")));
+  }
+  s.own_dir = true;
+  std::uint64_t need = s.hello.value("image_bytes", std::uint64_t{0});
+  auto sp = fs::space(s.dir, ec);
+  if (!ec && need > 0 && sp.available < need) {
+    return IoError("the spool " + s.cfg.spool + " on " + s.host + " has " +
+                             std::to_string(sp.available >> 20) + " MiB free; the image needs about " +
+                             std::to_string((need + (1 << 20) - 1) >> 20) + " MiB");
+  }
+  nlohmann::json a = {{"host", s.host}, {"spool", s.dir}, {"free", ec ? 0 : sp.available}};
+  return SendJson(s.s, FrameType::kAccept, a);
+}
+
+Status TakeImage(Session* ss) {
+  Session& s = *ss;
+  s.step = "transfer";
+  platform::Env* env = platform::Env::Default();
+  std::string file = s.kind == "process" ? "process.ckpt" : s.hello.value("image_name", std::string("image.ckpt"));
+  if (!SafeName(file)) return InvalidArgument("the source named its image '" + file + "'");
+  ASSIGN_OR_RETURN(auto out, env->NewTempFile(s.dir, file));
+  std::uint64_t got = 0;
+  auto t0 = std::chrono::steady_clock::now();
+  while (true) {
+    auto f = RecvFrame(s.s, 300 * 1000);
+    if (!f.ok()) return f.status().WithContext("after " + std::to_string(got) + " bytes of the image");
+    if (f->type == FrameType::kData) {
+      Status st = out->Append(f->payload.data(), f->payload.size());
+      if (!st.ok()) return st.WithContext("writing the image to the spool on " + s.host);
+      got += f->payload.size();
+      continue;
+    }
+    if (f->type == FrameType::kError) {
+      auto j = ParseJson(*f);
+      s.reported = true;  // the source knows
+      return FailedPrecondition("the source stopped the transfer: " +
+                     (j.ok() ? j->value("message", std::string()) : std::string("?")));
+    }
+    if (f->type != FrameType::kEnd) return Corruption("unexpected " + FrameTypeName(f->type) + " in the image");
+    ASSIGN_OR_RETURN(auto end, ParseJson(*f));
+    std::uint64_t want = end.value("bytes", std::uint64_t{0});
+    if (want != got) {
+      return Corruption("the image is " + std::to_string(want) + " bytes at the source, " + std::to_string(got) +
+                        " arrived");
+    }
+    break;
+  }
+  Status st = out->Sync();
+  if (st.ok()) {
+    s.image = platform::JoinPath(s.dir, file);
+    auto done = out->Commit(s.image, false);
+    st = done.ok() ? (*done ? Status::Ok() : IoError(s.image + " exists already")) : done.status();
+  }
+  if (!st.ok()) return st.WithContext("writing the image to the spool on " + s.host);
+  s.image_bytes = got;
+  s.transfer_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count();
+  s.Log("received " + std::to_string(got) + " bytes into " + s.image);
+  return Status::Ok();
+}
+
+// The engine's restore, held in `hold` (READY, then COMMIT) before it runs.
+Status RestoreProcess(Session* ss) {
+  Session& s = *ss;
+  s.step = "restore";
+  auto t0 = std::chrono::steady_clock::now();
+  bool held = false;
+  auto facts = s.cfg.restore_process(s.dir, s.hello, [&](std::int64_t pid) -> Status {
+    held = true;
+    nlohmann::json r = {{"pid", pid},
+                        {"host", s.host},
+                        {"restore_ns", std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                           std::chrono::steady_clock::now() - t0)
+                                           .count()}};
+    RETURN_IF_ERROR(SendJson(s.s, FrameType::kReady, r));
+    s.step = "waiting for the source to commit";
+    Status st = s.AwaitCommit();
+    if (st.ok()) s.step = "release";
+    return st;
+  });
+  if (!facts.ok()) {
+    (void)held;
+    return facts.status();
+  }
+  nlohmann::json d = *facts;
+  d["host"] = s.host;
+  return SendJson(s.s, FrameType::kDone, d);
+}
+
+}  // namespace
+
+Status Receive(Stream* stream, const ReceiveConfig& cfg) {
+  Session s(stream, cfg);
+  s.host = platform::Env::Default()->HostName();
+  Status st = Preflight(&s);
+  if (st.ok()) st = TakeImage(&s);
+  if (st.ok()) st = s.kind == "process" ? RestoreProcess(&s) : internal::RunProgram(&s);
+  if (!st.ok()) s.Fail(st).IgnoreError();
+  if (s.own_dir && (!st.ok() || !cfg.keep)) {
+    std::error_code ec;
+    fs::remove_all(s.dir, ec);
+  }
+  if (st.ok()) s.Log("migration " + s.id + " of " + s.name + " done");
+  return st.ok() ? st : st.WithContext(s.step);
+}
+
+}  // namespace ckpt::net

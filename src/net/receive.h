@@ -1,0 +1,56 @@
+// The receiving side of a migration (docs/migration.md), shared by
+// `ckpt receive` (what ssh runs on the target) and the daemon `ckptd`: takes
+// an image from a Stream into a spool directory, checking every frame as it
+// arrives, restores it held, tells the source, and lets it run only when the
+// source commits. Whatever fails before that leaves nothing running here
+// and no spool entry.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "net/stream.h"
+#include "util/status.h"
+
+namespace ckpt::net {
+
+// Restores the transparent engine's image in `dir` (DIR/process.ckpt) and
+// calls `hold` with the restored root's PID before letting it run; an error
+// from `hold` undoes the restore. Returns facts for the source (pid, ...).
+// Set by builds that have the engine.
+using ProcessRestorer = std::function<Result<nlohmann::json>(
+    const std::string& dir, const nlohmann::json& hello, const std::function<Status(std::int64_t pid)>& hold)>;
+
+struct ReceiveConfig {
+  std::string spool;  // where images land, one directory per migration
+  // Program name -> the command that runs it here (launcher words, then the
+  // binary): `--program heat=wine heat.exe`, the daemon's program map.
+  std::map<std::string, std::vector<std::string>> programs;
+  // No entry for a program: run the binary the image records, if it exists
+  // here (ckpt receive over ssh: the user's own account). The daemon runs
+  // only what its map names.
+  bool run_recorded_programs = true;
+  // What this peer may send: "program", "process", "group".
+  std::vector<std::string> kinds = {"program", "process", "group"};
+  std::string cwd;     // working directory for programs, overriding the source's
+  std::string output;  // where NAME.out and NAME.err go (default: the working directory)
+  bool keep = false;   // keep the received image in the spool after the handoff
+  std::string peer;    // who sends, for messages ("ssh", "CN=...")
+  int commit_timeout_s = 600;  // how long a restored copy is held waiting for the source
+  ProcessRestorer restore_process;
+  std::function<void(const std::string&)> log;  // progress messages (stderr)
+};
+
+// Runs one migration's receiving side to its end. The error (also sent to
+// the source) names the step.
+Status Receive(Stream* s, const ReceiveConfig& cfg);
+
+// The default spool: $CKPT_SPOOL, else $XDG_STATE_HOME/ckpt/spool, else
+// ~/.local/state/ckpt/spool (Windows: %LOCALAPPDATA%\ckpt\spool).
+std::string DefaultSpool();
+
+}  // namespace ckpt::net

@@ -1,0 +1,41 @@
+// Inside Receive(): one migration's state, shared by receive.cc and the
+// per-kind files.
+#pragma once
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "net/receive.h"
+
+namespace ckpt::net::internal {
+
+struct Session {
+  Session(Stream* stream, const ReceiveConfig& c) : s(stream), cfg(c) {}
+  Stream* s;
+  const ReceiveConfig& cfg;
+  std::string host;  // this host's name, for messages and the source
+  std::string step;  // what is being done, for errors
+  bool reported = false;  // an ERROR went to the source (or came from it)
+  nlohmann::json hello;
+  std::string id, kind, name;
+  std::string dir;  // this migration's spool directory
+  bool own_dir = false;
+  std::string image;  // the received image
+  std::uint64_t image_bytes = 0;
+  std::int64_t transfer_ns = 0;
+  // Program migrations: decided in the preflight.
+  std::vector<std::string> command;
+  std::string cwd, ckpt_dir, out_path, err_path;
+
+  // Tells the source why (once) and returns `st`.
+  Status Fail(const Status& st);
+  void Log(const std::string& m) const;
+  // Waits for the source's COMMIT; an error if it gave up, went away or took too long.
+  Status AwaitCommit();
+};
+
+Status PreflightProgram(Session* s);
+Status RunProgram(Session* s);
+
+}  // namespace ckpt::net::internal

@@ -1,0 +1,153 @@
+// Receiving a CKPT program: the program runs here from the received image
+// (CKPT_RESUME), with its output in files, and waits at its first safepoint
+// on a loopback connection until the source commits ('g'); if this side
+// goes away first, the program ends (status 76) without running on.
+#include <chrono>
+#include <filesystem>
+#include <thread>
+
+#include "image/reader.h"
+#include "lib/program_image.h"
+#include "net/receive_internal.h"
+#include "net/wire.h"
+#include "platform/env.h"
+#include "platform/process.h"
+#include "platform/socket.h"
+
+namespace ckpt::net::internal {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+bool IsDir(const std::string& p) {
+  std::error_code ec;
+  return !p.empty() && fs::is_directory(p, ec);
+}
+
+// The program's recorded arguments, from the image's META.
+Result<std::vector<std::string>> RecordedArgs(const std::string& image) {
+  platform::Env* env = platform::Env::Default();
+  ASSIGN_OR_RETURN(auto src, env->NewRandomAccessFile(image));
+  ASSIGN_OR_RETURN(auto r, image::ImageReader::Open(std::move(src)));
+  if (r->header().kind != image::ImageKind::kProgram)
+    return InvalidArgument(std::string("the source sent a ") + image::ImageKindName(r->header().kind) + " image as a program");
+  const auto* ms = r->Find(lib::kSectionMeta);
+  if (ms == nullptr) return Corruption(image + " has no META section");
+  ASSIGN_OR_RETURN(auto data, r->ReadSection(*ms));
+  lib::Meta meta;
+  RETURN_IF_ERROR(lib::DecodeMeta(data, &meta));
+  std::vector<std::string> args;
+  if (meta.Get("program.argc") == "0") return args;
+  std::string all = meta.Get("program.args");
+  for (std::size_t b = 0;;) {
+    std::size_t e = all.find('\0', b);
+    args.push_back(all.substr(b, e == std::string::npos ? std::string::npos : e - b));
+    if (e == std::string::npos) break;
+    b = e + 1;
+  }
+  return args;
+}
+
+// Reads "CKPTHOLD <token> <pid>\n" from the resumed program.
+Result<std::int64_t> ReadHoldLine(platform::Socket* sock, const std::string& token) {
+  std::string line;
+  char c = 0;
+  while (line.size() < 128) {
+    RETURN_IF_ERROR(sock->RecvAll(&c, 1, 10 * 1000));
+    if (c == '\n') break;
+    line += c;
+  }
+  const std::string want = "CKPTHOLD " + token + " ";
+  if (line.rfind(want, 0) != 0) return FailedPrecondition("a process that is not the resumed program connected");
+  return std::strtoll(line.c_str() + want.size(), nullptr, 10);
+}
+
+}  // namespace
+
+Status PreflightProgram(Session* ss) {
+  Session& s = *ss;
+  auto it = s.cfg.programs.find(s.name);
+  std::string recorded = s.hello.value("program_path", std::string());
+  if (it != s.cfg.programs.end()) {
+    s.command = it->second;
+  } else if (s.cfg.run_recorded_programs && !recorded.empty() && fs::exists(recorded)) {
+    s.command = {recorded};
+  } else {
+    return NotFound("program '" + s.name + "' is not available on " + s.host +
+                    (s.cfg.run_recorded_programs
+                         ? " (" + (recorded.empty() ? std::string("no path recorded") : recorded + " does not exist") +
+                               " here; name it with --program " + s.name + "=PATH)"
+                         : " (the daemon's program map has no entry for it)"));
+  }
+  s.cwd = !s.cfg.cwd.empty() ? s.cfg.cwd : s.hello.value("cwd", std::string());
+  if (!IsDir(s.cwd)) {
+    return NotFound("the working directory " + (s.cwd.empty() ? std::string("(none sent)") : s.cwd) +
+                    " does not exist on " + s.host + "; name one with --cwd DIR");
+  }
+  std::string dir = s.hello.value("ckpt_dir", std::string());
+  s.ckpt_dir = IsDir(dir) ? dir : s.cwd;
+  std::string out = s.cfg.output.empty() ? s.cwd : s.cfg.output;
+  if (!IsDir(out)) return NotFound("the output directory " + out + " does not exist on " + s.host);
+  s.out_path = platform::JoinPath(out, s.name + ".out");
+  s.err_path = platform::JoinPath(out, s.name + ".err");
+  return Status::Ok();
+}
+
+Status RunProgram(Session* ss) {
+  Session& s = *ss;
+  s.step = "resume";
+  ASSIGN_OR_RETURN(auto args, RecordedArgs(s.image));
+  ASSIGN_OR_RETURN(auto listener, platform::Listener::Loopback());
+  std::string token = platform::RandomHex16() + platform::RandomHex16();
+  std::vector<std::string> argv = s.command;
+  argv.insert(argv.end(), args.begin(), args.end());
+  std::vector<std::string> env = {"CKPT_RESUME=" + s.image, "CKPT_DIR=" + s.ckpt_dir, "CKPT_NAME=" + s.name,
+                                  "CKPT_HOLD_PORT=" + std::to_string(listener->port()),
+                                  "CKPT_HOLD_TOKEN=" + token};
+  platform::StartOptions so;
+  so.bound = false;
+  so.cwd = s.cwd;
+  so.stdin_null = true;
+  so.stdout_path = s.out_path;
+  so.stderr_path = s.err_path;
+  so.new_session = true;
+  auto t0 = std::chrono::steady_clock::now();
+  ASSIGN_OR_RETURN(auto child, platform::ChildProcess::Start(argv, env, so));
+  s.Log("started " + argv[0] + " (pid " + std::to_string(child->pid()) + "), resuming");
+  // Until it has resumed and says so; it may fail on the way (a mismatched
+  // program, a damaged image).
+  std::unique_ptr<platform::Socket> sock;
+  for (int waited = 0; !sock; waited += 200) {
+    auto c = listener->Accept(200);
+    if (c.ok()) {
+      sock = std::move(c).value();
+      break;
+    }
+    if (auto st = child->Poll()) {
+      return FailedPrecondition(argv[0] + " ended (" + platform::ChildProcess::Describe(*st) +
+                                ") before resuming; its messages are in " + s.err_path);
+    }
+    if (waited > s.cfg.commit_timeout_s * 1000) return Timeout(argv[0] + " did not resume in time");
+  }
+  auto pid = ReadHoldLine(sock.get(), token);
+  if (!pid.ok()) return pid.status();
+  std::int64_t restore_ns =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count();
+  nlohmann::json r = {{"pid", child->pid()}, {"host", s.host},   {"cwd", s.cwd},
+                      {"stdout", s.out_path}, {"stderr", s.err_path}, {"restore_ns", restore_ns}};
+  RETURN_IF_ERROR(SendJson(s.s, FrameType::kReady, r));
+  Status st = s.AwaitCommit();
+  if (!st.ok()) {
+    sock.reset();  // the program ends (status 76) without running on
+    for (int i = 0; i < 500 && !child->Poll(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    return st;  // the destructor kills it if it is still there
+  }
+  s.step = "release";
+  RETURN_IF_ERROR(sock->SendAll("g", 1));
+  child->Release();
+  nlohmann::json d = {{"pid", child->pid()}, {"host", s.host}};
+  return SendJson(s.s, FrameType::kDone, d);
+}
+
+}  // namespace ckpt::net::internal

@@ -1,0 +1,119 @@
+#include "net/wire.h"
+
+#include <cstdlib>
+#include <cstring>
+
+#include "image/checksum.h"
+#include "util/bytes.h"
+
+namespace ckpt::net {
+
+namespace {
+
+constexpr std::size_t kHeaderSize = 16;
+
+// Test hook (CKPT_MIGRATE_FAULT=corrupt-data): one byte of the third DATA
+// frame is changed after its checksum was computed, as a bad link would.
+bool CorruptThisFrame(FrameType type) {
+  static int data_frames = 0;
+  if (type != FrameType::kData) return false;
+  const char* f = std::getenv("CKPT_MIGRATE_FAULT");
+  return f != nullptr && std::strcmp(f, "corrupt-data") == 0 && ++data_frames == 3;
+}
+
+}  // namespace
+
+std::string FrameTypeName(FrameType t) {
+  switch (t) {
+    case FrameType::kHello:
+      return "HELLO";
+    case FrameType::kAccept:
+      return "ACCEPT";
+    case FrameType::kData:
+      return "DATA";
+    case FrameType::kEnd:
+      return "END";
+    case FrameType::kReady:
+      return "READY";
+    case FrameType::kCommit:
+      return "COMMIT";
+    case FrameType::kDone:
+      return "DONE";
+    case FrameType::kError:
+      return "ERROR";
+  }
+  return "frame type " + std::to_string(static_cast<int>(t));
+}
+
+Status SendFrame(Stream* s, FrameType type, std::string_view payload) {
+  if (payload.size() > kMaxPayload) return InvalidArgument("frame payload too large");
+  std::string h;
+  h.reserve(kHeaderSize);
+  h.push_back('C');
+  h.push_back('M');
+  h.push_back(static_cast<char>(type));
+  h.push_back(0);
+  PutU32(&h, static_cast<std::uint32_t>(payload.size()));
+  PutU64(&h, image::Checksum64(payload));
+  RETURN_IF_ERROR(s->Write(h.data(), h.size()));
+  if (payload.empty()) return Status::Ok();
+  if (CorruptThisFrame(type)) {
+    std::string bad(payload);
+    bad[bad.size() / 2] ^= 0x10;
+    return s->Write(bad.data(), bad.size());
+  }
+  return s->Write(payload.data(), payload.size());
+}
+
+Status SendJson(Stream* s, FrameType type, const nlohmann::json& j) {
+  return SendFrame(s, type, j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+}
+
+Result<Frame> RecvFrame(Stream* s, int timeout_ms) {
+  unsigned char h[kHeaderSize];
+  RETURN_IF_ERROR(s->Read(h, sizeof h, timeout_ms));
+  if (h[0] != 'C' || h[1] != 'M' || h[3] != 0 || h[2] < 1 || h[2] > 8) {
+    return Corruption("malformed frame header from " + s->Describe() +
+                      " (not a ckpt migration peer, or a damaged stream)");
+  }
+  std::uint32_t len = DecodeU32(h + 4);
+  std::uint64_t sum = DecodeU64(h + 8);
+  if (len > kMaxPayload) return Corruption("frame of " + std::to_string(len) + " bytes from " + s->Describe());
+  Frame f;
+  f.type = static_cast<FrameType>(h[2]);
+  f.payload.resize(len);
+  if (len > 0) RETURN_IF_ERROR(s->Read(f.payload.data(), len, timeout_ms));
+  if (image::Checksum64(f.payload) != sum) {
+    return Corruption("a " + FrameTypeName(f.type) + " frame from " + s->Describe() +
+                      " failed its checksum: the stream was damaged in transit");
+  }
+  return f;
+}
+
+Result<nlohmann::json> ParseJson(const Frame& f) {
+  auto j = nlohmann::json::parse(f.payload, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return Corruption("malformed " + FrameTypeName(f.type) + " frame");
+  return j;
+}
+
+Status FrameSink::Append(const void* data, std::size_t size) {
+  const char* p = static_cast<const char*>(data);
+  pos_ += size;
+  while (size > 0) {
+    std::size_t take = std::min(size, kDataChunk - buf_.size());
+    buf_.append(p, take);
+    p += take;
+    size -= take;
+    if (buf_.size() == kDataChunk) RETURN_IF_ERROR(Flush());
+  }
+  return Status::Ok();
+}
+
+Status FrameSink::Flush() {
+  if (buf_.empty()) return Status::Ok();
+  Status st = SendFrame(s_, FrameType::kData, buf_);
+  buf_.clear();
+  return st;
+}
+
+}  // namespace ckpt::net

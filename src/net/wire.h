@@ -1,0 +1,63 @@
+// The migration protocol's frames (docs/migration.md, "Protocol"): a
+// 16-byte header — "CM", type, flags (0), payload length (u32 LE), XXH3-64
+// of the payload (u64 LE) — then the payload. Every frame's checksum is
+// verified as it arrives, so a byte changed in transit stops the migration
+// before anything runs on the target.
+#pragma once
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <string_view>
+
+#include "image/io.h"
+#include "net/stream.h"
+#include "util/status.h"
+
+namespace ckpt::net {
+
+inline constexpr int kProtocolVersion = 1;
+inline constexpr std::size_t kMaxPayload = 8u << 20;
+inline constexpr std::size_t kDataChunk = 1u << 20;  // image bytes per DATA frame
+
+enum class FrameType : std::uint8_t {
+  kHello = 1,   // source -> target: JSON, what comes and how to run it
+  kAccept = 2,  // target -> source: JSON, the target can take it
+  kData = 3,    // source -> target: image bytes
+  kEnd = 4,     // source -> target: JSON, the image is complete (bytes)
+  kReady = 5,   // target -> source: JSON, restored and held (pid, host, output)
+  kCommit = 6,  // source -> target: let the target's copy run
+  kDone = 7,    // target -> source: JSON, the target's copy runs
+  kError = 8,   // either way: JSON {step, message, host}; the migration is over
+};
+std::string FrameTypeName(FrameType t);
+
+struct Frame {
+  FrameType type = FrameType::kError;
+  std::string payload;
+};
+
+Status SendFrame(Stream* s, FrameType type, std::string_view payload);
+Status SendJson(Stream* s, FrameType type, const nlohmann::json& j);
+// The next frame; Corruption naming the byte offset when its checksum or
+// header is wrong. `timeout_ms` as Stream::Read.
+Result<Frame> RecvFrame(Stream* s, int timeout_ms = -1);
+// The payload as a JSON object; Corruption if it is not one.
+Result<nlohmann::json> ParseJson(const Frame& f);
+
+// Bytes appended become DATA frames of kDataChunk bytes.
+class FrameSink final : public image::Sink {
+ public:
+  explicit FrameSink(Stream* s) : s_(s) {}
+  Status Append(const void* data, std::size_t size) override;
+  std::uint64_t Position() const override { return pos_; }
+  // Sends what is buffered.
+  Status Flush();
+
+ private:
+  Stream* s_;
+  std::string buf_;
+  std::uint64_t pos_ = 0;
+};
+
+}  // namespace ckpt::net
