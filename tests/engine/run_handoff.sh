@@ -105,6 +105,21 @@ drive_bg() {  # LINE ARGS...
   done
   fail "the driver never printed '$line'"
 }
+# Waits (at most 60 s) for the background driver to end; sets RC.
+wait_driver() {
+  local s
+  for _ in $(seq 1 3000); do
+    s=$(state "$DJOB")
+    [ -z "$s" ] || [ "$s" = Z ] && break
+    sleep 0.02
+  done
+  s=$(state "$DJOB")
+  [ -z "$s" ] || [ "$s" = Z ] || { cat "$W/driver.out"; fail "the driver did not end"; }
+  wait "$DJOB"
+  RC=$?
+  DJOB=""
+  cat "$W/driver.out"
+}
 ipc_left() { ipcs -m -s 2>/dev/null | grep -ci "$(printf "0x%08x" "$(head -1 "$W/ipc_keys")")"; }
 
 case $CASE in
@@ -162,11 +177,8 @@ case $CASE in
     start zdtm_counter
     drive_bg HANDOFF dump "$PID" "$W/img/process.ckpt" hang
     kill -INT "$DJOB"
-    wait "$DJOB"
-    rc=$?
-    DJOB=""
-    cat "$W/driver.out"
-    [ "$rc" = 1 ] || fail "the interrupted driver exited with $rc"
+    wait_driver
+    [ "$RC" = 1 ] || fail "the interrupted driver exited with $RC"
     grep -q "interrupted by SIGINT before the handoff was complete" "$W/driver.out" || fail "no interruption error"
     grep -q "the handoff saw the interruption" "$W/driver.out" || fail "the handoff's error is not reported"
     running "$PID"
@@ -181,11 +193,8 @@ case $CASE in
     worker=$(pgrep -P "$DJOB")
     [ -n "$worker" ] || fail "no worker process"
     kill -9 "$worker"
-    wait "$DJOB"
-    rc=$?
-    DJOB=""
-    cat "$W/driver.out"
-    [ "$rc" = 1 ] || fail "the driver exited with $rc"
+    wait_driver
+    [ "$RC" = 1 ] || fail "the driver exited with $RC"
     grep -q "worker process $worker of this dump was killed" "$W/driver.out" || fail "no repair message"
     running "$PID"
     log_grows
