@@ -178,6 +178,7 @@ case $CASE in
     drive_bg HANDOFF dump "$PID" "$W/img/process.ckpt" hang
     kill -INT "$DJOB"
     wait_driver
+    frozen_in_handoff
     [ "$RC" = 1 ] || fail "the interrupted driver exited with $RC"
     grep -q "interrupted by SIGINT before the handoff was complete" "$W/driver.out" || fail "no interruption error"
     grep -q "the handoff saw the interruption" "$W/driver.out" || fail "the handoff's error is not reported"
@@ -194,6 +195,7 @@ case $CASE in
     [ -n "$worker" ] || fail "no worker process"
     kill -9 "$worker"
     wait_driver
+    frozen_in_handoff
     [ "$RC" = 1 ] || fail "the driver exited with $RC"
     grep -q "worker process $worker of this dump was killed" "$W/driver.out" || fail "no repair message"
     running "$PID"
