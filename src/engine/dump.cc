@@ -171,59 +171,339 @@ void PrepareReaping(const std::vector<Member>& members, const std::vector<Member
 }
 
 // The error of a dump that a signal (or the death of ckpt) stopped before
-// its image was complete: everything was put back.
-Status InterruptedError(const DumpOptions& o, const Status& release) {
-  std::string msg = "dump of process " + std::to_string(o.pid) + " " + InterruptionText() +
-                    " before the image was complete: everything ckpt had changed was put back and " +
-                    (o.tree ? "the processes run on" : "the process runs on") +
-                    " as before; no image was written (a previous image in " + o.dir + " is unchanged)";
+// its image was complete (or, with a handoff, before the handoff said yes):
+// everything was put back. `handoff` is the handoff's own error, if it ran.
+Status InterruptedError(const DumpOptions& o, const Status& release, const Status* handoff) {
+  std::string msg =
+      "dump of process " + std::to_string(o.pid) + " " + InterruptionText() +
+      (handoff != nullptr ? " before the handoff was complete" : " before the image was complete") +
+      ": everything ckpt had changed was put back and " +
+      (o.tree ? "the processes run on" : "the process runs on") + " as before; ";
+  if (o.stream != nullptr) {
+    msg += handoff != nullptr ? "the image sent must not be used" : "the image sent is incomplete";
+  } else {
+    msg += "no image was written (a previous image in " + o.dir + " is unchanged)";
+  }
+  if (handoff != nullptr && !handoff->ok()) msg += " (the handoff: " + handoff->message() + ")";
   if (!release.ok()) msg += "; but letting them go failed: " + release.message();
   return FailedPrecondition(msg);
 }
 
-Result<DumpStats> DumpHere(const DumpOptions& o) {
+// Writes every member's model, blobs and pages. `file`: the image file, for
+// the in-place page copy (null with a stream: ckpt copies the pages).
+Status WriteMembers(std::vector<MemberDump>& md, const TreeModel& t, image::ImageWriter* w,
+                    platform::WritableFile* file, const Progress& progress, DumpStats* stats) {
+  for (auto& d : md) {
+    std::string prefix = SectionPrefix(t, d.pid);
+    RETURN_IF_ERROR(WriteModel(w, d.m, prefix));
+    for (const auto& b : d.blobs) RETURN_IF_ERROR(w->AddSection(kSecBlob, prefix + b.name, "", b.data));
+    // On request, one copy: the process writes its own pages into the
+    // image. Otherwise, or where it cannot, ckpt reads them
+    // (process_vm_readv) and writes them itself.
+    Result<PageDumpResult> in_place = NotSupported("in-place page copy not asked for");
+    if (file != nullptr && InPlaceCopyRequested()) {
+      Injector inj(d.pid, d.gadget);
+      RETURN_IF_ERROR(inj.Save());
+      in_place = WritePagesInPlace(d.pid, &inj, d.candidates, w, file, prefix, progress);
+      Status back = inj.Restore();
+      if (!in_place.ok() && in_place.status().code() != Code::kNotSupported) return in_place.status();
+      RETURN_IF_ERROR(back);
+    }
+    std::string how = in_place.ok() ? "in-place" : "readv";
+    stats->page_copy = stats->page_copy.empty() || stats->page_copy == how ? how : "mixed";
+    if (!in_place.ok()) {
+      ASSIGN_OR_RETURN(in_place, WritePages(d.pid, d.candidates, w, prefix, progress));
+    }
+    PageDumpResult pages = std::move(in_place).value();
+    d.m.pagemap = std::move(pages.runs);
+    stats->pages_stored += PagemapPages(d.m.pagemap);
+    stats->zero_pages_skipped += pages.zero_pages;
+    RETURN_IF_ERROR(w->AddSection(kSecPagemap, prefix + "pagemap", "", EncodePagemap(d.m.pagemap)));
+  }
+  return Status::Ok();
+}
+
+void CountMembers(const TreeModel& t, const std::vector<MemberDump>& md, DumpStats* stats) {
+  stats->members = static_cast<int>(t.members.size());
+  stats->shared_objects = static_cast<int>(t.objects.size());
+  stats->sysv_sems = static_cast<int>(t.sems.size());
+  stats->sysv_queues = static_cast<int>(t.queues.size());
+  stats->threads = stats->vmas = stats->fds = 0;
+  for (const auto& d : md) {
+    stats->threads += static_cast<int>(d.m.threads.size());
+    stats->vmas += static_cast<int>(d.m.vmas.size());
+    stats->fds += static_cast<int>(d.m.fds.size());
+  }
+}
+
+// Everything a dump holds between its steps.
+struct DumpRun {
+  const DumpOptions& o;
   DumpStats stats;
+  FrozenTree tree;
+  TreeModel t;
+  std::vector<MemberDump> md;
+  SysvDump sysv;
+  std::int64_t t_frozen = 0, mark = 0;
+  std::string final_path, old_image;  // old_image: a previous image, swapped out by the new one
+  bool released = false;
+  bool handoff_called = false;
+  Status handoff_status;
+
+  explicit DumpRun(const DumpOptions& opts) : o(opts) {}
+  // Adds the time since the last mark to `phase`.
+  void Lap(std::int64_t* phase) {
+    std::int64_t now = NowNs();
+    *phase += now - mark;
+    mark = now;
+  }
+  Status ReleaseAll() {
+    Status first;
+    for (auto& f : tree.frozen) {
+      if (f == nullptr) continue;
+      Status s = f->Release();
+      if (first.ok() && !s.ok()) first = s;
+    }
+    return first;
+  }
+};
+
+// Reads everything of the frozen members but their pages: each member's
+// resources, then the communication state, then which pages are populated.
+Status CollectAll(DumpRun& r, PipeCensus* pipe_census, std::vector<Blob>* tree_blobs, SharedMemDump* shm) {
+  std::vector<pid_t> pids;
+  for (const auto& d : r.md) pids.push_back(d.pid);
+  for (auto& d : r.md) {
+    RETURN_IF_ERROR(CheckInterrupted());
+    RETURN_IF_ERROR(
+        Collect(*d.fp, &d.m, &d.blobs, &d.gadget).WithContext("process " + std::to_string(d.pid)));
+  }
+  RETURN_IF_ERROR(CheckInterrupted());
+  MaybeKillWorker("collect");
+  r.Lap(&r.stats.phases.collect_ns);
+  std::vector<ProcessModel*> models;
+  for (auto& d : r.md) models.push_back(&d.m);
+  // Communication state (timed apart: DumpStats::comm_ns).
+  std::int64_t tc = NowNs();
+  RETURN_IF_ERROR(CensusNewPipes(pids, models, r.o.external_pipes, pipe_census));
+  RETURN_IF_ERROR(DumpPipes(pids, models, pipe_census->external, tree_blobs));
+  for (auto& d : r.md) RETURN_IF_ERROR(shm->AddMember(d.pid, &d.m, &d.blobs, &r.t));
+  RETURN_IF_ERROR(CheckInterrupted());
+  std::vector<SysvMember> sysv_members;
+  for (auto& d : r.md) sysv_members.push_back({d.pid, d.fp, d.gadget});
+  RETURN_IF_ERROR(r.sysv.Collect(sysv_members, r.o.ipc_ids, r.o.leave_running, &r.t));
+  r.stats.comm_ns += NowNs() - tc;
+  r.Lap(&r.stats.phases.comm_ns);
+  RETURN_IF_ERROR(CheckInterrupted());
+  for (auto& d : r.md) {
+    ASSIGN_OR_RETURN(d.candidates, CollectPopulatedPages(d.pid, d.m.vmas));
+  }
+  r.Lap(&r.stats.phases.pagemap_ns);
+  return CheckInterrupted();
+}
+
+// With --leave-running, once everything is read: SEM_UNDO adjustments go
+// back (injected semops) before the gadgets go, then the members run on.
+Status ReleaseAfterImage(DumpRun& r) {
+  RETURN_IF_ERROR(r.sysv.PutBack());
+  for (auto& d : r.md) {
+    RETURN_IF_ERROR(RemoveGadget(d.pid, d.gadget));
+    d.gadget = 0;
+  }
+  RETURN_IF_ERROR(
+      r.ReleaseAll().WithContext("releasing process " + std::to_string(r.o.pid) + " after the dump"));
+  r.released = true;
+  r.stats.frozen_ns = NowNs() - r.t_frozen;
+  r.Lap(&r.stats.phases.end_ns);
+  return Status::Ok();
+}
+
+// The image is complete in the stream: the handoff decides its fate. An
+// interruption before it undoes the dump without asking.
+Status Handoff(DumpRun& r) {
+  r.Lap(&r.stats.phases.finish_ns);
+  RETURN_IF_ERROR(CheckInterrupted());
+  MaybeKillWorker("handoff");
+  r.stats.frozen_ns = NowNs() - r.t_frozen;  // so far
+  r.handoff_called = true;
+  r.handoff_status = r.o.handoff(r.stats);
+  r.Lap(&r.stats.phases.handoff_ns);
+  RETURN_IF_ERROR(r.handoff_status);
+  // Decided: the members end as asked, whatever arrives from here on (if
+  // this worker dies now, the ckpt process that started it kills them).
+  NoteImageInPlace();
+  if (!r.o.leave_running) NoteKilling();
+  return Status::Ok();
+}
+
+// Writes the image (into a new file in DIR, or the stream), hands it off or
+// makes it durable and gives it its name; with --leave-running the members
+// run on meanwhile.
+Status WriteAndCommit(DumpRun& r, PipeCensus* pipe_census, const Progress& progress) {
+  const DumpOptions& o = r.o;
+  platform::Env* env = platform::Env::Default();
+  std::vector<Blob> tree_blobs;
+  SharedMemDump shm;
+  RETURN_IF_ERROR(CollectAll(r, pipe_census, &tree_blobs, &shm));
+  // Written without a name (O_TMPFILE) or under an exclusive random one,
+  // never an existing file or a symlink; removed unless committed.
+  std::unique_ptr<platform::TempFile> file;
+  if (o.stream == nullptr) {
+    ASSIGN_OR_RETURN(file, env->NewTempFile(o.dir, kImageFileName, o.image_mode));
+  }
+  image::Sink* sink = o.stream != nullptr ? o.stream : file.get();
+  image::WriterOptions wo;
+  wo.frame_size = kImageFrameSize;  // one frame per dump chunk: written without a copy
+  image::ImageWriter w(sink, image::ImageKind::kProcess, wo);
+  RETURN_IF_ERROR(w.Begin());
+  RETURN_IF_ERROR(WriteMembers(r.md, r.t, &w, file.get(), progress, &r.stats));
+  r.Lap(&r.stats.phases.pages_ns);
+  std::int64_t tc = NowNs();
+  RETURN_IF_ERROR(CheckInterrupted());
+  for (const auto& b : tree_blobs) RETURN_IF_ERROR(w.AddSection(kSecBlob, b.name, "", b.data));
+  std::int64_t tw = NowNs();
+  RETURN_IF_ERROR(shm.WritePages(&w, &r.t, &r.stats.shared_bytes));
+  r.stats.shared_write_ns = NowNs() - tw;
+  std::uint64_t before_tree = sink->Position();
+  RETURN_IF_ERROR(WriteTreeModel(&w, r.t));
+  r.stats.tree_meta_bytes = sink->Position() - before_tree;
+  r.stats.comm_ns += NowNs() - tc;
+  r.Lap(&r.stats.phases.comm_ns);
+  RETURN_IF_ERROR(CheckInterrupted());
+  RETURN_IF_ERROR(w.Finish());
+  r.stats.image_bytes = sink->Position();
+  CountMembers(r.t, r.md, &r.stats);
+  if (o.stream != nullptr) {
+    if (o.handoff) RETURN_IF_ERROR(Handoff(r));
+    if (!o.handoff) NoteImageInPlace();
+    r.Lap(&r.stats.phases.finish_ns);
+    return o.leave_running ? ReleaseAfterImage(r) : Status::Ok();
+  }
+  if (o.leave_running) {
+    r.Lap(&r.stats.phases.finish_ns);
+    // Everything is read: the processes may run on while the image is made
+    // durable (it is renamed into place only after that).
+    RETURN_IF_ERROR(ReleaseAfterImage(r));
+  }
+  if (o.sync) RETURN_IF_ERROR(file->Sync());
+  // The last moment a signal undoes the dump: once the image is in place
+  // the dump is finished whatever arrives (docs/engine.md).
+  RETURN_IF_ERROR(CheckInterrupted());
+  // A previous image is swapped with the new one in one step and removed
+  // only once the processes are gone: a plain rename over it makes ext4
+  // write the whole new image back first (auto_da_alloc) and free the old
+  // one on the spot, both while the processes are stopped.
+  ASSIGN_OR_RETURN(bool exchanged, file->CommitExchange(r.final_path));
+  if (exchanged) r.old_image = file->TempPath();
+  NoteImageInPlace();
+  MaybeKillWorker("commit");
+  // Without --sync nothing is promised to survive a crash: no waiting for
+  // the directory (on ext4 that waits for the image's data to be written).
+  if (o.sync) RETURN_IF_ERROR(env->SyncDir(o.dir));
+  r.Lap(&r.stats.phases.finish_ns);
+  return Status::Ok();
+}
+
+// A dump that failed (or was interrupted, or whose handoff said no): puts
+// everything back and lets the members run on; returns the error to report.
+Status Undo(DumpRun& r, const Status& st) {
+  const DumpOptions& o = r.o;
+  platform::Env* env = platform::Env::Default();
+  // The new image's remains went with its TempFile; a previous image the
+  // new one replaced goes too.
+  if (!r.old_image.empty()) env->RemoveFile(r.old_image).IgnoreError();
+  // Everything back as it was: SEM_UNDO adjustments (injected, so before
+  // the gadgets go), the gadgets, then the members run on.
+  if (!r.released) r.sysv.PutBack().IgnoreError();
+  for (auto& d : r.md) {
+    if (d.gadget != 0) RemoveGadget(d.pid, d.gadget).IgnoreError();
+  }
+  if (Interruption() != 0)
+    return InterruptedError(o, r.ReleaseAll(), r.handoff_called ? &r.handoff_status : nullptr);
+  if (!r.released) {
+    for (const auto& d : r.md) {
+      std::string death = DeathOf(d.pid);
+      if (!death.empty()) {
+        r.ReleaseAll().IgnoreError();
+        return FailedPrecondition(
+            "process " + std::to_string(d.pid) + " " + death + " during the dump; " +
+            (o.stream != nullptr ? std::string("the image sent must not be used")
+                                 : "no image was written (a previous image in " + o.dir + " is unchanged)"));
+      }
+    }
+  }
+  Status release = r.ReleaseAll();
+  if (r.handoff_called && !r.handoff_status.ok()) {
+    std::string msg = "dump of process " + std::to_string(o.pid) + ": " + r.handoff_status.message() +
+                      "; the dump was undone: " + (o.tree ? "the processes run on" : "the process runs on") +
+                      " as before";
+    if (!release.ok()) msg += ", but letting them go failed: " + release.message();
+    return Status(r.handoff_status.code(), msg);
+  }
+  return st.WithContext("dump of process " + std::to_string(o.pid));
+}
+
+// The image is complete (durable and in place, or handed off): the members
+// are killed, children before parents, and the System V objects they used
+// move into the image with them.
+Status EndMembers(DumpRun& r) {
+  Status end;
+  if (r.tree.frozen.size() == 1 && r.tree.frozen[0] != nullptr && r.t.objects.empty() && r.t.sems.empty() &&
+      r.t.queues.empty()) {
+    // One process sharing nothing: SIGKILL, and no waiting for the kernel
+    // to free its memory (~0.1 s/GiB); it runs none of its code again.
+    end = r.tree.frozen[0]->KillNoWait();
+  } else {
+    NoteKilling();  // if the worker dies from here on, the processes are killed
+    MaybeKillWorker("end");
+    PrepareReaping(r.t.members, r.md);
+    // Children before their parents (members are listed parents first).
+    for (auto f = r.tree.frozen.rbegin(); f != r.tree.frozen.rend(); ++f) {
+      if (*f == nullptr) continue;
+      Status s = (*f)->Kill();
+      if (end.ok() && !s.ok()) end = s;
+    }
+  }
+  r.stats.frozen_ns = NowNs() - r.t_frozen;
+  r.Lap(&r.stats.phases.end_ns);
+  return end;
+}
+
+Result<DumpStats> DumpHere(const DumpOptions& o) {
+  DumpRun r(o);
+  DumpStats& stats = r.stats;
   std::int64_t t0 = NowNs();
   platform::Env* env = platform::Env::Default();
-  if (Interruption() != 0) return InterruptedError(o, Status::Ok());
+  if (o.handoff && o.stream == nullptr) return InvalidArgument("a dump handoff needs a stream to write to");
+  if (Interruption() != 0) return InterruptedError(o, Status::Ok(), nullptr);
   // Every refusal /proc can decide, before anything is stopped.
   ASSIGN_OR_RETURN(PipeCensus pipe_census, PrecheckDump(o.pid, o.tree, o.external_pipes));
   stats.notes = pipe_census.notes;
   std::int64_t t_checked = NowNs();
   stats.phases.precheck_ns = t_checked - t0;
-  RETURN_IF_ERROR(env->CreateDirs(o.dir));
-  RETURN_IF_ERROR(platform::CheckImageMode(o.image_mode));
-  std::string final_path = platform::JoinPath(o.dir, kImageFileName);
-  std::string old_image;  // a previous image, swapped out by the new one
-  stats.image_path = final_path;
-  env->RemoveStaleTempFiles(o.dir, kImageFileName);
+  if (o.stream == nullptr) {
+    RETURN_IF_ERROR(env->CreateDirs(o.dir));
+    RETURN_IF_ERROR(platform::CheckImageMode(o.image_mode));
+    r.final_path = platform::JoinPath(o.dir, kImageFileName);
+    stats.image_path = r.final_path;
+    env->RemoveStaleTempFiles(o.dir, kImageFileName);
+  }
 
   auto frozen = FreezeTree(o.pid, o.tree);
-  if (!frozen.ok() && Interruption() != 0) return InterruptedError(o, Status::Ok());
+  if (!frozen.ok() && Interruption() != 0) return InterruptedError(o, Status::Ok(), nullptr);
   if (!frozen.ok()) return frozen.status();
-  FrozenTree tree = std::move(frozen).value();
+  r.tree = std::move(frozen).value();
   MaybeKillWorker("freeze");
-  std::int64_t t_frozen = NowNs();
-  stats.phases.freeze_ns = t_frozen - t_checked;
-  // Adds the time since the last mark to `phase`.
-  std::int64_t mark = t_frozen;
-  auto lap = [&mark](std::int64_t* phase) {
-    std::int64_t now = NowNs();
-    *phase += now - mark;
-    mark = now;
-  };
-  pid_t pid = o.pid;
-  TreeModel t;
-  t.members = tree.members;
-  std::vector<MemberDump> md;
-  for (std::size_t i = 0; i < tree.members.size(); ++i) {
-    if (tree.frozen[i] == nullptr) continue;
+  r.t_frozen = r.mark = NowNs();
+  stats.phases.freeze_ns = r.t_frozen - t_checked;
+  r.t.members = r.tree.members;
+  for (std::size_t i = 0; i < r.tree.members.size(); ++i) {
+    if (r.tree.frozen[i] == nullptr) continue;
     MemberDump d;
-    d.pid = tree.members[i].pid;
-    d.fp = tree.frozen[i].get();
-    md.push_back(std::move(d));
+    d.pid = r.tree.members[i].pid;
+    d.fp = r.tree.frozen[i].get();
+    r.md.push_back(std::move(d));
   }
-  bool released = false;
   Progress progress = o.progress;
   const char* fault = std::getenv("CKPT_ENGINE_FAULT");
   if (fault != nullptr && std::strcmp(fault, "kill-worker-at-pages") == 0) {
@@ -234,202 +514,28 @@ Result<DumpStats> DumpHere(const DumpOptions& o) {
   }
   if (fault != nullptr && std::strcmp(fault, "kill-during-dump") == 0) {
     // Test hook: the process dies while its memory is being read.
-    progress = [pid, &o](std::uint64_t done, std::uint64_t total) {
+    progress = [pid = o.pid, &o](std::uint64_t done, std::uint64_t total) {
       ::kill(pid, SIGKILL);
       if (o.progress) o.progress(done, total);
     };
   }
   IpcNamespace ipc;
-  SysvDump sysv;
-  auto release_all = [&]() -> Status {
-    Status first;
-    for (auto& f : tree.frozen) {
-      if (f == nullptr) continue;
-      Status s = f->Release();
-      if (first.ok() && !s.ok()) first = s;
-    }
-    return first;
-  };
-
   Status st = [&]() -> Status {
     std::vector<pid_t> pids;
-    for (const auto& d : md) pids.push_back(d.pid);
+    for (const auto& d : r.md) pids.push_back(d.pid);
     RETURN_IF_ERROR(ipc.EnterOf(pids));
-    for (auto& d : md) {
-      RETURN_IF_ERROR(CheckInterrupted());
-      RETURN_IF_ERROR(
-          Collect(*d.fp, &d.m, &d.blobs, &d.gadget).WithContext("process " + std::to_string(d.pid)));
-    }
-    RETURN_IF_ERROR(CheckInterrupted());
-    MaybeKillWorker("collect");
-    lap(&stats.phases.collect_ns);
-    std::vector<ProcessModel*> models;
-    for (auto& d : md) models.push_back(&d.m);
-    std::vector<Blob> tree_blobs;
-    // Communication state (timed apart: DumpStats::comm_ns).
-    std::int64_t tc = NowNs();
-    RETURN_IF_ERROR(CensusNewPipes(pids, models, o.external_pipes, &pipe_census));
-    RETURN_IF_ERROR(DumpPipes(pids, models, pipe_census.external, &tree_blobs));
-    SharedMemDump shm;
-    for (auto& d : md) RETURN_IF_ERROR(shm.AddMember(d.pid, &d.m, &d.blobs, &t));
-    RETURN_IF_ERROR(CheckInterrupted());
-    std::vector<SysvMember> sysv_members;
-    for (auto& d : md) sysv_members.push_back({d.pid, d.fp, d.gadget});
-    RETURN_IF_ERROR(sysv.Collect(sysv_members, o.ipc_ids, o.leave_running, &t));
-    stats.comm_ns += NowNs() - tc;
-    lap(&stats.phases.comm_ns);
-    RETURN_IF_ERROR(CheckInterrupted());
-    for (auto& d : md) {
-      ASSIGN_OR_RETURN(d.candidates, CollectPopulatedPages(d.pid, d.m.vmas));
-    }
-    lap(&stats.phases.pagemap_ns);
-    RETURN_IF_ERROR(CheckInterrupted());
-    // Written without a name (O_TMPFILE) or under an exclusive random one,
-    // never an existing file or a symlink; removed unless committed.
-    ASSIGN_OR_RETURN(auto file, env->NewTempFile(o.dir, kImageFileName, o.image_mode));
-    image::WriterOptions wo;
-    wo.frame_size = kImageFrameSize;  // one frame per dump chunk: written without a copy
-    image::ImageWriter w(file.get(), image::ImageKind::kProcess, wo);
-    RETURN_IF_ERROR(w.Begin());
-    for (auto& d : md) {
-      std::string prefix = SectionPrefix(t, d.pid);
-      RETURN_IF_ERROR(WriteModel(&w, d.m, prefix));
-      for (const auto& b : d.blobs) RETURN_IF_ERROR(w.AddSection(kSecBlob, prefix + b.name, "", b.data));
-      // On request, one copy: the process writes its own pages into the
-      // image. Otherwise, or where it cannot, ckpt reads them
-      // (process_vm_readv) and writes them itself.
-      Result<PageDumpResult> in_place = NotSupported("in-place page copy not asked for");
-      if (InPlaceCopyRequested()) {
-        Injector inj(d.pid, d.gadget);
-        RETURN_IF_ERROR(inj.Save());
-        in_place = WritePagesInPlace(d.pid, &inj, d.candidates, &w, file.get(), prefix, progress);
-        Status back = inj.Restore();
-        if (!in_place.ok() && in_place.status().code() != Code::kNotSupported) return in_place.status();
-        RETURN_IF_ERROR(back);
-      }
-      std::string how = in_place.ok() ? "in-place" : "readv";
-      stats.page_copy = stats.page_copy.empty() || stats.page_copy == how ? how : "mixed";
-      if (!in_place.ok()) {
-        ASSIGN_OR_RETURN(in_place, WritePages(d.pid, d.candidates, &w, prefix, progress));
-      }
-      PageDumpResult pages = std::move(in_place).value();
-      d.m.pagemap = std::move(pages.runs);
-      stats.pages_stored += PagemapPages(d.m.pagemap);
-      stats.zero_pages_skipped += pages.zero_pages;
-      RETURN_IF_ERROR(w.AddSection(kSecPagemap, prefix + "pagemap", "", EncodePagemap(d.m.pagemap)));
-    }
-    lap(&stats.phases.pages_ns);
-    tc = NowNs();
-    RETURN_IF_ERROR(CheckInterrupted());
-    for (const auto& b : tree_blobs) RETURN_IF_ERROR(w.AddSection(kSecBlob, b.name, "", b.data));
-    std::int64_t tw = NowNs();
-    RETURN_IF_ERROR(shm.WritePages(&w, &t, &stats.shared_bytes));
-    stats.shared_write_ns = NowNs() - tw;
-    std::uint64_t before_tree = file->Position();
-    RETURN_IF_ERROR(WriteTreeModel(&w, t));
-    stats.tree_meta_bytes = file->Position() - before_tree;
-    stats.comm_ns += NowNs() - tc;
-    lap(&stats.phases.comm_ns);
-    RETURN_IF_ERROR(CheckInterrupted());
-    RETURN_IF_ERROR(w.Finish());
-    stats.image_bytes = file->Position();
-    if (o.leave_running) {
-      lap(&stats.phases.finish_ns);
-      // SEM_UNDO adjustments go back (injected semops) before the gadgets go.
-      RETURN_IF_ERROR(sysv.PutBack());
-      for (auto& d : md) {
-        RETURN_IF_ERROR(RemoveGadget(d.pid, d.gadget));
-        d.gadget = 0;
-      }
-      // Everything is read: the processes may run on while the image is made
-      // durable (it is renamed into place only after that).
-      RETURN_IF_ERROR(
-          release_all().WithContext("releasing process " + std::to_string(pid) + " after the dump"));
-      released = true;
-      stats.frozen_ns = NowNs() - t_frozen;
-      lap(&stats.phases.end_ns);
-    }
-    if (o.sync) RETURN_IF_ERROR(file->Sync());
-    // The last moment a signal undoes the dump: once the image is in place
-    // the dump is finished whatever arrives (docs/engine.md).
-    RETURN_IF_ERROR(CheckInterrupted());
-    // A previous image is swapped with the new one in one step and removed
-    // only once the processes are gone: a plain rename over it makes ext4
-    // write the whole new image back first (auto_da_alloc) and free the old
-    // one on the spot, both while the processes are stopped.
-    ASSIGN_OR_RETURN(bool exchanged, file->CommitExchange(final_path));
-    if (exchanged) old_image = file->TempPath();
-    NoteImageInPlace();
-    MaybeKillWorker("commit");
-    // Without --sync nothing is promised to survive a crash: no waiting for
-    // the directory (on ext4 that waits for the image's data to be written).
-    if (o.sync) RETURN_IF_ERROR(env->SyncDir(o.dir));
-    lap(&stats.phases.finish_ns);
-    return Status::Ok();
+    return WriteAndCommit(r, &pipe_census, progress);
   }();
-  if (!st.ok()) {
-    // The new image's remains went with its TempFile; a previous image the
-    // new one replaced goes too.
-    if (!old_image.empty()) env->RemoveFile(old_image).IgnoreError();
-    // Everything back as it was: SEM_UNDO adjustments (injected, so before
-    // the gadgets go), the gadgets, then the members run on.
-    if (!released) sysv.PutBack().IgnoreError();
-    for (auto& d : md) {
-      if (d.gadget != 0) RemoveGadget(d.pid, d.gadget).IgnoreError();
-    }
-    if (Interruption() != 0) return InterruptedError(o, release_all());
-    if (!released) {
-      for (const auto& d : md) {
-        std::string death = DeathOf(d.pid);
-        if (!death.empty()) {
-          release_all().IgnoreError();
-          return FailedPrecondition("process " + std::to_string(d.pid) + " " + death +
-                                    " during the dump; no image was written (a previous image in " + o.dir +
-                                    " is unchanged)");
-        }
-      }
-    }
-    release_all().IgnoreError();
-    return st.WithContext("dump of process " + std::to_string(pid));
-  }
-  stats.members = static_cast<int>(t.members.size());
-  stats.shared_objects = static_cast<int>(t.objects.size());
-  stats.sysv_sems = static_cast<int>(t.sems.size());
-  stats.sysv_queues = static_cast<int>(t.queues.size());
-  for (const auto& d : md) {
-    stats.threads += static_cast<int>(d.m.threads.size());
-    stats.vmas += static_cast<int>(d.m.vmas.size());
-    stats.fds += static_cast<int>(d.m.fds.size());
-  }
+  if (!st.ok()) return Undo(r, st);
   Status end;
-  if (!released) {
-    // The image is durable and in place: only now may the processes go,
-    // and the System V objects they used move into the image with them.
-    if (tree.frozen.size() == 1 && tree.frozen[0] != nullptr && t.objects.empty() && t.sems.empty() &&
-        t.queues.empty()) {
-      // One process sharing nothing: SIGKILL, and no waiting for the kernel
-      // to free its memory (~0.1 s/GiB); it runs none of its code again.
-      end = tree.frozen[0]->KillNoWait();
-    } else {
-      NoteKilling();  // if the worker dies from here on, the processes are killed
-      MaybeKillWorker("end");
-      PrepareReaping(t.members, md);
-      // Children before their parents (members are listed parents first).
-      for (auto f = tree.frozen.rbegin(); f != tree.frozen.rend(); ++f) {
-        if (*f == nullptr) continue;
-        Status s = (*f)->Kill();
-        if (end.ok() && !s.ok()) end = s;
-      }
-    }
-    stats.frozen_ns = NowNs() - t_frozen;
-    lap(&stats.phases.end_ns);
-  }
+  // The image is durable and in place: only now may the processes go.
+  if (!r.released) end = EndMembers(r);
   // The previous image goes only now: freeing a GiB of it takes the kernel
   // a third of a second or more, which the processes need not wait for.
-  if (!old_image.empty()) env->RemoveFile(old_image).IgnoreError();
-  if (!released) {
-    RETURN_IF_ERROR(end.WithContext("killing process " + std::to_string(pid) + " after the dump"));
-    RETURN_IF_ERROR(sysv.RemoveObjects(t).WithContext("removing the dumped System V objects"));
+  if (!r.old_image.empty()) env->RemoveFile(r.old_image).IgnoreError();
+  if (!r.released) {
+    RETURN_IF_ERROR(end.WithContext("killing process " + std::to_string(o.pid) + " after the dump"));
+    RETURN_IF_ERROR(r.sysv.RemoveObjects(r.t).WithContext("removing the dumped System V objects"));
   }
   stats.total_ns = NowNs() - t0;
   stats.late_interruption = InterruptionText();
@@ -439,11 +545,26 @@ Result<DumpStats> DumpHere(const DumpOptions& o) {
 std::string EncodeStats(const DumpStats& s) {
   std::string o;
   PutString(&o, s.image_path);
-  for (std::int64_t v : {std::int64_t{s.threads}, std::int64_t{s.vmas}, std::int64_t{s.fds},
-                         std::int64_t{s.members}, std::int64_t{s.shared_objects}, std::int64_t{s.sysv_sems},
-                         std::int64_t{s.sysv_queues}, s.comm_ns, s.shared_write_ns, s.frozen_ns, s.total_ns,
-                         s.phases.precheck_ns, s.phases.freeze_ns, s.phases.collect_ns, s.phases.comm_ns,
-                         s.phases.pagemap_ns, s.phases.pages_ns, s.phases.finish_ns, s.phases.end_ns}) {
+  for (std::int64_t v : {std::int64_t{s.threads},
+                         std::int64_t{s.vmas},
+                         std::int64_t{s.fds},
+                         std::int64_t{s.members},
+                         std::int64_t{s.shared_objects},
+                         std::int64_t{s.sysv_sems},
+                         std::int64_t{s.sysv_queues},
+                         s.comm_ns,
+                         s.shared_write_ns,
+                         s.frozen_ns,
+                         s.total_ns,
+                         s.phases.precheck_ns,
+                         s.phases.freeze_ns,
+                         s.phases.collect_ns,
+                         s.phases.comm_ns,
+                         s.phases.pagemap_ns,
+                         s.phases.pages_ns,
+                         s.phases.finish_ns,
+                         s.phases.handoff_ns,
+                         s.phases.end_ns}) {
     PutU64(&o, static_cast<std::uint64_t>(v));
   }
   for (std::uint64_t v :
@@ -460,7 +581,7 @@ Result<DumpStats> DecodeStats(const std::string& in) {
   ByteReader r(in);
   DumpStats s;
   s.image_path = std::string(r.String());
-  std::int64_t v[19];
+  std::int64_t v[20];
   for (auto& x : v) x = static_cast<std::int64_t>(r.U64());
   s.threads = static_cast<int>(v[0]);
   s.vmas = static_cast<int>(v[1]);
@@ -473,7 +594,7 @@ Result<DumpStats> DecodeStats(const std::string& in) {
   s.shared_write_ns = v[8];
   s.frozen_ns = v[9];
   s.total_ns = v[10];
-  s.phases = {v[11], v[12], v[13], v[14], v[15], v[16], v[17], v[18]};
+  s.phases = {v[11], v[12], v[13], v[14], v[15], v[16], v[17], v[18], v[19]};
   for (std::uint64_t* p :
        {&s.pages_stored, &s.zero_pages_skipped, &s.image_bytes, &s.shared_bytes, &s.tree_meta_bytes})
     *p = r.U64();
@@ -497,7 +618,8 @@ Result<DumpStats> Dump(const DumpOptions& o) {
   int late = 0;
   auto bytes = RunInWorker(work, o.progress, &late);
   // A worker killed beyond help leaves its temporary image: nothing holds it.
-  if (!bytes.ok()) platform::Env::Default()->RemoveStaleTempFiles(o.dir, kImageFileName);
+  if (!bytes.ok() && o.stream == nullptr)
+    platform::Env::Default()->RemoveStaleTempFiles(o.dir, kImageFileName);
   RETURN_IF_ERROR(bytes.status());
   ASSIGN_OR_RETURN(DumpStats s, DecodeStats(*bytes));
   if (s.late_interruption.empty()) s.late_interruption = SignalText(late);

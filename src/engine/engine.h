@@ -13,7 +13,13 @@
 
 #include "util/status.h"
 
+namespace ckpt::image {
+class Sink;
+}
+
 namespace ckpt::engine {
+
+struct DumpStats;
 
 // Called with bytes done and bytes total during long work.
 using Progress = std::function<void(std::uint64_t done, std::uint64_t total)>;
@@ -36,18 +42,39 @@ struct DumpOptions {
   bool sync = true;                 // fsync the image before renaming it into place
   std::uint32_t image_mode = 0600;  // permission bits of the image file (at least 0600)
   Progress progress;
+  // Write the image to this sink instead of a file in `dir` (no temporary
+  // file, no sync, no rename; `dir` is ignored). The in-place page copy is
+  // not used. The sink is used from the dump worker (a fork): an fd-backed
+  // sink works, a sink that accumulates in memory does not come back.
+  image::Sink* stream = nullptr;
+  // Called in the worker once the image is complete, every member still
+  // frozen: Ok -> the members end as in a normal dump (killed; with
+  // leave_running, released); an error -> the dump is undone: everything is
+  // put back, the members run on exactly where they were (as a failed dump
+  // leaves them), and Dump returns that error. It may block (the members
+  // stay frozen meanwhile); a SIGINT, SIGTERM or SIGHUP to ckpt (or its
+  // death) makes DumpInterruptFd() readable: the handoff should then fail
+  // unless it is past its point of no return. An interruption that arrives
+  // before the handoff is called undoes the dump without calling it.
+  std::function<Status(const DumpStats&)> handoff;
 };
 
+// In a DumpOptions::handoff (in the dump worker): a descriptor that becomes
+// readable once the dump is asked to stop (SIGINT, SIGTERM or SIGHUP to
+// ckpt, or ckpt's death); -1 outside a dump worker. Poll it beside the
+// network; never read from it or close it.
+int DumpInterruptFd();
+
 struct DumpStats {
-  std::string image_path;
+  std::string image_path;  // "" with DumpOptions::stream
   int threads = 0;
   int vmas = 0;
   int fds = 0;
   std::uint64_t pages_stored = 0;  // pages whose contents are in the image
   std::uint64_t zero_pages_skipped = 0;
-  std::uint64_t image_bytes = 0;
-  int members = 0;         // processes (zombies included)
-  int shared_objects = 0;  // shared memory objects, each stored once
+  std::uint64_t image_bytes = 0;  // the image's size (with a stream: bytes written to it)
+  int members = 0;                // processes (zombies included)
+  int shared_objects = 0;         // shared memory objects, each stored once
   int sysv_sems = 0, sysv_queues = 0;
   std::uint64_t shared_bytes = 0;     // pages of shared objects stored
   std::uint64_t tree_meta_bytes = 0;  // the tree, objects and System V sections
@@ -65,11 +92,12 @@ struct DumpStats {
   // every thread; reading /proc and asking the process (registers, signals,
   // descriptors); the communication state (as comm_ns); finding the
   // populated pages; copying them into the image; finishing the image (index,
-  // fsync, rename); killing or releasing the processes. Before them,
-  // precheck_ns: the checks from /proc before anything is stopped.
+  // fsync, rename); the handoff (DumpOptions::handoff, 0 without one);
+  // killing or releasing the processes. Before them, precheck_ns: the
+  // checks from /proc before anything is stopped.
   struct Phases {
     std::int64_t precheck_ns = 0, freeze_ns = 0, collect_ns = 0, comm_ns = 0, pagemap_ns = 0, pages_ns = 0,
-                 finish_ns = 0, end_ns = 0;
+                 finish_ns = 0, handoff_ns = 0, end_ns = 0;
   } phases;
   // A SIGINT, SIGTERM or SIGHUP (or the death of ckpt) that arrived after
   // the image was complete: the dump was finished anyway. "" if none.
@@ -102,6 +130,15 @@ struct RestoreOptions {
   Progress progress;
   // Called once the process runs (before waiting for it).
   std::function<void(const RestoreStats&)> on_running;
+  // Called once everything is rebuilt, before any restored thread runs
+  // (before the final detach), while the restored tasks are still traced
+  // with PTRACE_O_EXITKILL and the restore guard is active: Ok -> the
+  // restore completes (processes let go); an error -> the restore fails
+  // as any late failure does (tree killed, objects it created removed),
+  // and Restore returns that error. `stats.pid` is set. If the process
+  // that runs Restore dies meanwhile (even by SIGKILL), nothing restored
+  // is left running and the objects it created are removed.
+  std::function<Status(const RestoreStats&)> hold;
 };
 
 struct RestoreStats {

@@ -40,10 +40,17 @@ std::atomic<int> g_interrupt{0};
 volatile sig_atomic_t g_worker = 0;
 pid_t g_front = 0;
 int g_out = -1;  // in the worker: its end of the pipe to the ckpt process that started it
+// In the worker: a pipe that becomes readable at the first interruption
+// (DumpInterruptFd, for a handoff that blocks).
+int g_intr_read = -1, g_intr_write = -1;
 
 void WorkerHandler(int sig) {
   int none = 0;
-  g_interrupt.compare_exchange_strong(none, sig);
+  if (g_interrupt.compare_exchange_strong(none, sig) && g_intr_write >= 0) {
+    char c = 1;
+    ssize_t n = ::write(g_intr_write, &c, 1);  // non-blocking, async-signal-safe
+    (void)n;
+  }
 }
 
 // In the ckpt process the user started: the worker decides what to do.
@@ -102,6 +109,11 @@ void Note(char type, const std::string& payload) {
   // Signals to ckpt's process group (Ctrl-C, `timeout -s KILL`, `kill --
   // -PGID`) reach the ckpt process the user started, not this one.
   ::setpgid(0, 0);
+  int ip[2];
+  if (::pipe2(ip, O_CLOEXEC | O_NONBLOCK) == 0) {
+    g_intr_read = ip[0];
+    g_intr_write = ip[1];
+  }
   struct sigaction sa;
   std::memset(&sa, 0, sizeof sa);
   sa.sa_handler = WorkerHandler;
@@ -430,6 +442,10 @@ void NoteSemUndo(pid_t pid, int semid, const std::vector<std::int16_t>& adj) {
 
 int Interruption() {
   return g_interrupt.load();
+}
+
+int DumpInterruptFd() {
+  return g_intr_read;
 }
 
 std::string SignalText(int sig) {

@@ -220,6 +220,22 @@ struct MemberPlan {
   int exe_fd = -1;
 };
 
+// Every member and every shared object is back: all may run now. A member
+// that was stopped gets its SIGSTOP first (nothing is injected any more):
+// it stops before running an instruction of its own.
+Status LetGo(const std::vector<std::unique_ptr<MemberPlan>>& plans, const std::vector<pid_t>& pids,
+             const std::vector<pid_t>& threads) {
+  for (std::size_t i = 0; i < plans.size(); ++i) {
+    if (plans[i] != nullptr && StopsAfterRestore(plans[i]->m) && ::kill(pids[i], SIGSTOP) != 0)
+      return PosixError("kill(SIGSTOP)", "process " + std::to_string(pids[i]), errno);
+  }
+  for (pid_t th : threads) RETURN_IF_ERROR(Detach(th, 0));
+  for (std::size_t i = 0; i < plans.size(); ++i) {
+    if (plans[i] != nullptr) RETURN_IF_ERROR(Detach(pids[i], 0));
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 Result<RestoreStats> Restore(const RestoreOptions& o) {
@@ -370,18 +386,10 @@ Result<RestoreStats> Restore(const RestoreOptions& o) {
       // Test hook: everything is built, nothing runs yet.
       return Internal("failing the restore at its last step, as CKPT_ENGINE_FAULT asks");
     }
-    // Every member and every shared object is back: all may run now. A
-    // member that was stopped gets its SIGSTOP first (nothing is injected
-    // any more): it stops before running an instruction of its own.
-    for (std::size_t i = 0; i < plans.size(); ++i) {
-      if (plans[i] != nullptr && StopsAfterRestore(plans[i]->m) && ::kill(tree.pids[i], SIGSTOP) != 0)
-        return PosixError("kill(SIGSTOP)", "process " + std::to_string(tree.pids[i]), errno);
-    }
-    for (pid_t th : threads) RETURN_IF_ERROR(Detach(th, 0));
-    for (std::size_t i = 0; i < plans.size(); ++i) {
-      if (plans[i] != nullptr) RETURN_IF_ERROR(Detach(tree.pids[i], 0));
-    }
-    return Status::Ok();
+    // Everything is built, nothing has run: the caller's last word (a
+    // migration waits here for the source's go-ahead).
+    if (o.hold) RETURN_IF_ERROR(o.hold(stats));
+    return LetGo(plans, tree.pids, threads);
   }();
   if (!st.ok()) {
     tree.KillAll();
