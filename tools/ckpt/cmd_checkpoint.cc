@@ -136,7 +136,10 @@ int WaitWhileHeld(platform::Env* env, const CheckpointOptions& o, const ProgramT
 int RunHold(platform::Env* env, const CheckpointOptions& o, const ProgramTarget& t) {
   platform::CatchTerminationRequests();  // from here on, a signal releases the program
   auto held = CheckpointAndHold(env, t, o.timeout);
-  if (!held.ok()) return ReportError(held.status());
+  if (!held.ok()) {
+    ReportError(held.status());  // a refusal too: "the operation failed"
+    return kExitFailure;
+  }
   if (o.json) {
     nlohmann::ordered_json j = {{"pid", o.pid}, {"image", held->image},     {"generation", held->generation},
                                 {"held", true}, {"program", held->program}, {"cwd", held->cwd}};
@@ -167,9 +170,9 @@ int Run(CheckpointOptions o) {
   if (!found.ok()) return ReportError(found.status());
   if (found->reg.value("kind", std::string()) == "group" && env->ProcessAlive(o.pid)) {
     if (o.hold)
-      return ReportError(FailedPrecondition("process " + o.target + " is the coordinator of group '" +
-                                            JsonBytesValue(found->reg, "group") +
-                                            "': --hold is for single programs, a group moves as a whole"));
+      return ReportError(IoError("process " + o.target + " is the coordinator of group '" +
+                                 JsonBytesValue(found->reg, "group") +
+                                 "': --hold is for single programs, a group moves as a whole"));
     return CheckpointGroup(found->reg, o.exit, o.timeout, o.json);
   }
   auto target = CheckProgram(env, std::move(found));

@@ -17,12 +17,18 @@ struct ReleaseOptions {
   bool json = false;
 };
 
+// Every failure here is "the operation failed" (status 1), a refusal included.
+int ReleaseFailed(const Status& st) {
+  ReportError(st);
+  return kExitFailure;
+}
+
 int RunRelease(const ReleaseOptions& o) {
   platform::Env* env = platform::Env::Default();
   auto t = FindProgram(env, o.pid);
-  if (!t.ok()) return ReportError(t.status());
+  if (!t.ok()) return ReleaseFailed(t.status());
   Status st = ReleaseHeld(env, *t, o.exit, o.timeout);
-  if (!st.ok()) return ReportError(st);
+  if (!st.ok()) return ReleaseFailed(st);
   if (o.json) {
     nlohmann::ordered_json j = {{"pid", o.pid}, {"exited", o.exit}};
     PrintJson(j);
