@@ -35,6 +35,10 @@ inline constexpr const char* kVersion = "0.1.0";
 inline constexpr int kExitCheckpointed = 75;
 // Exit status when a resume fails (bad image, type mismatch).
 inline constexpr int kExitResumeFailed = 3;
+// Exit status of a migrated copy whose handoff was aborted (started with
+// CKPT_HOLD_PORT/CKPT_HOLD_TOKEN, it did not get the go-ahead at its first
+// safepoint): it ran none of its own work and wrote no image.
+inline constexpr int kExitHandoffAborted = 76;
 
 // What a safepoint or checkpoint call reports.
 enum class Event {

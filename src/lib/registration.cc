@@ -138,7 +138,8 @@ Status Registration::Publish(const RegistrationState& s) {
       "{\"pid\": " + std::to_string(env_->ProcessId()) + ", \"program\": " + JsonBytes(program_) +
       ", \"dir\": " + JsonBytes(dir_) + ", \"platform\": \"" + PlatformTag() +
       "\", \"start_time\": " + std::to_string(start_time_) +
-      ", \"exited\": " + (s.exited ? "true" : "false") + ", \"generation\": " + std::to_string(s.generation) +
+      ", \"exited\": " + (s.exited ? "true" : "false") + ", \"held\": " + (s.held ? "true" : "false") +
+      ", \"cwd\": " + JsonBytes(s.cwd) + ", \"generation\": " + std::to_string(s.generation) +
       ", \"failures\": " + std::to_string(s.failures) + ", \"last_image\": " + JsonBytes(s.last_image) +
       ", \"last_error\": " + JsonBytes(s.last_error) + "}\n";
   if (!written_) WatchAtExit(path_);  // before the file exists: no window without cleanup

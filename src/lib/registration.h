@@ -29,6 +29,8 @@ struct RegistrationState {
   std::string last_image;        // absolute path
   std::string last_error;
   bool exited = false;  // the process has ended after writing last_image
+  bool held = false;    // waiting in a safepoint for a hold's decision (lib/hold.h)
+  std::string cwd;      // the working directory, absolute
 };
 
 class Registration {

@@ -17,6 +17,7 @@
 #include "group/member.h"
 #include "image/reader.h"
 #include "image/writer.h"
+#include "lib/hold.h"
 #include "lib/options.h"
 #include "lib/program_image.h"
 #include "lib/registration.h"
@@ -49,7 +50,12 @@ constexpr int kBitCount = 8;
 constexpr int kBitGroup = 16;                               // the group coordinator asked for a checkpoint
 constexpr int kBitOutside = platform::kRequestFromOutside;  // with kBitCheckpoint: `ckpt checkpoint` asked
 static_assert(kBitOutside == 32, "the trigger's bit must not collide with the session's");
-constexpr int kBitFirst = 64;       // no safepoint yet: the first one ends registration
+constexpr int kBitFirst = 64;                           // no safepoint yet: the first one ends registration
+constexpr int kBitHold = platform::kRequestHold;        // with kBitCheckpoint: hold after the checkpoint
+constexpr int kBitRelease = platform::kRequestRelease;  // a held program continues
+constexpr int kBitReleaseExit = platform::kRequestReleaseExit;  // a held program exits (75)
+static_assert(kBitHold == 128 && kBitRelease == 256 && kBitReleaseExit == 512,
+              "the hold bits must not collide with the session's");
 constexpr int kCommitAttempts = 8;  // sequence numbers tried when other writers take them
 
 // Why the last call of this thread on a session it does not own was refused
@@ -134,6 +140,11 @@ class SessionImpl {
   std::condition_variable timer_cv_;
   bool timer_stop_ = false;
 
+  // Migration (lib/hold.h): a hold in progress, and the target side's handoff.
+  bool held_ = false;
+  double hold_timeout_ = lib::kDefaultHoldTimeout;
+  lib::Handoff handoff_;
+
   // Dependent process group (group/member.h): made at start under `ckpt
   // run`, or on first use of Session::group() otherwise.
   std::unique_ptr<GroupMember> group_;
@@ -207,6 +218,10 @@ class SessionImpl {
     if (Status st = platform::CheckImageMode(opt_.image_mode); !st.ok())
       lib::OptionUsageError(opt_, st.message());
     if (opt_.keep < 1) opt_.keep = 1;
+    auto ht = lib::HoldTimeoutFromEnvironment(env_);
+    if (!ht.ok()) lib::OptionUsageError(opt_, ht.status().message());
+    hold_timeout_ = *ht;
+    handoff_ = lib::TakeHandoff(env_);
     if (GroupMember::InGroupEnvironment(env_)) {
       MakeGroup();
       opt_.listen = false;  // requests go to the coordinator (`ckpt checkpoint GROUP`)
@@ -437,6 +452,8 @@ class SessionImpl {
     r.last_image = last_image_.empty() ? "" : env_->AbsolutePath(last_image_);
     r.last_error = last_error_;
     r.exited = exited;
+    r.held = held_;
+    r.cwd = env_->AbsolutePath(".");
     return registration_->Publish(r);
   }
 
@@ -560,7 +577,7 @@ class SessionImpl {
 
   // `asked_outside`: a `ckpt checkpoint` request is among those served, so
   // after a checkpoint-and-exit the registration stays for it to read.
-  Event DoCheckpoint(bool exit_after, bool asked_outside = false) {
+  Event DoCheckpoint(bool exit_after, bool asked_outside = false, bool hold = false) {
     auto t0 = std::chrono::steady_clock::now();
     std::string path;
     Status st = group_ && group_->locks_held() != 0
@@ -591,8 +608,49 @@ class SessionImpl {
       ReleaseSoloGroup();
       std::exit(kExitCheckpointed);
     }
+    held_ = hold;  // published with the image, in one step
     if (registration_) Publish(false).IgnoreError();
+    if (hold) Hold();
     return Event::kCheckpointed;
+  }
+
+  // Inside the safepoint after a checkpoint-and-hold: waits for the decision
+  // (lib/hold.h), touching nothing of the program's state.
+  void Hold() {
+    std::string note;
+    lib::HoldDecision d = lib::WaitForHoldDecision(env_, pending_, hold_timeout_, &note);
+    held_ = false;
+    if (d == lib::HoldDecision::kExit) {
+      if (registration_ && Publish(true).ok()) registration_->KeepAfterExit();
+      Say("stopping after the held checkpoint, as decided (exit status " + std::to_string(kExitCheckpointed) +
+          ")");
+      std::fflush(stdout);
+      std::fflush(stderr);
+      Stop();
+      ReleaseSoloGroup();
+      std::exit(kExitCheckpointed);
+    }
+    // Not behind --ckpt-quiet: the migration failed somewhere.
+    if (!note.empty()) std::fprintf(stderr, "ckpt: %s\n", note.c_str());
+    if (registration_) Publish(false).IgnoreError();
+  }
+
+  // The target side of a migration, once, at the first safepoint (after the
+  // resume is complete) or the first checkpoint: runs on only after 'g'.
+  void MaybeHandoff() {
+    if (!handoff_.requested) return;
+    handoff_.requested = false;
+    Status st = lib::RunHandoff(handoff_, env_->ProcessId(), hold_timeout_);
+    if (st.ok()) return;
+    std::fflush(stdout);
+    std::fprintf(
+        stderr,
+        "ckpt: error: migration handoff aborted: %s; this copy stops without running (exit status %d)\n",
+        st.message().c_str(), kExitHandoffAborted);
+    std::fflush(stderr);
+    Stop();  // removes the registration
+    ReleaseSoloGroup();
+    std::exit(kExitHandoffAborted);
   }
 
   Event Slow() {
@@ -609,6 +667,7 @@ class SessionImpl {
       progress_.resumes += 1;
       result = Event::kResumed;
     }
+    MaybeHandoff();
     if (p & kBitCount) {
       ++safepoints_;
       if (opt_.at != 0 && safepoints_ == opt_.at)
@@ -622,17 +681,33 @@ class SessionImpl {
       Event e = group_->AtSafepoint();
       if (e != Event::kNone && (e == Event::kFailed || result == Event::kNone)) result = e;
     }
-    int req = pending_->fetch_and(~(kBitCheckpoint | kBitExit | kBitOutside), std::memory_order_relaxed);
-    if ((req & (kBitCheckpoint | kBitExit)) && group_ && group_->coordinated()) {
+    int req =
+        pending_->fetch_and(~(kBitCheckpoint | kBitExit | kBitOutside | kBitHold), std::memory_order_relaxed);
+    // A decision means something only to a hold (a release sent after the
+    // hold request, before this safepoint, cancels it: Hold() sees it at once).
+    if ((req & (kBitRelease | kBitReleaseExit)) && !(req & kBitHold))
+      pending_->fetch_and(~(kBitRelease | kBitReleaseExit), std::memory_order_relaxed);
+    if ((req & kBitHold) && group_ && group_->coordinated()) {
+      ++failures_;
+      last_error_ =
+          "checkpoint-and-hold refused: this program is a member of a group that a coordinator runs; "
+          "a group moves as a whole (ckpt checkpoint GROUP)";
+      Say("error: " + last_error_);
+      if (registration_) Publish(false).IgnoreError();
+      if (result == Event::kNone) result = Event::kFailed;
+    } else if ((req & (kBitCheckpoint | kBitExit)) && group_ && group_->coordinated()) {
       // A member's own trigger: the whole group checkpoints, this member included.
       Event e = group_->AskCheckpoint((req & kBitExit) != 0);
       if (e != Event::kNone && (e == Event::kFailed || result == Event::kNone)) result = e;
     } else if ((req & (kBitCheckpoint | kBitExit)) && group_ && group_->locks_held() != 0) {
       // A group of one inside a critical section: served at the next safepoint outside it.
-      pending_->fetch_or(req & (kBitCheckpoint | kBitExit | kBitOutside), std::memory_order_relaxed);
+      pending_->fetch_or(req & (kBitCheckpoint | kBitExit | kBitOutside | kBitHold),
+                         std::memory_order_relaxed);
     } else if (req & (kBitCheckpoint | kBitExit)) {
       if (reader_) FinishResume();
-      Event e = DoCheckpoint((req & kBitExit) != 0, (req & kBitOutside) != 0);
+      // With an exit request among those served, the exit wins over a hold.
+      bool exit = (req & kBitExit) != 0;
+      Event e = DoCheckpoint(exit, (req & kBitOutside) != 0, (req & kBitHold) != 0 && !exit);
       if (e == Event::kFailed || result == Event::kNone) result = e;
     }
     return result;
@@ -736,6 +811,7 @@ Event Session::checkpoint() {
   if (impl_->RefuseForeignThread("checkpoint()")) return Event::kFailed;
   impl_->CloseRegistration("the first checkpoint");
   if (impl_->reader_) impl_->FinishResume();
+  impl_->MaybeHandoff();
   return impl_->DoCheckpoint(false);
 }
 

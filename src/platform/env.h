@@ -95,11 +95,29 @@ struct DirEntry {
   std::uint64_t size = 0;
 };
 
+// The bits of a hold (checkpoint, then wait inside the safepoint for a
+// decision) and of the two decisions that end it: continue, or exit with
+// status 75 without writing another image.
+inline constexpr int kRequestHold = 128;
+inline constexpr int kRequestRelease = 256;
+inline constexpr int kRequestReleaseExit = 512;
+
 // What the checkpoint trigger reports when a request arrives from outside.
-// Bit flags, OR-ed into the session's pending word.
-enum class Request : int { kNone = 0, kCheckpoint = 1, kCheckpointAndExit = 3 };
-// Also OR-ed in by the trigger with every request, so the session knows a
-// requester (`ckpt checkpoint`) may be waiting for the outcome.
+// Bit flags, OR-ed into the session's pending word. A hold request first
+// clears both decision bits (a decision applies to the hold that follows it
+// at most), so a release sent after a hold request, before the program
+// reached its safepoint, cancels it: the program then checkpoints and
+// continues at once.
+enum class Request : int {
+  kNone = 0,
+  kCheckpoint = 1,
+  kCheckpointAndExit = 3,
+  kCheckpointAndHold = 1 | kRequestHold,
+  kRelease = kRequestRelease,
+  kReleaseAndExit = kRequestReleaseExit,
+};
+// Also OR-ed in by the trigger with every checkpoint request, so the session
+// knows a requester (`ckpt checkpoint`) may be waiting for the outcome.
 inline constexpr int kRequestFromOutside = 32;
 
 class Env {
@@ -170,6 +188,13 @@ class Env {
   virtual void RemoveCheckpointTrigger() = 0;
   // Asks process `pid` (running a ckpt session) to checkpoint.
   virtual Status SendCheckpointRequest(std::int64_t pid, Request request) = 0;
+  // The process that sent the last hold request to this process's trigger
+  // (POSIX: si_pid of the signal; Windows: recorded by the sender in a
+  // named mapping), or 0 when it cannot be known.
+  virtual std::int64_t HoldRequester() = 0;
+  // Removes an environment variable from this process (children started
+  // after it do not inherit it).
+  virtual void UnsetEnv(const std::string& name) = 0;
 };
 
 // Helpers built on Env.

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -255,15 +256,30 @@ class PosixRandomAccessFile final : public image::RandomAccessSource {
 
 std::atomic<int>* g_trigger_slot = nullptr;
 int g_trigger_signal = 0;
+std::atomic<int> g_hold_requester{0};  // si_pid of the last hold request
+static_assert(std::atomic<int>::is_always_lock_free, "used in a signal handler");
 
+// Async-signal-safe: lock-free atomics only.
 void TriggerHandler(int, siginfo_t* info, void*) {
-  int req = static_cast<int>(Request::kCheckpoint);
-  if (info != nullptr && info->si_code == SI_QUEUE &&
-      info->si_value.sival_int == static_cast<int>(Request::kCheckpointAndExit)) {
-    req = static_cast<int>(Request::kCheckpointAndExit);
-  }
   std::atomic<int>* slot = g_trigger_slot;
-  if (slot != nullptr) slot->fetch_or(req | kRequestFromOutside, std::memory_order_relaxed);  // signal-safe
+  if (slot == nullptr) return;
+  int v = info != nullptr && info->si_code == SI_QUEUE ? info->si_value.sival_int : 0;
+  switch (v) {
+    case static_cast<int>(Request::kCheckpointAndExit):
+      slot->fetch_or(v | kRequestFromOutside, std::memory_order_relaxed);
+      break;
+    case static_cast<int>(Request::kCheckpointAndHold):
+      g_hold_requester.store(static_cast<int>(info->si_pid), std::memory_order_relaxed);
+      slot->fetch_and(~(kRequestRelease | kRequestReleaseExit), std::memory_order_relaxed);
+      slot->fetch_or(v | kRequestFromOutside, std::memory_order_relaxed);
+      break;
+    case static_cast<int>(Request::kRelease):
+    case static_cast<int>(Request::kReleaseAndExit):
+      slot->fetch_or(v, std::memory_order_relaxed);
+      break;
+    default:  // a plain checkpoint (also `kill -SIGRTMIN+5 PID`)
+      slot->fetch_or(static_cast<int>(Request::kCheckpoint) | kRequestFromOutside, std::memory_order_relaxed);
+  }
 }
 
 // BASE/ckpt if BASE (an $XDG_RUNTIME_DIR) is an absolute path to a
@@ -585,6 +601,12 @@ class PosixEnv final : public Env {
     if (::sigqueue(static_cast<pid_t>(pid), CheckpointSignal(), v) != 0)
       return PosixError("signal process", std::to_string(pid), errno);
     return Status::Ok();
+  }
+  std::int64_t HoldRequester() override {
+    return g_hold_requester.load(std::memory_order_relaxed);
+  }
+  void UnsetEnv(const std::string& name) override {
+    ::unsetenv(name.c_str());
   }
 };
 

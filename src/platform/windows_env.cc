@@ -7,6 +7,7 @@
 
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -177,8 +178,53 @@ class WinRandomAccessFile final : public image::RandomAccessSource {
   std::uint64_t size_;
 };
 
-std::string EventName(std::int64_t pid, bool exit) {
-  return std::string("ckpt-") + (exit ? "exit-" : "checkpoint-") + std::to_string(pid);
+// The named events of process `pid`'s trigger, one per request.
+constexpr Request kEventRequests[] = {Request::kCheckpoint, Request::kCheckpointAndExit,
+                                      Request::kCheckpointAndHold, Request::kRelease,
+                                      Request::kReleaseAndExit};
+constexpr int kEventCount = 5;
+
+std::string EventName(std::int64_t pid, Request r) {
+  const char* kind = "checkpoint-";
+  switch (r) {
+    case Request::kCheckpointAndExit:
+      kind = "exit-";
+      break;
+    case Request::kCheckpointAndHold:
+      kind = "hold-";
+      break;
+    case Request::kRelease:
+      kind = "release-";
+      break;
+    case Request::kReleaseAndExit:
+      kind = "release-exit-";
+      break;
+    default:
+      break;
+  }
+  return std::string("ckpt-") + kind + std::to_string(pid);
+}
+
+// A hold request's sender records its PID in this named mapping before it
+// sets the hold event, so that the held program can notice when it is gone.
+std::string RequesterMappingName(std::int64_t pid) {
+  return "ckpt-hold-requester-" + std::to_string(pid);
+}
+
+std::atomic<std::int64_t> g_hold_requester{0};
+
+void ReadHoldRequester(std::int64_t self) {
+  std::int64_t who = 0;
+  HANDLE m = OpenFileMappingA(FILE_MAP_READ, FALSE, RequesterMappingName(self).c_str());
+  if (m != nullptr) {
+    if (void* v = MapViewOfFile(m, FILE_MAP_READ, 0, 0, 8)) {
+      const unsigned char* b = static_cast<const unsigned char*>(v);
+      for (int i = 7; i >= 0; --i) who = (who << 8) | b[i];
+      UnmapViewOfFile(v);
+    }
+    CloseHandle(m);
+  }
+  g_hold_requester.store(who, std::memory_order_relaxed);
 }
 
 std::atomic<int>* g_slot = nullptr;
@@ -399,26 +445,28 @@ class WinEnv final : public Env {
   Status InstallCheckpointTrigger(std::atomic<int>* slot) override {
     RemoveCheckpointTrigger();
     std::int64_t pid = ProcessId();
-    ev_checkpoint_ = CreateEventA(nullptr, FALSE, FALSE, EventName(pid, false).c_str());
-    if (ev_checkpoint_ == nullptr) return WindowsError("create event", EventName(pid, false), GetLastError());
-    ev_exit_ = CreateEventA(nullptr, FALSE, FALSE, EventName(pid, true).c_str());
-    if (ev_exit_ == nullptr) return WindowsError("create event", EventName(pid, true), GetLastError());
+    for (int i = 0; i < kEventCount; ++i) {
+      std::string name = EventName(pid, kEventRequests[i]);
+      events_[i] = CreateEventA(nullptr, FALSE, FALSE, name.c_str());
+      if (events_[i] == nullptr) return WindowsError("create event", name, GetLastError());
+    }
     ev_stop_ = CreateEventA(nullptr, TRUE, FALSE, nullptr);
     g_slot = slot;
     SetConsoleCtrlHandler(CtrlHandler, TRUE);
-    watcher_ = std::thread([this, slot] {
-      HANDLE hs[3] = {ev_stop_, ev_checkpoint_, ev_exit_};
+    watcher_ = std::thread([this, slot, pid] {
+      HANDLE hs[kEventCount + 1] = {ev_stop_};
+      for (int i = 0; i < kEventCount; ++i) hs[i + 1] = events_[i];
       for (;;) {
-        DWORD w = WaitForMultipleObjects(3, hs, FALSE, INFINITE);
-        if (w == WAIT_OBJECT_0 + 1) {
-          slot->fetch_or(static_cast<int>(Request::kCheckpoint) | kRequestFromOutside,
-                         std::memory_order_relaxed);
-        } else if (w == WAIT_OBJECT_0 + 2) {
-          slot->fetch_or(static_cast<int>(Request::kCheckpointAndExit) | kRequestFromOutside,
-                         std::memory_order_relaxed);
-        } else {
-          return;
+        DWORD w = WaitForMultipleObjects(kEventCount + 1, hs, FALSE, INFINITE);
+        if (w <= WAIT_OBJECT_0 || w > WAIT_OBJECT_0 + kEventCount) return;
+        Request r = kEventRequests[w - WAIT_OBJECT_0 - 1];
+        int bits = static_cast<int>(r);
+        if (r == Request::kCheckpointAndHold) {
+          ReadHoldRequester(pid);
+          slot->fetch_and(~(kRequestRelease | kRequestReleaseExit), std::memory_order_relaxed);
         }
+        if (r != Request::kRelease && r != Request::kReleaseAndExit) bits |= kRequestFromOutside;
+        slot->fetch_or(bits, std::memory_order_relaxed);
       }
     });
     return Status::Ok();
@@ -428,15 +476,17 @@ class WinEnv final : public Env {
       SetEvent(ev_stop_);
       watcher_.join();
     }
-    for (HANDLE* h : {&ev_checkpoint_, &ev_exit_, &ev_stop_}) {
-      if (*h != nullptr) CloseHandle(*h);
-      *h = nullptr;
+    for (HANDLE& h : events_) {
+      if (h != nullptr) CloseHandle(h);
+      h = nullptr;
     }
+    if (ev_stop_ != nullptr) CloseHandle(ev_stop_);
+    ev_stop_ = nullptr;
     SetConsoleCtrlHandler(CtrlHandler, FALSE);
     g_slot = nullptr;
   }
   Status SendCheckpointRequest(std::int64_t pid, Request request) override {
-    std::string name = EventName(pid, request == Request::kCheckpointAndExit);
+    std::string name = EventName(pid, request);
     HANDLE h = OpenEventA(EVENT_MODIFY_STATE, FALSE, name.c_str());
     if (h == nullptr) {
       DWORD e = GetLastError();
@@ -444,18 +494,49 @@ class WinEnv final : public Env {
         return NotFound("process " + std::to_string(pid) + " has no ckpt session (no event " + name + ")");
       return WindowsError("open event", name, e);
     }
+    if (request == Request::kCheckpointAndHold) {
+      Status st = RecordHoldRequester(pid);
+      if (!st.ok()) {
+        CloseHandle(h);
+        return st;
+      }
+    }
     BOOL ok = SetEvent(h);
     DWORD e = GetLastError();
     CloseHandle(h);
     if (!ok) return WindowsError("set event", name, e);
     return Status::Ok();
   }
+  std::int64_t HoldRequester() override { return g_hold_requester.load(std::memory_order_relaxed); }
+  void UnsetEnv(const std::string& name) override { SetEnvironmentVariableA(name.c_str(), nullptr); }
 
  private:
-  HANDLE ev_checkpoint_ = nullptr;
-  HANDLE ev_exit_ = nullptr;
+  // Creates (or takes over) the mapping that tells process `pid` who holds
+  // it; the mapping lives as long as this process (its handle is kept).
+  Status RecordHoldRequester(std::int64_t pid) {
+    std::string name = RequesterMappingName(pid);
+    HANDLE m = CreateFileMappingA(INVALID_HANDLE_VALUE, nullptr, PAGE_READWRITE, 0, 8, name.c_str());
+    if (m == nullptr) return WindowsError("create mapping", name, GetLastError());
+    void* v = MapViewOfFile(m, FILE_MAP_WRITE, 0, 0, 8);
+    if (v == nullptr) {
+      DWORD e = GetLastError();
+      CloseHandle(m);
+      return WindowsError("map", name, e);
+    }
+    std::uint64_t self = static_cast<std::uint64_t>(ProcessId());
+    unsigned char* b = static_cast<unsigned char*>(v);
+    for (int i = 0; i < 8; ++i) b[i] = static_cast<unsigned char>(self >> (8 * i));
+    UnmapViewOfFile(v);
+    std::lock_guard<std::mutex> lk(mappings_mu_);
+    mappings_.push_back(m);
+    return Status::Ok();
+  }
+
+  HANDLE events_[kEventCount] = {};
   HANDLE ev_stop_ = nullptr;
   std::thread watcher_;
+  std::mutex mappings_mu_;
+  std::vector<HANDLE> mappings_;
 };
 
 }  // namespace

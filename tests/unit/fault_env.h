@@ -130,6 +130,8 @@ class FaultEnv : public platform::Env {
   Status SendCheckpointRequest(std::int64_t pid, platform::Request r) override {
     return base_->SendCheckpointRequest(pid, r);
   }
+  std::int64_t HoldRequester() override { return base_->HoldRequester(); }
+  void UnsetEnv(const std::string& n) override { base_->UnsetEnv(n); }
 
  private:
   platform::Env* base_;

@@ -1,0 +1,105 @@
+#include "lib/hold.h"
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <thread>
+
+#include "platform/socket.h"
+
+namespace ckpt::lib {
+
+Result<double> HoldTimeoutFromEnvironment(platform::Env* env) {
+  std::string v = env->GetEnv("CKPT_HOLD_TIMEOUT");
+  if (v.empty()) return kDefaultHoldTimeout;
+  char* end = nullptr;
+  double d = std::strtod(v.c_str(), &end);
+  if (end == v.c_str() || *end != '\0' || !(d > 0) || d > 1e9)
+    return InvalidArgument("CKPT_HOLD_TIMEOUT='" + v + "' is not a number of seconds above 0");
+  return d;
+}
+
+HoldDecision WaitForHoldDecision(platform::Env* env, std::atomic<int>* pending, double timeout,
+                                 std::string* note) {
+  using Clock = std::chrono::steady_clock;
+  const auto deadline = Clock::now() + std::chrono::duration<double>(timeout);
+  const std::int64_t requester = env->HoldRequester();
+  const std::uint64_t requester_start = requester > 0 ? env->ProcessStartTime(requester) : 0;
+  for (int round = 0;; ++round) {
+    int p = pending->fetch_and(~(platform::kRequestRelease | platform::kRequestReleaseExit),
+                               std::memory_order_relaxed);
+    if (p & platform::kRequestReleaseExit) return HoldDecision::kExit;
+    if (p & platform::kRequestRelease) return HoldDecision::kRelease;
+    // The requester: every ~50 ms (a /proc read), and whether its PID was reused.
+    if (requester > 0 && round % 16 == 0) {
+      bool gone = !env->ProcessAlive(requester);
+      if (!gone && requester_start != 0) gone = env->ProcessStartTime(requester) != requester_start;
+      if (gone) {
+        *note = "the migration that held this program (pid " + std::to_string(requester) +
+                ") ended without a decision; continuing";
+        return HoldDecision::kRelease;
+      }
+    }
+    if (Clock::now() >= deadline) {
+      char b[32];
+      std::snprintf(b, sizeof b, "%g", timeout);
+      *note = std::string("no decision came within the hold timeout (") + b +
+              " s, CKPT_HOLD_TIMEOUT) for the migration that held this program" +
+              (requester > 0 ? " (pid " + std::to_string(requester) + ")" : std::string()) + "; continuing";
+      return HoldDecision::kRelease;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(3));
+  }
+}
+
+Handoff TakeHandoff(platform::Env* env) {
+  Handoff h;
+  std::string port = env->GetEnv("CKPT_HOLD_PORT");
+  std::string token = env->GetEnv("CKPT_HOLD_TOKEN");
+  if (port.empty() && token.empty()) return h;
+  env->UnsetEnv("CKPT_HOLD_PORT");
+  env->UnsetEnv("CKPT_HOLD_TOKEN");
+  h.requested = true;
+  bool port_ok =
+      !port.empty() && port.size() <= 5 && port.find_first_not_of("0123456789") == std::string::npos;
+  long n = port_ok ? std::strtol(port.c_str(), nullptr, 10) : 0;
+  if (!port_ok || n < 1 || n > 65535) {
+    h.error = "CKPT_HOLD_PORT='" + port + "' is not a port number (1-65535)";
+    return h;
+  }
+  if (token.size() != 32 || token.find_first_not_of("0123456789abcdefABCDEF") != std::string::npos) {
+    h.error = "CKPT_HOLD_TOKEN is not 32 hexadecimal digits";
+    return h;
+  }
+  h.port = static_cast<int>(n);
+  h.token = token;
+  return h;
+}
+
+Status RunHandoff(const Handoff& h, std::int64_t pid, double timeout) {
+  if (!h.error.empty()) return InvalidArgument(h.error);
+  const std::string where = "the migration's handoff port 127.0.0.1:" + std::to_string(h.port);
+  auto sock = platform::ConnectLoopback(h.port);
+  if (!sock.ok()) return sock.status().WithContext("cannot reach " + where);
+  std::string line = "CKPTHOLD " + h.token + " " + std::to_string(pid) + "\n";
+  Status st = (*sock)->SendAll(line.data(), line.size());
+  if (!st.ok()) return st.WithContext("cannot report to " + where);
+  char b = 0;
+  double ms = timeout * 1000;
+  st = (*sock)->RecvAll(&b, 1, ms >= 2e9 ? -1 : static_cast<int>(ms));
+  if (st.code() == Code::kTimeout) {
+    char t[32];
+    std::snprintf(t, sizeof t, "%g", timeout);
+    return Timeout(std::string("no answer from ") + where + " within the hold timeout (" + t +
+                   " s, CKPT_HOLD_TIMEOUT)");
+  }
+  if (!st.ok()) return st.WithContext(where + " closed without the go-ahead");
+  if (b != 'g') {
+    char t[8];
+    std::snprintf(t, sizeof t, "0x%02x", static_cast<unsigned char>(b));
+    return FailedPrecondition(where + " answered " + t + " instead of the go-ahead 'g'");
+  }
+  return Status::Ok();
+}
+
+}  // namespace ckpt::lib

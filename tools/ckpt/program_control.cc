@@ -1,0 +1,258 @@
+#include "program_control.h"
+
+#include <chrono>
+#include <cstdio>
+#include <thread>
+
+#include "command.h"
+#include "image/reader.h"
+#include "lib/program_image.h"
+#include "lib/registration.h"
+
+namespace ckpt::cli {
+
+namespace {
+
+// True if the registration belongs to the process now running as `pid`
+// (and not to an earlier process whose PID was reused).
+bool SameProcess(platform::Env* env, std::int64_t pid, const nlohmann::json& reg) {
+  std::uint64_t want = reg.value("start_time", std::uint64_t{0});
+  if (want == 0) return true;
+  return env->ProcessStartTime(pid) == want;
+}
+
+std::uint64_t SeqOf(const std::string& image) {
+  std::string name;
+  std::uint64_t seq = 0;
+  if (image.empty() || !lib::ParseImageFileName(platform::BaseName(image), &name, &seq)) return 0;
+  return seq;
+}
+
+// The image process `pid` wrote after checkpoint `after_seq`, found in the
+// directory its registration names by the producer recorded in each image.
+// How a requester learns the outcome when the program has ended and its
+// registration is already gone (another requester, or a starting program,
+// removed it): the image itself is the record.
+std::string ImageWrittenBy(platform::Env* env, const nlohmann::json& reg, std::int64_t pid,
+                           std::uint64_t after_seq) {
+  std::string dir = JsonBytesValue(reg, "dir"), name = JsonBytesValue(reg, "program");
+  if (dir.empty() || name.empty()) return "";
+  auto list = lib::ListImages(env, dir, name);
+  if (!list.ok()) return "";
+  int looked = 0;
+  for (const auto& p : *list) {
+    std::string n;
+    std::uint64_t seq = 0;
+    // Newest first, this program's images before others'.
+    if (!lib::ParseImageFileName(platform::BaseName(p), &n, &seq) || n != name) break;
+    if (seq <= after_seq || ++looked > 16) break;
+    auto src = env->NewRandomAccessFile(p);
+    if (!src.ok()) continue;
+    auto r = image::ImageReader::Open(std::move(src).value());
+    if (!r.ok()) continue;
+    const image::SectionInfo* ms = (*r)->Find(lib::kSectionMeta);
+    auto md = ms != nullptr ? (*r)->ReadSection(*ms) : Result<std::string>(NotFound("no META"));
+    lib::Meta m;
+    if (!md.ok() || !lib::DecodeMeta(*md, &m).ok()) continue;
+    if (m.Get("producer.pid") == std::to_string(pid) && m.Get("producer.host") == env->HostName()) return p;
+  }
+  return "";
+}
+
+// The registration as it is now (`last` when it cannot be read).
+nlohmann::json ReadAgain(platform::Env* env, const ProgramTarget& t, const nlohmann::json& last, bool* read) {
+  auto data = env->ReadPrivateFile(t.reg_path, lib::Registration::kMaxFileSize);
+  auto r = data.ok() ? ParseRegistration(t.reg_path, *data) : Result<nlohmann::json>(data.status());
+  *read = r.ok();
+  return r.ok() ? *r : last;
+}
+
+void WaitGone(platform::Env* env, std::int64_t pid, double timeout) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout);
+  while (env->ProcessAlive(pid) && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+}
+
+}  // namespace
+
+std::string FormatSeconds(double s) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%g s", s);
+  return b;
+}
+
+std::vector<std::string> UsableRuntimeDirs(platform::Env* env, std::string* refused) {
+  std::vector<std::string> out;
+  for (const auto& d : env->RuntimeDirs()) {
+    Status st = env->SecureRuntimeDir(d, /*create=*/false);
+    if (st.code() == Code::kNotFound) continue;
+    if (!st.ok()) {
+      *refused += (refused->empty() ? "" : "; ") + st.message();
+      continue;
+    }
+    lib::CollectStaleRegistrations(env, d, -1);
+    out.push_back(d);
+  }
+  return out;
+}
+
+Result<nlohmann::json> ParseRegistration(const std::string& path, const std::string& data) {
+  auto j = nlohmann::json::parse(data, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return Corruption("registration " + path + " is malformed");
+  return j;
+}
+
+Result<ProgramTarget> ReadRegistration(platform::Env* env, const std::vector<std::string>& dirs,
+                                       std::int64_t pid, const std::string& refused) {
+  for (const auto& d : dirs) {
+    std::string path = lib::RegistrationPath(d, pid);
+    auto data = env->ReadPrivateFile(path, lib::Registration::kMaxFileSize);
+    if (data.status().code() == Code::kNotFound) continue;
+    if (!data.ok())
+      return IoError("registration of process " + std::to_string(pid) + ": " + data.status().message());
+    ASSIGN_OR_RETURN(auto j, ParseRegistration(path, *data));
+    return ProgramTarget{pid, std::move(j), path};
+  }
+  if (!env->ProcessAlive(pid)) return NotFound("no process " + std::to_string(pid) + " is running");
+  std::string where;
+  for (const auto& d : env->RuntimeDirs())
+    where += (where.empty() ? "" : " or ") + lib::RegistrationPath(d, pid);
+  return NotFound("process " + std::to_string(pid) + " is not a ckpt program (no registration " + where +
+                  "; was it built with libckpt, and started without --ckpt-no-listen?)" +
+                  (refused.empty() ? "" : " (" + refused + ")"));
+}
+
+Result<ProgramTarget> CheckProgram(platform::Env* env, Result<ProgramTarget> found) {
+  if (!found.ok()) return found.status();
+  const std::int64_t pid = found->pid;
+  const nlohmann::json& reg = found->reg;
+  if (!env->ProcessAlive(pid) || reg.value("exited", false) || !SameProcess(env, pid, reg)) {
+    env->RemoveFile(found->reg_path).IgnoreError();  // stale
+    return NotFound("no ckpt program runs as process " + std::to_string(pid) +
+                    " (its registration was stale and has been removed)");
+  }
+  if (reg.value("kind", std::string()) == "group") {
+    return FailedPrecondition("process " + std::to_string(pid) + " is the coordinator of group '" +
+                              JsonBytesValue(reg, "group") +
+                              "', not a program: a group is checkpointed as a whole (ckpt checkpoint GROUP)");
+  }
+  return found;
+}
+
+Result<ProgramTarget> FindProgram(platform::Env* env, std::int64_t pid) {
+  std::string refused;
+  const std::vector<std::string> dirs = UsableRuntimeDirs(env, &refused);
+  return CheckProgram(env, ReadRegistration(env, dirs, pid, refused));
+}
+
+Result<Outcome> WaitForCheckpoint(platform::Env* env, const ProgramTarget& t, bool exit, double timeout) {
+  const std::uint64_t gen0 = t.reg.value("generation", std::uint64_t{0});
+  const std::uint64_t fail0 = t.reg.value("failures", std::uint64_t{0});
+  const std::string err0 = JsonBytesValue(t.reg, "last_error");
+  const std::string who = "process " + std::to_string(t.pid);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout);
+  nlohmann::json last = t.reg;
+  bool gone = false;
+  while (std::chrono::steady_clock::now() < deadline) {
+    // Check liveness before reading, so a final publish is never missed.
+    bool alive = env->ProcessAlive(t.pid);
+    bool read = false;
+    last = ReadAgain(env, t, last, &read);
+    if (last.value("generation", std::uint64_t{0}) > gen0) break;
+    std::string err = JsonBytesValue(last, "last_error");
+    bool failed = last.contains("failures") ? last.value("failures", std::uint64_t{0}) > fail0
+                                            : !err.empty() && err != err0;
+    if (read && failed)
+      return IoError(who + " failed to checkpoint: " + err + " (its previous image is intact)");
+    if (!alive) {
+      gone = true;
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  Outcome out;
+  out.generation = last.value("generation", std::uint64_t{0});
+  out.held = last.value("held", false);
+  if (out.generation > gen0) {
+    out.image = JsonBytesValue(last, "last_image");
+  } else if (gone) {
+    out.image = ImageWrittenBy(env, t.reg, t.pid, SeqOf(JsonBytesValue(t.reg, "last_image")));
+    if (out.image.empty()) return IoError(who + " exited without writing a checkpoint");
+    out.generation = gen0 + 1;
+  } else {
+    return Timeout(who + " reached no safepoint within " + FormatSeconds(timeout) +
+                   "; the request stays pending");
+  }
+  if (exit || gone || last.value("exited", false)) {
+    WaitGone(env, t.pid, 10);
+    out.exited = !env->ProcessAlive(t.pid);
+    out.held = false;
+    // The program left its registration for its requesters; collect it.
+    if (out.exited && last.value("exited", false)) env->RemoveFile(t.reg_path).IgnoreError();
+  }
+  return out;
+}
+
+Result<HeldImage> CheckpointAndHold(platform::Env* env, const ProgramTarget& t, double timeout) {
+  const std::string who = "process " + std::to_string(t.pid);
+  RETURN_IF_ERROR(env->SendCheckpointRequest(t.pid, platform::Request::kCheckpointAndHold));
+  auto out = WaitForCheckpoint(env, t, /*exit=*/false, timeout);
+  if (out.status().code() == Code::kTimeout) {
+    // Cancel: a release after the hold request makes the program continue
+    // as soon as it gets there.
+    env->SendCheckpointRequest(t.pid, platform::Request::kRelease).IgnoreError();
+    return Timeout(who + " reached no safepoint within " + FormatSeconds(timeout) +
+                   "; the hold was cancelled (the program will checkpoint and continue when it gets there)");
+  }
+  if (!out.ok()) return out.status();
+  if (out->exited || !out->held) {
+    // Served by another requester's checkpoint: do not let the hold follow later.
+    if (!out->exited) env->SendCheckpointRequest(t.pid, platform::Request::kRelease).IgnoreError();
+    return FailedPrecondition(who + (out->exited ? " exited" : " continued") + " after writing " +
+                              out->image + " instead of holding (another requester's " +
+                              (out->exited ? "--exit" : "decision") + " was served with it)");
+  }
+  HeldImage h;
+  h.image = out->image;
+  h.generation = out->generation;
+  bool read = false;
+  nlohmann::json now = ReadAgain(env, t, t.reg, &read);
+  h.program = JsonBytesValue(now, "program");
+  h.cwd = JsonBytesValue(now, "cwd");
+  return h;
+}
+
+Status ReleaseHeld(platform::Env* env, const ProgramTarget& t, bool exit, double timeout) {
+  const std::string who = "process " + std::to_string(t.pid);
+  bool read = false;
+  nlohmann::json reg = ReadAgain(env, t, t.reg, &read);
+  if (!env->ProcessAlive(t.pid)) return NotFound("no process " + std::to_string(t.pid) + " is running");
+  if (!read) return NotFound(who + " has no registration any more (" + t.reg_path + ")");
+  if (!reg.value("held", false))
+    return FailedPrecondition(who + " is not held (it runs on: no checkpoint-and-hold waits for a decision)");
+  RETURN_IF_ERROR(env->SendCheckpointRequest(
+      t.pid, exit ? platform::Request::kReleaseAndExit : platform::Request::kRelease));
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout);
+  while (std::chrono::steady_clock::now() < deadline) {
+    bool alive = env->ProcessAlive(t.pid);
+    reg = ReadAgain(env, t, reg, &read);
+    if (!alive) {
+      if (!exit) return IoError(who + " ended instead of continuing");
+      // It left its registration (marked exited) for us; collect it.
+      env->RemoveFile(t.reg_path).IgnoreError();
+      if (!reg.value("exited", false)) return IoError(who + " ended, but not through the exit asked for");
+      return Status::Ok();
+    }
+    if (read && !reg.value("held", false)) {
+      if (!exit) return Status::Ok();
+      if (!reg.value("exited", false))
+        return FailedPrecondition(who +
+                                  " released itself before the decision and continues; it did not exit");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return Timeout(who + (exit ? " did not exit" : " did not confirm that it continues") + " within " +
+                 FormatSeconds(timeout));
+}
+
+}  // namespace ckpt::cli

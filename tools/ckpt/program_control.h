@@ -1,0 +1,73 @@
+// Finding a running ckpt program and asking it for checkpoints and holds:
+// what `ckpt checkpoint`, `ckpt release` and `ckpt migrate` share. The
+// program is found through its registration file (lib/registration.h) and
+// answers there (generation, failures, last_image, held, exited).
+#pragma once
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "platform/env.h"
+#include "util/status.h"
+
+namespace ckpt::cli {
+
+struct ProgramTarget {
+  std::int64_t pid = 0;
+  nlohmann::json reg;    // the registration as read
+  std::string reg_path;  // where it is
+};
+
+// The runtime directories this user's programs may register in, each checked
+// (this user's, private, not a link); `refused` collects why any was skipped.
+// Registrations of processes that are gone are collected on the way.
+std::vector<std::string> UsableRuntimeDirs(platform::Env* env, std::string* refused);
+Result<nlohmann::json> ParseRegistration(const std::string& path, const std::string& data);
+// Process `pid`'s registration, a program's or a group coordinator's, from
+// the first of `dirs` that has one. NotFound when there is none.
+Result<ProgramTarget> ReadRegistration(platform::Env* env, const std::vector<std::string>& dirs,
+                                       std::int64_t pid, const std::string& refused);
+// The registration of a program (not a group) that runs as `pid` now: a
+// stale one (the process is gone, has exited, or its PID was reused) is
+// removed and reported as NotFound.
+Result<ProgramTarget> CheckProgram(platform::Env* env, Result<ProgramTarget> found);
+// The running ckpt program `pid` (registration checked as above; a group
+// coordinator is refused).
+Result<ProgramTarget> FindProgram(platform::Env* env, std::int64_t pid);
+
+// What a checkpoint request led to.
+struct Outcome {
+  std::string image;
+  std::uint64_t generation = 0;
+  bool exited = false;  // the program has ended after writing `image`
+  bool held = false;    // the program waits for ReleaseHeld
+};
+// Waits up to `timeout` s for the checkpoint requested of `t` (after `t` was
+// read): a new generation in the registration, a new failure (an error
+// naming it), or the end of the process (the image it wrote found in its
+// directory). With `exit`, also waits for the process to be gone.
+Result<Outcome> WaitForCheckpoint(platform::Env* env, const ProgramTarget& t, bool exit, double timeout);
+
+struct HeldImage {
+  std::string image;
+  std::uint64_t generation = 0;
+  std::string program;  // the program's name (image name prefix)
+  std::string cwd;      // its working directory, absolute
+};
+// Asks for checkpoint-and-hold and waits up to `timeout` s for the image; the
+// program then waits inside its safepoint for ReleaseHeld. The requester it
+// watches is the calling process: if that ends without a decision, the
+// program continues by itself. On a timeout the request is cancelled (a
+// release follows it), and the program continues when it gets there.
+Result<HeldImage> CheckpointAndHold(platform::Env* env, const ProgramTarget& t, double timeout);
+// exit=false: the held program continues (waits until it says so); exit=true:
+// it exits with status 75 without writing another image — waits (up to
+// `timeout` s) until it is gone and collects its registration.
+// FailedPrecondition when the program is not held (any more).
+Status ReleaseHeld(platform::Env* env, const ProgramTarget& t, bool exit, double timeout);
+
+std::string FormatSeconds(double s);
+
+}  // namespace ckpt::cli
