@@ -184,9 +184,6 @@ def test_requester_gone(work):
 def test_hold_timeout(work):
     # The backstop: CKPT_HOLD_TIMEOUT ends a hold whose requester lives on.
     rt = os.path.join(work, "rt")
-    proc = start_heat(work, rt, [])
-    proc.kill()
-    proc.wait()
     e = env(CKPT_RUNTIME_DIR=rt, CKPT_HOLD_TIMEOUT="1.5")
     proc = subprocess.Popen([HEAT] + ARGS + ["--ckpt-dir", work], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env=e)
