@@ -3,7 +3,7 @@
 # Idempotent and quiet when everything is already there.
 set -eu
 
-NATIVE="build-essential cmake ninja-build pkg-config git python3 \
+NATIVE="build-essential cmake ninja-build pkg-config git python3 libssl-dev openssl \
   libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev nlohmann-json3-dev libfmt-dev \
   libzstd-dev zlib1g-dev libxxhash-dev zstd \
   clang libclang-rt-14-dev clang-format \
