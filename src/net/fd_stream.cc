@@ -2,6 +2,7 @@
 // Windows the C runtime's _read/_write in binary mode (no timeouts there:
 // the ssh or daemon on the other side bounds how long the peer may wait).
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 
 #include "net/stream.h"
@@ -10,6 +11,7 @@
 #include <fcntl.h>
 #include <io.h>
 #else
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <unistd.h>
@@ -70,13 +72,21 @@ class FdStream final : public Stream {
       (void)timeout_ms;
       int n = _read(rfd_, p, static_cast<unsigned>(size > (1u << 30) ? (1u << 30) : size));
 #else
-      if (timeout_ms >= 0) {
-        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-        struct pollfd pfd = {rfd_, POLLIN, 0};
-        int r = left.count() > 0 ? ::poll(&pfd, 1, static_cast<int>(left.count())) : 0;
+      if (timeout_ms >= 0 || intr_fd_ >= 0) {
+        int wait = -1;
+        if (timeout_ms >= 0) {
+          auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline -
+                                                                            std::chrono::steady_clock::now());
+          wait = left.count() > 0 ? static_cast<int>(left.count()) : 0;
+        }
+        struct pollfd pfd[2] = {{rfd_, POLLIN, 0}, {intr_fd_, POLLIN, 0}};
+        int r = ::poll(pfd, intr_fd_ >= 0 ? 2 : 1, wait);
         if (r < 0 && errno == EINTR) continue;
         if (r < 0) return StreamError("wait for", describe_, errno);
-        if (r == 0) return Timeout(describe_ + " sent nothing for " + std::to_string(timeout_ms / 1000) + " s");
+        if (intr_fd_ >= 0 && (pfd[1].revents & POLLIN))
+          return Timeout("interrupted while waiting for " + describe_);
+        if (r == 0)
+          return Timeout(describe_ + " sent nothing for " + std::to_string(timeout_ms / 1000) + " s");
       }
       ssize_t n = ::read(rfd_, p, size);
       if (n < 0 && errno == EINTR) continue;
@@ -95,7 +105,12 @@ class FdStream final : public Stream {
     wfd_ = -1;
   }
 
-  std::string Describe() const override { return describe_; }
+  std::string Describe() const override {
+    return describe_;
+  }
+  void SetInterruptFd(int fd) override {
+    intr_fd_ = fd;
+  }
 
  private:
   static void Close(int fd) {
@@ -108,9 +123,69 @@ class FdStream final : public Stream {
   int rfd_, wfd_;
   std::string describe_;
   bool own_;
+  int intr_fd_ = -1;
 };
 
 }  // namespace
+
+std::unique_ptr<Stream> StdioStream(std::string describe) {
+  std::fflush(stdout);
+#ifdef _WIN32
+  int out = _dup(1);
+  _dup2(2, 1);
+#else
+  int out = ::fcntl(1, F_DUPFD_CLOEXEC, 3);
+  ::dup2(2, 1);
+#endif
+  return std::make_unique<FdStream>(0, out, std::move(describe), false);
+}
+
+ResultPipe::ResultPipe() {
+#ifndef _WIN32
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) == 0) {
+    rfd_ = fds[0];
+    wfd_ = fds[1];
+  }
+#endif
+}
+
+ResultPipe::~ResultPipe() {
+#ifndef _WIN32
+  if (rfd_ >= 0) ::close(rfd_);
+  if (wfd_ >= 0) ::close(wfd_);
+#endif
+}
+
+void ResultPipe::Put(const std::string& text) {
+#ifndef _WIN32
+  const char* p = text.data();
+  std::size_t n = text.size();
+  while (n > 0 && wfd_ >= 0) {
+    ssize_t w = ::write(wfd_, p, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) break;
+    p += w;
+    n -= static_cast<std::size_t>(w);
+  }
+#else
+  (void)text;
+#endif
+}
+
+std::string ResultPipe::Take() {
+  std::string s;
+#ifndef _WIN32
+  if (wfd_ >= 0) ::close(wfd_);
+  wfd_ = -1;
+  char buf[4096];
+  ssize_t n;
+  while (rfd_ >= 0 && ((n = ::read(rfd_, buf, sizeof buf)) > 0 || (n < 0 && errno == EINTR))) {
+    if (n > 0) s.append(buf, static_cast<std::size_t>(n));
+  }
+#endif
+  return s;
+}
 
 std::unique_ptr<Stream> NewFdStream(int read_fd, int write_fd, std::string describe, bool own) {
   return std::make_unique<FdStream>(read_fd, write_fd, std::move(describe), own);

@@ -18,7 +18,8 @@ Result<nlohmann::json> SourceHandoff::Await(FrameType want, int timeout_ms, cons
                               j->value("message", std::string()));
   }
   if (f->type != want) {
-    return Corruption("expected " + FrameTypeName(want) + " from " + host_ + ", got " + FrameTypeName(f->type));
+    return Corruption("expected " + FrameTypeName(want) + " from " + host_ + ", got " +
+                      FrameTypeName(f->type));
   }
   return ParseJson(*f);
 }
@@ -61,6 +62,7 @@ Result<nlohmann::json> SourceHandoff::AwaitReady(int timeout_ms) {
 Result<nlohmann::json> SourceHandoff::Commit(int timeout_ms) {
   RETURN_IF_ERROR(SendFrame(s_, FrameType::kCommit, "").WithContext("committing on " + host_));
   committed_ = true;
+  s_->SetInterruptFd(-1);  // past the point of no return
   return Await(FrameType::kDone, timeout_ms, "confirmation that the copy runs");
 }
 

@@ -8,6 +8,14 @@
 #include <cstdlib>
 #include <filesystem>
 
+#ifdef _WIN32
+#include <windows.h>
+#else
+#include <signal.h>
+#include <unistd.h>
+#endif
+
+#include "image/codec.h"
 #include "net/receive_internal.h"
 #include "net/wire.h"
 #include "platform/env.h"
@@ -50,6 +58,16 @@ void Session::Log(const std::string& m) const {
   if (cfg.log) cfg.log(m);
 }
 
+void MaybeDieBeforeReady() {
+  const char* f = std::getenv("CKPT_RECEIVE_FAULT");
+  if (f == nullptr || std::string(f) != "die-before-ready") return;
+#ifdef _WIN32
+  TerminateProcess(GetCurrentProcess(), 137);
+#else
+  ::kill(::getpid(), SIGKILL);
+#endif
+}
+
 Status Session::AwaitCommit() {
   step = "waiting for the source to commit";
   auto f = RecvFrame(s, cfg.commit_timeout_s * 1000);
@@ -57,7 +75,8 @@ Status Session::AwaitCommit() {
   if (f->type == FrameType::kError) {
     auto j = ParseJson(*f);
     reported = true;  // the source knows
-    return FailedPrecondition("the source gave up: " + (j.ok() ? j->value("message", std::string()) : std::string("?")));
+    return FailedPrecondition("the source gave up: " +
+                              (j.ok() ? j->value("message", std::string()) : std::string("?")));
   }
   if (f->type != FrameType::kCommit)
     return Corruption("expected COMMIT from the source, got " + FrameTypeName(f->type));
@@ -70,11 +89,32 @@ namespace {
 
 using internal::Session;
 
-std::string Hex16() { return platform::RandomHex16(); }
+std::string Hex16() {
+  return platform::RandomHex16();
+}
 
 bool SafeName(const std::string& n) {
   return !n.empty() && n.size() <= 128 && n != "." && n != ".." &&
          n.find_first_of("/\\:\0", 0, 4) == std::string::npos;
+}
+
+// The restored processes keep their PIDs: each must be free here (unless
+// they go into a new PID namespace).
+Status PreflightProcess(Session* ss) {
+  Session& s = *ss;
+  if (s.hello.value("pidns", false)) return Status::Ok();
+  platform::Env* env = platform::Env::Default();
+  auto pids = s.hello.find("pids");
+  if (pids == s.hello.end() || !pids->is_array()) return Status::Ok();
+  for (const auto& p : *pids) {
+    if (!p.is_number_integer()) continue;
+    std::int64_t pid = p.get<std::int64_t>();
+    if (pid > 0 && env->ProcessAlive(pid)) {
+      return FailedPrecondition("PID " + std::to_string(pid) + " is taken on " + s.host +
+                                " and the restored process needs it (free it, or migrate with --pidns)");
+    }
+  }
+  return Status::Ok();
 }
 
 Status Preflight(Session* ss) {
@@ -95,30 +135,30 @@ Status Preflight(Session* ss) {
   if (s.id.size() != 16 || s.id.find_first_not_of("0123456789abcdef") != std::string::npos) s.id = Hex16();
   const auto& kinds = s.cfg.kinds;
   if (std::find(kinds.begin(), kinds.end(), s.kind) == kinds.end()) {
-    return FailedPrecondition("this receiver does not take " + (s.kind.empty() ? std::string("unnamed") : s.kind) +
-                            " migrations" + (s.cfg.peer.empty() ? "" : " from " + s.cfg.peer));
+    return FailedPrecondition("this receiver does not take " +
+                              (s.kind.empty() ? std::string("unnamed") : s.kind) + " migrations" +
+                              (s.cfg.peer.empty() ? "" : " from " + s.cfg.peer));
   }
   if (s.kind == "process" && !s.cfg.restore_process)
     return NotSupported("this ckpt build has no transparent engine (Linux x86-64 only)");
   if (s.kind == "program") RETURN_IF_ERROR(internal::PreflightProgram(&s));
+  if (s.kind == "process") RETURN_IF_ERROR(PreflightProcess(&s));
   if (s.kind == "group") return NotSupported("group migrations are not built yet");
   // The spool: this migration's own directory, and room for the image.
+  ASSIGN_OR_RETURN(s.entry, SpoolEntry::Create(s.cfg.spool, s.id));
+  s.dir = s.entry->dir();
   std::error_code ec;
-  fs::create_directories(s.cfg.spool, ec);
-  if (ec) return IoError("create spool " + s.cfg.spool + ": " + ec.message());
-  s.dir = platform::JoinPath(s.cfg.spool, "m-" + s.id);
-  if (!fs::create_directory(s.dir, ec)) {
-    return IoError("create " + s.dir + ": " + (ec ? ec.message() : std::string("it exists already")));
-  }
-  s.own_dir = true;
   std::uint64_t need = s.hello.value("image_bytes", std::uint64_t{0});
   auto sp = fs::space(s.dir, ec);
   if (!ec && need > 0 && sp.available < need) {
     return IoError("the spool " + s.cfg.spool + " on " + s.host + " has " +
-                             std::to_string(sp.available >> 20) + " MiB free; the image needs about " +
-                             std::to_string((need + (1 << 20) - 1) >> 20) + " MiB");
+                   std::to_string(sp.available >> 20) + " MiB free; the image needs about " +
+                   std::to_string((need + (1 << 20) - 1) >> 20) + " MiB");
   }
-  nlohmann::json a = {{"host", s.host}, {"spool", s.dir}, {"free", ec ? 0 : sp.available}};
+  nlohmann::json a = {{"host", s.host},
+                      {"spool", s.dir},
+                      {"free", ec ? 0 : sp.available},
+                      {"codecs", image::AvailableCodecs()}};
   return SendJson(s.s, FrameType::kAccept, a);
 }
 
@@ -126,7 +166,8 @@ Status TakeImage(Session* ss) {
   Session& s = *ss;
   s.step = "transfer";
   platform::Env* env = platform::Env::Default();
-  std::string file = s.kind == "process" ? "process.ckpt" : s.hello.value("image_name", std::string("image.ckpt"));
+  std::string file =
+      s.kind == "process" ? "process.ckpt" : s.hello.value("image_name", std::string("image.ckpt"));
   if (!SafeName(file)) return InvalidArgument("the source named its image '" + file + "'");
   ASSIGN_OR_RETURN(auto out, env->NewTempFile(s.dir, file));
   std::uint64_t got = 0;
@@ -144,14 +185,15 @@ Status TakeImage(Session* ss) {
       auto j = ParseJson(*f);
       s.reported = true;  // the source knows
       return FailedPrecondition("the source stopped the transfer: " +
-                     (j.ok() ? j->value("message", std::string()) : std::string("?")));
+                                (j.ok() ? j->value("message", std::string()) : std::string("?")));
     }
-    if (f->type != FrameType::kEnd) return Corruption("unexpected " + FrameTypeName(f->type) + " in the image");
+    if (f->type != FrameType::kEnd)
+      return Corruption("unexpected " + FrameTypeName(f->type) + " in the image");
     ASSIGN_OR_RETURN(auto end, ParseJson(*f));
     std::uint64_t want = end.value("bytes", std::uint64_t{0});
     if (want != got) {
-      return Corruption("the image is " + std::to_string(want) + " bytes at the source, " + std::to_string(got) +
-                        " arrived");
+      return Corruption("the image is " + std::to_string(want) + " bytes at the source, " +
+                        std::to_string(got) + " arrived");
     }
     break;
   }
@@ -163,7 +205,8 @@ Status TakeImage(Session* ss) {
   }
   if (!st.ok()) return st.WithContext("writing the image to the spool on " + s.host);
   s.image_bytes = got;
-  s.transfer_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count();
+  s.transfer_ns =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count();
   s.Log("received " + std::to_string(got) + " bytes into " + s.image);
   return Status::Ok();
 }
@@ -176,6 +219,7 @@ Status RestoreProcess(Session* ss) {
   bool held = false;
   auto facts = s.cfg.restore_process(s.dir, s.hello, [&](std::int64_t pid) -> Status {
     held = true;
+    internal::MaybeDieBeforeReady();
     nlohmann::json r = {{"pid", pid},
                         {"host", s.host},
                         {"restore_ns", std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -205,10 +249,8 @@ Status Receive(Stream* stream, const ReceiveConfig& cfg) {
   if (st.ok()) st = TakeImage(&s);
   if (st.ok()) st = s.kind == "process" ? RestoreProcess(&s) : internal::RunProgram(&s);
   if (!st.ok()) s.Fail(st).IgnoreError();
-  if (s.own_dir && (!st.ok() || !cfg.keep)) {
-    std::error_code ec;
-    fs::remove_all(s.dir, ec);
-  }
+  if (s.entry && st.ok() && cfg.keep) s.entry->Keep();
+  s.entry.reset();
   if (st.ok()) s.Log("migration " + s.id + " of " + s.name + " done");
   return st.ok() ? st : st.WithContext(s.step);
 }

@@ -22,8 +22,9 @@ namespace ckpt::net {
 // calls `hold` with the restored root's PID before letting it run; an error
 // from `hold` undoes the restore. Returns facts for the source (pid, ...).
 // Set by builds that have the engine.
-using ProcessRestorer = std::function<Result<nlohmann::json>(
-    const std::string& dir, const nlohmann::json& hello, const std::function<Status(std::int64_t pid)>& hold)>;
+using ProcessRestorer =
+    std::function<Result<nlohmann::json>(const std::string& dir, const nlohmann::json& hello,
+                                         const std::function<Status(std::int64_t pid)>& hold)>;
 
 struct ReceiveConfig {
   std::string spool;  // where images land, one directory per migration
@@ -36,10 +37,10 @@ struct ReceiveConfig {
   bool run_recorded_programs = true;
   // What this peer may send: "program", "process", "group".
   std::vector<std::string> kinds = {"program", "process", "group"};
-  std::string cwd;     // working directory for programs, overriding the source's
-  std::string output;  // where NAME.out and NAME.err go (default: the working directory)
-  bool keep = false;   // keep the received image in the spool after the handoff
-  std::string peer;    // who sends, for messages ("ssh", "CN=...")
+  std::string cwd;             // working directory for programs, overriding the source's
+  std::string output;          // where NAME.out and NAME.err go (default: the working directory)
+  bool keep = false;           // keep the received image in the spool after the handoff
+  std::string peer;            // who sends, for messages ("ssh", "CN=...")
   int commit_timeout_s = 600;  // how long a restored copy is held waiting for the source
   ProcessRestorer restore_process;
   std::function<void(const std::string&)> log;  // progress messages (stderr)

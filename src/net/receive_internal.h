@@ -3,10 +3,12 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 
 #include "net/receive.h"
+#include "net/spool.h"
 
 namespace ckpt::net::internal {
 
@@ -14,13 +16,13 @@ struct Session {
   Session(Stream* stream, const ReceiveConfig& c) : s(stream), cfg(c) {}
   Stream* s;
   const ReceiveConfig& cfg;
-  std::string host;  // this host's name, for messages and the source
-  std::string step;  // what is being done, for errors
+  std::string host;       // this host's name, for messages and the source
+  std::string step;       // what is being done, for errors
   bool reported = false;  // an ERROR went to the source (or came from it)
   nlohmann::json hello;
   std::string id, kind, name;
   std::string dir;  // this migration's spool directory
-  bool own_dir = false;
+  std::unique_ptr<SpoolEntry> entry;
   std::string image;  // the received image
   std::uint64_t image_bytes = 0;
   std::int64_t transfer_ns = 0;
@@ -34,6 +36,10 @@ struct Session {
   // Waits for the source's COMMIT; an error if it gave up, went away or took too long.
   Status AwaitCommit();
 };
+
+// Test hook: CKPT_RECEIVE_FAULT=die-before-ready kills this process (as
+// SIGKILL would) once the copy is restored and held, before READY.
+void MaybeDieBeforeReady();
 
 Status PreflightProgram(Session* s);
 Status RunProgram(Session* s);

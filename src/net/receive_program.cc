@@ -3,6 +3,7 @@
 // on a loopback connection until the source commits ('g'); if this side
 // goes away first, the program ends (status 76) without running on.
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <thread>
 
@@ -31,7 +32,8 @@ Result<std::vector<std::string>> RecordedArgs(const std::string& image) {
   ASSIGN_OR_RETURN(auto src, env->NewRandomAccessFile(image));
   ASSIGN_OR_RETURN(auto r, image::ImageReader::Open(std::move(src)));
   if (r->header().kind != image::ImageKind::kProgram)
-    return InvalidArgument(std::string("the source sent a ") + image::ImageKindName(r->header().kind) + " image as a program");
+    return InvalidArgument(std::string("the source sent a ") + image::ImageKindName(r->header().kind) +
+                           " image as a program");
   const auto* ms = r->Find(lib::kSectionMeta);
   if (ms == nullptr) return Corruption(image + " has no META section");
   ASSIGN_OR_RETURN(auto data, r->ReadSection(*ms));
@@ -49,6 +51,31 @@ Result<std::vector<std::string>> RecordedArgs(const std::string& image) {
   return args;
 }
 
+// True if `cmd` names an executable file (a path, or a name on PATH).
+bool Runnable(const std::string& cmd) {
+  auto is_file = [](const fs::path& p) {
+    std::error_code ec;
+    return fs::is_regular_file(p, ec);
+  };
+  if (cmd.find('/') != std::string::npos || cmd.find('\\') != std::string::npos) return is_file(cmd);
+  const char* path = std::getenv("PATH");
+#ifdef _WIN32
+  const char sep = ';';
+#else
+  const char sep = ':';
+#endif
+  std::string all = path != nullptr ? path : "";
+  for (std::size_t b = 0; b <= all.size();) {
+    std::size_t e = all.find(sep, b);
+    if (e == std::string::npos) e = all.size();
+    std::string dir = all.substr(b, e - b);
+    if (!dir.empty() && (is_file(fs::path(dir) / cmd) || is_file(fs::path(dir) / (cmd + ".exe"))))
+      return true;
+    b = e + 1;
+  }
+  return false;
+}
+
 // Reads "CKPTHOLD <token> <pid>\n" from the resumed program.
 Result<std::int64_t> ReadHoldLine(platform::Socket* sock, const std::string& token) {
   std::string line;
@@ -59,7 +86,8 @@ Result<std::int64_t> ReadHoldLine(platform::Socket* sock, const std::string& tok
     line += c;
   }
   const std::string want = "CKPTHOLD " + token + " ";
-  if (line.rfind(want, 0) != 0) return FailedPrecondition("a process that is not the resumed program connected");
+  if (line.rfind(want, 0) != 0)
+    return FailedPrecondition("a process that is not the resumed program connected");
   return std::strtoll(line.c_str() + want.size(), nullptr, 10);
 }
 
@@ -74,11 +102,16 @@ Status PreflightProgram(Session* ss) {
   } else if (s.cfg.run_recorded_programs && !recorded.empty() && fs::exists(recorded)) {
     s.command = {recorded};
   } else {
-    return NotFound("program '" + s.name + "' is not available on " + s.host +
-                    (s.cfg.run_recorded_programs
-                         ? " (" + (recorded.empty() ? std::string("no path recorded") : recorded + " does not exist") +
-                               " here; name it with --program " + s.name + "=PATH)"
-                         : " (the daemon's program map has no entry for it)"));
+    return NotFound(
+        "program '" + s.name + "' is not available on " + s.host +
+        (s.cfg.run_recorded_programs
+             ? " (" + (recorded.empty() ? std::string("no path recorded") : recorded + " does not exist") +
+                   " here; name it with --program " + s.name + "=PATH)"
+             : " (the daemon's program map has no entry for it)"));
+  }
+  if (!Runnable(s.command[0])) {
+    return NotFound("program '" + s.name + "' is not available on " + s.host + ": " + s.command[0] +
+                    " is not an executable file here");
   }
   s.cwd = !s.cfg.cwd.empty() ? s.cfg.cwd : s.hello.value("cwd", std::string());
   if (!IsDir(s.cwd)) {
@@ -132,15 +165,17 @@ Status RunProgram(Session* ss) {
   }
   auto pid = ReadHoldLine(sock.get(), token);
   if (!pid.ok()) return pid.status();
+  MaybeDieBeforeReady();
   std::int64_t restore_ns =
       std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count();
-  nlohmann::json r = {{"pid", child->pid()}, {"host", s.host},   {"cwd", s.cwd},
+  nlohmann::json r = {{"pid", child->pid()},  {"host", s.host},       {"cwd", s.cwd},
                       {"stdout", s.out_path}, {"stderr", s.err_path}, {"restore_ns", restore_ns}};
   RETURN_IF_ERROR(SendJson(s.s, FrameType::kReady, r));
   Status st = s.AwaitCommit();
   if (!st.ok()) {
     sock.reset();  // the program ends (status 76) without running on
-    for (int i = 0; i < 500 && !child->Poll(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    for (int i = 0; i < 500 && !child->Poll(); ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
     return st;  // the destructor kills it if it is still there
   }
   s.step = "release";

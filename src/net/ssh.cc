@@ -69,7 +69,8 @@ std::string ShellQuote(const std::string& word) {
 
 #ifdef _WIN32
 
-Result<std::unique_ptr<SshChannel>> StartSsh(const SshTarget&, const SshOptions&, const std::vector<std::string>&) {
+Result<std::unique_ptr<SshChannel>> StartSsh(const SshTarget&, const SshOptions&,
+                                             const std::vector<std::string>&) {
   return NotSupported("the ssh transport is not available in Windows builds of ckpt yet");
 }
 
@@ -90,7 +91,9 @@ class PosixSshChannel final : public SshChannel {
     if (errfd_ >= 0) ::close(errfd_);
   }
   Status Write(const void* data, std::size_t size) override { return Inner()->Write(data, size); }
-  Status Read(void* data, std::size_t size, int timeout_ms) override { return Inner()->Read(data, size, timeout_ms); }
+  Status Read(void* data, std::size_t size, int timeout_ms) override {
+    return Inner()->Read(data, size, timeout_ms);
+  }
   void CloseWrite() override {
     if (wfd_ >= 0) ::close(wfd_);
     wfd_ = -1;
@@ -119,6 +122,10 @@ class PosixSshChannel final : public SshChannel {
     }
     return out;
   }
+  void SetInterruptFd(int fd) override {
+    intr_fd_ = fd;
+    Inner()->SetInterruptFd(fd);
+  }
   void Kill() override {
     if (pid_ > 0) ::kill(pid_, SIGKILL);
   }
@@ -126,7 +133,10 @@ class PosixSshChannel final : public SshChannel {
 
  private:
   Stream* Inner() {
-    if (!inner_) inner_ = NewFdStream(rfd_, wfd_, describe_, false);
+    if (!inner_) {
+      inner_ = NewFdStream(rfd_, wfd_, describe_, false);
+      inner_->SetInterruptFd(intr_fd_);
+    }
     return inner_.get();
   }
   pid_t pid_;
@@ -134,6 +144,7 @@ class PosixSshChannel final : public SshChannel {
   std::string describe_;
   std::unique_ptr<Stream> inner_;
   int status_ = 255;
+  int intr_fd_ = -1;
 };
 
 std::vector<std::string> SplitWords(const std::string& s) {

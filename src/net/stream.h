@@ -24,11 +24,35 @@ class Stream {
   virtual void CloseWrite() = 0;
   // "ssh://host", "ckpt://host:port (CN=...)": for messages.
   virtual std::string Describe() const = 0;
+  // While `fd` >= 0, a Read also ends (with an error saying it was
+  // interrupted) when `fd` becomes readable: the engine's DumpInterruptFd(),
+  // so a Ctrl-C reaches a dump worker that waits on the target. -1: off.
+  virtual void SetInterruptFd(int fd) { (void)fd; }
 };
 
 // A Stream over two descriptors (POSIX file descriptors; on Windows, C
 // runtime descriptors such as 0 and 1, switched to binary mode). With `own`
 // they are closed with the stream.
 std::unique_ptr<Stream> NewFdStream(int read_fd, int write_fd, std::string describe, bool own);
+
+// The protocol on this process's standard input and output (`ckpt
+// receive`): standard output moves to a descriptor of its own and
+// descriptor 1 then points at standard error, so that nothing printed by
+// accident can damage a frame.
+std::unique_ptr<Stream> StdioStream(std::string describe);
+
+// A one-way channel for a small JSON text from a forked child (the engine's
+// dump worker) to its parent.
+class ResultPipe {
+ public:
+  ResultPipe();
+  ~ResultPipe();
+  bool ok() const { return rfd_ >= 0; }
+  void Put(const std::string& text);  // in the child
+  std::string Take();                 // in the parent, once the child is done
+
+ private:
+  int rfd_ = -1, wfd_ = -1;
+};
 
 }  // namespace ckpt::net

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "image/checksum.h"
+#include "image/codec.h"
 #include "util/bytes.h"
 
 namespace ckpt::net {
@@ -45,14 +46,28 @@ std::string FrameTypeName(FrameType t) {
   return "frame type " + std::to_string(static_cast<int>(t));
 }
 
-Status SendFrame(Stream* s, FrameType type, std::string_view payload) {
+Status SendFrame(Stream* s, FrameType type, std::string_view payload, bool compress,
+                 std::uint64_t* wire_bytes) {
   if (payload.size() > kMaxPayload) return InvalidArgument("frame payload too large");
+  std::uint8_t flags = 0;
+  std::string packed;
+  if (compress && !payload.empty()) {
+    std::vector<unsigned char> z;
+    RETURN_IF_ERROR(image::Compress(image::CodecId::kZstd, 1, payload.data(), payload.size(), &z));
+    if (!z.empty() && z.size() + 4 < payload.size()) {
+      PutU32(&packed, static_cast<std::uint32_t>(payload.size()));
+      packed.append(reinterpret_cast<const char*>(z.data()), z.size());
+      payload = packed;
+      flags = kFlagZstd;
+    }
+  }
+  if (wire_bytes != nullptr) *wire_bytes += payload.size();
   std::string h;
   h.reserve(kHeaderSize);
   h.push_back('C');
   h.push_back('M');
   h.push_back(static_cast<char>(type));
-  h.push_back(0);
+  h.push_back(static_cast<char>(flags));
   PutU32(&h, static_cast<std::uint32_t>(payload.size()));
   PutU64(&h, image::Checksum64(payload));
   RETURN_IF_ERROR(s->Write(h.data(), h.size()));
@@ -72,13 +87,14 @@ Status SendJson(Stream* s, FrameType type, const nlohmann::json& j) {
 Result<Frame> RecvFrame(Stream* s, int timeout_ms) {
   unsigned char h[kHeaderSize];
   RETURN_IF_ERROR(s->Read(h, sizeof h, timeout_ms));
-  if (h[0] != 'C' || h[1] != 'M' || h[3] != 0 || h[2] < 1 || h[2] > 8) {
+  if (h[0] != 'C' || h[1] != 'M' || (h[3] & ~kFlagZstd) != 0 || h[2] < 1 || h[2] > 8) {
     return Corruption("malformed frame header from " + s->Describe() +
                       " (not a ckpt migration peer, or a damaged stream)");
   }
   std::uint32_t len = DecodeU32(h + 4);
   std::uint64_t sum = DecodeU64(h + 8);
-  if (len > kMaxPayload) return Corruption("frame of " + std::to_string(len) + " bytes from " + s->Describe());
+  if (len > kMaxPayload)
+    return Corruption("frame of " + std::to_string(len) + " bytes from " + s->Describe());
   Frame f;
   f.type = static_cast<FrameType>(h[2]);
   f.payload.resize(len);
@@ -86,6 +102,18 @@ Result<Frame> RecvFrame(Stream* s, int timeout_ms) {
   if (image::Checksum64(f.payload) != sum) {
     return Corruption("a " + FrameTypeName(f.type) + " frame from " + s->Describe() +
                       " failed its checksum: the stream was damaged in transit");
+  }
+  if (h[3] & kFlagZstd) {
+    if (!image::CodecAvailable(image::CodecId::kZstd))
+      return NotSupported("the source compresses with zstd, which this build of ckpt lacks");
+    if (f.payload.size() < 4) return Corruption("a compressed frame without its length");
+    std::uint32_t raw = DecodeU32(reinterpret_cast<const unsigned char*>(f.payload.data()));
+    if (raw > kMaxPayload) return Corruption("a compressed frame of " + std::to_string(raw) + " bytes");
+    std::string out(raw, '\0');
+    RETURN_IF_ERROR(
+        image::Decompress(image::CodecId::kZstd, f.payload.data() + 4, f.payload.size() - 4, out.data(), raw)
+            .WithContext("a compressed frame from " + s->Describe()));
+    f.payload = std::move(out);
   }
   return f;
 }
@@ -111,7 +139,7 @@ Status FrameSink::Append(const void* data, std::size_t size) {
 
 Status FrameSink::Flush() {
   if (buf_.empty()) return Status::Ok();
-  Status st = SendFrame(s_, FrameType::kData, buf_);
+  Status st = SendFrame(s_, FrameType::kData, buf_, compress_, &sent_);
   buf_.clear();
   return st;
 }

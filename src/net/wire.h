@@ -1,6 +1,7 @@
 // The migration protocol's frames (docs/migration.md, "Protocol"): a
-// 16-byte header — "CM", type, flags (0), payload length (u32 LE), XXH3-64
-// of the payload (u64 LE) — then the payload. Every frame's checksum is
+// 16-byte header — "CM", type, flags, payload length (u32 LE), XXH3-64 of
+// the payload as sent (u64 LE) — then the payload. Flag 1: the payload is
+// the raw length (u32 LE) and the zstd-compressed bytes (`--compress zstd`). Every frame's checksum is
 // verified as it arrives, so a byte changed in transit stops the migration
 // before anything runs on the target.
 #pragma once
@@ -37,10 +38,15 @@ struct Frame {
   std::string payload;
 };
 
-Status SendFrame(Stream* s, FrameType type, std::string_view payload);
+inline constexpr std::uint8_t kFlagZstd = 1;
+
+// With `compress`, a payload zstd shrinks is sent compressed (kFlagZstd).
+// *wire_bytes (if given) gets the payload bytes that went out.
+Status SendFrame(Stream* s, FrameType type, std::string_view payload, bool compress = false,
+                 std::uint64_t* wire_bytes = nullptr);
 Status SendJson(Stream* s, FrameType type, const nlohmann::json& j);
-// The next frame; Corruption naming the byte offset when its checksum or
-// header is wrong. `timeout_ms` as Stream::Read.
+// The next frame, decompressed; Corruption when its checksum or header is
+// wrong. `timeout_ms` as Stream::Read.
 Result<Frame> RecvFrame(Stream* s, int timeout_ms = -1);
 // The payload as a JSON object; Corruption if it is not one.
 Result<nlohmann::json> ParseJson(const Frame& f);
@@ -49,6 +55,10 @@ Result<nlohmann::json> ParseJson(const Frame& f);
 class FrameSink final : public image::Sink {
  public:
   explicit FrameSink(Stream* s) : s_(s) {}
+  // zstd-compress DATA frames from now on (where that shrinks them).
+  void set_compress(bool on) { compress_ = on; }
+  // Bytes that went out (after compression), headers excluded.
+  std::uint64_t sent() const { return sent_; }
   Status Append(const void* data, std::size_t size) override;
   std::uint64_t Position() const override { return pos_; }
   // Sends what is buffered.
@@ -58,6 +68,8 @@ class FrameSink final : public image::Sink {
   Stream* s_;
   std::string buf_;
   std::uint64_t pos_ = 0;
+  std::uint64_t sent_ = 0;
+  bool compress_ = false;
 };
 
 }  // namespace ckpt::net

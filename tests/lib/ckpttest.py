@@ -102,6 +102,12 @@ def result_line(text):
     return lines[0]
 
 
+def result_line_or_none(text):
+    """The one 'result' line of text, or None if there is none."""
+    lines = [l for l in text.splitlines() if l.startswith("result ")]
+    return lines[0] if len(lines) == 1 else None
+
+
 def fail(msg):
     print("FAIL: " + msg, file=sys.stderr)
     sys.exit(1)

@@ -36,6 +36,8 @@ void AddCheckpoint(CLI::App& app, Runner* run);
 void AddRelease(CLI::App& app, Runner* run);
 void AddResume(CLI::App& app, Runner* run);
 void AddRun(CLI::App& app, Runner* run);
+void AddMigrate(CLI::App& app, Runner* run);
+void AddReceive(CLI::App& app, Runner* run);
 #if CKPT_HAVE_ENGINE
 // The transparent Linux engine (native Linux x86-64 builds only).
 void AddDump(CLI::App& app, Runner* run);

@@ -26,6 +26,8 @@ int main(int argc, char** argv) {
   ckpt::cli::AddRelease(app, &run);
   ckpt::cli::AddResume(app, &run);
   ckpt::cli::AddRun(app, &run);
+  ckpt::cli::AddMigrate(app, &run);
+  ckpt::cli::AddReceive(app, &run);
 #if CKPT_HAVE_ENGINE
   ckpt::cli::AddDump(app, &run);
   ckpt::cli::AddRestore(app, &run);

@@ -1,0 +1,260 @@
+#!/usr/bin/env python3
+"""Migration between hosts over ssh (docs/migration.md), on hosts made by
+tests/lib/hosts.py (namespaces with their own sshd, network, PIDs, /run, IPC).
+
+  test_migrate.py program   a ckpt program (examples/heat) a -> b -> a mid-run,
+                            result equal to an uninterrupted run; then the
+                            faults, each leaving the source running and its
+                            result intact
+  test_migrate.py process   an unmodified python3 counter (transparent engine)
+                            a -> b and back three times, no gap or repeat; a
+                            taken PID on the target; a SysV producer/consumer tree
+
+Skipped (77) where hosts cannot be made.
+"""
+import json
+import os
+import shutil
+import signal
+import sys
+import time
+
+LIB = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib")
+sys.path.insert(0, LIB)
+import ckpttest as ck  # noqa: E402
+import hosts as H  # noqa: E402
+
+CKPT = os.path.join(ck.BIN, "ckpt")
+HEAT = os.path.join(ck.BIN, "heat")
+RT = "/run/ckpt"  # each host's own runtime directory (a private tmpfs /run)
+ENV = {"CKPT_RUNTIME_DIR": RT}
+
+
+def env():
+    return ck.env(**ENV)
+
+
+def wait_for(pred, what, timeout=30.0):
+    end = time.time() + timeout
+    while time.time() < end:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.05)
+    ck.fail("timed out waiting for " + what)
+
+
+def migrate(hosts, src, pid, dest, *extra, expect=0):
+    """`ckpt migrate PID --to ssh://DEST` run on host src; returns (process, json or None)."""
+    argv = [CKPT, "migrate", str(pid), "--to", hosts[dest].url, "--ssh", hosts.ssh_command, "--json",
+            "--remote-spool", hosts.spool]
+    argv += ([] if "--remote-ckpt" in extra else ["--remote-ckpt", CKPT]) + list(extra)
+    p = hosts[src].run(argv, capture_output=True, text=True, timeout=180, env=env())
+    if p.returncode != expect:
+        ck.fail("%s exited %d (wanted %d)\nstdout:\n%s\nstderr:\n%s" % (" ".join(argv), p.returncode, expect,
+                                                                      p.stdout, p.stderr))
+    return p, (json.loads(p.stdout) if p.returncode == 0 else None)
+
+
+def registered(host, ns_pid):
+    return os.path.exists(host.path("%s/%d.json" % (RT, ns_pid)))
+
+
+def alive(host, ns_pid):
+    return host.run(["kill", "-0", str(ns_pid)], capture_output=True).returncode == 0
+
+
+# --- a ckpt program -----------------------------------------------------------
+
+HEAT_ARGS = ["512", "40000"]
+
+
+def reference():
+    p = ck.run([HEAT] + HEAT_ARGS + ["--ckpt-no-listen"], check=0)
+    return ck.result_line(p.stdout)
+
+
+def start_heat(host, work, args=HEAT_ARGS):
+    out = open(os.path.join(work, "source.out"), "ab")
+    err = open(os.path.join(work, "source.err"), "ab")
+    proc = host.popen([HEAT] + args + ["--ckpt-dir", work], cwd=work, stdout=out, stderr=err,
+                      stdin=open(os.devnull), env=env())
+    out.close()
+    err.close()
+    wait_for(lambda: registered(host, proc.ns_pid), "heat to register on " + host.name)
+    time.sleep(0.3)
+    return proc
+
+
+def result_on(work):
+    """The result line the migrated heat wrote into WORK/heat.out, once it ends."""
+    path = os.path.join(work, "heat.out")
+    return wait_for(lambda: os.path.exists(path) and [l for l in open(path).read().splitlines()
+                                                      if l.startswith("result ")], "heat's result", 120)
+
+
+def check_program_round_trip(hosts, ref):
+    work = ck.tempdir("mig-prog")
+    a = hosts["a"]
+    src = start_heat(a, work)
+    p, j = migrate(hosts, "a", src.ns_pid, "b")
+    ck.check(j["host"] == "b" and j["kind"] == "program" and j["pid"] > 0, "migrate said: %s" % p.stdout)
+    ck.check(j["stdout"] == os.path.join(work, "heat.out"), "output went to %s" % j["stdout"])
+    ck.check(j["bytes_sent"] > 2 * 1024 * 1024 and j["downtime_ms"] > 0, "figures: %s" % p.stdout)
+    ck.check(src.wait(timeout=30) == 75, "the source heat did not exit 75 after the handoff")
+    b = hosts["b"]
+    ck.check(alive(b, j["pid"]), "the migrated heat does not run on b")
+    # ... and back to a while it runs.
+    wait_for(lambda: registered(b, j["pid"]), "the migrated heat to register on b")
+    time.sleep(0.3)
+    p, j2 = migrate(hosts, "b", j["pid"], "a")
+    ck.check(j2["host"] == "a", "second hop said: %s" % p.stdout)
+    wait_for(lambda: not alive(b, j["pid"]), "heat to leave b")
+    got = result_on(work)
+    ck.check(got == [ref], "a -> b -> a result %s, uninterrupted %s" % (got, ref))
+    # Nothing left in either spool.
+    for h in ("a", "b"):
+        ck.check(not os.listdir(hosts[h].path(hosts.spool)), "spool of %s not empty" % h)
+    shutil.rmtree(work)
+
+
+def check_source_survives(hosts, ref, what, dest, extra, want_in_error, env_extra=None, args=HEAT_ARGS,
+                          source_ref=None):
+    """A migration that must fail: the source runs on and its result is intact."""
+    work = ck.tempdir("mig-fault")
+    a = hosts["a"]
+    src = start_heat(a, work, args)
+    global ENV
+    saved = dict(ENV)
+    ENV.update(env_extra or {})
+    try:
+        p, _ = migrate(hosts, "a", src.ns_pid, dest, *extra, expect=1)
+    finally:
+        ENV = saved
+    ck.check(want_in_error in p.stderr, "%s: error does not say %r:\n%s" % (what, want_in_error, p.stderr))
+    ck.check("runs on here as before" in p.stderr, "%s: no word that the source runs on:\n%s" % (what, p.stderr))
+    ck.check(alive(a, src.ns_pid), "%s: the source is gone (%s):\n%s\n%s" % (
+        what, src.poll(), p.stderr, open(os.path.join(work, "source.err")).read()[-3000:]))
+    rc = src.wait(timeout=120)
+    out = open(os.path.join(work, "source.out")).read()
+    ck.check(rc == 0, "%s: the source ended with %d" % (what, rc))
+    ck.check(ck.result_line(out) == (source_ref or ref), "%s: source result %s, want %s" % (what, out, ref))
+    d = hosts[dest]
+    ck.check(not os.listdir(d.path(hosts.spool)), "%s: spool on %s not empty: %s" %
+             (what, dest, os.listdir(d.path(hosts.spool))))
+    ck.check(not os.path.exists(os.path.join(work, "heat.out")) or
+             not ck.result_line_or_none(open(os.path.join(work, "heat.out")).read()),
+             "%s: a copy ran on %s" % (what, dest))
+    left = d.run(["pgrep", "-x", "heat"], capture_output=True, text=True).stdout.split()
+    ck.check(not left, "%s: heat left running on %s: %s" % (what, dest, left))
+    shutil.rmtree(work)
+
+
+def check_program_faults(hosts, ref):
+    # The program is absent on the target: refused before the source is touched.
+    check_source_survives(hosts, ref, "absent program", "b", ["--program", "heat=/nonexistent/heat"],
+                          "not available on b")
+    # A byte changed in transit: the frame checksum catches it.
+    check_source_survives(hosts, ref, "corrupt byte", "b", [], "failed its checksum",
+                          env_extra={"CKPT_MIGRATE_FAULT": "corrupt-data"})
+    # The connection cut in the middle of the transfer.
+    cut = os.path.join(ck.tempdir("mig-cut"), "cut-receive")
+    with open(cut, "w") as f:
+        f.write("#!/bin/sh\ndd bs=64K iflag=count_bytes count=1000000 status=none | %s \"$@\"\n" % CKPT)
+    os.chmod(cut, 0o755)
+    check_source_survives(hosts, ref, "cut connection", "b", ["--remote-ckpt", cut], "b")
+    # The target's receive killed after the transfer, before confirming.
+    die = cut + "-die"
+    with open(die, "w") as f:
+        f.write("#!/bin/sh\nCKPT_RECEIVE_FAULT=die-before-ready exec %s \"$@\"\n" % CKPT)
+    os.chmod(die, 0o755)
+    check_source_survives(hosts, ref, "receiver killed", "b", ["--remote-ckpt", die], "b")
+    shutil.rmtree(os.path.dirname(cut))
+    # The target's spool is full (c: 4 MiB; this heat's image is 8 MiB).
+    big = ["1024", "12000"]
+    big_ref = ck.result_line(ck.run([HEAT] + big + ["--ckpt-no-listen"], check=0).stdout)
+    check_source_survives(hosts, ref, "spool full", "c", [], "No space left", args=big, source_ref=big_ref)
+
+
+# --- an unmodified process (transparent engine) ----------------------------------
+
+COUNTER = r"""
+import sys, time
+f = open(sys.argv[1], "a", buffering=1)
+i = 0
+while True:
+    f.write("%d\n" % i)
+    i += 1
+    time.sleep(0.005)
+"""
+
+
+def start_at_pid(host, argv, pid_floor, **kw):
+    """Starts argv on host with a PID above pid_floor (free on the other hosts too)."""
+    host.run(["sh", "-c", "echo %d > /proc/sys/kernel/ns_last_pid" % pid_floor], check=True)
+    return host.popen(argv, **kw)
+
+
+def check_counter(path):
+    nums = [int(l) for l in open(path).read().split("\n")[:-1]]
+    ck.check(nums == list(range(len(nums))), "counter has a gap or repeat: %s..." %
+             [x for i, x in enumerate(nums) if x != i][:5])
+    return len(nums)
+
+
+def check_process_round_trips(hosts):
+    work = ck.tempdir("mig-proc")
+    log = os.path.join(work, "counter.log")
+    a = hosts["a"]
+    proc = start_at_pid(a, ["python3", "-c", COUNTER, log], 20000, stdin=open(os.devnull),
+                        stdout=open(os.devnull, "w"), stderr=open(os.devnull, "w"), start_new_session=True)
+    pid = proc.ns_pid
+    wait_for(lambda: os.path.exists(log) and os.path.getsize(log) > 10, "the counter to start")
+    where = "a"
+    for hop in range(6):
+        dest = "b" if where == "a" else "a"
+        before = check_counter(log)
+        p, j = migrate(hosts, where, pid, dest)
+        ck.check(j["kind"] == "process" and j["pid"] == pid and j["host"] == dest, "hop %d: %s" % (hop, p.stdout))
+        wait_for(lambda: check_counter(log) > before + 20, "the counter to go on after hop %d" % hop)
+        ck.check(alive(hosts[dest], pid), "hop %d: the counter does not run on %s" % (hop, dest))
+        ck.check(not alive(hosts[where], pid), "hop %d: the counter still runs on %s" % (hop, where))
+        where = dest
+    n = check_counter(log)
+    hosts[where].run(["kill", "-9", str(pid)])
+    ck.check(n > 100, "counter too short: %d" % n)
+    # A taken PID on the target: the restore fails, the source runs on.
+    blocker = start_at_pid(hosts["b"], ["sleep", "300"], pid - 1)
+    ck.check(blocker.ns_pid == pid, "could not take pid %d on b (got %d)" % (pid, blocker.ns_pid))
+    proc = start_at_pid(a, ["python3", "-c", COUNTER, log + "2"], pid - 1, stdin=open(os.devnull),
+                        stdout=open(os.devnull, "w"), stderr=open(os.devnull, "w"), start_new_session=True)
+    ck.check(proc.ns_pid == pid, "counter got pid %d, want %d" % (proc.ns_pid, pid))
+    wait_for(lambda: os.path.exists(log + "2") and os.path.getsize(log + "2") > 10, "the second counter")
+    p, _ = migrate(hosts, "a", pid, "b", expect=1)
+    ck.check("runs on here as before" in p.stderr and "b" in p.stderr, p.stderr)
+    before = check_counter(log + "2")
+    wait_for(lambda: check_counter(log + "2") > before + 20, "the source counter to go on")
+    ck.check(not os.listdir(hosts["b"].path(hosts.spool)), "spool of b not empty")
+    blocker.kill()
+    proc.kill()
+    shutil.rmtree(work)
+
+
+def main():
+    H.skip_unless_available()
+    what = sys.argv[1] if len(sys.argv) > 1 else "program"
+    ssh_env = {"CKPT_RUNTIME_DIR": RT, "PATH": ck.BIN + ":/usr/sbin:/usr/bin:/sbin:/bin"}
+    with H.Hosts(("a", "b", "c"), spool_size={"a": "64M", "b": "64M", "c": "4M"}, ssh_env=ssh_env) as hosts:
+        if what == "program":
+            ref = reference()
+            check_program_round_trip(hosts, ref)
+            check_program_faults(hosts, ref)
+        elif what == "process":
+            check_process_round_trips(hosts)
+        else:
+            ck.fail("unknown part " + what)
+    print("ok")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,205 @@
+// ckpt migrate TARGET --to DEST: move a running computation to another host
+// (docs/migration.md). TARGET: a ckpt program's PID, or an unmodified
+// process's PID (the transparent engine; --tree for its descendants too).
+#include <chrono>
+#include <cstdio>
+
+#include "command.h"
+#include "image/codec.h"
+#include "migrate.h"
+#include "net/ssh.h"
+#include "program_control.h"
+
+namespace ckpt::cli {
+
+std::string NewMigrationId() {
+  return platform::RandomHex16();
+}
+
+std::int64_t SteadyNanos() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+Status ApplyCompression(const MigrateOptions& o, const nlohmann::json& accept, net::FrameSink* sink) {
+  if (o.compress == "none") return Status::Ok();
+  if (o.compress != "zstd") return InvalidArgument("--compress takes none or zstd, not '" + o.compress + "'");
+  if (!image::CodecAvailable(image::CodecId::kZstd)) return NotSupported("this build of ckpt has no zstd");
+  std::string theirs = accept.value("codecs", std::string());
+  if (theirs.find("zstd") == std::string::npos) {
+    return NotSupported("the target's ckpt cannot decompress zstd (it has: " + theirs +
+                        "); migrate with --compress none");
+  }
+  sink->set_compress(true);
+  return Status::Ok();
+}
+
+namespace {
+
+// The remote `ckpt receive` command line.
+std::vector<std::string> ReceiveCommand(const MigrateOptions& o) {
+  std::vector<std::string> argv = {o.remote_ckpt, "receive"};
+  if (!o.remote_spool.empty()) argv.insert(argv.end(), {"--spool", o.remote_spool});
+  for (const auto& p : o.programs) argv.insert(argv.end(), {"--program", p});
+  if (!o.cwd.empty()) argv.insert(argv.end(), {"--cwd", o.cwd});
+  if (!o.output.empty()) argv.insert(argv.end(), {"--output", o.output});
+  if (o.keep) argv.push_back("--keep");
+  return argv;
+}
+
+Result<Connection> Connect(const MigrateOptions& o) {
+  if (o.to.rfind("ssh://", 0) == 0) {
+    ASSIGN_OR_RETURN(auto target, net::ParseSshUrl(o.to));
+    net::SshOptions so;
+    so.command = o.ssh_command;
+    so.options = o.ssh_options;
+    ASSIGN_OR_RETURN(auto ch, net::StartSsh(target, so, ReceiveCommand(o)));
+    auto* raw = ch.get();
+    Connection c;
+    c.dest = o.to;
+    c.stream = std::move(ch);
+    c.transport_text = [raw] { return raw->ErrorText(); };
+    c.finish = [raw]() -> std::string {
+      int st = raw->Finish();
+      if (st == 0) return "";
+      if (st == 255) return "ssh failed (exit status 255)";
+      if (st == 127) return "the remote command was not found (exit status 127; --remote-ckpt names it)";
+      return "ssh ended with exit status " + std::to_string(st);
+    };
+    return c;
+  }
+  if (o.to.rfind("ckpt://", 0) == 0)
+    return NotSupported("ckpt:// destinations (the ckptd daemon) are not built yet");
+  return InvalidArgument("--to wants ssh://[user@]host[:port] or ckpt://host:port, not '" + o.to + "'");
+}
+
+// An error with what the transport said, when that explains it (ssh's
+// "Permission denied", "Connection refused", a remote "command not found").
+Status WithTransportText(const Status& st, Connection* c) {
+  std::string fin = c->finish();
+  std::string text = c->transport_text();
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
+  std::string last = text.substr(text.rfind('\n') == std::string::npos ? 0 : text.rfind('\n') + 1);
+  std::string extra;
+  if (!fin.empty()) extra += "; " + fin;
+  if (!last.empty()) extra += "; " + c->dest + " said: " + last;
+  return extra.empty() ? st : Status(st.code(), st.message() + extra);
+}
+
+void PrintReport(const MigrateOptions& o, const MigrateReport& r) {
+  auto ms = [](std::int64_t ns) { return ns / 1e6; };
+  std::string host = r.ready.value("host", std::string("?"));
+  std::int64_t pid = r.done.value("pid", r.ready.value("pid", std::int64_t{0}));
+  if (o.json) {
+    nlohmann::ordered_json j = {{"kind", r.kind},
+                                {"target", o.target},
+                                {"to", o.to},
+                                {"host", host},
+                                {"pid", pid},
+                                {"image_bytes", r.image_bytes},
+                                {"bytes_sent", r.bytes_sent},
+                                {"phases_ms",
+                                 {{"checkpoint", ms(r.checkpoint_ns)},
+                                  {"transfer", ms(r.transfer_ns)},
+                                  {"restore", ms(r.restore_ns)}}},
+                                {"downtime_ms", ms(r.downtime_ns)},
+                                {"total_ms", ms(r.total_ns)}};
+    if (r.ready.contains("stdout")) {
+      j["cwd"] = r.ready.value("cwd", std::string());
+      j["stdout"] = r.ready.value("stdout", std::string());
+      j["stderr"] = r.ready.value("stderr", std::string());
+    }
+    if (!r.kept_image.empty()) j["kept_image"] = r.kept_image;
+    PrintJson(j);
+    return;
+  }
+  std::printf("migrated %s to %s: now pid %lld on %s", o.target.c_str(), o.to.c_str(),
+              static_cast<long long>(pid), Printable(host).c_str());
+  if (r.ready.contains("stdout")) {
+    std::printf(", output in %s and %s", Printable(r.ready.value("stdout", std::string())).c_str(),
+                Printable(r.ready.value("stderr", std::string())).c_str());
+  }
+  std::printf("\n  %s sent, downtime %.0f ms, total %.0f ms\n", HumanBytes(r.bytes_sent).c_str(),
+              ms(r.downtime_ns), ms(r.total_ns));
+}
+
+int Run(const MigrateOptions& o) {
+  platform::Env* env = platform::Env::Default();
+  bool numeric = !o.target.empty() && o.target.find_first_not_of("0123456789") == std::string::npos;
+  if (!numeric) {
+    return ReportError(
+        NotSupported("migrating a group ('" + o.target + "') is not built yet; TARGET is a PID"));
+  }
+  std::int64_t pid = std::stoll(o.target);
+  if (!env->ProcessAlive(pid)) return ReportError(NotFound("no process " + o.target + " is running"));
+  bool program = false;
+  if (!o.tree) {
+    auto found = FindProgram(env, pid);
+    program = found.ok();
+#if !CKPT_HAVE_ENGINE
+    if (!program) return ReportError(found.status());
+#endif
+  }
+  auto conn = Connect(o);
+  if (!conn.ok()) return ReportError(conn.status());
+  Result<MigrateReport> r = Internal("no migration");
+  std::int64_t t0 = SteadyNanos();
+  if (program) {
+    r = MigrateProgram(o, &*conn, pid);
+  } else {
+#if CKPT_HAVE_ENGINE
+    r = MigrateProcess(o, &*conn, pid);
+#endif
+  }
+  if (!r.ok()) {
+    Status st = WithTransportText(r.status(), &*conn);
+    std::fprintf(stderr, "ckpt: error: migration to %s failed: %s\n", o.to.c_str(), st.message().c_str());
+    std::fprintf(stderr, "ckpt: process %s runs on here as before%s\n", o.target.c_str(),
+                 st.code() == Code::kInternal ? " (check the target too)" : "");
+    return kExitFailure;
+  }
+  r->total_ns = SteadyNanos() - t0;
+  std::string fin = conn->finish();
+  if (!fin.empty()) std::fprintf(stderr, "ckpt: warning: after the migration, %s\n", fin.c_str());
+  PrintReport(o, *r);
+  return kExitOk;
+}
+
+}  // namespace
+
+void AddMigrate(CLI::App& app, Runner* run) {
+  auto o = std::make_shared<MigrateOptions>();
+  CLI::App* c = app.add_subcommand(
+      "migrate",
+      "Move a running computation to another host: a ckpt program (by PID) or an unmodified Linux process "
+      "(--tree: with its descendants). The source's copy ends only once the target's runs; any failure "
+      "before leaves it running here.");
+  c->add_option("target", o->target, "PID of a ckpt program, or of an unmodified process")->required();
+  c->add_option("--to", o->to, "ssh://[user@]host[:port] (the remote runs `ckpt receive` over ssh)")
+      ->required();
+  c->add_flag("--tree", o->tree, "The transparent engine, for the process and all its descendants");
+  c->add_flag("--json", o->json, "Print phases, times and bytes as JSON");
+  c->add_option("--compress", o->compress,
+                "none or zstd: compress the image in transit (fewer bytes on slow links; costs CPU)");
+  c->add_flag("--progress", o->progress, "Show transfer progress on stderr even when it is not a terminal");
+  c->add_option("--ssh", o->ssh_command, "The ssh client command, split at spaces (default: ssh)");
+  c->add_option("--ssh-option", o->ssh_options, "Passed to ssh as -o OPTION (repeatable)");
+  c->add_option("--remote-ckpt", o->remote_ckpt, "The ckpt command on the target (default: ckpt)");
+  c->add_option("--remote-spool", o->remote_spool,
+                "The target's spool directory (default: its ckpt receive's)");
+  c->add_option("--program", o->programs,
+                "NAME=COMMAND: how the target runs program NAME (a binary, after launcher words: "
+                "'heat=wine C:\\heat.exe'); repeatable");
+  c->add_option("--cwd", o->cwd, "The program's working directory on the target (default: the same path)");
+  c->add_option("--output", o->output, "Where the program's NAME.out and NAME.err go on the target");
+  c->add_flag("--keep", o->keep, "The target keeps the received image in its spool");
+  c->add_option("--keep-image", o->keep_image, "Also keep a copy of the image here, in DIR");
+  c->add_flag("--external-pipes", o->external_pipes, "As for ckpt dump");
+  c->add_flag("--pidns", o->pidns, "Restore into a new PID namespace on the target");
+  c->add_option("--timeout", o->timeout, "Seconds to wait for each step of the target (default 120)");
+  c->footer("docs/migration.md describes the handoff, the transports and what happens on each failure.");
+  c->callback([run, o] { *run = [o] { return Run(*o); }; });
+}
+
+}  // namespace ckpt::cli

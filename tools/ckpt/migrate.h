@@ -1,0 +1,74 @@
+// `ckpt migrate` (cmd_migrate.cc): options, the connection to the target,
+// and one function per kind of work (migrate_program.cc, migrate_process.cc).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "net/receive.h"
+#include "net/stream.h"
+#include "net/wire.h"
+#include "util/status.h"
+
+namespace ckpt::cli {
+
+struct MigrateOptions {
+  std::string target;
+  bool tree = false;
+  std::string to;
+  bool json = false;
+  bool progress = false;
+  std::string compress = "none";
+  std::string ssh_command = "ssh";
+  std::vector<std::string> ssh_options;
+  std::string remote_ckpt = "ckpt";
+  std::string remote_spool;
+  std::vector<std::string> programs;  // NAME=COMMAND for the receiving side
+  std::string cwd, output;
+  bool keep = false;       // the target keeps the received image
+  std::string keep_image;  // the source keeps a copy here
+  bool external_pipes = false;
+  bool pidns = false;
+  double timeout = 120;  // seconds for each step the source waits on
+};
+
+// The connection to the target, whatever the transport.
+struct Connection {
+  std::unique_ptr<net::Stream> stream;
+  std::string dest;  // as the user wrote it
+  // What the transport itself said (ssh's standard error), for messages.
+  std::function<std::string()> transport_text = [] { return std::string(); };
+  // The transport's own end: its exit status text, "" if it ended cleanly.
+  std::function<std::string()> finish = [] { return std::string(); };
+};
+
+// Times and sizes for --json and the summary line.
+struct MigrateReport {
+  std::string kind;
+  nlohmann::json ready, done;
+  std::uint64_t image_bytes = 0, bytes_sent = 0;
+  std::int64_t checkpoint_ns = 0, transfer_ns = 0, restore_ns = 0, downtime_ns = 0, total_ns = 0;
+  std::string kept_image;
+};
+
+// Each returns the report, or an error naming the step and the host; on an
+// error the source's copy runs on as before.
+Result<MigrateReport> MigrateProgram(const MigrateOptions& o, Connection* c, std::int64_t pid);
+#if CKPT_HAVE_ENGINE
+Result<MigrateReport> MigrateProcess(const MigrateOptions& o, Connection* c, std::int64_t pid);
+// The receiving side's engine restore (ckpt receive).
+net::ProcessRestorer EngineRestorer();
+#endif
+
+// --compress: checks both sides can, and turns it on for the image frames.
+Status ApplyCompression(const MigrateOptions& o, const nlohmann::json& accept, net::FrameSink* sink);
+
+// A random migration id (16 hex digits).
+std::string NewMigrationId();
+std::int64_t SteadyNanos();
+
+}  // namespace ckpt::cli

@@ -1,0 +1,123 @@
+// Migrating a ckpt program: it checkpoints and holds at its next safepoint,
+// the image goes to the target, which resumes it held; on DONE the source
+// program exits (status 75), on any failure before it runs on.
+#include <filesystem>
+
+#include "command.h"
+#include "migrate.h"
+#include "net/handoff.h"
+#include "program_control.h"
+#include "progress.h"
+
+namespace ckpt::cli {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string ProcLink(std::int64_t pid, const char* what) {
+  std::error_code ec;
+  auto p = fs::read_symlink("/proc/" + std::to_string(pid) + "/" + what, ec);
+  return ec ? std::string() : p.string();
+}
+
+std::uint64_t FileSize(const std::string& p) {
+  std::error_code ec;
+  auto n = p.empty() ? 0 : fs::file_size(p, ec);
+  return ec ? 0 : n;
+}
+
+Status CopyImage(const std::string& from, const std::string& dir, std::string* kept) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  *kept = platform::JoinPath(dir, platform::BaseName(from));
+  fs::copy_file(from, *kept, fs::copy_options::overwrite_existing, ec);
+  if (ec) return IoError("copy " + from + " to " + dir + ": " + ec.message());
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<MigrateReport> MigrateProgram(const MigrateOptions& o, Connection* c, std::int64_t pid) {
+  platform::Env* env = platform::Env::Default();
+  ASSIGN_OR_RETURN(auto target, FindProgram(env, pid));
+  std::string name = JsonBytesValue(target.reg, "program");
+  std::string cwd = JsonBytesValue(target.reg, "cwd");
+  if (cwd.empty()) cwd = ProcLink(pid, "cwd");
+  MigrateReport rep;
+  rep.kind = "program";
+  net::SourceHandoff h(c->stream.get());
+  nlohmann::json hello = {{"id", NewMigrationId()},
+                          {"kind", "program"},
+                          {"name", name},
+                          {"program_path", ProcLink(pid, "exe")},
+                          {"cwd", cwd},
+                          {"ckpt_dir", JsonBytesValue(target.reg, "dir")},
+                          {"image_name", name + ".ckpt"},
+                          {"image_bytes", FileSize(JsonBytesValue(target.reg, "last_image"))},
+                          {"source_host", env->HostName()}};
+  // The target says whether it can take it before the program is touched.
+  ASSIGN_OR_RETURN(auto accept, h.Hello(hello));
+  Status cs = ApplyCompression(o, accept, h.sink());
+  if (!cs.ok()) {
+    h.Abort(cs.message());
+    return cs;
+  }
+  TransferProgress prog(o.progress);
+  const std::string host = accept.value("host", std::string("the target"));
+  prog.Phase("checkpoint of process " + std::to_string(pid));
+  std::int64_t t_hold = SteadyNanos();
+  auto held = CheckpointAndHold(env, target, o.timeout);
+  if (!held.ok()) {
+    h.Abort(held.status().message());
+    return held.status().WithContext("checkpoint of process " + std::to_string(pid));
+  }
+  rep.checkpoint_ns = SteadyNanos() - t_hold;
+  // From here on, a failure lets the held program run on.
+  auto fail = [&](const Status& st) -> Status {
+    h.Abort(st.message());
+    Status rel = ReleaseHeld(env, target, false, o.timeout);
+    if (!rel.ok())
+      return Status(st.code(), st.message() + "; and releasing the program failed: " + rel.message());
+    return st;
+  };
+  if (!o.keep_image.empty()) {
+    Status st = CopyImage(held->image, o.keep_image, &rep.kept_image);
+    if (!st.ok()) return fail(st);
+  }
+  std::int64_t t_send = SteadyNanos();
+  prog.Phase("sending to " + host);
+  Status sent = h.SendFile(held->image, [&prog](std::uint64_t d, std::uint64_t t) { prog.Update(d, t); });
+  if (sent.ok()) sent = h.EndImage();
+  if (!sent.ok()) return fail(sent);
+  rep.image_bytes = h.sink()->Position();
+  rep.bytes_sent = h.sink()->sent();
+  rep.transfer_ns = SteadyNanos() - t_send;
+  prog.Phase("resuming on " + host);
+  auto ready = h.AwaitReady(static_cast<int>(o.timeout * 1000));
+  if (!ready.ok()) return fail(ready.status());
+  rep.ready = *ready;
+  rep.restore_ns = ready->value("restore_ns", std::int64_t{0});
+  auto done = h.Commit(static_cast<int>(o.timeout * 1000));
+  if (!done.ok()) {
+    if (!h.committed()) return fail(done.status());
+    // COMMIT went out but no answer came: the target may run it. Losing the
+    // computation is worse than running it twice: the source runs on.
+    Status rel = ReleaseHeld(env, target, false, o.timeout);
+    return Internal(done.status().message() + "; the target " + rep.ready.value("host", std::string("?")) +
+                    " may be running it as pid " + std::to_string(rep.ready.value("pid", 0)) +
+                    " — the source runs on" +
+                    (rel.ok() ? "" : " (releasing it failed: " + rel.message() + ")"));
+  }
+  rep.done = *done;
+  prog.End();
+  Status end = ReleaseHeld(env, target, true, o.timeout);
+  rep.downtime_ns = SteadyNanos() - t_hold;
+  if (!end.ok()) {
+    std::fprintf(stderr, "ckpt: warning: the program runs on the target, but ending it here failed: %s\n",
+                 end.message().c_str());
+  }
+  return rep;
+}
+
+}  // namespace ckpt::cli
