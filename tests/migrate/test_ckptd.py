@@ -15,6 +15,7 @@ speaking plain TCP, is refused — and the daemon serves the next client; a
 daemon whose certificate names another host is refused by the client;
 insecure_no_tls works only when asked and warns; SIGTERM stops ckptd (0).
 Skipped (77) where hosts cannot be made."""
+import json
 import os
 import shutil
 import signal
@@ -26,6 +27,9 @@ LIB = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib")
 sys.path.insert(0, LIB)
 import ckpttest as ck  # noqa: E402
 import hosts as H  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import test_migrate as TM  # noqa: E402
 
 CKPTD = os.path.join(ck.BIN, "ckptd")
 CLIENT = os.path.join(ck.BIN, "net_client")
@@ -102,7 +106,7 @@ class Daemon:
         self.log_path = log
         with open(log, "wb") as f:
             self.proc = host.popen([CKPTD, "--config", conf], stdin=subprocess.DEVNULL, stdout=f,
-                                   stderr=subprocess.STDOUT)
+                                   stderr=subprocess.STDOUT, env=TM.env())
         self.wait_log("listening on", 20)
 
     def log(self):
@@ -268,6 +272,57 @@ def check_insecure(hosts, d, spool, work):
     daemon.stop()
 
 
+def cli_migrate(hosts, d, who, pid, expect):
+    """`ckpt migrate PID --to ckpt://b:PORT2` from host a with WHO's certificate."""
+    url = "ckpt://%s:%d" % (hosts["b"].addr, PORT + 1)
+    argv = [TM.CKPT, "migrate", str(pid), "--to", url, "--json"] + tls_args(d, who)
+    p = hosts["a"].run(argv, capture_output=True, text=True, timeout=180, env=TM.env())
+    ck.check(p.returncode == expect, "%s exited %d, want %d:\n%s\n%s" % (" ".join(argv), p.returncode, expect,
+                                                                        p.stdout, p.stderr))
+    return p
+
+
+def check_migrate_cli(hosts, d, spool, work):
+    """ckpt migrate --to ckpt://: a ckpt program and an unmodified process (engine) move to b; a stranger's
+    certificate is refused and the source runs on to the right result."""
+    conf = base_config(d, spool, work, port=PORT + 1).replace("allow = program", "allow = program, process")
+    daemon = Daemon(hosts["b"], write_config(os.path.join(d, "ckptd-cli.conf"), conf), os.path.join(d, "cli.log"))
+    a, b = hosts["a"], hosts["b"]
+    ref = TM.reference()
+    for f in ("heat.out", "heat.err", "source.out", "source.err"):
+        if os.path.exists(os.path.join(work, f)):
+            os.remove(os.path.join(work, f))
+    src = TM.start_heat(a, work)
+    p = cli_migrate(hosts, d, "node-a", src.ns_pid, 0)
+    j = json.loads(p.stdout)
+    ck.check(j["host"] == "b" and j["kind"] == "program", "migrate over ckpt:// said %s" % p.stdout)
+    ck.check(src.wait(timeout=30) == 75, "the source heat did not exit 75")
+    got = TM.result_on(work)
+    ck.check(got == [ref], "heat over ckpt://: %s, uninterrupted %s" % (got, ref))
+    os.remove(os.path.join(work, "heat.out"))
+    # An unmodified process: the engine's image over TLS.
+    log = os.path.join(work, "counter.log")
+    proc = TM.start_at_pid(a, ["python3", "-c", TM.COUNTER, log], 21000, stdin=subprocess.DEVNULL,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    TM.wait_for(lambda: os.path.exists(log) and os.path.getsize(log) > 10, "the counter to start")
+    p = cli_migrate(hosts, d, "node-a", proc.ns_pid, 0)
+    j = json.loads(p.stdout)
+    ck.check(j["kind"] == "process" and j["pid"] == proc.ns_pid, "process over ckpt:// said %s" % p.stdout)
+    before = TM.check_counter(log)
+    TM.wait_for(lambda: TM.check_counter(log) > before + 20, "the counter to go on in b")
+    ck.check(TM.alive(b, proc.ns_pid) and not TM.alive(a, proc.ns_pid), "the counter is not (only) in b")
+    b.run(["kill", "-9", str(proc.ns_pid)])
+    # A subject the config does not allow: refused, the source runs on.
+    src = TM.start_heat(a, work)
+    p = cli_migrate(hosts, d, "stranger", src.ns_pid, 1)
+    ck.check("does not allow peer CN=stranger" in p.stderr and "runs on here as before" in p.stderr, p.stderr)
+    ck.check(src.wait(timeout=120) == 0, "the refused source did not finish")
+    ck.check(ck.result_line(open(os.path.join(work, "source.out")).read().splitlines()[-1]) == ref,
+             "the refused source's result is wrong")
+    ck.check(not os.path.exists(os.path.join(work, "heat.out")), "a copy ran on b after the refusal")
+    daemon.stop()
+
+
 def main():
     H.skip_unless_available()
     for tool in (CKPTD, CLIENT, HEAT):
@@ -289,6 +344,7 @@ def main():
             conf = write_config(os.path.join(d, "ckptd.conf"), base_config(d, spool, work))
             daemon = Daemon(b, conf, os.path.join(d, "ckptd.log"))
             check_served(hosts, d, daemon, work)
+            check_migrate_cli(hosts, d, spool, work)
             check_refusals(hosts, d, daemon)
             check_wrong_name(hosts, d, spool, work)
             check_insecure(hosts, d, spool, work)

@@ -8,6 +8,7 @@
 #include "image/codec.h"
 #include "migrate.h"
 #include "net/ssh.h"
+#include "net/tls.h"
 #include "program_control.h"
 
 namespace ckpt::cli {
@@ -37,9 +38,26 @@ Status ApplyCompression(const MigrateOptions& o, const nlohmann::json& accept, n
 
 namespace {
 
+// Words at spaces (a command: launcher words, then the program).
+std::vector<std::string> CommandWords(const std::string& s) {
+  std::vector<std::string> out;
+  std::string cur;
+  for (char c : s) {
+    if (c == ' ') {
+      if (!cur.empty()) out.push_back(cur);
+      cur.clear();
+    } else {
+      cur += c;
+    }
+  }
+  if (!cur.empty()) out.push_back(cur);
+  return out;
+}
+
 // The remote `ckpt receive` command line.
 std::vector<std::string> ReceiveCommand(const MigrateOptions& o) {
-  std::vector<std::string> argv = {o.remote_ckpt, "receive"};
+  std::vector<std::string> argv = CommandWords(o.remote_ckpt);
+  argv.push_back("receive");
   if (!o.remote_spool.empty()) argv.insert(argv.end(), {"--spool", o.remote_spool});
   for (const auto& p : o.programs) argv.insert(argv.end(), {"--program", p});
   if (!o.cwd.empty()) argv.insert(argv.end(), {"--cwd", o.cwd});
@@ -69,8 +87,23 @@ Result<Connection> Connect(const MigrateOptions& o) {
     };
     return c;
   }
-  if (o.to.rfind("ckpt://", 0) == 0)
-    return NotSupported("ckpt:// destinations (the ckptd daemon) are not built yet");
+  if (o.to.rfind("ckpt://", 0) == 0) {
+    if (o.insecure_no_tls) {
+      std::fprintf(
+          stderr,
+          "ckpt: warning: --insecure-no-tls: the image crosses the network unencrypted, and neither side "
+          "knows who the other is\n");
+    }
+    net::TlsFiles f;
+    f.cert = o.cert;
+    f.key = o.key;
+    f.ca = o.ca;
+    ASSIGN_OR_RETURN(auto s, net::ConnectDaemon(o.to, f, o.insecure_no_tls));
+    Connection c;
+    c.dest = o.to;
+    c.stream = std::move(s);
+    return c;
+  }
   return InvalidArgument("--to wants ssh://[user@]host[:port] or ckpt://host:port, not '" + o.to + "'");
 }
 
@@ -176,7 +209,9 @@ void AddMigrate(CLI::App& app, Runner* run) {
       "(--tree: with its descendants). The source's copy ends only once the target's runs; any failure "
       "before leaves it running here.");
   c->add_option("target", o->target, "PID of a ckpt program, or of an unmodified process")->required();
-  c->add_option("--to", o->to, "ssh://[user@]host[:port] (the remote runs `ckpt receive` over ssh)")
+  c->add_option(
+       "--to", o->to,
+       "ssh://[user@]host[:port] (the remote runs `ckpt receive` over ssh) or ckpt://host[:port] (ckptd)")
       ->required();
   c->add_flag("--tree", o->tree, "The transparent engine, for the process and all its descendants");
   c->add_flag("--json", o->json, "Print phases, times and bytes as JSON");
@@ -185,7 +220,15 @@ void AddMigrate(CLI::App& app, Runner* run) {
   c->add_flag("--progress", o->progress, "Show transfer progress on stderr even when it is not a terminal");
   c->add_option("--ssh", o->ssh_command, "The ssh client command, split at spaces (default: ssh)");
   c->add_option("--ssh-option", o->ssh_options, "Passed to ssh as -o OPTION (repeatable)");
-  c->add_option("--remote-ckpt", o->remote_ckpt, "The ckpt command on the target (default: ckpt)");
+  auto* tls = c->add_option_group("ckpt:// (the ckptd daemon, docs/ckptd.md)");
+  tls->add_option("--cert", o->cert, "This host's certificate (PEM), signed by a CA the daemon trusts");
+  tls->add_option("--key", o->key, "Its private key (PEM)");
+  tls->add_option("--ca", o->ca, "The CA certificate(s) the daemon's certificate must be signed by");
+  tls->add_flag("--insecure-no-tls", o->insecure_no_tls,
+                "Plain TCP: no encryption, no authentication (only for a daemon configured the same way)");
+  c->add_option(
+      "--remote-ckpt", o->remote_ckpt,
+      "The ckpt command on the target, split at spaces (default: ckpt; e.g. 'wine C:\\ckpt\\ckpt.exe')");
   c->add_option("--remote-spool", o->remote_spool,
                 "The target's spool directory (default: its ckpt receive's)");
   c->add_option("--program", o->programs,

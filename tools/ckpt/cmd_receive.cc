@@ -6,6 +6,9 @@
 #include "command.h"
 #include "migrate.h"
 #include "net/receive.h"
+#if CKPT_HAVE_ENGINE
+#include "net/engine_restore.h"
+#endif
 
 namespace ckpt::cli {
 
@@ -54,7 +57,7 @@ int Run(const ReceiveCliOptions& o) {
   cfg.peer = "ssh";
   cfg.commit_timeout_s = o.commit_timeout;
 #if CKPT_HAVE_ENGINE
-  cfg.restore_process = EngineRestorer();
+  cfg.restore_process = net::EngineRestorer();
 #endif
   if (!o.quiet) cfg.log = [](const std::string& m) { std::fprintf(stderr, "ckpt receive: %s\n", m.c_str()); };
   auto stream = net::StdioStream("the source");

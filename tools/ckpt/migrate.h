@@ -33,7 +33,9 @@ struct MigrateOptions {
   std::string keep_image;  // the source keeps a copy here
   bool external_pipes = false;
   bool pidns = false;
-  double timeout = 120;  // seconds for each step the source waits on
+  double timeout = 120;       // seconds for each step the source waits on
+  std::string cert, key, ca;  // ckpt:// (mutual TLS)
+  bool insecure_no_tls = false;
 };
 
 // The connection to the target, whatever the transport.
@@ -60,8 +62,6 @@ struct MigrateReport {
 Result<MigrateReport> MigrateProgram(const MigrateOptions& o, Connection* c, std::int64_t pid);
 #if CKPT_HAVE_ENGINE
 Result<MigrateReport> MigrateProcess(const MigrateOptions& o, Connection* c, std::int64_t pid);
-// The receiving side's engine restore (ckpt receive).
-net::ProcessRestorer EngineRestorer();
 #endif
 
 // --compress: checks both sides can, and turns it on for the image frames.

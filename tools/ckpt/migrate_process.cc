@@ -1,8 +1,7 @@
 // Migrating an unmodified process with the transparent engine: the dump
 // goes straight into the connection (no image file here), and the frozen
 // processes end only once the target's restored copy runs (DONE); any
-// failure before releases them where they were. Also the receiving side's
-// restore (EngineRestorer).
+// failure before releases them where they were.
 #include <cstdlib>
 
 #include "command.h"
@@ -113,20 +112,6 @@ Result<MigrateReport> MigrateProcess(const MigrateOptions& o, Connection* c, std
   rep.restore_ns = rep.ready.value("restore_ns", std::int64_t{0});
   rep.downtime_ns = facts.value("t_done", t_end) - t0 - r->phases.precheck_ns;
   return rep;
-}
-
-net::ProcessRestorer EngineRestorer() {
-  return [](const std::string& dir, const nlohmann::json& hello,
-            const std::function<Status(std::int64_t)>& hold) -> Result<nlohmann::json> {
-    engine::RestoreOptions r;
-    r.dir = dir;
-    r.detach = true;
-    r.ipc_ns = engine::IpcNsMode::kAuto;
-    r.new_pidns = hello.value("pidns", false);
-    r.hold = [&hold](const engine::RestoreStats& s) { return hold(s.pid); };
-    ASSIGN_OR_RETURN(auto st, engine::Restore(r));
-    return nlohmann::json{{"pid", st.pid}, {"members", st.members}, {"new_ipc_ns", st.new_ipc_ns}};
-  };
 }
 
 }  // namespace ckpt::cli

@@ -8,6 +8,9 @@
 #include <filesystem>
 
 #include "net/receive.h"
+#if CKPT_HAVE_ENGINE
+#include "net/engine_restore.h"
+#endif
 #include "net/wire.h"
 #include "platform/env.h"
 #include "platform/process.h"
@@ -59,6 +62,9 @@ void Handle(const Config& c, net::TlsPeer* peer, bool tls) {
   rc.keep = c.keep;
   rc.peer = who;
   rc.commit_timeout_s = c.commit_timeout_s;
+#if CKPT_HAVE_ENGINE
+  rc.restore_process = net::EngineRestorer();
+#endif
   std::string prefix = "[" + peer->address() + "] ";
   rc.log = [prefix](const std::string& m) { Log(prefix + m); };
   Status st = net::Receive(peer, rc);
@@ -98,13 +104,15 @@ int Serve(const Config& c) {
     Log("WARNING: insecure_no_tls: no TLS, no authentication, no encryption; anyone who reaches " + where +
         " can send migrations as [peer \"*\"]");
   }
+#if !CKPT_HAVE_ENGINE
   for (const auto& p : c.peers) {
     if (std::find(p.allow.begin(), p.allow.end(), "process") != p.allow.end()) {
-      Log("note: process migrations (the transparent engine) are not built into this ckptd yet; they are "
+      Log("note: this build has no transparent engine (native Linux x86-64 only): process migrations are "
           "refused");
       break;
     }
   }
+#endif
   Log("listening on " + where +
       (c.insecure_no_tls ? " (plain TCP)" : " (TLS 1.3, client certificates from " + c.tls.ca + ")") +
       ", spool " + c.spool + ", " + std::to_string(c.programs.size()) + " programs, " +
