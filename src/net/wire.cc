@@ -13,13 +13,13 @@ namespace {
 
 constexpr std::size_t kHeaderSize = 16;
 
-// Test hook (CKPT_MIGRATE_FAULT=corrupt-data): one byte of the third DATA
+// Test hook (CKPT_MIGRATE_FAULT=corrupt-data): one byte of the first DATA
 // frame is changed after its checksum was computed, as a bad link would.
 bool CorruptThisFrame(FrameType type) {
   static int data_frames = 0;
   if (type != FrameType::kData) return false;
   const char* f = std::getenv("CKPT_MIGRATE_FAULT");
-  return f != nullptr && std::strcmp(f, "corrupt-data") == 0 && ++data_frames == 3;
+  return f != nullptr && std::strcmp(f, "corrupt-data") == 0 && ++data_frames == 1;
 }
 
 }  // namespace

@@ -240,6 +240,70 @@ def check_process_round_trips(hosts):
     shutil.rmtree(work)
 
 
+def zdtm_result(d, timeout=60):
+    return wait_for(lambda: os.path.exists(os.path.join(d, "result")) and open(os.path.join(d, "result")).read(),
+                    "the tree's verdict", timeout)
+
+
+def start_sysv_tree(hosts, d, floor):
+    prog = os.path.join(ck.BIN, "zdtm_sysv_pc")
+    tree = start_at_pid(hosts["a"], [prog, d], floor, stdin=open(os.devnull), stdout=open(os.devnull, "w"),
+                        stderr=open(os.devnull, "w"), start_new_session=True)
+    wait_for(lambda: os.path.exists(os.path.join(d, "ready")), "the SysV tree to be ready")
+    return tree
+
+
+def check_sysv_tree(hosts):
+    """A System V producer/consumer tree (tests/engine/zdtm_sysv_pc) a -> b and back three times: after the
+    last hop it checks its sequence (no gap, no duplicate), the segment and the semaphores itself."""
+    d = ck.tempdir("mig-sysv")
+    tree = start_sysv_tree(hosts, d, 22000)
+    pid, where = tree.ns_pid, "a"
+    for hop in range(6):
+        dest = "b" if where == "a" else "a"
+        p, j = migrate(hosts, where, pid, dest, "--tree")
+        ck.check(j["pid"] == pid and j["host"] == dest, "sysv hop %d: %s" % (hop, p.stdout))
+        ck.check(not alive(hosts[where], pid), "sysv hop %d: the tree still runs on %s" % (hop, where))
+        time.sleep(0.2)
+        where = dest
+    open(os.path.join(d, "stop"), "w").close()
+    verdict = zdtm_result(d)
+    ck.check(verdict == "PASS\n", "the SysV tree after six hops: %s" % verdict)
+    shutil.rmtree(d)
+
+
+def check_process_faults(hosts):
+    """The SysV tree's migration fails late (the receiver killed once the tree is restored and held; a byte
+    damaged in transit): the tree runs on at the source and passes its own check; nothing is left on b."""
+    d = ck.tempdir("mig-sysv-fault")
+    tree = start_sysv_tree(hosts, d, 23000)
+    die = os.path.join(d, "die-receive")
+    with open(die, "w") as f:
+        f.write("#!/bin/sh\nCKPT_RECEIVE_FAULT=die-before-ready exec %s \"$@\"\n" % CKPT)
+    os.chmod(die, 0o755)
+    b = hosts["b"]
+    for what, extra, env_extra in (("receiver killed", ["--remote-ckpt", die], {}),
+                                   ("corrupt byte", [], {"CKPT_MIGRATE_FAULT": "corrupt-data"})):
+        global ENV
+        saved = dict(ENV)
+        ENV.update(env_extra)
+        try:
+            p, _ = migrate(hosts, "a", tree.ns_pid, "b", "--tree", *extra, expect=1)
+        finally:
+            ENV = saved
+        ck.check("runs on here as before" in p.stderr, "%s: %s" % (what, p.stderr))
+        ck.check(alive(hosts["a"], tree.ns_pid), "%s: the tree is gone from a" % what)
+        left = b.run(["pgrep", "-f", "zdtm_sysv_pc"], capture_output=True, text=True).stdout.split()
+        ck.check(not left, "%s: tree processes left on b: %s" % (what, left))
+        ipcs = b.sh("ipcs -m -s | grep '^0x' || true").stdout.strip()
+        ck.check(not ipcs, "%s: System V objects left on b:\n%s" % (what, ipcs))
+        ck.check(not os.listdir(b.path(hosts.spool)), "%s: spool of b not empty" % what)
+    open(os.path.join(d, "stop"), "w").close()
+    verdict = zdtm_result(d)
+    ck.check(verdict == "PASS\n", "the SysV tree after the failed migrations: %s" % verdict)
+    shutil.rmtree(d)
+
+
 def main():
     H.skip_unless_available()
     what = sys.argv[1] if len(sys.argv) > 1 else "program"
@@ -251,6 +315,8 @@ def main():
             check_program_faults(hosts, ref)
         elif what == "process":
             check_process_round_trips(hosts)
+            check_sysv_tree(hosts)
+            check_process_faults(hosts)
         else:
             ck.fail("unknown part " + what)
     print("ok")
