@@ -8,6 +8,7 @@
 // all are parked the coordinator reports on the handoff port and waits for
 // 'g'. Anything else ends the coordinator, its members and their shared
 // objects (docs/migration.md, "Groups").
+#include <cctype>
 #include <cstdio>
 #include <filesystem>
 

@@ -3,6 +3,7 @@
 // image to the target, which resumes the whole group held until COMMIT; on
 // DONE the source's members stop (status 75), on any failure before they go
 // on exactly where they were (docs/migration.md, "Groups").
+#include <cctype>
 #include <filesystem>
 
 #include "command.h"
