@@ -9,12 +9,14 @@
 #include <set>
 #include <thread>
 
+#include "group/coordinator_internal.h"
 #include "group/event_queue.h"
 #include "group/group_image.h"
 #include "group/protocol.h"
 #include "image/codec.h"
 #include "image/reader.h"
 #include "image/writer.h"
+#include "lib/hold.h"
 #include "lib/program_image.h"
 #include "lib/registration.h"
 #include "platform/process.h"
@@ -23,110 +25,7 @@
 #include "platform/socket.h"
 #include "util/utf8.h"
 
-namespace ckpt::group {
-
-namespace {
-
-using Clock = std::chrono::steady_clock;
-
-// A new connection proves it belongs to the group (kAuth with the group's
-// secret, then kHello or kClientCheckpoint) within this.
-constexpr int kHandshakeMs = 10000;
-// Connections being checked at once; beyond it, new ones are closed at once.
-constexpr std::size_t kMaxHandshakes = 32;
-// A greeting is small: a hello carries a command line.
-constexpr std::uint32_t kMaxGreeting = 1u << 20;
-// Refused connections reported on stderr (then only counted).
-constexpr int kRefusalsShown = 5;
-
-// One connection in its handshake, on its own thread so that a silent or
-// slow peer never holds up the others.
-struct PendingConnection {
-  std::shared_ptr<Channel> channel;
-  std::thread thread;
-  std::atomic<bool> done{false};
-};
-
-struct MemberState {
-  std::vector<std::string> launch;
-  std::unique_ptr<platform::ChildProcess> child;
-  std::shared_ptr<Channel> channel;
-  Hello hello;
-  bool connected = false;
-  std::optional<int> exit_status;
-};
-
-class Coordinator {
- public:
-  Coordinator(platform::Env* env, CoordinatorOptions o) : env_(env), opt_(std::move(o)) {}
-  int Run(const std::vector<std::vector<std::string>>& launches);
-
- private:
-  void Say(const std::string& m) const {
-    if (!opt_.quiet) std::fprintf(stderr, "ckpt group %s: %s\n", opt_.name.c_str(), m.c_str());
-  }
-  void Error(const std::string& m) const {
-    std::fprintf(stderr, "ckpt: error: group %s: %s\n", opt_.name.c_str(), m.c_str());
-  }
-  std::string Who(int rank) const;
-  Status LoadResumeImage();
-  Status PublishRegistration();
-  void AcceptLoop();
-  void ReapHandshakes(bool all);
-  // Checks a new connection; queues its hello or checkpoint request, or refuses it.
-  void Handshake(const std::shared_ptr<Channel>& ch);
-  void Refuse(const std::shared_ptr<Channel>& ch, const std::string& why);
-  void ReadLoop(int rank, std::shared_ptr<Channel> ch);
-  void ServeClient(std::shared_ptr<Channel> ch);
-  // Handles one event outside a checkpoint.
-  void Handle(Event& e);
-  bool OnHello(Event& e);
-  // Reaps children; returns a message if a member has ended abnormally.
-  std::string ReapChildren();
-  bool StartMembers();
-  // Runs the group to its end; returns the termination request's signal
-  // (0: none; then `failure` says why the group was stopped, if it was).
-  int Loop(std::string* failure);
-  // After Ctrl-C or kill: members end, the group's objects are removed.
-  int StopOnRequest(int sig);
-  bool AllExited() const;
-  Status Checkpoint(bool exit_after, std::string* image_path);
-  Status CollectReady(std::uint64_t epoch, std::vector<Ready>* ready);
-  Status ReceivePart(int rank, const Request& req, image::ImageWriter* w, std::string* into);
-  Status WriteImage(std::uint64_t epoch, std::uint64_t seq, const std::vector<Ready>& ready,
-                    platform::WritableFile* file);
-  void Broadcast(Msg type, const Note& n);
-  std::uint64_t NextSeq();
-  void Shutdown();
-
-  platform::Env* env_;
-  CoordinatorOptions opt_;
-  std::string gid_;
-  std::unique_ptr<platform::Listener> listener_;
-  std::vector<MemberState> members_;
-  EventQueue events_;
-  std::atomic<bool> stop_{false};
-  std::thread acceptor_;
-  std::list<PendingConnection> handshakes_;  // the acceptor's (Shutdown's once it has ended)
-  std::atomic<int> refusals_{0};
-  std::string secret_;  // kSecretBytes random bytes
-  std::vector<std::thread> readers_;
-  std::vector<std::shared_ptr<Channel>> clients_waiting_;
-  std::vector<std::pair<std::shared_ptr<Channel>, bool>> deferred_clients_;
-  bool ask_pending_ = false, ask_exit_ = false;
-  std::uint64_t epoch_ = 0;
-  std::uint64_t seq_ = 0;
-  std::uint64_t resumes_ = 0;
-  std::uint64_t written_ = 0;
-  bool exit_requested_ = false;
-  std::string last_image_;
-  std::string registration_path_;
-  std::unique_ptr<image::ImageReader> resume_reader_;
-  // Phases of the last checkpoint (seconds, bytes), reported in its progress line.
-  double t_quiesce_ = 0, t_comm_ = 0, t_members_ = 0;
-  std::uint64_t comm_bytes_ = 0, member_bytes_ = 0;
-  std::vector<ObjectRecord> resume_objects_;
-};
+namespace ckpt::group::internal {
 
 std::string Coordinator::Who(int rank) const {
   const MemberState& m = members_[static_cast<std::size_t>(rank)];
@@ -178,10 +77,28 @@ Status Coordinator::PublishRegistration() {
                   ", \"kind\": \"group\", \"group\": " + JsonBytes(opt_.name) + ", \"id\": \"" + gid_ +
                   "\", \"port\": " + std::to_string(listener_->port()) + ", \"secret\": \"" +
                   platform::HexEncode(secret_) + "\", \"dir\": " + JsonBytes(opt_.dir) +
-                  ", \"members\": " + std::to_string(members_.size()) +
+                  ", \"members\": " + std::to_string(members_.size()) + ", \"commands\": " + MemberList() +
+                  ", \"every\": " + std::to_string(opt_.every_seconds) +
+                  ", \"timeout\": " + std::to_string(opt_.timeout_seconds) +
+                  ", \"keep\": " + std::to_string(opt_.keep) + ", \"codec\": " + JsonBytes(opt_.codec) +
                   ", \"generation\": " + std::to_string(written_) +
                   ", \"last_image\": " + JsonBytes(last_image_) + "}\n";
   return platform::WriteFileAtomic(env_, registration_path_, j);
+}
+
+std::string Coordinator::MemberList() const {
+  auto words = [](const std::vector<std::string>& v) {
+    std::string o = "[";
+    for (std::size_t i = 0; i < v.size(); ++i) o += (i ? ", " : "") + JsonBytes(v[i]);
+    return o + "]";
+  };
+  std::string o = "[";
+  for (std::size_t r = 0; r < members_.size(); ++r) {
+    const MemberState& m = members_[r];
+    o += std::string(r ? ", " : "") + "{\"program\": " + JsonBytes(m.connected ? m.hello.program : "") +
+         ", \"launch\": " + words(m.launch) + ", \"args\": " + words(m.hello.args) + "}";
+  }
+  return o + "]";
 }
 
 void Coordinator::AcceptLoop() {
@@ -263,7 +180,7 @@ void Coordinator::Handshake(const std::shared_ptr<Channel>& ch) {
   e.msg = std::move(second).value();
   if (e.msg.type == Msg::kHello) {
     e.kind = Event::kHello;
-  } else if (e.msg.type == Msg::kClientCheckpoint) {
+  } else if (e.msg.type == Msg::kClientCheckpoint || e.msg.type == Msg::kClientHold) {
     e.kind = Event::kClient;
   } else {
     return Refuse(ch, "unexpected message " + std::to_string(static_cast<std::uint32_t>(e.msg.type)));
@@ -306,6 +223,8 @@ bool Coordinator::OnHello(Event& e) {
   m.connected = true;
   int rank = static_cast<int>(h.rank);
   readers_.emplace_back([this, rank, ch = e.channel] { ReadLoop(rank, ch); });
+  if (std::all_of(members_.begin(), members_.end(), [](const MemberState& x) { return x.connected; }))
+    PublishRegistration().IgnoreError();  // with every member's program, for `ckpt migrate GROUP`
   return true;
 }
 
@@ -316,8 +235,11 @@ void Coordinator::Handle(Event& e) {
       break;
     case Event::kClient: {
       Note n;
-      bool exit = DecodeNote(e.msg.payload, &n).ok() && n.flag != 0;
-      deferred_clients_.emplace_back(e.channel, exit);
+      Client c;
+      c.channel = e.channel;
+      c.hold = e.msg.type == Msg::kClientHold;
+      c.exit = !c.hold && DecodeNote(e.msg.payload, &n).ok() && n.flag != 0;
+      deferred_clients_.push_back(std::move(c));
       break;
     }
     case Event::kLost:
@@ -358,249 +280,6 @@ void Coordinator::Broadcast(Msg type, const Note& n) {
   }
 }
 
-Status Coordinator::CollectReady(std::uint64_t epoch, std::vector<Ready>* ready) {
-  auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
-                                     std::chrono::duration<double>(opt_.timeout_seconds));
-  std::vector<bool> got(members_.size(), false);
-  std::size_t count = 0;
-  while (count < members_.size()) {
-    if (int sig = platform::TerminationRequest(); sig != 0)
-      return FailedPrecondition("interrupted by " + platform::SignalName(sig));
-    ReapChildren();
-    for (std::size_t r = 0; r < members_.size(); ++r) {
-      if (members_[r].exit_status)
-        return IoError(Who(static_cast<int>(r)) + " ended (" +
-                       platform::ChildProcess::Describe(*members_[r].exit_status) +
-                       ") during the checkpoint");
-    }
-    if (Clock::now() > deadline) {
-      std::string missing;
-      for (std::size_t r = 0; r < members_.size(); ++r) {
-        if (!got[r]) missing += (missing.empty() ? "" : ", ") + Who(static_cast<int>(r));
-      }
-      char secs[32];
-      std::snprintf(secs, sizeof secs, "%g", opt_.timeout_seconds);
-      return Timeout(missing + " reached no quiescent point (safepoint or ckpt wait) within " + secs + " s");
-    }
-    auto e = events_.Pop(std::chrono::milliseconds(20));
-    if (!e) continue;
-    if (e->kind == Event::kHello) {
-      if (OnHello(*e)) {
-        Hello h;
-        DecodeHello(e->msg.payload, &h).IgnoreError();
-        members_[h.rank].channel->Send(Msg::kCheckpoint, EncodeNote({epoch, 0, ""})).IgnoreError();
-      }
-      continue;
-    }
-    if (e->kind == Event::kLost) {
-      return IoError(Who(e->rank) + " lost its connection during the checkpoint");
-    }
-    if (e->kind == Event::kMessage && e->msg.type == Msg::kReady) {
-      Ready rd;
-      if (!DecodeReady(e->msg.payload, &rd).ok() || rd.epoch != epoch) continue;
-      auto r = static_cast<std::size_t>(e->rank);
-      if (!got[r]) {
-        got[r] = true;
-        ++count;
-        (*ready)[r] = std::move(rd);
-      }
-      continue;
-    }
-    Handle(*e);
-  }
-  return Status::Ok();
-}
-
-Status Coordinator::ReceivePart(int rank, const Request& req, image::ImageWriter* w, std::string* into) {
-  MemberState& m = members_[static_cast<std::size_t>(rank)];
-  RETURN_IF_ERROR(m.channel->Send(Msg::kRequest, EncodeRequest(req)));
-  for (;;) {
-    if (int sig = platform::TerminationRequest(); sig != 0)
-      return FailedPrecondition("interrupted by " + platform::SignalName(sig));
-    auto e = events_.Pop(std::chrono::milliseconds(200));
-    if (!e) {
-      if (m.child && m.child->Poll()) {
-        m.exit_status = m.child->Poll();
-        return IoError(Who(rank) + " ended (" + platform::ChildProcess::Describe(*m.exit_status) +
-                       ") during the checkpoint");
-      }
-      continue;
-    }
-    if (e->kind == Event::kLost && e->rank == rank)
-      return IoError(Who(rank) + " lost its connection during the checkpoint");
-    if (e->kind != Event::kMessage || e->rank != rank) {
-      if (e->kind == Event::kLost)
-        return IoError(Who(e->rank) + " lost its connection during the checkpoint");
-      Handle(*e);
-      continue;
-    }
-    if (e->msg.type == Msg::kData) {
-      if (w != nullptr) RETURN_IF_ERROR(w->Write(e->msg.payload));
-      if (into != nullptr) *into += e->msg.payload;
-    } else if (e->msg.type == Msg::kEnd) {
-      Note n;
-      RETURN_IF_ERROR(DecodeNote(e->msg.payload, &n));
-      if (n.flag != 1) return IoError(Who(rank) + " could not save its part: " + n.text);
-      return Status::Ok();
-    }
-  }
-}
-
-std::uint64_t Coordinator::NextSeq() {
-  return std::max(seq_, lib::LatestImageSeq(env_, opt_.dir, opt_.name)) + 1;
-}
-
-Status Coordinator::WriteImage(std::uint64_t epoch, std::uint64_t seq, const std::vector<Ready>& ready,
-                               platform::WritableFile* file) {
-  image::WriterOptions wo;
-  wo.codec = *image::ParseCodec(opt_.codec);
-  wo.level = opt_.level;
-  image::ImageWriter w(file, image::ImageKind::kGroup, wo);
-  RETURN_IF_ERROR(w.Begin());
-
-  // Communication state, captured once: the object table from any member.
-  auto t_comm0 = Clock::now();
-  std::uint64_t pos_comm0 = file->Position();
-  std::string objects;
-  RETURN_IF_ERROR(ReceivePart(0, {epoch, Part::kObjects, "", seq}, nullptr, &objects));
-  std::vector<ObjectRecord> objs;
-  RETURN_IF_ERROR(DecodeObjects(objects, &objs));
-  for (const auto& old : resume_objects_) {
-    bool found =
-        std::any_of(objs.begin(), objs.end(), [&](const ObjectRecord& o) { return o.name == old.name; });
-    if (!found)
-      return FailedPrecondition(std::string(ObjKindName(old.kind)) + " '" + old.name +
-                                "' of the resumed image " + opt_.resume +
-                                " has not been declared again by any member; declare every group "
-                                "object before the first safepoint after a resume");
-  }
-
-  lib::Meta meta = lib::ProducerMeta(env_);
-  meta.Set("ckpt.version", "0.1.0");
-  meta.Set("group.name", opt_.name);
-  meta.Set("group.id", gid_);
-  meta.Set("group.size", std::to_string(members_.size()));
-  meta.Set("image.seq", std::to_string(seq));
-  meta.Set("image.codec", opt_.codec);
-  if (!opt_.resume.empty()) meta.Set("resumed.from", opt_.resume);
-  RETURN_IF_ERROR(
-      w.BeginSection(lib::kSectionMeta, "meta", "", image::kSectionRequired, image::CodecId::kNone));
-  RETURN_IF_ERROR(w.Write(lib::EncodeMeta(meta)));
-  RETURN_IF_ERROR(w.EndSection());
-
-  GroupRecord g;
-  g.name = opt_.name;
-  g.seq = seq;
-  g.resumes = resumes_;
-  for (std::size_t r = 0; r < members_.size(); ++r) {
-    MemberRecord mr;
-    mr.rank = static_cast<std::uint32_t>(r);
-    mr.platform = members_[r].hello.platform;
-    mr.program = members_[r].hello.program;
-    mr.args = members_[r].hello.args;
-    mr.launch = members_[r].launch;
-    mr.pending_wait = ready[r].pending_wait;
-    g.members.push_back(std::move(mr));
-  }
-  RETURN_IF_ERROR(w.BeginSection(kSectionGroup, "group", "", image::kSectionRequired, image::CodecId::kNone));
-  RETURN_IF_ERROR(w.Write(EncodeGroup(g)));
-  RETURN_IF_ERROR(w.EndSection());
-  RETURN_IF_ERROR(
-      w.BeginSection(kSectionObjects, "objects", "", image::kSectionRequired, image::CodecId::kNone));
-  RETURN_IF_ERROR(w.Write(objects));
-  RETURN_IF_ERROR(w.EndSection());
-
-  for (const auto& o : objs) {
-    if (o.kind != ObjKind::kSegment) continue;
-    int saver = -1;
-    for (std::size_t r = 0; r < ready.size() && saver < 0; ++r) {
-      if (std::find(ready[r].segments.begin(), ready[r].segments.end(), o.name) != ready[r].segments.end())
-        saver = static_cast<int>(r);
-    }
-    if (saver < 0)
-      return FailedPrecondition("no member has segment '" + o.name + "' mapped; its contents are lost");
-    RETURN_IF_ERROR(w.BeginSection(kSectionSegment, o.name, o.desc));
-    RETURN_IF_ERROR(ReceivePart(saver, {epoch, Part::kSegment, o.name, seq}, &w, nullptr));
-    RETURN_IF_ERROR(w.EndSection());
-  }
-  t_comm_ = std::chrono::duration<double>(Clock::now() - t_comm0).count();
-  comm_bytes_ = file->Position() - pos_comm0;
-  auto t_mem0 = Clock::now();
-  std::uint64_t pos_mem0 = file->Position();
-  for (std::size_t r = 0; r < members_.size(); ++r) {
-    // A nested program image: stored raw, it is already framed and checksummed.
-    RETURN_IF_ERROR(w.BeginSection(kSectionMember, MemberSectionName(static_cast<std::uint32_t>(r)), "",
-                                   image::kSectionRequired, image::CodecId::kNone));
-    RETURN_IF_ERROR(ReceivePart(static_cast<int>(r), {epoch, Part::kMember, "", seq}, &w, nullptr));
-    RETURN_IF_ERROR(w.EndSection());
-  }
-  t_members_ = std::chrono::duration<double>(Clock::now() - t_mem0).count();
-  member_bytes_ = file->Position() - pos_mem0;
-  RETURN_IF_ERROR(w.Finish());
-  return file->Sync();
-}
-
-Status Coordinator::Checkpoint(bool exit_after, std::string* image_path) {
-  for (std::size_t r = 0; r < members_.size(); ++r) {
-    if (members_[r].exit_status)
-      return FailedPrecondition(Who(static_cast<int>(r)) +
-                                " has already ended; a group checkpoint needs every member");
-  }
-  auto t0 = Clock::now();
-  std::uint64_t epoch = ++epoch_;
-  Broadcast(Msg::kCheckpoint, {epoch, 0, ""});
-  std::vector<Ready> ready(members_.size());
-  Status st = CollectReady(epoch, &ready);
-  t_quiesce_ = std::chrono::duration<double>(Clock::now() - t0).count();
-  std::uint64_t seq = NextSeq();
-  std::string final_path = platform::JoinPath(opt_.dir, lib::ImageFileName(opt_.name, seq));
-  if (st.ok()) st = env_->CreateDirs(opt_.dir);
-  if (st.ok()) env_->RemoveStaleTempFiles(opt_.dir, opt_.name + ".");
-  // A new file (no predictable name, never a link), linked as the image
-  // only if no other writer took the name meanwhile (docs/groups.md).
-  std::unique_ptr<platform::TempFile> tmp;
-  if (st.ok()) {
-    auto t = env_->NewTempFile(opt_.dir, lib::ImageFileName(opt_.name, seq), opt_.image_mode);
-    if (t.ok()) tmp = std::move(t).value();
-    st = t.status();
-  }
-  if (st.ok()) st = WriteImage(epoch, seq, ready, tmp.get());
-  if (st.ok()) {
-    auto committed = tmp->Commit(final_path, /*replace=*/false);
-    st = committed.status();
-    if (st.ok() && !*committed)
-      st = IoError("another process wrote " + final_path +
-                   " at the same time; this group's image was not written");
-  }
-  if (st.ok()) st = env_->SyncDir(opt_.dir);
-  if (!st.ok()) {
-    tmp.reset();  // removes the unfinished file
-    Broadcast(Msg::kAbort, {epoch, 0, st.message()});
-    std::string prev = last_image_.empty() ? (opt_.resume.empty() ? "none" : opt_.resume) : last_image_;
-    return Status(st.code(), "checkpoint " + std::to_string(seq) + " abandoned: " + st.message() +
-                                 " (the group runs on; the previous image, " + prev + ", is intact)");
-  }
-  seq_ = seq;
-  ++written_;
-  last_image_ = final_path;
-  *image_path = final_path;
-  bool exit_now = exit_after || (opt_.stop_after != 0 && written_ >= opt_.stop_after);
-  Broadcast(Msg::kDone, {epoch, static_cast<std::uint8_t>(exit_now ? 1 : 0), final_path});
-  if (exit_now) exit_requested_ = true;
-  lib::PruneImages(env_, opt_.dir, opt_.name, opt_.keep);
-  PublishRegistration().IgnoreError();
-  char secs[200];
-  std::snprintf(
-      secs, sizeof secs,
-      " in %.6f s (quiesce %.6f s, communication state %.6f s / %llu bytes, members %.6f s / %llu bytes)",
-      std::chrono::duration<double>(Clock::now() - t0).count(), t_quiesce_, t_comm_,
-      static_cast<unsigned long long>(comm_bytes_), t_members_,
-      static_cast<unsigned long long>(member_bytes_));
-  Say("checkpoint " + std::to_string(seq) + " written to " + final_path + secs +
-      (exit_now ? "; the members stop" : ""));
-  return Status::Ok();
-}
-
 void Coordinator::Shutdown() {
   stop_ = true;
   if (acceptor_.joinable()) acceptor_.join();
@@ -610,8 +289,8 @@ void Coordinator::Shutdown() {
     if (m.channel) m.channel->Shutdown();
   }
   for (auto& t : readers_) t.join();
-  for (auto& [ch, ex] : deferred_clients_) {
-    ch->Send(Msg::kClientReply, EncodeNote({0, 0, "the group has ended"})).IgnoreError();
+  for (auto& c : deferred_clients_) {
+    c.channel->Send(Msg::kClientReply, EncodeNote({0, 0, "the group has ended"})).IgnoreError();
   }
   if (!registration_path_.empty()) env_->RemoveFile(registration_path_).IgnoreError();
   platform::SharedSegment::UnlinkAll("ckpt." + gid_ + ".");
@@ -628,6 +307,17 @@ int Coordinator::Run(const std::vector<std::vector<std::string>>& launches) {
   }
   members_.resize(launches.size());
   for (std::size_t r = 0; r < launches.size(); ++r) members_[r].launch = launches[r];
+  // Taken (and removed from the environment) before any member starts: the
+  // members must not report to the migration themselves.
+  handoff_ = lib::TakeHandoff(env_);
+  if (handoff_.requested) {
+    auto ht = lib::HoldTimeoutFromEnvironment(env_);
+    if (!ht.ok()) {
+      Error(ht.status().message());
+      return 2;
+    }
+    hold_timeout_ = *ht;
+  }
   // The id names the group's shared objects: unpredictable, so that nobody
   // can create them first. The secret admits members and clients.
   unsigned char rnd[8 + kSecretBytes];
@@ -659,6 +349,14 @@ int Coordinator::Run(const std::vector<std::vector<std::string>>& launches) {
     Shutdown();
     return 1;
   }
+  if (handoff_.requested) {
+    if (Status st = HoldAfterStart(); !st.ok()) {
+      Error("migration handoff aborted: " + st.message() +
+            "; the group stops without running on (exit status " + std::to_string(kExitHandoffAborted) + ")");
+      Shutdown();  // kills the parked members, removes the group's objects and registration
+      return kExitHandoffAborted;
+    }
+  }
   std::string failure;
   if (int sig = Loop(&failure); sig != 0) return StopOnRequest(sig);
   int status = 0;
@@ -685,6 +383,7 @@ bool Coordinator::StartMembers() {
                                     "CKPT_GROUP_SIZE=" + std::to_string(members_.size()),
                                     "CKPT_GROUP_SECRET=" + platform::HexEncode(secret_)};
     if (!opt_.resume.empty()) env.push_back("CKPT_GROUP_RESUME=" + opt_.resume);
+    if (handoff_.requested) env.push_back("CKPT_GROUP_HOLD=" + std::to_string(kHoldEpoch));
     auto c = platform::ChildProcess::Start(members_[r].launch, env);
     if (!c.ok()) {
       Error("cannot start member " + std::to_string(r) + ": " + c.status().message());
@@ -714,12 +413,24 @@ int Coordinator::Loop(std::string* failure) {
     if (e) Handle(*e);
     bool want = false, want_exit = false;
     std::vector<std::shared_ptr<Channel>> clients;
+    std::shared_ptr<Channel> holder;  // one hold per checkpoint; an exit request goes first
     if (!deferred_clients_.empty() && !exit_requested_) {
-      for (auto& [ch, ex] : deferred_clients_) {
-        clients.push_back(ch);
-        want_exit = want_exit || ex;
+      bool any_exit = std::any_of(deferred_clients_.begin(), deferred_clients_.end(),
+                                  [](const Client& c) { return c.exit; });
+      std::vector<Client> later;
+      for (auto& c : deferred_clients_) {
+        if (c.hold && (any_exit || holder)) {
+          later.push_back(std::move(c));
+          continue;
+        }
+        if (c.hold) {
+          holder = c.channel;
+        } else {
+          clients.push_back(c.channel);
+          want_exit = want_exit || c.exit;
+        }
       }
-      deferred_clients_.clear();
+      deferred_clients_ = std::move(later);
       want = true;
     }
     if (ask_pending_ && !exit_requested_) {
@@ -735,8 +446,9 @@ int Coordinator::Loop(std::string* failure) {
     }
     if (!want) continue;
     std::string path;
-    Status st = Checkpoint(want_exit, &path);
+    Status st = Checkpoint(want_exit, &path, holder.get());
     if (!st.ok()) Error(st.message());
+    if (holder && !st.ok()) holder->Send(Msg::kClientReply, EncodeNote({0, 0, st.message()})).IgnoreError();
     for (auto& ch : clients) {
       ch->Send(Msg::kClientReply,
                EncodeNote({0, static_cast<std::uint8_t>(st.ok() ? 1 : 0), st.ok() ? path : st.message()}))
@@ -767,11 +479,13 @@ int Coordinator::StopOnRequest(int sig) {
   return 128 + sig;
 }
 
-}  // namespace
+}  // namespace ckpt::group::internal
+
+namespace ckpt::group {
 
 int RunGroup(platform::Env* env, const CoordinatorOptions& options,
              const std::vector<std::vector<std::string>>& launches) {
-  Coordinator c(env, options);
+  internal::Coordinator c(env, options);
   return c.Run(launches);
 }
 

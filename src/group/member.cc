@@ -100,6 +100,16 @@ void GroupMember::Join() {
   if (!st.ok()) Fatal("cannot reach the group coordinator: " + st.message());
   if (std::string r = env_->GetEnv("CKPT_GROUP_RESUME"); !r.empty())
     OpenResumeImage(r, image::ImageKind::kGroup);
+  // A resume held for a migration (docs/migration.md, "Groups"): the
+  // checkpoint request of the hold epoch is pending from the start, so this
+  // member parks at its first quiescent point, before any later work, until
+  // the coordinator releases it (kRelease).
+  if (std::string e = env_->GetEnv("CKPT_GROUP_HOLD"); !e.empty()) {
+    std::uint64_t epoch = num("CKPT_GROUP_HOLD");
+    if (epoch == 0) Fatal("bad CKPT_GROUP_HOLD ('" + e + "')");
+    requested_epoch_ = epoch;
+    hooks_.pending->fetch_or(hooks_.bit);
+  }
   listener_ = std::thread([this] { Listen(); });
 }
 
@@ -444,6 +454,10 @@ Event GroupMember::Quiesce(const std::string& pending_wait) {
       clear();
       hooks_.say("group checkpoint abandoned: " + n.text);
       return Event::kFailed;
+    }
+    if (m.type == Msg::kRelease && n.epoch == epoch) {
+      clear();  // the hold after a resume is over: run on, nothing was written
+      return Event::kNone;
     }
     if (m.type == Msg::kDone && n.epoch == epoch) {
       clear();

@@ -33,14 +33,21 @@ enum class Msg : std::uint32_t {
   kBye = 12,              // member -> coordinator: leaving; close the connection
   kAuth = 13,             // member/client -> coordinator, first on every connection: the group secret
   kRefused = 14,          // coordinator -> peer: not admitted (why); the connection then closes
+  // Since protocol 3 (migration of groups, docs/migration.md):
+  kClientHold = 15,  // client -> coordinator: checkpoint, then keep the members parked until kClientDecide
+  kClientDecide =
+      16,         // client -> coordinator, on the kClientHold connection: flag 1 = members exit, 0 = go on
+  kRelease = 17,  // coordinator -> members: the hold after a resume (CKPT_GROUP_HOLD) ends; run on
 };
 
 inline constexpr std::uint32_t kMaxPayload = 64u << 20;
 inline constexpr std::size_t kDataChunk = 1u << 20;
 // Once a message has started to arrive, the rest must follow within this.
 inline constexpr int kFrameTimeoutMs = 60000;
-// The protocol this build speaks, sent in kAuth.
-inline constexpr std::uint32_t kProtocolVersion = 2;
+// The protocol this build speaks, sent in kAuth. 3: kClientHold,
+// kClientDecide, kRelease and CKPT_GROUP_HOLD (a member of version 2 would
+// never leave a resume hold, so the versions must not mix).
+inline constexpr std::uint32_t kProtocolVersion = 3;
 // The per-group secret: this many random bytes (hex in CKPT_GROUP_SECRET and
 // in the coordinator's owner-only registration file).
 inline constexpr std::size_t kSecretBytes = 32;

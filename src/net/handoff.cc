@@ -1,6 +1,11 @@
 #include "net/handoff.h"
 
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <memory>
+#include <thread>
 #include <vector>
 
 #include "platform/env.h"
@@ -60,6 +65,15 @@ Result<nlohmann::json> SourceHandoff::AwaitReady(int timeout_ms) {
 }
 
 Result<nlohmann::json> SourceHandoff::Commit(int timeout_ms) {
+  // Test hook (CKPT_MIGRATE_FAULT=pause-before-commit): the source stops
+  // between READY and COMMIT, so a test can look at the held copy and end
+  // the migration there (kill this process).
+  if (const char* f = std::getenv("CKPT_MIGRATE_FAULT");
+      f != nullptr && std::strcmp(f, "pause-before-commit") == 0) {
+    std::fprintf(stderr, "ckpt: test fault: paused before COMMIT\n");
+    std::fflush(stderr);
+    std::this_thread::sleep_for(std::chrono::hours(1));
+  }
   RETURN_IF_ERROR(SendFrame(s_, FrameType::kCommit, "").WithContext("committing on " + host_));
   committed_ = true;
   s_->SetInterruptFd(-1);  // past the point of no return

@@ -1,5 +1,5 @@
 // Receive(): hello and preflight, the image into the spool, then the kind's
-// restore (receive_program.cc, or the engine through ReceiveConfig), held
+// restore (receive_program.cc, receive_group.cc, or the engine through ReceiveConfig), held
 // until the source commits.
 #include "net/receive.h"
 
@@ -143,7 +143,7 @@ Status Preflight(Session* ss) {
     return NotSupported("this ckpt build has no transparent engine (Linux x86-64 only)");
   if (s.kind == "program") RETURN_IF_ERROR(internal::PreflightProgram(&s));
   if (s.kind == "process") RETURN_IF_ERROR(PreflightProcess(&s));
-  if (s.kind == "group") return NotSupported("group migrations are not built yet");
+  if (s.kind == "group") RETURN_IF_ERROR(internal::PreflightGroup(&s));
   // The spool: this migration's own directory, and room for the image.
   ASSIGN_OR_RETURN(s.entry, SpoolEntry::Create(s.cfg.spool, s.id));
   s.dir = s.entry->dir();
@@ -247,7 +247,11 @@ Status Receive(Stream* stream, const ReceiveConfig& cfg) {
   s.host = platform::Env::Default()->HostName();
   Status st = Preflight(&s);
   if (st.ok()) st = TakeImage(&s);
-  if (st.ok()) st = s.kind == "process" ? RestoreProcess(&s) : internal::RunProgram(&s);
+  if (st.ok()) {
+    st = s.kind == "process" ? RestoreProcess(&s)
+         : s.kind == "group" ? internal::RunGroup(&s)
+                             : internal::RunProgram(&s);
+  }
   if (!st.ok()) s.Fail(st).IgnoreError();
   if (s.entry && st.ok() && cfg.keep) s.entry->Keep();
   s.entry.reset();

@@ -26,8 +26,9 @@ struct Session {
   std::string image;  // the received image
   std::uint64_t image_bytes = 0;
   std::int64_t transfer_ns = 0;
-  // Program migrations: decided in the preflight.
-  std::vector<std::string> command;
+  // Program and group migrations: decided in the preflight.
+  std::vector<std::string> command;               // a program's; a group's: the ckpt that coordinates it
+  std::vector<std::vector<std::string>> members;  // a group's member commands
   std::string cwd, ckpt_dir, out_path, err_path;
 
   // Tells the source why (once) and returns `st`.
@@ -43,5 +44,19 @@ void MaybeDieBeforeReady();
 
 Status PreflightProgram(Session* s);
 Status RunProgram(Session* s);
+Status PreflightGroup(Session* s);
+Status RunGroup(Session* s);
+
+// Shared by the kinds (receive_program.cc):
+bool IsDir(const std::string& p);
+// True if `cmd` names an executable file (a path, or a name on PATH).
+bool Runnable(const std::string& cmd);
+// The working directory, checkpoint directory and output files of s->name.
+Status PreflightPlace(Session* s);
+// Starts argv (its output in s->out_path / err_path, in s->cwd, in a session
+// of its own) with `env` and the handoff port (CKPT_HOLD_PORT/TOKEN), waits
+// for it to report held, says READY, and lets it run ('g') after COMMIT; if
+// anything fails first it ends without running on.
+Status RunHeld(Session* s, const std::vector<std::string>& argv, std::vector<std::string> env);
 
 }  // namespace ckpt::net::internal

@@ -17,14 +17,14 @@
 
 namespace ckpt::net::internal {
 
-namespace {
-
 namespace fs = std::filesystem;
 
 bool IsDir(const std::string& p) {
   std::error_code ec;
   return !p.empty() && fs::is_directory(p, ec);
 }
+
+namespace {
 
 // The program's recorded arguments, from the image's META.
 Result<std::vector<std::string>> RecordedArgs(const std::string& image) {
@@ -51,7 +51,8 @@ Result<std::vector<std::string>> RecordedArgs(const std::string& image) {
   return args;
 }
 
-// True if `cmd` names an executable file (a path, or a name on PATH).
+}  // namespace
+
 bool Runnable(const std::string& cmd) {
   auto is_file = [](const fs::path& p) {
     std::error_code ec;
@@ -75,6 +76,8 @@ bool Runnable(const std::string& cmd) {
   }
   return false;
 }
+
+namespace {
 
 // Reads "CKPTHOLD <token> <pid>\n" from the resumed program.
 Result<std::int64_t> ReadHoldLine(platform::Socket* sock, const std::string& token) {
@@ -113,6 +116,11 @@ Status PreflightProgram(Session* ss) {
     return NotFound("program '" + s.name + "' is not available on " + s.host + ": " + s.command[0] +
                     " is not an executable file here");
   }
+  return PreflightPlace(&s);
+}
+
+Status PreflightPlace(Session* ss) {
+  Session& s = *ss;
   s.cwd = !s.cfg.cwd.empty() ? s.cfg.cwd : s.hello.value("cwd", std::string());
   if (!IsDir(s.cwd)) {
     return NotFound("the working directory " + (s.cwd.empty() ? std::string("(none sent)") : s.cwd) +
@@ -131,13 +139,17 @@ Status RunProgram(Session* ss) {
   Session& s = *ss;
   s.step = "resume";
   ASSIGN_OR_RETURN(auto args, RecordedArgs(s.image));
-  ASSIGN_OR_RETURN(auto listener, platform::Listener::Loopback());
-  std::string token = platform::RandomHex16() + platform::RandomHex16();
   std::vector<std::string> argv = s.command;
   argv.insert(argv.end(), args.begin(), args.end());
-  std::vector<std::string> env = {"CKPT_RESUME=" + s.image, "CKPT_DIR=" + s.ckpt_dir, "CKPT_NAME=" + s.name,
-                                  "CKPT_HOLD_PORT=" + std::to_string(listener->port()),
-                                  "CKPT_HOLD_TOKEN=" + token};
+  return RunHeld(&s, argv, {"CKPT_RESUME=" + s.image, "CKPT_DIR=" + s.ckpt_dir, "CKPT_NAME=" + s.name});
+}
+
+Status RunHeld(Session* ss, const std::vector<std::string>& argv, std::vector<std::string> env) {
+  Session& s = *ss;
+  ASSIGN_OR_RETURN(auto listener, platform::Listener::Loopback());
+  std::string token = platform::RandomHex16() + platform::RandomHex16();
+  env.push_back("CKPT_HOLD_PORT=" + std::to_string(listener->port()));
+  env.push_back("CKPT_HOLD_TOKEN=" + token);
   platform::StartOptions so;
   so.bound = false;
   so.cwd = s.cwd;
@@ -173,8 +185,9 @@ Status RunProgram(Session* ss) {
   RETURN_IF_ERROR(SendJson(s.s, FrameType::kReady, r));
   Status st = s.AwaitCommit();
   if (!st.ok()) {
-    sock.reset();  // the program ends (status 76) without running on
-    for (int i = 0; i < 500 && !child->Poll(); ++i)
+    sock.reset();  // the program (a group: its coordinator, with its members) ends, status 76, without
+                   // running on
+    for (int i = 0; i < 2000 && !child->Poll(); ++i)
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     return st;  // the destructor kills it if it is still there
   }

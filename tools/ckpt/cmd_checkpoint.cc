@@ -6,7 +6,7 @@
 #include <thread>
 
 #include "command.h"
-#include "group/protocol.h"
+#include "group_control.h"
 #include "image/reader.h"
 #include "lib/program_image.h"
 #include "lib/registration.h"
@@ -28,69 +28,14 @@ struct CheckpointOptions {
   bool hold = false;
 };
 
-// A group: its coordinator's registration names a loopback port.
-Result<nlohmann::json> FindGroup(platform::Env* env, const std::vector<std::string>& dirs,
-                                 const std::string& name, const std::string& refused) {
-  std::vector<std::string> seen;
-  for (const auto& dir : dirs) {
-    auto list = env->ListDir(dir);
-    if (!list.ok()) continue;
-    for (const auto& e : *list) {
-      if (e.name.size() < 6 || e.name.compare(e.name.size() - 5, 5, ".json") != 0) continue;
-      std::string path = platform::JoinPath(dir, e.name);
-      auto data = env->ReadPrivateFile(path, lib::Registration::kMaxFileSize);
-      if (!data.ok()) continue;
-      auto j = ParseRegistration(path, *data);
-      if (!j.ok() || j->value("kind", std::string()) != "group") continue;
-      if (!env->ProcessAlive(j->value("pid", std::int64_t{0}))) continue;
-      if (JsonBytesValue(*j, "group") == name || j->value("id", std::string()) == name) return *j;
-      seen.push_back(JsonBytesValue(*j, "group"));
-    }
-  }
-  std::string known;
-  for (const auto& s : seen) known += (known.empty() ? "" : ", ") + s;
-  return NotFound("no running group named '" + name + "'" +
-                  (known.empty() ? "" : " (running: " + known + ")") +
-                  (refused.empty() ? "" : " (" + refused + ")"));
-}
-
 int CheckpointGroup(const nlohmann::json& reg, bool exit, double timeout, bool json) {
-  int port = reg.value("port", 0);
-  std::string name = JsonBytesValue(reg, "group");
-  auto sock = platform::ConnectLoopback(port);
-  if (!sock.ok()) return ReportError(sock.status().WithContext("group " + name + "'s coordinator"));
-  group::Channel ch(std::move(sock).value());
-  // Proves this client belongs: the group's secret, from the owner-only registration.
-  group::Auth auth;
-  auto secret = reg.find("secret");
-  std::string hex = secret != reg.end() && secret->is_string() ? secret->get<std::string>() : "";
-  if (!platform::HexDecode(hex, &auth.secret))
-    return ReportError(Corruption("group " + name + "'s registration holds a malformed secret"));
-  Status st = ch.Send(group::Msg::kAuth, group::EncodeAuth(auth));
-  if (st.ok())
-    st = ch.Send(group::Msg::kClientCheckpoint, group::EncodeNote({0, static_cast<std::uint8_t>(exit), ""}));
-  if (!st.ok()) return ReportError(st);
-  // The coordinator enforces the members' own timeout; this one bounds how
-  // long the command waits for its answer.
-  st = ch.WaitReadable(timeout <= 0 ? -1 : static_cast<int>(timeout * 1000));
-  if (st.code() == Code::kTimeout) {
-    return ReportError(Timeout("group " + name + " did not answer within " + FormatSeconds(timeout) +
-                               "; the checkpoint may still complete (see `ckpt inspect` of the group's "
-                               "image directory)"));
-  }
-  if (!st.ok()) return ReportError(st.WithContext("group " + name + "'s coordinator"));
-  auto reply = ch.Recv();
-  if (!reply.ok()) return ReportError(IoError("group " + name + "'s coordinator ended before answering"));
-  group::Note n;
-  if (!group::DecodeNote(reply->payload, &n).ok())
-    return ReportError(Corruption("malformed reply from the coordinator"));
-  if (reply->type == group::Msg::kRefused) return ReportError(FailedPrecondition(n.text));
-  if (n.flag != 1) return ReportError(IoError("group " + name + ": " + n.text));
+  auto image = GroupCheckpoint(reg, exit, timeout);
+  if (!image.ok()) return ReportError(image.status());
   if (json) {
-    nlohmann::ordered_json j = {{"group", name}, {"image", n.text}, {"exited", exit}};
+    nlohmann::ordered_json j = {{"group", JsonBytesValue(reg, "group")}, {"image", *image}, {"exited", exit}};
     PrintJson(j);
   } else {
-    std::printf("%s\n", Printable(n.text).c_str());
+    std::printf("%s\n", Printable(*image).c_str());
   }
   return kExitOk;
 }
@@ -163,6 +108,10 @@ int Run(CheckpointOptions o) {
   if (!numeric) {
     auto reg = FindGroup(env, dirs, o.target, refused);
     if (!reg.ok()) return ReportError(reg.status());
+    if (o.hold)
+      return ReportError(InvalidArgument("--hold is for single programs; group '" + o.target +
+                                         "' is held only by `ckpt migrate " + o.target +
+                                         "`, which decides on its own connection"));
     return CheckpointGroup(*reg, o.exit, o.timeout, o.json);
   }
   o.pid = std::stoll(o.target);
@@ -170,9 +119,10 @@ int Run(CheckpointOptions o) {
   if (!found.ok()) return ReportError(found.status());
   if (found->reg.value("kind", std::string()) == "group" && env->ProcessAlive(o.pid)) {
     if (o.hold)
-      return ReportError(IoError("process " + o.target + " is the coordinator of group '" +
-                                 JsonBytesValue(found->reg, "group") +
-                                 "': --hold is for single programs, a group moves as a whole"));
+      return ReportError(IoError(
+          "process " + o.target + " is the coordinator of group '" + JsonBytesValue(found->reg, "group") +
+          "': --hold is for single programs; a group is held only by `ckpt migrate`, which decides on its "
+          "own connection"));
     return CheckpointGroup(found->reg, o.exit, o.timeout, o.json);
   }
   auto target = CheckProgram(env, std::move(found));

@@ -1,10 +1,13 @@
 // ckpt migrate TARGET --to DEST: move a running computation to another host
-// (docs/migration.md). TARGET: a ckpt program's PID, or an unmodified
-// process's PID (the transparent engine; --tree for its descendants too).
+// (docs/migration.md). TARGET: a ckpt program's PID, a dependent process
+// group (its name, id or coordinator's PID), or an unmodified process's PID
+// (the transparent engine; --tree for its descendants too).
 #include <chrono>
 #include <cstdio>
+#include <optional>
 
 #include "command.h"
+#include "group_control.h"
 #include "image/codec.h"
 #include "migrate.h"
 #include "net/ssh.h"
@@ -157,17 +160,39 @@ void PrintReport(const MigrateOptions& o, const MigrateReport& r) {
               ms(r.downtime_ns), ms(r.total_ns));
 }
 
+// The group TARGET names (its name, id, or its coordinator's PID), or nullopt
+// when TARGET is the PID of something else.
+Result<std::optional<nlohmann::json>> TargetGroup(platform::Env* env, const std::string& target,
+                                                  bool numeric) {
+  std::string refused;
+  const std::vector<std::string> dirs = UsableRuntimeDirs(env, &refused);
+  if (!numeric) {
+    ASSIGN_OR_RETURN(auto reg, FindGroup(env, dirs, target, refused));
+    return std::optional<nlohmann::json>(std::move(reg));
+  }
+  auto found = ReadRegistration(env, dirs, std::stoll(target), refused);
+  if (found.ok() && found->reg.value("kind", std::string()) == "group")
+    return std::optional<nlohmann::json>(found->reg);
+  return std::optional<nlohmann::json>();
+}
+
 int Run(const MigrateOptions& o) {
   platform::Env* env = platform::Env::Default();
   bool numeric = !o.target.empty() && o.target.find_first_not_of("0123456789") == std::string::npos;
-  if (!numeric) {
-    return ReportError(
-        NotSupported("migrating a group ('" + o.target + "') is not built yet; TARGET is a PID"));
-  }
-  std::int64_t pid = std::stoll(o.target);
-  if (!env->ProcessAlive(pid)) return ReportError(NotFound("no process " + o.target + " is running"));
-  bool program = false;
+  if (numeric && !env->ProcessAlive(std::stoll(o.target)))
+    return ReportError(NotFound("no process " + o.target + " is running"));
+  std::optional<nlohmann::json> group;
   if (!o.tree) {
+    auto g = TargetGroup(env, o.target, numeric);
+    if (!g.ok()) return ReportError(g.status());
+    group = std::move(g).value();
+  } else if (!numeric) {
+    return ReportError(
+        InvalidArgument("--tree takes the PID of an unmodified process, not '" + o.target + "'"));
+  }
+  std::int64_t pid = group ? group->value("pid", std::int64_t{0}) : std::stoll(o.target);
+  bool program = false;
+  if (!o.tree && !group) {
     auto found = FindProgram(env, pid);
     program = found.ok();
 #if !CKPT_HAVE_ENGINE
@@ -178,7 +203,9 @@ int Run(const MigrateOptions& o) {
   if (!conn.ok()) return ReportError(conn.status());
   Result<MigrateReport> r = Internal("no migration");
   std::int64_t t0 = SteadyNanos();
-  if (program) {
+  if (group) {
+    r = MigrateGroup(o, &*conn, *group);
+  } else if (program) {
     r = MigrateProgram(o, &*conn, pid);
   } else {
 #if CKPT_HAVE_ENGINE
@@ -188,8 +215,8 @@ int Run(const MigrateOptions& o) {
   if (!r.ok()) {
     Status st = WithTransportText(r.status(), &*conn);
     std::fprintf(stderr, "ckpt: error: migration to %s failed: %s\n", o.to.c_str(), st.message().c_str());
-    std::fprintf(stderr, "ckpt: process %s runs on here as before%s\n", o.target.c_str(),
-                 st.code() == Code::kInternal ? " (check the target too)" : "");
+    std::fprintf(stderr, "ckpt: %s %s runs on here as before%s\n", group ? "group" : "process",
+                 o.target.c_str(), st.code() == Code::kInternal ? " (check the target too)" : "");
     return kExitFailure;
   }
   r->total_ns = SteadyNanos() - t0;
@@ -205,10 +232,14 @@ void AddMigrate(CLI::App& app, Runner* run) {
   auto o = std::make_shared<MigrateOptions>();
   CLI::App* c = app.add_subcommand(
       "migrate",
-      "Move a running computation to another host: a ckpt program (by PID) or an unmodified Linux process "
-      "(--tree: with its descendants). The source's copy ends only once the target's runs; any failure "
+      "Move a running computation to another host: a ckpt program (by PID), a dependent process group (by "
+      "name), or an unmodified Linux process (--tree: with its descendants). The source's copy ends only "
+      "once the target's runs; any failure "
       "before leaves it running here.");
-  c->add_option("target", o->target, "PID of a ckpt program, or of an unmodified process")->required();
+  c->add_option(
+       "target", o->target,
+       "PID of a ckpt program or of an unmodified process, or a group (its name, id or coordinator's PID)")
+      ->required();
   c->add_option(
        "--to", o->to,
        "ssh://[user@]host[:port] (the remote runs `ckpt receive` over ssh) or ckpt://host[:port] (ckptd)")

@@ -1,5 +1,6 @@
 // `ckpt migrate` (cmd_migrate.cc): options, the connection to the target,
-// and one function per kind of work (migrate_program.cc, migrate_process.cc).
+// and one function per kind of work (migrate_program.cc, migrate_group.cc,
+// migrate_process.cc).
 #pragma once
 
 #include <cstdint>
@@ -60,6 +61,8 @@ struct MigrateReport {
 // Each returns the report, or an error naming the step and the host; on an
 // error the source's copy runs on as before.
 Result<MigrateReport> MigrateProgram(const MigrateOptions& o, Connection* c, std::int64_t pid);
+// `reg`: the group coordinator's registration (group_control.h).
+Result<MigrateReport> MigrateGroup(const MigrateOptions& o, Connection* c, const nlohmann::json& reg);
 #if CKPT_HAVE_ENGINE
 Result<MigrateReport> MigrateProcess(const MigrateOptions& o, Connection* c, std::int64_t pid);
 #endif

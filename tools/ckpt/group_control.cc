@@ -1,0 +1,129 @@
+#include "group_control.h"
+
+#include <chrono>
+#include <thread>
+
+#include "command.h"
+#include "lib/registration.h"
+#include "platform/secure.h"
+#include "platform/socket.h"
+#include "program_control.h"
+
+namespace ckpt::cli {
+
+namespace {
+
+int GroupWaitMs(double timeout) {
+  return timeout <= 0 ? -1 : static_cast<int>(timeout * 1000);
+}
+
+// Connects to the coordinator and proves this client belongs (the group's
+// secret, from the owner-only registration).
+Result<std::unique_ptr<group::Channel>> ConnectGroup(const nlohmann::json& reg) {
+  std::string name = JsonBytesValue(reg, "group");
+  auto sock = platform::ConnectLoopback(reg.value("port", 0));
+  if (!sock.ok()) return sock.status().WithContext("group " + name + "'s coordinator");
+  auto ch = std::make_unique<group::Channel>(std::move(sock).value());
+  group::Auth auth;
+  auto secret = reg.find("secret");
+  std::string hex = secret != reg.end() && secret->is_string() ? secret->get<std::string>() : "";
+  if (!platform::HexDecode(hex, &auth.secret))
+    return Corruption("group " + name + "'s registration holds a malformed secret");
+  RETURN_IF_ERROR(ch->Send(group::Msg::kAuth, group::EncodeAuth(auth)));
+  return ch;
+}
+
+// The coordinator's next reply (kClientReply), within `timeout` s.
+Result<group::Note> AwaitGroupReply(group::Channel* ch, const std::string& name, double timeout) {
+  Status st = ch->WaitReadable(GroupWaitMs(timeout));
+  if (st.code() == Code::kTimeout) {
+    return Timeout("group " + name + " did not answer within " + FormatSeconds(timeout) +
+                   "; the checkpoint may still complete (see `ckpt inspect` of the group's "
+                   "image directory)");
+  }
+  if (!st.ok()) return st.WithContext("group " + name + "'s coordinator");
+  auto reply = ch->Recv();
+  if (!reply.ok()) return IoError("group " + name + "'s coordinator ended before answering");
+  group::Note n;
+  if (!group::DecodeNote(reply->payload, &n).ok()) return Corruption("malformed reply from the coordinator");
+  if (reply->type == group::Msg::kRefused) return FailedPrecondition(n.text);
+  if (n.flag != 1) return IoError("group " + name + ": " + n.text);
+  return n;
+}
+
+}  // namespace
+
+Result<nlohmann::json> FindGroup(platform::Env* env, const std::vector<std::string>& dirs,
+                                 const std::string& name, const std::string& refused) {
+  std::vector<std::string> seen;
+  for (const auto& dir : dirs) {
+    auto list = env->ListDir(dir);
+    if (!list.ok()) continue;
+    for (const auto& e : *list) {
+      if (e.name.size() < 6 || e.name.compare(e.name.size() - 5, 5, ".json") != 0) continue;
+      std::string path = platform::JoinPath(dir, e.name);
+      auto data = env->ReadPrivateFile(path, lib::Registration::kMaxFileSize);
+      if (!data.ok()) continue;
+      auto j = ParseRegistration(path, *data);
+      if (!j.ok() || j->value("kind", std::string()) != "group") continue;
+      if (!env->ProcessAlive(j->value("pid", std::int64_t{0}))) continue;
+      if (JsonBytesValue(*j, "group") == name || j->value("id", std::string()) == name) return *j;
+      seen.push_back(JsonBytesValue(*j, "group"));
+    }
+  }
+  std::string known;
+  for (const auto& s : seen) known += (known.empty() ? "" : ", ") + s;
+  return NotFound("no running group named '" + name + "'" +
+                  (known.empty() ? "" : " (running: " + known + ")") +
+                  (refused.empty() ? "" : " (" + refused + ")"));
+}
+
+Result<std::string> GroupCheckpoint(const nlohmann::json& reg, bool exit, double timeout) {
+  ASSIGN_OR_RETURN(auto ch, ConnectGroup(reg));
+  RETURN_IF_ERROR(
+      ch->Send(group::Msg::kClientCheckpoint, group::EncodeNote({0, static_cast<std::uint8_t>(exit), ""})));
+  // The coordinator enforces the members' own timeout; this one bounds how
+  // long the command waits for its answer.
+  ASSIGN_OR_RETURN(auto n, AwaitGroupReply(ch.get(), JsonBytesValue(reg, "group"), timeout));
+  return n.text;
+}
+
+Result<HeldGroup> GroupCheckpointAndHold(const nlohmann::json& reg, double timeout) {
+  HeldGroup h;
+  h.name = JsonBytesValue(reg, "group");
+  h.coordinator_pid = reg.value("pid", std::int64_t{0});
+  ASSIGN_OR_RETURN(h.channel, ConnectGroup(reg));
+  RETURN_IF_ERROR(h.channel->Send(group::Msg::kClientHold, group::EncodeNote({0, 0, ""})));
+  auto n = AwaitGroupReply(h.channel.get(), h.name, timeout);
+  if (!n.ok()) {
+    // Closing the connection cancels the hold: if the checkpoint completes
+    // after all, the members go on.
+    h.channel->Shutdown();
+    return n.status();
+  }
+  h.image = n->text;
+  return h;
+}
+
+Status DecideHeldGroup(platform::Env* env, HeldGroup* held, bool exit, double timeout) {
+  if (!held->channel) return FailedPrecondition("group " + held->name + " is not held");
+  Status st = held->channel->Send(group::Msg::kClientDecide,
+                                  group::EncodeNote({0, static_cast<std::uint8_t>(exit ? 1 : 0), ""}));
+  auto ack = st.ok() ? AwaitGroupReply(held->channel.get(), held->name, timeout) : Result<group::Note>(st);
+  held->channel->Shutdown();
+  held->channel.reset();
+  if (!ack.ok()) return ack.status().WithContext("deciding the hold of group " + held->name);
+  if (!exit) return Status::Ok();
+  // The members stop; the coordinator ends once they have.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout);
+  while (env->ProcessAlive(held->coordinator_pid)) {
+    if (std::chrono::steady_clock::now() > deadline)
+      return Timeout("group " + held->name + "'s coordinator (pid " + std::to_string(held->coordinator_pid) +
+                     ") has not ended within " + FormatSeconds(timeout) +
+                     " after its members were told to stop");
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return Status::Ok();
+}
+
+}  // namespace ckpt::cli

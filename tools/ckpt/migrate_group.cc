@@ -1,0 +1,179 @@
+// Migrating a dependent process group: a coordinated checkpoint whose
+// members stay parked (the coordinator holds back their DONE), the group
+// image to the target, which resumes the whole group held until COMMIT; on
+// DONE the source's members stop (status 75), on any failure before they go
+// on exactly where they were (docs/migration.md, "Groups").
+#include <cctype>
+#include <filesystem>
+
+#include "command.h"
+#include "group_control.h"
+#include "migrate.h"
+#include "net/handoff.h"
+#include "progress.h"
+#include "util/utf8.h"
+
+namespace ckpt::cli {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string GroupProcCwd(std::int64_t pid) {
+  std::error_code ec;
+  auto p = fs::read_symlink("/proc/" + std::to_string(pid) + "/cwd", ec);
+  return ec ? std::string() : p.string();
+}
+
+// A program's name as `--program NAME=...` takes it: its base name, without .exe.
+std::string MemberProgramName(const std::string& path) {
+  std::string b =
+      path.substr(path.find_last_of("/\\") == std::string::npos ? 0 : path.find_last_of("/\\") + 1);
+  if (b.size() > 4) {
+    std::string ext = b.substr(b.size() - 4);
+    for (auto& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (ext == ".exe") b.resize(b.size() - 4);
+  }
+  return b;
+}
+
+Result<std::vector<std::string>> Words(const nlohmann::json& m, const char* key) {
+  std::vector<std::string> out;
+  auto it = m.find(key);
+  if (it == m.end() || !it->is_array()) return out;
+  for (const auto& w : *it) {
+    nlohmann::json one = {{"w", w}};
+    std::string s = JsonBytesValue(one, "w");
+    if (!IsValidUtf8(s)) return InvalidArgument("a member's command line is not valid UTF-8");
+    out.push_back(s);
+  }
+  return out;
+}
+
+// What the target needs to check before the group is touched: each member's
+// program (name, recorded path, the command the coordinator started).
+Result<nlohmann::json> MemberFacts(const nlohmann::json& reg) {
+  auto cmds = reg.find("commands");
+  if (cmds == reg.end() || !cmds->is_array() || cmds->empty())
+    return FailedPrecondition("group " + JsonBytesValue(reg, "group") +
+                              "'s coordinator does not publish its members' commands (an older ckpt?)");
+  nlohmann::json out = nlohmann::json::array();
+  std::uint32_t rank = 0;
+  for (const auto& m : *cmds) {
+    ASSIGN_OR_RETURN(auto launch, Words(m, "launch"));
+    ASSIGN_OR_RETURN(auto args, Words(m, "args"));
+    std::string program = JsonBytesValue(m, "program");
+    if (program.empty() || !IsValidUtf8(program))
+      return FailedPrecondition("member " + std::to_string(rank) + " of group " +
+                                JsonBytesValue(reg, "group") +
+                                " has not joined yet (or its path is not UTF-8); try again");
+    out.push_back({{"rank", rank},
+                   {"name", MemberProgramName(program)},
+                   {"program", program},
+                   {"launch", launch},
+                   {"args", args}});
+    ++rank;
+  }
+  return out;
+}
+
+std::uint64_t GroupImageSize(const std::string& p) {
+  std::error_code ec;
+  auto n = p.empty() ? 0 : fs::file_size(p, ec);
+  return ec ? 0 : n;
+}
+
+}  // namespace
+
+Result<MigrateReport> MigrateGroup(const MigrateOptions& o, Connection* c, const nlohmann::json& reg) {
+  platform::Env* env = platform::Env::Default();
+  std::string name = JsonBytesValue(reg, "group");
+  std::int64_t pid = reg.value("pid", std::int64_t{0});
+  std::string cwd = GroupProcCwd(pid);
+  std::string dir = JsonBytesValue(reg, "dir");
+  if (!dir.empty() && dir[0] != '/' && !cwd.empty()) dir = (fs::path(cwd) / dir).lexically_normal().string();
+  ASSIGN_OR_RETURN(auto members, MemberFacts(reg));
+  MigrateReport rep;
+  rep.kind = "group";
+  net::SourceHandoff h(c->stream.get());
+  nlohmann::json hello = {{"id", NewMigrationId()},
+                          {"kind", "group"},
+                          {"name", name},
+                          {"members", members},
+                          {"cwd", cwd},
+                          {"ckpt_dir", dir},
+                          {"image_name", name + ".ckpt"},
+                          {"image_bytes", GroupImageSize(JsonBytesValue(reg, "last_image"))},
+                          {"every", reg.value("every", 0.0)},
+                          {"timeout", reg.value("timeout", 30.0)},
+                          {"keep", reg.value("keep", 2)},
+                          {"codec", JsonBytesValue(reg, "codec", "none")},
+                          {"source_host", env->HostName()}};
+  // The target says whether it can run every member before the group is touched.
+  ASSIGN_OR_RETURN(auto accept, h.Hello(hello));
+  Status cs = ApplyCompression(o, accept, h.sink());
+  if (!cs.ok()) {
+    h.Abort(cs.message());
+    return cs;
+  }
+  TransferProgress prog(o.progress);
+  const std::string host = accept.value("host", std::string("the target"));
+  prog.Phase("checkpoint of group " + name);
+  std::int64_t t_hold = SteadyNanos();
+  auto held = GroupCheckpointAndHold(reg, o.timeout);
+  if (!held.ok()) {
+    h.Abort(held.status().message());
+    return held.status().WithContext("checkpoint of group " + name);
+  }
+  rep.checkpoint_ns = SteadyNanos() - t_hold;
+  // From here on, a failure lets the parked members go on.
+  auto fail = [&](const Status& st) -> Status {
+    h.Abort(st.message());
+    Status rel = DecideHeldGroup(env, &*held, /*exit=*/false, o.timeout);
+    if (!rel.ok())
+      return Status(st.code(), st.message() + "; and releasing the group failed: " + rel.message());
+    return st;
+  };
+  if (!o.keep_image.empty()) {
+    std::error_code ec;
+    fs::create_directories(o.keep_image, ec);
+    rep.kept_image = platform::JoinPath(o.keep_image, platform::BaseName(held->image));
+    fs::copy_file(held->image, rep.kept_image, fs::copy_options::overwrite_existing, ec);
+    if (ec) return fail(IoError("copy " + held->image + " to " + o.keep_image + ": " + ec.message()));
+  }
+  std::int64_t t_send = SteadyNanos();
+  prog.Phase("sending to " + host);
+  Status sent = h.SendFile(held->image, [&prog](std::uint64_t d, std::uint64_t t) { prog.Update(d, t); });
+  if (sent.ok()) sent = h.EndImage();
+  if (!sent.ok()) return fail(sent);
+  rep.image_bytes = h.sink()->Position();
+  rep.bytes_sent = h.sink()->sent();
+  rep.transfer_ns = SteadyNanos() - t_send;
+  prog.Phase("resuming the group on " + host);
+  auto ready = h.AwaitReady(static_cast<int>(o.timeout * 1000));
+  if (!ready.ok()) return fail(ready.status());
+  rep.ready = *ready;
+  rep.restore_ns = ready->value("restore_ns", std::int64_t{0});
+  auto done = h.Commit(static_cast<int>(o.timeout * 1000));
+  if (!done.ok()) {
+    if (!h.committed()) return fail(done.status());
+    // COMMIT went out but no answer came: the target may run the group.
+    // Running it twice is recoverable, losing it is not: the source goes on.
+    Status rel = DecideHeldGroup(env, &*held, false, o.timeout);
+    return Internal(done.status().message() + "; the target " + rep.ready.value("host", std::string("?")) +
+                    " may be running the group (coordinator pid " +
+                    std::to_string(rep.ready.value("pid", 0)) + ") — the source runs on" +
+                    (rel.ok() ? "" : " (releasing it failed: " + rel.message() + ")"));
+  }
+  rep.done = *done;
+  prog.End();
+  Status end = DecideHeldGroup(env, &*held, /*exit=*/true, o.timeout);
+  rep.downtime_ns = SteadyNanos() - t_hold;
+  if (!end.ok()) {
+    std::fprintf(stderr, "ckpt: warning: the group runs on the target, but ending it here failed: %s\n",
+                 end.message().c_str());
+  }
+  return rep;
+}
+
+}  // namespace ckpt::cli
