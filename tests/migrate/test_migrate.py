@@ -66,15 +66,26 @@ def alive(host, ns_pid):
 
 # --- a ckpt program -----------------------------------------------------------
 
-HEAT_ARGS = ["512", "40000"]
+HEAT_ARGS = ["512", "40000"]  # steps calibrated by reference()
+
+
+def calibrated_steps(n, seconds):
+    """Steps of `heat n` that take about `seconds` with this build (sanitizer builds are much slower)."""
+    t0 = time.monotonic()
+    ck.run([HEAT, str(n), "300", "--ckpt-no-listen"], check=0)
+    per_step = max((time.monotonic() - t0) / 300, 1e-6)
+    return str(max(2000, min(200000, int(seconds / per_step))))
 
 
 def reference():
+    """The uninterrupted run's result, once HEAT_ARGS runs about 4 s here."""
+    HEAT_ARGS[1] = calibrated_steps(512, 4.0)
     p = ck.run([HEAT] + HEAT_ARGS + ["--ckpt-no-listen"], check=0)
     return ck.result_line(p.stdout)
 
 
-def start_heat(host, work, args=HEAT_ARGS):
+def start_heat(host, work, args=None):
+    args = args or HEAT_ARGS
     out = open(os.path.join(work, "source.out"), "ab")
     err = open(os.path.join(work, "source.err"), "ab")
     proc = host.popen([HEAT] + args + ["--ckpt-dir", work], cwd=work, stdout=out, stderr=err,
@@ -118,7 +129,7 @@ def check_program_round_trip(hosts, ref):
     shutil.rmtree(work)
 
 
-def check_source_survives(hosts, ref, what, dest, extra, want_in_error, env_extra=None, args=HEAT_ARGS,
+def check_source_survives(hosts, ref, what, dest, extra, want_in_error, env_extra=None, args=None,
                           source_ref=None):
     """A migration that must fail: the source runs on and its result is intact."""
     work = ck.tempdir("mig-fault")
@@ -171,7 +182,7 @@ def check_program_faults(hosts, ref):
     check_source_survives(hosts, ref, "receiver killed", "b", ["--remote-ckpt", die], "b")
     shutil.rmtree(os.path.dirname(cut))
     # The target's spool is full (c: 4 MiB; this heat's image is 8 MiB).
-    big = ["1024", "12000"]
+    big = ["1024", calibrated_steps(1024, 3.0)]
     big_ref = ck.result_line(ck.run([HEAT] + big + ["--ckpt-no-listen"], check=0).stdout)
     check_source_survives(hosts, ref, "spool full", "c", [], "No space left", args=big, source_ref=big_ref)
 
