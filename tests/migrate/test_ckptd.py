@@ -312,14 +312,21 @@ def check_migrate_cli(hosts, d, spool, work):
     TM.wait_for(lambda: TM.check_counter(log) > before + 20, "the counter to go on in b")
     ck.check(TM.alive(b, proc.ns_pid) and not TM.alive(a, proc.ns_pid), "the counter is not (only) in b")
     b.run(["kill", "-9", str(proc.ns_pid)])
-    # A subject the config does not allow: refused, the source runs on.
+    # Refused while the source runs: a subject the config does not allow, a certificate another CA signed,
+    # no certificate at all. The source runs on to the right result.
     src = TM.start_heat(a, work)
     p = cli_migrate(hosts, d, "stranger", src.ns_pid, 1)
     ck.check("does not allow peer CN=stranger" in p.stderr and "runs on here as before" in p.stderr, p.stderr)
+    p = cli_migrate(hosts, d, "rogue", src.ns_pid, 1)
+    ck.check("runs on here as before" in p.stderr, "rogue CA: " + p.stderr)
+    p = hosts["a"].run([TM.CKPT, "migrate", str(src.ns_pid), "--to", "ckpt://%s:%d" % (b.addr, PORT + 1)],
+                       capture_output=True, text=True, timeout=60, env=TM.env())
+    ck.check(p.returncode != 0 and "needs --cert, --key and --ca" in p.stderr, "no certificate: " + p.stderr)
+    ck.check(TM.alive(a, src.ns_pid), "the source is gone after the refusals")
     ck.check(src.wait(timeout=120) == 0, "the refused source did not finish")
     ck.check(ck.result_line(open(os.path.join(work, "source.out")).read().splitlines()[-1]) == ref,
              "the refused source's result is wrong")
-    ck.check(not os.path.exists(os.path.join(work, "heat.out")), "a copy ran on b after the refusal")
+    ck.check(not os.path.exists(os.path.join(work, "heat.out")), "a copy ran on b after the refusals")
     daemon.stop()
 
 

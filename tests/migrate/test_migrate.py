@@ -118,8 +118,10 @@ def check_program_round_trip(hosts, ref):
     # ... and back to a while it runs.
     wait_for(lambda: registered(b, j["pid"]), "the migrated heat to register on b")
     time.sleep(0.3)
-    p, j2 = migrate(hosts, "b", j["pid"], "a")
+    p, j2 = migrate(hosts, "b", j["pid"], "a", "--compress", "zstd")
     ck.check(j2["host"] == "a", "second hop said: %s" % p.stdout)
+    ck.check(j2["bytes_sent"] < j2["image_bytes"], "--compress zstd sent %d of %d bytes" %
+             (j2["bytes_sent"], j2["image_bytes"]))
     wait_for(lambda: not alive(b, j["pid"]), "heat to leave b")
     got = result_on(work)
     ck.check(got == [ref], "a -> b -> a result %s, uninterrupted %s" % (got, ref))
@@ -225,8 +227,12 @@ def check_process_round_trips(hosts):
     for hop in range(6):
         dest = "b" if where == "a" else "a"
         before = check_counter(log)
-        p, j = migrate(hosts, where, pid, dest)
+        kept = os.path.join(work, "kept")
+        p, j = migrate(hosts, where, pid, dest, *(["--keep-image", kept] if hop == 0 else []))
         ck.check(j["kind"] == "process" and j["pid"] == pid and j["host"] == dest, "hop %d: %s" % (hop, p.stdout))
+        if hop == 0:  # the copy kept at the source is a whole, valid image
+            ck.check(j.get("kept_image") == os.path.join(kept, "process.ckpt"), "kept_image: %s" % p.stdout)
+            ck.run([CKPT, "verify", j["kept_image"]], check=0)
         wait_for(lambda: check_counter(log) > before + 20, "the counter to go on after hop %d" % hop)
         ck.check(alive(hosts[dest], pid), "hop %d: the counter does not run on %s" % (hop, dest))
         ck.check(not alive(hosts[where], pid), "hop %d: the counter still runs on %s" % (hop, where))

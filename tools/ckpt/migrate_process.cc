@@ -30,6 +30,21 @@ std::vector<std::int64_t> TreePids(pid_t pid, bool tree) {
   return out;
 }
 
+// The image to the target and, with --keep-image, into a file here too.
+class TeeSink final : public image::Sink {
+ public:
+  TeeSink(image::Sink* a, image::Sink* b) : a_(a), b_(b) {}
+  Status Append(const void* data, std::size_t size) override {
+    RETURN_IF_ERROR(a_->Append(data, size));
+    return b_ != nullptr ? b_->Append(data, size) : Status::Ok();
+  }
+  std::uint64_t Position() const override { return a_->Position(); }
+
+ private:
+  image::Sink* a_;
+  image::Sink* b_;
+};
+
 }  // namespace
 
 Result<MigrateReport> MigrateProcess(const MigrateOptions& o, Connection* c, std::int64_t pid) {
@@ -58,7 +73,21 @@ Result<MigrateReport> MigrateProcess(const MigrateOptions& o, Connection* c, std
   d.pid = static_cast<pid_t>(pid);
   d.tree = o.tree;
   d.external_pipes = o.external_pipes;
-  d.stream = h.sink();
+  // --keep-image: a copy in DIR/process.ckpt, named once complete.
+  std::unique_ptr<platform::TempFile> kept;
+  if (!o.keep_image.empty()) {
+    Status st = env->CreateDirs(o.keep_image);
+    auto f = st.ok() ? env->NewTempFile(o.keep_image, "process.ckpt")
+                     : Result<std::unique_ptr<platform::TempFile>>(st);
+    if (!f.ok()) {
+      h.Abort(f.status().message());
+      return f.status().WithContext("--keep-image " + o.keep_image);
+    }
+    kept = std::move(f).value();
+    rep.kept_image = platform::JoinPath(o.keep_image, "process.ckpt");
+  }
+  TeeSink tee(h.sink(), kept.get());
+  d.stream = &tee;
   TransferProgress prog(o.progress);
   const std::string host = accept.value("host", std::string("the target"));
   prog.Phase("dumping to " + host);
@@ -71,6 +100,10 @@ Result<MigrateReport> MigrateProcess(const MigrateOptions& o, Connection* c, std
     // Ctrl-C (or SIGTERM, SIGHUP) while the target restores: the dump is
     // undone. Not after COMMIT: from then on the target's copy may run.
     c->stream->SetInterruptFd(engine::DumpInterruptFd());
+    if (kept) {
+      RETURN_IF_ERROR(kept->Sync().WithContext("--keep-image"));
+      RETURN_IF_ERROR(kept->Commit(rep.kept_image, true).status().WithContext("--keep-image"));
+    }
     RETURN_IF_ERROR(h.EndImage());
     prog.Phase("restoring on " + host);
     nlohmann::json out = {
