@@ -58,14 +58,28 @@ void Session::Log(const std::string& m) const {
   if (cfg.log) cfg.log(m);
 }
 
-void MaybeDieBeforeReady() {
+namespace {
+
+void MaybeDie(const char* point) {
   const char* f = std::getenv("CKPT_RECEIVE_FAULT");
-  if (f == nullptr || std::string(f) != "die-before-ready") return;
+  if (f == nullptr || std::string(f) != point) return;
 #ifdef _WIN32
   TerminateProcess(GetCurrentProcess(), 137);
 #else
   ::kill(::getpid(), SIGKILL);
 #endif
+}
+
+}  // namespace
+
+void MaybeDieBeforeReady() {
+  MaybeDie("die-before-ready");
+}
+
+void Session::Released() {
+  Status st = RecordCommitted(cfg.spool, id);
+  if (!st.ok()) Log("warning: " + st.message());
+  MaybeDie("die-after-release");
 }
 
 Status Session::AwaitCommit() {
@@ -132,7 +146,16 @@ Status Preflight(Session* ss) {
   s.kind = s.hello.value("kind", std::string());
   s.name = s.hello.value("name", std::string());
   s.id = s.hello.value("id", std::string());
-  if (s.id.size() != 16 || s.id.find_first_not_of("0123456789abcdef") != std::string::npos) s.id = Hex16();
+  bool id_ok = s.id.size() == 16 && s.id.find_first_not_of("0123456789abcdef") == std::string::npos;
+  if (s.kind == "query") {
+    // A source that lost our DONE asks whether migration ID was committed.
+    if (!id_ok) return InvalidArgument("a query for a malformed migration id");
+    std::string outcome = QueryOutcome(s.cfg.spool, s.id, 30 * 1000);
+    s.Log("migration " + s.id + ": " + outcome + " (asked by the source)");
+    s.query = true;
+    return SendJson(s.s, FrameType::kAccept, {{"host", s.host}, {"outcome", outcome}});
+  }
+  if (!id_ok) s.id = Hex16();
   const auto& kinds = s.cfg.kinds;
   if (std::find(kinds.begin(), kinds.end(), s.kind) == kinds.end()) {
     return FailedPrecondition("this receiver does not take " +
@@ -235,6 +258,7 @@ Status RestoreProcess(Session* ss) {
     (void)held;
     return facts.status();
   }
+  s.Released();
   nlohmann::json d = *facts;
   d["host"] = s.host;
   return SendJson(s.s, FrameType::kDone, d);
@@ -246,6 +270,7 @@ Status Receive(Stream* stream, const ReceiveConfig& cfg) {
   Session s(stream, cfg);
   s.host = platform::Env::Default()->HostName();
   Status st = Preflight(&s);
+  if (st.ok() && s.query) return st;
   if (st.ok()) st = TakeImage(&s);
   if (st.ok()) {
     st = s.kind == "process" ? RestoreProcess(&s)

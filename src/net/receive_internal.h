@@ -16,9 +16,11 @@ struct Session {
   Session(Stream* stream, const ReceiveConfig& c) : s(stream), cfg(c) {}
   Stream* s;
   const ReceiveConfig& cfg;
-  std::string host;       // this host's name, for messages and the source
-  std::string step;       // what is being done, for errors
-  bool reported = false;  // an ERROR went to the source (or came from it)
+  std::string host;  // this host's name, for messages and the source
+  std::string step;  // what is being done, for errors
+  bool reported = false;
+  bool query =
+      false;  // the source only asked for an outcome  // an ERROR went to the source (or came from it)
   nlohmann::json hello;
   std::string id, kind, name;
   std::string dir;  // this migration's spool directory
@@ -36,6 +38,9 @@ struct Session {
   void Log(const std::string& m) const;
   // Waits for the source's COMMIT; an error if it gave up, went away or took too long.
   Status AwaitCommit();
+  // The target's copy runs: the outcome record, then (test hook
+  // CKPT_RECEIVE_FAULT=die-after-release) perhaps a SIGKILL before DONE.
+  void Released();
 };
 
 // Test hook: CKPT_RECEIVE_FAULT=die-before-ready kills this process (as

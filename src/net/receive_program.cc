@@ -194,6 +194,7 @@ Status RunHeld(Session* ss, const std::vector<std::string>& argv, std::vector<st
   s.step = "release";
   RETURN_IF_ERROR(sock->SendAll("g", 1));
   child->Release();
+  s.Released();
   nlohmann::json d = {{"pid", child->pid()}, {"host", s.host}};
   return SendJson(s.s, FrameType::kDone, d);
 }

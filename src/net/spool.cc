@@ -1,6 +1,9 @@
 #include "net/spool.h"
 
+#include <chrono>
+#include <cstdio>
 #include <filesystem>
+#include <thread>
 
 #ifndef _WIN32
 #include <errno.h>
@@ -89,6 +92,63 @@ Result<std::unique_ptr<SpoolEntry>> SpoolEntry::Create(const std::string& spool,
   e->guard_pid_ = StartGuardian(dir, &e->guard_fd_);
 #endif
   return e;
+}
+
+namespace {
+
+fs::path OutcomePath(const std::string& spool, const std::string& id) {
+  return fs::path(spool) / "outcomes" / id;
+}
+
+// True while a live receiver holds entry m-ID (its lock).
+bool EntryHeld(const std::string& spool, const std::string& id) {
+#ifdef _WIN32
+  std::error_code ec;
+  return fs::exists(fs::path(spool) / ("m-" + id) / kLock, ec);
+#else
+  int fd = ::open((fs::path(spool) / ("m-" + id) / kLock).c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return false;
+  bool held = ::flock(fd, LOCK_SH | LOCK_NB) != 0;
+  ::close(fd);
+  return held;
+#endif
+}
+
+}  // namespace
+
+Status RecordCommitted(const std::string& spool, const std::string& id) {
+  std::error_code ec;
+  fs::create_directories(fs::path(spool) / "outcomes", ec);
+  // Records older than a week are no longer asked for.
+  auto now = fs::file_time_type::clock::now();
+  for (fs::directory_iterator it(fs::path(spool) / "outcomes", ec), end; !ec && it != end; it.increment(ec)) {
+    std::error_code e2;
+    auto t = it->last_write_time(e2);
+    if (!e2 && now - t > std::chrono::hours(24 * 7)) fs::remove(it->path(), e2);
+  }
+  fs::path p = OutcomePath(spool, id);
+  std::FILE* f = std::fopen(p.string().c_str(), "w");
+  if (f == nullptr) return IoError("record the outcome in " + p.string());
+  bool ok = std::fputs("committed\n", f) >= 0;
+#ifndef _WIN32
+  ok = ok && std::fflush(f) == 0 && ::fsync(::fileno(f)) == 0;
+#endif
+  ok = std::fclose(f) == 0 && ok;
+  return ok ? Status::Ok() : IoError("record the outcome in " + p.string());
+}
+
+std::string QueryOutcome(const std::string& spool, const std::string& id, int wait_ms) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(wait_ms);
+  while (true) {
+    std::error_code ec;
+    if (fs::exists(OutcomePath(spool, id), ec)) return "committed";
+    if (!EntryHeld(spool, id)) {
+      // The receiver may have recorded it just before letting go of its entry.
+      return fs::exists(OutcomePath(spool, id), ec) ? "committed" : "not committed";
+    }
+    if (std::chrono::steady_clock::now() > deadline) return "pending";
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
 }
 
 SpoolEntry::~SpoolEntry() {

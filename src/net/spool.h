@@ -30,4 +30,14 @@ class SpoolEntry {
   long guard_pid_ = -1;
 };
 
+// Outcome records, for a source that lost the target's DONE after sending
+// COMMIT: SPOOL/outcomes/ID says "committed" once the target's copy was let
+// go (written after the release: a receiver that dies in between leaves the
+// copy running and no record — running twice is recoverable, losing the
+// computation is not).
+Status RecordCommitted(const std::string& spool, const std::string& id);
+// "committed", or "not committed" once no live receiver holds ID's spool
+// entry (waits up to `wait_ms` for one that still does: "pending" then).
+std::string QueryOutcome(const std::string& spool, const std::string& id, int wait_ms);
+
 }  // namespace ckpt::net

@@ -108,6 +108,11 @@ def result_line_or_none(text):
     return lines[0] if len(lines) == 1 else None
 
 
+def spool_entries(path):
+    """A migration spool's entries (m-ID directories), outcome records aside."""
+    return sorted(f for f in os.listdir(path) if f != "outcomes")
+
+
 def fail(msg):
     print("FAIL: " + msg, file=sys.stderr)
     sys.exit(1)

@@ -197,7 +197,7 @@ def check_served(hosts, d, daemon, work):
             got = ck.result_line_or_none(open(out_file).read())
         time.sleep(0.1)
     ck.check(got == ref, "heat resumed on b: result %r, the uninterrupted run: %r" % (got, ref))
-    ck.check(not os.listdir(b.path(hosts.spool + "/in")), "spool entries left: %s" % os.listdir(b.path(hosts.spool + "/in")))
+    ck.check(not ck.spool_entries(b.path(hosts.spool + "/in")), "spool entries left: %s" % ck.spool_entries(b.path(hosts.spool + "/in")))
 
 
 def check_refusals(hosts, d, daemon):

@@ -127,7 +127,7 @@ def check_program_round_trip(hosts, ref):
     ck.check(got == [ref], "a -> b -> a result %s, uninterrupted %s" % (got, ref))
     # Nothing left in either spool.
     for h in ("a", "b"):
-        ck.check(not os.listdir(hosts[h].path(hosts.spool)), "spool of %s not empty" % h)
+        ck.check(not ck.spool_entries(hosts[h].path(hosts.spool)), "spool of %s not empty" % h)
     shutil.rmtree(work)
 
 
@@ -153,13 +153,35 @@ def check_source_survives(hosts, ref, what, dest, extra, want_in_error, env_extr
     ck.check(rc == 0, "%s: the source ended with %d" % (what, rc))
     ck.check(ck.result_line(out) == (source_ref or ref), "%s: source result %s, want %s" % (what, out, ref))
     d = hosts[dest]
-    ck.check(not os.listdir(d.path(hosts.spool)), "%s: spool on %s not empty: %s" %
-             (what, dest, os.listdir(d.path(hosts.spool))))
+    ck.check(not ck.spool_entries(d.path(hosts.spool)), "%s: spool on %s not empty: %s" %
+             (what, dest, ck.spool_entries(d.path(hosts.spool))))
     ck.check(not os.path.exists(os.path.join(work, "heat.out")) or
              not ck.result_line_or_none(open(os.path.join(work, "heat.out")).read()),
              "%s: a copy ran on %s" % (what, dest))
     left = d.run(["pgrep", "-x", "heat"], capture_output=True, text=True).stdout.split()
     ck.check(not left, "%s: heat left running on %s: %s" % (what, dest, left))
+    shutil.rmtree(work)
+
+
+def fault_wrapper(d, point):
+    """A --remote-ckpt that runs ckpt receive with CKPT_RECEIVE_FAULT=POINT."""
+    path = os.path.join(d, "receive-" + point)
+    with open(path, "w") as f:
+        f.write("#!/bin/sh\nCKPT_RECEIVE_FAULT=%s exec %s \"$@\"\n" % (point, CKPT))
+    os.chmod(path, 0o755)
+    return path
+
+
+def check_program_done_lost(hosts, ref):
+    """The target lets the program run, records it, and dies before DONE: the source asks again over a new
+    connection, learns it was committed, and ends its copy. Exactly one copy runs, to the right result."""
+    work = ck.tempdir("mig-done-lost")
+    src = start_heat(hosts["a"], work)
+    p, j = migrate(hosts, "a", src.ns_pid, "b", "--remote-ckpt", fault_wrapper(work, "die-after-release"))
+    ck.check("confirmation was lost" in p.stderr and j["host"] == "b", "DONE lost: %s %s" % (p.stdout, p.stderr))
+    ck.check(src.wait(timeout=30) == 75, "DONE lost: the source did not exit 75")
+    got = result_on(work)
+    ck.check(got == [ref], "DONE lost: result %s, want %s" % (got, ref))
     shutil.rmtree(work)
 
 
@@ -251,7 +273,7 @@ def check_process_round_trips(hosts):
     ck.check("runs on here as before" in p.stderr and "b" in p.stderr, p.stderr)
     before = check_counter(log + "2")
     wait_for(lambda: check_counter(log + "2") > before + 20, "the source counter to go on")
-    ck.check(not os.listdir(hosts["b"].path(hosts.spool)), "spool of b not empty")
+    ck.check(not ck.spool_entries(hosts["b"].path(hosts.spool)), "spool of b not empty")
     blocker.kill()
     proc.kill()
     shutil.rmtree(work)
@@ -268,6 +290,23 @@ def start_sysv_tree(hosts, d, floor):
                         stderr=open(os.devnull, "w"), start_new_session=True)
     wait_for(lambda: os.path.exists(os.path.join(d, "ready")), "the SysV tree to be ready")
     return tree
+
+
+def check_process_done_lost(hosts):
+    """The target lets the restored counter go and dies before DONE: the source (the dump worker) asks again,
+    learns it was committed and kills its copy. One counter, on b, with no gap or repeat."""
+    work = ck.tempdir("mig-proc-lost")
+    log = os.path.join(work, "counter.log")
+    proc = start_at_pid(hosts["a"], ["python3", "-c", COUNTER, log], 24000, stdin=open(os.devnull),
+                        stdout=open(os.devnull, "w"), stderr=open(os.devnull, "w"), start_new_session=True)
+    wait_for(lambda: os.path.exists(log) and os.path.getsize(log) > 10, "the counter to start")
+    p, j = migrate(hosts, "a", proc.ns_pid, "b", "--remote-ckpt", fault_wrapper(work, "die-after-release"))
+    ck.check("confirmation was lost" in p.stderr and j["host"] == "b", "DONE lost: %s %s" % (p.stdout, p.stderr))
+    before = check_counter(log)
+    wait_for(lambda: check_counter(log) > before + 20, "the counter to go on in b")
+    ck.check(alive(hosts["b"], proc.ns_pid) and not alive(hosts["a"], proc.ns_pid), "not exactly one counter")
+    hosts["b"].run(["kill", "-9", str(proc.ns_pid)])
+    shutil.rmtree(work)
 
 
 def check_sysv_tree(hosts):
@@ -314,7 +353,7 @@ def check_process_faults(hosts):
         ck.check(not left, "%s: tree processes left on b: %s" % (what, left))
         ipcs = b.sh("ipcs -m -s | grep '^0x' || true").stdout.strip()
         ck.check(not ipcs, "%s: System V objects left on b:\n%s" % (what, ipcs))
-        ck.check(not os.listdir(b.path(hosts.spool)), "%s: spool of b not empty" % what)
+        ck.check(not ck.spool_entries(b.path(hosts.spool)), "%s: spool of b not empty" % what)
     open(os.path.join(d, "stop"), "w").close()
     verdict = zdtm_result(d)
     ck.check(verdict == "PASS\n", "the SysV tree after the failed migrations: %s" % verdict)
@@ -330,8 +369,10 @@ def main():
             ref = reference()
             check_program_round_trip(hosts, ref)
             check_program_faults(hosts, ref)
+            check_program_done_lost(hosts, ref)
         elif what == "process":
             check_process_round_trips(hosts)
+            check_process_done_lost(hosts)
             check_sysv_tree(hosts)
             check_process_faults(hosts)
         else:

@@ -108,9 +108,9 @@ def group_shm(host):
 def check_target_empty(hosts, dest, names, what):
     d = hosts[dest]
     # The held coordinator notices the end of its migration and cleans up.
-    wait_for(lambda: not members_on(d, names) and not group_shm(d) and not os.listdir(d.path(hosts.spool)),
+    wait_for(lambda: not members_on(d, names) and not group_shm(d) and not ck.spool_entries(d.path(hosts.spool)),
              "%s: %s to keep nothing (members %s, shm %s, spool %s)" % (
-                 what, dest, members_on(d, names), group_shm(d), os.listdir(d.path(hosts.spool))), 60)
+                 what, dest, members_on(d, names), group_shm(d), ck.spool_entries(d.path(hosts.spool))), 60)
     ck.check(not members_on(d, ["ckpt"]), "%s: a ckpt process is left on %s" % (what, dest))
 
 
@@ -146,7 +146,7 @@ def check_jacobi(hosts):
     ck.check(got == ref, "a -> b -> a result %s, uninterrupted %s\n%s" % (got, ref, read(os.path.join(work, "jac.err"))))
     ck.check(not result_lines(read(os.path.join(work, "source.out"))), "the source printed a result too")
     for h in ("a", "b"):
-        ck.check(not os.listdir(hosts[h].path(hosts.spool)), "spool of %s not empty" % h)
+        ck.check(not ck.spool_entries(hosts[h].path(hosts.spool)), "spool of %s not empty" % h)
         ck.check(not group_shm(hosts[h]), "shared objects left on %s: %s" % (h, group_shm(hosts[h])))
     shutil.rmtree(work)
 
@@ -181,7 +181,7 @@ def check_ring(hosts):
     wait_for(lambda: not alive(b, j["pid"]), "the ring to finish on b", 180)
     got = result_lines(read(os.path.join(work, "ring.out")))
     ck.check(got == ref, "ring after a -> b: %s, want %s\n%s" % (got, ref, read(os.path.join(work, "ring.err"))))
-    ck.check(not os.listdir(b.path(hosts.spool)) and not group_shm(b), "b keeps spool or shm objects")
+    ck.check(not ck.spool_entries(b.path(hosts.spool)) and not group_shm(b), "b keeps spool or shm objects")
     shutil.rmtree(work)
 
 

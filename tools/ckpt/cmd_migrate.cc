@@ -10,6 +10,7 @@
 #include "group_control.h"
 #include "image/codec.h"
 #include "migrate.h"
+#include "net/handoff.h"
 #include "net/ssh.h"
 #include "net/tls.h"
 #include "program_control.h"
@@ -37,6 +38,28 @@ Status ApplyCompression(const MigrateOptions& o, const nlohmann::json& accept, n
   }
   sink->set_compress(true);
   return Status::Ok();
+}
+
+Result<std::string> AskOutcome(Connection* c, const std::string& id) {
+  if (!c->reconnect) return NotSupported("this transport cannot ask the target again");
+  Status last;
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    auto s = c->reconnect();
+    if (!s.ok()) {
+      last = s.status();
+      continue;
+    }
+    net::SourceHandoff h(s->get());
+    auto a = h.Hello({{"kind", "query"}, {"id", id}});
+    if (!a.ok()) {
+      last = a.status();
+      continue;
+    }
+    std::string outcome = a->value("outcome", std::string());
+    if (outcome == "committed" || outcome == "not committed") return outcome;
+    last = Timeout("the target's receiver still holds migration " + id);
+  }
+  return last.WithContext("asking " + c->dest + " whether the migration was committed");
 }
 
 namespace {
@@ -75,12 +98,17 @@ Result<Connection> Connect(const MigrateOptions& o) {
     net::SshOptions so;
     so.command = o.ssh_command;
     so.options = o.ssh_options;
-    ASSIGN_OR_RETURN(auto ch, net::StartSsh(target, so, ReceiveCommand(o)));
+    std::vector<std::string> remote = ReceiveCommand(o);
+    ASSIGN_OR_RETURN(auto ch, net::StartSsh(target, so, remote));
     auto* raw = ch.get();
     Connection c;
     c.dest = o.to;
     c.stream = std::move(ch);
     c.transport_text = [raw] { return raw->ErrorText(); };
+    c.reconnect = [target, so, remote]() -> Result<std::unique_ptr<net::Stream>> {
+      ASSIGN_OR_RETURN(auto again, net::StartSsh(target, so, remote));
+      return std::unique_ptr<net::Stream>(std::move(again));
+    };
     c.finish = [raw]() -> std::string {
       int st = raw->Finish();
       if (st == 0) return "";
@@ -105,6 +133,7 @@ Result<Connection> Connect(const MigrateOptions& o) {
     Connection c;
     c.dest = o.to;
     c.stream = std::move(s);
+    c.reconnect = [o, f]() { return net::ConnectDaemon(o.to, f, o.insecure_no_tls); };
     return c;
   }
   return InvalidArgument("--to wants ssh://[user@]host[:port] or ckpt://host:port, not '" + o.to + "'");

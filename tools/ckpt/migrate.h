@@ -47,7 +47,14 @@ struct Connection {
   std::function<std::string()> transport_text = [] { return std::string(); };
   // The transport's own end: its exit status text, "" if it ended cleanly.
   std::function<std::string()> finish = [] { return std::string(); };
+  // A new connection to the same receiver (to ask for an outcome).
+  std::function<Result<std::unique_ptr<net::Stream>>()> reconnect;
 };
+
+// After COMMIT went out and DONE did not come back: asks the target, over a
+// new connection, whether migration `id` was committed. "committed", "not
+// committed", or an error when it cannot be learnt (then the source runs on).
+Result<std::string> AskOutcome(Connection* c, const std::string& id);
 
 // Times and sizes for --json and the summary line.
 struct MigrateReport {

@@ -155,6 +155,17 @@ Result<MigrateReport> MigrateGroup(const MigrateOptions& o, Connection* c, const
   rep.ready = *ready;
   rep.restore_ns = ready->value("restore_ns", std::int64_t{0});
   auto done = h.Commit(static_cast<int>(o.timeout * 1000));
+  if (!done.ok() && h.committed()) {
+    // COMMIT went out but DONE did not come back: ask the target again.
+    auto outcome = AskOutcome(c, hello.value("id", std::string()));
+    if (outcome.ok() && *outcome == "committed") {
+      std::fprintf(stderr,
+                   "ckpt: the target's confirmation was lost, but its record says the group runs there\n");
+      done = rep.ready;
+    } else if (outcome.ok()) {
+      return fail(done.status().WithContext("the target did not take the commit"));
+    }
+  }
   if (!done.ok()) {
     if (!h.committed()) return fail(done.status());
     // COMMIT went out but no answer came: the target may run the group.

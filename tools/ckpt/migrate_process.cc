@@ -112,6 +112,18 @@ Result<MigrateReport> MigrateProcess(const MigrateOptions& o, Connection* c, std
     if (!ready.ok()) return ready.status();
     out["ready"] = *ready;
     auto done = h.Commit(wait_ms);
+    if (!done.ok() && h.committed()) {
+      // COMMIT went out but DONE did not come back: ask the target again.
+      auto outcome = AskOutcome(c, hello.value("id", std::string()));
+      if (outcome.ok() && *outcome == "committed") {
+        std::fprintf(
+            stderr, "ckpt: the target's confirmation was lost, but its record says the process runs there\n");
+        done = *ready;
+      } else if (outcome.ok()) {
+        res.Put(out.dump());
+        return done.status().WithContext("the target did not take the commit");
+      }
+    }
     if (!done.ok()) {
       out["ambiguous"] = h.committed();
       res.Put(out.dump());

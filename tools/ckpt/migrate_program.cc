@@ -99,10 +99,22 @@ Result<MigrateReport> MigrateProgram(const MigrateOptions& o, Connection* c, std
   rep.ready = *ready;
   rep.restore_ns = ready->value("restore_ns", std::int64_t{0});
   auto done = h.Commit(static_cast<int>(o.timeout * 1000));
+  if (!done.ok() && h.committed()) {
+    // COMMIT went out but DONE did not come back: ask the target again.
+    auto outcome = AskOutcome(c, hello.value("id", std::string()));
+    if (outcome.ok() && *outcome == "committed") {
+      std::fprintf(stderr,
+                   "ckpt: the target's confirmation was lost, but its record says the program runs there\n");
+      done = rep.ready;
+    } else if (outcome.ok()) {
+      return fail(done.status().WithContext("the target did not take the commit"));
+    }
+  }
   if (!done.ok()) {
     if (!h.committed()) return fail(done.status());
-    // COMMIT went out but no answer came: the target may run it. Losing the
-    // computation is worse than running it twice: the source runs on.
+    // COMMIT went out and the outcome cannot be learnt: the target may run
+    // it. Losing the computation is worse than running it twice: the source
+    // runs on.
     Status rel = ReleaseHeld(env, target, false, o.timeout);
     return Internal(done.status().message() + "; the target " + rep.ready.value("host", std::string("?")) +
                     " may be running it as pid " + std::to_string(rep.ready.value("pid", 0)) +
