@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """`make demo`: a computation starts on Linux x86-64, is checkpointed, resumes
 as a Windows program under Wine, is checkpointed again, and finishes on
-big-endian s390x under qemu — and its result equals the uninterrupted run."""
+big-endian s390x under qemu — and its result equals the uninterrupted run.
+Then one runs on a host and moves to another with `ckpt migrate` over ssh."""
 import json
 import os
 import shutil
@@ -42,6 +43,57 @@ def result(p):
 
 def say(msg):
     print(msg, flush=True)
+
+
+def migration_demo():
+    """Step 5: `ckpt migrate` between two hosts (network, mount and PID namespaces with their own sshd)."""
+    sys.path.insert(0, os.path.join(ROOT, "tests", "lib"))
+    import hosts as H
+    why = H.unavailable()
+    if why:
+        say("\n%s5.%s (skipped: two namespace hosts cannot be made here: %s)" % (BOLD, END, why))
+        return
+    heat = os.path.join(B, "bin", "heat")
+    args = [N, str(int(STEPS) * 10)]
+    ref = result(run([heat] + args + ["--ckpt-no-listen"], ROOT)[1])
+    work = tempfile.mkdtemp(prefix="ckpt-demo-mig-")
+    env = dict(os.environ, CKPT_RUNTIME_DIR="/run/ckpt")
+    try:
+        with H.Hosts(("a", "b"), ssh_env={"CKPT_RUNTIME_DIR": "/run/ckpt",
+                                          "PATH": os.path.join(B, "bin") + ":/usr/bin:/bin"}) as hosts:
+            a = hosts["a"]
+            say("\n%s5.%s Two hosts on this machine (namespaces with their own network, PIDs and sshd): heat %s"
+                " starts on host a," % (BOLD, END, " ".join(args)))
+            with open(os.path.join(work, "a.out"), "wb") as out:
+                src = a.popen([heat] + args, cwd=work, stdout=out, stderr=subprocess.DEVNULL, env=env,
+                              stdin=subprocess.DEVNULL)
+            deadline = time.time() + 20
+            while not os.path.exists(a.path("/run/ckpt/%d.json" % src.ns_pid)) and time.time() < deadline:
+                time.sleep(0.05)
+            time.sleep(0.5)
+            cmd = [CKPT, "migrate", str(src.ns_pid), "--to", "ssh://b", "--ssh", hosts.ssh_command, "--json",
+                   "--remote-spool", hosts.spool]
+            say("   and moves to host b over ssh mid-run:  ckpt migrate %d --to ssh://b" % src.ns_pid)
+            p = a.run(cmd, capture_output=True, text=True, timeout=120, env=env)
+            if p.returncode != 0:
+                sys.exit("%sdemo failed%s: ckpt migrate exited %d\n%s" % (RED, END, p.returncode, p.stderr))
+            j = json.loads(p.stdout)
+            say("   now pid %d on host %s; %.1f MiB sent, downtime %.0f ms, total %.0f ms; the source exited %d" % (
+                j["pid"], j["host"], j["bytes_sent"] / 2**20, j["downtime_ms"], j["total_ms"], src.wait(30)))
+            out_b = os.path.join(work, "heat.out")
+            deadline = time.time() + 120
+            got = None
+            while got is None and time.time() < deadline:
+                lines = [l for l in open(out_b).read().splitlines() if l.startswith("result")] \
+                    if os.path.exists(out_b) else []
+                got = lines[0] if lines else None
+                time.sleep(0.1)
+            say("   %s (on b)" % got)
+            if got != ref:
+                sys.exit("%sDIFFERENT%s after the migration:\n  %s\n  %s" % (RED + BOLD, END, got, ref))
+            say("   %sIDENTICAL%s to the uninterrupted run." % (GREEN + BOLD, END))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def main():
@@ -111,6 +163,7 @@ def main():
         else:
             say("%sDIFFERENT%s:\n  %s\n  %s" % (RED + BOLD, END, got, ref))
             sys.exit(1)
+        migration_demo()
         say("\n%sNext: docs/api.md (make your program checkpointable), docs/cli.md (the ckpt tool).%s" % (DIM, END))
     finally:
         shutil.rmtree(work, ignore_errors=True)
