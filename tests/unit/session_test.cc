@@ -513,7 +513,7 @@ TEST_F(SessionTest, RequestFromAnotherThreadIsTakenAtNextSafepoint) {
 // the registration was written and is never taken for its writer.
 TEST(RegistrationTest, StartTimeOfAnEmulatedWriterMatches) {
   EXPECT_TRUE(lib::SameStartTime(2350895, 2350895));
-  EXPECT_TRUE(lib::SameStartTime(2350896, 2350895));  // qemu-s390x 7.2, measured
+  EXPECT_TRUE(lib::SameStartTime(2350896, 2350895));   // qemu-s390x 7.2, measured
   EXPECT_FALSE(lib::SameStartTime(2350895, 2350896));  // a later process with the PID
   EXPECT_FALSE(lib::SameStartTime(2350895 + 100000, 2350895));
   EXPECT_FALSE(lib::SameStartTime(5, 0));  // unreadable
