@@ -99,9 +99,10 @@ class Chain:
         p = self.hosts[src].popen(argv, cwd=self.work, env=self.env, stdin=subprocess.DEVNULL,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         err = []
-        t = threading.Thread(target=lambda: err.append(p.stderr.read()))
+        t = threading.Thread(target=lambda: err.append(p.stderr.read()), daemon=True)
         t.start()
         watchdog = threading.Timer(240, p.kill)  # a hang fails the test, with what it said
+        watchdog.daemon = True
         watchdog.start()
         os.kill(src_pid_here, signal.SIGCONT)
         lines = []
