@@ -70,6 +70,11 @@ std::string JsonString(const std::string& j, const std::string& key) {
 
 }  // namespace
 
+bool SameStartTime(std::uint64_t recorded, std::uint64_t actual) {
+  constexpr std::uint64_t kEmulatorSlack = 500;  // clock ticks (5 s at USER_HZ 100)
+  return recorded == actual || (actual != 0 && recorded > actual && recorded - actual <= kEmulatorSlack);
+}
+
 std::string RegistrationPath(const std::string& runtime_dir, std::int64_t pid) {
   return platform::JoinPath(runtime_dir, std::to_string(pid) + ".json");
 }
@@ -100,7 +105,7 @@ void CollectStaleRegistrations(platform::Env* env, const std::string& runtime_di
     if (!stale) {
       std::uint64_t t = JsonNumber(*data, "start_time");
       std::uint64_t now = t != 0 ? env->ProcessStartTime(pid) : 0;
-      stale = t != 0 && now != 0 && now != t;  // the PID was reused
+      stale = t != 0 && now != 0 && !SameStartTime(t, now);  // the PID was reused
     }
     if (stale) env->RemoveFile(path).IgnoreError();
   }
@@ -109,6 +114,7 @@ void CollectStaleRegistrations(platform::Env* env, const std::string& runtime_di
 Registration::Registration(platform::Env* env, std::string program, std::string dir)
     : env_(env), program_(std::move(program)), dir_(env->AbsolutePath(dir)) {
   start_time_ = env_->ProcessStartTime(env_->ProcessId());
+  exe_ = env_->ExecutablePath();
 }
 
 Registration::~Registration() {
@@ -136,8 +142,8 @@ Status Registration::Publish(const RegistrationState& s) {
   RETURN_IF_ERROR(dir_status_);
   std::string j =
       "{\"pid\": " + std::to_string(env_->ProcessId()) + ", \"program\": " + JsonBytes(program_) +
-      ", \"dir\": " + JsonBytes(dir_) + ", \"platform\": \"" + PlatformTag() +
-      "\", \"start_time\": " + std::to_string(start_time_) +
+      ", \"dir\": " + JsonBytes(dir_) + ", \"exe\": " + JsonBytes(exe_) + ", \"platform\": \"" +
+      PlatformTag() + "\", \"start_time\": " + std::to_string(start_time_) +
       ", \"exited\": " + (s.exited ? "true" : "false") + ", \"held\": " + (s.held ? "true" : "false") +
       ", \"cwd\": " + JsonBytes(s.cwd) + ", \"generation\": " + std::to_string(s.generation) +
       ", \"failures\": " + std::to_string(s.failures) + ", \"last_image\": " + JsonBytes(s.last_image) +

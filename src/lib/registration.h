@@ -58,6 +58,7 @@ class Registration {
   platform::Env* env_;
   std::string program_;
   std::string dir_;
+  std::string exe_;  // the program's executable (as the OS, or qemu-user, reports it)
   std::string path_;
   std::uint64_t start_time_ = 0;
   std::int64_t pid_ = 0;
@@ -66,6 +67,14 @@ class Registration {
   bool written_ = false;
   bool keep_ = false;
 };
+
+// True if a registration's recorded start time is that of the process that
+// now runs with its PID (`actual`, Env::ProcessStartTime). Equal, or a little
+// later: qemu-user reports to the program it runs a start time of its own,
+// taken as it starts, up to a few clock ticks after the kernel's. A process
+// that reused the PID started after the registration was written, so it is
+// never taken for the writer.
+bool SameStartTime(std::uint64_t recorded, std::uint64_t actual);
 
 // "<dir>/<pid>.json".
 std::string RegistrationPath(const std::string& runtime_dir, std::int64_t pid);

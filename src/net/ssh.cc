@@ -67,14 +67,42 @@ std::string ShellQuote(const std::string& word) {
   return q + "'";
 }
 
-#ifdef _WIN32
-
-Result<std::unique_ptr<SshChannel>> StartSsh(const SshTarget&, const SshOptions&,
-                                             const std::vector<std::string>&) {
-  return NotSupported("the ssh transport is not available in Windows builds of ckpt yet");
+Result<std::vector<std::string>> SshArgv(const SshTarget& target, const SshOptions& options,
+                                         const std::vector<std::string>& remote_argv) {
+  std::vector<std::string> argv;
+  std::string cur;
+  for (char c : options.command) {  // the client command, split at spaces
+    if (c == ' ' || c == '\t') {
+      if (!cur.empty()) argv.push_back(cur);
+      cur.clear();
+    } else {
+      cur += c;
+    }
+  }
+  if (!cur.empty()) argv.push_back(cur);
+  if (argv.empty()) return InvalidArgument("empty ssh command");
+  argv.push_back("-T");  // no terminal: the channel carries binary frames
+  for (const auto& o : options.options) {
+    argv.push_back("-o");
+    argv.push_back(o);
+  }
+  if (target.port != 0) {
+    argv.push_back("-p");
+    argv.push_back(std::to_string(target.port));
+  }
+  if (!target.user.empty()) {
+    argv.push_back("-l");
+    argv.push_back(target.user);
+  }
+  argv.push_back("--");
+  argv.push_back(target.host);
+  std::string cmd;
+  for (const auto& w : remote_argv) cmd += (cmd.empty() ? "" : " ") + ShellQuote(w);
+  argv.push_back(cmd);
+  return argv;
 }
 
-#else
+#ifndef _WIN32  // Windows: ssh_windows.cc
 
 namespace {
 
@@ -85,7 +113,7 @@ class PosixSshChannel final : public SshChannel {
   ~PosixSshChannel() override {
     if (pid_ > 0) {
       CloseWrite();
-      Finish();
+      Finish(-1);
     }
     if (rfd_ >= 0) ::close(rfd_);
     if (errfd_ >= 0) ::close(errfd_);
@@ -100,11 +128,26 @@ class PosixSshChannel final : public SshChannel {
     inner_.reset();
   }
   std::string Describe() const override { return describe_; }
-  int Finish() override {
+  int Finish(int grace_ms) override {
     CloseWrite();
     if (pid_ <= 0) return status_;
     int st = 0;
-    while (::waitpid(pid_, &st, 0) < 0 && errno == EINTR) {
+    bool reaped = false;
+    for (int waited = 0; grace_ms >= 0 && !reaped; waited += 10) {
+      pid_t r = ::waitpid(pid_, &st, WNOHANG);
+      if (r == pid_) {
+        reaped = true;
+      } else if (r < 0 && errno != EINTR) {
+        break;
+      } else if (waited >= grace_ms) {
+        ::kill(pid_, SIGTERM);
+        ended_ = true;
+        break;
+      } else {
+        ::usleep(10 * 1000);
+      }
+    }
+    while (!reaped && ::waitpid(pid_, &st, 0) < 0 && errno == EINTR) {
     }
     status_ = WIFEXITED(st) ? WEXITSTATUS(st) : WIFSIGNALED(st) ? 128 + WTERMSIG(st) : 255;
     pid_ = -1;
@@ -130,6 +173,7 @@ class PosixSshChannel final : public SshChannel {
     if (pid_ > 0) ::kill(pid_, SIGKILL);
   }
   long Pid() const override { return pid_; }
+  bool EndedByUs() const override { return ended_; }
 
  private:
   Stream* Inner() {
@@ -145,48 +189,14 @@ class PosixSshChannel final : public SshChannel {
   std::unique_ptr<Stream> inner_;
   int status_ = 255;
   int intr_fd_ = -1;
+  bool ended_ = false;
 };
-
-std::vector<std::string> SplitWords(const std::string& s) {
-  std::vector<std::string> out;
-  std::string cur;
-  for (char c : s) {
-    if (c == ' ' || c == '\t') {
-      if (!cur.empty()) out.push_back(cur);
-      cur.clear();
-    } else {
-      cur += c;
-    }
-  }
-  if (!cur.empty()) out.push_back(cur);
-  return out;
-}
 
 }  // namespace
 
 Result<std::unique_ptr<SshChannel>> StartSsh(const SshTarget& target, const SshOptions& options,
                                              const std::vector<std::string>& remote_argv) {
-  std::vector<std::string> argv = SplitWords(options.command);
-  if (argv.empty()) return InvalidArgument("empty ssh command");
-  argv.push_back("-T");  // no terminal: the channel carries binary frames
-  for (const auto& o : options.options) {
-    argv.push_back("-o");
-    argv.push_back(o);
-  }
-  if (target.port != 0) {
-    argv.push_back("-p");
-    argv.push_back(std::to_string(target.port));
-  }
-  if (!target.user.empty()) {
-    argv.push_back("-l");
-    argv.push_back(target.user);
-  }
-  argv.push_back("--");
-  argv.push_back(target.host);
-  std::string cmd;
-  for (const auto& w : remote_argv) cmd += (cmd.empty() ? "" : " ") + ShellQuote(w);
-  argv.push_back(cmd);
-
+  ASSIGN_OR_RETURN(std::vector<std::string> argv, SshArgv(target, options, remote_argv));
   int to[2], from[2];
   if (::pipe2(to, O_CLOEXEC) != 0) return platform::PosixError("pipe", "for ssh", errno);
   if (::pipe2(from, O_CLOEXEC) != 0) {

@@ -11,6 +11,7 @@
 #include "ckpt/ckpt.hpp"
 #include "fault_env.h"
 #include "image/reader.h"
+#include "lib/registration.h"
 #include "lib/testing.h"
 #include "platform/env.h"
 #include "temp_dir_test.h"
@@ -505,6 +506,17 @@ TEST_F(SessionTest, RequestFromAnotherThreadIsTakenAtNextSafepoint) {
   t.join();
   EXPECT_EQ(s.safepoint(), Event::kCheckpointed);
   EXPECT_EQ(s.checkpoints_written(), 1u);
+}
+
+// A registration written under qemu-user records qemu's own start time, a
+// few ticks after the kernel's; a process that reused the PID started after
+// the registration was written and is never taken for its writer.
+TEST(RegistrationTest, StartTimeOfAnEmulatedWriterMatches) {
+  EXPECT_TRUE(lib::SameStartTime(2350895, 2350895));
+  EXPECT_TRUE(lib::SameStartTime(2350896, 2350895));   // qemu-s390x 7.2, measured
+  EXPECT_FALSE(lib::SameStartTime(2350895, 2350896));  // a later process with the PID
+  EXPECT_FALSE(lib::SameStartTime(2350895 + 100000, 2350895));
+  EXPECT_FALSE(lib::SameStartTime(5, 0));  // unreadable
 }
 
 }  // namespace

@@ -109,9 +109,16 @@ Result<Connection> Connect(const MigrateOptions& o) {
       ASSIGN_OR_RETURN(auto again, net::StartSsh(target, so, remote));
       return std::unique_ptr<net::Stream>(std::move(again));
     };
-    c.finish = [raw]() -> std::string {
-      int st = raw->Finish();
-      if (st == 0) return "";
+    c.finish = [raw](int grace_ms) -> std::string {
+      int st = raw->Finish(grace_ms);
+      if (raw->EndedByUs()) {
+        return "ssh was still connected " + std::to_string(grace_ms / 1000) +
+               " s after the handoff, so ckpt ended it (a program on the target holds the session open: "
+               "under Wine, the programs ckpt receive starts inherit its standard error); the migrated "
+               "program runs on";
+      }
+      // -1: unknown (a Linux ssh run by Wine; its messages went to our stderr).
+      if (st == 0 || st == -1) return "";
       if (st == 255) return "ssh failed (exit status 255)";
       if (st == 127) return "the remote command was not found (exit status 127; --remote-ckpt names it)";
       return "ssh ended with exit status " + std::to_string(st);
@@ -142,7 +149,7 @@ Result<Connection> Connect(const MigrateOptions& o) {
 // An error with what the transport said, when that explains it (ssh's
 // "Permission denied", "Connection refused", a remote "command not found").
 Status WithTransportText(const Status& st, Connection* c) {
-  std::string fin = c->finish();
+  std::string fin = c->finish(-1);
   std::string text = c->transport_text();
   while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
   std::string last = text.substr(text.rfind('\n') == std::string::npos ? 0 : text.rfind('\n') + 1);
@@ -249,9 +256,12 @@ int Run(const MigrateOptions& o) {
     return kExitFailure;
   }
   r->total_ns = SteadyNanos() - t0;
-  std::string fin = conn->finish();
-  if (!fin.empty()) std::fprintf(stderr, "ckpt: warning: after the migration, %s\n", fin.c_str());
+  // The computation runs on the target: say so at once, then let ssh end; it
+  // may not at once when the migrated program holds the remote session open.
   PrintReport(o, *r);
+  std::fflush(stdout);
+  std::string fin = conn->finish(5000);
+  if (!fin.empty()) std::fprintf(stderr, "ckpt: warning: after the migration, %s\n", fin.c_str());
   return kExitOk;
 }
 

@@ -46,7 +46,9 @@ struct Connection {
   // What the transport itself said (ssh's standard error), for messages.
   std::function<std::string()> transport_text = [] { return std::string(); };
   // The transport's own end: its exit status text, "" if it ended cleanly.
-  std::function<std::string()> finish = [] { return std::string(); };
+  // `grace_ms` >= 0: a transport still open after that long is ended (after
+  // the handoff, when a program on the target holds the session open).
+  std::function<std::string(int grace_ms)> finish = [](int) { return std::string(); };
   // A new connection to the same receiver (to ask for an outcome).
   std::function<Result<std::unique_ptr<net::Stream>>()> reconnect;
 };

@@ -15,6 +15,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
+// /proc/PID/<what> (Linux; "" elsewhere): for programs whose registration
+// predates the "cwd" and "exe" fields.
 std::string ProcLink(std::int64_t pid, const char* what) {
   std::error_code ec;
   auto p = fs::read_symlink("/proc/" + std::to_string(pid) + "/" + what, ec);
@@ -44,13 +46,17 @@ Result<MigrateReport> MigrateProgram(const MigrateOptions& o, Connection* c, std
   std::string name = JsonBytesValue(target.reg, "program");
   std::string cwd = JsonBytesValue(target.reg, "cwd");
   if (cwd.empty()) cwd = ProcLink(pid, "cwd");
+  // The program's own view of its executable: under qemu-user /proc/PID/exe
+  // is the emulator; on Windows there is no /proc.
+  std::string exe = JsonBytesValue(target.reg, "exe");
+  if (exe.empty()) exe = ProcLink(pid, "exe");
   MigrateReport rep;
   rep.kind = "program";
   net::SourceHandoff h(c->stream.get());
   nlohmann::json hello = {{"id", NewMigrationId()},
                           {"kind", "program"},
                           {"name", name},
-                          {"program_path", ProcLink(pid, "exe")},
+                          {"program_path", exe},
                           {"cwd", cwd},
                           {"ckpt_dir", JsonBytesValue(target.reg, "dir")},
                           {"image_name", name + ".ckpt"},

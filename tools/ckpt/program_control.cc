@@ -18,7 +18,7 @@ namespace {
 bool SameProcess(platform::Env* env, std::int64_t pid, const nlohmann::json& reg) {
   std::uint64_t want = reg.value("start_time", std::uint64_t{0});
   if (want == 0) return true;
-  return env->ProcessStartTime(pid) == want;
+  return lib::SameStartTime(want, env->ProcessStartTime(pid));
 }
 
 std::uint64_t SeqOf(const std::string& image) {

@@ -1,0 +1,255 @@
+#!/usr/bin/env python3
+"""Migration between heterogeneous hosts over ssh (issue 11, docs/migration.md
+"Heterogeneous hosts"): a ckpt program (examples/heat) started on Linux
+x86-64 host `a` moves, mid-run, to a Windows host `w` (the Windows build,
+`ckpt.exe receive`, under Wine), from there to an s390x host `s` (the s390x
+build under qemu-user), and back to `a` — each hop a `ckpt migrate` run on
+the host the program is on, over ssh — and prints the result of an
+uninterrupted Linux run, bit for bit.
+
+The hosts are namespaces with their own sshd (tests/lib/hosts.py). Host `w`
+runs Wine with a copy of the test prefix of its own (a wineserver inside the
+host's PID namespace, started beforehand so that no Wine service holds an
+ssh session open). Pacing, not correctness: between hops the program is
+stopped (SIGSTOP) and it runs again (SIGCONT) as soon as the next `ckpt
+migrate` starts, so that a fast host does not finish it before the slow one
+(qemu) has had it; the handoff itself is untouched.
+
+Skipped (77) without hosts, Wine, qemu-s390x or the cross builds.
+"""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+LIB = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib")
+sys.path.insert(0, LIB)
+import ckpttest as ck  # noqa: E402
+import hosts as H  # noqa: E402
+
+CKPT = os.path.join(ck.BIN, "ckpt")
+HEAT = os.path.join(ck.BIN, "heat")
+WIN = os.path.join(ck.CROSS_ROOT, "windows-x64", "bin")
+S390 = os.path.join(ck.CROSS_ROOT, "linux-s390x", "bin")
+RT = "/run/ckpt"  # each host's own runtime directory (a private tmpfs /run)
+HEAT_ARGS = ["256", "300000"]
+
+
+def skip(why):
+    print("SKIP: " + why)
+    sys.exit(ck.SKIP)
+
+
+def wait_for(pred, what, timeout=60.0):
+    end = time.time() + timeout
+    while time.time() < end:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.02)
+    ck.fail("timed out waiting for " + what)
+
+
+class Chain:
+    def __init__(self, hosts, work, prefix):
+        self.hosts, self.work, self.prefix = hosts, work, prefix
+        self.env = ck.env(CKPT_RUNTIME_DIR=RT, WINEPREFIX=prefix, WINEDEBUG="-all")
+        self.ssh = "ssh -F " + hosts.ssh_config
+        self.wckpt = "wine " + ck.wine_path(os.path.join(WIN, "ckpt.exe"))
+        self.sckpt = "qemu-s390x " + os.path.join(S390, "ckpt")
+
+    def procs(self, host, word):
+        """(pid here, pid in the host, command line) of the host's processes whose command line has `word`."""
+        me = os.readlink("/proc/%d/ns/pid" % host.init_pid)
+        out = []
+        for d in os.listdir("/proc"):
+            if not d.isdigit():
+                continue
+            try:
+                if os.readlink("/proc/%s/ns/pid" % d) != me:
+                    continue
+                with open("/proc/%s/cmdline" % d, "rb") as f:
+                    cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+                with open("/proc/%s/status" % d) as f:
+                    nspid = [int(l.split()[-1]) for l in f if l.startswith("NSpid:")][0]
+            except (OSError, IndexError):
+                continue
+            if word in cmd:
+                out.append((int(d), nspid, cmd))
+        return out
+
+    def heat_proc(self, host, ns_pid=None):
+        """The host pid of the heat running on `host` (heat.exe on w)."""
+        word = "heat.exe" if host.name == "w" else "heat"
+        found = [p for p in self.procs(host, word) if "migrate" not in p[2] and "receive" not in p[2]
+                 and not p[2].startswith("sh ") and (ns_pid is None or p[1] == ns_pid)]
+        return found[0][0] if len(found) == 1 else None
+
+    def hop(self, src, pid, src_pid_here, dest, argv_prefix, extra):
+        """`ckpt migrate PID --to ssh://DEST` on host src while the program
+        (stopped, host pid src_pid_here) runs again; returns the JSON answer
+        and the target's program, stopped again, by its host pid."""
+        argv = argv_prefix + ["migrate", str(pid), "--to", self.hosts[dest].url, "--ssh", self.ssh, "--json"] + extra
+        t0 = time.time()
+        p = self.hosts[src].popen(argv, cwd=self.work, env=self.env, stdin=subprocess.DEVNULL,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        err = []
+        t = threading.Thread(target=lambda: err.append(p.stderr.read()), daemon=True)
+        t.start()
+        watchdog = threading.Timer(240, p.kill)  # a hang fails the test, with what it said
+        watchdog.daemon = True
+        watchdog.start()
+        os.kill(src_pid_here, signal.SIGCONT)
+        lines = []
+        for line in p.stdout:  # the answer comes before ssh has ended
+            lines.append(line)
+            if line.rstrip() == "}":
+                break
+        j = None
+        if lines and lines[-1].rstrip() == "}":
+            j = json.loads("".join(lines))
+        here = None
+        if j is not None:
+            d = self.hosts[dest]
+            here = wait_for(lambda: self.heat_proc(d, None if dest == "w" else j["pid"]),
+                            "the program on " + dest, 30)
+            os.kill(here, signal.SIGSTOP)
+        rest = p.stdout.read()
+        rc = p.wait()
+        watchdog.cancel()
+        t.join()
+        took = time.time() - t0
+        if rc != 0 or j is None:
+            ck.fail("%s: exited %d\nstdout:\n%s%s\nstderr:\n%s" % (" ".join(argv), rc, "".join(lines), rest,
+                                                                  "".join(err)))
+        ck.check(j["host"] == dest.upper() or j["host"] == dest, "%s -> %s: host %s" % (src, dest, j["host"]))
+        ck.check(j["kind"] == "program" and j["pid"] > 0, "%s -> %s said: %s" % (src, dest, j))
+        print("ok   %s -> %s in %.1f s (downtime %.0f ms, %d bytes): %s" % (src, dest, took, j["downtime_ms"],
+                                                                        j["bytes_sent"], "".join(err).strip()))
+        return j, here
+
+    def registered(self, host):
+        """The registrations of the programs on host."""
+        d = host.path(RT)
+        names = os.listdir(d) if os.path.isdir(d) else []
+        regs = [self.registration(host, int(f[:-5])) for f in names if f.endswith(".json")]
+        return [r for r in regs if r]
+
+    def registration(self, host, pid):
+        path = host.path("%s/%d.json" % (RT, pid))
+        try:
+            with open(path) as f:
+                return json.load(f)
+        except (OSError, ValueError):
+            return None
+
+
+def reference():
+    p = ck.run([HEAT] + HEAT_ARGS + ["--ckpt-no-listen"], check=0, timeout=600)
+    return ck.result_line(p.stdout)
+
+
+def windows_spool(prefix):
+    return os.path.join(prefix, "drive_c", "users", os.environ.get("USER", "root"), "AppData", "Local", "ckpt",
+                        "spool")
+
+
+def run_chain(hosts, prefix, ref):
+    work = ck.tempdir("mig-hetero")
+    c = Chain(hosts, work, prefix)
+    a, w, s = hosts["a"], hosts["w"], hosts["s"]
+    # On a, Linux x86-64: heat starts and registers, then waits (stopped).
+    out = open(os.path.join(work, "source.out"), "ab")
+    # Under a shell that waits for it (nsenter would stop itself with it).
+    src = a.popen(["sh", "-c", '"$@" & wait $!', "sh", HEAT] + HEAT_ARGS + ["--ckpt-dir", work], cwd=work,
+                  stdout=out, stderr=out, stdin=subprocess.DEVNULL, env=c.env)
+    out.close()
+    pid = wait_for(lambda: c.registered(a), "heat to register on a")[0]["pid"]
+    here = c.heat_proc(a, pid)
+    os.kill(here, signal.SIGSTOP)
+    # a -> w: the Windows build receives, under Wine; heat.exe resumes the image.
+    win_exe = ck.wine_path(os.path.join(WIN, "heat.exe"))
+    j, here = c.hop("a", pid, here, "w", [CKPT],
+                    ["--remote-ckpt", c.wckpt, "--program", "heat=" + win_exe, "--cwd", ck.wine_path(work)])
+    ck.check(src.wait(timeout=60) == 75, "the source heat on a did not exit 75 after the handoff")
+    ck.check(j["stdout"].lower().startswith(ck.wine_path(work).lower()), "output on w went to %s" % j["stdout"])
+    reg = wait_for(lambda: c.registration(w, j["pid"]), "heat.exe to register on w")
+    ck.check(reg["platform"].startswith("windows") and reg["exe"].lower().endswith("heat.exe"),
+             "registration on w: %s" % reg)
+    # w -> s: ckpt.exe migrate under Wine runs the Linux ssh; the s390x build receives under qemu.
+    sheat = os.path.join(S390, "heat")
+    j2, here2 = c.hop("w", j["pid"], here, "s", c.wckpt.split(),
+                      ["--remote-ckpt", c.sckpt, "--program", "heat=qemu-s390x " + sheat, "--cwd", work,
+                       "--remote-spool", hosts.spool])
+    wait_for(lambda: c.heat_proc(w) is None, "heat.exe to leave w")
+    reg = wait_for(lambda: c.registration(s, j2["pid"]), "heat to register on s")
+    ck.check(reg["platform"].startswith("linux-s390x") and reg["exe"] == sheat, "registration on s: %s" % reg)
+    # s -> a: the s390x ckpt migrate under qemu (which runs the native ssh).
+    j3, here3 = c.hop("s", j2["pid"], here2, "a", c.sckpt.split(),
+                      ["--remote-ckpt", CKPT, "--program", "heat=" + HEAT, "--remote-spool", hosts.spool])
+    wait_for(lambda: c.heat_proc(s) is None, "heat to leave s")
+    os.kill(here3, signal.SIGCONT)
+    path = os.path.join(work, "heat.out")
+    got = wait_for(lambda: [l for l in open(path, errors="replace").read().splitlines() if l.startswith("result ")],
+                   "heat's result on a", 300)
+    ck.check(got == [ref], "a -> w -> s -> a result %s, uninterrupted %s" % (got, ref))
+    wait_for(lambda: c.heat_proc(a) is None, "heat to end on a")
+    errs = open(os.path.join(work, "heat.err"), errors="replace").read()
+    ck.check(errs.count("resumed from") == 3, "heat.err does not show three resumes:\n" + errs)
+    # Nothing left in any spool (w: its default, %LOCALAPPDATA%\ckpt\spool).
+    for h in ("a", "s"):
+        ck.check(not os.listdir(hosts[h].path(hosts.spool)), "spool of %s not empty" % h)
+    wsp = windows_spool(prefix)
+    ck.check(os.path.isdir(wsp) and not os.listdir(wsp), "Windows spool %s not empty (or absent)" % wsp)
+    print("ok   a -> w (Windows) -> s (s390x) -> a: %s" % got[0])
+    shutil.rmtree(work)
+
+
+def main():
+    H.skip_unless_available()
+    for tool in ("wine", "wineserver", "qemu-s390x"):
+        if not shutil.which(tool):
+            skip(tool + " is not installed")
+    for f in (os.path.join(WIN, "ckpt.exe"), os.path.join(WIN, "heat.exe"), os.path.join(S390, "ckpt"),
+              os.path.join(S390, "heat")):
+        if not os.path.exists(f):
+            skip(f + " is missing (make cross)")
+    base = os.environ.get("WINEPREFIX") or os.path.expanduser("~/.wine")
+    if not os.path.isfile(os.path.join(base, "system.reg")):
+        skip("no initialised Wine prefix at " + base)
+    tmp = tempfile.mkdtemp(prefix="ckpt-wineprefix-")
+    prefix = os.path.join(tmp, "prefix")
+    server_dir = None
+    try:
+        # A prefix of its own: its wineserver (found through the prefix's
+        # inode) runs inside host w; a copy avoids a slow wineboot.
+        subprocess.run(["cp", "-a", base, prefix], check=True)
+        st = os.stat(prefix)
+        server_dir = "server-%x-%x" % (st.st_dev, st.st_ino)  # Wine's directory for this prefix's wineserver
+        ref = reference()
+        ssh_env = {"CKPT_RUNTIME_DIR": RT, "PATH": ck.BIN + ":/usr/sbin:/usr/bin:/sbin:/bin",
+                   "WINEPREFIX": prefix, "WINEDEBUG": "-all"}
+        with H.Hosts(("a", "w", "s"), ssh_env=ssh_env) as hosts:
+            w = hosts["w"]
+            wenv = ck.env(WINEPREFIX=prefix, WINEDEBUG="-all")
+            quiet = dict(stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            # wineserver and Wine's services start here, not inside an ssh
+            # session whose pipes they would keep open.
+            w.run(["wineserver", "-p"], env=wenv, timeout=60, **quiet)
+            w.run(["wine", os.path.join(WIN, "ckpt.exe"), "--version"], env=wenv, timeout=120, **quiet)
+            run_chain(hosts, prefix, ref)
+    finally:
+        if server_dir:  # what the wineserver killed with host w left (its socket, its lock)
+            for d in os.listdir("/tmp"):
+                if d.startswith("wine-") or d.startswith(".wine-"):
+                    shutil.rmtree(os.path.join("/tmp", d, server_dir), ignore_errors=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
