@@ -203,9 +203,9 @@ def run_chain(hosts, prefix, ref):
     ck.check(errs.count("resumed from") == 3, "heat.err does not show three resumes:\n" + errs)
     # Nothing left in any spool (w: its default, %LOCALAPPDATA%\ckpt\spool).
     for h in ("a", "s"):
-        ck.check(not os.listdir(hosts[h].path(hosts.spool)), "spool of %s not empty" % h)
+        ck.check(not ck.spool_entries(hosts[h].path(hosts.spool)), "spool of %s not empty" % h)
     wsp = windows_spool(prefix)
-    ck.check(os.path.isdir(wsp) and not os.listdir(wsp), "Windows spool %s not empty (or absent)" % wsp)
+    ck.check(os.path.isdir(wsp) and not ck.spool_entries(wsp), "Windows spool %s not empty (or absent)" % wsp)
     print("ok   a -> w (Windows) -> s (s390x) -> a: %s" % got[0])
     shutil.rmtree(work)
 
