@@ -203,6 +203,12 @@ Status ExecProgram(const std::vector<std::string>& argv, const std::vector<std::
   return PosixError("run", argv[0], errno);
 }
 
+void ReapExitedChildren() {
+  int st = 0;
+  while (::waitpid(-1, &st, WNOHANG) > 0) {
+  }
+}
+
 ChildProcess::~ChildProcess() {
   if (!status_ && !released_) Kill();
 }

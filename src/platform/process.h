@@ -74,6 +74,12 @@ int TerminationRequest();
 // "SIGINT", "SIGTERM", "SIGHUP", or "signal N".
 std::string SignalName(int sig);
 
+// Collects the exit status of every child that has ended and that no
+// ChildProcess waits for any more (a daemon's released children: programs
+// it started, processes it restored). Call only when no ChildProcess of this
+// process is in use. No-op on Windows.
+void ReapExitedChildren();
+
 // Runs a program to its end: ChildProcess::Start + Wait. Returns its exit
 // status (128+N when killed by POSIX signal N).
 Result<int> RunProgram(const std::vector<std::string>& argv, const std::vector<std::string>& env);

@@ -144,6 +144,8 @@ Status ExecProgram(const std::vector<std::string>& argv, const std::vector<std::
   std::exit(status);
 }
 
+void ReapExitedChildren() {}
+
 ChildProcess::~ChildProcess() {
   if (!status_ && !released_) Kill();
   CloseHandle(reinterpret_cast<HANDLE>(handle_));

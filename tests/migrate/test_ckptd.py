@@ -272,6 +272,22 @@ def check_insecure(hosts, d, spool, work):
     daemon.stop()
 
 
+def zombies_of(pid):
+    """Zombie children of process `pid` (PIDs as this test sees them)."""
+    out = []
+    for e in os.listdir("/proc"):
+        if not e.isdigit():
+            continue
+        try:
+            stat = open("/proc/%s/stat" % e).read()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        if fields[0] == "Z" and int(fields[1]) == pid:
+            out.append(int(e))
+    return out
+
+
 def cli_migrate(hosts, d, who, pid, expect):
     """`ckpt migrate PID --to ckpt://b:PORT2` from host a with WHO's certificate."""
     url = "ckpt://%s:%d" % (hosts["b"].addr, PORT + 1)
@@ -300,6 +316,8 @@ def check_migrate_cli(hosts, d, spool, work):
     got = TM.result_on(work)
     ck.check(got == [ref], "heat over ckpt://: %s, uninterrupted %s" % (got, ref))
     os.remove(os.path.join(work, "heat.out"))
+    # heat ended on b as the daemon's child: the daemon collects it (no zombie).
+    TM.wait_for(lambda: not zombies_of(daemon.proc.host_pid), "ckptd to collect its ended children", 10)
     # An unmodified process: the engine's image over TLS.
     log = os.path.join(work, "counter.log")
     proc = TM.start_at_pid(a, ["python3", "-c", TM.COUNTER, log], 21000, stdin=subprocess.DEVNULL,

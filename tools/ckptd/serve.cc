@@ -118,6 +118,9 @@ int Serve(const Config& c) {
       ", spool " + c.spool + ", " + std::to_string(c.programs.size()) + " programs, " +
       std::to_string(c.peers.size()) + " peers");
   while (platform::TerminationRequest() == 0) {
+    // Programs and processes migrated here are this daemon's children once
+    // let go: collect those that have ended (between migrations only).
+    platform::ReapExitedChildren();
     auto peer = listener->Accept(500);
     if (!peer.ok()) {
       if (peer.status().code() != Code::kTimeout ||
