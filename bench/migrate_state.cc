@@ -15,10 +15,9 @@
 // "MISMATCH at I". At exit it prints its own CPU time on stderr
 // ("migrate_state cpu_s USER SYS"), also at the exit with status 75 that
 // ends the source of a migration.
-#include <atomic>
 #include <chrono>
-#include <csignal>
 #include <cinttypes>
+#include <csignal>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
