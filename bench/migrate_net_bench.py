@@ -4,7 +4,7 @@ against the raw transfer of the same bytes over the same transport, a local
 restore, and CRIU's dump -> scp -> restore, all in one run.
 
   migrate_net_bench.py [--gib 1] [--reps 3] [--criu PATH] [--max-load 1.5]
-                       [--rows ROW,...] [--json FILE]
+                       [--rows ROW,...] [--ssh-cipher C] [--json FILE]
 
 Two hosts, a and b: namespaces with their own network (veth pair through a
 bridge), PIDs, /run, /dev/shm and sshd (tests/lib/hosts.py); ckptd in b with
@@ -262,6 +262,9 @@ class Bench:
         self.pid_floor = 20000
         self.results = {r: [] for r in ROWS}
         self.env = ck.env(CKPT_RUNTIME_DIR=RT)
+        # Every ssh of the run (raw, migrate, scp) with the same cipher.
+        self.cipher_opt = ["-c", args.ssh_cipher] if args.ssh_cipher else []
+        self.ssh = " ".join([hosts.ssh_command] + self.cipher_opt)
 
     # --- set-up ---------------------------------------------------------------
 
@@ -380,7 +383,7 @@ class Bench:
                 if os.path.exists(f):
                     os.remove(f)
             argv += ["--to", self.b.url, "--remote-spool", self.hosts.spool,
-                     "--ssh", "/usr/bin/time -f %%e,%%U,%%S -o %s %s" % (self.ssh_time, self.hosts.ssh_command),
+                     "--ssh", "/usr/bin/time -f %%e,%%U,%%S -o %s %s" % (self.ssh_time, self.ssh),
                      "--remote-ckpt", "/usr/bin/time -f %%e,%%U,%%S -o %s %s" % (self.recv_time, CKPT)]
         if zstd:
             argv += ["--compress", "zstd"]
@@ -445,7 +448,7 @@ class Bench:
         tgt0 = self.sshd_cpu()
         c0 = children_cpu()
         t0 = time.perf_counter()
-        p = self.a.run(["sh", "-c", "%s b 'cat > /dev/null' < /dev/shm/blob" % self.hosts.ssh_command],
+        p = self.a.run(["sh", "-c", "%s b 'cat > /dev/null' < /dev/shm/blob" % self.ssh],
                        capture_output=True, text=True)
         wall = time.perf_counter() - t0
         if p.returncode != 0:
@@ -529,7 +532,8 @@ class Bench:
         tgt0 = self.sshd_cpu()
         t0 = time.perf_counter()
         src += step(a, [criu, "dump", "-t", str(proc.ns_pid), "-D", "/dev/shm/criu-img", "-o", "dump.log"], "dump")
-        src += step(a, ["scp", "-q", "-r", "-F", self.hosts.ssh_config, "/dev/shm/criu-img", "b:/dev/shm/"], "scp")
+        scp = ["scp", "-q", "-r", "-F", self.hosts.ssh_config] + self.cipher_opt
+        src += step(a, scp + ["/dev/shm/criu-img", "b:/dev/shm/"], "scp")
         tgt += step(b, [criu, "restore", "-D", "/dev/shm/criu-img", "-d", "-o", "restore.log"], "restore")
         wall = time.perf_counter() - t0
         tgt += self.sshd_cpu() - tgt0
@@ -569,9 +573,9 @@ def fmt(v, unit="s"):
 
 def report(bench, loads):
     res, nbytes = bench.results, bench.nbytes
-    print("\nmigrate_net_bench: %g GiB, %d reps (median), hosts a -> b (veth), load average during the "
-          "measurements %.2f-%.2f (median %.2f)" % (bench.args.gib, bench.args.reps, min(loads), max(loads),
-                                                    statistics.median(loads)))
+    print("\nmigrate_net_bench: %g GiB, %d reps (median), hosts a -> b (veth), ssh cipher %s, load average during "
+          "the measurements %.2f-%.2f (median %.2f)" % (bench.args.gib, bench.args.reps, bench.args.ssh_cipher or
+                                                        "default", min(loads), max(loads), statistics.median(loads)))
     print("| row | wall s | ckpt total s | downtime s | sent | checkpoint s | transfer s | restore s | "
           "CPU source s | CPU target s | notes |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
@@ -625,6 +629,7 @@ def main():
     ap.add_argument("--max-load", type=float, default=1.5, help="wait for the 1-minute load average below this")
     ap.add_argument("--wait-max", type=float, default=180, help="at most this many seconds per wait for quiet")
     ap.add_argument("--rows", default=",".join(ROWS), help="comma-separated subset of " + ",".join(ROWS))
+    ap.add_argument("--ssh-cipher", help="ssh -c CIPHER for every ssh row (default: OpenSSH's, chacha20-poly1305)")
     ap.add_argument("--json", help="write every measurement to this file")
     args = ap.parse_args()
     rows = [r for r in args.rows.split(",") if r]
