@@ -665,7 +665,7 @@ def main():
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--criu", help="an upstream CRIU binary (built outside the repository); without it no criu row")
     ap.add_argument("--max-load", type=float, default=1.5, help="wait for the 1-minute load average below this")
-    ap.add_argument("--wait-max", type=float, default=180, help="at most this many seconds per wait for quiet")
+    ap.add_argument("--wait-max", type=float, default=10, help="at most this many seconds per wait for quiet")
     ap.add_argument("--rows", default=",".join(ROWS), help="comma-separated subset of " + ",".join(ROWS))
     ap.add_argument("--ssh-cipher", help="ssh -c CIPHER for every ssh row (default: OpenSSH's, chacha20-poly1305)")
     ap.add_argument("--json", help="write every measurement to this file")
