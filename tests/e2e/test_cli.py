@@ -307,14 +307,4 @@ def test_help(work):
 
 
 if __name__ == "__main__":
-    tests = [(n, f) for n, f in sorted(globals().items()) if n.startswith("test_")]
-    only = sys.argv[1:]
-    for name, f in tests:
-        if only and name not in only:
-            continue
-        work = tempdir(name)
-        try:
-            f(work)
-            print("ok   " + name)
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
+    run_tests(globals(), sys.argv[1:])

@@ -67,14 +67,6 @@ def need_root():
         sys.exit(SKIP)
 
 
-def wait_for(pred, what, timeout=30):
-    end = time.time() + timeout
-    while time.time() < end:
-        if pred():
-            return
-        time.sleep(0.01)
-    fail("timed out waiting for " + what)
-
 
 def write(path, data, perm=0o644):
     with open(path, "w") as f:
@@ -415,14 +407,4 @@ if __name__ == "__main__":
     if sys.argv[1:2] == ["--inner-default-tmp"]:
         inner_default_tmp(sys.argv[2])
         sys.exit(0)
-    tests = [(n, f) for n, f in sorted(globals().items()) if n.startswith("test_")]
-    only = sys.argv[1:]
-    for name, f in tests:
-        if only and name not in only:
-            continue
-        work = tempdir(name)
-        try:
-            f(work)
-            print("ok   " + name)
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
+    run_tests(globals(), sys.argv[1:])

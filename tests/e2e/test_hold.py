@@ -26,14 +26,6 @@ HEAT = os.path.join(BIN, "heat")
 ARGS = ["96", "150000"]
 
 
-def wait_for(cond, what, timeout=60):
-    end = time.time() + timeout
-    while time.time() < end:
-        if cond():
-            return
-        time.sleep(0.01)
-    fail("timed out waiting for " + what)
-
 
 def registration(rt, pid):
     try:
@@ -304,14 +296,4 @@ def test_handoff(work):
 
 
 if __name__ == "__main__":
-    tests = [(n, f) for n, f in sorted(globals().items()) if n.startswith("test_")]
-    only = sys.argv[1:]
-    for name, f in tests:
-        if only and name not in only:
-            continue
-        work = tempdir(name)
-        try:
-            f(work)
-            print("ok   " + name)
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
+    run_tests(globals(), sys.argv[1:])

@@ -50,11 +50,4 @@ def test_help_says_what_runs(work):
 
 
 if __name__ == "__main__":
-    tests = [(n, f) for n, f in sorted(globals().items()) if n.startswith("test_")]
-    for name, f in tests:
-        work = tempdir(name)
-        try:
-            f(work)
-            print("ok   " + name)
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
+    run_tests(globals())

@@ -31,3 +31,27 @@ wait_restored() {
   RPID=$(sed -n 's/.*"pid": \([0-9]*\).*/\1/p' "$W/restore.json")
   [ -n "$RPID" ] || fail "restore printed no PID"
 }
+
+# BIN/PROGRAM W ARGS... in the background (output in W/stdout), once it has
+# written W/ready: PID is its process id. Needs BIN, W and fail().
+start() {  # PROGRAM ARGS...
+  local p=$1
+  shift
+  "$BIN/$p" "$W" "$@" </dev/null >"$W/stdout" 2>&1 &
+  PID=$!
+  wait_for "$W/ready" 120 || fail "$p never became ready"
+}
+
+# The state letter of process PID (R, S, T, t, Z...), "" if it is gone.
+state() { awk '{print $3}' "/proc/$1/stat" 2>/dev/null; }
+
+# PID and every process below it (bash).
+tree_pids() {
+  local todo=("$1") p
+  while [ ${#todo[@]} -gt 0 ]; do
+    p=${todo[0]}
+    todo=("${todo[@]:1}")
+    echo "$p"
+    for c in $(cat /proc/"$p"/task/*/children 2>/dev/null); do todo+=("$c"); done
+  done
+}

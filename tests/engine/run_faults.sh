@@ -22,13 +22,6 @@ cleanup() {
 trap cleanup EXIT
 fail() { echo "FAIL ($CASE): $*"; exit 1; }
 close_inherited_fds
-start() {  # PROGRAM ARGS...
-  local p=$1
-  shift
-  "$BIN/$p" "$W" "$@" </dev/null >"$W/stdout" 2>&1 &
-  PID=$!
-  wait_for "$W/ready" 120 || fail "$p never became ready"
-}
 expect_error() {  # STATUS TEXT CMD...: the command exits with STATUS and says TEXT
   local want=$1 text=$2
   shift 2

@@ -30,24 +30,6 @@ fail() { echo "FAIL ($CASE): $*"; [ -f "$W/result" ] && cat "$W/result"; exit 1;
 close_inherited_fds
 mkdir "$W/img"
 
-start() {  # PROGRAM ARGS...
-  local p=$1
-  shift
-  "$BIN/$p" "$W" "$@" </dev/null >"$W/stdout" 2>&1 &
-  PID=$!
-  wait_for "$W/ready" 120 || fail "$p never became ready"
-}
-state() { awk '{print $3}' "/proc/$1/stat" 2>/dev/null; }
-# PID and every process below it.
-tree_pids() {
-  local todo=("$1") p
-  while [ ${#todo[@]} -gt 0 ]; do
-    p=${todo[0]}
-    todo=("${todo[@]:1}")
-    echo "$p"
-    for c in $(cat /proc/"$p"/task/*/children 2>/dev/null); do todo+=("$c"); done
-  done
-}
 # Each of PIDS... runs: alive, not stopped, not traced.
 running() {
   local p

@@ -70,17 +70,6 @@ if [ "$COMPANION" = 1 ]; then
   wait_for "$W/companion/ready" 120 || fail "companion never became ready"
 fi
 
-state() { awk '{print $3}' "/proc/$1/stat" 2>/dev/null; }
-# PID and every process below it.
-tree_pids() {
-  local todo=("$1") p
-  while [ ${#todo[@]} -gt 0 ]; do
-    p=${todo[0]}
-    todo=("${todo[@]:1}")
-    echo "$p"
-    for c in $(cat /proc/"$p"/task/*/children 2>/dev/null); do todo+=("$c"); done
-  done
-}
 stop_all() {
   [ "$STOPPED" = 1 ] || return 0
   kill -STOP $(tree_pids "$PID")

@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 
 SKIP = 77  # ctest SKIP_RETURN_CODE
 
@@ -106,6 +107,32 @@ def result_line_or_none(text):
     """The one 'result' line of text, or None if there is none."""
     lines = [l for l in text.splitlines() if l.startswith("result ")]
     return lines[0] if len(lines) == 1 else None
+
+
+def wait_for(pred, what, timeout=60.0, interval=0.02):
+    """Polls pred() until it returns a true value (returned); fails the test after `timeout` s."""
+    end = time.time() + timeout
+    while time.time() < end:
+        v = pred()
+        if v:
+            return v
+        time.sleep(interval)
+    fail("timed out waiting for " + what)
+
+
+def run_tests(namespace, only=None):
+    """Runs every function test_NAME(work) of a test script (those named in `only`, if any), each with a
+    fresh temporary directory removed afterwards: the scripts' `if __name__ == "__main__"` body."""
+    tests = [(n, f) for n, f in sorted(namespace.items()) if n.startswith("test_") and callable(f)]
+    for name, f in tests:
+        if only and name not in only:
+            continue
+        work = tempdir(name)
+        try:
+            f(work)
+            print("ok   " + name)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 def spool_entries(path):

@@ -46,13 +46,7 @@ def skip(why):
 
 
 def wait_for(pred, what, timeout=60.0):
-    end = time.time() + timeout
-    while time.time() < end:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.02)
-    ck.fail("timed out waiting for " + what)
+    return ck.wait_for(pred, what, timeout)
 
 
 class Chain:

@@ -35,13 +35,7 @@ def env():
 
 
 def wait_for(pred, what, timeout=30.0):
-    end = time.time() + timeout
-    while time.time() < end:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.05)
-    ck.fail("timed out waiting for " + what)
+    return ck.wait_for(pred, what, timeout)
 
 
 def migrate(hosts, src, pid, dest, *extra, expect=0):

@@ -39,13 +39,7 @@ def env(**extra):
 
 
 def wait_for(pred, what, timeout=60.0):
-    end = time.time() + timeout
-    while time.time() < end:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.05)
-    ck.fail("timed out waiting for " + what)
+    return ck.wait_for(pred, what, timeout)
 
 
 def result_lines(text):

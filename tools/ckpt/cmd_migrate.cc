@@ -14,6 +14,7 @@
 #include "net/ssh.h"
 #include "net/tls.h"
 #include "program_control.h"
+#include "progress.h"
 
 namespace ckpt::cli {
 
@@ -27,6 +28,9 @@ std::int64_t SteadyNanos() {
       .count();
 }
 
+namespace {
+
+// --compress: checks both sides can, and turns it on for the image frames.
 Status ApplyCompression(const MigrateOptions& o, const nlohmann::json& accept, net::FrameSink* sink) {
   if (o.compress == "none") return Status::Ok();
   if (o.compress != "zstd") return InvalidArgument("--compress takes none or zstd, not '" + o.compress + "'");
@@ -38,6 +42,18 @@ Status ApplyCompression(const MigrateOptions& o, const nlohmann::json& accept, n
   }
   sink->set_compress(true);
   return Status::Ok();
+}
+
+}  // namespace
+
+Result<nlohmann::json> Greet(const MigrateOptions& o, net::SourceHandoff* h, const nlohmann::json& hello) {
+  ASSIGN_OR_RETURN(auto accept, h->Hello(hello));
+  Status cs = ApplyCompression(o, accept, h->sink());
+  if (!cs.ok()) {
+    h->Abort(cs.message());
+    return cs;
+  }
+  return accept;
 }
 
 Result<std::string> AskOutcome(Connection* c, const std::string& id) {
@@ -60,6 +76,66 @@ Result<std::string> AskOutcome(Connection* c, const std::string& id) {
     last = Timeout("the target's receiver still holds migration " + id);
   }
   return last.WithContext("asking " + c->dest + " whether the migration was committed");
+}
+
+Result<MigrateReport> FinishHeldMigration(const MigrateOptions& o, Connection* c, net::SourceHandoff* h,
+                                          const std::string& id, const std::string& image,
+                                          const std::string& what,
+                                          const std::function<Status(bool exit)>& release,
+                                          TransferProgress* prog, MigrateReport rep, std::int64_t t_hold) {
+  auto fail = [&](const Status& st) -> Status {
+    h->Abort(st.message());
+    Status rel = release(false);
+    if (!rel.ok())
+      return Status(st.code(), st.message() + "; and releasing the " + what + " failed: " + rel.message());
+    return st;
+  };
+  const int wait_ms = static_cast<int>(o.timeout * 1000);
+  std::int64_t t_send = SteadyNanos();
+  Status sent = h->SendFile(image, [prog](std::uint64_t d, std::uint64_t t) { prog->Update(d, t); });
+  if (sent.ok()) sent = h->EndImage();
+  if (!sent.ok()) return fail(sent);
+  rep.image_bytes = h->sink()->Position();
+  rep.bytes_sent = h->sink()->sent();
+  rep.transfer_ns = SteadyNanos() - t_send;
+  prog->Phase("resuming the " + what + " on the target");
+  auto ready = h->AwaitReady(wait_ms);
+  if (!ready.ok()) return fail(ready.status());
+  rep.ready = *ready;
+  rep.restore_ns = ready->value("restore_ns", std::int64_t{0});
+  auto done = h->Commit(wait_ms);
+  if (!done.ok() && h->committed()) {
+    // COMMIT went out but DONE did not come back: ask the target again.
+    auto outcome = AskOutcome(c, id);
+    if (outcome.ok() && *outcome == "committed") {
+      std::fprintf(stderr,
+                   "ckpt: the target's confirmation was lost, but its record says the %s runs there\n",
+                   what.c_str());
+      done = rep.ready;
+    } else if (outcome.ok()) {
+      return fail(done.status().WithContext("the target did not take the commit"));
+    }
+  }
+  if (!done.ok()) {
+    if (!h->committed()) return fail(done.status());
+    // COMMIT went out and the outcome cannot be learnt: the target may run
+    // it. Losing the computation is worse than running it twice: the source
+    // runs on.
+    Status rel = release(false);
+    return Internal(done.status().message() + "; the target " + rep.ready.value("host", std::string("?")) +
+                    " may be running the " + what + " (pid " + std::to_string(rep.ready.value("pid", 0)) +
+                    ") — the source runs on" +
+                    (rel.ok() ? "" : " (releasing it failed: " + rel.message() + ")"));
+  }
+  rep.done = *done;
+  rep.downtime_ns = SteadyNanos() - t_hold;  // the target's copy runs
+  prog->End();
+  Status end = release(true);
+  if (!end.ok()) {
+    std::fprintf(stderr, "ckpt: warning: the %s runs on the target, but ending it here failed: %s\n",
+                 what.c_str(), end.message().c_str());
+  }
+  return rep;
 }
 
 namespace {

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "net/handoff.h"
 #include "net/receive.h"
 #include "net/stream.h"
 #include "net/wire.h"
@@ -76,8 +77,23 @@ Result<MigrateReport> MigrateGroup(const MigrateOptions& o, Connection* c, const
 Result<MigrateReport> MigrateProcess(const MigrateOptions& o, Connection* c, std::int64_t pid);
 #endif
 
-// --compress: checks both sides can, and turns it on for the image frames.
-Status ApplyCompression(const MigrateOptions& o, const nlohmann::json& accept, net::FrameSink* sink);
+// HELLO, the target's ACCEPT (its refusal as an error), and --compress
+// agreed: before the source is touched.
+Result<nlohmann::json> Greet(const MigrateOptions& o, net::SourceHandoff* h, const nlohmann::json& hello);
+
+class TransferProgress;
+
+// The rest of a migration whose source is held with its image in a file (a
+// program, a group): the image sent, READY, COMMIT, DONE — asking again
+// when DONE is lost — and then `release(true)` ends the source's copy. On
+// any failure `release(false)` lets it run on and the error says why.
+// `what` names it in messages ("program", "group"); `t_hold`: when the
+// source stopped (for the downtime).
+Result<MigrateReport> FinishHeldMigration(const MigrateOptions& o, Connection* c, net::SourceHandoff* h,
+                                          const std::string& id, const std::string& image,
+                                          const std::string& what,
+                                          const std::function<Status(bool exit)>& release,
+                                          TransferProgress* prog, MigrateReport rep, std::int64_t t_hold);
 
 // A random migration id (16 hex digits).
 std::string NewMigrationId();

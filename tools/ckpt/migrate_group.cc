@@ -110,12 +110,7 @@ Result<MigrateReport> MigrateGroup(const MigrateOptions& o, Connection* c, const
                           {"codec", JsonBytesValue(reg, "codec", "none")},
                           {"source_host", env->HostName()}};
   // The target says whether it can run every member before the group is touched.
-  ASSIGN_OR_RETURN(auto accept, h.Hello(hello));
-  Status cs = ApplyCompression(o, accept, h.sink());
-  if (!cs.ok()) {
-    h.Abort(cs.message());
-    return cs;
-  }
+  ASSIGN_OR_RETURN(auto accept, Greet(o, &h, hello));
   TransferProgress prog(o.progress);
   const std::string host = accept.value("host", std::string("the target"));
   prog.Phase("checkpoint of group " + name);
@@ -127,64 +122,23 @@ Result<MigrateReport> MigrateGroup(const MigrateOptions& o, Connection* c, const
   }
   rep.checkpoint_ns = SteadyNanos() - t_hold;
   // From here on, a failure lets the parked members go on.
-  auto fail = [&](const Status& st) -> Status {
+  auto release = [&](bool exit) { return DecideHeldGroup(env, &*held, exit, o.timeout); };
+  auto fail_keep = [&](const Status& st) -> Status {
     h.Abort(st.message());
-    Status rel = DecideHeldGroup(env, &*held, /*exit=*/false, o.timeout);
-    if (!rel.ok())
-      return Status(st.code(), st.message() + "; and releasing the group failed: " + rel.message());
-    return st;
+    Status rel = release(false);
+    return rel.ok() ? st
+                    : Status(st.code(), st.message() + "; and releasing the group failed: " + rel.message());
   };
   if (!o.keep_image.empty()) {
     std::error_code ec;
     fs::create_directories(o.keep_image, ec);
     rep.kept_image = platform::JoinPath(o.keep_image, platform::BaseName(held->image));
     fs::copy_file(held->image, rep.kept_image, fs::copy_options::overwrite_existing, ec);
-    if (ec) return fail(IoError("copy " + held->image + " to " + o.keep_image + ": " + ec.message()));
+    if (ec) return fail_keep(IoError("copy " + held->image + " to " + o.keep_image + ": " + ec.message()));
   }
-  std::int64_t t_send = SteadyNanos();
   prog.Phase("sending to " + host);
-  Status sent = h.SendFile(held->image, [&prog](std::uint64_t d, std::uint64_t t) { prog.Update(d, t); });
-  if (sent.ok()) sent = h.EndImage();
-  if (!sent.ok()) return fail(sent);
-  rep.image_bytes = h.sink()->Position();
-  rep.bytes_sent = h.sink()->sent();
-  rep.transfer_ns = SteadyNanos() - t_send;
-  prog.Phase("resuming the group on " + host);
-  auto ready = h.AwaitReady(static_cast<int>(o.timeout * 1000));
-  if (!ready.ok()) return fail(ready.status());
-  rep.ready = *ready;
-  rep.restore_ns = ready->value("restore_ns", std::int64_t{0});
-  auto done = h.Commit(static_cast<int>(o.timeout * 1000));
-  if (!done.ok() && h.committed()) {
-    // COMMIT went out but DONE did not come back: ask the target again.
-    auto outcome = AskOutcome(c, hello.value("id", std::string()));
-    if (outcome.ok() && *outcome == "committed") {
-      std::fprintf(stderr,
-                   "ckpt: the target's confirmation was lost, but its record says the group runs there\n");
-      done = rep.ready;
-    } else if (outcome.ok()) {
-      return fail(done.status().WithContext("the target did not take the commit"));
-    }
-  }
-  if (!done.ok()) {
-    if (!h.committed()) return fail(done.status());
-    // COMMIT went out but no answer came: the target may run the group.
-    // Running it twice is recoverable, losing it is not: the source goes on.
-    Status rel = DecideHeldGroup(env, &*held, false, o.timeout);
-    return Internal(done.status().message() + "; the target " + rep.ready.value("host", std::string("?")) +
-                    " may be running the group (coordinator pid " +
-                    std::to_string(rep.ready.value("pid", 0)) + ") — the source runs on" +
-                    (rel.ok() ? "" : " (releasing it failed: " + rel.message() + ")"));
-  }
-  rep.done = *done;
-  prog.End();
-  Status end = DecideHeldGroup(env, &*held, /*exit=*/true, o.timeout);
-  rep.downtime_ns = SteadyNanos() - t_hold;
-  if (!end.ok()) {
-    std::fprintf(stderr, "ckpt: warning: the group runs on the target, but ending it here failed: %s\n",
-                 end.message().c_str());
-  }
-  return rep;
+  return FinishHeldMigration(o, c, &h, hello.value("id", std::string()), held->image, "group", release, &prog,
+                             std::move(rep), t_hold);
 }
 
 }  // namespace ckpt::cli

@@ -60,12 +60,7 @@ Result<MigrateReport> MigrateProcess(const MigrateOptions& o, Connection* c, std
                           {"pidns", o.pidns},
                           {"source_host", env->HostName()},
                           {"pids", TreePids(static_cast<pid_t>(pid), o.tree)}};
-  ASSIGN_OR_RETURN(auto accept, h.Hello(hello));
-  Status cs = ApplyCompression(o, accept, h.sink());
-  if (!cs.ok()) {
-    h.Abort(cs.message());
-    return cs;
-  }
+  ASSIGN_OR_RETURN(auto accept, Greet(o, &h, hello));
   // What the dump worker (a fork) learns in the handoff comes back here.
   net::ResultPipe res;
   if (!res.ok()) return IoError("cannot make a pipe for the handoff");

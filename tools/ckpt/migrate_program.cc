@@ -63,12 +63,7 @@ Result<MigrateReport> MigrateProgram(const MigrateOptions& o, Connection* c, std
                           {"image_bytes", FileSize(JsonBytesValue(target.reg, "last_image"))},
                           {"source_host", env->HostName()}};
   // The target says whether it can take it before the program is touched.
-  ASSIGN_OR_RETURN(auto accept, h.Hello(hello));
-  Status cs = ApplyCompression(o, accept, h.sink());
-  if (!cs.ok()) {
-    h.Abort(cs.message());
-    return cs;
-  }
+  ASSIGN_OR_RETURN(auto accept, Greet(o, &h, hello));
   TransferProgress prog(o.progress);
   const std::string host = accept.value("host", std::string("the target"));
   prog.Phase("checkpoint of process " + std::to_string(pid));
@@ -80,62 +75,20 @@ Result<MigrateReport> MigrateProgram(const MigrateOptions& o, Connection* c, std
   }
   rep.checkpoint_ns = SteadyNanos() - t_hold;
   // From here on, a failure lets the held program run on.
-  auto fail = [&](const Status& st) -> Status {
-    h.Abort(st.message());
-    Status rel = ReleaseHeld(env, target, false, o.timeout);
-    if (!rel.ok())
-      return Status(st.code(), st.message() + "; and releasing the program failed: " + rel.message());
-    return st;
-  };
+  auto release = [&](bool exit) { return ReleaseHeld(env, target, exit, o.timeout); };
   if (!o.keep_image.empty()) {
     Status st = CopyImage(held->image, o.keep_image, &rep.kept_image);
-    if (!st.ok()) return fail(st);
-  }
-  std::int64_t t_send = SteadyNanos();
-  prog.Phase("sending to " + host);
-  Status sent = h.SendFile(held->image, [&prog](std::uint64_t d, std::uint64_t t) { prog.Update(d, t); });
-  if (sent.ok()) sent = h.EndImage();
-  if (!sent.ok()) return fail(sent);
-  rep.image_bytes = h.sink()->Position();
-  rep.bytes_sent = h.sink()->sent();
-  rep.transfer_ns = SteadyNanos() - t_send;
-  prog.Phase("resuming on " + host);
-  auto ready = h.AwaitReady(static_cast<int>(o.timeout * 1000));
-  if (!ready.ok()) return fail(ready.status());
-  rep.ready = *ready;
-  rep.restore_ns = ready->value("restore_ns", std::int64_t{0});
-  auto done = h.Commit(static_cast<int>(o.timeout * 1000));
-  if (!done.ok() && h.committed()) {
-    // COMMIT went out but DONE did not come back: ask the target again.
-    auto outcome = AskOutcome(c, hello.value("id", std::string()));
-    if (outcome.ok() && *outcome == "committed") {
-      std::fprintf(stderr,
-                   "ckpt: the target's confirmation was lost, but its record says the program runs there\n");
-      done = rep.ready;
-    } else if (outcome.ok()) {
-      return fail(done.status().WithContext("the target did not take the commit"));
+    if (!st.ok()) {
+      h.Abort(st.message());
+      Status rel = release(false);
+      return rel.ok()
+                 ? st
+                 : Status(st.code(), st.message() + "; and releasing the program failed: " + rel.message());
     }
   }
-  if (!done.ok()) {
-    if (!h.committed()) return fail(done.status());
-    // COMMIT went out and the outcome cannot be learnt: the target may run
-    // it. Losing the computation is worse than running it twice: the source
-    // runs on.
-    Status rel = ReleaseHeld(env, target, false, o.timeout);
-    return Internal(done.status().message() + "; the target " + rep.ready.value("host", std::string("?")) +
-                    " may be running it as pid " + std::to_string(rep.ready.value("pid", 0)) +
-                    " — the source runs on" +
-                    (rel.ok() ? "" : " (releasing it failed: " + rel.message() + ")"));
-  }
-  rep.done = *done;
-  prog.End();
-  Status end = ReleaseHeld(env, target, true, o.timeout);
-  rep.downtime_ns = SteadyNanos() - t_hold;
-  if (!end.ok()) {
-    std::fprintf(stderr, "ckpt: warning: the program runs on the target, but ending it here failed: %s\n",
-                 end.message().c_str());
-  }
-  return rep;
+  prog.Phase("sending to " + host);
+  return FinishHeldMigration(o, c, &h, hello.value("id", std::string()), held->image, "program", release,
+                             &prog, std::move(rep), t_hold);
 }
 
 }  // namespace ckpt::cli
