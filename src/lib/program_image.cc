@@ -154,6 +154,19 @@ Meta ProducerMeta(platform::Env* env) {
   return m;
 }
 
+std::vector<std::string> ProgramArgs(const Meta& m) {
+  std::vector<std::string> args;
+  if (m.Get("program.argc") == "0") return args;
+  std::string all = m.Get("program.args");
+  for (std::size_t b = 0;;) {
+    std::size_t e = all.find('\0', b);
+    args.push_back(all.substr(b, e == std::string::npos ? std::string::npos : e - b));
+    if (e == std::string::npos) break;
+    b = e + 1;
+  }
+  return args;
+}
+
 std::string ImageFileName(const std::string& name, std::uint64_t seq) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%06llu", static_cast<unsigned long long>(seq));

@@ -42,6 +42,10 @@ std::string PlatformTag();
 std::string CpuName();
 std::string FormatTime(std::int64_t unix_nanos);
 
+// The program's arguments recorded in META (program.args, NUL-separated;
+// program.argc "0": none).
+std::vector<std::string> ProgramArgs(const Meta& m);
+
 // "<name>.<seq>.ckpt" with seq zero-padded to 6 digits.
 std::string ImageFileName(const std::string& name, std::uint64_t seq);
 bool ParseImageFileName(const std::string& file, std::string* name, std::uint64_t* seq);

@@ -20,8 +20,7 @@ namespace ckpt::net::internal {
 namespace fs = std::filesystem;
 
 bool IsDir(const std::string& p) {
-  std::error_code ec;
-  return !p.empty() && fs::is_directory(p, ec);
+  return !p.empty() && platform::Env::Default()->IsDirectory(p);
 }
 
 namespace {
@@ -39,16 +38,7 @@ Result<std::vector<std::string>> RecordedArgs(const std::string& image) {
   ASSIGN_OR_RETURN(auto data, r->ReadSection(*ms));
   lib::Meta meta;
   RETURN_IF_ERROR(lib::DecodeMeta(data, &meta));
-  std::vector<std::string> args;
-  if (meta.Get("program.argc") == "0") return args;
-  std::string all = meta.Get("program.args");
-  for (std::size_t b = 0;;) {
-    std::size_t e = all.find('\0', b);
-    args.push_back(all.substr(b, e == std::string::npos ? std::string::npos : e - b));
-    if (e == std::string::npos) break;
-    b = e + 1;
-  }
-  return args;
+  return lib::ProgramArgs(meta);
 }
 
 }  // namespace

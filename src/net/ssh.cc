@@ -2,6 +2,8 @@
 
 #include <cstdlib>
 
+#include "util/text.h"
+
 #ifndef _WIN32
 #include <errno.h>
 #include <fcntl.h>
@@ -69,17 +71,7 @@ std::string ShellQuote(const std::string& word) {
 
 Result<std::vector<std::string>> SshArgv(const SshTarget& target, const SshOptions& options,
                                          const std::vector<std::string>& remote_argv) {
-  std::vector<std::string> argv;
-  std::string cur;
-  for (char c : options.command) {  // the client command, split at spaces
-    if (c == ' ' || c == '\t') {
-      if (!cur.empty()) argv.push_back(cur);
-      cur.clear();
-    } else {
-      cur += c;
-    }
-  }
-  if (!cur.empty()) argv.push_back(cur);
+  std::vector<std::string> argv = SplitWords(options.command);  // the client command
   if (argv.empty()) return InvalidArgument("empty ssh command");
   argv.push_back("-T");  // no terminal: the channel carries binary frames
   for (const auto& o : options.options) {

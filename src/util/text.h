@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace ckpt {
@@ -21,6 +22,23 @@ inline std::string CapLines(const std::vector<std::string>& items, std::size_t m
   std::string out;
   for (std::size_t i = 0; i < items.size() && i < max; ++i) out += "\n  " + items[i];
   if (items.size() > max) out += "\n  and " + std::to_string(items.size() - max) + " more";
+  return out;
+}
+
+// The words of a command line given as one string, split at spaces and tabs
+// (no quoting): "wine C:\\heat.exe" -> {"wine", "C:\\heat.exe"}.
+inline std::vector<std::string> SplitWords(std::string_view s) {
+  std::vector<std::string> out;
+  std::string cur;
+  for (char c : s) {
+    if (c == ' ' || c == '\t') {
+      if (!cur.empty()) out.push_back(cur);
+      cur.clear();
+    } else {
+      cur += c;
+    }
+  }
+  if (!cur.empty()) out.push_back(cur);
   return out;
 }
 

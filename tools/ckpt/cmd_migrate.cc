@@ -15,6 +15,7 @@
 #include "net/tls.h"
 #include "program_control.h"
 #include "progress.h"
+#include "util/text.h"
 
 namespace ckpt::cli {
 
@@ -140,25 +141,9 @@ Result<MigrateReport> FinishHeldMigration(const MigrateOptions& o, Connection* c
 
 namespace {
 
-// Words at spaces (a command: launcher words, then the program).
-std::vector<std::string> CommandWords(const std::string& s) {
-  std::vector<std::string> out;
-  std::string cur;
-  for (char c : s) {
-    if (c == ' ') {
-      if (!cur.empty()) out.push_back(cur);
-      cur.clear();
-    } else {
-      cur += c;
-    }
-  }
-  if (!cur.empty()) out.push_back(cur);
-  return out;
-}
-
 // The remote `ckpt receive` command line.
 std::vector<std::string> ReceiveCommand(const MigrateOptions& o) {
-  std::vector<std::string> argv = CommandWords(o.remote_ckpt);
+  std::vector<std::string> argv = SplitWords(o.remote_ckpt);
   argv.push_back("receive");
   if (!o.remote_spool.empty()) argv.insert(argv.end(), {"--spool", o.remote_spool});
   for (const auto& p : o.programs) argv.insert(argv.end(), {"--program", p});

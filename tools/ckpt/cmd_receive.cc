@@ -6,6 +6,7 @@
 #include "command.h"
 #include "migrate.h"
 #include "net/receive.h"
+#include "util/text.h"
 #if CKPT_HAVE_ENGINE
 #include "net/engine_restore.h"
 #endif
@@ -28,17 +29,7 @@ Status AddProgram(const std::string& spec, net::ReceiveConfig* cfg) {
   auto eq = spec.find('=');
   if (eq == std::string::npos || eq == 0)
     return InvalidArgument("--program wants NAME=COMMAND, not '" + spec + "'");
-  std::vector<std::string> words;
-  std::string cur;
-  for (char ch : spec.substr(eq + 1)) {
-    if (ch == ' ') {
-      if (!cur.empty()) words.push_back(cur);
-      cur.clear();
-    } else {
-      cur += ch;
-    }
-  }
-  if (!cur.empty()) words.push_back(cur);
+  std::vector<std::string> words = SplitWords(spec.substr(eq + 1));
   if (words.empty()) return InvalidArgument("--program " + spec + " names no command");
   cfg->programs[spec.substr(0, eq)] = words;
   return Status::Ok();

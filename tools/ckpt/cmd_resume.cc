@@ -81,16 +81,7 @@ int Run(const ResumeOptions& o) {
     }
     argv.push_back(prog);
     image_name = meta.Get("program.name");
-    std::string args = meta.Get("program.args");
-    if (meta.Get("program.argc") != "0") {
-      std::size_t b = 0;
-      while (true) {
-        std::size_t e = args.find('\0', b);
-        argv.push_back(args.substr(b, e == std::string::npos ? std::string::npos : e - b));
-        if (e == std::string::npos) break;
-        b = e + 1;
-      }
-    }
+    for (auto& a : lib::ProgramArgs(meta)) argv.push_back(std::move(a));
   }
   std::vector<std::string> envs = {"CKPT_RESUME=" + path};
   std::string dir = o.dir.empty() ? platform::DirName(path) : o.dir;

@@ -9,6 +9,7 @@
 #include "group/coordinator.h"
 #include "group/group_image.h"
 #include "group/spec.h"
+#include "util/text.h"
 
 namespace ckpt::cli {
 
@@ -22,13 +23,6 @@ std::string ProgramBase(const std::string& path) {
     if (ext == ".exe") b.resize(b.size() - 4);
   }
   return b;
-}
-
-std::vector<std::string> Words(const std::string& s) {
-  std::istringstream in(s);
-  std::vector<std::string> w;
-  for (std::string x; in >> x;) w.push_back(x);
-  return w;
 }
 
 }  // namespace
@@ -60,14 +54,14 @@ int ResumeGroup(const std::string& path, const std::vector<std::string>& command
       if (!command.empty()) {
         argv = command;
       } else if (!ov.bindir.empty()) {
-        argv = Words(ov.launcher);
+        argv = SplitWords(ov.launcher);
         std::string base = platform::JoinPath(ov.bindir, ProgramBase(m.program));
         argv.push_back(env->FileExists(base + ".exe") ? base + ".exe" : base);
         argv.insert(argv.end(), m.args.begin(), m.args.end());
       } else {
         argv = m.launch;
         if (!ov.launcher.empty()) {
-          auto l = Words(ov.launcher);
+          auto l = SplitWords(ov.launcher);
           argv.insert(argv.begin(), l.begin(), l.end());
         }
       }
