@@ -102,4 +102,89 @@ Status RunHandoff(const Handoff& h, std::int64_t pid, double timeout) {
   return Status::Ok();
 }
 
+Result<std::int64_t> ReadReportLine(platform::Socket* sock, const std::string& word, const std::string& token,
+                                    int timeout_ms) {
+  std::string line;
+  char c = 0;
+  while (line.size() < 128) {
+    RETURN_IF_ERROR(sock->RecvAll(&c, 1, timeout_ms));
+    if (c == '\n') break;
+    line += c;
+  }
+  const std::string want = word + " " + token + " ";
+  if (line.rfind(want, 0) != 0) return FailedPrecondition("a process that is not the program connected");
+  return std::strtoll(line.c_str() + want.size(), nullptr, 10);
+}
+
+std::string StreamTicketPath(const std::string& registration_path) {
+  return registration_path + ".stream";
+}
+
+std::string EncodeStreamTicket(const StreamTicket& t) {
+  return "CKPTSTREAM 1 " + std::to_string(t.port) + " " + t.token + " " + std::to_string(t.requester) + "\n";
+}
+
+Result<StreamTicket> ParseStreamTicket(const std::string& text) {
+  char token[33] = {};
+  int port = 0;
+  long long requester = 0;
+  int used = 0;
+  StreamTicket t;
+  if (std::sscanf(text.c_str(), "CKPTSTREAM 1 %d %32s %lld%n", &port, token, &requester, &used) != 3 ||
+      port < 1 || port > 65535 || requester < 1 || std::string(token).size() != 32 ||
+      std::string(token).find_first_not_of("0123456789abcdef") != std::string::npos ||
+      text.find_first_not_of("\n", static_cast<std::size_t>(used)) != std::string::npos)
+    return Corruption("the migration's stream ticket is malformed");
+  t.port = port;
+  t.token = token;
+  t.requester = requester;
+  return t;
+}
+
+Status StreamSink::Append(const void* data, std::size_t size) {
+  constexpr std::size_t kBuffer = 1 << 20;
+  pos_ += size;
+  if (buf_.size() + size < kBuffer) {
+    buf_.append(static_cast<const char*>(data), size);
+    return Status::Ok();
+  }
+  if (!buf_.empty()) {
+    RETURN_IF_ERROR(sock_->SendAll(buf_.data(), buf_.size()));
+    buf_.clear();
+  }
+  if (size >= kBuffer) return sock_->SendAll(data, size);
+  buf_.append(static_cast<const char*>(data), size);
+  return Status::Ok();
+}
+
+Status StreamSink::Finish() {
+  if (!buf_.empty()) RETURN_IF_ERROR(sock_->SendAll(buf_.data(), buf_.size()));
+  buf_.clear();
+  // The reader sees the end once it has read everything; a close with
+  // nothing unread in this direction loses nothing still in flight.
+  sock_->ShutdownWrite();
+  return Status::Ok();
+}
+
+Result<std::unique_ptr<StreamSink>> TakeStreamTicket(platform::Env* env, const std::string& registration_path,
+                                                     std::int64_t pid) {
+  const std::string path = StreamTicketPath(registration_path);
+  auto text = env->ReadPrivateFile(path, 256);
+  if (text.status().code() == Code::kNotFound) return std::unique_ptr<StreamSink>();
+  if (!text.ok()) return text.status().WithContext("the migration's stream ticket");
+  auto t = ParseStreamTicket(*text);
+  const std::int64_t requester = env->HoldRequester();
+  // Another requester's (a migration that ended before this safepoint, say): not ours.
+  if (t.ok() && requester > 0 && t->requester != requester) return std::unique_ptr<StreamSink>();
+  env->RemoveFile(path).IgnoreError();
+  if (!t.ok()) return t.status();
+  const std::string where = "the migration's stream port 127.0.0.1:" + std::to_string(t->port);
+  auto sock = platform::ConnectLoopback(t->port);
+  if (!sock.ok()) return sock.status().WithContext("cannot reach " + where);
+  std::string line = "CKPTSTREAM " + t->token + " " + std::to_string(pid) + "\n";
+  Status st = (*sock)->SendAll(line.data(), line.size());
+  if (!st.ok()) return st.WithContext("cannot report to " + where);
+  return std::make_unique<StreamSink>(std::move(sock).value());
+}
+
 }  // namespace ckpt::lib

@@ -7,6 +7,15 @@
 // continues on its own when the requester is gone or the hold timeout
 // (CKPT_HOLD_TIMEOUT, default 600 s) passes.
 //
+// Streamed source side: a migration that wants the image in its connection,
+// not in a file, writes a ticket beside the program's registration
+// (StreamTicketPath) before its hold request. At the safepoint that serves
+// the request the program takes the ticket — only if the requester named in
+// it is the one that sent the hold request — connects to 127.0.0.1:PORT,
+// reports ("CKPTSTREAM TOKEN PID\n") and writes the image into that
+// connection instead of a file, then holds as above. Without a ticket it
+// writes a file, as before.
+//
 // Target side: a program started with CKPT_HOLD_PORT and CKPT_HOLD_TOKEN
 // reports to 127.0.0.1:PORT at its first safepoint ("CKPTHOLD TOKEN PID\n")
 // and runs on only after it reads the byte 'g'; anything else ends it with
@@ -15,9 +24,12 @@
 
 #include <atomic>
 #include <cstdint>
+#include <memory>
 #include <string>
 
+#include "image/io.h"
 #include "platform/env.h"
+#include "platform/socket.h"
 
 namespace ckpt::lib {
 
@@ -49,5 +61,44 @@ Handoff TakeHandoff(platform::Env* env);
 // Connects, reports and waits up to `timeout` s for 'g'. Ok only for 'g';
 // otherwise the reason the program must not run.
 Status RunHandoff(const Handoff& h, std::int64_t pid, double timeout);
+
+// Reads a program's report "WORD TOKEN PID\n" (WORD: CKPTHOLD, CKPTSTREAM)
+// from a connection it made; its PID, or FailedPrecondition when another
+// process connected (a wrong word or token).
+Result<std::int64_t> ReadReportLine(platform::Socket* sock, const std::string& word, const std::string& token,
+                                    int timeout_ms);
+
+// The ticket of a streamed checkpoint-and-hold.
+struct StreamTicket {
+  int port = 0;
+  std::string token;           // 32 hex digits
+  std::int64_t requester = 0;  // the process that asks for the hold
+};
+std::string StreamTicketPath(const std::string& registration_path);
+std::string EncodeStreamTicket(const StreamTicket& t);
+Result<StreamTicket> ParseStreamTicket(const std::string& text);
+
+// An image's way into a migration's loopback connection (buffered).
+class StreamSink final : public image::Sink {
+ public:
+  explicit StreamSink(std::unique_ptr<platform::Socket> sock) : sock_(std::move(sock)) {}
+  Status Append(const void* data, std::size_t size) override;
+  std::uint64_t Position() const override { return pos_; }
+  // Sends what is buffered and ends the stream (the reader sees its end).
+  Status Finish();
+
+ private:
+  std::unique_ptr<platform::Socket> sock_;
+  std::string buf_;
+  std::uint64_t pos_ = 0;
+};
+
+// At a safepoint serving a hold request: the stream the ticket beside
+// `registration_path` asks for, connected and announced; nullptr when there
+// is no ticket for this hold (none, or another requester's). An error when
+// the ticket is for this hold but unusable (the checkpoint then fails, and
+// the program runs on).
+Result<std::unique_ptr<StreamSink>> TakeStreamTicket(platform::Env* env, const std::string& registration_path,
+                                                     std::int64_t pid);
 
 }  // namespace ckpt::lib

@@ -493,6 +493,19 @@ class SessionImpl {
                    ") at the same time; this checkpoint was not written");
   }
 
+  // A hold's image goes into a migration's connection when its ticket asks
+  // for that (lib/hold.h; *out_path then stays empty), else into a file.
+  Status WriteHeldImage(std::string* out_path) {
+    std::unique_ptr<lib::StreamSink> stream;
+    if (registration_) {
+      ASSIGN_OR_RETURN(stream, lib::TakeStreamTicket(env_, registration_->path(), env_->ProcessId()));
+    }
+    if (!stream) return WriteImage(out_path);
+    std::uint64_t seq = std::max(progress_.seq, lib::LatestImageSeq(env_, opt_.dir, opt_.name)) + 1;
+    RETURN_IF_ERROR(WriteImage(stream.get(), seq));
+    return stream->Finish();
+  }
+
   Status WriteImage(image::Sink* sink, std::uint64_t seq) {
     image::WriterOptions wo;
     wo.codec = codec_;
@@ -584,7 +597,7 @@ class SessionImpl {
                     ? FailedPrecondition(
                           "the program holds a group mutex; it can be checkpointed only "
                           "outside its critical sections")
-                    : WriteImage(&path);
+                    : (hold ? WriteHeldImage(&path) : WriteImage(&path));
     if (!st.ok()) {
       ++failures_;
       last_error_ = st.message();
@@ -593,12 +606,13 @@ class SessionImpl {
       return Event::kFailed;
     }
     ++written_;
-    last_image_ = path;
+    if (!path.empty()) last_image_ = path;
     last_error_.clear();
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     char buf[64];
     std::snprintf(buf, sizeof buf, " in %.3f s", secs);
-    Say("checkpoint " + std::to_string(progress_.seq) + " written to " + path + buf);
+    Say(path.empty() ? std::string("checkpoint streamed into the migration's connection") + buf
+                     : "checkpoint " + std::to_string(progress_.seq) + " written to " + path + buf);
     if (exit_after) {
       if (registration_ && asked_outside && Publish(true).ok()) registration_->KeepAfterExit();
       Say("stopping after the checkpoint, as asked (exit status " + std::to_string(kExitCheckpointed) + ")");

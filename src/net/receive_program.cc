@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "image/reader.h"
+#include "lib/hold.h"
 #include "lib/program_image.h"
 #include "net/receive_internal.h"
 #include "net/wire.h"
@@ -66,25 +67,6 @@ bool Runnable(const std::string& cmd) {
   }
   return false;
 }
-
-namespace {
-
-// Reads "CKPTHOLD <token> <pid>\n" from the resumed program.
-Result<std::int64_t> ReadHoldLine(platform::Socket* sock, const std::string& token) {
-  std::string line;
-  char c = 0;
-  while (line.size() < 128) {
-    RETURN_IF_ERROR(sock->RecvAll(&c, 1, 10 * 1000));
-    if (c == '\n') break;
-    line += c;
-  }
-  const std::string want = "CKPTHOLD " + token + " ";
-  if (line.rfind(want, 0) != 0)
-    return FailedPrecondition("a process that is not the resumed program connected");
-  return std::strtoll(line.c_str() + want.size(), nullptr, 10);
-}
-
-}  // namespace
 
 Status PreflightProgram(Session* ss) {
   Session& s = *ss;
@@ -165,7 +147,7 @@ Status RunHeld(Session* ss, const std::vector<std::string>& argv, std::vector<st
     }
     if (waited > s.cfg.commit_timeout_s * 1000) return Timeout(argv[0] + " did not resume in time");
   }
-  auto pid = ReadHoldLine(sock.get(), token);
+  auto pid = lib::ReadReportLine(sock.get(), "CKPTHOLD", token, 10 * 1000);
   if (!pid.ok()) return pid.status();
   MaybeDieBeforeReady();
   std::int64_t restore_ns =

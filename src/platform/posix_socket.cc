@@ -69,8 +69,25 @@ Status Socket::RecvAll(void* data, std::size_t size, int timeout_ms) {
   return Status::Ok();
 }
 
+Result<std::size_t> Socket::RecvSome(void* data, std::size_t size, int timeout_ms) {
+  if (timeout_ms >= 0) {
+    Status st = WaitReadable(timeout_ms);
+    if (st.code() == Code::kTimeout) return Timeout("nothing arrived from the loopback peer");
+    RETURN_IF_ERROR(st);
+  }
+  for (;;) {
+    ssize_t n = ::recv(static_cast<int>(fd_), data, size, 0);
+    if (n >= 0) return static_cast<std::size_t>(n);
+    if (errno != EINTR) return PosixError("receive from", "loopback peer", errno);
+  }
+}
+
 void Socket::Shutdown() {
   ::shutdown(static_cast<int>(fd_), SHUT_RDWR);
+}
+
+void Socket::ShutdownWrite() {
+  ::shutdown(static_cast<int>(fd_), SHUT_WR);
 }
 
 Result<std::unique_ptr<Listener>> Listener::Loopback() {

@@ -26,7 +26,12 @@ class Socket {
   // Waits up to `timeout_ms` (-1: forever) until a read would not block
   // (data, or the peer closed); Timeout when nothing came.
   Status WaitReadable(int timeout_ms);
+  // Reads what has arrived, at most `size` bytes, waiting up to `timeout_ms`
+  // (-1: no limit) for the first; 0 when the peer closed its side.
+  Result<std::size_t> RecvSome(void* data, std::size_t size, int timeout_ms = -1);
   void Shutdown();
+  // Ends this side's sending (the peer reads the end); receiving goes on.
+  void ShutdownWrite();
 
  private:
   friend class Listener;

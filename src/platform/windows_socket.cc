@@ -73,8 +73,24 @@ Status Socket::RecvAll(void* data, std::size_t size, int timeout_ms) {
   return Status::Ok();
 }
 
+Result<std::size_t> Socket::RecvSome(void* data, std::size_t size, int timeout_ms) {
+  if (timeout_ms >= 0) {
+    Status st = WaitReadable(timeout_ms);
+    if (st.code() == Code::kTimeout) return Timeout("nothing arrived from the loopback peer");
+    RETURN_IF_ERROR(st);
+  }
+  int chunk = size > (1u << 30) ? (1 << 30) : static_cast<int>(size);
+  int n = recv(S(fd_), static_cast<char*>(data), chunk, 0);
+  if (n == SOCKET_ERROR) return WsaError("receive from", "loopback peer");
+  return static_cast<std::size_t>(n);
+}
+
 void Socket::Shutdown() {
   shutdown(S(fd_), SD_BOTH);
+}
+
+void Socket::ShutdownWrite() {
+  shutdown(S(fd_), SD_SEND);
 }
 
 Result<std::unique_ptr<Listener>> Listener::Loopback() {

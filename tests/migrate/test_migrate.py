@@ -102,8 +102,17 @@ def check_program_round_trip(hosts, ref):
     work = ck.tempdir("mig-prog")
     a = hosts["a"]
     src = start_heat(a, work)
-    p, j = migrate(hosts, "a", src.ns_pid, "b")
+    images = lambda: sorted(f for f in os.listdir(work) if f.endswith(".ckpt"))
+    before = images()
+    kept = os.path.join(work, "kept")
+    p, j = migrate(hosts, "a", src.ns_pid, "b", "--keep-image", kept)
     ck.check(j["host"] == "b" and j["kind"] == "program" and j["pid"] > 0, "migrate said: %s" % p.stdout)
+    # The image went straight into the connection: no file on the source but the one asked for.
+    ck.check(images() == before, "the source wrote an image file: %s -> %s" % (before, images()))
+    ck.check("checkpoint streamed into the migration's connection" in
+             open(os.path.join(work, "source.err")).read(), "the source did not stream its image")
+    ck.check(j.get("kept_image") == os.path.join(kept, "heat.ckpt"), "kept_image: %s" % p.stdout)
+    ck.run([CKPT, "verify", j["kept_image"]], check=0)
     ck.check(j["stdout"] == os.path.join(work, "heat.out"), "output went to %s" % j["stdout"])
     ck.check(j["bytes_sent"] > 2 * 1024 * 1024 and j["downtime_ms"] > 0, "figures: %s" % p.stdout)
     ck.check(src.wait(timeout=30) == 75, "the source heat did not exit 75 after the handoff")

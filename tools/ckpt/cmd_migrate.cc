@@ -93,12 +93,14 @@ Result<MigrateReport> FinishHeldMigration(const MigrateOptions& o, Connection* c
   };
   const int wait_ms = static_cast<int>(o.timeout * 1000);
   std::int64_t t_send = SteadyNanos();
-  Status sent = h->SendFile(image, [prog](std::uint64_t d, std::uint64_t t) { prog->Update(d, t); });
+  Status sent = image.empty()
+                    ? Status::Ok()
+                    : h->SendFile(image, [prog](std::uint64_t d, std::uint64_t t) { prog->Update(d, t); });
   if (sent.ok()) sent = h->EndImage();
   if (!sent.ok()) return fail(sent);
   rep.image_bytes = h->sink()->Position();
   rep.bytes_sent = h->sink()->sent();
-  rep.transfer_ns = SteadyNanos() - t_send;
+  rep.transfer_ns += SteadyNanos() - t_send;
   prog->Phase("resuming the " + what + " on the target");
   auto ready = h->AwaitReady(wait_ms);
   if (!ready.ok()) return fail(ready.status());

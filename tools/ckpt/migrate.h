@@ -84,7 +84,7 @@ Result<nlohmann::json> Greet(const MigrateOptions& o, net::SourceHandoff* h, con
 class TransferProgress;
 
 // The rest of a migration whose source is held with its image in a file (a
-// program, a group): the image sent, READY, COMMIT, DONE — asking again
+// program, a group) or already streamed (`image` empty): the image sent, READY, COMMIT, DONE — asking again
 // when DONE is lost — and then `release(true)` ends the source's copy. On
 // any failure `release(false)` lets it run on and the error says why.
 // `what` names it in messages ("program", "group"); `t_hold`: when the

@@ -1,7 +1,9 @@
 // Migrating a ckpt program: it checkpoints and holds at its next safepoint,
-// the image goes to the target, which resumes it held; on DONE the source
-// program exits (status 75), on any failure before it runs on.
+// writing its image into the connection (no file here), the image goes to the target, which resumes it held;
+// on DONE the source program exits (status 75), on any failure before it runs on.
+#include <algorithm>
 #include <filesystem>
+#include <vector>
 
 #include "command.h"
 #include "migrate.h"
@@ -29,9 +31,9 @@ std::uint64_t FileSize(const std::string& p) {
   return ec ? 0 : n;
 }
 
+// A program that wrote a file (a libckpt without streamed holds): the file.
 Status CopyImage(const std::string& from, const std::string& dir, std::string* kept) {
   std::error_code ec;
-  fs::create_directories(dir, ec);
   *kept = platform::JoinPath(dir, platform::BaseName(from));
   fs::copy_file(from, *kept, fs::copy_options::overwrite_existing, ec);
   if (ec) return IoError("copy " + from + " to " + dir + ": " + ec.message());
@@ -66,19 +68,53 @@ Result<MigrateReport> MigrateProgram(const MigrateOptions& o, Connection* c, std
   ASSIGN_OR_RETURN(auto accept, Greet(o, &h, hello));
   TransferProgress prog(o.progress);
   const std::string host = accept.value("host", std::string("the target"));
+  // --keep-image: a copy in DIR/NAME.ckpt, named once complete.
+  std::unique_ptr<platform::TempFile> kept;
+  if (!o.keep_image.empty()) {
+    Status st = env->CreateDirs(o.keep_image);
+    auto f = st.ok() ? env->NewTempFile(o.keep_image, name + ".ckpt")
+                     : Result<std::unique_ptr<platform::TempFile>>(st);
+    if (!f.ok()) {
+      h.Abort(f.status().message());
+      return f.status().WithContext("--keep-image " + o.keep_image);
+    }
+    kept = std::move(f).value();
+  }
   prog.Phase("checkpoint of process " + std::to_string(pid));
-  std::int64_t t_hold = SteadyNanos();
-  auto held = CheckpointAndHold(env, target, o.timeout);
+  const std::int64_t t_hold = SteadyNanos();
+  std::int64_t t_stream = 0;
+  const std::uint64_t estimate = hello.value("image_bytes", std::uint64_t{0});
+  // The image as the program writes it, straight into the connection.
+  auto pump = [&](platform::Socket* s) -> Status {
+    t_stream = SteadyNanos();
+    prog.Phase("streaming to " + host);
+    std::vector<char> buf(1 << 20);
+    for (;;) {
+      auto n = s->RecvSome(buf.data(), buf.size(), static_cast<int>(o.timeout * 1000));
+      if (!n.ok()) return n.status().WithContext("reading the image from process " + std::to_string(pid));
+      if (*n == 0) return Status::Ok();
+      RETURN_IF_ERROR(h.sink()->Append(buf.data(), *n).WithContext("sending the image to " + host));
+      if (kept) RETURN_IF_ERROR(kept->Append(buf.data(), *n).WithContext("--keep-image"));
+      prog.Update(h.sink()->Position(), std::max(estimate, h.sink()->Position()));
+    }
+  };
+  auto held = StreamAndHold(env, target, o.timeout, pump);
   if (!held.ok()) {
     h.Abort(held.status().message());
     return held.status().WithContext("checkpoint of process " + std::to_string(pid));
   }
-  rep.checkpoint_ns = SteadyNanos() - t_hold;
+  const bool streamed = held->image.empty();
+  rep.checkpoint_ns = (streamed ? t_stream : SteadyNanos()) - t_hold;
+  rep.transfer_ns = streamed ? SteadyNanos() - t_stream : 0;
   // From here on, a failure lets the held program run on.
   auto release = [&](bool exit) { return ReleaseHeld(env, target, exit, o.timeout); };
-  if (!o.keep_image.empty()) {
-    Status st = CopyImage(held->image, o.keep_image, &rep.kept_image);
+  if (kept) {
+    const std::string path = platform::JoinPath(o.keep_image, name + ".ckpt");
+    Status st = streamed ? kept->Sync() : CopyImage(held->image, o.keep_image, &rep.kept_image);
+    if (st.ok() && streamed) st = kept->Commit(path, /*replace=*/true).status();
+    if (st.ok() && streamed) rep.kept_image = path;
     if (!st.ok()) {
+      st = st.WithContext("--keep-image");
       h.Abort(st.message());
       Status rel = release(false);
       return rel.ok()
@@ -86,7 +122,7 @@ Result<MigrateReport> MigrateProgram(const MigrateOptions& o, Connection* c, std
                  : Status(st.code(), st.message() + "; and releasing the program failed: " + rel.message());
     }
   }
-  prog.Phase("sending to " + host);
+  if (!streamed) prog.Phase("sending to " + host);
   return FinishHeldMigration(o, c, &h, hello.value("id", std::string()), held->image, "program", release,
                              &prog, std::move(rep), t_hold);
 }

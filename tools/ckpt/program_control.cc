@@ -6,8 +6,10 @@
 
 #include "command.h"
 #include "image/reader.h"
+#include "lib/hold.h"
 #include "lib/program_image.h"
 #include "lib/registration.h"
+#include "platform/socket.h"
 
 namespace ckpt::cli {
 
@@ -193,9 +195,11 @@ Result<Outcome> WaitForCheckpoint(platform::Env* env, const ProgramTarget& t, bo
   return out;
 }
 
-Result<HeldImage> CheckpointAndHold(platform::Env* env, const ProgramTarget& t, double timeout) {
+namespace {
+
+// After a hold request: the checkpoint's outcome, the program held.
+Result<HeldImage> AwaitHold(platform::Env* env, const ProgramTarget& t, double timeout) {
   const std::string who = "process " + std::to_string(t.pid);
-  RETURN_IF_ERROR(env->SendCheckpointRequest(t.pid, platform::Request::kCheckpointAndHold));
   auto out = WaitForCheckpoint(env, t, /*exit=*/false, timeout);
   if (out.status().code() == Code::kTimeout) {
     // Cancel: a release after the hold request makes the program continue
@@ -220,6 +224,73 @@ Result<HeldImage> CheckpointAndHold(platform::Env* env, const ProgramTarget& t, 
   h.program = JsonBytesValue(now, "program");
   h.cwd = JsonBytesValue(now, "cwd");
   return h;
+}
+
+// True once the registration shows the checkpoint asked of `t` done or
+// failed, or the process is gone: nobody will connect any more.
+bool HoldAnswered(platform::Env* env, const ProgramTarget& t) {
+  if (!env->ProcessAlive(t.pid)) return true;
+  bool read = false;
+  nlohmann::json now = ReadAgain(env, t, t.reg, &read);
+  return read && (now.value("generation", std::uint64_t{0}) > t.reg.value("generation", std::uint64_t{0}) ||
+                  now.value("failures", std::uint64_t{0}) > t.reg.value("failures", std::uint64_t{0}));
+}
+
+// Waits for the program's connection to the stream port; nullptr when it
+// answered otherwise (a file, a failure, its end) or the time ran out.
+std::unique_ptr<platform::Socket> AwaitStream(platform::Env* env, const ProgramTarget& t,
+                                              platform::Listener* l, const std::string& token,
+                                              double timeout) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout);
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto a = l->Accept(20);
+    if (a.ok()) {
+      auto pid = lib::ReadReportLine(a->get(), "CKPTSTREAM", token, 10 * 1000);
+      if (pid.ok() && *pid == t.pid) return std::move(a).value();
+      continue;  // not the program: ignored
+    }
+    if (HoldAnswered(env, t)) return nullptr;
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+Result<HeldImage> CheckpointAndHold(platform::Env* env, const ProgramTarget& t, double timeout) {
+  RETURN_IF_ERROR(env->SendCheckpointRequest(t.pid, platform::Request::kCheckpointAndHold));
+  return AwaitHold(env, t, timeout);
+}
+
+Result<HeldImage> StreamAndHold(platform::Env* env, const ProgramTarget& t, double timeout,
+                                const std::function<Status(platform::Socket*)>& pump) {
+  ASSIGN_OR_RETURN(auto listener, platform::Listener::Loopback());
+  lib::StreamTicket ticket;
+  ticket.port = listener->port();
+  ticket.token = platform::RandomHex16() + platform::RandomHex16();
+  ticket.requester = env->ProcessId();
+  const std::string ticket_path = lib::StreamTicketPath(t.reg_path);
+  RETURN_IF_ERROR(platform::WriteFileAtomic(env, ticket_path, lib::EncodeStreamTicket(ticket), false)
+                      .WithContext("the stream ticket"));
+  Status asked = env->SendCheckpointRequest(t.pid, platform::Request::kCheckpointAndHold);
+  auto sock = asked.ok() ? AwaitStream(env, t, listener.get(), ticket.token, timeout) : nullptr;
+  env->RemoveFile(ticket_path).IgnoreError();  // the program took it, or it is of no use now
+  if (!asked.ok()) return asked;
+  if (!sock) return AwaitHold(env, t, timeout);  // a file instead (or a failure, its end, the time)
+  Status pumped = pump(sock.get());
+  // Closed: a program still writing sees its checkpoint fail and runs on.
+  sock.reset();
+  auto held = AwaitHold(env, t, timeout);
+  if (!pumped.ok()) {
+    if (held.ok()) {
+      Status rel = ReleaseHeld(env, t, /*exit=*/false, timeout);
+      if (!rel.ok())
+        return Status(pumped.code(),
+                      pumped.message() + "; and releasing the program failed: " + rel.message());
+    }
+    return pumped;
+  }
+  if (held.ok()) held->image.clear();  // it went into the stream
+  return held;
 }
 
 Status ReleaseHeld(platform::Env* env, const ProgramTarget& t, bool exit, double timeout) {

@@ -5,11 +5,13 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
 #include "platform/env.h"
+#include "platform/socket.h"
 #include "util/status.h"
 
 namespace ckpt::cli {
@@ -62,6 +64,14 @@ struct HeldImage {
 // program continues by itself. On a timeout the request is cancelled (a
 // release follows it), and the program continues when it gets there.
 Result<HeldImage> CheckpointAndHold(platform::Env* env, const ProgramTarget& t, double timeout);
+// The same with the image streamed, not written to a file (lib/hold.h): a
+// ticket beside the registration names a loopback port, the program
+// connects at its safepoint and `pump` reads the image from that connection
+// to its end. The result's `image` is empty when it was streamed; a program
+// that wrote a file instead (a libckpt without streamed holds) gives that
+// file, and `pump` is not called. If `pump` fails the program runs on.
+Result<HeldImage> StreamAndHold(platform::Env* env, const ProgramTarget& t, double timeout,
+                                const std::function<Status(platform::Socket*)>& pump);
 // exit=false: the held program continues (waits until it says so); exit=true:
 // it exits with status 75 without writing another image — waits (up to
 // `timeout` s) until it is gone and collects its registration.
