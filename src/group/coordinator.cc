@@ -43,24 +43,26 @@ std::string Coordinator::Who(int rank) const {
 
 Status Coordinator::LoadResumeImage() {
   ASSIGN_OR_RETURN(auto src, env_->NewRandomAccessFile(opt_.resume));
-  ASSIGN_OR_RETURN(resume_reader_, image::ImageReader::Open(std::move(src)));
-  if (resume_reader_->header().kind != image::ImageKind::kGroup)
-    return InvalidArgument(opt_.resume + " is a " + image::ImageKindName(resume_reader_->header().kind) +
+  // Read here and closed: nothing keeps the image open while the group runs (a
+  // migration's spool entry on Windows cannot go while a file in it is open).
+  ASSIGN_OR_RETURN(auto reader, image::ImageReader::Open(std::move(src)));
+  if (reader->header().kind != image::ImageKind::kGroup)
+    return InvalidArgument(opt_.resume + " is a " + image::ImageKindName(reader->header().kind) +
                            " image, not a group image");
-  RETURN_IF_ERROR(resume_reader_->VerifyAll());
-  const image::SectionInfo* gs = resume_reader_->Find(kSectionGroup);
-  const image::SectionInfo* os = resume_reader_->Find(kSectionObjects);
+  RETURN_IF_ERROR(reader->VerifyAll());
+  const image::SectionInfo* gs = reader->Find(kSectionGroup);
+  const image::SectionInfo* os = reader->Find(kSectionObjects);
   if (gs == nullptr || os == nullptr) return Corruption(opt_.resume + ": GROUP or OBJECTS section missing");
-  ASSIGN_OR_RETURN(std::string gdata, resume_reader_->ReadSection(*gs));
+  ASSIGN_OR_RETURN(std::string gdata, reader->ReadSection(*gs));
   GroupRecord g;
   RETURN_IF_ERROR(DecodeGroup(gdata, &g).WithContext(opt_.resume));
-  ASSIGN_OR_RETURN(std::string odata, resume_reader_->ReadSection(*os));
+  ASSIGN_OR_RETURN(std::string odata, reader->ReadSection(*os));
   RETURN_IF_ERROR(DecodeObjects(odata, &resume_objects_).WithContext(opt_.resume));
   if (g.members.size() != members_.size())
     return InvalidArgument(opt_.resume + " holds " + std::to_string(g.members.size()) + " members, but " +
                            std::to_string(members_.size()) + " commands were given");
   for (std::uint32_t r = 0; r < g.members.size(); ++r) {
-    if (resume_reader_->Find(kSectionMember, MemberSectionName(r)) == nullptr)
+    if (reader->Find(kSectionMember, MemberSectionName(r)) == nullptr)
       return Corruption(opt_.resume + ": no state for member " + std::to_string(r));
   }
   seq_ = g.seq;
@@ -77,6 +79,7 @@ Status Coordinator::PublishRegistration() {
                   ", \"kind\": \"group\", \"group\": " + JsonBytes(opt_.name) + ", \"id\": \"" + gid_ +
                   "\", \"port\": " + std::to_string(listener_->port()) + ", \"secret\": \"" +
                   platform::HexEncode(secret_) + "\", \"dir\": " + JsonBytes(opt_.dir) +
+                  ", \"cwd\": " + JsonBytes(env_->AbsolutePath(".")) +
                   ", \"members\": " + std::to_string(members_.size()) + ", \"commands\": " + MemberList() +
                   ", \"every\": " + std::to_string(opt_.every_seconds) +
                   ", \"timeout\": " + std::to_string(opt_.timeout_seconds) +

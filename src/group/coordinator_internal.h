@@ -139,7 +139,6 @@ class Coordinator {
   bool exit_requested_ = false;
   std::string last_image_;
   std::string registration_path_;
-  std::unique_ptr<image::ImageReader> resume_reader_;
   // Phases of the last checkpoint (seconds, bytes), reported in its progress line.
   double t_quiesce_ = 0, t_comm_ = 0, t_members_ = 0;
   std::uint64_t comm_bytes_ = 0, member_bytes_ = 0;

@@ -154,8 +154,26 @@ Result<std::unique_ptr<image::RandomAccessSource>> GroupMember::TakeMemberImage(
   const image::SectionInfo* s = reader_->Find(group::kSectionMember, name);
   if (s == nullptr) return NotFound(resume_path_ + " holds no state for member " + name);
   ASSIGN_OR_RETURN(std::string data, reader_->ReadSection(*s));
+  member_taken_ = true;
+  MaybeCloseResumeImage();
   return std::unique_ptr<image::RandomAccessSource>(
       new image::StringSource(std::move(data), resume_path_ + " [" + name + "]"));
+}
+
+// The resume image is needed until this member's own state is out of it and
+// every object of the image is in the group's table (each restored from it
+// by the member that created it); then it is closed, so that nothing holds
+// the image while the group runs: a migration's spool entry on Windows
+// cannot be removed while a file in it is open.
+void GroupMember::MaybeCloseResumeImage() {
+  if (!reader_ || (coordinated() && !member_taken_)) return;
+  {
+    group::TableLock lock(cb_);
+    for (const auto& o : image_objects_) {
+      if (group::FindSlot(cb_, o.name) == nullptr) return;
+    }
+  }
+  reader_.reset();
 }
 
 const group::ObjectRecord* GroupMember::ImageObject(std::string_view name) const {
@@ -212,6 +230,7 @@ SyncHandle* GroupMember::OpenSync(std::string_view name, ObjKind kind, std::uint
   if (kind == ObjKind::kMutex) h->mutex.reset(new Mutex(h.get()));
   SyncHandle* raw = h.get();
   syncs_.emplace(std::string(name), std::move(h));
+  MaybeCloseResumeImage();
   return raw;
 }
 
@@ -286,6 +305,7 @@ void* GroupMember::OpenSegment(std::string_view name, std::size_t count, std::si
   }
   void* data = h->seg->data();
   segments_.emplace(std::string(name), std::move(h));
+  MaybeCloseResumeImage();
   return data;
 }
 
@@ -429,6 +449,7 @@ Event GroupMember::Quiesce(const std::string& pending_wait) {
     clear();
     return Event::kNone;
   }
+  MaybeCloseResumeImage();  // the objects other members declared meanwhile
   std::uint64_t epoch = requested_epoch_.load();
   group::Ready ready;
   ready.epoch = epoch;

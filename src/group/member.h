@@ -128,6 +128,7 @@ class GroupMember final : public group::WaitContext {
   Status StreamSegment(const SegmentHandle& h, image::Sink* sink);
   Status RestoreSegment(SegmentHandle& h, const group::ObjectRecord& rec);
   const group::ObjectRecord* ImageObject(std::string_view name) const;
+  void MaybeCloseResumeImage();
   std::string ObjectName(std::string_view name) const { return "ckpt." + gid_ + "." + std::string(name); }
   [[noreturn]] void Fatal(const std::string& m);
 
@@ -150,6 +151,7 @@ class GroupMember final : public group::WaitContext {
   std::unique_ptr<image::ImageReader> reader_;
   std::vector<group::ObjectRecord> image_objects_;
   std::string resume_path_;
+  bool member_taken_ = false;  // this member's own state is out of the image
 
   // Coordinator link.
   std::unique_ptr<group::Channel> channel_;

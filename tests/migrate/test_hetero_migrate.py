@@ -7,6 +7,13 @@ build under qemu-user), and back to `a` — each hop a `ckpt migrate` run on
 the host the program is on, over ssh — and prints the result of an
 uninterrupted Linux run, bit for bit.
 
+Then a dependent group (examples/jacobi, 2 members, `ckpt run` on a) moves to
+w (`ckpt.exe receive` coordinates jacobi.exe under Wine) and back to a with
+`ckpt.exe migrate` run on w — once refused for a frame damaged in transit
+(the group runs on at w, a keeps nothing), then for real: the result equals
+an uninterrupted run's, no member or ckpt.exe is left on w, and neither spool
+keeps anything (`test_hetero_migrate.py [program] [group]`: only those parts).
+
 The hosts are namespaces with their own sshd (tests/lib/hosts.py). Host `w`
 runs Wine with a copy of the test prefix of its own (a wineserver inside the
 host's PID namespace, started beforehand so that no Wine service holds an
@@ -204,8 +211,118 @@ def run_chain(hosts, prefix, ref):
     shutil.rmtree(work)
 
 
+# --- a dependent group: Linux a -> Windows w -> Linux a ----------------------------
+
+JACOBI = os.path.join(ck.BIN, "jacobi")
+JAC_ARGS = ["48", "1500"]  # the result; the members' third argument only paces them (µs per sweep)
+JAC_SLOW = "8000"
+
+
+def group_hop(c, src, argv_prefix, group, dest, extra, fault=None):
+    """`ckpt migrate GROUP --to ssh://DEST --json` on host src; the JSON answer. With `fault`
+    (CKPT_MIGRATE_FAULT) it must fail, the group running on at src: its error message then."""
+    argv = argv_prefix + ["migrate", str(group), "--to", c.hosts[dest].url, "--ssh", c.ssh, "--json"] + extra
+    t0 = time.time()
+    env = dict(c.env, CKPT_MIGRATE_FAULT=fault) if fault else c.env
+    p = c.hosts[src].popen(argv, cwd=c.work, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+    watchdog = threading.Timer(120, p.kill)  # a hang fails the test, with what it said
+    watchdog.daemon = True
+    watchdog.start()
+    out, err = p.communicate()
+    watchdog.cancel()
+    if fault:
+        ck.check(p.returncode == 1 and "runs on here as before" in err, "%s with %s: exited %d\n%s%s" % (
+            " ".join(argv), fault, p.returncode, out, err))
+        return err
+    try:
+        j = json.loads(out) if p.returncode == 0 else None
+    except ValueError:
+        j = None
+    if j is None:
+        ck.fail("%s: exited %d\nstdout:\n%s\nstderr:\n%s" % (" ".join(argv), p.returncode, out, err))
+    ck.check(j["kind"] == "group" and j["pid"] > 0 and j["host"].lower() == dest,
+             "%s -> %s said: %s" % (src, dest, j))
+    print("ok   group %s -> %s in %.1f s (downtime %.0f ms, %d bytes): %s" % (
+        src, dest, time.time() - t0, j["downtime_ms"], j["bytes_sent"], err.strip()))
+    return j
+
+
+def group_members(c, host, exe):
+    """The host's member processes running `exe` (not ckpt's own processes, whose arguments may name it)."""
+    return [p for p in c.procs(host, exe) if "ckpt" not in p[2]]
+
+
+def group_joined(c, host, ns_pid):
+    """The coordinator's registration on host once every member has joined."""
+    r = c.registration(host, ns_pid)
+    return r if r and r.get("commands") and all(m.get("program") for m in r["commands"]) else None
+
+
+def run_group(hosts, prefix):
+    """jacobi (2 members, a barrier per sweep) started by `ckpt run` on Linux a moves to the Windows host w
+    (ckpt.exe receive coordinates jacobi.exe under Wine), then `ckpt.exe migrate` on w moves it back to a;
+    the result is bit for bit that of an uninterrupted run, and no member is left behind on either side."""
+    work = ck.tempdir("mig-hetero-group")
+    c = Chain(hosts, work, prefix)
+    a, w = hosts["a"], hosts["w"]
+    ref = ck.run([CKPT, "run", "-n", "2", "--dir", work, "-q", "--", JACOBI] + JAC_ARGS, check=0, timeout=120)
+    ref = [ck.result_line(ref.stdout)]
+    out = open(os.path.join(work, "source.out"), "ab")
+    src = a.popen([CKPT, "run", "-n", "2", "--dir", work, "--name", "gj", "--", JACOBI] + JAC_ARGS + [JAC_SLOW],
+                  cwd=work, stdout=out, stderr=out, stdin=subprocess.DEVNULL, env=c.env)
+    out.close()
+    wait_for(lambda: group_joined(c, a, src.ns_pid), "the group to start on a")
+    time.sleep(0.5)  # some sweeps on a
+    # a -> w: the Windows build receives and coordinates; the members are jacobi.exe.
+    wjac = ck.wine_path(os.path.join(WIN, "jacobi.exe"))
+    j = group_hop(c, "a", [CKPT], "gj", "w",
+                  ["--remote-ckpt", c.wckpt, "--program", "jacobi=" + wjac, "--cwd", ck.wine_path(work)])
+    ck.check(src.wait(timeout=60) == 75, "the source group on a did not stop with 75:\n" +
+             open(os.path.join(work, "source.out"), errors="replace").read()[-3000:])
+    ck.check(not group_members(c, a, JACOBI), "members left on a: %s" % group_members(c, a, JACOBI))
+    reg = wait_for(lambda: group_joined(c, w, j["pid"]), "the group to register on w")
+    ck.check(len(group_members(c, w, "jacobi.exe")) == 2, "members on w: %s" % group_members(c, w, "jacobi.exe"))
+    ck.check(all(m["program"].lower().endswith("jacobi.exe") for m in reg["commands"]) and
+             reg.get("cwd", "").lower() == ck.wine_path(work).lower(), "registration on w: %s" % reg)
+    time.sleep(1.0)  # some sweeps on w
+    # w -> a: ckpt.exe migrate under Wine (it runs the Linux ssh); Linux ckpt receives. First with a
+    # byte damaged in transit: refused, the group runs on at w and a keeps nothing; then for real.
+    back = ["--remote-ckpt", CKPT, "--program", "jacobi=" + JACOBI, "--cwd", work, "--remote-spool", hosts.spool]
+    err = group_hop(c, "w", c.wckpt.split(), j["pid"], "a", back, fault="corrupt-data")
+    ck.check("checksum" in err, "the damaged frame: %s" % err)
+    wait_for(lambda: not group_members(c, a, JACOBI) and not ck.spool_entries(a.path(hosts.spool)),
+             "a to keep nothing of the damaged hop")
+    ck.check(len(group_members(c, w, "jacobi.exe")) == 2 and c.registration(w, j["pid"]),
+             "the group does not run on at w after the damaged hop: %s" % group_members(c, w, "jacobi.exe"))
+    print("ok   group w -> a with a damaged frame: refused, runs on at w: %s" % err.strip().splitlines()[-1])
+    j2 = group_hop(c, "w", c.wckpt.split(), j["pid"], "a", back)
+    wait_for(lambda: not group_members(c, w, "jacobi.exe") and not c.procs(w, "ckpt.exe"),
+             "the group (and every ckpt.exe) to leave w")
+    # The images of both hops from w (in the group's directory, shared here; the group keeps 2) were
+    # written by the Windows members.
+    imgs = [json.loads(ck.run([CKPT, "inspect", "--json", os.path.join(work, i)], check=0).stdout)
+            for i in ck.images(work)]
+    legs = [sorted({m["platform"] for m in i["group"]["members"]}) for i in imgs]
+    ck.check(legs == [["windows-x86_64"]] * 2, "the images of the hops from w were written by %s" % legs)
+    path = os.path.join(work, "gj.out")
+    got = wait_for(lambda: [l for l in open(path, errors="replace").read().splitlines() if l.startswith("result ")],
+                   "the group's result on a", 120)
+    ck.check(got == ref, "group a -> w -> a result %s, uninterrupted %s\n%s" % (
+        got, ref, open(os.path.join(work, "gj.err"), errors="replace").read()[-3000:]))
+    wait_for(lambda: not group_members(c, a, JACOBI) and c.registration(a, j2["pid"]) is None,
+             "the group to end on a")
+    ck.check(not ck.spool_entries(a.path(hosts.spool)), "spool of a not empty")
+    wsp = windows_spool(prefix)
+    left = [os.path.join(r, f)[len(wsp):] for r, _, fs in os.walk(wsp) for f in fs if "outcomes" not in r]
+    ck.check(not os.path.isdir(wsp) or not ck.spool_entries(wsp), "Windows spool %s not empty: %s" % (wsp, left))
+    print("ok   group a -> w (Windows) -> a: %s" % got[0])
+    shutil.rmtree(work)
+
+
 def main():
     H.skip_unless_available()
+    parts = sys.argv[1:] or ["program", "group"]
     for tool in ("wine", "wineserver", "qemu-s390x"):
         if not shutil.which(tool):
             skip(tool + " is not installed")
@@ -225,7 +342,7 @@ def main():
         subprocess.run(["cp", "-a", base, prefix], check=True)
         st = os.stat(prefix)
         server_dir = "server-%x-%x" % (st.st_dev, st.st_ino)  # Wine's directory for this prefix's wineserver
-        ref = reference()
+        ref = reference() if "program" in parts else None
         ssh_env = {"CKPT_RUNTIME_DIR": RT, "PATH": ck.BIN + ":/usr/sbin:/usr/bin:/sbin:/bin",
                    "WINEPREFIX": prefix, "WINEDEBUG": "-all"}
         with H.Hosts(("a", "w", "s"), ssh_env=ssh_env) as hosts:
@@ -236,7 +353,10 @@ def main():
             # session whose pipes they would keep open.
             w.run(["wineserver", "-p"], env=wenv, timeout=60, **quiet)
             w.run(["wine", os.path.join(WIN, "ckpt.exe"), "--version"], env=wenv, timeout=120, **quiet)
-            run_chain(hosts, prefix, ref)
+            if "program" in parts:
+                run_chain(hosts, prefix, ref)
+            if "group" in parts:
+                run_group(hosts, prefix)
     finally:
         if server_dir:  # what the wineserver killed with host w left (its socket, its lock)
             for d in os.listdir("/tmp"):

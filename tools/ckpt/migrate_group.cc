@@ -19,10 +19,19 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string GroupProcCwd(std::int64_t pid) {
+// The coordinator's working directory: from its registration, else (a
+// coordinator older than the "cwd" field, on Linux) from /proc.
+std::string GroupCwd(const nlohmann::json& reg, std::int64_t pid) {
+  std::string cwd = JsonBytesValue(reg, "cwd");
+  if (!cwd.empty()) return cwd;
+#ifdef _WIN32
+  (void)pid;
+  return cwd;
+#else
   std::error_code ec;
   auto p = fs::read_symlink("/proc/" + std::to_string(pid) + "/cwd", ec);
   return ec ? std::string() : p.string();
+#endif
 }
 
 // A program's name as `--program NAME=...` takes it: its base name, without .exe.
@@ -89,7 +98,7 @@ Result<MigrateReport> MigrateGroup(const MigrateOptions& o, Connection* c, const
   platform::Env* env = platform::Env::Default();
   std::string name = JsonBytesValue(reg, "group");
   std::int64_t pid = reg.value("pid", std::int64_t{0});
-  std::string cwd = GroupProcCwd(pid);
+  std::string cwd = GroupCwd(reg, pid);
   std::string dir = JsonBytesValue(reg, "dir");
   if (!dir.empty() && dir[0] != '/' && !cwd.empty()) dir = (fs::path(cwd) / dir).lexically_normal().string();
   ASSIGN_OR_RETURN(auto members, MemberFacts(reg));
