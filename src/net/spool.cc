@@ -5,7 +5,9 @@
 #include <filesystem>
 #include <thread>
 
-#ifndef _WIN32
+#ifdef _WIN32
+#include <windows.h>
+#else
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -22,22 +24,72 @@ namespace {
 
 constexpr const char* kLock = ".lock";
 
-#ifndef _WIN32
+enum class LockState { kAbsent, kHeld, kFree };
+
+#ifdef _WIN32
+// ENTRY/.lock created and locked; the OS lets go of the lock when this
+// process ends, however it ends. 0 on failure.
+std::intptr_t TakeLock(const fs::path& p) {
+  HANDLE h = CreateFileW(p.c_str(), GENERIC_READ | GENERIC_WRITE,
+                         FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE, nullptr, CREATE_NEW,
+                         FILE_ATTRIBUTE_NORMAL, nullptr);
+  if (h == INVALID_HANDLE_VALUE) return 0;
+  OVERLAPPED ov{};
+  if (!LockFileEx(h, LOCKFILE_EXCLUSIVE_LOCK, 0, 1, 0, &ov)) {
+    CloseHandle(h);
+    return 0;
+  }
+  return reinterpret_cast<std::intptr_t>(h);
+}
+
+void DropLock(std::intptr_t lock) {
+  if (lock != 0) CloseHandle(reinterpret_cast<HANDLE>(lock));
+}
+
+LockState ProbeLock(const fs::path& p) {
+  HANDLE h = CreateFileW(p.c_str(), GENERIC_READ, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE,
+                         nullptr, OPEN_EXISTING, FILE_ATTRIBUTE_NORMAL, nullptr);
+  if (h == INVALID_HANDLE_VALUE) return LockState::kAbsent;
+  OVERLAPPED ov{};
+  bool free = LockFileEx(h, LOCKFILE_FAIL_IMMEDIATELY, 0, 1, 0, &ov) != 0;
+  if (free) UnlockFileEx(h, 0, 1, 0, &ov);
+  CloseHandle(h);
+  return free ? LockState::kFree : LockState::kHeld;
+}
+#else
+std::intptr_t TakeLock(const fs::path& p) {
+  int fd = ::open(p.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) return 0;
+  ::flock(fd, LOCK_EX);
+  return fd + 1;  // 0 means none
+}
+
+void DropLock(std::intptr_t lock) {
+  if (lock != 0) ::close(static_cast<int>(lock - 1));
+}
+
+LockState ProbeLock(const fs::path& p) {
+  int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return LockState::kAbsent;
+  bool free = ::flock(fd, LOCK_SH | LOCK_NB) == 0;
+  ::close(fd);
+  return free ? LockState::kFree : LockState::kHeld;
+}
+#endif
+
 // Entries SPOOL/m-* whose lock no live receiver holds are left by a
-// receiver that died (and whose guardian died too): removed.
+// receiver that died (and, on POSIX, whose guardian died too): removed.
+// Kept entries (--keep) have no lock file.
 void Sweep(const std::string& spool) {
   std::error_code ec;
   for (fs::directory_iterator it(spool, ec), end; !ec && it != end; it.increment(ec)) {
     std::string name = it->path().filename().string();
     if (name.rfind("m-", 0) != 0 || !it->is_directory(ec)) continue;
-    int fd = ::open((it->path() / kLock).c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0) continue;  // kept entries have no lock file
-    bool stale = ::flock(fd, LOCK_EX | LOCK_NB) == 0;
-    ::close(fd);
-    if (stale) fs::remove_all(it->path(), ec);
+    if (ProbeLock(it->path() / kLock) == LockState::kFree) fs::remove_all(it->path(), ec);
   }
 }
 
+#ifndef _WIN32
 // The guardian: a fork that waits for the receiver to say "done" (a byte)
 // or die (end of file), and removes the entry in the second case.
 long StartGuardian(const std::string& dir, int* write_fd) {
@@ -76,19 +128,15 @@ Result<std::unique_ptr<SpoolEntry>> SpoolEntry::Create(const std::string& spool,
   std::error_code ec;
   fs::create_directories(spool, ec);
   if (ec) return IoError("create spool " + spool + ": " + ec.message());
-#ifndef _WIN32
   Sweep(spool);
-#endif
   std::string dir = (fs::path(spool) / ("m-" + id)).string();
   if (!fs::create_directory(dir, ec)) {
     return IoError("create " + dir + ": " + (ec ? ec.message() : std::string("it exists already")));
   }
   fs::permissions(dir, fs::perms::owner_all, fs::perm_options::replace, ec);
   std::unique_ptr<SpoolEntry> e(new SpoolEntry(dir));
+  e->lock_ = TakeLock(fs::path(dir) / kLock);
 #ifndef _WIN32
-  e->lock_fd_ =
-      ::open((fs::path(dir) / kLock).c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-  if (e->lock_fd_ >= 0) ::flock(e->lock_fd_, LOCK_EX);
   e->guard_pid_ = StartGuardian(dir, &e->guard_fd_);
 #endif
   return e;
@@ -102,16 +150,7 @@ fs::path OutcomePath(const std::string& spool, const std::string& id) {
 
 // True while a live receiver holds entry m-ID (its lock).
 bool EntryHeld(const std::string& spool, const std::string& id) {
-#ifdef _WIN32
-  std::error_code ec;
-  return fs::exists(fs::path(spool) / ("m-" + id) / kLock, ec);
-#else
-  int fd = ::open((fs::path(spool) / ("m-" + id) / kLock).c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (fd < 0) return false;
-  bool held = ::flock(fd, LOCK_SH | LOCK_NB) != 0;
-  ::close(fd);
-  return held;
-#endif
+  return ProbeLock(fs::path(spool) / ("m-" + id) / kLock) == LockState::kHeld;
 }
 
 }  // namespace
@@ -153,13 +192,16 @@ std::string QueryOutcome(const std::string& spool, const std::string& id, int wa
 
 SpoolEntry::~SpoolEntry() {
   std::error_code ec;
+#ifdef _WIN32
+  DropLock(lock_);  // first: an open file keeps its directory on Windows
+#endif
   if (keep_) {
     fs::remove(fs::path(dir_) / kLock, ec);
   } else {
     fs::remove_all(dir_, ec);
   }
 #ifndef _WIN32
-  if (lock_fd_ >= 0) ::close(lock_fd_);
+  DropLock(lock_);
   if (guard_fd_ >= 0) {
     char done = 'd';
     ssize_t n = ::write(guard_fd_, &done, 1);

@@ -1,10 +1,12 @@
 // A migration's directory in the receiver's spool. Removed when the
 // migration ends (unless kept), also if the receiver is killed: on POSIX a
 // small guardian process (a fork, waiting on a pipe) removes it when the
-// receiver dies first; elsewhere, and for anything older, each receiver
-// sweeps entries no live receiver holds (a lock on ENTRY/.lock).
+// receiver dies first; on Windows, and for anything older, each receiver
+// sweeps entries no live receiver holds (a lock on ENTRY/.lock: flock on
+// POSIX, LockFileEx on Windows, both let go by the OS when the holder ends).
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -25,8 +27,8 @@ class SpoolEntry {
   explicit SpoolEntry(std::string dir) : dir_(std::move(dir)) {}
   std::string dir_;
   bool keep_ = false;
-  int lock_fd_ = -1;
-  int guard_fd_ = -1;  // write end of the guardian's pipe
+  std::intptr_t lock_ = 0;  // a held lock on ENTRY/.lock (POSIX: fd + 1; Windows: a HANDLE)
+  int guard_fd_ = -1;       // write end of the guardian's pipe
   long guard_pid_ = -1;
 };
 

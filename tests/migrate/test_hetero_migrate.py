@@ -173,10 +173,22 @@ def run_chain(hosts, prefix, ref):
     pid = wait_for(lambda: c.registered(a), "heat to register on a")[0]["pid"]
     here = c.heat_proc(a, pid)
     os.kill(here, signal.SIGSTOP)
+    # In w's spool, what a killed receiver leaves (an entry with an unlocked
+    # .lock) and a kept entry (--keep: no .lock): the next receiver sweeps
+    # the first and leaves the second.
+    wsp = windows_spool(prefix)
+    stale, kept = os.path.join(wsp, "m-00000000000000aa"), os.path.join(wsp, "m-00000000000000bb")
+    for d, files in ((stale, (".lock", "heat.ckpt")), (kept, ("heat.ckpt",))):
+        os.makedirs(d, exist_ok=True)
+        for f in files:
+            open(os.path.join(d, f), "w").close()
     # a -> w: the Windows build receives, under Wine; heat.exe resumes the image.
     win_exe = ck.wine_path(os.path.join(WIN, "heat.exe"))
     j, here = c.hop("a", pid, here, "w", [CKPT],
                     ["--remote-ckpt", c.wckpt, "--program", "heat=" + win_exe, "--cwd", ck.wine_path(work)])
+    ck.check(not os.path.exists(stale), "the Windows receiver did not sweep a dead receiver's entry")
+    ck.check(os.path.exists(os.path.join(kept, "heat.ckpt")), "the Windows receiver removed a kept entry")
+    shutil.rmtree(kept)
     ck.check(src.wait(timeout=60) == 75, "the source heat on a did not exit 75 after the handoff")
     ck.check(j["stdout"].lower().startswith(ck.wine_path(work).lower()), "output on w went to %s" % j["stdout"])
     reg = wait_for(lambda: c.registration(w, j["pid"]), "heat.exe to register on w")
@@ -205,7 +217,6 @@ def run_chain(hosts, prefix, ref):
     # Nothing left in any spool (w: its default, %LOCALAPPDATA%\ckpt\spool).
     for h in ("a", "s"):
         ck.check(not ck.spool_entries(hosts[h].path(hosts.spool)), "spool of %s not empty" % h)
-    wsp = windows_spool(prefix)
     ck.check(os.path.isdir(wsp) and not ck.spool_entries(wsp), "Windows spool %s not empty (or absent)" % wsp)
     print("ok   a -> w (Windows) -> s (s390x) -> a: %s" % got[0])
     shutil.rmtree(work)
