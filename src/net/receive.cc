@@ -195,9 +195,11 @@ Status TakeImage(Session* ss) {
   ASSIGN_OR_RETURN(auto out, env->NewTempFile(s.dir, file));
   std::uint64_t got = 0;
   auto t0 = std::chrono::steady_clock::now();
+  Frame frame;  // one buffer for every frame
+  Frame* f = &frame;
   while (true) {
-    auto f = RecvFrame(s.s, 300 * 1000);
-    if (!f.ok()) return f.status().WithContext("after " + std::to_string(got) + " bytes of the image");
+    Status rs = RecvFrame(s.s, 300 * 1000, f);
+    if (!rs.ok()) return rs.WithContext("after " + std::to_string(got) + " bytes of the image");
     if (f->type == FrameType::kData) {
       Status st = out->Append(f->payload.data(), f->payload.size());
       if (!st.ok()) return st.WithContext("writing the image to the spool on " + s.host);
@@ -220,7 +222,10 @@ Status TakeImage(Session* ss) {
     }
     break;
   }
-  Status st = out->Sync();
+  // Not synced: the image matters only to this migration's restore, and a
+  // target that crashes before COMMIT leaves the source running. A kept
+  // image (--keep) is synced.
+  Status st = s.cfg.keep ? out->Sync() : Status::Ok();
   if (st.ok()) {
     s.image = platform::JoinPath(s.dir, file);
     auto done = out->Commit(s.image, false);

@@ -84,7 +84,8 @@ Status SendJson(Stream* s, FrameType type, const nlohmann::json& j) {
   return SendFrame(s, type, j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
 }
 
-Result<Frame> RecvFrame(Stream* s, int timeout_ms) {
+Status RecvFrame(Stream* s, int timeout_ms, Frame* out) {
+  Frame& f = *out;
   unsigned char h[kHeaderSize];
   RETURN_IF_ERROR(s->Read(h, sizeof h, timeout_ms));
   if (h[0] != 'C' || h[1] != 'M' || (h[3] & ~kFlagZstd) != 0 || h[2] < 1 || h[2] > 8) {
@@ -95,7 +96,6 @@ Result<Frame> RecvFrame(Stream* s, int timeout_ms) {
   std::uint64_t sum = DecodeU64(h + 8);
   if (len > kMaxPayload)
     return Corruption("frame of " + std::to_string(len) + " bytes from " + s->Describe());
-  Frame f;
   f.type = static_cast<FrameType>(h[2]);
   f.payload.resize(len);
   if (len > 0) RETURN_IF_ERROR(s->Read(f.payload.data(), len, timeout_ms));
@@ -109,12 +109,18 @@ Result<Frame> RecvFrame(Stream* s, int timeout_ms) {
     if (f.payload.size() < 4) return Corruption("a compressed frame without its length");
     std::uint32_t raw = DecodeU32(reinterpret_cast<const unsigned char*>(f.payload.data()));
     if (raw > kMaxPayload) return Corruption("a compressed frame of " + std::to_string(raw) + " bytes");
-    std::string out(raw, '\0');
-    RETURN_IF_ERROR(
-        image::Decompress(image::CodecId::kZstd, f.payload.data() + 4, f.payload.size() - 4, out.data(), raw)
-            .WithContext("a compressed frame from " + s->Describe()));
-    f.payload = std::move(out);
+    std::string raw_data(raw, '\0');
+    RETURN_IF_ERROR(image::Decompress(image::CodecId::kZstd, f.payload.data() + 4, f.payload.size() - 4,
+                                      raw_data.data(), raw)
+                        .WithContext("a compressed frame from " + s->Describe()));
+    f.payload = std::move(raw_data);
   }
+  return Status::Ok();
+}
+
+Result<Frame> RecvFrame(Stream* s, int timeout_ms) {
+  Frame f;
+  RETURN_IF_ERROR(RecvFrame(s, timeout_ms, &f));
   return f;
 }
 

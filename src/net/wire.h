@@ -48,6 +48,9 @@ Status SendJson(Stream* s, FrameType type, const nlohmann::json& j);
 // The next frame, decompressed; Corruption when its checksum or header is
 // wrong. `timeout_ms` as Stream::Read.
 Result<Frame> RecvFrame(Stream* s, int timeout_ms = -1);
+// The same into `*f`, whose payload buffer is reused (no allocation or
+// clearing per frame when frames keep their size, as DATA frames do).
+Status RecvFrame(Stream* s, int timeout_ms, Frame* f);
 // The payload as a JSON object; Corruption if it is not one.
 Result<nlohmann::json> ParseJson(const Frame& f);
 
