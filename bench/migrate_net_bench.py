@@ -210,10 +210,12 @@ def prewarm(gib):
     """Touches GIB GiB of fresh memory and frees it: pages the VM then hands
     out again are cheap to fault in for a few seconds (see 'Memory')."""
     import mmap
-    n = int(gib * (1 << 30))
+    chunk = 64 << 20
+    n = max(chunk, int(gib * (1 << 30)) // chunk * chunk)
+    zeros = bytes(chunk)
     m = mmap.mmap(-1, n)
-    for i in range(0, n, 4096):
-        m[i] = 1
+    for _ in range(n // chunk):
+        m.write(zeros)
     m.close()
 
 
