@@ -241,7 +241,9 @@ void Coordinator::Handle(Event& e) {
       Client c;
       c.channel = e.channel;
       c.hold = e.msg.type == Msg::kClientHold;
-      c.exit = !c.hold && DecodeNote(e.msg.payload, &n).ok() && n.flag != 0;
+      bool flag = DecodeNote(e.msg.payload, &n).ok() && n.flag != 0;
+      c.exit = !c.hold && flag;
+      c.stream = c.hold && flag;
       deferred_clients_.push_back(std::move(c));
       break;
     }
@@ -417,6 +419,7 @@ int Coordinator::Loop(std::string* failure) {
     bool want = false, want_exit = false;
     std::vector<std::shared_ptr<Channel>> clients;
     std::shared_ptr<Channel> holder;  // one hold per checkpoint; an exit request goes first
+    bool stream = false;              // the holder wants the image, and nobody else needs a file
     if (!deferred_clients_.empty() && !exit_requested_) {
       bool any_exit = std::any_of(deferred_clients_.begin(), deferred_clients_.end(),
                                   [](const Client& c) { return c.exit; });
@@ -428,6 +431,7 @@ int Coordinator::Loop(std::string* failure) {
         }
         if (c.hold) {
           holder = c.channel;
+          stream = c.stream;
         } else {
           clients.push_back(c.channel);
           want_exit = want_exit || c.exit;
@@ -438,6 +442,7 @@ int Coordinator::Loop(std::string* failure) {
     }
     if (ask_pending_ && !exit_requested_) {
       want = true;
+      stream = false;
       want_exit = want_exit || ask_exit_;
       ask_pending_ = ask_exit_ = false;
     }
@@ -445,11 +450,12 @@ int Coordinator::Loop(std::string* failure) {
                                     [](const MemberState& m) { return m.exit_status.has_value(); });
     if (opt_.every_seconds > 0 && Clock::now() >= next_periodic && !exit_requested_ && all_running) {
       want = true;
+      stream = false;
       next_periodic = Clock::now() + period;
     }
     if (!want) continue;
     std::string path;
-    Status st = Checkpoint(want_exit, &path, holder.get());
+    Status st = Checkpoint(want_exit, &path, holder.get(), stream && clients.empty());
     if (!st.ok()) Error(st.message());
     if (holder && !st.ok()) holder->Send(Msg::kClientReply, EncodeNote({0, 0, st.message()})).IgnoreError();
     for (auto& ch : clients) {

@@ -118,7 +118,7 @@ std::uint64_t Coordinator::NextSeq() {
 }
 
 Status Coordinator::WriteImage(std::uint64_t epoch, std::uint64_t seq, const std::vector<Ready>& ready,
-                               platform::WritableFile* file) {
+                               image::Sink* file) {
   image::WriterOptions wo;
   wo.codec = *image::ParseCodec(opt_.codec);
   wo.level = opt_.level;
@@ -203,11 +203,27 @@ Status Coordinator::WriteImage(std::uint64_t epoch, std::uint64_t seq, const std
   }
   t_members_ = std::chrono::duration<double>(Clock::now() - t_mem0).count();
   member_bytes_ = file->Position() - pos_mem0;
-  RETURN_IF_ERROR(w.Finish());
-  return file->Sync();
+  return w.Finish();
 }
 
-Status Coordinator::Checkpoint(bool exit_after, std::string* image_path, Channel* holder) {
+Status Coordinator::WriteImageFile(std::uint64_t epoch, std::uint64_t seq, const std::vector<Ready>& ready,
+                                   const std::string& final_path) {
+  RETURN_IF_ERROR(env_->CreateDirs(opt_.dir));
+  env_->RemoveStaleTempFiles(opt_.dir, opt_.name + ".");
+  // A new file (no predictable name, never a link), linked as the image
+  // only if no other writer took the name meanwhile (docs/groups.md).
+  ASSIGN_OR_RETURN(auto tmp,
+                   env_->NewTempFile(opt_.dir, lib::ImageFileName(opt_.name, seq), opt_.image_mode));
+  RETURN_IF_ERROR(WriteImage(epoch, seq, ready, tmp.get()));
+  RETURN_IF_ERROR(tmp->Sync());
+  ASSIGN_OR_RETURN(bool committed, tmp->Commit(final_path, /*replace=*/false));
+  if (!committed)
+    return IoError("another process wrote " + final_path +
+                   " at the same time; this group's image was not written");
+  return env_->SyncDir(opt_.dir);
+}
+
+Status Coordinator::Checkpoint(bool exit_after, std::string* image_path, Channel* holder, bool stream) {
   for (std::size_t r = 0; r < members_.size(); ++r) {
     if (members_[r].exit_status)
       return FailedPrecondition(Who(static_cast<int>(r)) +
@@ -221,41 +237,34 @@ Status Coordinator::Checkpoint(bool exit_after, std::string* image_path, Channel
   t_quiesce_ = std::chrono::duration<double>(Clock::now() - t0).count();
   std::uint64_t seq = NextSeq();
   std::string final_path = platform::JoinPath(opt_.dir, lib::ImageFileName(opt_.name, seq));
-  if (st.ok()) st = env_->CreateDirs(opt_.dir);
-  if (st.ok()) env_->RemoveStaleTempFiles(opt_.dir, opt_.name + ".");
-  // A new file (no predictable name, never a link), linked as the image
-  // only if no other writer took the name meanwhile (docs/groups.md).
-  std::unique_ptr<platform::TempFile> tmp;
-  if (st.ok()) {
-    auto t = env_->NewTempFile(opt_.dir, lib::ImageFileName(opt_.name, seq), opt_.image_mode);
-    if (t.ok()) tmp = std::move(t).value();
-    st = t.status();
+  if (st.ok() && stream) {
+    // kData messages, then kEnd with the outcome (docs/migration.md).
+    ChannelSink to_holder(holder);
+    Status wrote = WriteImage(epoch, seq, ready, &to_holder);
+    Status ended = to_holder.Finish(wrote);
+    st = !wrote.ok() ? wrote : ended.WithContext("streaming the image to the migration");
+  } else if (st.ok()) {
+    st = WriteImageFile(epoch, seq, ready, final_path);
   }
-  if (st.ok()) st = WriteImage(epoch, seq, ready, tmp.get());
-  if (st.ok()) {
-    auto committed = tmp->Commit(final_path, /*replace=*/false);
-    st = committed.status();
-    if (st.ok() && !*committed)
-      st = IoError("another process wrote " + final_path +
-                   " at the same time; this group's image was not written");
-  }
-  if (st.ok()) st = env_->SyncDir(opt_.dir);
   if (!st.ok()) {
-    tmp.reset();  // removes the unfinished file
     Broadcast(Msg::kAbort, {epoch, 0, st.message()});
     std::string prev = last_image_.empty() ? (opt_.resume.empty() ? "none" : opt_.resume) : last_image_;
     return Status(st.code(), "checkpoint " + std::to_string(seq) + " abandoned: " + st.message() +
                                  " (the group runs on; the previous image, " + prev + ", is intact)");
   }
-  seq_ = seq;
-  ++written_;
-  last_image_ = final_path;
+  if (stream) final_path.clear();  // the group's own images are as they were
+  const std::string where = stream ? std::string("streamed to the migration") : "written to " + final_path;
+  if (!stream) {
+    seq_ = seq;
+    ++written_;
+    last_image_ = final_path;
+  }
   *image_path = final_path;
   bool decided_exit = false;
   if (holder != nullptr) {
     // A migration: the members stay parked (no kDone yet) while the image
     // travels; the holder decides whether they exit or go on.
-    Say("checkpoint " + std::to_string(seq) + " written to " + final_path +
+    Say("checkpoint " + std::to_string(seq) + " " + where +
         "; the members are held until the migration decides");
     std::string note;
     decided_exit =
@@ -276,8 +285,7 @@ Status Coordinator::Checkpoint(bool exit_after, std::string* image_path, Channel
       std::chrono::duration<double>(Clock::now() - t0).count(), t_quiesce_, t_comm_,
       static_cast<unsigned long long>(comm_bytes_), t_members_,
       static_cast<unsigned long long>(member_bytes_));
-  Say("checkpoint " + std::to_string(seq) + " written to " + final_path + secs +
-      (exit_now ? "; the members stop" : ""));
+  Say("checkpoint " + std::to_string(seq) + " " + where + secs + (exit_now ? "; the members stop" : ""));
   return Status::Ok();
 }
 

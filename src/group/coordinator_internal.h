@@ -45,7 +45,8 @@ constexpr int kExitHandoffAborted = 76;
 struct Client {
   std::shared_ptr<Channel> channel;
   bool exit = false;
-  bool hold = false;  // kClientHold: the members stay parked until it decides
+  bool hold = false;    // kClientHold: the members stay parked until it decides
+  bool stream = false;  // with hold: the image goes to it (kData), not into a file
 };
 
 // One connection in its handshake, on its own thread so that a silent or
@@ -101,7 +102,9 @@ class Coordinator {
   // After Ctrl-C or kill: members end, the group's objects are removed.
   int StopOnRequest(int sig);
   bool AllExited() const;
-  Status Checkpoint(bool exit_after, std::string* image_path, Channel* holder = nullptr);
+  // `stream`: the image goes to `holder` as kData messages instead of into
+  // a file (*image_path then stays empty; no image of the group's changes).
+  Status Checkpoint(bool exit_after, std::string* image_path, Channel* holder = nullptr, bool stream = false);
   // The holder's decision after its image: true = the members exit.
   bool AwaitDecision(Channel* holder, std::string* note);
   // Started for a migration: every member parks at its first quiescent
@@ -110,7 +113,10 @@ class Coordinator {
   Status CollectReady(std::uint64_t epoch, std::vector<Ready>* ready);
   Status ReceivePart(int rank, const Request& req, image::ImageWriter* w, std::string* into);
   Status WriteImage(std::uint64_t epoch, std::uint64_t seq, const std::vector<Ready>& ready,
-                    platform::WritableFile* file);
+                    image::Sink* file);
+  // The image into a new file linked as `final_path` (never replacing one).
+  Status WriteImageFile(std::uint64_t epoch, std::uint64_t seq, const std::vector<Ready>& ready,
+                        const std::string& final_path);
   void Broadcast(Msg type, const Note& n);
   std::uint64_t NextSeq();
   void Shutdown();

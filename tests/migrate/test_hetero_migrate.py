@@ -300,20 +300,25 @@ def run_group(hosts, prefix):
     # w -> a: ckpt.exe migrate under Wine (it runs the Linux ssh); Linux ckpt receives. First with a
     # byte damaged in transit: refused, the group runs on at w and a keeps nothing; then for real.
     back = ["--remote-ckpt", CKPT, "--program", "jacobi=" + JACOBI, "--cwd", work, "--remote-spool", hosts.spool]
-    err = group_hop(c, "w", c.wckpt.split(), j["pid"], "a", back, fault="corrupt-data")
+    # Both hops keep a copy of the image the Windows coordinator streams (--keep-image).
+    kept = [os.path.join(work, "kept-%d" % i) for i in (1, 2)]
+    err = group_hop(c, "w", c.wckpt.split(), j["pid"], "a", back + ["--keep-image", ck.wine_path(kept[0])],
+                    fault="corrupt-data")
     ck.check("checksum" in err, "the damaged frame: %s" % err)
     wait_for(lambda: not group_members(c, a, JACOBI) and not ck.spool_entries(a.path(hosts.spool)),
              "a to keep nothing of the damaged hop")
     ck.check(len(group_members(c, w, "jacobi.exe")) == 2 and c.registration(w, j["pid"]),
              "the group does not run on at w after the damaged hop: %s" % group_members(c, w, "jacobi.exe"))
     print("ok   group w -> a with a damaged frame: refused, runs on at w: %s" % err.strip().splitlines()[-1])
-    j2 = group_hop(c, "w", c.wckpt.split(), j["pid"], "a", back)
+    j2 = group_hop(c, "w", c.wckpt.split(), j["pid"], "a", back + ["--keep-image", ck.wine_path(kept[1])])
     wait_for(lambda: not group_members(c, w, "jacobi.exe") and not c.procs(w, "ckpt.exe"),
              "the group (and every ckpt.exe) to leave w")
-    # The images of both hops from w (in the group's directory, shared here; the group keeps 2) were
-    # written by the Windows members.
-    imgs = [json.loads(ck.run([CKPT, "inspect", "--json", os.path.join(work, i)], check=0).stdout)
-            for i in ck.images(work)]
+    # The images of both hops from w were written by the Windows members, and streamed: the group's
+    # own directory (shared here) gained no image from them.
+    imgs = [json.loads(ck.run([CKPT, "inspect", "--json", os.path.join(d, "gj.ckpt")], check=0).stdout)
+            for d in kept]
+    ck.check(not ck.images(work), "the streamed hops wrote images into the group's directory: %s" %
+             ck.images(work))
     legs = [sorted({m["platform"] for m in i["group"]["members"]}) for i in imgs]
     ck.check(legs == [["windows-x86_64"]] * 2, "the images of the hops from w were written by %s" % legs)
     path = os.path.join(work, "gj.out")

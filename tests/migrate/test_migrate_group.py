@@ -121,8 +121,17 @@ def check_jacobi(hosts):
     a, b = hosts["a"], hosts["b"]
     src = start_group(a, work, ["-n", "3", "--name", "jac", "--", JACOBI] + JACOBI_ARGS + ["3000"])
     time.sleep(0.5)
-    p, j = migrate(hosts, "a", "jac", "b")
+    images = lambda: sorted(f for f in os.listdir(work) if f.endswith(".ckpt"))
+    before = images()
+    kept = os.path.join(work, "kept")
+    p, j = migrate(hosts, "a", "jac", "b", "--keep-image", kept)
     ck.check(j["kind"] == "group" and j["host"] == "b" and j["pid"] > 0, "migrate said: %s" % p.stdout)
+    # The coordinator sent the image over its connection: no image file on the source but the kept copy.
+    ck.check(images() == before, "the source wrote an image file: %s -> %s" % (before, images()))
+    ck.check("streamed to the migration" in read(os.path.join(work, "source.err")),
+             "the coordinator did not stream its image:\n%s" % read(os.path.join(work, "source.err"))[-2000:])
+    ck.check(j.get("kept_image") == os.path.join(kept, "jac.ckpt"), "kept_image: %s" % p.stdout)
+    ck.run([CKPT, "verify", j["kept_image"]], check=0)
     ck.check(j["stdout"] == os.path.join(work, "jac.out"), "output went to %s" % j.get("stdout"))
     ck.check(src.wait(timeout=60) == 75, "the source group did not stop with 75:\n%s" %
              read(os.path.join(work, "source.err"))[-3000:])
@@ -211,6 +220,18 @@ def check_faults(hosts):
     ck.check("not available on b" in p.stderr and "runs on here as before" in p.stderr, p.stderr)
     check_source_ran_on(hosts, work, src, ref, "absent program")
     check_target_empty(hosts, "b", names, "absent program")
+
+    # A byte damaged in transit in the image the coordinator streams: the
+    # target's frame check refuses it and the members go on — with the
+    # checkpoint abandoned if the stream was still running, else released
+    # from the hold (this image fits in one frame, sent after the hold).
+    src = start_ring(hosts, work, count, 1000)
+    p, _ = migrate(hosts, "a", "ring", "b", expect=1, env_extra={"CKPT_MIGRATE_FAULT": "corrupt-data"})
+    ck.check("failed its checksum" in p.stderr and "runs on here as before" in p.stderr, p.stderr)
+    wait_for(lambda: any(w in read(os.path.join(work, "source.err")) for w in ("abandoned", "go on")),
+             "the coordinator to let the members go on", 30)
+    check_source_ran_on(hosts, work, src, ref, "damaged frame")
+    check_target_empty(hosts, "b", names, "damaged frame")
 
     # The target's receive killed once the group is resumed and held, before READY.
     die = os.path.join(work, "die-receive")

@@ -34,21 +34,37 @@ Result<std::unique_ptr<group::Channel>> ConnectGroup(const nlohmann::json& reg) 
 }
 
 // The coordinator's next reply (kClientReply), within `timeout` s.
-Result<group::Note> AwaitGroupReply(group::Channel* ch, const std::string& name, double timeout) {
-  Status st = ch->WaitReadable(GroupWaitMs(timeout));
-  if (st.code() == Code::kTimeout) {
-    return Timeout("group " + name + " did not answer within " + FormatSeconds(timeout) +
-                   "; the checkpoint may still complete (see `ckpt inspect` of the group's "
-                   "image directory)");
+// The coordinator's answer: kClientReply (flag 1: its text is the image's
+// path) or a refusal. With `pump`, a streamed image comes first: kData
+// messages, each given to `pump`, and kEnd saying whether it is complete
+// (then *streamed is set).
+Result<group::Note> AwaitGroupReply(group::Channel* ch, const std::string& name, double timeout,
+                                    const ImagePump* pump = nullptr, bool* streamed = nullptr) {
+  for (;;) {
+    Status st = ch->WaitReadable(GroupWaitMs(timeout));
+    if (st.code() == Code::kTimeout) {
+      return Timeout("group " + name + " did not answer within " + FormatSeconds(timeout) +
+                     "; the checkpoint may still complete (see `ckpt inspect` of the group's "
+                     "image directory)");
+    }
+    if (!st.ok()) return st.WithContext("group " + name + "'s coordinator");
+    auto reply = ch->Recv();
+    if (!reply.ok()) return IoError("group " + name + "'s coordinator ended before answering");
+    if (pump != nullptr && reply->type == group::Msg::kData) {
+      RETURN_IF_ERROR((*pump)(reply->payload));
+      continue;
+    }
+    group::Note n;
+    if (!group::DecodeNote(reply->payload, &n).ok())
+      return Corruption("malformed reply from the coordinator");
+    if (reply->type == group::Msg::kRefused) return FailedPrecondition(n.text);
+    if (n.flag != 1) return IoError("group " + name + ": " + n.text);
+    if (pump != nullptr && reply->type == group::Msg::kEnd) {
+      *streamed = true;
+      continue;
+    }
+    return n;
   }
-  if (!st.ok()) return st.WithContext("group " + name + "'s coordinator");
-  auto reply = ch->Recv();
-  if (!reply.ok()) return IoError("group " + name + "'s coordinator ended before answering");
-  group::Note n;
-  if (!group::DecodeNote(reply->payload, &n).ok()) return Corruption("malformed reply from the coordinator");
-  if (reply->type == group::Msg::kRefused) return FailedPrecondition(n.text);
-  if (n.flag != 1) return IoError("group " + name + ": " + n.text);
-  return n;
 }
 
 }  // namespace
@@ -88,13 +104,17 @@ Result<std::string> GroupCheckpoint(const nlohmann::json& reg, bool exit, double
   return n.text;
 }
 
-Result<HeldGroup> GroupCheckpointAndHold(const nlohmann::json& reg, double timeout) {
+Result<HeldGroup> GroupCheckpointAndHold(const nlohmann::json& reg, double timeout, const ImagePump& pump) {
   HeldGroup h;
   h.name = JsonBytesValue(reg, "group");
   h.coordinator_pid = reg.value("pid", std::int64_t{0});
   ASSIGN_OR_RETURN(h.channel, ConnectGroup(reg));
-  RETURN_IF_ERROR(h.channel->Send(group::Msg::kClientHold, group::EncodeNote({0, 0, ""})));
-  auto n = AwaitGroupReply(h.channel.get(), h.name, timeout);
+  // Flag 1 asks for the image over this connection (a coordinator before
+  // streamed holds ignores it and names a file).
+  RETURN_IF_ERROR(h.channel->Send(group::Msg::kClientHold,
+                                  group::EncodeNote({0, static_cast<std::uint8_t>(pump ? 1 : 0), ""})));
+  bool streamed = false;
+  auto n = AwaitGroupReply(h.channel.get(), h.name, timeout, pump ? &pump : nullptr, &streamed);
   if (!n.ok()) {
     // Closing the connection cancels the hold: if the checkpoint completes
     // after all, the members go on.
@@ -102,6 +122,8 @@ Result<HeldGroup> GroupCheckpointAndHold(const nlohmann::json& reg, double timeo
     return n.status();
   }
   h.image = n->text;
+  h.streamed = streamed;
+  if (!streamed && h.image.empty()) return Corruption("group " + h.name + "'s coordinator named no image");
   return h;
 }
 

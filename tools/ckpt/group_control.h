@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -32,10 +33,18 @@ Result<std::string> GroupCheckpoint(const nlohmann::json& reg, bool exit, double
 struct HeldGroup {
   std::string name;
   std::int64_t coordinator_pid = 0;
-  std::string image;
+  std::string image;      // the image's file; empty when it was streamed
+  bool streamed = false;  // the image came over the connection, to the pump
   std::unique_ptr<group::Channel> channel;
 };
-Result<HeldGroup> GroupCheckpointAndHold(const nlohmann::json& reg, double timeout);
+// Takes each piece of a streamed image, in order.
+using ImagePump = std::function<Status(const std::string& piece)>;
+// With `pump`, the image is asked for over the connection instead of in a
+// file: the coordinator sends it (to `pump`) while the members are parked.
+// A coordinator that writes a file anyway (other requesters were served by
+// the same checkpoint, or it predates streamed holds) names it in `image`.
+Result<HeldGroup> GroupCheckpointAndHold(const nlohmann::json& reg, double timeout,
+                                         const ImagePump& pump = nullptr);
 // exit = true: the members stop (status 75) and, within `timeout` s, the
 // coordinator has ended; false: they go on exactly where they were.
 Status DecideHeldGroup(platform::Env* env, HeldGroup* held, bool exit, double timeout);

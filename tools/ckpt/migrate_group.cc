@@ -3,6 +3,7 @@
 // image to the target, which resumes the whole group held until COMMIT; on
 // DONE the source's members stop (status 75), on any failure before they go
 // on exactly where they were (docs/migration.md, "Groups").
+#include <algorithm>
 #include <cctype>
 #include <filesystem>
 
@@ -122,14 +123,41 @@ Result<MigrateReport> MigrateGroup(const MigrateOptions& o, Connection* c, const
   ASSIGN_OR_RETURN(auto accept, Greet(o, &h, hello));
   TransferProgress prog(o.progress);
   const std::string host = accept.value("host", std::string("the target"));
+  // --keep-image: a copy in DIR/NAME.ckpt, named once complete.
+  std::unique_ptr<platform::TempFile> kept;
+  if (!o.keep_image.empty()) {
+    Status st = env->CreateDirs(o.keep_image);
+    auto f = st.ok() ? env->NewTempFile(o.keep_image, name + ".ckpt")
+                     : Result<std::unique_ptr<platform::TempFile>>(st);
+    if (!f.ok()) {
+      h.Abort(f.status().message());
+      return f.status().WithContext("--keep-image " + o.keep_image);
+    }
+    kept = std::move(f).value();
+  }
   prog.Phase("checkpoint of group " + name);
-  std::int64_t t_hold = SteadyNanos();
-  auto held = GroupCheckpointAndHold(reg, o.timeout);
+  const std::int64_t t_hold = SteadyNanos();
+  std::int64_t t_stream = 0;
+  const std::uint64_t estimate = hello.value("image_bytes", std::uint64_t{0});
+  // The image as the coordinator sends it, straight into the connection.
+  ImagePump pump = [&](const std::string& piece) -> Status {
+    if (t_stream == 0) {
+      t_stream = SteadyNanos();
+      prog.Phase("streaming to " + host);
+    }
+    RETURN_IF_ERROR(h.sink()->Append(piece.data(), piece.size()).WithContext("sending the image to " + host));
+    if (kept) RETURN_IF_ERROR(kept->Append(piece.data(), piece.size()).WithContext("--keep-image"));
+    prog.Update(h.sink()->Position(), std::max(estimate, h.sink()->Position()));
+    return Status::Ok();
+  };
+  auto held = GroupCheckpointAndHold(reg, o.timeout, pump);
   if (!held.ok()) {
     h.Abort(held.status().message());
     return held.status().WithContext("checkpoint of group " + name);
   }
-  rep.checkpoint_ns = SteadyNanos() - t_hold;
+  const std::int64_t t_held = SteadyNanos();
+  rep.checkpoint_ns = (held->streamed && t_stream != 0 ? t_stream : t_held) - t_hold;
+  rep.transfer_ns = held->streamed && t_stream != 0 ? t_held - t_stream : 0;
   // From here on, a failure lets the parked members go on.
   auto release = [&](bool exit) { return DecideHeldGroup(env, &*held, exit, o.timeout); };
   auto fail_keep = [&](const Status& st) -> Status {
@@ -138,14 +166,22 @@ Result<MigrateReport> MigrateGroup(const MigrateOptions& o, Connection* c, const
     return rel.ok() ? st
                     : Status(st.code(), st.message() + "; and releasing the group failed: " + rel.message());
   };
-  if (!o.keep_image.empty()) {
-    std::error_code ec;
-    fs::create_directories(o.keep_image, ec);
-    rep.kept_image = platform::JoinPath(o.keep_image, platform::BaseName(held->image));
-    fs::copy_file(held->image, rep.kept_image, fs::copy_options::overwrite_existing, ec);
-    if (ec) return fail_keep(IoError("copy " + held->image + " to " + o.keep_image + ": " + ec.message()));
+  if (kept) {
+    const std::string path = platform::JoinPath(o.keep_image, name + ".ckpt");
+    Status st = Status::Ok();
+    if (held->streamed) {
+      st = kept->Sync();
+      if (st.ok()) st = kept->Commit(path, /*replace=*/true).status();
+      if (st.ok()) rep.kept_image = path;
+    } else {
+      std::error_code ec;
+      rep.kept_image = platform::JoinPath(o.keep_image, platform::BaseName(held->image));
+      fs::copy_file(held->image, rep.kept_image, fs::copy_options::overwrite_existing, ec);
+      if (ec) st = IoError("copy " + held->image + " to " + o.keep_image + ": " + ec.message());
+    }
+    if (!st.ok()) return fail_keep(st.WithContext("--keep-image"));
   }
-  prog.Phase("sending to " + host);
+  if (!held->streamed) prog.Phase("sending to " + host);
   return FinishHeldMigration(o, c, &h, hello.value("id", std::string()), held->image, "group", release, &prog,
                              std::move(rep), t_hold);
 }
