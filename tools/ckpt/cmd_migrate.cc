@@ -141,6 +141,31 @@ Result<MigrateReport> FinishHeldMigration(const MigrateOptions& o, Connection* c
   return rep;
 }
 
+Result<KeptImage> KeptImage::Open(const MigrateOptions& o, net::SourceHandoff* h, const std::string& file) {
+  KeptImage k;
+  if (o.keep_image.empty()) return k;
+  platform::Env* env = platform::Env::Default();
+  Status st = env->CreateDirs(o.keep_image);
+  auto f = st.ok() ? env->NewTempFile(o.keep_image, file) : Result<std::unique_ptr<platform::TempFile>>(st);
+  if (!f.ok()) {
+    h->Abort(f.status().message());
+    return f.status().WithContext("--keep-image " + o.keep_image);
+  }
+  k.file_ = std::move(f).value();
+  k.path_ = platform::JoinPath(o.keep_image, file);
+  return k;
+}
+
+Status KeptImage::Append(const void* data, std::size_t size) {
+  return file_ ? file_->Append(data, size).WithContext("--keep-image") : Status::Ok();
+}
+
+Status KeptImage::Commit() {
+  if (!file_) return Status::Ok();
+  RETURN_IF_ERROR(file_->Sync().WithContext("--keep-image"));
+  return file_->Commit(path_, /*replace=*/true).status().WithContext("--keep-image");
+}
+
 namespace {
 
 // The remote `ckpt receive` command line.

@@ -14,6 +14,7 @@
 #include "net/receive.h"
 #include "net/stream.h"
 #include "net/wire.h"
+#include "platform/env.h"
 #include "util/status.h"
 
 namespace ckpt::cli {
@@ -94,6 +95,25 @@ Result<MigrateReport> FinishHeldMigration(const MigrateOptions& o, Connection* c
                                           const std::string& what,
                                           const std::function<Status(bool exit)>& release,
                                           TransferProgress* prog, MigrateReport rep, std::int64_t t_hold);
+
+// --keep-image DIR: the copy of the image the source keeps, written as the
+// image streams out and named DIR/FILE once complete.
+class KeptImage {
+ public:
+  // Nothing to keep without --keep-image; an error (DIR cannot be made or
+  // written) is told to the target (`h`) before it is returned.
+  static Result<KeptImage> Open(const MigrateOptions& o, net::SourceHandoff* h, const std::string& file);
+  bool wanted() const { return file_ != nullptr; }
+  platform::TempFile* file() { return file_.get(); }
+  Status Append(const void* data, std::size_t size);
+  // Syncs and names it; path() then says where.
+  Status Commit();
+  const std::string& path() const { return path_; }
+
+ private:
+  std::unique_ptr<platform::TempFile> file_;
+  std::string path_;
+};
 
 // A random migration id (16 hex digits).
 std::string NewMigrationId();

@@ -123,18 +123,7 @@ Result<MigrateReport> MigrateGroup(const MigrateOptions& o, Connection* c, const
   ASSIGN_OR_RETURN(auto accept, Greet(o, &h, hello));
   TransferProgress prog(o.progress);
   const std::string host = accept.value("host", std::string("the target"));
-  // --keep-image: a copy in DIR/NAME.ckpt, named once complete.
-  std::unique_ptr<platform::TempFile> kept;
-  if (!o.keep_image.empty()) {
-    Status st = env->CreateDirs(o.keep_image);
-    auto f = st.ok() ? env->NewTempFile(o.keep_image, name + ".ckpt")
-                     : Result<std::unique_ptr<platform::TempFile>>(st);
-    if (!f.ok()) {
-      h.Abort(f.status().message());
-      return f.status().WithContext("--keep-image " + o.keep_image);
-    }
-    kept = std::move(f).value();
-  }
+  ASSIGN_OR_RETURN(auto kept, KeptImage::Open(o, &h, name + ".ckpt"));
   prog.Phase("checkpoint of group " + name);
   const std::int64_t t_hold = SteadyNanos();
   std::int64_t t_stream = 0;
@@ -146,7 +135,7 @@ Result<MigrateReport> MigrateGroup(const MigrateOptions& o, Connection* c, const
       prog.Phase("streaming to " + host);
     }
     RETURN_IF_ERROR(h.sink()->Append(piece.data(), piece.size()).WithContext("sending the image to " + host));
-    if (kept) RETURN_IF_ERROR(kept->Append(piece.data(), piece.size()).WithContext("--keep-image"));
+    RETURN_IF_ERROR(kept.Append(piece.data(), piece.size()));
     prog.Update(h.sink()->Position(), std::max(estimate, h.sink()->Position()));
     return Status::Ok();
   };
@@ -166,20 +155,18 @@ Result<MigrateReport> MigrateGroup(const MigrateOptions& o, Connection* c, const
     return rel.ok() ? st
                     : Status(st.code(), st.message() + "; and releasing the group failed: " + rel.message());
   };
-  if (kept) {
-    const std::string path = platform::JoinPath(o.keep_image, name + ".ckpt");
+  if (kept.wanted()) {
     Status st = Status::Ok();
     if (held->streamed) {
-      st = kept->Sync();
-      if (st.ok()) st = kept->Commit(path, /*replace=*/true).status();
-      if (st.ok()) rep.kept_image = path;
+      st = kept.Commit();
+      if (st.ok()) rep.kept_image = kept.path();
     } else {
       std::error_code ec;
       rep.kept_image = platform::JoinPath(o.keep_image, platform::BaseName(held->image));
       fs::copy_file(held->image, rep.kept_image, fs::copy_options::overwrite_existing, ec);
-      if (ec) st = IoError("copy " + held->image + " to " + o.keep_image + ": " + ec.message());
+      if (ec) st = IoError("--keep-image: copy " + held->image + " to " + o.keep_image + ": " + ec.message());
     }
-    if (!st.ok()) return fail_keep(st.WithContext("--keep-image"));
+    if (!st.ok()) return fail_keep(st);
   }
   if (!held->streamed) prog.Phase("sending to " + host);
   return FinishHeldMigration(o, c, &h, hello.value("id", std::string()), held->image, "group", release, &prog,

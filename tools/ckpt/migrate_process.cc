@@ -68,20 +68,9 @@ Result<MigrateReport> MigrateProcess(const MigrateOptions& o, Connection* c, std
   d.pid = static_cast<pid_t>(pid);
   d.tree = o.tree;
   d.external_pipes = o.external_pipes;
-  // --keep-image: a copy in DIR/process.ckpt, named once complete.
-  std::unique_ptr<platform::TempFile> kept;
-  if (!o.keep_image.empty()) {
-    Status st = env->CreateDirs(o.keep_image);
-    auto f = st.ok() ? env->NewTempFile(o.keep_image, "process.ckpt")
-                     : Result<std::unique_ptr<platform::TempFile>>(st);
-    if (!f.ok()) {
-      h.Abort(f.status().message());
-      return f.status().WithContext("--keep-image " + o.keep_image);
-    }
-    kept = std::move(f).value();
-    rep.kept_image = platform::JoinPath(o.keep_image, "process.ckpt");
-  }
-  TeeSink tee(h.sink(), kept.get());
+  ASSIGN_OR_RETURN(auto kept, KeptImage::Open(o, &h, "process.ckpt"));
+  rep.kept_image = kept.path();
+  TeeSink tee(h.sink(), kept.file());
   d.stream = &tee;
   TransferProgress prog(o.progress);
   const std::string host = accept.value("host", std::string("the target"));
@@ -95,10 +84,7 @@ Result<MigrateReport> MigrateProcess(const MigrateOptions& o, Connection* c, std
     // Ctrl-C (or SIGTERM, SIGHUP) while the target restores: the dump is
     // undone. Not after COMMIT: from then on the target's copy may run.
     c->stream->SetInterruptFd(engine::DumpInterruptFd());
-    if (kept) {
-      RETURN_IF_ERROR(kept->Sync().WithContext("--keep-image"));
-      RETURN_IF_ERROR(kept->Commit(rep.kept_image, true).status().WithContext("--keep-image"));
-    }
+    RETURN_IF_ERROR(kept.Commit());
     RETURN_IF_ERROR(h.EndImage());
     prog.Phase("restoring on " + host);
     nlohmann::json out = {

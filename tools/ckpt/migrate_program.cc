@@ -68,18 +68,7 @@ Result<MigrateReport> MigrateProgram(const MigrateOptions& o, Connection* c, std
   ASSIGN_OR_RETURN(auto accept, Greet(o, &h, hello));
   TransferProgress prog(o.progress);
   const std::string host = accept.value("host", std::string("the target"));
-  // --keep-image: a copy in DIR/NAME.ckpt, named once complete.
-  std::unique_ptr<platform::TempFile> kept;
-  if (!o.keep_image.empty()) {
-    Status st = env->CreateDirs(o.keep_image);
-    auto f = st.ok() ? env->NewTempFile(o.keep_image, name + ".ckpt")
-                     : Result<std::unique_ptr<platform::TempFile>>(st);
-    if (!f.ok()) {
-      h.Abort(f.status().message());
-      return f.status().WithContext("--keep-image " + o.keep_image);
-    }
-    kept = std::move(f).value();
-  }
+  ASSIGN_OR_RETURN(auto kept, KeptImage::Open(o, &h, name + ".ckpt"));
   prog.Phase("checkpoint of process " + std::to_string(pid));
   const std::int64_t t_hold = SteadyNanos();
   std::int64_t t_stream = 0;
@@ -94,7 +83,7 @@ Result<MigrateReport> MigrateProgram(const MigrateOptions& o, Connection* c, std
       if (!n.ok()) return n.status().WithContext("reading the image from process " + std::to_string(pid));
       if (*n == 0) return Status::Ok();
       RETURN_IF_ERROR(h.sink()->Append(buf.data(), *n).WithContext("sending the image to " + host));
-      if (kept) RETURN_IF_ERROR(kept->Append(buf.data(), *n).WithContext("--keep-image"));
+      RETURN_IF_ERROR(kept.Append(buf.data(), *n));
       prog.Update(h.sink()->Position(), std::max(estimate, h.sink()->Position()));
     }
   };
@@ -108,13 +97,11 @@ Result<MigrateReport> MigrateProgram(const MigrateOptions& o, Connection* c, std
   rep.transfer_ns = streamed ? SteadyNanos() - t_stream : 0;
   // From here on, a failure lets the held program run on.
   auto release = [&](bool exit) { return ReleaseHeld(env, target, exit, o.timeout); };
-  if (kept) {
-    const std::string path = platform::JoinPath(o.keep_image, name + ".ckpt");
-    Status st = streamed ? kept->Sync() : CopyImage(held->image, o.keep_image, &rep.kept_image);
-    if (st.ok() && streamed) st = kept->Commit(path, /*replace=*/true).status();
-    if (st.ok() && streamed) rep.kept_image = path;
+  if (kept.wanted()) {
+    Status st = streamed ? kept.Commit()
+                         : CopyImage(held->image, o.keep_image, &rep.kept_image).WithContext("--keep-image");
+    if (st.ok() && streamed) rep.kept_image = kept.path();
     if (!st.ok()) {
-      st = st.WithContext("--keep-image");
       h.Abort(st.message());
       Status rel = release(false);
       return rel.ok()
