@@ -252,9 +252,11 @@ Status Coordinator::Checkpoint(bool exit_after, std::string* image_path, Channel
     return Status(st.code(), "checkpoint " + std::to_string(seq) + " abandoned: " + st.message() +
                                  " (the group runs on; the previous image, " + prev + ", is intact)");
   }
-  if (stream) final_path.clear();  // the group's own images are as they were
-  const std::string where = stream ? std::string("streamed to the migration") : "written to " + final_path;
-  if (!stream) {
+  std::string where = "streamed to the migration";
+  if (stream) {
+    final_path.clear();  // the group's own images are as they were
+  } else {
+    where = "written to " + final_path;
     seq_ = seq;
     ++written_;
     last_image_ = final_path;

@@ -4,6 +4,7 @@
 // (the transparent engine; --tree for its descendants too).
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <optional>
 
 #include "command.h"
@@ -164,6 +165,16 @@ Status KeptImage::Commit() {
   if (!file_) return Status::Ok();
   RETURN_IF_ERROR(file_->Sync().WithContext("--keep-image"));
   return file_->Commit(path_, /*replace=*/true).status().WithContext("--keep-image");
+}
+
+Status KeptImage::KeepFile(const std::string& from) {
+  if (!file_) return Status::Ok();
+  const std::string dir = platform::DirName(path_);
+  path_ = platform::JoinPath(dir, platform::BaseName(from));
+  std::error_code ec;
+  std::filesystem::copy_file(from, path_, std::filesystem::copy_options::overwrite_existing, ec);
+  if (ec) return IoError("--keep-image: copy " + from + " to " + dir + ": " + ec.message());
+  return Status::Ok();
 }
 
 namespace {

@@ -33,8 +33,7 @@ Result<std::unique_ptr<group::Channel>> ConnectGroup(const nlohmann::json& reg) 
   return ch;
 }
 
-// The coordinator's next reply (kClientReply), within `timeout` s.
-// The coordinator's answer: kClientReply (flag 1: its text is the image's
+// The coordinator's answer, each message within `timeout` s: kClientReply (flag 1: its text is the image's
 // path) or a refusal. With `pump`, a streamed image comes first: kData
 // messages, each given to `pump`, and kEnd saying whether it is complete
 // (then *streamed is set).

@@ -108,6 +108,10 @@ class KeptImage {
   Status Append(const void* data, std::size_t size);
   // Syncs and names it; path() then says where.
   Status Commit();
+  // The image came as a file instead (an older libckpt or coordinator, or a
+  // group checkpoint shared with other requests): a copy of it in DIR under
+  // its own name, which path() then says.
+  Status KeepFile(const std::string& from);
   const std::string& path() const { return path_; }
 
  private:

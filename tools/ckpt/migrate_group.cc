@@ -156,16 +156,8 @@ Result<MigrateReport> MigrateGroup(const MigrateOptions& o, Connection* c, const
                     : Status(st.code(), st.message() + "; and releasing the group failed: " + rel.message());
   };
   if (kept.wanted()) {
-    Status st = Status::Ok();
-    if (held->streamed) {
-      st = kept.Commit();
-      if (st.ok()) rep.kept_image = kept.path();
-    } else {
-      std::error_code ec;
-      rep.kept_image = platform::JoinPath(o.keep_image, platform::BaseName(held->image));
-      fs::copy_file(held->image, rep.kept_image, fs::copy_options::overwrite_existing, ec);
-      if (ec) st = IoError("--keep-image: copy " + held->image + " to " + o.keep_image + ": " + ec.message());
-    }
+    Status st = held->streamed ? kept.Commit() : kept.KeepFile(held->image);
+    rep.kept_image = kept.path();
     if (!st.ok()) return fail_keep(st);
   }
   if (!held->streamed) prog.Phase("sending to " + host);

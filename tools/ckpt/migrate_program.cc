@@ -31,15 +31,6 @@ std::uint64_t FileSize(const std::string& p) {
   return ec ? 0 : n;
 }
 
-// A program that wrote a file (a libckpt without streamed holds): the file.
-Status CopyImage(const std::string& from, const std::string& dir, std::string* kept) {
-  std::error_code ec;
-  *kept = platform::JoinPath(dir, platform::BaseName(from));
-  fs::copy_file(from, *kept, fs::copy_options::overwrite_existing, ec);
-  if (ec) return IoError("copy " + from + " to " + dir + ": " + ec.message());
-  return Status::Ok();
-}
-
 }  // namespace
 
 Result<MigrateReport> MigrateProgram(const MigrateOptions& o, Connection* c, std::int64_t pid) {
@@ -98,9 +89,8 @@ Result<MigrateReport> MigrateProgram(const MigrateOptions& o, Connection* c, std
   // From here on, a failure lets the held program run on.
   auto release = [&](bool exit) { return ReleaseHeld(env, target, exit, o.timeout); };
   if (kept.wanted()) {
-    Status st = streamed ? kept.Commit()
-                         : CopyImage(held->image, o.keep_image, &rep.kept_image).WithContext("--keep-image");
-    if (st.ok() && streamed) rep.kept_image = kept.path();
+    Status st = streamed ? kept.Commit() : kept.KeepFile(held->image);
+    rep.kept_image = kept.path();
     if (!st.ok()) {
       h.Abort(st.message());
       Status rel = release(false);

@@ -1,5 +1,6 @@
 #include "program_control.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <thread>
@@ -147,10 +148,21 @@ Result<ProgramTarget> FindProgram(platform::Env* env, std::int64_t pid) {
   return CheckProgram(env, ReadRegistration(env, dirs, pid, refused));
 }
 
+namespace {
+
+// True if registration `now` records a checkpoint failure after `before`
+// (older libraries publish no "failures": a new last_error then).
+bool FailedSince(const nlohmann::json& now, const nlohmann::json& before) {
+  if (now.contains("failures"))
+    return now.value("failures", std::uint64_t{0}) > before.value("failures", std::uint64_t{0});
+  std::string err = JsonBytesValue(now, "last_error");
+  return !err.empty() && err != JsonBytesValue(before, "last_error");
+}
+
+}  // namespace
+
 Result<Outcome> WaitForCheckpoint(platform::Env* env, const ProgramTarget& t, bool exit, double timeout) {
   const std::uint64_t gen0 = t.reg.value("generation", std::uint64_t{0});
-  const std::uint64_t fail0 = t.reg.value("failures", std::uint64_t{0});
-  const std::string err0 = JsonBytesValue(t.reg, "last_error");
   const std::string who = "process " + std::to_string(t.pid);
   auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout);
   nlohmann::json last = t.reg;
@@ -161,11 +173,10 @@ Result<Outcome> WaitForCheckpoint(platform::Env* env, const ProgramTarget& t, bo
     bool read = false;
     last = ReadAgain(env, t, last, &read);
     if (last.value("generation", std::uint64_t{0}) > gen0) break;
-    std::string err = JsonBytesValue(last, "last_error");
-    bool failed = last.contains("failures") ? last.value("failures", std::uint64_t{0}) > fail0
-                                            : !err.empty() && err != err0;
-    if (read && failed)
-      return IoError(who + " failed to checkpoint: " + err + " (its previous image is intact)");
+    if (read && FailedSince(last, t.reg)) {
+      return IoError(who + " failed to checkpoint: " + JsonBytesValue(last, "last_error") +
+                     " (its previous image is intact)");
+    }
     if (!alive) {
       gone = true;
       break;
@@ -233,15 +244,15 @@ bool HoldAnswered(platform::Env* env, const ProgramTarget& t) {
   bool read = false;
   nlohmann::json now = ReadAgain(env, t, t.reg, &read);
   return read && (now.value("generation", std::uint64_t{0}) > t.reg.value("generation", std::uint64_t{0}) ||
-                  now.value("failures", std::uint64_t{0}) > t.reg.value("failures", std::uint64_t{0}));
+                  FailedSince(now, t.reg));
 }
 
-// Waits for the program's connection to the stream port; nullptr when it
-// answered otherwise (a file, a failure, its end) or the time ran out.
+// Waits until `deadline` for the program's connection to the stream port;
+// nullptr when it answered otherwise (a file, a failure, its end) or the
+// time ran out.
 std::unique_ptr<platform::Socket> AwaitStream(platform::Env* env, const ProgramTarget& t,
                                               platform::Listener* l, const std::string& token,
-                                              double timeout) {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout);
+                                              std::chrono::steady_clock::time_point deadline) {
   while (std::chrono::steady_clock::now() < deadline) {
     auto a = l->Accept(20);
     if (a.ok()) {
@@ -271,11 +282,18 @@ Result<HeldImage> StreamAndHold(platform::Env* env, const ProgramTarget& t, doub
   const std::string ticket_path = lib::StreamTicketPath(t.reg_path);
   RETURN_IF_ERROR(platform::WriteFileAtomic(env, ticket_path, lib::EncodeStreamTicket(ticket), false)
                       .WithContext("the stream ticket"));
+  const auto deadline =
+      std::chrono::steady_clock::now() +
+      std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(timeout));
   Status asked = env->SendCheckpointRequest(t.pid, platform::Request::kCheckpointAndHold);
-  auto sock = asked.ok() ? AwaitStream(env, t, listener.get(), ticket.token, timeout) : nullptr;
+  auto sock = asked.ok() ? AwaitStream(env, t, listener.get(), ticket.token, deadline) : nullptr;
   env->RemoveFile(ticket_path).IgnoreError();  // the program took it, or it is of no use now
   if (!asked.ok()) return asked;
-  if (!sock) return AwaitHold(env, t, timeout);  // a file instead (or a failure, its end, the time)
+  if (!sock) {
+    // A file instead, a failure, its end — or the time ran out: what is left of it.
+    double left = std::chrono::duration<double>(deadline - std::chrono::steady_clock::now()).count();
+    return AwaitHold(env, t, std::max(left, 0.05));
+  }
   Status pumped = pump(sock.get());
   // Closed: a program still writing sees its checkpoint fail and runs on.
   sock.reset();
