@@ -342,7 +342,7 @@ Status GroupMember::RestoreSegment(SegmentHandle& h, const group::ObjectRecord& 
                               " elements in the image, the program asks for " + std::to_string(h.count));
   lib::SectionReader r(stream.get());
   h.codec->Load(r, h.seg->data(), h.count, img);
-  if (r.ok() && r.Remaining() != 0) r.Fail(std::to_string(r.Remaining()) + " bytes are left over");
+  r.FinishSection();
   if (!r.ok()) return Corruption(where + ": " + r.error());
   return Status::Ok();
 }

@@ -26,10 +26,29 @@ Result<std::unique_ptr<ImageReader>> ImageReader::Open(std::unique_ptr<RandomAcc
 }
 
 Status ImageReader::Load() {
-  const std::string& name = src_->Name();
   const std::uint64_t size = src_->Size();
+  RETURN_IF_ERROR(ParseHeader(size, /*exact=*/true));
+  std::uint64_t table_off = 0;
+  RETURN_IF_ERROR(ParseTable(size, &sections_, &table_off));
+  // Program and group images name each section once per type: a second
+  // variable (or member, or segment) of the same name would be ambiguous.
+  // (Process images are checked by their own model.)
+  if (header_.kind != ImageKind::kProcess) {
+    std::set<std::pair<std::uint32_t, std::string_view>> seen;
+    for (const SectionInfo& s : sections_) {
+      if (!seen.insert({s.type, s.name}).second) {
+        return Corruption(src_->Name() + ": section '" + s.name + "' (type " + std::to_string(s.type) +
+                          ") appears twice in the section table");
+      }
+    }
+  }
+  return Status::Ok();
+}
+
+Status ImageReader::ParseHeader(std::uint64_t size, bool exact) {
+  const std::string& name = src_->Name();
   unsigned char h[kFileHeaderSize];
-  if (size < kFileHeaderSize) {
+  if (exact && size < kFileHeaderSize) {
     if (size >= 8) {
       RETURN_IF_ERROR(src_->ReadAt(0, 8, h));
       if (std::memcmp(h, kFileMagic, 8) == 0)
@@ -64,6 +83,17 @@ Status ImageReader::Load() {
     return Corruption(name + ": truncated image (" + Off(size) +
                       " bytes; the section table and trailer are missing)");
   }
+  header_size_ = header_size;
+  return Status::Ok();
+}
+
+Status ImageReader::ParseTable(std::uint64_t size, std::vector<SectionInfo>* out,
+                               std::uint64_t* table_off_out) const {
+  const std::string& name = src_->Name();
+  if (size < header_size_ + kTrailerSize) {
+    return Corruption(name + ": truncated image (" + Off(size) +
+                      " bytes; the section table and trailer are missing)");
+  }
   unsigned char tr[kTrailerSize];
   RETURN_IF_ERROR(src_->ReadAt(size - kTrailerSize, kTrailerSize, tr));
   if (std::memcmp(tr + 24, kTrailerMagic, 8) != 0) {
@@ -73,7 +103,7 @@ Status ImageReader::Load() {
   std::uint64_t table_off = DecodeU64(tr);
   std::uint64_t table_len = DecodeU64(tr + 8);
   std::uint64_t table_sum = DecodeU64(tr + 16);
-  if (table_off < header_size || table_off > size - kTrailerSize ||
+  if (table_off < header_size_ || table_off > size - kTrailerSize ||
       table_len != size - kTrailerSize - table_off) {
     return Corruption(name + ": section table position is invalid (offset " + Off(table_off) + ", length " +
                       Off(table_len) + ", file " + Off(size) + " bytes)");
@@ -87,7 +117,7 @@ Status ImageReader::Load() {
   std::uint64_t count = br.Varint();
   if (!br.ok() || count > table.size())
     return Corruption(name + ": section table has an invalid section count");
-  std::uint64_t prev_end = header_size;
+  std::uint64_t prev_end = header_size_;
   for (std::uint64_t i = 0; i < count; ++i) {
     SectionInfo s;
     std::uint64_t type = br.Varint();
@@ -116,21 +146,10 @@ Status ImageReader::Load() {
                         " bytes in " + Off(s.frames) + " frames)");
     }
     prev_end = s.offset + s.stored_size;
-    sections_.push_back(std::move(s));
+    out->push_back(std::move(s));
   }
   if (!br.empty()) return Corruption(name + ": section table has trailing bytes");
-  // Program and group images name each section once per type: a second
-  // variable (or member, or segment) of the same name would be ambiguous.
-  // (Process images are checked by their own model.)
-  if (header_.kind != ImageKind::kProcess) {
-    std::set<std::pair<std::uint32_t, std::string_view>> seen;
-    for (const SectionInfo& s : sections_) {
-      if (!seen.insert({s.type, s.name}).second) {
-        return Corruption(name + ": section '" + s.name + "' (type " + std::to_string(s.type) +
-                          ") appears twice in the section table");
-      }
-    }
-  }
+  *table_off_out = table_off;
   return Status::Ok();
 }
 
@@ -142,7 +161,11 @@ const SectionInfo* ImageReader::Find(std::uint32_t type, std::optional<std::stri
 }
 
 Result<std::unique_ptr<SectionStream>> ImageReader::OpenSection(const SectionInfo& info) const {
-  auto s = std::make_unique<SectionStream>(src_.get(), &info);
+  std::unique_ptr<SectionStream> s;
+  for (const Found& f : found_) {
+    if (&f.info == &info && !f.complete) s = std::make_unique<SectionStream>(src_.get(), &info, limit_);
+  }
+  if (!s) s = std::make_unique<SectionStream>(src_.get(), &info);
   RETURN_IF_ERROR(s->Open());
   return s;
 }
@@ -163,14 +186,31 @@ Status ImageReader::VerifyAll() const {
 SectionStream::SectionStream(const RandomAccessSource* src, const SectionInfo* info)
     : src_(src), info_(info) {}
 
+SectionStream::SectionStream(const RandomAccessSource* src, const SectionInfo* info, std::uint64_t limit)
+    : src_(src), info_(info), open_(true), limit_(limit) {}
+
+std::uint64_t SectionStream::remaining() const {
+  if (!open_) return info_->raw_size - consumed_;
+  std::uint64_t buffered = decoded_ - consumed_;
+  if (ended_ || pos_ >= limit_) return buffered;
+  // Raw frames hold no more than their bytes; a compressed frame of at
+  // least one stored byte decodes to at most kMaxFrameRaw.
+  std::uint64_t left = limit_ - pos_;
+  if (info_->codec == CodecId::kNone) return buffered + left;
+  std::uint64_t frames = left / (kFrameHeaderSize + 1);
+  return frames > (~std::uint64_t{0} - buffered) / kMaxFrameRaw ? ~std::uint64_t{0}
+                                                                : buffered + frames * kMaxFrameRaw;
+}
+
 Status SectionStream::Where(Status s) const {
   return s.WithContext(src_->Name() + ": section '" + info_->name + "'");
 }
 
 Status SectionStream::Open() {
   // Section header: magic, type, codec, flags, reserved, name, attrs, checksum.
+  std::uint64_t most = open_ ? limit_ - std::min(limit_, info_->offset) : info_->stored_size;
   std::size_t want = static_cast<std::size_t>(
-      std::min<std::uint64_t>(info_->stored_size, 12 + 20 + info_->name.size() + info_->attrs.size() + 8));
+      std::min<std::uint64_t>(most, 12 + 20 + info_->name.size() + info_->attrs.size() + 8));
   std::string h(want, '\0');
   RETURN_IF_ERROR(src_->ReadAt(info_->offset, want, h.data()));
   ByteReader br(h);
@@ -204,7 +244,7 @@ Status SectionStream::Open() {
 // straight into it (no copy); otherwise the frame is decoded into buf_.
 Status SectionStream::NextFrame(void* direct_dst, std::size_t direct_cap, bool* went_direct) {
   *went_direct = false;
-  const std::uint64_t end = info_->offset + info_->stored_size;
+  const std::uint64_t end = open_ ? limit_ : info_->offset + info_->stored_size;
   if (ended_) return Where(Corruption("read past the end of the section"));
   if (pos_ + kFrameHeaderSize > end)
     return Where(Corruption("frame " + Off(frame_index_) + " runs past the section's end"));
@@ -215,7 +255,7 @@ Status SectionStream::NextFrame(void* direct_dst, std::size_t direct_cap, bool* 
   std::uint32_t stored_field = DecodeU32(fh + 4);
   std::uint64_t sum = DecodeU64(fh + 8);
   if (raw == 0) {
-    if (stored_field != 0 || sum != decoded_ || decoded_ != info_->raw_size || pos_ != end)
+    if (stored_field != 0 || sum != decoded_ || (!open_ && (decoded_ != info_->raw_size || pos_ != end)))
       return Where(Corruption("section end marker is damaged"));
     ended_ = true;
     return Status::Ok();
@@ -227,7 +267,7 @@ Status SectionStream::NextFrame(void* direct_dst, std::size_t direct_cap, bool* 
                             " is marked compressed in a section stored without a codec"));
   }
   if (raw > kMaxFrameRaw || (is_raw && stored != raw) || (!is_raw && stored >= raw) || stored > end - pos_ ||
-      decoded_ + raw > info_->raw_size) {
+      (!open_ && decoded_ + raw > info_->raw_size)) {
     return Where(Corruption("frame " + Off(frame_index_) + " at offset " + Off(pos_ - kFrameHeaderSize) +
                             " has an invalid length"));
   }
@@ -289,14 +329,52 @@ Status SectionStream::Read(void* dst, std::size_t size) {
   return Status::Ok();
 }
 
+Result<std::size_t> SectionStream::ReadSome(void* dst, std::size_t max) {
+  if (!open_) {
+    std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(max, remaining()));
+    RETURN_IF_ERROR(Read(dst, n));
+    return n;
+  }
+  auto* out = static_cast<unsigned char*>(dst);
+  std::size_t got = 0;
+  while (got < max) {
+    std::size_t avail = buf_.size() - buf_pos_;
+    if (avail == 0) {
+      if (ended_) break;
+      bool direct = false;
+      buf_.clear();
+      buf_pos_ = 0;
+      RETURN_IF_ERROR(NextFrame(nullptr, 0, &direct));
+      continue;
+    }
+    std::size_t n = std::min(avail, max - got);
+    std::memcpy(out + got, buf_.data() + buf_pos_, n);
+    buf_pos_ += n;
+    got += n;
+    consumed_ += n;
+  }
+  return got;
+}
+
 Result<std::string> SectionStream::ReadAll() {
+  if (open_) {
+    std::string out;
+    std::string chunk(1 << 16, '\0');
+    while (true) {
+      ASSIGN_OR_RETURN(std::size_t n, ReadSome(chunk.data(), chunk.size()));
+      if (n == 0) break;
+      out.append(chunk.data(), n);
+    }
+    return out;
+  }
   std::string out(static_cast<std::size_t>(remaining()), '\0');
   RETURN_IF_ERROR(Read(out.data(), out.size()));
   RETURN_IF_ERROR(Drain());
   return out;
 }
 
-Status SectionStream::Drain() {
+Status SectionStream::Drain(std::uint64_t* skipped) {
+  std::uint64_t start = consumed_;
   consumed_ += buf_.size() - buf_pos_;
   buf_.clear();
   buf_pos_ = 0;
@@ -307,6 +385,7 @@ Status SectionStream::Drain() {
     consumed_ += decoded_ - before;
     buf_.clear();
   }
+  if (skipped != nullptr) *skipped = consumed_ - start;
   return Status::Ok();
 }
 

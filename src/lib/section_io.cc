@@ -62,13 +62,13 @@ std::uint64_t SectionReader::Remaining() const {
 }
 
 bool SectionReader::Refill() {
-  std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(kBuf, s_->remaining()));
-  if (n == 0) return false;
-  Status st = s_->Read(buf_.get(), n);
-  if (!st.ok()) {
-    Fail(st.message());
+  auto got = s_->ReadSome(buf_.get(), kBuf);
+  if (!got.ok()) {
+    Fail(got.status().message());
     return false;
   }
+  std::size_t n = *got;
+  if (n == 0) return false;
   pos_ = buf_.get();
   end_ = buf_.get() + n;
   return true;
@@ -98,6 +98,19 @@ bool SectionReader::Underflow(void* p, std::size_t n) {
     n -= k;
   }
   return true;
+}
+
+void SectionReader::FinishSection() {
+  if (!ok()) return;
+  std::uint64_t left = static_cast<std::uint64_t>(end_ - pos_);
+  pos_ = end_;
+  std::uint64_t skipped = 0;
+  Status end = s_->Drain(&skipped);
+  if (!end.ok()) {
+    Fail(end.message());
+    return;
+  }
+  if (left + skipped != 0) Fail(std::to_string(left + skipped) + " bytes are left over after decoding it");
 }
 
 bool SectionReader::Bulk(void* p, std::size_t n) {

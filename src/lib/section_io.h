@@ -37,7 +37,11 @@ class SectionReader final : public Reader {
  public:
   explicit SectionReader(image::SectionStream* s);
   bool Bulk(void* p, std::size_t n) override;
+  // Exact for a whole image; for a section still being written, an upper bound.
   std::uint64_t Remaining() const override;
+  // After the value: reads the section to its end marker (checking it) and
+  // fails the reader if any bytes were left over.
+  void FinishSection();
 
  protected:
   bool Underflow(void* p, std::size_t n) override;

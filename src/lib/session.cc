@@ -21,6 +21,7 @@
 #include "lib/options.h"
 #include "lib/program_image.h"
 #include "lib/registration.h"
+#include "lib/resume_image.h"
 #include "lib/section_io.h"
 #include "lib/testing.h"
 #include "platform/env.h"
@@ -114,8 +115,7 @@ class SessionImpl {
   // Resume state.
   bool resumed_ = false;
   std::string resume_path_;
-  std::unique_ptr<image::ImageReader> reader_;
-  std::map<std::string, const image::SectionInfo*> image_vars_;
+  std::unique_ptr<lib::ResumeImage> resume_;  // until the program's variables are loaded
   std::set<std::string> claimed_;
   double resume_seconds_ = 0;  // time spent reading the image
   std::uint64_t resume_bytes_ = 0;
@@ -234,7 +234,11 @@ class SessionImpl {
       OpenResume();
       // A group of one saved its objects in its image: they are restored
       // when the program declares them, and must be declared again.
-      if (reader_ && reader_->Find(group::kSectionObjects) != nullptr) MakeGroup();
+      if (resume_) {
+        auto solo = resume_->HasSoloGroup();
+        if (!solo.ok()) Fatal("cannot resume from " + resume_path_ + ": " + solo.status().message());
+        if (*solo) MakeGroup();
+      }
     }
     pending_->fetch_or(kBitFirst, std::memory_order_relaxed);
     if (opt_.at != 0 || opt_.stop_at != 0) pending_->fetch_or(kBitCount, std::memory_order_relaxed);
@@ -285,6 +289,19 @@ class SessionImpl {
 
   // --- resume ---------------------------------------------------------------
   void OpenResume() {
+    if (std::string f = env_->GetEnv(lib::kResumeFollowEnv); !f.empty()) {
+      env_->UnsetEnv(lib::kResumeFollowEnv);  // not for the program's children
+      auto follow = lib::ParseResumeFollow(f);
+      if (!follow) Fatal(std::string(lib::kResumeFollowEnv) + " is malformed: '" + f + "'");
+      platform::FollowSpec spec;
+      spec.complete_marker = lib::CompleteMarker(follow->path);
+      spec.writer_pid = follow->writer;
+      auto src = platform::OpenFollowedFile(follow->path, spec);
+      Status st =
+          src.ok() ? TryOpenSource(std::move(src).value(), /*check_name=*/true, follow->limit) : src.status();
+      if (!st.ok()) Fatal("cannot resume from " + follow->path + ": " + st.message());
+      return;
+    }
     const std::string& path = opt_.resume;
     const bool is_auto = path == "auto";
     std::vector<std::string> candidates;
@@ -344,44 +361,15 @@ class SessionImpl {
 
   // `check_name`: the image must be this program's (META program.name equal
   // to the session's name); a group member's image is matched by its coordinator.
-  Status TryOpenSource(std::unique_ptr<image::RandomAccessSource> src, bool check_name = false) {
+  // `streamed_limit` > 0: the image is still arriving (lib::ResumeImage).
+  Status TryOpenSource(std::unique_ptr<image::RandomAccessSource> src, bool check_name = false,
+                       std::uint64_t streamed_limit = 0) {
     auto t0 = std::chrono::steady_clock::now();
-    std::string path = src->Name();
-    ASSIGN_OR_RETURN(auto reader, image::ImageReader::Open(std::move(src)));
-    if (reader->header().kind != image::ImageKind::kProgram) {
-      return InvalidArgument(path + " is a " + image::ImageKindName(reader->header().kind) +
-                             " image, not a program image");
-    }
-    const image::SectionInfo* meta = reader->Find(lib::kSectionMeta);
-    const image::SectionInfo* prog = reader->Find(lib::kSectionProgress);
-    if (meta == nullptr || prog == nullptr) return Corruption(path + ": META or PROGRESS section missing");
-    for (const auto& s : reader->sections()) {
-      bool solo_group = s.type == group::kSectionObjects || s.type == group::kSectionSegment;
-      if (s.type > lib::kSectionVar && !solo_group && (s.flags & image::kSectionRequired)) {
-        return NotSupported(path + ": section '" + s.name + "' has type " + std::to_string(s.type) +
-                            ", unknown to this build (a newer ckpt wrote it)");
-      }
-    }
-    ASSIGN_OR_RETURN(std::string mdata, reader->ReadSection(*meta));
-    lib::Meta m;
-    RETURN_IF_ERROR(DecodeMeta(mdata, &m).WithContext(path));
-    if (std::string writer = m.Get("program.name"); check_name && !writer.empty() && writer != opt_.name) {
-      return InvalidArgument(path + " is an image of program '" + writer + "', not of this program '" +
-                             opt_.name + "' (to resume it anyway, run with --ckpt-name " + writer + ")");
-    }
-    ASSIGN_OR_RETURN(std::string pdata, reader->ReadSection(*prog));
-    lib::Progress p;
-    RETURN_IF_ERROR(DecodeProgress(pdata, &p).WithContext(path));
-    std::map<std::string, const image::SectionInfo*> vars;
-    for (const auto& s : reader->sections()) {
-      if (s.type == lib::kSectionVar) vars[s.name] = &s;
-    }
-    progress_ = p;
-    stages_done_ = std::set<std::string>(p.stages_done.begin(), p.stages_done.end());
-    image_vars_ = std::move(vars);
-    reader_ = std::move(reader);
+    ASSIGN_OR_RETURN(resume_, lib::ResumeImage::Open(std::move(src), streamed_limit, opt_.name, check_name));
+    progress_ = resume_->progress();
+    stages_done_ = std::set<std::string>(progress_.stages_done.begin(), progress_.stages_done.end());
     resumed_ = true;
-    resume_path_ = path;
+    resume_path_ = resume_->path();
     pending_->fetch_or(kBitResumed, std::memory_order_relaxed);
     resume_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     return Status::Ok();
@@ -389,12 +377,13 @@ class SessionImpl {
 
   void LoadVar(VarEntry& e) {
     auto t0 = std::chrono::steady_clock::now();
-    auto it = image_vars_.find(e.name);
-    if (it == image_vars_.end()) {
+    auto found = resume_->Var(e.name);
+    if (!found.ok()) Fatal("cannot resume from " + resume_path_ + ": " + found.status().message());
+    if (*found == nullptr) {
       Fatal("cannot resume from " + resume_path_ + ": the program declares '" + e.name + "' (" +
             e.desc.ToString() + "), which the image does not contain");
     }
-    const image::SectionInfo& s = *it->second;
+    const image::SectionInfo& s = **found;
     TypeDesc img;
     if (!ParseTypeDesc(s.attrs, &img)) {
       Fatal("cannot resume from " + resume_path_ + ": variable '" + e.name +
@@ -404,43 +393,40 @@ class SessionImpl {
       Fatal("cannot resume from " + resume_path_ + ": '" + e.name + "' is " + img.ToString() +
             " in the image, the program declares " + e.desc.ToString());
     }
-    auto stream = reader_->OpenSection(s);
+    auto stream = resume_->OpenSection(s);
     if (!stream.ok()) Fatal("cannot resume: " + stream.status().message());
     lib::SectionReader r(stream->get());
     e.var->Load(r, img);
-    if (r.ok() && r.Remaining() != 0) {
-      r.Fail(std::to_string(r.Remaining()) + " bytes are left over after decoding it");
-    }
     // The section's end marker too, as `ckpt verify` checks it: a damaged
     // image is refused even where the damage is outside the value's bytes.
-    if (r.ok()) {
-      Status end = (*stream)->Drain();
-      if (!end.ok()) r.Fail(end.message());
-    }
+    r.FinishSection();
     if (!r.ok()) {
       Fatal("cannot resume from " + resume_path_ + ": variable '" + e.name + "' (" + img.ToString() +
             "): " + r.error());
     }
     claimed_.insert(e.name);
-    resume_bytes_ += s.raw_size;
+    resume_bytes_ += (*stream)->decoded();
     resume_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   }
 
   void FinishResume() {
-    std::vector<std::string> unclaimed;
-    for (const auto& [name, info] : image_vars_) {
-      if (!claimed_.count(name)) unclaimed.push_back("'" + name + "'");
-    }
+    auto t0 = std::chrono::steady_clock::now();
+    auto rest = resume_->Finish(claimed_);
+    if (!rest.ok()) Fatal("cannot resume from " + resume_path_ + ": " + rest.status().message());
+    resume_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const std::vector<std::string>& unclaimed = *rest;
     if (!unclaimed.empty()) {
       Fatal("cannot resume from " + resume_path_ + ": the image holds " + CapList(unclaimed) +
             " but the program " + (unclaimed.size() == 1 ? "never declared it" : "declared none of them") +
             " before its first safepoint");
     }
-    reader_.reset();
-    char buf[160];
-    std::snprintf(buf, sizeof buf, " (checkpoint %llu): %zu variables, %.1f MiB, read in %.3f s",
+    const bool streamed = resume_->streamed();
+    resume_.reset();
+    char buf[192];
+    std::snprintf(buf, sizeof buf, " (checkpoint %llu): %zu variables, %.1f MiB, read in %.3f s%s",
                   static_cast<unsigned long long>(progress_.seq), claimed_.size(),
-                  static_cast<double>(resume_bytes_) / (1 << 20), resume_seconds_);
+                  static_cast<double>(resume_bytes_) / (1 << 20), resume_seconds_,
+                  streamed ? " as it arrived" : "");
     Say("resumed from " + resume_path_ + buf);
   }
 
@@ -525,6 +511,7 @@ class SessionImpl {
     meta.Set("program.argc", std::to_string(program_args_.size()));
     meta.Set("image.seq", std::to_string(seq));
     meta.Set("image.codec", std::string(image::CodecName(codec_)));
+    meta.Set("image.solo_group", group_ && !group_->coordinated() ? "1" : "0");
     if (resumed_ || progress_.resumes > 0) meta.Set("resumed.from", resume_path_);
     RETURN_IF_ERROR(
         w.BeginSection(lib::kSectionMeta, "meta", "", image::kSectionRequired, image::CodecId::kNone));
@@ -554,7 +541,7 @@ class SessionImpl {
     h.bit = kBitGroup;
     h.write_image = [this](image::Sink* sink, std::uint64_t seq) {
       CloseRegistration("the first checkpoint");
-      if (reader_) FinishResume();
+      if (resume_) FinishResume();
       progress_.seq = seq;
       return WriteImage(sink, seq);
     };
@@ -575,7 +562,7 @@ class SessionImpl {
       std::fflush(stderr);
       std::_Exit(detail::kExitCoordinatorGone);
     };
-    if (reader_ && !GroupMember::InGroupEnvironment(env_)) h.solo_resume = resume_path_;
+    if (resume_ && !GroupMember::InGroupEnvironment(env_)) h.solo_resume = resume_path_;
     group_ = std::make_unique<GroupMember>(env_, std::move(h), program_path_, program_args_);
     group_api_.reset(new Group(group_.get()));
   }
@@ -677,7 +664,7 @@ class SessionImpl {
     }
     if (p & kBitResumed) {
       pending_->fetch_and(~kBitResumed, std::memory_order_relaxed);
-      if (reader_) FinishResume();
+      if (resume_) FinishResume();
       progress_.resumes += 1;
       result = Event::kResumed;
     }
@@ -718,7 +705,7 @@ class SessionImpl {
       pending_->fetch_or(req & (kBitCheckpoint | kBitExit | kBitOutside | kBitHold),
                          std::memory_order_relaxed);
     } else if (req & (kBitCheckpoint | kBitExit)) {
-      if (reader_) FinishResume();
+      if (resume_) FinishResume();
       // With an exit request among those served, the exit wins over a hold.
       bool exit = (req & kBitExit) != 0;
       Event e = DoCheckpoint(exit, (req & kBitOutside) != 0, (req & kBitHold) != 0 && !exit);
@@ -769,7 +756,7 @@ detail::Refusal Session::TryRegister(std::string_view name, std::unique_ptr<deta
   detail::VarEntry e{n, std::move(var), {}};
   e.desc = e.var->Describe();
   impl_->vars_.push_back(std::move(e));
-  if (impl_->reader_) impl_->LoadVar(impl_->vars_.back());
+  if (impl_->resume_) impl_->LoadVar(impl_->vars_.back());
   return Refusal::kNone;
 }
 
@@ -824,7 +811,7 @@ Group& Session::group() {
 Event Session::checkpoint() {
   if (impl_->RefuseForeignThread("checkpoint()")) return Event::kFailed;
   impl_->CloseRegistration("the first checkpoint");
-  if (impl_->reader_) impl_->FinishResume();
+  if (impl_->resume_) impl_->FinishResume();
   impl_->MaybeHandoff();
   return impl_->DoCheckpoint(false);
 }

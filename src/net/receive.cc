@@ -16,6 +16,7 @@
 #endif
 
 #include "image/codec.h"
+#include "lib/resume_image.h"
 #include "net/receive_internal.h"
 #include "net/wire.h"
 #include "platform/env.h"
@@ -178,6 +179,7 @@ Status Preflight(Session* ss) {
                    std::to_string(sp.available >> 20) + " MiB free; the image needs about " +
                    std::to_string((need + (1 << 20) - 1) >> 20) + " MiB");
   }
+  s.spool_free = ec ? 0 : sp.available;
   nlohmann::json a = {{"host", s.host},
                       {"spool", s.dir},
                       {"free", ec ? 0 : sp.available},
@@ -185,16 +187,19 @@ Status Preflight(Session* ss) {
   return SendJson(s.s, FrameType::kAccept, a);
 }
 
-Status TakeImage(Session* ss) {
+// The spool file the image goes to: a temporary file named when whole, or
+// (a program restored as it arrives) the image's own name from the start.
+struct SpoolImage {
+  std::unique_ptr<platform::TempFile> temp;
+  std::unique_ptr<platform::WritableFile> direct;
+  platform::WritableFile* file() {
+    return temp ? static_cast<platform::WritableFile*>(temp.get()) : direct.get();
+  }
+};
+
+Status ReceiveFrames(Session* ss, platform::WritableFile* out, std::uint64_t* got_out) {
   Session& s = *ss;
-  s.step = "transfer";
-  platform::Env* env = platform::Env::Default();
-  std::string file =
-      s.kind == "process" ? "process.ckpt" : s.hello.value("image_name", std::string("image.ckpt"));
-  if (!SafeName(file)) return InvalidArgument("the source named its image '" + file + "'");
-  ASSIGN_OR_RETURN(auto out, env->NewTempFile(s.dir, file));
   std::uint64_t got = 0;
-  auto t0 = std::chrono::steady_clock::now();
   Frame frame;  // one buffer for every frame
   Frame* f = &frame;
   while (true) {
@@ -204,6 +209,7 @@ Status TakeImage(Session* ss) {
       Status st = out->Append(f->payload.data(), f->payload.size());
       if (!st.ok()) return st.WithContext("writing the image to the spool on " + s.host);
       got += f->payload.size();
+      RETURN_IF_ERROR(internal::StartWhileReceiving(&s, f->payload.data(), f->payload.size()));
       continue;
     }
     if (f->type == FrameType::kError) {
@@ -220,21 +226,46 @@ Status TakeImage(Session* ss) {
       return Corruption("the image is " + std::to_string(want) + " bytes at the source, " +
                         std::to_string(got) + " arrived");
     }
-    break;
+    *got_out = got;
+    return Status::Ok();
   }
+}
+
+Status TakeImage(Session* ss) {
+  Session& s = *ss;
+  s.step = "transfer";
+  platform::Env* env = platform::Env::Default();
+  std::string file =
+      s.kind == "process" ? "process.ckpt" : s.hello.value("image_name", std::string("image.ckpt"));
+  if (!SafeName(file)) return InvalidArgument("the source named its image '" + file + "'");
+  s.follow = internal::FollowWanted(s);
+  SpoolImage out;
+  if (s.follow) {
+    s.image = platform::JoinPath(s.dir, file);
+    ASSIGN_OR_RETURN(out.direct, env->NewWritableFile(s.image));
+  } else {
+    ASSIGN_OR_RETURN(out.temp, env->NewTempFile(s.dir, file));
+  }
+  std::uint64_t got = 0;
+  auto t0 = std::chrono::steady_clock::now();
+  RETURN_IF_ERROR(ReceiveFrames(&s, out.file(), &got));
   // Not synced: the image matters only to this migration's restore, and a
   // target that crashes before COMMIT leaves the source running. A kept
   // image (--keep) is synced.
-  Status st = s.cfg.keep ? out->Sync() : Status::Ok();
-  if (st.ok()) {
+  Status st = s.cfg.keep ? out.file()->Sync() : Status::Ok();
+  if (st.ok() && out.direct) {
+    st = out.direct->Close();
+    // The program reading it as it came learns that it is whole.
+    if (st.ok()) st = platform::WriteFileAtomic(env, lib::CompleteMarker(s.image), "", false);
+  } else if (st.ok()) {
     s.image = platform::JoinPath(s.dir, file);
-    auto done = out->Commit(s.image, false);
+    auto done = out.temp->Commit(s.image, false);
     st = done.ok() ? (*done ? Status::Ok() : IoError(s.image + " exists already")) : done.status();
   }
   if (!st.ok()) return st.WithContext("writing the image to the spool on " + s.host);
   s.image_bytes = got;
-  s.transfer_ns =
-      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count();
+  s.arrived = std::chrono::steady_clock::now();
+  s.transfer_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(s.arrived - t0).count();
   s.Log("received " + std::to_string(got) + " bytes into " + s.image);
   return Status::Ok();
 }
@@ -283,6 +314,7 @@ Status Receive(Stream* stream, const ReceiveConfig& cfg) {
                              : internal::RunProgram(&s);
   }
   if (!st.ok()) s.Fail(st).IgnoreError();
+  if (!st.ok()) s.held.reset();  // a copy started on the image ends before its spool goes
   if (s.entry && st.ok() && cfg.keep) s.entry->Keep();
   s.entry.reset();
   if (st.ok()) s.Log("migration " + s.id + " of " + s.name + " done");

@@ -2,15 +2,30 @@
 // per-kind files.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "net/receive.h"
 #include "net/spool.h"
+#include "platform/process.h"
+#include "platform/socket.h"
 
 namespace ckpt::net::internal {
+
+// A restored copy started and not yet let go: it reports on a loopback
+// connection (CKPT_HOLD_PORT/TOKEN) once it holds at its first safepoint.
+struct HeldCopy {
+  std::vector<std::string> argv;
+  std::unique_ptr<platform::Listener> listener;
+  std::string token;
+  std::unique_ptr<platform::ChildProcess> child;  // killed with this unless released
+  std::chrono::steady_clock::time_point started;
+  bool ended_early = false;  // it ended before reporting (AwaitHeld)
+};
 
 struct Session {
   Session(Stream* stream, const ReceiveConfig& c) : s(stream), cfg(c) {}
@@ -28,6 +43,13 @@ struct Session {
   std::string image;  // the received image
   std::uint64_t image_bytes = 0;
   std::int64_t transfer_ns = 0;
+  std::uint64_t spool_free = 0;                     // at the preflight; 0 if unknown
+  std::chrono::steady_clock::time_point arrived{};  // the image was whole
+  // A program restored while its image arrives (StartWhileReceiving): started
+  // once its META came, reading the image as the rest does.
+  std::unique_ptr<HeldCopy> held;
+  std::string prefix;  // the image's first bytes, until the program is started
+  bool follow = false;
   // Program and group migrations: decided in the preflight.
   std::vector<std::string> command;               // a program's; a group's: the ckpt that coordinates it
   std::vector<std::vector<std::string>> members;  // a group's member commands
@@ -48,6 +70,15 @@ struct Session {
 void MaybeDieBeforeReady();
 
 Status PreflightProgram(Session* s);
+// Program migrations on POSIX (unless CKPT_RECEIVE_STREAMED=0): the image is
+// written straight to its spool name, and once its first bytes hold META the
+// program is started on it (CKPT_RESUME_FOLLOW) to load its variables as the
+// rest arrives. Called by TakeImage after each DATA frame.
+bool FollowWanted(const Session& s);
+Status StartWhileReceiving(Session* s, const void* data, std::size_t size);
+// TakeImage's end: the image is whole (its .complete marker), or the transfer
+// failed and a program started on it is killed.
+Status ImageArrived(Session* s);
 Status RunProgram(Session* s);
 Status PreflightGroup(Session* s);
 Status RunGroup(Session* s);
@@ -63,5 +94,8 @@ Status PreflightPlace(Session* s);
 // for it to report held, says READY, and lets it run ('g') after COMMIT; if
 // anything fails first it ends without running on.
 Status RunHeld(Session* s, const std::vector<std::string>& argv, std::vector<std::string> env);
+// RunHeld in two steps: start the copy (s->held), then wait for its report.
+Status StartHeld(Session* s, const std::vector<std::string>& argv, std::vector<std::string> env);
+Status AwaitHeld(Session* s);
 
 }  // namespace ckpt::net::internal

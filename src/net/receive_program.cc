@@ -2,14 +2,17 @@
 // (CKPT_RESUME), with its output in files, and waits at its first safepoint
 // on a loopback connection until the source commits ('g'); if this side
 // goes away first, the program ends (status 76) without running on.
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <thread>
 
 #include "image/reader.h"
 #include "lib/hold.h"
 #include "lib/program_image.h"
+#include "lib/resume_image.h"
 #include "net/receive_internal.h"
 #include "net/wire.h"
 #include "platform/env.h"
@@ -27,14 +30,11 @@ bool IsDir(const std::string& p) {
 namespace {
 
 // The program's recorded arguments, from the image's META.
-Result<std::vector<std::string>> RecordedArgs(const std::string& image) {
-  platform::Env* env = platform::Env::Default();
-  ASSIGN_OR_RETURN(auto src, env->NewRandomAccessFile(image));
-  ASSIGN_OR_RETURN(auto r, image::ImageReader::Open(std::move(src)));
+Result<std::vector<std::string>> ArgsFromMeta(image::ImageReader* r, const std::string& image) {
   if (r->header().kind != image::ImageKind::kProgram)
     return InvalidArgument(std::string("the source sent a ") + image::ImageKindName(r->header().kind) +
                            " image as a program");
-  const auto* ms = r->Find(lib::kSectionMeta);
+  ASSIGN_OR_RETURN(const image::SectionInfo* ms, r->Seek(lib::kSectionMeta));
   if (ms == nullptr) return Corruption(image + " has no META section");
   ASSIGN_OR_RETURN(auto data, r->ReadSection(*ms));
   lib::Meta meta;
@@ -42,7 +42,73 @@ Result<std::vector<std::string>> RecordedArgs(const std::string& image) {
   return lib::ProgramArgs(meta);
 }
 
+Result<std::vector<std::string>> RecordedArgs(const std::string& image) {
+  platform::Env* env = platform::Env::Default();
+  ASSIGN_OR_RETURN(auto src, env->NewRandomAccessFile(image));
+  ASSIGN_OR_RETURN(auto r, image::ImageReader::Open(std::move(src)));
+  return ArgsFromMeta(r.get(), image);
+}
+
+// The first bytes of an image that is still arriving: a read past them is
+// OutOfRange ("not yet"), told apart from damage.
+class PrefixSource final : public image::RandomAccessSource {
+ public:
+  PrefixSource(std::string_view data, std::string name) : data_(data), name_(std::move(name)) {}
+  Status ReadAt(std::uint64_t offset, std::size_t size, void* dst) const override {
+    if (offset > data_.size() || size > data_.size() - offset) return OutOfRange(name_ + ": not arrived yet");
+    if (size != 0) std::memcpy(dst, data_.data() + offset, size);
+    return Status::Ok();
+  }
+  std::uint64_t Size() const override { return data_.size(); }
+  const std::string& Name() const override { return name_; }
+
+ private:
+  std::string_view data_;
+  std::string name_;
+};
+
+// Bytes of the image kept to find META in before the program is started on
+// the rest: past them (an image whose META is not near its start), the
+// program starts once the image is whole.
+constexpr std::size_t kMaxPrefix = 16 << 20;
+
 }  // namespace
+
+bool FollowWanted(const Session& s) {
+#ifdef _WIN32
+  (void)s;
+  return false;
+#else
+  const char* e = std::getenv("CKPT_RECEIVE_STREAMED");
+  return s.kind == "program" && !(e != nullptr && std::string(e) == "0");
+#endif
+}
+
+Status StartWhileReceiving(Session* ss, const void* data, std::size_t size) {
+  Session& s = *ss;
+  if (!s.follow || s.held) return Status::Ok();
+  s.prefix.append(static_cast<const char*>(data), std::min(size, kMaxPrefix - s.prefix.size()));
+  auto r = image::ImageReader::OpenStreamed(std::make_unique<PrefixSource>(s.prefix, s.image), kMaxPrefix);
+  Result<std::vector<std::string>> args = r.ok() ? ArgsFromMeta(r->get(), s.image) : r.status();
+  if (!args.ok()) {
+    if (args.status().code() == Code::kOutOfRange && s.prefix.size() < kMaxPrefix) return Status::Ok();
+    s.Log("the program starts once its image is whole (" + args.status().message() + ")");
+    s.follow = false;
+    s.prefix = std::string();
+    return Status::Ok();
+  }
+  s.prefix = std::string();
+  std::vector<std::string> argv = s.command;
+  argv.insert(argv.end(), args->begin(), args->end());
+  lib::ResumeFollow f;
+  f.limit = s.spool_free > 0 ? s.spool_free : std::uint64_t{1} << 50;
+  f.writer = platform::Env::Default()->ProcessId();
+  f.path = s.image;
+  return StartHeld(
+      &s, argv,
+      {"CKPT_RESUME=" + s.image, std::string(lib::kResumeFollowEnv) + "=" + lib::EncodeResumeFollow(f),
+       "CKPT_DIR=" + s.ckpt_dir, "CKPT_NAME=" + s.name});
+}
 
 bool Runnable(const std::string& cmd) {
   auto is_file = [](const fs::path& p) {
@@ -110,6 +176,17 @@ Status PreflightPlace(Session* ss) {
 Status RunProgram(Session* ss) {
   Session& s = *ss;
   s.step = "resume";
+  if (s.held) {
+    Status st = AwaitHeld(&s);
+    if (st.ok() || !s.held->ended_early) return st;
+    // A libckpt older than streamed resume opens the image as a whole file
+    // and finds it incomplete: start it again on the image now whole (a
+    // program that fails for another reason fails the same way again).
+    s.Log(s.held->argv[0] + " ended before resuming from the image as it arrived (" + st.message() +
+          "); starting it again on the whole image");
+    s.held.reset();
+    s.step = "resume";
+  }
   ASSIGN_OR_RETURN(auto args, RecordedArgs(s.image));
   std::vector<std::string> argv = s.command;
   argv.insert(argv.end(), args.begin(), args.end());
@@ -117,11 +194,18 @@ Status RunProgram(Session* ss) {
 }
 
 Status RunHeld(Session* ss, const std::vector<std::string>& argv, std::vector<std::string> env) {
+  RETURN_IF_ERROR(StartHeld(ss, argv, std::move(env)));
+  return AwaitHeld(ss);
+}
+
+Status StartHeld(Session* ss, const std::vector<std::string>& argv, std::vector<std::string> env) {
   Session& s = *ss;
-  ASSIGN_OR_RETURN(auto listener, platform::Listener::Loopback());
-  std::string token = platform::RandomHex16() + platform::RandomHex16();
-  env.push_back("CKPT_HOLD_PORT=" + std::to_string(listener->port()));
-  env.push_back("CKPT_HOLD_TOKEN=" + token);
+  auto h = std::make_unique<HeldCopy>();
+  h->argv = argv;
+  ASSIGN_OR_RETURN(h->listener, platform::Listener::Loopback());
+  h->token = platform::RandomHex16() + platform::RandomHex16();
+  env.push_back("CKPT_HOLD_PORT=" + std::to_string(h->listener->port()));
+  env.push_back("CKPT_HOLD_TOKEN=" + h->token);
   platform::StartOptions so;
   so.bound = false;
   so.cwd = s.cwd;
@@ -129,25 +213,38 @@ Status RunHeld(Session* ss, const std::vector<std::string>& argv, std::vector<st
   so.stdout_path = s.out_path;
   so.stderr_path = s.err_path;
   so.new_session = true;
-  auto t0 = std::chrono::steady_clock::now();
-  ASSIGN_OR_RETURN(auto child, platform::ChildProcess::Start(argv, env, so));
-  s.Log("started " + argv[0] + " (pid " + std::to_string(child->pid()) + "), resuming");
+  h->started = std::chrono::steady_clock::now();
+  ASSIGN_OR_RETURN(h->child, platform::ChildProcess::Start(argv, env, so));
+  s.Log("started " + argv[0] + " (pid " + std::to_string(h->child->pid()) + "), resuming" +
+        (s.follow ? " as its image arrives" : ""));
+  s.held = std::move(h);
+  return Status::Ok();
+}
+
+Status AwaitHeld(Session* ss) {
+  Session& s = *ss;
+  HeldCopy& h = *s.held;
+  const std::vector<std::string>& argv = h.argv;
+  auto* child = h.child.get();
+  // The restore: from when the image was whole or the copy started, whichever came later.
+  auto t0 = std::max(h.started, s.arrived);
   // Until it has resumed and says so; it may fail on the way (a mismatched
   // program, a damaged image).
   std::unique_ptr<platform::Socket> sock;
   for (int waited = 0; !sock; waited += 200) {
-    auto c = listener->Accept(200);
+    auto c = h.listener->Accept(200);
     if (c.ok()) {
       sock = std::move(c).value();
       break;
     }
     if (auto st = child->Poll()) {
+      h.ended_early = true;
       return FailedPrecondition(argv[0] + " ended (" + platform::ChildProcess::Describe(*st) +
                                 ") before resuming; its messages are in " + s.err_path);
     }
     if (waited > s.cfg.commit_timeout_s * 1000) return Timeout(argv[0] + " did not resume in time");
   }
-  auto pid = lib::ReadReportLine(sock.get(), "CKPTHOLD", token, 10 * 1000);
+  auto pid = lib::ReadReportLine(sock.get(), "CKPTHOLD", h.token, 10 * 1000);
   if (!pid.ok()) return pid.status();
   MaybeDieBeforeReady();
   std::int64_t restore_ns =

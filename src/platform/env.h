@@ -211,4 +211,18 @@ std::string DirName(const std::string& path);
 std::string BaseName(const std::string& path);
 std::string JoinPath(const std::string& dir, const std::string& name);
 
+// A file another process is still writing (a migration's image, restored as
+// it arrives). Reads wait for their bytes; the file is complete once
+// `complete_marker` exists. A read fails, instead of waiting on, where the
+// complete file is shorter (Corruption), where process `writer_pid` ended
+// first, or where the file has not grown for `stall_timeout_ms`.
+struct FollowSpec {
+  std::string complete_marker;
+  std::int64_t writer_pid = 0;
+  int stall_timeout_ms = 300 * 1000;
+};
+// NotSupported on Windows (the receiver there stores the whole image first).
+Result<std::unique_ptr<image::RandomAccessSource>> OpenFollowedFile(const std::string& path,
+                                                                    const FollowSpec& spec);
+
 }  // namespace ckpt::platform

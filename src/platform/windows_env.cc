@@ -546,4 +546,9 @@ Env* Env::Default() {
   return &env;
 }
 
+Result<std::unique_ptr<image::RandomAccessSource>> OpenFollowedFile(const std::string& path,
+                                                                    const FollowSpec&) {
+  return NotSupported(path + ": reading an image while it is written is not built for Windows");
+}
+
 }  // namespace ckpt::platform

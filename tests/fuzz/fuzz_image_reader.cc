@@ -3,6 +3,7 @@
 // clean Status is a bug (crash, hang, sanitizer report, huge allocation).
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "ckpt/serialize.hpp"
@@ -27,14 +28,40 @@ static void FuzzValue(const std::uint8_t* data, std::size_t size) {
   ckpt::state::WalkValue(r, d, &out, 200);
 }
 
+// The same bytes read as an image still arriving (ImageReader::OpenStreamed):
+// sections in file order through open-ended streams, then the table check.
+static void FuzzStreamed(const std::string& bytes) {
+  using namespace ckpt;
+  auto r = image::ImageReader::OpenStreamed(std::make_unique<image::StringSource>(bytes, "fuzz"),
+                                            bytes.size() + 64);
+  if (!r.ok()) return;
+  for (int i = 0; i < 64; ++i) {
+    auto s = (*r)->NextSection();
+    if (!s.ok() || *s == nullptr) break;
+    auto stream = (*r)->OpenSection(**s);
+    if (!stream.ok()) break;
+    TypeDesc d;
+    if (ParseTypeDesc((*s)->attrs, &d)) {
+      lib::SectionReader sr(stream->get());
+      std::string out;
+      state::WalkValue(sr, d, &out, 200);
+      sr.FinishSection();
+    } else {
+      (void)(*stream)->Drain();
+    }
+  }
+  (void)(*r)->Finish();
+}
+
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   using namespace ckpt;
   if (size > 0 && data[0] == 'T') {
     FuzzValue(data, size);
     return 0;
   }
-  auto src =
-      std::make_unique<image::StringSource>(std::string(reinterpret_cast<const char*>(data), size), "fuzz");
+  std::string bytes(reinterpret_cast<const char*>(data), size);
+  FuzzStreamed(bytes);
+  auto src = std::make_unique<image::StringSource>(std::move(bytes), "fuzz");
   auto r = image::ImageReader::Open(std::move(src));
   if (!r.ok()) return 0;
   (void)(*r)->VerifyAll();

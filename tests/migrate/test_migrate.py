@@ -118,6 +118,9 @@ def check_program_round_trip(hosts, ref):
     ck.check(src.wait(timeout=30) == 75, "the source heat did not exit 75 after the handoff")
     b = hosts["b"]
     ck.check(alive(b, j["pid"]), "the migrated heat does not run on b")
+    # It loaded its variables as the image arrived (CKPT_RESUME_FOLLOW), not from a finished file.
+    ck.check("as it arrived" in open(os.path.join(work, "heat.err")).read(),
+             "the target did not resume as the image arrived:\n" + open(os.path.join(work, "heat.err")).read())
     # ... and back to a while it runs.
     wait_for(lambda: registered(b, j["pid"]), "the migrated heat to register on b")
     time.sleep(0.3)
@@ -158,6 +161,8 @@ def check_source_survives(hosts, ref, what, dest, extra, want_in_error, env_extr
     d = hosts[dest]
     ck.check(not ck.spool_entries(d.path(hosts.spool)), "%s: spool on %s not empty: %s" %
              (what, dest, ck.spool_entries(d.path(hosts.spool))))
+    # Nothing half-running there: a copy started while the image arrived was ended with the migration.
+    wait_for(lambda: not copies_on(d, work), "%s: the copy on %s to end (%s)" % (what, dest, copies_on(d, work)), 15)
     ck.check(not os.path.exists(os.path.join(work, "heat.out")) or
              not ck.result_line_or_none(open(os.path.join(work, "heat.out")).read()),
              "%s: a copy ran on %s" % (what, dest))
@@ -186,6 +191,36 @@ def check_program_done_lost(hosts, ref):
     got = result_on(work)
     ck.check(got == [ref], "DONE lost: result %s, want %s" % (got, ref))
     shutil.rmtree(work)
+
+
+def check_program_old_libckpt(hosts, ref):
+    """A program on the target whose libckpt predates streamed resume ends when the image it was started on
+    is not whole yet; the receiver starts it again once the image is whole, and the migration succeeds.
+    The stand-in fails whenever it is started on an arriving image (CKPT_RESUME_FOLLOW), as an old libckpt
+    would whenever it is faster than the transfer, and runs heat on the whole image."""
+    work = ck.tempdir("mig-oldlib")
+    starts = os.path.join(work, "starts")
+    old = os.path.join(work, "old-heat")
+    with open(old, "w") as f:
+        f.write('#!/bin/sh\nif [ -n "$CKPT_RESUME_FOLLOW" ]; then echo follow >> %s\n'
+                '  echo "cannot resume from $CKPT_RESUME: truncated image" >&2; exit 1; fi\n'
+                'echo whole >> %s\nexec %s "$@"\n' % (starts, starts, HEAT))
+    os.chmod(old, 0o755)
+    src = start_heat(hosts["a"], work)
+    p, j = migrate(hosts, "a", src.ns_pid, "b", "--program", "heat=" + old)
+    ck.check(j["host"] == "b", "old libckpt: migrate said %s" % p.stdout)
+    ck.check(src.wait(timeout=30) == 75, "old libckpt: the source did not exit 75 after the handoff")
+    ck.check(open(starts).read().split() == ["follow", "whole"], "old libckpt: started %r" % open(starts).read())
+    got = result_on(work)
+    ck.check(got == [ref], "old libckpt: result %s, want %s" % (got, ref))
+    shutil.rmtree(work)
+
+
+def copies_on(host, work):
+    """PIDs on HOST of processes whose working directory is WORK (a restored heat left behind)."""
+    out = host.run(["sh", "-c", 'for p in /proc/[0-9]*; do [ "$(readlink $p/cwd 2>/dev/null)" = "%s" ] && '
+                    'echo ${p#/proc/}; done; true' % work], capture_output=True, text=True).stdout
+    return out.split()
 
 
 def check_program_faults(hosts, ref):
@@ -372,6 +407,7 @@ def main():
             ref = reference()
             check_program_round_trip(hosts, ref)
             check_program_faults(hosts, ref)
+            check_program_old_libckpt(hosts, ref)
             check_program_done_lost(hosts, ref)
         elif what == "process":
             check_process_round_trips(hosts)

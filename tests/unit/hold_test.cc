@@ -41,7 +41,9 @@ TEST(StreamTicketTest, RefusesMalformedTickets) {
         "CKPTSTREAM 1 80 " + tok + " 5 extra\n"}) {
     auto t = lib::ParseStreamTicket(bad);
     EXPECT_FALSE(t.ok()) << "accepted: " << bad;
-    if (!t.ok()) EXPECT_EQ(t.status().code(), Code::kCorruption);
+    if (!t.ok()) {
+      EXPECT_EQ(t.status().code(), Code::kCorruption);
+    }
   }
 }
 
