@@ -183,6 +183,24 @@ Status ImageReader::VerifyAll() const {
   return Status::Ok();
 }
 
+Result<SectionHeader> ParseSectionHeader(std::string_view h) {
+  ByteReader br(h);
+  SectionHeader out;
+  std::uint32_t magic = br.U32();
+  out.type = br.U32();
+  out.codec = br.U8();
+  out.flags = br.U8();
+  br.U16();
+  out.name = br.String();
+  out.attrs = br.String();
+  std::size_t covered = h.size() - br.remaining();
+  std::uint64_t sum = br.U64();
+  if (!br.ok() || magic != kSectionMagic) return Corruption("section header is damaged");
+  if (Checksum64(h.data(), covered) != sum) return Corruption("section header checksum mismatch");
+  out.size = covered + 8;
+  return out;
+}
+
 SectionStream::SectionStream(const RandomAccessSource* src, const SectionInfo* info)
     : src_(src), info_(info) {}
 
@@ -213,21 +231,10 @@ Status SectionStream::Open() {
       std::min<std::uint64_t>(most, 12 + 20 + info_->name.size() + info_->attrs.size() + 8));
   std::string h(want, '\0');
   RETURN_IF_ERROR(src_->ReadAt(info_->offset, want, h.data()));
-  ByteReader br(h);
-  std::uint32_t magic = br.U32();
-  std::uint32_t type = br.U32();
-  std::uint8_t codec = br.U8();
-  std::uint8_t flags = br.U8();
-  br.U16();
-  std::string_view name = br.String();
-  std::string_view attrs = br.String();
-  std::size_t covered = h.size() - br.remaining();
-  std::uint64_t sum = br.U64();
-  if (!br.ok() || magic != kSectionMagic)
-    return Where(Corruption("section header is damaged (offset " + Off(info_->offset) + ")"));
-  if (Checksum64(h.data(), covered) != sum) return Where(Corruption("section header checksum mismatch"));
-  if (type != info_->type || codec != static_cast<std::uint8_t>(info_->codec) || flags != info_->flags ||
-      name != info_->name || attrs != info_->attrs)
+  auto sh = ParseSectionHeader(h);
+  if (!sh.ok()) return Where(sh.status().WithContext("offset " + Off(info_->offset)));
+  if (sh->type != info_->type || sh->codec != static_cast<std::uint8_t>(info_->codec) ||
+      sh->flags != info_->flags || sh->name != info_->name || sh->attrs != info_->attrs)
     return Where(Corruption("section header disagrees with the section table"));
   if (!CodecAvailable(info_->codec) && info_->raw_size > 0) {
     return Where(NotSupported("it is compressed with " + std::string(CodecName(info_->codec)) +
@@ -236,7 +243,7 @@ Status SectionStream::Open() {
                               "that has " +
                               std::string(CodecName(info_->codec))));
   }
-  pos_ = info_->offset + covered + 8;
+  pos_ = info_->offset + sh->size;
   return Status::Ok();
 }
 

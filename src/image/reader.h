@@ -15,6 +15,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "image/format.h"
@@ -30,6 +31,18 @@ struct FileHeader {
   ImageKind kind = ImageKind::kProgram;
   std::uint16_t flags = 0;
 };
+
+// A section header's fields, as read from its first bytes.
+struct SectionHeader {
+  std::uint32_t type = 0;
+  std::uint8_t codec = 0;
+  std::uint8_t flags = 0;
+  std::string_view name, attrs;  // into the bytes parsed
+  std::size_t size = 0;          // bytes of the header, its checksum included
+};
+// Parses and checks (magic, checksum) the section header at the start of `h`;
+// an error message (without the place) if it is damaged.
+Result<SectionHeader> ParseSectionHeader(std::string_view h);
 
 class SectionStream {
  public:

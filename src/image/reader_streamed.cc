@@ -118,24 +118,18 @@ Status ImageReader::ReadSectionHeader(std::uint64_t pos, Found* f) const {
     if (need == 0) return bad("is damaged");
   }
   if (need > h.size()) return bad("is damaged");
-  ByteReader br(std::string_view(h).substr(0, need));
-  std::uint32_t magic = br.U32();
-  std::uint32_t type = br.U32();
-  std::uint8_t codec = br.U8();
-  std::uint8_t flags = br.U8();
-  br.U16();
-  std::string_view name = br.String();
-  std::string_view attrs = br.String();
-  std::size_t covered = need - br.remaining();
-  std::uint64_t sum = br.U64();
-  if (!br.ok() || magic != kSectionMagic) return bad("is damaged (no section magic)");
-  if (Checksum64(h.data(), covered) != sum) return bad("has a checksum mismatch");
+  auto parsed = ParseSectionHeader(std::string_view(h).substr(0, need));
+  if (!parsed.ok())
+    return Corruption(src_->Name() + ": offset " + Off(pos) + ": " + parsed.status().message());
+  const SectionHeader& sh = *parsed;
+  const std::uint8_t codec = sh.codec;
+  const std::string_view name = sh.name, attrs = sh.attrs;
   if (codec > 2) {
     return NotSupported(src_->Name() + ": section '" + std::string(name) + "' uses unknown codec id " +
                         std::to_string(codec) + " (a newer ckpt wrote it)");
   }
-  f->info.type = type;
-  f->info.flags = flags;
+  f->info.type = sh.type;
+  f->info.flags = sh.flags;
   f->info.codec = static_cast<CodecId>(codec);
   f->info.name = std::string(name);
   f->info.attrs = std::string(attrs);

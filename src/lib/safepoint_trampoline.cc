@@ -8,10 +8,12 @@
 
 #include "ckpt/ckpt.hpp"
 
+// Hidden: the trampoline reaches them %rip-relative, which a shared libckpt
+// (or libckpt.a inside another shared object) can only do for symbols of its own.
 extern "C" {
 // Read by the trampoline. Until probed: FXSAVE of 512 bytes (plus alignment slack).
-std::uint64_t ckpt_xstate_size = 512 + 64;
-unsigned char ckpt_xstate_xsave = 0;
+__attribute__((visibility("hidden"))) std::uint64_t ckpt_xstate_size = 512 + 64;
+__attribute__((visibility("hidden"))) unsigned char ckpt_xstate_xsave = 0;
 }
 
 namespace ckpt::detail {
@@ -33,6 +35,6 @@ void ProbeExtendedState() {
 
 }  // namespace ckpt::detail
 
-extern "C" long ckpt_safepoint_slow_c(ckpt::Session* s) noexcept {
+extern "C" __attribute__((visibility("hidden"))) long ckpt_safepoint_slow_c(ckpt::Session* s) noexcept {
   return ckpt::detail::SafepointEntry(s);
 }

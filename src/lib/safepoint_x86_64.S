@@ -9,6 +9,9 @@
  *
  * In:  rdi = ckpt::Session*.   Out: rax = the Event, or -1 (exception pending).
  * The caller has already stepped over the 128-byte red zone. */
+    .hidden ckpt_xstate_size
+    .hidden ckpt_xstate_xsave
+    .hidden ckpt_safepoint_slow_c
     .text
     .globl ckpt_safepoint_trampoline
     .type ckpt_safepoint_trampoline, @function

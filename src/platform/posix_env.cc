@@ -231,19 +231,7 @@ class PosixRandomAccessFile final : public image::RandomAccessSource {
                         std::to_string(offset) + " runs past the end of the file (" + std::to_string(size_) +
                         " bytes)");
     }
-    char* p = static_cast<char*>(dst);
-    while (size > 0) {
-      ssize_t r = ::pread(fd_, p, size, static_cast<off_t>(offset));
-      if (r < 0) {
-        if (errno == EINTR) continue;
-        return PosixError("read", path_, errno);
-      }
-      if (r == 0) return Corruption(path_ + ": file shrank while being read");
-      p += r;
-      size -= static_cast<std::size_t>(r);
-      offset += static_cast<std::uint64_t>(r);
-    }
-    return Status::Ok();
+    return PreadFull(fd_, offset, size, dst, path_);
   }
   std::uint64_t Size() const override { return size_; }
   const std::string& Name() const override { return path_; }
@@ -621,6 +609,22 @@ Result<int> OpenForReading(const std::string& path, struct stat* st) {
     return PosixError("stat", path, e);
   }
   return fd;
+}
+
+Status PreadFull(int fd, std::uint64_t offset, std::size_t size, void* dst, const std::string& path) {
+  char* p = static_cast<char*>(dst);
+  while (size > 0) {
+    ssize_t r = ::pread(fd, p, size, static_cast<off_t>(offset));
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      return PosixError("read", path, errno);
+    }
+    if (r == 0) return Corruption(path + ": file shrank while being read");
+    p += r;
+    size -= static_cast<std::size_t>(r);
+    offset += static_cast<std::uint64_t>(r);
+  }
+  return Status::Ok();
 }
 
 std::unique_ptr<image::RandomAccessSource> NewFdSource(std::string path, int fd, std::uint64_t size) {

@@ -27,19 +27,7 @@ class FollowedFile final : public image::RandomAccessSource {
   Status ReadAt(std::uint64_t offset, std::size_t size, void* dst) const override {
     if (offset + size < offset) return Corruption(path_ + ": read past any possible end");
     if (offset + size > known_) RETURN_IF_ERROR(WaitFor(offset + size, false));
-    char* p = static_cast<char*>(dst);
-    while (size > 0) {
-      ssize_t r = ::pread(fd_, p, size, static_cast<off_t>(offset));
-      if (r < 0) {
-        if (errno == EINTR) continue;
-        return PosixError("read", path_, errno);
-      }
-      if (r == 0) return Corruption(path_ + ": file shrank while being read");
-      p += r;
-      size -= static_cast<std::size_t>(r);
-      offset += static_cast<std::uint64_t>(r);
-    }
-    return Status::Ok();
+    return PreadFull(fd_, offset, size, dst, path_);
   }
   // The complete file's size: waits for the writer to finish.
   std::uint64_t Size() const override {

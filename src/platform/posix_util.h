@@ -20,6 +20,9 @@ Result<int> OpenForReading(const std::string& path, struct stat* st);
 // A source reading the open file `fd` (owned: closed with the source) of
 // `size` bytes with pread; `path` names it in messages.
 std::unique_ptr<image::RandomAccessSource> NewFdSource(std::string path, int fd, std::uint64_t size);
+// Reads exactly `size` bytes at `offset` of `fd` (pread, EINTR retried); a
+// file that ends first is Corruption ("shrank while being read").
+Status PreadFull(int fd, std::uint64_t offset, std::size_t size, void* dst, const std::string& path);
 // The real-time signal a ckpt session listens on for checkpoint requests.
 int CheckpointSignal();
 

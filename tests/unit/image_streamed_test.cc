@@ -14,6 +14,7 @@
 #include "image/codec.h"
 #include "image/reader.h"
 #include "image/writer.h"
+#include "image_test_util.h"
 #include "lib/resume_image.h"
 #include "lib/section_io.h"
 #include "platform/env.h"
@@ -25,31 +26,6 @@
 
 namespace ckpt::image {
 namespace {
-
-std::string Pattern(std::size_t n, unsigned seed) {
-  std::mt19937 rng(seed);
-  std::string s(n, '\0');
-  for (std::size_t i = 0; i < n; ++i) s[i] = static_cast<char>(i % 97 < 60 ? (i / 5) & 0xff : rng());
-  return s;
-}
-
-std::string BuildImage(CodecId codec, std::uint32_t frame, const std::vector<std::string>& payloads) {
-  StringSink sink;
-  WriterOptions o;
-  o.codec = codec;
-  o.frame_size = frame;
-  ImageWriter w(&sink, ImageKind::kProgram, o);
-  EXPECT_TRUE(w.Begin().ok());
-  for (std::size_t i = 0; i < payloads.size(); ++i) {
-    EXPECT_TRUE(
-        w.BeginSection(static_cast<std::uint32_t>(i + 1), "s" + std::to_string(i), "a" + std::to_string(i))
-            .ok());
-    EXPECT_TRUE(w.Write(payloads[i].data(), payloads[i].size()).ok());
-    EXPECT_TRUE(w.EndSection().ok());
-  }
-  EXPECT_TRUE(w.Finish().ok());
-  return sink.buffer();
-}
 
 std::vector<std::string> Payloads() {
   return {"", "x", Pattern(5000, 1), Pattern(300000, 2), std::string(70000, '\0')};

@@ -9,43 +9,11 @@
 #include "image/format.h"
 #include "image/reader.h"
 #include "image/writer.h"
+#include "image_test_util.h"
 #include "util/bytes.h"
 
 namespace ckpt::image {
 namespace {
-
-std::string Pattern(std::size_t n, unsigned seed) {
-  std::mt19937 rng(seed);
-  std::string s(n, '\0');
-  for (std::size_t i = 0; i < n; ++i) s[i] = static_cast<char>(i % 251 < 200 ? (i / 7) & 0xff : rng());
-  return s;
-}
-
-std::string BuildImage(CodecId codec, std::uint32_t frame, const std::vector<std::string>& payloads) {
-  StringSink sink;
-  WriterOptions o;
-  o.codec = codec;
-  o.frame_size = frame;
-  ImageWriter w(&sink, ImageKind::kProgram, o);
-  EXPECT_TRUE(w.Begin().ok());
-  for (std::size_t i = 0; i < payloads.size(); ++i) {
-    EXPECT_TRUE(
-        w.BeginSection(static_cast<std::uint32_t>(i + 1), "s" + std::to_string(i), "attr" + std::to_string(i))
-            .ok());
-    // Write in uneven pieces to exercise buffering and the direct path.
-    const std::string& p = payloads[i];
-    std::size_t pos = 0, step = 1;
-    while (pos < p.size()) {
-      std::size_t n = std::min(step, p.size() - pos);
-      EXPECT_TRUE(w.Write(p.data() + pos, n).ok());
-      pos += n;
-      step = step * 3 + 1;
-    }
-    EXPECT_TRUE(w.EndSection().ok());
-  }
-  EXPECT_TRUE(w.Finish().ok());
-  return sink.buffer();
-}
 
 Result<std::unique_ptr<ImageReader>> Open(const std::string& bytes) {
   return ImageReader::Open(std::make_unique<StringSource>(bytes, "img"));
