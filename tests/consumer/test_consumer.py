@@ -157,10 +157,22 @@ def check_mingw(work, ref):
     # they exit: start them with no pipe of ours.
     subprocess.run(["wine", os.path.join(b, "sums.exe"), "1"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                    stderr=subprocess.DEVNULL, timeout=120)
-    for exe in ("sums.exe", "sums_c.exe"):
-        got = round_trip(os.path.join(b, exe), work, runner=["wine"], path=ck.wine_path)
-        ck.check(got == ref, "%s under Wine: %s, Linux: %s" % (exe, got, ref))
-    print("ok   MinGW-w64: installed Windows build, its zip, a C++ and a C program under Wine, same result")
+    exes = [os.path.join(b, "sums.exe"), os.path.join(b, "sums_c.exe")]
+    # And with pkg-config and the MinGW compilers, linked statically (-static: libckpt.a and the runtimes).
+    env = dict(os.environ, PKG_CONFIG_PATH=os.path.join(prefix, "lib", "pkgconfig"))
+    pc = lambda *a: sh(["pkg-config"] + list(a) + ["ckpt"], env=env).stdout.split()
+    cflags, libs = pc("--cflags"), pc("--static", "--libs")
+    ck.check("-lws2_32" in libs, "the Windows ckpt.pc lacks ws2_32: %s" % libs)
+    for compiler, src, exe in (("x86_64-w64-mingw32-g++-posix", "sums.cc", "sums_pc.exe"),
+                               ("x86_64-w64-mingw32-gcc-posix", "sums.c", "sums_pc_c.exe")):
+        extra = ["-std=c++20"] if src.endswith(".cc") else []
+        exes.append(os.path.join(work, exe))
+        sh([compiler, "-O2"] + extra + cflags + [os.path.join(PROJECT, src), "-o", exes[-1], "-static"] + libs)
+    for exe in exes:
+        got = round_trip(exe, work, runner=["wine"], path=ck.wine_path)
+        ck.check(got == ref, "%s under Wine: %s, Linux: %s" % (os.path.basename(exe), got, ref))
+    print("ok   MinGW-w64: the Windows build installed, its zip; C++ and C programs built with find_package and "
+          "with pkg-config, run under Wine: the Linux result")
 
 
 def check_subdirectory(work):
