@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -27,6 +28,20 @@ Status StreamError(const std::string& op, const std::string& who, int err) {
   return IoError(op + " " + who + ": " + std::strerror(err));
 }
 
+#ifndef _WIN32
+// A pipe (ssh's, or sshd's to `ckpt receive`) of 1 MiB instead of 64 KiB:
+// a 1 MiB DATA frame then crosses in one write and one read instead of 16
+// wake-ups of each side. Best effort (the limit is /proc/sys/fs/pipe-max-size).
+void WidenPipe(int fd) {
+#ifdef F_SETPIPE_SZ
+  struct stat st;
+  if (fd >= 0 && ::fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode)) (void)::fcntl(fd, F_SETPIPE_SZ, 1 << 20);
+#else
+  (void)fd;
+#endif
+}
+#endif
+
 class FdStream final : public Stream {
  public:
   FdStream(int rfd, int wfd, std::string describe, bool own)
@@ -37,6 +52,8 @@ class FdStream final : public Stream {
 #else
     // A peer that goes away must give EPIPE here, not kill ckpt.
     ::signal(SIGPIPE, SIG_IGN);
+    WidenPipe(rfd_);
+    WidenPipe(wfd_);
 #endif
   }
   ~FdStream() override {
