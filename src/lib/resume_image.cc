@@ -57,9 +57,10 @@ Result<const image::SectionInfo*> ResumeImage::Var(const std::string& name) {
 Result<bool> ResumeImage::HasSoloGroup() {
   // The writer says so in META (image.solo_group, since 2026-12); an image
   // that does not say is read whole to find out.
-  std::string said = meta_.Get("image.solo_group");
-  if (streamed() && (said.empty() || said == "1")) RETURN_IF_ERROR(reader_->Finish());
-  if (streamed() && said == "0") return false;
+  if (streamed()) {
+    if (meta_.Get("image.solo_group") == "0") return false;
+    RETURN_IF_ERROR(reader_->Finish());
+  }
   ASSIGN_OR_RETURN(const image::SectionInfo* objs, reader_->Seek(group::kSectionObjects));
   return objs != nullptr;
 }

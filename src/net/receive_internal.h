@@ -70,15 +70,12 @@ struct Session {
 void MaybeDieBeforeReady();
 
 Status PreflightProgram(Session* s);
-// Program migrations on POSIX (unless CKPT_RECEIVE_STREAMED=0): the image is
-// written straight to its spool name, and once its first bytes hold META the
-// program is started on it (CKPT_RESUME_FOLLOW) to load its variables as the
-// rest arrives. Called by TakeImage after each DATA frame.
+// Program migrations on POSIX: the image is written straight to its spool
+// name, and once its first bytes hold META the program is started on it
+// (CKPT_RESUME_FOLLOW) to load its variables as the rest arrives.
+// StartWhileReceiving is called by TakeImage after each DATA frame.
 bool FollowWanted(const Session& s);
 Status StartWhileReceiving(Session* s, const void* data, std::size_t size);
-// TakeImage's end: the image is whole (its .complete marker), or the transfer
-// failed and a program started on it is killed.
-Status ImageArrived(Session* s);
 Status RunProgram(Session* s);
 Status PreflightGroup(Session* s);
 Status RunGroup(Session* s);

@@ -79,8 +79,7 @@ bool FollowWanted(const Session& s) {
   (void)s;
   return false;
 #else
-  const char* e = std::getenv("CKPT_RECEIVE_STREAMED");
-  return s.kind == "program" && !(e != nullptr && std::string(e) == "0");
+  return s.kind == "program";
 #endif
 }
 
@@ -185,7 +184,6 @@ Status RunProgram(Session* ss) {
     s.Log(s.held->argv[0] + " ended before resuming from the image as it arrived (" + st.message() +
           "); starting it again on the whole image");
     s.held.reset();
-    s.step = "resume";
   }
   ASSIGN_OR_RETURN(auto args, RecordedArgs(s.image));
   std::vector<std::string> argv = s.command;

@@ -1,7 +1,6 @@
 // OpenFollowedFile on POSIX: pread at any offset, waiting (short naps, fstat)
 // for the writer to get there.
 #include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -20,8 +19,8 @@ namespace {
 
 class FollowedFile final : public image::RandomAccessSource {
  public:
-  FollowedFile(std::string path, int fd, FollowSpec spec)
-      : path_(std::move(path)), fd_(fd), spec_(std::move(spec)) {}
+  FollowedFile(std::string path, int fd, std::uint64_t size, FollowSpec spec)
+      : path_(std::move(path)), fd_(fd), spec_(std::move(spec)), known_(size) {}
   ~FollowedFile() override { ::close(fd_); }
 
   Status ReadAt(std::uint64_t offset, std::size_t size, void* dst) const override {
@@ -30,8 +29,9 @@ class FollowedFile final : public image::RandomAccessSource {
     return PreadFull(fd_, offset, size, dst, path_);
   }
   // The complete file's size: waits for the writer to finish.
+  // (If the writer fails first, the size so far: the trailer check refuses it.)
   std::uint64_t Size() const override {
-    if (!complete_ && !WaitFor(0, true).ok()) return known_;
+    if (!complete_) WaitFor(0, true).IgnoreError();
     return known_;
   }
   const std::string& Name() const override { return path_; }
@@ -72,7 +72,7 @@ class FollowedFile final : public image::RandomAccessSource {
   std::string path_;
   int fd_;
   FollowSpec spec_;
-  mutable std::uint64_t known_ = 0;  // bytes the file held when last looked at
+  mutable std::uint64_t known_;  // bytes the file held when last looked at
   mutable bool complete_ = false;
 };
 
@@ -80,9 +80,10 @@ class FollowedFile final : public image::RandomAccessSource {
 
 Result<std::unique_ptr<image::RandomAccessSource>> OpenFollowedFile(const std::string& path,
                                                                     const FollowSpec& spec) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return PosixError("open", path, errno);
-  return std::unique_ptr<image::RandomAccessSource>(new FollowedFile(path, fd, spec));
+  struct stat st;
+  ASSIGN_OR_RETURN(int fd, OpenForReading(path, &st));
+  return std::unique_ptr<image::RandomAccessSource>(
+      new FollowedFile(path, fd, static_cast<std::uint64_t>(st.st_size), spec));
 }
 
 }  // namespace ckpt::platform
