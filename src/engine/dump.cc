@@ -189,14 +189,25 @@ Status InterruptedError(const DumpOptions& o, const Status& release, const Statu
   return FailedPrecondition(msg);
 }
 
-// Writes every member's model, blobs and pages. `file`: the image file, for
-// the in-place page copy (null with a stream: ckpt copies the pages).
-Status WriteMembers(std::vector<MemberDump>& md, const TreeModel& t, image::ImageWriter* w,
-                    platform::WritableFile* file, const Progress& progress, DumpStats* stats) {
-  for (auto& d : md) {
+// Writes every member's model and blobs: all of them come before the
+// first page, so that a restore reading the image as it arrives can set the
+// whole tree up while the pages are still coming.
+Status WriteMemberModels(const std::vector<MemberDump>& md, const TreeModel& t, image::ImageWriter* w) {
+  for (const auto& d : md) {
     std::string prefix = SectionPrefix(t, d.pid);
     RETURN_IF_ERROR(WriteModel(w, d.m, prefix));
     for (const auto& b : d.blobs) RETURN_IF_ERROR(w->AddSection(kSecBlob, prefix + b.name, "", b.data));
+  }
+  return Status::Ok();
+}
+
+// Writes every member's pages, each followed by its pagemap. `file`: the
+// image file, for the in-place page copy (null with a stream: ckpt copies
+// the pages).
+Status WriteMemberPages(std::vector<MemberDump>& md, const TreeModel& t, image::ImageWriter* w,
+                        platform::WritableFile* file, const Progress& progress, DumpStats* stats) {
+  for (auto& d : md) {
+    std::string prefix = SectionPrefix(t, d.pid);
     // On request, one copy: the process writes its own pages into the
     // image. Otherwise, or where it cannot, ckpt reads them
     // (process_vm_readv) and writes them itself.
@@ -355,20 +366,23 @@ Status WriteAndCommit(DumpRun& r, PipeCensus* pipe_census, const Progress& progr
   image::WriterOptions wo;
   wo.frame_size = kImageFrameSize;  // one frame per dump chunk: written without a copy
   image::ImageWriter w(sink, image::ImageKind::kProcess, wo);
+  // What a restore needs first comes first (docs/image-format.md): the
+  // shared objects' pages (the tree model lists their runs), the tree
+  // model, the blobs, every member's model, then the members' pages.
   RETURN_IF_ERROR(w.Begin());
-  RETURN_IF_ERROR(WriteMembers(r.md, r.t, &w, file.get(), progress, &r.stats));
-  r.Lap(&r.stats.phases.pages_ns);
   std::int64_t tc = NowNs();
-  RETURN_IF_ERROR(CheckInterrupted());
-  for (const auto& b : tree_blobs) RETURN_IF_ERROR(w.AddSection(kSecBlob, b.name, "", b.data));
-  std::int64_t tw = NowNs();
   RETURN_IF_ERROR(shm.WritePages(&w, &r.t, &r.stats.shared_bytes));
-  r.stats.shared_write_ns = NowNs() - tw;
+  r.stats.shared_write_ns = NowNs() - tc;
   std::uint64_t before_tree = sink->Position();
   RETURN_IF_ERROR(WriteTreeModel(&w, r.t));
   r.stats.tree_meta_bytes = sink->Position() - before_tree;
+  for (const auto& b : tree_blobs) RETURN_IF_ERROR(w.AddSection(kSecBlob, b.name, "", b.data));
+  RETURN_IF_ERROR(WriteMemberModels(r.md, r.t, &w));
   r.stats.comm_ns += NowNs() - tc;
   r.Lap(&r.stats.phases.comm_ns);
+  RETURN_IF_ERROR(CheckInterrupted());
+  RETURN_IF_ERROR(WriteMemberPages(r.md, r.t, &w, file.get(), progress, &r.stats));
+  r.Lap(&r.stats.phases.pages_ns);
   RETURN_IF_ERROR(CheckInterrupted());
   RETURN_IF_ERROR(w.Finish());
   r.stats.image_bytes = sink->Position();

@@ -139,6 +139,15 @@ struct RestoreOptions {
   // that runs Restore dies meanwhile (even by SIGKILL), nothing restored
   // is left running and the objects it created are removed.
   std::function<Status(const RestoreStats&)> hold;
+  // Restore the image while another process still writes it (a migration's
+  // receiver): reads wait for their bytes, and the image is done once this
+  // file exists. The tree is set up as soon as every model has come; each
+  // member's pages are restored as they arrive, and its table and trailer
+  // are checked before `hold`. Empty: the image is whole. The image's owner
+  // is not checked (the caller writes it).
+  std::string follow_complete_marker;
+  std::int64_t follow_writer_pid = 0;  // reads fail once it is gone
+  std::uint64_t follow_limit = 0;      // the most bytes the image can have
 };
 
 struct RestoreStats {
@@ -154,7 +163,7 @@ struct RestoreStats {
 
 // Forks the new process from the caller and runs set-up code in the fork
 // (allocating memory): call it while the calling process has one thread, as
-// the CLI does.
+// the CLI and a migration's receiver (in a process of its own) do.
 Result<RestoreStats> Restore(const RestoreOptions& o);
 
 // One kernel feature and whether it works here.

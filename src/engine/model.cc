@@ -344,6 +344,12 @@ static Status DecodePagemap(std::string_view in, std::vector<PageRun>* runs) {
   return Expect(r, "pagemap");
 }
 
+Result<std::vector<PageRun>> DecodePagemapSection(std::string_view in) {
+  std::vector<PageRun> runs;
+  RETURN_IF_ERROR(DecodePagemap(in, &runs));
+  return runs;
+}
+
 std::uint64_t PagemapPages(const std::vector<PageRun>& runs) {
   std::uint64_t n = 0;
   for (const auto& p : runs) n += p.pages;
@@ -379,7 +385,8 @@ Result<ProcessModel> ReadModel(const image::ImageReader& r, const std::string& p
   };
   ASSIGN_OR_RETURN(std::string core, need(kSecCore, "core"));
   RETURN_IF_ERROR(DecodeCore(core, &m.core));
-  for (const auto& s : r.sections()) {
+  for (const image::SectionInfo* sp : r.Known()) {
+    const image::SectionInfo& s = *sp;
     if (s.type != kSecThread || s.name.compare(0, prefix.size(), prefix) != 0 ||
         s.name.find('/', prefix.size()) != std::string::npos) {
       continue;
@@ -410,8 +417,10 @@ Result<ProcessModel> ReadModel(const image::ImageReader& r, const std::string& p
         return Corruption("creds section: thread " + std::to_string(t.tid) + " is not in the image");
     }
   }
-  ASSIGN_OR_RETURN(std::string pm, need(kSecPagemap, "pagemap"));
-  RETURN_IF_ERROR(DecodePagemap(pm, &m.pagemap));
+  if (!r.streamed() || r.Find(kSecPagemap, prefix + "pagemap") != nullptr) {
+    ASSIGN_OR_RETURN(std::string pm, need(kSecPagemap, "pagemap"));
+    RETURN_IF_ERROR(DecodePagemap(pm, &m.pagemap));
+  }
   // Cross references.
   auto file_ok = [&](std::int32_t i) { return i >= -1 && i < static_cast<std::int32_t>(m.files.size()); };
   if (!file_ok(m.core.exe_file)) return Corruption("core section: executable file index out of range");

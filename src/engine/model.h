@@ -23,7 +23,11 @@ inline constexpr std::uint32_t kSecFiles = 0x0304;    // one: files referenced b
 inline constexpr std::uint32_t kSecFds = 0x0305;      // one: the descriptor table
 inline constexpr std::uint32_t kSecSignals = 0x0306;  // one: handlers and process-wide pending signals
 inline constexpr std::uint32_t kSecPagemap = 0x0307;  // one: runs of pages stored in kSecPages
-inline constexpr std::uint32_t kSecPages = 0x0308;    // one: page contents, in pagemap order
+inline constexpr std::uint32_t kSecPages =
+    0x0308;  // one (or kSecPageRecords): page contents, in pagemap order
+// One (or kSecPages): page records, each the runs it holds, then their
+// contents; a restore reads them as they come, before the pagemap.
+inline constexpr std::uint32_t kSecPageRecords = 0x0311;
 inline constexpr std::uint32_t kSecBlob =
     0x0309;  // contents of a pipe ("pipe.ID") or deleted file ("file.N")
 inline constexpr std::uint32_t kSecVdso = 0x030A;  // one: the dumping kernel's vDSO bytes
@@ -218,8 +222,12 @@ std::string EncodeCreds(const Creds& c);
 // each named `prefix` + its name ("PID/" in a tree image, "" alone).
 Status WriteModel(image::ImageWriter* w, const ProcessModel& m, const std::string& prefix = "");
 // Reads every metadata section of the process whose sections carry
-// `prefix`; checks versions and cross references.
+// `prefix`; checks versions and cross references. The pagemap comes after
+// the pages: a streamed image's (image::ImageReader::OpenStreamed) is read
+// with them if not found yet (m.pagemap stays empty).
 Result<ProcessModel> ReadModel(const image::ImageReader& r, const std::string& prefix = "");
+// The `pagemap` section's runs.
+Result<std::vector<PageRun>> DecodePagemapSection(std::string_view in);
 
 std::uint64_t PagemapPages(const std::vector<PageRun>& runs);
 const char* VmaKindName(VmaKind k);

@@ -53,9 +53,6 @@ constexpr std::uint64_t kInPlaceBatch = 8u << 20;
 // Where the write loop's code and table go in the gadget area.
 constexpr std::uint64_t kWriteLoopOffset = 64;
 constexpr std::uint64_t kTableOffset = 4096;  // in the scratch area
-// Bytes per process_vm_writev when restoring (each chunk costs an injected
-// madvise, so larger).
-constexpr std::size_t kIoChunk = 8u << 20;
 
 // The PFN of the shared zero page (read faults of anonymous memory map it).
 std::uint64_t ZeroPfn() {
@@ -234,6 +231,8 @@ struct ReadChunk {
   std::vector<std::uint64_t> sums;                          // each piece's frame checksum
   std::vector<PageRun> runs;
   std::uint64_t zero_pages = 0;
+  std::string record;  // the page record that comes before the pieces
+  std::uint64_t record_sum = 0;
 };
 
 // Reads the copy-on-write-shared pieces of chunk `c` through /proc/PID/mem
@@ -289,6 +288,10 @@ Status ReadChunkFrom(pid_t pid, int mem_fd, const Chunk& c, unsigned char* buf, 
   // Hashing here, while the chunk is still in this core's cache, leaves the
   // writer thread only the write itself.
   for (const auto& [o, len] : out->pieces) out->sums.push_back(image::Checksum64(buf + o, len));
+  if (!out->runs.empty()) {
+    out->record = EncodePageRecord(out->runs);
+    out->record_sum = image::Checksum64(out->record.data(), out->record.size());
+  }
   return Status::Ok();
 }
 
@@ -312,7 +315,7 @@ Result<PageDumpResult> WritePages(pid_t pid, const std::vector<PageRun>& candida
   std::size_t read = 0, written = 0;
   bool stop = false;
   Status write_status;
-  RETURN_IF_ERROR(w->BeginSection(kSecPages, prefix + "pages", ""));
+  RETURN_IF_ERROR(w->BeginSection(kSecPageRecords, prefix + "pages", ""));
   std::thread writer([&] {
     for (std::size_t k = 0; k < chunks.size(); ++k) {
       {
@@ -321,7 +324,10 @@ Result<PageDumpResult> WritePages(pid_t pid, const std::vector<PageRun>& candida
         if (stop) return;
       }
       Status st;
-      for (std::size_t i = 0; i < ready[k].pieces.size(); ++i) {
+      if (!ready[k].record.empty()) {
+        st = w->WriteFrameWithChecksum(ready[k].record.data(), ready[k].record.size(), ready[k].record_sum);
+      }
+      for (std::size_t i = 0; st.ok() && i < ready[k].pieces.size(); ++i) {
         const auto& [off, len] = ready[k].pieces[i];
         st = w->WriteFrameWithChecksum(bufs[k % kSlots].get() + off, len, ready[k].sums[i]);
         if (!st.ok()) break;
@@ -659,166 +665,6 @@ Result<PageDumpResult> WritePagesInPlace(pid_t pid, Injector* inj, const std::ve
   PageDumpResult res;
   for (const auto& r : candidates) AddRun(&res.runs, r.addr, r.pages);
   return res;
-}
-
-namespace {
-
-// Three stages run at once on each chunk of pages: a reader thread reads
-// the image, the tracing thread (the only one allowed to inject) populates
-// the chunk's memory in the process, and a writer thread copies the data
-// in with process_vm_writev.
-class PagePipeline {
- public:
-  PagePipeline(image::SectionStream* stream, const std::vector<Chunk>* chunks, pid_t pid)
-      : stream_(stream), chunks_(chunks), pid_(pid) {
-    for (auto& b : bufs_) b.reset(new unsigned char[kIoChunk]);
-    reader_ = std::thread([this] { Read(); });
-    writer_ = std::thread([this] { Write(); });
-  }
-  ~PagePipeline() {
-    Fail(Status::Ok());
-    reader_.join();
-    writer_.join();
-  }
-  void Populated(std::size_t k) {
-    std::lock_guard<std::mutex> l(mu_);
-    populated_ = k + 1;
-    cv_.notify_all();
-  }
-  // Stops the other stages; `st` (if an error) becomes the pipeline's result.
-  void Fail(const Status& st) {
-    std::lock_guard<std::mutex> l(mu_);
-    if (status_.ok() && !st.ok()) status_ = st;
-    stop_ = true;
-    cv_.notify_all();
-  }
-  // Waits until every chunk is written or a stage failed.
-  Status Finish(const Progress& progress, std::uint64_t total) {
-    std::unique_lock<std::mutex> l(mu_);
-    std::size_t reported = 0;
-    while (true) {
-      cv_.wait(l,
-               [&] { return written_ > reported || written_ == chunks_->size() || !status_.ok() || stop_; });
-      if (!status_.ok()) return status_;
-      if (written_ == chunks_->size()) break;
-      if (stop_) return Internal("page pipeline stopped");
-      reported = written_;
-      std::uint64_t done = 0;
-      for (std::size_t i = 0; i < reported; ++i) done += (*chunks_)[i].bytes;
-      if (progress) {
-        l.unlock();
-        progress(done, total);
-        l.lock();
-      }
-    }
-    if (progress) progress(total, total);
-    return Status::Ok();
-  }
-  // How far the writer has come (the populating thread stays a few chunks ahead).
-  bool WaitRoom(std::size_t k) {
-    std::unique_lock<std::mutex> l(mu_);
-    cv_.wait(l, [&] { return stop_ || k < written_ + kSlots; });
-    return !stop_;
-  }
-
- private:
-  static constexpr std::size_t kSlots = 4;
-  void Read() {
-    for (std::size_t k = 0; k < chunks_->size(); ++k) {
-      {
-        std::unique_lock<std::mutex> l(mu_);
-        cv_.wait(l, [&] { return stop_ || k < written_ + kSlots; });
-        if (stop_) return;
-      }
-      Status st = stream_->Read(bufs_[k % kSlots].get(), (*chunks_)[k].bytes);
-      if (!st.ok()) return Fail(st);
-      std::lock_guard<std::mutex> l(mu_);
-      read_ = k + 1;
-      cv_.notify_all();
-    }
-  }
-  void Write() {
-    for (std::size_t k = 0; k < chunks_->size(); ++k) {
-      {
-        std::unique_lock<std::mutex> l(mu_);
-        cv_.wait(l, [&] { return stop_ || (read_ > k && populated_ > k); });
-        if (stop_) return;
-      }
-      const Chunk& c = (*chunks_)[k];
-      unsigned char* buf = bufs_[k % kSlots].get();
-      struct iovec local = {buf, c.bytes};
-      ssize_t put = ::process_vm_writev(pid_, &local, 1, c.remote.data(), c.remote.size(), 0);
-      if (put != static_cast<ssize_t>(c.bytes)) {
-        std::size_t off = 0;
-        for (const auto& rv : c.remote) {
-          Status st = WriteMemory(pid_, reinterpret_cast<std::uint64_t>(rv.iov_base), buf + off, rv.iov_len);
-          if (!st.ok()) return Fail(st);
-          off += rv.iov_len;
-        }
-      }
-      std::lock_guard<std::mutex> l(mu_);
-      written_ = k + 1;
-      cv_.notify_all();
-    }
-  }
-
-  image::SectionStream* stream_;
-  const std::vector<Chunk>* chunks_;
-  pid_t pid_;
-  std::unique_ptr<unsigned char[]> bufs_[kSlots];
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::size_t read_ = 0, populated_ = 0, written_ = 0;
-  bool stop_ = false;
-  Status status_;
-  std::thread reader_, writer_;
-};
-
-}  // namespace
-
-Status RestorePages(const ProcessModel& m, const image::ImageReader& r, const std::string& prefix, pid_t pid,
-                    Injector* inj, const Progress& progress) {
-  const image::SectionInfo* s = r.Find(kSecPages, prefix + "pages");
-  if (s == nullptr) return Corruption(r.source().Name() + ": process image has no pages section");
-  std::uint64_t total = PagemapPages(m.pagemap) * kPage;
-  if (s->raw_size != total) {
-    return Corruption(r.source().Name() + ": pages section holds " + std::to_string(s->raw_size) +
-                      " bytes, the pagemap lists " + std::to_string(total));
-  }
-  // Every run must lie inside VMAs that restore creates (adjacent ones may share a run).
-  std::size_t vi = 0;
-  for (const auto& run : m.pagemap) {
-    std::uint64_t end = run.addr + run.pages * kPage;
-    while (vi < m.vmas.size() && m.vmas[vi].end <= run.addr) ++vi;
-    std::uint64_t covered = run.addr;
-    for (std::size_t j = vi; j < m.vmas.size() && covered < end; ++j) {
-      if (m.vmas[j].start > covered || !IsRestorableVma(m.vmas[j])) break;
-      covered = m.vmas[j].end;
-    }
-    if (covered < end) return Corruption(r.source().Name() + ": pagemap run outside the memory map");
-  }
-  ASSIGN_OR_RETURN(auto stream, r.OpenSection(*s));
-  std::vector<Chunk> chunks = Chunks(m.pagemap, kIoChunk);
-  {
-    PagePipeline pipe(stream.get(), &chunks, pid);
-    for (std::size_t k = 0; k < chunks.size(); ++k) {
-      if (!pipe.WaitRoom(k)) break;
-      // Populating in bulk is much faster than faulting page by page.
-      for (const auto& rv : chunks[k].remote) {
-        if (rv.iov_len < 16 * kPage) continue;
-        Status st = inj->Call("madvise(MADV_POPULATE_WRITE)", SYS_madvise,
-                              {reinterpret_cast<std::uint64_t>(rv.iov_base), rv.iov_len, MADV_POPULATE_WRITE})
-                        .status();
-        if (!st.ok()) {
-          pipe.Fail(st);
-          return st;
-        }
-      }
-      pipe.Populated(k);
-    }
-    RETURN_IF_ERROR(pipe.Finish(progress, total));
-  }
-  return stream->Drain();
 }
 
 }  // namespace ckpt::engine

@@ -9,6 +9,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -33,8 +34,9 @@ struct PageDumpResult {
 
 // Candidate pages (populated, not equal to their file) of every VMA.
 Result<std::vector<PageRun>> CollectPopulatedPages(pid_t pid, const std::vector<Vma>& vmas);
-// Reads the candidates from the process and writes the kSecPages section.
-// `on_page_bytes` reports progress.
+// Reads the candidates from the process and writes the kSecPageRecords
+// section: per chunk read, a record of its non-zero runs, then their pages.
+// `progress` reports bytes read.
 Result<PageDumpResult> WritePages(pid_t pid, const std::vector<PageRun>& candidates, image::ImageWriter* w,
                                   const std::string& prefix, const Progress& progress);
 // Whether the dump should try WritePagesInPlace (CKPT_ENGINE_DUMP_COPY=in-place).
@@ -49,8 +51,19 @@ bool InPlaceCopyRequested();
 Result<PageDumpResult> WritePagesInPlace(pid_t pid, Injector* inj, const std::vector<PageRun>& candidates,
                                          image::ImageWriter* w, platform::WritableFile* file,
                                          const std::string& prefix, const Progress& progress);
-// Populates and fills the pages of the image into process `pid`.
-Status RestorePages(const ProcessModel& m, const image::ImageReader& r, const std::string& prefix, pid_t pid,
-                    Injector* inj, const Progress& progress);
+// A page record (docs/image-format.md): u32 count, then count runs of
+// (addr u64, pages u64).
+std::string EncodePageRecord(const std::vector<PageRun>& runs);
+
+// Populates and fills the pages of member `prefix` into process `pid`, from
+// its kSecPages section (cut by m.pagemap) or its kSecPageRecords section
+// (the runs come with the pages; m.pagemap, or the pagemap section that
+// follows, must agree). In a streamed image the section is waited for and
+// read as it arrives. `*pages` gets the number of pages restored.
+Status RestorePages(const ProcessModel& m, image::ImageReader* r, const std::string& prefix, pid_t pid,
+                    Injector* inj, const Progress& progress, std::uint64_t* pages);
+// The pages section (either type) of member `prefix`, or of any member
+// without one, or nullptr; in a streamed image, reads on until it appears.
+Result<const image::SectionInfo*> SeekPages(image::ImageReader* r, const std::optional<std::string>& prefix);
 
 }  // namespace ckpt::engine

@@ -128,10 +128,10 @@ Status ReadMemberReports(int fd, std::size_t n, std::string* warnings,
 
 // Rebuilds one stopped member `pid` (ckpt's view) from its model; leaves
 // it stopped with its final registers, still traced.
-Status RebuildMember(const ProcessModel& m, const image::ImageReader& reader, const std::string& prefix,
-                     pid_t pid, int status_fd, const std::vector<int>& file_fds, int exe_fd,
-                     const TreeModel& t, SharedMemRestore* shm, SysvRestore* sysv, const Progress& progress,
-                     RestoreStats* stats, std::vector<pid_t>* threads_out) {
+Status RebuildMember(const ProcessModel& m, image::ImageReader* reader, const std::string& prefix, pid_t pid,
+                     int status_fd, const std::vector<int>& file_fds, int exe_fd, const TreeModel& t,
+                     SharedMemRestore* shm, SysvRestore* sysv, const Progress& progress, RestoreStats* stats,
+                     std::vector<pid_t>* threads_out) {
   RETURN_IF_ERROR(Seize(pid, PTRACE_O_EXITKILL | PTRACE_O_TRACECLONE));
   RETURN_IF_ERROR(Interrupt(pid));
   while (true) {
@@ -174,7 +174,9 @@ Status RebuildMember(const ProcessModel& m, const image::ImageReader& reader, co
   stats->vdso_proxy = stats->vdso_proxy || vp.proxy;
   RETURN_IF_ERROR(CreateVmas(m, &inj, file_fds));
   RETURN_IF_ERROR(shm->AttachMember(t, m.core.pid, m, &inj));
-  RETURN_IF_ERROR(RestorePages(m, reader, prefix, pid, &inj, progress));
+  std::uint64_t pages = 0;
+  RETURN_IF_ERROR(RestorePages(m, reader, prefix, pid, &inj, progress, &pages));
+  stats->pages += pages;
   RETURN_IF_ERROR(FinishVmas(m, &inj));
   // The kernel refuses to replace the exe link while the old executable is
   // mapped; when the restore child already runs the image's executable
@@ -236,6 +238,25 @@ Status LetGo(const std::vector<std::unique_ptr<MemberPlan>>& plans, const std::v
   return Status::Ok();
 }
 
+// The image at `path`: whole, or (o.follow_complete_marker) streamed, read
+// on until the first member's pages so that every model and blob is known.
+Result<std::unique_ptr<image::ImageReader>> OpenImage(const RestoreOptions& o, const std::string& path) {
+  if (o.follow_complete_marker.empty()) {
+    ASSIGN_OR_RETURN(auto src, OpenImageForRestore(path, o.trust_image));
+    return image::ImageReader::Open(std::move(src));
+  }
+  platform::FollowSpec spec;
+  spec.complete_marker = o.follow_complete_marker;
+  spec.writer_pid = o.follow_writer_pid;
+  ASSIGN_OR_RETURN(auto src, platform::OpenFollowedFile(path, spec));
+  ASSIGN_OR_RETURN(auto reader, image::ImageReader::OpenStreamed(std::move(src), o.follow_limit));
+  ASSIGN_OR_RETURN(const image::SectionInfo* first, SeekPages(reader.get(), std::nullopt));
+  (void)first;
+  // An image written before the models came first (an older ckpt): whole.
+  if (reader->Find(kSecTree) == nullptr) RETURN_IF_ERROR(reader->Finish());
+  return reader;
+}
+
 }  // namespace
 
 Result<RestoreStats> Restore(const RestoreOptions& o) {
@@ -244,8 +265,7 @@ Result<RestoreStats> Restore(const RestoreOptions& o) {
   platform::Env* env = platform::Env::Default();
   std::string path = platform::JoinPath(o.dir, kImageFileName);
   if (!env->FileExists(path)) return NotFound("no process image " + path);
-  ASSIGN_OR_RETURN(auto src, OpenImageForRestore(path, o.trust_image));
-  ASSIGN_OR_RETURN(auto reader, image::ImageReader::Open(std::move(src)));
+  ASSIGN_OR_RETURN(auto reader, OpenImage(o, path));
   bool is_tree = false;
   ASSIGN_OR_RETURN(TreeModel t, ReadTreeModel(*reader, &is_tree));
   std::vector<std::unique_ptr<MemberPlan>> plans(t.members.size());
@@ -255,7 +275,6 @@ Result<RestoreStats> Restore(const RestoreOptions& o) {
     plans[i]->prefix = SectionPrefix(t, t.members[i].pid);
     ASSIGN_OR_RETURN(plans[i]->m, ReadModel(*reader, plans[i]->prefix));
     stats.threads += static_cast<int>(plans[i]->m.threads.size());
-    stats.pages += PagemapPages(plans[i]->m.pagemap);
   }
   stats.members = static_cast<int>(t.members.size());
   if (o.new_pidns && t.members[0].pid == 1)
@@ -375,11 +394,14 @@ Result<RestoreStats> Restore(const RestoreOptions& o) {
     for (std::size_t i = 0; i < plans.size(); ++i) {
       if (plans[i] == nullptr) continue;
       MemberPlan& p = *plans[i];
-      RETURN_IF_ERROR(RebuildMember(p.m, *reader, p.prefix, tree.pids[i],
+      RETURN_IF_ERROR(RebuildMember(p.m, reader.get(), p.prefix, tree.pids[i],
                                     status_fds.count(p.m.core.pid) != 0 ? status_fds[p.m.core.pid] : -1,
                                     p.file_fds, p.exe_fd, t, &shm, &sysv, o.progress, &stats, &threads)
                           .WithContext("process " + std::to_string(p.m.core.pid)));
     }
+    // A streamed image: the rest, its table and trailer (checked against
+    // what was read) before anything runs.
+    RETURN_IF_ERROR(reader->Finish());
     RETURN_IF_ERROR(sysv.Finish(t));
     const char* fault = std::getenv("CKPT_ENGINE_FAULT");
     if (fault != nullptr && std::strcmp(fault, "fail-restore-late") == 0) {

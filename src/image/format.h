@@ -9,7 +9,7 @@ namespace ckpt::image {
 // File header: 32 bytes.
 inline constexpr unsigned char kFileMagic[8] = {0x89, 'C', 'K', 'P', 'T', 0x0D, 0x0A, 0x1A};
 inline constexpr std::uint16_t kFormatMajor = 1;
-inline constexpr std::uint16_t kFormatMinor = 0;
+inline constexpr std::uint16_t kFormatMinor = 1;
 inline constexpr std::uint32_t kFileHeaderSize = 32;
 
 // Trailer: 32 bytes at the very end of the file.

@@ -154,10 +154,29 @@ Status ImageReader::ParseTable(std::uint64_t size, std::vector<SectionInfo>* out
 }
 
 const SectionInfo* ImageReader::Find(std::uint32_t type, std::optional<std::string_view> name) const {
+  auto match = [&](const SectionInfo& s) { return s.type == type && (!name || s.name == *name); };
+  if (streamed_) {
+    for (const Found& f : found_) {
+      if (match(f.info)) return &f.info;
+    }
+    return nullptr;
+  }
   for (const SectionInfo& s : sections_) {
-    if (s.type == type && (!name || s.name == *name)) return &s;
+    if (match(s)) return &s;
   }
   return nullptr;
+}
+
+std::vector<const SectionInfo*> ImageReader::Known() const {
+  std::vector<const SectionInfo*> out;
+  if (streamed_) {
+    // Found ones, also after Finish(): OpenSection knows a section still
+    // arriving by its address.
+    for (const Found& f : found_) out.push_back(&f.info);
+  } else {
+    for (const SectionInfo& s : sections_) out.push_back(&s);
+  }
+  return out;
 }
 
 Result<std::unique_ptr<SectionStream>> ImageReader::OpenSection(const SectionInfo& info) const {

@@ -100,8 +100,11 @@ class ImageReader {
   const std::vector<SectionInfo>& sections() const { return sections_; }
   const RandomAccessSource& source() const { return *src_; }
 
-  // First section of `type` (and `name`, if given), or nullptr; not for a streamed image.
+  // First section of `type` (and `name`, if given), or nullptr. In a
+  // streamed image: among the sections found so far (Seek, NextSection).
   const SectionInfo* Find(std::uint32_t type, std::optional<std::string_view> name = {}) const;
+  // The sections known now: all of a whole image; a streamed image's found so far.
+  std::vector<const SectionInfo*> Known() const;
   // Either kind: the section of `type` (and `name`), or nullptr if the image
   // has none; in a streamed image it reads on (waiting for the bytes) until
   // that section's header appears or the table begins.

@@ -59,11 +59,8 @@ Result<std::unique_ptr<ImageReader>> ImageReader::OpenStreamed(std::unique_ptr<R
 }
 
 Result<const SectionInfo*> ImageReader::Seek(std::uint32_t type, std::optional<std::string_view> name) {
-  if (!streamed_) return Find(type, name);
+  if (const SectionInfo* known = Find(type, name); known != nullptr || !streamed_) return known;
   auto match = [&](const SectionInfo& s) { return s.type == type && (!name || s.name == *name); };
-  for (const Found& f : found_) {
-    if (match(f.info)) return &f.info;
-  }
   while (true) {
     ASSIGN_OR_RETURN(const SectionInfo* s, NextSection());
     if (s == nullptr || match(*s)) return s;

@@ -113,25 +113,6 @@ bool SafeName(const std::string& n) {
          n.find_first_of("/\\:\0", 0, 4) == std::string::npos;
 }
 
-// The restored processes keep their PIDs: each must be free here (unless
-// they go into a new PID namespace).
-Status PreflightProcess(Session* ss) {
-  Session& s = *ss;
-  if (s.hello.value("pidns", false)) return Status::Ok();
-  platform::Env* env = platform::Env::Default();
-  auto pids = s.hello.find("pids");
-  if (pids == s.hello.end() || !pids->is_array()) return Status::Ok();
-  for (const auto& p : *pids) {
-    if (!p.is_number_integer()) continue;
-    std::int64_t pid = p.get<std::int64_t>();
-    if (pid > 0 && env->ProcessAlive(pid)) {
-      return FailedPrecondition("PID " + std::to_string(pid) + " is taken on " + s.host +
-                                " and the restored process needs it (free it, or migrate with --pidns)");
-    }
-  }
-  return Status::Ok();
-}
-
 Status Preflight(Session* ss) {
   Session& s = *ss;
   s.step = "preflight";
@@ -166,7 +147,7 @@ Status Preflight(Session* ss) {
   if (s.kind == "process" && !s.cfg.restore_process)
     return NotSupported("this ckpt build has no transparent engine (Linux x86-64 only)");
   if (s.kind == "program") RETURN_IF_ERROR(internal::PreflightProgram(&s));
-  if (s.kind == "process") RETURN_IF_ERROR(PreflightProcess(&s));
+  if (s.kind == "process") RETURN_IF_ERROR(internal::PreflightProcess(&s));
   if (s.kind == "group") RETURN_IF_ERROR(internal::PreflightGroup(&s));
   // The spool: this migration's own directory, and room for the image.
   ASSIGN_OR_RETURN(s.entry, SpoolEntry::Create(s.cfg.spool, s.id));
@@ -210,6 +191,13 @@ Status ReceiveFrames(Session* ss, platform::WritableFile* out, std::uint64_t* go
       if (!st.ok()) return st.WithContext("writing the image to the spool on " + s.host);
       got += f->payload.size();
       RETURN_IF_ERROR(internal::StartWhileReceiving(&s, f->payload.data(), f->payload.size()));
+      if (s.proc) {
+        Status c = s.proc->Check();
+        if (!c.ok()) {
+          s.step = "restore";
+          return c;
+        }
+      }
       continue;
     }
     if (f->type == FrameType::kError) {
@@ -238,11 +226,12 @@ Status TakeImage(Session* ss) {
   std::string file =
       s.kind == "process" ? "process.ckpt" : s.hello.value("image_name", std::string("image.ckpt"));
   if (!SafeName(file)) return InvalidArgument("the source named its image '" + file + "'");
-  s.follow = internal::FollowWanted(s);
+  s.follow = internal::FollowWanted(s) || s.kind == "process";
   SpoolImage out;
   if (s.follow) {
     s.image = platform::JoinPath(s.dir, file);
     ASSIGN_OR_RETURN(out.direct, env->NewWritableFile(s.image));
+    if (s.kind == "process") RETURN_IF_ERROR(internal::StartProcessRestore(&s));
   } else {
     ASSIGN_OR_RETURN(out.temp, env->NewTempFile(s.dir, file));
   }
@@ -270,36 +259,6 @@ Status TakeImage(Session* ss) {
   return Status::Ok();
 }
 
-// The engine's restore, held in `hold` (READY, then COMMIT) before it runs.
-Status RestoreProcess(Session* ss) {
-  Session& s = *ss;
-  s.step = "restore";
-  auto t0 = std::chrono::steady_clock::now();
-  bool held = false;
-  auto facts = s.cfg.restore_process(s.dir, s.hello, [&](std::int64_t pid) -> Status {
-    held = true;
-    internal::MaybeDieBeforeReady();
-    nlohmann::json r = {{"pid", pid},
-                        {"host", s.host},
-                        {"restore_ns", std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                           std::chrono::steady_clock::now() - t0)
-                                           .count()}};
-    RETURN_IF_ERROR(SendJson(s.s, FrameType::kReady, r));
-    s.step = "waiting for the source to commit";
-    Status st = s.AwaitCommit();
-    if (st.ok()) s.step = "release";
-    return st;
-  });
-  if (!facts.ok()) {
-    (void)held;
-    return facts.status();
-  }
-  s.Released();
-  nlohmann::json d = *facts;
-  d["host"] = s.host;
-  return SendJson(s.s, FrameType::kDone, d);
-}
-
 }  // namespace
 
 Status Receive(Stream* stream, const ReceiveConfig& cfg) {
@@ -309,12 +268,15 @@ Status Receive(Stream* stream, const ReceiveConfig& cfg) {
   if (st.ok() && s.query) return st;
   if (st.ok()) st = TakeImage(&s);
   if (st.ok()) {
-    st = s.kind == "process" ? RestoreProcess(&s)
+    st = s.kind == "process" ? internal::RestoreProcess(&s)
          : s.kind == "group" ? internal::RunGroup(&s)
                              : internal::RunProgram(&s);
   }
   if (!st.ok()) s.Fail(st).IgnoreError();
-  if (!st.ok()) s.held.reset();  // a copy started on the image ends before its spool goes
+  // A copy started on the image ends (a restore still held is undone)
+  // before its spool entry goes.
+  if (!st.ok()) s.held.reset();
+  s.proc.reset();
   if (s.entry && st.ok() && cfg.keep) s.entry->Keep();
   s.entry.reset();
   if (st.ok()) s.Log("migration " + s.id + " of " + s.name + " done");

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -18,13 +19,33 @@
 
 namespace ckpt::net {
 
-// Restores the transparent engine's image in `dir` (DIR/process.ckpt) and
-// calls `hold` with the restored root's PID before letting it run; an error
-// from `hold` undoes the restore. Returns facts for the source (pid, ...).
-// Set by builds that have the engine.
-using ProcessRestorer =
-    std::function<Result<nlohmann::json>(const std::string& dir, const nlohmann::json& hello,
-                                         const std::function<Status(std::int64_t pid)>& hold)>;
+// A restore of the transparent engine's image that runs while the image is
+// still arriving (in a process of its own): it sets the tree up once every
+// model has come, fills each member's pages as they arrive, and holds the
+// rebuilt tree until Release(). Destroying it before Release() undoes the
+// restore (nothing restored is left running, nothing it created is left).
+class ProcessRestore {
+ public:
+  virtual ~ProcessRestore() = default;
+  // Does not wait: an error if the restore has failed already.
+  virtual Status Check() = 0;
+  // Waits (the image complete) until the tree is rebuilt and held: its root's PID.
+  virtual Result<std::int64_t> AwaitHeld() = 0;
+  // Lets the held tree run; facts for the source (pid, members, ...).
+  virtual Result<nlohmann::json> Release() = 0;
+};
+
+// Where a process image arrives: DIR/process.ckpt, written by this process
+// and complete once `complete_marker` exists; at most `limit` bytes.
+struct ArrivingImage {
+  std::string dir, complete_marker;
+  std::uint64_t limit = 0;
+};
+
+// Starts the restore of an arriving process image (the source's HELLO asks
+// for a new PID namespace or not). Set by builds that have the engine.
+using ProcessRestorer = std::function<Result<std::unique_ptr<ProcessRestore>>(const ArrivingImage& image,
+                                                                              const nlohmann::json& hello)>;
 
 struct ReceiveConfig {
   std::string spool;  // where images land, one directory per migration

@@ -50,6 +50,9 @@ struct Session {
   std::unique_ptr<HeldCopy> held;
   std::string prefix;  // the image's first bytes, until the program is started
   bool follow = false;
+  bool as_it_arrived = false;  // the copy held was started before the image was whole
+  // A process image's restore, running while the image arrives.
+  std::unique_ptr<ProcessRestore> proc;
   // Program and group migrations: decided in the preflight.
   std::vector<std::string> command;               // a program's; a group's: the ckpt that coordinates it
   std::vector<std::vector<std::string>> members;  // a group's member commands
@@ -68,6 +71,13 @@ struct Session {
 // Test hook: CKPT_RECEIVE_FAULT=die-before-ready kills this process (as
 // SIGKILL would) once the copy is restored and held, before READY.
 void MaybeDieBeforeReady();
+
+// Process migrations (receive_process.cc): the PIDs must be free here; the
+// restore starts (StartProcessRestore) once the spool file exists and runs
+// while the image arrives, then RestoreProcess holds it for the COMMIT.
+Status PreflightProcess(Session* s);
+Status StartProcessRestore(Session* s);
+Status RestoreProcess(Session* s);
 
 Status PreflightProgram(Session* s);
 // Program migrations on POSIX: the image is written straight to its spool

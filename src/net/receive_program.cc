@@ -85,7 +85,7 @@ bool FollowWanted(const Session& s) {
 
 Status StartWhileReceiving(Session* ss, const void* data, std::size_t size) {
   Session& s = *ss;
-  if (!s.follow || s.held) return Status::Ok();
+  if (!s.follow || s.held || s.kind != "program") return Status::Ok();
   s.prefix.append(static_cast<const char*>(data), std::min(size, kMaxPrefix - s.prefix.size()));
   auto r = image::ImageReader::OpenStreamed(std::make_unique<PrefixSource>(s.prefix, s.image), kMaxPrefix);
   Result<std::vector<std::string>> args = r.ok() ? ArgsFromMeta(r->get(), s.image) : r.status();
@@ -103,6 +103,7 @@ Status StartWhileReceiving(Session* ss, const void* data, std::size_t size) {
   f.limit = s.spool_free > 0 ? s.spool_free : std::uint64_t{1} << 50;
   f.writer = platform::Env::Default()->ProcessId();
   f.path = s.image;
+  s.as_it_arrived = true;
   return StartHeld(
       &s, argv,
       {"CKPT_RESUME=" + s.image, std::string(lib::kResumeFollowEnv) + "=" + lib::EncodeResumeFollow(f),
@@ -184,6 +185,7 @@ Status RunProgram(Session* ss) {
     s.Log(s.held->argv[0] + " ended before resuming from the image as it arrived (" + st.message() +
           "); starting it again on the whole image");
     s.held.reset();
+    s.as_it_arrived = false;
   }
   ASSIGN_OR_RETURN(auto args, RecordedArgs(s.image));
   std::vector<std::string> argv = s.command;
@@ -247,8 +249,13 @@ Status AwaitHeld(Session* ss) {
   MaybeDieBeforeReady();
   std::int64_t restore_ns =
       std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count();
-  nlohmann::json r = {{"pid", child->pid()},  {"host", s.host},       {"cwd", s.cwd},
-                      {"stdout", s.out_path}, {"stderr", s.err_path}, {"restore_ns", restore_ns}};
+  nlohmann::json r = {{"pid", child->pid()},
+                      {"host", s.host},
+                      {"cwd", s.cwd},
+                      {"stdout", s.out_path},
+                      {"stderr", s.err_path},
+                      {"restore_ns", restore_ns},
+                      {"as_it_arrived", s.as_it_arrived}};
   RETURN_IF_ERROR(SendJson(s.s, FrameType::kReady, r));
   Status st = s.AwaitCommit();
   if (!st.ok()) {

@@ -1,10 +1,13 @@
 #include "net/wire.h"
 
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <thread>
 
 #include "image/checksum.h"
 #include "image/codec.h"
+#include "platform/env.h"
 #include "util/bytes.h"
 
 namespace ckpt::net {
@@ -20,6 +23,17 @@ bool CorruptThisFrame(FrameType type) {
   if (type != FrameType::kData) return false;
   const char* f = std::getenv("CKPT_MIGRATE_FAULT");
   return f != nullptr && std::strcmp(f, "corrupt-data") == 0 && ++data_frames == 1;
+}
+
+// Test hook (CKPT_MIGRATE_FAULT=hold-end:PATH): the END frame waits until
+// PATH exists (at most 120 s), so a test can see what the target does with
+// an image not yet whole.
+void HoldEndIfAsked(FrameType type) {
+  const char* f = std::getenv("CKPT_MIGRATE_FAULT");
+  if (type != FrameType::kEnd || f == nullptr || std::strncmp(f, "hold-end:", 9) != 0) return;
+  platform::Env* env = platform::Env::Default();
+  for (int i = 0; i < 12000 && !env->FileExists(f + 9); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
 }
 
 }  // namespace
@@ -62,6 +76,7 @@ Status SendFrame(Stream* s, FrameType type, std::string_view payload, bool compr
     }
   }
   if (wire_bytes != nullptr) *wire_bytes += payload.size();
+  HoldEndIfAsked(type);
   std::string h;
   h.reserve(kHeaderSize);
   h.push_back('C');

@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import time
 
@@ -107,6 +108,7 @@ def check_program_round_trip(hosts, ref):
     kept = os.path.join(work, "kept")
     p, j = migrate(hosts, "a", src.ns_pid, "b", "--keep-image", kept)
     ck.check(j["host"] == "b" and j["kind"] == "program" and j["pid"] > 0, "migrate said: %s" % p.stdout)
+    ck.check(j.get("restored_as_it_arrived") is True, "not resumed as the image arrived: %s" % p.stdout)
     # The image went straight into the connection: no file on the source but the one asked for.
     ck.check(images() == before, "the source wrote an image file: %s -> %s" % (before, images()))
     ck.check("checkpoint streamed into the migration's connection" in
@@ -209,6 +211,7 @@ def check_program_old_libckpt(hosts, ref):
     src = start_heat(hosts["a"], work)
     p, j = migrate(hosts, "a", src.ns_pid, "b", "--program", "heat=" + old)
     ck.check(j["host"] == "b", "old libckpt: migrate said %s" % p.stdout)
+    ck.check(j.get("restored_as_it_arrived") is False, "old libckpt: %s" % p.stdout)
     ck.check(src.wait(timeout=30) == 75, "old libckpt: the source did not exit 75 after the handoff")
     ck.check(open(starts).read().split() == ["follow", "whole"], "old libckpt: started %r" % open(starts).read())
     got = result_on(work)
@@ -275,6 +278,27 @@ def check_counter(path):
     return len(nums)
 
 
+def migrate_seen_before_end(hosts, src, pid, dest):
+    """A migration whose last frame (END) the source holds back until the restored process is seen on the
+    target: the target restores while the image arrives, not after."""
+    gate = os.path.join(ck.tempdir("mig-gate"), "go")
+    argv = [CKPT, "migrate", str(pid), "--to", hosts[dest].url, "--ssh", hosts.ssh_command, "--json",
+            "--remote-spool", hosts.spool, "--remote-ckpt", CKPT]
+    p = hosts[src].popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         env=ck.env(CKPT_MIGRATE_FAULT="hold-end:" + gate, **ENV))
+    try:
+        wait_for(lambda: alive(hosts[dest], pid) or p.poll() is not None, "the restored process on " + dest)
+        ck.check(p.poll() is None and alive(hosts[dest], pid),
+                 "the process did not appear on %s before the image was whole" % dest)
+    finally:
+        open(gate, "w").close()
+    out, err = p.communicate(timeout=180)
+    if p.returncode != 0:
+        ck.fail("migrate with the END frame held exited %d:\n%s\n%s" % (p.returncode, out, err))
+    shutil.rmtree(os.path.dirname(gate))
+    return p, json.loads(out)
+
+
 def check_process_round_trips(hosts):
     work = ck.tempdir("mig-proc")
     log = os.path.join(work, "counter.log")
@@ -288,8 +312,13 @@ def check_process_round_trips(hosts):
         dest = "b" if where == "a" else "a"
         before = check_counter(log)
         kept = os.path.join(work, "kept")
-        p, j = migrate(hosts, where, pid, dest, *(["--keep-image", kept] if hop == 0 else []))
+        if hop == 1:
+            p, j = migrate_seen_before_end(hosts, where, pid, dest)
+        else:
+            p, j = migrate(hosts, where, pid, dest, *(["--keep-image", kept] if hop == 0 else []))
         ck.check(j["kind"] == "process" and j["pid"] == pid and j["host"] == dest, "hop %d: %s" % (hop, p.stdout))
+        # The target restored it while the image arrived.
+        ck.check(j.get("restored_as_it_arrived") is True, "hop %d: not restored as it arrived: %s" % (hop, p.stdout))
         if hop == 0:  # the copy kept at the source is a whole, valid image
             ck.check(j.get("kept_image") == os.path.join(kept, "process.ckpt"), "kept_image: %s" % p.stdout)
             ck.run([CKPT, "verify", j["kept_image"]], check=0)

@@ -90,6 +90,31 @@ TEST(StreamedImage, SeekFindsSectionsOutOfOrderAndReportsAbsentOnes) {
   EXPECT_TRUE((*r)->Finish().ok());
 }
 
+TEST(StreamedImage, FindAndKnownSeeOnlyTheSectionsFoundSoFar) {
+  std::vector<std::string> payloads = Payloads();
+  std::string img = BuildImage(CodecId::kNone, 4096, payloads);
+  auto r = ImageReader::OpenStreamed(std::make_unique<StringSource>(img, "img"), img.size());
+  ASSERT_TRUE(r.ok());
+  EXPECT_TRUE((*r)->Known().empty());
+  EXPECT_EQ((*r)->Find(2, "s1"), nullptr);  // not read yet
+  auto s2 = (*r)->Seek(3, "s2");
+  ASSERT_TRUE(s2.ok() && *s2 != nullptr);
+  ASSERT_EQ((*r)->Known().size(), 3u);
+  const SectionInfo* s1 = (*r)->Find(2, "s1");
+  ASSERT_NE(s1, nullptr);
+  EXPECT_EQ(s1->raw_size, payloads[1].size());  // passed: its sizes are known
+  EXPECT_EQ((*r)->Find(3), *s2);
+  EXPECT_EQ((*r)->Find(4, "s3"), nullptr);
+  auto d1 = (*r)->ReadSection(*s1);
+  ASSERT_TRUE(d1.ok());
+  EXPECT_EQ(*d1, payloads[1]);
+  ASSERT_TRUE((*r)->Finish().ok());
+  // After Finish: every section, the ones handed out before at the same address.
+  EXPECT_EQ((*r)->Known().size(), payloads.size());
+  EXPECT_EQ((*r)->Find(2, "s1"), s1);
+  EXPECT_NE((*r)->Find(5, "s4"), nullptr);
+}
+
 TEST(StreamedImage, ValueReaderFindsTheEndAndLeftoverBytes) {
   std::string img = BuildImage(CodecId::kNone, 1000, {Pattern(10000, 3)});
   auto r = ImageReader::OpenStreamed(std::make_unique<StringSource>(img, "img"), img.size());

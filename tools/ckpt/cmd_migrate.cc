@@ -275,7 +275,8 @@ void PrintReport(const MigrateOptions& o, const MigrateReport& r) {
                                   {"transfer", ms(r.transfer_ns)},
                                   {"restore", ms(r.restore_ns)}}},
                                 {"downtime_ms", ms(r.downtime_ns)},
-                                {"total_ms", ms(r.total_ns)}};
+                                {"total_ms", ms(r.total_ns)},
+                                {"restored_as_it_arrived", r.ready.value("as_it_arrived", false)}};
     if (r.ready.contains("stdout")) {
       j["cwd"] = r.ready.value("cwd", std::string());
       j["stdout"] = r.ready.value("stdout", std::string());
