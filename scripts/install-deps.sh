@@ -4,7 +4,7 @@
 set -eu
 
 NATIVE="build-essential cmake ninja-build pkg-config git python3 libssl-dev openssl \
-  libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev nlohmann-json3-dev libfmt-dev \
+  libgtest-dev libbenchmark-dev libcli11-dev nlohmann-json3-dev \
   libzstd-dev zlib1g-dev libxxhash-dev zstd \
   clang libclang-rt-14-dev clang-format \
   perl sqlite3 procps psmisc util-linux iproute2 strace xz-utils \

@@ -281,7 +281,6 @@ inline TypeDesc Node(TypeDesc::Kind k, std::string name, std::vector<TypeDesc> a
 
 // Smallest encoded size of a value described by `d` (for sanity checks).
 std::size_t MinEncodedSize(const TypeDesc& d);
-std::string FitError(const TypeDesc& img, const TypeDesc& prog, const std::string& value);
 
 // `raw` read from `width` bytes (1, 2, 4 or 8), sign-extended to 64 bits.
 inline std::int64_t SignExtend(std::uint64_t raw, unsigned width) {

@@ -31,7 +31,6 @@ class Injector {
   Status Save();
   Status Restore();
   const arch::Regs& saved() const { return saved_; }
-  void set_saved(const arch::Regs& r) { saved_ = r; }
 
   // Runs system call `nr`; returns the raw result (-errno on failure).
   Result<long> Raw(long nr, std::initializer_list<std::uint64_t> args);

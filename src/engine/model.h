@@ -16,6 +16,10 @@
 namespace ckpt::engine {
 
 // Section types of process images (0x0300 block).
+// The unit of memory in process images (pagemap runs, pages sections,
+// shared objects' runs): x86-64's base page.
+inline constexpr std::uint64_t kPageSize = 4096;
+
 inline constexpr std::uint32_t kSecCore = 0x0301;     // one: process-wide state
 inline constexpr std::uint32_t kSecThread = 0x0302;   // one per thread, name "thread.TID"
 inline constexpr std::uint32_t kSecVmas = 0x0303;     // one: the memory map

@@ -35,7 +35,7 @@ using platform::PosixError;
 
 namespace {
 
-constexpr std::uint64_t kPage = 4096;
+constexpr std::uint64_t kPage = kPageSize;
 constexpr std::uint64_t kPresent = 1ull << 63;
 constexpr std::uint64_t kSwapped = 1ull << 62;
 constexpr std::uint64_t kFilePage = 1ull << 61;

@@ -28,7 +28,7 @@ namespace ckpt::engine {
 
 namespace {
 
-constexpr std::uint64_t kPage = 4096;
+constexpr std::uint64_t kPage = kPageSize;
 // Bytes per process_vm_writev when restoring (each batch costs an injected
 // madvise, so larger than the dump's chunks).
 constexpr std::size_t kIoChunk = 8u << 20;

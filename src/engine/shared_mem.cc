@@ -31,7 +31,7 @@ using platform::PosixError;
 
 namespace {
 
-constexpr std::uint64_t kPage = 4096;
+constexpr std::uint64_t kPage = kPageSize;
 
 std::uint64_t PageUp(std::uint64_t v) {
   return (v + kPage - 1) & ~(kPage - 1);

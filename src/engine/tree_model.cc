@@ -53,7 +53,9 @@ Status DecodeShmObjects(std::string_view in, TreeModel* t) {
       PageRun p;
       p.addr = r.U64();
       p.pages = r.U64();
-      if ((p.addr & 4095) != 0 || p.pages == 0 || p.addr + p.pages * 4096 > o.size + 4095) r.Fail();
+      if ((p.addr & (kPageSize - 1)) != 0 || p.pages == 0 ||
+          p.addr + p.pages * kPageSize > o.size + kPageSize - 1)
+        r.Fail();
       o.runs.push_back(p);
     }
     if (o.id != i) r.Fail();

@@ -9,6 +9,7 @@
 #include <set>
 #include <thread>
 
+#include "ckpt/ckpt.hpp"
 #include "group/coordinator_internal.h"
 #include "group/event_queue.h"
 #include "group/group_image.h"
@@ -265,7 +266,7 @@ std::string Coordinator::ReapChildren() {
   }
   for (std::size_t r = 0; r < members_.size(); ++r) {
     const auto& st = members_[r].exit_status;
-    if (st && *st != 0 && *st != 75)
+    if (st && *st != 0 && *st != kExitCheckpointed)
       return Who(static_cast<int>(r)) + " ended with " + platform::ChildProcess::Describe(*st);
   }
   return "";
@@ -371,10 +372,10 @@ int Coordinator::Run(const std::vector<std::vector<std::string>>& launches) {
   } else {
     bool all75 = true, all0 = true;
     for (const auto& m : members_) {
-      all75 = all75 && m.exit_status == 75;
+      all75 = all75 && m.exit_status == kExitCheckpointed;
       all0 = all0 && m.exit_status == 0;
     }
-    status = all0 ? 0 : (all75 ? 75 : 1);
+    status = all0 ? 0 : (all75 ? kExitCheckpointed : 1);
     if (status == 1) Error("members ended with mixed statuses");
   }
   Shutdown();

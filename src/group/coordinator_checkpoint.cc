@@ -7,6 +7,7 @@
 #include <set>
 #include <thread>
 
+#include "ckpt/ckpt.hpp"
 #include "group/coordinator_internal.h"
 #include "group/event_queue.h"
 #include "group/group_image.h"
@@ -143,7 +144,7 @@ Status Coordinator::WriteImage(std::uint64_t epoch, std::uint64_t seq, const std
   }
 
   lib::Meta meta = lib::ProducerMeta(env_);
-  meta.Set("ckpt.version", "0.1.0");
+  meta.Set("ckpt.version", ::ckpt::kVersion);
   meta.Set("group.name", opt_.name);
   meta.Set("group.id", gid_);
   meta.Set("group.size", std::to_string(members_.size()));

@@ -89,7 +89,6 @@ class Coordinator {
   void Handshake(const std::shared_ptr<Channel>& ch);
   void Refuse(const std::shared_ptr<Channel>& ch, const std::string& why);
   void ReadLoop(int rank, std::shared_ptr<Channel> ch);
-  void ServeClient(std::shared_ptr<Channel> ch);
   // Handles one event outside a checkpoint.
   void Handle(Event& e);
   bool OnHello(Event& e);

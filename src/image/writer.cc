@@ -110,7 +110,6 @@ Status ImageWriter::EmitEncoded(const void* data, std::size_t size, const std::v
   RETURN_IF_ERROR(sticky_);
   s.raw_size += size;
   s.frames += 1;
-  raw_total_ += size;
   return Status::Ok();
 }
 
@@ -200,7 +199,6 @@ Status ImageWriter::EndDirectFrames(std::uint64_t frames, std::uint64_t raw, std
   SectionInfo& s = sections_.back();
   s.raw_size += raw;
   s.frames += frames;
-  raw_total_ += raw;
   return Status::Ok();
 }
 

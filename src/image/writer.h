@@ -72,7 +72,6 @@ class ImageWriter {
   Status Finish();
 
   const std::vector<SectionInfo>& sections() const { return sections_; }
-  std::uint64_t raw_bytes() const { return raw_total_; }
 
  private:
   Status EmitFrame(const void* data, std::size_t size);
@@ -96,7 +95,6 @@ class ImageWriter {
   std::vector<unsigned char> compressed_;
   std::uint64_t direct_start_ = 0;
   bool in_direct_ = false;
-  std::uint64_t raw_total_ = 0;
 };
 
 }  // namespace ckpt::image

@@ -104,11 +104,6 @@ bool IsTempFileName(const std::string& name, const std::string& prefix) {
   return true;
 }
 
-Result<int> RunProgram(const std::vector<std::string>& argv, const std::vector<std::string>& env) {
-  ASSIGN_OR_RETURN(auto child, ChildProcess::Start(argv, env));
-  return child->Wait();
-}
-
 std::string DirName(const std::string& path) {
   auto pos = path.find_last_of("/\\");
   if (pos == std::string::npos) return ".";

@@ -80,10 +80,6 @@ std::string SignalName(int sig);
 // process is in use. No-op on Windows.
 void ReapExitedChildren();
 
-// Runs a program to its end: ChildProcess::Start + Wait. Returns its exit
-// status (128+N when killed by POSIX signal N).
-Result<int> RunProgram(const std::vector<std::string>& argv, const std::vector<std::string>& env);
-
 // Becomes the program: on POSIX the calling process is replaced (execvp: same
 // PID, signals go straight to the program); on Windows the program runs to its
 // end and this process exits with its status. Returns only on failure.

@@ -25,8 +25,6 @@ enum class Code {
   kInternal,            // a bug in ckpt
 };
 
-std::string_view CodeName(Code code);
-
 class [[nodiscard]] Status {
  public:
   Status() = default;
