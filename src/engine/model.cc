@@ -417,9 +417,12 @@ Result<ProcessModel> ReadModel(const image::ImageReader& r, const std::string& p
         return Corruption("creds section: thread " + std::to_string(t.tid) + " is not in the image");
     }
   }
-  if (!r.streamed() || r.Find(kSecPagemap, prefix + "pagemap") != nullptr) {
-    ASSIGN_OR_RETURN(std::string pm, need(kSecPagemap, "pagemap"));
+  // A streamed image's pagemap comes after the pages (RestorePages reads it).
+  if (const image::SectionInfo* s = r.Find(kSecPagemap, prefix + "pagemap"); s != nullptr) {
+    ASSIGN_OR_RETURN(std::string pm, r.ReadSection(*s));
     RETURN_IF_ERROR(DecodePagemap(pm, &m.pagemap));
+  } else if (!r.streamed()) {
+    return Corruption(r.source().Name() + ": process image has no " + prefix + "pagemap section");
   }
   // Cross references.
   auto file_ok = [&](std::int32_t i) { return i >= -1 && i < static_cast<std::int32_t>(m.files.size()); };

@@ -374,12 +374,9 @@ Status RestorePages(const ProcessModel& m, image::ImageReader* r, const std::str
     ASSIGN_OR_RETURN(std::string data, r->ReadSection(*pm));
     ASSIGN_OR_RETURN(listed, DecodePagemapSection(data));
   }
-  const auto& got = check.runs();
-  bool same = listed.size() == got.size();
-  for (std::size_t i = 0; same && i < got.size(); ++i) {
-    same = listed[i].addr == got[i].addr && listed[i].pages == got[i].pages;
-  }
-  if (!same) return Corruption(name + ": the page records disagree with the " + prefix + "pagemap section");
+  auto same_run = [](const PageRun& a, const PageRun& b) { return a.addr == b.addr && a.pages == b.pages; };
+  if (!std::equal(listed.begin(), listed.end(), check.runs().begin(), check.runs().end(), same_run))
+    return Corruption(name + ": the page records disagree with the " + prefix + "pagemap section");
   return Status::Ok();
 }
 

@@ -250,8 +250,7 @@ Result<std::unique_ptr<image::ImageReader>> OpenImage(const RestoreOptions& o, c
   spec.writer_pid = o.follow_writer_pid;
   ASSIGN_OR_RETURN(auto src, platform::OpenFollowedFile(path, spec));
   ASSIGN_OR_RETURN(auto reader, image::ImageReader::OpenStreamed(std::move(src), o.follow_limit));
-  ASSIGN_OR_RETURN(const image::SectionInfo* first, SeekPages(reader.get(), std::nullopt));
-  (void)first;
+  RETURN_IF_ERROR(SeekPages(reader.get(), std::nullopt).status());
   // An image written before the models came first (an older ckpt): whole.
   if (reader->Find(kSecTree) == nullptr) RETURN_IF_ERROR(reader->Finish());
   return reader;

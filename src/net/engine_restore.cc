@@ -10,7 +10,6 @@
 #include "net/engine_restore.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -77,17 +76,12 @@ void SendLine(int fd, const std::string& line) {
 
 class ForkedRestore final : public ProcessRestore {
  public:
-  ForkedRestore(pid_t child, int fd, std::string marker)
-      : child_(child), fd_(fd), marker_(std::move(marker)) {}
+  ForkedRestore(pid_t child, int fd) : child_(child), fd_(fd) {}
   ~ForkedRestore() override {
     if (child_ <= 0) return;
-    // Whatever the image's state, nothing more comes: a fork still reading
-    // it stops ("cut short"), a held one sees its line close; either undoes
-    // its restore and ends.
-    if (::access(marker_.c_str(), F_OK) != 0) {
-      int m = ::open(marker_.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
-      if (m >= 0) ::close(m);
-    }
+    // The receiver has marked the image complete by now: a fork still
+    // reading it finds it cut short, a held one sees its line close; either
+    // undoes its restore and ends.
     ::close(fd_);
     fd_ = -1;
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
@@ -163,7 +157,6 @@ class ForkedRestore final : public ProcessRestore {
 
   pid_t child_;
   int fd_;
-  std::string marker_;
   std::string buf_;
   std::optional<nlohmann::json> pending_;  // a line Check() read
   Status failure_;
@@ -190,7 +183,7 @@ ProcessRestorer EngineRestorer() {
           RestorerMain(sv[1], image, new_pidns);
         }
         ::close(sv[1]);
-        return std::unique_ptr<ProcessRestore>(new ForkedRestore(child, sv[0], image.complete_marker));
+        return std::unique_ptr<ProcessRestore>(new ForkedRestore(child, sv[0]));
       };
 }
 

@@ -226,7 +226,7 @@ Status TakeImage(Session* ss) {
   std::string file =
       s.kind == "process" ? "process.ckpt" : s.hello.value("image_name", std::string("image.ckpt"));
   if (!SafeName(file)) return InvalidArgument("the source named its image '" + file + "'");
-  s.follow = internal::FollowWanted(s) || s.kind == "process";
+  s.follow = internal::FollowWanted(s);
   SpoolImage out;
   if (s.follow) {
     s.image = platform::JoinPath(s.dir, file);
@@ -237,21 +237,26 @@ Status TakeImage(Session* ss) {
   }
   std::uint64_t got = 0;
   auto t0 = std::chrono::steady_clock::now();
-  RETURN_IF_ERROR(ReceiveFrames(&s, out.file(), &got));
+  Status st = ReceiveFrames(&s, out.file(), &got);
   // Not synced: the image matters only to this migration's restore, and a
   // target that crashes before COMMIT leaves the source running. A kept
   // image (--keep) is synced.
-  Status st = s.cfg.keep ? out.file()->Sync() : Status::Ok();
-  if (st.ok() && out.direct) {
-    st = out.direct->Close();
-    // The program reading it as it came learns that it is whole.
-    if (st.ok()) st = platform::WriteFileAtomic(env, lib::CompleteMarker(s.image), "", false);
+  const std::string where = "writing the image to the spool on " + s.host;
+  if (st.ok() && s.cfg.keep) st = out.file()->Sync().WithContext(where);
+  if (out.direct) {
+    // Nothing more is written, whatever happened: what reads the image as
+    // it comes (a program, a process restore) learns that it is whole, or
+    // finds it cut short and gives up.
+    Status done = out.direct->Close();
+    if (done.ok()) done = platform::WriteFileAtomic(env, lib::CompleteMarker(s.image), "", false);
+    if (st.ok()) st = done.WithContext(where);
   } else if (st.ok()) {
     s.image = platform::JoinPath(s.dir, file);
     auto done = out.temp->Commit(s.image, false);
     st = done.ok() ? (*done ? Status::Ok() : IoError(s.image + " exists already")) : done.status();
+    st = st.WithContext(where);
   }
-  if (!st.ok()) return st.WithContext("writing the image to the spool on " + s.host);
+  RETURN_IF_ERROR(st);
   s.image_bytes = got;
   s.arrived = std::chrono::steady_clock::now();
   s.transfer_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(s.arrived - t0).count();

@@ -80,10 +80,11 @@ Status StartProcessRestore(Session* s);
 Status RestoreProcess(Session* s);
 
 Status PreflightProgram(Session* s);
-// Program migrations on POSIX: the image is written straight to its spool
-// name, and once its first bytes hold META the program is started on it
-// (CKPT_RESUME_FOLLOW) to load its variables as the rest arrives.
-// StartWhileReceiving is called by TakeImage after each DATA frame.
+// Program and process migrations on POSIX: the image is written straight
+// to its spool name and read as it arrives. A program is started on it
+// once its first bytes hold META (CKPT_RESUME_FOLLOW), to load its
+// variables as the rest comes: StartWhileReceiving is called by TakeImage
+// after each DATA frame.
 bool FollowWanted(const Session& s);
 Status StartWhileReceiving(Session* s, const void* data, std::size_t size);
 Status RunProgram(Session* s);

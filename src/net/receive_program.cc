@@ -79,7 +79,7 @@ bool FollowWanted(const Session& s) {
   (void)s;
   return false;
 #else
-  return s.kind == "program";
+  return s.kind == "program" || s.kind == "process";
 #endif
 }
 

@@ -29,8 +29,9 @@ bool CorruptThisFrame(FrameType type) {
 // PATH exists (at most 120 s), so a test can see what the target does with
 // an image not yet whole.
 void HoldEndIfAsked(FrameType type) {
+  if (type != FrameType::kEnd) return;
   const char* f = std::getenv("CKPT_MIGRATE_FAULT");
-  if (type != FrameType::kEnd || f == nullptr || std::strncmp(f, "hold-end:", 9) != 0) return;
+  if (f == nullptr || std::strncmp(f, "hold-end:", 9) != 0) return;
   platform::Env* env = platform::Env::Default();
   for (int i = 0; i < 12000 && !env->FileExists(f + 9); ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(10));

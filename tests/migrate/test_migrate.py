@@ -39,11 +39,15 @@ def wait_for(pred, what, timeout=30.0):
     return ck.wait_for(pred, what, timeout)
 
 
-def migrate(hosts, src, pid, dest, *extra, expect=0):
-    """`ckpt migrate PID --to ssh://DEST` run on host src; returns (process, json or None)."""
+def migrate_argv(hosts, pid, dest, *extra):
     argv = [CKPT, "migrate", str(pid), "--to", hosts[dest].url, "--ssh", hosts.ssh_command, "--json",
             "--remote-spool", hosts.spool]
-    argv += ([] if "--remote-ckpt" in extra else ["--remote-ckpt", CKPT]) + list(extra)
+    return argv + ([] if "--remote-ckpt" in extra else ["--remote-ckpt", CKPT]) + list(extra)
+
+
+def migrate(hosts, src, pid, dest, *extra, expect=0):
+    """`ckpt migrate PID --to ssh://DEST` run on host src; returns (process, json or None)."""
+    argv = migrate_argv(hosts, pid, dest, *extra)
     p = hosts[src].run(argv, capture_output=True, text=True, timeout=180, env=env())
     if p.returncode != expect:
         ck.fail("%s exited %d (wanted %d)\nstdout:\n%s\nstderr:\n%s" % (" ".join(argv), p.returncode, expect,
@@ -282,9 +286,7 @@ def migrate_seen_before_end(hosts, src, pid, dest):
     """A migration whose last frame (END) the source holds back until the restored process is seen on the
     target: the target restores while the image arrives, not after."""
     gate = os.path.join(ck.tempdir("mig-gate"), "go")
-    argv = [CKPT, "migrate", str(pid), "--to", hosts[dest].url, "--ssh", hosts.ssh_command, "--json",
-            "--remote-spool", hosts.spool, "--remote-ckpt", CKPT]
-    p = hosts[src].popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    p = hosts[src].popen(migrate_argv(hosts, pid, dest), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                          env=ck.env(CKPT_MIGRATE_FAULT="hold-end:" + gate, **ENV))
     try:
         wait_for(lambda: alive(hosts[dest], pid) or p.poll() is not None, "the restored process on " + dest)
