@@ -80,10 +80,10 @@ def test_convert_codecs(work):
 
 
 def test_external_checkpoint(work):
-    ref = result_line(run([HEAT, 96, 150000], check=0, timeout=600).stdout)
+    ref = result_line(run([HEAT] + HEAT_LONG, check=0, timeout=600).stdout)
     rt = os.path.join(work, "run")
     e = env(CKPT_RUNTIME_DIR=rt)
-    proc = subprocess.Popen([HEAT, "96", "150000", "--ckpt-dir", work], stdout=subprocess.PIPE,
+    proc = subprocess.Popen([HEAT] + HEAT_LONG + ["--ckpt-dir", work], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=e)
     try:
         reg = os.path.join(rt, "%d.json" % proc.pid)
@@ -116,7 +116,7 @@ def test_external_checkpoint(work):
 def test_periodic_and_auto_resume(work):
     # --ckpt-every: a run long enough for several periods writes several images
     # (keep 3), and resuming the newest gives the uninterrupted result.
-    args = [HEAT, 96, 150000]
+    args = [HEAT] + HEAT_LONG
     ref = result_line(run(args, check=0, timeout=600).stdout)
     p = run(args + ["--ckpt-dir", work, "--ckpt-every", "0.2", "--ckpt-keep", 3], check=0, timeout=600)
     check(result_line(p.stdout) == ref, "periodic checkpoints changed the result")

@@ -23,7 +23,15 @@ from ckpttest import *  # noqa
 
 CKPT = os.path.join(BIN, "ckpt")
 HEAT = os.path.join(BIN, "heat")
-ARGS = ["96", "150000"]
+ARGS = HEAT_LONG
+_REF = []
+
+
+def reference():
+    """The uninterrupted run's result line (computed once)."""
+    if not _REF:
+        _REF.append(result_line(run([HEAT] + ARGS, check=0, timeout=600).stdout))
+    return _REF[0]
 
 
 
@@ -78,7 +86,7 @@ def check_frozen(proc, rt, work):
 
 
 def test_hold_release(work):
-    ref = result_line(run([HEAT] + ARGS, check=0, timeout=600).stdout)
+    ref = reference()
     rt = os.path.join(work, "rt")
     proc = start_heat(work, rt)
     holder = None
@@ -115,7 +123,7 @@ def test_hold_release(work):
 
 
 def test_hold_exit(work):
-    ref = result_line(run([HEAT] + ARGS, check=0, timeout=600).stdout)
+    ref = reference()
     rt = os.path.join(work, "rt")
     proc = start_heat(work, rt)
     holder = None
@@ -143,7 +151,7 @@ def test_hold_exit(work):
 
 
 def test_requester_gone(work):
-    ref = result_line(run([HEAT] + ARGS, check=0, timeout=600).stdout)
+    ref = reference()
     rt = os.path.join(work, "rt")
     for how in ("kill", "term"):
         proc = start_heat(os.path.join(work, how), rt)
@@ -247,7 +255,7 @@ def handoff_run(img, port, outdir, rt, extra_env=None, every=True):
 
 
 def test_handoff(work):
-    ref = result_line(run([HEAT] + ARGS, check=0, timeout=600).stdout)
+    ref = reference()
     run([HEAT] + ARGS + ["--ckpt-dir", work, "--ckpt-stop-at", 5000], check=75)
     img = newest_image(work)
     rt = os.path.join(work, "rt")

@@ -14,6 +14,11 @@ SKIP = 77  # ctest SKIP_RETURN_CODE
 ROOT = os.environ.get("CKPT_SOURCE_DIR", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
 BIN = os.environ.get("CKPT_BIN_DIR", os.path.join(ROOT, "build", "bin"))
 CROSS_ROOT = os.environ.get("CKPT_CROSS_ROOT", os.path.join(ROOT, "build"))
+# Set by the sanitizer build's ctest: its programs run ~9x slower.
+SANITIZED = os.environ.get("CKPT_TEST_SANITIZED") == "1"
+# `heat` arguments for a run long enough to be caught mid-run (~0.8 s in the
+# release build; about twice that under the sanitizers).
+HEAT_LONG = ["96", "40000" if SANITIZED else "150000"]
 
 
 class Platform:
