@@ -24,7 +24,7 @@
 #include "engine/precheck.h"
 #include "engine/proc.h"
 #include "engine/ptrace.h"
-#include "engine/shared_mem.h"
+#include "engine/resource.h"
 #include "engine/signals.h"
 #include "engine/sysv.h"
 #include "engine/task.h"
@@ -135,16 +135,6 @@ void MaybeKillWorker(const char* where) {
     ::raise(SIGKILL);
 }
 
-// One alive member while it is dumped.
-struct MemberDump {
-  pid_t pid = 0;
-  FrozenProcess* fp = nullptr;
-  ProcessModel m;
-  std::vector<Blob> blobs;
-  std::uint64_t gadget = 0;
-  std::vector<PageRun> candidates;
-};
-
 // Before the members are killed: a member killed while its parent lives on
 // as a zombie until someone reaps it, and a zombie whose parent dies goes
 // to init, which may reap it late — its PID stays taken, and a restore
@@ -254,14 +244,16 @@ struct DumpRun {
   FrozenTree tree;
   TreeModel t;
   std::vector<MemberDump> md;
-  SysvDump sysv;
+  PipeCensus pipe_census;
+  DumpTable resources;
+  DumpContext ctx;
   std::int64_t t_frozen = 0, mark = 0;
   std::string final_path, old_image;  // old_image: a previous image, swapped out by the new one
   bool released = false;
   bool handoff_called = false;
   Status handoff_status;
 
-  explicit DumpRun(const DumpOptions& opts) : o(opts) {}
+  explicit DumpRun(const DumpOptions& opts) : o(opts), ctx{o, t, md, &pipe_census, &stats} {}
   // Adds the time since the last mark to `phase`.
   void Lap(std::int64_t* phase) {
     std::int64_t now = NowNs();
@@ -280,10 +272,9 @@ struct DumpRun {
 };
 
 // Reads everything of the frozen members but their pages: each member's
-// resources, then the communication state, then which pages are populated.
-Status CollectAll(DumpRun& r, PipeCensus* pipe_census, std::vector<Blob>* tree_blobs, SharedMemDump* shm) {
-  std::vector<pid_t> pids;
-  for (const auto& d : r.md) pids.push_back(d.pid);
+// core, then every resource in table order (the communication state), then
+// which pages are populated.
+Status CollectAll(DumpRun& r) {
   for (auto& d : r.md) {
     RETURN_IF_ERROR(CheckInterrupted());
     RETURN_IF_ERROR(
@@ -292,17 +283,12 @@ Status CollectAll(DumpRun& r, PipeCensus* pipe_census, std::vector<Blob>* tree_b
   RETURN_IF_ERROR(CheckInterrupted());
   MaybeKillWorker("collect");
   r.Lap(&r.stats.phases.collect_ns);
-  std::vector<ProcessModel*> models;
-  for (auto& d : r.md) models.push_back(&d.m);
   // Communication state (timed apart: DumpStats::comm_ns).
   std::int64_t tc = NowNs();
-  RETURN_IF_ERROR(CensusNewPipes(pids, models, r.o.external_pipes, pipe_census));
-  RETURN_IF_ERROR(DumpPipes(pids, models, pipe_census->external, tree_blobs));
-  for (auto& d : r.md) RETURN_IF_ERROR(shm->AddMember(d.pid, &d.m, &d.blobs, &r.t));
-  RETURN_IF_ERROR(CheckInterrupted());
-  std::vector<SysvMember> sysv_members;
-  for (auto& d : r.md) sysv_members.push_back({d.pid, d.fp, d.gadget});
-  RETURN_IF_ERROR(r.sysv.Collect(sysv_members, r.o.ipc_ids, r.o.leave_running, &r.t));
+  RETURN_IF_ERROR(r.resources.Each([&](DumpResource& res) -> Status {
+    RETURN_IF_ERROR(res.Collect(r.ctx));
+    return CheckInterrupted();
+  }));
   r.stats.comm_ns += NowNs() - tc;
   r.Lap(&r.stats.phases.comm_ns);
   RETURN_IF_ERROR(CheckInterrupted());
@@ -316,7 +302,7 @@ Status CollectAll(DumpRun& r, PipeCensus* pipe_census, std::vector<Blob>* tree_b
 // With --leave-running, once everything is read: SEM_UNDO adjustments go
 // back (injected semops) before the gadgets go, then the members run on.
 Status ReleaseAfterImage(DumpRun& r) {
-  RETURN_IF_ERROR(r.sysv.PutBack());
+  RETURN_IF_ERROR(r.resources.PutBack(r.ctx));
   for (auto& d : r.md) {
     RETURN_IF_ERROR(RemoveGadget(d.pid, d.gadget));
     d.gadget = 0;
@@ -350,12 +336,10 @@ Status Handoff(DumpRun& r) {
 // Writes the image (into a new file in DIR, or the stream), hands it off or
 // makes it durable and gives it its name; with --leave-running the members
 // run on meanwhile.
-Status WriteAndCommit(DumpRun& r, PipeCensus* pipe_census, const Progress& progress) {
+Status WriteAndCommit(DumpRun& r, const Progress& progress) {
   const DumpOptions& o = r.o;
   platform::Env* env = platform::Env::Default();
-  std::vector<Blob> tree_blobs;
-  SharedMemDump shm;
-  RETURN_IF_ERROR(CollectAll(r, pipe_census, &tree_blobs, &shm));
+  RETURN_IF_ERROR(CollectAll(r));
   // Written without a name (O_TMPFILE) or under an exclusive random one,
   // never an existing file or a symlink; removed unless committed.
   std::unique_ptr<platform::TempFile> file;
@@ -371,12 +355,11 @@ Status WriteAndCommit(DumpRun& r, PipeCensus* pipe_census, const Progress& progr
   // model, the blobs, every member's model, then the members' pages.
   RETURN_IF_ERROR(w.Begin());
   std::int64_t tc = NowNs();
-  RETURN_IF_ERROR(shm.WritePages(&w, &r.t, &r.stats.shared_bytes));
-  r.stats.shared_write_ns = NowNs() - tc;
+  RETURN_IF_ERROR(r.resources.Each([&](DumpResource& res) { return res.WriteBeforeTree(r.ctx, &w); }));
   std::uint64_t before_tree = sink->Position();
   RETURN_IF_ERROR(WriteTreeModel(&w, r.t));
   r.stats.tree_meta_bytes = sink->Position() - before_tree;
-  for (const auto& b : tree_blobs) RETURN_IF_ERROR(w.AddSection(kSecBlob, b.name, "", b.data));
+  RETURN_IF_ERROR(r.resources.Each([&](DumpResource& res) { return res.WriteAfterTree(r.ctx, &w); }));
   RETURN_IF_ERROR(WriteMemberModels(r.md, r.t, &w));
   r.stats.comm_ns += NowNs() - tc;
   r.Lap(&r.stats.phases.comm_ns);
@@ -426,9 +409,9 @@ Status Undo(DumpRun& r, const Status& st) {
   // The new image's remains went with its TempFile; a previous image the
   // new one replaced goes too.
   if (!r.old_image.empty()) env->RemoveFile(r.old_image).IgnoreError();
-  // Everything back as it was: SEM_UNDO adjustments (injected, so before
+  // Everything back as it was: the resources (they may inject, so before
   // the gadgets go), the gadgets, then the members run on.
-  if (!r.released) r.sysv.PutBack().IgnoreError();
+  if (!r.released) r.resources.PutBack(r.ctx).IgnoreError();
   for (auto& d : r.md) {
     if (d.gadget != 0) RemoveGadget(d.pid, d.gadget).IgnoreError();
   }
@@ -491,8 +474,8 @@ Result<DumpStats> DumpHere(const DumpOptions& o) {
   if (o.handoff && o.stream == nullptr) return InvalidArgument("a dump handoff needs a stream to write to");
   if (Interruption() != 0) return InterruptedError(o, Status::Ok(), nullptr);
   // Every refusal /proc can decide, before anything is stopped.
-  ASSIGN_OR_RETURN(PipeCensus pipe_census, PrecheckDump(o.pid, o.tree, o.external_pipes));
-  stats.notes = pipe_census.notes;
+  ASSIGN_OR_RETURN(r.pipe_census, PrecheckDump(o.pid, o.tree, o.external_pipes));
+  stats.notes = r.pipe_census.notes;
   std::int64_t t_checked = NowNs();
   stats.phases.precheck_ns = t_checked - t0;
   if (o.stream == nullptr) {
@@ -538,7 +521,7 @@ Result<DumpStats> DumpHere(const DumpOptions& o) {
     std::vector<pid_t> pids;
     for (const auto& d : r.md) pids.push_back(d.pid);
     RETURN_IF_ERROR(ipc.EnterOf(pids));
-    return WriteAndCommit(r, &pipe_census, progress);
+    return WriteAndCommit(r, progress);
   }();
   if (!st.ok()) return Undo(r, st);
   Status end;
@@ -549,7 +532,7 @@ Result<DumpStats> DumpHere(const DumpOptions& o) {
   if (!r.old_image.empty()) env->RemoveFile(r.old_image).IgnoreError();
   if (!r.released) {
     RETURN_IF_ERROR(end.WithContext("killing process " + std::to_string(o.pid) + " after the dump"));
-    RETURN_IF_ERROR(r.sysv.RemoveObjects(r.t).WithContext("removing the dumped System V objects"));
+    RETURN_IF_ERROR(r.resources.Each([&](DumpResource& res) { return res.AfterKill(r.ctx); }));
   }
   stats.total_ns = NowNs() - t0;
   stats.late_interruption = InterruptionText();

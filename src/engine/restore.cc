@@ -29,15 +29,12 @@
 #include "engine/image_file.h"
 #include "engine/mm.h"
 #include "engine/pagemap.h"
-#include "engine/pipes.h"
 #include "engine/proc.h"
 #include "engine/ptrace.h"
-#include "engine/shared_mem.h"
+#include "engine/resource.h"
 #include "engine/signals.h"
-#include "engine/sysv.h"
 #include "engine/task.h"
 #include "engine/threads.h"
-#include "engine/timers.h"
 #include "engine/tree.h"
 #include "engine/util.h"
 #include "engine/vdso.h"
@@ -126,12 +123,11 @@ Status ReadMemberReports(int fd, std::size_t n, std::string* warnings,
   return Status::Ok();
 }
 
-// Rebuilds one stopped member `pid` (ckpt's view) from its model; leaves
-// it stopped with its final registers, still traced.
-Status RebuildMember(const ProcessModel& m, image::ImageReader* reader, const std::string& prefix, pid_t pid,
-                     int status_fd, const std::vector<int>& file_fds, int exe_fd, const TreeModel& t,
-                     SharedMemRestore* shm, SysvRestore* sysv, const Progress& progress, RestoreStats* stats,
-                     std::vector<pid_t>* threads_out) {
+// Seizes the stopped set-up child `pid` and readies injection: its status
+// pipe closed, a gadget area mapped, rseq unregistered. Returns the gadget
+// area's address in *area.
+Status SeizeForRebuild(const ProcessModel& m, pid_t pid, int status_fd, Injector* inj,
+                       std::vector<MapsEntry>* child_maps, std::uint64_t* area) {
   RETURN_IF_ERROR(Seize(pid, PTRACE_O_EXITKILL | PTRACE_O_TRACECLONE));
   RETURN_IF_ERROR(Interrupt(pid));
   while (true) {
@@ -144,61 +140,70 @@ Status RebuildMember(const ProcessModel& m, image::ImageReader* reader, const st
     return NotSupported("the image's FPU state is " + std::to_string(m.core.xsave_size) +
                         " bytes of xsave, this CPU uses " + std::to_string(xs.size()));
   }
-  Injector inj(pid, arch::BuiltinGadget());
-  RETURN_IF_ERROR(inj.Save());
+  RETURN_IF_ERROR(inj->Save());
   if (status_fd >= 0) {
     // The set-up code may have been stopped before it closed its status pipe.
-    (void)inj.Call("close status pipe", SYS_close, {static_cast<std::uint64_t>(status_fd)});
+    (void)inj->Call("close status pipe", SYS_close, {static_cast<std::uint64_t>(status_fd)});
   }
-  ASSIGN_OR_RETURN(auto child_maps, ReadMaps(pid, false));
-  std::uint64_t area = PickGadgetArea(m, child_maps);
-  if (area == 0) return Internal("no free address for the gadget area");
+  ASSIGN_OR_RETURN(*child_maps, ReadMaps(pid, false));
+  *area = PickGadgetArea(m, *child_maps);
+  if (*area == 0) return Internal("no free address for the gadget area");
   RETURN_IF_ERROR(
-      inj.Call("mmap gadget area", SYS_mmap,
-               {area, kGadgetAreaSize, PROT_READ | PROT_WRITE | PROT_EXEC,
-                MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, static_cast<std::uint64_t>(-1), 0})
+      inj->Call("mmap gadget area", SYS_mmap,
+                {*area, kGadgetAreaSize, PROT_READ | PROT_WRITE | PROT_EXEC,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, static_cast<std::uint64_t>(-1), 0})
           .status());
-  RETURN_IF_ERROR(WriteMemory(pid, area, arch::kGadget, arch::kGadgetSize));
-  inj.set_gadget(area);
+  RETURN_IF_ERROR(WriteMemory(pid, *area, arch::kGadget, arch::kGadgetSize));
+  inj->set_gadget(*area);
   // The set-up guard: the restored process must outlive ckpt.
-  RETURN_IF_ERROR(inj.Call("prctl(PR_SET_PDEATHSIG)", SYS_prctl, {PR_SET_PDEATHSIG, 0}).status());
+  RETURN_IF_ERROR(inj->Call("prctl(PR_SET_PDEATHSIG)", SYS_prctl, {PR_SET_PDEATHSIG, 0}).status());
   // ckpt's libc registered rseq for this thread; its area is about to go.
   auto rseq = GetRseq(pid);
   if (rseq.ok() && rseq->ptr != 0) {
-    RETURN_IF_ERROR(inj.Call("rseq unregister", SYS_rseq, {rseq->ptr, rseq->len, 1, rseq->sig}).status());
+    RETURN_IF_ERROR(inj->Call("rseq unregister", SYS_rseq, {rseq->ptr, rseq->len, 1, rseq->sig}).status());
   }
+  return Status::Ok();
+}
+
+// Rebuilds one stopped member `pid` (ckpt's view) from its model; leaves
+// it stopped with its final registers, still traced. The resources do their
+// parts at the rebuild points (resource.h).
+Status RebuildMember(RestoreContext& c, RestoreTable& resources, const MemberRestore& p, pid_t pid,
+                     int status_fd, std::vector<pid_t>* threads_out) {
+  const ProcessModel& m = p.m;
+  Injector inj(pid, arch::BuiltinGadget());
+  std::vector<MapsEntry> child_maps;
+  std::uint64_t area = 0;
+  RETURN_IF_ERROR(SeizeForRebuild(m, pid, status_fd, &inj, &child_maps, &area));
   RETURN_IF_ERROR(ClearAddressSpace(&inj, child_maps, area, area + kGadgetAreaSize));
   ASSIGN_OR_RETURN(auto left, ReadMaps(pid, false));
   const char* force = std::getenv("CKPT_ENGINE_FORCE_VDSO_PROXY");
   ASSIGN_OR_RETURN(VdsoPlan vp, RestoreVdso(m, &inj, pid, left, force != nullptr && *force == '1'));
-  stats->vdso_proxy = stats->vdso_proxy || vp.proxy;
-  RETURN_IF_ERROR(CreateVmas(m, &inj, file_fds));
-  RETURN_IF_ERROR(shm->AttachMember(t, m.core.pid, m, &inj));
+  c.stats->vdso_proxy = c.stats->vdso_proxy || vp.proxy;
+  RETURN_IF_ERROR(CreateVmas(m, &inj, p.file_fds));
+  RETURN_IF_ERROR(resources.Rebuild(c, p, pid, RebuildPoint::kVmasCreated, &inj));
   std::uint64_t pages = 0;
-  RETURN_IF_ERROR(RestorePages(m, reader, prefix, pid, &inj, progress, &pages));
-  stats->pages += pages;
+  RETURN_IF_ERROR(RestorePages(m, c.reader, p.prefix, pid, &inj, c.o.progress, &pages));
+  c.stats->pages += pages;
   RETURN_IF_ERROR(FinishVmas(m, &inj));
   // The kernel refuses to replace the exe link while the old executable is
   // mapped; when the restore child already runs the image's executable
   // (the dumped program was ckpt itself, or a fork of the restoring
   // program) there is nothing to replace.
-  int set_exe = exe_fd;
+  int set_exe = p.exe_fd;
   struct stat cur;
   if (m.core.exe_file >= 0 && ::stat(ProcPath(pid, "exe").c_str(), &cur) == 0 &&
       cur.st_ino == m.files[m.core.exe_file].ino && cur.st_dev == m.files[m.core.exe_file].dev) {
     set_exe = -1;
   }
   RETURN_IF_ERROR(RestoreMmLayout(m, &inj, set_exe));
-  for (int fd : file_fds) {
-    if (fd >= 0) RETURN_IF_ERROR(inj.Call("close", SYS_close, {static_cast<std::uint64_t>(fd)}).status());
-  }
-  RETURN_IF_ERROR(sysv->RestoreMember(t, m.core.pid, &inj));
+  RETURN_IF_ERROR(resources.Rebuild(c, p, pid, RebuildPoint::kMemoryComplete, &inj));
+  RETURN_IF_ERROR(resources.Rebuild(c, p, pid, RebuildPoint::kBeforeThreads, &inj));
   std::vector<pid_t> created;
   Status st = RestoreThreads(m, &inj, &created);
   threads_out->insert(threads_out->end(), created.begin(), created.end());
   RETURN_IF_ERROR(st);
-  RETURN_IF_ERROR(RestorePendingSignals(m, &inj, m.core.pid));
-  RETURN_IF_ERROR(RestoreTimers(m.core, &inj));
+  RETURN_IF_ERROR(resources.Rebuild(c, p, pid, RebuildPoint::kThreadsCreated, &inj));
   // Last of all, once nothing needs ckpt's privileges any more: the
   // credentials the process had (another user's, fewer capabilities).
   std::vector<pid_t> tids = {pid};
@@ -213,19 +218,10 @@ Status RebuildMember(const ProcessModel& m, image::ImageReader* reader, const st
   return LoadThreadState(pid, m.threads[0], m.core.xsave_size);
 }
 
-// Everything prepared in ckpt for one member before the tree is forked.
-struct MemberPlan {
-  ProcessModel m;
-  std::string prefix;
-  FdPlan plan;
-  std::vector<int> file_fds;
-  int exe_fd = -1;
-};
-
 // Every member and every shared object is back: all may run now. A member
 // that was stopped gets its SIGSTOP first (nothing is injected any more):
 // it stops before running an instruction of its own.
-Status LetGo(const std::vector<std::unique_ptr<MemberPlan>>& plans, const std::vector<pid_t>& pids,
+Status LetGo(const std::vector<std::unique_ptr<MemberRestore>>& plans, const std::vector<pid_t>& pids,
              const std::vector<pid_t>& threads) {
   for (std::size_t i = 0; i < plans.size(); ++i) {
     if (plans[i] != nullptr && StopsAfterRestore(plans[i]->m) && ::kill(pids[i], SIGSTOP) != 0)
@@ -256,6 +252,131 @@ Result<std::unique_ptr<image::ImageReader>> OpenImage(const RestoreOptions& o, c
   return reader;
 }
 
+// With --pidns: a PID 1 for a fresh PID namespace, which ckpt then enters
+// (its next children are created in it). Returns the PID 1.
+Result<pid_t> EnterNewPidNamespace(RestoreGuard* guard) {
+  struct clone_args ca;
+  std::memset(&ca, 0, sizeof ca);
+  ca.flags = CLONE_NEWPID;
+  ca.exit_signal = 0;
+  long r = ::syscall(SYS_clone3, &ca, sizeof ca);
+  if (r < 0) return PosixError("clone3(CLONE_NEWPID)", "", errno);
+  if (r == 0) {
+    // PID 1 of the new namespace: reap, and leave once alone.
+    ::syscall(SYS_close_range, 0u, ~0u, 0u);
+    ::signal(SIGCHLD, SIG_DFL);
+    for (int idle = 0;;) {
+      while (::waitpid(-1, nullptr, WNOHANG) > 0) {
+      }
+      ::sleep(1);
+      if (::kill(-1, 0) != 0 && errno == ESRCH) {
+        if (++idle > 2) ::_exit(0);
+      } else {
+        idle = 0;
+      }
+    }
+  }
+  pid_t init_pid = static_cast<pid_t>(r);
+  guard->KillOnDeath({init_pid});
+  int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, init_pid, 0));
+  if (pidfd < 0 || ::setns(pidfd, CLONE_NEWPID) != 0) {
+    int e = errno;
+    ::kill(init_pid, SIGKILL);
+    return PosixError("enter the new PID namespace", "", e);
+  }
+  ::close(pidfd);
+  return init_pid;
+}
+
+// Forks the tree (in a fresh PID namespace with o.new_pidns); each member's
+// child sets its descriptors and task attributes up and stops. On success
+// every member holds its descriptors and *status_fds says, per member, the
+// number of its status descriptor.
+Status SpawnMembers(const RestoreOptions& o, const TreeModel& t,
+                    std::vector<std::unique_ptr<MemberRestore>>& plans, RestoreGuard* guard,
+                    SpawnedTree* tree, pid_t* init_pid, std::string* warnings,
+                    std::map<std::int32_t, int>* status_fds) {
+  int sp[2];
+  if (::pipe2(sp, O_CLOEXEC) != 0) return PosixError("pipe2", "", errno);
+  if (o.new_pidns) {
+    auto init = EnterNewPidNamespace(guard);
+    if (!init.ok()) {
+      ::close(sp[0]);
+      ::close(sp[1]);
+      return init.status();
+    }
+    *init_pid = *init;
+  }
+  int own_ns = o.new_pidns ? ::open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC) : -1;
+  SpawnPlan spawn;
+  spawn.members = t.members;
+  int status_fd = sp[1];
+  spawn.member_main = [&plans, status_fd](std::size_t i) {
+    ChildMain(plans[i]->m, plans[i]->plan, status_fd);
+  };
+  Status spawned = SpawnTree(spawn, sp[1], sp[0], tree);
+  // Not yet running, but parts of a tree let go must not run on alone.
+  guard->KillOnDeath(tree->pids);
+  if (own_ns >= 0) {
+    // Back to creating children (and threads: clone refuses CLONE_THREAD
+    // across namespaces) in ckpt's own PID namespace.
+    if (::setns(own_ns, CLONE_NEWPID) != 0) std::perror("ckpt: setns back to own PID namespace");
+    ::close(own_ns);
+  }
+  std::size_t alive = 0;
+  for (const auto& p : plans) alive += p != nullptr ? 1 : 0;
+  Status cs = spawned.ok() ? ReadMemberReports(sp[0], alive, warnings, status_fds) : spawned;
+  ::close(sp[0]);
+  for (auto& p : plans) {
+    if (p != nullptr) p->plan.CloseAll();
+  }
+  return cs;
+}
+
+// Reads the tree model and every alive member's model (nullptr for zombies).
+Result<std::vector<std::unique_ptr<MemberRestore>>> ReadMembers(const TreeModel& t,
+                                                                const image::ImageReader& r,
+                                                                RestoreStats* stats) {
+  std::vector<std::unique_ptr<MemberRestore>> plans(t.members.size());
+  for (std::size_t i = 0; i < t.members.size(); ++i) {
+    if (t.members[i].zombie) continue;
+    plans[i] = std::make_unique<MemberRestore>();
+    plans[i]->prefix = SectionPrefix(t, t.members[i].pid);
+    ASSIGN_OR_RETURN(plans[i]->m, ReadModel(r, plans[i]->prefix));
+    stats->threads += static_cast<int>(plans[i]->m.threads.size());
+  }
+  stats->members = static_cast<int>(t.members.size());
+  return plans;
+}
+
+// Rebuilds every member, then lets the tree run once every resource is
+// finished and the caller's hold agreed.
+Status RebuildAndRun(RestoreContext& c, RestoreTable& resources,
+                     std::vector<std::unique_ptr<MemberRestore>>& plans, const SpawnedTree& tree,
+                     std::map<std::int32_t, int>& status_fds) {
+  std::vector<pid_t> threads;
+  for (std::size_t i = 0; i < plans.size(); ++i) {
+    if (plans[i] == nullptr) continue;
+    const MemberRestore& p = *plans[i];
+    int status_fd = status_fds.count(p.m.core.pid) != 0 ? status_fds[p.m.core.pid] : -1;
+    RETURN_IF_ERROR(RebuildMember(c, resources, p, tree.pids[i], status_fd, &threads)
+                        .WithContext("process " + std::to_string(p.m.core.pid)));
+  }
+  // A streamed image: the rest, its table and trailer (checked against
+  // what was read) before anything runs.
+  RETURN_IF_ERROR(c.reader->Finish());
+  RETURN_IF_ERROR(resources.Each([&](RestoreResource& r) { return r.Finish(c); }));
+  const char* fault = std::getenv("CKPT_ENGINE_FAULT");
+  if (fault != nullptr && std::strcmp(fault, "fail-restore-late") == 0) {
+    // Test hook: everything is built, nothing runs yet.
+    return Internal("failing the restore at its last step, as CKPT_ENGINE_FAULT asks");
+  }
+  // Everything is built, nothing has run: the caller's last word (a
+  // migration waits here for the source's go-ahead).
+  if (c.o.hold) RETURN_IF_ERROR(c.o.hold(*c.stats));
+  return LetGo(plans, tree.pids, threads);
+}
+
 }  // namespace
 
 Result<RestoreStats> Restore(const RestoreOptions& o) {
@@ -267,118 +388,37 @@ Result<RestoreStats> Restore(const RestoreOptions& o) {
   ASSIGN_OR_RETURN(auto reader, OpenImage(o, path));
   bool is_tree = false;
   ASSIGN_OR_RETURN(TreeModel t, ReadTreeModel(*reader, &is_tree));
-  std::vector<std::unique_ptr<MemberPlan>> plans(t.members.size());
-  for (std::size_t i = 0; i < t.members.size(); ++i) {
-    if (t.members[i].zombie) continue;
-    plans[i] = std::make_unique<MemberPlan>();
-    plans[i]->prefix = SectionPrefix(t, t.members[i].pid);
-    ASSIGN_OR_RETURN(plans[i]->m, ReadModel(*reader, plans[i]->prefix));
-    stats.threads += static_cast<int>(plans[i]->m.threads.size());
-  }
-  stats.members = static_cast<int>(t.members.size());
+  ASSIGN_OR_RETURN(auto plans, ReadMembers(t, *reader, &stats));
   if (o.new_pidns && t.members[0].pid == 1)
     return NotSupported("the dumped process was PID 1 of its namespace");
 
   // If ckpt dies before the restore is complete, its guardian removes what
-  // would outlive it (declared first: it leaves last, once the objects
-  // below cleaned up after a failure themselves).
+  // would outlive it (declared first: it leaves last, once the resources
+  // cleaned up after a failure themselves).
   RestoreGuard guard;
   RETURN_IF_ERROR(guard.Start());
-  // Shared objects first (System V ones may move ckpt into a fresh IPC
-  // namespace, which the forks inherit), then every member's descriptors.
-  SysvRestore sysv;
-  sysv.set_guard(&guard);
-  std::map<std::uint32_t, int> shm_ids;
-  RETURN_IF_ERROR(sysv.Create(t, o.ipc_ns, &shm_ids));
-  stats.new_ipc_ns = sysv.new_namespace();
-  SharedMemRestore shm;
-  shm.set_guard(&guard);
-  for (const auto& [obj, id] : shm_ids) shm.SetSysvId(obj, id);
-  RETURN_IF_ERROR(shm.Create(t, *reader));
-  RETURN_IF_ERROR(shm.Fill(t, *reader));
-  PipeTable pipes;
-  SharedFds shared(&pipes, &shm, &t);
+  RestoreContext c{o, t, reader.get(), &guard, &stats, {}};
+  RestoreTable resources;
+  // The objects members share, then every member's descriptors.
+  RETURN_IF_ERROR(resources.Each([&](RestoreResource& r) { return r.Create(c); }));
   for (auto& p : plans) {
     if (p == nullptr) continue;
-    RETURN_IF_ERROR(PrepareFds(p->m, *reader, p->prefix, &shared, &p->plan));
-    int base = 0;
-    for (const auto& f : p->m.fds) base = std::max(base, f.fd + 1);
-    RETURN_IF_ERROR(PrepareMapFiles(p->m, base + 16, &p->plan, &p->file_fds, &p->exe_fd));
-    int next = base + 16 + static_cast<int>(p->m.files.size()) + 1;
-    shm.PlanMember(t, p->m.core.pid, &p->plan, &next);
+    RETURN_IF_ERROR(resources.Each([&](RestoreResource& r) { return r.PlanMember(c, *p); }));
   }
-  int sp[2];
-  if (::pipe2(sp, O_CLOEXEC) != 0) return PosixError("pipe2", "", errno);
-
-  pid_t init_pid = -1;
-  if (o.new_pidns) {
-    ASSIGN_OR_RETURN(init_pid, [&]() -> Result<pid_t> {
-      struct clone_args ca;
-      std::memset(&ca, 0, sizeof ca);
-      ca.flags = CLONE_NEWPID;
-      ca.exit_signal = 0;
-      long r = ::syscall(SYS_clone3, &ca, sizeof ca);
-      if (r < 0) return PosixError("clone3(CLONE_NEWPID)", "", errno);
-      if (r == 0) {
-        // PID 1 of the new namespace: reap, and leave once alone.
-        ::syscall(SYS_close_range, 0u, ~0u, 0u);
-        ::signal(SIGCHLD, SIG_DFL);
-        for (int idle = 0;;) {
-          while (::waitpid(-1, nullptr, WNOHANG) > 0) {
-          }
-          ::sleep(1);
-          if (::kill(-1, 0) != 0 && errno == ESRCH) {
-            if (++idle > 2) ::_exit(0);
-          } else {
-            idle = 0;
-          }
-        }
-      }
-      return static_cast<pid_t>(r);
-    }());
-    guard.KillOnDeath({init_pid});
-    int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, init_pid, 0));
-    if (pidfd < 0 || ::setns(pidfd, CLONE_NEWPID) != 0) {
-      int e = errno;
-      ::kill(init_pid, SIGKILL);
-      return PosixError("enter the new PID namespace", "", e);
-    }
-    ::close(pidfd);
-  }
-  int own_ns = o.new_pidns ? ::open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC) : -1;
-  SpawnPlan spawn;
-  spawn.members = t.members;
-  int status_fd = sp[1];
-  spawn.member_main = [&plans, status_fd](std::size_t i) {
-    ChildMain(plans[i]->m, plans[i]->plan, status_fd);
-  };
   SpawnedTree tree;
-  Status spawned = SpawnTree(spawn, sp[1], sp[0], &tree);
-  // Not yet running, but parts of a tree let go must not run on alone.
-  guard.KillOnDeath(tree.pids);
-  if (own_ns >= 0) {
-    // Back to creating children (and threads: clone refuses CLONE_THREAD
-    // across namespaces) in ckpt's own PID namespace.
-    if (::setns(own_ns, CLONE_NEWPID) != 0) std::perror("ckpt: setns back to own PID namespace");
-    ::close(own_ns);
-  }
+  pid_t init_pid = -1;
   std::string warnings;
   std::map<std::int32_t, int> status_fds;
-  std::size_t alive = 0;
-  for (const auto& p : plans) alive += p != nullptr ? 1 : 0;
-  Status cs = spawned.ok() ? ReadMemberReports(sp[0], alive, &warnings, &status_fds) : spawned;
-  ::close(sp[0]);
-  for (auto& p : plans) {
-    if (p != nullptr) p->plan.CloseAll();
-  }
+  Status cs = SpawnMembers(o, t, plans, &guard, &tree, &init_pid, &warnings, &status_fds);
   if (!cs.ok()) {
     tree.KillAll();
     if (init_pid > 0) ::kill(init_pid, SIGKILL);
     return cs.WithContext("restore from " + path);
   }
-  // The members hold their descriptors now: ckpt's copies of pipe ends
-  // would keep pipes from ever reaching end-of-file.
-  pipes.CloseAll();
+  (void)resources.Each([&](RestoreResource& r) {
+    r.MembersHoldFds(c);
+    return Status::Ok();
+  });
   for (const auto& p : plans) {
     if (p != nullptr && !p->m.creds.recorded) {
       warnings += "the image records no credentials (an older ckpt wrote it): process " +
@@ -387,31 +427,7 @@ Result<RestoreStats> Restore(const RestoreOptions& o) {
   }
   if (!warnings.empty()) std::fprintf(stderr, "ckpt: warning: %s", warnings.c_str());
   stats.pid = tree.pids[0];
-
-  std::vector<pid_t> threads;
-  Status st = [&]() -> Status {
-    for (std::size_t i = 0; i < plans.size(); ++i) {
-      if (plans[i] == nullptr) continue;
-      MemberPlan& p = *plans[i];
-      RETURN_IF_ERROR(RebuildMember(p.m, reader.get(), p.prefix, tree.pids[i],
-                                    status_fds.count(p.m.core.pid) != 0 ? status_fds[p.m.core.pid] : -1,
-                                    p.file_fds, p.exe_fd, t, &shm, &sysv, o.progress, &stats, &threads)
-                          .WithContext("process " + std::to_string(p.m.core.pid)));
-    }
-    // A streamed image: the rest, its table and trailer (checked against
-    // what was read) before anything runs.
-    RETURN_IF_ERROR(reader->Finish());
-    RETURN_IF_ERROR(sysv.Finish(t));
-    const char* fault = std::getenv("CKPT_ENGINE_FAULT");
-    if (fault != nullptr && std::strcmp(fault, "fail-restore-late") == 0) {
-      // Test hook: everything is built, nothing runs yet.
-      return Internal("failing the restore at its last step, as CKPT_ENGINE_FAULT asks");
-    }
-    // Everything is built, nothing has run: the caller's last word (a
-    // migration waits here for the source's go-ahead).
-    if (o.hold) RETURN_IF_ERROR(o.hold(stats));
-    return LetGo(plans, tree.pids, threads);
-  }();
+  Status st = RebuildAndRun(c, resources, plans, tree, status_fds);
   if (!st.ok()) {
     tree.KillAll();
     if (init_pid > 0) ::kill(init_pid, SIGKILL);
@@ -419,8 +435,7 @@ Result<RestoreStats> Restore(const RestoreOptions& o) {
   }
   guard.Commit();
   tree.Release();
-  sysv.Commit();
-  shm.Commit();
+  resources.Commit();
   ::prctl(PR_SET_CHILD_SUBREAPER, 0);
   pid_t pid = tree.pids[0];
   stats.total_ns = NowNs() - t0;

@@ -1,0 +1,185 @@
+// The shape every resource of the engine has, and the ordered tables that
+// Dump() and Restore() run (docs/engine.md, "Resources").
+//
+// A member's own core — its address space, threads, registers, credentials,
+// descriptors' places — is the frame the dump and the restore build; a
+// resource is a kind of state on top of it (System V objects, shared memory,
+// pipes, pending signals, timers). Each resource keeps its own state between
+// the phases of one dump or one restore, like CRIU's per-file-type
+// operations or DMTCP's plugin events. The tables list the resources in the
+// order their phases must run; that order is where the ordering rules live:
+//
+//   dump:    pipes, shared memory, System V
+//   restore: System V, files, shared memory, signals, timers
+//
+// - System V objects are created first: they may move ckpt into a fresh IPC
+//   namespace, which every later object and the forked members inherit, and
+//   they create the segments whose ids the shared memory objects use.
+// - Files plan before shared memory: shared memory takes the descriptor
+//   numbers after the map files'.
+// Not thread-safe.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/engine.h"
+#include "engine/files.h"
+#include "engine/model.h"
+#include "engine/tree_model.h"
+#include "image/reader.h"
+#include "image/writer.h"
+#include "util/status.h"
+
+namespace ckpt::engine {
+
+class FrozenProcess;
+class Injector;
+class RestoreGuard;
+struct PipeCensus;
+
+// One alive member while it is dumped.
+struct MemberDump {
+  pid_t pid = 0;
+  FrozenProcess* fp = nullptr;
+  ProcessModel m;
+  std::vector<Blob> blobs;
+  std::uint64_t gadget = 0;
+  std::vector<PageRun> candidates;
+};
+
+// What the resources of one dump share.
+struct DumpContext {
+  const DumpOptions& o;
+  TreeModel& t;
+  std::vector<MemberDump>& md;
+  PipeCensus* pipe_census;
+  DumpStats* stats;
+};
+
+class DumpResource {
+ public:
+  virtual ~DumpResource() = default;
+  virtual const char* name() const = 0;
+  // While frozen, once every member's core is read: the resource's state,
+  // into the tree model, the members' models or the resource itself.
+  virtual Status Collect(DumpContext& c) = 0;
+  // Sections a restore needs before the tree model (shared pages).
+  virtual Status WriteBeforeTree(DumpContext&, image::ImageWriter*) { return Status::Ok(); }
+  // Sections that follow the tree model (tree-level blobs).
+  virtual Status WriteAfterTree(DumpContext&, image::ImageWriter*) { return Status::Ok(); }
+  // The members run on — after the image (--leave-running) or after a
+  // failed dump: puts back what Collect changed in them. Runs while the
+  // members still have their gadgets (it may inject); at most once.
+  virtual Status PutBack(DumpContext&) { return Status::Ok(); }
+  // The members were killed after the image: ends what went into the image
+  // with them (System V objects leave the host).
+  virtual Status AfterKill(DumpContext&) { return Status::Ok(); }
+};
+
+// The dump table, in order.
+class DumpTable {
+ public:
+  DumpTable();
+  DumpTable(const DumpTable&) = delete;
+  DumpTable& operator=(const DumpTable&) = delete;
+  ~DumpTable();
+  // Runs `phase` on every resource in order, up to the first error.
+  template <typename F>
+  Status Each(F phase) {
+    for (auto& r : resources_) {
+      Status s = phase(*r);
+      if (!s.ok()) return s;
+    }
+    return Status::Ok();
+  }
+  // Puts back every resource once (later calls do nothing); the first error.
+  Status PutBack(DumpContext& c);
+
+ private:
+  std::vector<std::unique_ptr<DumpResource>> resources_;
+  bool put_back_ = false;
+};
+
+// One member while it is restored: what ckpt prepares before the tree forks.
+struct MemberRestore {
+  ProcessModel m;
+  std::string prefix;         // its sections' names start with this
+  FdPlan plan;                // the descriptors its set-up child takes
+  int next_fd = 0;            // the next number free for ckpt's descriptors in the child
+  std::vector<int> file_fds;  // per file of m.files: its descriptor in the child, or -1
+  int exe_fd = -1;
+};
+
+// Where in the rebuild of a stopped member a resource does its part.
+enum class RebuildPoint {
+  kVmasCreated,     // every mapping exists, no page is filled yet
+  kMemoryComplete,  // pages, protections, mm layout and exe are back
+  kBeforeThreads,   // only the main thread exists
+  kThreadsCreated,  // every thread exists; no register is loaded yet
+};
+
+// What the resources of one restore share.
+struct RestoreContext {
+  const RestoreOptions& o;
+  const TreeModel& t;
+  image::ImageReader* reader;
+  RestoreGuard* guard;
+  RestoreStats* stats;
+  // System V segment objects: the id each got (from System V to shared memory).
+  std::map<std::uint32_t, int> sysv_shm_ids;
+};
+
+class RestoreResource {
+ public:
+  // Removes what it created unless Commit() was called.
+  virtual ~RestoreResource() = default;
+  virtual const char* name() const = 0;
+  // In ckpt, before the tree forks: the objects several members share.
+  virtual Status Create(RestoreContext&) { return Status::Ok(); }
+  // The descriptors member `p`'s set-up child takes (into p.plan).
+  virtual Status PlanMember(RestoreContext&, MemberRestore&) { return Status::Ok(); }
+  // Every member's child holds its descriptors: ckpt's copies may go.
+  virtual void MembersHoldFds(RestoreContext&) {}
+  // In the stopped member `p` (ckpt's PID `pid`), by injection.
+  virtual Status Rebuild(RestoreContext&, const MemberRestore&, pid_t, RebuildPoint, Injector*) {
+    return Status::Ok();
+  }
+  // Every member is rebuilt, none runs yet.
+  virtual Status Finish(RestoreContext&) { return Status::Ok(); }
+  // The restore succeeded: what was created stays.
+  virtual void Commit() {}
+};
+
+// The restore table, in order. Destroyed last to first.
+class RestoreTable {
+ public:
+  RestoreTable();
+  RestoreTable(const RestoreTable&) = delete;
+  RestoreTable& operator=(const RestoreTable&) = delete;
+  ~RestoreTable();
+  template <typename F>
+  Status Each(F phase) {
+    for (auto& r : resources_) {
+      Status s = phase(*r);
+      if (!s.ok()) return s;
+    }
+    return Status::Ok();
+  }
+  Status Rebuild(RestoreContext& c, const MemberRestore& p, pid_t pid, RebuildPoint at, Injector* inj) {
+    return Each([&](RestoreResource& r) { return r.Rebuild(c, p, pid, at, inj); });
+  }
+  void Commit() {
+    for (auto& r : resources_) r->Commit();
+  }
+
+ private:
+  std::vector<std::unique_ptr<RestoreResource>> resources_;
+};
+
+}  // namespace ckpt::engine

@@ -1,0 +1,231 @@
+// The engine's resources (resource.h) and their tables: each entry adapts
+// one kind of state — pipes, shared memory, System V objects, descriptors,
+// pending signals, timers — to the phases of a dump and a restore, and
+// keeps what it learnt between them.
+#include <sys/syscall.h>
+
+#include <algorithm>
+
+#include "engine/pipes.h"
+#include "engine/precheck.h"
+#include "engine/resource.h"
+#include "engine/shared_mem.h"
+#include "engine/signals.h"
+#include "engine/sysv.h"
+#include "engine/timers.h"
+#include "engine/util.h"
+
+namespace ckpt::engine {
+
+namespace {
+
+// ---- dump -----------------------------------------------------------------
+
+std::vector<pid_t> Pids(const std::vector<MemberDump>& md) {
+  std::vector<pid_t> pids;
+  for (const auto& d : md) pids.push_back(d.pid);
+  return pids;
+}
+
+// Pipes between members: which ones are new since the census (created
+// between the checks and the freeze), and their unread contents.
+class PipesDump : public DumpResource {
+ public:
+  const char* name() const override { return "pipes"; }
+  Status Collect(DumpContext& c) override {
+    std::vector<ProcessModel*> models;
+    for (auto& d : c.md) models.push_back(&d.m);
+    std::vector<pid_t> pids = Pids(c.md);
+    RETURN_IF_ERROR(CensusNewPipes(pids, models, c.o.external_pipes, c.pipe_census));
+    return DumpPipes(pids, models, c.pipe_census->external, &blobs_);
+  }
+  Status WriteAfterTree(DumpContext&, image::ImageWriter* w) override {
+    for (const auto& b : blobs_) RETURN_IF_ERROR(w->AddSection(kSecBlob, b.name, "", b.data));
+    return Status::Ok();
+  }
+
+ private:
+  std::vector<Blob> blobs_;  // the pipes' contents, tree-level
+};
+
+// Shared memory objects: registered per member; their pages are written
+// once, before the tree model that lists their runs.
+class SharedMemoryDump : public DumpResource {
+ public:
+  const char* name() const override { return "shared memory"; }
+  Status Collect(DumpContext& c) override {
+    for (auto& d : c.md) RETURN_IF_ERROR(shm_.AddMember(d.pid, &d.m, &d.blobs, &c.t));
+    return Status::Ok();
+  }
+  Status WriteBeforeTree(DumpContext& c, image::ImageWriter* w) override {
+    std::int64_t t0 = NowNs();
+    RETURN_IF_ERROR(shm_.WritePages(w, &c.t, &c.stats->shared_bytes));
+    c.stats->shared_write_ns = NowNs() - t0;
+    return Status::Ok();
+  }
+
+ private:
+  SharedMemDump shm_;
+};
+
+// System V semaphore sets and message queues (segments are shared memory
+// objects): read by injection, SEM_UNDO adjustments taken over while frozen.
+class SysvObjectsDump : public DumpResource {
+ public:
+  const char* name() const override { return "System V"; }
+  Status Collect(DumpContext& c) override {
+    std::vector<SysvMember> members;
+    for (auto& d : c.md) members.push_back({d.pid, d.fp, d.gadget});
+    return sysv_.Collect(members, c.o.ipc_ids, c.o.leave_running, &c.t);
+  }
+  Status PutBack(DumpContext&) override { return sysv_.PutBack(); }
+  Status AfterKill(DumpContext& c) override {
+    return sysv_.RemoveObjects(c.t).WithContext("removing the dumped System V objects");
+  }
+
+ private:
+  SysvDump sysv_;
+};
+
+// ---- restore --------------------------------------------------------------
+
+// System V objects, created first (see resource.h); a member's own
+// operations (SEM_UNDO, last operator) are replayed before its threads.
+class SysvObjectsRestore : public RestoreResource {
+ public:
+  const char* name() const override { return "System V"; }
+  Status Create(RestoreContext& c) override {
+    sysv_.set_guard(c.guard);
+    RETURN_IF_ERROR(sysv_.Create(c.t, c.o.ipc_ns, &c.sysv_shm_ids));
+    c.stats->new_ipc_ns = sysv_.new_namespace();
+    return Status::Ok();
+  }
+  Status Rebuild(RestoreContext& c, const MemberRestore& p, pid_t, RebuildPoint at, Injector* inj) override {
+    if (at != RebuildPoint::kBeforeThreads) return Status::Ok();
+    return sysv_.RestoreMember(c.t, p.m.core.pid, inj);
+  }
+  Status Finish(RestoreContext& c) override { return sysv_.Finish(c.t); }
+  void Commit() override { sysv_.Commit(); }
+
+ private:
+  SysvRestore sysv_;
+};
+
+// Shared memory objects: created and filled once in ckpt, then mapped by
+// every member at its old address before its own pages are filled.
+class SharedMemoryRestore : public RestoreResource {
+ public:
+  const char* name() const override { return "shared memory"; }
+  const SharedMemRestore* objects() const { return &shm_; }
+  Status Create(RestoreContext& c) override {
+    shm_.set_guard(c.guard);
+    for (const auto& [obj, id] : c.sysv_shm_ids) shm_.SetSysvId(obj, id);
+    RETURN_IF_ERROR(shm_.Create(c.t, *c.reader));
+    return shm_.Fill(c.t, *c.reader);
+  }
+  Status PlanMember(RestoreContext& c, MemberRestore& p) override {
+    shm_.PlanMember(c.t, p.m.core.pid, &p.plan, &p.next_fd);
+    return Status::Ok();
+  }
+  Status Rebuild(RestoreContext& c, const MemberRestore& p, pid_t, RebuildPoint at, Injector* inj) override {
+    if (at != RebuildPoint::kVmasCreated) return Status::Ok();
+    return shm_.AttachMember(c.t, p.m.core.pid, p.m, inj);
+  }
+  void Commit() override { shm_.Commit(); }
+
+ private:
+  SharedMemRestore shm_;
+};
+
+// Descriptors: opened (files, pipes between members, recreated unlinked
+// files, shared memory objects) into each member's plan, and the files its
+// mappings need at numbers after them; those close once memory is back.
+class FilesRestore : public RestoreResource {
+ public:
+  explicit FilesRestore(const SharedMemRestore* shm) : shm_(shm) {}
+  const char* name() const override { return "files"; }
+  Status Create(RestoreContext& c) override {
+    shared_ = std::make_unique<SharedFds>(&pipes_, shm_, &c.t);
+    return Status::Ok();
+  }
+  Status PlanMember(RestoreContext& c, MemberRestore& p) override {
+    RETURN_IF_ERROR(PrepareFds(p.m, *c.reader, p.prefix, shared_.get(), &p.plan));
+    int base = 0;
+    for (const auto& f : p.m.fds) base = std::max(base, f.fd + 1);
+    RETURN_IF_ERROR(PrepareMapFiles(p.m, base + 16, &p.plan, &p.file_fds, &p.exe_fd));
+    p.next_fd = base + 16 + static_cast<int>(p.m.files.size()) + 1;
+    return Status::Ok();
+  }
+  // ckpt's copies of pipe ends would keep pipes from ever reaching
+  // end-of-file.
+  void MembersHoldFds(RestoreContext&) override { pipes_.CloseAll(); }
+  Status Rebuild(RestoreContext&, const MemberRestore& p, pid_t, RebuildPoint at, Injector* inj) override {
+    if (at != RebuildPoint::kMemoryComplete) return Status::Ok();
+    for (int fd : p.file_fds) {
+      if (fd >= 0) RETURN_IF_ERROR(inj->Call("close", SYS_close, {static_cast<std::uint64_t>(fd)}).status());
+    }
+    return Status::Ok();
+  }
+
+ private:
+  const SharedMemRestore* shm_;
+  PipeTable pipes_;
+  std::unique_ptr<SharedFds> shared_;
+};
+
+// Signals queued for the process and its threads.
+class PendingSignalsRestore : public RestoreResource {
+ public:
+  const char* name() const override { return "pending signals"; }
+  Status Rebuild(RestoreContext&, const MemberRestore& p, pid_t, RebuildPoint at, Injector* inj) override {
+    return at == RebuildPoint::kThreadsCreated ? RestorePendingSignals(p.m, inj, p.m.core.pid) : Status::Ok();
+  }
+};
+
+// Interval timers (setitimer).
+class TimersRestore : public RestoreResource {
+ public:
+  const char* name() const override { return "timers"; }
+  Status Rebuild(RestoreContext&, const MemberRestore& p, pid_t, RebuildPoint at, Injector* inj) override {
+    return at == RebuildPoint::kThreadsCreated ? RestoreTimers(p.m.core, inj) : Status::Ok();
+  }
+};
+
+}  // namespace
+
+DumpTable::DumpTable() {
+  resources_.push_back(std::make_unique<PipesDump>());
+  resources_.push_back(std::make_unique<SharedMemoryDump>());
+  resources_.push_back(std::make_unique<SysvObjectsDump>());
+}
+
+DumpTable::~DumpTable() {
+  while (!resources_.empty()) resources_.pop_back();
+}
+
+Status DumpTable::PutBack(DumpContext& c) {
+  if (put_back_) return Status::Ok();
+  put_back_ = true;
+  Status first;
+  for (auto& r : resources_) {
+    Status s = r->PutBack(c);
+    if (first.ok() && !s.ok()) first = s;
+  }
+  return first;
+}
+
+RestoreTable::RestoreTable() {
+  auto shm = std::make_unique<SharedMemoryRestore>();
+  auto files = std::make_unique<FilesRestore>(shm->objects());
+  resources_.push_back(std::make_unique<SysvObjectsRestore>());
+  resources_.push_back(std::move(files));
+  resources_.push_back(std::move(shm));
+  resources_.push_back(std::make_unique<PendingSignalsRestore>());
+  resources_.push_back(std::make_unique<TimersRestore>());
+}
+
+RestoreTable::~RestoreTable() {
+  while (!resources_.empty()) resources_.pop_back();
+}
+
+}  // namespace ckpt::engine
