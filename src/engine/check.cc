@@ -19,6 +19,7 @@
 #include <sstream>
 
 #include "engine/engine.h"
+#include "engine/eventfds.h"
 #include "engine/proc.h"
 #include "engine/ptrace.h"
 
@@ -196,6 +197,13 @@ std::vector<CheckItem> Check() {
     add("sysv-ipc", e == 0, false,
         e == 0 ? "System V ids restored exactly (*_next_id), queues read with MSG_COPY, IPC namespaces"
                : ErrText(e) + " (trees using System V IPC cannot be dumped or restored)");
+  }
+  {
+    std::string failed = ProbeEventFiles();
+    add("event-files", failed.empty(), false,
+        failed.empty()
+            ? "eventfd, signalfd, timerfd (expirations kept) and epoll (watches proved by kcmp) are saved"
+            : failed + " (processes with event files cannot be dumped or restored)");
   }
   {
     // A dump refuses POSIX timers it cannot save, which only this file shows.

@@ -15,6 +15,7 @@
 #include <map>
 #include <set>
 
+#include "engine/eventfds.h"
 #include "engine/pipes.h"
 #include "engine/proc.h"
 #include "engine/shared_mem.h"
@@ -81,15 +82,22 @@ Status DumpFds(pid_t pid, FileTable* files, ProcessModel* m, std::vector<Blob>* 
     }
     by_inode[key].push_back(n);
     const std::string& l = *link;
-    if (l.compare(0, 5, "pipe:") == 0) {
+    EventKind event_kind;
+    if (EventFileKind(l, &event_kind)) {
+      f.kind = FdKind::kEvent;
+      if (f.dup_of < 0) {
+        ASSIGN_OR_RETURN(EventFile e, DumpEventFile(pid, n, event_kind));
+        m->events.push_back(std::move(e));
+      }
+    } else if (l.compare(0, 5, "pipe:") == 0) {
       f.kind = FdKind::kPipe;
       f.pipe_ino = st.st_ino;
       int acc = static_cast<int>(fi.flags & O_ACCMODE);
       f.pipe_write_end = acc == O_WRONLY;  // internal or not: pipes.cc decides for the whole tree
     } else if (l.empty() || l[0] != '/') {
       return NotSupported("fd " + std::to_string(n) + " of process " + std::to_string(pid) + " is " + l +
-                          "; sockets, eventfd, epoll, timerfd, signalfd and other anonymous inodes are not "
-                          "supported by this engine version");
+                          "; sockets, inotify, io_uring and anonymous inodes other than eventfd, epoll, "
+                          "timerfd and signalfd are not supported by this engine version");
     } else if (S_ISREG(st.st_mode) && (st.st_nlink == 0 || StripDeleted(l, nullptr) != l)) {
       f.kind = FdKind::kDeleted;
       f.file = files->Add(l, st, false);
@@ -202,6 +210,12 @@ Status RefillFifo(const FileRef& fr, int fd, std::uint32_t flags, const image::I
 
 SharedFds::~SharedFds() {
   for (const auto& [k, fd] : deleted) ::close(fd);
+  CloseEvents();
+}
+
+void SharedFds::CloseEvents() {
+  for (const auto& [k, fd] : events) ::close(fd);
+  events.clear();
 }
 
 Status PrepareFds(const ProcessModel& m, const image::ImageReader& r, const std::string& prefix,
@@ -227,6 +241,18 @@ Status PrepareFds(const ProcessModel& m, const image::ImageReader& r, const std:
           ::open(self.c_str(), static_cast<int>(f.flags & ~kOpenStrip & ~O_APPEND & ~O_NOFOLLOW) | O_CLOEXEC);
       if (fd < 0) return PosixError("reopen shared memory object for", what, errno);
       plan->Own(fd);
+    } else if (f.kind == FdKind::kEvent) {
+      // Created once per open file description of the tree.
+      const EventFile* e = nullptr;
+      for (const auto& x : m.events) e = x.fd == f.fd ? &x : e;
+      if (e == nullptr) return Corruption("no event file for " + what);
+      auto it = shared->events.find(e->object);
+      if (it == shared->events.end()) {
+        ASSIGN_OR_RETURN(int made, CreateEventFile(*e));
+        it = shared->events.emplace(e->object, made).first;
+      }
+      fd = plan->Own(::fcntl(it->second, F_DUPFD_CLOEXEC, 0));
+      if (fd < 0) return PosixError("dup event file", what, errno);
     } else if (f.kind == FdKind::kPipe && f.pipe_internal) {
       ASSIGN_OR_RETURN(int end, shared->pipes->End(f, r));
       fd = plan->Own(::fcntl(end, F_DUPFD_CLOEXEC, 0));

@@ -62,11 +62,13 @@ class SharedFds {
   SharedFds(const SharedFds&) = delete;
   SharedFds& operator=(const SharedFds&) = delete;
   ~SharedFds();
+  void CloseEvents();
   PipeTable* pipes;
   const SharedMemRestore* shm;
   const TreeModel* tree;
   std::map<std::pair<std::uint64_t, std::uint64_t>, int> deleted;  // (dev, ino) -> recreated file
   std::set<std::string> fifos_filled;                              // FIFO blobs already written back
+  std::map<std::uint32_t, int> events;                             // event file object -> ckpt's file
 };
 
 // Opens (or recreates) every descriptor of member `pid` (sections named

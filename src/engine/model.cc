@@ -234,7 +234,7 @@ static Status DecodeFds(std::string_view in, std::vector<Fd>* f) {
     Fd x;
     x.fd = GetI32(r);
     std::uint8_t k = r.U8();
-    if (k > static_cast<std::uint8_t>(FdKind::kDeleted)) r.Fail();
+    if (k > static_cast<std::uint8_t>(FdKind::kEvent)) r.Fail();
     x.kind = static_cast<FdKind>(k);
     x.flags = r.U32();
     x.pos = r.U64();
@@ -248,6 +248,68 @@ static Status DecodeFds(std::string_view in, std::vector<Fd>* f) {
     f->push_back(x);
   }
   return Expect(r, "fds");
+}
+
+std::string EncodeEvents(const std::vector<EventFile>& e) {
+  std::string o = VersionedSection();
+  PutVarint(&o, e.size());
+  for (const auto& x : e) {
+    PutI32(&o, x.fd);
+    o.push_back(static_cast<char>(x.kind));
+    PutU32(&o, x.object);
+    PutU64(&o, x.count);
+    o.push_back(static_cast<char>(x.semaphore ? 1 : 0));
+    PutU64(&o, x.sigmask);
+    PutI32(&o, x.clockid);
+    PutU32(&o, x.settime_flags);
+    PutU64(&o, static_cast<std::uint64_t>(x.value_ns));
+    PutU64(&o, static_cast<std::uint64_t>(x.interval_ns));
+    PutU64(&o, static_cast<std::uint64_t>(x.wall_ns));
+    PutVarint(&o, x.watches.size());
+    for (const auto& w : x.watches) {
+      PutI32(&o, w.tfd);
+      PutU32(&o, w.events);
+      PutU64(&o, w.data);
+    }
+  }
+  return o;
+}
+
+static Status DecodeEvents(std::string_view in, std::vector<EventFile>* e) {
+  ByteReader r(in);
+  RETURN_IF_ERROR(CheckVersion(r, "events"));
+  std::uint64_t n = r.Varint();
+  if (n > (1u << 20)) r.Fail();
+  for (std::uint64_t i = 0; i < n && r.ok(); ++i) {
+    EventFile x;
+    x.fd = GetI32(r);
+    std::uint8_t k = r.U8();
+    if (k < static_cast<std::uint8_t>(EventKind::kEventfd) ||
+        k > static_cast<std::uint8_t>(EventKind::kEpoll))
+      r.Fail();
+    x.kind = static_cast<EventKind>(k);
+    x.object = r.U32();
+    x.count = r.U64();
+    x.semaphore = r.U8() != 0;
+    x.sigmask = r.U64();
+    x.clockid = GetI32(r);
+    x.settime_flags = r.U32();
+    x.value_ns = static_cast<std::int64_t>(r.U64());
+    x.interval_ns = static_cast<std::int64_t>(r.U64());
+    x.wall_ns = static_cast<std::int64_t>(r.U64());
+    std::uint64_t w = r.Varint();
+    if (w > (1u << 20)) r.Fail();
+    for (std::uint64_t j = 0; j < w && r.ok(); ++j) {
+      EpollWatch ew;
+      ew.tfd = GetI32(r);
+      ew.events = r.U32();
+      ew.data = r.U64();
+      x.watches.push_back(ew);
+    }
+    if (x.fd < 0 || x.value_ns < 0 || x.interval_ns < 0) r.Fail();
+    e->push_back(std::move(x));
+  }
+  return Expect(r, "events");
 }
 
 std::string EncodeSignals(const Signals& s) {
@@ -367,6 +429,8 @@ Status WriteModel(image::ImageWriter* w, const ProcessModel& m, const std::strin
   RETURN_IF_ERROR(w->AddSection(kSecFds, prefix + "fds", "", EncodeFds(m.fds)));
   RETURN_IF_ERROR(w->AddSection(kSecSignals, prefix + "signals", "", EncodeSignals(m.signals)));
   if (m.creds.recorded) RETURN_IF_ERROR(w->AddSection(kSecCreds, prefix + "creds", "", EncodeCreds(m.creds)));
+  if (!m.events.empty())
+    RETURN_IF_ERROR(w->AddSection(kSecEvents, prefix + "events", "", EncodeEvents(m.events)));
   return w->AddSection(kSecVdso, prefix + "vdso", "", m.vdso);
 }
 
@@ -417,6 +481,11 @@ Result<ProcessModel> ReadModel(const image::ImageReader& r, const std::string& p
         return Corruption("creds section: thread " + std::to_string(t.tid) + " is not in the image");
     }
   }
+  // Event files: images without any have no section.
+  if (const image::SectionInfo* s = r.Find(kSecEvents, prefix + "events"); s != nullptr) {
+    ASSIGN_OR_RETURN(std::string ev, r.ReadSection(*s));
+    RETURN_IF_ERROR(DecodeEvents(ev, &m.events));
+  }
   // A streamed image's pagemap comes after the pages (RestorePages reads it).
   if (const image::SectionInfo* s = r.Find(kSecPagemap, prefix + "pagemap"); s != nullptr) {
     ASSIGN_OR_RETURN(std::string pm, r.ReadSection(*s));
@@ -432,6 +501,15 @@ Result<ProcessModel> ReadModel(const image::ImageReader& r, const std::string& p
   }
   for (const auto& f : m.fds) {
     if (!file_ok(f.file)) return Corruption("fds section: file index out of range");
+    if (f.kind != FdKind::kEvent || f.dup_of >= 0) continue;
+    int found = 0;
+    for (const auto& e : m.events) found += e.fd == f.fd ? 1 : 0;
+    if (found != 1) return Corruption("events section: no single event file for fd " + std::to_string(f.fd));
+  }
+  for (const auto& e : m.events) {
+    bool ok = false;
+    for (const auto& f : m.fds) ok = ok || (f.fd == e.fd && f.kind == FdKind::kEvent && f.dup_of < 0);
+    if (!ok) return Corruption("events section: fd " + std::to_string(e.fd) + " is not an event descriptor");
   }
   return m;
 }
@@ -482,6 +560,22 @@ const char* FdKindName(FdKind k) {
       return "pipe";
     case FdKind::kDeleted:
       return "deleted-file";
+    case FdKind::kEvent:
+      return "event";
+  }
+  return "?";
+}
+
+const char* EventKindName(EventKind k) {
+  switch (k) {
+    case EventKind::kEventfd:
+      return "eventfd";
+    case EventKind::kSignalfd:
+      return "signalfd";
+    case EventKind::kTimerfd:
+      return "timerfd";
+    case EventKind::kEpoll:
+      return "epoll";
   }
   return "?";
 }

@@ -38,6 +38,8 @@ inline constexpr std::uint32_t kSecVdso = 0x030A;  // one: the dumping kernel's 
 // One: every thread's credentials (images written before it existed have
 // none; docs/image-format.md).
 inline constexpr std::uint32_t kSecCreds = 0x0310;
+// Zero or one: eventfd, signalfd, timerfd and epoll files (kEvent descriptors).
+inline constexpr std::uint32_t kSecEvents = 0x0312;
 
 // Every metadata section starts with this version byte.
 inline constexpr std::uint8_t kModelVersion = 1;
@@ -150,6 +152,7 @@ enum class FdKind : std::uint8_t {
   kFifo = 2,     // a named pipe reopened by name
   kPipe = 3,     // an anonymous pipe: both ends in the process, or reattached
   kDeleted = 4,  // a regular file unlinked while open: contents in the image
+  kEvent = 5,    // an eventfd, signalfd, timerfd or epoll file: ProcessModel::events
 };
 
 struct Fd {
@@ -200,6 +203,38 @@ struct PageRun {
 };
 
 // Everything except page contents and blobs.
+enum class EventKind : std::uint8_t {
+  kEventfd = 1,
+  kSignalfd = 2,
+  kTimerfd = 3,
+  kEpoll = 4,
+};
+
+// One descriptor an epoll file watches, as the process registered it.
+struct EpollWatch {
+  std::int32_t tfd = 0;  // the watched descriptor's number in the process
+  std::uint32_t events = 0;
+  std::uint64_t data = 0;
+  bool operator==(const EpollWatch&) const = default;
+};
+
+// An eventfd, signalfd, timerfd or epoll file, once per open file
+// description (its other descriptors are Fd::dup_of it).
+struct EventFile {
+  std::int32_t fd = 0;
+  EventKind kind = EventKind::kEventfd;
+  std::uint32_t object = 0;         // members of a tree that share this file have the same number
+  std::uint64_t count = 0;          // eventfd: the counter; timerfd: expirations not yet read
+  bool semaphore = false;           // eventfd: EFD_SEMAPHORE
+  std::uint64_t sigmask = 0;        // signalfd: the signals it reads (bit n-1 for signal n)
+  std::int32_t clockid = 0;         // timerfd
+  std::uint32_t settime_flags = 0;  // timerfd: TFD_TIMER_ABSTIME, TFD_TIMER_CANCEL_ON_SET
+  std::int64_t value_ns = 0;        // timerfd: time left until it fires (0: disarmed)
+  std::int64_t interval_ns = 0;     // timerfd: period (0: once)
+  std::int64_t wall_ns = 0;         // timerfd, absolute on a real-time clock: when it fires (CLOCK_REALTIME)
+  std::vector<EpollWatch> watches;  // epoll
+};
+
 struct ProcessModel {
   Core core;
   std::vector<ThreadState> threads;  // threads[0] is the thread-group leader
@@ -210,6 +245,7 @@ struct ProcessModel {
   std::vector<PageRun> pagemap;
   std::string vdso;  // the dumping kernel's [vdso] bytes
   Creds creds;
+  std::vector<EventFile> events;
 };
 
 // Encoding of each section payload (little-endian, see docs/image-format.md).
@@ -221,6 +257,7 @@ std::string EncodeFds(const std::vector<Fd>& f);
 std::string EncodeSignals(const Signals& s);
 std::string EncodePagemap(const std::vector<PageRun>& runs);
 std::string EncodeCreds(const Creds& c);
+std::string EncodeEvents(const std::vector<EventFile>& e);
 
 // Writes every metadata section of `m` (not the pagemap, pages or blobs),
 // each named `prefix` + its name ("PID/" in a tree image, "" alone).
@@ -238,5 +275,6 @@ const char* VmaKindName(VmaKind k);
 // Lower-case hexadecimal without prefix, as /proc writes addresses.
 std::string HexAddr(std::uint64_t v);
 const char* FdKindName(FdKind k);
+const char* EventKindName(EventKind k);  // "eventfd", "signalfd", "timerfd", "epoll"
 
 }  // namespace ckpt::engine

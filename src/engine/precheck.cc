@@ -4,8 +4,10 @@
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/kcmp.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
@@ -17,6 +19,7 @@
 #include <map>
 #include <sstream>
 
+#include "engine/eventfds.h"
 #include "engine/filetable.h"
 #include "engine/proc.h"
 
@@ -25,7 +28,7 @@ namespace ckpt::engine {
 namespace {
 
 // Why a process cannot be dumped; one explanation per kind in the message.
-enum class Why { kTracer, kState, kSeccomp, kFd, kLock, kTimer, kMapping, kIpcNs, kPipe };
+enum class Why { kTracer, kState, kSeccomp, kFd, kLock, kTimer, kMapping, kIpcNs, kPipe, kShared };
 
 struct Problem {
   pid_t pid = 0;
@@ -40,6 +43,13 @@ struct PipeFd {
   bool write = false;
 };
 using PipeMap = std::map<std::uint64_t, std::vector<PipeFd>>;  // inode -> descriptors
+
+// One event file descriptor (eventfd, signalfd, timerfd, epoll) of a checked process.
+struct EventFd {
+  pid_t pid = 0;
+  int fd = -1;
+  std::string link;
+};
 
 std::string Who(pid_t pid) {
   return "process " + std::to_string(pid) + " (" + CommOf(pid) + ")";
@@ -144,7 +154,7 @@ std::string DescribeLock(const std::string& line, pid_t holder) {
 
 // Every descriptor: the kinds the engine cannot save, the locks held
 // through it, and pipe ends (into `pipes`).
-void CheckFds(pid_t pid, std::vector<Problem>* out, PipeMap* pipes) {
+void CheckFds(pid_t pid, std::vector<Problem>* out, PipeMap* pipes, std::vector<EventFd>* events) {
   for (int n : ListNumbered(ProcPath(pid, "fd"))) {
     std::string link_path = ProcPath(pid, "fd/" + std::to_string(n));
     auto link = ReadLink(link_path);
@@ -154,7 +164,12 @@ void CheckFds(pid_t pid, std::vector<Problem>* out, PipeMap* pipes) {
     auto info = ReadProcFile(pid, "fdinfo/" + std::to_string(n));
     if (!info.ok()) continue;
     const std::string& l = *link;
-    if (l.compare(0, 5, "pipe:") == 0) {
+    EventKind kind;
+    if (EventFileKind(l, &kind)) {
+      std::string problem = EventFileProblem(pid, n, kind, *info);
+      if (!problem.empty()) out->push_back({pid, Why::kFd, problem});
+      if (events != nullptr) events->push_back({pid, n, l});
+    } else if (l.compare(0, 5, "pipe:") == 0) {
       std::uint32_t flags =
           static_cast<std::uint32_t>(std::strtoul(TextField(*info, "flags").c_str(), nullptr, 8));
       if (pipes != nullptr) pipes->operator[](st.st_ino).push_back({pid, n, (flags & O_ACCMODE) == O_WRONLY});
@@ -170,6 +185,33 @@ void CheckFds(pid_t pid, std::vector<Problem>* out, PipeMap* pipes) {
       std::string line = info->substr(p + 5, e == std::string::npos ? std::string::npos : e - p - 5);
       p = e == std::string::npos ? info->size() : e;
       out->push_back({pid, Why::kLock, fd + " (" + l + ") holds " + DescribeLock(line, pid)});
+    }
+  }
+}
+
+// An event file that a process outside the dumped set holds too (found by
+// kcmp against every descriptor of the same kind on the machine).
+void CheckEventFilesOutside(const std::vector<EventFd>& events, const std::set<pid_t>& inside,
+                            std::vector<Problem>* out) {
+  if (events.empty()) return;
+  std::set<std::string> kinds;
+  for (const auto& e : events) kinds.insert(e.link);
+  std::set<std::pair<pid_t, int>> reported;
+  for (int p : ListNumbered("/proc")) {
+    if (inside.count(p) != 0 || p == ::getpid()) continue;
+    std::string dir = "/proc/" + std::to_string(p) + "/fd/";
+    for (int n : ListNumbered(dir)) {
+      auto link = ReadLink(dir + std::to_string(n));
+      if (!link.ok() || kinds.count(*link) == 0) continue;
+      for (const auto& e : events) {
+        if (e.link != *link || reported.count({e.pid, e.fd}) != 0 ||
+            ::syscall(SYS_kcmp, e.pid, p, KCMP_FILE, e.fd, n) != 0)
+          continue;
+        reported.insert({e.pid, e.fd});
+        out->push_back({e.pid, Why::kShared,
+                        "fd " + std::to_string(e.fd) + " (" + e.link + ") is shared with " + Who(p) +
+                            " (its fd " + std::to_string(n) + "), outside the dumped set"});
+      }
     }
   }
 }
@@ -309,11 +351,12 @@ void CheckMappings(pid_t pid, std::vector<Problem>* out) {
 }
 
 // Everything one process can be refused for, from /proc alone.
-Status CheckProcess(pid_t pid, bool root, bool frozen, std::vector<Problem>* out, PipeMap* pipes) {
+Status CheckProcess(pid_t pid, bool root, bool frozen, std::vector<Problem>* out, PipeMap* pipes,
+                    std::vector<EventFd>* events) {
   ASSIGN_OR_RETURN(bool go_on, CheckState(pid, root, out));
   if (!go_on) return Status::Ok();
   CheckThreads(pid, frozen, out);
-  CheckFds(pid, out, pipes);
+  CheckFds(pid, out, pipes, events);
   RETURN_IF_ERROR(CheckTimers(pid, out));
   CheckMappings(pid, out);
   return Status::Ok();
@@ -330,8 +373,12 @@ const char* Explanation(Why w) {
       return "The engine cannot restore seccomp filters yet: a restored process would run without its "
              "sandbox.";
     case Why::kFd:
-      return "Sockets, eventfd, epoll, signalfd, timerfd, inotify, io_uring and other anonymous inodes, and "
-             "block devices, are not supported by this engine version.";
+      return "Sockets, inotify, io_uring, anonymous inodes other than eventfd, epoll, signalfd and timerfd, "
+             "block devices, and epoll files watching descriptors the process closed, are not supported by "
+             "this engine version.";
+    case Why::kShared:
+      return "The dump would split such a file in two: the process outside keeps the old one, the restored "
+             "process gets a copy nobody else holds. Dump both together (--tree from a common ancestor).";
     case Why::kLock:
       return "File locks are not saved yet: a restored process would believe it still holds them while any "
              "other process could take them.";
@@ -502,10 +549,11 @@ Result<PipeCensus> PrecheckDump(pid_t root, bool tree, bool external_pipes) {
   }
   std::vector<Problem> problems;
   PipeMap pipes;
+  std::vector<EventFd> events;
   struct stat root_ns;
   bool have_root_ns = ::stat(ProcPath(root, "ns/ipc").c_str(), &root_ns) == 0;
   for (pid_t p : pids) {
-    Status st = CheckProcess(p, p == root, false, &problems, &pipes);
+    Status st = CheckProcess(p, p == root, false, &problems, &pipes, &events);
     if (!st.ok() && p == root) return st;  // (a descendant that exited meanwhile is not a member)
     struct stat ns;
     if (have_root_ns && ::stat(ProcPath(p, "ns/ipc").c_str(), &ns) == 0 && ns.st_ino != root_ns.st_ino) {
@@ -514,6 +562,7 @@ Result<PipeCensus> PrecheckDump(pid_t root, bool tree, bool external_pipes) {
     }
   }
   CheckLocksThroughMappings(pids, &problems);
+  CheckEventFilesOutside(events, std::set<pid_t>(pids.begin(), pids.end()), &problems);
   PipeCensus census;
   ClassifyPipes(pipes, std::set<pid_t>(pids.begin(), pids.end()), tree ? root : 0, external_pipes, &census,
                 &problems);
@@ -523,7 +572,7 @@ Result<PipeCensus> PrecheckDump(pid_t root, bool tree, bool external_pipes) {
 
 Status RecheckFrozen(pid_t pid) {
   std::vector<Problem> problems;
-  RETURN_IF_ERROR(CheckProcess(pid, false, true, &problems, nullptr));
+  RETURN_IF_ERROR(CheckProcess(pid, false, true, &problems, nullptr, nullptr));
   if (!problems.empty()) return Refuse(problems, pid, false, true, false);
   return Status::Ok();
 }

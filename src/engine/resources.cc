@@ -6,6 +6,7 @@
 
 #include <algorithm>
 
+#include "engine/eventfds.h"
 #include "engine/pipes.h"
 #include "engine/precheck.h"
 #include "engine/resource.h"
@@ -46,6 +47,18 @@ class PipesDump : public DumpResource {
 
  private:
   std::vector<Blob> blobs_;  // the pipes' contents, tree-level
+};
+
+// Event files (eventfd, signalfd, timerfd, epoll): each member read its
+// own; members sharing one get one number, so a restore creates it once.
+class EventFilesDump : public DumpResource {
+ public:
+  const char* name() const override { return "event files"; }
+  Status Collect(DumpContext& c) override {
+    std::vector<ProcessModel*> models;
+    for (auto& d : c.md) models.push_back(&d.m);
+    return NumberEventFiles(Pids(c.md), models);
+  }
 };
 
 // Shared memory objects: registered per member; their pages are written
@@ -157,8 +170,12 @@ class FilesRestore : public RestoreResource {
     return Status::Ok();
   }
   // ckpt's copies of pipe ends would keep pipes from ever reaching
-  // end-of-file.
-  void MembersHoldFds(RestoreContext&) override { pipes_.CloseAll(); }
+  // end-of-file; its copies of event files would be found holding them
+  // (a dump of the restored process would refuse them as shared).
+  void MembersHoldFds(RestoreContext&) override {
+    pipes_.CloseAll();
+    shared_->CloseEvents();
+  }
   Status Rebuild(RestoreContext&, const MemberRestore& p, pid_t, RebuildPoint at, Injector* inj) override {
     if (at != RebuildPoint::kMemoryComplete) return Status::Ok();
     for (int fd : p.file_fds) {
@@ -195,6 +212,7 @@ class TimersRestore : public RestoreResource {
 
 DumpTable::DumpTable() {
   resources_.push_back(std::make_unique<PipesDump>());
+  resources_.push_back(std::make_unique<EventFilesDump>());
   resources_.push_back(std::make_unique<SharedMemoryDump>());
   resources_.push_back(std::make_unique<SysvObjectsDump>());
 }

@@ -24,6 +24,7 @@
 
 #include "engine/creds.h"
 #include "engine/engine.h"
+#include "engine/eventfds.h"
 #include "engine/files.h"
 #include "engine/guard.h"
 #include "engine/image_file.h"
@@ -61,6 +62,7 @@ namespace {
     ::_exit(1);
   };
   if (int e = ChildApplyFds(plan.moves, &keep, &what); e != 0) fail(what, e);
+  if (int e = ChildAddEpollWatches(m.events, &what); e != 0) fail(what, e);
   std::string step, warnings;
   if (int e = ChildSetupTask(m.core, &step, &warnings); e != 0) fail(step, e);
   int bad_sig = 0;

@@ -139,6 +139,56 @@ TEST(EngineModel, CredentialsRoundTripAndOldImagesHaveNone) {
   EXPECT_EQ(back.status().code(), Code::kCorruption);
 }
 
+TEST(EngineModel, EventFilesRoundTripAndMustMatchTheirDescriptors) {
+  ProcessModel m = Sample();
+  Fd ev;
+  ev.fd = 5;
+  ev.kind = FdKind::kEvent;
+  Fd ep = ev;
+  ep.fd = 6;
+  m.fds.push_back(ev);
+  m.fds.push_back(ep);
+  EventFile timer;
+  timer.fd = 5;
+  timer.kind = EventKind::kTimerfd;
+  timer.object = 3;
+  timer.count = 2;
+  timer.clockid = 0;
+  timer.settime_flags = 3;
+  timer.value_ns = 3600000000000;
+  timer.interval_ns = 20000000;
+  timer.wall_ns = 1800000000000000000;
+  EventFile poll;
+  poll.fd = 6;
+  poll.kind = EventKind::kEpoll;
+  poll.watches = {{5, 0x80000019u, 0xdeadbeefcafeull}, {3, 1, 3}};
+  m.events = {timer, poll};
+  auto back = Read(Write(m));
+  ASSERT_TRUE(back.ok()) << back.status().message();
+  ASSERT_EQ(back->events.size(), 2u);
+  EXPECT_EQ(back->fds[2].kind, FdKind::kEvent);
+  const EventFile& t = back->events[0];
+  EXPECT_EQ(t.kind, EventKind::kTimerfd);
+  EXPECT_EQ(t.object, 3u);
+  EXPECT_EQ(t.count, 2u);
+  EXPECT_EQ(t.settime_flags, 3u);
+  EXPECT_EQ(t.value_ns, timer.value_ns);
+  EXPECT_EQ(t.interval_ns, timer.interval_ns);
+  EXPECT_EQ(t.wall_ns, timer.wall_ns);
+  EXPECT_TRUE(back->events[1].watches == poll.watches);
+  // An event descriptor without its file, or a file without its descriptor: corrupt.
+  ProcessModel lost = m;
+  lost.events.pop_back();
+  back = Read(Write(lost));
+  ASSERT_FALSE(back.ok());
+  EXPECT_EQ(back.status().code(), Code::kCorruption);
+  ProcessModel stray = m;
+  stray.events[1].fd = 4;
+  back = Read(Write(stray));
+  ASSERT_FALSE(back.ok());
+  EXPECT_EQ(back.status().code(), Code::kCorruption);
+}
+
 TEST(EngineModel, RejectsNewerModelVersion) {
   ProcessModel m = Sample();
   image::StringSink sink;

@@ -1,7 +1,7 @@
 #!/bin/bash
 # Dumps and restores a program nobody here wrote (python3, perl, bash,
-# sqlite3), unmodified, and checks from its continued output that it went on
-# exactly where it stopped.   run_foreign.sh CKPT python3|perl|bash|sqlite3
+# sqlite3, node), unmodified, and checks from its continued output that it went on
+# exactly where it stopped.   run_foreign.sh CKPT python3|perl|bash|sqlite3|node
 set -u
 . "$(dirname "$0")/lib.sh"
 CKPT=$1 KIND=$2
@@ -36,6 +36,13 @@ while True:
     PID=$! ;;
   perl)
     perl -e '$| = 1; for (my ($i, $s) = (0, 0);; $i++) { $s += $i * $i; print "$i $s\n"; select(undef, undef, undef, 0.005) }' \
+      </dev/null >"$W/out" 2>"$W/err" &
+    PID=$! ;;
+  node)
+    # libuv's event loop: epoll, eventfds, pipes and worker threads.
+    node -e '
+let i = 0, s = 0;
+setInterval(() => { s += i * i; process.stdout.write(i + " " + s + "\n"); i++; }, 5);' \
       </dev/null >"$W/out" 2>"$W/err" &
     PID=$! ;;
   bash)

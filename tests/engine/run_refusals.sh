@@ -4,6 +4,7 @@
 # can save across a pipe is restored. Real programs where possible.
 #   run_refusals.sh CKPT BINDIR CASE
 # CASE: sqlite-wal-lock | flock-inherited | flock-through-mapping | ofd-lock | posix-timer
+#       | eventfd-shared-outside | epoll-closed-target
 #       | external-pipe | external-pipe-accepted | tracer | tree-pipeline | widowed-pipe
 set -u
 . "$(dirname "$0")/lib.sh"
@@ -177,6 +178,67 @@ PY
     sleep 0.5
     t2=$(cat "$W/ticks")
     [ $((t2 - t1)) -ge 10 ] || fail "the timer stopped ticking after the refused dump ($t1 -> $t2)"
+    ;;
+  eventfd-shared-outside)
+    # python3 forks after creating an eventfd: dumping the child alone would
+    # give it a copy its parent does not share (their wake-ups would stop
+    # reaching each other). Refused, naming the file and the parent; with
+    # --tree from the parent the two are dumped and restored together (the
+    # zdtm_events tree case checks the values).
+    cat >"$W/shared.py" <<'PY'
+import os, sys, time
+d = sys.argv[1]
+efd = os.eventfd(0, os.EFD_NONBLOCK)
+if os.fork() == 0:
+    while not os.path.exists(d + "/stop"):
+        os.eventfd_write(efd, 1)
+        time.sleep(0.01)
+    os._exit(0)
+open(d + "/ready", "w").close()
+n = 0
+while not os.path.exists(d + "/stop"):
+    try:
+        n += os.eventfd_read(efd)
+    except BlockingIOError:
+        time.sleep(0.005)
+os.wait()
+open(d + "/count", "w").write(str(n))
+PY
+    python3 "$W/shared.py" "$W" </dev/null >/dev/null 2>&1 &
+    PID=$!
+    wait_exists "$W/ready" 30 || fail "python3 never became ready"
+    CHILD=$(pgrep -P "$PID" python3)
+    [ -n "$CHILD" ] || fail "no child of $PID"
+    refused "$CHILD" "(anon_inode:[eventfd]) is shared with process $PID (python3)" "outside the dumped set" \
+      "The dump would split such a file in two"
+    untouched "$PID" "$CHILD"
+    touch "$W/stop"
+    wait "$PID" || fail "python3 failed"
+    PID=""
+    [ "$(cat "$W/count")" -gt 0 ] || fail "the parent read nothing from its child"
+    ;;
+  epoll-closed-target)
+    # An epoll watch whose descriptor number was closed after the file was
+    # duplicated: the watch lives on (the file is open) under a number the
+    # process no longer has, and could not be added again at restore.
+    cat >"$W/ep.py" <<'PY'
+import os, select, sys, time
+d = sys.argv[1]
+ep = select.epoll()
+r, w = os.pipe()
+ep.register(r, select.EPOLLIN)
+os.dup2(r, 50)
+os.close(r)
+open(d + "/fd", "w").write(str(r))
+open(d + "/ready", "w").close()
+while not os.path.exists(d + "/stop"):
+    time.sleep(0.01)
+PY
+    python3 "$W/ep.py" "$W" </dev/null >/dev/null 2>&1 &
+    PID=$!
+    wait_exists "$W/ready" 30 || fail "python3 never became ready"
+    refused "$PID" "watches a file the process no longer holds as fd $(cat "$W/fd") (closed or replaced after it was added)"
+    untouched "$PID"
     ;;
   external-pipe)
     # `producer | xz`: dumping xz alone would kill it and the producer

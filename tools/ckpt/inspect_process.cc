@@ -33,6 +33,48 @@ std::uint64_t StoredIn(const std::vector<engine::PageRun>& runs, std::uint64_t s
 
 }  // namespace
 
+namespace {
+
+// An event file's state, and a one-line summary of it.
+nlohmann::ordered_json EventJson(const engine::EventFile& ev) {
+  nlohmann::ordered_json e = {{"type", engine::EventKindName(ev.kind)}, {"object", ev.object}};
+  std::string summary = engine::EventKindName(ev.kind);
+  switch (ev.kind) {
+    case engine::EventKind::kEventfd:
+      e["count"] = ev.count;
+      e["semaphore"] = ev.semaphore;
+      summary += " count " + std::to_string(ev.count) + (ev.semaphore ? " (semaphore)" : "");
+      break;
+    case engine::EventKind::kSignalfd:
+      e["sigmask"] = ev.sigmask;
+      summary += " mask " + engine::HexAddr(ev.sigmask);
+      break;
+    case engine::EventKind::kTimerfd:
+      e["clockid"] = ev.clockid;
+      e["value_ns"] = ev.value_ns;
+      e["interval_ns"] = ev.interval_ns;
+      e["unread_expirations"] = ev.count;
+      if (ev.wall_ns != 0) e["wall_ns"] = ev.wall_ns;
+      summary +=
+          " clock " + std::to_string(ev.clockid) + ", " +
+          (ev.value_ns == 0 ? std::string("disarmed") : std::to_string(ev.value_ns / 1000000) + " ms left") +
+          (ev.interval_ns != 0 ? ", every " + std::to_string(ev.interval_ns / 1000000) + " ms" : "") +
+          (ev.count != 0 ? ", " + std::to_string(ev.count) + " unread" : "");
+      break;
+    case engine::EventKind::kEpoll: {
+      nlohmann::ordered_json w = nlohmann::ordered_json::array();
+      for (const auto& x : ev.watches) w.push_back({{"fd", x.tfd}, {"events", x.events}, {"data", x.data}});
+      e["watches"] = w;
+      summary += " watching " + std::to_string(ev.watches.size()) + " fds";
+      break;
+    }
+  }
+  e["summary"] = summary;
+  return e;
+}
+
+}  // namespace
+
 Status DescribeProcessImage(const image::ImageReader& r, nlohmann::ordered_json* j) {
   bool is_tree = false;
   ASSIGN_OR_RETURN(engine::TreeModel t, engine::ReadTreeModel(r, &is_tree));
@@ -133,6 +175,10 @@ Status DescribeProcessImage(const image::ImageReader& r, nlohmann::ordered_json*
       e["pos"] = f.pos;
     }
     if (f.dup_of >= 0) e["dup_of"] = f.dup_of;
+    for (const auto& ev : m.events) {
+      if (f.kind == engine::FdKind::kEvent && ev.fd == (f.dup_of >= 0 ? f.dup_of : f.fd))
+        e["event"] = EventJson(ev);
+    }
     fds.push_back(e);
   }
   (*j)["fds"] = fds;
@@ -189,9 +235,15 @@ void PrintProcessImage(const nlohmann::ordered_json& j) {
   }
   PrintText("fds         %zu\n", j["fds"].size());
   for (const auto& f : j["fds"]) {
-    std::string what = f.contains("path") ? f["path"].get<std::string>()
-                                          : "pipe:[" + std::to_string(f["pipe"].get<std::uint64_t>()) + "] " +
-                                                f["end"].get<std::string>() + " end";
+    std::string what;
+    if (f.contains("path")) {
+      what = f["path"].get<std::string>();
+    } else if (f.contains("pipe")) {
+      what = "pipe:[" + std::to_string(f["pipe"].get<std::uint64_t>()) + "] " + f["end"].get<std::string>() +
+             " end";
+    } else if (f.contains("event")) {
+      what = f["event"]["summary"].get<std::string>();
+    }
     PrintText("  %4d %-12s %s\n", f["fd"].get<int>(), f["kind"].get<std::string>().c_str(), what.c_str());
   }
 }
