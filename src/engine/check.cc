@@ -206,6 +206,20 @@ std::vector<CheckItem> Check() {
             : failed + " (processes with event files cannot be dumped or restored)");
   }
   {
+    // Locks are read from fdinfo "lock:" lines and taken again with
+    // fcntl/flock; OFD locks need F_OFD_SETLK.
+    int e = 0;
+    int fd = ::open("/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    struct flock fl = {};
+    fl.l_type = F_WRLCK;
+    fl.l_whence = SEEK_SET;
+    if (fd < 0 || ::fcntl(fd, F_OFD_SETLK, &fl) != 0) e = errno;
+    if (fd >= 0) ::close(fd);
+    add("file-locks", e == 0, false,
+        e == 0 ? "POSIX, OFD and flock locks are saved and taken again before a restored process runs"
+               : ErrText(e) + " (OFD locks cannot be taken again)");
+  }
+  {
     // A dump refuses POSIX timers it cannot save, which only this file shows.
     bool ok = ::access("/proc/self/timers", R_OK) == 0;
     add("proc-timers", ok, true,

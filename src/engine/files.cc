@@ -16,6 +16,7 @@
 #include <set>
 
 #include "engine/eventfds.h"
+#include "engine/locks.h"
 #include "engine/pipes.h"
 #include "engine/proc.h"
 #include "engine/shared_mem.h"
@@ -123,6 +124,10 @@ Status DumpFds(pid_t pid, FileTable* files, ProcessModel* m, std::vector<Blob>* 
       f.file = files->Add(l, st, false);
     } else {
       return NotSupported("fd " + std::to_string(n) + " (" + l + ") is a block device or socket file");
+    }
+    if (f.dup_of < 0 && f.kind != FdKind::kEvent && f.kind != FdKind::kPipe) {
+      ASSIGN_OR_RETURN(std::string info, ReadProcFile(pid, "fdinfo/" + std::to_string(n)));
+      RETURN_IF_ERROR(DumpFdLocks(pid, n, info, &m->locks));
     }
     m->fds.push_back(f);
   }

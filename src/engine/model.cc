@@ -312,6 +312,40 @@ static Status DecodeEvents(std::string_view in, std::vector<EventFile>* e) {
   return Expect(r, "events");
 }
 
+std::string EncodeLocks(const std::vector<FileLock>& l) {
+  std::string o = VersionedSection();
+  PutVarint(&o, l.size());
+  for (const auto& x : l) {
+    PutI32(&o, x.fd);
+    o.push_back(static_cast<char>(x.kind));
+    o.push_back(static_cast<char>(x.write ? 1 : 0));
+    PutU64(&o, static_cast<std::uint64_t>(x.start));
+    PutU64(&o, static_cast<std::uint64_t>(x.len));
+  }
+  return o;
+}
+
+static Status DecodeLocks(std::string_view in, std::vector<FileLock>* l) {
+  ByteReader r(in);
+  RETURN_IF_ERROR(CheckVersion(r, "locks"));
+  std::uint64_t n = r.Varint();
+  if (n > (1u << 20)) r.Fail();
+  for (std::uint64_t i = 0; i < n && r.ok(); ++i) {
+    FileLock x;
+    x.fd = GetI32(r);
+    std::uint8_t k = r.U8();
+    if (k < static_cast<std::uint8_t>(LockKind::kPosix) || k > static_cast<std::uint8_t>(LockKind::kFlock))
+      r.Fail();
+    x.kind = static_cast<LockKind>(k);
+    x.write = r.U8() != 0;
+    x.start = static_cast<std::int64_t>(r.U64());
+    x.len = static_cast<std::int64_t>(r.U64());
+    if (x.fd < 0 || x.start < 0 || x.len < 0) r.Fail();
+    l->push_back(x);
+  }
+  return Expect(r, "locks");
+}
+
 std::string EncodeSignals(const Signals& s) {
   std::string o = VersionedSection();
   PutVarint(&o, s.actions.size());
@@ -431,6 +465,7 @@ Status WriteModel(image::ImageWriter* w, const ProcessModel& m, const std::strin
   if (m.creds.recorded) RETURN_IF_ERROR(w->AddSection(kSecCreds, prefix + "creds", "", EncodeCreds(m.creds)));
   if (!m.events.empty())
     RETURN_IF_ERROR(w->AddSection(kSecEvents, prefix + "events", "", EncodeEvents(m.events)));
+  if (!m.locks.empty()) RETURN_IF_ERROR(w->AddSection(kSecLocks, prefix + "locks", "", EncodeLocks(m.locks)));
   return w->AddSection(kSecVdso, prefix + "vdso", "", m.vdso);
 }
 
@@ -486,6 +521,11 @@ Result<ProcessModel> ReadModel(const image::ImageReader& r, const std::string& p
     ASSIGN_OR_RETURN(std::string ev, r.ReadSection(*s));
     RETURN_IF_ERROR(DecodeEvents(ev, &m.events));
   }
+  // Locks: images without any have no section.
+  if (const image::SectionInfo* s = r.Find(kSecLocks, prefix + "locks"); s != nullptr) {
+    ASSIGN_OR_RETURN(std::string locks, r.ReadSection(*s));
+    RETURN_IF_ERROR(DecodeLocks(locks, &m.locks));
+  }
   // A streamed image's pagemap comes after the pages (RestorePages reads it).
   if (const image::SectionInfo* s = r.Find(kSecPagemap, prefix + "pagemap"); s != nullptr) {
     ASSIGN_OR_RETURN(std::string pm, r.ReadSection(*s));
@@ -505,6 +545,12 @@ Result<ProcessModel> ReadModel(const image::ImageReader& r, const std::string& p
     int found = 0;
     for (const auto& e : m.events) found += e.fd == f.fd ? 1 : 0;
     if (found != 1) return Corruption("events section: no single event file for fd " + std::to_string(f.fd));
+  }
+  for (const auto& l : m.locks) {
+    bool ok = false;
+    for (const auto& f : m.fds) ok = ok || (f.fd == l.fd && f.dup_of < 0);
+    if (!ok)
+      return Corruption("locks section: fd " + std::to_string(l.fd) + " is not a descriptor of the process");
   }
   for (const auto& e : m.events) {
     bool ok = false;

@@ -40,6 +40,8 @@ inline constexpr std::uint32_t kSecVdso = 0x030A;  // one: the dumping kernel's 
 inline constexpr std::uint32_t kSecCreds = 0x0310;
 // Zero or one: eventfd, signalfd, timerfd and epoll files (kEvent descriptors).
 inline constexpr std::uint32_t kSecEvents = 0x0312;
+// Zero or one: file locks held through descriptors (POSIX, OFD, flock).
+inline constexpr std::uint32_t kSecLocks = 0x0313;
 
 // Every metadata section starts with this version byte.
 inline constexpr std::uint8_t kModelVersion = 1;
@@ -235,6 +237,23 @@ struct EventFile {
   std::vector<EpollWatch> watches;  // epoll
 };
 
+enum class LockKind : std::uint8_t {
+  kPosix = 1,  // fcntl F_SETLK: owned by the process
+  kOfd = 2,    // fcntl F_OFD_SETLK: owned by the open file description
+  kFlock = 3,  // flock(): owned by the open file description
+};
+
+// A lock held through descriptor `fd` (the lowest one of its open file
+// description).
+struct FileLock {
+  std::int32_t fd = 0;
+  LockKind kind = LockKind::kPosix;
+  bool write = false;      // exclusive (F_WRLCK, LOCK_EX), else shared
+  std::int64_t start = 0;  // POSIX and OFD: first byte
+  std::int64_t len = 0;    // POSIX and OFD: bytes (0: to the end of the file)
+  bool operator==(const FileLock&) const = default;
+};
+
 struct ProcessModel {
   Core core;
   std::vector<ThreadState> threads;  // threads[0] is the thread-group leader
@@ -246,6 +265,7 @@ struct ProcessModel {
   std::string vdso;  // the dumping kernel's [vdso] bytes
   Creds creds;
   std::vector<EventFile> events;
+  std::vector<FileLock> locks;
 };
 
 // Encoding of each section payload (little-endian, see docs/image-format.md).
@@ -258,6 +278,7 @@ std::string EncodeSignals(const Signals& s);
 std::string EncodePagemap(const std::vector<PageRun>& runs);
 std::string EncodeCreds(const Creds& c);
 std::string EncodeEvents(const std::vector<EventFile>& e);
+std::string EncodeLocks(const std::vector<FileLock>& l);
 
 // Writes every metadata section of `m` (not the pagemap, pages or blobs),
 // each named `prefix` + its name ("PID/" in a tree image, "" alone).

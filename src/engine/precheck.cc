@@ -154,6 +154,23 @@ std::string DescribeLock(const std::string& line, pid_t holder) {
 
 // Every descriptor: the kinds the engine cannot save, the locks held
 // through it, and pipe ends (into `pipes`).
+// Another process holding the open file description of descriptor `fd` of
+// `pid` (a file with stat `st`), found by kcmp; 0 if none.
+pid_t DescriptionSharedWith(pid_t pid, int fd, const struct stat& st) {
+  for (int p : ListNumbered("/proc")) {
+    if (p == pid || p == ::getpid()) continue;
+    std::string dir = "/proc/" + std::to_string(p) + "/fd/";
+    for (int n : ListNumbered(dir)) {
+      struct stat o;
+      if (::stat((dir + std::to_string(n)).c_str(), &o) != 0 || o.st_ino != st.st_ino ||
+          o.st_dev != st.st_dev)
+        continue;
+      if (::syscall(SYS_kcmp, pid, p, KCMP_FILE, fd, n) == 0) return p;
+    }
+  }
+  return 0;
+}
+
 void CheckFds(pid_t pid, std::vector<Problem>* out, PipeMap* pipes, std::vector<EventFd>* events) {
   for (int n : ListNumbered(ProcPath(pid, "fd"))) {
     std::string link_path = ProcPath(pid, "fd/" + std::to_string(n));
@@ -184,6 +201,20 @@ void CheckFds(pid_t pid, std::vector<Problem>* out, PipeMap* pipes, std::vector<
       std::size_t e = info->find('\n', p);
       std::string line = info->substr(p + 5, e == std::string::npos ? std::string::npos : e - p - 5);
       p = e == std::string::npos ? info->size() : e;
+      std::istringstream ls(line);
+      std::string id, kind;
+      ls >> id >> kind;
+      if (kind == "POSIX") continue;  // saved: owned by the process
+      if (kind == "FLOCK" || kind == "OFDLCK") {
+        // Saved, unless its open file description is shared: a restore
+        // would give each holder its own, and the lock to one of them.
+        pid_t other = DescriptionSharedWith(pid, n, st);
+        if (other == 0) continue;
+        out->push_back({pid, Why::kLock,
+                        fd + " (" + l + ") holds " + DescribeLock(line, pid) +
+                            " on an open file description " + Who(other) + " shares"});
+        continue;
+      }
       out->push_back({pid, Why::kLock, fd + " (" + l + ") holds " + DescribeLock(line, pid)});
     }
   }
@@ -380,8 +411,10 @@ const char* Explanation(Why w) {
       return "The dump would split such a file in two: the process outside keeps the old one, the restored "
              "process gets a copy nobody else holds. Dump both together (--tree from a common ancestor).";
     case Why::kLock:
-      return "File locks are not saved yet: a restored process would believe it still holds them while any "
-             "other process could take them.";
+      return "Leases, and flock() and OFD locks on an open file description that another process shares or "
+             "that only a memory mapping keeps, are not saved: a restored process would believe it still "
+             "holds "
+             "them while any other process could take them.";
     case Why::kTimer:
       return "POSIX timers (timer_create) are not saved yet: a restored timer would never fire.";
     case Why::kMapping:

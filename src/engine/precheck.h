@@ -1,7 +1,9 @@
 // The checks a dump makes before it stops anything: every refusal that /proc
 // can decide — another tracer, seccomp, 32-bit code, descriptors the engine
-// cannot save (sockets, anonymous inodes), file locks (flock, POSIX, OFD,
-// leases), POSIX timers, device mappings, a deleted working directory,
+// cannot save (sockets, inotify, anonymous inodes other than event files;
+// event files shared with a process outside; epoll watches of closed
+// descriptors), leases and flock/OFD locks on shared open file
+// descriptions, POSIX timers, device mappings, a deleted working directory,
 // members in different IPC namespaces, pipes shared with processes outside
 // the dumped set — is decided here, so that a refused process is never
 // frozen. The per-process checks run once more on each frozen member (the

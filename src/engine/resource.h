@@ -10,13 +10,16 @@
 // order their phases must run; that order is where the ordering rules live:
 //
 //   dump:    pipes, event files, shared memory, System V
-//   restore: System V, files, shared memory, signals, timers
+//   restore: System V, files, shared memory, signals, timers, file locks
 //
 // - System V objects are created first: they may move ckpt into a fresh IPC
 //   namespace, which every later object and the forked members inherit, and
 //   they create the segments whose ids the shared memory objects use.
 // - Files plan before shared memory: shared memory takes the descriptor
 //   numbers after the map files'.
+// - File locks are taken back after the files closed the map-file
+//   descriptors (kMemoryComplete): closing any descriptor of a file drops
+//   the process's POSIX locks on it.
 // Not thread-safe.
 #pragma once
 

@@ -7,6 +7,7 @@
 #include <algorithm>
 
 #include "engine/eventfds.h"
+#include "engine/locks.h"
 #include "engine/pipes.h"
 #include "engine/precheck.h"
 #include "engine/resource.h"
@@ -208,6 +209,17 @@ class TimersRestore : public RestoreResource {
   }
 };
 
+// File locks, taken again once the map files are closed (closing any
+// descriptor of a file drops the process's POSIX locks on it) and before
+// the process runs.
+class LocksRestore : public RestoreResource {
+ public:
+  const char* name() const override { return "file locks"; }
+  Status Rebuild(RestoreContext&, const MemberRestore& p, pid_t, RebuildPoint at, Injector* inj) override {
+    return at == RebuildPoint::kBeforeThreads ? RetakeLocks(p.m, inj) : Status::Ok();
+  }
+};
+
 }  // namespace
 
 DumpTable::DumpTable() {
@@ -240,6 +252,7 @@ RestoreTable::RestoreTable() {
   resources_.push_back(std::move(shm));
   resources_.push_back(std::make_unique<PendingSignalsRestore>());
   resources_.push_back(std::make_unique<TimersRestore>());
+  resources_.push_back(std::make_unique<LocksRestore>());
 }
 
 RestoreTable::~RestoreTable() {

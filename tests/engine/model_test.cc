@@ -189,6 +189,21 @@ TEST(EngineModel, EventFilesRoundTripAndMustMatchTheirDescriptors) {
   EXPECT_EQ(back.status().code(), Code::kCorruption);
 }
 
+TEST(EngineModel, LocksRoundTripAndNameTheirDescriptors) {
+  ProcessModel m = Sample();
+  m.locks = {{3, LockKind::kPosix, false, 120, 8},
+             {3, LockKind::kFlock, true, 0, 0},
+             {4, LockKind::kOfd, true, 0, 0}};
+  m.fds[1].dup_of = -1;  // fd 4: its own description
+  auto back = Read(Write(m));
+  ASSERT_TRUE(back.ok()) << back.status().message();
+  EXPECT_TRUE(back->locks == m.locks);
+  m.fds[1].dup_of = 3;  // a lock must name the lowest descriptor of its description
+  back = Read(Write(m));
+  ASSERT_FALSE(back.ok());
+  EXPECT_EQ(back.status().code(), Code::kCorruption);
+}
+
 TEST(EngineModel, RejectsNewerModelVersion) {
   ProcessModel m = Sample();
   image::StringSink sink;

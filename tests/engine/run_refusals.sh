@@ -3,7 +3,7 @@
 # and the process runs on untouched (issue 10, points 9, 10 and 12); what it
 # can save across a pipe is restored. Real programs where possible.
 #   run_refusals.sh CKPT BINDIR CASE
-# CASE: sqlite-wal-lock | flock-inherited | flock-through-mapping | ofd-lock | posix-timer
+# CASE: flock-inherited | flock-through-mapping | posix-timer
 #       | eventfd-shared-outside | epoll-closed-target
 #       | external-pipe | external-pipe-accepted | tracer | tree-pipeline | widowed-pipe
 set -u
@@ -54,32 +54,6 @@ restore() {
 }
 
 case $CASE in
-  sqlite-wal-lock)
-    # sqlite3 in WAL mode holds POSIX read locks on the database and its
-    # -shm file while the connection is open; a dump and restore that
-    # dropped them lost committed rows. Here sqlite3 waits in `.shell` with
-    # 1000 rows committed; the dump must refuse, naming the locks.
-    command -v sqlite3 >/dev/null || skip "sqlite3 not installed"
-    cat >"$W/in.sql" <<EOF
-PRAGMA journal_mode=WAL;
-CREATE TABLE t(v INTEGER);
-WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 1000) INSERT INTO t SELECT i FROM c;
-.shell touch $W/ready; while [ ! -e $W/go ]; do sleep 0.02; done
-INSERT INTO t VALUES(1001);
-SELECT count(*), sum(v) FROM t;
-EOF
-    sqlite3 "$W/db" <"$W/in.sql" >"$W/out" 2>&1 &
-    PID=$!
-    wait_exists "$W/ready" 30 || fail "sqlite3 never reached .shell"
-    refused "$PID" "process $PID (sqlite3)" "($W/db) holds a POSIX (fcntl) read lock" "($W/db-shm) holds a POSIX" \
-      "File locks are not saved"
-    untouched "$PID"
-    touch "$W/go"
-    wait "$PID" || fail "sqlite3 failed: $(cat "$W/out")"
-    PID=""
-    grep -qx "1001|501501" "$W/out" || fail "sqlite3 printed: $(cat "$W/out")"
-    [ "$(sqlite3 "$W/db" 'SELECT count(*), sum(v) FROM t;')" = "1001|501501" ] || fail "the database lost rows"
-    ;;
   flock-inherited)
     # flock(1) takes the lock and runs the program, which inherits the
     # locked descriptor: /proc/locks names flock's PID, the program's
@@ -98,25 +72,6 @@ EOF
     touch "$W/stop"
     wait "$FPID" || fail "flock/zdtm_counter failed"
     grep -q '^PASS' "$W/result" || fail "zdtm_counter: $(cat "$W/result")"
-    ;;
-  ofd-lock)
-    # An open file description lock (F_OFD_SETLK) from python3.
-    cat >"$W/ofd.py" <<'PY'
-import fcntl, os, struct, sys, time
-d = sys.argv[1]
-f = open(d + "/ofd", "w")
-fcntl.fcntl(f, 37, struct.pack("hhqqi4x", fcntl.F_WRLCK, 0, 0, 100, 0))  # F_OFD_SETLK, bytes 0-99
-open(d + "/ready", "w").close()
-while not os.path.exists(d + "/stop"):
-    time.sleep(0.01)
-PY
-    python3 "$W/ofd.py" "$W" </dev/null >/dev/null 2>&1 &
-    PID=$!
-    wait_exists "$W/ready" 30 || fail "python3 never became ready"
-    refused "$PID" "fd 3 ($W/ofd) holds an OFD (open file description) write lock on bytes 0-99"
-    untouched "$PID"
-    python3 -c 'import fcntl, sys; fcntl.lockf(open(sys.argv[1], "w"), fcntl.LOCK_EX | fcntl.LOCK_NB)' "$W/ofd" \
-      2>/dev/null && fail "the OFD lock was released"
     ;;
   flock-through-mapping)
     # An flock whose descriptor was closed after the file was mapped: the

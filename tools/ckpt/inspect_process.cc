@@ -175,6 +175,15 @@ Status DescribeProcessImage(const image::ImageReader& r, nlohmann::ordered_json*
       e["pos"] = f.pos;
     }
     if (f.dup_of >= 0) e["dup_of"] = f.dup_of;
+    nlohmann::ordered_json locks = nlohmann::ordered_json::array();
+    for (const auto& l : m.locks) {
+      if (l.fd != f.fd) continue;
+      const char* kind = l.kind == engine::LockKind::kPosix ? "posix"
+                         : l.kind == engine::LockKind::kOfd ? "ofd"
+                                                            : "flock";
+      locks.push_back({{"kind", kind}, {"write", l.write}, {"start", l.start}, {"len", l.len}});
+    }
+    if (!locks.empty()) e["locks"] = locks;
     for (const auto& ev : m.events) {
       if (f.kind == engine::FdKind::kEvent && ev.fd == (f.dup_of >= 0 ? f.dup_of : f.fd))
         e["event"] = EventJson(ev);
@@ -243,6 +252,15 @@ void PrintProcessImage(const nlohmann::ordered_json& j) {
              " end";
     } else if (f.contains("event")) {
       what = f["event"]["summary"].get<std::string>();
+    }
+    if (f.contains("locks")) {
+      for (const auto& l : f["locks"]) {
+        std::int64_t start = l["start"].get<std::int64_t>(), len = l["len"].get<std::int64_t>();
+        what += ", " + l["kind"].get<std::string>() + (l["write"].get<bool>() ? " write" : " read") + " lock";
+        if (l["kind"] != "flock")
+          what += " " + std::to_string(start) + "-" +
+                  (len == 0 ? std::string("EOF") : std::to_string(start + len - 1));
+      }
     }
     PrintText("  %4d %-12s %s\n", f["fd"].get<int>(), f["kind"].get<std::string>().c_str(), what.c_str());
   }
