@@ -105,6 +105,7 @@ Status Collect(FrozenProcess& fp, ProcessModel* m, std::vector<Blob>* blobs, std
   if (st.ok()) st = DumpSignals(&leader, &m->signals);
   if (st.ok() && fp.group_stopped()) RecordGroupStop(&m->signals);  // restored stopped
   if (st.ok()) st = DumpTimers(&leader, &m->core);
+  if (st.ok()) st = DumpPosixTimers(pid, &leader, &m->posix_timers);
   RETURN_IF_ERROR(leader.Restore());
   RETURN_IF_ERROR(st);
   RETURN_IF_ERROR(DumpThreads(fp, gadget, m));

@@ -346,6 +346,45 @@ static Status DecodeLocks(std::string_view in, std::vector<FileLock>* l) {
   return Expect(r, "locks");
 }
 
+std::string EncodePosixTimers(const std::vector<PosixTimer>& t) {
+  std::string o = VersionedSection();
+  PutVarint(&o, t.size());
+  for (const auto& x : t) {
+    PutI32(&o, x.id);
+    PutI32(&o, x.clockid);
+    PutI32(&o, x.notify);
+    PutI32(&o, x.signo);
+    PutU64(&o, x.value);
+    PutI32(&o, x.tid);
+    PutU64(&o, static_cast<std::uint64_t>(x.value_ns));
+    PutU64(&o, static_cast<std::uint64_t>(x.interval_ns));
+    PutI32(&o, x.overrun);
+  }
+  return o;
+}
+
+static Status DecodePosixTimers(std::string_view in, std::vector<PosixTimer>* t) {
+  ByteReader r(in);
+  RETURN_IF_ERROR(CheckVersion(r, "timers"));
+  std::uint64_t n = r.Varint();
+  if (n > (1u << 20)) r.Fail();
+  for (std::uint64_t i = 0; i < n && r.ok(); ++i) {
+    PosixTimer x;
+    x.id = GetI32(r);
+    x.clockid = GetI32(r);
+    x.notify = GetI32(r);
+    x.signo = GetI32(r);
+    x.value = r.U64();
+    x.tid = GetI32(r);
+    x.value_ns = static_cast<std::int64_t>(r.U64());
+    x.interval_ns = static_cast<std::int64_t>(r.U64());
+    x.overrun = GetI32(r);
+    if (x.id < 0 || x.signo < 0 || x.signo > 64 || x.value_ns < 0 || x.interval_ns < 0) r.Fail();
+    t->push_back(x);
+  }
+  return Expect(r, "timers");
+}
+
 std::string EncodeSignals(const Signals& s) {
   std::string o = VersionedSection();
   PutVarint(&o, s.actions.size());
@@ -466,6 +505,8 @@ Status WriteModel(image::ImageWriter* w, const ProcessModel& m, const std::strin
   if (!m.events.empty())
     RETURN_IF_ERROR(w->AddSection(kSecEvents, prefix + "events", "", EncodeEvents(m.events)));
   if (!m.locks.empty()) RETURN_IF_ERROR(w->AddSection(kSecLocks, prefix + "locks", "", EncodeLocks(m.locks)));
+  if (!m.posix_timers.empty())
+    RETURN_IF_ERROR(w->AddSection(kSecPosixTimers, prefix + "timers", "", EncodePosixTimers(m.posix_timers)));
   return w->AddSection(kSecVdso, prefix + "vdso", "", m.vdso);
 }
 
@@ -525,6 +566,11 @@ Result<ProcessModel> ReadModel(const image::ImageReader& r, const std::string& p
   if (const image::SectionInfo* s = r.Find(kSecLocks, prefix + "locks"); s != nullptr) {
     ASSIGN_OR_RETURN(std::string locks, r.ReadSection(*s));
     RETURN_IF_ERROR(DecodeLocks(locks, &m.locks));
+  }
+  // POSIX timers: images without any have no section.
+  if (const image::SectionInfo* s = r.Find(kSecPosixTimers, prefix + "timers"); s != nullptr) {
+    ASSIGN_OR_RETURN(std::string timers, r.ReadSection(*s));
+    RETURN_IF_ERROR(DecodePosixTimers(timers, &m.posix_timers));
   }
   // A streamed image's pagemap comes after the pages (RestorePages reads it).
   if (const image::SectionInfo* s = r.Find(kSecPagemap, prefix + "pagemap"); s != nullptr) {

@@ -42,6 +42,8 @@ inline constexpr std::uint32_t kSecCreds = 0x0310;
 inline constexpr std::uint32_t kSecEvents = 0x0312;
 // Zero or one: file locks held through descriptors (POSIX, OFD, flock).
 inline constexpr std::uint32_t kSecLocks = 0x0313;
+// Zero or one: POSIX timers (timer_create).
+inline constexpr std::uint32_t kSecPosixTimers = 0x0314;
 
 // Every metadata section starts with this version byte.
 inline constexpr std::uint8_t kModelVersion = 1;
@@ -254,6 +256,20 @@ struct FileLock {
   bool operator==(const FileLock&) const = default;
 };
 
+// A POSIX timer (timer_create), as /proc/PID/timers and timer_gettime show it.
+struct PosixTimer {
+  std::int32_t id = 0;  // the kernel's timer id (what timer_t holds for glibc)
+  std::int32_t clockid = 0;
+  std::int32_t notify = 0;  // SIGEV_SIGNAL or SIGEV_NONE, with SIGEV_THREAD_ID for one thread
+  std::int32_t signo = 0;
+  std::uint64_t value = 0;       // sigev_value
+  std::int32_t tid = 0;          // SIGEV_THREAD_ID: the thread
+  std::int64_t value_ns = 0;     // time left (0: disarmed)
+  std::int64_t interval_ns = 0;  // period (0: once)
+  std::int32_t overrun = 0;      // timer_getoverrun at the dump (not restored)
+  bool operator==(const PosixTimer&) const = default;
+};
+
 struct ProcessModel {
   Core core;
   std::vector<ThreadState> threads;  // threads[0] is the thread-group leader
@@ -266,6 +282,7 @@ struct ProcessModel {
   Creds creds;
   std::vector<EventFile> events;
   std::vector<FileLock> locks;
+  std::vector<PosixTimer> posix_timers;
 };
 
 // Encoding of each section payload (little-endian, see docs/image-format.md).
@@ -279,6 +296,7 @@ std::string EncodePagemap(const std::vector<PageRun>& runs);
 std::string EncodeCreds(const Creds& c);
 std::string EncodeEvents(const std::vector<EventFile>& e);
 std::string EncodeLocks(const std::vector<FileLock>& l);
+std::string EncodePosixTimers(const std::vector<PosixTimer>& t);
 
 // Writes every metadata section of `m` (not the pagemap, pages or blobs),
 // each named `prefix` + its name ("PID/" in a tree image, "" alone).

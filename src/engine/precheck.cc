@@ -210,9 +210,10 @@ void CheckFds(pid_t pid, std::vector<Problem>* out, PipeMap* pipes, std::vector<
         // would give each holder its own, and the lock to one of them.
         pid_t other = DescriptionSharedWith(pid, n, st);
         if (other == 0) continue;
-        out->push_back({pid, Why::kLock,
-                        fd + " (" + l + ") holds " + DescribeLock(line, pid) +
-                            " on an open file description " + Who(other) + " shares"});
+        std::string d = DescribeLock(line, pid);
+        if (d.find("inherited descriptor") == std::string::npos)
+          d += " on an open file description " + Who(other) + " shares";
+        out->push_back({pid, Why::kLock, fd + " (" + l + ") holds " + d});
         continue;
       }
       out->push_back({pid, Why::kLock, fd + " (" + l + ") holds " + DescribeLock(line, pid)});
@@ -351,6 +352,9 @@ Status CheckTimers(pid_t pid, std::vector<Problem>* out) {
     std::string sig = TextField(block, "signal");
     int signo = std::atoi(sig.c_str());
     std::string notify = TextField(block, "notify");
+    int clock = std::atoi(TextField(block, "ClockID").c_str());
+    bool saved = clock >= 0 && (notify.compare(0, 7, "signal/") == 0 || notify.compare(0, 5, "none/") == 0);
+    if (saved) continue;
     std::string how =
         notify.compare(0, 5, "none/") == 0 ? "no signal (SIGEV_NONE)" : "signal " + std::to_string(signo);
     const char* abbrev = signo > 0 ? sigabbrev_np(signo) : nullptr;
@@ -416,7 +420,8 @@ const char* Explanation(Why w) {
              "holds "
              "them while any other process could take them.";
     case Why::kTimer:
-      return "POSIX timers (timer_create) are not saved yet: a restored timer would never fire.";
+      return "POSIX timers on another process's CPU-time clock are not saved: a restored timer would never "
+             "fire.";
     case Why::kMapping:
       return "Device mappings are not supported.";
     case Why::kIpcNs:

@@ -200,12 +200,15 @@ class PendingSignalsRestore : public RestoreResource {
   }
 };
 
-// Interval timers (setitimer).
+// Interval timers (setitimer) and POSIX timers (timer_create): after the
+// threads, which a timer may signal.
 class TimersRestore : public RestoreResource {
  public:
   const char* name() const override { return "timers"; }
   Status Rebuild(RestoreContext&, const MemberRestore& p, pid_t, RebuildPoint at, Injector* inj) override {
-    return at == RebuildPoint::kThreadsCreated ? RestoreTimers(p.m.core, inj) : Status::Ok();
+    if (at != RebuildPoint::kThreadsCreated) return Status::Ok();
+    RETURN_IF_ERROR(RestoreTimers(p.m.core, inj));
+    return RestorePosixTimers(p.m.posix_timers, inj);
   }
 };
 

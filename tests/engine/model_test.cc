@@ -204,6 +204,25 @@ TEST(EngineModel, LocksRoundTripAndNameTheirDescriptors) {
   EXPECT_EQ(back.status().code(), Code::kCorruption);
 }
 
+TEST(EngineModel, PosixTimersRoundTrip) {
+  ProcessModel m = Sample();
+  PosixTimer t;
+  t.id = 2;
+  t.clockid = 1;
+  t.notify = 4;  // SIGEV_SIGNAL | SIGEV_THREAD_ID
+  t.signo = 12;
+  t.value = 0x77;
+  t.tid = 4243;
+  t.value_ns = 5000000;
+  t.interval_ns = 15000000;
+  t.overrun = 3;
+  m.posix_timers = {t};
+  auto back = Read(Write(m));
+  ASSERT_TRUE(back.ok()) << back.status().message();
+  EXPECT_TRUE(back->posix_timers == m.posix_timers);
+  EXPECT_TRUE(Read(Write(Sample()))->posix_timers.empty());
+}
+
 TEST(EngineModel, RejectsNewerModelVersion) {
   ProcessModel m = Sample();
   image::StringSink sink;

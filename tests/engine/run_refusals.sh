@@ -3,7 +3,7 @@
 # and the process runs on untouched (issue 10, points 9, 10 and 12); what it
 # can save across a pipe is restored. Real programs where possible.
 #   run_refusals.sh CKPT BINDIR CASE
-# CASE: flock-inherited | flock-through-mapping | posix-timer
+# CASE: flock-inherited | flock-through-mapping
 #       | eventfd-shared-outside | epoll-closed-target
 #       | external-pipe | external-pipe-accepted | tracer | tree-pipeline | widowed-pipe
 set -u
@@ -99,40 +99,6 @@ PY
     refused "$PID" "maps $W/mapped, on which an flock() exclusive lock is held that no descriptor shows"
     untouched "$PID"
     flock -n "$W/mapped" true && fail "the lock was released"
-    ;;
-  posix-timer)
-    # A periodic POSIX timer (timer_create, SIGALRM every 10 ms) from
-    # python3; a restored one would never fire again. After the refusal it
-    # must keep ticking.
-    cat >"$W/timer.py" <<'PY'
-import ctypes, os, signal, sys, time
-d = sys.argv[1]
-ticks = 0
-def on_alarm(sig, frame):
-    global ticks
-    ticks += 1
-signal.signal(signal.SIGALRM, on_alarm)
-libc = ctypes.CDLL(None, use_errno=True)
-timer = ctypes.c_void_p()
-assert libc.timer_create(1, None, ctypes.byref(timer)) == 0  # CLOCK_MONOTONIC, SIGALRM
-spec = (ctypes.c_long * 4)(0, 10000000, 0, 10000000)
-assert libc.timer_settime(timer, 0, spec, None) == 0
-open(d + "/ready", "w").close()
-while not os.path.exists(d + "/stop"):
-    time.sleep(0.01)
-    with open(d + "/ticks.tmp", "w") as f:
-        f.write(str(ticks))
-    os.rename(d + "/ticks.tmp", d + "/ticks")
-PY
-    python3 "$W/timer.py" "$W" </dev/null >/dev/null 2>&1 &
-    PID=$!
-    wait_exists "$W/ready" 30 || fail "python3 never became ready"
-    refused "$PID" "has POSIX timer 0 (CLOCK_MONOTONIC, signal 14 (SIGALRM)" "POSIX timers (timer_create) are not saved"
-    untouched "$PID"
-    t1=$(cat "$W/ticks")
-    sleep 0.5
-    t2=$(cat "$W/ticks")
-    [ $((t2 - t1)) -ge 10 ] || fail "the timer stopped ticking after the refused dump ($t1 -> $t2)"
     ;;
   eventfd-shared-outside)
     # python3 forks after creating an eventfd: dumping the child alone would

@@ -191,6 +191,17 @@ Status DescribeProcessImage(const image::ImageReader& r, nlohmann::ordered_json*
     fds.push_back(e);
   }
   (*j)["fds"] = fds;
+  nlohmann::ordered_json timers = nlohmann::ordered_json::array();
+  for (const auto& t : m.posix_timers) {
+    timers.push_back({{"id", t.id},
+                      {"clockid", t.clockid},
+                      {"signal", t.signo},
+                      {"notify", t.notify},
+                      {"tid", t.tid},
+                      {"value_ns", t.value_ns},
+                      {"interval_ns", t.interval_ns}});
+  }
+  if (!timers.empty()) (*j)["posix_timers"] = timers;
   return Status::Ok();
 }
 
@@ -263,6 +274,16 @@ void PrintProcessImage(const nlohmann::ordered_json& j) {
       }
     }
     PrintText("  %4d %-12s %s\n", f["fd"].get<int>(), f["kind"].get<std::string>().c_str(), what.c_str());
+  }
+  if (j.contains("posix_timers")) {
+    PrintText("timers      %zu POSIX\n", j["posix_timers"].size());
+    for (const auto& t : j["posix_timers"]) {
+      std::int64_t v = t["value_ns"].get<std::int64_t>(), iv = t["interval_ns"].get<std::int64_t>();
+      PrintText("  id %-4d clock %-3d signal %-3d %s%s\n", t["id"].get<int>(), t["clockid"].get<int>(),
+                t["signal"].get<int>(),
+                v == 0 ? "disarmed" : (std::to_string(v / 1000000) + " ms left").c_str(),
+                iv == 0 ? "" : (", every " + std::to_string(iv / 1000000) + " ms").c_str());
+    }
   }
 }
 
