@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <optional>
 #include <set>
 
 #include "engine/eventfds.h"
@@ -21,6 +22,7 @@
 #include "engine/proc.h"
 #include "engine/shared_mem.h"
 #include "engine/tree_model.h"
+#include "engine/unix_sockets.h"
 #include "platform/posix_util.h"
 
 namespace ckpt::engine {
@@ -61,6 +63,7 @@ Result<std::vector<int>> ListFds(pid_t pid) {
 
 Status DumpFds(pid_t pid, FileTable* files, ProcessModel* m, std::vector<Blob>* blobs) {
   ASSIGN_OR_RETURN(std::vector<int> fds, ListFds(pid));
+  std::optional<std::map<std::uint32_t, UnixDiag>> unix_sockets;  // read at the first socket
   std::map<std::pair<std::uint64_t, std::uint64_t>, std::vector<int>> by_inode;
   for (int n : fds) {
     std::string link_path = ProcPath(pid, "fd/" + std::to_string(n));
@@ -89,6 +92,24 @@ Status DumpFds(pid_t pid, FileTable* files, ProcessModel* m, std::vector<Blob>* 
       if (f.dup_of < 0) {
         ASSIGN_OR_RETURN(EventFile e, DumpEventFile(pid, n, event_kind));
         m->events.push_back(std::move(e));
+      }
+    } else if (l.compare(0, 8, "socket:[") == 0) {
+      f.kind = FdKind::kSocket;
+      f.pipe_ino = st.st_ino;
+      if (f.dup_of < 0) {
+        if (!unix_sockets) {
+          ASSIGN_OR_RETURN(unix_sockets, ListUnixSockets());
+        }
+        const auto& all = *unix_sockets;
+        auto ino = static_cast<std::uint32_t>(st.st_ino);
+        auto it = all.find(ino);
+        // Whether the dumped set holds the peer is checked for the whole
+        // tree (the sockets dump resource); here, everything else.
+        std::set<std::uint32_t> peer_assumed = {it != all.end() ? it->second.peer : 0u};
+        std::string problem = SocketProblem(pid, n, ino, all, peer_assumed);
+        if (!problem.empty()) return NotSupported(problem + " (process " + std::to_string(pid) + ")");
+        ASSIGN_OR_RETURN(UnixSocket u, DumpUnixSocket(pid, n, ino, it->second));
+        m->sockets.push_back(u);
       }
     } else if (l.compare(0, 5, "pipe:") == 0) {
       f.kind = FdKind::kPipe;
@@ -125,7 +146,7 @@ Status DumpFds(pid_t pid, FileTable* files, ProcessModel* m, std::vector<Blob>* 
     } else {
       return NotSupported("fd " + std::to_string(n) + " (" + l + ") is a block device or socket file");
     }
-    if (f.dup_of < 0 && f.kind != FdKind::kEvent && f.kind != FdKind::kPipe) {
+    if (f.dup_of < 0 && f.kind != FdKind::kEvent && f.kind != FdKind::kPipe && f.kind != FdKind::kSocket) {
       ASSIGN_OR_RETURN(std::string info, ReadProcFile(pid, "fdinfo/" + std::to_string(n)));
       RETURN_IF_ERROR(DumpFdLocks(pid, n, info, &m->locks));
     }
@@ -258,6 +279,13 @@ Status PrepareFds(const ProcessModel& m, const image::ImageReader& r, const std:
       }
       fd = plan->Own(::fcntl(it->second, F_DUPFD_CLOEXEC, 0));
       if (fd < 0) return PosixError("dup event file", what, errno);
+    } else if (f.kind == FdKind::kSocket) {
+      const UnixSocket* u = nullptr;
+      for (const auto& x : m.sockets) u = x.fd == f.fd ? &x : u;
+      if (u == nullptr || shared->sockets == nullptr) return Corruption("no socket for " + what);
+      ASSIGN_OR_RETURN(int end, shared->sockets->End(*u, r));
+      fd = plan->Own(::fcntl(end, F_DUPFD_CLOEXEC, 0));
+      if (fd < 0) return PosixError("dup socket", what, errno);
     } else if (f.kind == FdKind::kPipe && f.pipe_internal) {
       ASSIGN_OR_RETURN(int end, shared->pipes->End(f, r));
       fd = plan->Own(::fcntl(end, F_DUPFD_CLOEXEC, 0));

@@ -51,6 +51,7 @@ class FdPlan {
 
 class PipeTable;
 class SharedMemRestore;
+class SocketTable;
 struct TreeModel;
 
 // What the descriptors of several members share, created once in ckpt:
@@ -69,6 +70,7 @@ class SharedFds {
   std::map<std::pair<std::uint64_t, std::uint64_t>, int> deleted;  // (dev, ino) -> recreated file
   std::set<std::string> fifos_filled;                              // FIFO blobs already written back
   std::map<std::uint32_t, int> events;                             // event file object -> ckpt's file
+  SocketTable* sockets = nullptr;                                  // Unix socket pairs, by inode
 };
 
 // Opens (or recreates) every descriptor of member `pid` (sections named

@@ -234,7 +234,7 @@ static Status DecodeFds(std::string_view in, std::vector<Fd>* f) {
     Fd x;
     x.fd = GetI32(r);
     std::uint8_t k = r.U8();
-    if (k > static_cast<std::uint8_t>(FdKind::kEvent)) r.Fail();
+    if (k > static_cast<std::uint8_t>(FdKind::kSocket)) r.Fail();
     x.kind = static_cast<FdKind>(k);
     x.flags = r.U32();
     x.pos = r.U64();
@@ -385,6 +385,43 @@ static Status DecodePosixTimers(std::string_view in, std::vector<PosixTimer>* t)
   return Expect(r, "timers");
 }
 
+std::string EncodeSockets(const std::vector<UnixSocket>& v) {
+  std::string o = VersionedSection();
+  PutVarint(&o, v.size());
+  for (const auto& x : v) {
+    PutI32(&o, x.fd);
+    PutU32(&o, x.ino);
+    PutU32(&o, x.peer);
+    o.push_back(static_cast<char>(x.type));
+    PutI32(&o, x.rcvbuf);
+    PutI32(&o, x.sndbuf);
+    o.push_back(static_cast<char>(x.passcred ? 1 : 0));
+  }
+  return o;
+}
+
+static Status DecodeSockets(std::string_view in, std::vector<UnixSocket>* v) {
+  ByteReader r(in);
+  RETURN_IF_ERROR(CheckVersion(r, "sockets"));
+  std::uint64_t n = r.Varint();
+  if (n > (1u << 20)) r.Fail();
+  for (std::uint64_t i = 0; i < n && r.ok(); ++i) {
+    UnixSocket x;
+    x.fd = GetI32(r);
+    x.ino = r.U32();
+    x.peer = r.U32();
+    x.type = r.U8();
+    x.rcvbuf = GetI32(r);
+    x.sndbuf = GetI32(r);
+    x.passcred = r.U8() != 0;
+    if (x.fd < 0 || x.ino == 0 || x.peer == 0 || x.ino == x.peer ||
+        (x.type != 1 && x.type != 2 && x.type != 5))
+      r.Fail();
+    v->push_back(x);
+  }
+  return Expect(r, "sockets");
+}
+
 std::string EncodeSignals(const Signals& s) {
   std::string o = VersionedSection();
   PutVarint(&o, s.actions.size());
@@ -505,6 +542,8 @@ Status WriteModel(image::ImageWriter* w, const ProcessModel& m, const std::strin
   if (!m.events.empty())
     RETURN_IF_ERROR(w->AddSection(kSecEvents, prefix + "events", "", EncodeEvents(m.events)));
   if (!m.locks.empty()) RETURN_IF_ERROR(w->AddSection(kSecLocks, prefix + "locks", "", EncodeLocks(m.locks)));
+  if (!m.sockets.empty())
+    RETURN_IF_ERROR(w->AddSection(kSecSockets, prefix + "sockets", "", EncodeSockets(m.sockets)));
   if (!m.posix_timers.empty())
     RETURN_IF_ERROR(w->AddSection(kSecPosixTimers, prefix + "timers", "", EncodePosixTimers(m.posix_timers)));
   return w->AddSection(kSecVdso, prefix + "vdso", "", m.vdso);
@@ -572,6 +611,11 @@ Result<ProcessModel> ReadModel(const image::ImageReader& r, const std::string& p
     ASSIGN_OR_RETURN(std::string timers, r.ReadSection(*s));
     RETURN_IF_ERROR(DecodePosixTimers(timers, &m.posix_timers));
   }
+  // Socket pairs: images without any have no section.
+  if (const image::SectionInfo* s = r.Find(kSecSockets, prefix + "sockets"); s != nullptr) {
+    ASSIGN_OR_RETURN(std::string socks, r.ReadSection(*s));
+    RETURN_IF_ERROR(DecodeSockets(socks, &m.sockets));
+  }
   // A streamed image's pagemap comes after the pages (RestorePages reads it).
   if (const image::SectionInfo* s = r.Find(kSecPagemap, prefix + "pagemap"); s != nullptr) {
     ASSIGN_OR_RETURN(std::string pm, r.ReadSection(*s));
@@ -587,16 +631,23 @@ Result<ProcessModel> ReadModel(const image::ImageReader& r, const std::string& p
   }
   for (const auto& f : m.fds) {
     if (!file_ok(f.file)) return Corruption("fds section: file index out of range");
-    if (f.kind != FdKind::kEvent || f.dup_of >= 0) continue;
+    if ((f.kind != FdKind::kEvent && f.kind != FdKind::kSocket) || f.dup_of >= 0) continue;
     int found = 0;
-    for (const auto& e : m.events) found += e.fd == f.fd ? 1 : 0;
-    if (found != 1) return Corruption("events section: no single event file for fd " + std::to_string(f.fd));
+    for (const auto& e : m.events) found += e.fd == f.fd && f.kind == FdKind::kEvent ? 1 : 0;
+    for (const auto& so : m.sockets) found += so.fd == f.fd && f.kind == FdKind::kSocket ? 1 : 0;
+    if (found != 1) return Corruption("no single event file or socket for fd " + std::to_string(f.fd));
   }
   for (const auto& l : m.locks) {
     bool ok = false;
     for (const auto& f : m.fds) ok = ok || (f.fd == l.fd && f.dup_of < 0);
     if (!ok)
       return Corruption("locks section: fd " + std::to_string(l.fd) + " is not a descriptor of the process");
+  }
+  for (const auto& so : m.sockets) {
+    bool ok = false;
+    for (const auto& f : m.fds) ok = ok || (f.fd == so.fd && f.kind == FdKind::kSocket && f.dup_of < 0);
+    if (!ok)
+      return Corruption("sockets section: fd " + std::to_string(so.fd) + " is not a socket descriptor");
   }
   for (const auto& e : m.events) {
     bool ok = false;
@@ -654,6 +705,8 @@ const char* FdKindName(FdKind k) {
       return "deleted-file";
     case FdKind::kEvent:
       return "event";
+    case FdKind::kSocket:
+      return "socket";
   }
   return "?";
 }

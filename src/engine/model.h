@@ -44,6 +44,9 @@ inline constexpr std::uint32_t kSecEvents = 0x0312;
 inline constexpr std::uint32_t kSecLocks = 0x0313;
 // Zero or one: POSIX timers (timer_create).
 inline constexpr std::uint32_t kSecPosixTimers = 0x0314;
+// Zero or one: Unix socket pairs (kSocket descriptors); their queued data is
+// in tree-level blobs "sock.INODE".
+inline constexpr std::uint32_t kSecSockets = 0x0315;
 
 // Every metadata section starts with this version byte.
 inline constexpr std::uint8_t kModelVersion = 1;
@@ -157,6 +160,7 @@ enum class FdKind : std::uint8_t {
   kPipe = 3,     // an anonymous pipe: both ends in the process, or reattached
   kDeleted = 4,  // a regular file unlinked while open: contents in the image
   kEvent = 5,    // an eventfd, signalfd, timerfd or epoll file: ProcessModel::events
+  kSocket = 6,   // one end of a Unix socket pair inside the dumped set: ProcessModel::sockets
 };
 
 struct Fd {
@@ -270,6 +274,18 @@ struct PosixTimer {
   bool operator==(const PosixTimer&) const = default;
 };
 
+// One end of a connected, unbound Unix socket pair whose other end the
+// dumped processes hold too (socketpair(), multiprocessing.Pipe()).
+struct UnixSocket {
+  std::int32_t fd = 0;     // the lowest descriptor of it in the process
+  std::uint32_t ino = 0;   // its inode: which end, and its blob "sock.INO" (bytes queued for it to read)
+  std::uint32_t peer = 0;  // the other end's inode
+  std::uint8_t type = 0;   // SOCK_STREAM, SOCK_DGRAM or SOCK_SEQPACKET
+  std::int32_t rcvbuf = 0, sndbuf = 0;  // SO_RCVBUF, SO_SNDBUF as getsockopt shows them
+  bool passcred = false;                // SO_PASSCRED
+  bool operator==(const UnixSocket&) const = default;
+};
+
 struct ProcessModel {
   Core core;
   std::vector<ThreadState> threads;  // threads[0] is the thread-group leader
@@ -283,6 +299,7 @@ struct ProcessModel {
   std::vector<EventFile> events;
   std::vector<FileLock> locks;
   std::vector<PosixTimer> posix_timers;
+  std::vector<UnixSocket> sockets;
 };
 
 // Encoding of each section payload (little-endian, see docs/image-format.md).
@@ -297,6 +314,7 @@ std::string EncodeCreds(const Creds& c);
 std::string EncodeEvents(const std::vector<EventFile>& e);
 std::string EncodeLocks(const std::vector<FileLock>& l);
 std::string EncodePosixTimers(const std::vector<PosixTimer>& t);
+std::string EncodeSockets(const std::vector<UnixSocket>& s);
 
 // Writes every metadata section of `m` (not the pagemap, pages or blobs),
 // each named `prefix` + its name ("PID/" in a tree image, "" alone).

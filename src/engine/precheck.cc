@@ -22,6 +22,7 @@
 #include "engine/eventfds.h"
 #include "engine/filetable.h"
 #include "engine/proc.h"
+#include "engine/unix_sockets.h"
 
 namespace ckpt::engine {
 
@@ -44,7 +45,8 @@ struct PipeFd {
 };
 using PipeMap = std::map<std::uint64_t, std::vector<PipeFd>>;  // inode -> descriptors
 
-// One event file descriptor (eventfd, signalfd, timerfd, epoll) of a checked process.
+// One event file (eventfd, signalfd, timerfd, epoll) or socket descriptor
+// of a checked process.
 struct EventFd {
   pid_t pid = 0;
   int fd = -1;
@@ -186,6 +188,10 @@ void CheckFds(pid_t pid, std::vector<Problem>* out, PipeMap* pipes, std::vector<
       std::string problem = EventFileProblem(pid, n, kind, *info);
       if (!problem.empty()) out->push_back({pid, Why::kFd, problem});
       if (events != nullptr) events->push_back({pid, n, l});
+    } else if (l.compare(0, 8, "socket:[") == 0) {
+      // Decided for all the processes together (CheckSockets); after the
+      // freeze, by the dump itself.
+      if (events != nullptr) events->push_back({pid, n, l});
     } else if (l.compare(0, 5, "pipe:") == 0) {
       std::uint32_t flags =
           static_cast<std::uint32_t>(std::strtoul(TextField(*info, "flags").c_str(), nullptr, 8));
@@ -245,6 +251,28 @@ void CheckEventFilesOutside(const std::vector<EventFd>& events, const std::set<p
                             " (its fd " + std::to_string(n) + "), outside the dumped set"});
       }
     }
+  }
+}
+
+// The sockets of the checked processes: only Unix socket pairs whose both
+// ends they hold are saved (unix_sockets.h).
+void CheckSockets(const std::vector<EventFd>& fds, std::vector<Problem>* out) {
+  std::set<std::uint32_t> inside;
+  bool any = false;
+  for (const auto& e : fds) {
+    if (e.link.compare(0, 8, "socket:[") != 0) continue;
+    inside.insert(static_cast<std::uint32_t>(std::strtoul(e.link.c_str() + 8, nullptr, 10)));
+    any = true;
+  }
+  if (!any) return;
+  auto all = ListUnixSockets();
+  for (const auto& e : fds) {
+    if (e.link.compare(0, 8, "socket:[") != 0) continue;
+    auto ino = static_cast<std::uint32_t>(std::strtoul(e.link.c_str() + 8, nullptr, 10));
+    std::string problem =
+        all.ok() ? SocketProblem(e.pid, e.fd, ino, *all, inside)
+                 : "fd " + std::to_string(e.fd) + " is " + e.link + " (" + all.status().message() + ")";
+    if (!problem.empty()) out->push_back({e.pid, Why::kFd, problem});
   }
 }
 
@@ -408,9 +436,10 @@ const char* Explanation(Why w) {
       return "The engine cannot restore seccomp filters yet: a restored process would run without its "
              "sandbox.";
     case Why::kFd:
-      return "Sockets, inotify, io_uring, anonymous inodes other than eventfd, epoll, signalfd and timerfd, "
-             "block devices, and epoll files watching descriptors the process closed, are not supported by "
-             "this engine version.";
+      return "Sockets other than Unix socket pairs whose both ends are dumped (TCP, UDP, bound or listening "
+             "Unix sockets, a peer outside), inotify, io_uring, anonymous inodes other than eventfd, epoll, "
+             "signalfd and timerfd, block devices, and epoll files watching descriptors the process closed, "
+             "are not supported by this engine version.";
     case Why::kShared:
       return "The dump would split such a file in two: the process outside keeps the old one, the restored "
              "process gets a copy nobody else holds. Dump both together (--tree from a common ancestor).";
@@ -601,6 +630,7 @@ Result<PipeCensus> PrecheckDump(pid_t root, bool tree, bool external_pipes) {
   }
   CheckLocksThroughMappings(pids, &problems);
   CheckEventFilesOutside(events, std::set<pid_t>(pids.begin(), pids.end()), &problems);
+  CheckSockets(events, &problems);
   PipeCensus census;
   ClassifyPipes(pipes, std::set<pid_t>(pids.begin(), pids.end()), tree ? root : 0, external_pipes, &census,
                 &problems);

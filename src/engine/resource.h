@@ -9,7 +9,7 @@
 // operations or DMTCP's plugin events. The tables list the resources in the
 // order their phases must run; that order is where the ordering rules live:
 //
-//   dump:    pipes, event files, shared memory, System V
+//   dump:    pipes, event files, Unix sockets, shared memory, System V
 //   restore: System V, files, shared memory, signals, timers, file locks
 //
 // - System V objects are created first: they may move ckpt into a fresh IPC

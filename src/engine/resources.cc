@@ -5,6 +5,7 @@
 #include <sys/syscall.h>
 
 #include <algorithm>
+#include <set>
 
 #include "engine/eventfds.h"
 #include "engine/locks.h"
@@ -15,6 +16,7 @@
 #include "engine/signals.h"
 #include "engine/sysv.h"
 #include "engine/timers.h"
+#include "engine/unix_sockets.h"
 #include "engine/util.h"
 
 namespace ckpt::engine {
@@ -60,6 +62,40 @@ class EventFilesDump : public DumpResource {
     for (auto& d : c.md) models.push_back(&d.m);
     return NumberEventFiles(Pids(c.md), models);
   }
+};
+
+// Unix socket pairs: both ends must be the members'; the bytes queued for
+// each end are read (not taken) once and written after the tree model.
+class SocketsDump : public DumpResource {
+ public:
+  const char* name() const override { return "Unix sockets"; }
+  Status Collect(DumpContext& c) override {
+    std::set<std::uint32_t> inside;
+    for (const auto& d : c.md) {
+      for (const auto& u : d.m.sockets) inside.insert(u.ino);
+    }
+    std::set<std::uint32_t> done;
+    for (const auto& d : c.md) {
+      for (const auto& u : d.m.sockets) {
+        if (inside.count(u.peer) == 0) {
+          return NotSupported("fd " + std::to_string(u.fd) + " of process " + std::to_string(d.pid) +
+                              " is a Unix socket connected to socket:[" + std::to_string(u.peer) +
+                              "], which the dumped processes do not hold");
+        }
+        if (!done.insert(u.ino).second) continue;
+        ASSIGN_OR_RETURN(std::string q, PeekSocketQueue(d.pid, u.fd));
+        if (!q.empty()) blobs_.push_back({SocketBlobName(u.ino), std::move(q)});
+      }
+    }
+    return Status::Ok();
+  }
+  Status WriteAfterTree(DumpContext&, image::ImageWriter* w) override {
+    for (const auto& b : blobs_) RETURN_IF_ERROR(w->AddSection(kSecBlob, b.name, "", b.data));
+    return Status::Ok();
+  }
+
+ private:
+  std::vector<Blob> blobs_;
 };
 
 // Shared memory objects: registered per member; their pages are written
@@ -160,6 +196,7 @@ class FilesRestore : public RestoreResource {
   const char* name() const override { return "files"; }
   Status Create(RestoreContext& c) override {
     shared_ = std::make_unique<SharedFds>(&pipes_, shm_, &c.t);
+    shared_->sockets = &sockets_;
     return Status::Ok();
   }
   Status PlanMember(RestoreContext& c, MemberRestore& p) override {
@@ -175,6 +212,7 @@ class FilesRestore : public RestoreResource {
   // (a dump of the restored process would refuse them as shared).
   void MembersHoldFds(RestoreContext&) override {
     pipes_.CloseAll();
+    sockets_.CloseAll();
     shared_->CloseEvents();
   }
   Status Rebuild(RestoreContext&, const MemberRestore& p, pid_t, RebuildPoint at, Injector* inj) override {
@@ -188,6 +226,7 @@ class FilesRestore : public RestoreResource {
  private:
   const SharedMemRestore* shm_;
   PipeTable pipes_;
+  SocketTable sockets_;
   std::unique_ptr<SharedFds> shared_;
 };
 
@@ -228,6 +267,7 @@ class LocksRestore : public RestoreResource {
 DumpTable::DumpTable() {
   resources_.push_back(std::make_unique<PipesDump>());
   resources_.push_back(std::make_unique<EventFilesDump>());
+  resources_.push_back(std::make_unique<SocketsDump>());
   resources_.push_back(std::make_unique<SharedMemoryDump>());
   resources_.push_back(std::make_unique<SysvObjectsDump>());
 }

@@ -223,6 +223,31 @@ TEST(EngineModel, PosixTimersRoundTrip) {
   EXPECT_TRUE(Read(Write(Sample()))->posix_timers.empty());
 }
 
+TEST(EngineModel, SocketPairsRoundTrip) {
+  ProcessModel m = Sample();
+  Fd so;
+  so.fd = 7;
+  so.kind = FdKind::kSocket;
+  so.pipe_ino = 1001;
+  m.fds.push_back(so);
+  UnixSocket u;
+  u.fd = 7;
+  u.ino = 1001;
+  u.peer = 1002;
+  u.type = 2;  // SOCK_DGRAM
+  u.rcvbuf = 425984;
+  u.sndbuf = 212992;
+  u.passcred = true;
+  m.sockets = {u};
+  auto back = Read(Write(m));
+  ASSERT_TRUE(back.ok()) << back.status().message();
+  EXPECT_TRUE(back->sockets == m.sockets);
+  m.sockets[0].peer = m.sockets[0].ino;  // its own peer: corrupt
+  back = Read(Write(m));
+  ASSERT_FALSE(back.ok());
+  EXPECT_EQ(back.status().code(), Code::kCorruption);
+}
+
 TEST(EngineModel, RejectsNewerModelVersion) {
   ProcessModel m = Sample();
   image::StringSink sink;

@@ -1,7 +1,7 @@
 #!/bin/bash
 # Dumps and restores a program nobody here wrote (python3, perl, bash,
-# sqlite3, node), unmodified, and checks from its continued output that it went on
-# exactly where it stopped.   run_foreign.sh CKPT python3|perl|bash|sqlite3|node
+# sqlite3, node, python3's asyncio and multiprocessing.Pipe), unmodified, and checks from its continued output that it went on
+# exactly where it stopped.   run_foreign.sh CKPT python3|perl|bash|sqlite3|node|asyncio|mp-pipe
 set -u
 . "$(dirname "$0")/lib.sh"
 CKPT=$1 KIND=$2
@@ -21,7 +21,9 @@ wait_lines() {  # N: until the output has at least N lines
   fail "output stuck at $(lines) lines, wanted $1"
 }
 close_inherited_fds
-command -v "$KIND" >/dev/null || { echo "SKIP: $KIND not installed"; exit 77; }
+PROG=$KIND
+case $KIND in asyncio | mp-pipe) PROG=python3 ;; esac
+command -v "$PROG" >/dev/null || { echo "SKIP: $PROG not installed"; exit 77; }
 
 case $KIND in
   python3)
@@ -37,6 +39,39 @@ while True:
   perl)
     perl -e '$| = 1; for (my ($i, $s) = (0, 0);; $i++) { $s += $i * $i; print "$i $s\n"; select(undef, undef, undef, 0.005) }' \
       </dev/null >"$W/out" 2>"$W/err" &
+    PID=$! ;;
+  asyncio)
+    # python3's asyncio loop: epoll, and a socket pair it wakes itself with.
+    python3 -c '
+import asyncio
+async def main():
+    i, s = 0, 0
+    while True:
+        s += i * i
+        print(i, s, flush=True)
+        i += 1
+        await asyncio.sleep(0.005)
+asyncio.run(main())' </dev/null >"$W/out" 2>"$W/err" &
+    PID=$! ;;
+  mp-pipe)
+    # multiprocessing.Pipe() (duplex: a Unix socket pair) between python3
+    # and its forked child, which squares what it gets; dumped with --tree.
+    python3 -c '
+import multiprocessing as mp, time
+def square(c):
+    while True:
+        c.send(c.recv() ** 2)
+if __name__ == "__main__":
+    mp.set_start_method("fork")
+    a, b = mp.Pipe()
+    mp.Process(target=square, args=(b,), daemon=True).start()
+    i, s = 0, 0
+    while True:
+        a.send(i)
+        s += a.recv()
+        print(i, s, flush=True)
+        i += 1
+        time.sleep(0.005)' </dev/null >"$W/out" 2>"$W/err" &
     PID=$! ;;
   node)
     # libuv's event loop: epoll, eventfds, pipes and worker threads.
@@ -75,6 +110,7 @@ for round in 1 2; do
   [ "$KIND" = sqlite3 ] && { touch "$W/pause"; sleep 0.1; }
   DOPT=()
   [ "$KIND" = sqlite3 ] && DOPT=(--external-pipes)
+  [ "$KIND" = mp-pipe ] && DOPT=(--tree)
   "$CKPT" dump "$PID" -D "$W/img" "${DOPT[@]}" >"$W/dump.out" 2>&1 || { cat "$W/dump.out"; fail "dump $round"; }
   if [ -n "$RJOB" ]; then
     wait "$RJOB" 2>/dev/null

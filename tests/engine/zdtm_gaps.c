@@ -4,10 +4,11 @@
  *   zdtm_gaps --now             prints CLOCK_MONOTONIC in ns
  *   zdtm_gaps DIR [--fork] [--socket] [--timer]
  * --fork: a child runs the same loop (a tree of two); the resources below
- * are then created by the child only. --socket: holds a socket pair (a
- * descriptor the engine refuses); --timer: holds a POSIX timer on the
+ * are then created by the child only. --socket: holds a listening TCP
+ * socket (a descriptor the engine refuses); --timer: holds a POSIX timer on the
  * parent's CPU-time clock (which the engine refuses too). Writes
  * DIR/pid (and DIR/child) and DIR/ready, runs until DIR/stop. */
+#include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -22,8 +23,13 @@ static int64_t now_ns(void) {
 
 static int hold(int sock, int timer) {
   if (sock) {
-    int sv[2];
-    if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0) return -1;
+    /* A listening TCP socket: a socket the engine still refuses. */
+    int l = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (l < 0 || bind(l, (struct sockaddr*)&a, sizeof a) != 0 || listen(l, 1) != 0) return -1;
   }
   if (timer) {
     timer_t t;

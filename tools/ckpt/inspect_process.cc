@@ -175,6 +175,11 @@ Status DescribeProcessImage(const image::ImageReader& r, nlohmann::ordered_json*
       e["pos"] = f.pos;
     }
     if (f.dup_of >= 0) e["dup_of"] = f.dup_of;
+    for (const auto& u : m.sockets) {
+      if (f.kind != engine::FdKind::kSocket || u.fd != (f.dup_of >= 0 ? f.dup_of : f.fd)) continue;
+      const char* type = u.type == 1 ? "stream" : u.type == 2 ? "datagram" : "seqpacket";
+      e["socket"] = {{"type", type}, {"inode", u.ino}, {"peer", u.peer}, {"passcred", u.passcred}};
+    }
     nlohmann::ordered_json locks = nlohmann::ordered_json::array();
     for (const auto& l : m.locks) {
       if (l.fd != f.fd) continue;
@@ -263,6 +268,10 @@ void PrintProcessImage(const nlohmann::ordered_json& j) {
              " end";
     } else if (f.contains("event")) {
       what = f["event"]["summary"].get<std::string>();
+    } else if (f.contains("socket")) {
+      what = "Unix " + f["socket"]["type"].get<std::string>() + " socket:[" +
+             std::to_string(f["socket"]["inode"].get<std::uint32_t>()) + "], peer socket:[" +
+             std::to_string(f["socket"]["peer"].get<std::uint32_t>()) + "]";
     }
     if (f.contains("locks")) {
       for (const auto& l : f["locks"]) {

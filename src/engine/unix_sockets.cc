@@ -1,0 +1,308 @@
+#include "engine/unix_sockets.h"
+
+#include <errno.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <linux/sock_diag.h>
+#include <linux/unix_diag.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "platform/posix_util.h"
+
+namespace ckpt::engine {
+
+using platform::PosixError;
+
+namespace {
+
+constexpr int kListen = 10;  // TCP_LISTEN, as sock_diag reports a listening Unix socket
+
+const char* TypeName(int type) {
+  switch (type) {
+    case SOCK_STREAM:
+      return "stream";
+    case SOCK_DGRAM:
+      return "datagram";
+    case SOCK_SEQPACKET:
+      return "seqpacket";
+  }
+  return "raw";
+}
+
+// A copy, in ckpt, of descriptor `fd` of `pid` (the same open file description).
+Result<int> GrabFd(pid_t pid, int fd) {
+  int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+  if (pidfd < 0) return PosixError("pidfd_open", "process " + std::to_string(pid), errno);
+  int mine = static_cast<int>(::syscall(SYS_pidfd_getfd, pidfd, fd, 0));
+  int err = errno;
+  ::close(pidfd);
+  if (mine < 0)
+    return PosixError("pidfd_getfd", "fd " + std::to_string(fd) + " of process " + std::to_string(pid), err);
+  return mine;
+}
+
+int IntOpt(int s, int level, int name) {
+  int v = 0;
+  socklen_t len = sizeof v;
+  if (::getsockopt(s, level, name, &v, &len) != 0) return -1;
+  return v;
+}
+
+// "a TCP socket", "a netlink socket"...: a socket sock_diag did not list as Unix.
+std::string DescribeOtherSocket(pid_t pid, int fd) {
+  auto s = GrabFd(pid, fd);
+  if (!s.ok()) return "a socket";
+  int domain = IntOpt(*s, SOL_SOCKET, SO_DOMAIN), type = IntOpt(*s, SOL_SOCKET, SO_TYPE);
+  int proto = IntOpt(*s, SOL_SOCKET, SO_PROTOCOL);
+  ::close(*s);
+  std::string fam = domain == AF_INET ? "IPv4" : domain == AF_INET6 ? "IPv6" : "";
+  if (!fam.empty() && proto == IPPROTO_TCP) return "a TCP (" + fam + ") socket";
+  if (!fam.empty() && proto == IPPROTO_UDP) return "a UDP (" + fam + ") socket";
+  if (domain == AF_NETLINK) return "a netlink socket";
+  if (domain == AF_PACKET) return "a packet socket";
+  if (domain == AF_UNIX)
+    return std::string("a Unix ") + TypeName(type) + " socket of another network namespace";
+  return "a socket of address family " + std::to_string(domain);
+}
+
+void ParseDiag(const unix_diag_msg* m, int len, std::map<std::uint32_t, UnixDiag>* out) {
+  UnixDiag d;
+  d.ino = m->udiag_ino;
+  d.type = m->udiag_type;
+  d.state = m->udiag_state;
+  len -= static_cast<int>(NLMSG_ALIGN(sizeof *m));
+  for (auto* a = reinterpret_cast<const rtattr*>(reinterpret_cast<const char*>(m) + NLMSG_ALIGN(sizeof *m));
+       RTA_OK(a, len); a = RTA_NEXT(a, len)) {
+    const char* data = static_cast<const char*>(RTA_DATA(a));
+    std::size_t n = RTA_PAYLOAD(a);
+    if (a->rta_type == UNIX_DIAG_NAME && n > 0) {
+      d.name = data[0] == '\0' ? "@" + std::string(data + 1, n - 1) : std::string(data, strnlen(data, n));
+    } else if (a->rta_type == UNIX_DIAG_PEER && n >= 4) {
+      std::memcpy(&d.peer, data, 4);
+    } else if (a->rta_type == UNIX_DIAG_SHUTDOWN && n >= 1) {
+      d.shutdown = static_cast<std::uint8_t>(data[0]);
+    }
+  }
+  (*out)[d.ino] = d;
+}
+
+}  // namespace
+
+std::string SocketBlobName(std::uint32_t ino) {
+  return "sock." + std::to_string(ino);
+}
+
+Result<std::map<std::uint32_t, UnixDiag>> ListUnixSockets() {
+  int nl = ::socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+  if (nl < 0) return PosixError("socket(NETLINK_SOCK_DIAG)", "", errno);
+  struct {
+    nlmsghdr nlh;
+    unix_diag_req req;
+  } msg;
+  std::memset(&msg, 0, sizeof msg);
+  msg.nlh.nlmsg_len = sizeof msg;
+  msg.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+  msg.nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+  msg.req.sdiag_family = AF_UNIX;
+  msg.req.udiag_states = ~0u;
+  msg.req.udiag_show = UDIAG_SHOW_NAME | UDIAG_SHOW_PEER;
+  if (::send(nl, &msg, sizeof msg, 0) != static_cast<ssize_t>(sizeof msg)) {
+    int e = errno;
+    ::close(nl);
+    return PosixError("send", "sock_diag request", e);
+  }
+  std::map<std::uint32_t, UnixDiag> out;
+  alignas(nlmsghdr) char buf[32768];
+  for (bool done = false; !done;) {
+    ssize_t n = ::recv(nl, buf, sizeof buf, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      int e = n < 0 ? errno : EPROTO;
+      ::close(nl);
+      return PosixError("recv", "sock_diag answer", e);
+    }
+    int len = static_cast<int>(n);
+    for (auto* h = reinterpret_cast<nlmsghdr*>(buf); NLMSG_OK(h, len); h = NLMSG_NEXT(h, len)) {
+      if (h->nlmsg_type == NLMSG_DONE) {
+        done = true;
+        break;
+      }
+      if (h->nlmsg_type == NLMSG_ERROR) {
+        int e = -static_cast<const nlmsgerr*>(NLMSG_DATA(h))->error;
+        ::close(nl);
+        return PosixError("sock_diag", "Unix sockets", e);
+      }
+      ParseDiag(static_cast<const unix_diag_msg*>(NLMSG_DATA(h)), static_cast<int>(NLMSG_PAYLOAD(h, 0)),
+                &out);
+    }
+  }
+  ::close(nl);
+  return out;
+}
+
+std::string SocketProblem(pid_t pid, int fd, std::uint32_t ino, const std::map<std::uint32_t, UnixDiag>& all,
+                          const std::set<std::uint32_t>& inside) {
+  std::string what = "fd " + std::to_string(fd) + " is ";
+  auto it = all.find(ino);
+  if (it == all.end()) return what + DescribeOtherSocket(pid, fd);
+  const UnixDiag& d = it->second;
+  std::string kind = std::string("a Unix ") + TypeName(d.type) + " socket";
+  if (d.type != SOCK_STREAM && d.type != SOCK_DGRAM && d.type != SOCK_SEQPACKET) return what + kind;
+  if (d.state == kListen)
+    return what + "a listening " + kind.substr(2) + (d.name.empty() ? "" : " on " + d.name);
+  if (!d.name.empty()) return what + kind + " bound to " + d.name;
+  if (d.peer == 0) return what + kind + " with no peer";
+  auto peer = all.find(d.peer);
+  if (inside.count(d.peer) == 0) {
+    std::string at = peer != all.end() && !peer->second.name.empty() ? " (" + peer->second.name + ")" : "";
+    return what + kind + " connected to socket:[" + std::to_string(d.peer) + "]" + at +
+           ", which the dumped processes do not hold";
+  }
+  if (peer == all.end() || peer->second.peer != ino) return what + kind + " connected one way";
+  if (d.shutdown != 0)
+    return what + kind + " shut down for " +
+           (d.shutdown == 3   ? "both directions"
+            : d.shutdown == 1 ? "reading"
+                              : "writing");
+  return "";
+}
+
+Result<UnixSocket> DumpUnixSocket(pid_t pid, int fd, std::uint32_t ino, const UnixDiag& d) {
+  ASSIGN_OR_RETURN(int s, GrabFd(pid, fd));
+  UnixSocket u;
+  u.fd = fd;
+  u.ino = ino;
+  u.peer = d.peer;
+  u.type = d.type;
+  u.rcvbuf = IntOpt(s, SOL_SOCKET, SO_RCVBUF);
+  u.sndbuf = IntOpt(s, SOL_SOCKET, SO_SNDBUF);
+  u.passcred = IntOpt(s, SOL_SOCKET, SO_PASSCRED) > 0;
+  ::close(s);
+  return u;
+}
+
+Result<std::string> PeekSocketQueue(pid_t pid, int fd) {
+  ASSIGN_OR_RETURN(int s, GrabFd(pid, fd));
+  std::string what = "socket fd " + std::to_string(fd) + " of process " + std::to_string(pid);
+  int type = IntOpt(s, SOL_SOCKET, SO_TYPE);
+  int old_off = IntOpt(s, SOL_SOCKET, SO_PEEK_OFF);
+  int zero = 0;
+  if (::setsockopt(s, SOL_SOCKET, SO_PEEK_OFF, &zero, sizeof zero) != 0) {
+    int e = errno;
+    ::close(s);
+    return PosixError("setsockopt(SO_PEEK_OFF)", what, e);
+  }
+  std::string blob, stream;
+  std::vector<char> buf(1 << 20);
+  Status st;
+  for (int i = 0; i < (1 << 20); ++i) {
+    iovec iov = {buf.data(), buf.size()};
+    alignas(cmsghdr) char ctl[512];
+    msghdr mh = {};
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+    mh.msg_control = ctl;
+    mh.msg_controllen = sizeof ctl;
+    ssize_t n = ::recvmsg(s, &mh, MSG_PEEK | MSG_DONTWAIT);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+    if (n < 0) {
+      st = PosixError("recvmsg(MSG_PEEK)", what, errno);
+      break;
+    }
+    bool rights = (mh.msg_flags & MSG_CTRUNC) != 0;
+    for (cmsghdr* c = CMSG_FIRSTHDR(&mh); c != nullptr; c = CMSG_NXTHDR(&mh, c))
+      rights = rights || (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS);
+    if (rights) {
+      st = NotSupported(what + " has file descriptors in flight (SCM_RIGHTS) in its queue");
+      break;
+    }
+    if ((mh.msg_flags & MSG_TRUNC) != 0 || (n == 0 && type != SOCK_STREAM)) {
+      st = NotSupported(what + " has a queued message of more than 1 MiB, or an empty one");
+      break;
+    }
+    if (n == 0) break;  // a stream at its end
+    if (type == SOCK_STREAM) {
+      stream.append(buf.data(), static_cast<std::size_t>(n));
+    } else {
+      std::uint32_t len = static_cast<std::uint32_t>(n);
+      blob.append(reinterpret_cast<const char*>(&len), 4);
+      blob.append(buf.data(), static_cast<std::size_t>(n));
+    }
+  }
+  (void)::setsockopt(s, SOL_SOCKET, SO_PEEK_OFF, &old_off, sizeof old_off);
+  ::close(s);
+  RETURN_IF_ERROR(st);
+  if (!stream.empty()) {
+    std::uint32_t len = static_cast<std::uint32_t>(stream.size());
+    blob.append(reinterpret_cast<const char*>(&len), 4);
+    blob += stream;
+  }
+  return blob;
+}
+
+namespace {
+
+// Writes the messages of blob `data` (queued for the other end) into `via`.
+Status Refill(int via, const std::string& data, const std::string& what) {
+  int big = static_cast<int>(std::min<std::size_t>(data.size() * 2 + 65536, 1 << 30));
+  (void)::setsockopt(via, SOL_SOCKET, SO_SNDBUFFORCE, &big, sizeof big);
+  std::size_t off = 0;
+  while (off + 4 <= data.size()) {
+    std::uint32_t len;
+    std::memcpy(&len, data.data() + off, 4);
+    off += 4;
+    if (len > data.size() - off) return Corruption(what + ": queued data truncated");
+    ssize_t n = ::send(via, data.data() + off, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n != static_cast<ssize_t>(len)) {
+      return PosixError("write back the queued data of", what, n < 0 ? errno : EMSGSIZE);
+    }
+    off += len;
+  }
+  return Status::Ok();
+}
+
+Status SetOptions(int s, const UnixSocket& u) {
+  // getsockopt shows the doubled value the kernel keeps; set takes half.
+  int rcv = u.rcvbuf / 2, snd = u.sndbuf / 2, cred = u.passcred ? 1 : 0;
+  if (rcv > 0) (void)::setsockopt(s, SOL_SOCKET, SO_RCVBUFFORCE, &rcv, sizeof rcv);
+  if (snd > 0) (void)::setsockopt(s, SOL_SOCKET, SO_SNDBUFFORCE, &snd, sizeof snd);
+  if (::setsockopt(s, SOL_SOCKET, SO_PASSCRED, &cred, sizeof cred) != 0)
+    return PosixError("setsockopt(SO_PASSCRED)", "socket fd " + std::to_string(u.fd), errno);
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<int> SocketTable::End(const UnixSocket& s, const image::ImageReader& r) {
+  auto it = ends_.find(s.ino);
+  if (it == ends_.end()) {
+    int sv[2];
+    if (::socketpair(AF_UNIX, s.type | SOCK_CLOEXEC, 0, sv) != 0)
+      return PosixError("socketpair", "socket:[" + std::to_string(s.ino) + "]", errno);
+    ends_[s.ino] = sv[0];
+    ends_[s.peer] = sv[1];
+    // What was queued for each end is written back through the other.
+    for (auto [ino, via] : {std::pair<std::uint32_t, int>{s.ino, sv[1]}, {s.peer, sv[0]}}) {
+      const auto* b = r.Find(kSecBlob, SocketBlobName(ino));
+      if (b == nullptr) continue;
+      ASSIGN_OR_RETURN(std::string data, r.ReadSection(*b));
+      RETURN_IF_ERROR(Refill(via, data, "socket:[" + std::to_string(ino) + "]"));
+    }
+    it = ends_.find(s.ino);
+  }
+  RETURN_IF_ERROR(SetOptions(it->second, s));
+  return it->second;
+}
+
+void SocketTable::CloseAll() {
+  for (const auto& [ino, fd] : ends_) ::close(fd);
+  ends_.clear();
+}
+
+}  // namespace ckpt::engine
