@@ -1,10 +1,12 @@
 #include "engine/eventfds.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/kcmp.h>
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/inotify.h>
 #include <sys/ioctl.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
@@ -14,11 +16,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cinttypes>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <set>
+#include <sstream>
 
 #include "engine/proc.h"
 #include "platform/posix_util.h"
@@ -93,6 +98,72 @@ bool WatchTargetMatches(pid_t pid, int epfd, const WatchLine& wl, bool exact) {
   return ::syscall(SYS_kcmp, pid, pid, KCMP_EPOLL_TFD, wl.w.tfd, &slot) == 0;
 }
 
+// One "inotify wd:..." line of an inotify file's fdinfo.
+struct InotifyLine {
+  int wd = 0;
+  unsigned mask = 0, sdev = 0, bytes = 0;
+  int type = 0;
+  std::string handle;  // hex
+};
+
+std::vector<InotifyLine> ParseInotify(const std::string& info) {
+  std::vector<InotifyLine> out;
+  std::size_t p = 0;
+  while ((p = info.find("inotify wd:", p)) != std::string::npos) {
+    std::size_t e = info.find('\n', p);
+    std::string line = info.substr(p, e == std::string::npos ? std::string::npos : e - p);
+    p = e == std::string::npos ? info.size() : e;
+    InotifyLine l;
+    unsigned long long ino = 0;
+    unsigned ignored = 0;
+    char hex[260] = {};
+    if (std::sscanf(line.c_str(),
+                    "inotify wd:%x ino:%llx sdev:%x mask:%x ignored_mask:%x fhandle-bytes:%x fhandle-type:%x "
+                    "f_handle:%258s",
+                    &l.wd, &ino, &l.sdev, &l.mask, &ignored, &l.bytes, &l.type, hex) != 8)
+      continue;
+    l.handle = hex;
+    out.push_back(l);
+  }
+  return out;
+}
+
+// The path of a watched file, from its file handle: opened through a mount
+// of its file system (/proc/self/mountinfo), then read back from
+// /proc/self/fd. Empty if it has none any more.
+std::string WatchedPath(const InotifyLine& l) {
+  unsigned major = l.sdev >> 20, minor = l.sdev & 0xfffff;
+  std::ifstream mi("/proc/self/mountinfo");
+  std::string mount, line;
+  char want[32];
+  std::snprintf(want, sizeof want, "%u:%u", major, minor);
+  while (std::getline(mi, line)) {
+    std::istringstream ls(line);
+    std::string id, parent, dev, root, point;
+    ls >> id >> parent >> dev >> root >> point;
+    if (dev != want) continue;
+    if (mount.empty() || root == "/") mount = point;
+    if (root == "/") break;
+  }
+  if (mount.empty() || l.bytes > 128 || l.handle.size() != 2 * l.bytes) return "";
+  int mfd = ::open(mount.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);  // (an O_PATH one is refused)
+  if (mfd < 0) return "";
+  std::vector<unsigned char> buf(sizeof(struct file_handle) + l.bytes);
+  auto* fh = reinterpret_cast<struct file_handle*>(buf.data());
+  fh->handle_bytes = l.bytes;
+  fh->handle_type = l.type;
+  for (unsigned i = 0; i < l.bytes; ++i)
+    fh->f_handle[i] = static_cast<unsigned char>(std::stoul(l.handle.substr(2 * i, 2), nullptr, 16));
+  int fd = ::open_by_handle_at(mfd, fh, O_PATH | O_CLOEXEC);
+  ::close(mfd);
+  if (fd < 0) return "";
+  auto path = ReadLink("/proc/self/fd/" + std::to_string(fd));
+  ::close(fd);
+  if (!path.ok() || path->empty() || (*path)[0] != '/' || path->find(" (deleted)") != std::string::npos)
+    return "";
+  return *path;
+}
+
 }  // namespace
 
 bool EventFileKind(const std::string& link, EventKind* kind) {
@@ -104,12 +175,23 @@ bool EventFileKind(const std::string& link, EventKind* kind) {
     *kind = EventKind::kTimerfd;
   else if (link == "anon_inode:[eventpoll]")
     *kind = EventKind::kEpoll;
+  else if (link == "anon_inode:inotify")
+    *kind = EventKind::kInotify;
   else
     return false;
   return true;
 }
 
 std::string EventFileProblem(pid_t pid, int fd, EventKind kind, const std::string& info) {
+  if (kind == EventKind::kInotify) {
+    for (const auto& l : ParseInotify(info)) {
+      if (WatchedPath(l).empty()) {
+        return "inotify fd " + std::to_string(fd) + " watches (wd " + std::to_string(l.wd) +
+               ") a file that has no path any more (deleted, or on a file system ckpt cannot open by handle)";
+      }
+    }
+    return "";
+  }
   if (kind != EventKind::kEpoll) return "";
   std::set<int> seen;
   for (const auto& wl : ParseWatches(info)) {
@@ -127,15 +209,10 @@ std::string EventFileProblem(pid_t pid, int fd, EventKind kind, const std::strin
 // (through pidfd_getfd) counts them and re-arms it, as the owner's next
 // read would.
 Status ForwardTimerfd(pid_t pid, int fd) {
-  int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
-  if (pidfd < 0) return PosixError("pidfd_open", "process " + std::to_string(pid), errno);
-  int mine = static_cast<int>(::syscall(SYS_pidfd_getfd, pidfd, fd, 0));
-  int err = errno;
-  ::close(pidfd);
-  if (mine < 0) return PosixError("pidfd_getfd", "timerfd " + std::to_string(fd), err);
+  ASSIGN_OR_RETURN(int mine, CopyFdOf(pid, fd));
   struct itimerspec its;
   int r = ::timerfd_gettime(mine, &its);
-  err = errno;
+  int err = errno;
   ::close(mine);
   if (r != 0) return PosixError("timerfd_gettime", "timerfd " + std::to_string(fd), err);
   return Status::Ok();
@@ -183,6 +260,23 @@ Result<EventFile> DumpEventFile(pid_t pid, int fd, EventKind kind) {
       }
       break;
     }
+    case EventKind::kInotify: {
+      for (const auto& l : ParseInotify(info)) {
+        std::string path = WatchedPath(l);
+        if (path.empty()) {
+          return NotSupported(what + " watches (wd " + std::to_string(l.wd) +
+                              ") a file that has no path any more");
+        }
+        e.inotify.push_back({l.wd, l.mask, path});
+      }
+      std::sort(e.inotify.begin(), e.inotify.end(),
+                [](const InotifyWatch& a, const InotifyWatch& b) { return a.wd < b.wd; });
+      ASSIGN_OR_RETURN(int mine, CopyFdOf(pid, fd));
+      int queued = 0;
+      if (::ioctl(mine, FIONREAD, &queued) == 0 && queued > 0) e.count = static_cast<std::uint64_t>(queued);
+      ::close(mine);
+      break;
+    }
     case EventKind::kEpoll: {
       std::set<int> seen;
       for (const auto& wl : ParseWatches(info)) {
@@ -223,6 +317,43 @@ Status NumberEventFiles(const std::vector<pid_t>& pids, const std::vector<Proces
   }
   return Status::Ok();
 }
+
+namespace {
+
+// An inotify file with e's watches, each under its old number: the kernel
+// numbers watches one after another, so a number is reached by adding (and
+// removing) the watch until it gets it. The IN_IGNORED events those
+// removals queue are read away before the process gets the file.
+Result<int> CreateInotify(const EventFile& e, const std::string& what) {
+  int fd = ::inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+  if (fd < 0) return PosixError("inotify_init1", what, errno);
+  Status st;
+  for (const auto& w : e.inotify) {
+    int got = -1;
+    for (int tries = 0; tries <= w.wd && st.ok(); ++tries) {
+      got = ::inotify_add_watch(fd, w.path.c_str(), w.mask);
+      if (got < 0) st = PosixError("inotify_add_watch", w.path + " (" + what + ")", errno);
+      if (got < 0 || got >= w.wd) break;
+      (void)::inotify_rm_watch(fd, got);
+    }
+    if (st.ok() && got != w.wd) {
+      st = Internal(what + ": the watch of " + w.path + " got number " + std::to_string(got) + ", not " +
+                    std::to_string(w.wd));
+    }
+    if (!st.ok()) break;
+  }
+  char buf[4096];
+  while (st.ok() && ::read(fd, buf, sizeof buf) > 0) {
+  }
+  if (st.ok() && ::fcntl(fd, F_SETFL, 0) != 0) st = PosixError("fcntl(F_SETFL)", what, errno);
+  if (!st.ok()) {
+    ::close(fd);
+    return st;
+  }
+  return fd;
+}
+
+}  // namespace
 
 Result<int> CreateEventFile(const EventFile& e) {
   std::string what = std::string(EventKindName(e.kind)) + " fd " + std::to_string(e.fd);
@@ -271,6 +402,8 @@ Result<int> CreateEventFile(const EventFile& e) {
       fd = ::epoll_create1(EPOLL_CLOEXEC);
       if (fd < 0) return PosixError("epoll_create1", what, errno);
       return fd;
+    case EventKind::kInotify:
+      return CreateInotify(e, what);
   }
   return Internal("unknown event file kind");
 }

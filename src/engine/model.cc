@@ -271,6 +271,12 @@ std::string EncodeEvents(const std::vector<EventFile>& e) {
       PutU32(&o, w.events);
       PutU64(&o, w.data);
     }
+    PutVarint(&o, x.inotify.size());
+    for (const auto& w : x.inotify) {
+      PutI32(&o, w.wd);
+      PutU32(&o, w.mask);
+      PutString(&o, w.path);
+    }
   }
   return o;
 }
@@ -285,7 +291,7 @@ static Status DecodeEvents(std::string_view in, std::vector<EventFile>* e) {
     x.fd = GetI32(r);
     std::uint8_t k = r.U8();
     if (k < static_cast<std::uint8_t>(EventKind::kEventfd) ||
-        k > static_cast<std::uint8_t>(EventKind::kEpoll))
+        k > static_cast<std::uint8_t>(EventKind::kInotify))
       r.Fail();
     x.kind = static_cast<EventKind>(k);
     x.object = r.U32();
@@ -305,6 +311,16 @@ static Status DecodeEvents(std::string_view in, std::vector<EventFile>* e) {
       ew.events = r.U32();
       ew.data = r.U64();
       x.watches.push_back(ew);
+    }
+    std::uint64_t iw = r.Varint();
+    if (iw > (1u << 20)) r.Fail();
+    for (std::uint64_t j = 0; j < iw && r.ok(); ++j) {
+      InotifyWatch w;
+      w.wd = GetI32(r);
+      w.mask = r.U32();
+      w.path = std::string(r.String());
+      if (w.wd <= 0) r.Fail();
+      x.inotify.push_back(std::move(w));
     }
     if (x.fd < 0 || x.value_ns < 0 || x.interval_ns < 0) r.Fail();
     e->push_back(std::move(x));
@@ -721,6 +737,8 @@ const char* EventKindName(EventKind k) {
       return "timerfd";
     case EventKind::kEpoll:
       return "epoll";
+    case EventKind::kInotify:
+      return "inotify";
   }
   return "?";
 }

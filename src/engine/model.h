@@ -216,6 +216,15 @@ enum class EventKind : std::uint8_t {
   kSignalfd = 2,
   kTimerfd = 3,
   kEpoll = 4,
+  kInotify = 5,
+};
+
+// One inotify watch: re-added by path at restore, under the same number.
+struct InotifyWatch {
+  std::int32_t wd = 0;
+  std::uint32_t mask = 0;
+  std::string path;
+  bool operator==(const InotifyWatch&) const = default;
 };
 
 // One descriptor an epoll file watches, as the process registered it.
@@ -241,6 +250,7 @@ struct EventFile {
   std::int64_t interval_ns = 0;     // timerfd: period (0: once)
   std::int64_t wall_ns = 0;         // timerfd, absolute on a real-time clock: when it fires (CLOCK_REALTIME)
   std::vector<EpollWatch> watches;  // epoll
+  std::vector<InotifyWatch> inotify;  // inotify (count: bytes of events queued at the dump, not restored)
 };
 
 enum class LockKind : std::uint8_t {

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -221,6 +222,19 @@ Result<FdInfo> ReadFdInfo(pid_t pid, int fd) {
   if (p != std::string::npos)
     fi.flags = static_cast<std::uint32_t>(std::strtoul(s.c_str() + p + 6, nullptr, 8));
   return fi;
+}
+
+Result<int> CopyFdOf(pid_t pid, int fd) {
+  int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+  if (pidfd < 0) return platform::PosixError("pidfd_open", "process " + std::to_string(pid), errno);
+  int mine = static_cast<int>(::syscall(SYS_pidfd_getfd, pidfd, fd, 0));
+  int err = errno;
+  ::close(pidfd);
+  if (mine < 0) {
+    return platform::PosixError("pidfd_getfd",
+                                "fd " + std::to_string(fd) + " of process " + std::to_string(pid), err);
+  }
+  return mine;
 }
 
 }  // namespace ckpt::engine

@@ -49,6 +49,9 @@ std::vector<int> ListNumbered(const std::string& dir);
 // each once.
 std::vector<pid_t> ListChildren(pid_t pid);
 Result<std::string> ReadLink(const std::string& path);
+// A descriptor of ckpt's for the open file description that descriptor
+// `fd` of `pid` refers to (pidfd_getfd); the caller closes it.
+Result<int> CopyFdOf(pid_t pid, int fd);
 
 struct FdInfo {
   std::uint64_t pos = 0;

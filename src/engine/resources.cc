@@ -60,6 +60,14 @@ class EventFilesDump : public DumpResource {
   Status Collect(DumpContext& c) override {
     std::vector<ProcessModel*> models;
     for (auto& d : c.md) models.push_back(&d.m);
+    for (const auto& d : c.md) {
+      for (const auto& e : d.m.events) {
+        if (e.kind != EventKind::kInotify || e.count == 0) continue;
+        c.stats->notes.push_back("inotify fd " + std::to_string(e.fd) + " of process " +
+                                 std::to_string(d.pid) + " had " + std::to_string(e.count) +
+                                 " bytes of events queued; the restored process will not read them");
+      }
+    }
     return NumberEventFiles(Pids(c.md), models);
   }
 };

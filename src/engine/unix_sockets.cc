@@ -12,6 +12,7 @@
 
 #include <cstring>
 
+#include "engine/proc.h"
 #include "platform/posix_util.h"
 
 namespace ckpt::engine {
@@ -34,18 +35,6 @@ const char* TypeName(int type) {
   return "raw";
 }
 
-// A copy, in ckpt, of descriptor `fd` of `pid` (the same open file description).
-Result<int> GrabFd(pid_t pid, int fd) {
-  int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
-  if (pidfd < 0) return PosixError("pidfd_open", "process " + std::to_string(pid), errno);
-  int mine = static_cast<int>(::syscall(SYS_pidfd_getfd, pidfd, fd, 0));
-  int err = errno;
-  ::close(pidfd);
-  if (mine < 0)
-    return PosixError("pidfd_getfd", "fd " + std::to_string(fd) + " of process " + std::to_string(pid), err);
-  return mine;
-}
-
 int IntOpt(int s, int level, int name) {
   int v = 0;
   socklen_t len = sizeof v;
@@ -55,7 +44,7 @@ int IntOpt(int s, int level, int name) {
 
 // "a TCP socket", "a netlink socket"...: a socket sock_diag did not list as Unix.
 std::string DescribeOtherSocket(pid_t pid, int fd) {
-  auto s = GrabFd(pid, fd);
+  auto s = CopyFdOf(pid, fd);
   if (!s.ok()) return "a socket";
   int domain = IntOpt(*s, SOL_SOCKET, SO_DOMAIN), type = IntOpt(*s, SOL_SOCKET, SO_TYPE);
   int proto = IntOpt(*s, SOL_SOCKET, SO_PROTOCOL);
@@ -173,7 +162,7 @@ std::string SocketProblem(pid_t pid, int fd, std::uint32_t ino, const std::map<s
 }
 
 Result<UnixSocket> DumpUnixSocket(pid_t pid, int fd, std::uint32_t ino, const UnixDiag& d) {
-  ASSIGN_OR_RETURN(int s, GrabFd(pid, fd));
+  ASSIGN_OR_RETURN(int s, CopyFdOf(pid, fd));
   UnixSocket u;
   u.fd = fd;
   u.ino = ino;
@@ -187,7 +176,7 @@ Result<UnixSocket> DumpUnixSocket(pid_t pid, int fd, std::uint32_t ino, const Un
 }
 
 Result<std::string> PeekSocketQueue(pid_t pid, int fd) {
-  ASSIGN_OR_RETURN(int s, GrabFd(pid, fd));
+  ASSIGN_OR_RETURN(int s, CopyFdOf(pid, fd));
   std::string what = "socket fd " + std::to_string(fd) + " of process " + std::to_string(pid);
   int type = IntOpt(s, SOL_SOCKET, SO_TYPE);
   int old_off = IntOpt(s, SOL_SOCKET, SO_PEEK_OFF);

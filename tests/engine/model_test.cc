@@ -162,10 +162,19 @@ TEST(EngineModel, EventFilesRoundTripAndMustMatchTheirDescriptors) {
   poll.fd = 6;
   poll.kind = EventKind::kEpoll;
   poll.watches = {{5, 0x80000019u, 0xdeadbeefcafeull}, {3, 1, 3}};
-  m.events = {timer, poll};
+  Fd in = ev;
+  in.fd = 8;
+  m.fds.push_back(in);
+  EventFile watch;
+  watch.fd = 8;
+  watch.kind = EventKind::kInotify;
+  watch.count = 16;
+  watch.inotify = {{1, 2, "/var/log/app.log"}, {7, 0x100, "/tmp"}};
+  m.events = {timer, poll, watch};
   auto back = Read(Write(m));
   ASSERT_TRUE(back.ok()) << back.status().message();
-  ASSERT_EQ(back->events.size(), 2u);
+  ASSERT_EQ(back->events.size(), 3u);
+  EXPECT_TRUE(back->events[2].inotify == watch.inotify);
   EXPECT_EQ(back->fds[2].kind, FdKind::kEvent);
   const EventFile& t = back->events[0];
   EXPECT_EQ(t.kind, EventKind::kTimerfd);
@@ -178,7 +187,7 @@ TEST(EngineModel, EventFilesRoundTripAndMustMatchTheirDescriptors) {
   EXPECT_TRUE(back->events[1].watches == poll.watches);
   // An event descriptor without its file, or a file without its descriptor: corrupt.
   ProcessModel lost = m;
-  lost.events.pop_back();
+  lost.events.erase(lost.events.begin() + 1);
   back = Read(Write(lost));
   ASSERT_FALSE(back.ok());
   EXPECT_EQ(back.status().code(), Code::kCorruption);

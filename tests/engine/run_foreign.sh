@@ -1,7 +1,8 @@
 #!/bin/bash
 # Dumps and restores a program nobody here wrote (python3, perl, bash,
-# sqlite3, node, python3's asyncio and multiprocessing.Pipe), unmodified, and checks from its continued output that it went on
-# exactly where it stopped.   run_foreign.sh CKPT python3|perl|bash|sqlite3|node|asyncio|mp-pipe
+# sqlite3, node, tail -f, python3's asyncio and multiprocessing.Pipe),
+# unmodified, and checks from its continued output that it went on
+# exactly where it stopped.   run_foreign.sh CKPT python3|perl|bash|sqlite3|node|tail|asyncio|mp-pipe
 set -u
 . "$(dirname "$0")/lib.sh"
 CKPT=$1 KIND=$2
@@ -39,6 +40,17 @@ while True:
   perl)
     perl -e '$| = 1; for (my ($i, $s) = (0, 0);; $i++) { $s += $i * $i; print "$i $s\n"; select(undef, undef, undef, 0.005) }' \
       </dev/null >"$W/out" 2>"$W/err" &
+    PID=$! ;;
+  tail)
+    # tail -f (coreutils) following a file a shell outside appends to: it
+    # waits on inotify. Its output must go on with every line, in order.
+    ( i=0 s=0
+      while [ ! -e "$W/done" ]; do
+        s=$((s + i * i)); echo "$i $s" >>"$W/in"; i=$((i + 1)); sleep 0.005
+      done ) &
+    FEED=$!
+    while [ ! -s "$W/in" ]; do sleep 0.01; done
+    tail -n +1 -f "$W/in" </dev/null >"$W/out" 2>"$W/err" &
     PID=$! ;;
   asyncio)
     # python3's asyncio loop: epoll, and a socket pair it wakes itself with.
@@ -111,6 +123,9 @@ for round in 1 2; do
   DOPT=()
   [ "$KIND" = sqlite3 ] && DOPT=(--external-pipes)
   [ "$KIND" = mp-pipe ] && DOPT=(--tree)
+  if [ "$KIND" = tail ]; then
+    grep -q "inotify wd:" /proc/$PID/fdinfo/* 2>/dev/null || fail "tail -f does not use inotify here"
+  fi
   "$CKPT" dump "$PID" -D "$W/img" "${DOPT[@]}" >"$W/dump.out" 2>&1 || { cat "$W/dump.out"; fail "dump $round"; }
   if [ -n "$RJOB" ]; then
     wait "$RJOB" 2>/dev/null
@@ -129,6 +144,7 @@ for round in 1 2; do
   wait_lines $((before + 20))
 done
 kill -9 "$PID"; { wait "$RJOB"; } 2>/dev/null; RJOB="" PID=""
+touch "$W/done"
 
 # Every line must follow from the one before: i counts up by one (by 200 for
 # bash), s is the sum of squares so far.

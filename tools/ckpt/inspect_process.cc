@@ -61,6 +61,14 @@ nlohmann::ordered_json EventJson(const engine::EventFile& ev) {
           (ev.interval_ns != 0 ? ", every " + std::to_string(ev.interval_ns / 1000000) + " ms" : "") +
           (ev.count != 0 ? ", " + std::to_string(ev.count) + " unread" : "");
       break;
+    case engine::EventKind::kInotify: {
+      nlohmann::ordered_json w = nlohmann::ordered_json::array();
+      for (const auto& x : ev.inotify) w.push_back({{"wd", x.wd}, {"mask", x.mask}, {"path", x.path}});
+      e["inotify"] = w;
+      summary += " watching";
+      for (const auto& x : ev.inotify) summary += " " + x.path;
+      break;
+    }
     case engine::EventKind::kEpoll: {
       nlohmann::ordered_json w = nlohmann::ordered_json::array();
       for (const auto& x : ev.watches) w.push_back({{"fd", x.tfd}, {"events", x.events}, {"data", x.data}});

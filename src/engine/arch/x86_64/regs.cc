@@ -156,7 +156,14 @@ void FixSyscallRestart(Regs* r) {
       r->rip -= 2;
       break;
     case kERestartRestartBlock:
-      r->rax = static_cast<std::uint64_t>(-EINTR);
+      if (static_cast<long>(r->orig_rax) == SYS_poll) {
+        // poll() with a timeout: called again, its timeout starting anew
+        // (programs such as tail -f take EINTR from poll as fatal).
+        r->rax = r->orig_rax;
+        r->rip -= 2;
+      } else {
+        r->rax = static_cast<std::uint64_t>(-EINTR);
+      }
       break;
     default:
       break;
