@@ -5,8 +5,8 @@
 // (fork + exec included), images in the page cache (ckpt --no-sync; CRIU
 // does not fsync). It never fetches or builds CRIU: give the binary's path;
 // without one (or when it cannot run) it says so and exits 0.
-//   engine_vs_criu --criu PATH [--ckpt PATH] [--workload heap|sysv-pair]
-//                  [--mib N] [--reps R] [--dir DIR] [--also-in-place]
+//   engine_vs_criu --criu PATH [--ckpt PATH] [--workload heap|sysv-pair|event-loop]
+//                  [--mib N] [--reps R] [--dir DIR] [--also-in-place] [--leave-running]
 // --also-in-place adds ckpt with each process writing its own pages
 // (CKPT_ENGINE_DUMP_COPY=in-place)
 // as a fourth contender.
@@ -14,17 +14,27 @@
 // private memory (default 1024); `sysv-pair`, two processes sharing an
 // N MiB System V segment (default 256) and a semaphore, run inside a fresh
 // IPC namespace for CRIU (unshare --ipc), which dumps System V objects only
-// with a whole IPC namespace, and in the host's for ckpt.
+// with a whole IPC namespace, and in the host's for ckpt; `event-loop`, an
+// idle server-like process (N MiB, default 64): an epoll loop over an
+// eventfd, a periodic timerfd and a Unix socket pair, woken every 100 ms.
+// --leave-running: dumps that leave the process running (no restore); the
+// figure is the time the process was frozen, as each tool reports it (ckpt
+// --json frozen_ms; CRIU's stats-dump frozen_time), and the image size.
+#include <dirent.h>
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/ipc.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/sem.h>
 #include <sys/shm.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/timerfd.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -65,6 +75,77 @@ void Detach() {
   for (;;) pause();
 }
 
+// An idle event loop, as a server waiting for clients: epoll over an
+// eventfd, a timerfd ticking every 100 ms and a socket pair; each tick is
+// passed on through the eventfd and the pair.
+[[noreturn]] void EventLoopTarget(std::size_t bytes, int ready_fd) {
+  Detach();
+  auto* p = static_cast<unsigned char*>(
+      mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  Fill(p, bytes, 0x51ed270b27e4e4b5ull);
+  int ep = epoll_create1(EPOLL_CLOEXEC), ev = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  int tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC), sv[2];
+  if (ep < 0 || ev < 0 || tfd < 0 || socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv) != 0) _exit(1);
+  struct itimerspec its = {{0, 100000000}, {0, 100000000}};
+  timerfd_settime(tfd, 0, &its, nullptr);
+  for (int fd : {ev, tfd, sv[1]}) {
+    struct epoll_event e = {};
+    e.events = EPOLLIN;
+    e.data.fd = fd;
+    epoll_ctl(ep, EPOLL_CTL_ADD, fd, &e);
+  }
+  if (write(ready_fd, "r", 1) != 1) _exit(1);
+  close(ready_fd);
+  for (;;) {
+    struct epoll_event got[4];
+    int n = epoll_wait(ep, got, 4, -1);
+    for (int i = 0; i < n; ++i) {
+      std::uint64_t v;
+      char b[64];
+      if (got[i].data.fd == tfd && read(tfd, &v, 8) == 8) {
+        v = 1;
+        (void)!write(ev, &v, 8);
+        (void)!write(sv[0], "t", 1);
+      } else if (got[i].data.fd == ev) {
+        (void)!read(ev, &v, 8);
+      } else if (got[i].data.fd == sv[1]) {
+        (void)!read(sv[1], b, sizeof b);
+      }
+    }
+  }
+}
+
+// CRIU's stats-dump image: the frozen time (µs) of its dump_stats_entry
+// (two magics, a u32 size, then protobuf: field 1 the dump entry, in it
+// field 2 frozen_time), or -1.
+double CriuFrozenMs(const std::string& img) {
+  int fd = open((img + "/stats-dump").c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  unsigned char b[512];
+  ssize_t n = read(fd, b, sizeof b);
+  close(fd);
+  if (n < 14) return -1;
+  auto varint = [&](std::size_t* at, std::size_t end) {
+    std::uint64_t v = 0;
+    for (int shift = 0; *at < end && shift < 64; shift += 7) {
+      unsigned char c = b[(*at)++];
+      v |= static_cast<std::uint64_t>(c & 0x7f) << shift;
+      if ((c & 0x80) == 0) break;
+    }
+    return v;
+  };
+  std::size_t at = 12, end = static_cast<std::size_t>(n);
+  if (b[at++] != 0x0a) return -1;  // field 1, length-delimited: the dump entry
+  std::size_t inner_end = at + varint(&at, end);
+  while (at < inner_end && at < end) {
+    std::uint64_t key = varint(&at, end);
+    if ((key & 7) != 0) return -1;
+    std::uint64_t v = varint(&at, end);
+    if ((key >> 3) == 2) return static_cast<double>(v) / 1000.0;
+  }
+  return -1;
+}
+
 // Two processes: the parent creates a segment and a semaphore, fills the
 // segment, forks a child that attaches it too; both then sleep.
 [[noreturn]] void SysvPairTarget(std::size_t bytes, int ready_fd) {
@@ -95,6 +176,7 @@ struct Options {
   std::size_t mib = 0;
   int reps = 5;
   bool also_in_place = false;  // also time the in-place page copy (CKPT_ENGINE_DUMP_COPY=in-place)
+  bool leave_running = false;  // dumps that leave the process running: frozen times, no restore
 };
 
 enum class Tool { kCkpt, kCkptInPlace, kCriu };
@@ -173,11 +255,72 @@ void KillTree(pid_t pid) {
 }
 
 struct Times {
-  std::vector<double> dump, restore;
+  std::vector<double> dump, restore, frozen_ms, image_mib;
   int failures = 0;
 };
 
+// The size of the files in `dir`, MiB.
+double DirMiB(const std::string& dir) {
+  double total = 0;
+  if (DIR* d = opendir(dir.c_str())) {
+    while (dirent* e = readdir(d)) {
+      struct stat st;
+      if (stat((dir + "/" + e->d_name).c_str(), &st) == 0 && S_ISREG(st.st_mode)) total += st.st_size;
+    }
+    closedir(d);
+  }
+  return total / (1 << 20);
+}
+
+// The ckpt --json output's frozen_ms, or -1.
+double CkptFrozenMs(const std::string& json) {
+  int fd = open(json.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  char b[8192] = {};
+  ssize_t n = read(fd, b, sizeof b - 1);
+  close(fd);
+  const char* at = n > 0 ? std::strstr(b, "\"frozen_ms\":") : nullptr;
+  return at == nullptr ? -1 : std::atof(at + 12);
+}
+
+// One --leave-running dump: its time, frozen time and image size.
+bool LeaveRunningRound(const Options& o, Tool tool, Times* t, const std::string& log) {
+  bool criu = tool == Tool::kCriu;
+  pid_t pid = StartTarget(o, criu);
+  if (pid < 0) return false;
+  std::string img = o.dir + (criu ? "/criu" : "/ckpt"), json = o.dir + "/dump.json";
+  Run({"/bin/rm", "-rf", img, json}, "/dev/null");
+  mkdir(img.c_str(), 0755);
+  std::string p = std::to_string(pid);
+  std::vector<std::string> dump =
+      criu
+          ? std::vector<std::string>{o.criu, "dump", "-t", p,          "-D",
+                                     img,    "-v1",  "-o", "dump.log", "--leave-running"}
+          : std::vector<std::string>{
+                "/bin/sh", "-c", "exec \"$0\" dump \"$1\" -D \"$2\" --no-sync --leave-running --json >\"$3\"",
+                o.ckpt,    p,    img,
+                json};
+  double t0 = Now();
+  int rc = Run(dump, log);
+  double t1 = Now();
+  bool alive = kill(pid, 0) == 0;
+  KillTree(pid);
+  RemoveIpc();
+  double frozen = criu ? CriuFrozenMs(img) : CkptFrozenMs(json);
+  if (rc != 0 || !alive || frozen < 0) {
+    std::fprintf(stderr, "%s --leave-running dump failed (status %d, %s, frozen %.1f), see %s\n",
+                 criu ? "criu" : "ckpt", rc, alive ? "running" : "gone", frozen, log.c_str());
+    ++t->failures;
+    return true;
+  }
+  t->dump.push_back(t1 - t0);
+  t->frozen_ms.push_back(frozen);
+  t->image_mib.push_back(DirMiB(img));
+  return true;
+}
+
 bool OneRound(const Options& o, Tool tool, Times* t, const std::string& log) {
+  if (o.leave_running) return LeaveRunningRound(o, tool, t, log);
   bool criu = tool == Tool::kCriu;
   const char* env_set = tool == Tool::kCkptInPlace ? "CKPT_ENGINE_DUMP_COPY=in-place" : nullptr;
   pid_t pid = StartTarget(o, criu);
@@ -234,6 +377,7 @@ int main(int argc, char** argv) {
     std::size_t bytes = std::strtoull(argv[3], nullptr, 10) << 20;
     int fd = std::atoi(argv[4]);
     if (std::string(argv[2]) == "sysv-pair") SysvPairTarget(bytes, fd);
+    if (std::string(argv[2]) == "event-loop") EventLoopTarget(bytes, fd);
     HeapTarget(bytes, fd);
   }
   Options o;
@@ -254,18 +398,20 @@ int main(int argc, char** argv) {
       o.dir = next();
     else if (a == "--also-in-place")
       o.also_in_place = true;
+    else if (a == "--leave-running")
+      o.leave_running = true;
     else {
       std::fprintf(stderr,
-                   "usage: engine_vs_criu --criu PATH [--ckpt PATH] [--workload heap|sysv-pair] [--mib N] "
-                   "[--reps R] [--dir DIR] [--also-in-place]\n");
+                   "usage: engine_vs_criu --criu PATH [--ckpt PATH] [--workload heap|sysv-pair|event-loop] "
+                   "[--mib N] [--reps R] [--dir DIR] [--also-in-place] [--leave-running]\n");
       return 2;
     }
   }
-  if (o.workload != "heap" && o.workload != "sysv-pair") {
+  if (o.workload != "heap" && o.workload != "sysv-pair" && o.workload != "event-loop") {
     std::fprintf(stderr, "unknown workload %s\n", o.workload.c_str());
     return 2;
   }
-  if (o.mib == 0) o.mib = o.workload == "heap" ? 1024 : 256;
+  if (o.mib == 0) o.mib = o.workload == "heap" ? 1024 : o.workload == "event-loop" ? 64 : 256;
   if (o.ckpt.empty()) {
     char self[4096];
     ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
@@ -341,15 +487,27 @@ int main(int argc, char** argv) {
       " CRIU's: %.2fx)\n",
       o.mib, Median(raw), Median(raw_gaps), ck.dump.empty() ? 0.0 : raw_best / Median(ck.dump),
       cr.dump.empty() ? 0.0 : raw_best / Median(cr.dump));
-  std::printf("  ckpt   dump %.3f s   restore %.3f s   (%d failed)\n", Median(ck.dump), Median(ck.restore),
-              ck.failures);
-  std::printf("  criu   dump %.3f s   restore %.3f s   (%d failed)\n", Median(cr.dump), Median(cr.restore),
-              cr.failures);
+  const char* fmt = o.leave_running ? "  %s   dump %.3f s (left running)   (%d failed)\n"
+                                    : "  %s   dump %.3f s   restore %.3f s   (%d failed)\n";
+  if (o.leave_running) {
+    std::printf(fmt, "ckpt", Median(ck.dump), ck.failures);
+    std::printf(fmt, "criu", Median(cr.dump), cr.failures);
+  } else {
+    std::printf(fmt, "ckpt", Median(ck.dump), Median(ck.restore), ck.failures);
+    std::printf(fmt, "criu", Median(cr.dump), Median(cr.restore), cr.failures);
+  }
   if (o.also_in_place) {
     std::printf("  ckpt with CKPT_ENGINE_DUMP_COPY=in-place: dump %.3f s   restore %.3f s   (%d failed)\n",
                 Median(cki.dump), Median(cki.restore), cki.failures);
   }
-  if (!ck.dump.empty() && !cr.dump.empty()) {
+  if (o.leave_running) {
+    std::printf(
+        "  --leave-running: ckpt frozen %.1f ms, image %.1f MiB   criu frozen %.1f ms, image %.1f MiB\n",
+        Median(ck.frozen_ms), Median(ck.image_mib), Median(cr.frozen_ms), Median(cr.image_mib));
+    if (!ck.frozen_ms.empty() && !cr.frozen_ms.empty())
+      std::printf("  criu / ckpt: frozen %.2fx   (above 1: ckpt's process is stopped for less)\n",
+                  Median(cr.frozen_ms) / Median(ck.frozen_ms));
+  } else if (!ck.dump.empty() && !cr.dump.empty()) {
     std::printf("  criu / ckpt: dump %.2fx   restore %.2fx   (above 1: ckpt faster)\n",
                 Median(cr.dump) / Median(ck.dump), Median(cr.restore) / Median(ck.restore));
   }

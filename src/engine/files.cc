@@ -17,6 +17,7 @@
 #include <set>
 
 #include "engine/eventfds.h"
+#include "engine/inet_sockets.h"
 #include "engine/locks.h"
 #include "engine/pipes.h"
 #include "engine/proc.h"
@@ -93,6 +94,13 @@ Status DumpFds(pid_t pid, FileTable* files, ProcessModel* m, std::vector<Blob>* 
         ASSIGN_OR_RETURN(EventFile e, DumpEventFile(pid, n, event_kind));
         m->events.push_back(std::move(e));
       }
+    } else if (l.compare(0, 8, "socket:[") == 0 && IsInetSocket(pid, n)) {
+      f.kind = FdKind::kInet;
+      f.pipe_ino = st.st_ino;
+      if (f.dup_of < 0) {
+        ASSIGN_OR_RETURN(InetSocket u, DumpInetSocket(pid, n, st.st_ino));
+        m->inet_sockets.push_back(std::move(u));
+      }
     } else if (l.compare(0, 8, "socket:[") == 0) {
       f.kind = FdKind::kSocket;
       f.pipe_ino = st.st_ino;
@@ -146,7 +154,8 @@ Status DumpFds(pid_t pid, FileTable* files, ProcessModel* m, std::vector<Blob>* 
     } else {
       return NotSupported("fd " + std::to_string(n) + " (" + l + ") is a block device or socket file");
     }
-    if (f.dup_of < 0 && f.kind != FdKind::kEvent && f.kind != FdKind::kPipe && f.kind != FdKind::kSocket) {
+    if (f.dup_of < 0 && f.kind != FdKind::kEvent && f.kind != FdKind::kPipe && f.kind != FdKind::kSocket &&
+        f.kind != FdKind::kInet) {
       ASSIGN_OR_RETURN(std::string info, ReadProcFile(pid, "fdinfo/" + std::to_string(n)));
       RETURN_IF_ERROR(DumpFdLocks(pid, n, info, &m->locks));
     }
@@ -242,6 +251,8 @@ SharedFds::~SharedFds() {
 void SharedFds::CloseEvents() {
   for (const auto& [k, fd] : events) ::close(fd);
   events.clear();
+  for (const auto& [k, fd] : inet) ::close(fd);
+  inet.clear();
 }
 
 Status PrepareFds(const ProcessModel& m, const image::ImageReader& r, const std::string& prefix,
@@ -279,6 +290,19 @@ Status PrepareFds(const ProcessModel& m, const image::ImageReader& r, const std:
       }
       fd = plan->Own(::fcntl(it->second, F_DUPFD_CLOEXEC, 0));
       if (fd < 0) return PosixError("dup event file", what, errno);
+    } else if (f.kind == FdKind::kInet) {
+      // Created once per open file description of the tree (pre-forked
+      // servers share one listening socket).
+      const InetSocket* u = nullptr;
+      for (const auto& x : m.inet_sockets) u = x.fd == f.fd ? &x : u;
+      if (u == nullptr) return Corruption("no socket for " + what);
+      auto it = shared->inet.find(u->ino);
+      if (it == shared->inet.end()) {
+        ASSIGN_OR_RETURN(int made, CreateInetSocket(*u));
+        it = shared->inet.emplace(u->ino, made).first;
+      }
+      fd = plan->Own(::fcntl(it->second, F_DUPFD_CLOEXEC, 0));
+      if (fd < 0) return PosixError("dup socket", what, errno);
     } else if (f.kind == FdKind::kSocket) {
       const UnixSocket* u = nullptr;
       for (const auto& x : m.sockets) u = x.fd == f.fd ? &x : u;

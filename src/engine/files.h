@@ -63,7 +63,7 @@ class SharedFds {
   SharedFds(const SharedFds&) = delete;
   SharedFds& operator=(const SharedFds&) = delete;
   ~SharedFds();
-  void CloseEvents();
+  void CloseEvents();  // and the TCP/UDP sockets
   PipeTable* pipes;
   const SharedMemRestore* shm;
   const TreeModel* tree;
@@ -71,6 +71,7 @@ class SharedFds {
   std::set<std::string> fifos_filled;                              // FIFO blobs already written back
   std::map<std::uint32_t, int> events;                             // event file object -> ckpt's file
   SocketTable* sockets = nullptr;                                  // Unix socket pairs, by inode
+  std::map<std::uint64_t, int> inet;                               // TCP/UDP socket inode -> ckpt's socket
 };
 
 // Opens (or recreates) every descriptor of member `pid` (sections named

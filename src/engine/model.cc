@@ -234,7 +234,7 @@ static Status DecodeFds(std::string_view in, std::vector<Fd>* f) {
     Fd x;
     x.fd = GetI32(r);
     std::uint8_t k = r.U8();
-    if (k > static_cast<std::uint8_t>(FdKind::kSocket)) r.Fail();
+    if (k > static_cast<std::uint8_t>(FdKind::kInet)) r.Fail();
     x.kind = static_cast<FdKind>(k);
     x.flags = r.U32();
     x.pos = r.U64();
@@ -248,194 +248,6 @@ static Status DecodeFds(std::string_view in, std::vector<Fd>* f) {
     f->push_back(x);
   }
   return Expect(r, "fds");
-}
-
-std::string EncodeEvents(const std::vector<EventFile>& e) {
-  std::string o = VersionedSection();
-  PutVarint(&o, e.size());
-  for (const auto& x : e) {
-    PutI32(&o, x.fd);
-    o.push_back(static_cast<char>(x.kind));
-    PutU32(&o, x.object);
-    PutU64(&o, x.count);
-    o.push_back(static_cast<char>(x.semaphore ? 1 : 0));
-    PutU64(&o, x.sigmask);
-    PutI32(&o, x.clockid);
-    PutU32(&o, x.settime_flags);
-    PutU64(&o, static_cast<std::uint64_t>(x.value_ns));
-    PutU64(&o, static_cast<std::uint64_t>(x.interval_ns));
-    PutU64(&o, static_cast<std::uint64_t>(x.wall_ns));
-    PutVarint(&o, x.watches.size());
-    for (const auto& w : x.watches) {
-      PutI32(&o, w.tfd);
-      PutU32(&o, w.events);
-      PutU64(&o, w.data);
-    }
-    PutVarint(&o, x.inotify.size());
-    for (const auto& w : x.inotify) {
-      PutI32(&o, w.wd);
-      PutU32(&o, w.mask);
-      PutString(&o, w.path);
-    }
-  }
-  return o;
-}
-
-static Status DecodeEvents(std::string_view in, std::vector<EventFile>* e) {
-  ByteReader r(in);
-  RETURN_IF_ERROR(CheckVersion(r, "events"));
-  std::uint64_t n = r.Varint();
-  if (n > (1u << 20)) r.Fail();
-  for (std::uint64_t i = 0; i < n && r.ok(); ++i) {
-    EventFile x;
-    x.fd = GetI32(r);
-    std::uint8_t k = r.U8();
-    if (k < static_cast<std::uint8_t>(EventKind::kEventfd) ||
-        k > static_cast<std::uint8_t>(EventKind::kInotify))
-      r.Fail();
-    x.kind = static_cast<EventKind>(k);
-    x.object = r.U32();
-    x.count = r.U64();
-    x.semaphore = r.U8() != 0;
-    x.sigmask = r.U64();
-    x.clockid = GetI32(r);
-    x.settime_flags = r.U32();
-    x.value_ns = static_cast<std::int64_t>(r.U64());
-    x.interval_ns = static_cast<std::int64_t>(r.U64());
-    x.wall_ns = static_cast<std::int64_t>(r.U64());
-    std::uint64_t w = r.Varint();
-    if (w > (1u << 20)) r.Fail();
-    for (std::uint64_t j = 0; j < w && r.ok(); ++j) {
-      EpollWatch ew;
-      ew.tfd = GetI32(r);
-      ew.events = r.U32();
-      ew.data = r.U64();
-      x.watches.push_back(ew);
-    }
-    std::uint64_t iw = r.Varint();
-    if (iw > (1u << 20)) r.Fail();
-    for (std::uint64_t j = 0; j < iw && r.ok(); ++j) {
-      InotifyWatch w;
-      w.wd = GetI32(r);
-      w.mask = r.U32();
-      w.path = std::string(r.String());
-      if (w.wd <= 0) r.Fail();
-      x.inotify.push_back(std::move(w));
-    }
-    if (x.fd < 0 || x.value_ns < 0 || x.interval_ns < 0) r.Fail();
-    e->push_back(std::move(x));
-  }
-  return Expect(r, "events");
-}
-
-std::string EncodeLocks(const std::vector<FileLock>& l) {
-  std::string o = VersionedSection();
-  PutVarint(&o, l.size());
-  for (const auto& x : l) {
-    PutI32(&o, x.fd);
-    o.push_back(static_cast<char>(x.kind));
-    o.push_back(static_cast<char>(x.write ? 1 : 0));
-    PutU64(&o, static_cast<std::uint64_t>(x.start));
-    PutU64(&o, static_cast<std::uint64_t>(x.len));
-  }
-  return o;
-}
-
-static Status DecodeLocks(std::string_view in, std::vector<FileLock>* l) {
-  ByteReader r(in);
-  RETURN_IF_ERROR(CheckVersion(r, "locks"));
-  std::uint64_t n = r.Varint();
-  if (n > (1u << 20)) r.Fail();
-  for (std::uint64_t i = 0; i < n && r.ok(); ++i) {
-    FileLock x;
-    x.fd = GetI32(r);
-    std::uint8_t k = r.U8();
-    if (k < static_cast<std::uint8_t>(LockKind::kPosix) || k > static_cast<std::uint8_t>(LockKind::kFlock))
-      r.Fail();
-    x.kind = static_cast<LockKind>(k);
-    x.write = r.U8() != 0;
-    x.start = static_cast<std::int64_t>(r.U64());
-    x.len = static_cast<std::int64_t>(r.U64());
-    if (x.fd < 0 || x.start < 0 || x.len < 0) r.Fail();
-    l->push_back(x);
-  }
-  return Expect(r, "locks");
-}
-
-std::string EncodePosixTimers(const std::vector<PosixTimer>& t) {
-  std::string o = VersionedSection();
-  PutVarint(&o, t.size());
-  for (const auto& x : t) {
-    PutI32(&o, x.id);
-    PutI32(&o, x.clockid);
-    PutI32(&o, x.notify);
-    PutI32(&o, x.signo);
-    PutU64(&o, x.value);
-    PutI32(&o, x.tid);
-    PutU64(&o, static_cast<std::uint64_t>(x.value_ns));
-    PutU64(&o, static_cast<std::uint64_t>(x.interval_ns));
-    PutI32(&o, x.overrun);
-  }
-  return o;
-}
-
-static Status DecodePosixTimers(std::string_view in, std::vector<PosixTimer>* t) {
-  ByteReader r(in);
-  RETURN_IF_ERROR(CheckVersion(r, "timers"));
-  std::uint64_t n = r.Varint();
-  if (n > (1u << 20)) r.Fail();
-  for (std::uint64_t i = 0; i < n && r.ok(); ++i) {
-    PosixTimer x;
-    x.id = GetI32(r);
-    x.clockid = GetI32(r);
-    x.notify = GetI32(r);
-    x.signo = GetI32(r);
-    x.value = r.U64();
-    x.tid = GetI32(r);
-    x.value_ns = static_cast<std::int64_t>(r.U64());
-    x.interval_ns = static_cast<std::int64_t>(r.U64());
-    x.overrun = GetI32(r);
-    if (x.id < 0 || x.signo < 0 || x.signo > 64 || x.value_ns < 0 || x.interval_ns < 0) r.Fail();
-    t->push_back(x);
-  }
-  return Expect(r, "timers");
-}
-
-std::string EncodeSockets(const std::vector<UnixSocket>& v) {
-  std::string o = VersionedSection();
-  PutVarint(&o, v.size());
-  for (const auto& x : v) {
-    PutI32(&o, x.fd);
-    PutU32(&o, x.ino);
-    PutU32(&o, x.peer);
-    o.push_back(static_cast<char>(x.type));
-    PutI32(&o, x.rcvbuf);
-    PutI32(&o, x.sndbuf);
-    o.push_back(static_cast<char>(x.passcred ? 1 : 0));
-  }
-  return o;
-}
-
-static Status DecodeSockets(std::string_view in, std::vector<UnixSocket>* v) {
-  ByteReader r(in);
-  RETURN_IF_ERROR(CheckVersion(r, "sockets"));
-  std::uint64_t n = r.Varint();
-  if (n > (1u << 20)) r.Fail();
-  for (std::uint64_t i = 0; i < n && r.ok(); ++i) {
-    UnixSocket x;
-    x.fd = GetI32(r);
-    x.ino = r.U32();
-    x.peer = r.U32();
-    x.type = r.U8();
-    x.rcvbuf = GetI32(r);
-    x.sndbuf = GetI32(r);
-    x.passcred = r.U8() != 0;
-    if (x.fd < 0 || x.ino == 0 || x.peer == 0 || x.ino == x.peer ||
-        (x.type != 1 && x.type != 2 && x.type != 5))
-      r.Fail();
-    v->push_back(x);
-  }
-  return Expect(r, "sockets");
 }
 
 std::string EncodeSignals(const Signals& s) {
@@ -558,6 +370,8 @@ Status WriteModel(image::ImageWriter* w, const ProcessModel& m, const std::strin
   if (!m.events.empty())
     RETURN_IF_ERROR(w->AddSection(kSecEvents, prefix + "events", "", EncodeEvents(m.events)));
   if (!m.locks.empty()) RETURN_IF_ERROR(w->AddSection(kSecLocks, prefix + "locks", "", EncodeLocks(m.locks)));
+  if (!m.inet_sockets.empty())
+    RETURN_IF_ERROR(w->AddSection(kSecInetSockets, prefix + "inet", "", EncodeInetSockets(m.inet_sockets)));
   if (!m.sockets.empty())
     RETURN_IF_ERROR(w->AddSection(kSecSockets, prefix + "sockets", "", EncodeSockets(m.sockets)));
   if (!m.posix_timers.empty())
@@ -627,6 +441,10 @@ Result<ProcessModel> ReadModel(const image::ImageReader& r, const std::string& p
     ASSIGN_OR_RETURN(std::string timers, r.ReadSection(*s));
     RETURN_IF_ERROR(DecodePosixTimers(timers, &m.posix_timers));
   }
+  if (const image::SectionInfo* s = r.Find(kSecInetSockets, prefix + "inet"); s != nullptr) {
+    ASSIGN_OR_RETURN(std::string inet, r.ReadSection(*s));
+    RETURN_IF_ERROR(DecodeInetSockets(inet, &m.inet_sockets));
+  }
   // Socket pairs: images without any have no section.
   if (const image::SectionInfo* s = r.Find(kSecSockets, prefix + "sockets"); s != nullptr) {
     ASSIGN_OR_RETURN(std::string socks, r.ReadSection(*s));
@@ -647,8 +465,10 @@ Result<ProcessModel> ReadModel(const image::ImageReader& r, const std::string& p
   }
   for (const auto& f : m.fds) {
     if (!file_ok(f.file)) return Corruption("fds section: file index out of range");
-    if ((f.kind != FdKind::kEvent && f.kind != FdKind::kSocket) || f.dup_of >= 0) continue;
+    if ((f.kind != FdKind::kEvent && f.kind != FdKind::kSocket && f.kind != FdKind::kInet) || f.dup_of >= 0)
+      continue;
     int found = 0;
+    for (const auto& so : m.inet_sockets) found += so.fd == f.fd && f.kind == FdKind::kInet ? 1 : 0;
     for (const auto& e : m.events) found += e.fd == f.fd && f.kind == FdKind::kEvent ? 1 : 0;
     for (const auto& so : m.sockets) found += so.fd == f.fd && f.kind == FdKind::kSocket ? 1 : 0;
     if (found != 1) return Corruption("no single event file or socket for fd " + std::to_string(f.fd));
@@ -723,6 +543,8 @@ const char* FdKindName(FdKind k) {
       return "event";
     case FdKind::kSocket:
       return "socket";
+    case FdKind::kInet:
+      return "inet-socket";
   }
   return "?";
 }

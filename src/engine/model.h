@@ -47,6 +47,8 @@ inline constexpr std::uint32_t kSecPosixTimers = 0x0314;
 // Zero or one: Unix socket pairs (kSocket descriptors); their queued data is
 // in tree-level blobs "sock.INODE".
 inline constexpr std::uint32_t kSecSockets = 0x0315;
+// Zero or one: TCP and UDP sockets without a connection (kInet descriptors).
+inline constexpr std::uint32_t kSecInetSockets = 0x0316;
 
 // Every metadata section starts with this version byte.
 inline constexpr std::uint8_t kModelVersion = 1;
@@ -161,6 +163,7 @@ enum class FdKind : std::uint8_t {
   kDeleted = 4,  // a regular file unlinked while open: contents in the image
   kEvent = 5,    // an eventfd, signalfd, timerfd or epoll file: ProcessModel::events
   kSocket = 6,   // one end of a Unix socket pair inside the dumped set: ProcessModel::sockets
+  kInet = 7,     // a listening TCP or bound UDP socket: ProcessModel::inet_sockets
 };
 
 struct Fd {
@@ -296,6 +299,21 @@ struct UnixSocket {
   bool operator==(const UnixSocket&) const = default;
 };
 
+// A TCP socket listening with no connection waiting, or a bound UDP socket
+// with nothing queued and no peer.
+struct InetSocket {
+  std::int32_t fd = 0;  // the lowest descriptor of it in the process
+  std::uint64_t ino = 0;
+  std::uint8_t family = 0;    // AF_INET or AF_INET6
+  std::uint8_t type = 0;      // SOCK_STREAM or SOCK_DGRAM
+  std::uint8_t protocol = 0;  // IPPROTO_TCP or IPPROTO_UDP
+  std::string addr;           // the bound address: struct sockaddr_in or sockaddr_in6 bytes
+  std::int32_t backlog = -1;  // listening TCP: listen()'s backlog; else -1
+  bool reuseaddr = false, reuseport = false, v6only = false, nodelay = false;
+  std::int32_t rcvbuf = 0, sndbuf = 0;  // as getsockopt shows them
+  bool operator==(const InetSocket&) const = default;
+};
+
 struct ProcessModel {
   Core core;
   std::vector<ThreadState> threads;  // threads[0] is the thread-group leader
@@ -310,6 +328,7 @@ struct ProcessModel {
   std::vector<FileLock> locks;
   std::vector<PosixTimer> posix_timers;
   std::vector<UnixSocket> sockets;
+  std::vector<InetSocket> inet_sockets;
 };
 
 // Encoding of each section payload (little-endian, see docs/image-format.md).
@@ -325,6 +344,7 @@ std::string EncodeEvents(const std::vector<EventFile>& e);
 std::string EncodeLocks(const std::vector<FileLock>& l);
 std::string EncodePosixTimers(const std::vector<PosixTimer>& t);
 std::string EncodeSockets(const std::vector<UnixSocket>& s);
+std::string EncodeInetSockets(const std::vector<InetSocket>& s);
 
 // Writes every metadata section of `m` (not the pagemap, pages or blobs),
 // each named `prefix` + its name ("PID/" in a tree image, "" alone).
@@ -343,5 +363,8 @@ const char* VmaKindName(VmaKind k);
 std::string HexAddr(std::uint64_t v);
 const char* FdKindName(FdKind k);
 const char* EventKindName(EventKind k);  // "eventfd", "signalfd", "timerfd", "epoll"
+// An InetSocket's address, "127.0.0.1:8000" or "[0:0:0:0:0:0:0:1]:8000"
+// (read from the sockaddr bytes, on any platform).
+std::string InetAddressText(const std::string& sockaddr_bytes);
 
 }  // namespace ckpt::engine

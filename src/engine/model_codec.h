@@ -5,6 +5,8 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "engine/model.h"
 #include "util/bytes.h"
@@ -41,5 +43,12 @@ inline Status Expect(ByteReader& r, const char* what) {
     return Corruption(std::string("malformed ") + what + " section in process image");
   return Status::Ok();
 }
+
+// Decoders of the resource sections (model_resources.cc).
+Status DecodeEvents(std::string_view in, std::vector<EventFile>* e);
+Status DecodeLocks(std::string_view in, std::vector<FileLock>* l);
+Status DecodePosixTimers(std::string_view in, std::vector<PosixTimer>* t);
+Status DecodeSockets(std::string_view in, std::vector<UnixSocket>* v);
+Status DecodeInetSockets(std::string_view in, std::vector<InetSocket>* v);
 
 }  // namespace ckpt::engine

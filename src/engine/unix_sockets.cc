@@ -12,6 +12,7 @@
 
 #include <cstring>
 
+#include "engine/inet_sockets.h"
 #include "engine/proc.h"
 #include "platform/posix_util.h"
 
@@ -138,7 +139,8 @@ std::string SocketProblem(pid_t pid, int fd, std::uint32_t ino, const std::map<s
                           const std::set<std::uint32_t>& inside) {
   std::string what = "fd " + std::to_string(fd) + " is ";
   auto it = all.find(ino);
-  if (it == all.end()) return what + DescribeOtherSocket(pid, fd);
+  if (it == all.end())
+    return IsInetSocket(pid, fd) ? InetSocketProblem(pid, fd) : what + DescribeOtherSocket(pid, fd);
   const UnixDiag& d = it->second;
   std::string kind = std::string("a Unix ") + TypeName(d.type) + " socket";
   if (d.type != SOCK_STREAM && d.type != SOCK_DGRAM && d.type != SOCK_SEQPACKET) return what + kind;

@@ -257,6 +257,33 @@ TEST(EngineModel, SocketPairsRoundTrip) {
   EXPECT_EQ(back.status().code(), Code::kCorruption);
 }
 
+TEST(EngineModel, InetSocketsRoundTrip) {
+  ProcessModel m = Sample();
+  Fd so;
+  so.fd = 9;
+  so.kind = FdKind::kInet;
+  m.fds.push_back(so);
+  InetSocket u;
+  u.fd = 9;
+  u.ino = 77;
+  u.family = 2;  // AF_INET
+  u.type = 1;    // SOCK_STREAM
+  u.protocol = 6;
+  u.addr = std::string(16, '\0');
+  u.addr[0] = 2;
+  u.backlog = 511;
+  u.reuseaddr = true;
+  u.nodelay = true;
+  m.inet_sockets = {u};
+  auto back = Read(Write(m));
+  ASSERT_TRUE(back.ok()) << back.status().message();
+  EXPECT_TRUE(back->inet_sockets == m.inet_sockets);
+  m.inet_sockets[0].addr.resize(10);  // not a sockaddr_in
+  back = Read(Write(m));
+  ASSERT_FALSE(back.ok());
+  EXPECT_EQ(back.status().code(), Code::kCorruption);
+}
+
 TEST(EngineModel, RejectsNewerModelVersion) {
   ProcessModel m = Sample();
   image::StringSink sink;

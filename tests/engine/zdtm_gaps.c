@@ -4,8 +4,8 @@
  *   zdtm_gaps --now             prints CLOCK_MONOTONIC in ns
  *   zdtm_gaps DIR [--fork] [--socket] [--timer]
  * --fork: a child runs the same loop (a tree of two); the resources below
- * are then created by the child only. --socket: holds a listening TCP
- * socket (a descriptor the engine refuses); --timer: holds a POSIX timer on the
+ * are then created by the child only. --socket: holds an established TCP
+ * connection (a descriptor the engine refuses); --timer: holds a POSIX timer on the
  * parent's CPU-time clock (which the engine refuses too). Writes
  * DIR/pid (and DIR/child) and DIR/ready, runs until DIR/stop. */
 #include <netinet/in.h>
@@ -23,13 +23,18 @@ static int64_t now_ns(void) {
 
 static int hold(int sock, int timer) {
   if (sock) {
-    /* A listening TCP socket: a socket the engine still refuses. */
-    int l = socket(AF_INET, SOCK_STREAM, 0);
+    /* An established TCP connection (to itself): a socket the engine still
+     * refuses. */
+    int l = socket(AF_INET, SOCK_STREAM, 0), c = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a;
+    socklen_t len = sizeof a;
     memset(&a, 0, sizeof a);
     a.sin_family = AF_INET;
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (l < 0 || bind(l, (struct sockaddr*)&a, sizeof a) != 0 || listen(l, 1) != 0) return -1;
+    if (l < 0 || c < 0 || bind(l, (struct sockaddr*)&a, sizeof a) != 0 || listen(l, 1) != 0 ||
+        getsockname(l, (struct sockaddr*)&a, &len) != 0 || connect(c, (struct sockaddr*)&a, sizeof a) != 0 ||
+        accept(l, NULL, NULL) < 0)
+      return -1;
   }
   if (timer) {
     timer_t t;

@@ -188,6 +188,12 @@ Status DescribeProcessImage(const image::ImageReader& r, nlohmann::ordered_json*
       const char* type = u.type == 1 ? "stream" : u.type == 2 ? "datagram" : "seqpacket";
       e["socket"] = {{"type", type}, {"inode", u.ino}, {"peer", u.peer}, {"passcred", u.passcred}};
     }
+    for (const auto& u : m.inet_sockets) {
+      if (f.kind != engine::FdKind::kInet || u.fd != (f.dup_of >= 0 ? f.dup_of : f.fd)) continue;
+      e["inet"] = {{"protocol", u.protocol == 6 ? "tcp" : "udp"},
+                   {"address", engine::InetAddressText(u.addr)},
+                   {"backlog", u.backlog}};
+    }
     nlohmann::ordered_json locks = nlohmann::ordered_json::array();
     for (const auto& l : m.locks) {
       if (l.fd != f.fd) continue;
@@ -276,6 +282,11 @@ void PrintProcessImage(const nlohmann::ordered_json& j) {
              " end";
     } else if (f.contains("event")) {
       what = f["event"]["summary"].get<std::string>();
+    } else if (f.contains("inet")) {
+      what = f["inet"]["protocol"].get<std::string>() == "tcp"
+                 ? "TCP listening on " + f["inet"]["address"].get<std::string>() + ", backlog " +
+                       std::to_string(f["inet"]["backlog"].get<int>())
+                 : "UDP bound to " + f["inet"]["address"].get<std::string>();
     } else if (f.contains("socket")) {
       what = "Unix " + f["socket"]["type"].get<std::string>() + " socket:[" +
              std::to_string(f["socket"]["inode"].get<std::uint32_t>()) + "], peer socket:[" +

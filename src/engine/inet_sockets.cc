@@ -1,0 +1,178 @@
+#include "engine/inet_sockets.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "engine/proc.h"
+#include "platform/posix_util.h"
+
+namespace ckpt::engine {
+
+using platform::PosixError;
+
+namespace {
+
+constexpr int kTcpListen = 10;
+
+int IntOpt(int s, int level, int name) {
+  int v = 0;
+  socklen_t len = sizeof v;
+  if (::getsockopt(s, level, name, &v, &len) != 0) return -1;
+  return v;
+}
+
+std::string Kind(int domain, int proto) {
+  std::string fam = domain == AF_INET6 ? "IPv6" : "IPv4";
+  return std::string(proto == IPPROTO_TCP   ? "a TCP ("
+                     : proto == IPPROTO_UDP ? "a UDP ("
+                                            : "a raw (") +
+         fam + ") socket";
+}
+
+// The backlog of listening socket `ino` (inet_diag: its wqueue), or -1.
+int ListenBacklog(int family, std::uint64_t ino) {
+  int nl = ::socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+  if (nl < 0) return -1;
+  struct {
+    nlmsghdr nlh;
+    inet_diag_req_v2 req;
+  } msg;
+  std::memset(&msg, 0, sizeof msg);
+  msg.nlh.nlmsg_len = sizeof msg;
+  msg.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+  msg.nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+  msg.req.sdiag_family = static_cast<std::uint8_t>(family);
+  msg.req.sdiag_protocol = IPPROTO_TCP;
+  msg.req.idiag_states = 1u << kTcpListen;
+  int backlog = -1;
+  if (::send(nl, &msg, sizeof msg, 0) == static_cast<ssize_t>(sizeof msg)) {
+    alignas(nlmsghdr) char buf[32768];
+    for (bool done = false; !done;) {
+      ssize_t n = ::recv(nl, buf, sizeof buf, 0);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      int len = static_cast<int>(n);
+      for (auto* h = reinterpret_cast<nlmsghdr*>(buf); NLMSG_OK(h, len); h = NLMSG_NEXT(h, len)) {
+        if (h->nlmsg_type == NLMSG_DONE || h->nlmsg_type == NLMSG_ERROR) {
+          done = true;
+          break;
+        }
+        auto* d = static_cast<const inet_diag_msg*>(NLMSG_DATA(h));
+        if (d->idiag_inode == ino) backlog = static_cast<int>(d->idiag_wqueue);
+      }
+    }
+  }
+  ::close(nl);
+  return backlog;
+}
+
+}  // namespace
+
+bool IsInetSocket(pid_t pid, int fd) {
+  auto s = CopyFdOf(pid, fd);
+  if (!s.ok()) return false;
+  int domain = IntOpt(*s, SOL_SOCKET, SO_DOMAIN);
+  ::close(*s);
+  return domain == AF_INET || domain == AF_INET6;
+}
+
+std::string InetSocketProblem(pid_t pid, int fd) {
+  auto s = CopyFdOf(pid, fd);
+  std::string what = "fd " + std::to_string(fd) + " is ";
+  if (!s.ok()) return what + "a socket (" + s.status().message() + ")";
+  int domain = IntOpt(*s, SOL_SOCKET, SO_DOMAIN), proto = IntOpt(*s, SOL_SOCKET, SO_PROTOCOL);
+  std::string kind = Kind(domain, proto);
+  sockaddr_storage peer;
+  socklen_t plen = sizeof peer;
+  bool connected = ::getpeername(*s, reinterpret_cast<sockaddr*>(&peer), &plen) == 0;
+  std::string peer_text = connected ? InetAddressText(std::string(reinterpret_cast<char*>(&peer), plen)) : "";
+  bool listening = IntOpt(*s, SOL_SOCKET, SO_ACCEPTCONN) == 1;
+  int queued = 0;
+  if (::ioctl(*s, FIONREAD, &queued) != 0) queued = 0;
+  pollfd p = {*s, POLLIN, 0};
+  bool waiting = listening && ::poll(&p, 1, 0) > 0;
+  ::close(*s);
+  if (proto != IPPROTO_TCP && proto != IPPROTO_UDP) return what + kind;
+  if (connected) {
+    return what + kind + " connected to " + peer_text + " (connections are not saved yet)";
+  }
+  if (proto == IPPROTO_TCP && !listening) return what + kind + " neither listening nor connected";
+  if (waiting) return what + "a listening " + kind.substr(2) + " with connections waiting to be accepted";
+  if (proto == IPPROTO_UDP && queued > 0) return what + kind + " with datagrams queued";
+  return "";
+}
+
+Result<InetSocket> DumpInetSocket(pid_t pid, int fd, std::uint64_t ino) {
+  std::string problem = InetSocketProblem(pid, fd);
+  if (!problem.empty()) return NotSupported(problem + " (process " + std::to_string(pid) + ")");
+  ASSIGN_OR_RETURN(int s, CopyFdOf(pid, fd));
+  InetSocket u;
+  u.fd = fd;
+  u.ino = ino;
+  u.family = static_cast<std::uint8_t>(IntOpt(s, SOL_SOCKET, SO_DOMAIN));
+  u.type = static_cast<std::uint8_t>(IntOpt(s, SOL_SOCKET, SO_TYPE));
+  u.protocol = static_cast<std::uint8_t>(IntOpt(s, SOL_SOCKET, SO_PROTOCOL));
+  sockaddr_storage a;
+  socklen_t alen = sizeof a;
+  if (::getsockname(s, reinterpret_cast<sockaddr*>(&a), &alen) != 0) {
+    int e = errno;
+    ::close(s);
+    return PosixError("getsockname", "fd " + std::to_string(fd) + " of process " + std::to_string(pid), e);
+  }
+  u.addr.assign(reinterpret_cast<char*>(&a), alen);
+  u.reuseaddr = IntOpt(s, SOL_SOCKET, SO_REUSEADDR) > 0;
+  u.reuseport = IntOpt(s, SOL_SOCKET, SO_REUSEPORT) > 0;
+  u.v6only = u.family == AF_INET6 && IntOpt(s, IPPROTO_IPV6, IPV6_V6ONLY) > 0;
+  u.nodelay = u.protocol == IPPROTO_TCP && IntOpt(s, IPPROTO_TCP, TCP_NODELAY) > 0;
+  u.rcvbuf = IntOpt(s, SOL_SOCKET, SO_RCVBUF);
+  u.sndbuf = IntOpt(s, SOL_SOCKET, SO_SNDBUF);
+  ::close(s);
+  if (u.protocol == IPPROTO_TCP) {
+    u.backlog = ListenBacklog(u.family, ino);
+    if (u.backlog < 0) return Internal("no backlog for listening socket fd " + std::to_string(fd));
+  }
+  return u;
+}
+
+Result<int> CreateInetSocket(const InetSocket& u) {
+  std::string what = "fd " + std::to_string(u.fd) + " (" + InetAddressText(u.addr) + ")";
+  int s = ::socket(u.family, u.type | SOCK_CLOEXEC, u.protocol);
+  if (s < 0) return PosixError("socket", what, errno);
+  auto set = [&](int level, int name, int v) { return ::setsockopt(s, level, name, &v, sizeof v) == 0; };
+  // Bound with SO_REUSEADDR whatever the process had (connections it
+  // closed before the dump may linger in TIME_WAIT), then set as it was.
+  bool ok = set(SOL_SOCKET, SO_REUSEADDR, 1) && (!u.reuseport || set(SOL_SOCKET, SO_REUSEPORT, 1)) &&
+            (u.family != AF_INET6 || set(IPPROTO_IPV6, IPV6_V6ONLY, u.v6only ? 1 : 0)) &&
+            (!u.nodelay || set(IPPROTO_TCP, TCP_NODELAY, 1));
+  // getsockopt shows the doubled value the kernel keeps; set takes half.
+  if (ok && u.rcvbuf > 0) (void)set(SOL_SOCKET, SO_RCVBUFFORCE, u.rcvbuf / 2);
+  if (ok && u.sndbuf > 0) (void)set(SOL_SOCKET, SO_SNDBUFFORCE, u.sndbuf / 2);
+  Status st;
+  if (!ok) st = PosixError("setsockopt", what, errno);
+  if (st.ok() && ::bind(s, reinterpret_cast<const sockaddr*>(u.addr.data()),
+                        static_cast<socklen_t>(u.addr.size())) != 0) {
+    st = PosixError("bind", what + (errno == EADDRINUSE ? ": the address is taken here" : ""), errno);
+  }
+  if (st.ok() && u.protocol == IPPROTO_TCP && ::listen(s, u.backlog) != 0)
+    st = PosixError("listen", what, errno);
+  if (st.ok() && !u.reuseaddr && !set(SOL_SOCKET, SO_REUSEADDR, 0))
+    st = PosixError("setsockopt", what, errno);
+  if (!st.ok()) {
+    ::close(s);
+    return st;
+  }
+  return s;
+}
+
+}  // namespace ckpt::engine

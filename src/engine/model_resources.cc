@@ -1,0 +1,269 @@
+// The codecs of the process image's resource sections (events, locks,
+// timers, sockets, inet; docs/image-format.md), apart from model.cc.
+#include <string>
+#include <string_view>
+
+#include "engine/model.h"
+#include "engine/model_codec.h"
+
+namespace ckpt::engine {
+
+std::string EncodeEvents(const std::vector<EventFile>& e) {
+  std::string o = VersionedSection();
+  PutVarint(&o, e.size());
+  for (const auto& x : e) {
+    PutI32(&o, x.fd);
+    o.push_back(static_cast<char>(x.kind));
+    PutU32(&o, x.object);
+    PutU64(&o, x.count);
+    o.push_back(static_cast<char>(x.semaphore ? 1 : 0));
+    PutU64(&o, x.sigmask);
+    PutI32(&o, x.clockid);
+    PutU32(&o, x.settime_flags);
+    PutU64(&o, static_cast<std::uint64_t>(x.value_ns));
+    PutU64(&o, static_cast<std::uint64_t>(x.interval_ns));
+    PutU64(&o, static_cast<std::uint64_t>(x.wall_ns));
+    PutVarint(&o, x.watches.size());
+    for (const auto& w : x.watches) {
+      PutI32(&o, w.tfd);
+      PutU32(&o, w.events);
+      PutU64(&o, w.data);
+    }
+    PutVarint(&o, x.inotify.size());
+    for (const auto& w : x.inotify) {
+      PutI32(&o, w.wd);
+      PutU32(&o, w.mask);
+      PutString(&o, w.path);
+    }
+  }
+  return o;
+}
+
+Status DecodeEvents(std::string_view in, std::vector<EventFile>* e) {
+  ByteReader r(in);
+  RETURN_IF_ERROR(CheckVersion(r, "events"));
+  std::uint64_t n = r.Varint();
+  if (n > (1u << 20)) r.Fail();
+  for (std::uint64_t i = 0; i < n && r.ok(); ++i) {
+    EventFile x;
+    x.fd = GetI32(r);
+    std::uint8_t k = r.U8();
+    if (k < static_cast<std::uint8_t>(EventKind::kEventfd) ||
+        k > static_cast<std::uint8_t>(EventKind::kInotify))
+      r.Fail();
+    x.kind = static_cast<EventKind>(k);
+    x.object = r.U32();
+    x.count = r.U64();
+    x.semaphore = r.U8() != 0;
+    x.sigmask = r.U64();
+    x.clockid = GetI32(r);
+    x.settime_flags = r.U32();
+    x.value_ns = static_cast<std::int64_t>(r.U64());
+    x.interval_ns = static_cast<std::int64_t>(r.U64());
+    x.wall_ns = static_cast<std::int64_t>(r.U64());
+    std::uint64_t w = r.Varint();
+    if (w > (1u << 20)) r.Fail();
+    for (std::uint64_t j = 0; j < w && r.ok(); ++j) {
+      EpollWatch ew;
+      ew.tfd = GetI32(r);
+      ew.events = r.U32();
+      ew.data = r.U64();
+      x.watches.push_back(ew);
+    }
+    std::uint64_t iw = r.Varint();
+    if (iw > (1u << 20)) r.Fail();
+    for (std::uint64_t j = 0; j < iw && r.ok(); ++j) {
+      InotifyWatch w;
+      w.wd = GetI32(r);
+      w.mask = r.U32();
+      w.path = std::string(r.String());
+      if (w.wd <= 0) r.Fail();
+      x.inotify.push_back(std::move(w));
+    }
+    if (x.fd < 0 || x.value_ns < 0 || x.interval_ns < 0) r.Fail();
+    e->push_back(std::move(x));
+  }
+  return Expect(r, "events");
+}
+
+std::string EncodeLocks(const std::vector<FileLock>& l) {
+  std::string o = VersionedSection();
+  PutVarint(&o, l.size());
+  for (const auto& x : l) {
+    PutI32(&o, x.fd);
+    o.push_back(static_cast<char>(x.kind));
+    o.push_back(static_cast<char>(x.write ? 1 : 0));
+    PutU64(&o, static_cast<std::uint64_t>(x.start));
+    PutU64(&o, static_cast<std::uint64_t>(x.len));
+  }
+  return o;
+}
+
+Status DecodeLocks(std::string_view in, std::vector<FileLock>* l) {
+  ByteReader r(in);
+  RETURN_IF_ERROR(CheckVersion(r, "locks"));
+  std::uint64_t n = r.Varint();
+  if (n > (1u << 20)) r.Fail();
+  for (std::uint64_t i = 0; i < n && r.ok(); ++i) {
+    FileLock x;
+    x.fd = GetI32(r);
+    std::uint8_t k = r.U8();
+    if (k < static_cast<std::uint8_t>(LockKind::kPosix) || k > static_cast<std::uint8_t>(LockKind::kFlock))
+      r.Fail();
+    x.kind = static_cast<LockKind>(k);
+    x.write = r.U8() != 0;
+    x.start = static_cast<std::int64_t>(r.U64());
+    x.len = static_cast<std::int64_t>(r.U64());
+    if (x.fd < 0 || x.start < 0 || x.len < 0) r.Fail();
+    l->push_back(x);
+  }
+  return Expect(r, "locks");
+}
+
+std::string EncodePosixTimers(const std::vector<PosixTimer>& t) {
+  std::string o = VersionedSection();
+  PutVarint(&o, t.size());
+  for (const auto& x : t) {
+    PutI32(&o, x.id);
+    PutI32(&o, x.clockid);
+    PutI32(&o, x.notify);
+    PutI32(&o, x.signo);
+    PutU64(&o, x.value);
+    PutI32(&o, x.tid);
+    PutU64(&o, static_cast<std::uint64_t>(x.value_ns));
+    PutU64(&o, static_cast<std::uint64_t>(x.interval_ns));
+    PutI32(&o, x.overrun);
+  }
+  return o;
+}
+
+Status DecodePosixTimers(std::string_view in, std::vector<PosixTimer>* t) {
+  ByteReader r(in);
+  RETURN_IF_ERROR(CheckVersion(r, "timers"));
+  std::uint64_t n = r.Varint();
+  if (n > (1u << 20)) r.Fail();
+  for (std::uint64_t i = 0; i < n && r.ok(); ++i) {
+    PosixTimer x;
+    x.id = GetI32(r);
+    x.clockid = GetI32(r);
+    x.notify = GetI32(r);
+    x.signo = GetI32(r);
+    x.value = r.U64();
+    x.tid = GetI32(r);
+    x.value_ns = static_cast<std::int64_t>(r.U64());
+    x.interval_ns = static_cast<std::int64_t>(r.U64());
+    x.overrun = GetI32(r);
+    if (x.id < 0 || x.signo < 0 || x.signo > 64 || x.value_ns < 0 || x.interval_ns < 0) r.Fail();
+    t->push_back(x);
+  }
+  return Expect(r, "timers");
+}
+
+std::string EncodeSockets(const std::vector<UnixSocket>& v) {
+  std::string o = VersionedSection();
+  PutVarint(&o, v.size());
+  for (const auto& x : v) {
+    PutI32(&o, x.fd);
+    PutU32(&o, x.ino);
+    PutU32(&o, x.peer);
+    o.push_back(static_cast<char>(x.type));
+    PutI32(&o, x.rcvbuf);
+    PutI32(&o, x.sndbuf);
+    o.push_back(static_cast<char>(x.passcred ? 1 : 0));
+  }
+  return o;
+}
+
+Status DecodeSockets(std::string_view in, std::vector<UnixSocket>* v) {
+  ByteReader r(in);
+  RETURN_IF_ERROR(CheckVersion(r, "sockets"));
+  std::uint64_t n = r.Varint();
+  if (n > (1u << 20)) r.Fail();
+  for (std::uint64_t i = 0; i < n && r.ok(); ++i) {
+    UnixSocket x;
+    x.fd = GetI32(r);
+    x.ino = r.U32();
+    x.peer = r.U32();
+    x.type = r.U8();
+    x.rcvbuf = GetI32(r);
+    x.sndbuf = GetI32(r);
+    x.passcred = r.U8() != 0;
+    if (x.fd < 0 || x.ino == 0 || x.peer == 0 || x.ino == x.peer ||
+        (x.type != 1 && x.type != 2 && x.type != 5))
+      r.Fail();
+    v->push_back(x);
+  }
+  return Expect(r, "sockets");
+}
+
+std::string EncodeInetSockets(const std::vector<InetSocket>& v) {
+  std::string o = VersionedSection();
+  PutVarint(&o, v.size());
+  for (const auto& x : v) {
+    PutI32(&o, x.fd);
+    PutU64(&o, x.ino);
+    o.push_back(static_cast<char>(x.family));
+    o.push_back(static_cast<char>(x.type));
+    o.push_back(static_cast<char>(x.protocol));
+    PutString(&o, x.addr);
+    PutI32(&o, x.backlog);
+    o.push_back(static_cast<char>((x.reuseaddr ? 1 : 0) | (x.reuseport ? 2 : 0) | (x.v6only ? 4 : 0) |
+                                  (x.nodelay ? 8 : 0)));
+    PutI32(&o, x.rcvbuf);
+    PutI32(&o, x.sndbuf);
+  }
+  return o;
+}
+
+Status DecodeInetSockets(std::string_view in, std::vector<InetSocket>* v) {
+  ByteReader r(in);
+  RETURN_IF_ERROR(CheckVersion(r, "inet"));
+  std::uint64_t n = r.Varint();
+  if (n > (1u << 20)) r.Fail();
+  for (std::uint64_t i = 0; i < n && r.ok(); ++i) {
+    InetSocket x;
+    x.fd = GetI32(r);
+    x.ino = r.U64();
+    x.family = r.U8();
+    x.type = r.U8();
+    x.protocol = r.U8();
+    x.addr = std::string(r.String());
+    x.backlog = GetI32(r);
+    std::uint8_t b = r.U8();
+    x.reuseaddr = (b & 1) != 0;
+    x.reuseport = (b & 2) != 0;
+    x.v6only = (b & 4) != 0;
+    x.nodelay = (b & 8) != 0;
+    x.rcvbuf = GetI32(r);
+    x.sndbuf = GetI32(r);
+    bool v4 = x.family == 2 && x.addr.size() == 16, v6 = x.family == 10 && x.addr.size() == 28;
+    if (x.fd < 0 || (!v4 && !v6) || (x.type != 1 && x.type != 2)) r.Fail();
+    v->push_back(std::move(x));
+  }
+  return Expect(r, "inet");
+}
+
+std::string InetAddressText(const std::string& a) {
+  auto byte = [&](std::size_t i) { return static_cast<unsigned>(static_cast<unsigned char>(a[i])); };
+  if (a.size() < 8) return "?";
+  std::string port = std::to_string(byte(2) << 8 | byte(3));  // network order
+  if (a.size() == 16) {
+    return std::to_string(byte(4)) + "." + std::to_string(byte(5)) + "." + std::to_string(byte(6)) + "." +
+           std::to_string(byte(7)) + ":" + port;
+  }
+  if (a.size() != 28) return "?";
+  std::string host;
+  static const char* hex = "0123456789abcdef";
+  for (std::size_t g = 0; g < 8; ++g) {
+    unsigned v = byte(8 + 2 * g) << 8 | byte(9 + 2 * g);
+    std::string part;
+    do {
+      part.insert(part.begin(), hex[v & 15]);
+      v >>= 4;
+    } while (v != 0);
+    host += (g == 0 ? "" : ":") + part;
+  }
+  return "[" + host + "]:" + port;
+}
+
+}  // namespace ckpt::engine
