@@ -15,6 +15,7 @@
 #include <cstring>
 
 #include "engine/proc.h"
+#include "engine/sock_diag.h"
 #include "platform/posix_util.h"
 
 namespace ckpt::engine {
@@ -24,13 +25,6 @@ using platform::PosixError;
 namespace {
 
 constexpr int kTcpListen = 10;
-
-int IntOpt(int s, int level, int name) {
-  int v = 0;
-  socklen_t len = sizeof v;
-  if (::getsockopt(s, level, name, &v, &len) != 0) return -1;
-  return v;
-}
 
 std::string Kind(int domain, int proto) {
   std::string fam = domain == AF_INET6 ? "IPv6" : "IPv4";
@@ -42,39 +36,17 @@ std::string Kind(int domain, int proto) {
 
 // The backlog of listening socket `ino` (inet_diag: its wqueue), or -1.
 int ListenBacklog(int family, std::uint64_t ino) {
-  int nl = ::socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
-  if (nl < 0) return -1;
-  struct {
-    nlmsghdr nlh;
-    inet_diag_req_v2 req;
-  } msg;
-  std::memset(&msg, 0, sizeof msg);
-  msg.nlh.nlmsg_len = sizeof msg;
-  msg.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
-  msg.nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
-  msg.req.sdiag_family = static_cast<std::uint8_t>(family);
-  msg.req.sdiag_protocol = IPPROTO_TCP;
-  msg.req.idiag_states = 1u << kTcpListen;
+  inet_diag_req_v2 req;
+  std::memset(&req, 0, sizeof req);
+  req.sdiag_family = static_cast<std::uint8_t>(family);
+  req.sdiag_protocol = IPPROTO_TCP;
+  req.idiag_states = 1u << kTcpListen;
   int backlog = -1;
-  if (::send(nl, &msg, sizeof msg, 0) == static_cast<ssize_t>(sizeof msg)) {
-    alignas(nlmsghdr) char buf[32768];
-    for (bool done = false; !done;) {
-      ssize_t n = ::recv(nl, buf, sizeof buf, 0);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) break;
-      int len = static_cast<int>(n);
-      for (auto* h = reinterpret_cast<nlmsghdr*>(buf); NLMSG_OK(h, len); h = NLMSG_NEXT(h, len)) {
-        if (h->nlmsg_type == NLMSG_DONE || h->nlmsg_type == NLMSG_ERROR) {
-          done = true;
-          break;
-        }
-        auto* d = static_cast<const inet_diag_msg*>(NLMSG_DATA(h));
-        if (d->idiag_inode == ino) backlog = static_cast<int>(d->idiag_wqueue);
-      }
-    }
-  }
-  ::close(nl);
-  return backlog;
+  Status st = SockDiagDump(&req, sizeof req, [&](const void* m, int) {
+    auto* d = static_cast<const inet_diag_msg*>(m);
+    if (d->idiag_inode == ino) backlog = static_cast<int>(d->idiag_wqueue);
+  });
+  return st.ok() ? backlog : -1;
 }
 
 }  // namespace
@@ -82,7 +54,7 @@ int ListenBacklog(int family, std::uint64_t ino) {
 bool IsInetSocket(pid_t pid, int fd) {
   auto s = CopyFdOf(pid, fd);
   if (!s.ok()) return false;
-  int domain = IntOpt(*s, SOL_SOCKET, SO_DOMAIN);
+  int domain = SocketOption(*s, SOL_SOCKET, SO_DOMAIN);
   ::close(*s);
   return domain == AF_INET || domain == AF_INET6;
 }
@@ -91,13 +63,13 @@ std::string InetSocketProblem(pid_t pid, int fd) {
   auto s = CopyFdOf(pid, fd);
   std::string what = "fd " + std::to_string(fd) + " is ";
   if (!s.ok()) return what + "a socket (" + s.status().message() + ")";
-  int domain = IntOpt(*s, SOL_SOCKET, SO_DOMAIN), proto = IntOpt(*s, SOL_SOCKET, SO_PROTOCOL);
+  int domain = SocketOption(*s, SOL_SOCKET, SO_DOMAIN), proto = SocketOption(*s, SOL_SOCKET, SO_PROTOCOL);
   std::string kind = Kind(domain, proto);
   sockaddr_storage peer;
   socklen_t plen = sizeof peer;
   bool connected = ::getpeername(*s, reinterpret_cast<sockaddr*>(&peer), &plen) == 0;
   std::string peer_text = connected ? InetAddressText(std::string(reinterpret_cast<char*>(&peer), plen)) : "";
-  bool listening = IntOpt(*s, SOL_SOCKET, SO_ACCEPTCONN) == 1;
+  bool listening = SocketOption(*s, SOL_SOCKET, SO_ACCEPTCONN) == 1;
   int queued = 0;
   if (::ioctl(*s, FIONREAD, &queued) != 0) queued = 0;
   pollfd p = {*s, POLLIN, 0};
@@ -120,9 +92,9 @@ Result<InetSocket> DumpInetSocket(pid_t pid, int fd, std::uint64_t ino) {
   InetSocket u;
   u.fd = fd;
   u.ino = ino;
-  u.family = static_cast<std::uint8_t>(IntOpt(s, SOL_SOCKET, SO_DOMAIN));
-  u.type = static_cast<std::uint8_t>(IntOpt(s, SOL_SOCKET, SO_TYPE));
-  u.protocol = static_cast<std::uint8_t>(IntOpt(s, SOL_SOCKET, SO_PROTOCOL));
+  u.family = static_cast<std::uint8_t>(SocketOption(s, SOL_SOCKET, SO_DOMAIN));
+  u.type = static_cast<std::uint8_t>(SocketOption(s, SOL_SOCKET, SO_TYPE));
+  u.protocol = static_cast<std::uint8_t>(SocketOption(s, SOL_SOCKET, SO_PROTOCOL));
   sockaddr_storage a;
   socklen_t alen = sizeof a;
   if (::getsockname(s, reinterpret_cast<sockaddr*>(&a), &alen) != 0) {
@@ -131,12 +103,12 @@ Result<InetSocket> DumpInetSocket(pid_t pid, int fd, std::uint64_t ino) {
     return PosixError("getsockname", "fd " + std::to_string(fd) + " of process " + std::to_string(pid), e);
   }
   u.addr.assign(reinterpret_cast<char*>(&a), alen);
-  u.reuseaddr = IntOpt(s, SOL_SOCKET, SO_REUSEADDR) > 0;
-  u.reuseport = IntOpt(s, SOL_SOCKET, SO_REUSEPORT) > 0;
-  u.v6only = u.family == AF_INET6 && IntOpt(s, IPPROTO_IPV6, IPV6_V6ONLY) > 0;
-  u.nodelay = u.protocol == IPPROTO_TCP && IntOpt(s, IPPROTO_TCP, TCP_NODELAY) > 0;
-  u.rcvbuf = IntOpt(s, SOL_SOCKET, SO_RCVBUF);
-  u.sndbuf = IntOpt(s, SOL_SOCKET, SO_SNDBUF);
+  u.reuseaddr = SocketOption(s, SOL_SOCKET, SO_REUSEADDR) > 0;
+  u.reuseport = SocketOption(s, SOL_SOCKET, SO_REUSEPORT) > 0;
+  u.v6only = u.family == AF_INET6 && SocketOption(s, IPPROTO_IPV6, IPV6_V6ONLY) > 0;
+  u.nodelay = u.protocol == IPPROTO_TCP && SocketOption(s, IPPROTO_TCP, TCP_NODELAY) > 0;
+  u.rcvbuf = SocketOption(s, SOL_SOCKET, SO_RCVBUF);
+  u.sndbuf = SocketOption(s, SOL_SOCKET, SO_SNDBUF);
   ::close(s);
   if (u.protocol == IPPROTO_TCP) {
     u.backlog = ListenBacklog(u.family, ino);

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -222,6 +223,13 @@ Result<FdInfo> ReadFdInfo(pid_t pid, int fd) {
   if (p != std::string::npos)
     fi.flags = static_cast<std::uint32_t>(std::strtoul(s.c_str() + p + 6, nullptr, 8));
   return fi;
+}
+
+int SocketOption(int s, int level, int name) {
+  int v = 0;
+  socklen_t len = sizeof v;
+  if (::getsockopt(s, level, name, &v, &len) != 0) return -1;
+  return v;
 }
 
 Result<int> CopyFdOf(pid_t pid, int fd) {

@@ -52,6 +52,8 @@ Result<std::string> ReadLink(const std::string& path);
 // A descriptor of ckpt's for the open file description that descriptor
 // `fd` of `pid` refers to (pidfd_getfd); the caller closes it.
 Result<int> CopyFdOf(pid_t pid, int fd);
+// An int socket option of socket `s` (getsockopt), or -1.
+int SocketOption(int s, int level, int name);
 
 struct FdInfo {
   std::uint64_t pos = 0;

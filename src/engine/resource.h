@@ -85,13 +85,17 @@ class DumpResource {
   virtual Status AfterKill(DumpContext&) { return Status::Ok(); }
 };
 
-// The dump table, in order.
-class DumpTable {
+// An ordered table of resources: phases run first to last; the resources
+// are destroyed last to first.
+template <typename R>
+class ResourceTable {
  public:
-  DumpTable();
-  DumpTable(const DumpTable&) = delete;
-  DumpTable& operator=(const DumpTable&) = delete;
-  ~DumpTable();
+  ResourceTable() = default;
+  ResourceTable(const ResourceTable&) = delete;
+  ResourceTable& operator=(const ResourceTable&) = delete;
+  ~ResourceTable() {
+    while (!resources_.empty()) resources_.pop_back();
+  }
   // Runs `phase` on every resource in order, up to the first error.
   template <typename F>
   Status Each(F phase) {
@@ -101,11 +105,19 @@ class DumpTable {
     }
     return Status::Ok();
   }
+
+ protected:
+  std::vector<std::unique_ptr<R>> resources_;
+};
+
+// The dump table, in order.
+class DumpTable : public ResourceTable<DumpResource> {
+ public:
+  DumpTable();
   // Puts back every resource once (later calls do nothing); the first error.
   Status PutBack(DumpContext& c);
 
  private:
-  std::vector<std::unique_ptr<DumpResource>> resources_;
   bool put_back_ = false;
 };
 
@@ -159,30 +171,16 @@ class RestoreResource {
   virtual void Commit() {}
 };
 
-// The restore table, in order. Destroyed last to first.
-class RestoreTable {
+// The restore table, in order.
+class RestoreTable : public ResourceTable<RestoreResource> {
  public:
   RestoreTable();
-  RestoreTable(const RestoreTable&) = delete;
-  RestoreTable& operator=(const RestoreTable&) = delete;
-  ~RestoreTable();
-  template <typename F>
-  Status Each(F phase) {
-    for (auto& r : resources_) {
-      Status s = phase(*r);
-      if (!s.ok()) return s;
-    }
-    return Status::Ok();
-  }
   Status Rebuild(RestoreContext& c, const MemberRestore& p, pid_t pid, RebuildPoint at, Injector* inj) {
     return Each([&](RestoreResource& r) { return r.Rebuild(c, p, pid, at, inj); });
   }
   void Commit() {
     for (auto& r : resources_) r->Commit();
   }
-
- private:
-  std::vector<std::unique_ptr<RestoreResource>> resources_;
 };
 
 }  // namespace ckpt::engine

@@ -280,10 +280,6 @@ DumpTable::DumpTable() {
   resources_.push_back(std::make_unique<SysvObjectsDump>());
 }
 
-DumpTable::~DumpTable() {
-  while (!resources_.empty()) resources_.pop_back();
-}
-
 Status DumpTable::PutBack(DumpContext& c) {
   if (put_back_) return Status::Ok();
   put_back_ = true;
@@ -304,10 +300,6 @@ RestoreTable::RestoreTable() {
   resources_.push_back(std::make_unique<PendingSignalsRestore>());
   resources_.push_back(std::make_unique<TimersRestore>());
   resources_.push_back(std::make_unique<LocksRestore>());
-}
-
-RestoreTable::~RestoreTable() {
-  while (!resources_.empty()) resources_.pop_back();
 }
 
 }  // namespace ckpt::engine

@@ -14,6 +14,7 @@
 
 #include "engine/inet_sockets.h"
 #include "engine/proc.h"
+#include "engine/sock_diag.h"
 #include "platform/posix_util.h"
 
 namespace ckpt::engine {
@@ -36,19 +37,12 @@ const char* TypeName(int type) {
   return "raw";
 }
 
-int IntOpt(int s, int level, int name) {
-  int v = 0;
-  socklen_t len = sizeof v;
-  if (::getsockopt(s, level, name, &v, &len) != 0) return -1;
-  return v;
-}
-
 // "a TCP socket", "a netlink socket"...: a socket sock_diag did not list as Unix.
 std::string DescribeOtherSocket(pid_t pid, int fd) {
   auto s = CopyFdOf(pid, fd);
   if (!s.ok()) return "a socket";
-  int domain = IntOpt(*s, SOL_SOCKET, SO_DOMAIN), type = IntOpt(*s, SOL_SOCKET, SO_TYPE);
-  int proto = IntOpt(*s, SOL_SOCKET, SO_PROTOCOL);
+  int domain = SocketOption(*s, SOL_SOCKET, SO_DOMAIN), type = SocketOption(*s, SOL_SOCKET, SO_TYPE);
+  int proto = SocketOption(*s, SOL_SOCKET, SO_PROTOCOL);
   ::close(*s);
   std::string fam = domain == AF_INET ? "IPv4" : domain == AF_INET6 ? "IPv6" : "";
   if (!fam.empty() && proto == IPPROTO_TCP) return "a TCP (" + fam + ") socket";
@@ -88,50 +82,15 @@ std::string SocketBlobName(std::uint32_t ino) {
 }
 
 Result<std::map<std::uint32_t, UnixDiag>> ListUnixSockets() {
-  int nl = ::socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
-  if (nl < 0) return PosixError("socket(NETLINK_SOCK_DIAG)", "", errno);
-  struct {
-    nlmsghdr nlh;
-    unix_diag_req req;
-  } msg;
-  std::memset(&msg, 0, sizeof msg);
-  msg.nlh.nlmsg_len = sizeof msg;
-  msg.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
-  msg.nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
-  msg.req.sdiag_family = AF_UNIX;
-  msg.req.udiag_states = ~0u;
-  msg.req.udiag_show = UDIAG_SHOW_NAME | UDIAG_SHOW_PEER;
-  if (::send(nl, &msg, sizeof msg, 0) != static_cast<ssize_t>(sizeof msg)) {
-    int e = errno;
-    ::close(nl);
-    return PosixError("send", "sock_diag request", e);
-  }
+  unix_diag_req req;
+  std::memset(&req, 0, sizeof req);
+  req.sdiag_family = AF_UNIX;
+  req.udiag_states = ~0u;
+  req.udiag_show = UDIAG_SHOW_NAME | UDIAG_SHOW_PEER;
   std::map<std::uint32_t, UnixDiag> out;
-  alignas(nlmsghdr) char buf[32768];
-  for (bool done = false; !done;) {
-    ssize_t n = ::recv(nl, buf, sizeof buf, 0);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      int e = n < 0 ? errno : EPROTO;
-      ::close(nl);
-      return PosixError("recv", "sock_diag answer", e);
-    }
-    int len = static_cast<int>(n);
-    for (auto* h = reinterpret_cast<nlmsghdr*>(buf); NLMSG_OK(h, len); h = NLMSG_NEXT(h, len)) {
-      if (h->nlmsg_type == NLMSG_DONE) {
-        done = true;
-        break;
-      }
-      if (h->nlmsg_type == NLMSG_ERROR) {
-        int e = -static_cast<const nlmsgerr*>(NLMSG_DATA(h))->error;
-        ::close(nl);
-        return PosixError("sock_diag", "Unix sockets", e);
-      }
-      ParseDiag(static_cast<const unix_diag_msg*>(NLMSG_DATA(h)), static_cast<int>(NLMSG_PAYLOAD(h, 0)),
-                &out);
-    }
-  }
-  ::close(nl);
+  RETURN_IF_ERROR(SockDiagDump(&req, sizeof req, [&](const void* m, int len) {
+                    ParseDiag(static_cast<const unix_diag_msg*>(m), len, &out);
+                  }).WithContext("listing Unix sockets"));
   return out;
 }
 
@@ -170,9 +129,9 @@ Result<UnixSocket> DumpUnixSocket(pid_t pid, int fd, std::uint32_t ino, const Un
   u.ino = ino;
   u.peer = d.peer;
   u.type = d.type;
-  u.rcvbuf = IntOpt(s, SOL_SOCKET, SO_RCVBUF);
-  u.sndbuf = IntOpt(s, SOL_SOCKET, SO_SNDBUF);
-  u.passcred = IntOpt(s, SOL_SOCKET, SO_PASSCRED) > 0;
+  u.rcvbuf = SocketOption(s, SOL_SOCKET, SO_RCVBUF);
+  u.sndbuf = SocketOption(s, SOL_SOCKET, SO_SNDBUF);
+  u.passcred = SocketOption(s, SOL_SOCKET, SO_PASSCRED) > 0;
   ::close(s);
   return u;
 }
@@ -180,8 +139,8 @@ Result<UnixSocket> DumpUnixSocket(pid_t pid, int fd, std::uint32_t ino, const Un
 Result<std::string> PeekSocketQueue(pid_t pid, int fd) {
   ASSIGN_OR_RETURN(int s, CopyFdOf(pid, fd));
   std::string what = "socket fd " + std::to_string(fd) + " of process " + std::to_string(pid);
-  int type = IntOpt(s, SOL_SOCKET, SO_TYPE);
-  int old_off = IntOpt(s, SOL_SOCKET, SO_PEEK_OFF);
+  int type = SocketOption(s, SOL_SOCKET, SO_TYPE);
+  int old_off = SocketOption(s, SOL_SOCKET, SO_PEEK_OFF);
   int zero = 0;
   if (::setsockopt(s, SOL_SOCKET, SO_PEEK_OFF, &zero, sizeof zero) != 0) {
     int e = errno;

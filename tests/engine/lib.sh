@@ -32,6 +32,15 @@ wait_restored() {
   [ -n "$RPID" ] || fail "restore printed no PID"
 }
 
+# `ckpt restore` of $W/img in the background, with --json (needs CKPT):
+# sets RJOB and, once it printed the PID, RPID.
+restore() {
+  rm -f "$W/restore.json"
+  "$CKPT" restore -D "$W/img" --json >"$W/restore.json" 2>"$W/restore.err" &
+  RJOB=$!
+  wait_restored
+}
+
 # BIN/PROGRAM W ARGS... in the background (output in W/stdout), once it has
 # written W/ready: PID is its process id. Needs BIN, W and fail().
 start() {  # PROGRAM ARGS...

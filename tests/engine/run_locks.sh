@@ -22,13 +22,6 @@ fail() { echo "FAIL ($CASE): $*"; exit 1; }
 skip() { echo "SKIP ($CASE): $*"; exit 77; }
 close_inherited_fds
 
-# Restores $W/img in the background; sets RJOB and RPID.
-restore() {
-  rm -f "$W/restore.json"
-  "$CKPT" restore -D "$W/img" --json >"$W/restore.json" 2>"$W/restore.err" &
-  RJOB=$!
-  wait_restored
-}
 
 # A python3 process holding three kinds of lock, each on its own file: an
 # OFD write lock on bytes 0-99 of "ofd", an flock() exclusive lock on

@@ -45,13 +45,6 @@ untouched() {  # PID...: running, not traced, not stopped
     [ "$state" = S ] || [ "$state" = R ] || fail "process $p is left in state $state"
   done
 }
-# Restores $W/img in the background; sets RJOB and RPID.
-restore() {
-  rm -f "$W/restore.json"
-  "$CKPT" restore -D "$W/img" --json >"$W/restore.json" 2>"$W/restore.err" &
-  RJOB=$!
-  wait_restored
-}
 
 case $CASE in
   flock-inherited)

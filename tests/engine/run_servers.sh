@@ -20,12 +20,6 @@ trap cleanup EXIT
 fail() { echo "FAIL ($CASE): $*"; exit 1; }
 skip() { echo "SKIP ($CASE): $*"; exit 77; }
 close_inherited_fds
-restore() {
-  rm -f "$W/restore.json"
-  "$CKPT" restore -D "$W/img" --json >"$W/restore.json" 2>"$W/restore.err" &
-  RJOB=$!
-  wait_restored
-}
 dump() {
   "$CKPT" dump "$PID" -D "$W/img" >"$W/dump.out" 2>&1 || { cat "$W/dump.out"; fail "dump $1"; }
   [ -n "$RJOB" ] && wait "$RJOB" 2>/dev/null
