@@ -156,8 +156,7 @@ Status DumpFds(pid_t pid, FileTable* files, ProcessModel* m, std::vector<Blob>* 
     }
     if (f.dup_of < 0 && f.kind != FdKind::kEvent && f.kind != FdKind::kPipe && f.kind != FdKind::kSocket &&
         f.kind != FdKind::kInet) {
-      ASSIGN_OR_RETURN(std::string info, ReadProcFile(pid, "fdinfo/" + std::to_string(n)));
-      RETURN_IF_ERROR(DumpFdLocks(pid, n, info, &m->locks));
+      RETURN_IF_ERROR(DumpFdLocks(pid, n, fi.text, &m->locks));
     }
     m->fds.push_back(f);
   }
@@ -241,14 +240,38 @@ Status RefillFifo(const FileRef& fr, int fd, std::uint32_t flags, const image::I
   return st;
 }
 
+// The record of descriptor `fd` in one of a model's per-descriptor lists
+// (events, sockets, inet_sockets), or nullptr.
+template <typename T>
+const T* RecordOf(const std::vector<T>& records, int fd) {
+  for (const auto& x : records) {
+    if (x.fd == fd) return &x;
+  }
+  return nullptr;
+}
+
+// A descriptor for the child of the object `key` that members share: made
+// once by `make` (and kept in `made`), then duplicated for each holder.
+template <typename K, typename F>
+Result<int> DupShared(std::map<K, int>* made, K key, F make, FdPlan* plan, const std::string& what) {
+  auto it = made->find(key);
+  if (it == made->end()) {
+    ASSIGN_OR_RETURN(int created, make());
+    it = made->emplace(key, created).first;
+  }
+  int fd = ::fcntl(it->second, F_DUPFD_CLOEXEC, 0);
+  if (fd < 0) return PosixError("dup", what, errno);
+  return plan->Own(fd);
+}
+
 }  // namespace
 
 SharedFds::~SharedFds() {
   for (const auto& [k, fd] : deleted) ::close(fd);
-  CloseEvents();
+  CloseCreated();
 }
 
-void SharedFds::CloseEvents() {
+void SharedFds::CloseCreated() {
   for (const auto& [k, fd] : events) ::close(fd);
   events.clear();
   for (const auto& [k, fd] : inet) ::close(fd);
@@ -280,32 +303,19 @@ Status PrepareFds(const ProcessModel& m, const image::ImageReader& r, const std:
       plan->Own(fd);
     } else if (f.kind == FdKind::kEvent) {
       // Created once per open file description of the tree.
-      const EventFile* e = nullptr;
-      for (const auto& x : m.events) e = x.fd == f.fd ? &x : e;
+      const EventFile* e = RecordOf(m.events, f.fd);
       if (e == nullptr) return Corruption("no event file for " + what);
-      auto it = shared->events.find(e->object);
-      if (it == shared->events.end()) {
-        ASSIGN_OR_RETURN(int made, CreateEventFile(*e));
-        it = shared->events.emplace(e->object, made).first;
-      }
-      fd = plan->Own(::fcntl(it->second, F_DUPFD_CLOEXEC, 0));
-      if (fd < 0) return PosixError("dup event file", what, errno);
+      ASSIGN_OR_RETURN(fd, DupShared(
+                               &shared->events, e->object, [e] { return CreateEventFile(*e); }, plan, what));
     } else if (f.kind == FdKind::kInet) {
       // Created once per open file description of the tree (pre-forked
       // servers share one listening socket).
-      const InetSocket* u = nullptr;
-      for (const auto& x : m.inet_sockets) u = x.fd == f.fd ? &x : u;
+      const InetSocket* u = RecordOf(m.inet_sockets, f.fd);
       if (u == nullptr) return Corruption("no socket for " + what);
-      auto it = shared->inet.find(u->ino);
-      if (it == shared->inet.end()) {
-        ASSIGN_OR_RETURN(int made, CreateInetSocket(*u));
-        it = shared->inet.emplace(u->ino, made).first;
-      }
-      fd = plan->Own(::fcntl(it->second, F_DUPFD_CLOEXEC, 0));
-      if (fd < 0) return PosixError("dup socket", what, errno);
+      ASSIGN_OR_RETURN(fd, DupShared(
+                               &shared->inet, u->ino, [u] { return CreateInetSocket(*u); }, plan, what));
     } else if (f.kind == FdKind::kSocket) {
-      const UnixSocket* u = nullptr;
-      for (const auto& x : m.sockets) u = x.fd == f.fd ? &x : u;
+      const UnixSocket* u = RecordOf(m.sockets, f.fd);
       if (u == nullptr || shared->sockets == nullptr) return Corruption("no socket for " + what);
       ASSIGN_OR_RETURN(int end, shared->sockets->End(*u, r));
       fd = plan->Own(::fcntl(end, F_DUPFD_CLOEXEC, 0));

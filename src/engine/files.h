@@ -63,7 +63,7 @@ class SharedFds {
   SharedFds(const SharedFds&) = delete;
   SharedFds& operator=(const SharedFds&) = delete;
   ~SharedFds();
-  void CloseEvents();  // and the TCP/UDP sockets
+  void CloseCreated();  // ckpt's event files and TCP/UDP sockets: the members hold theirs
   PipeTable* pipes;
   const SharedMemRestore* shm;
   const TreeModel* tree;

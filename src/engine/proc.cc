@@ -222,6 +222,7 @@ Result<FdInfo> ReadFdInfo(pid_t pid, int fd) {
   p = s.find("flags:");
   if (p != std::string::npos)
     fi.flags = static_cast<std::uint32_t>(std::strtoul(s.c_str() + p + 6, nullptr, 8));
+  fi.text = std::move(s);
   return fi;
 }
 

@@ -58,6 +58,7 @@ int SocketOption(int s, int level, int name);
 struct FdInfo {
   std::uint64_t pos = 0;
   std::uint32_t flags = 0;
+  std::string text;  // the whole fdinfo, for the lines a kind of file adds (locks, ...)
 };
 Result<FdInfo> ReadFdInfo(pid_t pid, int fd);
 

@@ -221,7 +221,7 @@ class FilesRestore : public RestoreResource {
   void MembersHoldFds(RestoreContext&) override {
     pipes_.CloseAll();
     sockets_.CloseAll();
-    shared_->CloseEvents();
+    shared_->CloseCreated();
   }
   Status Rebuild(RestoreContext&, const MemberRestore& p, pid_t, RebuildPoint at, Injector* inj) override {
     if (at != RebuildPoint::kMemoryComplete) return Status::Ok();
