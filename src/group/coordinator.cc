@@ -272,6 +272,18 @@ std::string Coordinator::ReapChildren() {
   return "";
 }
 
+int Coordinator::AwaitTerminationRequest() const {
+  bool interrupted = std::any_of(members_.begin(), members_.end(), [](const MemberState& m) {
+    return m.exit_status && platform::ChildProcess::EndedByInterrupt(*m.exit_status);
+  });
+  auto deadline = Clock::now() + std::chrono::milliseconds(interrupted ? 3000 : 50);
+  for (;;) {
+    if (int sig = platform::TerminationRequest(); sig != 0) return sig;
+    if (Clock::now() >= deadline) return 0;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
 bool Coordinator::AllExited() const {
   for (const auto& m : members_) {
     if (!m.exit_status) return false;
@@ -410,8 +422,9 @@ int Coordinator::Loop(std::string* failure) {
     if (int sig = platform::TerminationRequest(); sig != 0) return sig;
     if (std::string bad = ReapChildren(); !bad.empty()) {
       // Ctrl-C reaches the members too: a member ended by it is the request, not a failure.
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-      if (int sig = platform::TerminationRequest(); sig != 0) return sig;
+      // Wine hands the coordinator its console event from a new thread, which under load
+      // comes well after the members' exits: a member that Ctrl-C ended waits longer for it.
+      if (int sig = AwaitTerminationRequest(); sig != 0) return sig;
       *failure = bad + "; stopping the group";
       return 0;
     }

@@ -101,6 +101,8 @@ class Coordinator {
   // After Ctrl-C or kill: members end, the group's objects are removed.
   int StopOnRequest(int sig);
   bool AllExited() const;
+  // The signal of a termination request that comes soon after members ended (0: none).
+  int AwaitTerminationRequest() const;
   // `stream`: the image goes to `holder` as kData messages instead of into
   // a file (*image_path then stays empty; no image of the group's changes).
   Status Checkpoint(bool exit_after, std::string* image_path, Channel* holder = nullptr, bool stream = false);

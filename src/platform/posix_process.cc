@@ -265,4 +265,8 @@ std::string ChildProcess::Describe(int status) {
   return "exit status " + std::to_string(status);
 }
 
+bool ChildProcess::EndedByInterrupt(int status) {
+  return status == 128 + SIGINT;
+}
+
 }  // namespace ckpt::platform

@@ -55,6 +55,9 @@ class ChildProcess {
   void Release() { released_ = true; }
   // "exit status 3", "killed by signal 9".
   static std::string Describe(int status);
+  // Whether a status is what Ctrl-C leaves: killed by SIGINT, or on Windows
+  // STATUS_CONTROL_C_EXIT.
+  static bool EndedByInterrupt(int status);
 
  private:
   ChildProcess(std::int64_t pid, std::intptr_t handle) : pid_(pid), handle_(handle) {}

@@ -187,4 +187,8 @@ std::string ChildProcess::Describe(int status) {
   return "exit status " + std::to_string(status);
 }
 
+bool ChildProcess::EndedByInterrupt(int status) {
+  return static_cast<DWORD>(status) == static_cast<DWORD>(STATUS_CONTROL_C_EXIT);
+}
+
 }  // namespace ckpt::platform
