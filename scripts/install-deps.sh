@@ -5,7 +5,7 @@ set -eu
 
 NATIVE="build-essential cmake ninja-build pkg-config git python3 libssl-dev openssl \
   libgtest-dev libbenchmark-dev libcli11-dev nlohmann-json3-dev \
-  libzstd-dev zlib1g-dev libxxhash-dev zstd \
+  libzstd-dev zlib1g-dev libxxhash-dev zstd libnftables-dev nftables \
   clang libclang-rt-14-dev clang-format \
   perl sqlite3 nodejs procps psmisc util-linux iproute2 strace xz-utils \
   openssh-server openssh-client socat time"

@@ -2,6 +2,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/sched.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/ipc.h>
@@ -9,6 +11,7 @@
 #include <sys/msg.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
@@ -20,6 +23,7 @@
 
 #include "engine/engine.h"
 #include "engine/eventfds.h"
+#include "engine/net_lock.h"
 #include "engine/proc.h"
 #include "engine/ptrace.h"
 
@@ -218,6 +222,22 @@ std::vector<CheckItem> Check() {
     add("file-locks", e == 0, false,
         e == 0 ? "POSIX, OFD and flock locks are saved and taken again before a restored process runs"
                : ErrText(e) + " (OFD locks cannot be taken again)");
+  }
+  {
+    // Established connections: TCP_REPAIR (CAP_NET_ADMIN) and an nftables
+    // table for the network lock, made and removed again.
+    int e = 0;
+    int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int on = 1;
+    if (s < 0 || ::setsockopt(s, IPPROTO_TCP, TCP_REPAIR, &on, sizeof on) != 0) e = errno;
+    if (s >= 0) ::close(s);
+    std::string lock = NewNetLockName();
+    Status st = e != 0 ? Status::Ok() : NetLock(lock, {});
+    if (st.ok() && e == 0) st = NetUnlock(lock);
+    add("tcp-connections", e == 0 && st.ok(), false,
+        e != 0     ? "TCP_REPAIR: " + ErrText(e) + " (established TCP connections cannot be saved)"
+        : !st.ok() ? st.message() + " (established TCP connections cannot be saved)"
+                   : "established TCP connections move with TCP_REPAIR under an nftables network lock");
   }
   {
     // A dump refuses POSIX timers it cannot save, which only this file shows.

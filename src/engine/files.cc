@@ -22,6 +22,7 @@
 #include "engine/pipes.h"
 #include "engine/proc.h"
 #include "engine/shared_mem.h"
+#include "engine/tcp_repair.h"
 #include "engine/tree_model.h"
 #include "engine/unix_sockets.h"
 #include "platform/posix_util.h"
@@ -99,7 +100,10 @@ Status DumpFds(pid_t pid, FileTable* files, ProcessModel* m, std::vector<Blob>* 
       f.pipe_ino = st.st_ino;
       if (f.dup_of < 0) {
         ASSIGN_OR_RETURN(InetSocket u, DumpInetSocket(pid, n, st.st_ino));
+        if (!u.peer.empty()) f.kind = FdKind::kInetConnected;
         m->inet_sockets.push_back(std::move(u));
+      } else {
+        for (const auto& o : m->fds) f.kind = o.fd == f.dup_of ? o.kind : f.kind;
       }
     } else if (l.compare(0, 8, "socket:[") == 0) {
       f.kind = FdKind::kSocket;
@@ -155,7 +159,7 @@ Status DumpFds(pid_t pid, FileTable* files, ProcessModel* m, std::vector<Blob>* 
       return NotSupported("fd " + std::to_string(n) + " (" + l + ") is a block device or socket file");
     }
     if (f.dup_of < 0 && f.kind != FdKind::kEvent && f.kind != FdKind::kPipe && f.kind != FdKind::kSocket &&
-        f.kind != FdKind::kInet) {
+        f.kind != FdKind::kInet && f.kind != FdKind::kInetConnected) {
       RETURN_IF_ERROR(DumpFdLocks(pid, n, fi.text, &m->locks));
     }
     m->fds.push_back(f);
@@ -269,6 +273,29 @@ Result<int> DupShared(std::map<K, int>* made, K key, F make, FdPlan* plan, const
 SharedFds::~SharedFds() {
   for (const auto& [k, fd] : deleted) ::close(fd);
   CloseCreated();
+  for (const auto& c : connections_) ::close(c.first);
+}
+
+Result<int> SharedFds::KeepConnection(int s, const InetSocket* u) {
+  int copy = ::fcntl(s, F_DUPFD_CLOEXEC, 0);
+  if (copy < 0) {
+    int e = errno;
+    ::close(s);
+    return PosixError("dup", "a TCP connection", e);
+  }
+  connections_.emplace_back(copy, *u);
+  return s;
+}
+
+Status SharedFds::FinishConnections() {
+  Status first;
+  for (auto& [s, u] : connections_) {
+    Status st = FinishConnection(s, u);
+    if (first.ok() && !st.ok()) first = st;
+    ::close(s);
+  }
+  connections_.clear();
+  return first;
 }
 
 void SharedFds::CloseCreated() {
@@ -307,13 +334,17 @@ Status PrepareFds(const ProcessModel& m, const image::ImageReader& r, const std:
       if (e == nullptr) return Corruption("no event file for " + what);
       ASSIGN_OR_RETURN(fd, DupShared(
                                &shared->events, e->object, [e] { return CreateEventFile(*e); }, plan, what));
-    } else if (f.kind == FdKind::kInet) {
+    } else if (f.kind == FdKind::kInet || f.kind == FdKind::kInetConnected) {
       // Created once per open file description of the tree (pre-forked
       // servers share one listening socket).
       const InetSocket* u = RecordOf(m.inet_sockets, f.fd);
       if (u == nullptr) return Corruption("no socket for " + what);
-      ASSIGN_OR_RETURN(fd, DupShared(
-                               &shared->inet, u->ino, [u] { return CreateInetSocket(*u); }, plan, what));
+      auto create = [u, shared]() -> Result<int> {
+        if (u->peer.empty()) return CreateInetSocket(*u);
+        ASSIGN_OR_RETURN(int s, CreateConnectedSocket(*u));
+        return shared->KeepConnection(s, u);
+      };
+      ASSIGN_OR_RETURN(fd, DupShared(&shared->inet, u->ino, create, plan, what));
     } else if (f.kind == FdKind::kSocket) {
       const UnixSocket* u = RecordOf(m.sockets, f.fd);
       if (u == nullptr || shared->sockets == nullptr) return Corruption("no socket for " + what);

@@ -62,7 +62,7 @@ class SharedFds {
       : pipes(pipes), shm(shm), tree(tree) {}
   SharedFds(const SharedFds&) = delete;
   SharedFds& operator=(const SharedFds&) = delete;
-  ~SharedFds();
+  ~SharedFds();         // closes what is left (connections in repair mode: silently)
   void CloseCreated();  // ckpt's event files and TCP/UDP sockets: the members hold theirs
   PipeTable* pipes;
   const SharedMemRestore* shm;
@@ -72,6 +72,14 @@ class SharedFds {
   std::map<std::uint32_t, int> events;                             // event file object -> ckpt's file
   SocketTable* sockets = nullptr;                                  // Unix socket pairs, by inode
   std::map<std::uint64_t, int> inet;                               // TCP/UDP socket inode -> ckpt's socket
+  // A connected socket just made (`s`, returned): ckpt keeps a copy until
+  // FinishConnections.
+  Result<int> KeepConnection(int s, const InetSocket* u);
+  // Every member is rebuilt: the TCP connections leave repair mode.
+  Status FinishConnections();
+
+ private:
+  std::vector<std::pair<int, InetSocket>> connections_;  // ckpt's copies, in repair mode until finished
 };
 
 // Opens (or recreates) every descriptor of member `pid` (sections named

@@ -21,8 +21,11 @@
 #include <vector>
 
 #include "engine/inject.h"
+#include "engine/net_lock.h"
+#include "engine/proc.h"
 #include "engine/ptrace.h"
 #include "engine/sysv.h"
+#include "engine/tcp_repair.h"
 #include "engine/util.h"
 #include "platform/posix_util.h"
 #include "util/bytes.h"
@@ -70,6 +73,7 @@ constexpr char kImageFd = 'D';    // u32 pid, u32 descriptor of the image in it 
 constexpr char kSemValues = 'V';  // u32 semid, then u16 values (none: back as they were)
 constexpr char kSemUndo = 'U';    // u32 pid, u32 semid, then i16 adjustments (none: all of pid given back)
 constexpr char kSemLast = 'O';    // u32 semid, then u32 last operators (none: they are again)
+constexpr char kTcpRepair = 'C';  // u32 pid (0: all back), u32 fd, the network lock's name
 
 // What the worker said it changed: for the repair if it dies.
 struct ThreadNote {
@@ -85,6 +89,8 @@ struct Changes {
   std::map<int, std::vector<int>> sem_values;  // sets whose values ckpt moved
   std::vector<SemUndo> undo;                   // adjustments taken and not given back
   std::map<int, std::vector<std::int32_t>> last_operators;  // sets ckpt became the last operator of
+  std::vector<std::pair<pid_t, int>> repaired;              // TCP sockets in repair mode
+  std::string net_lock;                                     // and the table that holds their connections
   bool image_in_place = false;
   bool killing = false;
 };
@@ -213,6 +219,11 @@ Result<std::string> ReadAnswer(int in, const Progress& progress, bool* answered,
           v.push_back(static_cast<std::int32_t>(DecodeU32(u + i)));
         if (v.empty()) changes->last_operators.erase(id);
         if (!v.empty()) changes->last_operators[id] = v;
+      } else if (type == kTcpRepair && payload.size() >= 8) {
+        auto pid = static_cast<pid_t>(DecodeU32(u));
+        if (pid == 0) changes->repaired.clear();
+        if (pid > 0) changes->repaired.emplace_back(pid, static_cast<int>(DecodeU32(u + 4)));
+        changes->net_lock = pid == 0 ? "" : payload.substr(8);
       } else if (type == kSemUndo && payload.size() >= 8) {
         SemUndo su;
         su.pid = static_cast<std::int32_t>(DecodeU32(u));
@@ -316,6 +327,14 @@ std::string Repair(const Changes& c) {
       }
     }
   }
+  // TCP connections out of repair mode, then their packets let through.
+  for (const auto& [pid, fd] : c.repaired) {
+    auto s = CopyFdOf(pid, fd);
+    Status st = s.ok() ? LeaveRepair(*s) : s.status();
+    if (s.ok()) ::close(*s);
+    problem("TCP connection fd " + std::to_string(fd) + " of process " + std::to_string(pid), st);
+  }
+  if (!c.net_lock.empty()) problem("network lock", NetUnlock(c.net_lock));
   // Semaphore values ckpt had moved, and SEM_UNDO adjustments it had taken
   // (given back from inside their process, through its gadget area).
   if (!c.sem_values.empty() || !c.undo.empty() || !c.last_operators.empty()) {
@@ -430,6 +449,13 @@ void NoteSemLastOperators(int semid, const std::vector<std::int32_t>& sempid) {
   PutU32(&p, static_cast<std::uint32_t>(semid));
   for (std::int32_t v : sempid) PutU32(&p, static_cast<std::uint32_t>(v));
   Note(kSemLast, p);
+}
+
+void NoteTcpRepair(pid_t pid, int fd, const std::string& lock) {
+  std::string p;
+  PutU32(&p, static_cast<std::uint32_t>(pid));
+  PutU32(&p, static_cast<std::uint32_t>(fd));
+  Note(kTcpRepair, p + lock);
 }
 
 void NoteSemUndo(pid_t pid, int semid, const std::vector<std::int16_t>& adj) {

@@ -54,6 +54,9 @@ void NoteSemLastOperators(int semid, const std::vector<std::int32_t>& sempid);
 // The SEM_UNDO adjustments of process `pid` on `semid` were taken from it
 // (empty `adj`: they were given back).
 void NoteSemUndo(pid_t pid, int semid, const std::vector<std::int16_t>& adj);
+// TCP socket `fd` of `pid` went into repair mode under network lock `lock`
+// (net_lock.h); pid 0: every one is out of it again and the lock is gone.
+void NoteTcpRepair(pid_t pid, int fd, const std::string& lock);
 
 // Runs `work` in a worker and returns the bytes it returns (or its error).
 // The worker's progress reports (the Progress it is given) reach `progress`

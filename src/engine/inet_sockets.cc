@@ -14,8 +14,10 @@
 
 #include <cstring>
 
+#include "engine/net_lock.h"
 #include "engine/proc.h"
 #include "engine/sock_diag.h"
+#include "engine/tcp_repair.h"
 #include "platform/posix_util.h"
 
 namespace ckpt::engine {
@@ -76,8 +78,26 @@ std::string InetSocketProblem(pid_t pid, int fd) {
   bool waiting = listening && ::poll(&p, 1, 0) > 0;
   ::close(*s);
   if (proto != IPPROTO_TCP && proto != IPPROTO_UDP) return what + kind;
+  if (connected && proto == IPPROTO_UDP) {
+    return queued > 0 ? what + kind + " connected to " + peer_text + " with datagrams queued" : "";
+  }
   if (connected) {
-    return what + kind + " connected to " + peer_text + " (connections are not saved yet)";
+    std::string conn = what + kind + " connected to " + peer_text;
+    tcp_info ti = {};
+    socklen_t tl = sizeof ti;
+    auto s2 = CopyFdOf(pid, fd);
+    bool got = s2.ok() && ::getsockopt(*s2, IPPROTO_TCP, TCP_INFO, &ti, &tl) == 0;
+    if (s2.ok()) ::close(*s2);
+    if (got && ti.tcpi_state != 1)
+      return conn + " in state " + TcpStateName(ti.tcpi_state) + " (only established connections are saved)";
+    if (!NetLockAvailable())
+      return conn + " (this ckpt was built without nftables, which holds a connection while it moves)";
+    std::string ns = NetNamespaceOf(pid);
+    if (ns != NetNamespaceOf(0)) {
+      return conn + " in another network namespace (" + ns + "): run ckpt in it (nsenter --net=/proc/" +
+             std::to_string(pid) + "/ns/net ckpt dump ...)";
+    }
+    return "";
   }
   if (proto == IPPROTO_TCP && !listening) return what + kind + " neither listening nor connected";
   if (waiting) return what + "a listening " + kind.substr(2) + " with connections waiting to be accepted";
@@ -109,8 +129,12 @@ Result<InetSocket> DumpInetSocket(pid_t pid, int fd, std::uint64_t ino) {
   u.nodelay = u.protocol == IPPROTO_TCP && SocketOption(s, IPPROTO_TCP, TCP_NODELAY) > 0;
   u.rcvbuf = SocketOption(s, SOL_SOCKET, SO_RCVBUF);
   u.sndbuf = SocketOption(s, SOL_SOCKET, SO_SNDBUF);
+  sockaddr_storage peer;
+  socklen_t plen = sizeof peer;
+  if (::getpeername(s, reinterpret_cast<sockaddr*>(&peer), &plen) == 0)
+    u.peer.assign(reinterpret_cast<char*>(&peer), plen);  // the repair state: ConnectionsDump
   ::close(s);
-  if (u.protocol == IPPROTO_TCP) {
+  if (u.protocol == IPPROTO_TCP && u.peer.empty()) {
     u.backlog = ListenBacklog(u.family, ino);
     if (u.backlog < 0) return Internal("no backlog for listening socket fd " + std::to_string(fd));
   }

@@ -5,8 +5,11 @@
 // socket's backlog. Restore: a new socket with the same options, bound to
 // the same address (which must be free: the dumped process is gone, or the
 // restore runs in another network namespace) and listening with the same
-// backlog. Established TCP connections, connected UDP sockets, and queued
-// connections or datagrams are refused, named. Stateless.
+// backlog. A connected UDP socket is connected again; an established TCP
+// connection is recorded here (address, peer, options) and moved by
+// tcp_repair.h under the network lock (net_lock.h). TCP connections in
+// other states, and queued connections or datagrams, are refused, named.
+// Stateless.
 #pragma once
 
 #include <sys/types.h>

@@ -234,7 +234,7 @@ static Status DecodeFds(std::string_view in, std::vector<Fd>* f) {
     Fd x;
     x.fd = GetI32(r);
     std::uint8_t k = r.U8();
-    if (k > static_cast<std::uint8_t>(FdKind::kInet)) r.Fail();
+    if (k > static_cast<std::uint8_t>(FdKind::kInetConnected)) r.Fail();
     x.kind = static_cast<FdKind>(k);
     x.flags = r.U32();
     x.pos = r.U64();
@@ -372,6 +372,8 @@ Status WriteModel(image::ImageWriter* w, const ProcessModel& m, const std::strin
   if (!m.locks.empty()) RETURN_IF_ERROR(w->AddSection(kSecLocks, prefix + "locks", "", EncodeLocks(m.locks)));
   if (!m.inet_sockets.empty())
     RETURN_IF_ERROR(w->AddSection(kSecInetSockets, prefix + "inet", "", EncodeInetSockets(m.inet_sockets)));
+  if (std::string c = EncodeConnections(m.inet_sockets); !c.empty())
+    RETURN_IF_ERROR(w->AddSection(kSecConnections, prefix + "connections", "", c));
   if (!m.sockets.empty())
     RETURN_IF_ERROR(w->AddSection(kSecSockets, prefix + "sockets", "", EncodeSockets(m.sockets)));
   if (!m.posix_timers.empty())
@@ -445,6 +447,10 @@ Result<ProcessModel> ReadModel(const image::ImageReader& r, const std::string& p
     ASSIGN_OR_RETURN(std::string inet, r.ReadSection(*s));
     RETURN_IF_ERROR(DecodeInetSockets(inet, &m.inet_sockets));
   }
+  if (const image::SectionInfo* s = r.Find(kSecConnections, prefix + "connections"); s != nullptr) {
+    ASSIGN_OR_RETURN(std::string conns, r.ReadSection(*s));
+    RETURN_IF_ERROR(DecodeConnections(conns, &m.inet_sockets));
+  }
   // Socket pairs: images without any have no section.
   if (const image::SectionInfo* s = r.Find(kSecSockets, prefix + "sockets"); s != nullptr) {
     ASSIGN_OR_RETURN(std::string socks, r.ReadSection(*s));
@@ -465,10 +471,12 @@ Result<ProcessModel> ReadModel(const image::ImageReader& r, const std::string& p
   }
   for (const auto& f : m.fds) {
     if (!file_ok(f.file)) return Corruption("fds section: file index out of range");
-    if ((f.kind != FdKind::kEvent && f.kind != FdKind::kSocket && f.kind != FdKind::kInet) || f.dup_of >= 0)
-      continue;
+    bool inet = f.kind == FdKind::kInet || f.kind == FdKind::kInetConnected;
+    if ((f.kind != FdKind::kEvent && f.kind != FdKind::kSocket && !inet) || f.dup_of >= 0) continue;
     int found = 0;
-    for (const auto& so : m.inet_sockets) found += so.fd == f.fd && f.kind == FdKind::kInet ? 1 : 0;
+    for (const auto& so : m.inet_sockets) {
+      found += so.fd == f.fd && inet && so.peer.empty() == (f.kind == FdKind::kInet) ? 1 : 0;
+    }
     for (const auto& e : m.events) found += e.fd == f.fd && f.kind == FdKind::kEvent ? 1 : 0;
     for (const auto& so : m.sockets) found += so.fd == f.fd && f.kind == FdKind::kSocket ? 1 : 0;
     if (found != 1) return Corruption("no single event file or socket for fd " + std::to_string(f.fd));
@@ -545,6 +553,8 @@ const char* FdKindName(FdKind k) {
       return "socket";
     case FdKind::kInet:
       return "inet-socket";
+    case FdKind::kInetConnected:
+      return "inet-connection";
   }
   return "?";
 }

@@ -49,6 +49,9 @@ inline constexpr std::uint32_t kSecPosixTimers = 0x0314;
 inline constexpr std::uint32_t kSecSockets = 0x0315;
 // Zero or one: TCP and UDP sockets without a connection (kInet descriptors).
 inline constexpr std::uint32_t kSecInetSockets = 0x0316;
+// Zero or one: the connections of kInetConnected sockets (their peer, and for
+// TCP the repair state and queued bytes), by socket inode.
+inline constexpr std::uint32_t kSecConnections = 0x0317;
 
 // Every metadata section starts with this version byte.
 inline constexpr std::uint8_t kModelVersion = 1;
@@ -156,14 +159,15 @@ struct FileRef {
 };
 
 enum class FdKind : std::uint8_t {
-  kRegular = 0,  // a path (file or directory) reopened by name
-  kDevice = 1,   // a character device reopened by name (/dev/null, a tty)
-  kFifo = 2,     // a named pipe reopened by name
-  kPipe = 3,     // an anonymous pipe: both ends in the process, or reattached
-  kDeleted = 4,  // a regular file unlinked while open: contents in the image
-  kEvent = 5,    // an eventfd, signalfd, timerfd or epoll file: ProcessModel::events
-  kSocket = 6,   // one end of a Unix socket pair inside the dumped set: ProcessModel::sockets
-  kInet = 7,     // a listening TCP or bound UDP socket: ProcessModel::inet_sockets
+  kRegular = 0,        // a path (file or directory) reopened by name
+  kDevice = 1,         // a character device reopened by name (/dev/null, a tty)
+  kFifo = 2,           // a named pipe reopened by name
+  kPipe = 3,           // an anonymous pipe: both ends in the process, or reattached
+  kDeleted = 4,        // a regular file unlinked while open: contents in the image
+  kEvent = 5,          // an eventfd, signalfd, timerfd or epoll file: ProcessModel::events
+  kSocket = 6,         // one end of a Unix socket pair inside the dumped set: ProcessModel::sockets
+  kInet = 7,           // a listening TCP or bound UDP socket: ProcessModel::inet_sockets
+  kInetConnected = 8,  // an established TCP or connected UDP socket: ProcessModel::inet_sockets
 };
 
 struct Fd {
@@ -299,8 +303,23 @@ struct UnixSocket {
   bool operator==(const UnixSocket&) const = default;
 };
 
-// A TCP socket listening with no connection waiting, or a bound UDP socket
-// with nothing queued and no peer.
+// An established TCP connection as TCP_REPAIR reads and writes it.
+struct TcpRepair {
+  std::string lock;                        // the nftables table holding it (net_lock.h)
+  std::uint32_t snd_seq = 0, rcv_seq = 0;  // TCP_QUEUE_SEQ: after the send queue, after the receive queue
+  std::string sendq, recvq;                // the queued bytes
+  std::uint32_t unsent = 0;                // the tail of sendq never sent (SIOCOUTQNSD)
+  std::uint32_t mss = 0;                   // TCP_MAXSEG
+  std::uint8_t options = 0;                // TCPI_OPT_TIMESTAMPS 1, _SACK 2, _WSCALE 4
+  std::uint8_t snd_wscale = 0, rcv_wscale = 0;
+  std::uint32_t timestamp = 0;                                                       // TCP_TIMESTAMP
+  std::uint32_t snd_wl1 = 0, snd_wnd = 0, max_window = 0, rcv_wnd = 0, rcv_wup = 0;  // TCP_REPAIR_WINDOW
+  bool operator==(const TcpRepair&) const = default;
+};
+
+// A TCP socket listening with no connection waiting, a bound UDP socket
+// with nothing queued, or (kInetConnected) an established TCP connection or
+// a connected UDP socket.
 struct InetSocket {
   std::int32_t fd = 0;  // the lowest descriptor of it in the process
   std::uint64_t ino = 0;
@@ -311,6 +330,8 @@ struct InetSocket {
   std::int32_t backlog = -1;  // listening TCP: listen()'s backlog; else -1
   bool reuseaddr = false, reuseport = false, v6only = false, nodelay = false;
   std::int32_t rcvbuf = 0, sndbuf = 0;  // as getsockopt shows them
+  std::string peer;                     // connected: the peer's address (else empty)
+  TcpRepair tcp;                        // established TCP
   bool operator==(const InetSocket&) const = default;
 };
 
@@ -345,6 +366,8 @@ std::string EncodeLocks(const std::vector<FileLock>& l);
 std::string EncodePosixTimers(const std::vector<PosixTimer>& t);
 std::string EncodeSockets(const std::vector<UnixSocket>& s);
 std::string EncodeInetSockets(const std::vector<InetSocket>& s);
+// The connections of the connected sockets among `s`: "" if none.
+std::string EncodeConnections(const std::vector<InetSocket>& s);
 
 // Writes every metadata section of `m` (not the pagemap, pages or blobs),
 // each named `prefix` + its name ("PID/" in a tree image, "" alone).

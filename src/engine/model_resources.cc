@@ -1,5 +1,6 @@
 // The codecs of the process image's resource sections (events, locks,
 // timers, sockets, inet; docs/image-format.md), apart from model.cc.
+#include <algorithm>
 #include <string>
 #include <string_view>
 
@@ -241,6 +242,61 @@ Status DecodeInetSockets(std::string_view in, std::vector<InetSocket>* v) {
     v->push_back(std::move(x));
   }
   return Expect(r, "inet");
+}
+
+std::string EncodeConnections(const std::vector<InetSocket>& v) {
+  std::string o = VersionedSection();
+  std::uint64_t n = 0;
+  for (const auto& x : v) n += x.peer.empty() ? 0 : 1;
+  if (n == 0) return "";
+  PutVarint(&o, n);
+  for (const auto& x : v) {
+    if (x.peer.empty()) continue;
+    PutU64(&o, x.ino);
+    PutString(&o, x.peer);
+    if (x.protocol != 6) continue;  // UDP: the peer is all
+    const TcpRepair& t = x.tcp;
+    PutString(&o, t.lock);
+    for (std::uint32_t u : {t.snd_seq, t.rcv_seq, t.unsent, t.mss, t.timestamp, t.snd_wl1, t.snd_wnd,
+                            t.max_window, t.rcv_wnd, t.rcv_wup})
+      PutU32(&o, u);
+    o.push_back(static_cast<char>(t.options));
+    o.push_back(static_cast<char>(t.snd_wscale));
+    o.push_back(static_cast<char>(t.rcv_wscale));
+    PutString(&o, t.sendq);
+    PutString(&o, t.recvq);
+  }
+  return o;
+}
+
+Status DecodeConnections(std::string_view in, std::vector<InetSocket>* v) {
+  ByteReader r(in);
+  RETURN_IF_ERROR(CheckVersion(r, "connections"));
+  std::uint64_t n = r.Varint();
+  if (n > v->size()) r.Fail();
+  for (std::uint64_t i = 0; i < n && r.ok(); ++i) {
+    std::uint64_t ino = r.U64();
+    auto it = std::find_if(v->begin(), v->end(), [&](const InetSocket& s) { return s.ino == ino; });
+    if (it == v->end() || !it->peer.empty()) {
+      r.Fail();
+      break;
+    }
+    it->peer = std::string(r.String());
+    if (it->peer.size() != it->addr.size()) r.Fail();
+    if (it->protocol != 6) continue;
+    TcpRepair& t = it->tcp;
+    t.lock = std::string(r.String());
+    for (std::uint32_t* u : {&t.snd_seq, &t.rcv_seq, &t.unsent, &t.mss, &t.timestamp, &t.snd_wl1, &t.snd_wnd,
+                             &t.max_window, &t.rcv_wnd, &t.rcv_wup})
+      *u = r.U32();
+    t.options = r.U8();
+    t.snd_wscale = r.U8();
+    t.rcv_wscale = r.U8();
+    t.sendq = std::string(r.String());
+    t.recvq = std::string(r.String());
+    if (t.unsent > t.sendq.size() || t.snd_wscale > 14 || t.rcv_wscale > 14) r.Fail();
+  }
+  return Expect(r, "connections");
 }
 
 std::string InetAddressText(const std::string& a) {

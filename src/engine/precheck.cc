@@ -436,10 +436,11 @@ const char* Explanation(Why w) {
       return "The engine cannot restore seccomp filters yet: a restored process would run without its "
              "sandbox.";
     case Why::kFd:
-      return "Sockets other than Unix socket pairs whose both ends are dumped (TCP, UDP, bound or listening "
-             "Unix sockets, a peer outside), inotify, io_uring, anonymous inodes other than eventfd, epoll, "
-             "signalfd and timerfd, block devices, and epoll files watching descriptors the process closed, "
-             "are not supported by this engine version.";
+      return "Not supported by this engine version: TCP connections in any state but established (a "
+             "connection closing: dump again in a moment), TCP or UDP sockets with data or connections "
+             "waiting, bound or listening Unix sockets and Unix sockets whose peer is not dumped, io_uring, "
+             "anonymous inodes other than eventfd, epoll, inotify, signalfd and timerfd, block devices, and "
+             "epoll files watching descriptors the process closed.";
     case Why::kShared:
       return "The dump would split such a file in two: the process outside keeps the old one, the restored "
              "process gets a copy nobody else holds. Dump both together (--tree from a common ancestor).";

@@ -2,19 +2,25 @@
 // one kind of state — pipes, shared memory, System V objects, descriptors,
 // pending signals, timers — to the phases of a dump and a restore, and
 // keeps what it learnt between them.
+#include <netinet/in.h>
 #include <sys/syscall.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <map>
 #include <set>
 
 #include "engine/eventfds.h"
+#include "engine/guard.h"
 #include "engine/locks.h"
+#include "engine/net_lock.h"
 #include "engine/pipes.h"
 #include "engine/precheck.h"
 #include "engine/resource.h"
 #include "engine/shared_mem.h"
 #include "engine/signals.h"
 #include "engine/sysv.h"
+#include "engine/tcp_repair.h"
 #include "engine/timers.h"
 #include "engine/unix_sockets.h"
 #include "engine/util.h"
@@ -104,6 +110,80 @@ class SocketsDump : public DumpResource {
 
  private:
   std::vector<Blob> blobs_;
+};
+
+// Established TCP connections: the network lock goes on for all of them,
+// then each is read in repair mode (once per socket, on ckpt's copy). The
+// copies stay in repair mode until the dump ends: put back, they leave it
+// and the lock goes; after the kill they close silently and the lock stays
+// for the restore.
+class ConnectionsDump : public DumpResource {
+ public:
+  ~ConnectionsDump() override { (void)Release(); }
+  const char* name() const override { return "TCP connections"; }
+  Status Collect(DumpContext& c) override {
+    std::vector<InetSocket*> all;
+    std::vector<const InetSocket*> conns;
+    for (auto& d : c.md) {
+      for (auto& u : d.m.inet_sockets) {
+        if (u.peer.empty() || u.protocol != IPPROTO_TCP) continue;
+        all.push_back(&u);
+        conns.push_back(&u);
+      }
+    }
+    if (all.empty()) return Status::Ok();
+    lock_ = NewNetLockName();
+    RETURN_IF_ERROR(NetLock(lock_, conns));
+    NoteTcpRepair(-1, -1, lock_);  // (a pid no process has: the lock alone)
+    locked_ = true;
+    std::map<std::uint64_t, const TcpRepair*> read;  // a socket two members share is read once
+    for (auto& d : c.md) {
+      for (auto& u : d.m.inet_sockets) {
+        if (u.peer.empty() || u.protocol != IPPROTO_TCP) continue;
+        if (auto it = read.find(u.ino); it != read.end()) {
+          u.tcp = *it->second;
+          continue;
+        }
+        std::string what = "fd " + std::to_string(u.fd) + " of process " + std::to_string(d.pid);
+        ASSIGN_OR_RETURN(int s, CopyFdOf(d.pid, u.fd));
+        fds_.push_back(s);
+        NoteTcpRepair(d.pid, u.fd, lock_);
+        RETURN_IF_ERROR(EnterRepair(s));
+        RETURN_IF_ERROR(ReadTcpRepair(s, what, &u.tcp));
+        u.tcp.lock = lock_;
+        read[u.ino] = &u.tcp;
+      }
+    }
+    return Status::Ok();
+  }
+  Status PutBack(DumpContext&) override { return Release(); }
+  Status AfterKill(DumpContext&) override {
+    for (int s : fds_) ::close(s);  // in repair mode: no FIN, no reset
+    fds_.clear();
+    locked_ = false;  // kept for the restore
+    return Status::Ok();
+  }
+
+ private:
+  Status Release() {
+    Status first;
+    for (int s : fds_) {
+      Status st = LeaveRepair(s);
+      if (first.ok()) first = st;
+      ::close(s);
+    }
+    fds_.clear();
+    if (locked_) {
+      Status st = NetUnlock(lock_);
+      if (first.ok()) first = st;
+      locked_ = false;
+      NoteTcpRepair(0, 0, "");
+    }
+    return first;
+  }
+  std::string lock_;
+  bool locked_ = false;
+  std::vector<int> fds_;
 };
 
 // Shared memory objects: registered per member; their pages are written
@@ -208,6 +288,7 @@ class FilesRestore : public RestoreResource {
     return Status::Ok();
   }
   Status PlanMember(RestoreContext& c, MemberRestore& p) override {
+    RETURN_IF_ERROR(LockConnections(p.m));
     RETURN_IF_ERROR(PrepareFds(p.m, *c.reader, p.prefix, shared_.get(), &p.plan));
     int base = 0;
     for (const auto& f : p.m.fds) base = std::max(base, f.fd + 1);
@@ -230,8 +311,29 @@ class FilesRestore : public RestoreResource {
     }
     return Status::Ok();
   }
+  // The connections leave repair mode (the kernel probes each peer's
+  // window), then their packets go through again. Before that a failed
+  // restore keeps the lock: the image can still be restored.
+  Status Finish(RestoreContext&) override {
+    RETURN_IF_ERROR(shared_->FinishConnections());
+    return lock_.empty() ? Status::Ok() : NetUnlock(lock_);
+  }
 
  private:
+  // The network lock over every TCP connection so far, before the first
+  // of `m`'s is made (the table the dump left, or made again here).
+  Status LockConnections(const ProcessModel& m) {
+    bool more = false;
+    for (const auto& u : m.inet_sockets) {
+      if (u.peer.empty() || u.protocol != IPPROTO_TCP) continue;
+      if (lock_.empty()) lock_ = u.tcp.lock.empty() ? NewNetLockName() : u.tcp.lock;
+      locked_.push_back(&u);
+      more = true;
+    }
+    return more ? NetLock(lock_, locked_) : Status::Ok();
+  }
+  std::string lock_;
+  std::vector<const InetSocket*> locked_;
   const SharedMemRestore* shm_;
   PipeTable pipes_;
   SocketTable sockets_;
@@ -276,6 +378,7 @@ DumpTable::DumpTable() {
   resources_.push_back(std::make_unique<PipesDump>());
   resources_.push_back(std::make_unique<EventFilesDump>());
   resources_.push_back(std::make_unique<SocketsDump>());
+  resources_.push_back(std::make_unique<ConnectionsDump>());
   resources_.push_back(std::make_unique<SharedMemoryDump>());
   resources_.push_back(std::make_unique<SysvObjectsDump>());
 }

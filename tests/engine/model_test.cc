@@ -284,6 +284,58 @@ TEST(EngineModel, InetSocketsRoundTrip) {
   EXPECT_EQ(back.status().code(), Code::kCorruption);
 }
 
+TEST(EngineModel, ConnectionsRoundTrip) {
+  ProcessModel m = Sample();
+  Fd tcp, udp;
+  tcp.fd = 9;
+  tcp.kind = FdKind::kInetConnected;
+  udp.fd = 10;
+  udp.kind = FdKind::kInetConnected;
+  m.fds.push_back(tcp);
+  m.fds.push_back(udp);
+  InetSocket t;
+  t.fd = 9;
+  t.ino = 77;
+  t.family = 2;  // AF_INET
+  t.type = 1;    // SOCK_STREAM
+  t.protocol = 6;
+  t.addr = std::string(16, '\0');
+  t.addr[0] = 2;
+  t.peer = t.addr;
+  t.peer[3] = 80;
+  t.tcp.lock = "ckpt_0123456789abcdef";
+  t.tcp.snd_seq = 0xfffffff0u;  // wraps while its queue is refilled
+  t.tcp.rcv_seq = 12345;
+  t.tcp.sendq = "unacked and unsent";
+  t.tcp.unsent = 6;
+  t.tcp.recvq = std::string(70000, 'r');
+  t.tcp.mss = 65483;
+  t.tcp.options = 7;
+  t.tcp.snd_wscale = 7;
+  t.tcp.rcv_wscale = 10;
+  t.tcp.timestamp = 99;
+  t.tcp.snd_wnd = 65536;
+  InetSocket u = t;
+  u.fd = 10;
+  u.ino = 78;
+  u.type = 2;
+  u.protocol = 17;
+  u.tcp = {};
+  m.inet_sockets = {t, u};
+  auto back = Read(Write(m));
+  ASSERT_TRUE(back.ok()) << back.status().message();
+  EXPECT_TRUE(back->inet_sockets == m.inet_sockets);
+  m.inet_sockets[0].tcp.unsent = 100;  // more unsent bytes than queued
+  back = Read(Write(m));
+  ASSERT_FALSE(back.ok());
+  EXPECT_EQ(back.status().code(), Code::kCorruption);
+  m.inet_sockets[0].tcp.unsent = 0;
+  m.fds[m.fds.size() - 2].kind = FdKind::kInet;  // a connection behind a plain socket descriptor
+  back = Read(Write(m));
+  ASSERT_FALSE(back.ok());
+  EXPECT_EQ(back.status().code(), Code::kCorruption);
+}
+
 TEST(EngineModel, RejectsNewerModelVersion) {
   ProcessModel m = Sample();
   image::StringSink sink;

@@ -4,8 +4,8 @@
  *   zdtm_gaps --now             prints CLOCK_MONOTONIC in ns
  *   zdtm_gaps DIR [--fork] [--socket] [--timer]
  * --fork: a child runs the same loop (a tree of two); the resources below
- * are then created by the child only. --socket: holds an established TCP
- * connection (a descriptor the engine refuses); --timer: holds a POSIX timer on the
+ * are then created by the child only. --socket: holds a TCP connection in
+ * CLOSE_WAIT (a descriptor the engine refuses); --timer: holds a POSIX timer on the
  * parent's CPU-time clock (which the engine refuses too). Writes
  * DIR/pid (and DIR/child) and DIR/ready, runs until DIR/stop. */
 #include <netinet/in.h>
@@ -23,8 +23,8 @@ static int64_t now_ns(void) {
 
 static int hold(int sock, int timer) {
   if (sock) {
-    /* An established TCP connection (to itself): a socket the engine still
-     * refuses. */
+    /* A TCP connection (to itself) whose other end is closed: CLOSE_WAIT,
+     * a state the engine still refuses. */
     int l = socket(AF_INET, SOCK_STREAM, 0), c = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a;
     socklen_t len = sizeof a;
@@ -35,6 +35,7 @@ static int hold(int sock, int timer) {
         getsockname(l, (struct sockaddr*)&a, &len) != 0 || connect(c, (struct sockaddr*)&a, sizeof a) != 0 ||
         accept(l, NULL, NULL) < 0)
       return -1;
+    close(c);
   }
   if (timer) {
     timer_t t;

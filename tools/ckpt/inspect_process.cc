@@ -189,10 +189,18 @@ Status DescribeProcessImage(const image::ImageReader& r, nlohmann::ordered_json*
       e["socket"] = {{"type", type}, {"inode", u.ino}, {"peer", u.peer}, {"passcred", u.passcred}};
     }
     for (const auto& u : m.inet_sockets) {
-      if (f.kind != engine::FdKind::kInet || u.fd != (f.dup_of >= 0 ? f.dup_of : f.fd)) continue;
+      bool inet = f.kind == engine::FdKind::kInet || f.kind == engine::FdKind::kInetConnected;
+      if (!inet || u.fd != (f.dup_of >= 0 ? f.dup_of : f.fd)) continue;
       e["inet"] = {{"protocol", u.protocol == 6 ? "tcp" : "udp"},
-                   {"address", engine::InetAddressText(u.addr)},
-                   {"backlog", u.backlog}};
+                   {"address", engine::InetAddressText(u.addr)}};
+      if (u.peer.empty()) e["inet"]["backlog"] = u.backlog;
+      if (!u.peer.empty()) e["inet"]["peer"] = engine::InetAddressText(u.peer);
+      if (!u.peer.empty() && u.protocol == 6) {
+        e["inet"]["send_queue"] = u.tcp.sendq.size();
+        e["inet"]["unsent"] = u.tcp.unsent;
+        e["inet"]["receive_queue"] = u.tcp.recvq.size();
+        e["inet"]["network_lock"] = u.tcp.lock;
+      }
     }
     nlohmann::ordered_json locks = nlohmann::ordered_json::array();
     for (const auto& l : m.locks) {

@@ -1,0 +1,43 @@
+// Established TCP connections through the kernel's repair mode (TCP_REPAIR,
+// Linux 3.5+, CAP_NET_ADMIN): a socket in repair mode sends nothing — not
+// even a reset when it is closed — and shows and takes its sequence numbers,
+// queues, window and negotiated options, so that a connection moves from
+// one socket to a new one without the peer seeing more than a pause. The
+// network lock (net_lock.h) drops the connection's packets meanwhile.
+//
+// Dump, on ckpt's copy of the socket (pidfd_getfd) while the process is
+// frozen and the lock is on: EnterRepair, then ReadTcpRepair. The socket
+// stays in repair mode until the dump ends: LeaveRepair if the process runs
+// on; else closing it (with the process) ends it silently.
+//
+// Restore: CreateConnectedSocket makes the connection again in repair mode
+// — sequence numbers, bound address, peer, options, timestamp, both queues
+// (the bytes already sent as sent), window — and FinishConnection, once the
+// process is rebuilt, leaves repair mode (the kernel then probes the peer's
+// window) and queues the bytes never sent. Stateless.
+#pragma once
+
+#include "engine/model.h"
+#include "util/status.h"
+
+namespace ckpt::engine {
+
+// "ESTABLISHED", "CLOSE_WAIT", ... (tcp_info's tcpi_state).
+const char* TcpStateName(int state);
+
+Status EnterRepair(int s);
+Status LeaveRepair(int s);
+
+// The state of established connection `s` (in repair mode) into `t`; `what`
+// names it in errors. Refuses a connection in any state but ESTABLISHED.
+Status ReadTcpRepair(int s, const std::string& what, TcpRepair* t);
+
+// In ckpt: the socket of connected `u` (u.peer set), close-on-exec; TCP:
+// established, still in repair mode.
+Result<int> CreateConnectedSocket(const InetSocket& u);
+
+// TCP: leaves repair mode and queues the bytes never sent; then the
+// process's SO_REUSEADDR.
+Status FinishConnection(int s, const InetSocket& u);
+
+}  // namespace ckpt::engine

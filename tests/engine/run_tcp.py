@@ -1,0 +1,189 @@
+#!/usr/bin/env python3
+"""Established TCP connections across dumps and restores (docs/engine.md,
+"TCP connections"): an unmodified python3 asyncio server keeps, per
+connection, the running sum of the numbers a client sends; a client outside
+the dumped process streams numbered requests with several in flight and
+checks every reply ("N SUM") while the server is dumped and restored three
+times (the kill-and-restore cycle, in a private network namespace), and
+dumped with --leave-running under that load. After each restore the same
+connection goes on with no gap and no repeated reply, a new client connects,
+and no network lock (nftables table ckpt_*) is left behind.
+
+  run_tcp.py CKPT
+"""
+import faulthandler
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+CKPT = sys.argv[1]
+if os.environ.get("CKPT_TCP_NETNS") != "1":
+    # A network namespace of our own: only the addresses this test makes.
+    os.execvpe("unshare", ["unshare", "-n", sys.executable] + sys.argv,
+               dict(os.environ, CKPT_TCP_NETNS="1"))
+subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+faulthandler.dump_traceback_later(240, exit=True)  # a hang shows where
+
+SERVER = r'''
+import asyncio, sys
+async def serve(reader, writer):
+    total = 0
+    while True:
+        line = await reader.readline()
+        if not line:
+            break
+        total += int(line)
+        writer.write(b"%d %d\n" % (int(line), total))
+        await writer.drain()
+    writer.close()
+async def main():
+    srv = await asyncio.start_server(serve, "127.0.0.1", 7070)
+    print("listening", flush=True)
+    async with srv:
+        await srv.serve_forever()
+asyncio.run(main())
+'''
+
+W = tempfile.mkdtemp(prefix="ckpt-tcp.")
+failures = []
+
+
+def fail(msg):
+    print("FAIL: " + msg, flush=True)
+    sys.exit(1)
+
+
+def locks_left():
+    out = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout
+    return [l for l in out.splitlines() if "ckpt_" in l]
+
+
+class Client:
+    """Streams 1, 2, 3, ... with up to `window` requests in flight; checks each reply."""
+
+    def __init__(self, window=8):
+        self.s = socket.create_connection(("127.0.0.1", 7070), timeout=60)
+        self.window = window
+        self.sent = 0
+        self.got = 0
+        self.total = 0
+        self.error = None
+        self.stop = False
+        self.cv = threading.Condition()
+        self.t = threading.Thread(target=self.run, daemon=True)
+        self.t.start()
+
+    def run(self):
+        buf = b""
+        try:
+            while not self.stop:
+                while self.sent - self.got < self.window:
+                    self.sent += 1
+                    self.s.sendall(b"%d\n" % self.sent)
+                while b"\n" not in buf:
+                    chunk = self.s.recv(65536)
+                    if not chunk:
+                        raise RuntimeError("the server closed the connection after %d replies" % self.got)
+                    buf += chunk
+                line, buf = buf.split(b"\n", 1)
+                n, s = map(int, line.split())
+                want = self.got + 1
+                if n != want or s != self.total + want:
+                    raise RuntimeError("reply %r, wanted %d %d" % (line, want, self.total + want))
+                with self.cv:
+                    self.got = want
+                    self.total += want
+                    self.cv.notify_all()
+        except Exception as e:  # noqa: BLE001 - reported by the main thread
+            with self.cv:
+                self.error = "%s: %s" % (type(e).__name__, e)
+                self.cv.notify_all()
+
+    def wait_more(self, n, what):
+        with self.cv:
+            target = self.got + n
+            end = time.time() + 60
+            while self.got < target and self.error is None and time.time() < end:
+                self.cv.wait(1)
+            if self.error is not None:
+                fail("%s: %s" % (what, self.error))
+            if self.got < target:
+                fail("%s: stuck at reply %d" % (what, self.got))
+
+
+def one_shot(what):
+    """A new client: one request, one reply."""
+    with socket.create_connection(("127.0.0.1", 7070), timeout=30) as c:
+        c.sendall(b"5\n")
+        r = c.makefile().readline().strip()
+        if r != "5 5":
+            fail("%s: a new client got %r" % (what, r))
+
+
+def wait_closed():
+    """Until the server has closed the one-shot connection (CLOSE_WAIT is refused, named)."""
+    for _ in range(500):
+        out = subprocess.run(["ss", "-tnH", "state", "close-wait"], capture_output=True, text=True).stdout
+        if not out.strip():
+            return
+        time.sleep(0.01)
+    fail("the server never closed a finished connection")
+
+
+def main():
+    out = open(os.path.join(W, "server.out"), "w")
+    server = subprocess.Popen([sys.executable, "-c", SERVER], stdout=out, stderr=subprocess.STDOUT,
+                              stdin=subprocess.DEVNULL, close_fds=True)
+    for _ in range(1500):
+        if "listening" in open(os.path.join(W, "server.out")).read():
+            break
+        time.sleep(0.02)
+    else:
+        fail("the server did not start: " + open(os.path.join(W, "server.out")).read())
+    pid = server.pid
+    c = Client()
+    c.wait_more(200, "before any dump")
+    img = os.path.join(W, "img")
+    for rnd in range(1, 4):
+        r = subprocess.run([CKPT, "dump", str(pid), "-D", img], capture_output=True, text=True)
+        if r.returncode != 0:
+            fail("dump %d: %s" % (rnd, r.stderr))
+        if rnd == 1:
+            server.wait()
+        held = c.got
+        if len(locks_left()) != 1:
+            fail("dump %d: the network lock is not held while the image waits: %s" % (rnd, locks_left()))
+        time.sleep(0.3)  # the client's requests meet the lock meanwhile
+        r = subprocess.run([CKPT, "restore", "-D", img, "--detach"], capture_output=True, text=True, timeout=60)
+        if r.returncode != 0:
+            fail("restore %d: %s" % (rnd, r.stderr))
+        pid = int(r.stdout)
+        c.wait_more(300, "after restore %d" % rnd)
+        if locks_left():
+            fail("restore %d left the network lock: %s" % (rnd, locks_left()))
+        one_shot("after restore %d" % rnd)
+        wait_closed()
+        print("ok   restore %d: the connection went on from reply %d to %d" % (rnd, held, c.got), flush=True)
+    for rnd in range(1, 4):
+        before = c.got
+        r = subprocess.run([CKPT, "dump", str(pid), "-D", img + "-live", "--leave-running"], capture_output=True,
+                           text=True)
+        if r.returncode != 0:
+            fail("--leave-running dump %d: %s" % (rnd, r.stderr))
+        if locks_left():
+            fail("--leave-running dump %d left the network lock: %s" % (rnd, locks_left()))
+        c.wait_more(200, "after --leave-running dump %d" % rnd)
+        print("ok   --leave-running dump %d under load: replies %d -> %d" % (rnd, before, c.got), flush=True)
+    c.stop = True
+    subprocess.run(["kill", "-9", str(pid)])
+    print("PASS: %d replies checked, one connection across 3 restores and 3 live dumps" % c.got)
+
+
+try:
+    main()
+finally:
+    subprocess.run(["rm", "-rf", W])
