@@ -7,7 +7,7 @@ NATIVE="build-essential cmake ninja-build pkg-config git python3 libssl-dev open
   libgtest-dev libbenchmark-dev libcli11-dev nlohmann-json3-dev \
   libzstd-dev zlib1g-dev libxxhash-dev zstd libnftables-dev nftables \
   clang libclang-rt-14-dev clang-format \
-  perl sqlite3 nodejs procps psmisc util-linux iproute2 strace xz-utils \
+  perl sqlite3 nodejs redis-server redis-tools procps psmisc util-linux iproute2 strace xz-utils \
   openssh-server openssh-client socat time"
 CROSS="g++-mingw-w64-x86-64 libz-mingw-w64-dev wine wine64 qemu-user \
   g++-aarch64-linux-gnu g++-s390x-linux-gnu g++-i686-linux-gnu"

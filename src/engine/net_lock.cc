@@ -103,6 +103,15 @@ Status NetLock(const std::string& name, const std::vector<const InetSocket*>& co
 #endif
 }
 
+bool NetLockExists(const std::string& name) {
+#if CKPT_HAVE_NFTABLES
+  return Run("list table inet " + name + "\n", "list table " + name).ok();
+#else
+  (void)name;
+  return false;
+#endif
+}
+
 Status NetUnlock(const std::string& name) {
 #if CKPT_HAVE_NFTABLES
   std::string t = "inet " + name;

@@ -10,8 +10,9 @@
 // dump that kills the processes leaves it for the restore, whose name the
 // image records. The restore creates it again (the image may be restored
 // on another host, or the table removed meanwhile) and deletes it once the
-// connections are out of repair mode. A failed restore keeps it: the
-// connections can still be restored. `nft delete table inet NAME` ends it
+// connections are out of repair mode. A failed restore keeps a table the
+// dump left (the connections can still be restored) and removes one it made
+// (an image restored while its processes still run must not stop them). `nft delete table inet NAME` ends it
 // by hand (docs/engine.md, "TCP connections").
 //
 // Built with libnftables (Debian: libnftables-dev); without it,
@@ -36,6 +37,9 @@ std::string NewNetLockName();
 // of `connections` (established TCP sockets: addr and peer) in both
 // directions. Atomic: one nftables transaction.
 Status NetLock(const std::string& name, const std::vector<const InetSocket*>& connections);
+
+// Whether table `name` exists (false without nftables).
+bool NetLockExists(const std::string& name);
 
 // Deletes table `name`; Ok if it is already gone.
 Status NetUnlock(const std::string& name);

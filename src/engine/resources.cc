@@ -281,6 +281,10 @@ class SharedMemoryRestore : public RestoreResource {
 class FilesRestore : public RestoreResource {
  public:
   explicit FilesRestore(const SharedMemRestore* shm) : shm_(shm) {}
+  ~FilesRestore() override {
+    if (made_lock_ && !committed_) (void)NetUnlock(lock_);  // only a table the dump did not leave
+  }
+  void Commit() override { committed_ = true; }
   const char* name() const override { return "files"; }
   Status Create(RestoreContext& c) override {
     shared_ = std::make_unique<SharedFds>(&pipes_, shm_, &c.t);
@@ -326,13 +330,17 @@ class FilesRestore : public RestoreResource {
     bool more = false;
     for (const auto& u : m.inet_sockets) {
       if (u.peer.empty() || u.protocol != IPPROTO_TCP) continue;
-      if (lock_.empty()) lock_ = u.tcp.lock.empty() ? NewNetLockName() : u.tcp.lock;
+      if (lock_.empty()) {
+        lock_ = u.tcp.lock.empty() ? NewNetLockName() : u.tcp.lock;
+        made_lock_ = !NetLockExists(lock_);
+      }
       locked_.push_back(&u);
       more = true;
     }
     return more ? NetLock(lock_, locked_) : Status::Ok();
   }
   std::string lock_;
+  bool made_lock_ = false, committed_ = false;
   std::vector<const InetSocket*> locked_;
   const SharedMemRestore* shm_;
   PipeTable pipes_;
