@@ -120,8 +120,16 @@ Status DumpFds(pid_t pid, FileTable* files, ProcessModel* m, std::vector<Blob>* 
         std::set<std::uint32_t> peer_assumed = {it != all.end() ? it->second.peer : 0u};
         std::string problem = SocketProblem(pid, n, ino, all, peer_assumed);
         if (!problem.empty()) return NotSupported(problem + " (process " + std::to_string(pid) + ")");
-        ASSIGN_OR_RETURN(UnixSocket u, DumpUnixSocket(pid, n, ino, it->second));
-        m->sockets.push_back(u);
+        if (it->second.peer == 0) {  // listening (SocketProblem refuses the rest)
+          f.kind = FdKind::kUnixListener;
+          ASSIGN_OR_RETURN(UnixListener l, DumpUnixListener(pid, n, it->second));
+          m->unix_listeners.push_back(std::move(l));
+        } else {
+          ASSIGN_OR_RETURN(UnixSocket u, DumpUnixSocket(pid, n, ino, it->second));
+          m->sockets.push_back(u);
+        }
+      } else {
+        for (const auto& o : m->fds) f.kind = o.fd == f.dup_of ? o.kind : f.kind;
       }
     } else if (l.compare(0, 5, "pipe:") == 0) {
       f.kind = FdKind::kPipe;
@@ -159,7 +167,7 @@ Status DumpFds(pid_t pid, FileTable* files, ProcessModel* m, std::vector<Blob>* 
       return NotSupported("fd " + std::to_string(n) + " (" + l + ") is a block device or socket file");
     }
     if (f.dup_of < 0 && f.kind != FdKind::kEvent && f.kind != FdKind::kPipe && f.kind != FdKind::kSocket &&
-        f.kind != FdKind::kInet && f.kind != FdKind::kInetConnected) {
+        f.kind != FdKind::kInet && f.kind != FdKind::kInetConnected && f.kind != FdKind::kUnixListener) {
       RETURN_IF_ERROR(DumpFdLocks(pid, n, fi.text, &m->locks));
     }
     m->fds.push_back(f);
@@ -345,6 +353,11 @@ Status PrepareFds(const ProcessModel& m, const image::ImageReader& r, const std:
         return shared->KeepConnection(s, u);
       };
       ASSIGN_OR_RETURN(fd, DupShared(&shared->inet, u->ino, create, plan, what));
+    } else if (f.kind == FdKind::kUnixListener) {
+      const UnixListener* l = RecordOf(m.unix_listeners, f.fd);
+      if (l == nullptr) return Corruption("no listening socket for " + what);
+      ASSIGN_OR_RETURN(fd, DupShared(
+                               &shared->inet, l->ino, [l] { return CreateUnixListener(*l); }, plan, what));
     } else if (f.kind == FdKind::kSocket) {
       const UnixSocket* u = RecordOf(m.sockets, f.fd);
       if (u == nullptr || shared->sockets == nullptr) return Corruption("no socket for " + what);

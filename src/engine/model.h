@@ -52,6 +52,8 @@ inline constexpr std::uint32_t kSecInetSockets = 0x0316;
 // Zero or one: the connections of kInetConnected sockets (their peer, and for
 // TCP the repair state and queued bytes), by socket inode.
 inline constexpr std::uint32_t kSecConnections = 0x0317;
+// Zero or one: listening Unix sockets (kUnixListener descriptors).
+inline constexpr std::uint32_t kSecUnixListeners = 0x0318;
 
 // Every metadata section starts with this version byte.
 inline constexpr std::uint8_t kModelVersion = 1;
@@ -168,6 +170,7 @@ enum class FdKind : std::uint8_t {
   kSocket = 6,         // one end of a Unix socket pair inside the dumped set: ProcessModel::sockets
   kInet = 7,           // a listening TCP or bound UDP socket: ProcessModel::inet_sockets
   kInetConnected = 8,  // an established TCP or connected UDP socket: ProcessModel::inet_sockets
+  kUnixListener = 9,   // a listening Unix socket with a name: ProcessModel::unix_listeners
 };
 
 struct Fd {
@@ -303,6 +306,20 @@ struct UnixSocket {
   bool operator==(const UnixSocket&) const = default;
 };
 
+// A listening Unix stream or seqpacket socket bound to a path or an
+// abstract name ("@name"), with no connection waiting.
+struct UnixListener {
+  std::int32_t fd = 0;  // the lowest descriptor of it in the process
+  std::uint64_t ino = 0;
+  std::uint8_t type = 0;  // SOCK_STREAM or SOCK_SEQPACKET
+  std::string name;       // the path, or "@" and the abstract name
+  std::int32_t backlog = 0;
+  std::uint32_t mode = 0, uid = 0, gid = 0;  // a path: its socket file's (mode 0: not recorded)
+  std::int32_t rcvbuf = 0, sndbuf = 0;
+  bool passcred = false;
+  bool operator==(const UnixListener&) const = default;
+};
+
 // An established TCP connection as TCP_REPAIR reads and writes it.
 struct TcpRepair {
   std::string lock;                        // the nftables table holding it (net_lock.h)
@@ -350,6 +367,7 @@ struct ProcessModel {
   std::vector<PosixTimer> posix_timers;
   std::vector<UnixSocket> sockets;
   std::vector<InetSocket> inet_sockets;
+  std::vector<UnixListener> unix_listeners;
 };
 
 // Encoding of each section payload (little-endian, see docs/image-format.md).
@@ -366,6 +384,7 @@ std::string EncodeLocks(const std::vector<FileLock>& l);
 std::string EncodePosixTimers(const std::vector<PosixTimer>& t);
 std::string EncodeSockets(const std::vector<UnixSocket>& s);
 std::string EncodeInetSockets(const std::vector<InetSocket>& s);
+std::string EncodeUnixListeners(const std::vector<UnixListener>& v);
 // The connections of the connected sockets among `s`: "" if none.
 std::string EncodeConnections(const std::vector<InetSocket>& s);
 

@@ -50,6 +50,7 @@ Status DecodeLocks(std::string_view in, std::vector<FileLock>* l);
 Status DecodePosixTimers(std::string_view in, std::vector<PosixTimer>* t);
 Status DecodeSockets(std::string_view in, std::vector<UnixSocket>* v);
 Status DecodeInetSockets(std::string_view in, std::vector<InetSocket>* v);
+Status DecodeUnixListeners(std::string_view in, std::vector<UnixListener>* v);
 // Fills the connections into `v` (decoded from the inet section), by inode.
 Status DecodeConnections(std::string_view in, std::vector<InetSocket>* v);
 

@@ -244,6 +244,50 @@ Status DecodeInetSockets(std::string_view in, std::vector<InetSocket>* v) {
   return Expect(r, "inet");
 }
 
+std::string EncodeUnixListeners(const std::vector<UnixListener>& v) {
+  std::string o = VersionedSection();
+  PutVarint(&o, v.size());
+  for (const auto& x : v) {
+    PutI32(&o, x.fd);
+    PutU64(&o, x.ino);
+    o.push_back(static_cast<char>(x.type));
+    PutString(&o, x.name);
+    PutI32(&o, x.backlog);
+    PutU32(&o, x.mode);
+    PutU32(&o, x.uid);
+    PutU32(&o, x.gid);
+    PutI32(&o, x.rcvbuf);
+    PutI32(&o, x.sndbuf);
+    o.push_back(static_cast<char>(x.passcred ? 1 : 0));
+  }
+  return o;
+}
+
+Status DecodeUnixListeners(std::string_view in, std::vector<UnixListener>* v) {
+  ByteReader r(in);
+  RETURN_IF_ERROR(CheckVersion(r, "unix_listeners"));
+  std::uint64_t n = r.Varint();
+  if (n > (1u << 20)) r.Fail();
+  for (std::uint64_t i = 0; i < n && r.ok(); ++i) {
+    UnixListener x;
+    x.fd = GetI32(r);
+    x.ino = r.U64();
+    x.type = r.U8();
+    x.name = std::string(r.String());
+    x.backlog = GetI32(r);
+    x.mode = r.U32();
+    x.uid = r.U32();
+    x.gid = r.U32();
+    x.rcvbuf = GetI32(r);
+    x.sndbuf = GetI32(r);
+    x.passcred = r.U8() != 0;
+    if (x.fd < 0 || x.name.empty() || x.name.size() > 108 || (x.type != 1 && x.type != 5) || x.backlog < 0)
+      r.Fail();
+    v->push_back(std::move(x));
+  }
+  return Expect(r, "unix_listeners");
+}
+
 std::string EncodeConnections(const std::vector<InetSocket>& v) {
   std::string o = VersionedSection();
   std::uint64_t n = 0;

@@ -7,9 +7,12 @@
 #include <linux/unix_diag.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <unistd.h>
 
+#include <cstddef>
 #include <cstring>
 
 #include "engine/inet_sockets.h"
@@ -70,6 +73,15 @@ void ParseDiag(const unix_diag_msg* m, int len, std::map<std::uint32_t, UnixDiag
       std::memcpy(&d.peer, data, 4);
     } else if (a->rta_type == UNIX_DIAG_SHUTDOWN && n >= 1) {
       d.shutdown = static_cast<std::uint8_t>(data[0]);
+    } else if (a->rta_type == UNIX_DIAG_VFS && n >= sizeof(unix_diag_vfs)) {
+      unix_diag_vfs v;
+      std::memcpy(&v, data, sizeof v);
+      d.vfs_ino = v.udiag_vfs_ino;
+    } else if (a->rta_type == UNIX_DIAG_RQLEN && n >= sizeof(unix_diag_rqlen)) {
+      unix_diag_rqlen q;
+      std::memcpy(&q, data, sizeof q);
+      d.rqueue = q.udiag_rqueue;
+      d.wqueue = q.udiag_wqueue;
     }
   }
   (*out)[d.ino] = d;
@@ -86,7 +98,7 @@ Result<std::map<std::uint32_t, UnixDiag>> ListUnixSockets() {
   std::memset(&req, 0, sizeof req);
   req.sdiag_family = AF_UNIX;
   req.udiag_states = ~0u;
-  req.udiag_show = UDIAG_SHOW_NAME | UDIAG_SHOW_PEER;
+  req.udiag_show = UDIAG_SHOW_NAME | UDIAG_SHOW_PEER | UDIAG_SHOW_RQLEN | UDIAG_SHOW_VFS;
   std::map<std::uint32_t, UnixDiag> out;
   RETURN_IF_ERROR(SockDiagDump(&req, sizeof req, [&](const void* m, int len) {
                     ParseDiag(static_cast<const unix_diag_msg*>(m), len, &out);
@@ -103,9 +115,13 @@ std::string SocketProblem(pid_t pid, int fd, std::uint32_t ino, const std::map<s
   const UnixDiag& d = it->second;
   std::string kind = std::string("a Unix ") + TypeName(d.type) + " socket";
   if (d.type != SOCK_STREAM && d.type != SOCK_DGRAM && d.type != SOCK_SEQPACKET) return what + kind;
-  if (d.state == kListen)
-    return what + "a listening " + kind.substr(2) + (d.name.empty() ? "" : " on " + d.name);
-  if (!d.name.empty()) return what + kind + " bound to " + d.name;
+  if (d.state == kListen && d.name.empty()) return what + "a listening " + kind.substr(2) + " without a name";
+  if (d.state == kListen && d.rqueue > 0) {
+    return what + "a listening " + kind.substr(2) + " on " + d.name + " with " + std::to_string(d.rqueue) +
+           " connection(s) waiting to be accepted";
+  }
+  if (d.state == kListen) return "";
+  if (!d.name.empty() && d.peer == 0) return what + kind + " bound to " + d.name;
   if (d.peer == 0) return what + kind + " with no peer";
   auto peer = all.find(d.peer);
   if (inside.count(d.peer) == 0) {
@@ -134,6 +150,68 @@ Result<UnixSocket> DumpUnixSocket(pid_t pid, int fd, std::uint32_t ino, const Un
   u.passcred = SocketOption(s, SOL_SOCKET, SO_PASSCRED) > 0;
   ::close(s);
   return u;
+}
+
+Result<UnixListener> DumpUnixListener(pid_t pid, int fd, const UnixDiag& d) {
+  ASSIGN_OR_RETURN(int s, CopyFdOf(pid, fd));
+  UnixListener l;
+  l.fd = fd;
+  l.ino = d.ino;
+  l.type = d.type;
+  l.name = d.name;
+  l.backlog = static_cast<std::int32_t>(d.wqueue);
+  l.rcvbuf = SocketOption(s, SOL_SOCKET, SO_RCVBUF);
+  l.sndbuf = SocketOption(s, SOL_SOCKET, SO_SNDBUF);
+  l.passcred = SocketOption(s, SOL_SOCKET, SO_PASSCRED) > 0;
+  ::close(s);
+  // The socket file's owner and mode, if the path still names this socket
+  // (from the process's root: /proc/PID/root).
+  struct stat st;
+  if (l.name[0] == '/' && ::stat((ProcPath(pid, "root") + l.name).c_str(), &st) == 0 &&
+      S_ISSOCK(st.st_mode) && st.st_ino == d.vfs_ino) {
+    l.mode = st.st_mode & 07777;
+    l.uid = st.st_uid;
+    l.gid = st.st_gid;
+  }
+  return l;
+}
+
+Result<int> CreateUnixListener(const UnixListener& l) {
+  std::string what = "a listening Unix socket on " + l.name;
+  sockaddr_un a = {};
+  a.sun_family = AF_UNIX;
+  bool abstract = l.name[0] == '@';
+  std::string path = abstract ? std::string(1, '\0') + l.name.substr(1) : l.name;
+  if (path.size() >= sizeof a.sun_path) return InvalidArgument(what + ": name too long");
+  std::memcpy(a.sun_path, path.data(), path.size());
+  auto len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + path.size() + (abstract ? 0 : 1));
+  int s = ::socket(AF_UNIX, l.type | SOCK_CLOEXEC, 0);
+  if (s < 0) return PosixError("socket", what, errno);
+  struct stat st;
+  if (!abstract && ::lstat(l.name.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) {
+    // Left by the dumped process, or is somebody listening there now?
+    int probe = ::socket(AF_UNIX, l.type | SOCK_CLOEXEC, 0);
+    bool live = probe >= 0 && ::connect(probe, reinterpret_cast<sockaddr*>(&a), len) == 0;
+    if (probe >= 0) ::close(probe);
+    if (live) {
+      ::close(s);
+      return FailedPrecondition(what + ": a running process listens there");
+    }
+    ::unlink(l.name.c_str());
+  }
+  Status r;
+  if (::bind(s, reinterpret_cast<sockaddr*>(&a), len) != 0) r = PosixError("bind", what, errno);
+  if (r.ok() && l.mode != 0 &&
+      (::chmod(l.name.c_str(), l.mode) != 0 || ::chown(l.name.c_str(), l.uid, l.gid) != 0))
+    r = PosixError("chmod/chown", l.name, errno);
+  if (r.ok() && ::listen(s, l.backlog) != 0) r = PosixError("listen", what, errno);
+  int v = 1;
+  if (r.ok() && l.passcred) (void)::setsockopt(s, SOL_SOCKET, SO_PASSCRED, &v, sizeof v);
+  if (!r.ok()) {
+    ::close(s);
+    return r;
+  }
+  return s;
 }
 
 Result<std::string> PeekSocketQueue(pid_t pid, int fd) {

@@ -28,7 +28,10 @@ namespace ckpt::engine {
 struct UnixDiag {
   std::uint32_t ino = 0, peer = 0;
   std::uint8_t type = 0, state = 0, shutdown = 0;
-  std::string name;  // bound path or abstract name ("@..."), "" if unbound
+  std::string name;           // bound path or abstract name ("@..."), "" if unbound
+  std::uint32_t rqueue = 0;   // a listening socket: the connections waiting
+  std::uint32_t wqueue = 0;   // a listening socket: its backlog
+  std::uint32_t vfs_ino = 0;  // bound to a path: the socket file's inode
 };
 
 // Every Unix socket of this network namespace, by inode.
@@ -42,6 +45,14 @@ std::string SocketProblem(pid_t pid, int fd, std::uint32_t ino, const std::map<s
 
 // Reads socket descriptor `fd` of frozen process `pid` (inode `ino`).
 Result<UnixSocket> DumpUnixSocket(pid_t pid, int fd, std::uint32_t ino, const UnixDiag& d);
+
+// Reads listening socket descriptor `fd` of frozen process `pid`.
+Result<UnixListener> DumpUnixListener(pid_t pid, int fd, const UnixDiag& d);
+
+// In ckpt: a socket like `l`, bound to its name and listening, close-on-exec.
+// A socket file left at the path by the dumped process is replaced, one a
+// live process listens on is not (the restore fails, naming it).
+Result<int> CreateUnixListener(const UnixListener& l);
 
 // The bytes queued for socket descriptor `fd` of `pid` to read, as a blob:
 // each message as u32 length then bytes (a stream socket: one message).

@@ -336,6 +336,32 @@ TEST(EngineModel, ConnectionsRoundTrip) {
   EXPECT_EQ(back.status().code(), Code::kCorruption);
 }
 
+TEST(EngineModel, UnixListenersRoundTrip) {
+  ProcessModel m = Sample();
+  Fd so;
+  so.fd = 11;
+  so.kind = FdKind::kUnixListener;
+  m.fds.push_back(so);
+  UnixListener l;
+  l.fd = 11;
+  l.ino = 4242;
+  l.type = 1;  // SOCK_STREAM
+  l.name = "/run/app.sock";
+  l.backlog = 128;
+  l.mode = 0660;
+  l.uid = 1000;
+  l.gid = 1000;
+  l.passcred = true;
+  m.unix_listeners = {l};
+  auto back = Read(Write(m));
+  ASSERT_TRUE(back.ok()) << back.status().message();
+  EXPECT_TRUE(back->unix_listeners == m.unix_listeners);
+  m.unix_listeners[0].name.clear();  // a listener without a name is never saved
+  back = Read(Write(m));
+  ASSERT_FALSE(back.ok());
+  EXPECT_EQ(back.status().code(), Code::kCorruption);
+}
+
 TEST(EngineModel, RejectsNewerModelVersion) {
   ProcessModel m = Sample();
   image::StringSink sink;

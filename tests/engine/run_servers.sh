@@ -4,7 +4,9 @@
 # clients connect and get answers from the process's own state.
 #   run_servers.sh CKPT CASE
 # CASE: http-server (python3 -m http.server) | node-http (a node http server
-#       counting its requests) | udp-echo (python3, a bound UDP socket)
+#       counting its requests) | udp-echo (python3, a bound UDP socket) |
+#       unix-server, unix-abstract (python3 asyncio on a listening Unix
+#       socket at a path, with its file mode kept, or an abstract name)
 set -u
 . "$(dirname "$0")/lib.sh"
 CKPT=$1 CASE=$2
@@ -111,6 +113,57 @@ PY
       n=${got%% *}
     done
     echo "PASS (udp-echo: answered after two restores, its count went on)"
+    ;;
+  unix-server | unix-abstract)
+    # python3's asyncio on a listening Unix socket (a path, or an abstract
+    # name), counting its clients; a new client after each restore.
+    if [ "$CASE" = unix-server ]; then ADDR="$W/server.sock"; else ADDR="@ckpt-test-$$-$RANDOM"; fi
+    python3 -c '
+import asyncio, sys
+addr = sys.argv[1].replace("@", "\0", 1) if sys.argv[1].startswith("@") else sys.argv[1]
+n = 0
+async def serve(reader, writer):
+    global n
+    line = await reader.readline()
+    n += 1
+    writer.write(b"%d %s" % (n, line))
+    await writer.drain()
+    writer.close()
+async def main():
+    srv = await asyncio.start_unix_server(serve, addr)
+    async with srv:
+        await srv.serve_forever()
+asyncio.run(main())' "$ADDR" </dev/null >/dev/null 2>"$W/err" &
+    PID=$!
+    ask() {
+      python3 - "$ADDR" "$1" <<'PY'
+import socket, sys, time
+addr = sys.argv[1].replace("@", "\0", 1) if sys.argv[1].startswith("@") else sys.argv[1]
+for _ in range(300):
+    try:
+        c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        c.settimeout(10)
+        c.connect(addr)
+        c.sendall(sys.argv[2].encode() + b"\n")
+        print(c.makefile().readline().strip())
+        sys.exit(0)
+    except OSError:
+        time.sleep(0.05)
+sys.exit(1)
+PY
+    }
+    [ "$(ask hello)" = "1 hello" ] || fail "no answer before the dump"
+    mode=""
+    [ "$CASE" = unix-server ] && { chmod 0660 "$ADDR"; mode=$(stat -c %a "$ADDR"); }
+    for round in 1 2; do
+      dump $round
+      restore
+      PID=$RPID
+      got=$(ask "round $round") || fail "round $round: no answer after the restore"
+      [ "$got" = "$((round + 1)) round $round" ] || fail "round $round: '$got', expected '$((round + 1)) round $round'"
+      [ -z "$mode" ] || [ "$(stat -c %a "$ADDR")" = "$mode" ] || fail "round $round: socket file mode $(stat -c %a "$ADDR")"
+    done
+    echo "PASS ($CASE: answered after two restores, its count went on)"
     ;;
   *) fail "unknown case" ;;
 esac

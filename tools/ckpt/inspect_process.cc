@@ -188,6 +188,11 @@ Status DescribeProcessImage(const image::ImageReader& r, nlohmann::ordered_json*
       const char* type = u.type == 1 ? "stream" : u.type == 2 ? "datagram" : "seqpacket";
       e["socket"] = {{"type", type}, {"inode", u.ino}, {"peer", u.peer}, {"passcred", u.passcred}};
     }
+    for (const auto& l : m.unix_listeners) {
+      if (f.kind != engine::FdKind::kUnixListener || l.fd != (f.dup_of >= 0 ? f.dup_of : f.fd)) continue;
+      e["unix_listener"] = {
+          {"name", l.name}, {"backlog", l.backlog}, {"type", l.type == 1 ? "stream" : "seqpacket"}};
+    }
     for (const auto& u : m.inet_sockets) {
       bool inet = f.kind == engine::FdKind::kInet || f.kind == engine::FdKind::kInetConnected;
       if (!inet || u.fd != (f.dup_of >= 0 ? f.dup_of : f.fd)) continue;
