@@ -157,11 +157,14 @@ class ConnectionsDump : public DumpResource {
     return Status::Ok();
   }
   Status PutBack(DumpContext&) override { return Release(); }
-  Status AfterKill(DumpContext&) override {
+  Status AfterKill(DumpContext& c) override {
     for (int s : fds_) ::close(s);  // in repair mode: no FIN, no reset
     fds_.clear();
-    locked_ = false;  // kept for the restore
-    return Status::Ok();
+    // Kept for the restore, unless a handoff said the image already runs
+    // elsewhere (ckpt migrate): then nothing here will ever need it.
+    Status st = locked_ && c.o.handoff ? NetUnlock(lock_) : Status::Ok();
+    locked_ = false;
+    return st;
   }
 
  private:

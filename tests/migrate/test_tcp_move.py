@@ -8,7 +8,9 @@ on a (killed; the network lock stays on a), the image copied to b, V moved
 from a to b (as a failover moves a service address) and c's neighbour cache
 flushed, then the image restored on b: the same connection goes on with no
 gap, a new client on c reaches the server on b, b keeps no lock. Then back
-from b to a the same way.
+from b to a the same way. Last, `ckpt migrate --tree` moves a pair of
+processes talking TCP over loopback from a to b: their connection goes on,
+and neither host keeps a network lock.
 
 Skipped (77) where hosts cannot be made.
 """
@@ -72,6 +74,38 @@ while True:
             p.write(str(got))
         import os
         os.replace(progress + ".tmp", progress)
+'''
+
+
+# A tree talking TCP over loopback inside itself: the parent answers, a
+# forked child streams requests, checks every reply, writes its progress.
+PAIR = r'''
+import os, socket, sys
+progress = sys.argv[1]
+l = socket.socket()
+l.bind(("127.0.0.1", 0))
+l.listen(1)
+if os.fork() == 0:
+    s = socket.create_connection(l.getsockname())
+    f = s.makefile("rb")
+    got = total = 0
+    while True:
+        s.sendall(b"%d\n" % (got + 1))
+        n, t = map(int, f.readline().split())
+        if n != got + 1 or t != total + n:
+            os._exit(1)
+        got, total = n, t
+        if got % 50 == 0:
+            with open(progress + ".tmp", "w") as p:
+                p.write(str(got))
+            os.replace(progress + ".tmp", progress)
+c, _ = l.accept()
+f = c.makefile("rb")
+total = 0
+while True:
+    n = int(f.readline())
+    total += n
+    c.sendall(b"%d %d\n" % (n, total))
 '''
 
 
@@ -154,7 +188,34 @@ def main():
             src, dst = dst, src
         client.kill()
         src.run(["kill", "-9", str(pid)])
+        check_tree_migrate(hosts, work)
     print("ok")
+
+
+def check_tree_migrate(hosts, work):
+    """ckpt migrate --tree of a tree whose two processes talk TCP over loopback: a -> b; the source keeps no lock."""
+    a, b = hosts["a"], hosts["b"]
+    prog = os.path.join(work, "pair-progress")
+    a.run(["sh", "-c", "echo 32000 > /proc/sys/kernel/ns_last_pid"], check=True)
+    pair = a.popen([sys.executable, "-c", PAIR, prog], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL, start_new_session=True)
+    end = time.time() + 60
+    while progress(prog) < 200 and time.time() < end:
+        time.sleep(0.02)
+    ck.check(progress(prog) >= 200, "the pair did not start")
+    argv = [CKPT, "migrate", str(pair.ns_pid), "--tree", "--to", b.url, "--ssh", hosts.ssh_command, "--json",
+            "--remote-spool", hosts.spool, "--remote-ckpt", CKPT]
+    r = a.run(argv, capture_output=True, text=True, timeout=180, env=ck.env(CKPT_RUNTIME_DIR="/run/ckpt"))
+    ck.check(r.returncode == 0, "migrate --tree: %s %s" % (r.stdout, r.stderr))
+    before = progress(prog)
+    end = time.time() + 60
+    while progress(prog) < before + 300 and time.time() < end:
+        time.sleep(0.02)
+    ck.check(progress(prog) >= before + 300, "the pair's connection did not go on on b (%d)" % progress(prog))
+    ck.check(locks(a) == [] and locks(b) == [], "network locks left: a %s, b %s" % (locks(a), locks(b)))
+    print("ok   migrate --tree a -> b of a pair talking TCP: %d -> %d replies, no lock left" %
+          (before, progress(prog)), flush=True)
+    b.run(["pkill", "-9", "-f", prog])
 
 
 if __name__ == "__main__":
