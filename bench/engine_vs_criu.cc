@@ -5,7 +5,7 @@
 // (fork + exec included), images in the page cache (ckpt --no-sync; CRIU
 // does not fsync). It never fetches or builds CRIU: give the binary's path;
 // without one (or when it cannot run) it says so and exits 0.
-//   engine_vs_criu --criu PATH [--ckpt PATH] [--workload heap|sysv-pair|event-loop]
+//   engine_vs_criu --criu PATH [--ckpt PATH] [--workload heap|sysv-pair|event-loop|redis]
 //                  [--mib N] [--reps R] [--dir DIR] [--also-in-place] [--leave-running]
 // --also-in-place adds ckpt with each process writing its own pages
 // (CKPT_ENGINE_DUMP_COPY=in-place)
@@ -16,7 +16,9 @@
 // IPC namespace for CRIU (unshare --ipc), which dumps System V objects only
 // with a whole IPC namespace, and in the host's for ckpt; `event-loop`, an
 // idle server-like process (N MiB, default 64): an epoll loop over an
-// eventfd, a periodic timerfd and a Unix socket pair, woken every 100 ms.
+// eventfd, a periodic timerfd and a Unix socket pair, woken every 100 ms;
+// `redis`, redis-server holding N MiB of values (default 1024), no client
+// connected (its listening socket, epoll, threads).
 // --leave-running: dumps that leave the process running (no restore); the
 // figure is the time the process was frozen, as each tool reports it (ckpt
 // --json frozen_ms; CRIU's stats-dump frozen_time), and the image size.
@@ -24,6 +26,7 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
+#include <netinet/in.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/ipc.h>
@@ -113,6 +116,75 @@ void Detach() {
       }
     }
   }
+}
+
+// Sends SET key:i (64 KiB of incompressible bytes) until `bytes` are
+// stored, 64 commands in flight; true once every reply was +OK.
+bool LoadRedis(int port, std::size_t bytes) {
+  int s = -1;
+  for (int i = 0; i < 500 && s < 0; ++i) {
+    s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a = {};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<std::uint16_t>(port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+      close(s);
+      s = -1;
+      usleep(20000);
+    }
+  }
+  if (s < 0) return false;
+  constexpr std::size_t kValue = 64 << 10;
+  std::vector<unsigned char> v(kValue);
+  std::size_t keys = bytes / kValue, sent = 0, acked = 0;
+  char in[4096];
+  while (acked < keys) {
+    while (sent < keys && sent - acked < 64) {
+      Fill(v.data(), kValue, 0x7f4a7c15ull + sent);
+      std::string key = "key:" + std::to_string(sent);
+      std::string cmd = "*3\r\n$3\r\nSET\r\n$" + std::to_string(key.size()) + "\r\n" + key + "\r\n$" +
+                        std::to_string(kValue) + "\r\n";
+      cmd.append(reinterpret_cast<const char*>(v.data()), kValue);
+      cmd += "\r\n";
+      for (std::size_t off = 0; off < cmd.size();) {
+        ssize_t w = write(s, cmd.data() + off, cmd.size() - off);
+        if (w <= 0) return false;
+        off += static_cast<std::size_t>(w);
+      }
+      ++sent;
+    }
+    ssize_t n = read(s, in, sizeof in);
+    if (n <= 0) return false;
+    for (ssize_t i = 0; i < n; ++i) {
+      if (in[i] == '-') return false;  // an error reply
+      if (in[i] == '\n') ++acked;
+    }
+  }
+  close(s);
+  return true;
+}
+
+// redis-server (Debian's, unmodified) holding N MiB of incompressible
+// values: the process dumped is redis-server itself; a loader (reparented
+// to the benchmark) fills it over its protocol, then says ready.
+[[noreturn]] void RedisTarget(std::size_t bytes, int ready_fd) {
+  Detach();
+  int port = 20000 + getpid() % 30000;
+  pid_t mid = fork();
+  if (mid == 0) {
+    if (fork() != 0) _exit(0);
+    bool ok = LoadRedis(port, bytes);
+    if (!ok || write(ready_fd, "r", 1) != 1) _exit(1);
+    _exit(0);
+  }
+  while (waitpid(mid, nullptr, 0) == -1 && errno == EINTR) {
+  }
+  close(ready_fd);  // the loader holds it: redis must not (a pipe to outside)
+  std::string p = std::to_string(port);
+  execlp("redis-server", "redis-server", "--port", p.c_str(), "--bind", "127.0.0.1", "--save", "", "--appendonly",
+         "no", "--protected-mode", "no", static_cast<char*>(nullptr));
+  _exit(127);
 }
 
 // CRIU's stats-dump image: the frozen time (µs) of its dump_stats_entry
@@ -378,6 +450,7 @@ int main(int argc, char** argv) {
     int fd = std::atoi(argv[4]);
     if (std::string(argv[2]) == "sysv-pair") SysvPairTarget(bytes, fd);
     if (std::string(argv[2]) == "event-loop") EventLoopTarget(bytes, fd);
+    if (std::string(argv[2]) == "redis") RedisTarget(bytes, fd);
     HeapTarget(bytes, fd);
   }
   Options o;
@@ -402,16 +475,16 @@ int main(int argc, char** argv) {
       o.leave_running = true;
     else {
       std::fprintf(stderr,
-                   "usage: engine_vs_criu --criu PATH [--ckpt PATH] [--workload heap|sysv-pair|event-loop] "
+                   "usage: engine_vs_criu --criu PATH [--ckpt PATH] [--workload heap|sysv-pair|event-loop|redis] "
                    "[--mib N] [--reps R] [--dir DIR] [--also-in-place] [--leave-running]\n");
       return 2;
     }
   }
-  if (o.workload != "heap" && o.workload != "sysv-pair" && o.workload != "event-loop") {
+  if (o.workload != "heap" && o.workload != "sysv-pair" && o.workload != "event-loop" && o.workload != "redis") {
     std::fprintf(stderr, "unknown workload %s\n", o.workload.c_str());
     return 2;
   }
-  if (o.mib == 0) o.mib = o.workload == "heap" ? 1024 : o.workload == "event-loop" ? 64 : 256;
+  if (o.mib == 0) o.mib = o.workload == "heap" || o.workload == "redis" ? 1024 : o.workload == "event-loop" ? 64 : 256;
   if (o.ckpt.empty()) {
     char self[4096];
     ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
@@ -467,8 +540,12 @@ int main(int argc, char** argv) {
         return 1;
       }
     }
-    if (std::getenv("ENGINE_BENCH_VERBOSE") != nullptr && ck.dump.size() == cr.dump.size() &&
-        !ck.dump.empty()) {
+    if (std::getenv("ENGINE_BENCH_VERBOSE") != nullptr && o.leave_running && !ck.frozen_ms.empty() &&
+        !cr.frozen_ms.empty()) {
+      std::printf("  rep %d: ckpt frozen %.1f ms  criu frozen %.1f ms\n", rep, ck.frozen_ms.back(),
+                  cr.frozen_ms.back());
+    } else if (std::getenv("ENGINE_BENCH_VERBOSE") != nullptr && ck.dump.size() == cr.dump.size() &&
+               !ck.dump.empty() && ck.restore.size() == ck.dump.size() && cr.restore.size() == cr.dump.size()) {
       std::printf(
           "  rep %d: raw write %.3f (image layout %.3f)  ckpt dump %.3f restore %.3f  criu dump %.3f "
           "restore %.3f",
