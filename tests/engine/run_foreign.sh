@@ -148,7 +148,7 @@ touch "$W/done"
 
 # Every line must follow from the one before: i counts up by one (by 200 for
 # bash), s is the sum of squares so far.
-awk -v kind="$KIND" '
+res=$(awk -v kind="$KIND" '
   kind == "sqlite3" { split($0, f, "|"); n = f[1]; s = f[2]
     if (n != NR || s != n * (n + 1) * (2 * n + 1) / 6) { print "bad line " NR ": " $0; bad = 1; exit 1 } next }
   { step = (kind == "bash") ? 200 : 1; i = (NR - 1) * step
@@ -156,7 +156,19 @@ awk -v kind="$KIND" '
     want = (i - 1) * i * (2 * i - 1) / 6 + i * i
     if (kind == "bash") { }  # bash sums every i, checked below
     else if ($2 != want) { print "line " NR ": s=" $2 ", expected " want; bad = 1; exit 1 } }
-  END { if (!bad) print "ok " NR " lines" }' "$W/out" || fail "output is not continuous"
+  END { if (!bad) print "ok " NR " lines" }' "$W/out")
+rc=$?
+echo "$res"
+if [ $rc -ne 0 ]; then
+  # What the bad line really holds (an intermittent failure once showed an
+  # empty second field): the bytes around it, and the dump and restore
+  # messages.
+  n=$(echo "$res" | sed -n 's/^\(bad \)\{0,1\}line \([0-9]*\):.*/\2/p' | head -1)
+  echo "--- lines $((n - 2))..$((n + 2)) of $(awk 'END { print NR }' "$W/out"), bytes shown (cat -A):"
+  sed -n "$((n > 2 ? n - 2 : 1)),$((n + 2))p" "$W/out" | cat -A | cut -c1-200
+  echo "--- dump and restore messages:"; cat "$W/dump.out" "$W/restore.err" 2>/dev/null | tail -n 6
+  fail "output is not continuous"
+fi
 if [ "$KIND" = bash ]; then
   tail -1 "$W/out" | awk '{ i = $1; want = (i - 1) * i * (2 * i - 1) / 6 + i * i; if ($2 != want) { print "bash sum wrong"; exit 1 } }' \
     || fail "bash arithmetic state lost"
