@@ -475,7 +475,7 @@ Result<DumpStats> DumpHere(const DumpOptions& o) {
   if (o.handoff && o.stream == nullptr) return InvalidArgument("a dump handoff needs a stream to write to");
   if (Interruption() != 0) return InterruptedError(o, Status::Ok(), nullptr);
   // Every refusal /proc can decide, before anything is stopped.
-  ASSIGN_OR_RETURN(r.pipe_census, PrecheckDump(o.pid, o.tree, o.external_pipes));
+  ASSIGN_OR_RETURN(r.pipe_census, PrecheckDump(o.pid, o.tree, o.external_pipes, o.external_unix));
   stats.notes = r.pipe_census.notes;
   std::int64_t t_checked = NowNs();
   stats.phases.precheck_ns = t_checked - t0;

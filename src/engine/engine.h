@@ -38,6 +38,10 @@ struct DumpOptions {
   // Accept pipes whose other end (or another holder) is a process outside
   // the dumped set; otherwise the dump refuses them.
   bool external_pipes = false;
+  // Unix sockets connected to a peer outside the dumped set that is bound to
+  // one of these names (a path, or "@" and an abstract name): saved as "connect
+  // to NAME again" (--external-unix); any other peer outside is refused.
+  std::vector<std::string> external_unix;
   bool leave_running = false;
   bool sync = true;                 // fsync the image before renaming it into place
   std::uint32_t image_mode = 0600;  // permission bits of the image file (at least 0600)

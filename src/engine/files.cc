@@ -117,8 +117,13 @@ Status DumpFds(pid_t pid, FileTable* files, ProcessModel* m, std::vector<Blob>* 
         auto it = all.find(ino);
         // Whether the dumped set holds the peer is checked for the whole
         // tree (the sockets dump resource); here, everything else.
+        // So is whether a peer outside may be connected to again (its name
+        // given to --external-unix): any named peer is accepted here.
         std::set<std::uint32_t> peer_assumed = {it != all.end() ? it->second.peer : 0u};
-        std::string problem = SocketProblem(pid, n, ino, all, peer_assumed);
+        auto peer = it != all.end() ? all.find(it->second.peer) : all.end();
+        std::vector<std::string> named;
+        if (peer != all.end() && !peer->second.name.empty()) named.push_back(peer->second.name);
+        std::string problem = SocketProblem(pid, n, ino, all, peer_assumed, named);
         if (!problem.empty()) return NotSupported(problem + " (process " + std::to_string(pid) + ")");
         if (it->second.peer == 0) {  // listening (SocketProblem refuses the rest)
           f.kind = FdKind::kUnixListener;
@@ -167,7 +172,8 @@ Status DumpFds(pid_t pid, FileTable* files, ProcessModel* m, std::vector<Blob>* 
       return NotSupported("fd " + std::to_string(n) + " (" + l + ") is a block device or socket file");
     }
     if (f.dup_of < 0 && f.kind != FdKind::kEvent && f.kind != FdKind::kPipe && f.kind != FdKind::kSocket &&
-        f.kind != FdKind::kInet && f.kind != FdKind::kInetConnected && f.kind != FdKind::kUnixListener) {
+        f.kind != FdKind::kInet && f.kind != FdKind::kInetConnected && f.kind != FdKind::kUnixListener &&
+        f.kind != FdKind::kUnixExternal) {
       RETURN_IF_ERROR(DumpFdLocks(pid, n, fi.text, &m->locks));
     }
     m->fds.push_back(f);
@@ -353,6 +359,12 @@ Status PrepareFds(const ProcessModel& m, const image::ImageReader& r, const std:
         return shared->KeepConnection(s, u);
       };
       ASSIGN_OR_RETURN(fd, DupShared(&shared->inet, u->ino, create, plan, what));
+    } else if (f.kind == FdKind::kUnixExternal) {
+      const UnixSocket* u = RecordOf(m.unix_external, f.fd);
+      if (u == nullptr) return Corruption("no external Unix socket for " + what);
+      ASSIGN_OR_RETURN(fd, DupShared(
+                               &shared->inet, std::uint64_t{u->ino},
+                               [u] { return ReconnectExternalUnix(*u); }, plan, what));
     } else if (f.kind == FdKind::kUnixListener) {
       const UnixListener* l = RecordOf(m.unix_listeners, f.fd);
       if (l == nullptr) return Corruption("no listening socket for " + what);

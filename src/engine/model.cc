@@ -234,7 +234,7 @@ static Status DecodeFds(std::string_view in, std::vector<Fd>* f) {
     Fd x;
     x.fd = GetI32(r);
     std::uint8_t k = r.U8();
-    if (k > static_cast<std::uint8_t>(FdKind::kUnixListener)) r.Fail();
+    if (k > static_cast<std::uint8_t>(FdKind::kUnixExternal)) r.Fail();
     x.kind = static_cast<FdKind>(k);
     x.flags = r.U32();
     x.pos = r.U64();
@@ -376,6 +376,10 @@ Status WriteModel(image::ImageWriter* w, const ProcessModel& m, const std::strin
     RETURN_IF_ERROR(w->AddSection(kSecConnections, prefix + "connections", "", c));
   if (!m.sockets.empty())
     RETURN_IF_ERROR(w->AddSection(kSecSockets, prefix + "sockets", "", EncodeSockets(m.sockets)));
+  if (!m.unix_external.empty()) {
+    RETURN_IF_ERROR(
+        w->AddSection(kSecUnixExternal, prefix + "unix_external", "", EncodeUnixExternal(m.unix_external)));
+  }
   if (!m.unix_listeners.empty()) {
     RETURN_IF_ERROR(w->AddSection(kSecUnixListeners, prefix + "unix_listeners", "",
                                   EncodeUnixListeners(m.unix_listeners)));
@@ -456,6 +460,10 @@ Result<ProcessModel> ReadModel(const image::ImageReader& r, const std::string& p
     RETURN_IF_ERROR(DecodeConnections(conns, &m.inet_sockets));
   }
   // Socket pairs: images without any have no section.
+  if (const image::SectionInfo* s = r.Find(kSecUnixExternal, prefix + "unix_external"); s != nullptr) {
+    ASSIGN_OR_RETURN(std::string x, r.ReadSection(*s));
+    RETURN_IF_ERROR(DecodeUnixExternal(x, &m.unix_external));
+  }
   if (const image::SectionInfo* s = r.Find(kSecUnixListeners, prefix + "unix_listeners"); s != nullptr) {
     ASSIGN_OR_RETURN(std::string l, r.ReadSection(*s));
     RETURN_IF_ERROR(DecodeUnixListeners(l, &m.unix_listeners));
@@ -480,10 +488,12 @@ Result<ProcessModel> ReadModel(const image::ImageReader& r, const std::string& p
   for (const auto& f : m.fds) {
     if (!file_ok(f.file)) return Corruption("fds section: file index out of range");
     bool inet = f.kind == FdKind::kInet || f.kind == FdKind::kInetConnected;
-    bool listener = f.kind == FdKind::kUnixListener;
-    if ((f.kind != FdKind::kEvent && f.kind != FdKind::kSocket && !inet && !listener) || f.dup_of >= 0)
+    bool listener = f.kind == FdKind::kUnixListener, external = f.kind == FdKind::kUnixExternal;
+    if ((f.kind != FdKind::kEvent && f.kind != FdKind::kSocket && !inet && !listener && !external) ||
+        f.dup_of >= 0)
       continue;
     int found = 0;
+    for (const auto& x : m.unix_external) found += x.fd == f.fd && external ? 1 : 0;
     for (const auto& l : m.unix_listeners) found += l.fd == f.fd && listener ? 1 : 0;
     for (const auto& so : m.inet_sockets) {
       found += so.fd == f.fd && inet && so.peer.empty() == (f.kind == FdKind::kInet) ? 1 : 0;
@@ -568,6 +578,8 @@ const char* FdKindName(FdKind k) {
       return "inet-connection";
     case FdKind::kUnixListener:
       return "unix-listener";
+    case FdKind::kUnixExternal:
+      return "unix-external";
   }
   return "?";
 }

@@ -54,6 +54,8 @@ inline constexpr std::uint32_t kSecInetSockets = 0x0316;
 inline constexpr std::uint32_t kSecConnections = 0x0317;
 // Zero or one: listening Unix sockets (kUnixListener descriptors).
 inline constexpr std::uint32_t kSecUnixListeners = 0x0318;
+// Zero or one: Unix sockets connected to a named peer outside (--external-unix).
+inline constexpr std::uint32_t kSecUnixExternal = 0x0319;
 
 // Every metadata section starts with this version byte.
 inline constexpr std::uint8_t kModelVersion = 1;
@@ -171,6 +173,7 @@ enum class FdKind : std::uint8_t {
   kInet = 7,           // a listening TCP or bound UDP socket: ProcessModel::inet_sockets
   kInetConnected = 8,  // an established TCP or connected UDP socket: ProcessModel::inet_sockets
   kUnixListener = 9,   // a listening Unix socket with a name: ProcessModel::unix_listeners
+  kUnixExternal = 10,  // a Unix socket whose peer outside is connected to again: ProcessModel::unix_external
 };
 
 struct Fd {
@@ -303,6 +306,7 @@ struct UnixSocket {
   std::uint8_t type = 0;   // SOCK_STREAM, SOCK_DGRAM or SOCK_SEQPACKET
   std::int32_t rcvbuf = 0, sndbuf = 0;  // SO_RCVBUF, SO_SNDBUF as getsockopt shows them
   bool passcred = false;                // SO_PASSCRED
+  std::string peer_name;                // unix_external: the outside peer's bound name, connected to again
   bool operator==(const UnixSocket&) const = default;
 };
 
@@ -368,6 +372,7 @@ struct ProcessModel {
   std::vector<UnixSocket> sockets;
   std::vector<InetSocket> inet_sockets;
   std::vector<UnixListener> unix_listeners;
+  std::vector<UnixSocket> unix_external;  // peer 0, peer_name set
 };
 
 // Encoding of each section payload (little-endian, see docs/image-format.md).
@@ -385,6 +390,7 @@ std::string EncodePosixTimers(const std::vector<PosixTimer>& t);
 std::string EncodeSockets(const std::vector<UnixSocket>& s);
 std::string EncodeInetSockets(const std::vector<InetSocket>& s);
 std::string EncodeUnixListeners(const std::vector<UnixListener>& v);
+std::string EncodeUnixExternal(const std::vector<UnixSocket>& v);
 // The connections of the connected sockets among `s`: "" if none.
 std::string EncodeConnections(const std::vector<InetSocket>& s);
 

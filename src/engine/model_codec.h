@@ -51,6 +51,7 @@ Status DecodePosixTimers(std::string_view in, std::vector<PosixTimer>* t);
 Status DecodeSockets(std::string_view in, std::vector<UnixSocket>* v);
 Status DecodeInetSockets(std::string_view in, std::vector<InetSocket>* v);
 Status DecodeUnixListeners(std::string_view in, std::vector<UnixListener>* v);
+Status DecodeUnixExternal(std::string_view in, std::vector<UnixSocket>* v);
 // Fills the connections into `v` (decoded from the inet section), by inode.
 Status DecodeConnections(std::string_view in, std::vector<InetSocket>* v);
 

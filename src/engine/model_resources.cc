@@ -288,6 +288,43 @@ Status DecodeUnixListeners(std::string_view in, std::vector<UnixListener>* v) {
   return Expect(r, "unix_listeners");
 }
 
+std::string EncodeUnixExternal(const std::vector<UnixSocket>& v) {
+  std::string o = VersionedSection();
+  PutVarint(&o, v.size());
+  for (const auto& x : v) {
+    PutI32(&o, x.fd);
+    PutU32(&o, x.ino);
+    o.push_back(static_cast<char>(x.type));
+    PutString(&o, x.peer_name);
+    PutI32(&o, x.rcvbuf);
+    PutI32(&o, x.sndbuf);
+    o.push_back(static_cast<char>(x.passcred ? 1 : 0));
+  }
+  return o;
+}
+
+Status DecodeUnixExternal(std::string_view in, std::vector<UnixSocket>* v) {
+  ByteReader r(in);
+  RETURN_IF_ERROR(CheckVersion(r, "unix_external"));
+  std::uint64_t n = r.Varint();
+  if (n > (1u << 20)) r.Fail();
+  for (std::uint64_t i = 0; i < n && r.ok(); ++i) {
+    UnixSocket x;
+    x.fd = GetI32(r);
+    x.ino = r.U32();
+    x.type = r.U8();
+    x.peer_name = std::string(r.String());
+    x.rcvbuf = GetI32(r);
+    x.sndbuf = GetI32(r);
+    x.passcred = r.U8() != 0;
+    if (x.fd < 0 || x.peer_name.empty() || x.peer_name.size() > 108 ||
+        (x.type != 1 && x.type != 2 && x.type != 5))
+      r.Fail();
+    v->push_back(std::move(x));
+  }
+  return Expect(r, "unix_external");
+}
+
 std::string EncodeConnections(const std::vector<InetSocket>& v) {
   std::string o = VersionedSection();
   std::uint64_t n = 0;

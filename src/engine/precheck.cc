@@ -256,7 +256,8 @@ void CheckEventFilesOutside(const std::vector<EventFd>& events, const std::set<p
 
 // The sockets of the checked processes: only Unix socket pairs whose both
 // ends they hold are saved (unix_sockets.h).
-void CheckSockets(const std::vector<EventFd>& fds, std::vector<Problem>* out) {
+void CheckSockets(const std::vector<EventFd>& fds, const std::vector<std::string>& external,
+                  std::vector<Problem>* out) {
   std::set<std::uint32_t> inside;
   bool any = false;
   for (const auto& e : fds) {
@@ -270,7 +271,7 @@ void CheckSockets(const std::vector<EventFd>& fds, std::vector<Problem>* out) {
     if (e.link.compare(0, 8, "socket:[") != 0) continue;
     auto ino = static_cast<std::uint32_t>(std::strtoul(e.link.c_str() + 8, nullptr, 10));
     std::string problem =
-        all.ok() ? SocketProblem(e.pid, e.fd, ino, *all, inside)
+        all.ok() ? SocketProblem(e.pid, e.fd, ino, *all, inside, external)
                  : "fd " + std::to_string(e.fd) + " is " + e.link + " (" + all.status().message() + ")";
     if (!problem.empty()) out->push_back({e.pid, Why::kFd, problem});
   }
@@ -608,7 +609,8 @@ void ClassifyPipes(const PipeMap& pipes, const std::set<pid_t>& inside, pid_t tr
 
 }  // namespace
 
-Result<PipeCensus> PrecheckDump(pid_t root, bool tree, bool external_pipes) {
+Result<PipeCensus> PrecheckDump(pid_t root, bool tree, bool external_pipes,
+                                const std::vector<std::string>& external_unix) {
   std::vector<pid_t> pids = {root};
   for (std::size_t i = 0; tree && i < pids.size(); ++i) {
     for (pid_t c : ListChildren(pids[i])) {
@@ -631,7 +633,7 @@ Result<PipeCensus> PrecheckDump(pid_t root, bool tree, bool external_pipes) {
   }
   CheckLocksThroughMappings(pids, &problems);
   CheckEventFilesOutside(events, std::set<pid_t>(pids.begin(), pids.end()), &problems);
-  CheckSockets(events, &problems);
+  CheckSockets(events, external_unix, &problems);
   PipeCensus census;
   ClassifyPipes(pipes, std::set<pid_t>(pids.begin(), pids.end()), tree ? root : 0, external_pipes, &census,
                 &problems);

@@ -34,7 +34,8 @@ struct PipeCensus {
 // process traced by another tracer) naming every problem found; the
 // processes run on as if ckpt had never looked. With `external_pipes`, pipes
 // shared with processes outside are accepted (and described in the notes).
-Result<PipeCensus> PrecheckDump(pid_t root, bool tree, bool external_pipes);
+Result<PipeCensus> PrecheckDump(pid_t root, bool tree, bool external_pipes,
+                                const std::vector<std::string>& external_unix = {});
 
 // The per-process checks again, on a member that is frozen now (no tracer
 // check: ckpt is its tracer).

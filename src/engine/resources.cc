@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <map>
+#include <optional>
 #include <set>
 
 #include "engine/eventfds.h"
@@ -88,14 +89,10 @@ class SocketsDump : public DumpResource {
     for (const auto& d : c.md) {
       for (const auto& u : d.m.sockets) inside.insert(u.ino);
     }
+    RETURN_IF_ERROR(SeparateExternal(c, inside));
     std::set<std::uint32_t> done;
     for (const auto& d : c.md) {
       for (const auto& u : d.m.sockets) {
-        if (inside.count(u.peer) == 0) {
-          return NotSupported("fd " + std::to_string(u.fd) + " of process " + std::to_string(d.pid) +
-                              " is a Unix socket connected to socket:[" + std::to_string(u.peer) +
-                              "], which the dumped processes do not hold");
-        }
         if (!done.insert(u.ino).second) continue;
         ASSIGN_OR_RETURN(std::string q, PeekSocketQueue(d.pid, u.fd));
         if (!q.empty()) blobs_.push_back({SocketBlobName(u.ino), std::move(q)});
@@ -109,6 +106,49 @@ class SocketsDump : public DumpResource {
   }
 
  private:
+  // Sockets whose peer the dumped processes do not hold: refused, unless
+  // the peer is bound to a name --external-unix gives and nothing is
+  // queued for this end (the restore connects to that name again).
+  static Status SeparateExternal(DumpContext& c, const std::set<std::uint32_t>& inside) {
+    std::optional<std::map<std::uint32_t, UnixDiag>> all;
+    for (auto& d : c.md) {
+      std::vector<UnixSocket> kept;
+      for (auto& u : d.m.sockets) {
+        if (inside.count(u.peer) != 0) {
+          kept.push_back(u);
+          continue;
+        }
+        std::string what = "fd " + std::to_string(u.fd) + " of process " + std::to_string(d.pid);
+        if (!all && !c.o.external_unix.empty()) {
+          ASSIGN_OR_RETURN(all, ListUnixSockets());
+        }
+        std::string name;
+        if (all) {
+          auto peer = all->find(u.peer);
+          if (peer != all->end()) name = peer->second.name;
+        }
+        const auto& ext = c.o.external_unix;
+        if (name.empty() || std::find(ext.begin(), ext.end(), name) == ext.end()) {
+          return NotSupported(what + " is a Unix socket connected to socket:[" + std::to_string(u.peer) +
+                              "]" + (name.empty() ? "" : " (" + name + ")") +
+                              ", which the dumped processes do not hold");
+        }
+        ASSIGN_OR_RETURN(std::string q, PeekSocketQueue(d.pid, u.fd));
+        if (!q.empty()) {
+          return NotSupported(what + " is a Unix socket connected to " + name +
+                              " outside, with bytes queued from it (a new connection cannot carry them)");
+        }
+        u.peer_name = name;
+        u.peer = 0;
+        d.m.unix_external.push_back(u);
+        for (auto& f : d.m.fds) {
+          if (f.fd == u.fd || f.dup_of == u.fd) f.kind = FdKind::kUnixExternal;
+        }
+      }
+      d.m.sockets = std::move(kept);
+    }
+    return Status::Ok();
+  }
   std::vector<Blob> blobs_;
 };
 

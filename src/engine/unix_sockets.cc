@@ -12,6 +12,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstring>
 
@@ -107,7 +108,7 @@ Result<std::map<std::uint32_t, UnixDiag>> ListUnixSockets() {
 }
 
 std::string SocketProblem(pid_t pid, int fd, std::uint32_t ino, const std::map<std::uint32_t, UnixDiag>& all,
-                          const std::set<std::uint32_t>& inside) {
+                          const std::set<std::uint32_t>& inside, const std::vector<std::string>& external) {
   std::string what = "fd " + std::to_string(fd) + " is ";
   auto it = all.find(ino);
   if (it == all.end())
@@ -124,12 +125,23 @@ std::string SocketProblem(pid_t pid, int fd, std::uint32_t ino, const std::map<s
   if (!d.name.empty() && d.peer == 0) return what + kind + " bound to " + d.name;
   if (d.peer == 0) return what + kind + " with no peer";
   auto peer = all.find(d.peer);
-  if (inside.count(d.peer) == 0) {
-    std::string at = peer != all.end() && !peer->second.name.empty() ? " (" + peer->second.name + ")" : "";
+  std::string name = peer != all.end() ? peer->second.name : "";
+  bool named = std::find(external.begin(), external.end(), name) != external.end() && !name.empty();
+  bool one_way = peer == all.end() || peer->second.peer != ino;  // a datagram socket connected to a server
+  if (inside.count(d.peer) == 0 || (named && one_way)) {
+    if (named && d.rqueue == 0 && d.shutdown == 0) return "";
+    if (named) {
+      return what + kind + " connected to " + name + " outside, with " +
+             (d.shutdown != 0 ? "a shutdown" : std::to_string(d.rqueue) + " bytes queued from it") +
+             " (a new connection cannot carry them)";
+    }
+    std::string at = name.empty() ? "" : " (" + name + ")";
     return what + kind + " connected to socket:[" + std::to_string(d.peer) + "]" + at +
-           ", which the dumped processes do not hold";
+           ", which the dumped processes do not hold" +
+           (name.empty() ? ""
+                         : "; --external-unix " + name + " connects it to " + name + " again at restore");
   }
-  if (peer == all.end() || peer->second.peer != ino) return what + kind + " connected one way";
+  if (one_way) return what + kind + " connected one way";
   if (d.shutdown != 0)
     return what + kind + " shut down for " +
            (d.shutdown == 3   ? "both directions"
@@ -150,6 +162,31 @@ Result<UnixSocket> DumpUnixSocket(pid_t pid, int fd, std::uint32_t ino, const Un
   u.passcred = SocketOption(s, SOL_SOCKET, SO_PASSCRED) > 0;
   ::close(s);
   return u;
+}
+
+Result<int> ReconnectExternalUnix(const UnixSocket& u) {
+  std::string what = "a Unix socket connected to " + u.peer_name;
+  sockaddr_un a = {};
+  a.sun_family = AF_UNIX;
+  bool abstract = !u.peer_name.empty() && u.peer_name[0] == '@';
+  std::string path = abstract ? std::string(1, '\0') + u.peer_name.substr(1) : u.peer_name;
+  if (path.empty() || path.size() >= sizeof a.sun_path) return InvalidArgument(what + ": bad name");
+  std::memcpy(a.sun_path, path.data(), path.size());
+  auto len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + path.size() + (abstract ? 0 : 1));
+  int s = ::socket(AF_UNIX, u.type | SOCK_CLOEXEC, 0);
+  if (s < 0) return PosixError("socket", what, errno);
+  if (::connect(s, reinterpret_cast<sockaddr*>(&a), len) != 0) {
+    int e = errno;
+    ::close(s);
+    return PosixError("connect", what + (e == ECONNREFUSED || e == ENOENT ? ": nobody is there now" : ""), e);
+  }
+  int v = 1;
+  if (u.passcred) (void)::setsockopt(s, SOL_SOCKET, SO_PASSCRED, &v, sizeof v);
+  if (u.sndbuf > 0) {
+    v = u.sndbuf / 2;
+    (void)::setsockopt(s, SOL_SOCKET, SO_SNDBUFFORCE, &v, sizeof v);
+  }
+  return s;
 }
 
 Result<UnixListener> DumpUnixListener(pid_t pid, int fd, const UnixDiag& d) {

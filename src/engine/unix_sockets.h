@@ -40,8 +40,14 @@ Result<std::map<std::uint32_t, UnixDiag>> ListUnixSockets();
 // From what /proc and sock_diag show (no freeze): why socket `ino`, held
 // as descriptor `fd` of `pid`, cannot be dumped when the dumped processes
 // hold the sockets `inside`; "" if it can.
+// A peer outside that is bound to a name in `external` is accepted when
+// nothing is queued for this end to read (--external-unix).
 std::string SocketProblem(pid_t pid, int fd, std::uint32_t ino, const std::map<std::uint32_t, UnixDiag>& all,
-                          const std::set<std::uint32_t>& inside);
+                          const std::set<std::uint32_t>& inside,
+                          const std::vector<std::string>& external = {});
+
+// In ckpt: a socket of `s`'s type connected to its outside peer's name again.
+Result<int> ReconnectExternalUnix(const UnixSocket& s);
 
 // Reads socket descriptor `fd` of frozen process `pid` (inode `ino`).
 Result<UnixSocket> DumpUnixSocket(pid_t pid, int fd, std::uint32_t ino, const UnixDiag& d);

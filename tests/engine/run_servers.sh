@@ -165,5 +165,45 @@ PY
     done
     echo "PASS ($CASE: answered after two restores, its count went on)"
     ;;
+  unix-external)
+    # A client whose datagram socket is connected to a log server outside
+    # the dump (as a syslog client to /dev/log): refused without
+    # --external-unix, connected to the server's name again with it; the
+    # server sees every number once, in order.
+    python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+with open(sys.argv[2], "a", buffering=1) as log:
+    while True:
+        log.write(s.recv(64).decode() + "\n")' "$W/log.sock" "$W/log.txt" </dev/null >/dev/null 2>"$W/err" &
+    SERVER=$!
+    while [ ! -S "$W/log.sock" ]; do sleep 0.01; done
+    python3 -c '
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.connect(sys.argv[1])
+n = 0
+while True:
+    n += 1
+    s.send(b"%d" % n)
+    time.sleep(0.005)' "$W/log.sock" </dev/null >/dev/null 2>>"$W/err" &
+    PID=$!
+    while [ "$(wc -l <"$W/log.txt" 2>/dev/null || echo 0)" -lt 20 ]; do sleep 0.01; done
+    if "$CKPT" dump "$PID" -D "$W/img" >"$W/dump.out" 2>&1; then fail "dumped without --external-unix"; fi
+    grep -q -- "--external-unix $W/log.sock" "$W/dump.out" || { cat "$W/dump.out"; fail "the refusal does not name the option"; }
+    kill -0 "$PID" || fail "the refused client is gone"
+    for round in 1 2; do
+      "$CKPT" dump "$PID" -D "$W/img" --external-unix "$W/log.sock" >"$W/dump.out" 2>&1 || { cat "$W/dump.out"; fail "dump $round"; }
+      [ -n "$RJOB" ] && wait "$RJOB" 2>/dev/null
+      before=$(wc -l <"$W/log.txt")
+      restore
+      PID=$RPID
+      while [ "$(wc -l <"$W/log.txt")" -lt $((before + 20)) ]; do sleep 0.01; done
+    done
+    kill -9 "$PID" "$SERVER"
+    awk '$1 != NR { print "line " NR ": " $0; exit 1 }' "$W/log.txt" || fail "the server missed or repeated a message"
+    echo "PASS (unix-external: $(wc -l <"$W/log.txt") messages in order across two restores)"
+    ;;
   *) fail "unknown case" ;;
 esac

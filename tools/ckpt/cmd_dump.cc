@@ -18,6 +18,7 @@ struct DumpCliOptions {
   std::vector<std::string> ipc;
   std::string dir;
   bool external_pipes = false;
+  std::vector<std::string> external_unix;
   bool leave_running = false;
   bool json = false;
   bool progress = false;
@@ -44,6 +45,7 @@ int Run(const DumpCliOptions& o) {
   d.dir = o.dir;
   d.image_mode = o.image_mode;
   d.external_pipes = o.external_pipes;
+  d.external_unix = o.external_unix;
   d.leave_running = o.leave_running;
   d.sync = !o.no_sync;
   ProgressLine line("dumping memory", o.progress);
@@ -121,6 +123,12 @@ void AddDump(CLI::App& app, Runner* run) {
       "Accept pipes that a process outside the dumped set holds too (e.g. the other end of a shell "
       "pipeline, or stdout read by the caller): they are not saved, and the restore reopens them through "
       "a process that still holds them (without this option such a dump is refused)");
+  c->add_option(
+       "--external-unix", o->external_unix,
+       "Accept a Unix socket connected to a process outside the dump that is bound to NAME (a path, or "
+       "@ and an abstract name; e.g. /dev/log): the restore connects to NAME again (repeatable; refused "
+       "without it, or with bytes queued from that peer)")
+      ->type_name("NAME");
   c->add_flag("--leave-running", o->leave_running,
               "Let the processes continue after the dump (default: kill them and move their System V objects "
               "into the image)");
