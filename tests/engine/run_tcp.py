@@ -20,6 +20,9 @@ import tempfile
 import threading
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import ckpttest  # noqa: E402
+
 CKPT = sys.argv[1]
 if os.environ.get("CKPT_TCP_NETNS") != "1":
     # A network namespace of our own: only the addresses this test makes.
@@ -28,25 +31,6 @@ if os.environ.get("CKPT_TCP_NETNS") != "1":
 subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
 faulthandler.dump_traceback_later(240, exit=True)  # a hang shows where
 
-SERVER = r'''
-import asyncio, sys
-async def serve(reader, writer):
-    total = 0
-    while True:
-        line = await reader.readline()
-        if not line:
-            break
-        total += int(line)
-        writer.write(b"%d %d\n" % (int(line), total))
-        await writer.drain()
-    writer.close()
-async def main():
-    srv = await asyncio.start_server(serve, "127.0.0.1", 7070)
-    print("listening", flush=True)
-    async with srv:
-        await srv.serve_forever()
-asyncio.run(main())
-'''
 
 W = tempfile.mkdtemp(prefix="ckpt-tcp.")
 failures = []
@@ -136,7 +120,8 @@ def wait_closed():
 
 def main():
     out = open(os.path.join(W, "server.out"), "w")
-    server = subprocess.Popen([sys.executable, "-c", SERVER], stdout=out, stderr=subprocess.STDOUT,
+    server = subprocess.Popen([sys.executable, "-c", ckpttest.SUM_SERVER, "127.0.0.1", "7070"], stdout=out,
+                              stderr=subprocess.STDOUT,
                               stdin=subprocess.DEVNULL, close_fds=True)
     for _ in range(1500):
         if "listening" in open(os.path.join(W, "server.out")).read():

@@ -177,3 +177,29 @@ def newest_image(d):
 def wine_path(p):
     """A Unix path as Wine's Z: drive sees it."""
     return "Z:" + os.path.abspath(p).replace("/", "\\")
+
+
+# An asyncio TCP server (python3, standard library) that answers each line
+# "N" of a connection with "N SUM", SUM the running sum of that connection's
+# numbers: its state lives in the process. argv: address, port. It prints
+# "listening" once it listens. Used by the engine's and the migration's TCP
+# tests (tests/engine/run_tcp.py, tests/migrate/test_tcp_move.py).
+SUM_SERVER = r'''
+import asyncio, sys
+async def serve(reader, writer):
+    total = 0
+    while True:
+        line = await reader.readline()
+        if not line:
+            break
+        total += int(line)
+        writer.write(b"%d %d\n" % (int(line), total))
+        await writer.drain()
+    writer.close()
+async def main():
+    srv = await asyncio.start_server(serve, sys.argv[1], int(sys.argv[2]))
+    print("listening", flush=True)
+    async with srv:
+        await srv.serve_forever()
+asyncio.run(main())
+'''

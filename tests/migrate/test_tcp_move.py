@@ -28,24 +28,6 @@ import hosts as H  # noqa: E402
 CKPT = os.path.join(ck.BIN, "ckpt")
 PORT = 7070
 
-SERVER = r'''
-import asyncio, sys
-async def serve(reader, writer):
-    total = 0
-    while True:
-        line = await reader.readline()
-        if not line:
-            break
-        total += int(line)
-        writer.write(b"%d %d\n" % (int(line), total))
-        await writer.drain()
-    writer.close()
-async def main():
-    srv = await asyncio.start_server(serve, sys.argv[1], int(sys.argv[2]))
-    async with srv:
-        await srv.serve_forever()
-asyncio.run(main())
-'''
 
 # Streams 1, 2, 3... with 4 requests in flight; after every 50 checked
 # replies writes the count to the progress file; exits 1 naming a bad reply.
@@ -145,7 +127,7 @@ def main():
         work = ck.tempdir("tcp-move")
         # A PID free on every host (each has its own PID namespace).
         a.run(["sh", "-c", "echo 30000 > /proc/sys/kernel/ns_last_pid"], check=True)
-        server = a.popen([sys.executable, "-c", SERVER, vip, str(PORT)], stdin=subprocess.DEVNULL,
+        server = a.popen([sys.executable, "-c", ck.SUM_SERVER, vip, str(PORT)], stdin=subprocess.DEVNULL,
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         pid = server.ns_pid
         prog = os.path.join(work, "progress")
