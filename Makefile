@@ -4,7 +4,7 @@ JOBS ?= $(shell nproc)
 CROSS_PRESETS ?= windows-x64 linux-s390x linux-aarch64 linux-i686
 CTEST_ARGS ?=
 
-.PHONY: all deps build cross asan fuzz test test-unit test-fast demo bench format clean
+.PHONY: all deps build cross cross-test asan fuzz test test-unit test-fast demo bench format clean
 
 all: build
 
@@ -33,9 +33,22 @@ fuzz: deps
 	@cmake --preset fuzz >/dev/null
 	@cmake --build build/fuzz -j $(JOBS) --target fuzz_image_reader
 
+# What the tests run of the cross builds: everything for Windows and s390x
+# (their ckpt CLI runs in the tests), the library and the programs for
+# aarch64 and i686 (`make cross` builds their CLI too).
+TEST_CROSS_FULL ?= windows-x64 linux-s390x
+TEST_CROSS_PROGRAMS ?= linux-aarch64 linux-i686
+cross-test: deps
+	@for p in $(TEST_CROSS_FULL); do \
+	  cmake --preset $$p >/dev/null && cmake --build build/$$p -j $(JOBS) || exit 1; \
+	done
+	@for p in $(TEST_CROSS_PROGRAMS); do \
+	  cmake --preset $$p >/dev/null && cmake --build build/$$p -j $(JOBS) --target ckpt_examples || exit 1; \
+	done
+
 # Every test: unit, end-to-end, heterogeneous (Wine, qemu), engine; the
 # sanitizer build's suites; a bounded fuzzing run.
-test: build cross asan fuzz
+test: build cross-test asan fuzz
 	@scripts/run-tests.sh $(CTEST_ARGS)
 
 # Only the native unit tests.

@@ -17,9 +17,9 @@ ctest --test-dir build --output-on-failure -j 2 --timeout 600 "$@" || status=1
 echo "== sanitizer build (ASan+UBSan): ctest"
 ctest --test-dir build/asan --output-on-failure -j 2 --timeout 900 "$@" || status=1
 if [ -x build/fuzz/bin/fuzz_image_reader ]; then
-  echo "== libFuzzer: image reader, 60 s"
+  echo "== libFuzzer: image reader, 30 s"
   mkdir -p build/fuzz/corpus
-  build/fuzz/bin/fuzz_image_reader -max_total_time=60 -timeout=10 -rss_limit_mb=2048 \
+  build/fuzz/bin/fuzz_image_reader -max_total_time=30 -timeout=10 -rss_limit_mb=2048 \
     build/fuzz/corpus tests/fuzz/seeds >build/fuzz/fuzz.log 2>&1 || { tail -50 build/fuzz/fuzz.log; status=1; }
   tail -3 build/fuzz/fuzz.log
 fi

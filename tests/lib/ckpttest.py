@@ -54,7 +54,7 @@ def native_or(bindir, runner):
     """[] if this kernel runs the programs in `bindir` itself, else `runner`.
     32-bit x86 builds run natively where the kernel has IA-32 emulation; some
     hypervisors (the PVM test VM of 2026-11-30) refuse them with ENOEXEC."""
-    probe = os.path.join(bindir, "ckpt")
+    probe = os.path.join(bindir, "heat")
     if not os.path.exists(probe):
         return []
     try:

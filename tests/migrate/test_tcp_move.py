@@ -4,9 +4,9 @@ connection goes on (docs/engine.md, "TCP connections"). Hosts a, b and c
 from tests/lib/hosts.py; a service address V that a owns: an unmodified
 python3 asyncio server on a listens on V, a client on c streams numbered
 requests over one connection and checks every reply. The server is dumped
-on a (killed; the network lock stays on a), the image copied to b, V moved
-from a to b (as a failover moves a service address) and c's neighbour cache
-flushed, then the image restored on b: the same connection goes on with no
+on a (killed; the network lock stays on a), V added to b, the image restored
+on b, then V removed from a and c's neighbour cache flushed (a service
+address moved make-before-break, as a failover does): the same connection goes on with no
 gap, a new client on c reaches the server on b, b keeps no lock. Then back
 from b to a the same way. Last, `ckpt migrate --tree` moves a pair of
 processes talking TCP over loopback from a to b: their connection goes on,
@@ -148,13 +148,16 @@ def main():
             left = locks(src)
             ck.check(len(left) == 1, "%s holds no network lock after the dump: %s" % (src.name, left))
             held = progress(prog)
-            # The service address moves; c forgets where it was.
-            src.run(["ip", "addr", "del", "%s/%d" % (vip, plen), "dev", "eth0"], check=True)
+            # The service address moves, make before break: the target gets it first (the restore
+            # binds to it) while c still sends to the source, whose lock drops the packets; a
+            # retransmission reaching the target before the restore made the socket would be
+            # answered with a reset. Then the source lets it go and c forgets where it was.
             dst.run(["ip", "addr", "add", "%s/%d" % (vip, plen), "dev", "eth0"], check=True)
-            c.run(["ip", "neigh", "flush", "dev", "eth0"], check=True)
             r = dst.run([CKPT, "restore", "-D", img, "--detach"], capture_output=True, text=True, timeout=120)
             ck.check(r.returncode == 0, "restore on %s: %s" % (dst.name, r.stderr))
             ck.check(int(r.stdout) == pid, "restored as %s, not %d" % (r.stdout, pid))
+            src.run(["ip", "addr", "del", "%s/%d" % (vip, plen), "dev", "eth0"], check=True)
+            c.run(["ip", "neigh", "flush", "dev", "eth0"], check=True)
             wait_progress(prog, client, 300, "after the move to %s" % dst.name)
             ck.check(locks(dst) == [], "%s kept a network lock after the restore: %s" % (dst.name, locks(dst)))
             one = c.run([sys.executable, "-c", "import socket; s = socket.create_connection(('%s', %d), 10); "
