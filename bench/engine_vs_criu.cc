@@ -24,9 +24,9 @@
 // --json frozen_ms; CRIU's stats-dump frozen_time), and the image size.
 #include <dirent.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <sched.h>
 #include <signal.h>
-#include <netinet/in.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/ipc.h>
@@ -182,8 +182,8 @@ bool LoadRedis(int port, std::size_t bytes) {
   }
   close(ready_fd);  // the loader holds it: redis must not (a pipe to outside)
   std::string p = std::to_string(port);
-  execlp("redis-server", "redis-server", "--port", p.c_str(), "--bind", "127.0.0.1", "--save", "", "--appendonly",
-         "no", "--protected-mode", "no", static_cast<char*>(nullptr));
+  execlp("redis-server", "redis-server", "--port", p.c_str(), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no", "--protected-mode", "no", static_cast<char*>(nullptr));
   _exit(127);
 }
 
@@ -474,17 +474,20 @@ int main(int argc, char** argv) {
     else if (a == "--leave-running")
       o.leave_running = true;
     else {
-      std::fprintf(stderr,
-                   "usage: engine_vs_criu --criu PATH [--ckpt PATH] [--workload heap|sysv-pair|event-loop|redis] "
-                   "[--mib N] [--reps R] [--dir DIR] [--also-in-place] [--leave-running]\n");
+      std::fprintf(
+          stderr,
+          "usage: engine_vs_criu --criu PATH [--ckpt PATH] [--workload heap|sysv-pair|event-loop|redis] "
+          "[--mib N] [--reps R] [--dir DIR] [--also-in-place] [--leave-running]\n");
       return 2;
     }
   }
-  if (o.workload != "heap" && o.workload != "sysv-pair" && o.workload != "event-loop" && o.workload != "redis") {
+  if (o.workload != "heap" && o.workload != "sysv-pair" && o.workload != "event-loop" &&
+      o.workload != "redis") {
     std::fprintf(stderr, "unknown workload %s\n", o.workload.c_str());
     return 2;
   }
-  if (o.mib == 0) o.mib = o.workload == "heap" || o.workload == "redis" ? 1024 : o.workload == "event-loop" ? 64 : 256;
+  if (o.mib == 0)
+    o.mib = o.workload == "heap" || o.workload == "redis" ? 1024 : o.workload == "event-loop" ? 64 : 256;
   if (o.ckpt.empty()) {
     char self[4096];
     ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
@@ -545,7 +548,8 @@ int main(int argc, char** argv) {
       std::printf("  rep %d: ckpt frozen %.1f ms  criu frozen %.1f ms\n", rep, ck.frozen_ms.back(),
                   cr.frozen_ms.back());
     } else if (std::getenv("ENGINE_BENCH_VERBOSE") != nullptr && ck.dump.size() == cr.dump.size() &&
-               !ck.dump.empty() && ck.restore.size() == ck.dump.size() && cr.restore.size() == cr.dump.size()) {
+               !ck.dump.empty() && ck.restore.size() == ck.dump.size() &&
+               cr.restore.size() == cr.dump.size()) {
       std::printf(
           "  rep %d: raw write %.3f (image layout %.3f)  ckpt dump %.3f restore %.3f  criu dump %.3f "
           "restore %.3f",

@@ -76,6 +76,9 @@ std::string InetSocketProblem(pid_t pid, int fd) {
   if (::ioctl(*s, FIONREAD, &queued) != 0) queued = 0;
   pollfd p = {*s, POLLIN, 0};
   bool waiting = listening && ::poll(&p, 1, 0) > 0;
+  tcp_info ti = {};
+  socklen_t tl = sizeof ti;
+  bool got_info = connected && proto == IPPROTO_TCP && ::getsockopt(*s, IPPROTO_TCP, TCP_INFO, &ti, &tl) == 0;
   ::close(*s);
   if (proto != IPPROTO_TCP && proto != IPPROTO_UDP) return what + kind;
   if (connected && proto == IPPROTO_UDP) {
@@ -83,12 +86,7 @@ std::string InetSocketProblem(pid_t pid, int fd) {
   }
   if (connected) {
     std::string conn = what + kind + " connected to " + peer_text;
-    tcp_info ti = {};
-    socklen_t tl = sizeof ti;
-    auto s2 = CopyFdOf(pid, fd);
-    bool got = s2.ok() && ::getsockopt(*s2, IPPROTO_TCP, TCP_INFO, &ti, &tl) == 0;
-    if (s2.ok()) ::close(*s2);
-    if (got && ti.tcpi_state != 1)
+    if (got_info && ti.tcpi_state != 1)
       return conn + " in state " + TcpStateName(ti.tcpi_state) + " (only established connections are saved)";
     if (!NetLockAvailable())
       return conn + " (this ckpt was built without nftables, which holds a connection while it moves)";

@@ -24,15 +24,11 @@ std::string Match(const std::string& a, const char* dir) {
   auto byte = [&](std::size_t i) { return static_cast<unsigned>(static_cast<unsigned char>(a[i])); };
   std::string port = std::to_string(byte(2) << 8 | byte(3));
   char text[64];
-  if (a.size() == 16) {
-    std::snprintf(text, sizeof text, "%u.%u.%u.%u", byte(4), byte(5), byte(6), byte(7));
-    return std::string("ip ") + dir + "addr " + text + " tcp " + dir + "port " + port;
-  }
-  bool mapped = true;
-  for (int i = 8; i < 18; ++i) mapped = mapped && byte(i) == 0;
-  mapped = mapped && byte(18) == 0xff && byte(19) == 0xff;
-  if (mapped) {
-    std::snprintf(text, sizeof text, "%u.%u.%u.%u", byte(20), byte(21), byte(22), byte(23));
+  bool mapped = a.size() == 28 && byte(18) == 0xff && byte(19) == 0xff;
+  for (int i = 8; mapped && i < 18; ++i) mapped = byte(i) == 0;
+  if (a.size() == 16 || mapped) {  // sockaddr_in's address at 4, a mapped one's last 4 bytes at 20
+    std::size_t at = mapped ? 20 : 4;
+    std::snprintf(text, sizeof text, "%u.%u.%u.%u", byte(at), byte(at + 1), byte(at + 2), byte(at + 3));
     return std::string("ip ") + dir + "addr " + text + " tcp " + dir + "port " + port;
   }
   std::string v6;

@@ -162,16 +162,13 @@ class ConnectionsDump : public DumpResource {
   ~ConnectionsDump() override { (void)Release(); }
   const char* name() const override { return "TCP connections"; }
   Status Collect(DumpContext& c) override {
-    std::vector<InetSocket*> all;
     std::vector<const InetSocket*> conns;
     for (auto& d : c.md) {
       for (auto& u : d.m.inet_sockets) {
-        if (u.peer.empty() || u.protocol != IPPROTO_TCP) continue;
-        all.push_back(&u);
-        conns.push_back(&u);
+        if (!u.peer.empty() && u.protocol == IPPROTO_TCP) conns.push_back(&u);
       }
     }
-    if (all.empty()) return Status::Ok();
+    if (conns.empty()) return Status::Ok();
     lock_ = NewNetLockName();
     RETURN_IF_ERROR(NetLock(lock_, conns));
     NoteTcpRepair(-1, -1, lock_);  // (a pid no process has: the lock alone)

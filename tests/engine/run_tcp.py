@@ -33,6 +33,7 @@ faulthandler.dump_traceback_later(240, exit=True)  # a hang shows where
 
 
 W = tempfile.mkdtemp(prefix="ckpt-tcp.")
+server_pid = [None]  # the server as it runs now (restored: another process of ours, detached)
 failures = []
 
 
@@ -129,7 +130,7 @@ def main():
         time.sleep(0.02)
     else:
         fail("the server did not start: " + open(os.path.join(W, "server.out")).read())
-    pid = server.pid
+    pid = server_pid[0] = server.pid
     c = Client()
     c.wait_more(200, "before any dump")
     img = os.path.join(W, "img")
@@ -146,7 +147,7 @@ def main():
         r = subprocess.run([CKPT, "restore", "-D", img, "--detach"], capture_output=True, text=True, timeout=60)
         if r.returncode != 0:
             fail("restore %d: %s" % (rnd, r.stderr))
-        pid = int(r.stdout)
+        pid = server_pid[0] = int(r.stdout)
         c.wait_more(300, "after restore %d" % rnd)
         if locks_left():
             fail("restore %d left the network lock: %s" % (rnd, locks_left()))
@@ -171,4 +172,6 @@ def main():
 try:
     main()
 finally:
+    if server_pid[0] is not None:  # also when a check failed: nothing of the test stays running
+        subprocess.run(["kill", "-9", str(server_pid[0])], stderr=subprocess.DEVNULL)
     subprocess.run(["rm", "-rf", W])

@@ -174,6 +174,7 @@ def main():
         client.kill()
         src.run(["kill", "-9", str(pid)])
         check_tree_migrate(hosts, work)
+    shutil.rmtree(work)
     print("ok")
 
 
