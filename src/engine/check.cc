@@ -23,6 +23,7 @@
 
 #include "engine/engine.h"
 #include "engine/eventfds.h"
+#include "engine/incremental.h"
 #include "engine/net_lock.h"
 #include "engine/proc.h"
 #include "engine/ptrace.h"
@@ -238,6 +239,12 @@ std::vector<CheckItem> Check() {
         e != 0     ? "TCP_REPAIR: " + ErrText(e) + " (established TCP connections cannot be saved)"
         : !st.ok() ? st.message() + " (established TCP connections cannot be saved)"
                    : "established TCP connections move with TCP_REPAIR under an nftables network lock");
+  }
+  {
+    Status st = ProbeDirtyTracking();
+    add("dirty-tracking", st.ok(), false,
+        st.ok() ? "userfaultfd async write-protect and PAGEMAP_SCAN: incremental dumps (--pre, --parent)"
+                : st.message() + " (incremental dumps store every page)");
   }
   {
     // A dump refuses POSIX timers it cannot save, which only this file shows.

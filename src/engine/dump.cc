@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <optional>
 
 #include "engine/creds.h"
 #include "engine/engine.h"
@@ -18,6 +19,7 @@
 #include "engine/filetable.h"
 #include "engine/guard.h"
 #include "engine/image_file.h"
+#include "engine/incremental.h"
 #include "engine/mm.h"
 #include "engine/pagemap.h"
 #include "engine/pipes.h"
@@ -196,14 +198,15 @@ Status WriteMemberModels(const std::vector<MemberDump>& md, const TreeModel& t, 
 // image file, for the in-place page copy (null with a stream: ckpt copies
 // the pages).
 Status WriteMemberPages(std::vector<MemberDump>& md, const TreeModel& t, image::ImageWriter* w,
-                        platform::WritableFile* file, const Progress& progress, DumpStats* stats) {
+                        platform::WritableFile* file, const Progress& progress, bool incremental,
+                        DumpStats* stats) {
   for (auto& d : md) {
     std::string prefix = SectionPrefix(t, d.pid);
     // On request, one copy: the process writes its own pages into the
     // image. Otherwise, or where it cannot, ckpt reads them
     // (process_vm_readv) and writes them itself.
     Result<PageDumpResult> in_place = NotSupported("in-place page copy not asked for");
-    if (file != nullptr && InPlaceCopyRequested()) {
+    if (file != nullptr && InPlaceCopyRequested() && !incremental) {
       Injector inj(d.pid, d.gadget);
       RETURN_IF_ERROR(inj.Save());
       in_place = WritePagesInPlace(d.pid, &inj, d.candidates, w, file, prefix, progress);
@@ -214,13 +217,15 @@ Status WriteMemberPages(std::vector<MemberDump>& md, const TreeModel& t, image::
     std::string how = in_place.ok() ? "in-place" : "readv";
     stats->page_copy = stats->page_copy.empty() || stats->page_copy == how ? how : "mixed";
     if (!in_place.ok()) {
-      ASSIGN_OR_RETURN(in_place, WritePages(d.pid, d.candidates, w, prefix, progress));
+      ASSIGN_OR_RETURN(in_place, WritePages(d.pid, d.candidates, w, prefix, progress,
+                                            incremental ? kSecDeltaPages : kSecPageRecords));
     }
     PageDumpResult pages = std::move(in_place).value();
     d.m.pagemap = std::move(pages.runs);
     stats->pages_stored += PagemapPages(d.m.pagemap);
     stats->zero_pages_skipped += pages.zero_pages;
     RETURN_IF_ERROR(w->AddSection(kSecPagemap, prefix + "pagemap", "", EncodePagemap(d.m.pagemap)));
+    RETURN_IF_ERROR(WriteMemberDelta(w, prefix, incremental, d.inherited, d.tracker));
   }
   return Status::Ok();
 }
@@ -250,6 +255,8 @@ struct DumpRun {
   DumpContext ctx;
   std::int64_t t_frozen = 0, mark = 0;
   std::string final_path, old_image;  // old_image: a previous image, swapped out by the new one
+  std::optional<ParentImage> parent;  // --parent
+  ImageId id{};
   bool released = false;
   bool handoff_called = false;
   Status handoff_status;
@@ -295,9 +302,64 @@ Status CollectAll(DumpRun& r) {
   RETURN_IF_ERROR(CheckInterrupted());
   for (auto& d : r.md) {
     ASSIGN_OR_RETURN(d.candidates, CollectPopulatedPages(d.pid, d.m.vmas));
+    if (!r.parent) continue;
+    // With a parent image: the pages not written since it was taken stay there.
+    auto pm = r.parent->members.find(d.pid);
+    std::string why_not;
+    if (pm == r.parent->members.end()) {
+      why_not = "process " + std::to_string(d.pid) + " is not in the parent image: every page stored";
+    } else {
+      RETURN_IF_ERROR(SplitAgainstParent(d.pid, pm->second, &d.candidates, &d.inherited, &why_not));
+    }
+    if (!why_not.empty()) r.stats.notes.push_back(why_not);
+    r.stats.pages_inherited += PagemapPages(d.inherited);
   }
   r.Lap(&r.stats.phases.pagemap_ns);
   return CheckInterrupted();
+}
+
+// --pre: a new dirty tracker in every member, write-protecting the pages
+// the image holds (stored or inherited). A member where that fails is
+// dumped anyway, untracked, and said so.
+void ArmTrackers(DumpRun& r) {
+  // Every old tracker goes before any new one is armed (CloseTracker).
+  std::vector<Status> closed;
+  for (auto& d : r.md) {
+    closed.push_back([&]() -> Status {
+      ASSIGN_OR_RETURN(Tracker old, FindTracker(d.pid));
+      Injector inj(d.pid, d.gadget);
+      RETURN_IF_ERROR(inj.Save());
+      Status st = CloseTracker(&inj, old);
+      RETURN_IF_ERROR(inj.Restore());
+      return st;
+    }());
+  }
+  for (std::size_t i = 0; i < r.md.size(); ++i) {
+    MemberDump& d = r.md[i];
+    int untracked = 0;
+    Status st = !closed[i].ok() ? closed[i] : [&]() -> Status {
+      Injector inj(d.pid, d.gadget);
+      RETURN_IF_ERROR(inj.Save());
+      auto armed = ArmTracker(d.pid, &inj, d.m.vmas, RunsUnion(d.candidates, d.inherited), &untracked);
+      RETURN_IF_ERROR(inj.Restore());
+      RETURN_IF_ERROR(armed.status());
+      d.tracker = *armed;
+      return Status::Ok();
+    }();
+    std::string who = "process " + std::to_string(d.pid);
+    if (!st.ok()) {
+      r.stats.notes.push_back(who + ": dirty tracking could not be armed (" + st.message() +
+                              "); a dump with --parent of this image will store every page");
+      continue;
+    }
+    ++r.stats.trackers_armed;
+    if (untracked > 0) {
+      r.stats.notes.push_back(
+          who + ": " + std::to_string(untracked) +
+          " mappings could not be tracked (the kernel refused them); a dump with --parent "
+          "of this image stores their pages in full");
+    }
+  }
 }
 
 // With --leave-running, once everything is read: SEM_UNDO adjustments go
@@ -341,6 +403,7 @@ Status WriteAndCommit(DumpRun& r, const Progress& progress) {
   const DumpOptions& o = r.o;
   platform::Env* env = platform::Env::Default();
   RETURN_IF_ERROR(CollectAll(r));
+  if (o.pre) ArmTrackers(r);
   // Written without a name (O_TMPFILE) or under an exclusive random one,
   // never an existing file or a symlink; removed unless committed.
   std::unique_ptr<platform::TempFile> file;
@@ -355,6 +418,7 @@ Status WriteAndCommit(DumpRun& r, const Progress& progress) {
   // shared objects' pages (the tree model lists their runs), the tree
   // model, the blobs, every member's model, then the members' pages.
   RETURN_IF_ERROR(w.Begin());
+  RETURN_IF_ERROR(WriteIdentity(&w, r.id, r.parent ? &*r.parent : nullptr, o.dir));
   std::int64_t tc = NowNs();
   RETURN_IF_ERROR(r.resources.Each([&](DumpResource& res) { return res.WriteBeforeTree(r.ctx, &w); }));
   std::uint64_t before_tree = sink->Position();
@@ -365,7 +429,7 @@ Status WriteAndCommit(DumpRun& r, const Progress& progress) {
   r.stats.comm_ns += NowNs() - tc;
   r.Lap(&r.stats.phases.comm_ns);
   RETURN_IF_ERROR(CheckInterrupted());
-  RETURN_IF_ERROR(WriteMemberPages(r.md, r.t, &w, file.get(), progress, &r.stats));
+  RETURN_IF_ERROR(WriteMemberPages(r.md, r.t, &w, file.get(), progress, r.parent.has_value(), &r.stats));
   r.Lap(&r.stats.phases.pages_ns);
   RETURN_IF_ERROR(CheckInterrupted());
   RETURN_IF_ERROR(w.Finish());
@@ -473,6 +537,14 @@ Result<DumpStats> DumpHere(const DumpOptions& o) {
   std::int64_t t0 = NowNs();
   platform::Env* env = platform::Env::Default();
   if (o.handoff && o.stream == nullptr) return InvalidArgument("a dump handoff needs a stream to write to");
+  if (o.pre && !o.leave_running)
+    return InvalidArgument("--pre leaves the processes running (--leave-running)");
+  if (!o.parent.empty() && o.stream != nullptr)
+    return InvalidArgument("an incremental dump (--parent) is written to a directory, not a stream");
+  ASSIGN_OR_RETURN(r.id, NewImageId());
+  if (!o.parent.empty()) {
+    ASSIGN_OR_RETURN(r.parent, LoadParent(o.parent));
+  }
   if (Interruption() != 0) return InterruptedError(o, Status::Ok(), nullptr);
   // Every refusal /proc can decide, before anything is stopped.
   ASSIGN_OR_RETURN(r.pipe_census, PrecheckDump(o.pid, o.tree, o.external_pipes, o.external_unix));
@@ -565,8 +637,8 @@ std::string EncodeStats(const DumpStats& s) {
                          s.phases.end_ns}) {
     PutU64(&o, static_cast<std::uint64_t>(v));
   }
-  for (std::uint64_t v :
-       {s.pages_stored, s.zero_pages_skipped, s.image_bytes, s.shared_bytes, s.tree_meta_bytes})
+  for (std::uint64_t v : {s.pages_stored, s.zero_pages_skipped, s.image_bytes, s.shared_bytes,
+                          s.tree_meta_bytes, s.pages_inherited, static_cast<std::uint64_t>(s.trackers_armed)})
     PutU64(&o, v);
   PutString(&o, s.page_copy);
   PutString(&o, s.late_interruption);
@@ -593,9 +665,10 @@ Result<DumpStats> DecodeStats(const std::string& in) {
   s.frozen_ns = v[9];
   s.total_ns = v[10];
   s.phases = {v[11], v[12], v[13], v[14], v[15], v[16], v[17], v[18], v[19]};
-  for (std::uint64_t* p :
-       {&s.pages_stored, &s.zero_pages_skipped, &s.image_bytes, &s.shared_bytes, &s.tree_meta_bytes})
+  for (std::uint64_t* p : {&s.pages_stored, &s.zero_pages_skipped, &s.image_bytes, &s.shared_bytes,
+                           &s.tree_meta_bytes, &s.pages_inherited})
     *p = r.U64();
+  s.trackers_armed = static_cast<int>(r.U64());
   s.page_copy = std::string(r.String());
   s.late_interruption = std::string(r.String());
   std::uint64_t notes = r.U64();

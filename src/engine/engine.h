@@ -43,6 +43,12 @@ struct DumpOptions {
   // to NAME again" (--external-unix); any other peer outside is refused.
   std::vector<std::string> external_unix;
   bool leave_running = false;
+  // Incremental dumps (docs/engine.md): `pre` arms dirty-page tracking in
+  // the processes, which must be left running; `parent` names the directory
+  // of an earlier image of the same processes: pages not written since
+  // that image was taken (it armed tracking) are not stored but inherited.
+  bool pre = false;
+  std::string parent;
   bool sync = true;                 // fsync the image before renaming it into place
   std::uint32_t image_mode = 0600;  // permission bits of the image file (at least 0600)
   Progress progress;
@@ -76,9 +82,11 @@ struct DumpStats {
   int fds = 0;
   std::uint64_t pages_stored = 0;  // pages whose contents are in the image
   std::uint64_t zero_pages_skipped = 0;
-  std::uint64_t image_bytes = 0;  // the image's size (with a stream: bytes written to it)
-  int members = 0;                // processes (zombies included)
-  int shared_objects = 0;         // shared memory objects, each stored once
+  std::uint64_t pages_inherited = 0;  // pages left to the parent image (DumpOptions::parent)
+  int trackers_armed = 0;             // processes whose dirty tracking the dump armed (DumpOptions::pre)
+  std::uint64_t image_bytes = 0;      // the image's size (with a stream: bytes written to it)
+  int members = 0;                    // processes (zombies included)
+  int shared_objects = 0;             // shared memory objects, each stored once
   int sysv_sems = 0, sysv_queues = 0;
   std::uint64_t shared_bytes = 0;     // pages of shared objects stored
   std::uint64_t tree_meta_bytes = 0;  // the tree, objects and System V sections

@@ -17,6 +17,7 @@
 #include <set>
 
 #include "engine/eventfds.h"
+#include "engine/incremental.h"
 #include "engine/inet_sockets.h"
 #include "engine/locks.h"
 #include "engine/pipes.h"
@@ -75,6 +76,7 @@ Status DumpFds(pid_t pid, FileTable* files, ProcessModel* m, std::vector<Blob>* 
       continue;  // closed meanwhile (the process is stopped: only by another process sharing the table)
     }
     ASSIGN_OR_RETURN(FdInfo fi, ReadFdInfo(pid, n));
+    if (IsDirtyTracker(*link, fi.text)) continue;  // ckpt's own (--pre): a restored process is not tracked
     Fd f;
     f.fd = n;
     f.flags = fi.flags;

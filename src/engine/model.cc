@@ -1,6 +1,8 @@
 // Encoding and decoding of the process image sections (docs/image-format.md).
 #include "engine/model.h"
 
+#include <algorithm>
+
 #include "engine/model_codec.h"
 #include "util/bytes.h"
 
@@ -348,6 +350,67 @@ Result<std::vector<PageRun>> DecodePagemapSection(std::string_view in) {
   std::vector<PageRun> runs;
   RETURN_IF_ERROR(DecodePagemap(in, &runs));
   return runs;
+}
+
+namespace {
+
+std::uint64_t RunEnd(const PageRun& r) {
+  return r.addr + r.pages * kPageSize;
+}
+
+// Appends [lo, hi) to `out`, merged with the run before it when adjacent
+// and of the same flag.
+void PushRun(std::vector<PageRun>* out, std::uint64_t lo, std::uint64_t hi, bool cow_shared) {
+  if (lo >= hi) return;
+  if (!out->empty() && RunEnd(out->back()) == lo && out->back().cow_shared == cow_shared) {
+    out->back().pages += (hi - lo) / kPageSize;
+  } else {
+    out->push_back({lo, (hi - lo) / kPageSize, cow_shared});
+  }
+}
+
+}  // namespace
+
+std::vector<PageRun> RunsUnion(const std::vector<PageRun>& a, const std::vector<PageRun>& b) {
+  std::vector<PageRun> all(a);
+  all.insert(all.end(), b.begin(), b.end());
+  std::sort(all.begin(), all.end(), [](const PageRun& x, const PageRun& y) { return x.addr < y.addr; });
+  std::vector<PageRun> out;
+  for (const auto& r : all) {
+    if (!out.empty() && RunEnd(out.back()) >= r.addr) {
+      std::uint64_t end = std::max(RunEnd(out.back()), RunEnd(r));
+      out.back().pages = (end - out.back().addr) / kPageSize;
+    } else {
+      out.push_back({r.addr, r.pages});
+    }
+  }
+  return out;
+}
+
+std::vector<PageRun> RunsIntersect(const std::vector<PageRun>& a, const std::vector<PageRun>& b) {
+  std::vector<PageRun> out;
+  std::size_t j = 0;
+  for (const auto& r : a) {
+    while (j < b.size() && RunEnd(b[j]) <= r.addr) ++j;
+    for (std::size_t k = j; k < b.size() && b[k].addr < RunEnd(r); ++k)
+      PushRun(&out, std::max(r.addr, b[k].addr), std::min(RunEnd(r), RunEnd(b[k])), r.cow_shared);
+  }
+  return out;
+}
+
+std::vector<PageRun> RunsSubtract(const std::vector<PageRun>& a, const std::vector<PageRun>& b) {
+  std::vector<PageRun> out;
+  std::size_t j = 0;
+  for (const auto& r : a) {
+    while (j < b.size() && RunEnd(b[j]) <= r.addr) ++j;
+    std::uint64_t cur = r.addr;
+    for (std::size_t k = j; k < b.size() && b[k].addr < RunEnd(r); ++k) {
+      PushRun(&out, cur, b[k].addr, r.cow_shared);
+      cur = std::max(cur, RunEnd(b[k]));
+    }
+    PushRun(&out, cur, RunEnd(r), r.cow_shared);
+  }
+  return out;
 }
 
 std::uint64_t PagemapPages(const std::vector<PageRun>& runs) {

@@ -56,6 +56,21 @@ inline constexpr std::uint32_t kSecConnections = 0x0317;
 inline constexpr std::uint32_t kSecUnixListeners = 0x0318;
 // Zero or one: Unix sockets connected to a named peer outside (--external-unix).
 inline constexpr std::uint32_t kSecUnixExternal = 0x0319;
+// Incremental dumps (incremental.h). One, not required: 16 random bytes
+// that name the image ("identity").
+inline constexpr std::uint32_t kSecIdentity = 0x031A;
+// Zero or one per member, not required: the dirty tracker the dump armed
+// ("tracking").
+inline constexpr std::uint32_t kSecTracking = 0x031B;
+// Zero or one: the parent image of an incremental image ("parent").
+inline constexpr std::uint32_t kSecParent = 0x031C;
+// One per member of an incremental image: the pages the parent chain holds
+// ("inherited", encoded as a pagemap).
+inline constexpr std::uint32_t kSecInherited = 0x031D;
+// One per member of an incremental image instead of kSecPageRecords (same
+// records): a ckpt that predates incremental images finds no pages section
+// and refuses the image instead of restoring it without its parent's pages.
+inline constexpr std::uint32_t kSecDeltaPages = 0x031E;
 
 // Every metadata section starts with this version byte.
 inline constexpr std::uint8_t kModelVersion = 1;
@@ -406,6 +421,12 @@ Result<ProcessModel> ReadModel(const image::ImageReader& r, const std::string& p
 Result<std::vector<PageRun>> DecodePagemapSection(std::string_view in);
 
 std::uint64_t PagemapPages(const std::vector<PageRun>& runs);
+// Page-run sets: runs sorted by address, not overlapping. The union merges
+// adjacent runs (flags dropped); intersection and difference keep the flag
+// of the runs of `a` they cut.
+std::vector<PageRun> RunsUnion(const std::vector<PageRun>& a, const std::vector<PageRun>& b);
+std::vector<PageRun> RunsIntersect(const std::vector<PageRun>& a, const std::vector<PageRun>& b);
+std::vector<PageRun> RunsSubtract(const std::vector<PageRun>& a, const std::vector<PageRun>& b);
 const char* VmaKindName(VmaKind k);
 // Lower-case hexadecimal without prefix, as /proc writes addresses.
 std::string HexAddr(std::uint64_t v);

@@ -99,6 +99,8 @@ constexpr std::uint64_t kPageIsFile = 1u << 2;
 constexpr std::uint64_t kPageIsPresent = 1u << 3;
 constexpr std::uint64_t kPageIsSwapped = 1u << 4;
 constexpr std::uint64_t kPageIsPfnZero = 1u << 5;
+constexpr std::uint64_t kPageIsWpAllowed = 1u << 0;
+constexpr std::uint64_t kPageIsWritten = 1u << 1;
 
 // Adds the pages of [start, end) worth storing to `runs` with PAGEMAP_SCAN:
 // present or swapped, not the zero page, and in a file mapping not still the
@@ -138,6 +140,43 @@ Result<bool> ScanPopulated(int fd, const std::string& path, std::uint64_t start,
 }
 
 }  // namespace
+
+Result<std::vector<PageRun>> CleanTrackedPages(pid_t pid, const std::vector<PageRun>& within) {
+  std::string path = ProcPath(pid, "pagemap");
+  ScopedFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd.get() < 0) return PosixError("open", path, errno);
+  std::vector<PageRun> clean;
+  std::vector<PmScanRegion> vec(512);
+  for (std::size_t i = 0; i < within.size();) {
+    // Adjacent runs (cut apart by their cow_shared flag) in one scan.
+    std::uint64_t start = within[i].addr, end = start + within[i].pages * kPage;
+    for (++i; i < within.size() && within[i].addr == end; ++i) end += within[i].pages * kPage;
+    while (start < end) {
+      PmScanArg a{};
+      a.size = sizeof a;
+      a.start = start;
+      a.end = end;
+      a.vec = reinterpret_cast<std::uint64_t>(vec.data());
+      a.vec_len = vec.size();
+      // Tracked (its mapping registered in async write-protect mode) and
+      // not written: the write-protect bit is still set.
+      a.category_inverted = kPageIsWritten;
+      a.category_mask = kPageIsWpAllowed | kPageIsWritten;
+      a.category_anyof_mask = kPageIsPresent | kPageIsSwapped;
+      a.return_mask = kPageIsWpAllowed;
+      long n = ::ioctl(fd.get(), kPagemapScan, &a);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        if (errno == ENOTTY || errno == EINVAL) return std::vector<PageRun>{};
+        return PosixError("PAGEMAP_SCAN", path, errno);
+      }
+      for (long k = 0; k < n; ++k) AddRun(&clean, vec[k].start, (vec[k].end - vec[k].start) / kPage);
+      if (a.walk_end <= start) return Internal("PAGEMAP_SCAN of " + path + " made no progress");
+      start = a.walk_end;
+    }
+  }
+  return clean;
+}
 
 Result<std::vector<PageRun>> CollectPopulatedPages(pid_t pid, const std::vector<Vma>& vmas) {
   std::string path = ProcPath(pid, "pagemap");
@@ -298,7 +337,8 @@ Status ReadChunkFrom(pid_t pid, int mem_fd, const Chunk& c, unsigned char* buf, 
 }  // namespace
 
 Result<PageDumpResult> WritePages(pid_t pid, const std::vector<PageRun>& candidates, image::ImageWriter* w,
-                                  const std::string& prefix, const Progress& progress) {
+                                  const std::string& prefix, const Progress& progress,
+                                  std::uint32_t section_type) {
   // The dumping thread reads chunk k+1 from the process while a writer
   // thread appends chunk k to the image.
   constexpr std::size_t kSlots = 4;
@@ -328,7 +368,7 @@ Result<PageDumpResult> WritePages(pid_t pid, const std::vector<PageRun>& candida
   std::size_t read = 0, written = 0;
   bool stop = false;
   Status write_status;
-  RETURN_IF_ERROR(w->BeginSection(kSecPageRecords, prefix + "pages", ""));
+  RETURN_IF_ERROR(w->BeginSection(section_type, prefix + "pages", ""));
   std::thread writer([&] {
     for (std::size_t k = 0; k < chunks.size(); ++k) {
       {

@@ -37,8 +37,14 @@ Result<std::vector<PageRun>> CollectPopulatedPages(pid_t pid, const std::vector<
 // Reads the candidates from the process and writes the kSecPageRecords
 // section: per chunk read, a record of its non-zero runs, then their pages.
 // `progress` reports bytes read.
+// `section_type`: kSecPageRecords, or kSecDeltaPages in an incremental image.
 Result<PageDumpResult> WritePages(pid_t pid, const std::vector<PageRun>& candidates, image::ImageWriter* w,
-                                  const std::string& prefix, const Progress& progress);
+                                  const std::string& prefix, const Progress& progress,
+                                  std::uint32_t section_type = kSecPageRecords);
+// The pages among `within` that are populated and still write-protected by
+// a dirty tracker (incremental.h): not written since it was armed. Empty
+// where the kernel has no PAGEMAP_SCAN.
+Result<std::vector<PageRun>> CleanTrackedPages(pid_t pid, const std::vector<PageRun>& within);
 // Whether the dump should try WritePagesInPlace (CKPT_ENGINE_DUMP_COPY=in-place).
 bool InPlaceCopyRequested();
 // Like WritePages, with one copy instead of two: the stopped process itself
@@ -62,7 +68,13 @@ std::string EncodePageRecord(const std::vector<PageRun>& runs);
 // read as it arrives. `*pages` gets the number of pages restored.
 Status RestorePages(const ProcessModel& m, image::ImageReader* r, const std::string& prefix, pid_t pid,
                     Injector* inj, const Progress& progress, std::uint64_t* pages);
-// The pages section (either type) of member `prefix`, or of any member
+// Like RestorePages, from another image of the chain (incremental.h): only
+// the pages of `wanted` (runs checked by the caller) are filled in.
+Status RestorePageSubset(image::ImageReader* r, const std::string& prefix, const std::vector<PageRun>& wanted,
+                         pid_t pid, Injector* inj, std::uint64_t* pages);
+// Checks `runs` (page-aligned, in order, inside restorable mappings of `vmas`).
+Status CheckRuns(const std::vector<Vma>& vmas, const std::vector<PageRun>& runs, const std::string& where);
+// The pages section (any type) of member `prefix`, or of any member
 // without one, or nullptr; in a streamed image, reads on until it appears.
 Result<const image::SectionInfo*> SeekPages(image::ImageReader* r, const std::optional<std::string>& prefix);
 

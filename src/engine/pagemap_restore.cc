@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <condition_variable>
+#include <cstring>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -177,6 +178,45 @@ class RecordSource final : public BatchSource {
   std::vector<PageRun> pending_;  // a record read, its pages not yet
 };
 
+// Another source's batches cut down to the pages of `wanted` (sorted,
+// merged): the rest of each batch is dropped, what stays moves to the
+// front of the buffer.
+class FilterSource final : public BatchSource {
+ public:
+  FilterSource(BatchSource* inner, const std::vector<PageRun>& wanted) : inner_(inner), wanted_(wanted) {}
+  Result<bool> Next(Batch* b, unsigned char* buf) override {
+    Batch in;
+    while (true) {
+      ASSIGN_OR_RETURN(bool more, inner_->Next(&in, buf));
+      if (!more) return false;
+      b->remote.clear();
+      b->bytes = 0;
+      std::size_t off = 0;
+      for (const auto& rv : in.remote) {
+        std::uint64_t a = reinterpret_cast<std::uint64_t>(rv.iov_base), e = a + rv.iov_len;
+        while (wi_ < wanted_.size() && wanted_[wi_].addr + wanted_[wi_].pages * kPage <= a) ++wi_;
+        for (std::size_t j = wi_; j < wanted_.size() && wanted_[j].addr < e; ++j) {
+          std::uint64_t lo = std::max(a, wanted_[j].addr);
+          std::uint64_t hi = std::min(e, wanted_[j].addr + wanted_[j].pages * kPage);
+          if (lo >= hi) continue;
+          std::memmove(buf + b->bytes, buf + off + (lo - a), hi - lo);
+          AddIov(b, lo, hi - lo);
+          bytes_ += hi - lo;
+        }
+        off += rv.iov_len;
+      }
+      if (b->bytes > 0) return true;
+    }
+  }
+  std::uint64_t bytes() const { return bytes_; }
+
+ private:
+  BatchSource* inner_;
+  std::uint64_t bytes_ = 0;
+  const std::vector<PageRun>& wanted_;
+  std::size_t wi_ = 0;
+};
+
 class PagePipeline {
  public:
   PagePipeline(BatchSource* src, pid_t pid) : src_(src), pid_(pid) {
@@ -315,7 +355,7 @@ Status RunPipeline(BatchSource* src, pid_t pid, Injector* inj, const Progress& p
 }
 
 bool IsPages(const image::SectionInfo& s, const std::optional<std::string>& prefix) {
-  if (s.type != kSecPages && s.type != kSecPageRecords) return false;
+  if (s.type != kSecPages && s.type != kSecPageRecords && s.type != kSecDeltaPages) return false;
   return !prefix || s.name == *prefix + "pages";
 }
 
@@ -329,6 +369,48 @@ std::string EncodePageRecord(const std::vector<PageRun>& runs) {
     PutU64(&o, r.pages);
   }
   return o;
+}
+
+Status CheckRuns(const std::vector<Vma>& vmas, const std::vector<PageRun>& runs, const std::string& where) {
+  RunChecker check(vmas, where);
+  for (const auto& r : runs) RETURN_IF_ERROR(check.Add(r));
+  return Status::Ok();
+}
+
+Status RestorePageSubset(image::ImageReader* r, const std::string& prefix, const std::vector<PageRun>& wanted,
+                         pid_t pid, Injector* inj, std::uint64_t* pages) {
+  const std::string& name = r->source().Name();
+  ASSIGN_OR_RETURN(const image::SectionInfo* s, SeekPages(r, prefix));
+  if (s == nullptr) return Corruption(name + ": process image has no " + prefix + "pages section");
+  // The runs were checked against the restored process's mappings; this
+  // image's own are only checked for order (its mappings may differ).
+  std::vector<Vma> anywhere(1);
+  anywhere[0].start = 0;
+  anywhere[0].end = ~std::uint64_t{0} & ~(kPage - 1);
+  RunChecker check(anywhere, name);
+  ASSIGN_OR_RETURN(auto stream, r->OpenSection(*s));
+  std::vector<PageRun> listed;
+  std::unique_ptr<BatchSource> inner;
+  if (s->type != kSecPages) {
+    inner = std::make_unique<RecordSource>(stream.get(), &check, name + ": section '" + s->name + "'");
+  } else {
+    ASSIGN_OR_RETURN(const image::SectionInfo* pm, r->Seek(kSecPagemap, prefix + "pagemap"));
+    if (pm == nullptr) return Corruption(name + ": process image has no " + prefix + "pagemap section");
+    ASSIGN_OR_RETURN(std::string data, r->ReadSection(*pm));
+    ASSIGN_OR_RETURN(listed, DecodePagemapSection(data));
+    for (const auto& run : listed) RETURN_IF_ERROR(check.Add(run));
+    if (s->raw_size != PagemapPages(listed) * kPage)
+      return Corruption(name + ": pages section disagrees with its " + prefix + "pagemap");
+    inner = std::make_unique<PlainSource>(stream.get(), listed);
+  }
+  FilterSource src(inner.get(), wanted);
+  RETURN_IF_ERROR(RunPipeline(&src, pid, inj, Progress(), 0));
+  RETURN_IF_ERROR(stream->Drain());
+  if (src.bytes() != PagemapPages(wanted) * kPage)
+    return Corruption(name + ": holds " + std::to_string(src.bytes() / kPage) + " of the " +
+                      std::to_string(PagemapPages(wanted)) + " pages its child image takes from it");
+  *pages += PagemapPages(wanted);
+  return Status::Ok();
 }
 
 Result<const image::SectionInfo*> SeekPages(image::ImageReader* r, const std::optional<std::string>& prefix) {
@@ -347,7 +429,7 @@ Status RestorePages(const ProcessModel& m, image::ImageReader* r, const std::str
   const std::string& name = r->source().Name();
   ASSIGN_OR_RETURN(const image::SectionInfo* s, SeekPages(r, prefix));
   if (s == nullptr) return Corruption(name + ": process image has no pages section");
-  bool records = s->type == kSecPageRecords;
+  bool records = s->type != kSecPages;
   std::uint64_t total = PagemapPages(m.pagemap) * kPage;
   if (!records && s->raw_size != total) {
     return Corruption(name + ": pages section holds " + std::to_string(s->raw_size) +

@@ -21,6 +21,7 @@
 
 #include "engine/eventfds.h"
 #include "engine/filetable.h"
+#include "engine/incremental.h"
 #include "engine/proc.h"
 #include "engine/unix_sockets.h"
 
@@ -183,6 +184,7 @@ void CheckFds(pid_t pid, std::vector<Problem>* out, PipeMap* pipes, std::vector<
     auto info = ReadProcFile(pid, "fdinfo/" + std::to_string(n));
     if (!info.ok()) continue;
     const std::string& l = *link;
+    if (IsDirtyTracker(l, *info)) continue;  // ckpt's own (--pre): not saved
     EventKind kind;
     if (EventFileKind(l, &kind)) {
       std::string problem = EventFileProblem(pid, n, kind, *info);

@@ -33,6 +33,7 @@
 
 #include "engine/engine.h"
 #include "engine/files.h"
+#include "engine/incremental.h"
 #include "engine/model.h"
 #include "engine/tree_model.h"
 #include "image/reader.h"
@@ -54,6 +55,8 @@ struct MemberDump {
   std::vector<Blob> blobs;
   std::uint64_t gadget = 0;
   std::vector<PageRun> candidates;
+  std::vector<PageRun> inherited;  // with a parent image: pages it holds, not written since
+  Tracker tracker;                 // the dirty tracker armed (--pre)
 };
 
 // What the resources of one dump share.
@@ -148,6 +151,8 @@ struct RestoreContext {
   RestoreStats* stats;
   // System V segment objects: the id each got (from System V to shared memory).
   std::map<std::uint32_t, int> sysv_shm_ids;
+  // An incremental image's parents (nullptr if it has none).
+  ImageChain* chain = nullptr;
 };
 
 class RestoreResource {

@@ -186,6 +186,7 @@ Status RebuildMember(RestoreContext& c, RestoreTable& resources, const MemberRes
   RETURN_IF_ERROR(resources.Rebuild(c, p, pid, RebuildPoint::kVmasCreated, &inj));
   std::uint64_t pages = 0;
   RETURN_IF_ERROR(RestorePages(m, c.reader, p.prefix, pid, &inj, c.o.progress, &pages));
+  if (c.chain != nullptr) RETURN_IF_ERROR(c.chain->RestoreInherited(m.core.pid, m.vmas, pid, &inj, &pages));
   c.stats->pages += pages;
   RETURN_IF_ERROR(FinishVmas(m, &inj));
   // The kernel refuses to replace the exe link while the old executable is
@@ -391,6 +392,8 @@ Result<RestoreStats> Restore(const RestoreOptions& o) {
   bool is_tree = false;
   ASSIGN_OR_RETURN(TreeModel t, ReadTreeModel(*reader, &is_tree));
   ASSIGN_OR_RETURN(auto plans, ReadMembers(t, *reader, &stats));
+  // An incremental image: its parents, checked before anything starts.
+  ASSIGN_OR_RETURN(std::unique_ptr<ImageChain> chain, ImageChain::Open(o.dir, *reader, t, o.trust_image));
   if (o.new_pidns && t.members[0].pid == 1)
     return NotSupported("the dumped process was PID 1 of its namespace");
 
@@ -399,7 +402,7 @@ Result<RestoreStats> Restore(const RestoreOptions& o) {
   // cleaned up after a failure themselves).
   RestoreGuard guard;
   RETURN_IF_ERROR(guard.Start());
-  RestoreContext c{o, t, reader.get(), &guard, &stats, {}};
+  RestoreContext c{o, t, reader.get(), &guard, &stats, {}, chain.get()};
   RestoreTable resources;
   // The objects members share, then every member's descriptors.
   RETURN_IF_ERROR(resources.Each([&](RestoreResource& r) { return r.Create(c); }));

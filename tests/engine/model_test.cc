@@ -510,5 +510,42 @@ TEST(EngineTreeModel, RejectsRunOutsideObject) {
   EXPECT_FALSE(ReadTree(t, &is_tree).ok());
 }
 
+// Page-run sets (incremental dumps): runs in pages of 4096 bytes.
+std::vector<PageRun> R(std::initializer_list<std::pair<std::uint64_t, std::uint64_t>> pages) {
+  std::vector<PageRun> out;
+  for (auto [first, n] : pages) out.push_back({first * kPageSize, n});
+  return out;
+}
+
+std::string Text(const std::vector<PageRun>& runs) {
+  std::string s;
+  for (const auto& r : runs) s += std::to_string(r.addr / kPageSize) + "+" + std::to_string(r.pages) + " ";
+  return s;
+}
+
+TEST(PageRuns, UnionMergesAdjacentAndOverlapping) {
+  EXPECT_EQ(Text(RunsUnion(R({{0, 2}, {10, 5}}), R({{2, 3}, {12, 10}, {40, 1}}))), "0+5 10+12 40+1 ");
+  EXPECT_EQ(Text(RunsUnion({}, R({{3, 1}}))), "3+1 ");
+}
+
+TEST(PageRuns, IntersectAndSubtractCutRuns) {
+  auto a = R({{0, 10}, {20, 10}});
+  auto b = R({{5, 20}, {28, 1}});
+  EXPECT_EQ(Text(RunsIntersect(a, b)), "5+5 20+5 28+1 ");
+  EXPECT_EQ(Text(RunsSubtract(a, b)), "0+5 25+3 29+1 ");
+  EXPECT_EQ(Text(RunsSubtract(a, {})), "0+10 20+10 ");
+  EXPECT_TRUE(RunsIntersect(a, {}).empty());
+  EXPECT_TRUE(RunsSubtract(a, a).empty());
+}
+
+TEST(PageRuns, CutsKeepTheFlagOfTheirRun) {
+  std::vector<PageRun> a = {{0, 4, true}, {4 * kPageSize, 4, false}};
+  auto left = RunsSubtract(a, R({{2, 4}}));
+  ASSERT_EQ(left.size(), 2u);
+  EXPECT_TRUE(left[0].cow_shared);
+  EXPECT_FALSE(left[1].cow_shared);
+  EXPECT_EQ(Text(left), "0+2 6+2 ");
+}
+
 }  // namespace
 }  // namespace ckpt::engine

@@ -1,4 +1,5 @@
-// ckpt dump PID -D DIR [--tree] [--ipc KIND:ID]... [--external-pipes] [--leave-running] [--json] [--progress]
+// ckpt dump PID -D DIR [--tree] [--ipc KIND:ID]... [--external-pipes] [--leave-running] [--pre]
+//           [--parent DIR] [--json] [--progress]
 //           [--no-sync] [--image-mode MODE]
 #include <cstdio>
 #include <cstdlib>
@@ -20,6 +21,8 @@ struct DumpCliOptions {
   bool external_pipes = false;
   std::vector<std::string> external_unix;
   bool leave_running = false;
+  bool pre = false;
+  std::string parent;
   bool json = false;
   bool progress = false;
   bool no_sync = false;
@@ -46,7 +49,9 @@ int Run(const DumpCliOptions& o) {
   d.image_mode = o.image_mode;
   d.external_pipes = o.external_pipes;
   d.external_unix = o.external_unix;
-  d.leave_running = o.leave_running;
+  d.leave_running = o.leave_running || o.pre;
+  d.pre = o.pre;
+  d.parent = o.parent;
   d.sync = !o.no_sync;
   ProgressLine line("dumping memory", o.progress);
   d.progress = [&line](std::uint64_t done, std::uint64_t total) { line.Update(done, total); };
@@ -62,34 +67,38 @@ int Run(const DumpCliOptions& o) {
   }
   for (const auto& n : s.notes) std::fprintf(stderr, "ckpt: note: %s\n", n.c_str());
   if (o.json) {
-    nlohmann::ordered_json j = {{"pid", o.pid},
-                                {"image", s.image_path},
-                                {"threads", s.threads},
-                                {"vmas", s.vmas},
-                                {"fds", s.fds},
-                                {"pages_stored", s.pages_stored},
-                                {"zero_pages_skipped", s.zero_pages_skipped},
-                                {"image_bytes", s.image_bytes},
-                                {"members", s.members},
-                                {"shared_objects", s.shared_objects},
-                                {"shared_bytes", s.shared_bytes},
-                                {"sysv_sem_sets", s.sysv_sems},
-                                {"sysv_msg_queues", s.sysv_queues},
-                                {"tree_meta_bytes", s.tree_meta_bytes},
-                                {"page_copy", s.page_copy},
-                                {"frozen_ms", s.frozen_ns / 1e6},
-                                {"total_ms", s.total_ns / 1e6},
-                                {"phases_ms",
-                                 {{"precheck", s.phases.precheck_ns / 1e6},
-                                  {"freeze", s.phases.freeze_ns / 1e6},
-                                  {"collect", s.phases.collect_ns / 1e6},
-                                  {"comm", s.phases.comm_ns / 1e6},
-                                  {"pagemap", s.phases.pagemap_ns / 1e6},
-                                  {"pages", s.phases.pages_ns / 1e6},
-                                  {"finish", s.phases.finish_ns / 1e6},
-                                  {"end", s.phases.end_ns / 1e6}}},
-                                {"left_running", o.leave_running},
-                                {"notes", s.notes}};
+    nlohmann::ordered_json j = {
+        {"pid", o.pid},
+        {"image", s.image_path},
+        {"threads", s.threads},
+        {"vmas", s.vmas},
+        {"fds", s.fds},
+        {"pages_stored", s.pages_stored},
+        {"zero_pages_skipped", s.zero_pages_skipped},
+        {"pages_inherited", s.pages_inherited},
+        {"parent", o.parent.empty() ? nlohmann::ordered_json() : nlohmann::ordered_json(o.parent)},
+        {"trackers_armed", s.trackers_armed},
+        {"image_bytes", s.image_bytes},
+        {"members", s.members},
+        {"shared_objects", s.shared_objects},
+        {"shared_bytes", s.shared_bytes},
+        {"sysv_sem_sets", s.sysv_sems},
+        {"sysv_msg_queues", s.sysv_queues},
+        {"tree_meta_bytes", s.tree_meta_bytes},
+        {"page_copy", s.page_copy},
+        {"frozen_ms", s.frozen_ns / 1e6},
+        {"total_ms", s.total_ns / 1e6},
+        {"phases_ms",
+         {{"precheck", s.phases.precheck_ns / 1e6},
+          {"freeze", s.phases.freeze_ns / 1e6},
+          {"collect", s.phases.collect_ns / 1e6},
+          {"comm", s.phases.comm_ns / 1e6},
+          {"pagemap", s.phases.pagemap_ns / 1e6},
+          {"pages", s.phases.pages_ns / 1e6},
+          {"finish", s.phases.finish_ns / 1e6},
+          {"end", s.phases.end_ns / 1e6}}},
+        {"left_running", d.leave_running},
+        {"notes", s.notes}};
     PrintJson(j);
   } else {
     std::printf(
@@ -98,7 +107,13 @@ int Run(const DumpCliOptions& o) {
         o.pid, s.members, s.image_path.c_str(), s.threads, s.vmas, s.fds,
         HumanBytes(s.pages_stored * 4096).c_str(), s.shared_objects, HumanBytes(s.shared_bytes).c_str(),
         s.sysv_sems, s.sysv_queues, HumanBytes(s.image_bytes).c_str(), s.frozen_ns / 1e6, s.total_ns / 1e6,
-        o.leave_running ? " (left running)" : " (killed)");
+        d.leave_running ? " (left running)" : " (killed)");
+    if (!o.parent.empty()) {
+      std::printf("incremental: %s stored, %s left to the parent image in %s\n",
+                  HumanBytes(s.pages_stored * 4096).c_str(), HumanBytes(s.pages_inherited * 4096).c_str(),
+                  o.parent.c_str());
+    }
+    if (o.pre) std::printf("dirty tracking armed in %d of %d processes\n", s.trackers_armed, s.members);
   }
   return kExitOk;
 }
@@ -132,6 +147,13 @@ void AddDump(CLI::App& app, Runner* run) {
   c->add_flag("--leave-running", o->leave_running,
               "Let the processes continue after the dump (default: kill them and move their System V objects "
               "into the image)");
+  c->add_flag("--pre", o->pre,
+              "Pre-dump: leave the processes running (as --leave-running) with dirty-page tracking armed, so "
+              "that a later dump with --parent stores only the pages written since");
+  c->add_option("--parent", o->parent,
+                "Incremental dump: store only the pages written since the image in this directory was "
+                "dumped with --pre, and refer to it for the rest (a restore needs every image of the chain)")
+      ->type_name("DIR");
   c->add_flag("--json", o->json, "Print a machine-readable summary");
   c->add_flag("--progress", o->progress, "Show a percentage on stderr even when it is not a terminal");
   c->add_flag("--no-sync", o->no_sync, "Do not fsync the image before renaming it into place");

@@ -3,8 +3,10 @@
 #include "inspect_process.h"
 
 #include <cstdio>
+#include <filesystem>
 
 #include "command.h"
+#include "engine/incremental.h"
 #include "engine/model.h"
 #include "engine/tree_model.h"
 
@@ -29,6 +31,35 @@ std::uint64_t StoredIn(const std::vector<engine::PageRun>& runs, std::uint64_t s
     if (a < b) n += b - a;
   }
   return n;
+}
+
+// An incremental image's identity, parent and chain (engine/incremental.h);
+// the root's inherited pages into `*inherited`.
+Status DescribeChain(const image::ImageReader& r, const engine::TreeModel& t, nlohmann::ordered_json* j,
+                     std::uint64_t* inherited) {
+  engine::ImageId id{};
+  ASSIGN_OR_RETURN(bool has_id, engine::ReadIdentity(r, &id));
+  if (has_id) (*j)["identity"] = engine::ImageIdText(id);
+  std::string rel;
+  ASSIGN_OR_RETURN(bool has_parent, engine::ReadParentLink(r, &id, &rel));
+  if (!has_parent) return Status::Ok();
+  nlohmann::ordered_json p = {{"path", rel}, {"identity", engine::ImageIdText(id)}};
+  const image::SectionInfo* s =
+      r.Find(engine::kSecInherited, engine::SectionPrefix(t, t.members[0].pid) + "inherited");
+  if (s != nullptr) {
+    ASSIGN_OR_RETURN(std::string data, r.ReadSection(*s));
+    ASSIGN_OR_RETURN(auto runs, engine::DecodePagemapSection(data));
+    *inherited = engine::PagemapPages(runs) * 4096;
+  }
+  std::string dir = std::filesystem::path(r.source().Name()).parent_path().string();
+  auto chain = engine::ImageChain::Open(dir.empty() ? "." : dir, r, t, true);
+  if (chain.ok()) {
+    p["chain"] = (*chain)->Paths();
+  } else {
+    p["chain_error"] = chain.status().message();
+  }
+  (*j)["parent"] = p;
+  return Status::Ok();
 }
 
 }  // namespace
@@ -167,8 +198,11 @@ Status DescribeProcessImage(const image::ImageReader& r, nlohmann::ordered_json*
                     {"name", v.name},
                     {"stored_bytes", StoredIn(m.pagemap, v.start, v.end)}});
   }
+  std::uint64_t inherited = 0;
+  RETURN_IF_ERROR(DescribeChain(r, t, j, &inherited));
   (*j)["memory"] = {{"mapped_bytes", mapped},
                     {"stored_bytes", engine::PagemapPages(m.pagemap) * 4096},
+                    {"inherited_bytes", inherited},
                     {"runs", m.pagemap.size()}};
   (*j)["vmas"] = vmas;
   nlohmann::ordered_json fds = nlohmann::ordered_json::array();
@@ -254,6 +288,17 @@ void PrintProcessImage(const nlohmann::ordered_json& j) {
                 o["name"].get<std::string>().c_str());
     }
   }
+  if (j.contains("identity")) PrintText("identity    %s\n", j["identity"].get<std::string>().c_str());
+  if (j.contains("parent")) {
+    const auto& pa = j["parent"];
+    PrintText("parent      %s (identity %s)\n", pa["path"].get<std::string>().c_str(),
+              pa["identity"].get<std::string>().c_str());
+    if (pa.contains("chain")) {
+      for (const auto& c : pa["chain"]) PrintText("  chain     %s\n", c.get<std::string>().c_str());
+    } else {
+      PrintText("  chain     BROKEN: %s\n", pa["chain_error"].get<std::string>().c_str());
+    }
+  }
   const auto& p = j["process"];
   PrintText("process     %d '%s' (%s), cwd %s\n", p["pid"].get<int>(), p["comm"].get<std::string>().c_str(),
             p["exe"].get<std::string>().c_str(), p["cwd"].get<std::string>().c_str());
@@ -275,9 +320,13 @@ void PrintProcessImage(const nlohmann::ordered_json& j) {
               t["fs_base"].get<std::string>().c_str());
   }
   const auto& mem = j["memory"];
-  PrintText("memory      %s mapped, %s stored in %zu runs\n",
+  PrintText("memory      %s mapped, %s stored in %zu runs",
             HumanBytes(mem["mapped_bytes"].get<std::uint64_t>()).c_str(),
             HumanBytes(mem["stored_bytes"].get<std::uint64_t>()).c_str(), mem["runs"].get<std::size_t>());
+  if (j.contains("parent")) {
+    PrintText(", %s in the parent chain", HumanBytes(mem["inherited_bytes"].get<std::uint64_t>()).c_str());
+  }
+  PrintText("\n");
   for (const auto& v : j["vmas"]) {
     PrintText("  %12s-%-12s %s %10s %10s stored  %-11s %s\n", v["start"].get<std::string>().c_str(),
               v["end"].get<std::string>().c_str(), v["prot"].get<std::string>().c_str(),

@@ -1,0 +1,435 @@
+#include "engine/incremental.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <set>
+
+#include "engine/image_file.h"
+#include "engine/inject.h"
+#include "engine/mm.h"
+#include "engine/pagemap.h"
+#include "engine/proc.h"
+#include "engine/tree_model.h"
+#include "engine/util.h"
+#include "platform/env.h"
+#include "platform/posix_util.h"
+#include "platform/secure.h"
+#include "util/bytes.h"
+
+// Debian 12's headers predate the asynchronous write-protect mode (Linux 6.7).
+#ifndef UFFD_FEATURE_WP_ASYNC
+#define UFFD_FEATURE_WP_ASYNC (1 << 15)
+#endif
+#ifndef UFFD_USER_MODE_ONLY
+#define UFFD_USER_MODE_ONLY 1
+#endif
+
+namespace ckpt::engine {
+
+using platform::PosixError;
+
+namespace {
+
+constexpr std::uint64_t kPage = kPageSize;
+constexpr std::uint8_t kDeltaVersion = 1;
+
+// Mappings whose pages dumps store (CollectPopulatedPages): the ones tracked.
+bool Trackable(const Vma& v) {
+  if (!IsRestorableVma(v) || (v.flags & kVmaSharedObject) != 0) return false;
+  return !(v.kind == VmaKind::kFile && (v.flags & kVmaShared) != 0);
+}
+
+std::string Pid(pid_t pid) {
+  return "process " + std::to_string(pid);
+}
+
+Result<std::vector<PageRun>> ReadRuns(const image::ImageReader& r, std::uint32_t type,
+                                      const std::string& name) {
+  const image::SectionInfo* s = r.Find(type, name);
+  if (s == nullptr) return std::vector<PageRun>{};
+  ASSIGN_OR_RETURN(std::string data, r.ReadSection(*s));
+  auto runs = DecodePagemapSection(data);
+  if (!runs.ok()) return Corruption(r.source().Name() + ": malformed section '" + name + "'");
+  return runs;
+}
+
+Result<Tracker> ReadTracker(const image::ImageReader& r, const std::string& prefix) {
+  Tracker t;
+  const image::SectionInfo* s = r.Find(kSecTracking, prefix + "tracking");
+  if (s == nullptr) return t;
+  ASSIGN_OR_RETURN(std::string data, r.ReadSection(*s));
+  ByteReader b(data);
+  std::uint8_t version = b.U8();
+  std::int32_t fd = static_cast<std::int32_t>(b.U32());
+  std::uint64_t ino = b.U64();
+  if (!b.ok() || version != kDeltaVersion || fd < 0) return t;  // not usable: as if not armed
+  t.fd = fd;
+  t.ino = ino;
+  return t;
+}
+
+Result<std::unique_ptr<image::ImageReader>> OpenProcessImage(const std::string& path, bool trust) {
+  ASSIGN_OR_RETURN(auto src, OpenImageForRestore(path, trust));
+  ASSIGN_OR_RETURN(auto r, image::ImageReader::Open(std::move(src)));
+  if (r->header().kind != image::ImageKind::kProcess)
+    return InvalidArgument(path + " is a " + image::ImageKindName(r->header().kind) +
+                           " image, not a process image");
+  return r;
+}
+
+}  // namespace
+
+Result<ImageId> NewImageId() {
+  ImageId id;
+  RETURN_IF_ERROR(platform::RandomBytes(id.data(), id.size()));
+  return id;
+}
+
+std::string ImageIdText(const ImageId& id) {
+  static const char* kHex = "0123456789abcdef";
+  std::string s;
+  for (unsigned char c : id) {
+    s += kHex[c >> 4];
+    s += kHex[c & 15];
+  }
+  return s;
+}
+
+bool IsDirtyTracker(const std::string& link, const std::string& fdinfo) {
+  if (link != "anon_inode:[userfaultfd]") return false;
+  // "API:\t<api>:<features>:<ioctls>", in hex.
+  std::string api = TextField(fdinfo, "API");
+  std::size_t colon = api.find(':');
+  if (colon == std::string::npos) return false;
+  std::uint64_t features = std::strtoull(api.c_str() + colon + 1, nullptr, 16);
+  return (features & UFFD_FEATURE_WP_ASYNC) != 0;
+}
+
+Result<Tracker> FindTracker(pid_t pid) {
+  Tracker t;
+  for (int n : ListNumbered(ProcPath(pid, "fd"))) {
+    std::string link_path = ProcPath(pid, "fd/" + std::to_string(n));
+    auto link = ReadLink(link_path);
+    if (!link.ok() || *link != "anon_inode:[userfaultfd]") continue;
+    auto info = ReadProcFile(pid, "fdinfo/" + std::to_string(n));
+    struct stat st;
+    if (!info.ok() || !IsDirtyTracker(*link, *info) || ::stat(link_path.c_str(), &st) != 0) continue;
+    if (t.armed())
+      return FailedPrecondition(Pid(pid) + " holds two dirty trackers (fds " + std::to_string(t.fd) +
+                                " and " + std::to_string(n) + ")");
+    t.fd = n;
+    t.ino = st.st_ino;
+  }
+  return t;
+}
+
+Status CloseTracker(Injector* inj, const Tracker& old) {
+  if (!old.armed()) return Status::Ok();
+  return inj->Call("close(old dirty tracker)", SYS_close, {static_cast<std::uint64_t>(old.fd)}).status();
+}
+
+Result<Tracker> ArmTracker(pid_t pid, Injector* inj, const std::vector<Vma>& vmas,
+                           const std::vector<PageRun>& runs, int* untracked) {
+  ASSIGN_OR_RETURN(std::uint64_t made,
+                   inj->Call("userfaultfd", SYS_userfaultfd, {O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY}));
+  long fd = static_cast<long>(made);
+  // High in the table, out of the way of the descriptors the program opens.
+  struct rlimit lim {};
+  if (::syscall(SYS_prlimit64, pid, RLIMIT_NOFILE, nullptr, &lim) == 0) {
+    long high = static_cast<long>(std::min<rlim_t>(lim.rlim_cur, 1024)) - 24;
+    if (high > fd) {
+      auto moved = inj->Raw(
+          SYS_fcntl, {static_cast<std::uint64_t>(fd), F_DUPFD_CLOEXEC, static_cast<std::uint64_t>(high)});
+      if (moved.ok() && *moved >= 0) {
+        (void)inj->Raw(SYS_close, {static_cast<std::uint64_t>(fd)});
+        fd = *moved;
+      }
+    }
+  }
+  auto fail = [&](Status st) -> Result<Tracker> {
+    (void)inj->Raw(SYS_close, {static_cast<std::uint64_t>(fd)});
+    return st;
+  };
+  auto copy = CopyFdOf(pid, static_cast<int>(fd));
+  if (!copy.ok()) return fail(copy.status());
+  ScopedFd uf(*copy);
+  struct uffdio_api api = {UFFD_API, UFFD_FEATURE_WP_ASYNC, 0};
+  if (::ioctl(uf.get(), UFFDIO_API, &api) != 0)
+    return fail(NotSupported("this kernel's userfaultfd has no asynchronous write-protect mode (Linux 6.7)"));
+  std::vector<PageRun> registered;
+  for (const auto& v : vmas) {
+    if (!Trackable(v)) continue;
+    struct uffdio_register reg = {{v.start, v.size()}, UFFDIO_REGISTER_MODE_WP, 0};
+    // A mapping the kernel refuses (EBUSY: an old tracker that a process
+    // outside the dump still holds owns it) stays untracked: its pages count
+    // as written.
+    if (::ioctl(uf.get(), UFFDIO_REGISTER, &reg) == 0) {
+      registered.push_back({v.start, v.size() / kPage});
+    } else {
+      ++*untracked;
+    }
+  }
+  for (const auto& r : RunsIntersect(runs, registered)) {
+    struct uffdio_writeprotect wp = {{r.addr, r.pages * kPage}, UFFDIO_WRITEPROTECT_MODE_WP};
+    if (::ioctl(uf.get(), UFFDIO_WRITEPROTECT, &wp) != 0)
+      return fail(PosixError("UFFDIO_WRITEPROTECT", Pid(pid), errno));
+  }
+  struct stat st;
+  if (::fstat(uf.get(), &st) != 0) return fail(PosixError("fstat", "dirty tracker of " + Pid(pid), errno));
+  Tracker t;
+  t.fd = static_cast<int>(fd);
+  t.ino = st.st_ino;
+  return t;
+}
+
+Result<bool> ReadIdentity(const image::ImageReader& r, ImageId* id) {
+  const image::SectionInfo* s = r.Find(kSecIdentity, "identity");
+  if (s == nullptr) return false;
+  ASSIGN_OR_RETURN(std::string data, r.ReadSection(*s));
+  if (data.size() != id->size()) return Corruption(r.source().Name() + ": malformed section 'identity'");
+  std::copy(data.begin(), data.end(), id->begin());
+  return true;
+}
+
+Result<bool> ReadParentLink(const image::ImageReader& r, ImageId* id, std::string* path) {
+  const image::SectionInfo* s = r.Find(kSecParent, "parent");
+  if (s == nullptr) return false;
+  ASSIGN_OR_RETURN(std::string data, r.ReadSection(*s));
+  ByteReader b(data);
+  std::uint8_t version = b.U8();
+  std::string_view raw = b.Bytes(id->size());
+  *path = std::string(b.String());
+  if (!b.ok() || !b.empty() || version != kDeltaVersion || path->empty())
+    return Corruption(r.source().Name() + ": malformed section 'parent'");
+  std::copy(raw.begin(), raw.end(), id->begin());
+  return true;
+}
+
+Status ProbeDirtyTracking() {
+  constexpr std::size_t kLen = 2 * kPage;
+  void* area = ::mmap(nullptr, kLen, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (area == MAP_FAILED) return PosixError("mmap", "a probe page", errno);
+  auto* p = static_cast<volatile char*>(area);
+  p[0] = 1;
+  p[kPage] = 1;
+  auto addr = reinterpret_cast<std::uint64_t>(area);
+  Status st = [&]() -> Status {
+    ScopedFd uf(static_cast<int>(::syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY)));
+    if (uf.get() < 0) return PosixError("userfaultfd", "ckpt", errno);
+    struct uffdio_api api = {UFFD_API, UFFD_FEATURE_WP_ASYNC, 0};
+    if (::ioctl(uf.get(), UFFDIO_API, &api) != 0)
+      return NotSupported("userfaultfd has no asynchronous write-protect mode (Linux 6.7)");
+    struct uffdio_register reg = {{addr, kLen}, UFFDIO_REGISTER_MODE_WP, 0};
+    if (::ioctl(uf.get(), UFFDIO_REGISTER, &reg) != 0) return PosixError("UFFDIO_REGISTER", "ckpt", errno);
+    struct uffdio_writeprotect wp = {{addr, kLen}, UFFDIO_WRITEPROTECT_MODE_WP};
+    if (::ioctl(uf.get(), UFFDIO_WRITEPROTECT, &wp) != 0)
+      return PosixError("UFFDIO_WRITEPROTECT", "ckpt", errno);
+    p[kPage] = 2;  // the second page is written, the first is not
+    ASSIGN_OR_RETURN(auto clean, CleanTrackedPages(::getpid(), {{addr, 2}}));
+    if (clean.size() != 1 || clean[0].addr != addr || clean[0].pages != 1)
+      return NotSupported("PAGEMAP_SCAN does not report written pages (Linux 6.7)");
+    return Status::Ok();
+  }();
+  ::munmap(area, kLen);
+  return st;
+}
+
+Result<ParentImage> LoadParent(const std::string& dir) {
+  ParentImage p;
+  p.dir = dir;
+  p.path = platform::JoinPath(dir, kImageFileName);
+  if (!platform::Env::Default()->FileExists(p.path))
+    return NotFound("--parent " + dir + ": no process image " + p.path);
+  ASSIGN_OR_RETURN(auto r, OpenProcessImage(p.path, true));
+  ASSIGN_OR_RETURN(bool has_id, ReadIdentity(*r, &p.id));
+  if (!has_id)
+    return FailedPrecondition("--parent " + dir + ": " + p.path +
+                              " was written by an older ckpt and cannot be a parent; dump without --parent");
+  bool is_tree = false;
+  ASSIGN_OR_RETURN(TreeModel t, ReadTreeModel(*r, &is_tree));
+  for (const auto& mem : t.members) {
+    if (mem.zombie) continue;
+    std::string prefix = SectionPrefix(t, mem.pid);
+    ParentMember pm;
+    ASSIGN_OR_RETURN(std::vector<PageRun> stored, ReadRuns(*r, kSecPagemap, prefix + "pagemap"));
+    ASSIGN_OR_RETURN(std::vector<PageRun> inherited, ReadRuns(*r, kSecInherited, prefix + "inherited"));
+    pm.view = RunsUnion(stored, inherited);
+    ASSIGN_OR_RETURN(pm.tracker, ReadTracker(*r, prefix));
+    p.members[mem.pid] = std::move(pm);
+  }
+  return p;
+}
+
+Status SplitAgainstParent(pid_t pid, const ParentMember& parent, std::vector<PageRun>* store,
+                          std::vector<PageRun>* inherited, std::string* why_not) {
+  inherited->clear();
+  if (!parent.tracker.armed()) {
+    *why_not =
+        Pid(pid) + ": its parent image was not dumped with --pre (no dirty tracking): every page stored";
+    return Status::Ok();
+  }
+  ASSIGN_OR_RETURN(Tracker now, FindTracker(pid));
+  if (now.fd != parent.tracker.fd || now.ino != parent.tracker.ino) {
+    *why_not = Pid(pid) + ": the dirty tracker armed by the parent dump is gone (" +
+               (now.armed() ? "a later dump armed another one" : "the process closed it or exec'd") +
+               "): every page stored";
+    return Status::Ok();
+  }
+  ASSIGN_OR_RETURN(std::vector<PageRun> clean, CleanTrackedPages(pid, *store));
+  *inherited = RunsIntersect(clean, parent.view);
+  for (auto& r : *inherited) r.cow_shared = false;
+  *store = RunsSubtract(*store, *inherited);
+  return Status::Ok();
+}
+
+Status WriteIdentity(image::ImageWriter* w, const ImageId& id, const ParentImage* parent,
+                     const std::string& dir) {
+  RETURN_IF_ERROR(w->AddSection(kSecIdentity, "identity", "",
+                                std::string_view(reinterpret_cast<const char*>(id.data()), id.size()), 0));
+  if (parent == nullptr) return Status::Ok();
+  // Relative to this image's directory, so that the chain can move as a whole.
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::path from = fs::weakly_canonical(fs::absolute(dir), ec);
+  fs::path to = fs::weakly_canonical(fs::absolute(parent->dir), ec);
+  std::string rel = ec ? fs::absolute(parent->dir).string() : to.lexically_relative(from).string();
+  if (rel.empty()) rel = to.string();
+  std::string o;
+  o.push_back(static_cast<char>(kDeltaVersion));
+  o.append(reinterpret_cast<const char*>(parent->id.data()), parent->id.size());
+  PutString(&o, rel);
+  return w->AddSection(kSecParent, "parent", "", o);
+}
+
+Status WriteMemberDelta(image::ImageWriter* w, const std::string& prefix, bool incremental,
+                        const std::vector<PageRun>& inherited, const Tracker& tracker) {
+  if (incremental)
+    RETURN_IF_ERROR(w->AddSection(kSecInherited, prefix + "inherited", "", EncodePagemap(inherited)));
+  if (!tracker.armed()) return Status::Ok();
+  std::string o;
+  o.push_back(static_cast<char>(kDeltaVersion));
+  PutU32(&o, static_cast<std::uint32_t>(tracker.fd));
+  PutU64(&o, tracker.ino);
+  return w->AddSection(kSecTracking, prefix + "tracking", "", o, 0);
+}
+
+// One ancestor: its reader and, per member PID, its section prefix, the
+// pages it stores and those it inherits itself.
+struct ImageChain::Link {
+  std::string path;
+  std::unique_ptr<image::ImageReader> reader;
+  struct Member {
+    std::string prefix;
+    std::vector<PageRun> stored, inherited;
+  };
+  std::map<std::int32_t, Member> members;
+};
+
+ImageChain::~ImageChain() = default;
+
+std::vector<std::string> ImageChain::Paths() const {
+  std::vector<std::string> out;
+  for (const auto& l : links_) out.push_back(l->path);
+  return out;
+}
+
+Result<std::unique_ptr<ImageChain>> ImageChain::Open(const std::string& dir, const image::ImageReader& r,
+                                                     const TreeModel& t, bool trust) {
+  ImageId id;
+  std::string rel;
+  ASSIGN_OR_RETURN(bool has, ReadParentLink(r, &id, &rel));
+  if (!has) return std::unique_ptr<ImageChain>();
+  const std::string child = r.source().Name();
+  if (r.streamed())
+    return NotSupported(child +
+                        " is an incremental image (it has a parent): it cannot be restored as it arrives");
+  std::unique_ptr<ImageChain> chain(new ImageChain());
+  for (const auto& mem : t.members) {
+    if (mem.zombie) continue;
+    std::string name = SectionPrefix(t, mem.pid) + "inherited";
+    if (r.Find(kSecInherited, name) == nullptr)
+      return Corruption(child + ": incremental image without '" + name + "'");
+    ASSIGN_OR_RETURN(chain->wanted_[mem.pid], ReadRuns(r, kSecInherited, name));
+  }
+  std::string cur_dir = dir, named_by = child;
+  std::set<std::string> seen = {ImageIdText(id)};
+  while (true) {
+    std::string pdir =
+        std::filesystem::path(!rel.empty() && rel[0] == '/' ? rel : platform::JoinPath(cur_dir, rel))
+            .lexically_normal()
+            .string();
+    auto link = std::make_unique<Link>();
+    link->path = platform::JoinPath(pdir, kImageFileName);
+    if (!platform::Env::Default()->FileExists(link->path))
+      return NotFound("the parent image " + link->path + " (named by " + named_by +
+                      ") is missing: an incremental image is restored with every image of its chain");
+    ASSIGN_OR_RETURN(link->reader, OpenProcessImage(link->path, trust));
+    ImageId got{};
+    ASSIGN_OR_RETURN(bool has_id, ReadIdentity(*link->reader, &got));
+    if (!has_id || got != id)
+      return FailedPrecondition(link->path + " is not the parent image " + named_by +
+                                " was dumped against (another dump replaced it); the chain is broken");
+    bool is_tree = false;
+    ASSIGN_OR_RETURN(TreeModel lt, ReadTreeModel(*link->reader, &is_tree));
+    for (const auto& mem : lt.members) {
+      if (mem.zombie || chain->wanted_.count(mem.pid) == 0) continue;
+      Link::Member m;
+      m.prefix = SectionPrefix(lt, mem.pid);
+      ASSIGN_OR_RETURN(m.stored, ReadRuns(*link->reader, kSecPagemap, m.prefix + "pagemap"));
+      ASSIGN_OR_RETURN(m.inherited, ReadRuns(*link->reader, kSecInherited, m.prefix + "inherited"));
+      link->members[mem.pid] = std::move(m);
+    }
+    named_by = link->path;
+    cur_dir = pdir;
+    ASSIGN_OR_RETURN(has, ReadParentLink(*link->reader, &id, &rel));
+    chain->links_.push_back(std::move(link));
+    if (!has) break;
+    if (!seen.insert(ImageIdText(id)).second) return Corruption(named_by + ": the chain of parents loops");
+  }
+  // Every inherited page is held by some image of the chain: checked now,
+  // before anything is started.
+  for (const auto& [pid, want] : chain->wanted_) {
+    std::vector<PageRun> rest = want;
+    for (const auto& l : chain->links_) {
+      if (rest.empty()) break;
+      auto m = l->members.find(pid);
+      if (m == l->members.end())
+        return Corruption(l->path + " holds no " + Pid(pid) + ", whose pages its child image takes from it");
+      rest = RunsSubtract(rest, m->second.stored);
+      if (!RunsSubtract(rest, m->second.inherited).empty())
+        return Corruption(l->path + " lacks pages of " + Pid(pid) + " that its child image takes from it");
+    }
+    if (!rest.empty()) return Corruption("the chain of " + child + " lacks pages of " + Pid(pid));
+  }
+  return chain;
+}
+
+Status ImageChain::RestoreInherited(std::int32_t dumped_pid, const std::vector<Vma>& vmas, pid_t pid,
+                                    Injector* inj, std::uint64_t* pages) {
+  auto it = wanted_.find(dumped_pid);
+  if (it == wanted_.end() || it->second.empty()) return Status::Ok();
+  RETURN_IF_ERROR(CheckRuns(vmas, it->second, "inherited pages of " + Pid(dumped_pid)));
+  std::vector<PageRun> rest = it->second;
+  for (const auto& l : links_) {
+    if (rest.empty()) break;
+    const Link::Member& m = l->members.at(dumped_pid);
+    std::vector<PageRun> take = RunsIntersect(rest, m.stored);
+    if (take.empty()) continue;
+    RETURN_IF_ERROR(RestorePageSubset(l->reader.get(), m.prefix, take, pid, inj, pages));
+    rest = RunsSubtract(rest, take);
+  }
+  return Status::Ok();
+}
+
+}  // namespace ckpt::engine

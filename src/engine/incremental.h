@@ -1,0 +1,124 @@
+// Incremental dumps (docs/engine.md "Incremental dumps"). A dump with --pre
+// arms dirty-page tracking in each process it leaves running: a userfaultfd
+// of the process's own in write-protect-async mode (UFFD_FEATURE_WP_ASYNC),
+// whose only effect is that the kernel clears a page's write-protect bit at
+// its first write; no write ever waits for ckpt, and a tracker left behind
+// by a killed ckpt costs nothing. A later dump with --parent DIR asks
+// PAGEMAP_SCAN which populated pages are still write-protected: those it
+// does not store but lists as inherited from DIR's image; a restore takes
+// them from the chain of parents. Linux only.
+#pragma once
+
+#include <sys/types.h>
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "engine/model.h"
+#include "engine/tree_model.h"
+#include "image/reader.h"
+#include "image/writer.h"
+#include "util/status.h"
+
+namespace ckpt::engine {
+
+class Injector;
+
+// A process image's identity: random, written into every dump; a child
+// image names its parent by it.
+using ImageId = std::array<unsigned char, 16>;
+Result<ImageId> NewImageId();
+std::string ImageIdText(const ImageId& id);
+
+// ckpt's dirty tracker in a process: its descriptor there and the inode of
+// that userfaultfd (a new one per arming, so it names the dump that armed it).
+struct Tracker {
+  int fd = -1;
+  std::uint64_t ino = 0;
+  bool armed() const { return fd >= 0; }
+};
+
+// Whether the descriptor with /proc/PID/fd link `link` and fdinfo text
+// `fdinfo` is a dirty tracker (a userfaultfd in write-protect-async mode).
+// Dumps leave trackers out: a restored process is not tracked.
+bool IsDirtyTracker(const std::string& link, const std::string& fdinfo);
+// The tracker in process `pid` (not armed if it has none).
+Result<Tracker> FindTracker(pid_t pid);
+
+// Closes tracker `old` in the stopped process whose injector is `inj`. A
+// mapping registers with one userfaultfd at a time: every member of a dump
+// closes the old tracker it holds (a process forked since holds its
+// parent's) before any new one is armed, so that the old one is gone.
+Status CloseTracker(Injector* inj, const Tracker& old);
+// Arms a new tracker in the stopped process `pid` through `inj` (saved
+// registers): registers every mapping whose pages dumps store and
+// write-protects `runs` (the pages the image holds now); `*untracked`
+// counts the mappings the kernel refused. Its descriptor sits high in the
+// table, close-on-exec.
+Result<Tracker> ArmTracker(pid_t pid, Injector* inj, const std::vector<Vma>& vmas,
+                           const std::vector<PageRun>& runs, int* untracked);
+
+// What a dump with --parent needs of the parent image, per member.
+struct ParentMember {
+  std::vector<PageRun> view;  // the pages it holds, stored or inherited
+  Tracker tracker;            // armed by the dump that wrote it
+};
+struct ParentImage {
+  std::string dir;   // as given
+  std::string path;  // dir's image file
+  ImageId id{};
+  std::map<std::int32_t, ParentMember> members;  // by PID
+};
+Result<ParentImage> LoadParent(const std::string& dir);
+
+// Moves the pages of `*store` that `parent` holds and that process `pid`
+// has not written since it was dumped (the tracker armed then is still the
+// process's, the page's mapping is tracked and its write-protect bit set)
+// into `*inherited`. `*why_not` explains a process that inherits nothing.
+Status SplitAgainstParent(pid_t pid, const ParentMember& parent, std::vector<PageRun>* store,
+                          std::vector<PageRun>* inherited, std::string* why_not);
+
+// Whether dirty tracking works here (ckpt check): a userfaultfd in async
+// write-protect mode on a page of ckpt's own, read back with PAGEMAP_SCAN.
+Status ProbeDirtyTracking();
+
+// Sections (docs/image-format.md).
+Status WriteIdentity(image::ImageWriter* w, const ImageId& id, const ParentImage* parent,
+                     const std::string& dir);
+Status WriteMemberDelta(image::ImageWriter* w, const std::string& prefix, bool incremental,
+                        const std::vector<PageRun>& inherited, const Tracker& tracker);
+// The image's identity, if it records one.
+Result<bool> ReadIdentity(const image::ImageReader& r, ImageId* id);
+// The parent an image names: its identity and path (relative to the
+// image's directory unless absolute). False if it names none.
+Result<bool> ReadParentLink(const image::ImageReader& r, ImageId* id, std::string* path);
+
+// The parents of an image, opened and checked, for its restore.
+class ImageChain {
+ public:
+  // The ancestors of the image read by `r` in `dir` (tree model `t`), each
+  // checked to be the image the child was dumped against and to hold every
+  // page the child inherits; nullptr if the image has no parent.
+  static Result<std::unique_ptr<ImageChain>> Open(const std::string& dir, const image::ImageReader& r,
+                                                  const TreeModel& t, bool trust);
+  ~ImageChain();
+  // Fills member `dumped_pid`'s inherited pages into process `pid`, which
+  // has its mappings (vmas) already; adds their number to `*pages`.
+  Status RestoreInherited(std::int32_t dumped_pid, const std::vector<Vma>& vmas, pid_t pid, Injector* inj,
+                          std::uint64_t* pages);
+  // The ancestors' image paths, parent first.
+  std::vector<std::string> Paths() const;
+
+ private:
+  struct Link;
+  ImageChain() = default;
+  std::vector<std::unique_ptr<Link>> links_;
+  std::map<std::int32_t, std::vector<PageRun>> wanted_;  // per member: inherited runs
+};
+
+}  // namespace ckpt::engine
