@@ -25,7 +25,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def dump(ckpt, pid, d, *opts):
     t = time.monotonic()
-    r = subprocess.run([ckpt, "dump", str(pid), "-D", d, "--json", "--leave-running"] + list(opts),
+    r = subprocess.run([ckpt, "dump", str(pid), "-D", d, "--json", "--leave-running", "--external-pipes"] + list(opts),
                        capture_output=True, text=True)
     if r.returncode != 0:
         sys.exit("ckpt dump failed: " + r.stderr)

@@ -180,11 +180,8 @@ Result<Tracker> ArmTracker(pid_t pid, Injector* inj, const std::vector<Vma>& vma
       ++*untracked;
     }
   }
-  for (const auto& r : RunsIntersect(runs, registered)) {
-    struct uffdio_writeprotect wp = {{r.addr, r.pages * kPage}, UFFDIO_WRITEPROTECT_MODE_WP};
-    if (::ioctl(uf.get(), UFFDIO_WRITEPROTECT, &wp) != 0)
-      return fail(PosixError("UFFDIO_WRITEPROTECT", Pid(pid), errno));
-  }
+  Status wp = WriteProtectPages(pid, RunsIntersect(runs, registered));
+  if (!wp.ok()) return fail(wp);
   struct stat st;
   if (::fstat(uf.get(), &st) != 0) return fail(PosixError("fstat", "dirty tracker of " + Pid(pid), errno));
   Tracker t;

@@ -141,9 +141,17 @@ Result<bool> ScanPopulated(int fd, const std::string& path, std::uint64_t start,
 
 }  // namespace
 
-Result<std::vector<PageRun>> CleanTrackedPages(pid_t pid, const std::vector<PageRun>& within) {
+namespace {
+
+constexpr std::uint64_t kScanWpMatching = 1u << 0;    // PM_SCAN_WP_MATCHING
+constexpr std::uint64_t kScanCheckWpAsync = 1u << 1;  // PM_SCAN_CHECK_WPASYNC
+
+// Pages of `within` with the given categories (CleanTrackedPages), or with
+// `protect`: write-protects the written pages of `within`, in one walk of
+// the page tables (much faster than UFFDIO_WRITEPROTECT page by page).
+Result<std::vector<PageRun>> ScanTracked(pid_t pid, const std::vector<PageRun>& within, bool protect) {
   std::string path = ProcPath(pid, "pagemap");
-  ScopedFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  ScopedFd fd(::open(path.c_str(), protect ? O_RDWR | O_CLOEXEC : O_RDONLY | O_CLOEXEC));
   if (fd.get() < 0) return PosixError("open", path, errno);
   std::vector<PageRun> clean;
   std::vector<PmScanRegion> vec(512);
@@ -158,16 +166,22 @@ Result<std::vector<PageRun>> CleanTrackedPages(pid_t pid, const std::vector<Page
       a.end = end;
       a.vec = reinterpret_cast<std::uint64_t>(vec.data());
       a.vec_len = vec.size();
-      // Tracked (its mapping registered in async write-protect mode) and
-      // not written: the write-protect bit is still set.
-      a.category_inverted = kPageIsWritten;
-      a.category_mask = kPageIsWpAllowed | kPageIsWritten;
+      if (protect) {
+        a.flags = kScanWpMatching | kScanCheckWpAsync;
+        a.category_mask = kPageIsWritten;
+        a.return_mask = kPageIsWritten;
+      } else {
+        // Tracked (its mapping registered in async write-protect mode) and
+        // not written: the write-protect bit is still set.
+        a.category_inverted = kPageIsWritten;
+        a.category_mask = kPageIsWpAllowed | kPageIsWritten;
+        a.return_mask = kPageIsWpAllowed;
+      }
       a.category_anyof_mask = kPageIsPresent | kPageIsSwapped;
-      a.return_mask = kPageIsWpAllowed;
       long n = ::ioctl(fd.get(), kPagemapScan, &a);
       if (n < 0) {
         if (errno == EINTR) continue;
-        if (errno == ENOTTY || errno == EINVAL) return std::vector<PageRun>{};
+        if (!protect && (errno == ENOTTY || errno == EINVAL)) return std::vector<PageRun>{};
         return PosixError("PAGEMAP_SCAN", path, errno);
       }
       for (long k = 0; k < n; ++k) AddRun(&clean, vec[k].start, (vec[k].end - vec[k].start) / kPage);
@@ -176,6 +190,16 @@ Result<std::vector<PageRun>> CleanTrackedPages(pid_t pid, const std::vector<Page
     }
   }
   return clean;
+}
+
+}  // namespace
+
+Result<std::vector<PageRun>> CleanTrackedPages(pid_t pid, const std::vector<PageRun>& within) {
+  return ScanTracked(pid, within, false);
+}
+
+Status WriteProtectPages(pid_t pid, const std::vector<PageRun>& runs) {
+  return ScanTracked(pid, runs, true).status();
 }
 
 Result<std::vector<PageRun>> CollectPopulatedPages(pid_t pid, const std::vector<Vma>& vmas) {

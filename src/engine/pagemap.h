@@ -45,6 +45,9 @@ Result<PageDumpResult> WritePages(pid_t pid, const std::vector<PageRun>& candida
 // a dirty tracker (incremental.h): not written since it was armed. Empty
 // where the kernel has no PAGEMAP_SCAN.
 Result<std::vector<PageRun>> CleanTrackedPages(pid_t pid, const std::vector<PageRun>& within);
+// Write-protects the populated pages of `runs` (mappings registered with a
+// dirty tracker) in one PAGEMAP_SCAN walk.
+Status WriteProtectPages(pid_t pid, const std::vector<PageRun>& runs);
 // Whether the dump should try WritePagesInPlace (CKPT_ENGINE_DUMP_COPY=in-place).
 bool InPlaceCopyRequested();
 // Like WritePages, with one copy instead of two: the stopped process itself

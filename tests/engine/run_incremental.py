@@ -50,17 +50,23 @@ for p in range(PAGES):
     buf[p * 4096:(p + 1) * 4096] = page(p, 0)
 extras = []  # [key, mapping, pages]
 log = os.open(LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-def verify(*_):
+def verify():
     bad = [p for p in range(PAGES) if buf[p * 4096:(p + 1) * 4096] != page(p, counters[p])]
     for key, m, n in extras:
         bad += ["extra%%d.%%d" %% (key, q) for q in range(n) if m[q * 4096:(q + 1) * 4096] != page(key, q)]
     os.write(log, b"VERIFY %%s\n" %% (b"ok" if not bad else ("bad %%d: %%s" %% (len(bad), bad[:5])).encode()))
-signal.signal(signal.SIGUSR1, verify)
+# The checks run between two writes (a signal handler could run between a
+# counter's update and its page's).
+verify_asked = []
+signal.signal(signal.SIGUSR1, lambda *_: verify_asked.append(1))
 fork_asked = []
 signal.signal(signal.SIGUSR2, lambda *_: fork_asked.append(1))
 os.write(log, b"ready\n")
 x, i, s = 1, 0, 0
 while True:
+    if verify_asked:
+        verify_asked.clear()
+        verify()
     x = (x * 6364136223846793005 + 1442695040888963407) %% 2**64
     p = (x >> 33) %% PAGES
     counters[p] += 1
