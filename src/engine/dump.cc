@@ -185,11 +185,15 @@ Status InterruptedError(const DumpOptions& o, const Status& release, const Statu
 // Writes every member's model and blobs: all of them come before the
 // first page, so that a restore reading the image as it arrives can set the
 // whole tree up while the pages are still coming.
-Status WriteMemberModels(const std::vector<MemberDump>& md, const TreeModel& t, image::ImageWriter* w) {
+// Each member's model, blobs and (incremental dumps) inherited pages and
+// tracker: everything a restore needs before the pages.
+Status WriteMemberModels(const std::vector<MemberDump>& md, const TreeModel& t, bool incremental,
+                         image::ImageWriter* w) {
   for (const auto& d : md) {
     std::string prefix = SectionPrefix(t, d.pid);
     RETURN_IF_ERROR(WriteModel(w, d.m, prefix));
     for (const auto& b : d.blobs) RETURN_IF_ERROR(w->AddSection(kSecBlob, prefix + b.name, "", b.data));
+    RETURN_IF_ERROR(WriteMemberDelta(w, prefix, incremental, d.inherited, d.tracker));
   }
   return Status::Ok();
 }
@@ -199,14 +203,14 @@ Status WriteMemberModels(const std::vector<MemberDump>& md, const TreeModel& t, 
 // the pages).
 Status WriteMemberPages(std::vector<MemberDump>& md, const TreeModel& t, image::ImageWriter* w,
                         platform::WritableFile* file, const Progress& progress, bool incremental,
-                        DumpStats* stats) {
+                        bool running, DumpStats* stats) {
   for (auto& d : md) {
     std::string prefix = SectionPrefix(t, d.pid);
     // On request, one copy: the process writes its own pages into the
     // image. Otherwise, or where it cannot, ckpt reads them
     // (process_vm_readv) and writes them itself.
     Result<PageDumpResult> in_place = NotSupported("in-place page copy not asked for");
-    if (file != nullptr && InPlaceCopyRequested() && !incremental) {
+    if (file != nullptr && InPlaceCopyRequested() && !incremental && !running) {
       Injector inj(d.pid, d.gadget);
       RETURN_IF_ERROR(inj.Save());
       in_place = WritePagesInPlace(d.pid, &inj, d.candidates, w, file, prefix, progress);
@@ -218,14 +222,13 @@ Status WriteMemberPages(std::vector<MemberDump>& md, const TreeModel& t, image::
     stats->page_copy = stats->page_copy.empty() || stats->page_copy == how ? how : "mixed";
     if (!in_place.ok()) {
       ASSIGN_OR_RETURN(in_place, WritePages(d.pid, d.candidates, w, prefix, progress,
-                                            incremental ? kSecDeltaPages : kSecPageRecords));
+                                            incremental ? kSecDeltaPages : kSecPageRecords, running));
     }
     PageDumpResult pages = std::move(in_place).value();
     d.m.pagemap = std::move(pages.runs);
     stats->pages_stored += PagemapPages(d.m.pagemap);
     stats->zero_pages_skipped += pages.zero_pages;
     RETURN_IF_ERROR(w->AddSection(kSecPagemap, prefix + "pagemap", "", EncodePagemap(d.m.pagemap)));
-    RETURN_IF_ERROR(WriteMemberDelta(w, prefix, incremental, d.inherited, d.tracker));
   }
   return Status::Ok();
 }
@@ -403,7 +406,7 @@ Status WriteAndCommit(DumpRun& r, const Progress& progress) {
   const DumpOptions& o = r.o;
   platform::Env* env = platform::Env::Default();
   RETURN_IF_ERROR(CollectAll(r));
-  if (o.pre) ArmTrackers(r);
+  if (o.pre || o.precopy) ArmTrackers(r);
   // Written without a name (O_TMPFILE) or under an exclusive random one,
   // never an existing file or a symlink; removed unless committed.
   std::unique_ptr<platform::TempFile> file;
@@ -419,17 +422,21 @@ Status WriteAndCommit(DumpRun& r, const Progress& progress) {
   // model, the blobs, every member's model, then the members' pages.
   RETURN_IF_ERROR(w.Begin());
   RETURN_IF_ERROR(WriteIdentity(&w, r.id, r.parent ? &*r.parent : nullptr, o.dir));
+  if (o.precopy) RETURN_IF_ERROR(w.AddSection(kSecPrecopy, "precopy", "", ""));
   std::int64_t tc = NowNs();
   RETURN_IF_ERROR(r.resources.Each([&](DumpResource& res) { return res.WriteBeforeTree(r.ctx, &w); }));
   std::uint64_t before_tree = sink->Position();
   RETURN_IF_ERROR(WriteTreeModel(&w, r.t));
   r.stats.tree_meta_bytes = sink->Position() - before_tree;
   RETURN_IF_ERROR(r.resources.Each([&](DumpResource& res) { return res.WriteAfterTree(r.ctx, &w); }));
-  RETURN_IF_ERROR(WriteMemberModels(r.md, r.t, &w));
+  RETURN_IF_ERROR(WriteMemberModels(r.md, r.t, r.parent.has_value(), &w));
   r.stats.comm_ns += NowNs() - tc;
   r.Lap(&r.stats.phases.comm_ns);
   RETURN_IF_ERROR(CheckInterrupted());
-  RETURN_IF_ERROR(WriteMemberPages(r.md, r.t, &w, file.get(), progress, r.parent.has_value(), &r.stats));
+  // A pre-copy round: the processes run on while their pages are copied.
+  if (o.precopy) RETURN_IF_ERROR(ReleaseAfterImage(r));
+  RETURN_IF_ERROR(
+      WriteMemberPages(r.md, r.t, &w, file.get(), progress, r.parent.has_value(), o.precopy, &r.stats));
   r.Lap(&r.stats.phases.pages_ns);
   RETURN_IF_ERROR(CheckInterrupted());
   RETURN_IF_ERROR(w.Finish());
@@ -439,9 +446,9 @@ Status WriteAndCommit(DumpRun& r, const Progress& progress) {
     if (o.handoff) RETURN_IF_ERROR(Handoff(r));
     if (!o.handoff) NoteImageInPlace();
     r.Lap(&r.stats.phases.finish_ns);
-    return o.leave_running ? ReleaseAfterImage(r) : Status::Ok();
+    return o.leave_running && !r.released ? ReleaseAfterImage(r) : Status::Ok();
   }
-  if (o.leave_running) {
+  if (o.leave_running && !r.released) {
     r.Lap(&r.stats.phases.finish_ns);
     // Everything is read: the processes may run on while the image is made
     // durable (it is renamed into place only after that).
@@ -531,19 +538,35 @@ Status EndMembers(DumpRun& r) {
   return end;
 }
 
+// What a dump with this image as its parent needs (DumpStats::delta_state).
+ParentImage ImageState(const DumpRun& r) {
+  ParentImage p;
+  p.id = r.id;
+  for (const auto& d : r.md) {
+    ParentMember& pm = p.members[d.pid];
+    pm.view = RunsUnion(d.m.pagemap, d.inherited);
+    pm.tracker = d.tracker;
+  }
+  return p;
+}
+
 Result<DumpStats> DumpHere(const DumpOptions& o) {
   DumpRun r(o);
   DumpStats& stats = r.stats;
   std::int64_t t0 = NowNs();
   platform::Env* env = platform::Env::Default();
   if (o.handoff && o.stream == nullptr) return InvalidArgument("a dump handoff needs a stream to write to");
-  if (o.pre && !o.leave_running)
+  if ((o.pre || o.precopy) && !o.leave_running)
     return InvalidArgument("--pre leaves the processes running (--leave-running)");
   if (!o.parent.empty() && o.stream != nullptr)
-    return InvalidArgument("an incremental dump (--parent) is written to a directory, not a stream");
+    return InvalidArgument("an incremental dump into a stream takes its parent as parent_state");
   ASSIGN_OR_RETURN(r.id, NewImageId());
   if (!o.parent.empty()) {
     ASSIGN_OR_RETURN(r.parent, LoadParent(o.parent));
+  } else if (!o.parent_state.empty()) {
+    ASSIGN_OR_RETURN(r.parent, DecodeParentState(o.parent_state));
+    r.parent->dir = o.parent_path;
+    r.parent->literal = true;
   }
   if (Interruption() != 0) return InterruptedError(o, Status::Ok(), nullptr);
   // Every refusal /proc can decide, before anything is stopped.
@@ -609,6 +632,7 @@ Result<DumpStats> DumpHere(const DumpOptions& o) {
   }
   stats.total_ns = NowNs() - t0;
   stats.late_interruption = InterruptionText();
+  stats.delta_state = EncodeParentState(ImageState(r));
   return stats;
 }
 
@@ -642,6 +666,7 @@ std::string EncodeStats(const DumpStats& s) {
     PutU64(&o, v);
   PutString(&o, s.page_copy);
   PutString(&o, s.late_interruption);
+  PutString(&o, s.delta_state);
   PutU64(&o, s.notes.size());
   for (const std::string& n : s.notes) PutString(&o, n);
   return o;
@@ -671,6 +696,7 @@ Result<DumpStats> DecodeStats(const std::string& in) {
   s.trackers_armed = static_cast<int>(r.U64());
   s.page_copy = std::string(r.String());
   s.late_interruption = std::string(r.String());
+  s.delta_state = std::string(r.String());
   std::uint64_t notes = r.U64();
   for (std::uint64_t i = 0; i < notes && r.ok(); ++i) s.notes.emplace_back(r.String());
   if (!r.ok() || !r.empty()) return Internal("malformed dump statistics from the dump's worker process");

@@ -49,6 +49,16 @@ struct DumpOptions {
   // that image was taken (it armed tracking) are not stored but inherited.
   bool pre = false;
   std::string parent;
+  // Instead of `parent`, with a stream (a live migration's rounds): the
+  // parent image's DumpStats::delta_state, and its directory as the image
+  // records it (relative to where the receiver puts this image).
+  std::string parent_state, parent_path;
+  // A live migration's pre-copy round (implies `pre`, `leave_running`):
+  // once the state is read and tracking armed the processes run on, and
+  // their pages are copied while they run; what they write meanwhile is
+  // caught by the tracking and sent by the next round. The image is only a
+  // parent (section `precopy`): a restore refuses it.
+  bool precopy = false;
   bool sync = true;                 // fsync the image before renaming it into place
   std::uint32_t image_mode = 0600;  // permission bits of the image file (at least 0600)
   Progress progress;
@@ -84,9 +94,12 @@ struct DumpStats {
   std::uint64_t zero_pages_skipped = 0;
   std::uint64_t pages_inherited = 0;  // pages left to the parent image (DumpOptions::parent)
   int trackers_armed = 0;             // processes whose dirty tracking the dump armed (DumpOptions::pre)
-  std::uint64_t image_bytes = 0;      // the image's size (with a stream: bytes written to it)
-  int members = 0;                    // processes (zombies included)
-  int shared_objects = 0;             // shared memory objects, each stored once
+  // What a dump with this image as its parent needs (its identity, each
+  // member's pages and tracker): DumpOptions::parent_state of the next round.
+  std::string delta_state;
+  std::uint64_t image_bytes = 0;  // the image's size (with a stream: bytes written to it)
+  int members = 0;                // processes (zombies included)
+  int shared_objects = 0;         // shared memory objects, each stored once
   int sysv_sems = 0, sysv_queues = 0;
   std::uint64_t shared_bytes = 0;     // pages of shared objects stored
   std::uint64_t tree_meta_bytes = 0;  // the tree, objects and System V sections

@@ -268,6 +268,37 @@ Result<ParentImage> LoadParent(const std::string& dir) {
   return p;
 }
 
+std::string EncodeParentState(const ParentImage& p) {
+  std::string o(reinterpret_cast<const char*>(p.id.data()), p.id.size());
+  PutVarint(&o, p.members.size());
+  for (const auto& [pid, m] : p.members) {
+    PutU32(&o, static_cast<std::uint32_t>(pid));
+    PutU32(&o, static_cast<std::uint32_t>(m.tracker.fd));
+    PutU64(&o, m.tracker.ino);
+    PutString(&o, EncodePagemap(m.view));
+  }
+  return o;
+}
+
+Result<ParentImage> DecodeParentState(std::string_view in) {
+  ParentImage p;
+  ByteReader b(in);
+  std::string_view id = b.Bytes(p.id.size());
+  std::copy(id.begin(), id.end(), p.id.begin());
+  std::uint64_t n = b.Varint();
+  for (std::uint64_t i = 0; i < n && b.ok(); ++i) {
+    auto pid = static_cast<std::int32_t>(b.U32());
+    ParentMember& m = p.members[pid];
+    m.tracker.fd = static_cast<std::int32_t>(b.U32());
+    m.tracker.ino = b.U64();
+    auto view = DecodePagemapSection(b.String());
+    if (!view.ok()) b.Fail();
+    if (view.ok()) m.view = std::move(view).value();
+  }
+  if (!b.ok() || !b.empty()) return Internal("malformed parent state");
+  return p;
+}
+
 Status SplitAgainstParent(pid_t pid, const ParentMember& parent, std::vector<PageRun>* store,
                           std::vector<PageRun>* inherited, std::string* why_not) {
   inherited->clear();
@@ -298,6 +329,13 @@ Status WriteIdentity(image::ImageWriter* w, const ImageId& id, const ParentImage
   // Relative to this image's directory, so that the chain can move as a whole.
   namespace fs = std::filesystem;
   std::error_code ec;
+  if (parent->literal) {
+    std::string o;
+    o.push_back(static_cast<char>(kDeltaVersion));
+    o.append(reinterpret_cast<const char*>(parent->id.data()), parent->id.size());
+    PutString(&o, parent->dir);
+    return w->AddSection(kSecParent, "parent", "", o);
+  }
   fs::path from = fs::weakly_canonical(fs::absolute(dir), ec);
   fs::path to = fs::weakly_canonical(fs::absolute(parent->dir), ec);
   std::string rel = ec ? fs::absolute(parent->dir).string() : to.lexically_relative(from).string();
@@ -348,9 +386,8 @@ Result<std::unique_ptr<ImageChain>> ImageChain::Open(const std::string& dir, con
   ASSIGN_OR_RETURN(bool has, ReadParentLink(r, &id, &rel));
   if (!has) return std::unique_ptr<ImageChain>();
   const std::string child = r.source().Name();
-  if (r.streamed())
-    return NotSupported(child +
-                        " is an incremental image (it has a parent): it cannot be restored as it arrives");
+  // A streamed image (a live migration's last round) has its members'
+  // models and inherited pages before any pages: known by now.
   std::unique_ptr<ImageChain> chain(new ImageChain());
   for (const auto& mem : t.members) {
     if (mem.zombie) continue;

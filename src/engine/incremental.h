@@ -69,12 +69,16 @@ struct ParentMember {
   Tracker tracker;            // armed by the dump that wrote it
 };
 struct ParentImage {
-  std::string dir;   // as given
-  std::string path;  // dir's image file
+  std::string dir;       // as given
+  bool literal = false;  // record `dir` as it is (relative to the child's own directory)
+  std::string path;      // dir's image file
   ImageId id{};
   std::map<std::int32_t, ParentMember> members;  // by PID
 };
 Result<ParentImage> LoadParent(const std::string& dir);
+// The parts of a ParentImage a dump reads (id, members), as bytes.
+std::string EncodeParentState(const ParentImage& p);
+Result<ParentImage> DecodeParentState(std::string_view in);
 
 // Moves the pages of `*store` that `parent` holds and that process `pid`
 // has not written since it was dumped (the tracker armed then is still the

@@ -71,6 +71,9 @@ inline constexpr std::uint32_t kSecInherited = 0x031D;
 // records): a ckpt that predates incremental images finds no pages section
 // and refuses the image instead of restoring it without its parent's pages.
 inline constexpr std::uint32_t kSecDeltaPages = 0x031E;
+// Zero or one: the image is a pre-copy round of a live migration, its pages
+// copied while the processes ran ("precopy"): only a parent, never restored.
+inline constexpr std::uint32_t kSecPrecopy = 0x031F;
 
 // Every metadata section starts with this version byte.
 inline constexpr std::uint8_t kModelVersion = 1;

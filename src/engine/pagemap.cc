@@ -317,17 +317,24 @@ Status ReadSharedChunk(pid_t pid, int mem_fd, const Chunk& c, unsigned char* buf
 }
 
 // Reads chunk `c` of the process into `buf` and sorts out its zero pages.
-Status ReadChunkFrom(pid_t pid, int mem_fd, const Chunk& c, unsigned char* buf, ReadChunk* out) {
+// `running`: the process runs meanwhile (a pre-copy round): a piece it has
+// unmapped since reads as zeros (dropped as all-zero pages; its pages, if
+// mapped again, are untracked and stored by the next round).
+Status ReadChunkFrom(pid_t pid, int mem_fd, const Chunk& c, unsigned char* buf, bool running,
+                     ReadChunk* out) {
   struct iovec local = {buf, c.bytes};
   if (c.any_shared) {
-    RETURN_IF_ERROR(ReadSharedChunk(pid, mem_fd, c, buf));
+    Status st = ReadSharedChunk(pid, mem_fd, c, buf);
+    if (!st.ok() && !running) return st;
+    if (!st.ok()) std::memset(buf, 0, c.bytes);
   } else if (::process_vm_readv(pid, &local, 1, c.remote.data(), c.remote.size(), 0) !=
              static_cast<ssize_t>(c.bytes)) {
     // Partly unreadable (PROT_NONE pages): read piece by piece with the fallback.
     std::size_t off = 0;
     for (const auto& r : c.remote) {
-      RETURN_IF_ERROR(ReadMemory(pid, reinterpret_cast<std::uint64_t>(r.iov_base), buf + off, r.iov_len)
-                          .WithContext("dumping memory"));
+      Status st = ReadMemory(pid, reinterpret_cast<std::uint64_t>(r.iov_base), buf + off, r.iov_len);
+      if (!st.ok() && !running) return st.WithContext("dumping memory");
+      if (!st.ok()) std::memset(buf + off, 0, r.iov_len);
       off += r.iov_len;
     }
   }
@@ -362,7 +369,7 @@ Status ReadChunkFrom(pid_t pid, int mem_fd, const Chunk& c, unsigned char* buf, 
 
 Result<PageDumpResult> WritePages(pid_t pid, const std::vector<PageRun>& candidates, image::ImageWriter* w,
                                   const std::string& prefix, const Progress& progress,
-                                  std::uint32_t section_type) {
+                                  std::uint32_t section_type, bool running) {
   // The dumping thread reads chunk k+1 from the process while a writer
   // thread appends chunk k to the image.
   constexpr std::size_t kSlots = 4;
@@ -429,7 +436,7 @@ Result<PageDumpResult> WritePages(pid_t pid, const std::vector<PageRun>& candida
       if (stop) break;
     }
     st = CheckInterrupted();
-    if (st.ok()) st = ReadChunkFrom(pid, mem_fd.get(), chunks[k], bufs[k % kSlots], &ready[k]);
+    if (st.ok()) st = ReadChunkFrom(pid, mem_fd.get(), chunks[k], bufs[k % kSlots], running, &ready[k]);
     std::lock_guard<std::mutex> l(mu);
     if (st.ok())
       read = k + 1;

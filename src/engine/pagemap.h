@@ -38,9 +38,12 @@ Result<std::vector<PageRun>> CollectPopulatedPages(pid_t pid, const std::vector<
 // section: per chunk read, a record of its non-zero runs, then their pages.
 // `progress` reports bytes read.
 // `section_type`: kSecPageRecords, or kSecDeltaPages in an incremental image.
+// `running`: the process runs meanwhile (a pre-copy round, whose dirty
+// tracking catches every page written since it was armed): pieces it has
+// unmapped since are not an error.
 Result<PageDumpResult> WritePages(pid_t pid, const std::vector<PageRun>& candidates, image::ImageWriter* w,
                                   const std::string& prefix, const Progress& progress,
-                                  std::uint32_t section_type = kSecPageRecords);
+                                  std::uint32_t section_type = kSecPageRecords, bool running = false);
 // The pages among `within` that are populated and still write-protected by
 // a dirty tracker (incremental.h): not written since it was armed. Empty
 // where the kernel has no PAGEMAP_SCAN.

@@ -392,6 +392,11 @@ Result<RestoreStats> Restore(const RestoreOptions& o) {
   bool is_tree = false;
   ASSIGN_OR_RETURN(TreeModel t, ReadTreeModel(*reader, &is_tree));
   ASSIGN_OR_RETURN(auto plans, ReadMembers(t, *reader, &stats));
+  if (reader->Find(kSecPrecopy) != nullptr) {
+    return FailedPrecondition(path +
+                              " is a pre-copy round of a live migration (its pages were copied while "
+                              "the process ran): it can only be the parent of a later image");
+  }
   // An incremental image: its parents, checked before anything starts.
   ASSIGN_OR_RETURN(std::unique_ptr<ImageChain> chain, ImageChain::Open(o.dir, *reader, t, o.trust_image));
   if (o.new_pidns && t.members[0].pid == 1)

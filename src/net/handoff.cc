@@ -54,9 +54,16 @@ Status SourceHandoff::SendFile(const std::string& path,
   return Status::Ok();
 }
 
+Status SourceHandoff::BeginRound(int round, bool final) {
+  RETURN_IF_ERROR(sink_.Flush().WithContext("sending the image to " + host_));
+  image_start_ = sink_.Position();
+  nlohmann::json r = {{"round", round}, {"final", final}};
+  return SendJson(s_, FrameType::kRound, r).WithContext("sending to " + host_);
+}
+
 Status SourceHandoff::EndImage() {
   RETURN_IF_ERROR(sink_.Flush().WithContext("sending the image to " + host_));
-  nlohmann::json e = {{"bytes", sink_.Position()}};
+  nlohmann::json e = {{"bytes", sink_.Position() - image_start_}};
   return SendJson(s_, FrameType::kEnd, e).WithContext("sending the image to " + host_);
 }
 

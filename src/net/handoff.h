@@ -25,6 +25,9 @@ class SourceHandoff {
   FrameSink* sink() { return &sink_; }
   // Sends the file at `path` through sink(); `progress` gets bytes sent.
   Status SendFile(const std::string& path, const std::function<void(std::uint64_t, std::uint64_t)>& progress);
+  // A live migration: ROUND before each image (`round`: its number;
+  // `final`: the last, restored); sink() positions start again at 0.
+  Status BeginRound(int round, bool final);
   // The image is complete: flushes and sends END.
   Status EndImage();
   // Waits for READY (the target restored its copy and holds it).
@@ -41,8 +44,22 @@ class SourceHandoff {
   Result<nlohmann::json> Await(FrameType want, int timeout_ms, const char* what);
   Stream* s_;
   FrameSink sink_;
+  std::uint64_t image_start_ = 0;  // sink_'s position where the current image began
   std::string host_ = "the target";
   bool committed_ = false;
+};
+
+// An image inside a stream that carries several (a live migration's
+// rounds): its positions count from where it starts.
+class ImageSink final : public image::Sink {
+ public:
+  explicit ImageSink(image::Sink* inner) : inner_(inner), start_(inner->Position()) {}
+  Status Append(const void* data, std::size_t size) override { return inner_->Append(data, size); }
+  std::uint64_t Position() const override { return inner_->Position() - start_; }
+
+ private:
+  image::Sink* inner_;
+  std::uint64_t start_;
 };
 
 }  // namespace ckpt::net

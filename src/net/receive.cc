@@ -146,6 +146,7 @@ Status Preflight(Session* ss) {
   }
   if (s.kind == "process" && !s.cfg.restore_process)
     return NotSupported("this ckpt build has no transparent engine (Linux x86-64 only)");
+  s.live = s.kind == "process" && s.hello.value("live", false);
   if (s.kind == "program") RETURN_IF_ERROR(internal::PreflightProgram(&s));
   if (s.kind == "process") RETURN_IF_ERROR(internal::PreflightProcess(&s));
   if (s.kind == "group") RETURN_IF_ERROR(internal::PreflightGroup(&s));
@@ -164,7 +165,8 @@ Status Preflight(Session* ss) {
   nlohmann::json a = {{"host", s.host},
                       {"spool", s.dir},
                       {"free", ec ? 0 : sp.available},
-                      {"codecs", image::AvailableCodecs()}};
+                      {"codecs", image::AvailableCodecs()},
+                      {"live", s.kind == "process"}};
   return SendJson(s.s, FrameType::kAccept, a);
 }
 
@@ -219,8 +221,40 @@ Status ReceiveFrames(Session* ss, platform::WritableFile* out, std::uint64_t* go
   }
 }
 
+// A live migration's pre-copy rounds, each an image of its own into
+// DIR/round-N, until the ROUND that announces the final image.
+Status TakeRounds(Session* ss) {
+  Session& s = *ss;
+  platform::Env* env = platform::Env::Default();
+  for (;;) {
+    s.step = "pre-copy round " + std::to_string(s.rounds);
+    auto f = RecvFrame(s.s, 300 * 1000);
+    if (!f.ok()) return f.status().WithContext("waiting for the next round");
+    if (f->type == FrameType::kError) {
+      auto j = ParseJson(*f);
+      s.reported = true;
+      return FailedPrecondition("the source stopped the migration: " +
+                                (j.ok() ? j->value("message", std::string()) : std::string("?")));
+    }
+    if (f->type != FrameType::kRound) return Corruption("expected ROUND, got " + FrameTypeName(f->type));
+    ASSIGN_OR_RETURN(auto r, ParseJson(*f));
+    if (r.value("round", -1) != s.rounds) return Corruption("rounds out of order");
+    if (r.value("final", false)) return Status::Ok();
+    std::string dir = platform::JoinPath(s.dir, "round-" + std::to_string(s.rounds));
+    RETURN_IF_ERROR(env->CreateDirs(dir));
+    ASSIGN_OR_RETURN(auto temp, env->NewTempFile(dir, "process.ckpt"));
+    std::uint64_t got = 0;
+    RETURN_IF_ERROR(ReceiveFrames(&s, temp.get(), &got));
+    auto done = temp->Commit(platform::JoinPath(dir, "process.ckpt"), false);
+    if (!done.ok() || !*done) return IoError("cannot name round " + std::to_string(s.rounds) + " in " + dir);
+    s.Log("pre-copy round " + std::to_string(s.rounds) + ": " + std::to_string(got) + " bytes");
+    ++s.rounds;
+  }
+}
+
 Status TakeImage(Session* ss) {
   Session& s = *ss;
+  if (s.live) RETURN_IF_ERROR(TakeRounds(&s));
   s.step = "transfer";
   platform::Env* env = platform::Env::Default();
   std::string file =

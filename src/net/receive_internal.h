@@ -50,6 +50,10 @@ struct Session {
   std::unique_ptr<HeldCopy> held;
   std::string prefix;  // the image's first bytes, until the program is started
   bool follow = false;
+  // A live migration (hello "live"): pre-copy rounds come first, each into
+  // DIR/round-N, the parents of the image restored.
+  bool live = false;
+  int rounds = 0;
   bool as_it_arrived = false;  // the copy held was started before the image was whole
   // A process image's restore, running while the image arrives.
   std::unique_ptr<ProcessRestore> proc;

@@ -57,6 +57,8 @@ std::string FrameTypeName(FrameType t) {
       return "DONE";
     case FrameType::kError:
       return "ERROR";
+    case FrameType::kRound:
+      return "ROUND";
   }
   return "frame type " + std::to_string(static_cast<int>(t));
 }
@@ -104,7 +106,7 @@ Status RecvFrame(Stream* s, int timeout_ms, Frame* out) {
   Frame& f = *out;
   unsigned char h[kHeaderSize];
   RETURN_IF_ERROR(s->Read(h, sizeof h, timeout_ms));
-  if (h[0] != 'C' || h[1] != 'M' || (h[3] & ~kFlagZstd) != 0 || h[2] < 1 || h[2] > 8) {
+  if (h[0] != 'C' || h[1] != 'M' || (h[3] & ~kFlagZstd) != 0 || h[2] < 1 || h[2] > 9) {
     return Corruption("malformed frame header from " + s->Describe() +
                       " (not a ckpt migration peer, or a damaged stream)");
   }

@@ -30,6 +30,7 @@ enum class FrameType : std::uint8_t {
   kCommit = 6,  // source -> target: let the target's copy run
   kDone = 7,    // target -> source: JSON, the target's copy runs
   kError = 8,   // either way: JSON {step, message, host}; the migration is over
+  kRound = 9,   // source -> target, live migrations: JSON {round, final}, before each image
 };
 std::string FrameTypeName(FrameType t);
 

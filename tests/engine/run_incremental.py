@@ -37,65 +37,8 @@ W = tempfile.mkdtemp(prefix="ckpt-incr.")
 PAGES = 8192
 EVERY = 200  # iterations per log line
 
-WORKER = r'''
-import hashlib, mmap, os, signal, sys, time
-PAGES, LOG = int(sys.argv[1]), sys.argv[2]
-EVERY = %d
-flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS
-def page(p, c):
-    return hashlib.blake2b(b"%%d:%%d" %% (p, c), digest_size=64).digest() * 64
-buf = mmap.mmap(-1, PAGES * 4096, flags=flags)
-counters = [0] * PAGES
-for p in range(PAGES):
-    buf[p * 4096:(p + 1) * 4096] = page(p, 0)
-extras = []  # [key, mapping, pages]
-log = os.open(LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-def verify():
-    bad = [p for p in range(PAGES) if buf[p * 4096:(p + 1) * 4096] != page(p, counters[p])]
-    for key, m, n in extras:
-        bad += ["extra%%d.%%d" %% (key, q) for q in range(n) if m[q * 4096:(q + 1) * 4096] != page(key, q)]
-    os.write(log, b"VERIFY %%s\n" %% (b"ok" if not bad else ("bad %%d: %%s" %% (len(bad), bad[:5])).encode()))
-# The checks run between two writes (a signal handler could run between a
-# counter's update and its page's).
-verify_asked = []
-signal.signal(signal.SIGUSR1, lambda *_: verify_asked.append(1))
-fork_asked = []
-signal.signal(signal.SIGUSR2, lambda *_: fork_asked.append(1))
-os.write(log, b"ready\n")
-x, i, s = 1, 0, 0
-while True:
-    if verify_asked:
-        verify_asked.clear()
-        verify()
-    x = (x * 6364136223846793005 + 1442695040888963407) %% 2**64
-    p = (x >> 33) %% PAGES
-    counters[p] += 1
-    buf[p * 4096:(p + 1) * 4096] = page(p, counters[p])
-    i += 1
-    s = (s * 31 + p + 1) %% 2**61
-    if i %% 1000 == 0:  # a new small mapping; the oldest of five goes
-        key = 1000000 + i
-        m = mmap.mmap(-1, 16 * 4096, flags=flags)
-        for q in range(16):
-            m[q * 4096:(q + 1) * 4096] = page(key, q)
-        extras.append([key, m, 16])
-        if len(extras) > 5:
-            extras.pop(0)[1].close()
-    if i %% 3000 == 0:  # mremap: the newest grows (and may move)
-        e = extras[-1]
-        e[1].resize(32 * 4096)
-        for q in range(16, 32):
-            e[1][q * 4096:(q + 1) * 4096] = page(e[0], q)
-        e[2] = 32
-    if i %% EVERY == 0:
-        os.write(log, b"%%d %%d\n" %% (i, s))
-        if fork_asked:  # SIGUSR2: a child goes on from here with a log of its own
-            fork_asked.clear()
-            if os.fork() == 0:
-                log = os.open(LOG + ".child", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-                os.write(log, b"child %%d\n" %% os.getpid())
-    time.sleep(0.0005)
-''' % EVERY
+WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib", "dirty_pages.py")
+
 
 
 def fail(msg):
@@ -160,9 +103,7 @@ def dump(pid, d, *opts, env=None):
 
 
 def start(tag):
-    script = os.path.join(W, "worker.py")
-    with open(script, "w") as f:
-        f.write(WORKER)
+    script = WORKER
     log = os.path.join(W, tag + ".log")
     p = subprocess.Popen([sys.executable, script, str(PAGES), log], stdin=subprocess.DEVNULL,
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=W)
@@ -245,7 +186,7 @@ def bad_chains(g, log):
             if d.isdigit():
                 try:
                     with open("/proc/%s/cmdline" % d, "rb") as f:
-                        if b"worker.py" in f.read():
+                        if b"dirty_pages.py" in f.read():
                             fail("restore with %s left process %s running" % (what, d))
                 except OSError:
                     pass

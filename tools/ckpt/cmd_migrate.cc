@@ -283,6 +283,9 @@ void PrintReport(const MigrateOptions& o, const MigrateReport& r) {
       j["stderr"] = r.ready.value("stderr", std::string());
     }
     if (!r.kept_image.empty()) j["kept_image"] = r.kept_image;
+    if (o.live) {
+      j["live"] = {{"rounds", r.rounds}, {"convergence", r.convergence}};
+    }
     PrintJson(j);
     return;
   }
@@ -294,6 +297,11 @@ void PrintReport(const MigrateOptions& o, const MigrateReport& r) {
   }
   std::printf("\n  %s sent, downtime %.0f ms, total %.0f ms\n", HumanBytes(r.bytes_sent).c_str(),
               ms(r.downtime_ns), ms(r.total_ns));
+  if (o.live) {
+    std::printf("  %zu pre-copy rounds (%s):", r.rounds.size(), r.convergence.c_str());
+    for (const auto& x : r.rounds) std::printf(" %s", HumanBytes(x.value("bytes", std::uint64_t{0})).c_str());
+    std::printf("; final image %s\n", HumanBytes(r.image_bytes).c_str());
+  }
 }
 
 // The group TARGET names (its name, id, or its coordinator's PID), or nullopt
@@ -334,6 +342,13 @@ int Run(const MigrateOptions& o) {
 #if !CKPT_HAVE_ENGINE
     if (!program) return ReportError(found.status());
 #endif
+  }
+  if (o.live && (group || program)) {
+    std::fprintf(stderr,
+                 "ckpt: error: --live moves unmodified processes (the transparent engine); a %s "
+                 "already stops only at a safepoint\n",
+                 group ? "group" : "ckpt program");
+    return kExitUsage;
   }
   auto conn = Connect(o);
   if (!conn.ok()) return ReportError(conn.status());
@@ -411,6 +426,15 @@ void AddMigrate(CLI::App& app, Runner* run) {
   c->add_flag("--external-pipes", o->external_pipes, "As for ckpt dump");
   c->add_flag("--pidns", o->pidns, "Restore into a new PID namespace on the target");
   c->add_option("--timeout", o->timeout, "Seconds to wait for each step of the target (default 120)");
+  c->add_flag("--live", o->live,
+              "Live migration of an unmodified process: copy its memory in rounds while it runs (dirty pages "
+              "tracked), then freeze it only for what changed since the last round");
+  c->add_option("--max-rounds", o->max_rounds, "--live: the most pre-copy rounds (default 8)")
+      ->check(CLI::Range(1, 100));
+  c->add_option("--max-downtime", o->max_downtime_ms,
+                "--live: stop pre-copying once the last round would take at most half this many milliseconds "
+                "to send (default 50)")
+      ->type_name("MS");
   c->footer("docs/migration.md describes the handoff, the transports and what happens on each failure.");
   c->callback([run, o] { *run = [o] { return Run(*o); }; });
 }

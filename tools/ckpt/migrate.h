@@ -39,6 +39,11 @@ struct MigrateOptions {
   double timeout = 120;       // seconds for each step the source waits on
   std::string cert, key, ca;  // ckpt:// (mutual TLS)
   bool insecure_no_tls = false;
+  // Live migration of processes (docs/migration.md): pre-copy rounds while
+  // they run, then a final freeze of what changed.
+  bool live = false;
+  int max_rounds = 8;
+  double max_downtime_ms = 50;
 };
 
 // The connection to the target, whatever the transport.
@@ -67,6 +72,8 @@ struct MigrateReport {
   std::uint64_t image_bytes = 0, bytes_sent = 0;
   std::int64_t checkpoint_ns = 0, transfer_ns = 0, restore_ns = 0, downtime_ns = 0, total_ns = 0;
   std::string kept_image;
+  nlohmann::json rounds = nlohmann::json::array();  // --live: one object per pre-copy round
+  std::string convergence;                          // --live: why the pre-copy stopped
 };
 
 // Each returns the report, or an error naming the step and the host; on an
