@@ -1,0 +1,82 @@
+#!/usr/bin/env python3
+"""Live migration against cold migration, in one run (docs/performance.md):
+`ckpt migrate PID --to ssh://b` with and without `--live` of a process with
+MIB MiB populated that writes pages at a chosen rate (bench/dirty_worker),
+between two hosts made by tests/lib/hosts.py (namespaces, veth, sshd each;
+the spools are tmpfs).
+
+Per dirty rate and mode, the medians over --reps of: downtime (ckpt's
+--json: from the final freeze to DONE), total time, bytes sent / memory
+(rounds and final image), rounds and why the pre-copy stopped.
+
+  live_bench.py [--mib 1024] [--rates 0,10,50,200] [--reps 3]
+Needs root and the release build (build/bin: ckpt, dirty_worker).
+"""
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tests", "lib"))
+import ckpttest as ck  # noqa: E402
+import hosts as H  # noqa: E402
+
+CKPT = os.path.join(ck.BIN, "ckpt")
+WORKER = os.path.join(ck.BIN, "dirty_worker")
+RT = "/run/ckpt"
+
+
+def one(hosts, mib, rate, live, floor):
+    a, b = hosts["a"], hosts["b"]
+    work = ck.tempdir("live-bench")
+    out = os.path.join(work, "worker.out")
+    a.run(["sh", "-c", "echo %d > /proc/sys/kernel/ns_last_pid" % floor], check=True)
+    p = a.popen([WORKER, str(mib), str(rate)], stdin=open(os.devnull), stdout=open(out, "w"),
+                stderr=open(os.devnull, "w"), start_new_session=True)
+    ck.wait_for(lambda: "ready" in open(out).read(), "the worker", 120)
+    time.sleep(2)
+    argv = [CKPT, "migrate", str(p.ns_pid), "--to", b.url, "--ssh", hosts.ssh_command, "--json",
+            "--remote-spool", hosts.spool, "--remote-ckpt", CKPT] + (["--live"] if live else [])
+    r = a.run(argv, capture_output=True, text=True, timeout=600, env=ck.env(CKPT_RUNTIME_DIR=RT))
+    b.run(["kill", "-9", str(p.ns_pid)], capture_output=True)
+    a.run(["kill", "-9", str(p.ns_pid)], capture_output=True)
+    if r.returncode != 0:
+        sys.exit("migrate failed:\n" + r.stderr)
+    j = json.loads(r.stdout)
+    rounds = j.get("live", {}).get("rounds", [])
+    sent = j["image_bytes"] + sum(x["bytes"] for x in rounds)
+    return {"downtime_ms": j["downtime_ms"], "total_ms": j["total_ms"], "sent": sent / (mib * 2 ** 20),
+            "rounds": len(rounds), "final_mib": j["image_bytes"] / 2 ** 20,
+            "why": j.get("live", {}).get("convergence", "")}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--mib", type=int, default=1024)
+    ap.add_argument("--rates", default="0,10,50,200")
+    ap.add_argument("--reps", type=int, default=3)
+    a = ap.parse_args()
+    ssh_env = {"CKPT_RUNTIME_DIR": RT, "PATH": ck.BIN + ":/usr/sbin:/usr/bin:/sbin:/bin"}
+    spool = "%dM" % (a.mib * 3)
+    print("%d MiB over ssh between two namespace hosts, medians of %d" % (a.mib, a.reps))
+    print("%-6s %-5s | %11s %10s %12s %7s %10s  %s" % ("MB/s", "mode", "downtime ms", "total ms", "sent/memory",
+                                                     "rounds", "final MiB", "pre-copy stopped"))
+    floor = 30000
+    with H.Hosts(("a", "b"), spool_size={"a": spool, "b": spool}, ssh_env=ssh_env) as hosts:
+        for rate in [float(x) for x in a.rates.split(",")]:
+            for live in (False, True):
+                rows = []
+                for _ in range(a.reps):
+                    floor += 10
+                    rows.append(one(hosts, a.mib, rate, live, floor))
+                med = lambda k: statistics.median(r[k] for r in rows)  # noqa: E731
+                print("%-6g %-5s | %11.0f %10.0f %12.3f %7.0f %10.1f  %s" %
+                      (rate, "live" if live else "cold", med("downtime_ms"), med("total_ms"), med("sent"),
+                       med("rounds"), med("final_mib"), rows[-1]["why"]), flush=True)
+
+
+if __name__ == "__main__":
+    main()
