@@ -70,6 +70,7 @@ def main():
                 shutil.rmtree(os.path.join(w, "full"))
                 subprocess.run(["sync"])
                 pre = dump(a.ckpt, p.pid, os.path.join(w, "g0"), "--pre")
+                subprocess.run(["sync"])  # as before the full dump: no writeback of g0 during the next
                 t0 = time.monotonic()
                 tracked = write_cost(p, max(1, int(a.interval))) if rate > 0 else 0.0
                 time.sleep(max(0.0, a.interval - (time.monotonic() - t0)))
