@@ -182,11 +182,10 @@ Status InterruptedError(const DumpOptions& o, const Status& release, const Statu
   return FailedPrecondition(msg);
 }
 
-// Writes every member's model and blobs: all of them come before the
-// first page, so that a restore reading the image as it arrives can set the
-// whole tree up while the pages are still coming.
-// Each member's model, blobs and (incremental dumps) inherited pages and
-// tracker: everything a restore needs before the pages.
+// Writes every member's model, blobs and (incremental dumps) inherited
+// pages and tracker: all of them come before the first page, so that a
+// restore reading the image as it arrives can set the whole tree up while
+// the pages are still coming.
 Status WriteMemberModels(const std::vector<MemberDump>& md, const TreeModel& t, bool incremental,
                          image::ImageWriter* w) {
   for (const auto& d : md) {
