@@ -200,16 +200,19 @@ Status WriteMemberModels(const std::vector<MemberDump>& md, const TreeModel& t, 
 // Writes every member's pages, each followed by its pagemap. `file`: the
 // image file, for the in-place page copy (null with a stream: ckpt copies
 // the pages).
+// `po`: for every member (`all_read` only with one member).
 Status WriteMemberPages(std::vector<MemberDump>& md, const TreeModel& t, image::ImageWriter* w,
-                        platform::WritableFile* file, const Progress& progress, bool incremental,
-                        bool running, DumpStats* stats) {
+                        platform::WritableFile* file, const Progress& progress, PageWriteOptions po,
+                        DumpStats* stats) {
+  const bool incremental = po.section_type == kSecDeltaPages;
+  if (md.size() != 1) po.all_read = nullptr;
   for (auto& d : md) {
     std::string prefix = SectionPrefix(t, d.pid);
     // On request, one copy: the process writes its own pages into the
     // image. Otherwise, or where it cannot, ckpt reads them
     // (process_vm_readv) and writes them itself.
     Result<PageDumpResult> in_place = NotSupported("in-place page copy not asked for");
-    if (file != nullptr && InPlaceCopyRequested() && !incremental && !running) {
+    if (file != nullptr && InPlaceCopyRequested() && !incremental && !po.running) {
       Injector inj(d.pid, d.gadget);
       RETURN_IF_ERROR(inj.Save());
       in_place = WritePagesInPlace(d.pid, &inj, d.candidates, w, file, prefix, progress);
@@ -220,8 +223,7 @@ Status WriteMemberPages(std::vector<MemberDump>& md, const TreeModel& t, image::
     std::string how = in_place.ok() ? "in-place" : "readv";
     stats->page_copy = stats->page_copy.empty() || stats->page_copy == how ? how : "mixed";
     if (!in_place.ok()) {
-      ASSIGN_OR_RETURN(in_place, WritePages(d.pid, d.candidates, w, prefix, progress,
-                                            incremental ? kSecDeltaPages : kSecPageRecords, running));
+      ASSIGN_OR_RETURN(in_place, WritePages(d.pid, d.candidates, w, prefix, progress, po));
     }
     PageDumpResult pages = std::move(in_place).value();
     d.m.pagemap = std::move(pages.runs);
@@ -434,8 +436,14 @@ Status WriteAndCommit(DumpRun& r, const Progress& progress) {
   RETURN_IF_ERROR(CheckInterrupted());
   // A pre-copy round: the processes run on while their pages are copied.
   if (o.precopy) RETURN_IF_ERROR(ReleaseAfterImage(r));
-  RETURN_IF_ERROR(
-      WriteMemberPages(r.md, r.t, &w, file.get(), progress, r.parent.has_value(), o.precopy, &r.stats));
+  PageWriteOptions po;
+  po.section_type = r.parent ? kSecDeltaPages : kSecPageRecords;
+  po.running = o.precopy;
+  // --leave-running to a file, a small process: it runs on once its pages
+  // are in memory, not once they are in the image.
+  if (o.leave_running && !o.precopy && o.stream == nullptr)
+    po.all_read = [&r] { return ReleaseAfterImage(r); };
+  RETURN_IF_ERROR(WriteMemberPages(r.md, r.t, &w, file.get(), progress, po, &r.stats));
   r.Lap(&r.stats.phases.pages_ns);
   RETURN_IF_ERROR(CheckInterrupted());
   RETURN_IF_ERROR(w.Finish());

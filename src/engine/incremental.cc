@@ -42,7 +42,6 @@ using platform::PosixError;
 namespace {
 
 constexpr std::uint64_t kPage = kPageSize;
-constexpr std::uint8_t kDeltaVersion = 1;
 
 // Mappings whose pages dumps store (CollectPopulatedPages): the ones tracked.
 bool Trackable(const Vma& v) {
@@ -73,7 +72,7 @@ Result<Tracker> ReadTracker(const image::ImageReader& r, const std::string& pref
   std::uint8_t version = b.U8();
   std::int32_t fd = static_cast<std::int32_t>(b.U32());
   std::uint64_t ino = b.U64();
-  if (!b.ok() || version != kDeltaVersion || fd < 0) return t;  // not usable: as if not armed
+  if (!b.ok() || version != kChainVersion || fd < 0) return t;  // not usable: as if not armed
   t.fd = fd;
   t.ino = ino;
   return t;
@@ -89,22 +88,6 @@ Result<std::unique_ptr<image::ImageReader>> OpenProcessImage(const std::string& 
 }
 
 }  // namespace
-
-Result<ImageId> NewImageId() {
-  ImageId id;
-  RETURN_IF_ERROR(platform::RandomBytes(id.data(), id.size()));
-  return id;
-}
-
-std::string ImageIdText(const ImageId& id) {
-  static const char* kHex = "0123456789abcdef";
-  std::string s;
-  for (unsigned char c : id) {
-    s += kHex[c >> 4];
-    s += kHex[c & 15];
-  }
-  return s;
-}
 
 bool IsDirtyTracker(const std::string& link, const std::string& fdinfo) {
   if (link != "anon_inode:[userfaultfd]") return false;
@@ -188,29 +171,6 @@ Result<Tracker> ArmTracker(pid_t pid, Injector* inj, const std::vector<Vma>& vma
   t.fd = static_cast<int>(fd);
   t.ino = st.st_ino;
   return t;
-}
-
-Result<bool> ReadIdentity(const image::ImageReader& r, ImageId* id) {
-  const image::SectionInfo* s = r.Find(kSecIdentity, "identity");
-  if (s == nullptr) return false;
-  ASSIGN_OR_RETURN(std::string data, r.ReadSection(*s));
-  if (data.size() != id->size()) return Corruption(r.source().Name() + ": malformed section 'identity'");
-  std::copy(data.begin(), data.end(), id->begin());
-  return true;
-}
-
-Result<bool> ReadParentLink(const image::ImageReader& r, ImageId* id, std::string* path) {
-  const image::SectionInfo* s = r.Find(kSecParent, "parent");
-  if (s == nullptr) return false;
-  ASSIGN_OR_RETURN(std::string data, r.ReadSection(*s));
-  ByteReader b(data);
-  std::uint8_t version = b.U8();
-  std::string_view raw = b.Bytes(id->size());
-  *path = std::string(b.String());
-  if (!b.ok() || !b.empty() || version != kDeltaVersion || path->empty())
-    return Corruption(r.source().Name() + ": malformed section 'parent'");
-  std::copy(raw.begin(), raw.end(), id->begin());
-  return true;
 }
 
 Status ProbeDirtyTracking() {
@@ -331,7 +291,7 @@ Status WriteIdentity(image::ImageWriter* w, const ImageId& id, const ParentImage
   std::error_code ec;
   if (parent->literal) {
     std::string o;
-    o.push_back(static_cast<char>(kDeltaVersion));
+    o.push_back(static_cast<char>(kChainVersion));
     o.append(reinterpret_cast<const char*>(parent->id.data()), parent->id.size());
     PutString(&o, parent->dir);
     return w->AddSection(kSecParent, "parent", "", o);
@@ -341,7 +301,7 @@ Status WriteIdentity(image::ImageWriter* w, const ImageId& id, const ParentImage
   std::string rel = ec ? fs::absolute(parent->dir).string() : to.lexically_relative(from).string();
   if (rel.empty()) rel = to.string();
   std::string o;
-  o.push_back(static_cast<char>(kDeltaVersion));
+  o.push_back(static_cast<char>(kChainVersion));
   o.append(reinterpret_cast<const char*>(parent->id.data()), parent->id.size());
   PutString(&o, rel);
   return w->AddSection(kSecParent, "parent", "", o);
@@ -353,7 +313,7 @@ Status WriteMemberDelta(image::ImageWriter* w, const std::string& prefix, bool i
     RETURN_IF_ERROR(w->AddSection(kSecInherited, prefix + "inherited", "", EncodePagemap(inherited)));
   if (!tracker.armed()) return Status::Ok();
   std::string o;
-  o.push_back(static_cast<char>(kDeltaVersion));
+  o.push_back(static_cast<char>(kChainVersion));
   PutU32(&o, static_cast<std::uint32_t>(tracker.fd));
   PutU64(&o, tracker.ino);
   return w->AddSection(kSecTracking, prefix + "tracking", "", o, 0);
@@ -399,10 +359,7 @@ Result<std::unique_ptr<ImageChain>> ImageChain::Open(const std::string& dir, con
   std::string cur_dir = dir, named_by = child;
   std::set<std::string> seen = {ImageIdText(id)};
   while (true) {
-    std::string pdir =
-        std::filesystem::path(!rel.empty() && rel[0] == '/' ? rel : platform::JoinPath(cur_dir, rel))
-            .lexically_normal()
-            .string();
+    std::string pdir = ParentDir(cur_dir, rel);
     auto link = std::make_unique<Link>();
     link->path = platform::JoinPath(pdir, kImageFileName);
     if (!platform::Env::Default()->FileExists(link->path))

@@ -19,6 +19,7 @@
 #include <string_view>
 #include <vector>
 
+#include "engine/image_chain.h"
 #include "engine/model.h"
 #include "engine/tree_model.h"
 #include "image/reader.h"
@@ -28,12 +29,6 @@
 namespace ckpt::engine {
 
 class Injector;
-
-// A process image's identity: random, written into every dump; a child
-// image names its parent by it.
-using ImageId = std::array<unsigned char, 16>;
-Result<ImageId> NewImageId();
-std::string ImageIdText(const ImageId& id);
 
 // ckpt's dirty tracker in a process: its descriptor there and the inode of
 // that userfaultfd (a new one per arming, so it names the dump that armed it).
@@ -96,11 +91,6 @@ Status WriteIdentity(image::ImageWriter* w, const ImageId& id, const ParentImage
                      const std::string& dir);
 Status WriteMemberDelta(image::ImageWriter* w, const std::string& prefix, bool incremental,
                         const std::vector<PageRun>& inherited, const Tracker& tracker);
-// The image's identity, if it records one.
-Result<bool> ReadIdentity(const image::ImageReader& r, ImageId* id);
-// The parent an image names: its identity and path (relative to the
-// image's directory unless absolute). False if it names none.
-Result<bool> ReadParentLink(const image::ImageReader& r, ImageId* id, std::string* path);
 
 // The parents of an image, opened and checked, for its restore.
 class ImageChain {

@@ -369,11 +369,13 @@ Status ReadChunkFrom(pid_t pid, int mem_fd, const Chunk& c, unsigned char* buf, 
 
 Result<PageDumpResult> WritePages(pid_t pid, const std::vector<PageRun>& candidates, image::ImageWriter* w,
                                   const std::string& prefix, const Progress& progress,
-                                  std::uint32_t section_type, bool running) {
+                                  const PageWriteOptions& po) {
   // The dumping thread reads chunk k+1 from the process while a writer
-  // thread appends chunk k to the image.
-  constexpr std::size_t kSlots = 4;
+  // thread appends chunk k to the image; with po.all_read and few pages,
+  // every chunk has a slot: all are read, then the writer catches up.
   std::vector<Chunk> chunks = Chunks(candidates, kDumpChunk);
+  const bool early = po.all_read && PagemapPages(candidates) * kPage <= kEarlyReleaseMax;
+  const std::size_t kSlots = early ? std::max<std::size_t>(1, chunks.size()) : 4;
   ScopedFd mem_fd;
   if (std::any_of(chunks.begin(), chunks.end(), [](const Chunk& c) { return c.any_shared; })) {
     mem_fd.reset(::open(ProcPath(pid, "mem").c_str(), O_RDONLY | O_CLOEXEC));  // -1: ReadMemory's fallback
@@ -390,7 +392,7 @@ Result<PageDumpResult> WritePages(pid_t pid, const std::vector<PageRun>& candida
     std::size_t n;
     ~Unmap() { ::munmap(p, n); }
   } unmap{area, slots * kDumpChunk};
-  unsigned char* bufs[kSlots] = {};
+  std::vector<unsigned char*> bufs(kSlots);
   for (std::size_t i = 0; i < kSlots; ++i)
     bufs[i] = static_cast<unsigned char*>(area) + (i % slots) * kDumpChunk;
   std::vector<ReadChunk> ready(chunks.size());
@@ -399,7 +401,7 @@ Result<PageDumpResult> WritePages(pid_t pid, const std::vector<PageRun>& candida
   std::size_t read = 0, written = 0;
   bool stop = false;
   Status write_status;
-  RETURN_IF_ERROR(w->BeginSection(section_type, prefix + "pages", ""));
+  RETURN_IF_ERROR(w->BeginSection(po.section_type, prefix + "pages", ""));
   std::thread writer([&] {
     for (std::size_t k = 0; k < chunks.size(); ++k) {
       {
@@ -436,7 +438,7 @@ Result<PageDumpResult> WritePages(pid_t pid, const std::vector<PageRun>& candida
       if (stop) break;
     }
     st = CheckInterrupted();
-    if (st.ok()) st = ReadChunkFrom(pid, mem_fd.get(), chunks[k], bufs[k % kSlots], running, &ready[k]);
+    if (st.ok()) st = ReadChunkFrom(pid, mem_fd.get(), chunks[k], bufs[k % kSlots], po.running, &ready[k]);
     std::lock_guard<std::mutex> l(mu);
     if (st.ok())
       read = k + 1;
@@ -445,6 +447,17 @@ Result<PageDumpResult> WritePages(pid_t pid, const std::vector<PageRun>& candida
     cv.notify_all();
     done += chunks[k].bytes;
     if (st.ok() && progress) progress(done, total);
+  }
+  PageDumpResult res;
+  if (st.ok() && early) {
+    // Every page is in the buffers: the caller may let the processes go.
+    st = po.all_read();
+    res.all_read_called = true;
+    if (!st.ok()) {
+      std::lock_guard<std::mutex> l(mu);
+      stop = true;
+      cv.notify_all();
+    }
   }
   {
     std::unique_lock<std::mutex> l(mu);
@@ -455,7 +468,6 @@ Result<PageDumpResult> WritePages(pid_t pid, const std::vector<PageRun>& candida
   writer.join();
   RETURN_IF_ERROR(st);
   RETURN_IF_ERROR(write_status);
-  PageDumpResult res;
   for (const auto& rc : ready) {
     res.zero_pages += rc.zero_pages;
     for (const auto& r : rc.runs) AddRun(&res.runs, r.addr, r.pages);

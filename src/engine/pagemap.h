@@ -30,6 +30,24 @@ inline constexpr std::uint32_t kImageFrameSize = 1u << 20;
 struct PageDumpResult {
   std::vector<PageRun> runs;
   std::uint64_t zero_pages = 0;
+  bool all_read_called = false;  // PageWriteOptions::all_read was called
+};
+
+// Up to this many bytes of pages, WritePages can read them all into memory
+// before writing them (PageWriteOptions::all_read).
+inline constexpr std::uint64_t kEarlyReleaseMax = 16u << 20;
+
+struct PageWriteOptions {
+  // kSecPageRecords, or kSecDeltaPages in an incremental image.
+  std::uint32_t section_type = kSecPageRecords;
+  // The process runs meanwhile (a pre-copy round, whose dirty tracking
+  // catches every page written since it was armed): pieces it has unmapped
+  // since are not an error.
+  bool running = false;
+  // If the pages fit in kEarlyReleaseMax: called once every page is read
+  // into memory, before they are written (the caller lets a --leave-running
+  // process go: the image write is not frozen time). Its error fails.
+  std::function<Status()> all_read;
 };
 
 // Candidate pages (populated, not equal to their file) of every VMA.
@@ -37,13 +55,9 @@ Result<std::vector<PageRun>> CollectPopulatedPages(pid_t pid, const std::vector<
 // Reads the candidates from the process and writes the kSecPageRecords
 // section: per chunk read, a record of its non-zero runs, then their pages.
 // `progress` reports bytes read.
-// `section_type`: kSecPageRecords, or kSecDeltaPages in an incremental image.
-// `running`: the process runs meanwhile (a pre-copy round, whose dirty
-// tracking catches every page written since it was armed): pieces it has
-// unmapped since are not an error.
 Result<PageDumpResult> WritePages(pid_t pid, const std::vector<PageRun>& candidates, image::ImageWriter* w,
                                   const std::string& prefix, const Progress& progress,
-                                  std::uint32_t section_type = kSecPageRecords, bool running = false);
+                                  const PageWriteOptions& po = {});
 // The pages among `within` that are populated and still write-protected by
 // a dirty tracker (incremental.h): not written since it was armed. Empty
 // where the kernel has no PAGEMAP_SCAN.

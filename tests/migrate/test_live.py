@@ -14,6 +14,9 @@ process that checks its own memory (tests/lib/dirty_pages.py):
 - A process that writes too fast to converge (no pause between writes):
   the pre-copy gives up and the final image carries what it must; the
   result is exact all the same.
+- A System V producer/consumer tree (tests/engine/zdtm_sysv_pc, --tree):
+  a -> b and back live, then it checks its own sequence, segment and
+  semaphores.
 
 Skipped (77) where hosts cannot be made.
 """
@@ -155,12 +158,35 @@ def check_not_converging(hosts):
     shutil.rmtree(work)
 
 
+def check_sysv_tree(hosts):
+    d = ck.tempdir("live-sysv")
+    ck.check(hosts["a"].run(["sh", "-c", "echo 29000 > /proc/sys/kernel/ns_last_pid"]).returncode == 0, "pid")
+    tree = hosts["a"].popen([os.path.join(ck.BIN, "zdtm_sysv_pc"), d], stdin=open(os.devnull),
+                            stdout=open(os.devnull, "w"), stderr=open(os.devnull, "w"), start_new_session=True)
+    wait_for(lambda: os.path.exists(os.path.join(d, "ready")), "the SysV tree to be ready")
+    pid, where = tree.ns_pid, "a"
+    for _ in range(2):
+        dest = "b" if where == "a" else "a"
+        p, j = migrate(hosts, where, pid, dest, "--tree")
+        ck.check(j["pid"] == pid and j["host"] == dest and len(j["live"]["rounds"]) >= 2,
+                 "sysv tree live to %s: %s" % (dest, p.stdout))
+        ck.check(not alive(hosts[where], pid), "the tree still runs on " + where)
+        where = dest
+    open(os.path.join(d, "stop"), "w").close()
+    verdict = wait_for(lambda: os.path.exists(os.path.join(d, "result")) and open(os.path.join(d, "result")).read(),
+                       "the tree's verdict")
+    ck.check(verdict == "PASS\n", "the SysV tree after two live migrations: %s" % verdict)
+    print("SysV tree: a -> b -> a live, its own check passed", flush=True)
+    shutil.rmtree(d)
+
+
 def main():
     H.skip_unless_available()
     ssh_env = {"CKPT_RUNTIME_DIR": RT, "PATH": ck.BIN + ":/usr/sbin:/usr/bin:/sbin:/bin"}
     with H.Hosts(("a", "b"), spool_size={"a": "1200M", "b": "1200M"}, ssh_env=ssh_env) as hosts:
         check_converging(hosts)
         check_not_converging(hosts)
+        check_sysv_tree(hosts)
     print("ok")
 
 

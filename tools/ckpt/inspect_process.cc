@@ -6,7 +6,7 @@
 #include <filesystem>
 
 #include "command.h"
-#include "engine/incremental.h"
+#include "engine/image_chain.h"
 #include "engine/model.h"
 #include "engine/tree_model.h"
 
@@ -52,9 +52,9 @@ Status DescribeChain(const image::ImageReader& r, const engine::TreeModel& t, nl
     *inherited = engine::PagemapPages(runs) * 4096;
   }
   std::string dir = std::filesystem::path(r.source().Name()).parent_path().string();
-  auto chain = engine::ImageChain::Open(dir.empty() ? "." : dir, r, t, true);
+  auto chain = engine::ChainPaths(dir.empty() ? "." : dir, r);
   if (chain.ok()) {
-    p["chain"] = (*chain)->Paths();
+    p["chain"] = *chain;
   } else {
     p["chain_error"] = chain.status().message();
   }
