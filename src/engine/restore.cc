@@ -164,7 +164,14 @@ Status SeizeForRebuild(const ProcessModel& m, pid_t pid, int status_fd, Injector
   if (rseq.ok() && rseq->ptr != 0) {
     RETURN_IF_ERROR(inj->Call("rseq unregister", SYS_rseq, {rseq->ptr, rseq->len, 1, rseq->sig}).status());
   }
-  return Status::Ok();
+  // So is the signal stack ckpt's thread had (a sanitizer build sets one
+  // up): left in place, a handler with SA_ONSTACK would get a frame on
+  // memory that is gone, and the process a SIGSEGV at its first signal.
+  // The process's own stack, if it had one, comes back with its threads.
+  stack_t off{};
+  off.ss_flags = SS_DISABLE;
+  ASSIGN_OR_RETURN(std::uint64_t ss, inj->PutScratch(0, &off, sizeof off));
+  return inj->Call("sigaltstack(SS_DISABLE)", SYS_sigaltstack, {ss, 0}).status();
 }
 
 // Rebuilds one stopped member `pid` (ckpt's view) from its model; leaves
