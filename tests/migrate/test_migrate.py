@@ -329,7 +329,9 @@ def check_process_round_trips(hosts):
             ck.run([CKPT, "verify", j["kept_image"]], check=0)
         wait_for(lambda: check_counter(log) > before + 20, "the counter to go on after hop %d" % hop)
         ck.check(alive(hosts[dest], pid), "hop %d: the counter does not run on %s" % (hop, dest))
-        ck.check(not alive(hosts[where], pid), "hop %d: the counter still runs on %s" % (hop, where))
+        # The source's copy got its SIGKILL once DONE came; ckpt does not
+        # wait for the kernel to tear it down (docs/cli.md, ckpt dump).
+        wait_for(lambda: not alive(hosts[where], pid), "hop %d: the counter to end on %s" % (hop, where), 10)
         where = dest
     n = check_counter(log)
     hosts[where].run(["kill", "-9", str(pid)])
