@@ -42,7 +42,8 @@ Result<bool> ReadParentLink(const image::ImageReader& r, ImageId* id, std::strin
   if (s == nullptr) return false;
   ASSIGN_OR_RETURN(std::string data, r.ReadSection(*s));
   const std::string bad = r.source().Name() + ": malformed section 'parent'";
-  if (data.size() <= id->size() || static_cast<std::uint8_t>(data[0]) != kChainVersion) return Corruption(bad);
+  if (data.size() <= id->size() || static_cast<std::uint8_t>(data[0]) != kChainVersion)
+    return Corruption(bad);
   std::copy(data.begin() + 1, data.begin() + 1 + static_cast<std::ptrdiff_t>(id->size()), id->begin());
   ByteReader b(std::string_view(data).substr(1 + id->size()));
   *path = std::string(b.String());

@@ -24,7 +24,6 @@
 #include "engine/util.h"
 #include "platform/env.h"
 #include "platform/posix_util.h"
-#include "platform/secure.h"
 #include "util/bytes.h"
 
 // Debian 12's headers predate the asynchronous write-protect mode (Linux 6.7).
@@ -287,19 +286,15 @@ Status WriteIdentity(image::ImageWriter* w, const ImageId& id, const ParentImage
                                 std::string_view(reinterpret_cast<const char*>(id.data()), id.size()), 0));
   if (parent == nullptr) return Status::Ok();
   // Relative to this image's directory, so that the chain can move as a whole.
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  if (parent->literal) {
-    std::string o;
-    o.push_back(static_cast<char>(kChainVersion));
-    o.append(reinterpret_cast<const char*>(parent->id.data()), parent->id.size());
-    PutString(&o, parent->dir);
-    return w->AddSection(kSecParent, "parent", "", o);
+  std::string rel = parent->dir;
+  if (!parent->literal) {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    fs::path from = fs::weakly_canonical(fs::absolute(dir), ec);
+    fs::path to = fs::weakly_canonical(fs::absolute(parent->dir), ec);
+    rel = ec ? fs::absolute(parent->dir).string() : to.lexically_relative(from).string();
+    if (rel.empty()) rel = to.string();
   }
-  fs::path from = fs::weakly_canonical(fs::absolute(dir), ec);
-  fs::path to = fs::weakly_canonical(fs::absolute(parent->dir), ec);
-  std::string rel = ec ? fs::absolute(parent->dir).string() : to.lexically_relative(from).string();
-  if (rel.empty()) rel = to.string();
   std::string o;
   o.push_back(static_cast<char>(kChainVersion));
   o.append(reinterpret_cast<const char*>(parent->id.data()), parent->id.size());
@@ -332,12 +327,6 @@ struct ImageChain::Link {
 };
 
 ImageChain::~ImageChain() = default;
-
-std::vector<std::string> ImageChain::Paths() const {
-  std::vector<std::string> out;
-  for (const auto& l : links_) out.push_back(l->path);
-  return out;
-}
 
 Result<std::unique_ptr<ImageChain>> ImageChain::Open(const std::string& dir, const image::ImageReader& r,
                                                      const TreeModel& t, bool trust) {

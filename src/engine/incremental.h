@@ -105,8 +105,6 @@ class ImageChain {
   // has its mappings (vmas) already; adds their number to `*pages`.
   Status RestoreInherited(std::int32_t dumped_pid, const std::vector<Vma>& vmas, pid_t pid, Injector* inj,
                           std::uint64_t* pages);
-  // The ancestors' image paths, parent first.
-  std::vector<std::string> Paths() const;
 
  private:
   struct Link;

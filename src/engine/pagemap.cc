@@ -102,6 +102,17 @@ constexpr std::uint64_t kPageIsPfnZero = 1u << 5;
 constexpr std::uint64_t kPageIsWpAllowed = 1u << 0;
 constexpr std::uint64_t kPageIsWritten = 1u << 1;
 
+// A PAGEMAP_SCAN request for [start, end) into `vec`.
+PmScanArg ScanArg(std::uint64_t start, std::uint64_t end, std::vector<PmScanRegion>* vec) {
+  PmScanArg a{};
+  a.size = sizeof a;
+  a.start = start;
+  a.end = end;
+  a.vec = reinterpret_cast<std::uint64_t>(vec->data());
+  a.vec_len = vec->size();
+  return a;
+}
+
 // Adds the pages of [start, end) worth storing to `runs` with PAGEMAP_SCAN:
 // present or swapped, not the zero page, and in a file mapping not still the
 // file's page. False if this kernel has no PAGEMAP_SCAN.
@@ -113,12 +124,7 @@ Result<bool> ScanPopulated(int fd, const std::string& path, std::uint64_t start,
   std::vector<PmScanRegion> vec(512);
   const std::uint64_t excluded = kPageIsPfnZero | (file_backed ? kPageIsFile : 0);
   while (start < end) {
-    PmScanArg a{};
-    a.size = sizeof a;
-    a.start = start;
-    a.end = end;
-    a.vec = reinterpret_cast<std::uint64_t>(vec.data());
-    a.vec_len = vec.size();
+    PmScanArg a = ScanArg(start, end, &vec);
     a.category_inverted = excluded;
     a.category_mask = excluded;
     a.category_anyof_mask = kPageIsPresent | kPageIsSwapped;
@@ -160,12 +166,7 @@ Result<std::vector<PageRun>> ScanTracked(pid_t pid, const std::vector<PageRun>& 
     std::uint64_t start = within[i].addr, end = start + within[i].pages * kPage;
     for (++i; i < within.size() && within[i].addr == end; ++i) end += within[i].pages * kPage;
     while (start < end) {
-      PmScanArg a{};
-      a.size = sizeof a;
-      a.start = start;
-      a.end = end;
-      a.vec = reinterpret_cast<std::uint64_t>(vec.data());
-      a.vec_len = vec.size();
+      PmScanArg a = ScanArg(start, end, &vec);
       if (protect) {
         a.flags = kScanWpMatching | kScanCheckWpAsync;
         a.category_mask = kPageIsWritten;
