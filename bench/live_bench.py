@@ -45,6 +45,8 @@ def one(hosts, mib, rate, live, floor):
     a.run(["kill", "-9", str(p.ns_pid)], capture_output=True)
     if r.returncode != 0:
         sys.exit("migrate failed:\n" + r.stderr)
+    if r.stderr.strip():
+        sys.stderr.write(r.stderr)
     j = json.loads(r.stdout)
     rounds = j.get("live", {}).get("rounds", [])
     sent = j["image_bytes"] + sum(x["bytes"] for x in rounds)

@@ -388,7 +388,7 @@ Status Handoff(DumpRun& r) {
   r.Lap(&r.stats.phases.finish_ns);
   RETURN_IF_ERROR(CheckInterrupted());
   MaybeKillWorker("handoff");
-  r.stats.frozen_ns = NowNs() - r.t_frozen;  // so far
+  if (!r.released) r.stats.frozen_ns = NowNs() - r.t_frozen;  // so far (a pre-copy round ran on)
   r.handoff_called = true;
   r.handoff_status = r.o.handoff(r.stats);
   r.Lap(&r.stats.phases.handoff_ns);

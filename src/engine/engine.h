@@ -152,6 +152,11 @@ struct RestoreOptions {
   // Restore an image that belongs to another user (or that others may
   // write) anyway: its code would run with the caller's privileges.
   bool trust_image = false;
+  // Pages an incremental image takes from its parents (complete files
+  // here) are filled after the processes run: on first touch and in the
+  // background (docs/engine.md, "Lazy restore"). Restore returns once all
+  // are in; on_running is called when the processes run.
+  bool lazy = false;
   Progress progress;
   // Called once the process runs (before waiting for it).
   std::function<void(const RestoreStats&)> on_running;
@@ -184,6 +189,11 @@ struct RestoreStats {
   std::int64_t total_ns = 0;
   int exit_status = -1;     // wait status once it ended (not with detach)
   bool vdso_proxy = false;  // the kernel vDSO differed: a proxy redirects the old one
+  // A lazy restore: pages filled after the processes ran, faults served
+  // (first touches that waited), and the time the fill took.
+  bool lazy = false;
+  std::uint64_t lazy_pages = 0, lazy_faults = 0;
+  std::int64_t fill_ns = 0;
 };
 
 // Forks the new process from the caller and runs set-up code in the fork

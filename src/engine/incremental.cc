@@ -17,6 +17,7 @@
 
 #include "engine/image_file.h"
 #include "engine/inject.h"
+#include "engine/lazy.h"
 #include "engine/mm.h"
 #include "engine/pagemap.h"
 #include "engine/proc.h"
@@ -396,7 +397,7 @@ Result<std::unique_ptr<ImageChain>> ImageChain::Open(const std::string& dir, con
 }
 
 Status ImageChain::RestoreInherited(std::int32_t dumped_pid, const std::vector<Vma>& vmas, pid_t pid,
-                                    Injector* inj, std::uint64_t* pages) {
+                                    Injector* inj, LazyFill* lazy, std::uint64_t* pages) {
   auto it = wanted_.find(dumped_pid);
   if (it == wanted_.end() || it->second.empty()) return Status::Ok();
   RETURN_IF_ERROR(CheckRuns(vmas, it->second, "inherited pages of " + Pid(dumped_pid)));
@@ -406,8 +407,14 @@ Status ImageChain::RestoreInherited(std::int32_t dumped_pid, const std::vector<V
     const Link::Member& m = l->members.at(dumped_pid);
     std::vector<PageRun> take = RunsIntersect(rest, m.stored);
     if (take.empty()) continue;
-    RETURN_IF_ERROR(RestorePageSubset(l->reader.get(), m.prefix, take, pid, inj, pages));
     rest = RunsSubtract(rest, take);
+    if (lazy != nullptr) {
+      std::uint64_t before = PagemapPages(take);
+      ASSIGN_OR_RETURN(take, lazy->Add(dumped_pid, pid, *l->reader, m.prefix, take, vmas));
+      *pages += before - PagemapPages(take);
+      if (take.empty()) continue;
+    }
+    RETURN_IF_ERROR(RestorePageSubset(l->reader.get(), m.prefix, take, pid, inj, pages));
   }
   return Status::Ok();
 }

@@ -93,6 +93,8 @@ Status WriteMemberDelta(image::ImageWriter* w, const std::string& prefix, bool i
                         const std::vector<PageRun>& inherited, const Tracker& tracker);
 
 // The parents of an image, opened and checked, for its restore.
+class LazyFill;
+
 class ImageChain {
  public:
   // The ancestors of the image read by `r` in `dir` (tree model `t`), each
@@ -102,9 +104,10 @@ class ImageChain {
                                                   const TreeModel& t, bool trust);
   ~ImageChain();
   // Fills member `dumped_pid`'s inherited pages into process `pid`, which
-  // has its mappings (vmas) already; adds their number to `*pages`.
+  // has its mappings (vmas) already; adds their number to `*pages`. With
+  // `lazy`, those it can take are left to it (filled once the tree runs).
   Status RestoreInherited(std::int32_t dumped_pid, const std::vector<Vma>& vmas, pid_t pid, Injector* inj,
-                          std::uint64_t* pages);
+                          LazyFill* lazy, std::uint64_t* pages);
 
  private:
   struct Link;

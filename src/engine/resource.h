@@ -45,6 +45,7 @@ namespace ckpt::engine {
 class FrozenProcess;
 class Injector;
 class RestoreGuard;
+class LazyFill;
 struct PipeCensus;
 
 // One alive member while it is dumped.
@@ -153,6 +154,8 @@ struct RestoreContext {
   std::map<std::uint32_t, int> sysv_shm_ids;
   // An incremental image's parents (nullptr if it has none).
   ImageChain* chain = nullptr;
+  // RestoreOptions::lazy: the pages filled once the tree runs.
+  LazyFill* lazy = nullptr;
 };
 
 class RestoreResource {

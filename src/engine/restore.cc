@@ -28,6 +28,7 @@
 #include "engine/files.h"
 #include "engine/guard.h"
 #include "engine/image_file.h"
+#include "engine/lazy.h"
 #include "engine/mm.h"
 #include "engine/pagemap.h"
 #include "engine/proc.h"
@@ -193,9 +194,12 @@ Status RebuildMember(RestoreContext& c, RestoreTable& resources, const MemberRes
   RETURN_IF_ERROR(resources.Rebuild(c, p, pid, RebuildPoint::kVmasCreated, &inj));
   std::uint64_t pages = 0;
   RETURN_IF_ERROR(RestorePages(m, c.reader, p.prefix, pid, &inj, c.o.progress, &pages));
-  if (c.chain != nullptr) RETURN_IF_ERROR(c.chain->RestoreInherited(m.core.pid, m.vmas, pid, &inj, &pages));
+  if (c.chain != nullptr)
+    RETURN_IF_ERROR(c.chain->RestoreInherited(m.core.pid, m.vmas, pid, &inj, c.lazy, &pages));
   c.stats->pages += pages;
   RETURN_IF_ERROR(FinishVmas(m, &inj));
+  // Lazy pages: from here on a touch of one waits for the filler.
+  if (c.lazy != nullptr) RETURN_IF_ERROR(c.lazy->Arm(m.core.pid, pid, &inj, m.vmas));
   // The kernel refuses to replace the exe link while the old executable is
   // mapped; when the restore child already runs the image's executable
   // (the dumped program was ckpt itself, or a fork of the restoring
@@ -387,6 +391,34 @@ Status RebuildAndRun(RestoreContext& c, RestoreTable& resources,
   return LetGo(plans, tree.pids, threads);
 }
 
+// The tree runs: its lazy pages go in (the restore guard still armed: if
+// ckpt dies meanwhile the processes are killed, never left with pages
+// that would read as zeros).
+Status FinishLazy(const RestoreOptions& o, LazyFill* lazy, std::int64_t t0, RestoreStats* stats) {
+  stats->lazy = true;
+  stats->total_ns = NowNs() - t0;
+  if (o.on_running) o.on_running(*stats);
+  ASSIGN_OR_RETURN(LazyStats ls, lazy->Finish(o.progress));
+  stats->lazy_pages = ls.pages;
+  stats->lazy_faults = ls.faults;
+  stats->fill_ns = ls.fill_ns;
+  return Status::Ok();
+}
+
+// Every process now in the restored tree (forks of its members included).
+std::vector<pid_t> DescendantsOf(const std::vector<pid_t>& pids) {
+  std::vector<pid_t> out;
+  for (pid_t p : pids) {
+    if (p > 0) out.push_back(p);
+  }
+  for (std::size_t i = 0; i < out.size() && out.size() < 100000; ++i) {
+    for (pid_t c : ListChildren(out[i])) {
+      if (std::find(out.begin(), out.end(), c) == out.end()) out.push_back(c);
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 Result<RestoreStats> Restore(const RestoreOptions& o) {
@@ -414,7 +446,16 @@ Result<RestoreStats> Restore(const RestoreOptions& o) {
   // cleaned up after a failure themselves).
   RestoreGuard guard;
   RETURN_IF_ERROR(guard.Start());
-  RestoreContext c{o, t, reader.get(), &guard, &stats, {}, chain.get()};
+  std::unique_ptr<LazyFill> lazy;
+  if (o.lazy && chain != nullptr) {
+    std::string why = LazyUnavailable();
+    if (why.empty()) {
+      lazy = std::make_unique<LazyFill>();
+    } else {
+      std::fprintf(stderr, "ckpt: warning: no lazy restore here (%s): every page is filled first\n", why.c_str());
+    }
+  }
+  RestoreContext c{o, t, reader.get(), &guard, &stats, {}, chain.get(), lazy.get()};
   RestoreTable resources;
   // The objects members share, then every member's descriptors.
   RETURN_IF_ERROR(resources.Each([&](RestoreResource& r) { return r.Create(c); }));
@@ -444,19 +485,29 @@ Result<RestoreStats> Restore(const RestoreOptions& o) {
   }
   if (!warnings.empty()) std::fprintf(stderr, "ckpt: warning: %s", warnings.c_str());
   stats.pid = tree.pids[0];
+  // A process forked while pages are missing dies with the tree too.
+  if (lazy != nullptr) lazy->OnFork([&guard, &tree] { guard.KillOnDeath(DescendantsOf(tree.pids)); });
   Status st = RebuildAndRun(c, resources, plans, tree, status_fds);
   if (!st.ok()) {
     tree.KillAll();
     if (init_pid > 0) ::kill(init_pid, SIGKILL);
     return st.WithContext("restore of process " + std::to_string(t.members[0].pid) + " from " + path);
   }
+  if (lazy != nullptr && !lazy->empty()) {
+    st = FinishLazy(o, lazy.get(), t0, &stats);
+    if (!st.ok()) {
+      tree.KillAll();
+      if (init_pid > 0) ::kill(init_pid, SIGKILL);
+      return st.WithContext("lazy restore of process " + std::to_string(t.members[0].pid) + " from " + path);
+    }
+  }
   guard.Commit();
   tree.Release();
   resources.Commit();
   ::prctl(PR_SET_CHILD_SUBREAPER, 0);
   pid_t pid = tree.pids[0];
-  stats.total_ns = NowNs() - t0;
-  if (o.on_running) o.on_running(stats);
+  if (!stats.lazy) stats.total_ns = NowNs() - t0;
+  if (o.on_running && !stats.lazy) o.on_running(stats);
   if (!o.detach) {
     int status = 0;
     while (::waitpid(pid, &status, 0) == -1 && errno == EINTR) {

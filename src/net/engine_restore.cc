@@ -40,7 +40,7 @@ void SendLine(int fd, const std::string& line) {
 
 // The fork: restores, reports, exits without running the receiver's
 // destructors or flushing its stdio (its stdout may be the ssh channel).
-[[noreturn]] void RestorerMain(int fd, const ArrivingImage& image, bool new_pidns) {
+[[noreturn]] void RestorerMain(int fd, const ArrivingImage& image, bool new_pidns, bool lazy) {
   engine::RestoreOptions r;
   r.dir = image.dir;
   r.detach = true;
@@ -49,6 +49,15 @@ void SendLine(int fd, const std::string& line) {
   r.follow_complete_marker = image.complete_marker;
   r.follow_writer_pid = ::getppid();
   r.follow_limit = image.limit;
+  // A live migration's last image: what it takes from the rounds (complete
+  // files here) is filled once the process runs.
+  r.lazy = lazy;
+  r.on_running = [fd](const engine::RestoreStats& s) {
+    if (!s.lazy) return;
+    SendLine(fd, nlohmann::json{{"running",
+                                 {{"pid", s.pid}, {"members", s.members}, {"new_ipc_ns", s.new_ipc_ns}, {"lazy", true}}}}
+                     .dump());
+  };
   r.hold = [fd](const engine::RestoreStats& s) -> Status {
     SendLine(fd, nlohmann::json{{"held", s.pid}}.dump());
     char c[3];
@@ -66,7 +75,13 @@ void SendLine(int fd, const std::string& line) {
   if (st.ok()) {
     SendLine(
         fd,
-        nlohmann::json{{"done", {{"pid", st->pid}, {"members", st->members}, {"new_ipc_ns", st->new_ipc_ns}}}}
+        nlohmann::json{{"done",
+                        {{"pid", st->pid},
+                         {"members", st->members},
+                         {"new_ipc_ns", st->new_ipc_ns},
+                         {"lazy_pages", st->lazy_pages},
+                         {"lazy_faults", st->lazy_faults},
+                         {"fill_ms", st->fill_ns / 1e6}}}}
             .dump());
   } else {
     SendLine(fd, nlohmann::json{{"error", st.status().message()}}.dump());
@@ -86,7 +101,8 @@ class ForkedRestore final : public ProcessRestore {
     fd_ = -1;
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
     while (::waitpid(child_, nullptr, WNOHANG) == 0) {
-      if (std::chrono::steady_clock::now() > deadline) {
+      // A lazy fill ends by itself (killing it would kill what it fills).
+      if (!lazy_ && std::chrono::steady_clock::now() > deadline) {
         // Its restore guard removes what it made once it is gone.
         ::kill(child_, SIGKILL);
         while (::waitpid(child_, nullptr, 0) < 0 && errno == EINTR) {
@@ -121,7 +137,21 @@ class ForkedRestore final : public ProcessRestore {
   Result<nlohmann::json> Release() override {
     SendLine(fd_, "go");
     ASSIGN_OR_RETURN(nlohmann::json j, Take());
+    if (j.contains("running")) {
+      lazy_ = true;  // it runs; "done" comes once its pages are in
+      return j["running"];
+    }
     if (!j.contains("done")) return Internal("the restorer said " + j.dump() + " when let go");
+    while (::waitpid(child_, nullptr, 0) < 0 && errno == EINTR) {
+    }
+    child_ = -1;
+    return j["done"];
+  }
+
+  Result<nlohmann::json> AwaitFilled() override {
+    if (!lazy_) return nlohmann::json::object();
+    ASSIGN_OR_RETURN(nlohmann::json j, Take());
+    if (!j.contains("done")) return Internal("the restorer said " + j.dump() + " while filling pages");
     while (::waitpid(child_, nullptr, 0) < 0 && errno == EINTR) {
     }
     child_ = -1;
@@ -159,6 +189,7 @@ class ForkedRestore final : public ProcessRestore {
   int fd_;
   std::string buf_;
   std::optional<nlohmann::json> pending_;  // a line Check() read
+  bool lazy_ = false;                      // the tree runs, its pages still filling
   Status failure_;
 };
 
@@ -180,7 +211,7 @@ ProcessRestorer EngineRestorer() {
         }
         if (child == 0) {
           ::close(sv[0]);
-          RestorerMain(sv[1], image, new_pidns);
+          RestorerMain(sv[1], image, new_pidns, hello.value("live", false));
         }
         ::close(sv[1]);
         return std::unique_ptr<ProcessRestore>(new ForkedRestore(child, sv[0]));

@@ -87,6 +87,10 @@ Result<nlohmann::json> SourceHandoff::Commit(int timeout_ms) {
   return Await(FrameType::kDone, timeout_ms, "confirmation that the copy runs");
 }
 
+Result<nlohmann::json> SourceHandoff::AwaitFilled(int timeout_ms) {
+  return Await(FrameType::kFilled, timeout_ms, "confirmation that every page is in");
+}
+
 void SourceHandoff::Abort(const std::string& why) {
   nlohmann::json e = {{"step", "source"}, {"message", why}, {"host", platform::Env::Default()->HostName()}};
   SendJson(s_, FrameType::kError, e).IgnoreError();

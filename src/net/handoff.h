@@ -36,6 +36,9 @@ class SourceHandoff {
   // ambiguous only if COMMIT went out: then committed() is true.
   Result<nlohmann::json> Commit(int timeout_ms);
   bool committed() const { return committed_; }
+  // After a DONE that says "lazy": waits for FILLED (every page of the
+  // target's copy is in). An ERROR from the target: its copy is gone.
+  Result<nlohmann::json> AwaitFilled(int timeout_ms);
   // Tells the target the migration is off (best effort).
   void Abort(const std::string& why);
 

@@ -31,8 +31,11 @@ class ProcessRestore {
   virtual Status Check() = 0;
   // Waits (the image complete) until the tree is rebuilt and held: its root's PID.
   virtual Result<std::int64_t> AwaitHeld() = 0;
-  // Lets the held tree run; facts for the source (pid, members, ...).
+  // Lets the held tree run; facts for the source (pid, members, ...;
+  // "lazy": true when its pages are still being filled).
   virtual Result<nlohmann::json> Release() = 0;
+  // After a lazy Release(): waits until every page is in (facts of the fill).
+  virtual Result<nlohmann::json> AwaitFilled() { return nlohmann::json::object(); }
 };
 
 // Where a process image arrives: DIR/process.ckpt, written by this process

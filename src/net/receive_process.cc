@@ -63,10 +63,20 @@ Status RestoreProcess(Session* ss) {
   RETURN_IF_ERROR(s.AwaitCommit());
   s.step = "release";
   ASSIGN_OR_RETURN(nlohmann::json facts, s.proc->Release());
-  s.proc.reset();
   s.Released();
   facts["host"] = s.host;
-  return SendJson(s.s, FrameType::kDone, facts);
+  RETURN_IF_ERROR(SendJson(s.s, FrameType::kDone, facts));
+  if (facts.value("lazy", false)) {
+    // It runs; its pages come in from the rounds spooled here. The source
+    // keeps its copy until they are all in.
+    s.step = "fill";
+    ASSIGN_OR_RETURN(nlohmann::json filled, s.proc->AwaitFilled());
+    s.proc.reset();
+    s.Log("every page of the restored process is in");
+    return SendJson(s.s, FrameType::kFilled, filled);
+  }
+  s.proc.reset();
+  return Status::Ok();
 }
 
 }  // namespace ckpt::net::internal

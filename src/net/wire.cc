@@ -59,6 +59,8 @@ std::string FrameTypeName(FrameType t) {
       return "ERROR";
     case FrameType::kRound:
       return "ROUND";
+    case FrameType::kFilled:
+      return "FILLED";
   }
   return "frame type " + std::to_string(static_cast<int>(t));
 }
@@ -106,7 +108,7 @@ Status RecvFrame(Stream* s, int timeout_ms, Frame* out) {
   Frame& f = *out;
   unsigned char h[kHeaderSize];
   RETURN_IF_ERROR(s->Read(h, sizeof h, timeout_ms));
-  if (h[0] != 'C' || h[1] != 'M' || (h[3] & ~kFlagZstd) != 0 || h[2] < 1 || h[2] > 9) {
+  if (h[0] != 'C' || h[1] != 'M' || (h[3] & ~kFlagZstd) != 0 || h[2] < 1 || h[2] > static_cast<unsigned char>(FrameType::kFilled)) {
     return Corruption("malformed frame header from " + s->Describe() +
                       " (not a ckpt migration peer, or a damaged stream)");
   }

@@ -31,6 +31,7 @@ enum class FrameType : std::uint8_t {
   kDone = 7,    // target -> source: JSON, the target's copy runs
   kError = 8,   // either way: JSON {step, message, host}; the migration is over
   kRound = 9,   // source -> target, live migrations: JSON {round, final}, before each image
+  kFilled = 10,  // target -> source, after a lazy DONE: JSON, every page is in (the source's copy may end)
 };
 std::string FrameTypeName(FrameType t);
 

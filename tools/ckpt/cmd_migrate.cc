@@ -284,7 +284,12 @@ void PrintReport(const MigrateOptions& o, const MigrateReport& r) {
     }
     if (!r.kept_image.empty()) j["kept_image"] = r.kept_image;
     if (o.live) {
-      j["live"] = {{"rounds", r.rounds}, {"convergence", r.convergence}};
+      j["live"] = {{"rounds", r.rounds}, {"convergence", r.convergence}, {"final_phases_ms", r.final_phases}};
+      if (r.filled.is_object()) {
+        j["live"]["lazy"] = {{"pages", r.filled.value("lazy_pages", std::uint64_t{0})},
+                             {"faults", r.filled.value("lazy_faults", std::uint64_t{0})},
+                             {"fill_ms", r.filled.value("fill_ms", 0.0)}};
+      }
     }
     PrintJson(j);
     return;
@@ -301,6 +306,11 @@ void PrintReport(const MigrateOptions& o, const MigrateReport& r) {
     std::printf("  %zu pre-copy rounds (%s):", r.rounds.size(), r.convergence.c_str());
     for (const auto& x : r.rounds) std::printf(" %s", HumanBytes(x.value("bytes", std::uint64_t{0})).c_str());
     std::printf("; final image %s\n", HumanBytes(r.image_bytes).c_str());
+    if (r.filled.is_object()) {
+      std::printf("  %s filled in after it ran, in %.0f ms\n",
+                  HumanBytes(r.filled.value("lazy_pages", std::uint64_t{0}) * 4096).c_str(),
+                  r.filled.value("fill_ms", 0.0));
+    }
   }
 }
 

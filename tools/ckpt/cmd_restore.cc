@@ -1,4 +1,4 @@
-// ckpt restore -D DIR [--detach] [--pidns] [--ipc-ns host|new|auto] [--progress] [--json] [--trust-image]
+// ckpt restore -D DIR [--lazy] [--detach] [--pidns] [--ipc-ns host|new|auto] [--progress] [--json] [--trust-image]
 #include <sys/wait.h>
 
 #include <cstdio>
@@ -20,7 +20,22 @@ struct RestoreCliOptions {
   bool progress = false;
   bool json = false;
   bool trust_image = false;
+  bool lazy = false;
 };
+
+void PrintRestoreJson(const engine::RestoreStats& s) {
+  nlohmann::ordered_json j = {{"pid", s.pid},
+                              {"processes", s.members},
+                              {"ipc_namespace", s.new_ipc_ns ? "new" : "host"},
+                              {"threads", s.threads},
+                              {"pages", s.pages},
+                              {"restore_ms", s.total_ns / 1e6},
+                              {"vdso", s.vdso_proxy ? "proxy" : "moved"}};
+  if (s.lazy) {
+    j["lazy"] = {{"pages", s.lazy_pages}, {"faults", s.lazy_faults}, {"fill_ms", s.fill_ns / 1e6}};
+  }
+  PrintJson(j);
+}
 
 int Run(const RestoreCliOptions& o) {
   engine::RestoreOptions r;
@@ -28,6 +43,7 @@ int Run(const RestoreCliOptions& o) {
   r.detach = o.detach;
   r.new_pidns = o.pidns;
   r.trust_image = o.trust_image;
+  r.lazy = o.lazy;
   r.ipc_ns = o.ipc_ns == "new"    ? engine::IpcNsMode::kNew
              : o.ipc_ns == "auto" ? engine::IpcNsMode::kAuto
                                   : engine::IpcNsMode::kHost;
@@ -36,24 +52,28 @@ int Run(const RestoreCliOptions& o) {
   // Prints before waiting: the restored process may run for a long time.
   r.on_running = [&o](const engine::RestoreStats& s) {
     if (o.json) {
-      nlohmann::ordered_json j = {{"pid", s.pid},
-                                  {"processes", s.members},
-                                  {"ipc_namespace", s.new_ipc_ns ? "new" : "host"},
-                                  {"threads", s.threads},
-                                  {"pages", s.pages},
-                                  {"restore_ms", s.total_ns / 1e6},
-                                  {"vdso", s.vdso_proxy ? "proxy" : "moved"}};
-      PrintJson(j);
+      if (!s.lazy) PrintRestoreJson(s);  // a lazy restore's summary waits for its last page
     } else if (o.detach) {
       std::printf("%d\n", s.pid);
     } else {
-      std::fprintf(stderr, "ckpt: restored process %d (%d threads) in %.1f ms\n", s.pid, s.threads,
-                   s.total_ns / 1e6);
+      std::fprintf(stderr, "ckpt: restored process %d (%d threads) in %.1f ms%s\n", s.pid, s.threads,
+                   s.total_ns / 1e6, s.lazy ? "; its memory fills in" : "");
     }
     std::fflush(stdout);
   };
   auto res = engine::Restore(r);
   if (!res.ok()) return ReportError(res.status());
+  if (res->lazy) {
+    line.End();
+    if (o.json) {
+      PrintRestoreJson(*res);
+      std::fflush(stdout);
+    } else {
+      std::fprintf(stderr, "ckpt: %llu pages filled after it ran, in %.1f ms (%llu first touches waited)\n",
+                   static_cast<unsigned long long>(res->lazy_pages), res->fill_ns / 1e6,
+                   static_cast<unsigned long long>(res->lazy_faults));
+    }
+  }
   if (o.detach) return kExitOk;
   int st = res->exit_status;
   if (WIFEXITED(st)) return WEXITSTATUS(st);
@@ -76,6 +96,10 @@ void AddRestore(CLI::App& app, Runner* run) {
                 "fail if one is taken), new (a fresh IPC namespace for the restored processes), auto (host "
                 "when all are free, else new)")
       ->check(CLI::IsMember({"host", "new", "auto"}));
+  c->add_flag("--lazy", o->lazy,
+              "Let the process run before the pages it takes from parent images (--parent dumps) are "
+              "in: they are filled on first touch and in the background; ckpt returns once all are in, "
+              "and if it dies before that the process is killed, never left with missing memory");
   c->add_flag("--progress", o->progress, "Show a percentage on stderr even when it is not a terminal");
   c->add_flag("--json", o->json, "Print a machine-readable summary once the process runs");
   c->add_flag(

@@ -193,8 +193,25 @@ Result<MigrateReport> MigrateProcess(const MigrateOptions& o, Connection* c, std
       return done.status();
     }
     out["done"] = *done;
-    prog.End();
     out["t_done"] = SteadyNanos();
+    if (done->value("lazy", false)) {
+      // It runs there while its pages come in from the rounds the target
+      // holds: this copy stays (frozen) until all are in.
+      prog.Phase("filling memory on " + host);
+      auto filled = h.AwaitFilled(wait_ms + 600000);
+      if (!filled.ok() && filled.status().code() == Code::kFailedPrecondition) {
+        res.Put(out.dump());  // the target reported its copy gone: this one runs on
+        return filled.status().WithContext("the target's copy failed while its memory filled in");
+      }
+      if (filled.ok()) {
+        out["filled"] = *filled;
+      } else {
+        std::fprintf(stderr,
+                     "ckpt: warning: %s; the process runs on %s (it said so), so the copy here ends\n",
+                     filled.status().message().c_str(), host.c_str());
+      }
+    }
+    prog.End();
     res.Put(out.dump());
     (void)st;
     return Status::Ok();
@@ -212,9 +229,15 @@ Result<MigrateReport> MigrateProcess(const MigrateOptions& o, Connection* c, std
   }
   rep.ready = facts.value("ready", nlohmann::json::object());
   rep.done = facts.value("done", nlohmann::json::object());
+  rep.filled = facts.value("filled", nlohmann::json());
   rep.image_bytes = facts.value("image_bytes", std::uint64_t{0});
   rep.bytes_sent = facts.value("sent", std::uint64_t{0});
   std::int64_t t_end = facts.value("t_end", t0);
+  const auto& ph = r->phases;
+  rep.final_phases = {{"freeze", ph.freeze_ns / 1e6},   {"collect", ph.collect_ns / 1e6},
+                      {"comm", ph.comm_ns / 1e6},       {"pagemap", ph.pagemap_ns / 1e6},
+                      {"pages", ph.pages_ns / 1e6},     {"finish", ph.finish_ns / 1e6},
+                      {"handoff", ph.handoff_ns / 1e6}, {"end", ph.end_ns / 1e6}};
   rep.checkpoint_ns = r->phases.precheck_ns + r->phases.freeze_ns;
   rep.transfer_ns = t_end - t0 - rep.checkpoint_ns;
   rep.restore_ns = rep.ready.value("restore_ns", std::int64_t{0});

@@ -14,8 +14,11 @@ namespace ckpt::cli {
 class ProgressLine {
  public:
   ProgressLine(std::string what, bool forced) : what_(std::move(what)), on_(forced || ::isatty(2) != 0) {}
-  ~ProgressLine() {
+  ~ProgressLine() { End(); }
+  void End() {
     if (shown_) std::fprintf(stderr, "\n");
+    shown_ = false;
+    last_ = -1;
   }
   void Update(std::uint64_t done, std::uint64_t total) {
     if (!on_ || total == 0) return;
