@@ -314,6 +314,11 @@ Status CollectAll(DumpRun& r) {
       why_not = "process " + std::to_string(d.pid) + " is not in the parent image: every page stored";
     } else {
       RETURN_IF_ERROR(SplitAgainstParent(d.pid, pm->second, &d.candidates, &d.inherited, &why_not));
+      // Rounds of one migration: its tracker goes on (ArmTrackers).
+      if (why_not.empty() && r.o.precopy) {
+        d.keep_tracker = true;
+        d.tracker = pm->second.tracker;
+      }
     }
     if (!why_not.empty()) r.stats.notes.push_back(why_not);
     r.stats.pages_inherited += PagemapPages(d.inherited);
@@ -330,6 +335,7 @@ void ArmTrackers(DumpRun& r) {
   std::vector<Status> closed;
   for (auto& d : r.md) {
     closed.push_back([&]() -> Status {
+      if (d.keep_tracker) return Status::Ok();
       ASSIGN_OR_RETURN(Tracker old, FindTracker(d.pid));
       Injector inj(d.pid, d.gadget);
       RETURN_IF_ERROR(inj.Save());
@@ -342,6 +348,7 @@ void ArmTrackers(DumpRun& r) {
     MemberDump& d = r.md[i];
     int untracked = 0;
     Status st = !closed[i].ok() ? closed[i] : [&]() -> Status {
+      if (d.keep_tracker) return RearmTracker(d.pid, d.tracker, d.m.vmas, d.candidates, &untracked);
       Injector inj(d.pid, d.gadget);
       RETURN_IF_ERROR(inj.Save());
       auto armed = ArmTracker(d.pid, &inj, d.m.vmas, RunsUnion(d.candidates, d.inherited), &untracked);
@@ -352,6 +359,7 @@ void ArmTrackers(DumpRun& r) {
     }();
     std::string who = "process " + std::to_string(d.pid);
     if (!st.ok()) {
+      d.tracker = Tracker{};
       r.stats.notes.push_back(who + ": dirty tracking could not be armed (" + st.message() +
                               "); a dump with --parent of this image will store every page");
       continue;

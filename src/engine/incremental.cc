@@ -89,6 +89,8 @@ Result<std::unique_ptr<image::ImageReader>> OpenProcessImage(const std::string& 
 
 }  // namespace
 
+std::vector<PageRun> RegisterTrackable(int uf, const std::vector<Vma>& vmas, int* untracked);
+
 bool IsDirtyTracker(const std::string& link, const std::string& fdinfo) {
   if (link != "anon_inode:[userfaultfd]") return false;
   // "API:\t<api>:<features>:<ioctls>", in hex.
@@ -150,19 +152,7 @@ Result<Tracker> ArmTracker(pid_t pid, Injector* inj, const std::vector<Vma>& vma
   struct uffdio_api api = {UFFD_API, UFFD_FEATURE_WP_ASYNC, 0};
   if (::ioctl(uf.get(), UFFDIO_API, &api) != 0)
     return fail(NotSupported("this kernel's userfaultfd has no asynchronous write-protect mode (Linux 6.7)"));
-  std::vector<PageRun> registered;
-  for (const auto& v : vmas) {
-    if (!Trackable(v)) continue;
-    struct uffdio_register reg = {{v.start, v.size()}, UFFDIO_REGISTER_MODE_WP, 0};
-    // A mapping the kernel refuses (EBUSY: an old tracker that a process
-    // outside the dump still holds owns it) stays untracked: its pages count
-    // as written.
-    if (::ioctl(uf.get(), UFFDIO_REGISTER, &reg) == 0) {
-      registered.push_back({v.start, v.size() / kPage});
-    } else {
-      ++*untracked;
-    }
-  }
+  std::vector<PageRun> registered = RegisterTrackable(uf.get(), vmas, untracked);
   Status wp = WriteProtectPages(pid, RunsIntersect(runs, registered));
   if (!wp.ok()) return fail(wp);
   struct stat st;
@@ -171,6 +161,39 @@ Result<Tracker> ArmTracker(pid_t pid, Injector* inj, const std::vector<Vma>& vma
   t.fd = static_cast<int>(fd);
   t.ino = st.st_ino;
   return t;
+}
+
+// The mappings whose pages dumps store, registered with tracker `uf`;
+// returns those the kernel took.
+std::vector<PageRun> RegisterTrackable(int uf, const std::vector<Vma>& vmas, int* untracked) {
+  std::vector<PageRun> registered;
+  for (const auto& v : vmas) {
+    if (!Trackable(v)) continue;
+    struct uffdio_register reg = {{v.start, v.size()}, UFFDIO_REGISTER_MODE_WP, 0};
+    // A mapping the kernel refuses (EBUSY: an old tracker that a process
+    // outside the dump still holds owns it) stays untracked: its pages count
+    // as written.
+    if (::ioctl(uf, UFFDIO_REGISTER, &reg) == 0) {
+      registered.push_back({v.start, v.size() / kPage});
+    } else {
+      ++*untracked;
+    }
+  }
+  return registered;
+}
+
+Status RearmTracker(pid_t pid, const Tracker& t, const std::vector<Vma>& vmas,
+                    const std::vector<PageRun>& runs, int* untracked) {
+  ASSIGN_OR_RETURN(int copy, CopyFdOf(pid, t.fd));
+  ScopedFd uf(copy);
+  // Mappings registered already are taken again as they are.
+  std::vector<PageRun> registered = RegisterTrackable(uf.get(), vmas, untracked);
+  // Whole mappings in one walk each: only written pages change (the ones
+  // not written are protected still), and the written ones are `runs`
+  // (this round stores every populated page that is not clean). Scattered
+  // runs one by one would cost a TLB flush each.
+  (void)runs;
+  return WriteProtectPages(pid, registered);
 }
 
 Status ProbeDirtyTracking() {
@@ -209,6 +232,9 @@ Result<ParentImage> LoadParent(const std::string& dir) {
   if (!platform::Env::Default()->FileExists(p.path))
     return NotFound("--parent " + dir + ": no process image " + p.path);
   ASSIGN_OR_RETURN(auto r, OpenProcessImage(p.path, true));
+  if (r->Find(kSecPrecopy) != nullptr)
+    return FailedPrecondition("--parent " + dir + ": " + p.path +
+                              " is a pre-copy round of a live migration; it cannot be the parent of a dump");
   ASSIGN_OR_RETURN(bool has_id, ReadIdentity(*r, &p.id));
   if (!has_id)
     return FailedPrecondition("--parent " + dir + ": " + p.path +
@@ -394,6 +420,14 @@ Result<std::unique_ptr<ImageChain>> ImageChain::Open(const std::string& dir, con
     if (!rest.empty()) return Corruption("the chain of " + child + " lacks pages of " + Pid(pid));
   }
   return chain;
+}
+
+void ImageChain::PrepareLazy(LazyFill* lazy) const {
+  std::vector<std::pair<const image::ImageReader*, std::string>> sections;
+  for (const auto& l : links_) {
+    for (const auto& [pid, m] : l->members) sections.push_back({l->reader.get(), m.prefix});
+  }
+  lazy->Prefetch(sections);
 }
 
 Status ImageChain::RestoreInherited(std::int32_t dumped_pid, const std::vector<Vma>& vmas, pid_t pid,

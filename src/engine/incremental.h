@@ -58,6 +58,17 @@ Status CloseTracker(Injector* inj, const Tracker& old);
 Result<Tracker> ArmTracker(pid_t pid, Injector* inj, const std::vector<Vma>& vmas,
                            const std::vector<PageRun>& runs, int* untracked);
 
+// A live migration's pre-copy round after the first (the process frozen,
+// `t` verified to be the tracker its parent round armed): keeps that
+// tracker, registers mappings made since and write-protects `runs` again
+// (the pages this round stores: written since, or new). Costs what was
+// written, not the whole memory as a new tracker does. Safe only because
+// rounds follow one another in one migration and a round image is never
+// the --parent of a dump (LoadParent refuses it): a round that fails
+// after this ends the migration, and no dump trusts bits it cleared.
+Status RearmTracker(pid_t pid, const Tracker& t, const std::vector<Vma>& vmas,
+                    const std::vector<PageRun>& runs, int* untracked);
+
 // What a dump with --parent needs of the parent image, per member.
 struct ParentMember {
   std::vector<PageRun> view;  // the pages it holds, stored or inherited
@@ -108,6 +119,9 @@ class ImageChain {
   // `lazy`, those it can take are left to it (filled once the tree runs).
   Status RestoreInherited(std::int32_t dumped_pid, const std::vector<Vma>& vmas, pid_t pid, Injector* inj,
                           LazyFill* lazy, std::uint64_t* pages);
+  // Lets `lazy` index every section it may take pages from, in the
+  // background, while the restore does the rest.
+  void PrepareLazy(LazyFill* lazy) const;
 
  private:
   struct Link;

@@ -218,7 +218,19 @@ const image::SectionInfo* FindPages(const image::ImageReader& r, const std::stri
 
 }  // namespace
 
+// A pages section's index (IndexSection): its frames and pieces.
+struct SectionIndex {
+  Status status;
+  std::vector<PageFrame> frames;
+  std::vector<Extent> pieces;
+};
+
 struct LazyFill::State {
+  // Prefetch(): indexes made in the background, by (image, prefix).
+  std::mutex index_mu;
+  std::condition_variable index_cv;
+  std::map<std::pair<const image::ImageReader*, std::string>, std::shared_ptr<SectionIndex>> indexes;
+  std::thread indexer;
   std::vector<PageFrame> frames;
   std::map<std::int32_t, std::vector<Extent>> planned;  // per member, until armed
   std::mutex mu;
@@ -466,12 +478,33 @@ LazyFill::~LazyFill() {
     (void)!::write(s_->wake, &one, sizeof one);
   }
   if (s_->filler.joinable()) s_->filler.join();
+  if (s_->indexer.joinable()) s_->indexer.join();
   for (auto& sp : s_->spaces) ::close(sp->uffd);
   if (s_->wake >= 0) ::close(s_->wake);
 }
 
 bool LazyFill::empty() const {
   return s_->planned.empty() && s_->spaces.empty();
+}
+
+void LazyFill::Prefetch(const std::vector<std::pair<const image::ImageReader*, std::string>>& sections) {
+  if (s_->indexer.joinable()) return;
+  s_->indexer = std::thread([this, sections] {
+    for (const auto& key : sections) {
+      auto idx = std::make_shared<SectionIndex>();
+      if (const image::SectionInfo* s = FindPages(*key.first, key.second)) {
+        idx->status = IndexSection(*key.first, *s, &idx->frames, &idx->pieces);
+      } else {
+        idx->status = NotSupported("no page records");
+      }
+      std::lock_guard<std::mutex> l(s_->index_mu);
+      s_->indexes[key] = std::move(idx);
+      s_->index_cv.notify_all();
+    }
+    std::lock_guard<std::mutex> l(s_->index_mu);
+    s_->indexes[{nullptr, ""}] = nullptr;  // the end
+    s_->index_cv.notify_all();
+  });
 }
 
 void LazyFill::OnFork(std::function<void()> f) {
@@ -486,7 +519,23 @@ Result<std::vector<PageRun>> LazyFill::Add(std::int32_t dumped_pid, pid_t pid, c
   std::lock_guard<std::mutex> l(s_->mu);  // the filler may serve other members meanwhile
   std::vector<PageFrame> frames;
   std::vector<Extent> pieces;
-  Status idx = IndexSection(r, *s, &frames, &pieces);
+  Status idx;
+  std::shared_ptr<SectionIndex> ready;
+  if (s_->indexer.joinable()) {
+    // Made in the background (Prefetch), or not among those it makes.
+    std::unique_lock<std::mutex> il(s_->index_mu);
+    std::pair<const image::ImageReader*, std::string> key{&r, prefix}, end{nullptr, ""};
+    s_->index_cv.wait(il, [&] { return s_->indexes.count(key) != 0 || s_->indexes.count(end) != 0; });
+    auto it = s_->indexes.find(key);
+    if (it != s_->indexes.end()) ready = it->second;
+  }
+  if (ready != nullptr) {
+    idx = ready->status;
+    frames = ready->frames;
+    pieces = ready->pieces;
+  } else {
+    idx = IndexSection(r, *s, &frames, &pieces);
+  }
   if (idx.code() == Code::kNotSupported) return wanted;
   RETURN_IF_ERROR(idx);
   const std::vector<PageRun> eligible = EligibleRuns(vmas);
@@ -494,25 +543,41 @@ Result<std::vector<PageRun>> LazyFill::Add(std::int32_t dumped_pid, pid_t pid, c
   s_->frames.insert(s_->frames.end(), frames.begin(), frames.end());
   std::vector<PageRun> taken;
   std::vector<Extent>& out = s_->planned[dumped_pid];
-  std::size_t j = 0;
+  std::size_t j = 0, el = 0;
   for (const Extent& piece : pieces) {
     while (j < wanted.size() && wanted[j].addr + wanted[j].pages * kPage <= piece.addr) ++j;
+    while (el < eligible.size() && eligible[el].addr + eligible[el].pages * kPage <= piece.addr) ++el;
+    // Usually the whole piece lies in one private anonymous mapping: one
+    // extent, its wanted pages pending (the others are a later image's).
+    const bool whole = el < eligible.size() && eligible[el].addr <= piece.addr &&
+                       piece.end() <= eligible[el].addr + eligible[el].pages * kPage;
+    Extent e;
+    if (whole) {
+      e = piece;
+      e.frame = base + piece.frame;
+      e.pending.assign(e.pages, false);
+    }
     for (std::size_t k = j; k < wanted.size() && wanted[k].addr < piece.end(); ++k) {
       std::uint64_t lo = std::max(piece.addr, wanted[k].addr);
       std::uint64_t hi = std::min(piece.end(), wanted[k].addr + wanted[k].pages * kPage);
       if (lo >= hi) continue;
       taken.push_back({lo, (hi - lo) / kPage});
-      // Private anonymous memory waits for the filler; the rest (a private
-      // file mapping's changed pages) is written now.
+      if (whole) {
+        for (std::uint64_t p = (lo - piece.addr) / kPage; p < (hi - piece.addr) / kPage; ++p) e.pending[p] = true;
+        e.left += static_cast<std::uint32_t>((hi - lo) / kPage);
+        continue;
+      }
+      // Across mappings: private anonymous memory waits for the filler; the
+      // rest (a private file mapping's changed pages) is written now.
       for (const PageRun& part : RunsIntersect({{lo, (hi - lo) / kPage}}, eligible)) {
-        Extent e;
-        e.addr = part.addr;
-        e.pages = static_cast<std::uint32_t>(part.pages);
-        e.frame = base + piece.frame;
-        e.first = piece.first + static_cast<std::uint32_t>((part.addr - piece.addr) / kPage);
-        e.pending.assign(e.pages, true);
-        e.left = e.pages;
-        out.push_back(std::move(e));
+        Extent x;
+        x.addr = part.addr;
+        x.pages = static_cast<std::uint32_t>(part.pages);
+        x.frame = base + piece.frame;
+        x.first = piece.first + static_cast<std::uint32_t>((part.addr - piece.addr) / kPage);
+        x.pending.assign(x.pages, true);
+        x.left = x.pages;
+        out.push_back(std::move(x));
       }
       for (const PageRun& part : RunsSubtract({{lo, (hi - lo) / kPage}}, eligible)) {
         RETURN_IF_ERROR(s_->Load(base + piece.frame));
@@ -520,6 +585,7 @@ Result<std::vector<PageRun>> LazyFill::Add(std::int32_t dumped_pid, pid_t pid, c
         RETURN_IF_ERROR(WriteMemory(pid, part.addr, from, part.pages * kPage));
       }
     }
+    if (whole && e.left > 0) out.push_back(std::move(e));
   }
   if (out.empty()) s_->planned.erase(dumped_pid);
   std::sort(taken.begin(), taken.end(), [](const PageRun& a, const PageRun& b) { return a.addr < b.addr; });

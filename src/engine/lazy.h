@@ -55,6 +55,9 @@ class LazyFill {
   Result<std::vector<PageRun>> Add(std::int32_t dumped_pid, pid_t pid, const image::ImageReader& r,
                                    const std::string& prefix, const std::vector<PageRun>& wanted,
                                    const std::vector<Vma>& vmas);
+  // Indexes these pages sections (image, prefix) in a thread of its own
+  // meanwhile: Add() waits for the one it needs.
+  void Prefetch(const std::vector<std::pair<const image::ImageReader*, std::string>>& sections);
   // Member `dumped_pid`, rebuilt as `pid` up to its mappings' final
   // protections and still with ckpt's credentials: its userfaultfd is made
   // and registered, and its faults are served from now on. Nothing to do

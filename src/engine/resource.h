@@ -58,6 +58,7 @@ struct MemberDump {
   std::vector<PageRun> candidates;
   std::vector<PageRun> inherited;  // with a parent image: pages it holds, not written since
   Tracker tracker;                 // the dirty tracker armed (--pre)
+  bool keep_tracker = false;       // a pre-copy round's: the parent round's tracker, kept (RearmTracker)
 };
 
 // What the resources of one dump share.

@@ -193,9 +193,11 @@ Status RebuildMember(RestoreContext& c, RestoreTable& resources, const MemberRes
   RETURN_IF_ERROR(CreateVmas(m, &inj, p.file_fds));
   RETURN_IF_ERROR(resources.Rebuild(c, p, pid, RebuildPoint::kVmasCreated, &inj));
   std::uint64_t pages = 0;
-  RETURN_IF_ERROR(RestorePages(m, c.reader, p.prefix, pid, &inj, c.o.progress, &pages));
+  // The pages it takes from parent images first: a streamed image's own
+  // are still arriving meanwhile (the two sets are disjoint).
   if (c.chain != nullptr)
     RETURN_IF_ERROR(c.chain->RestoreInherited(m.core.pid, m.vmas, pid, &inj, c.lazy, &pages));
+  RETURN_IF_ERROR(RestorePages(m, c.reader, p.prefix, pid, &inj, c.o.progress, &pages));
   c.stats->pages += pages;
   RETURN_IF_ERROR(FinishVmas(m, &inj));
   // Lazy pages: from here on a touch of one waits for the filler.
@@ -427,6 +429,12 @@ Result<RestoreStats> Restore(const RestoreOptions& o) {
   platform::Env* env = platform::Env::Default();
   std::string path = platform::JoinPath(o.dir, kImageFileName);
   if (!env->FileExists(path)) return NotFound("no process image " + path);
+  // If ckpt dies before the restore is complete, its guardian removes what
+  // would outlive it (declared first: it leaves last, once the resources
+  // cleaned up after a failure themselves). Started before a streamed
+  // image's models arrive: off the migration's critical path.
+  RestoreGuard guard;
+  RETURN_IF_ERROR(guard.Start());
   ASSIGN_OR_RETURN(auto reader, OpenImage(o, path));
   bool is_tree = false;
   ASSIGN_OR_RETURN(TreeModel t, ReadTreeModel(*reader, &is_tree));
@@ -441,11 +449,6 @@ Result<RestoreStats> Restore(const RestoreOptions& o) {
   if (o.new_pidns && t.members[0].pid == 1)
     return NotSupported("the dumped process was PID 1 of its namespace");
 
-  // If ckpt dies before the restore is complete, its guardian removes what
-  // would outlive it (declared first: it leaves last, once the resources
-  // cleaned up after a failure themselves).
-  RestoreGuard guard;
-  RETURN_IF_ERROR(guard.Start());
   std::unique_ptr<LazyFill> lazy;
   if (o.lazy && chain != nullptr) {
     std::string why = LazyUnavailable();
@@ -455,6 +458,7 @@ Result<RestoreStats> Restore(const RestoreOptions& o) {
       std::fprintf(stderr, "ckpt: warning: no lazy restore here (%s): every page is filled first\n", why.c_str());
     }
   }
+  if (lazy != nullptr) chain->PrepareLazy(lazy.get());
   RestoreContext c{o, t, reader.get(), &guard, &stats, {}, chain.get(), lazy.get()};
   RestoreTable resources;
   // The objects members share, then every member's descriptors.

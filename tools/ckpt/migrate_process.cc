@@ -45,6 +45,13 @@ class TeeSink final : public image::Sink {
   image::Sink* b_;
 };
 
+// Where a dump's time went, in ms (DumpStats::Phases).
+nlohmann::json PhasesJson(const engine::DumpStats::Phases& ph) {
+  return {{"freeze", ph.freeze_ns / 1e6},   {"collect", ph.collect_ns / 1e6}, {"comm", ph.comm_ns / 1e6},
+          {"pagemap", ph.pagemap_ns / 1e6}, {"pages", ph.pages_ns / 1e6},     {"finish", ph.finish_ns / 1e6},
+          {"handoff", ph.handoff_ns / 1e6}, {"end", ph.end_ns / 1e6}};
+}
+
 // A live migration's pre-copy rounds: each a dump of the running processes
 // (state read frozen, tracking armed, pages copied while they run), the
 // first whole, the next ones only what was written since the one before.
@@ -82,6 +89,7 @@ Status PreCopy(const MigrateOptions& o, net::SourceHandoff* h, pid_t pid, Transf
                         {"bytes", bytes}, {"ms", ns / 1e6},           {"frozen_ms", st.frozen_ns / 1e6}};
     // Pages written per second since the round before began.
     if (k > 0) r["dirty_mb_s"] = st.pages_stored * 4096.0 / ((t - prev_start) / 1e9) / 1e6;
+    r["phases_ms"] = PhasesJson(st.phases);
     for (const auto& n : st.notes) r["notes"].push_back(n);
     rep->rounds.push_back(r);
     *state = st.delta_state;
@@ -233,11 +241,7 @@ Result<MigrateReport> MigrateProcess(const MigrateOptions& o, Connection* c, std
   rep.image_bytes = facts.value("image_bytes", std::uint64_t{0});
   rep.bytes_sent = facts.value("sent", std::uint64_t{0});
   std::int64_t t_end = facts.value("t_end", t0);
-  const auto& ph = r->phases;
-  rep.final_phases = {{"freeze", ph.freeze_ns / 1e6},   {"collect", ph.collect_ns / 1e6},
-                      {"comm", ph.comm_ns / 1e6},       {"pagemap", ph.pagemap_ns / 1e6},
-                      {"pages", ph.pages_ns / 1e6},     {"finish", ph.finish_ns / 1e6},
-                      {"handoff", ph.handoff_ns / 1e6}, {"end", ph.end_ns / 1e6}};
+  rep.final_phases = PhasesJson(r->phases);
   rep.checkpoint_ns = r->phases.precheck_ns + r->phases.freeze_ns;
   rep.transfer_ns = t_end - t0 - rep.checkpoint_ns;
   rep.restore_ns = rep.ready.value("restore_ns", std::int64_t{0});
