@@ -192,7 +192,7 @@ struct RestoreStats {
   // A lazy restore: pages filled after the processes ran, faults served
   // (first touches that waited), and the time the fill took.
   bool lazy = false;
-  std::uint64_t lazy_pages = 0, lazy_faults = 0;
+  std::uint64_t lazy_pages = 0, lazy_faults = 0, lazy_forks = 0;
   std::int64_t fill_ns = 0;
 };
 

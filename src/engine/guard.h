@@ -90,11 +90,15 @@ class RestoreGuard {
   void FileCreated(const std::string& path);
   // Processes (ckpt's PID namespace) killed if ckpt dies.
   void KillOnDeath(const std::vector<pid_t>& pids);
+  // A copy of `fd` kept open by the guardian until it has killed those
+  // processes (if ckpt dies) or the restore ends.
+  void HoldUntilKilled(int fd);
   // Everything runs: nothing to undo any more; the guardian leaves.
   void Commit();
 
  private:
   void Send(char type, const std::string& payload);
+  void SendFds(const std::vector<int>& fds);
   int fd_ = -1;
 };
 

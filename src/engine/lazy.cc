@@ -237,6 +237,7 @@ struct LazyFill::State {
   std::condition_variable cv;
   std::vector<std::unique_ptr<Space>> spaces;
   std::function<void()> on_fork;
+  std::function<void(int)> on_uffd;
   std::deque<std::pair<Space*, std::uint64_t>> retry;  // faults to serve again (EAGAIN)
   bool pushing = false, stop = false, done = false;
   Status failure;
@@ -360,6 +361,7 @@ struct LazyFill::State {
         child->Index();
         total += child->left;
         ++stats.forks;
+        if (on_uffd) on_uffd(child->uffd);
         spaces.push_back(std::move(child));
         if (on_fork) on_fork();
         return Status::Ok();
@@ -507,6 +509,10 @@ void LazyFill::Prefetch(const std::vector<std::pair<const image::ImageReader*, s
   });
 }
 
+void LazyFill::OnUffd(std::function<void(int)> f) {
+  s_->on_uffd = std::move(f);
+}
+
 void LazyFill::OnFork(std::function<void()> f) {
   s_->on_fork = std::move(f);
 }
@@ -547,45 +553,38 @@ Result<std::vector<PageRun>> LazyFill::Add(std::int32_t dumped_pid, pid_t pid, c
   for (const Extent& piece : pieces) {
     while (j < wanted.size() && wanted[j].addr + wanted[j].pages * kPage <= piece.addr) ++j;
     while (el < eligible.size() && eligible[el].addr + eligible[el].pages * kPage <= piece.addr) ++el;
-    // Usually the whole piece lies in one private anonymous mapping: one
-    // extent, its wanted pages pending (the others are a later image's).
+    // Usually the whole piece lies in one private anonymous mapping.
     const bool whole = el < eligible.size() && eligible[el].addr <= piece.addr &&
                        piece.end() <= eligible[el].addr + eligible[el].pages * kPage;
-    Extent e;
-    if (whole) {
-      e = piece;
-      e.frame = base + piece.frame;
-      e.pending.assign(e.pages, false);
-    }
     for (std::size_t k = j; k < wanted.size() && wanted[k].addr < piece.end(); ++k) {
       std::uint64_t lo = std::max(piece.addr, wanted[k].addr);
       std::uint64_t hi = std::min(piece.end(), wanted[k].addr + wanted[k].pages * kPage);
       if (lo >= hi) continue;
       taken.push_back({lo, (hi - lo) / kPage});
-      if (whole) {
-        for (std::uint64_t p = (lo - piece.addr) / kPage; p < (hi - piece.addr) / kPage; ++p) e.pending[p] = true;
-        e.left += static_cast<std::uint32_t>((hi - lo) / kPage);
-        continue;
-      }
-      // Across mappings: private anonymous memory waits for the filler; the
-      // rest (a private file mapping's changed pages) is written now.
-      for (const PageRun& part : RunsIntersect({{lo, (hi - lo) / kPage}}, eligible)) {
+      // Private anonymous memory waits for the filler; the rest (a private
+      // file mapping's changed pages) is written now. Extents never
+      // overlap: each holds exactly pages this image gives.
+      auto lazy_part = [&](std::uint64_t a, std::uint64_t pages) {
         Extent x;
-        x.addr = part.addr;
-        x.pages = static_cast<std::uint32_t>(part.pages);
+        x.addr = a;
+        x.pages = static_cast<std::uint32_t>(pages);
         x.frame = base + piece.frame;
-        x.first = piece.first + static_cast<std::uint32_t>((part.addr - piece.addr) / kPage);
+        x.first = piece.first + static_cast<std::uint32_t>((a - piece.addr) / kPage);
         x.pending.assign(x.pages, true);
         x.left = x.pages;
         out.push_back(std::move(x));
+      };
+      if (whole) {
+        lazy_part(lo, (hi - lo) / kPage);
+        continue;
       }
+      for (const PageRun& part : RunsIntersect({{lo, (hi - lo) / kPage}}, eligible)) lazy_part(part.addr, part.pages);
       for (const PageRun& part : RunsSubtract({{lo, (hi - lo) / kPage}}, eligible)) {
         RETURN_IF_ERROR(s_->Load(base + piece.frame));
         const unsigned char* from = s_->buf.data() + (piece.first + (part.addr - piece.addr) / kPage) * kPage;
         RETURN_IF_ERROR(WriteMemory(pid, part.addr, from, part.pages * kPage));
       }
     }
-    if (whole && e.left > 0) out.push_back(std::move(e));
   }
   if (out.empty()) s_->planned.erase(dumped_pid);
   std::sort(taken.begin(), taken.end(), [](const PageRun& a, const PageRun& b) { return a.addr < b.addr; });
@@ -616,6 +615,14 @@ Status LazyFill::Arm(std::int32_t dumped_pid, pid_t pid, Injector* inj, const st
   s_->planned.erase(it);
   for (const auto& x : sp->ext) sp->left += x.left;
   sp->Index();
+  // A page in two extents would be found in neither (Space::Find).
+  for (std::size_t i = 1; i < sp->ext.size(); ++i) {
+    if (sp->ext[i].addr < sp->ext[i - 1].end()) {
+      ::close(fd);
+      return Internal("lazy restore: two images give page " + std::to_string(sp->ext[i].addr) +
+                      " of process " + std::to_string(dumped_pid));
+    }
+  }
   for (const Vma& v : vmas) {
     if (!Eligible(v)) continue;
     Extent* first = nullptr;
@@ -639,6 +646,7 @@ Status LazyFill::Arm(std::int32_t dumped_pid, pid_t pid, Injector* inj, const st
       return PosixError("UFFDIO_REGISTER", range, e);
     }
   }
+  if (s_->on_uffd) s_->on_uffd(fd);
   std::lock_guard<std::mutex> l(s_->mu);
   s_->total += sp->left;
   s_->spaces.push_back(std::move(sp));

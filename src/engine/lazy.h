@@ -63,7 +63,10 @@ class LazyFill {
   // and registered, and its faults are served from now on. Nothing to do
   // if no page of it was taken.
   Status Arm(std::int32_t dumped_pid, pid_t pid, Injector* inj, const std::vector<Vma>& vmas);
-  // Called (from the filler) when a member forks while pages are missing.
+  // Called with each userfaultfd made (a member's at Arm, a forked child's
+  // from the filler), and (from the filler) after a member forked while
+  // pages were missing.
+  void OnUffd(std::function<void(int)> f);
   void OnFork(std::function<void()> f);
   // The processes run: pushes every page in; returns once all are.
   Result<LazyStats> Finish(const std::function<void(std::uint64_t, std::uint64_t)>& progress);

@@ -403,6 +403,7 @@ Status FinishLazy(const RestoreOptions& o, LazyFill* lazy, std::int64_t t0, Rest
   ASSIGN_OR_RETURN(LazyStats ls, lazy->Finish(o.progress));
   stats->lazy_pages = ls.pages;
   stats->lazy_faults = ls.faults;
+  stats->lazy_forks = ls.forks;
   stats->fill_ns = ls.fill_ns;
   return Status::Ok();
 }
@@ -490,7 +491,12 @@ Result<RestoreStats> Restore(const RestoreOptions& o) {
   if (!warnings.empty()) std::fprintf(stderr, "ckpt: warning: %s", warnings.c_str());
   stats.pid = tree.pids[0];
   // A process forked while pages are missing dies with the tree too.
-  if (lazy != nullptr) lazy->OnFork([&guard, &tree] { guard.KillOnDeath(DescendantsOf(tree.pids)); });
+  // The guardian holds every userfaultfd too: if ckpt dies mid-fill, the
+  // processes die waiting for a page, not reading zeros.
+  if (lazy != nullptr) {
+    lazy->OnFork([&guard, &tree] { guard.KillOnDeath(DescendantsOf(tree.pids)); });
+    lazy->OnUffd([&guard](int fd) { guard.HoldUntilKilled(fd); });
+  }
   Status st = RebuildAndRun(c, resources, plans, tree, status_fds);
   if (!st.ok()) {
     tree.KillAll();

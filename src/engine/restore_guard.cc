@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <poll.h>
 #include <sys/ipc.h>
 #include <sys/msg.h>
 #include <sys/sem.h>
@@ -29,7 +30,7 @@ namespace {
 // Guardian message types.
 constexpr char kSysv = 'S';   // kind byte, u32 id, u32 key
 constexpr char kFile = 'F';   // path
-constexpr char kKill = 'K';   // u32 count: that many pidfds come with it (SCM_RIGHTS)
+constexpr char kKill = 'K';   // u32 count: that many pidfds (or held descriptors) come with it (SCM_RIGHTS)
 constexpr int kMaxFds = 250;  // per message (SCM_MAX_FD is 253)
 constexpr char kCommit = 'C';
 constexpr char kDone = 'D';
@@ -100,8 +101,16 @@ bool SysvHasKey(char kind, int id, std::int32_t key) {
       }  // kKill: its pidfds were taken with the bytes above
     }
   }
-  // ckpt died in the middle of the restore.
-  for (int fd : pidfds) ::syscall(SYS_pidfd_send_signal, fd, SIGKILL, nullptr, 0);
+  // ckpt died in the middle of the restore. The processes are killed
+  // before the guardian lets go of what it holds (a lazy restore's
+  // userfaultfds: while one is open, a missing page is waited for, never
+  // read as zeros).
+  std::vector<struct pollfd> dying;
+  for (int fd : pidfds) {
+    if (::syscall(SYS_pidfd_send_signal, fd, SIGKILL, nullptr, 0) == 0)
+      dying.push_back({fd, POLLIN, 0});  // readable once its process is gone
+  }
+  for (auto& p : dying) (void)::poll(&p, 1, 1000);
   int removed = 0;
   for (const auto& [kind, ik] : sysv) {
     if (!SysvHasKey(kind, ik.first, ik.second)) continue;
@@ -185,6 +194,17 @@ void RestoreGuard::KillOnDeath(const std::vector<pid_t>& pids) {
     int fd = pid > 0 ? static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)) : -1;
     if (fd >= 0) fds.push_back(fd);
   }
+  SendFds(fds);
+  for (int fd : fds) ::close(fd);
+}
+
+void RestoreGuard::HoldUntilKilled(int fd) {
+  // With the pidfds: the guardian signals each (a descriptor that is not a
+  // pidfd refuses, harmlessly) and closes them all only after.
+  SendFds({fd});
+}
+
+void RestoreGuard::SendFds(const std::vector<int>& fds) {
   for (std::size_t at = 0; at < fds.size() && fd_ >= 0; at += kMaxFds) {
     std::size_t n = std::min<std::size_t>(kMaxFds, fds.size() - at);
     std::string payload;
@@ -212,7 +232,6 @@ void RestoreGuard::KillOnDeath(const std::vector<pid_t>& pids) {
       fd_ = -1;
     }
   }
-  for (int fd : fds) ::close(fd);
 }
 
 void RestoreGuard::Commit() {

@@ -244,6 +244,8 @@ for line in sys.stdin:
         time.sleep(0.02)
 print(n, s)' >"$W/out" 2>&1 &
     PID=$!
+    # Under load the pipeline's subshell may not have become python3 yet.
+    for _ in $(seq 100); do [ "$(cat /proc/$PID/comm 2>/dev/null)" = python3 ] && break; sleep 0.1; done
     sleep 0.5
     "$CKPT" dump "$PID" -D "$W/img" >"$W/dump.out" 2>&1 || { cat "$W/dump.out"; fail "dump"; }
     wait "$PID" 2>/dev/null

@@ -69,10 +69,14 @@ HEAT_ARGS = ["512", "40000"]  # steps calibrated by reference()
 
 
 def calibrated_steps(n, seconds):
-    """Steps of `heat n` that take about `seconds` with this build (sanitizer builds are much slower)."""
-    t0 = time.monotonic()
-    ck.run([HEAT, str(n), "300", "--ckpt-no-listen"], check=0)
-    per_step = max((time.monotonic() - t0) / 300, 1e-6)
+    """Steps of `heat n` that take about `seconds` with this build (sanitizer builds are much slower).
+    Two runs, so that the program's start-up (a large part of a short run) does not count as steps."""
+    def run(steps):
+        t0 = time.monotonic()
+        ck.run([HEAT, str(n), str(steps), "--ckpt-no-listen"], check=0)
+        return time.monotonic() - t0
+    short, long_ = run(300), run(2300)
+    per_step = max((long_ - short) / 2000, 1e-6)
     return str(max(2000, min(200000, int(seconds / per_step))))
 
 

@@ -32,7 +32,8 @@ void PrintRestoreJson(const engine::RestoreStats& s) {
                               {"restore_ms", s.total_ns / 1e6},
                               {"vdso", s.vdso_proxy ? "proxy" : "moved"}};
   if (s.lazy) {
-    j["lazy"] = {{"pages", s.lazy_pages}, {"faults", s.lazy_faults}, {"fill_ms", s.fill_ns / 1e6}};
+    j["lazy"] = {
+        {"pages", s.lazy_pages}, {"faults", s.lazy_faults}, {"forks", s.lazy_forks}, {"fill_ms", s.fill_ns / 1e6}};
   }
   PrintJson(j);
 }
@@ -69,9 +70,12 @@ int Run(const RestoreCliOptions& o) {
       PrintRestoreJson(*res);
       std::fflush(stdout);
     } else {
-      std::fprintf(stderr, "ckpt: %llu pages filled after it ran, in %.1f ms (%llu first touches waited)\n",
+      std::fprintf(stderr,
+                   "ckpt: %llu pages filled after it ran, in %.1f ms (%llu first touches waited, %llu "
+                   "processes forked meanwhile)\n",
                    static_cast<unsigned long long>(res->lazy_pages), res->fill_ns / 1e6,
-                   static_cast<unsigned long long>(res->lazy_faults));
+                   static_cast<unsigned long long>(res->lazy_faults),
+                   static_cast<unsigned long long>(res->lazy_forks));
     }
   }
   if (o.detach) return kExitOk;
