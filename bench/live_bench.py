@@ -50,9 +50,11 @@ def one(hosts, mib, rate, live, floor):
     j = json.loads(r.stdout)
     rounds = j.get("live", {}).get("rounds", [])
     sent = j["image_bytes"] + sum(x["bytes"] for x in rounds)
+    lazy = j.get("live", {}).get("lazy", {})
     return {"downtime_ms": j["downtime_ms"], "total_ms": j["total_ms"], "sent": sent / (mib * 2 ** 20),
             "rounds": len(rounds), "final_mib": j["image_bytes"] / 2 ** 20,
-            "why": j.get("live", {}).get("convergence", "")}
+            "pause_ms": max([x.get("frozen_ms", 0) for x in rounds] or [0]),
+            "fill_ms": lazy.get("fill_ms", 0), "why": j.get("live", {}).get("convergence", "")}
 
 
 def main():
@@ -64,8 +66,9 @@ def main():
     ssh_env = {"CKPT_RUNTIME_DIR": RT, "PATH": ck.BIN + ":/usr/sbin:/usr/bin:/sbin:/bin"}
     spool = "%dM" % (a.mib * 3)
     print("%d MiB over ssh between two namespace hosts, medians of %d" % (a.mib, a.reps))
-    print("%-6s %-5s | %11s %10s %12s %7s %10s  %s" % ("MB/s", "mode", "downtime ms", "total ms", "sent/memory",
-                                                     "rounds", "final MiB", "pre-copy stopped"))
+    print("%-6s %-5s | %11s %10s %12s %7s %10s %13s %8s  %s" % (
+        "MB/s", "mode", "downtime ms", "total ms", "sent/memory", "rounds", "final MiB", "max pause ms",
+        "fill ms", "pre-copy stopped"))
     floor = 30000
     with H.Hosts(("a", "b"), spool_size={"a": spool, "b": spool}, ssh_env=ssh_env) as hosts:
         for rate in [float(x) for x in a.rates.split(",")]:
@@ -75,9 +78,10 @@ def main():
                     floor += 10
                     rows.append(one(hosts, a.mib, rate, live, floor))
                 med = lambda k: statistics.median(r[k] for r in rows)  # noqa: E731
-                print("%-6g %-5s | %11.0f %10.0f %12.3f %7.0f %10.1f  %s" %
+                print("%-6g %-5s | %11.0f %10.0f %12.3f %7.0f %10.1f %13.0f %8.0f  %s" %
                       (rate, "live" if live else "cold", med("downtime_ms"), med("total_ms"), med("sent"),
-                       med("rounds"), med("final_mib"), rows[-1]["why"]), flush=True)
+                       med("rounds"), med("final_mib"), med("pause_ms"), med("fill_ms"), rows[-1]["why"]),
+                      flush=True)
 
 
 if __name__ == "__main__":
