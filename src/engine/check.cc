@@ -24,6 +24,7 @@
 #include "engine/engine.h"
 #include "engine/eventfds.h"
 #include "engine/incremental.h"
+#include "engine/lazy.h"
 #include "engine/net_lock.h"
 #include "engine/proc.h"
 #include "engine/ptrace.h"
@@ -245,6 +246,13 @@ std::vector<CheckItem> Check() {
     add("dirty-tracking", st.ok(), false,
         st.ok() ? "userfaultfd async write-protect and PAGEMAP_SCAN: incremental dumps (--pre, --parent)"
                 : st.message() + " (incremental dumps store every page)");
+  }
+  {
+    std::string why = LazyUnavailable();
+    add("lazy-restore", why.empty(), false,
+        why.empty() ? "userfaultfd with fork/mremap/remove/unmap events: restore --lazy, live migration's "
+                      "target runs before its memory is in"
+                    : why + " (restore --lazy and a live migration's target fill every page first)");
   }
   {
     // A dump refuses POSIX timers it cannot save, which only this file shows.

@@ -166,7 +166,8 @@ Status IndexSection(const image::ImageReader& r, const image::SectionInfo& s, st
         return Corruption(where + ": malformed page record");
       std::string rec(raw, '\0');
       RETURN_IF_ERROR(src.ReadAt(data, raw, rec.data()));
-      if (image::Checksum64(rec.data(), raw) != sum) return Corruption(where + ": page record checksum mismatch");
+      if (image::Checksum64(rec.data(), raw) != sum)
+        return Corruption(where + ": page record checksum mismatch");
       const auto* p = reinterpret_cast<const unsigned char*>(rec.data());
       std::uint32_t n = DecodeU32(p);
       if (n * 16 + 4 != raw) return Corruption(where + ": malformed page record");
@@ -392,7 +393,8 @@ struct LazyFill::State {
         return Status::Ok();
       }
       // Handle() may add spaces: `sp` stays valid (owned by a unique_ptr).
-      for (ssize_t i = 0; i < n / static_cast<ssize_t>(sizeof(uffd_msg)); ++i) RETURN_IF_ERROR(Handle(sp, msgs[i]));
+      for (ssize_t i = 0; i < n / static_cast<ssize_t>(sizeof(uffd_msg)); ++i)
+        RETURN_IF_ERROR(Handle(sp, msgs[i]));
     }
     return Status::Ok();
   }
@@ -412,7 +414,8 @@ struct LazyFill::State {
     return false;
   }
   bool AllIn() const {
-    return std::all_of(spaces.begin(), spaces.end(), [](const auto& sp) { return sp->dead || sp->left == 0; });
+    return std::all_of(spaces.begin(), spaces.end(),
+                       [](const auto& sp) { return sp->dead || sp->left == 0; });
   }
   Status Step() {
     std::vector<struct pollfd> fds = {{wake, POLLIN, 0}};
@@ -522,7 +525,7 @@ Result<std::vector<PageRun>> LazyFill::Add(std::int32_t dumped_pid, pid_t pid, c
                                            const std::vector<Vma>& vmas) {
   const image::SectionInfo* s = FindPages(r, prefix);
   if (s == nullptr || wanted.empty()) return wanted;  // the eager path reports what is missing
-  std::lock_guard<std::mutex> l(s_->mu);  // the filler may serve other members meanwhile
+  std::lock_guard<std::mutex> l(s_->mu);              // the filler may serve other members meanwhile
   std::vector<PageFrame> frames;
   std::vector<Extent> pieces;
   Status idx;
@@ -578,7 +581,8 @@ Result<std::vector<PageRun>> LazyFill::Add(std::int32_t dumped_pid, pid_t pid, c
         lazy_part(lo, (hi - lo) / kPage);
         continue;
       }
-      for (const PageRun& part : RunsIntersect({{lo, (hi - lo) / kPage}}, eligible)) lazy_part(part.addr, part.pages);
+      for (const PageRun& part : RunsIntersect({{lo, (hi - lo) / kPage}}, eligible))
+        lazy_part(part.addr, part.pages);
       for (const PageRun& part : RunsSubtract({{lo, (hi - lo) / kPage}}, eligible)) {
         RETURN_IF_ERROR(s_->Load(base + piece.frame));
         const unsigned char* from = s_->buf.data() + (piece.first + (part.addr - piece.addr) / kPage) * kPage;
@@ -594,8 +598,7 @@ Result<std::vector<PageRun>> LazyFill::Add(std::int32_t dumped_pid, pid_t pid, c
 Status LazyFill::Arm(std::int32_t dumped_pid, pid_t pid, Injector* inj, const std::vector<Vma>& vmas) {
   auto it = s_->planned.find(dumped_pid);
   if (it == s_->planned.end() || it->second.empty()) return Status::Ok();
-  ASSIGN_OR_RETURN(std::uint64_t made,
-                   inj->Call("userfaultfd", SYS_userfaultfd, {O_CLOEXEC | O_NONBLOCK}));
+  ASSIGN_OR_RETURN(std::uint64_t made, inj->Call("userfaultfd", SYS_userfaultfd, {O_CLOEXEC | O_NONBLOCK}));
   ScopedFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
   int fd = pidfd.get() < 0 ? -1 : static_cast<int>(::syscall(SYS_pidfd_getfd, pidfd.get(), made, 0));
   int e = errno;

@@ -456,7 +456,8 @@ Result<RestoreStats> Restore(const RestoreOptions& o) {
     if (why.empty()) {
       lazy = std::make_unique<LazyFill>();
     } else {
-      std::fprintf(stderr, "ckpt: warning: no lazy restore here (%s): every page is filled first\n", why.c_str());
+      std::fprintf(stderr, "ckpt: warning: no lazy restore here (%s): every page is filled first\n",
+                   why.c_str());
     }
   }
   if (lazy != nullptr) chain->PrepareLazy(lazy.get());

@@ -2,8 +2,8 @@
 // that undoes what a restore created on this host if ckpt dies first.
 #include <errno.h>
 #include <fcntl.h>
-#include <signal.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/ipc.h>
 #include <sys/msg.h>
 #include <sys/sem.h>

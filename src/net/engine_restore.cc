@@ -54,9 +54,11 @@ void SendLine(int fd, const std::string& line) {
   r.lazy = lazy;
   r.on_running = [fd](const engine::RestoreStats& s) {
     if (!s.lazy) return;
-    SendLine(fd, nlohmann::json{{"running",
-                                 {{"pid", s.pid}, {"members", s.members}, {"new_ipc_ns", s.new_ipc_ns}, {"lazy", true}}}}
-                     .dump());
+    SendLine(fd,
+             nlohmann::json{
+                 {"running",
+                  {{"pid", s.pid}, {"members", s.members}, {"new_ipc_ns", s.new_ipc_ns}, {"lazy", true}}}}
+                 .dump());
   };
   r.hold = [fd](const engine::RestoreStats& s) -> Status {
     SendLine(fd, nlohmann::json{{"held", s.pid}}.dump());
@@ -73,16 +75,14 @@ void SendLine(int fd, const std::string& line) {
   };
   auto st = engine::Restore(r);
   if (st.ok()) {
-    SendLine(
-        fd,
-        nlohmann::json{{"done",
-                        {{"pid", st->pid},
-                         {"members", st->members},
-                         {"new_ipc_ns", st->new_ipc_ns},
-                         {"lazy_pages", st->lazy_pages},
-                         {"lazy_faults", st->lazy_faults},
-                         {"fill_ms", st->fill_ns / 1e6}}}}
-            .dump());
+    SendLine(fd, nlohmann::json{{"done",
+                                 {{"pid", st->pid},
+                                  {"members", st->members},
+                                  {"new_ipc_ns", st->new_ipc_ns},
+                                  {"lazy_pages", st->lazy_pages},
+                                  {"lazy_faults", st->lazy_faults},
+                                  {"fill_ms", st->fill_ns / 1e6}}}}
+                     .dump());
   } else {
     SendLine(fd, nlohmann::json{{"error", st.status().message()}}.dump());
   }

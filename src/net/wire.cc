@@ -108,7 +108,8 @@ Status RecvFrame(Stream* s, int timeout_ms, Frame* out) {
   Frame& f = *out;
   unsigned char h[kHeaderSize];
   RETURN_IF_ERROR(s->Read(h, sizeof h, timeout_ms));
-  if (h[0] != 'C' || h[1] != 'M' || (h[3] & ~kFlagZstd) != 0 || h[2] < 1 || h[2] > static_cast<unsigned char>(FrameType::kFilled)) {
+  if (h[0] != 'C' || h[1] != 'M' || (h[3] & ~kFlagZstd) != 0 || h[2] < 1 ||
+      h[2] > static_cast<unsigned char>(FrameType::kFilled)) {
     return Corruption("malformed frame header from " + s->Describe() +
                       " (not a ckpt migration peer, or a damaged stream)");
   }

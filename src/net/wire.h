@@ -22,15 +22,15 @@ inline constexpr std::size_t kMaxPayload = 8u << 20;
 inline constexpr std::size_t kDataChunk = 1u << 20;  // image bytes per DATA frame
 
 enum class FrameType : std::uint8_t {
-  kHello = 1,   // source -> target: JSON, what comes and how to run it
-  kAccept = 2,  // target -> source: JSON, the target can take it
-  kData = 3,    // source -> target: image bytes
-  kEnd = 4,     // source -> target: JSON, the image is complete (bytes)
-  kReady = 5,   // target -> source: JSON, restored and held (pid, host, output)
-  kCommit = 6,  // source -> target: let the target's copy run
-  kDone = 7,    // target -> source: JSON, the target's copy runs
-  kError = 8,   // either way: JSON {step, message, host}; the migration is over
-  kRound = 9,   // source -> target, live migrations: JSON {round, final}, before each image
+  kHello = 1,    // source -> target: JSON, what comes and how to run it
+  kAccept = 2,   // target -> source: JSON, the target can take it
+  kData = 3,     // source -> target: image bytes
+  kEnd = 4,      // source -> target: JSON, the image is complete (bytes)
+  kReady = 5,    // target -> source: JSON, restored and held (pid, host, output)
+  kCommit = 6,   // source -> target: let the target's copy run
+  kDone = 7,     // target -> source: JSON, the target's copy runs
+  kError = 8,    // either way: JSON {step, message, host}; the migration is over
+  kRound = 9,    // source -> target, live migrations: JSON {round, final}, before each image
   kFilled = 10,  // target -> source, after a lazy DONE: JSON, every page is in (the source's copy may end)
 };
 std::string FrameTypeName(FrameType t);

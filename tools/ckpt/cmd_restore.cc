@@ -1,4 +1,5 @@
-// ckpt restore -D DIR [--lazy] [--detach] [--pidns] [--ipc-ns host|new|auto] [--progress] [--json] [--trust-image]
+// ckpt restore -D DIR [--lazy] [--detach] [--pidns] [--ipc-ns host|new|auto] [--progress] [--json]
+// [--trust-image]
 #include <sys/wait.h>
 
 #include <cstdio>
@@ -32,8 +33,10 @@ void PrintRestoreJson(const engine::RestoreStats& s) {
                               {"restore_ms", s.total_ns / 1e6},
                               {"vdso", s.vdso_proxy ? "proxy" : "moved"}};
   if (s.lazy) {
-    j["lazy"] = {
-        {"pages", s.lazy_pages}, {"faults", s.lazy_faults}, {"forks", s.lazy_forks}, {"fill_ms", s.fill_ns / 1e6}};
+    j["lazy"] = {{"pages", s.lazy_pages},
+                 {"faults", s.lazy_faults},
+                 {"forks", s.lazy_forks},
+                 {"fill_ms", s.fill_ns / 1e6}};
   }
   PrintJson(j);
 }

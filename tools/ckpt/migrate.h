@@ -74,7 +74,7 @@ struct MigrateReport {
   std::string kept_image;
   nlohmann::json rounds = nlohmann::json::array();  // --live: one object per pre-copy round
   std::string convergence;                          // --live: why the pre-copy stopped
-  nlohmann::json final_phases;  // --live: where the last dump's time went (ms)
+  nlohmann::json final_phases;                      // --live: where the last dump's time went (ms)
   nlohmann::json filled;  // --live: the target's fill of the pages after it ran (null if none)
 };
 
