@@ -422,12 +422,20 @@ Result<std::unique_ptr<ImageChain>> ImageChain::Open(const std::string& dir, con
   return chain;
 }
 
-void ImageChain::PrepareLazy(LazyFill* lazy) const {
-  std::vector<std::pair<const image::ImageReader*, std::string>> sections;
-  for (const auto& l : links_) {
-    for (const auto& [pid, m] : l->members) sections.push_back({l->reader.get(), m.prefix});
+void ImageChain::PrepareLazy(LazyFill* lazy,
+                             const std::map<std::int32_t, const std::vector<Vma>*>& vmas) const {
+  for (const auto& [pid, want] : wanted_) {
+    auto v = vmas.find(pid);
+    if (v == vmas.end() || want.empty()) continue;
+    std::vector<PageRun> rest = want;
+    for (std::size_t i = 0; i < links_.size() && !rest.empty(); ++i) {
+      const Link::Member& m = links_[i]->members.at(pid);
+      std::vector<PageRun> take = RunsIntersect(rest, m.stored);
+      if (take.empty()) continue;
+      rest = RunsSubtract(rest, take);
+      lazy->Plan(pid, static_cast<int>(i), *links_[i]->reader, m.prefix, take, *v->second);
+    }
   }
-  lazy->Prefetch(sections);
 }
 
 Status ImageChain::RestoreInherited(std::int32_t dumped_pid, const std::vector<Vma>& vmas, pid_t pid,
@@ -436,7 +444,8 @@ Status ImageChain::RestoreInherited(std::int32_t dumped_pid, const std::vector<V
   if (it == wanted_.end() || it->second.empty()) return Status::Ok();
   RETURN_IF_ERROR(CheckRuns(vmas, it->second, "inherited pages of " + Pid(dumped_pid)));
   std::vector<PageRun> rest = it->second;
-  for (const auto& l : links_) {
+  for (std::size_t i = 0; i < links_.size(); ++i) {
+    const auto& l = links_[i];
     if (rest.empty()) break;
     const Link::Member& m = l->members.at(dumped_pid);
     std::vector<PageRun> take = RunsIntersect(rest, m.stored);
@@ -444,7 +453,7 @@ Status ImageChain::RestoreInherited(std::int32_t dumped_pid, const std::vector<V
     rest = RunsSubtract(rest, take);
     if (lazy != nullptr) {
       std::uint64_t before = PagemapPages(take);
-      ASSIGN_OR_RETURN(take, lazy->Add(dumped_pid, pid, *l->reader, m.prefix, take, vmas));
+      ASSIGN_OR_RETURN(take, lazy->Apply(dumped_pid, static_cast<int>(i), pid));
       *pages += before - PagemapPages(take);
       if (take.empty()) continue;
     }

@@ -119,9 +119,10 @@ class ImageChain {
   // `lazy`, those it can take are left to it (filled once the tree runs).
   Status RestoreInherited(std::int32_t dumped_pid, const std::vector<Vma>& vmas, pid_t pid, Injector* inj,
                           LazyFill* lazy, std::uint64_t* pages);
-  // Lets `lazy` index every section it may take pages from, in the
-  // background, while the restore does the rest.
-  void PrepareLazy(LazyFill* lazy) const;
+  // Lets `lazy` plan, in the background while the restore builds the
+  // processes, what each member (its mappings in `vmas`) takes from each
+  // image of the chain.
+  void PrepareLazy(LazyFill* lazy, const std::map<std::int32_t, const std::vector<Vma>*>& vmas) const;
 
  private:
   struct Link;

@@ -15,6 +15,7 @@
 #include <cstring>
 #include <deque>
 #include <mutex>
+#include <set>
 #include <thread>
 #include <unordered_map>
 
@@ -219,19 +220,85 @@ const image::SectionInfo* FindPages(const image::ImageReader& r, const std::stri
 
 }  // namespace
 
-// A pages section's index (IndexSection): its frames and pieces.
-struct SectionIndex {
+// What a member takes lazily from one image (LazyFill::Plan), made in the
+// background: its extents (frames numbered from the section's first), the
+// pages to write before it runs (outside private anonymous mappings:
+// extents too), and the pages the section could not give.
+struct LinkPlan {
   Status status;
   std::vector<PageFrame> frames;
-  std::vector<Extent> pieces;
+  std::vector<Extent> extents, eager;
+  std::vector<PageRun> left;
 };
 
+// Plans `wanted` against the section `prefix`pages of `r`.
+LinkPlan MakePlan(const image::ImageReader& r, const std::string& prefix, const std::vector<PageRun>& wanted,
+                  const std::vector<PageRun>& eligible) {
+  LinkPlan out;
+  out.left = wanted;
+  const image::SectionInfo* s = FindPages(r, prefix);
+  if (s == nullptr || wanted.empty()) return out;  // the eager path reports what is missing
+  std::vector<Extent> pieces;
+  out.status = IndexSection(r, *s, &out.frames, &pieces);
+  if (out.status.code() == Code::kNotSupported) out.status = Status::Ok();
+  if (!out.status.ok() || out.frames.empty()) {
+    out.frames.clear();
+    return out;
+  }
+  std::vector<PageRun> taken;
+  std::size_t j = 0, el = 0;
+  for (const Extent& piece : pieces) {
+    while (j < wanted.size() && wanted[j].addr + wanted[j].pages * kPage <= piece.addr) ++j;
+    while (el < eligible.size() && eligible[el].addr + eligible[el].pages * kPage <= piece.addr) ++el;
+    // Usually the whole piece lies in one private anonymous mapping.
+    const bool whole = el < eligible.size() && eligible[el].addr <= piece.addr &&
+                       piece.end() <= eligible[el].addr + eligible[el].pages * kPage;
+    for (std::size_t k = j; k < wanted.size() && wanted[k].addr < piece.end(); ++k) {
+      std::uint64_t lo = std::max(piece.addr, wanted[k].addr);
+      std::uint64_t hi = std::min(piece.end(), wanted[k].addr + wanted[k].pages * kPage);
+      if (lo >= hi) continue;
+      taken.push_back({lo, (hi - lo) / kPage});
+      // Extents never overlap: each holds exactly pages this image gives.
+      auto part = [&](std::vector<Extent>* to, std::uint64_t a, std::uint64_t pages) {
+        Extent x;
+        x.addr = a;
+        x.pages = static_cast<std::uint32_t>(pages);
+        x.frame = piece.frame;
+        x.first = piece.first + static_cast<std::uint32_t>((a - piece.addr) / kPage);
+        x.left = x.pages;
+        to->push_back(std::move(x));
+      };
+      if (whole) {
+        part(&out.extents, lo, (hi - lo) / kPage);
+        continue;
+      }
+      for (const PageRun& p : RunsIntersect({{lo, (hi - lo) / kPage}}, eligible))
+        part(&out.extents, p.addr, p.pages);
+      for (const PageRun& p : RunsSubtract({{lo, (hi - lo) / kPage}}, eligible))
+        part(&out.eager, p.addr, p.pages);
+    }
+  }
+  std::sort(taken.begin(), taken.end(), [](const PageRun& a, const PageRun& b) { return a.addr < b.addr; });
+  out.left = RunsSubtract(wanted, RunsUnion(taken, {}));
+  return out;
+}
+
 struct LazyFill::State {
-  // Prefetch(): indexes made in the background, by (image, prefix).
-  std::mutex index_mu;
-  std::condition_variable index_cv;
-  std::map<std::pair<const image::ImageReader*, std::string>, std::shared_ptr<SectionIndex>> indexes;
-  std::thread indexer;
+  // Plan(): work for the planner thread, and what it made, by (member, link).
+  std::mutex plan_mu;
+  std::condition_variable plan_cv;
+  struct Task {
+    std::int32_t pid;
+    int link;
+    const image::ImageReader* r;
+    std::string prefix;
+    std::vector<PageRun> wanted, eligible;
+  };
+  std::deque<Task> tasks;
+  std::map<std::pair<std::int32_t, int>, LinkPlan> plans;
+  std::set<std::pair<std::int32_t, int>> queued;
+  bool plan_stop = false;
+  std::thread planner;
   std::vector<PageFrame> frames;
   std::map<std::int32_t, std::vector<Extent>> planned;  // per member, until armed
   std::mutex mu;
@@ -483,7 +550,12 @@ LazyFill::~LazyFill() {
     (void)!::write(s_->wake, &one, sizeof one);
   }
   if (s_->filler.joinable()) s_->filler.join();
-  if (s_->indexer.joinable()) s_->indexer.join();
+  {
+    std::lock_guard<std::mutex> l(s_->plan_mu);
+    s_->plan_stop = true;
+    s_->plan_cv.notify_all();
+  }
+  if (s_->planner.joinable()) s_->planner.join();
   for (auto& sp : s_->spaces) ::close(sp->uffd);
   if (s_->wake >= 0) ::close(s_->wake);
 }
@@ -492,23 +564,26 @@ bool LazyFill::empty() const {
   return s_->planned.empty() && s_->spaces.empty();
 }
 
-void LazyFill::Prefetch(const std::vector<std::pair<const image::ImageReader*, std::string>>& sections) {
-  if (s_->indexer.joinable()) return;
-  s_->indexer = std::thread([this, sections] {
-    for (const auto& key : sections) {
-      auto idx = std::make_shared<SectionIndex>();
-      if (const image::SectionInfo* s = FindPages(*key.first, key.second)) {
-        idx->status = IndexSection(*key.first, *s, &idx->frames, &idx->pieces);
-      } else {
-        idx->status = NotSupported("no page records");
-      }
-      std::lock_guard<std::mutex> l(s_->index_mu);
-      s_->indexes[key] = std::move(idx);
-      s_->index_cv.notify_all();
+void LazyFill::Plan(std::int32_t dumped_pid, int link, const image::ImageReader& r, const std::string& prefix,
+                    const std::vector<PageRun>& wanted, const std::vector<Vma>& vmas) {
+  std::lock_guard<std::mutex> l(s_->plan_mu);
+  s_->tasks.push_back({dumped_pid, link, &r, prefix, wanted, EligibleRuns(vmas)});
+  s_->queued.insert({dumped_pid, link});
+  s_->plan_cv.notify_all();
+  if (s_->planner.joinable()) return;
+  s_->planner = std::thread([this] {
+    std::unique_lock<std::mutex> pl(s_->plan_mu);
+    while (true) {
+      s_->plan_cv.wait(pl, [&] { return s_->plan_stop || !s_->tasks.empty(); });
+      if (s_->plan_stop) return;
+      State::Task t = std::move(s_->tasks.front());
+      s_->tasks.pop_front();
+      pl.unlock();
+      LinkPlan made = MakePlan(*t.r, t.prefix, t.wanted, t.eligible);
+      pl.lock();
+      s_->plans[{t.pid, t.link}] = std::move(made);
+      s_->plan_cv.notify_all();
     }
-    std::lock_guard<std::mutex> l(s_->index_mu);
-    s_->indexes[{nullptr, ""}] = nullptr;  // the end
-    s_->index_cv.notify_all();
   });
 }
 
@@ -520,79 +595,34 @@ void LazyFill::OnFork(std::function<void()> f) {
   s_->on_fork = std::move(f);
 }
 
-Result<std::vector<PageRun>> LazyFill::Add(std::int32_t dumped_pid, pid_t pid, const image::ImageReader& r,
-                                           const std::string& prefix, const std::vector<PageRun>& wanted,
-                                           const std::vector<Vma>& vmas) {
-  const image::SectionInfo* s = FindPages(r, prefix);
-  if (s == nullptr || wanted.empty()) return wanted;  // the eager path reports what is missing
-  std::lock_guard<std::mutex> l(s_->mu);              // the filler may serve other members meanwhile
-  std::vector<PageFrame> frames;
-  std::vector<Extent> pieces;
-  Status idx;
-  std::shared_ptr<SectionIndex> ready;
-  if (s_->indexer.joinable()) {
-    // Made in the background (Prefetch), or not among those it makes.
-    std::unique_lock<std::mutex> il(s_->index_mu);
-    std::pair<const image::ImageReader*, std::string> key{&r, prefix}, end{nullptr, ""};
-    s_->index_cv.wait(il, [&] { return s_->indexes.count(key) != 0 || s_->indexes.count(end) != 0; });
-    auto it = s_->indexes.find(key);
-    if (it != s_->indexes.end()) ready = it->second;
+Result<std::vector<PageRun>> LazyFill::Apply(std::int32_t dumped_pid, int link, pid_t pid) {
+  LinkPlan p;
+  {
+    std::unique_lock<std::mutex> pl(s_->plan_mu);
+    std::pair<std::int32_t, int> key{dumped_pid, link};
+    if (s_->queued.count(key) == 0) return Internal("lazy restore: no plan for an image of the chain");
+    s_->plan_cv.wait(pl, [&] { return s_->plans.count(key) != 0; });
+    p = std::move(s_->plans[key]);
+    s_->plans.erase(key);
   }
-  if (ready != nullptr) {
-    idx = ready->status;
-    frames = ready->frames;
-    pieces = ready->pieces;
-  } else {
-    idx = IndexSection(r, *s, &frames, &pieces);
-  }
-  if (idx.code() == Code::kNotSupported) return wanted;
-  RETURN_IF_ERROR(idx);
-  const std::vector<PageRun> eligible = EligibleRuns(vmas);
+  RETURN_IF_ERROR(p.status);
+  if (p.frames.empty()) return p.left;
+  std::lock_guard<std::mutex> l(s_->mu);  // the filler may serve other members meanwhile
   const auto base = static_cast<std::uint32_t>(s_->frames.size());
-  s_->frames.insert(s_->frames.end(), frames.begin(), frames.end());
-  std::vector<PageRun> taken;
+  s_->frames.insert(s_->frames.end(), p.frames.begin(), p.frames.end());
   std::vector<Extent>& out = s_->planned[dumped_pid];
-  std::size_t j = 0, el = 0;
-  for (const Extent& piece : pieces) {
-    while (j < wanted.size() && wanted[j].addr + wanted[j].pages * kPage <= piece.addr) ++j;
-    while (el < eligible.size() && eligible[el].addr + eligible[el].pages * kPage <= piece.addr) ++el;
-    // Usually the whole piece lies in one private anonymous mapping.
-    const bool whole = el < eligible.size() && eligible[el].addr <= piece.addr &&
-                       piece.end() <= eligible[el].addr + eligible[el].pages * kPage;
-    for (std::size_t k = j; k < wanted.size() && wanted[k].addr < piece.end(); ++k) {
-      std::uint64_t lo = std::max(piece.addr, wanted[k].addr);
-      std::uint64_t hi = std::min(piece.end(), wanted[k].addr + wanted[k].pages * kPage);
-      if (lo >= hi) continue;
-      taken.push_back({lo, (hi - lo) / kPage});
-      // Private anonymous memory waits for the filler; the rest (a private
-      // file mapping's changed pages) is written now. Extents never
-      // overlap: each holds exactly pages this image gives.
-      auto lazy_part = [&](std::uint64_t a, std::uint64_t pages) {
-        Extent x;
-        x.addr = a;
-        x.pages = static_cast<std::uint32_t>(pages);
-        x.frame = base + piece.frame;
-        x.first = piece.first + static_cast<std::uint32_t>((a - piece.addr) / kPage);
-        x.pending.assign(x.pages, true);
-        x.left = x.pages;
-        out.push_back(std::move(x));
-      };
-      if (whole) {
-        lazy_part(lo, (hi - lo) / kPage);
-        continue;
-      }
-      for (const PageRun& part : RunsIntersect({{lo, (hi - lo) / kPage}}, eligible))
-        lazy_part(part.addr, part.pages);
-      for (const PageRun& part : RunsSubtract({{lo, (hi - lo) / kPage}}, eligible)) {
-        RETURN_IF_ERROR(s_->Load(base + piece.frame));
-        const unsigned char* from = s_->buf.data() + (piece.first + (part.addr - piece.addr) / kPage) * kPage;
-        RETURN_IF_ERROR(WriteMemory(pid, part.addr, from, part.pages * kPage));
-      }
-    }
+  for (auto& e : p.extents) {
+    e.frame += base;
+    e.pending.assign(e.pages, true);
+    out.push_back(std::move(e));
   }
   if (out.empty()) s_->planned.erase(dumped_pid);
-  std::sort(taken.begin(), taken.end(), [](const PageRun& a, const PageRun& b) { return a.addr < b.addr; });
-  return RunsSubtract(wanted, RunsUnion(taken, {}));
+  // A private file mapping's changed pages: written now.
+  for (const auto& e : p.eager) {
+    RETURN_IF_ERROR(s_->Load(base + e.frame));
+    RETURN_IF_ERROR(WriteMemory(pid, e.addr, s_->buf.data() + e.first * kPage, e.pages * kPage));
+  }
+  return p.left;
 }
 
 Status LazyFill::Arm(std::int32_t dumped_pid, pid_t pid, Injector* inj, const std::vector<Vma>& vmas) {

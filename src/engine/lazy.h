@@ -46,18 +46,20 @@ class LazyFill {
   LazyFill(const LazyFill&) = delete;
   LazyFill& operator=(const LazyFill&) = delete;
 
-  // Takes the pages `wanted` (sorted runs) of member `dumped_pid`, rebuilt
-  // as `pid` up to its mappings, from the pages section `prefix`pages of
-  // image `r` (a complete file: the reader must outlive this object): those
-  // in private anonymous mappings of `vmas` wait for the filler, the others
-  // are written now. Returns the runs it could not take (a compressed
-  // section, pages the section lacks): the caller fills them as usual.
-  Result<std::vector<PageRun>> Add(std::int32_t dumped_pid, pid_t pid, const image::ImageReader& r,
-                                   const std::string& prefix, const std::vector<PageRun>& wanted,
-                                   const std::vector<Vma>& vmas);
-  // Indexes these pages sections (image, prefix) in a thread of its own
-  // meanwhile: Add() waits for the one it needs.
-  void Prefetch(const std::vector<std::pair<const image::ImageReader*, std::string>>& sections);
+  // Plans, in a thread of its own, what member `dumped_pid` takes from
+  // image number `link` of the chain: the pages `wanted` (sorted runs) of
+  // its section `prefix`pages in `r` (a complete file; the reader must
+  // outlive this object), those in private anonymous mappings of `vmas`
+  // to be filled lazily. Called before the processes are built, so that
+  // the planning happens meanwhile.
+  void Plan(std::int32_t dumped_pid, int link, const image::ImageReader& r, const std::string& prefix,
+            const std::vector<PageRun>& wanted, const std::vector<Vma>& vmas);
+  // The member is rebuilt as `pid` up to its mappings: waits for that
+  // plan, writes the pages it takes now (a private file mapping's changed
+  // pages) and keeps the rest for Arm. Returns the runs it could not take
+  // (a compressed section, pages the section lacks): the caller fills
+  // them as usual.
+  Result<std::vector<PageRun>> Apply(std::int32_t dumped_pid, int link, pid_t pid);
   // Member `dumped_pid`, rebuilt as `pid` up to its mappings' final
   // protections and still with ckpt's credentials: its userfaultfd is made
   // and registered, and its faults are served from now on. Nothing to do

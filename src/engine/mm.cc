@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 
@@ -113,19 +114,40 @@ Status DumpMmLayout(pid_t pid, Injector* inj, Core* core) {
 
 Status ClearAddressSpace(Injector* inj, const std::vector<MapsEntry>& maps, std::uint64_t keep_lo,
                          std::uint64_t keep_hi) {
-  for (const auto& e : maps) {
-    if (e.path == "[vdso]" || e.path.compare(0, 5, "[vvar") == 0 || e.path == "[vsyscall]") continue;
+  // Runs of mappings between the kept ones go in one munmap each (holes
+  // inside a range are fine): a few calls instead of one per mapping.
+  std::uint64_t run_lo = 0, run_hi = 0;
+  auto flush = [&]() -> Status {
+    if (run_hi <= run_lo) return Status::Ok();
+    Status st =
+        inj->Call("munmap " + HexAddr(run_lo) + "-" + HexAddr(run_hi), SYS_munmap, {run_lo, run_hi - run_lo})
+            .status();
+    run_lo = run_hi = 0;
+    return st;
+  };
+  auto add = [&](std::uint64_t lo, std::uint64_t hi) {
+    if (run_hi <= run_lo) run_lo = lo;
+    run_hi = hi;
+  };
+  std::vector<MapsEntry> sorted = maps;
+  std::sort(sorted.begin(), sorted.end(),
+            [](const MapsEntry& a, const MapsEntry& b) { return a.start < b.start; });
+  for (const auto& e : sorted) {
+    if (e.path == "[vdso]" || e.path.compare(0, 5, "[vvar") == 0 || e.path == "[vsyscall]") {
+      RETURN_IF_ERROR(flush());
+      continue;
+    }
     std::uint64_t lo = e.start, hi = e.end;
     if (lo < keep_hi && hi > keep_lo) {
       // Unmap around the kept area.
-      if (lo < keep_lo) RETURN_IF_ERROR(inj->Call("munmap", SYS_munmap, {lo, keep_lo - lo}).status());
-      if (hi > keep_hi) RETURN_IF_ERROR(inj->Call("munmap", SYS_munmap, {keep_hi, hi - keep_hi}).status());
+      if (lo < keep_lo) add(lo, keep_lo);
+      RETURN_IF_ERROR(flush());
+      if (hi > keep_hi) add(keep_hi, hi);
       continue;
     }
-    RETURN_IF_ERROR(
-        inj->Call("munmap " + HexAddr(lo) + "-" + HexAddr(hi), SYS_munmap, {lo, hi - lo}).status());
+    add(lo, hi);
   }
-  return Status::Ok();
+  return flush();
 }
 
 Status CreateVmas(const ProcessModel& m, Injector* inj, const std::vector<int>& file_fds) {

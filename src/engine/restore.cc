@@ -460,7 +460,13 @@ Result<RestoreStats> Restore(const RestoreOptions& o) {
                    why.c_str());
     }
   }
-  if (lazy != nullptr) chain->PrepareLazy(lazy.get());
+  if (lazy != nullptr) {
+    std::map<std::int32_t, const std::vector<Vma>*> vmas;
+    for (const auto& p : plans) {
+      if (p != nullptr) vmas[p->m.core.pid] = &p->m.vmas;
+    }
+    chain->PrepareLazy(lazy.get(), vmas);
+  }
   RestoreContext c{o, t, reader.get(), &guard, &stats, {}, chain.get(), lazy.get()};
   RestoreTable resources;
   // The objects members share, then every member's descriptors.
