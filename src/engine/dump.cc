@@ -348,7 +348,7 @@ void ArmTrackers(DumpRun& r) {
     MemberDump& d = r.md[i];
     int untracked = 0;
     Status st = !closed[i].ok() ? closed[i] : [&]() -> Status {
-      if (d.keep_tracker) return RearmTracker(d.pid, d.tracker, d.m.vmas, d.candidates, &untracked);
+      if (d.keep_tracker) return RearmTracker(d.pid, d.tracker, d.m.vmas, &untracked);
       Injector inj(d.pid, d.gadget);
       RETURN_IF_ERROR(inj.Save());
       auto armed = ArmTracker(d.pid, &inj, d.m.vmas, RunsUnion(d.candidates, d.inherited), &untracked);

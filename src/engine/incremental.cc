@@ -182,17 +182,15 @@ std::vector<PageRun> RegisterTrackable(int uf, const std::vector<Vma>& vmas, int
   return registered;
 }
 
-Status RearmTracker(pid_t pid, const Tracker& t, const std::vector<Vma>& vmas,
-                    const std::vector<PageRun>& runs, int* untracked) {
+Status RearmTracker(pid_t pid, const Tracker& t, const std::vector<Vma>& vmas, int* untracked) {
   ASSIGN_OR_RETURN(int copy, CopyFdOf(pid, t.fd));
   ScopedFd uf(copy);
   // Mappings registered already are taken again as they are.
   std::vector<PageRun> registered = RegisterTrackable(uf.get(), vmas, untracked);
   // Whole mappings in one walk each: only written pages change (the ones
-  // not written are protected still), and the written ones are `runs`
-  // (this round stores every populated page that is not clean). Scattered
-  // runs one by one would cost a TLB flush each.
-  (void)runs;
+  // not written are protected still), and they are the pages this round
+  // stores (every populated page that is not clean). Scattered runs one by
+  // one would cost a TLB flush each.
   return WriteProtectPages(pid, registered);
 }
 

@@ -60,14 +60,13 @@ Result<Tracker> ArmTracker(pid_t pid, Injector* inj, const std::vector<Vma>& vma
 
 // A live migration's pre-copy round after the first (the process frozen,
 // `t` verified to be the tracker its parent round armed): keeps that
-// tracker, registers mappings made since and write-protects `runs` again
-// (the pages this round stores: written since, or new). Costs what was
+// tracker, registers mappings made since and write-protects again the
+// pages written since (the ones this round stores). Costs what was
 // written, not the whole memory as a new tracker does. Safe only because
 // rounds follow one another in one migration and a round image is never
 // the --parent of a dump (LoadParent refuses it): a round that fails
 // after this ends the migration, and no dump trusts bits it cleared.
-Status RearmTracker(pid_t pid, const Tracker& t, const std::vector<Vma>& vmas,
-                    const std::vector<PageRun>& runs, int* untracked);
+Status RearmTracker(pid_t pid, const Tracker& t, const std::vector<Vma>& vmas, int* untracked);
 
 // What a dump with --parent needs of the parent image, per member.
 struct ParentMember {

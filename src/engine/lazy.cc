@@ -561,6 +561,7 @@ LazyFill::~LazyFill() {
 }
 
 bool LazyFill::empty() const {
+  std::lock_guard<std::mutex> l(s_->mu);  // the filler adds forked children's spaces
   return s_->planned.empty() && s_->spaces.empty();
 }
 

@@ -125,9 +125,12 @@ Status ClearAddressSpace(Injector* inj, const std::vector<MapsEntry>& maps, std:
     run_lo = run_hi = 0;
     return st;
   };
-  auto add = [&](std::uint64_t lo, std::uint64_t hi) {
+  auto add = [&](std::uint64_t lo, std::uint64_t hi) -> Status {
+    // Never across the kept area: it is not in `maps` (made after them).
+    if (run_hi > run_lo && run_hi <= keep_lo && lo >= keep_hi) RETURN_IF_ERROR(flush());
     if (run_hi <= run_lo) run_lo = lo;
     run_hi = hi;
+    return Status::Ok();
   };
   std::vector<MapsEntry> sorted = maps;
   std::sort(sorted.begin(), sorted.end(),
@@ -140,12 +143,12 @@ Status ClearAddressSpace(Injector* inj, const std::vector<MapsEntry>& maps, std:
     std::uint64_t lo = e.start, hi = e.end;
     if (lo < keep_hi && hi > keep_lo) {
       // Unmap around the kept area.
-      if (lo < keep_lo) add(lo, keep_lo);
+      if (lo < keep_lo) RETURN_IF_ERROR(add(lo, keep_lo));
       RETURN_IF_ERROR(flush());
-      if (hi > keep_hi) add(keep_hi, hi);
+      if (hi > keep_hi) RETURN_IF_ERROR(add(keep_hi, hi));
       continue;
     }
-    add(lo, hi);
+    RETURN_IF_ERROR(add(lo, hi));
   }
   return flush();
 }
