@@ -11,7 +11,7 @@ import os
 import sys
 from multiprocessing import shared_memory
 
-N_TASKS, K = 1200, 25000
+N_TASKS, K = 2000, 25000  # long enough for two dumps and restores under a sanitizer
 D = sys.argv[1]
 ctx = mp.get_context("fork")
 shm = shared_memory.SharedMemory(create=True, size=8 * N_TASKS)

@@ -119,7 +119,9 @@ def check_jacobi(hosts):
                               check=0).stdout)
     ck.check(len(ref) == 1, "reference run: %s" % ref)
     a, b = hosts["a"], hosts["b"]
-    src = start_group(a, work, ["-n", "3", "--name", "jac", "--", JACOBI] + JACOBI_ARGS + ["3000"])
+    # 5 ms per sweep: ~12 s, so that two hops and their checks fit in it
+    # on a loaded machine under a sanitizer.
+    src = start_group(a, work, ["-n", "3", "--name", "jac", "--", JACOBI] + JACOBI_ARGS + ["5000"])
     time.sleep(0.5)
     images = lambda: sorted(f for f in os.listdir(work) if f.endswith(".ckpt"))
     before = images()
