@@ -87,9 +87,26 @@ Result<std::unique_ptr<image::ImageReader>> OpenProcessImage(const std::string& 
   return r;
 }
 
-}  // namespace
+// The mappings whose pages dumps store, registered with tracker `uf`;
+// returns those the kernel took.
+std::vector<PageRun> RegisterTrackable(int uf, const std::vector<Vma>& vmas, int* untracked) {
+  std::vector<PageRun> registered;
+  for (const auto& v : vmas) {
+    if (!Trackable(v)) continue;
+    struct uffdio_register reg = {{v.start, v.size()}, UFFDIO_REGISTER_MODE_WP, 0};
+    // A mapping the kernel refuses (EBUSY: an old tracker that a process
+    // outside the dump still holds owns it) stays untracked: its pages count
+    // as written.
+    if (::ioctl(uf, UFFDIO_REGISTER, &reg) == 0) {
+      registered.push_back({v.start, v.size() / kPage});
+    } else {
+      ++*untracked;
+    }
+  }
+  return registered;
+}
 
-std::vector<PageRun> RegisterTrackable(int uf, const std::vector<Vma>& vmas, int* untracked);
+}  // namespace
 
 bool IsDirtyTracker(const std::string& link, const std::string& fdinfo) {
   if (link != "anon_inode:[userfaultfd]") return false;
@@ -161,25 +178,6 @@ Result<Tracker> ArmTracker(pid_t pid, Injector* inj, const std::vector<Vma>& vma
   t.fd = static_cast<int>(fd);
   t.ino = st.st_ino;
   return t;
-}
-
-// The mappings whose pages dumps store, registered with tracker `uf`;
-// returns those the kernel took.
-std::vector<PageRun> RegisterTrackable(int uf, const std::vector<Vma>& vmas, int* untracked) {
-  std::vector<PageRun> registered;
-  for (const auto& v : vmas) {
-    if (!Trackable(v)) continue;
-    struct uffdio_register reg = {{v.start, v.size()}, UFFDIO_REGISTER_MODE_WP, 0};
-    // A mapping the kernel refuses (EBUSY: an old tracker that a process
-    // outside the dump still holds owns it) stays untracked: its pages count
-    // as written.
-    if (::ioctl(uf, UFFDIO_REGISTER, &reg) == 0) {
-      registered.push_back({v.start, v.size() / kPage});
-    } else {
-      ++*untracked;
-    }
-  }
-  return registered;
 }
 
 Status RearmTracker(pid_t pid, const Tracker& t, const std::vector<Vma>& vmas, int* untracked) {

@@ -11,7 +11,6 @@
 
 #include <algorithm>
 #include <condition_variable>
-#include <cstdio>
 #include <cstring>
 #include <deque>
 #include <mutex>
@@ -20,6 +19,8 @@
 #include <unordered_map>
 
 #include "engine/inject.h"
+#include "engine/pagemap.h"
+#include "engine/proc.h"
 #include "engine/util.h"
 #include "image/checksum.h"
 #include "platform/posix_util.h"
@@ -34,8 +35,6 @@ namespace {
 constexpr std::uint64_t kPage = kPageSize;
 constexpr std::uint64_t kFeatures =
     UFFD_FEATURE_EVENT_FORK | UFFD_FEATURE_EVENT_REMAP | UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_EVENT_UNMAP;
-// A page record lists at most this many runs (as RecordSource checks).
-constexpr std::uint32_t kMaxRecordRuns = 1024;
 
 // The stored bytes of one frame of page data (raw, never compressed).
 struct PageFrame {
@@ -218,8 +217,6 @@ const image::SectionInfo* FindPages(const image::ImageReader& r, const std::stri
   return nullptr;
 }
 
-}  // namespace
-
 // What a member takes lazily from one image (LazyFill::Plan), made in the
 // background: its extents (frames numbered from the section's first), the
 // pages to write before it runs (outside private anonymous mappings:
@@ -282,6 +279,8 @@ LinkPlan MakePlan(const image::ImageReader& r, const std::string& prefix, const 
   out.left = RunsSubtract(wanted, RunsUnion(taken, {}));
   return out;
 }
+
+}  // namespace
 
 struct LazyFill::State {
   // Plan(): work for the planner thread, and what it made, by (member, link).
@@ -630,11 +629,11 @@ Status LazyFill::Arm(std::int32_t dumped_pid, pid_t pid, Injector* inj, const st
   auto it = s_->planned.find(dumped_pid);
   if (it == s_->planned.end() || it->second.empty()) return Status::Ok();
   ASSIGN_OR_RETURN(std::uint64_t made, inj->Call("userfaultfd", SYS_userfaultfd, {O_CLOEXEC | O_NONBLOCK}));
-  ScopedFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
-  int fd = pidfd.get() < 0 ? -1 : static_cast<int>(::syscall(SYS_pidfd_getfd, pidfd.get(), made, 0));
-  int e = errno;
+  Result<int> copy = CopyFdOf(pid, static_cast<int>(made));
   RETURN_IF_ERROR(inj->Call("close(userfaultfd)", SYS_close, {made}).status());
-  if (fd < 0) return PosixError("pidfd_getfd", "the restored process's userfaultfd", e);
+  RETURN_IF_ERROR(copy.status());
+  const int fd = *copy;
+  int e = 0;
   auto sp = std::make_unique<Space>();
   sp->uffd = fd;
   struct uffdio_api api {};
@@ -659,14 +658,11 @@ Status LazyFill::Arm(std::int32_t dumped_pid, pid_t pid, Injector* inj, const st
   }
   for (const Vma& v : vmas) {
     if (!Eligible(v)) continue;
-    Extent* first = nullptr;
-    for (auto& x : sp->ext) {
-      if (x.addr < v.end && x.end() > v.start) {
-        first = &x;
-        break;
-      }
-    }
-    if (first == nullptr) continue;
+    // Registered only where it has lazy pages: the first extent ending
+    // after its start begins before its end.
+    auto x = std::upper_bound(sp->ext.begin(), sp->ext.end(), v.start,
+                              [](std::uint64_t a, const Extent& ex) { return a < ex.end(); });
+    if (x == sp->ext.end() || x->addr >= v.end) continue;
     struct uffdio_register reg {};
     reg.range.start = v.start;
     reg.range.len = v.size();
@@ -674,10 +670,7 @@ Status LazyFill::Arm(std::int32_t dumped_pid, pid_t pid, Injector* inj, const st
     if (::ioctl(fd, UFFDIO_REGISTER, &reg) != 0) {
       e = errno;
       ::close(fd);
-      char range[64];
-      std::snprintf(range, sizeof range, "mapping %llx-%llx", static_cast<unsigned long long>(v.start),
-                    static_cast<unsigned long long>(v.end));
-      return PosixError("UFFDIO_REGISTER", range, e);
+      return PosixError("UFFDIO_REGISTER", "mapping " + HexAddr(v.start) + "-" + HexAddr(v.end), e);
     }
   }
   if (s_->on_uffd) s_->on_uffd(fd);

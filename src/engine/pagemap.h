@@ -26,6 +26,8 @@ namespace ckpt::engine {
 // Frame size of process images: the page dump writes one frame per chunk it
 // reads from the process, straight from its buffer.
 inline constexpr std::uint32_t kImageFrameSize = 1u << 20;
+// The most runs one page record lists (the dump writes at most 128 per MiB).
+inline constexpr std::uint32_t kMaxRecordRuns = 1024;
 
 struct PageDumpResult {
   std::vector<PageRun> runs;

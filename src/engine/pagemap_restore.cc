@@ -35,8 +35,6 @@ constexpr std::uint64_t kPage = kPageSize;
 constexpr std::size_t kIoChunk = 8u << 20;
 // process_vm_writev takes at most this many remote pieces (UIO_MAXIOV).
 constexpr std::size_t kMaxIov = 1024;
-// A record's runs: the dump writes at most 128 per MiB.
-constexpr std::uint32_t kMaxRecordRuns = 1024;
 
 struct Batch {
   std::vector<struct iovec> remote;

@@ -613,12 +613,7 @@ void ClassifyPipes(const PipeMap& pipes, const std::set<pid_t>& inside, pid_t tr
 
 Result<PipeCensus> PrecheckDump(pid_t root, bool tree, bool external_pipes,
                                 const std::vector<std::string>& external_unix) {
-  std::vector<pid_t> pids = {root};
-  for (std::size_t i = 0; tree && i < pids.size(); ++i) {
-    for (pid_t c : ListChildren(pids[i])) {
-      if (std::find(pids.begin(), pids.end(), c) == pids.end()) pids.push_back(c);
-    }
-  }
+  std::vector<pid_t> pids = tree ? WithDescendants({root}) : std::vector<pid_t>{root};
   std::vector<Problem> problems;
   PipeMap pipes;
   std::vector<EventFd> events;

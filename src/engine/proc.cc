@@ -188,6 +188,19 @@ std::vector<int> ListNumbered(const std::string& dir) {
   return out;
 }
 
+std::vector<pid_t> WithDescendants(const std::vector<pid_t>& roots) {
+  std::vector<pid_t> out;
+  for (pid_t p : roots) {
+    if (p > 0 && std::find(out.begin(), out.end(), p) == out.end()) out.push_back(p);
+  }
+  for (std::size_t i = 0; i < out.size() && out.size() < 100000; ++i) {
+    for (pid_t c : ListChildren(out[i])) {
+      if (std::find(out.begin(), out.end(), c) == out.end()) out.push_back(c);
+    }
+  }
+  return out;
+}
+
 std::vector<pid_t> ListChildren(pid_t pid) {
   std::vector<pid_t> out;
   for (int t : ListNumbered(ProcPath(pid, "task"))) {

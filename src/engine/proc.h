@@ -48,6 +48,9 @@ std::vector<int> ListNumbered(const std::string& dir);
 // Children of every thread of `pid` (/proc/PID/task/*/children), sorted,
 // each once.
 std::vector<pid_t> ListChildren(pid_t pid);
+// `roots` (those > 0) and, after them, every process descended from one,
+// each once, parents before their children.
+std::vector<pid_t> WithDescendants(const std::vector<pid_t>& roots);
 Result<std::string> ReadLink(const std::string& path);
 // A descriptor of ckpt's for the open file description that descriptor
 // `fd` of `pid` refers to (pidfd_getfd); the caller closes it.

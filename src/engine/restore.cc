@@ -408,20 +408,6 @@ Status FinishLazy(const RestoreOptions& o, LazyFill* lazy, std::int64_t t0, Rest
   return Status::Ok();
 }
 
-// Every process now in the restored tree (forks of its members included).
-std::vector<pid_t> DescendantsOf(const std::vector<pid_t>& pids) {
-  std::vector<pid_t> out;
-  for (pid_t p : pids) {
-    if (p > 0) out.push_back(p);
-  }
-  for (std::size_t i = 0; i < out.size() && out.size() < 100000; ++i) {
-    for (pid_t c : ListChildren(out[i])) {
-      if (std::find(out.begin(), out.end(), c) == out.end()) out.push_back(c);
-    }
-  }
-  return out;
-}
-
 }  // namespace
 
 Result<RestoreStats> Restore(const RestoreOptions& o) {
@@ -501,7 +487,7 @@ Result<RestoreStats> Restore(const RestoreOptions& o) {
   // The guardian holds every userfaultfd too: if ckpt dies mid-fill, the
   // processes die waiting for a page, not reading zeros.
   if (lazy != nullptr) {
-    lazy->OnFork([&guard, &tree] { guard.KillOnDeath(DescendantsOf(tree.pids)); });
+    lazy->OnFork([&guard, &tree] { guard.KillOnDeath(WithDescendants(tree.pids)); });
     lazy->OnUffd([&guard](int fd) { guard.HoldUntilKilled(fd); });
   }
   Status st = RebuildAndRun(c, resources, plans, tree, status_fds);

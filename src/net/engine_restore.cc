@@ -141,24 +141,25 @@ class ForkedRestore final : public ProcessRestore {
       lazy_ = true;  // it runs; "done" comes once its pages are in
       return j["running"];
     }
-    if (!j.contains("done")) return Internal("the restorer said " + j.dump() + " when let go");
-    while (::waitpid(child_, nullptr, 0) < 0 && errno == EINTR) {
-    }
-    child_ = -1;
-    return j["done"];
+    return Done(j, "when let go");
   }
 
   Result<nlohmann::json> AwaitFilled() override {
     if (!lazy_) return nlohmann::json::object();
     ASSIGN_OR_RETURN(nlohmann::json j, Take());
-    if (!j.contains("done")) return Internal("the restorer said " + j.dump() + " while filling pages");
+    return Done(j, "while filling pages");
+  }
+
+ private:
+  // The fork's last line, {"done": facts}: it has ended (reaped here).
+  Result<nlohmann::json> Done(const nlohmann::json& j, const char* when) {
+    if (!j.contains("done")) return Internal("the restorer said " + j.dump() + " " + when);
     while (::waitpid(child_, nullptr, 0) < 0 && errno == EINTR) {
     }
     child_ = -1;
     return j["done"];
   }
 
- private:
   // The fork's next line (an error for {"error"}, or if it ended without one).
   Result<nlohmann::json> Take() {
     if (!failure_.ok()) return failure_;

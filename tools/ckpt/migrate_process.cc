@@ -23,10 +23,8 @@ std::uint64_t ResidentBytes(std::int64_t pid) {
 
 // The process and, with `tree`, its descendants: the PIDs the target needs free.
 std::vector<std::int64_t> TreePids(pid_t pid, bool tree) {
-  std::vector<std::int64_t> out = {pid};
-  for (std::size_t i = 0; tree && i < out.size() && out.size() < 100000; ++i) {
-    for (pid_t c : engine::ListChildren(static_cast<pid_t>(out[i]))) out.push_back(c);
-  }
+  std::vector<std::int64_t> out;
+  for (pid_t p : tree ? engine::WithDescendants({pid}) : std::vector<pid_t>{pid}) out.push_back(p);
   return out;
 }
 
