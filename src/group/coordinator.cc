@@ -192,7 +192,8 @@ void Coordinator::Handshake(const std::shared_ptr<Channel>& ch) {
   events_.Push(std::move(e));
 }
 
-void Coordinator::ReadLoop(int rank, std::shared_ptr<Channel> ch) {
+void Coordinator::ReadLoop(int rank, std::shared_ptr<Channel> ch,
+                           std::shared_ptr<std::atomic<bool>> said_bye) {
   for (;;) {
     auto m = ch->Recv();
     Event e;
@@ -207,6 +208,7 @@ void Coordinator::ReadLoop(int rank, std::shared_ptr<Channel> ch) {
     }
     e.msg = std::move(m).value();
     if (e.msg.type == Msg::kBye) {
+      said_bye->store(true);
       ch->Shutdown();
       continue;  // the recv now fails and reports the connection lost
     }
@@ -226,7 +228,7 @@ bool Coordinator::OnHello(Event& e) {
   m.channel = e.channel;
   m.connected = true;
   int rank = static_cast<int>(h.rank);
-  readers_.emplace_back([this, rank, ch = e.channel] { ReadLoop(rank, ch); });
+  readers_.emplace_back([this, rank, ch = e.channel, bye = m.said_bye] { ReadLoop(rank, ch, bye); });
   if (std::all_of(members_.begin(), members_.end(), [](const MemberState& x) { return x.connected; }))
     PublishRegistration().IgnoreError();  // with every member's program, for `ckpt migrate GROUP`
   return true;
@@ -272,14 +274,20 @@ std::string Coordinator::ReapChildren() {
   return "";
 }
 
-int Coordinator::AwaitTerminationRequest() const {
-  bool interrupted = std::any_of(members_.begin(), members_.end(), [](const MemberState& m) {
-    return m.exit_status && platform::ChildProcess::EndedByInterrupt(*m.exit_status);
-  });
-  auto deadline = Clock::now() + std::chrono::milliseconds(interrupted ? 3000 : 50);
+int Coordinator::AwaitTerminationRequest(std::chrono::milliseconds min_wait) const {
+  auto interrupted = [this] {
+    return std::any_of(members_.begin(), members_.end(), [](const MemberState& m) {
+      return m.exit_status && (platform::ChildProcess::EndedByInterrupt(*m.exit_status) ||
+                               (*m.exit_status == 0 && m.connected && !m.said_bye->load()));
+    });
+  };
+  auto start = Clock::now();
   for (;;) {
     if (int sig = platform::TerminationRequest(); sig != 0) return sig;
-    if (Clock::now() >= deadline) return 0;
+    // A kBye still in flight arrives within the first wait; a member that
+    // Ctrl-C ended never sends one.
+    auto waited = Clock::now() - start;
+    if (waited >= std::chrono::milliseconds(3000) || (waited >= min_wait && !interrupted())) return 0;
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
 }
@@ -424,7 +432,7 @@ int Coordinator::Loop(std::string* failure) {
       // Ctrl-C reaches the members too: a member ended by it is the request, not a failure.
       // Wine hands the coordinator its console event from a new thread, which under load
       // comes well after the members' exits: a member that Ctrl-C ended waits longer for it.
-      if (int sig = AwaitTerminationRequest(); sig != 0) return sig;
+      if (int sig = AwaitTerminationRequest(std::chrono::milliseconds(50)); sig != 0) return sig;
       *failure = bad + "; stopping the group";
       return 0;
     }
@@ -484,7 +492,9 @@ int Coordinator::Loop(std::string* failure) {
       }
     }
   }
-  return 0;
+  // Every member has ended; one that Ctrl-C ended under Wine looks like a
+  // success (status 0) but never said goodbye: the request may still come.
+  return AwaitTerminationRequest(std::chrono::milliseconds(0));
 }
 
 int Coordinator::StopOnRequest(int sig) {

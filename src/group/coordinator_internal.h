@@ -64,6 +64,9 @@ struct MemberState {
   Hello hello;
   bool connected = false;
   std::optional<int> exit_status;
+  // Set by the member's reader on kBye: the library ended in order. Under
+  // Wine, Ctrl-C's default handler ends a process with status 0 and no kBye.
+  std::shared_ptr<std::atomic<bool>> said_bye = std::make_shared<std::atomic<bool>>(false);
 };
 
 class Coordinator {
@@ -88,7 +91,7 @@ class Coordinator {
   // Checks a new connection; queues its hello or checkpoint request, or refuses it.
   void Handshake(const std::shared_ptr<Channel>& ch);
   void Refuse(const std::shared_ptr<Channel>& ch, const std::string& why);
-  void ReadLoop(int rank, std::shared_ptr<Channel> ch);
+  void ReadLoop(int rank, std::shared_ptr<Channel> ch, std::shared_ptr<std::atomic<bool>> said_bye);
   // Handles one event outside a checkpoint.
   void Handle(Event& e);
   bool OnHello(Event& e);
@@ -101,8 +104,11 @@ class Coordinator {
   // After Ctrl-C or kill: members end, the group's objects are removed.
   int StopOnRequest(int sig);
   bool AllExited() const;
-  // The signal of a termination request that comes soon after members ended (0: none).
-  int AwaitTerminationRequest() const;
+  // The signal of a termination request that comes soon after members ended
+  // (0: none). Waits up to 3 s while a member looks ended by Ctrl-C: by
+  // SIGINT, by STATUS_CONTROL_C_EXIT, or by status 0 without its kBye;
+  // otherwise `min_wait`.
+  int AwaitTerminationRequest(std::chrono::milliseconds min_wait) const;
   // `stream`: the image goes to `holder` as kData messages instead of into
   // a file (*image_path then stays empty; no image of the group's changes).
   Status Checkpoint(bool exit_after, std::string* image_path, Channel* holder = nullptr, bool stream = false);
