@@ -49,7 +49,52 @@ extern "C" void OnTerminationSignal(int sig) {
   g_termination.compare_exchange_strong(none, sig);
 }
 
+std::atomic<int> g_warnings{0};
+
+extern "C" void OnWarningSignal(int) {
+  g_warnings.fetch_add(1);
+}
+
 }  // namespace
+
+Result<int> SignalByName(const std::string& name) {
+  if (!name.empty() && name.find_first_not_of("0123456789") == std::string::npos) {
+    int n = std::atoi(name.c_str());
+    if (n > 0 && n < NSIG) return n;
+    return InvalidArgument("no signal number " + name);
+  }
+  std::string n = name.rfind("SIG", 0) == 0 ? name.substr(3) : name;
+  static const struct {
+    const char* name;
+    int sig;
+  } kNames[] = {{"USR1", SIGUSR1}, {"USR2", SIGUSR2},  {"TERM", SIGTERM}, {"INT", SIGINT},
+                {"HUP", SIGHUP},   {"QUIT", SIGQUIT},  {"ALRM", SIGALRM}, {"URG", SIGURG},
+                {"XCPU", SIGXCPU}, {"WINCH", SIGWINCH}};
+  for (const auto& k : kNames) {
+    if (n == k.name) return k.sig;
+  }
+  return InvalidArgument("unknown signal '" + name +
+                         "' (USR1, USR2, TERM, INT, HUP, QUIT, ALRM, URG, XCPU, WINCH or a number)");
+}
+
+Status CatchWarningSignal(int sig) {
+  struct sigaction sa {};
+  sa.sa_handler = OnWarningSignal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  if (::sigaction(sig, &sa, nullptr) != 0) return PosixError("catch", "signal " + std::to_string(sig), errno);
+  return Status::Ok();
+}
+
+int WarningSignalsCaught() {
+  return g_warnings.load();
+}
+
+Status SendSignal(std::int64_t pid, int sig) {
+  if (::kill(static_cast<pid_t>(pid), sig) != 0)
+    return PosixError("signal", "process " + std::to_string(pid), errno);
+  return Status::Ok();
+}
 
 void CatchTerminationRequests() {
   struct sigaction sa {};

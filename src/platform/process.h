@@ -77,6 +77,17 @@ int TerminationRequest();
 // "SIGINT", "SIGTERM", "SIGHUP", or "signal N".
 std::string SignalName(int sig);
 
+// A scheduler's warning signal (`ckpt job`: Slurm's --signal, USR1 by
+// default). SignalByName takes "USR1", "SIGUSR1" or a number; on Windows,
+// which has no such signals, it fails. After CatchWarningSignal(sig) that
+// signal no longer ends this process; WarningSignalsCaught() counts its
+// arrivals (0 while none came).
+Result<int> SignalByName(const std::string& name);
+Status CatchWarningSignal(int sig);
+int WarningSignalsCaught();
+// Sends `sig` to process `pid` (POSIX; Unimplemented on Windows).
+Status SendSignal(std::int64_t pid, int sig);
+
 // Collects the exit status of every child that has ended and that no
 // ChildProcess waits for any more (a daemon's released children: programs
 // it started, processes it restored). Call only when no ChildProcess of this

@@ -49,6 +49,22 @@ int TerminationRequest() {
   return g_termination.load();
 }
 
+Result<int> SignalByName(const std::string& name) {
+  return NotSupported("signal " + name + ": Windows has no POSIX signals");
+}
+
+Status CatchWarningSignal(int) {
+  return NotSupported("Windows has no POSIX signals");
+}
+
+int WarningSignalsCaught() {
+  return 0;
+}
+
+Status SendSignal(std::int64_t pid, int) {
+  return NotSupported("process " + std::to_string(pid) + ": Windows has no POSIX signals");
+}
+
 std::string SignalName(int sig) {
   return sig == 2 ? "Ctrl-C" : "a termination request";
 }

@@ -26,6 +26,9 @@ int main(int argc, char** argv) {
   ckpt::cli::AddRelease(app, &run);
   ckpt::cli::AddResume(app, &run);
   ckpt::cli::AddRun(app, &run);
+#ifndef _WIN32
+  ckpt::cli::AddJob(app, &run);
+#endif
   ckpt::cli::AddMigrate(app, &run);
   ckpt::cli::AddReceive(app, &run);
 #if CKPT_HAVE_ENGINE

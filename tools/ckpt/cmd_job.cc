@@ -1,0 +1,370 @@
+// ckpt job [options] -- PROGRAM ARGS: run a computation as a batch job that
+// moves instead of starting over. It starts the work, or resumes it from the
+// newest valid image in its directory; on the scheduler's warning signal it
+// checkpoints, requeues the job (Slurm: `scontrol requeue`) and exits, so
+// that the scheduler places it again (docs/schedulers.md).
+#include <chrono>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "command.h"
+#include "group_control.h"
+#include "image/reader.h"
+#include "lib/program_image.h"
+#include "platform/process.h"
+#include "program_control.h"
+
+namespace ckpt::cli {
+
+namespace {
+
+constexpr int kStatusCheckpointed = 75;  // a libckpt program or group that stopped after a checkpoint
+
+struct JobOptions {
+  std::vector<std::string> command;
+  std::string dir;
+  std::string name;
+  double every = 0;
+  std::string signal = "USR1";
+  int exit_code = kStatusCheckpointed;
+  std::string requeue = "auto";
+  int members = 0;
+  std::string spec;
+  double timeout = 120;
+};
+
+using Clock = std::chrono::steady_clock;
+
+class Job {
+ public:
+  Job(platform::Env* env, JobOptions o) : env_(env), o_(std::move(o)) {}
+  int Run();
+
+ private:
+  bool group() const { return o_.members > 0 || !o_.spec.empty(); }
+  void Say(const std::string& m) const { std::fprintf(stderr, "ckpt job: %s\n", m.c_str()); }
+  Status Prepare();
+  Result<std::string> NewestGroupImage();
+  Status Start();
+  int Monitor();
+  Result<std::string> CheckpointAndExit();
+  Result<std::string> CheckpointProgram(Clock::time_point deadline);
+  Result<std::string> CheckpointGroup(Clock::time_point deadline);
+  void StopChild();
+  int AfterCheckpoint(const std::string& image, double seconds, const std::string& why);
+  int AfterFailedCheckpoint(const Status& st);
+  // `scontrol requeue` of this job when it runs under Slurm (--requeue auto)
+  // or always; false (with a message) when it did not happen.
+  bool Requeue();
+  std::string NewestImage();
+  void Record(nlohmann::ordered_json event);
+
+  platform::Env* env_;
+  JobOptions o_;
+  std::string job_id_, node_, record_path_, resumed_from_;
+  int restart_ = 0;
+  std::unique_ptr<platform::ChildProcess> child_;
+  nlohmann::ordered_json record_;
+};
+
+std::string Seconds(double s) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%.2f s", s);
+  return b;
+}
+
+std::string ProgramName(const std::vector<std::string>& command) {
+  for (const auto& w : command) {
+    std::string b = platform::BaseName(w);
+    if (b == "wine" || b == "wine64" || b.rfind("qemu-", 0) == 0) continue;
+    if (b.size() > 4 && b.compare(b.size() - 4, 4, ".exe") == 0) b.resize(b.size() - 4);
+    return b;
+  }
+  return "job";
+}
+
+Status Job::Prepare() {
+  if (o_.command.empty() && o_.spec.empty())
+    return InvalidArgument("nothing to run: ckpt job [options] -- PROGRAM ARGS");
+  if (!o_.spec.empty() && !o_.command.empty())
+    return InvalidArgument("give either --spec FILE or -- PROGRAM, not both");
+  if (o_.requeue != "auto" && o_.requeue != "always" && o_.requeue != "never")
+    return InvalidArgument("--requeue wants auto, always or never");
+  if (o_.exit_code < 0 || o_.exit_code > 255) return InvalidArgument("--exit-code wants 0 to 255");
+  ASSIGN_OR_RETURN(int sig, platform::SignalByName(o_.signal));
+  RETURN_IF_ERROR(platform::CatchWarningSignal(sig));
+  platform::CatchTerminationRequests();
+  job_id_ = env_->GetEnv("SLURM_JOB_ID");
+  node_ = env_->GetEnv("SLURMD_NODENAME");
+  if (node_.empty()) node_ = env_->HostName();
+  if (std::string r = env_->GetEnv("SLURM_RESTART_COUNT"); !r.empty()) restart_ = std::atoi(r.c_str());
+  if (o_.dir.empty()) o_.dir = job_id_.empty() ? "ckpt-job" : "ckpt-job-" + job_id_;
+  o_.dir = env_->AbsolutePath(o_.dir);
+  RETURN_IF_ERROR(env_->CreateDirs(o_.dir).WithContext("image directory"));
+  if (o_.name.empty()) o_.name = o_.spec.empty() ? ProgramName(o_.command) : ProgramName({o_.spec});
+  if (!o_.spec.empty()) o_.spec = env_->AbsolutePath(o_.spec);
+  record_path_ = platform::JoinPath(o_.dir, "job.json");
+  if (auto text = platform::ReadFileToString(env_, record_path_); text.ok()) {
+    record_ = nlohmann::ordered_json::parse(*text, nullptr, /*allow_exceptions=*/false);
+    if (!record_.is_object()) {
+      Say("warning: " + record_path_ + " is not a job record; starting a new one");
+      record_ = nlohmann::ordered_json::object();
+    }
+  }
+  if (!record_.contains("events")) record_["events"] = nlohmann::ordered_json::array();
+  record_["name"] = o_.name;
+  record_["kind"] = group() ? "group" : "program";
+  record_["dir"] = o_.dir;
+  if (!job_id_.empty()) record_["job"] = job_id_;
+  return Status::Ok();
+}
+
+void Job::Record(nlohmann::ordered_json event) {
+  nlohmann::ordered_json e = {
+      {"time", static_cast<double>(env_->NowNanos()) / 1e9}, {"node", node_}, {"restart", restart_}};
+  e.update(event);
+  record_["events"].push_back(e);
+  std::string tmp = record_path_ + ".tmp";
+  auto f = env_->NewWritableFile(tmp);
+  Status st = f.ok() ? Status::Ok() : f.status();
+  if (st.ok()) {
+    std::string text = record_.dump(1) + "\n";
+    st = (*f)->Append(text.data(), text.size());
+    if (st.ok()) st = (*f)->Close();
+    if (st.ok()) st = env_->RenameFile(tmp, record_path_);
+  }
+  if (!st.ok()) Say("warning: cannot update the job record " + record_path_ + ": " + st.message());
+}
+
+// The newest image of the group in the directory that reads back whole;
+// "" when there is none. Damaged newer ones are named and skipped.
+Result<std::string> Job::NewestGroupImage() {
+  ASSIGN_OR_RETURN(auto images, lib::ListImages(env_, o_.dir, o_.name));
+  for (const auto& path : images) {  // paths, newest first
+    auto src = env_->NewRandomAccessFile(path);
+    Status st = src.status();
+    if (src.ok()) {
+      auto r = image::ImageReader::Open(std::move(src).value());
+      st = r.ok() ? (*r)->VerifyAll() : r.status();
+      if (st.ok() && (*r)->header().kind != image::ImageKind::kGroup)
+        st = InvalidArgument("not a group image");
+    }
+    if (st.ok()) return path;
+    Say("warning: skipping " + path + ": " + st.message());
+  }
+  return std::string();
+}
+
+std::string Job::NewestImage() {
+  auto images = lib::ListImages(env_, o_.dir, o_.name);
+  if (!images.ok() || images->empty()) return "";
+  return images->front();
+}
+
+Status Job::Start() {
+  std::vector<std::string> argv, envs;
+  std::string from;
+  if (!group()) {
+    argv = o_.command;
+    envs = {"CKPT_DIR=" + o_.dir, "CKPT_RESUME=auto", "CKPT_NAME=" + o_.name};
+    if (o_.every > 0) envs.push_back("CKPT_EVERY=" + std::to_string(o_.every));
+    from = NewestImage();  // the program resumes from its newest usable image itself
+  } else {
+    ASSIGN_OR_RETURN(from, NewestGroupImage());
+    std::string self = env_->ExecutablePath();
+    if (from.empty()) {
+      argv = {self, "run", "--name", o_.name, "--dir", o_.dir};
+      if (!o_.spec.empty()) {
+        argv.insert(argv.end(), {"--spec", o_.spec});
+      } else {
+        argv.insert(argv.end(), {"-n", std::to_string(o_.members)});
+      }
+    } else {
+      argv = {self, "resume", from, "--name", o_.name, "--dir", o_.dir};
+      if (!o_.spec.empty()) argv.insert(argv.end(), {"--spec", o_.spec});
+    }
+    if (o_.every > 0) argv.insert(argv.end(), {"--every", std::to_string(o_.every)});
+    if (!o_.command.empty() && from.empty()) {
+      argv.push_back("--");
+      argv.insert(argv.end(), o_.command.begin(), o_.command.end());
+    }
+  }
+  resumed_from_ = from;
+  Say((job_id_.empty() ? std::string("job") : "job " + job_id_) + " on " + node_ +
+      (restart_ > 0 ? " (restart " + std::to_string(restart_) + ")" : "") + ": " +
+      (from.empty() ? "starting " + o_.name : "resuming " + o_.name + " from " + from) + "; images in " +
+      o_.dir + ", checkpoint on SIG" + (o_.signal.rfind("SIG", 0) == 0 ? o_.signal.substr(3) : o_.signal));
+  std::fflush(stderr);
+  ASSIGN_OR_RETURN(child_, platform::ChildProcess::Start(argv, envs));
+  Record({{"event", from.empty() ? "start" : "resume"}, {"image", from}, {"pid", child_->pid()}});
+  return Status::Ok();
+}
+
+Result<std::string> Job::CheckpointProgram(Clock::time_point deadline) {
+  // A program that has just started may not have registered yet.
+  for (;;) {
+    auto t = FindProgram(env_, child_->pid());
+    if (t.ok()) {
+      RETURN_IF_ERROR(env_->SendCheckpointRequest(child_->pid(), platform::Request::kCheckpointAndExit));
+      double left = std::chrono::duration<double>(deadline - Clock::now()).count();
+      ASSIGN_OR_RETURN(Outcome out, WaitForCheckpoint(env_, *t, /*exit=*/true, left > 1 ? left : 1));
+      return out.image;
+    }
+    if (child_->Poll() || Clock::now() >= deadline)
+      return t.status().WithContext(o_.name + " (is it a libckpt program?)");
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+}
+
+Result<std::string> Job::CheckpointGroup(Clock::time_point deadline) {
+  for (;;) {
+    std::string refused;
+    auto dirs = UsableRuntimeDirs(env_, &refused);
+    auto t = ReadRegistration(env_, dirs, child_->pid(), refused);
+    if (t.ok()) {
+      double left = std::chrono::duration<double>(deadline - Clock::now()).count();
+      return GroupCheckpoint(t->reg, /*exit=*/true, left > 1 ? left : 1);
+    }
+    if (child_->Poll() || Clock::now() >= deadline) return t.status().WithContext("group " + o_.name);
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+}
+
+Result<std::string> Job::CheckpointAndExit() {
+  auto deadline = Clock::now() + std::chrono::milliseconds(static_cast<long long>(o_.timeout * 1000));
+  auto image = group() ? CheckpointGroup(deadline) : CheckpointProgram(deadline);
+  if (!image.ok()) return image;
+  // It exits after its image (status 75); give it until the deadline.
+  while (!child_->Poll() && Clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  auto st = child_->Poll();
+  if (!st) return Timeout(o_.name + " wrote " + *image + " but did not exit");
+  if (*st != kStatusCheckpointed)
+    return IoError(o_.name + " wrote " + *image + " and then ended with " +
+                   platform::ChildProcess::Describe(*st));
+  return image;
+}
+
+void Job::StopChild() {
+  if (child_->Poll()) return;
+  child_->Terminate();
+  auto deadline = Clock::now() + std::chrono::seconds(10);
+  while (!child_->Poll() && Clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  if (!child_->Poll()) child_->Kill();
+}
+
+bool Job::Requeue() {
+  bool slurm = !job_id_.empty();
+  if (o_.requeue == "never" || (o_.requeue == "auto" && !slurm)) return false;
+  if (!slurm) {
+    Say("not requeued: --requeue always, but SLURM_JOB_ID is not set");
+    return false;
+  }
+  auto c = platform::ChildProcess::Start({"scontrol", "requeue", job_id_}, {}, /*bound=*/false);
+  int st = c.ok() ? (*c)->Wait() : -1;
+  if (st != 0) {
+    Say("error: `scontrol requeue " + job_id_ + "` failed (" +
+        (c.ok() ? platform::ChildProcess::Describe(st) : c.status().message()) +
+        "); resubmit the job to resume it from " + o_.dir);
+    Record({{"event", "requeue-failed"}});
+    return false;
+  }
+  Say("requeued job " + job_id_);
+  Record({{"event", "requeue"}});
+  return true;
+}
+
+int Job::AfterCheckpoint(const std::string& image, double seconds, const std::string& why) {
+  Say("checkpointed " + o_.name + " to " + image + " in " + Seconds(seconds) + " (" + why + ")");
+  Record({{"event", "checkpoint"}, {"image", image}, {"seconds", seconds}, {"why", why}});
+  bool requeued = Requeue();
+  if (!requeued && job_id_.empty()) Say("resume it with the same command: it continues from " + image);
+  std::fflush(stderr);
+  return o_.exit_code;
+}
+
+int Job::AfterFailedCheckpoint(const Status& st) {
+  StopChild();  // never two copies writing the same directory
+  std::string prev = NewestImage();
+  Say("error: the checkpoint failed: " + st.message());
+  Say(prev.empty() ? "there is no earlier image: the job starts over when it runs again"
+                   : "the job resumes from the earlier image " + prev +
+                         " when it runs again; the work since then is lost");
+  Record({{"event", "checkpoint-failed"}, {"error", st.message()}, {"previous", prev}});
+  Requeue();
+  std::fflush(stderr);
+  return kExitFailure;
+}
+
+int Job::Monitor() {
+  int handled = 0;
+  for (;;) {
+    if (auto st = child_->Poll()) {
+      if (*st == kStatusCheckpointed) {  // asked from outside (`ckpt checkpoint --exit`, evacuation)
+        std::string image = NewestImage();
+        if (group()) {
+          auto g = NewestGroupImage();
+          image = g.ok() ? *g : "";
+        }
+        return AfterCheckpoint(image, 0, "the work stopped after a checkpoint");
+      }
+      Record({{"event", *st == 0 ? "finished" : "failed"}, {"status", *st}});
+      if (*st != 0) Say(o_.name + " ended with " + platform::ChildProcess::Describe(*st) + "; not requeued");
+      return *st == 0 ? kExitOk : (*st > 0 && *st < 256 ? *st : kExitFailure);
+    }
+    if (int sig = platform::TerminationRequest(); sig != 0) {
+      Say("interrupted by " + platform::SignalName(sig) + " before a warning signal; stopping " + o_.name +
+          (NewestImage().empty() ? "" : " (its newest image: " + NewestImage() + ")"));
+      StopChild();
+      Record({{"event", "terminated"}, {"signal", platform::SignalName(sig)}});
+      return 128 + sig;
+    }
+    if (platform::WarningSignalsCaught() > handled) {
+      handled = platform::WarningSignalsCaught();
+      auto t0 = Clock::now();
+      auto image = CheckpointAndExit();
+      if (!image.ok()) return AfterFailedCheckpoint(image.status());
+      return AfterCheckpoint(*image, std::chrono::duration<double>(Clock::now() - t0).count(),
+                             "warning signal SIG" + o_.signal);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
+int Job::Run() {
+  if (Status st = Prepare(); !st.ok()) return ReportError(st);
+  if (Status st = Start(); !st.ok()) return ReportError(st);
+  return Monitor();
+}
+
+}  // namespace
+
+void AddJob(CLI::App& app, Runner* run) {
+  auto o = std::make_shared<JobOptions>();
+  CLI::App* c = app.add_subcommand(
+      "job",
+      "Run a computation as a batch job that moves instead of starting over: ckpt job [options] -- PROGRAM "
+      "ARGS. Resumes from the newest valid image in --dir; on the warning signal checkpoints, requeues the "
+      "job (Slurm) and exits. In a job script: exec ckpt job ... (docs/schedulers.md)");
+  c->add_option("command", o->command, "Program and arguments (after --)");
+  c->add_option(
+      "--dir", o->dir,
+      "Image directory, on storage every node sees (default: ckpt-job-$SLURM_JOB_ID, else ckpt-job)");
+  c->add_option("--name", o->name, "Image name (default: the program's file name)");
+  c->add_option("--every", o->every, "Also checkpoint every S seconds (the work lost if a node dies)");
+  c->add_option("--signal", o->signal,
+                "The scheduler's warning signal (sbatch --signal=B:USR1@60; default USR1)");
+  c->add_option("--exit-code", o->exit_code,
+                "Exit status after checkpoint-and-exit (default 75; 85 for HTCondor's self-checkpointing)");
+  c->add_option("--requeue", o->requeue,
+                "auto: `scontrol requeue` after the checkpoint when under Slurm (default); always; never");
+  c->add_option("--timeout", o->timeout, "Seconds the checkpoint may take (default 120)");
+  auto* g = c->add_option_group("groups", "A dependent process group (docs/groups.md)");
+  g->add_option("-n,--members", o->members, "Run the program as a group of N members");
+  g->add_option("--spec", o->spec, "Group spec file: one member command per line");
+  c->callback([run, o] { *run = [o] { return Job(platform::Env::Default(), *o).Run(); }; });
+}
+
+}  // namespace ckpt::cli
