@@ -8,7 +8,7 @@ NATIVE="build-essential cmake ninja-build pkg-config git python3 libssl-dev open
   libzstd-dev zlib1g-dev libxxhash-dev zstd libnftables-dev nftables \
   clang libclang-rt-14-dev clang-format \
   perl sqlite3 nodejs redis-server redis-tools procps psmisc util-linux iproute2 strace xz-utils \
-  openssh-server openssh-client socat time"
+  openssh-server openssh-client socat time slurm-wlm munge"
 CROSS="g++-mingw-w64-x86-64 libz-mingw-w64-dev wine wine64 qemu-user \
   g++-aarch64-linux-gnu g++-s390x-linux-gnu g++-i686-linux-gnu"
 # zstd for the static aarch64 and s390x builds (multiarch; optional).

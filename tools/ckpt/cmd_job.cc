@@ -14,6 +14,7 @@
 #include "lib/program_image.h"
 #include "platform/process.h"
 #include "program_control.h"
+#include "slurm_tools.h"
 
 namespace ckpt::cli {
 
@@ -43,6 +44,7 @@ class Job {
 
  private:
   bool group() const { return o_.members > 0 || !o_.spec.empty(); }
+  std::string SignalWord() const { return o_.signal.rfind("SIG", 0) == 0 ? o_.signal.substr(3) : o_.signal; }
   void Say(const std::string& m) const { std::fprintf(stderr, "ckpt job: %s\n", m.c_str()); }
   Status Prepare();
   Result<std::string> NewestGroupImage();
@@ -194,9 +196,14 @@ Status Job::Start() {
   Say((job_id_.empty() ? std::string("job") : "job " + job_id_) + " on " + node_ +
       (restart_ > 0 ? " (restart " + std::to_string(restart_) + ")" : "") + ": " +
       (from.empty() ? "starting " + o_.name : "resuming " + o_.name + " from " + from) + "; images in " +
-      o_.dir + ", checkpoint on SIG" + (o_.signal.rfind("SIG", 0) == 0 ? o_.signal.substr(3) : o_.signal));
+      o_.dir + ", checkpoint on SIG" + SignalWord());
   std::fflush(stderr);
   ASSIGN_OR_RETURN(child_, platform::ChildProcess::Start(argv, envs));
+  if (!job_id_.empty()) {  // what `ckpt evacuate` looks for
+    auto r = SlurmCommand(env_, {"scontrol", "update", "JobId=" + job_id_,
+                                 std::string("Comment=") + kJobMarker + SignalWord() + ":" + o_.dir});
+    if (!r.ok()) Say("warning: `ckpt evacuate` will not know this job: " + r.status().message());
+  }
   Record({{"event", from.empty() ? "start" : "resume"}, {"image", from}, {"pid", child_->pid()}});
   return Status::Ok();
 }
@@ -262,13 +269,9 @@ bool Job::Requeue() {
     Say("not requeued: --requeue always, but SLURM_JOB_ID is not set");
     return false;
   }
-  auto c = platform::ChildProcess::Start({"scontrol", "requeue", job_id_}, {}, /*bound=*/false);
-  int st = c.ok() ? (*c)->Wait() : -1;
-  if (st != 0) {
-    Say("error: `scontrol requeue " + job_id_ + "` failed (" +
-        (c.ok() ? platform::ChildProcess::Describe(st) : c.status().message()) +
-        "); resubmit the job to resume it from " + o_.dir);
-    Record({{"event", "requeue-failed"}});
+  if (auto r = SlurmCommand(env_, {"scontrol", "requeue", job_id_}); !r.ok()) {
+    Say("error: " + r.status().message() + "; resubmit the job to resume it from " + o_.dir);
+    Record({{"event", "requeue-failed"}, {"error", r.status().message()}});
     return false;
   }
   Say("requeued job " + job_id_);
@@ -327,7 +330,7 @@ int Job::Monitor() {
       auto image = CheckpointAndExit();
       if (!image.ok()) return AfterFailedCheckpoint(image.status());
       return AfterCheckpoint(*image, std::chrono::duration<double>(Clock::now() - t0).count(),
-                             "warning signal SIG" + o_.signal);
+                             "warning signal SIG" + SignalWord());
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }

@@ -28,6 +28,7 @@ int main(int argc, char** argv) {
   ckpt::cli::AddRun(app, &run);
 #ifndef _WIN32
   ckpt::cli::AddJob(app, &run);
+  ckpt::cli::AddEvacuate(app, &run);
 #endif
   ckpt::cli::AddMigrate(app, &run);
   ckpt::cli::AddReceive(app, &run);

@@ -1,0 +1,221 @@
+"""A real Slurm cluster on this machine, for the `slurm` tests.
+
+Cluster(root, nodes=2) starts munged, slurmctld and one slurmd per node
+(n1, n2, ...) under `root` with their own config, munge key, state and free
+ports, and stops them by PID (never by name: other work may run here).
+Jobs see SLURM_CONF; the commands run here get it through Cluster.env().
+
+Settings that make a small test cluster quick (../shared/slurm-notes.md):
+cred_expire=5 (a requeued job waits that long instead of 120 s),
+1 s scheduling intervals, preempt_send_user_signal so a preempted job gets
+its --signal first, partition `low` (default, preemptable with REQUEUE,
+GraceTime 10 s) and `high`.
+"""
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import time
+
+SKIP = 77
+
+
+class SlurmUnavailable(Exception):
+    pass
+
+
+def missing():
+    """Why a cluster cannot start here, or ''."""
+    for tool in ("munged", "mungekey", "slurmctld", "slurmd", "sbatch", "scontrol", "squeue", "sinfo"):
+        if shutil.which(tool) is None:
+            return "%s is not installed (apt-get install slurm-wlm munge)" % tool
+    if os.geteuid() != 0:
+        return "the test cluster runs its daemons as root"
+    return ""
+
+
+def _ports_free(base, count):
+    for p in range(base, base + count):
+        s = socket.socket()
+        try:
+            s.bind(("127.0.0.1", p))
+        except OSError:
+            return False
+        finally:
+            s.close()
+    return True
+
+
+CONF = """ClusterName=ckpttest
+SlurmctldHost=localhost
+SlurmctldPort={ctld_port}
+SlurmdPort={slurmd_port}
+SlurmUser=root
+SlurmdUser=root
+AuthType=auth/munge
+CredType=cred/munge
+AuthInfo=socket={root}/munge/munge.sock,cred_expire=5
+StateSaveLocation={root}/state
+SlurmdSpoolDir={root}/spool/%n
+SlurmctldPidFile={root}/run/slurmctld.pid
+SlurmdPidFile={root}/run/slurmd-%n.pid
+SlurmctldLogFile={root}/log/slurmctld.log
+SlurmdLogFile={root}/log/slurmd-%n.log
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core
+SchedulerType=sched/backfill
+SchedulerParameters=bf_interval=1,sched_interval=1
+PreemptType=preempt/partition_prio
+PreemptMode=REQUEUE
+SlurmctldParameters=preempt_send_user_signal
+JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/none
+JobCompType=jobcomp/none
+MpiDefault=none
+ReturnToService=2
+JobRequeue=1
+KillWait=5
+MinJobAge=600
+InactiveLimit=0
+{nodes}PartitionName=low Nodes=ALL Default=YES MaxTime=INFINITE State=UP PriorityTier=1 PreemptMode=REQUEUE GraceTime=10
+PartitionName=high Nodes=ALL MaxTime=INFINITE State=UP PriorityTier=10 PreemptMode=OFF
+"""
+
+
+class Cluster:
+    def __init__(self, root, nodes=2):
+        why = missing()
+        if why:
+            raise SlurmUnavailable(why)
+        self.root = root
+        self.names = ["n%d" % i for i in range(1, nodes + 1)]
+        self.procs = []
+        self.munged_pid = None
+        rng = random.Random()
+        for _ in range(50):
+            base = rng.randrange(20000, 60000, 20)
+            if _ports_free(base, 2 + 10 + nodes + 1):
+                break
+        else:
+            raise SlurmUnavailable("no free ports for the test cluster")
+        self.base = base
+
+    def env(self, **extra):
+        e = dict(os.environ, SLURM_CONF=os.path.join(self.root, "etc", "slurm.conf"))
+        e.update(extra)
+        return e
+
+    def run(self, argv, check=True, timeout=60, **kw):
+        p = subprocess.run(argv, env=kw.pop("env", None) or self.env(), capture_output=True, text=True,
+                           timeout=timeout, **kw)
+        if check and p.returncode != 0:
+            raise RuntimeError("%s: rc %d %s%s" % (" ".join(argv), p.returncode, p.stdout, p.stderr))
+        return p
+
+    def __enter__(self):
+        try:
+            self._start()
+        except BaseException:
+            self._stop()
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        self._stop()
+
+    def _start(self):
+        r = self.root
+        for d in ("etc", "munge", "log", "run", "state", "spool"):
+            os.makedirs(os.path.join(r, d), exist_ok=True)
+        os.chmod(os.path.join(r, "munge"), 0o755)  # munged: the socket's directory must be o+x
+        key = os.path.join(r, "munge", "munge.key")
+        subprocess.run(["mungekey", "--create", "--keyfile=" + key], check=True, capture_output=True)
+        m = os.path.join(r, "munge")
+        subprocess.run(["munged", "--socket=%s/munge.sock" % m, "--key-file=" + key,
+                        "--pid-file=%s/munged.pid" % m, "--log-file=%s/munged.log" % m,
+                        "--seed-file=%s/munged.seed" % m], check=True, capture_output=True)
+        self.munged_pid = int(open(os.path.join(m, "munged.pid")).read())
+        nodes = "".join("NodeName=%s NodeHostname=localhost NodeAddr=127.0.0.1 Port=%d CPUs=2 "
+                        "RealMemory=1000 State=UNKNOWN\n" % (n, self.base + 10 + i)
+                        for i, n in enumerate(self.names, 1))
+        with open(os.path.join(r, "etc", "slurm.conf"), "w") as f:
+            f.write(CONF.format(root=r, ctld_port=self.base, slurmd_port=self.base + 1, nodes=nodes))
+        log = open(os.path.join(r, "log", "daemons.out"), "a")
+        self.procs.append(subprocess.Popen(["slurmctld", "-D", "-c"], env=self.env(), stdout=log,
+                                           stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL))
+        for n in self.names:
+            self.procs.append(subprocess.Popen(["slurmd", "-D", "-N", n], env=self.env(), stdout=log,
+                                               stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL))
+        want = "%d idle" % len(self.names)
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            p = self.run(["sinfo", "-h", "-p", "low", "-o", "%D %T"], check=False)
+            if p.stdout.strip() == want:
+                return
+            time.sleep(0.2)
+        raise SlurmUnavailable("the test cluster did not come up: sinfo says %r (logs in %s)" %
+                               (p.stdout.strip(), os.path.join(r, "log")))
+
+    def _stop(self):
+        if self.procs:
+            self.run(["scancel", "--full", "-u", "root"], check=False)
+            deadline = time.time() + 20
+            while time.time() < deadline:
+                p = self.run(["squeue", "-h", "-t", "R,CG,S"], check=False)
+                if p.returncode != 0 or not p.stdout.strip():
+                    break
+                time.sleep(0.2)
+            self.run(["scontrol", "shutdown"], check=False)
+        for p in self.procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        self.procs = []
+        if self.munged_pid:
+            try:
+                os.kill(self.munged_pid, signal.SIGTERM)
+                deadline = time.time() + 10
+                while time.time() < deadline:
+                    os.kill(self.munged_pid, 0)
+                    time.sleep(0.05)
+            except ProcessLookupError:
+                pass
+            self.munged_pid = None
+
+    # Jobs -----------------------------------------------------------------
+
+    def sbatch(self, script, *options, env=None):
+        """Submits `script` (text); returns the job id."""
+        path = os.path.join(self.root, "job-%d.sh" % random.randrange(1 << 30))
+        with open(path, "w") as f:
+            f.write(script)
+        p = self.run(["sbatch", "--parsable"] + list(options) + [path], env=env or self.env())
+        return p.stdout.strip().split(";")[0]
+
+    def job(self, job_id):
+        """`scontrol show job` as a dict (empty once the job is gone)."""
+        p = self.run(["scontrol", "-o", "show", "job", job_id], check=False)
+        out = {}
+        for word in p.stdout.split():
+            if "=" in word:
+                k, v = word.split("=", 1)
+                out[k] = v
+        return out
+
+    def wait_state(self, job_id, states, timeout=120, node=None):
+        """Waits until the job is in one of `states` (and on `node`, if given); returns its record."""
+        deadline = time.time() + timeout
+        j = {}
+        while time.time() < deadline:
+            j = self.job(job_id)
+            if j.get("JobState") in states and (node is None or j.get("NodeList") == node):
+                return j
+            time.sleep(0.2)
+        raise RuntimeError("job %s not %s%s within %d s: %s" %
+                           (job_id, "/".join(states), "" if node is None else " on " + node, timeout, j))

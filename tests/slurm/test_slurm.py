@@ -1,0 +1,225 @@
+"""`ckpt job` and `ckpt evacuate` against a real Slurm (ctest label `slurm`).
+
+Each case starts its own cluster (munged, slurmctld, slurmd n1 and n2, all
+under a private directory with their own ports; tests/lib/slurm.py), submits
+real batch jobs whose one line is `exec ckpt job ...`, moves them with
+Slurm's own mechanisms (partition preemption, `scancel --signal`, a drain)
+and checks the data: the final result line equals the uninterrupted run's,
+bit for bit, and the job record shows where each part ran. Timings are
+never asserted.
+
+  test_slurm.py CASE --bin BUILD/bin
+
+Exit 77 (ctest SKIP) when slurm-wlm or munge is missing.
+"""
+import argparse
+import json
+import re
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import slurm  # noqa: E402
+
+A = None
+WORK = None
+
+
+class Failure(Exception):
+    pass
+
+
+def check(cond, msg):
+    if not cond:
+        raise Failure(msg)
+
+
+def prog(name):
+    return os.path.join(A.bin, name)
+
+
+def reference(argv):
+    p = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    check(p.returncode == 0, "reference run: rc %d %s" % (p.returncode, p.stderr))
+    return [l for l in p.stdout.splitlines() if l.startswith("result")][-1]
+
+
+def job_script(out, body, *sbatch):
+    lines = ["#!/bin/sh", "#SBATCH --requeue", "#SBATCH --open-mode=append", "#SBATCH -o " + out]
+    lines += ["#SBATCH " + s for s in sbatch]
+    return "\n".join(lines + [body, ""])
+
+
+def record(d):
+    return json.load(open(os.path.join(d, "job.json")))
+
+
+def events(d):
+    return [(e["event"], e["node"]) for e in record(d)["events"]]
+
+
+def wait_for(pred, what, timeout=120):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.2)
+    raise Failure("timed out waiting for " + what)
+
+
+def output(path):
+    return open(path).read() if os.path.exists(path) else ""
+
+
+def final_result(out):
+    res = [l for l in output(out).splitlines() if l.startswith("result")]
+    check(len(res) == 1, "want one result line in the job's output, got %d:\n%s" % (len(res), output(out)))
+    return res[0]
+
+
+HEAT = ["256", "200000"]  # ~10 s here
+
+
+def heat_job(c, extra="", every=1):
+    """A heat job on n1 (n2 drained while it starts); returns (job id, image dir, output, argv)."""
+    argv = [prog("heat")] + HEAT
+    d, out = os.path.join(WORK, "heat-images"), os.path.join(WORK, "heat.out")
+    c.run(["scontrol", "update", "nodename=n2", "state=drain", "reason=ckpt-test"])
+    body = "exec %s job --dir %s --every %d %s -- %s" % (prog("ckpt"), d, every, extra, " ".join(argv))
+    jid = c.sbatch(job_script(out, body, "--signal=B:USR1@5", "-J heat"), env=c.env(CKPT_RUNTIME_DIR=WORK + "/rt"))
+    c.wait_state(jid, ["RUNNING"], node="n1")
+    c.run(["scontrol", "update", "nodename=n2", "state=resume"])
+    wait_for(lambda: [f for f in os.listdir(d) if f.endswith(".ckpt")] if os.path.isdir(d) else [],
+             "the first periodic image")
+    return jid, d, out, argv
+
+
+def case_preempt_program():
+    """heat under `ckpt job`, preempted on n1 by a high-priority job: it checkpoints on the
+    preemption's USR1, requeues, resumes on n2 from that image; result equal to the uninterrupted run."""
+    ref = reference([prog("heat")] + HEAT)
+    with slurm.Cluster(os.path.join(WORK, "cluster")) as c:
+        jid, d, out, argv = heat_job(c)
+        high = c.sbatch("#!/bin/sh\nsleep 60\n", "-p", "high", "-w", "n1", "--exclusive", "-o", "/dev/null")
+        c.wait_state(high, ["RUNNING"])
+        j = c.wait_state(jid, ["COMPLETED", "FAILED"], timeout=180)
+        check(j["JobState"] == "COMPLETED", "heat job: %s\n%s" % (j, output(out)))
+        check(final_result(out) == ref, "result %s, uninterrupted %s" % (final_result(out), ref))
+        ev = events(d)
+        check(("checkpoint", "n1") in ev and ("resume", "n2") in ev and ("finished", "n2") in ev,
+              "job record: %s" % ev)
+        rec = record(d)["events"]
+        ck = [e for e in rec if e["event"] == "checkpoint"][-1]
+        rs = [e for e in rec if e["event"] == "resume"][-1]
+        check(rs["image"] == ck["image"] and "SIGUSR1" in ck["why"],
+              "resumed from %s, the preemption's checkpoint was %s" % (rs["image"], ck))
+        check(int(j.get("Restarts", "0")) >= 1, "Slurm did not requeue it: %s" % j)
+        c.run(["scancel", high], check=False)
+
+
+def case_checkpoint_fails():
+    """The checkpoint on the warning signal fails (its directory is full): the job says so, names the
+    earlier image, stops the program and requeues; the next run resumes from that earlier image and the
+    result equals the uninterrupted run's."""
+    ref = reference([prog("heat")] + HEAT)
+    with slurm.Cluster(os.path.join(WORK, "cluster")) as c:
+        d = os.path.join(WORK, "heat-images")
+        os.makedirs(d)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "ckpt-test", d], check=True)
+        try:
+            jid, d, out, argv = heat_job(c, every=1)
+            before = sorted(f for f in os.listdir(d) if f.endswith(".ckpt"))
+            subprocess.run(["dd", "if=/dev/zero", "of=" + os.path.join(d, "filler"), "bs=64k"],
+                           capture_output=True)  # fills the directory: ENOSPC
+            c.run(["scancel", "--signal=USR1", "--batch", jid])
+            wait_for(lambda: "checkpoint failed" in output(out), "the failure in the job's output")
+            os.unlink(os.path.join(d, "filler"))
+            j = c.wait_state(jid, ["COMPLETED", "FAILED"], timeout=180)
+            text = output(out)
+            check(j["JobState"] == "COMPLETED", "heat job: %s\n%s" % (j, text))
+            check("requeued job " + jid in text, "job output:\n" + text)
+            check(final_result(out) == ref, "result %s, uninterrupted %s" % (final_result(out), ref))
+            # The record shares the full directory: the output is what tells.
+            m = re.search(r"checkpoint failed: .*No space left on device.*\n.*resumes from the earlier image (\S+) ", text)
+            check(m, "the failure and the earlier image in the job's output:\n" + text)
+            earlier = m.group(1)
+            check(os.path.basename(earlier) in before, "earlier image %s; images before the failure %s" % (earlier, before))
+            check("resuming heat from " + earlier + ";" in text, "the next run did not resume from %s:\n%s" % (earlier, text))
+            rs = [e for e in record(d)["events"] if e["event"] == "resume"]
+            check(rs and rs[0]["image"] == earlier, "job record: resumes %s" % rs)
+        finally:
+            subprocess.run(["umount", "-l", d])
+
+
+JACOBI = ["96", "10000", "1000"]  # ~12 s here: 3 members, 1 ms per sweep
+
+
+def case_evacuate_group():
+    """A dependent group (jacobi, 3 members) under `ckpt job -n 3` and a plain job run on n1;
+    `ckpt evacuate n1` moves the group to n2 (checkpoint, requeue, resume; bit-identical result) and
+    leaves the plain job running, unsignalled."""
+    ref = reference([prog("ckpt"), "run", "-n", "3", "-q", "--", prog("jacobi")] + JACOBI)
+    with slurm.Cluster(os.path.join(WORK, "cluster")) as c:
+        d, out = os.path.join(WORK, "jacobi-images"), os.path.join(WORK, "jacobi.out")
+        c.run(["scontrol", "update", "nodename=n2", "state=drain", "reason=ckpt-test"])
+        body = "exec %s job -n 3 --dir %s --every 2 -- %s %s" % (prog("ckpt"), d, prog("jacobi"), " ".join(JACOBI))
+        env = c.env(CKPT_RUNTIME_DIR=WORK + "/rt")
+        jid = c.sbatch(job_script(out, body, "-n 1", "-c 1", "-J jacobi"), env=env)
+        plain_out = os.path.join(WORK, "plain.out")
+        plain = c.sbatch("#!/bin/sh\necho started\nsleep 600\n", "-o", plain_out, "-c", "1", env=env)
+        c.wait_state(jid, ["RUNNING"], node="n1")
+        c.wait_state(plain, ["RUNNING"], node="n1")
+        c.run(["scontrol", "update", "nodename=n2", "state=resume"])
+        wait_for(lambda: [f for f in os.listdir(d) if f.endswith(".ckpt")] if os.path.isdir(d) else [],
+                 "the group's first periodic image")
+        p = c.run([prog("ckpt"), "evacuate", "n1", "--json", "--timeout", "120"], check=False, timeout=200, env=env)
+        check(p.returncode == 0, "ckpt evacuate: rc %d %s %s\n%s" % (p.returncode, p.stdout, p.stderr, output(out)))
+        rep = json.loads(p.stdout)
+        jobs = {j["job"]: j for j in rep["jobs"]}
+        check(set(jobs) == {jid, plain}, "evacuate reported %s" % rep)
+        g = jobs[jid]
+        check(g["managed"] and g["checkpointed"] and g["requeued"] and g["resumed_on"] == "n2" and
+              g["lost_work"] == "none", "group job: %s" % g)
+        check(not jobs[plain]["managed"], "plain job: %s" % jobs[plain])
+        j = c.wait_state(jid, ["COMPLETED", "FAILED"], timeout=180)
+        check(j["JobState"] == "COMPLETED" and j["NodeList"] == "n2", "jacobi job: %s\n%s" % (j, output(out)))
+        check(final_result(out) == ref, "result %s, uninterrupted %s" % (final_result(out), ref))
+        pj = c.job(plain)
+        check(pj.get("JobState") == "RUNNING" and pj.get("NodeList") == "n1" and pj.get("Restarts") == "0",
+              "the plain job was disturbed: %s" % pj)
+        sinfo = c.run(["sinfo", "-h", "-n", "n1", "-o", "%T"]).stdout.strip()
+        check(sinfo in ("draining", "drained"), "n1 is %s" % sinfo)
+        c.run(["scancel", plain], check=False)
+
+
+def main():
+    global A, WORK
+    ap = argparse.ArgumentParser()
+    ap.add_argument("case")
+    ap.add_argument("--bin", required=True)
+    A = ap.parse_args()
+    why = slurm.missing()
+    if why:
+        print("SKIP: " + why)
+        return slurm.SKIP
+    WORK = tempfile.mkdtemp(prefix="ckpt-slurm-%s-" % A.case)
+    os.chmod(WORK, 0o755)  # munged: every directory above its socket must be o+x
+    try:
+        globals()["case_" + A.case]()
+    except (Failure, RuntimeError, slurm.SlurmUnavailable) as e:
+        print("FAIL %s: %s\n(work dir kept: %s)" % (A.case, e, WORK))
+        return 1
+    if os.environ.get("CKPT_TEST_SHOW"):
+        print(output(os.path.join(WORK, "heat.out")))
+    shutil.rmtree(WORK, ignore_errors=True)
+    print("PASS " + A.case)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
