@@ -81,18 +81,20 @@ JobRequeue=1
 KillWait=5
 MinJobAge=600
 InactiveLimit=0
+SlurmdTimeout={slurmd_timeout}
 {nodes}PartitionName=low Nodes=ALL Default=YES MaxTime=INFINITE State=UP PriorityTier=1 PreemptMode=REQUEUE GraceTime=10
 PartitionName=high Nodes=ALL MaxTime=INFINITE State=UP PriorityTier=10 PreemptMode=OFF
 """
 
 
 class Cluster:
-    def __init__(self, root, nodes=2):
+    def __init__(self, root, nodes=2, slurmd_timeout=300):
         why = missing()
         if why:
             raise SlurmUnavailable(why)
         self.root = root
         self.names = ["n%d" % i for i in range(1, nodes + 1)]
+        self.slurmd_timeout = slurmd_timeout  # a node that stops answering is DOWN after this
         self.procs = []
         self.munged_pid = None
         rng = random.Random()
@@ -143,11 +145,14 @@ class Cluster:
                         "RealMemory=1000 State=UNKNOWN\n" % (n, self.base + 10 + i)
                         for i, n in enumerate(self.names, 1))
         with open(os.path.join(r, "etc", "slurm.conf"), "w") as f:
-            f.write(CONF.format(root=r, ctld_port=self.base, slurmd_port=self.base + 1, nodes=nodes))
+            f.write(CONF.format(root=r, ctld_port=self.base, slurmd_port=self.base + 1, nodes=nodes,
+                                slurmd_timeout=self.slurmd_timeout))
         log = open(os.path.join(r, "log", "daemons.out"), "a")
         self.procs.append(subprocess.Popen(["slurmctld", "-D", "-c"], env=self.env(), stdout=log,
                                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL))
+        self.slurmd = {}
         for n in self.names:
+            self.slurmd[n] = len(self.procs)
             self.procs.append(subprocess.Popen(["slurmd", "-D", "-N", n], env=self.env(), stdout=log,
                                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL))
         want = "%d idle" % len(self.names)
@@ -187,6 +192,31 @@ class Cluster:
             except ProcessLookupError:
                 pass
             self.munged_pid = None
+
+    def kill_node(self, name, job_id):
+        """The node dies without warning: its slurmd and the job's processes there get SIGKILL."""
+        p = self.procs[self.slurmd[name]]
+        p.kill()
+        p.wait()
+        victims = set()
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                env = open("/proc/%s/environ" % pid, "rb").read().split(b"\0")
+            except OSError:
+                continue
+            if b"SLURM_JOB_ID=" + job_id.encode() in env:
+                victims.add(int(pid))
+                ppid = int(open("/proc/%s/stat" % pid).read().rsplit(")", 1)[1].split()[1])
+                if "slurmstepd" in open("/proc/%d/comm" % ppid).read():
+                    victims.add(ppid)  # the job's step daemon: it would report the job's end
+        for pid in victims:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        return victims
 
     # Jobs -----------------------------------------------------------------
 

@@ -156,6 +156,56 @@ def case_checkpoint_fails():
             subprocess.run(["umount", "-l", d])
 
 
+def case_node_dies():
+    """The node dies without warning (its slurmd and the job's processes killed): Slurm marks it DOWN
+    and requeues the job, which resumes on n2 from its last periodic image: at most one interval of
+    work is lost and the result equals the uninterrupted run's."""
+    ref = reference([prog("heat")] + HEAT)
+    with slurm.Cluster(os.path.join(WORK, "cluster"), slurmd_timeout=5) as c:
+        jid, d, out, argv = heat_job(c, every=1)
+        wait_for(lambda: len([f for f in os.listdir(d) if f.endswith(".ckpt")]) >= 2, "two periodic images")
+        killed = c.kill_node("n1", jid)
+        check(len(killed) >= 2, "found only %s of the job's processes" % killed)
+        before = sorted(f for f in os.listdir(d) if f.endswith(".ckpt"))
+        j = c.wait_state(jid, ["COMPLETED", "FAILED"], timeout=240)
+        text = output(out)
+        check(j["JobState"] == "COMPLETED" and j["NodeList"] == "n2", "heat job: %s\n%s" % (j, text))
+        check(final_result(out) == ref, "result %s, uninterrupted %s" % (final_result(out), ref))
+        rs = [e for e in record(d)["events"] if e["event"] == "resume"]
+        check(rs and rs[0]["node"] == "n2" and os.path.basename(rs[0]["image"]) == before[-1],
+              "resumed from %s; the newest image when n1 died was %s" % (rs, before[-1]))
+
+
+def case_rebalance():
+    """Load balancing: heat shares a busy n1 with another job while n2 is idle; `ckpt rebalance JOB
+    --to n2` moves it (checkpoint, held requeue, placed on n2, released) with no work lost, and the
+    other job runs on untouched. A job that is not a ckpt job is refused, left running."""
+    ref = reference([prog("heat")] + HEAT)
+    with slurm.Cluster(os.path.join(WORK, "cluster")) as c:
+        env = c.env(CKPT_RUNTIME_DIR=WORK + "/rt")
+        busy = c.sbatch("#!/bin/sh\nexec sleep 600\n", "-o", "/dev/null", "-c", "1", "-w", "n1", env=env)
+        c.wait_state(busy, ["RUNNING"], node="n1")
+        jid, d, out, argv = heat_job(c, every=5)
+        p = c.run([prog("ckpt"), "rebalance", busy, "--to", "n2"], check=False, env=env)
+        check(p.returncode == 1 and "not a ckpt job" in p.stderr, "plain job: rc %d %s" % (p.returncode, p.stderr))
+        p = c.run([prog("ckpt"), "rebalance", jid, "--to", "n2", "--json", "--timeout", "120"], check=False,
+                  timeout=200, env=env)
+        check(p.returncode == 0, "ckpt rebalance: rc %d %s %s\n%s" % (p.returncode, p.stdout, p.stderr, output(out)))
+        rep = json.loads(p.stdout)
+        check(rep["from"] == "n1" and rep["resumed_on"] == "n2" and rep["checkpointed"] and
+              rep["lost_work"] == "none", "rebalance: %s" % rep)
+        j = c.wait_state(jid, ["COMPLETED", "FAILED"], timeout=180)
+        check(j["JobState"] == "COMPLETED" and j["NodeList"] == "n2", "heat job: %s\n%s" % (j, output(out)))
+        check(final_result(out) == ref, "result %s, uninterrupted %s" % (final_result(out), ref))
+        rec = record(d)["events"]
+        ck = [e for e in rec if e["event"] == "checkpoint"][-1]
+        rs = [e for e in rec if e["event"] == "resume"][-1]
+        check(rs["image"] == ck["image"] and rs["node"] == "n2", "resumed from %s, checkpoint %s" % (rs, ck))
+        check(not os.path.exists(os.path.join(d, "requeue-hold")), "the hold request was left behind")
+        b = c.job(busy)
+        check(b.get("JobState") == "RUNNING" and b.get("Restarts") == "0", "the busy job was disturbed: %s" % b)
+
+
 JACOBI = ["96", "10000", "1000"]  # ~12 s here: 3 members, 1 ms per sweep
 
 
@@ -195,6 +245,43 @@ def case_evacuate_group():
         sinfo = c.run(["sinfo", "-h", "-n", "n1", "-o", "%T"]).stdout.strip()
         check(sinfo in ("draining", "drained"), "n1 is %s" % sinfo)
         c.run(["scancel", plain], check=False)
+
+
+COUNTER = """import time
+i = 0
+while i < 300:
+    print(i, flush=True)
+    i += 1
+    time.sleep(0.04)
+print("done", flush=True)
+"""
+
+
+def case_drain_transparent():
+    """An unmodified python3 counter under `ckpt job --transparent`: n1 is drained and the job told to
+    move with Slurm's own commands (scontrol update state=drain; scancel --signal=USR1 --batch); it is
+    dumped, requeued and restored on n2, and its count goes on with no gap or repeat."""
+    with slurm.Cluster(os.path.join(WORK, "cluster")) as c:
+        script = os.path.join(WORK, "counter.py")
+        open(script, "w").write(COUNTER)
+        d, out = os.path.join(WORK, "counter-images"), os.path.join(WORK, "counter.out")
+        c.run(["scontrol", "update", "nodename=n2", "state=drain", "reason=ckpt-test"])
+        body = "exec %s job --transparent --dir %s --every 2 -- %s %s" % (prog("ckpt"), d, sys.executable, script)
+        jid = c.sbatch(job_script(out, body, "-J counter"), env=c.env(CKPT_RUNTIME_DIR=WORK + "/rt"))
+        c.wait_state(jid, ["RUNNING"], node="n1")
+        c.run(["scontrol", "update", "nodename=n2", "state=resume"])
+        wait_for(lambda: os.path.exists(os.path.join(d, "tree", "process.ckpt")), "the first periodic dump")
+        c.run(["scontrol", "update", "nodename=n1", "state=drain", "reason=ckpt-test"])
+        c.run(["scancel", "--signal=USR1", "--batch", jid])
+        j = c.wait_state(jid, ["COMPLETED", "FAILED"], timeout=180)
+        text = output(out)
+        check(j["JobState"] == "COMPLETED" and j["NodeList"] == "n2", "counter job: %s\n%s" % (j, text))
+        nums = [l for l in text.splitlines() if l.strip().isdigit()]
+        check(nums == [str(i) for i in range(300)] and text.rstrip().endswith("done"),
+              "count with a gap or repeat (%d numbers):\n%s" % (len(nums), text))
+        ev = events(d)
+        check(("checkpoint", "n1") in ev and ("resume", "n2") in ev and ("finished", "n2") in ev,
+              "job record: %s" % ev)
 
 
 def main():

@@ -50,6 +50,18 @@ std::map<std::string, std::string> ShowJob(platform::Env* env, const std::string
   return out;
 }
 
+// What `ckpt job` left in the job's Comment: ckpt-job:SIGNAL:DIR.
+void ParseMarker(const std::string& comment, EvacJob* j) {
+  std::string marker = kJobMarker;
+  if (comment.rfind(marker, 0) != 0) return;
+  std::string rest = comment.substr(marker.size());
+  auto colon = rest.find(':');
+  if (colon == std::string::npos) return;
+  j->managed = true;
+  j->signal = rest.substr(0, colon);
+  j->dir = rest.substr(colon + 1);
+}
+
 // Running jobs on the node, with what their Comment says about them.
 Result<std::vector<EvacJob>> JobsOn(platform::Env* env, const std::string& node) {
   ASSIGN_OR_RETURN(std::string text,
@@ -61,17 +73,7 @@ Result<std::vector<EvacJob>> JobsOn(platform::Env* env, const std::string& node)
     if (line.empty() || bar == std::string::npos) continue;
     EvacJob j;
     j.id = line.substr(0, bar);
-    std::string comment = line.substr(bar + 1);
-    std::string marker = kJobMarker;
-    if (comment.rfind(marker, 0) == 0) {  // ckpt-job:SIGNAL:DIR
-      std::string rest = comment.substr(marker.size());
-      auto colon = rest.find(':');
-      j.managed = colon != std::string::npos;
-      if (j.managed) {
-        j.signal = rest.substr(0, colon);
-        j.dir = rest.substr(colon + 1);
-      }
-    }
+    ParseMarker(line.substr(bar + 1), &j);
     j.restarts = std::atoi(ShowJob(env, j.id)["Restarts"].c_str());
     jobs.push_back(std::move(j));
   }
@@ -193,7 +195,100 @@ int Run(const EvacuateOptions& o) {
   return all ? kExitOk : kExitFailure;
 }
 
+struct RebalanceOptions {
+  std::string job, to;
+  double timeout = 300;
+  bool json = false;
+};
+
+// Places the held, requeued job (on `to`, else anywhere but `from`) and
+// releases it.
+Status PlaceAndRelease(platform::Env* env, const RebalanceOptions& o, const std::string& from) {
+  std::string where = o.to.empty() ? "ExcNodeList=" + from : "ReqNodeList=" + o.to;
+  RETURN_IF_ERROR(SlurmCommand(env, {"scontrol", "update", "JobId=" + o.job, where}).status());
+  return SlurmCommand(env, {"scontrol", "release", o.job}).status();
+}
+
+// Signals the job (which checkpoints and requeues held), places it, releases
+// it and follows it until it has resumed.
+Status Rebalance(platform::Env* env, const RebalanceOptions& o, const std::string& from, EvacJob* j) {
+  double since = static_cast<double>(env->NowNanos()) / 1e9;
+  RETURN_IF_ERROR(SlurmCommand(env, {"scancel", "--signal=" + j->signal, "--batch", j->id}).status());
+  auto deadline = Clock::now() + std::chrono::milliseconds(static_cast<long long>(o.timeout * 1000));
+  bool released = false;
+  while (Clock::now() < deadline) {
+    auto s = ShowJob(env, j->id);
+    j->state = s["JobState"];
+    ReadRecord(env, j, since, since);
+    if (!released && j->requeued && j->state == "PENDING") {
+      RETURN_IF_ERROR(PlaceAndRelease(env, o, from));
+      released = true;
+    }
+    if (released && j->resumed && j->state == "RUNNING") return Status::Ok();
+    if (j->state == "COMPLETED" || j->state == "FAILED" || j->state == "CANCELLED")
+      return FailedPrecondition("job " + j->id + " ended (" + j->state + ") instead of moving");
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  return Timeout("job " + j->id + " did not resume within " + std::to_string(static_cast<int>(o.timeout)) +
+                 " s (" + j->state + ")");
+}
+
+// A refusal: nothing was done (exit status 1).
+int Refused(const std::string& m) {
+  std::fprintf(stderr, "ckpt: error: %s\n", m.c_str());
+  return kExitFailure;
+}
+
+int RunRebalance(const RebalanceOptions& o) {
+  platform::Env* env = platform::Env::Default();
+  auto line = SlurmCommand(env, {"squeue", "-h", "-j", o.job, "-o", "%T|%N|%k"});
+  if (!line.ok()) return ReportError(line.status());
+  std::string text = line->substr(0, line->find('\n'));
+  auto b1 = text.find('|'), b2 = text.find('|', b1 == std::string::npos ? 0 : b1 + 1);
+  if (b1 == std::string::npos || b2 == std::string::npos) return Refused("no job " + o.job);
+  EvacJob j;
+  j.id = o.job;
+  std::string state = text.substr(0, b1), from = text.substr(b1 + 1, b2 - b1 - 1);
+  ParseMarker(text.substr(b2 + 1), &j);
+  if (state != "RUNNING") return Refused("job " + o.job + " is " + state + ", not running");
+  if (!j.managed)
+    return Refused("job " + o.job + " is not a ckpt job (its script does not exec `ckpt job`): " +
+                   "moving it would start it over; nothing was done");
+  if (from == o.to) return Refused("job " + o.job + " runs on " + from + " already");
+  // The job requeues held when it finds this file; removed if it never did.
+  std::string hold = platform::JoinPath(j.dir, kHoldRequest);
+  Status st = [&] {
+    ASSIGN_OR_RETURN(auto f, env->NewWritableFile(hold));
+    return f->Close();
+  }();
+  if (st.ok()) st = Rebalance(env, o, from, &j);
+  env->RemoveFile(hold).IgnoreError();
+  if (!st.ok() && j.error.empty()) j.error = st.message();
+  if (o.json) {
+    auto out = EvacJson(j);
+    out["from"] = from;
+    PrintJson(out);
+  } else {
+    std::printf("from %s: ", from.c_str());
+    PrintJobLine(j);
+  }
+  return st.ok() ? kExitOk : kExitFailure;
+}
+
 }  // namespace
+
+void AddRebalance(CLI::App& app, Runner* run) {
+  auto o = std::make_shared<RebalanceOptions>();
+  CLI::App* c = app.add_subcommand(
+      "rebalance",
+      "Move a running `ckpt job` to another Slurm node: it checkpoints, requeues held, is placed (--to NODE, "
+      "else anywhere but its node) and released; report what happened. Refused for other jobs");
+  c->add_option("job", o->job, "The Slurm job id")->required();
+  c->add_option("--to", o->to, "The node to run on (default: any node but the current one)");
+  c->add_option("--timeout", o->timeout, "Seconds to wait for the job to resume (default 300)");
+  c->add_flag("--json", o->json, "Print machine-readable JSON");
+  c->callback([run, o] { *run = [o] { return RunRebalance(*o); }; });
+}
 
 void AddEvacuate(CLI::App& app, Runner* run) {
   auto o = std::make_shared<EvacuateOptions>();

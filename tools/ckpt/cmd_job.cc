@@ -32,6 +32,7 @@ struct JobOptions {
   std::string requeue = "auto";
   int members = 0;
   std::string spec;
+  bool transparent = false;  // an unmodified process tree, through the engine
   double timeout = 120;
 };
 
@@ -49,6 +50,13 @@ class Job {
   Status Prepare();
   Result<std::string> NewestGroupImage();
   Status Start();
+  void Announce(const std::string& from, const std::string& images);
+  // --transparent: the tree image is DIR/tree/process.ckpt, replaced only
+  // when a new one is complete (ckpt dump).
+  std::string TreeDir() const { return platform::JoinPath(o_.dir, "tree"); }
+  Status StartTransparent();
+  Status RunSelf(const std::vector<std::string>& args);
+  Result<std::string> DumpTree(bool leave_running);
   int Monitor();
   Result<std::string> CheckpointAndExit();
   Result<std::string> CheckpointProgram(Clock::time_point deadline);
@@ -59,14 +67,18 @@ class Job {
   // `scontrol requeue` of this job when it runs under Slurm (--requeue auto)
   // or always; false (with a message) when it did not happen.
   bool Requeue();
+  // Leaves the marker `ckpt evacuate` looks for in the job's Comment.
+  void MarkJob();
   std::string NewestImage();
   void Record(nlohmann::ordered_json event);
 
   platform::Env* env_;
   JobOptions o_;
-  std::string job_id_, node_, record_path_, resumed_from_;
+  std::string job_id_, node_, record_path_;
   int restart_ = 0;
   std::unique_ptr<platform::ChildProcess> child_;
+  std::int64_t work_pid_ = 0;  // --transparent: the tree's root (the restored one after a resume)
+  Clock::time_point next_dump_;
   nlohmann::ordered_json record_;
 };
 
@@ -91,6 +103,8 @@ Status Job::Prepare() {
     return InvalidArgument("nothing to run: ckpt job [options] -- PROGRAM ARGS");
   if (!o_.spec.empty() && !o_.command.empty())
     return InvalidArgument("give either --spec FILE or -- PROGRAM, not both");
+  if (o_.transparent && group())
+    return InvalidArgument("--transparent runs one program (its whole process tree); not with -n or --spec");
   if (o_.requeue != "auto" && o_.requeue != "always" && o_.requeue != "never")
     return InvalidArgument("--requeue wants auto, always or never");
   if (o_.exit_code < 0 || o_.exit_code > 255) return InvalidArgument("--exit-code wants 0 to 255");
@@ -116,7 +130,7 @@ Status Job::Prepare() {
   }
   if (!record_.contains("events")) record_["events"] = nlohmann::ordered_json::array();
   record_["name"] = o_.name;
-  record_["kind"] = group() ? "group" : "program";
+  record_["kind"] = o_.transparent ? "transparent" : group() ? "group" : "program";
   record_["dir"] = o_.dir;
   if (!job_id_.empty()) record_["job"] = job_id_;
   return Status::Ok();
@@ -159,12 +173,17 @@ Result<std::string> Job::NewestGroupImage() {
 }
 
 std::string Job::NewestImage() {
+  if (o_.transparent) {
+    std::string tree = platform::JoinPath(TreeDir(), "process.ckpt");
+    return env_->FileExists(tree) ? tree : "";
+  }
   auto images = lib::ListImages(env_, o_.dir, o_.name);
   if (!images.ok() || images->empty()) return "";
   return images->front();
 }
 
 Status Job::Start() {
+  if (o_.transparent) return StartTransparent();
   std::vector<std::string> argv, envs;
   std::string from;
   if (!group()) {
@@ -192,19 +211,74 @@ Status Job::Start() {
       argv.insert(argv.end(), o_.command.begin(), o_.command.end());
     }
   }
-  resumed_from_ = from;
+  Announce(from, o_.dir);
+  ASSIGN_OR_RETURN(child_, platform::ChildProcess::Start(argv, envs));
+  Record({{"event", from.empty() ? "start" : "resume"}, {"image", from}, {"pid", child_->pid()}});
+  MarkJob();
+  return Status::Ok();
+}
+
+void Job::Announce(const std::string& from, const std::string& images) {
   Say((job_id_.empty() ? std::string("job") : "job " + job_id_) + " on " + node_ +
       (restart_ > 0 ? " (restart " + std::to_string(restart_) + ")" : "") + ": " +
       (from.empty() ? "starting " + o_.name : "resuming " + o_.name + " from " + from) + "; images in " +
-      o_.dir + ", checkpoint on SIG" + SignalWord());
+      images + ", checkpoint on SIG" + SignalWord());
   std::fflush(stderr);
-  ASSIGN_OR_RETURN(child_, platform::ChildProcess::Start(argv, envs));
-  if (!job_id_.empty()) {  // what `ckpt evacuate` looks for
-    auto r = SlurmCommand(env_, {"scontrol", "update", "JobId=" + job_id_,
-                                 std::string("Comment=") + kJobMarker + SignalWord() + ":" + o_.dir});
-    if (!r.ok()) Say("warning: `ckpt evacuate` will not know this job: " + r.status().message());
+}
+
+// `ckpt VERB ...` of this build; its standard output (a summary, or
+// --json) goes to DIR/VERB.out, not into the job's output.
+Status Job::RunSelf(const std::vector<std::string>& args) {
+  std::vector<std::string> argv = {env_->ExecutablePath()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  platform::StartOptions so;
+  so.stdout_path = platform::JoinPath(o_.dir, args.front() + ".out");
+  env_->RemoveFile(so.stdout_path).IgnoreError();
+  ASSIGN_OR_RETURN(auto c, platform::ChildProcess::Start(argv, {}, so));
+  int st = c->Wait();
+  if (st != 0)
+    return IoError("`ckpt " + args.front() + "` ended with " + platform::ChildProcess::Describe(st));
+  return Status::Ok();
+}
+
+Result<std::string> Job::DumpTree(bool leave_running) {
+  std::vector<std::string> args = {"dump", std::to_string(work_pid_), "-D", TreeDir(), "--tree", "--json"};
+  if (leave_running) args.push_back("--leave-running");
+  RETURN_IF_ERROR(RunSelf(args));
+  return NewestImage();
+}
+
+// The unmodified program itself, or `ckpt restore` of its tree (which stays
+// its parent and ends with its status): its --json line names the root.
+Status Job::StartTransparent() {
+  std::string from = NewestImage();
+  Announce(from, TreeDir());
+  if (from.empty()) {
+    ASSIGN_OR_RETURN(child_, platform::ChildProcess::Start(o_.command, {}));
+    work_pid_ = child_->pid();
+  } else {
+    platform::StartOptions so;
+    so.stdout_path = platform::JoinPath(o_.dir, "restore.json");
+    env_->RemoveFile(so.stdout_path).IgnoreError();
+    ASSIGN_OR_RETURN(child_, platform::ChildProcess::Start(
+                                 {env_->ExecutablePath(), "restore", "-D", TreeDir(), "--json"}, {}, so));
+    auto deadline = Clock::now() + std::chrono::milliseconds(static_cast<long long>(o_.timeout * 1000));
+    while (work_pid_ == 0) {
+      auto text = platform::ReadFileToString(env_, so.stdout_path);
+      auto j = nlohmann::json::parse(text.ok() ? *text : "", nullptr, false);
+      if (j.is_object() && j.contains("pid")) work_pid_ = j["pid"].get<std::int64_t>();
+      if (work_pid_ != 0) break;
+      if (auto st = child_->Poll())
+        return IoError("cannot restore " + from + ": `ckpt restore` ended with " +
+                       platform::ChildProcess::Describe(*st));
+      if (Clock::now() >= deadline)
+        return Timeout("`ckpt restore -D " + TreeDir() + "` did not report its process");
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
   }
-  Record({{"event", from.empty() ? "start" : "resume"}, {"image", from}, {"pid", child_->pid()}});
+  Record({{"event", from.empty() ? "start" : "resume"}, {"image", from}, {"pid", work_pid_}});
+  MarkJob();
+  next_dump_ = Clock::now() + std::chrono::milliseconds(static_cast<long long>(o_.every * 1000));
   return Status::Ok();
 }
 
@@ -240,6 +314,13 @@ Result<std::string> Job::CheckpointGroup(Clock::time_point deadline) {
 
 Result<std::string> Job::CheckpointAndExit() {
   auto deadline = Clock::now() + std::chrono::milliseconds(static_cast<long long>(o_.timeout * 1000));
+  if (o_.transparent) {
+    ASSIGN_OR_RETURN(std::string tree, DumpTree(/*leave_running=*/false));
+    while (!child_->Poll() && Clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    if (!child_->Poll()) return Timeout(o_.name + " was dumped to " + tree + " but did not end");
+    return tree;
+  }
   auto image = group() ? CheckpointGroup(deadline) : CheckpointProgram(deadline);
   if (!image.ok()) return image;
   // It exits after its image (status 75); give it until the deadline.
@@ -262,6 +343,13 @@ void Job::StopChild() {
   if (!child_->Poll()) child_->Kill();
 }
 
+void Job::MarkJob() {
+  if (job_id_.empty()) return;
+  auto r = SlurmCommand(env_, {"scontrol", "update", "JobId=" + job_id_,
+                               std::string("Comment=") + kJobMarker + SignalWord() + ":" + o_.dir});
+  if (!r.ok()) Say("warning: `ckpt evacuate` will not know this job: " + r.status().message());
+}
+
 bool Job::Requeue() {
   bool slurm = !job_id_.empty();
   if (o_.requeue == "never" || (o_.requeue == "auto" && !slurm)) return false;
@@ -269,13 +357,19 @@ bool Job::Requeue() {
     Say("not requeued: --requeue always, but SLURM_JOB_ID is not set");
     return false;
   }
-  if (auto r = SlurmCommand(env_, {"scontrol", "requeue", job_id_}); !r.ok()) {
+  // `ckpt rebalance` asks for a held requeue, so that it can place the job
+  // before it runs again.
+  std::string hold_file = platform::JoinPath(o_.dir, kHoldRequest);
+  bool hold = env_->FileExists(hold_file);
+  if (hold) env_->RemoveFile(hold_file).IgnoreError();
+  if (auto r = SlurmCommand(env_, {"scontrol", hold ? "requeuehold" : "requeue", job_id_}); !r.ok()) {
     Say("error: " + r.status().message() + "; resubmit the job to resume it from " + o_.dir);
     Record({{"event", "requeue-failed"}, {"error", r.status().message()}});
     return false;
   }
-  Say("requeued job " + job_id_);
-  Record({{"event", "requeue"}});
+  Say(std::string(hold ? "requeued and held job " : "requeued job ") + job_id_ +
+      (hold ? " (`ckpt rebalance` places and releases it)" : ""));
+  Record({{"event", "requeue"}, {"held", hold}});
   return true;
 }
 
@@ -305,7 +399,8 @@ int Job::Monitor() {
   int handled = 0;
   for (;;) {
     if (auto st = child_->Poll()) {
-      if (*st == kStatusCheckpointed) {  // asked from outside (`ckpt checkpoint --exit`, evacuation)
+      if (*st == kStatusCheckpointed &&
+          !o_.transparent) {  // asked from outside (`ckpt checkpoint --exit`, evacuation)
         std::string image = NewestImage();
         if (group()) {
           auto g = NewestGroupImage();
@@ -332,12 +427,20 @@ int Job::Monitor() {
       return AfterCheckpoint(*image, std::chrono::duration<double>(Clock::now() - t0).count(),
                              "warning signal SIG" + SignalWord());
     }
+    if (o_.transparent && o_.every > 0 && Clock::now() >= next_dump_) {
+      if (auto t = DumpTree(/*leave_running=*/true); !t.ok())
+        Say("warning: periodic dump failed: " + t.status().message() + "; the previous image stays");
+      next_dump_ = Clock::now() + std::chrono::milliseconds(static_cast<long long>(o_.every * 1000));
+    }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
 }
 
 int Job::Run() {
-  if (Status st = Prepare(); !st.ok()) return ReportError(st);
+  if (Status st = Prepare(); !st.ok()) {
+    std::fprintf(stderr, "ckpt: error: %s\n", st.message().c_str());
+    return st.code() == Code::kInvalidArgument ? kExitUsage : kExitFailure;
+  }
   if (Status st = Start(); !st.ok()) return ReportError(st);
   return Monitor();
 }
@@ -367,6 +470,9 @@ void AddJob(CLI::App& app, Runner* run) {
   auto* g = c->add_option_group("groups", "A dependent process group (docs/groups.md)");
   g->add_option("-n,--members", o->members, "Run the program as a group of N members");
   g->add_option("--spec", o->spec, "Group spec file: one member command per line");
+  c->add_flag("--transparent", o->transparent,
+              "An unmodified program: checkpoint its process tree with the engine (ckpt dump --tree) and "
+              "resume it with ckpt restore");
   c->callback([run, o] { *run = [o] { return Job(platform::Env::Default(), *o).Run(); }; });
 }
 

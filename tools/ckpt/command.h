@@ -38,6 +38,7 @@ void AddResume(CLI::App& app, Runner* run);
 void AddRun(CLI::App& app, Runner* run);
 void AddJob(CLI::App& app, Runner* run);
 void AddEvacuate(CLI::App& app, Runner* run);
+void AddRebalance(CLI::App& app, Runner* run);
 void AddMigrate(CLI::App& app, Runner* run);
 void AddReceive(CLI::App& app, Runner* run);
 #if CKPT_HAVE_ENGINE

@@ -29,6 +29,7 @@ int main(int argc, char** argv) {
 #ifndef _WIN32
   ckpt::cli::AddJob(app, &run);
   ckpt::cli::AddEvacuate(app, &run);
+  ckpt::cli::AddRebalance(app, &run);
 #endif
   ckpt::cli::AddMigrate(app, &run);
   ckpt::cli::AddReceive(app, &run);

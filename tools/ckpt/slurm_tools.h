@@ -15,6 +15,10 @@ namespace ckpt::cli {
 // directory after it): `ckpt evacuate` signals only jobs that carry it.
 inline constexpr const char* kJobMarker = "ckpt-job:";
 
+// A file `ckpt rebalance` leaves in a ckpt job's image directory before it
+// signals the job: the job then requeues held (`scontrol requeuehold`).
+inline constexpr const char* kHoldRequest = "requeue-hold";
+
 // Runs `argv` (a Slurm command, found in PATH) and returns its standard
 // output. An error names the command, its exit status and its first
 // line of standard error.
