@@ -145,7 +145,8 @@ def case_checkpoint_fails():
             check("requeued job " + jid in text, "job output:\n" + text)
             check(final_result(out) == ref, "result %s, uninterrupted %s" % (final_result(out), ref))
             # The record shares the full directory: the output is what tells.
-            m = re.search(r"checkpoint failed: .*No space left on device.*\n.*resumes from the earlier image (\S+) ", text)
+            m = re.search(r"checkpoint failed: .*No space left on device.*\n.*resumes from the earlier image (\S+) "
+                          r".*the work since then is lost \(\d+\.\d+ s\)", text)
             check(m, "the failure and the earlier image in the job's output:\n" + text)
             earlier = m.group(1)
             check(os.path.basename(earlier) in before, "earlier image %s; images before the failure %s" % (earlier, before))

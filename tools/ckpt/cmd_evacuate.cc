@@ -32,7 +32,7 @@ struct EvacJob {
   int restarts = 0;  // Slurm's count when signalled
   // What happened.
   std::string state, node, image, error, previous;
-  double checkpoint_s = -1, moved_s = -1;
+  double checkpoint_s = -1, moved_s = -1, lost_s = -1;
   bool checkpointed = false, requeued = false, resumed = false;
 };
 
@@ -94,9 +94,11 @@ void ReadRecord(platform::Env* env, EvacJob* j, double since, double signalled_a
       j->checkpointed = true;
       j->image = e.value("image", "");
       j->checkpoint_s = e.value("seconds", 0.0);
+      j->lost_s = e.value("lost_seconds", 0.0);
     } else if (ev == "checkpoint-failed") {
       j->error = e.value("error", "");
       j->previous = e.value("previous", "");
+      j->lost_s = e.value("lost_seconds", -1.0);
     } else if (ev == "requeue") {
       j->requeued = true;
     } else if (ev == "resume" && e.value("node", "") != "") {
@@ -130,7 +132,9 @@ void Follow(platform::Env* env, const EvacuateOptions& o, EvacJob* j, double sin
 // A checkpoint taken at the signal loses nothing; a failed one loses the
 // work since the previous image.
 std::string LostWork(const EvacJob& j) {
-  return j.checkpointed ? "none" : (j.previous.empty() ? "all" : "since " + j.previous);
+  std::string s = j.checkpointed ? "none" : (j.previous.empty() ? "all" : "since " + j.previous);
+  if (!j.checkpointed && j.lost_s >= 0) s += " (" + std::to_string(j.lost_s).substr(0, 5) + " s)";
+  return s;
 }
 
 nlohmann::ordered_json EvacJson(const EvacJob& j) {
@@ -144,6 +148,7 @@ nlohmann::ordered_json EvacJson(const EvacJob& j) {
   if (j.checkpoint_s >= 0) out["checkpoint_seconds"] = j.checkpoint_s;
   if (j.moved_s >= 0) out["moved_seconds"] = j.moved_s;
   out["lost_work"] = LostWork(j);
+  if (j.lost_s >= 0) out["lost_seconds"] = j.lost_s;
   if (!j.error.empty()) out["error"] = j.error;
   return out;
 }

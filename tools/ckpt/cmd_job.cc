@@ -5,6 +5,7 @@
 // that the scheduler places it again (docs/schedulers.md).
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -70,6 +71,7 @@ class Job {
   // Leaves the marker `ckpt evacuate` looks for in the job's Comment.
   void MarkJob();
   std::string NewestImage();
+  double ImageTime(const std::string& path);
   void Record(nlohmann::ordered_json event);
 
   platform::Env* env_;
@@ -77,6 +79,7 @@ class Job {
   std::string job_id_, node_, record_path_;
   int restart_ = 0;
   std::unique_ptr<platform::ChildProcess> child_;
+  double started_ = 0;         // this run's start, seconds since the epoch
   std::int64_t work_pid_ = 0;  // --transparent: the tree's root (the restored one after a resume)
   Clock::time_point next_dump_;
   nlohmann::ordered_json record_;
@@ -170,6 +173,21 @@ Result<std::string> Job::NewestGroupImage() {
     Say("warning: skipping " + path + ": " + st.message());
   }
   return std::string();
+}
+
+// When a libckpt or group image was written (META time.ns), in seconds
+// since the epoch; 0 when it cannot tell (an engine image, a damaged one).
+double Job::ImageTime(const std::string& path) {
+  auto src = env_->NewRandomAccessFile(path);
+  if (!src.ok()) return 0;
+  auto r = image::ImageReader::Open(std::move(src).value());
+  if (!r.ok()) return 0;
+  const auto* ms = (*r)->Find(lib::kSectionMeta);
+  if (ms == nullptr) return 0;
+  auto data = (*r)->ReadSection(*ms);
+  lib::Meta meta;
+  if (!data.ok() || !lib::DecodeMeta(*data, &meta).ok()) return 0;
+  return std::atof(meta.Get("time.ns").c_str()) / 1e9;
 }
 
 std::string Job::NewestImage() {
@@ -375,7 +393,8 @@ bool Job::Requeue() {
 
 int Job::AfterCheckpoint(const std::string& image, double seconds, const std::string& why) {
   Say("checkpointed " + o_.name + " to " + image + " in " + Seconds(seconds) + " (" + why + ")");
-  Record({{"event", "checkpoint"}, {"image", image}, {"seconds", seconds}, {"why", why}});
+  Record(
+      {{"event", "checkpoint"}, {"image", image}, {"seconds", seconds}, {"why", why}, {"lost_seconds", 0}});
   bool requeued = Requeue();
   if (!requeued && job_id_.empty()) Say("resume it with the same command: it continues from " + image);
   std::fflush(stderr);
@@ -385,11 +404,17 @@ int Job::AfterCheckpoint(const std::string& image, double seconds, const std::st
 int Job::AfterFailedCheckpoint(const Status& st) {
   StopChild();  // never two copies writing the same directory
   std::string prev = NewestImage();
+  // The work lost: since the earlier image was written, or this whole run.
+  double now = static_cast<double>(env_->NowNanos()) / 1e9;
+  double since = prev.empty() ? started_ : ImageTime(prev);
   Say("error: the checkpoint failed: " + st.message());
-  Say(prev.empty() ? "there is no earlier image: the job starts over when it runs again"
-                   : "the job resumes from the earlier image " + prev +
-                         " when it runs again; the work since then is lost");
-  Record({{"event", "checkpoint-failed"}, {"error", st.message()}, {"previous", prev}});
+  Say(prev.empty()
+          ? "there is no earlier image: the job starts over when it runs again"
+          : "the job resumes from the earlier image " + prev + " when it runs again; the work since " +
+                "then is lost" + (since > 0 ? " (" + Seconds(now - since) + ")" : ""));
+  nlohmann::ordered_json e = {{"event", "checkpoint-failed"}, {"error", st.message()}, {"previous", prev}};
+  if (since > 0) e["lost_seconds"] = now - since;
+  Record(e);
   Requeue();
   std::fflush(stderr);
   return kExitFailure;
@@ -437,6 +462,7 @@ int Job::Monitor() {
 }
 
 int Job::Run() {
+  started_ = static_cast<double>(env_->NowNanos()) / 1e9;
   if (Status st = Prepare(); !st.ok()) {
     std::fprintf(stderr, "ckpt: error: %s\n", st.message().c_str());
     return st.code() == Code::kInvalidArgument ? kExitUsage : kExitFailure;
