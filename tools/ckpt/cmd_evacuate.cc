@@ -19,7 +19,7 @@ namespace {
 struct EvacuateOptions {
   std::string node;
   std::string reason = "ckpt evacuate";
-  bool drain = true;
+  bool no_drain = false;
   double timeout = 300;
   bool json = false;
 };
@@ -169,7 +169,7 @@ void PrintJobLine(const EvacJob& j) {
 
 int Run(const EvacuateOptions& o) {
   platform::Env* env = platform::Env::Default();
-  if (o.drain) {
+  if (!o.no_drain) {
     auto r =
         SlurmCommand(env, {"scontrol", "update", "NodeName=" + o.node, "State=DRAIN", "Reason=" + o.reason});
     if (!r.ok()) return ReportError(r.status());
@@ -183,7 +183,8 @@ int Run(const EvacuateOptions& o) {
     if (!r.ok()) j.error = r.status().message();
   }
   if (!o.json)
-    std::fprintf(stderr, "ckpt evacuate: %s drained; %zu job(s) on it\n", o.node.c_str(), jobs->size());
+    std::fprintf(stderr, "ckpt evacuate: %s %s; %zu job(s) on it\n", o.node.c_str(),
+                 o.no_drain ? "not drained" : "drained", jobs->size());
   auto deadline = Clock::now() + std::chrono::milliseconds(static_cast<long long>(o.timeout * 1000));
   bool all = true;
   nlohmann::ordered_json out = nlohmann::ordered_json::array();
@@ -196,7 +197,7 @@ int Run(const EvacuateOptions& o) {
       PrintJobLine(j);
     }
   }
-  if (o.json) PrintJson(nlohmann::ordered_json{{"node", o.node}, {"drained", o.drain}, {"jobs", out}});
+  if (o.json) PrintJson(nlohmann::ordered_json{{"node", o.node}, {"drained", !o.no_drain}, {"jobs", out}});
   return all ? kExitOk : kExitFailure;
 }
 
@@ -304,7 +305,7 @@ void AddEvacuate(CLI::App& app, Runner* run) {
       "requeue");
   c->add_option("node", o->node, "The Slurm node name")->required();
   c->add_option("--reason", o->reason, "The drain's reason (default \"ckpt evacuate\")");
-  c->add_flag("!--no-drain", o->drain, "Move the jobs without draining the node");
+  c->add_flag("--no-drain", o->no_drain, "Move the jobs without draining the node");
   c->add_option("--timeout", o->timeout, "Seconds to wait for the jobs to resume elsewhere (default 300)");
   c->add_flag("--json", o->json, "Print machine-readable JSON");
   c->callback([run, o] { *run = [o] { return Run(*o); }; });
