@@ -36,18 +36,9 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "lib"))
 import slurm  # noqa: E402
+from ckpttest import wait_for  # noqa: E402
 
 BIN = os.path.join(HERE, "..", "build", "bin")
-
-
-def wait_for(pred, what, timeout=300, interval=0.01):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(interval)
-    raise RuntimeError("timed out waiting for " + what)
 
 
 def ready_lines(out):
@@ -82,7 +73,7 @@ def one(work, mib):
         jid = c.sbatch(script, env=env)
         c.wait_state(jid, ["RUNNING"], node="n1")
         t_run = time.time()
-        wait_for(lambda: ready_lines(out), "the state filled")
+        wait_for(lambda: ready_lines(out), "the state filled", timeout=300, interval=0.01)
         t_ready = time.time()
         c.run(["scontrol", "update", "nodename=n2", "state=resume"])
         raw = raw_write(d, mib)
@@ -91,7 +82,8 @@ def one(work, mib):
                            text=True, timeout=400)
         if p.returncode != 0:
             raise RuntimeError("ckpt evacuate: %s %s" % (p.stdout, p.stderr))
-        wait_for(lambda: len(ready_lines(out)) >= 2, "the program's first safepoint on n2")
+        wait_for(lambda: len(ready_lines(out)) >= 2, "the program's first safepoint on n2", timeout=300,
+                 interval=0.01)
         t_back = time.time()
         rep = json.loads(p.stdout)["jobs"][0]
         ev = json.load(open(os.path.join(d, "job.json")))["events"]

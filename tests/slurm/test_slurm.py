@@ -24,18 +24,10 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 import slurm  # noqa: E402
+from ckpttest import check, wait_for  # noqa: E402
 
 A = None
 WORK = None
-
-
-class Failure(Exception):
-    pass
-
-
-def check(cond, msg):
-    if not cond:
-        raise Failure(msg)
 
 
 def prog(name):
@@ -62,16 +54,6 @@ def events(d):
     return [(e["event"], e["node"]) for e in record(d)["events"]]
 
 
-def wait_for(pred, what, timeout=120):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.2)
-    raise Failure("timed out waiting for " + what)
-
-
 def output(path):
     return open(path).read() if os.path.exists(path) else ""
 
@@ -95,7 +77,7 @@ def heat_job(c, extra="", every=1):
     c.wait_state(jid, ["RUNNING"], node="n1")
     c.run(["scontrol", "update", "nodename=n2", "state=resume"])
     wait_for(lambda: [f for f in os.listdir(d) if f.endswith(".ckpt")] if os.path.isdir(d) else [],
-             "the first periodic image")
+             "the first periodic image", timeout=120)
     return jid, d, out, argv
 
 
@@ -137,7 +119,7 @@ def case_checkpoint_fails():
             subprocess.run(["dd", "if=/dev/zero", "of=" + os.path.join(d, "filler"), "bs=64k"],
                            capture_output=True)  # fills the directory: ENOSPC
             c.run(["scancel", "--signal=USR1", "--batch", jid])
-            wait_for(lambda: "checkpoint failed" in output(out), "the failure in the job's output")
+            wait_for(lambda: "checkpoint failed" in output(out), "the failure in the job's output", timeout=120)
             os.unlink(os.path.join(d, "filler"))
             j = c.wait_state(jid, ["COMPLETED", "FAILED"], timeout=180)
             text = output(out)
@@ -149,8 +131,10 @@ def case_checkpoint_fails():
                           r".*the work since then is lost \(\d+\.\d+ s\)", text)
             check(m, "the failure and the earlier image in the job's output:\n" + text)
             earlier = m.group(1)
-            check(os.path.basename(earlier) in before, "earlier image %s; images before the failure %s" % (earlier, before))
-            check("resuming heat from " + earlier + ";" in text, "the next run did not resume from %s:\n%s" % (earlier, text))
+            check(os.path.basename(earlier) in before,
+                  "earlier image %s; images before the failure %s" % (earlier, before))
+            check("resuming heat from " + earlier + ";" in text,
+                  "the next run did not resume from %s:\n%s" % (earlier, text))
             rs = [e for e in record(d)["events"] if e["event"] == "resume"]
             check(rs and rs[0]["image"] == earlier, "job record: resumes %s" % rs)
         finally:
@@ -164,7 +148,8 @@ def case_node_dies():
     ref = reference([prog("heat")] + HEAT)
     with slurm.Cluster(os.path.join(WORK, "cluster"), slurmd_timeout=5) as c:
         jid, d, out, argv = heat_job(c, every=1)
-        wait_for(lambda: len([f for f in os.listdir(d) if f.endswith(".ckpt")]) >= 2, "two periodic images")
+        wait_for(lambda: len([f for f in os.listdir(d) if f.endswith(".ckpt")]) >= 2, "two periodic images",
+                 timeout=120)
         killed = c.kill_node("n1", jid)
         check(len(killed) >= 2, "found only %s of the job's processes" % killed)
         before = sorted(f for f in os.listdir(d) if f.endswith(".ckpt"))
@@ -227,7 +212,7 @@ def case_evacuate_group():
         c.wait_state(plain, ["RUNNING"], node="n1")
         c.run(["scontrol", "update", "nodename=n2", "state=resume"])
         wait_for(lambda: [f for f in os.listdir(d) if f.endswith(".ckpt")] if os.path.isdir(d) else [],
-                 "the group's first periodic image")
+                 "the group's first periodic image", timeout=120)
         p = c.run([prog("ckpt"), "evacuate", "n1", "--json", "--timeout", "120"], check=False, timeout=200, env=env)
         check(p.returncode == 0, "ckpt evacuate: rc %d %s %s\n%s" % (p.returncode, p.stdout, p.stderr, output(out)))
         rep = json.loads(p.stdout)
@@ -271,7 +256,8 @@ def case_drain_transparent():
         jid = c.sbatch(job_script(out, body, "-J counter"), env=c.env(CKPT_RUNTIME_DIR=WORK + "/rt"))
         c.wait_state(jid, ["RUNNING"], node="n1")
         c.run(["scontrol", "update", "nodename=n2", "state=resume"])
-        wait_for(lambda: os.path.exists(os.path.join(d, "tree", "process.ckpt")), "the first periodic dump")
+        wait_for(lambda: os.path.exists(os.path.join(d, "tree", "process.ckpt")), "the first periodic dump",
+                 timeout=120)
         c.run(["scontrol", "update", "nodename=n1", "state=drain", "reason=ckpt-test"])
         c.run(["scancel", "--signal=USR1", "--batch", jid])
         j = c.wait_state(jid, ["COMPLETED", "FAILED"], timeout=180)
@@ -299,9 +285,12 @@ def main():
     os.chmod(WORK, 0o755)  # munged: every directory above its socket must be o+x
     try:
         globals()["case_" + A.case]()
-    except (Failure, RuntimeError, slurm.SlurmUnavailable) as e:
+    except (RuntimeError, slurm.SlurmUnavailable) as e:
         print("FAIL %s: %s\n(work dir kept: %s)" % (A.case, e, WORK))
         return 1
+    except SystemExit:  # a failed check
+        print("(work dir kept: %s)" % WORK)
+        raise
     if os.environ.get("CKPT_TEST_SHOW"):
         print(output(os.path.join(WORK, "heat.out")))
     shutil.rmtree(WORK, ignore_errors=True)
