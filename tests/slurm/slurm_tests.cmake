@@ -2,9 +2,9 @@
 # against a real Slurm that each case starts under a private directory
 # (tests/lib/slurm.py), label `slurm`. Skips (exit 77) without slurm-wlm and
 # munge. One case at a time: each runs a cluster of its own.
-set(_slurm_cases preempt_program checkpoint_fails evacuate_group drain_transparent node_dies rebalance)
+set(_slurm_cases outside_slurm preempt_program checkpoint_fails evacuate_group drain_transparent node_dies rebalance)
 if(CKPT_SANITIZE)
-  set(_slurm_cases checkpoint_fails)  # the error paths; the wrappers are small, the cases slow
+  set(_slurm_cases outside_slurm checkpoint_fails)  # the error paths; the wrappers are small, the cases slow
 endif()
 foreach(c ${_slurm_cases})
   add_test(NAME slurm_${c}

@@ -17,6 +17,7 @@ import json
 import re
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -58,10 +59,14 @@ def output(path):
     return open(path).read() if os.path.exists(path) else ""
 
 
-def final_result(out):
-    res = [l for l in output(out).splitlines() if l.startswith("result")]
-    check(len(res) == 1, "want one result line in the job's output, got %d:\n%s" % (len(res), output(out)))
+def final_result_text(text):
+    res = [l for l in text.splitlines() if l.startswith("result")]
+    check(len(res) == 1, "want one result line in the job's output, got %d:\n%s" % (len(res), text))
     return res[0]
+
+
+def final_result(out):
+    return final_result_text(output(out))
 
 
 HEAT = ["256", "200000"]  # ~10 s here
@@ -79,6 +84,43 @@ def heat_job(c, extra="", every=1):
     wait_for(lambda: [f for f in os.listdir(d) if f.endswith(".ckpt")] if os.path.isdir(d) else [],
              "the first periodic image", timeout=120)
     return jid, d, out, argv
+
+
+def damage(path):
+    b = bytearray(open(path, "rb").read())
+    b[len(b) // 2] ^= 0xFF
+    open(path, "wb").write(b)
+
+
+def case_outside_slurm():
+    """`ckpt job` without a scheduler (HTCondor's convention): USR1 checkpoints and exits with
+    --exit-code 85, no requeue; the rerun skips a damaged newest image, naming it, and resumes from the
+    one before (same result); with every image damaged it refuses instead of starting over."""
+    argv = [prog("heat"), "256", "60000"]
+    ref = reference(argv)
+    d = os.path.join(WORK, "images")
+    job = [prog("ckpt"), "job", "--dir", d, "--exit-code", "85"]
+    env = dict(os.environ, CKPT_RUNTIME_DIR=WORK + "/rt")
+    env.pop("SLURM_JOB_ID", None)
+    p = subprocess.Popen(job + ["--every", "0.5", "--"] + argv, env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    wait_for(lambda: len([f for f in os.listdir(d) if f.endswith(".ckpt")]) >= 2 if os.path.isdir(d) else False,
+             "two periodic images", timeout=120)
+    p.send_signal(signal.SIGUSR1)
+    out, err = p.communicate(timeout=120)
+    check(p.returncode == 85 and "resume it with the same command" in err and "requeue" not in err,
+          "first run: rc %d %s" % (p.returncode, err))
+    images = sorted(f for f in os.listdir(d) if f.endswith(".ckpt"))
+    damage(os.path.join(d, images[-1]))
+    q = subprocess.run(job + ["--"] + argv, env=env, capture_output=True, text=True, timeout=300)
+    check(q.returncode == 0 and "skipping " + os.path.join(d, images[-1]) in q.stderr and
+          "resuming heat from " + os.path.join(d, images[-2]) in q.stderr, "rerun: rc %d %s" % (q.returncode, q.stderr))
+    check(final_result_text(q.stdout) == ref, "result %s, uninterrupted %s" % (q.stdout, ref))
+    for f in images[:-1]:
+        damage(os.path.join(d, f))
+    q = subprocess.run(job + ["--"] + argv, env=env, capture_output=True, text=True, timeout=300)
+    check(q.returncode == 3 and "result" not in q.stdout and "reads back whole: not starting over" in q.stderr,
+          "every image damaged: rc %d %s %s" % (q.returncode, q.stdout, q.stderr))
 
 
 def case_preempt_program():
@@ -277,7 +319,7 @@ def main():
     ap.add_argument("case")
     ap.add_argument("--bin", required=True)
     A = ap.parse_args()
-    why = slurm.missing()
+    why = slurm.missing() if A.case != "outside_slurm" else ""
     if why:
         print("SKIP: " + why)
         return slurm.SKIP

@@ -49,7 +49,7 @@ class Job {
   std::string SignalWord() const { return o_.signal.rfind("SIG", 0) == 0 ? o_.signal.substr(3) : o_.signal; }
   void Say(const std::string& m) const { std::fprintf(stderr, "ckpt job: %s\n", m.c_str()); }
   Status Prepare();
-  Result<std::string> NewestGroupImage();
+  Result<std::string> NewestValidImage();
   Status Start();
   void Announce(const std::string& from, const std::string& images);
   // --transparent: the tree image is DIR/tree/process.ckpt, replaced only
@@ -156,9 +156,10 @@ void Job::Record(nlohmann::ordered_json event) {
   if (!st.ok()) Say("warning: cannot update the job record " + record_path_ + ": " + st.message());
 }
 
-// The newest image of the group in the directory that reads back whole;
-// "" when there is none. Damaged newer ones are named and skipped.
-Result<std::string> Job::NewestGroupImage() {
+// The newest image of the work in the directory that reads back whole and
+// is of its kind; "" when there is none. Damaged newer ones are named and
+// skipped.
+Result<std::string> Job::NewestValidImage() {
   ASSIGN_OR_RETURN(auto images, lib::ListImages(env_, o_.dir, o_.name));
   for (const auto& path : images) {  // paths, newest first
     auto src = env_->NewRandomAccessFile(path);
@@ -166,12 +167,16 @@ Result<std::string> Job::NewestGroupImage() {
     if (src.ok()) {
       auto r = image::ImageReader::Open(std::move(src).value());
       st = r.ok() ? (*r)->VerifyAll() : r.status();
-      if (st.ok() && (*r)->header().kind != image::ImageKind::kGroup)
-        st = InvalidArgument("not a group image");
+      auto want = group() ? image::ImageKind::kGroup : image::ImageKind::kProgram;
+      if (st.ok() && (*r)->header().kind != want)
+        st = InvalidArgument(std::string("not a ") + (group() ? "group" : "program") + " image");
     }
     if (st.ok()) return path;
     Say("warning: skipping " + path + ": " + st.message());
   }
+  if (!images.empty())
+    return Corruption("none of the " + std::to_string(images.size()) + " images of " + o_.name + " in " +
+                      o_.dir + " reads back whole: not starting over (remove them to start afresh)");
   return std::string();
 }
 
@@ -203,14 +208,15 @@ std::string Job::NewestImage() {
 Status Job::Start() {
   if (o_.transparent) return StartTransparent();
   std::vector<std::string> argv, envs;
-  std::string from;
+  ASSIGN_OR_RETURN(std::string from, NewestValidImage());
   if (!group()) {
     argv = o_.command;
-    envs = {"CKPT_DIR=" + o_.dir, "CKPT_RESUME=auto", "CKPT_NAME=" + o_.name};
+    // Without a valid image, `auto` starts fresh only where there is no
+    // image at all: damaged ones make the program refuse, never start over.
+    envs = {"CKPT_DIR=" + o_.dir, "CKPT_RESUME=" + (from.empty() ? std::string("auto") : from),
+            "CKPT_NAME=" + o_.name};
     if (o_.every > 0) envs.push_back("CKPT_EVERY=" + std::to_string(o_.every));
-    from = NewestImage();  // the program resumes from its newest usable image itself
   } else {
-    ASSIGN_OR_RETURN(from, NewestGroupImage());
     std::string self = env_->ExecutablePath();
     if (from.empty()) {
       argv = {self, "run", "--name", o_.name, "--dir", o_.dir};
@@ -426,11 +432,8 @@ int Job::Monitor() {
     if (auto st = child_->Poll()) {
       if (*st == kStatusCheckpointed &&
           !o_.transparent) {  // asked from outside (`ckpt checkpoint --exit`, evacuation)
-        std::string image = NewestImage();
-        if (group()) {
-          auto g = NewestGroupImage();
-          image = g.ok() ? *g : "";
-        }
+        auto valid = NewestValidImage();
+        std::string image = valid.ok() ? *valid : "";
         return AfterCheckpoint(image, 0, "the work stopped after a checkpoint");
       }
       Record({{"event", *st == 0 ? "finished" : "failed"}, {"status", *st}});
