@@ -1,9 +1,15 @@
 """A real Slurm cluster on this machine, for the `slurm` tests.
 
 Cluster(root, nodes=2) starts munged, slurmctld and one slurmd per node
-(n1, n2, ...) under `root` with their own config, munge key, state and free
-ports, and stops them by PID (never by name: other work may run here).
-Jobs see SLURM_CONF; the commands run here get it through Cluster.env().
+(n1, n2, ...) under `root` with their own config, munge key and state, and
+stops them by PID (never by name: other work may run here). slurmctld runs
+in a host "ctl" and each slurmd in a host of its own (tests/lib/hosts.py:
+network, PID, mount, IPC and UTS namespaces on one bridge), so a job that
+moves lands on another address, hostname and PID space. munged runs here;
+its socket is a path every host reaches. Slurm's commands must run in "ctl"
+(the others cannot reach slurmctld): Cluster.run() does that. The hosts share
+this machine's file system (a shared file system, as on a cluster) but each
+has its own /run, /dev/shm and /proc.
 
 Settings that make a small test cluster quick (../shared/slurm-notes.md):
 cred_expire=5 (a requeued job waits that long instead of 120 s),
@@ -15,9 +21,12 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
+import sys
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import hosts as hostslib  # noqa: E402
 
 SKIP = 77
 
@@ -33,25 +42,13 @@ def missing():
             return "%s is not installed (apt-get install slurm-wlm munge)" % tool
     if os.geteuid() != 0:
         return "the test cluster runs its daemons as root"
-    return ""
-
-
-def _ports_free(base, count):
-    for p in range(base, base + count):
-        s = socket.socket()
-        try:
-            s.bind(("127.0.0.1", p))
-        except OSError:
-            return False
-        finally:
-            s.close()
-    return True
+    return hostslib.unavailable()
 
 
 CONF = """ClusterName=ckpttest
-SlurmctldHost=localhost
-SlurmctldPort={ctld_port}
-SlurmdPort={slurmd_port}
+SlurmctldHost=ctl({ctl_addr})
+SlurmctldPort=6817
+SlurmdPort=6818
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
@@ -97,14 +94,7 @@ class Cluster:
         self.slurmd_timeout = slurmd_timeout  # a node that stops answering is DOWN after this
         self.procs = []
         self.munged_pid = None
-        rng = random.Random()
-        for _ in range(50):
-            base = rng.randrange(20000, 60000, 20)
-            if _ports_free(base, 2 + 10 + nodes + 1):
-                break
-        else:
-            raise SlurmUnavailable("no free ports for the test cluster")
-        self.base = base
+        self.hosts = None
 
     def env(self, **extra):
         e = dict(os.environ, SLURM_CONF=os.path.join(self.root, "etc", "slurm.conf"))
@@ -112,8 +102,9 @@ class Cluster:
         return e
 
     def run(self, argv, check=True, timeout=60, **kw):
-        p = subprocess.run(argv, env=kw.pop("env", None) or self.env(), capture_output=True, text=True,
-                           timeout=timeout, **kw)
+        """Runs argv in the "ctl" host, where slurmctld is."""
+        p = self.hosts["ctl"].run(argv, env=kw.pop("env", None) or self.env(), capture_output=True, text=True,
+                                  timeout=timeout, **kw)
         if check and p.returncode != 0:
             raise RuntimeError("%s: rc %d %s%s" % (" ".join(argv), p.returncode, p.stdout, p.stderr))
         return p
@@ -141,20 +132,21 @@ class Cluster:
                         "--pid-file=%s/munged.pid" % m, "--log-file=%s/munged.log" % m,
                         "--seed-file=%s/munged.seed" % m], check=True, capture_output=True)
         self.munged_pid = int(open(os.path.join(m, "munged.pid")).read())
-        nodes = "".join("NodeName=%s NodeHostname=localhost NodeAddr=127.0.0.1 Port=%d CPUs=2 "
-                        "RealMemory=1000 State=UNKNOWN\n" % (n, self.base + 10 + i)
-                        for i, n in enumerate(self.names, 1))
+        self.hosts = hostslib.Hosts(["ctl"] + self.names)
+        self.hosts.__enter__()
+        nodes = "".join("NodeName=%s NodeHostname=%s NodeAddr=%s CPUs=2 RealMemory=1000 State=UNKNOWN\n" %
+                        (n, n, self.hosts[n].addr) for n in self.names)
         with open(os.path.join(r, "etc", "slurm.conf"), "w") as f:
-            f.write(CONF.format(root=r, ctld_port=self.base, slurmd_port=self.base + 1, nodes=nodes,
+            f.write(CONF.format(root=r, ctl_addr=self.hosts["ctl"].addr, nodes=nodes,
                                 slurmd_timeout=self.slurmd_timeout))
         log = open(os.path.join(r, "log", "daemons.out"), "a")
-        self.procs.append(subprocess.Popen(["slurmctld", "-D", "-c"], env=self.env(), stdout=log,
-                                           stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL))
+        self.procs.append(self.hosts["ctl"].popen(["slurmctld", "-D", "-c"], env=self.env(), stdout=log,
+                                                  stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL))
         self.slurmd = {}
         for n in self.names:
             self.slurmd[n] = len(self.procs)
-            self.procs.append(subprocess.Popen(["slurmd", "-D", "-N", n], env=self.env(), stdout=log,
-                                               stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL))
+            self.procs.append(self.hosts[n].popen(["slurmd", "-D", "-N", n], env=self.env(), stdout=log,
+                                                  stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL))
         want = "%d idle" % len(self.names)
         deadline = time.time() + 60
         while time.time() < deadline:
@@ -166,7 +158,7 @@ class Cluster:
                                (p.stdout.strip(), os.path.join(r, "log")))
 
     def _stop(self):
-        if self.procs:
+        if self.procs and self.hosts is not None:
             self.run(["scancel", "--full", "-u", "root"], check=False)
             deadline = time.time() + 20
             while time.time() < deadline:
@@ -182,6 +174,9 @@ class Cluster:
                 p.kill()
                 p.wait()
         self.procs = []
+        if self.hosts is not None:
+            self.hosts.close()
+            self.hosts = None
         if self.munged_pid:
             try:
                 os.kill(self.munged_pid, signal.SIGTERM)

@@ -29,6 +29,8 @@ from ckpttest import check, wait_for  # noqa: E402
 
 A = None
 WORK = None
+# Each host's own /run: registrations are per PID namespace, as on separate machines.
+RUNTIME = "/run/ckpt-test"
 
 
 def prog(name):
@@ -78,7 +80,7 @@ def heat_job(c, extra="", every=1):
     d, out = os.path.join(WORK, "heat-images"), os.path.join(WORK, "heat.out")
     c.run(["scontrol", "update", "nodename=n2", "state=drain", "reason=ckpt-test"])
     body = "exec %s job --dir %s --every %d %s -- %s" % (prog("ckpt"), d, every, extra, " ".join(argv))
-    jid = c.sbatch(job_script(out, body, "--signal=B:USR1@5", "-J heat"), env=c.env(CKPT_RUNTIME_DIR=WORK + "/rt"))
+    jid = c.sbatch(job_script(out, body, "--signal=B:USR1@5", "-J heat"), env=c.env(CKPT_RUNTIME_DIR=RUNTIME))
     c.wait_state(jid, ["RUNNING"], node="n1")
     c.run(["scontrol", "update", "nodename=n2", "state=resume"])
     wait_for(lambda: [f for f in os.listdir(d) if f.endswith(".ckpt")] if os.path.isdir(d) else [],
@@ -100,7 +102,7 @@ def case_outside_slurm():
     ref = reference(argv)
     d = os.path.join(WORK, "images")
     job = [prog("ckpt"), "job", "--dir", d, "--exit-code", "85"]
-    env = dict(os.environ, CKPT_RUNTIME_DIR=WORK + "/rt")
+    env = dict(os.environ, CKPT_RUNTIME_DIR=RUNTIME)
     env.pop("SLURM_JOB_ID", None)
     p = subprocess.Popen(job + ["--every", "0.5", "--"] + argv, env=env, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True)
@@ -151,11 +153,12 @@ def case_checkpoint_fails():
     earlier image, stops the program and requeues; the next run resumes from that earlier image and the
     result equals the uninterrupted run's."""
     ref = reference([prog("heat")] + HEAT)
-    with slurm.Cluster(os.path.join(WORK, "cluster")) as c:
-        d = os.path.join(WORK, "heat-images")
-        os.makedirs(d)
-        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "ckpt-test", d], check=True)
-        try:
+    d = os.path.join(WORK, "heat-images")
+    os.makedirs(d)
+    # Mounted before the hosts are made: their mount namespaces start as copies of this one.
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "ckpt-test", d], check=True)
+    try:
+        with slurm.Cluster(os.path.join(WORK, "cluster")) as c:
             jid, d, out, argv = heat_job(c, every=1)
             before = sorted(f for f in os.listdir(d) if f.endswith(".ckpt"))
             subprocess.run(["dd", "if=/dev/zero", "of=" + os.path.join(d, "filler"), "bs=64k"],
@@ -179,8 +182,10 @@ def case_checkpoint_fails():
                   "the next run did not resume from %s:\n%s" % (earlier, text))
             rs = [e for e in record(d)["events"] if e["event"] == "resume"]
             check(rs and rs[0]["image"] == earlier, "job record: resumes %s" % rs)
-        finally:
-            subprocess.run(["umount", "-l", d])
+    finally:
+        for _ in range(3):  # a tmpfs mounted twice (a retried run) needs two
+            if os.path.ismount(d):
+                subprocess.run(["umount", "-l", d])
 
 
 def case_node_dies():
@@ -210,7 +215,7 @@ def case_rebalance():
     other job runs on untouched. A job that is not a ckpt job is refused, left running."""
     ref = reference([prog("heat")] + HEAT)
     with slurm.Cluster(os.path.join(WORK, "cluster")) as c:
-        env = c.env(CKPT_RUNTIME_DIR=WORK + "/rt")
+        env = c.env(CKPT_RUNTIME_DIR=RUNTIME)
         busy = c.sbatch("#!/bin/sh\nexec sleep 600\n", "-o", "/dev/null", "-c", "1", "-w", "n1", env=env)
         c.wait_state(busy, ["RUNNING"], node="n1")
         jid, d, out, argv = heat_job(c, every=5)
@@ -246,7 +251,7 @@ def case_evacuate_group():
         d, out = os.path.join(WORK, "jacobi-images"), os.path.join(WORK, "jacobi.out")
         c.run(["scontrol", "update", "nodename=n2", "state=drain", "reason=ckpt-test"])
         body = "exec %s job -n 3 --dir %s --every 2 -- %s %s" % (prog("ckpt"), d, prog("jacobi"), " ".join(JACOBI))
-        env = c.env(CKPT_RUNTIME_DIR=WORK + "/rt")
+        env = c.env(CKPT_RUNTIME_DIR=RUNTIME)
         jid = c.sbatch(job_script(out, body, "-n 1", "-c 1", "-J jacobi"), env=env)
         plain_out = os.path.join(WORK, "plain.out")
         plain = c.sbatch("#!/bin/sh\necho started\nsleep 600\n", "-o", plain_out, "-c", "1", env=env)
@@ -295,7 +300,7 @@ def case_drain_transparent():
         d, out = os.path.join(WORK, "counter-images"), os.path.join(WORK, "counter.out")
         c.run(["scontrol", "update", "nodename=n2", "state=drain", "reason=ckpt-test"])
         body = "exec %s job --transparent --dir %s --every 2 -- %s %s" % (prog("ckpt"), d, sys.executable, script)
-        jid = c.sbatch(job_script(out, body, "-J counter"), env=c.env(CKPT_RUNTIME_DIR=WORK + "/rt"))
+        jid = c.sbatch(job_script(out, body, "-J counter"), env=c.env(CKPT_RUNTIME_DIR=RUNTIME))
         c.wait_state(jid, ["RUNNING"], node="n1")
         c.run(["scontrol", "update", "nodename=n2", "state=resume"])
         wait_for(lambda: os.path.exists(os.path.join(d, "tree", "process.ckpt")), "the first periodic dump",

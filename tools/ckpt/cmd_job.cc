@@ -56,6 +56,7 @@ class Job {
   // when a new one is complete (ckpt dump).
   std::string TreeDir() const { return platform::JoinPath(o_.dir, "tree"); }
   Status StartTransparent();
+  Result<int> RestoreTree(bool pidns);
   Status RunSelf(const std::vector<std::string>& args);
   Result<std::string> DumpTree(bool leave_running);
   int Monitor();
@@ -274,6 +275,35 @@ Result<std::string> Job::DumpTree(bool leave_running) {
 
 // The unmodified program itself, or `ckpt restore` of its tree (which stays
 // its parent and ends with its status): its --json line names the root.
+// `ckpt restore` of the tree, which stays its parent and ends with its
+// status; its --json names the root. Returns the exit status of a restore
+// that ended before the process ran (0 while it runs).
+Result<int> Job::RestoreTree(bool pidns) {
+  platform::StartOptions so;
+  so.stdout_path = platform::JoinPath(o_.dir, "restore.json");
+  env_->RemoveFile(so.stdout_path).IgnoreError();
+  std::vector<std::string> argv = {env_->ExecutablePath(), "restore", "-D", TreeDir(), "--json"};
+  if (pidns) argv.push_back("--pidns");
+  ASSIGN_OR_RETURN(child_, platform::ChildProcess::Start(argv, {}, so));
+  auto deadline = Clock::now() + std::chrono::milliseconds(static_cast<long long>(o_.timeout * 1000));
+  for (;;) {
+    auto text = platform::ReadFileToString(env_, so.stdout_path);
+    auto j = nlohmann::json::parse(text.ok() ? *text : "", nullptr, false);
+    if (j.is_object() && j.contains("pid")) {
+      work_pid_ = j["pid"].get<std::int64_t>();
+      return 0;
+    }
+    if (auto st = child_->Poll()) return *st;
+    if (Clock::now() >= deadline)
+      return Timeout("`ckpt restore -D " + TreeDir() + "` did not report its process");
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
+// The unmodified program itself, or its tree restored. On another node its
+// PIDs may be taken (a fresh PID namespace hands out the same small numbers):
+// a restore that fails (status 1, not a bad image's 3) is tried again in a
+// new PID namespace, where they are free.
 Status Job::StartTransparent() {
   std::string from = NewestImage();
   Announce(from, TreeDir());
@@ -281,24 +311,14 @@ Status Job::StartTransparent() {
     ASSIGN_OR_RETURN(child_, platform::ChildProcess::Start(o_.command, {}));
     work_pid_ = child_->pid();
   } else {
-    platform::StartOptions so;
-    so.stdout_path = platform::JoinPath(o_.dir, "restore.json");
-    env_->RemoveFile(so.stdout_path).IgnoreError();
-    ASSIGN_OR_RETURN(child_, platform::ChildProcess::Start(
-                                 {env_->ExecutablePath(), "restore", "-D", TreeDir(), "--json"}, {}, so));
-    auto deadline = Clock::now() + std::chrono::milliseconds(static_cast<long long>(o_.timeout * 1000));
-    while (work_pid_ == 0) {
-      auto text = platform::ReadFileToString(env_, so.stdout_path);
-      auto j = nlohmann::json::parse(text.ok() ? *text : "", nullptr, false);
-      if (j.is_object() && j.contains("pid")) work_pid_ = j["pid"].get<std::int64_t>();
-      if (work_pid_ != 0) break;
-      if (auto st = child_->Poll())
-        return IoError("cannot restore " + from + ": `ckpt restore` ended with " +
-                       platform::ChildProcess::Describe(*st));
-      if (Clock::now() >= deadline)
-        return Timeout("`ckpt restore -D " + TreeDir() + "` did not report its process");
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    ASSIGN_OR_RETURN(int st, RestoreTree(/*pidns=*/false));
+    if (st == kExitFailure) {
+      Say("restoring " + from + " in a new PID namespace");
+      ASSIGN_OR_RETURN(st, RestoreTree(/*pidns=*/true));
     }
+    if (st != 0)
+      return IoError("cannot restore " + from + ": `ckpt restore` ended with " +
+                     platform::ChildProcess::Describe(st));
   }
   Record({{"event", from.empty() ? "start" : "resume"}, {"image", from}, {"pid", work_pid_}});
   MarkJob();
