@@ -5,7 +5,7 @@ Cluster(root, nodes=2) starts munged, slurmctld and one slurmd per node
 stops them by PID (never by name: other work may run here). slurmctld runs
 in a host "ctl" and each slurmd in a host of its own (tests/lib/hosts.py:
 network, PID, mount, IPC and UTS namespaces on one bridge), so a job that
-moves lands on another address, hostname and PID space. munged runs here;
+moves lands on another address, hostname and PID space. munged runs in ctl;
 its socket is a path every host reaches. Slurm's commands must run in "ctl"
 (the others cannot reach slurmctld): Cluster.run() does that. The hosts share
 this machine's file system (a shared file system, as on a cluster) but each
@@ -127,13 +127,17 @@ class Cluster:
         os.chmod(os.path.join(r, "munge"), 0o755)  # munged: the socket's directory must be o+x
         key = os.path.join(r, "munge", "munge.key")
         subprocess.run(["mungekey", "--create", "--keyfile=" + key], check=True, capture_output=True)
-        m = os.path.join(r, "munge")
-        subprocess.run(["munged", "--socket=%s/munge.sock" % m, "--key-file=" + key,
-                        "--pid-file=%s/munged.pid" % m, "--log-file=%s/munged.log" % m,
-                        "--seed-file=%s/munged.seed" % m], check=True, capture_output=True)
-        self.munged_pid = int(open(os.path.join(m, "munged.pid")).read())
         self.hosts = hostslib.Hosts(["ctl"] + self.names)
         self.hosts.__enter__()
+        # munged in ctl too: if this test is killed, every daemon ends with the hosts' namespaces.
+        m = os.path.join(r, "munge")
+        ctl = self.hosts["ctl"]
+        p = ctl.run(["munged", "--socket=%s/munge.sock" % m, "--key-file=" + key, "--pid-file=%s/munged.pid" % m,
+                     "--log-file=%s/munged.log" % m, "--seed-file=%s/munged.seed" % m], capture_output=True,
+                    text=True, timeout=30)
+        if p.returncode != 0:
+            raise SlurmUnavailable("munged did not start: " + p.stderr.strip())
+        self.munged_pid = int(open(os.path.join(m, "munged.pid")).read())  # in ctl's PID namespace
         nodes = "".join("NodeName=%s NodeHostname=%s NodeAddr=%s CPUs=2 RealMemory=1000 State=UNKNOWN\n" %
                         (n, n, self.hosts[n].addr) for n in self.names)
         with open(os.path.join(r, "etc", "slurm.conf"), "w") as f:
@@ -175,18 +179,11 @@ class Cluster:
                 p.wait()
         self.procs = []
         if self.hosts is not None:
-            self.hosts.close()
+            if self.munged_pid:
+                self.hosts["ctl"].run(["kill", str(self.munged_pid)], timeout=30)
+                self.munged_pid = None
+            self.hosts.close()  # ends whatever is left in the hosts
             self.hosts = None
-        if self.munged_pid:
-            try:
-                os.kill(self.munged_pid, signal.SIGTERM)
-                deadline = time.time() + 10
-                while time.time() < deadline:
-                    os.kill(self.munged_pid, 0)
-                    time.sleep(0.05)
-            except ProcessLookupError:
-                pass
-            self.munged_pid = None
 
     def kill_node(self, name, job_id):
         """The node dies without warning: its slurmd and the job's processes there get SIGKILL."""
@@ -194,10 +191,13 @@ class Cluster:
         p.kill()
         p.wait()
         victims = set()
+        ns = os.readlink("/proc/%d/ns/pid" % self.hosts[name].init_pid)
         for pid in os.listdir("/proc"):
             if not pid.isdigit():
                 continue
             try:
+                if os.readlink("/proc/%s/ns/pid" % pid) != ns:
+                    continue  # not on that node (other clusters may run jobs with the same id)
                 env = open("/proc/%s/environ" % pid, "rb").read().split(b"\0")
             except OSError:
                 continue
