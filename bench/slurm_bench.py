@@ -18,7 +18,8 @@ start to the program's first safepoint on n2:
 - scheduler: the requeue to the job starting on n2 (Slurm's requeue delay,
   which cred_expire=5 and 1 s scheduling intervals bound here);
 - resume: ckpt job starting on n2 to the program's first safepoint (its
-  "ready" line), image read included;
+  "ready" line), image read included; of it, resume_check is ckpt job
+  verifying the image before it starts the program;
 - from scratch: what a requeue without ckpt costs instead, the work done
   before the signal (here the state's fill) done again.
 
@@ -89,8 +90,8 @@ def one(work, mib):
         rs = [e for e in ev if e["event"] == "resume"][-1]
         c.run(["scancel", jid], check=False)
     return {"total": t_back - t0, "checkpoint": ck["seconds"], "raw_write": raw,
-            "signal_to_image": ck["time"] - t0, "scheduler": rs["time"] - rq["time"],
-            "resume": t_back - rs["time"], "from_scratch": t_ready - t_run, "lost_work": rep["lost_work"],
+            "signal_to_image": ck["time"] - t0, "scheduler": rs["began"] - rq["time"],
+            "resume": t_back - rs["began"], "resume_check": rs["time"] - rs["began"], "from_scratch": t_ready - t_run, "lost_work": rep["lost_work"],
             "resumed_on": rep["resumed_on"], "queue_first_start": t_run - t_submit}
 
 

@@ -132,7 +132,8 @@ Status Job::Prepare() {
       record_ = nlohmann::ordered_json::object();
     }
   }
-  if (!record_.contains("events")) record_["events"] = nlohmann::ordered_json::array();
+  if (!record_.contains("events") || !record_["events"].is_array())
+    record_["events"] = nlohmann::ordered_json::array();
   record_["name"] = o_.name;
   record_["kind"] = o_.transparent ? "transparent" : group() ? "group" : "program";
   record_["dir"] = o_.dir;
@@ -149,7 +150,8 @@ void Job::Record(nlohmann::ordered_json event) {
   auto f = env_->NewWritableFile(tmp);
   Status st = f.ok() ? Status::Ok() : f.status();
   if (st.ok()) {
-    std::string text = record_.dump(1) + "\n";
+    // A path or message that is not UTF-8 is written with U+FFFD, never refused.
+    std::string text = record_.dump(1, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";
     st = (*f)->Append(text.data(), text.size());
     if (st.ok()) st = (*f)->Close();
     if (st.ok()) st = env_->RenameFile(tmp, record_path_);
@@ -238,7 +240,10 @@ Status Job::Start() {
   }
   Announce(from, o_.dir);
   ASSIGN_OR_RETURN(child_, platform::ChildProcess::Start(argv, envs));
-  Record({{"event", from.empty() ? "start" : "resume"}, {"image", from}, {"pid", child_->pid()}});
+  Record({{"event", from.empty() ? "start" : "resume"},
+          {"image", from},
+          {"pid", child_->pid()},
+          {"began", started_}});
   MarkJob();
   return Status::Ok();
 }
@@ -320,7 +325,10 @@ Status Job::StartTransparent() {
       return IoError("cannot restore " + from + ": `ckpt restore` ended with " +
                      platform::ChildProcess::Describe(st));
   }
-  Record({{"event", from.empty() ? "start" : "resume"}, {"image", from}, {"pid", work_pid_}});
+  Record({{"event", from.empty() ? "start" : "resume"},
+          {"image", from},
+          {"pid", work_pid_},
+          {"began", started_}});
   MarkJob();
   next_dump_ = Clock::now() + std::chrono::milliseconds(static_cast<long long>(o_.every * 1000));
   return Status::Ok();
