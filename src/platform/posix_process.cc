@@ -90,12 +90,6 @@ int WarningSignalsCaught() {
   return g_warnings.load();
 }
 
-Status SendSignal(std::int64_t pid, int sig) {
-  if (::kill(static_cast<pid_t>(pid), sig) != 0)
-    return PosixError("signal", "process " + std::to_string(pid), errno);
-  return Status::Ok();
-}
-
 void CatchTerminationRequests() {
   struct sigaction sa {};
   sa.sa_handler = OnTerminationSignal;

@@ -85,8 +85,6 @@ std::string SignalName(int sig);
 Result<int> SignalByName(const std::string& name);
 Status CatchWarningSignal(int sig);
 int WarningSignalsCaught();
-// Sends `sig` to process `pid` (POSIX; Unimplemented on Windows).
-Status SendSignal(std::int64_t pid, int sig);
 
 // Collects the exit status of every child that has ended and that no
 // ChildProcess waits for any more (a daemon's released children: programs

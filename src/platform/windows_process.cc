@@ -61,10 +61,6 @@ int WarningSignalsCaught() {
   return 0;
 }
 
-Status SendSignal(std::int64_t pid, int) {
-  return NotSupported("process " + std::to_string(pid) + ": Windows has no POSIX signals");
-}
-
 std::string SignalName(int sig) {
   return sig == 2 ? "Ctrl-C" : "a termination request";
 }

@@ -80,8 +80,9 @@ Result<std::vector<EvacJob>> JobsOn(platform::Env* env, const std::string& node)
   return jobs;
 }
 
-// Reads the job record's events since `since` (seconds since the epoch).
-void ReadRecord(platform::Env* env, EvacJob* j, double since, double signalled_at) {
+// Reads the job record's events since `since` (seconds since the epoch: when
+// the job was signalled, from which its move is timed).
+void ReadRecord(platform::Env* env, EvacJob* j, double since) {
   auto text = platform::ReadFileToString(env, platform::JoinPath(j->dir, "job.json"));
   if (!text.ok()) return;
   auto rec = nlohmann::json::parse(*text, nullptr, false);
@@ -104,7 +105,7 @@ void ReadRecord(platform::Env* env, EvacJob* j, double since, double signalled_a
     } else if (ev == "resume" && e.value("node", "") != "") {
       j->resumed = true;
       j->node = e.value("node", "");
-      j->moved_s = t - signalled_at;
+      j->moved_s = t - since;
     }
   }
 }
@@ -118,7 +119,7 @@ void Follow(platform::Env* env, const EvacuateOptions& o, EvacJob* j, double sin
     j->state = s["JobState"];
     bool elsewhere = j->state == "RUNNING" && s["NodeList"] != o.node;
     bool ended = j->state == "COMPLETED" || j->state == "FAILED" || j->state == "CANCELLED" || s.empty();
-    ReadRecord(env, j, since, since);
+    ReadRecord(env, j, since);
     if (!j->requeued && std::atoi(s["Restarts"].c_str()) > j->restarts) j->requeued = true;
     bool failed_here = !j->error.empty() && !j->requeued;
     if ((elsewhere && j->resumed) || ended || failed_here || Clock::now() >= deadline) {
@@ -133,7 +134,7 @@ void Follow(platform::Env* env, const EvacuateOptions& o, EvacJob* j, double sin
 // work since the previous image.
 std::string LostWork(const EvacJob& j) {
   std::string s = j.checkpointed ? "none" : (j.previous.empty() ? "all" : "since " + j.previous);
-  if (!j.checkpointed && j.lost_s >= 0) s += " (" + std::to_string(j.lost_s).substr(0, 5) + " s)";
+  if (!j.checkpointed && j.lost_s >= 0) s += " (" + SecondsText(j.lost_s) + ")";
   return s;
 }
 
@@ -159,10 +160,9 @@ void PrintJobLine(const EvacJob& j) {
     return;
   }
   std::string what = j.checkpointed ? "checkpointed to " + j.image : "checkpoint failed: " + j.error;
-  if (j.checkpoint_s >= 0) what += " (" + std::to_string(j.checkpoint_s).substr(0, 5) + " s)";
-  std::string where = j.resumed
-                          ? "resumed on " + j.node + " after " + std::to_string(j.moved_s).substr(0, 5) + " s"
-                          : "not yet resumed (" + j.state + ")";
+  if (j.checkpoint_s >= 0) what += " (" + SecondsText(j.checkpoint_s) + ")";
+  std::string where = j.resumed ? "resumed on " + j.node + " after " + SecondsText(j.moved_s)
+                                : "not yet resumed (" + j.state + ")";
   std::printf("job %s: %s; %s; %s; work lost: %s\n", j.id.c_str(), what.c_str(),
               j.requeued ? "requeued" : "not requeued", where.c_str(), LostWork(j).c_str());
 }
@@ -225,7 +225,7 @@ Status Rebalance(platform::Env* env, const RebalanceOptions& o, const std::strin
   while (Clock::now() < deadline) {
     auto s = ShowJob(env, j->id);
     j->state = s["JobState"];
-    ReadRecord(env, j, since, since);
+    ReadRecord(env, j, since);
     if (!released && j->requeued && j->state == "PENDING") {
       RETURN_IF_ERROR(PlaceAndRelease(env, o, from));
       released = true;

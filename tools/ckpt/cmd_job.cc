@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "ckpt/ckpt.hpp"
 #include "command.h"
 #include "group_control.h"
 #include "image/reader.h"
@@ -21,15 +22,13 @@ namespace ckpt::cli {
 
 namespace {
 
-constexpr int kStatusCheckpointed = 75;  // a libckpt program or group that stopped after a checkpoint
-
 struct JobOptions {
   std::vector<std::string> command;
   std::string dir;
   std::string name;
   double every = 0;
   std::string signal = "USR1";
-  int exit_code = kStatusCheckpointed;
+  int exit_code = kExitCheckpointed;
   std::string requeue = "auto";
   int members = 0;
   std::string spec;
@@ -86,22 +85,6 @@ class Job {
   nlohmann::ordered_json record_;
 };
 
-std::string Seconds(double s) {
-  char b[32];
-  std::snprintf(b, sizeof b, "%.2f s", s);
-  return b;
-}
-
-std::string ProgramName(const std::vector<std::string>& command) {
-  for (const auto& w : command) {
-    std::string b = platform::BaseName(w);
-    if (b == "wine" || b == "wine64" || b.rfind("qemu-", 0) == 0) continue;
-    if (b.size() > 4 && b.compare(b.size() - 4, 4, ".exe") == 0) b.resize(b.size() - 4);
-    return b;
-  }
-  return "job";
-}
-
 Status Job::Prepare() {
   if (o_.command.empty() && o_.spec.empty())
     return InvalidArgument("nothing to run: ckpt job [options] -- PROGRAM ARGS");
@@ -122,7 +105,7 @@ Status Job::Prepare() {
   if (o_.dir.empty()) o_.dir = job_id_.empty() ? "ckpt-job" : "ckpt-job-" + job_id_;
   o_.dir = env_->AbsolutePath(o_.dir);
   RETURN_IF_ERROR(env_->CreateDirs(o_.dir).WithContext("image directory"));
-  if (o_.name.empty()) o_.name = o_.spec.empty() ? ProgramName(o_.command) : ProgramName({o_.spec});
+  if (o_.name.empty()) o_.name = DefaultGroupName({o_.command}, o_.spec);  // `ckpt run`'s naming
   if (!o_.spec.empty()) o_.spec = env_->AbsolutePath(o_.spec);
   record_path_ = platform::JoinPath(o_.dir, "job.json");
   if (auto text = platform::ReadFileToString(env_, record_path_); text.ok()) {
@@ -380,7 +363,7 @@ Result<std::string> Job::CheckpointAndExit() {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   auto st = child_->Poll();
   if (!st) return Timeout(o_.name + " wrote " + *image + " but did not exit");
-  if (*st != kStatusCheckpointed)
+  if (*st != kExitCheckpointed)
     return IoError(o_.name + " wrote " + *image + " and then ended with " +
                    platform::ChildProcess::Describe(*st));
   return image;
@@ -426,7 +409,7 @@ bool Job::Requeue() {
 }
 
 int Job::AfterCheckpoint(const std::string& image, double seconds, const std::string& why) {
-  Say("checkpointed " + o_.name + " to " + image + " in " + Seconds(seconds) + " (" + why + ")");
+  Say("checkpointed " + o_.name + " to " + image + " in " + SecondsText(seconds) + " (" + why + ")");
   Record(
       {{"event", "checkpoint"}, {"image", image}, {"seconds", seconds}, {"why", why}, {"lost_seconds", 0}});
   bool requeued = Requeue();
@@ -445,7 +428,7 @@ int Job::AfterFailedCheckpoint(const Status& st) {
   Say(prev.empty()
           ? "there is no earlier image: the job starts over when it runs again"
           : "the job resumes from the earlier image " + prev + " when it runs again; the work since " +
-                "then is lost" + (since > 0 ? " (" + Seconds(now - since) + ")" : ""));
+                "then is lost" + (since > 0 ? " (" + SecondsText(now - since) + ")" : ""));
   nlohmann::ordered_json e = {{"event", "checkpoint-failed"}, {"error", st.message()}, {"previous", prev}};
   if (since > 0) e["lost_seconds"] = now - since;
   Record(e);
@@ -458,7 +441,7 @@ int Job::Monitor() {
   int handled = 0;
   for (;;) {
     if (auto st = child_->Poll()) {
-      if (*st == kStatusCheckpointed &&
+      if (*st == kExitCheckpointed &&
           !o_.transparent) {  // asked from outside (`ckpt checkpoint --exit`, evacuation)
         auto valid = NewestValidImage();
         std::string image = valid.ok() ? *valid : "";
@@ -469,8 +452,9 @@ int Job::Monitor() {
       return *st == 0 ? kExitOk : (*st > 0 && *st < 256 ? *st : kExitFailure);
     }
     if (int sig = platform::TerminationRequest(); sig != 0) {
+      std::string newest = NewestImage();
       Say("interrupted by " + platform::SignalName(sig) + " before a warning signal; stopping " + o_.name +
-          (NewestImage().empty() ? "" : " (its newest image: " + NewestImage() + ")"));
+          (newest.empty() ? "" : " (its newest image: " + newest + ")"));
       StopChild();
       Record({{"event", "terminated"}, {"signal", platform::SignalName(sig)}});
       return 128 + sig;

@@ -17,21 +17,6 @@ struct RunOptions {
   group::CoordinatorOptions co;
 };
 
-std::string DefaultName(const std::vector<std::vector<std::string>>& launches, const std::string& spec) {
-  if (!spec.empty()) {
-    std::string b = platform::BaseName(spec);
-    auto dot = b.find('.');
-    return dot == std::string::npos || dot == 0 ? b : b.substr(0, dot);
-  }
-  for (const auto& w : launches.front()) {
-    std::string b = platform::BaseName(w);
-    if (b == "wine" || b == "wine64") continue;
-    if (b.size() > 4 && b.compare(b.size() - 4, 4, ".exe") == 0) b.resize(b.size() - 4);
-    return b;
-  }
-  return "group";
-}
-
 int Run(RunOptions o) {
   std::vector<std::vector<std::string>> launches;
   if (!o.spec.empty()) {
@@ -48,11 +33,26 @@ int Run(RunOptions o) {
     if (o.n < 1 || o.n > 1024) return ReportError(InvalidArgument("-n wants 1 to 1024 members"));
     launches.assign(static_cast<std::size_t>(o.n), o.command);
   }
-  if (o.co.name.empty()) o.co.name = DefaultName(launches, o.spec);
+  if (o.co.name.empty()) o.co.name = DefaultGroupName(launches, o.spec);
   return group::RunGroup(platform::Env::Default(), o.co, launches);
 }
 
 }  // namespace
+
+std::string DefaultGroupName(const std::vector<std::vector<std::string>>& launches, const std::string& spec) {
+  if (!spec.empty()) {
+    std::string b = platform::BaseName(spec);
+    auto dot = b.find('.');
+    return dot == std::string::npos || dot == 0 ? b : b.substr(0, dot);
+  }
+  for (const auto& w : launches.front()) {
+    std::string b = platform::BaseName(w);
+    if (b == "wine" || b == "wine64" || b.rfind("qemu-", 0) == 0) continue;  // launchers
+    if (b.size() > 4 && b.compare(b.size() - 4, 4, ".exe") == 0) b.resize(b.size() - 4);
+    return b;
+  }
+  return "group";
+}
 
 void AddGroupOptions(CLI::App* c, group::CoordinatorOptions* co) {
   c->add_option("--name", co->name, "Group name: image prefix, and what `ckpt checkpoint NAME` takes");

@@ -85,6 +85,10 @@ Status InspectSoloObjects(const image::ImageReader& r, nlohmann::ordered_json* o
 void PrintGroupObjects(const nlohmann::ordered_json& objects);
 // The coordinator options `ckpt run` and `ckpt resume` (of a group image) share.
 void AddGroupOptions(CLI::App* c, group::CoordinatorOptions* co);
+// The name of a group's images: the spec file's name up to its first dot,
+// else the first member's program (launchers such as wine and qemu-* skipped,
+// .exe dropped). `ckpt job` names a single program the same way.
+std::string DefaultGroupName(const std::vector<std::vector<std::string>>& launches, const std::string& spec);
 // `ckpt resume` of a group image (cmd_resume_group.cc).
 struct GroupResumeOverrides {
   std::string spec;      // per-member commands

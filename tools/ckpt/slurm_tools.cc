@@ -1,10 +1,17 @@
 #include "slurm_tools.h"
 
 #include <atomic>
+#include <cstdio>
 
 #include "platform/process.h"
 
 namespace ckpt::cli {
+
+std::string SecondsText(double s) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%.2f s", s);
+  return b;
+}
 
 Result<std::string> SlurmCommand(platform::Env* env, const std::vector<std::string>& argv) {
   static std::atomic<int> serial{0};

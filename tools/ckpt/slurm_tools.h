@@ -19,6 +19,9 @@ inline constexpr const char* kJobMarker = "ckpt-job:";
 // signals the job: the job then requeues held (`scontrol requeuehold`).
 inline constexpr const char* kHoldRequest = "requeue-hold";
 
+// "2.98 s": how `ckpt job`, `ckpt evacuate` and `ckpt rebalance` print times.
+std::string SecondsText(double s);
+
 // Runs `argv` (a Slurm command, found in PATH) and returns its standard
 // output. An error names the command, its exit status and its first
 // line of standard error.
