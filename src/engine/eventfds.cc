@@ -300,13 +300,11 @@ Status NumberEventFiles(const std::vector<pid_t>& pids, const std::vector<Proces
       for (std::size_t j = 0; j < i && !shared; ++j) {
         for (const auto& o : models[j]->events) {
           if (o.kind != e.kind || ::syscall(SYS_kcmp, pids[j], pids[i], KCMP_FILE, o.fd, e.fd) != 0) continue;
-          if (e.kind == EventKind::kEpoll) {
-            return NotSupported("epoll fd " + std::to_string(e.fd) + " of process " +
-                                std::to_string(pids[i]) + " is shared with process " +
-                                std::to_string(pids[j]) + " (fd " + std::to_string(o.fd) +
-                                "); an epoll file shared between processes "
-                                "is not supported yet");
-          }
+          // An epoll file shared by members (as after fork): its watches
+          // are one set, which the first holder adds at the restore. Each
+          // holder's dump proved (kcmp) that it holds every watched file
+          // under the watch's number, so the first one can add them all.
+          if (e.kind == EventKind::kEpoll) e.watches.clear();
           e.object = o.object;
           shared = true;
           break;

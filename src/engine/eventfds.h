@@ -30,7 +30,8 @@ Result<EventFile> DumpEventFile(pid_t pid, int fd, EventKind kind);
 
 // Numbers every event file of the members (models[i] is process pids[i]) so
 // that members sharing one open file description share the number. An
-// epoll file shared by two members is refused.
+// epoll file shared by members keeps its watches in the first holder only
+// (they are one set, added once at the restore).
 Status NumberEventFiles(const std::vector<pid_t>& pids, const std::vector<ProcessModel*>& models);
 
 // In ckpt: a new file like `e`, close-on-exec (status flags are set later).

@@ -4,7 +4,7 @@
 # can save across a pipe is restored. Real programs where possible.
 #   run_refusals.sh CKPT BINDIR CASE
 # CASE: flock-inherited | flock-through-mapping
-#       | eventfd-shared-outside | epoll-closed-target
+#       | eventfd-shared-outside | epoll-closed-target | epoll-shared-closed
 #       | external-pipe | external-pipe-accepted | tracer | tree-pipeline | widowed-pipe
 set -u
 . "$(dirname "$0")/lib.sh"
@@ -153,6 +153,40 @@ PY
     wait_exists "$W/ready" 30 || fail "python3 never became ready"
     refused "$PID" "watches a file the process no longer holds as fd $(cat "$W/fd") (closed or replaced after it was added)"
     untouched "$PID"
+    ;;
+  epoll-shared-closed)
+    # An epoll file shared by parent and child (made before the fork) is
+    # saved, but not when the child has closed a descriptor the epoll
+    # watches: that member could not prove the watch is its own. Refused
+    # before the freeze, naming the child and the descriptor.
+    cat >"$W/ep.py" <<'PY'
+import os, select, sys, time
+d = sys.argv[1]
+ep = select.epoll()
+r, w = os.pipe()
+ep.register(r, select.EPOLLIN)
+if os.fork() == 0:
+    os.close(r)
+    open(d + "/fd", "w").write(str(r))
+    open(d + "/ready", "w").close()
+    while not os.path.exists(d + "/stop"):
+        time.sleep(0.01)
+    os._exit(0)
+while not os.path.exists(d + "/stop"):
+    time.sleep(0.01)
+os.wait()
+PY
+    python3 "$W/ep.py" "$W" </dev/null >/dev/null 2>&1 &
+    PID=$!
+    wait_exists "$W/ready" 30 || fail "python3 never became ready"
+    CHILD=$(pgrep -P "$PID")
+    [ -n "$CHILD" ] || fail "no child of $PID"
+    refused "$PID" "process $CHILD (python3) epoll fd" \
+      "watches a file the process no longer holds as fd $(cat "$W/fd") (closed or replaced after it was added)" -- --tree
+    untouched "$PID" "$CHILD"
+    touch "$W/stop"
+    wait "$PID" || fail "python3 failed"
+    PID=""
     ;;
   external-pipe)
     # `producer | xz`: dumping xz alone would kill it and the producer

@@ -5,7 +5,10 @@
  * expiration not yet read) and epoll (five watches with their events and
  * data, then modified and removed by the process's own descriptor numbers).
  * With "tree": a child shares an eventfd with its parent and counts every
- * write; the parent's reads must add up to the child's writes. */
+ * write; the parent's reads must add up to the child's writes. With
+ * "shared-epoll": parent and child wait on one epoll file (created before
+ * the fork) for each other's eventfd, ping-pong, and go on doing so after
+ * the last restore. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <signal.h>
@@ -178,9 +181,84 @@ static int tree_main(void) {
   return zdtm_pass();
 }
 
+/* The shared-epoll case. One epoll file, created before the fork and used by
+ * both: tag 0xA (parent -> child eventfd) and tag 0xB (child -> parent).
+ * Level-triggered, so a side that sees only the other's tag waits 1 ms. */
+static int wait_tag(int ep, uint64_t tag, int timeout_ms) {
+  for (int waited = 0; waited < timeout_ms;) {
+    struct epoll_event ev[4];
+    int n = epoll_wait(ep, ev, 4, 50);
+    if (n < 0 && errno != EINTR) return -1;
+    for (int i = 0; i < n; i++) {
+      if (ev[i].data.u64 == tag && (ev[i].events & EPOLLIN)) return 0;
+      if (ev[i].data.u64 != 0xA && ev[i].data.u64 != 0xB) return -2;
+    }
+    if (n > 0) zdtm_sleep_ms(1);
+    waited += n > 0 ? 1 : 50;
+  }
+  return -1;
+}
+
+static int shared_epoll_main(void) {
+  int ep = epoll_create1(0), a = eventfd(0, EFD_NONBLOCK), b = eventfd(0, EFD_NONBLOCK);
+  struct epoll_event ea = {.events = EPOLLIN, .data.u64 = 0xA}, eb = {.events = EPOLLIN, .data.u64 = 0xB};
+  if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, a, &ea) != 0 || epoll_ctl(ep, EPOLL_CTL_ADD, b, &eb) != 0)
+    return zdtm_fail("epoll set-up: %s", strerror(errno));
+  pid_t child = fork();
+  if (child == 0) {
+    /* Answers every ping; ends when the parent closes the game (a = 1000). */
+    uint64_t v, one = 1, n = 0;
+    for (;;) {
+      int r = wait_tag(ep, 0xA, 3600 * 1000);
+      if (r != 0) _exit(10 - r);
+      if (read(a, &v, 8) != 8) continue;
+      if (v == 1000) break;
+      if (write(b, &one, 8) == 8) n++;
+    }
+    /* The child's own numbers still key the watches of the shared file. */
+    struct epoll_event e = {.events = EPOLLIN, .data.u64 = 0xA};
+    if (epoll_ctl(ep, EPOLL_CTL_MOD, a, &e) != 0) _exit(20);
+    char t[64];
+    snprintf(t, sizeof t, "%llu\n", (unsigned long long)n);
+    zdtm_write("written", t);
+    _exit(0);
+  }
+  zdtm_ready();
+  uint64_t v, one = 1, rounds = 0, after = 0;
+  while (after < 50) {
+    if (zdtm_should_stop()) after++;
+    if (write(a, &one, 8) != 8)
+      return zdtm_fail("ping %llu: %s", (unsigned long long)rounds, strerror(errno));
+    int r = wait_tag(ep, 0xB, 5000);
+    if (r == -2) return zdtm_fail("the shared epoll reported data it was never given");
+    if (r != 0)
+      return zdtm_fail("no answer to ping %llu through the shared epoll", (unsigned long long)rounds);
+    if (read(b, &v, 8) != 8 || v != 1)
+      return zdtm_fail("answer %llu: read %llu", (unsigned long long)rounds, (unsigned long long)v);
+    rounds++;
+    zdtm_sleep_ms(2);
+  }
+  uint64_t end = 1000;
+  if (write(a, &end, 8) != 8) return zdtm_fail("end: %s", strerror(errno));
+  int st;
+  waitpid(child, &st, 0);
+  if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) return zdtm_fail("the child ended with status %#x", st);
+  if (epoll_ctl(ep, EPOLL_CTL_DEL, b, NULL) != 0) return zdtm_fail("EPOLL_CTL_DEL: %s", strerror(errno));
+  char p[4096];
+  snprintf(p, sizeof p, "%s/written", zdtm_dir);
+  FILE* f = fopen(p, "r");
+  unsigned long long written = 0;
+  if (!f || fscanf(f, "%llu", &written) != 1) return zdtm_fail("the child wrote no count");
+  fclose(f);
+  if (written != rounds)
+    return zdtm_fail("the parent counted %llu rounds, the child %llu", (unsigned long long)rounds, written);
+  return zdtm_pass();
+}
+
 int main(int argc, char** argv) {
   zdtm_init(argc, argv);
   if (argc > 2 && strcmp(argv[2], "tree") == 0) return tree_main();
+  if (argc > 2 && strcmp(argv[2], "shared-epoll") == 0) return shared_epoll_main();
   if (setup() != 0) return 1;
   zdtm_sleep_ms(20); /* the one-shot expires, unread */
   zdtm_ready();
