@@ -531,12 +531,15 @@ Status Undo(DumpRun& r, const Status& st) {
 // are killed, children before parents, and the System V objects they used
 // move into the image with them.
 Status EndMembers(DumpRun& r) {
-  Status end;
+  // Decided: what must end silently with the members is readied first (a
+  // failure is reported, but the image is in place and they go anyway).
+  Status end = r.resources.Each([&](DumpResource& res) { return res.BeforeKill(r.ctx); });
   if (r.tree.frozen.size() == 1 && r.tree.frozen[0] != nullptr && r.t.objects.empty() && r.t.sems.empty() &&
       r.t.queues.empty()) {
     // One process sharing nothing: SIGKILL, and no waiting for the kernel
     // to free its memory (~0.1 s/GiB); it runs none of its code again.
-    end = r.tree.frozen[0]->KillNoWait();
+    Status s = r.tree.frozen[0]->KillNoWait();
+    if (end.ok()) end = s;
   } else {
     NoteKilling();  // if the worker dies from here on, the processes are killed
     MaybeKillWorker("end");

@@ -73,7 +73,7 @@ constexpr char kImageFd = 'D';    // u32 pid, u32 descriptor of the image in it 
 constexpr char kSemValues = 'V';  // u32 semid, then u16 values (none: back as they were)
 constexpr char kSemUndo = 'U';    // u32 pid, u32 semid, then i16 adjustments (none: all of pid given back)
 constexpr char kSemLast = 'O';    // u32 semid, then u32 last operators (none: they are again)
-constexpr char kTcpRepair = 'C';  // u32 pid (0: all back), u32 fd, the network lock's name
+constexpr char kTcpRepair = 'C';  // u32 pid (-1: all out, 0: and unlocked), u32 fd, the lock's name
 
 // What the worker said it changed: for the repair if it dies.
 struct ThreadNote {
@@ -221,7 +221,7 @@ Result<std::string> ReadAnswer(int in, const Progress& progress, bool* answered,
         if (!v.empty()) changes->last_operators[id] = v;
       } else if (type == kTcpRepair && payload.size() >= 8) {
         auto pid = static_cast<pid_t>(DecodeU32(u));
-        if (pid == 0) changes->repaired.clear();
+        if (pid <= 0) changes->repaired.clear();  // (-1: out of repair mode, the lock kept)
         if (pid > 0) changes->repaired.emplace_back(pid, static_cast<int>(DecodeU32(u + 4)));
         changes->net_lock = pid == 0 ? "" : payload.substr(8);
       } else if (type == kSemUndo && payload.size() >= 8) {

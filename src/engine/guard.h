@@ -55,7 +55,8 @@ void NoteSemLastOperators(int semid, const std::vector<std::int32_t>& sempid);
 // (empty `adj`: they were given back).
 void NoteSemUndo(pid_t pid, int semid, const std::vector<std::int16_t>& adj);
 // TCP socket `fd` of `pid` went into repair mode under network lock `lock`
-// (net_lock.h); pid 0: every one is out of it again and the lock is gone.
+// (net_lock.h); pid -1: every one is out of it again, the lock still on;
+// pid 0: out of it and the lock is gone.
 void NoteTcpRepair(pid_t pid, int fd, const std::string& lock);
 
 // Runs `work` in a worker and returns the bytes it returns (or its error).

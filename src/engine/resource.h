@@ -85,6 +85,9 @@ class DumpResource {
   // failed dump: puts back what Collect changed in them. Runs while the
   // members still have their gadgets (it may inject); at most once.
   virtual Status PutBack(DumpContext&) { return Status::Ok(); }
+  // The image is in place and the members are about to be killed (the dump
+  // is decided): readies what must end silently with them.
+  virtual Status BeforeKill(DumpContext&) { return Status::Ok(); }
   // The members were killed after the image: ends what went into the image
   // with them (System V objects leave the host).
   virtual Status AfterKill(DumpContext&) { return Status::Ok(); }

@@ -153,10 +153,13 @@ class SocketsDump : public DumpResource {
 };
 
 // Established TCP connections: the network lock goes on for all of them,
-// then each is read in repair mode (once per socket, on ckpt's copy). The
-// copies stay in repair mode until the dump ends: put back, they leave it
-// and the lock goes; after the kill they close silently and the lock stays
-// for the restore.
+// then each is read in repair mode (once per socket, on ckpt's copy) and
+// leaves it at once: with the members frozen and their packets dropped,
+// nothing changes what was read, and a member that runs again early (its
+// dump worker killed: the kernel lets it go before ckpt can stop it again)
+// finds its sockets usable, not failing with EPERM. Put back, the lock goes.
+// Before the kill the copies go back into repair mode, so that they close
+// silently after it, and the lock stays for the restore.
 class ConnectionsDump : public DumpResource {
  public:
   ~ConnectionsDump() override { (void)Release(); }
@@ -183,20 +186,31 @@ class ConnectionsDump : public DumpResource {
         }
         std::string what = "fd " + std::to_string(u.fd) + " of process " + std::to_string(d.pid);
         ASSIGN_OR_RETURN(int s, CopyFdOf(d.pid, u.fd));
-        fds_.push_back(s);
+        copies_.push_back({s, d.pid, u.fd});
         NoteTcpRepair(d.pid, u.fd, lock_);
         RETURN_IF_ERROR(EnterRepair(s));
-        RETURN_IF_ERROR(ReadTcpRepair(s, what, &u.tcp));
+        Status st = ReadTcpRepair(s, what, &u.tcp);
+        Status out = LeaveRepair(s);
+        RETURN_IF_ERROR(st);
+        RETURN_IF_ERROR(out);
+        NoteTcpRepair(-1, -1, lock_);
         u.tcp.lock = lock_;
         read[u.ino] = &u.tcp;
       }
     }
     return Status::Ok();
   }
+  Status BeforeKill(DumpContext&) override {
+    for (const Copy& k : copies_) {
+      NoteTcpRepair(k.pid, k.fd, lock_);
+      RETURN_IF_ERROR(EnterRepair(k.s));
+    }
+    return Status::Ok();
+  }
   Status PutBack(DumpContext&) override { return Release(); }
   Status AfterKill(DumpContext& c) override {
-    for (int s : fds_) ::close(s);  // in repair mode: no FIN, no reset
-    fds_.clear();
+    for (const Copy& k : copies_) ::close(k.s);  // in repair mode: no FIN, no reset
+    copies_.clear();
     // Kept for the restore, unless a handoff said the image already runs
     // elsewhere (ckpt migrate): then nothing here will ever need it.
     Status st = locked_ && c.o.handoff ? NetUnlock(lock_) : Status::Ok();
@@ -205,14 +219,19 @@ class ConnectionsDump : public DumpResource {
   }
 
  private:
+  struct Copy {
+    int s;  // ckpt's copy of the socket
+    pid_t pid;
+    int fd;  // its number in that member
+  };
   Status Release() {
     Status first;
-    for (int s : fds_) {
-      Status st = LeaveRepair(s);
+    for (const Copy& k : copies_) {
+      Status st = LeaveRepair(k.s);  // (if BeforeKill put it back into repair mode)
       if (first.ok()) first = st;
-      ::close(s);
+      ::close(k.s);
     }
-    fds_.clear();
+    copies_.clear();
     if (locked_) {
       Status st = NetUnlock(lock_);
       if (first.ok()) first = st;
@@ -223,7 +242,7 @@ class ConnectionsDump : public DumpResource {
   }
   std::string lock_;
   bool locked_ = false;
-  std::vector<int> fds_;
+  std::vector<Copy> copies_;
 };
 
 // Shared memory objects: registered per member; their pages are written

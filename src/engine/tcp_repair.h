@@ -6,9 +6,10 @@
 // network lock (net_lock.h) drops the connection's packets meanwhile.
 //
 // Dump, on ckpt's copy of the socket (pidfd_getfd) while the process is
-// frozen and the lock is on: EnterRepair, then ReadTcpRepair. The socket
-// stays in repair mode until the dump ends: LeaveRepair if the process runs
-// on; else closing it (with the process) ends it silently.
+// frozen and the lock is on: EnterRepair, ReadTcpRepair, LeaveRepair (the
+// process frozen and the lock on, nothing changes what was read). If the
+// process is killed after the image, EnterRepair again before the kill:
+// closing the copy after it ends the connection silently.
 //
 // Restore: CreateConnectedSocket makes the connection again in repair mode
 // — sequence numbers, bound address, peer, options, timestamp, both queues

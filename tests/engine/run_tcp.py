@@ -9,7 +9,14 @@ dumped with --leave-running under that load. After each restore the same
 connection goes on with no gap and no repeated reply, a new client connects,
 and no network lock (nftables table ckpt_*) is left behind.
 
-  run_tcp.py CKPT
+With "worker": the dump's worker process is killed (by a test hook) after
+the freeze, after collecting, while copying pages and after the image is in
+place, in killing and --leave-running dumps, while the connection is in
+repair mode and the network locked: `ckpt dump` puts the sockets back and
+removes the lock, the same server process answers on the same connection
+with no gap, and no lock is left.
+
+  run_tcp.py CKPT [worker]
 """
 import faulthandler
 import os
@@ -24,6 +31,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import ckpttest  # noqa: E402
 
 CKPT = sys.argv[1]
+MODE = sys.argv[2] if len(sys.argv) > 2 else "restore"
 if os.environ.get("CKPT_TCP_NETNS") != "1":
     # A network namespace of our own: only the addresses this test makes.
     os.execvpe("unshare", ["unshare", "-n", sys.executable] + sys.argv,
@@ -119,7 +127,7 @@ def wait_closed():
     fail("the server never closed a finished connection")
 
 
-def main():
+def start_server():
     out = open(os.path.join(W, "server.out"), "w")
     server = subprocess.Popen([sys.executable, "-c", ckpttest.SUM_SERVER, "127.0.0.1", "7070"], stdout=out,
                               stderr=subprocess.STDOUT,
@@ -130,7 +138,42 @@ def main():
         time.sleep(0.02)
     else:
         fail("the server did not start: " + open(os.path.join(W, "server.out")).read())
-    pid = server_pid[0] = server.pid
+    server_pid[0] = server.pid
+    return server
+
+
+def worker_killed():
+    server = start_server()
+    pid = server.pid
+    c = Client()
+    c.wait_more(200, "before any dump")
+    img = os.path.join(W, "img")
+    for point in ("freeze", "collect", "pages", "commit"):
+        for opts in (["--leave-running"], []):
+            where = "worker killed at %s %s" % (point, " ".join(opts))
+            env = dict(os.environ, CKPT_ENGINE_FAULT="kill-worker-at-" + point)
+            r = subprocess.run([CKPT, "dump", str(pid), "-D", img, "--no-sync"] + opts, capture_output=True,
+                               text=True, env=env)
+            if r.returncode != 1 or "worker process" not in r.stderr:
+                fail("%s: exit %d: %s" % (where, r.returncode, r.stderr))
+            if server.poll() is not None:
+                fail("%s: the server ended with %s" % (where, server.returncode))
+            if locks_left():
+                fail("%s: the network lock was left: %s" % (where, locks_left()))
+            before = c.got
+            c.wait_more(100, where + " (" + r.stderr.strip() + ")")
+            one_shot(where)
+            wait_closed()
+            print("ok   %s: the same connection went on, replies %d -> %d (%s)" % (where, before, c.got, r.stderr.strip()), flush=True)
+    c.stop = True
+    print("PASS: %d replies checked on one connection across 8 dumps whose worker was killed" % c.got)
+
+
+def main():
+    if MODE == "worker":
+        return worker_killed()
+    server = start_server()
+    pid = server.pid
     c = Client()
     c.wait_more(200, "before any dump")
     img = os.path.join(W, "img")
