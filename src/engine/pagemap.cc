@@ -317,12 +317,11 @@ Status ReadSharedChunk(pid_t pid, int mem_fd, const Chunk& c, unsigned char* buf
   return Status::Ok();
 }
 
-// Reads chunk `c` of the process into `buf` and sorts out its zero pages.
-// `running`: the process runs meanwhile (a pre-copy round): a piece it has
-// unmapped since reads as zeros (dropped as all-zero pages; its pages, if
-// mapped again, are untracked and stored by the next round).
-Status ReadChunkFrom(pid_t pid, int mem_fd, const Chunk& c, unsigned char* buf, bool running,
-                     ReadChunk* out) {
+// Reads chunk `c` of the process into `buf`. `running`: the process runs
+// meanwhile (a pre-copy round): a piece it has unmapped since reads as
+// zeros (dropped as all-zero pages; its pages, if mapped again, are
+// untracked and stored by the next round).
+Status ReadChunkRaw(pid_t pid, int mem_fd, const Chunk& c, unsigned char* buf, bool running) {
   struct iovec local = {buf, c.bytes};
   if (c.any_shared) {
     Status st = ReadSharedChunk(pid, mem_fd, c, buf);
@@ -339,6 +338,12 @@ Status ReadChunkFrom(pid_t pid, int mem_fd, const Chunk& c, unsigned char* buf, 
       off += r.iov_len;
     }
   }
+  return Status::Ok();
+}
+
+// Sorts out the zero pages of chunk `c`, read into `buf`, and hashes the
+// rest: what the writer thread needs.
+void AnalyzeChunk(const Chunk& c, const unsigned char* buf, ReadChunk* out) {
   std::size_t off = 0;
   for (const auto& r : c.remote) {
     std::uint64_t base = reinterpret_cast<std::uint64_t>(r.iov_base);
@@ -363,7 +368,6 @@ Status ReadChunkFrom(pid_t pid, int mem_fd, const Chunk& c, unsigned char* buf, 
     out->record = EncodePageRecord(out->runs);
     out->record_sum = image::Checksum64(out->record.data(), out->record.size());
   }
-  return Status::Ok();
 }
 
 }  // namespace
@@ -432,6 +436,13 @@ Result<PageDumpResult> WritePages(pid_t pid, const std::vector<PageRun>& candida
   });
   Status st;
   std::uint64_t total = PagemapPages(candidates) * kPage, done = 0;
+  // Makes chunk k (read into its slot) the writer's.
+  auto hand_over = [&](std::size_t k) {
+    AnalyzeChunk(chunks[k], bufs[k % kSlots], &ready[k]);
+    std::lock_guard<std::mutex> l(mu);
+    read = k + 1;
+    cv.notify_all();
+  };
   for (std::size_t k = 0; k < chunks.size() && st.ok(); ++k) {
     {
       std::unique_lock<std::mutex> l(mu);
@@ -439,22 +450,27 @@ Result<PageDumpResult> WritePages(pid_t pid, const std::vector<PageRun>& candida
       if (stop) break;
     }
     st = CheckInterrupted();
-    if (st.ok()) st = ReadChunkFrom(pid, mem_fd.get(), chunks[k], bufs[k % kSlots], po.running, &ready[k]);
-    std::lock_guard<std::mutex> l(mu);
-    if (st.ok())
-      read = k + 1;
-    else
+    if (st.ok()) st = ReadChunkRaw(pid, mem_fd.get(), chunks[k], bufs[k % kSlots], po.running);
+    if (!st.ok()) {
+      std::lock_guard<std::mutex> l(mu);
       stop = true;
-    cv.notify_all();
+      cv.notify_all();
+      break;
+    }
+    // Early release: every chunk is only copied while the processes are
+    // frozen; sorting and hashing wait until they run again.
+    if (!early) hand_over(k);
     done += chunks[k].bytes;
-    if (st.ok() && progress) progress(done, total);
+    if (progress) progress(done, total);
   }
   PageDumpResult res;
   if (st.ok() && early) {
     // Every page is in the buffers: the caller may let the processes go.
     st = po.all_read();
     res.all_read_called = true;
-    if (!st.ok()) {
+    if (st.ok()) {
+      for (std::size_t k = 0; k < chunks.size(); ++k) hand_over(k);
+    } else {
       std::lock_guard<std::mutex> l(mu);
       stop = true;
       cv.notify_all();

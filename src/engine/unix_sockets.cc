@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstring>
+#include <memory>
 
 #include "engine/inet_sockets.h"
 #include "engine/proc.h"
@@ -263,10 +264,13 @@ Result<std::string> PeekSocketQueue(pid_t pid, int fd) {
     return PosixError("setsockopt(SO_PEEK_OFF)", what, e);
   }
   std::string blob, stream;
-  std::vector<char> buf(1 << 20);
+  // Not zeroed: only what a message fills is touched (the process is frozen,
+  // and on a VM every fresh page is a costly fault).
+  constexpr std::size_t kBuf = 1 << 20;
+  std::unique_ptr<char[]> buf(new char[kBuf]);
   Status st;
   for (int i = 0; i < (1 << 20); ++i) {
-    iovec iov = {buf.data(), buf.size()};
+    iovec iov = {buf.get(), kBuf};
     alignas(cmsghdr) char ctl[512];
     msghdr mh = {};
     mh.msg_iov = &iov;
@@ -293,11 +297,11 @@ Result<std::string> PeekSocketQueue(pid_t pid, int fd) {
     }
     if (n == 0) break;  // a stream at its end
     if (type == SOCK_STREAM) {
-      stream.append(buf.data(), static_cast<std::size_t>(n));
+      stream.append(buf.get(), static_cast<std::size_t>(n));
     } else {
       std::uint32_t len = static_cast<std::uint32_t>(n);
       blob.append(reinterpret_cast<const char*>(&len), 4);
-      blob.append(buf.data(), static_cast<std::size_t>(n));
+      blob.append(buf.get(), static_cast<std::size_t>(n));
     }
   }
   (void)::setsockopt(s, SOL_SOCKET, SO_PEEK_OFF, &old_off, sizeof old_off);

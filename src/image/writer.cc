@@ -69,7 +69,10 @@ Status ImageWriter::BeginSection(std::uint32_t type, std::string_view name, std:
   in_section_ = true;
   section_codec_ = codec;
   section_level_ = opt_.level != 0 ? opt_.level : DefaultLevel(codec);
-  if (frame_buf_.size() != opt_.frame_size) frame_buf_.assign(opt_.frame_size, 0);
+  if (frame_buf_size_ != opt_.frame_size) {
+    frame_buf_.reset(new unsigned char[opt_.frame_size]);
+    frame_buf_size_ = opt_.frame_size;
+  }
   frame_fill_ = 0;
   return Status::Ok();
 }
@@ -115,7 +118,7 @@ Status ImageWriter::EmitEncoded(const void* data, std::size_t size, const std::v
 
 Status ImageWriter::FlushFrameBuffer() {
   if (frame_fill_ == 0) return Status::Ok();
-  Status st = EmitFrame(frame_buf_.data(), frame_fill_);
+  Status st = EmitFrame(frame_buf_.get(), frame_fill_);
   frame_fill_ = 0;
   return st;
 }
@@ -125,7 +128,7 @@ Status ImageWriter::Write(const void* data, std::size_t size) {
   if (!in_section_) return Internal("ImageWriter::Write outside a section");
   const auto* p = static_cast<const unsigned char*>(data);
   const std::size_t fs = opt_.frame_size;
-  const std::size_t workers = std::max(1u, std::thread::hardware_concurrency());
+  static const std::size_t workers = std::max(1u, std::thread::hardware_concurrency());
   while (size > 0) {
     if (section_codec_ != CodecId::kNone && workers > 1 && frame_fill_ == 0 && size >= 2 * fs) {
       // Whole frames of a compressed section: compress a batch of them on
@@ -156,7 +159,7 @@ Status ImageWriter::Write(const void* data, std::size_t size) {
       continue;
     }
     std::size_t n = std::min(size, fs - frame_fill_);
-    std::memcpy(frame_buf_.data() + frame_fill_, p, n);
+    std::memcpy(frame_buf_.get() + frame_fill_, p, n);
     frame_fill_ += n;
     p += n;
     size -= n;

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -90,7 +91,10 @@ class ImageWriter {
   Status sticky_;
   CodecId section_codec_ = CodecId::kNone;
   int section_level_ = 0;
-  std::vector<unsigned char> frame_buf_;
+  // Not zeroed: only what a section writes is touched (fresh pages cost a
+  // fault each, and a small image uses a few KiB of the 1 MiB frame).
+  std::unique_ptr<unsigned char[]> frame_buf_;
+  std::size_t frame_buf_size_ = 0;
   std::size_t frame_fill_ = 0;
   std::vector<unsigned char> compressed_;
   std::uint64_t direct_start_ = 0;
