@@ -9,7 +9,14 @@ Per dirty rate and mode, the medians over --reps of: downtime (ckpt's
 --json: from the final freeze to DONE), total time, bytes sent / memory
 (rounds and final image), rounds and why the pre-copy stopped.
 
-  live_bench.py [--mib 1024] [--rates 0,10,50,200] [--reps 3]
+With --criu PATH (upstream CRIU built outside the repository), a third row
+per rate: CRIU's cold migration of the same worker in the same run (criu
+dump -> scp -r -> criu restore -d, images in the hosts' /dev/shm; its
+downtime is the whole of it), after one `criu pre-dump --track-mem` whose
+answer is printed (on kernels without soft-dirty it refuses: CRIU's
+pre-copy cannot run there).
+
+  live_bench.py [--mib 1024] [--rates 0,10,50,200] [--reps 3] [--criu PATH]
 Needs root and the release build (build/bin: ckpt, dirty_worker).
 """
 import argparse
@@ -57,11 +64,73 @@ def one(hosts, mib, rate, live, floor):
             "fill_ms": lazy.get("fill_ms", 0), "why": j.get("live", {}).get("convergence", "")}
 
 
+def start_setsid_worker(host, mib, rate, out, floor):
+    """The worker as CRIU needs it: its own session, /dev/null, a file."""
+    host.run(["sh", "-c", "echo %d > /proc/sys/kernel/ns_last_pid" % floor], check=True)
+    p = host.popen(["sh", "-c", 'exec setsid "$0" "$1" "$2" </dev/null >"$3" 2>/dev/null', WORKER, str(mib),
+                    str(rate), out], stdin=open(os.devnull), stdout=open(os.devnull, "w"),
+                   stderr=open(os.devnull, "w"), start_new_session=True)
+    ck.wait_for(lambda: os.path.exists(out) and "ready" in open(out).read(), "the worker", 120)
+    return p
+
+
+def criu_predump(hosts, criu, floor):
+    """What `criu pre-dump --track-mem` says here (CRIU's pre-copy)."""
+    a = hosts["a"]
+    work = ck.tempdir("live-bench-criu")
+    out = os.path.join(work, "worker.out")
+    p = start_setsid_worker(a, 16, 0, out, floor)
+    a.run(["rm", "-rf", "/dev/shm/criu-pre"], check=True)
+    a.run(["mkdir", "/dev/shm/criu-pre"], check=True)
+    r = a.run([criu, "pre-dump", "-t", str(p.ns_pid), "-D", "/dev/shm/criu-pre", "--track-mem", "-o", "pre.log"],
+              capture_output=True, text=True, timeout=120)
+    log = open(a.path("/dev/shm/criu-pre/pre.log"), errors="replace").read()
+    errors = [l.split("): ", 1)[-1].strip() for l in log.splitlines() if "Error" in l]
+    a.run(["kill", "-9", str(p.ns_pid)], capture_output=True)
+    a.run(["rm", "-rf", "/dev/shm/criu-pre"], check=True)
+    if r.returncode == 0:
+        return "criu pre-dump --track-mem: works on this kernel (exit 0)"
+    return "criu pre-dump --track-mem: exit %d: %s" % (r.returncode, "; ".join(errors[:2]) or r.stderr.strip())
+
+
+def criu_cold(hosts, mib, rate, floor, criu):
+    """CRIU's cold migration of the same worker: dump -> scp -r -> restore."""
+    a, b = hosts["a"], hosts["b"]
+    work = ck.tempdir("live-bench-criu")
+    out = os.path.join(work, "worker.out")
+    p = start_setsid_worker(a, mib, rate, out, floor)
+    time.sleep(2)
+    for h in (a, b):
+        h.run(["rm", "-rf", "/dev/shm/criu-img"], check=True)
+    a.run(["mkdir", "/dev/shm/criu-img"], check=True)
+    t0 = time.perf_counter()
+    steps = [(a, [criu, "dump", "-t", str(p.ns_pid), "-D", "/dev/shm/criu-img", "-o", "dump.log"], "dump"),
+             (a, ["scp", "-q", "-r", "-F", hosts.ssh_config, "/dev/shm/criu-img", "b:/dev/shm/"], "scp"),
+             (b, [criu, "restore", "-D", "/dev/shm/criu-img", "-d", "-o", "restore.log"], "restore")]
+    for host, argv, what in steps:
+        r = host.run(argv, capture_output=True, text=True, timeout=600)
+        if r.returncode != 0:
+            a.run(["kill", "-9", str(p.ns_pid)], capture_output=True)
+            sys.exit("criu %s failed (%d): %s%s" % (what, r.returncode, r.stdout, r.stderr))
+    wall_ms = (time.perf_counter() - t0) * 1000
+    size = sum(os.path.getsize(os.path.join(a.path("/dev/shm/criu-img"), f))
+               for f in os.listdir(a.path("/dev/shm/criu-img")))
+    alive = b.run(["kill", "-0", str(p.ns_pid)], capture_output=True).returncode == 0
+    b.run(["kill", "-9", str(p.ns_pid)], capture_output=True)
+    for h in (a, b):
+        h.run(["rm", "-rf", "/dev/shm/criu-img"], check=True)
+    if not alive:
+        sys.exit("criu restored no running worker on b")
+    return {"downtime_ms": wall_ms, "total_ms": wall_ms, "sent": size / (mib * 2 ** 20), "rounds": 0,
+            "final_mib": size / 2 ** 20, "pause_ms": 0, "fill_ms": 0, "why": ""}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--mib", type=int, default=1024)
     ap.add_argument("--rates", default="0,10,50,200")
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--criu", help="an upstream CRIU binary (built outside the repository): adds its cold row")
     a = ap.parse_args()
     ssh_env = {"CKPT_RUNTIME_DIR": RT, "PATH": ck.BIN + ":/usr/sbin:/usr/bin:/sbin:/bin"}
     spool = "%dM" % (a.mib * 3)
@@ -71,15 +140,21 @@ def main():
         "fill ms", "pre-copy stopped"))
     floor = 30000
     with H.Hosts(("a", "b"), spool_size={"a": spool, "b": spool}, ssh_env=ssh_env) as hosts:
+        if a.criu:
+            floor += 10
+            print(criu_predump(hosts, a.criu, floor), flush=True)
         for rate in [float(x) for x in a.rates.split(",")]:
-            for live in (False, True):
+            for live in (False, True) + (("criu",) if a.criu else ()):
                 rows = []
                 for _ in range(a.reps):
                     floor += 10
-                    rows.append(one(hosts, a.mib, rate, live, floor))
+                    if live == "criu":
+                        rows.append(criu_cold(hosts, a.mib, rate, floor, a.criu))
+                    else:
+                        rows.append(one(hosts, a.mib, rate, live, floor))
                 med = lambda k: statistics.median(r[k] for r in rows)  # noqa: E731
                 print("%-6g %-5s | %11.0f %10.0f %12.3f %7.0f %10.1f %13.0f %8.0f  %s" %
-                      (rate, "live" if live else "cold", med("downtime_ms"), med("total_ms"), med("sent"),
+                      (rate, live if live == "criu" else "live" if live else "cold", med("downtime_ms"), med("total_ms"), med("sent"),
                        med("rounds"), med("final_mib"), med("pause_ms"), med("fill_ms"), rows[-1]["why"]),
                       flush=True)
 

@@ -353,6 +353,10 @@ struct TcpRepair {
   std::uint8_t snd_wscale = 0, rcv_wscale = 0;
   std::uint32_t timestamp = 0;                                                       // TCP_TIMESTAMP
   std::uint32_t snd_wl1 = 0, snd_wnd = 0, max_window = 0, rcv_wnd = 0, rcv_wup = 0;  // TCP_REPAIR_WINDOW
+  // The receive side is shut: the peer closed its side (CLOSE_WAIT, its FIN
+  // counted in rcv_seq), or a restore (or the process) shut it. The process
+  // reads what is queued, then end-of-file, and may still send.
+  bool read_shut = false;
   bool operator==(const TcpRepair&) const = default;
 };
 

@@ -325,11 +325,23 @@ Status DecodeUnixExternal(std::string_view in, std::vector<UnixSocket>* v) {
   return Expect(r, "unix_external");
 }
 
+// Version 2 of the connections section (written only when a connection is
+// half-closed, so that other images stay readable by older ckpt, and an
+// older ckpt refuses this one by its version instead of restoring the
+// connection as open) adds a flags byte per TCP connection.
+constexpr std::uint8_t kConnectionsHalfClosed = 2;
+constexpr std::uint8_t kReadShutFlag = 1;
+
 std::string EncodeConnections(const std::vector<InetSocket>& v) {
-  std::string o = VersionedSection();
   std::uint64_t n = 0;
-  for (const auto& x : v) n += x.peer.empty() ? 0 : 1;
+  bool half_closed = false;
+  for (const auto& x : v) {
+    n += x.peer.empty() ? 0 : 1;
+    half_closed = half_closed || (!x.peer.empty() && x.protocol == 6 && x.tcp.read_shut);
+  }
   if (n == 0) return "";
+  std::string o =
+      half_closed ? std::string(1, static_cast<char>(kConnectionsHalfClosed)) : VersionedSection();
   PutVarint(&o, n);
   for (const auto& x : v) {
     if (x.peer.empty()) continue;
@@ -346,13 +358,19 @@ std::string EncodeConnections(const std::vector<InetSocket>& v) {
     o.push_back(static_cast<char>(t.rcv_wscale));
     PutString(&o, t.sendq);
     PutString(&o, t.recvq);
+    if (half_closed) o.push_back(static_cast<char>(t.read_shut ? kReadShutFlag : 0));
   }
   return o;
 }
 
 Status DecodeConnections(std::string_view in, std::vector<InetSocket>* v) {
   ByteReader r(in);
-  RETURN_IF_ERROR(CheckVersion(r, "connections"));
+  bool half_closed = !in.empty() && static_cast<std::uint8_t>(in[0]) == kConnectionsHalfClosed;
+  if (half_closed) {
+    (void)r.U8();
+  } else {
+    RETURN_IF_ERROR(CheckVersion(r, "connections"));
+  }
   std::uint64_t n = r.Varint();
   if (n > v->size()) r.Fail();
   for (std::uint64_t i = 0; i < n && r.ok(); ++i) {
@@ -375,6 +393,11 @@ Status DecodeConnections(std::string_view in, std::vector<InetSocket>* v) {
     t.rcv_wscale = r.U8();
     t.sendq = std::string(r.String());
     t.recvq = std::string(r.String());
+    if (half_closed) {
+      std::uint8_t flags = r.U8();
+      if ((flags & ~kReadShutFlag) != 0) r.Fail();
+      t.read_shut = (flags & kReadShutFlag) != 0;
+    }
     if (t.unsent > t.sendq.size() || t.snd_wscale > 14 || t.rcv_wscale > 14) r.Fail();
   }
   return Expect(r, "connections");

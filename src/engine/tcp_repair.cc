@@ -4,6 +4,7 @@
 #include <linux/sockios.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -147,10 +148,14 @@ Status ReadTcpRepair(int s, const std::string& what, TcpRepair* t) {
   tcp_info ti = {};
   socklen_t len = sizeof ti;
   if (::getsockopt(s, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0) return PosixError("TCP_INFO", what, errno);
-  if (ti.tcpi_state != 1) {  // TCP_ESTABLISHED
+  if (ti.tcpi_state != kTcpEstablished && ti.tcpi_state != kTcpCloseWait) {
     return NotSupported(what + " is a TCP connection in state " + TcpStateName(ti.tcpi_state) +
-                        " (only established connections are saved)");
+                        " (only established and CLOSE_WAIT connections are saved)");
   }
+  // CLOSE_WAIT, or an established connection whose receive side is shut
+  // (POLLRDHUP): what a restore makes of CLOSE_WAIT, dumped again.
+  pollfd p = {s, POLLRDHUP, 0};
+  t->read_shut = ti.tcpi_state == kTcpCloseWait || (::poll(&p, 1, 0) == 1 && (p.revents & POLLRDHUP) != 0);
   t->options =
       static_cast<std::uint8_t>(ti.tcpi_options & (TCPI_OPT_TIMESTAMPS | TCPI_OPT_SACK | TCPI_OPT_WSCALE));
   t->snd_wscale = ti.tcpi_snd_wscale;
@@ -212,6 +217,13 @@ Status FinishConnection(int s, const InetSocket& u) {
   if (u.protocol != IPPROTO_TCP) return Status::Ok();
   std::string what = Describe(u);
   RETURN_IF_ERROR(SetInt(s, IPPROTO_TCP, TCP_REPAIR, 0, what, "TCP_REPAIR"));
+  // Half-closed by the peer (CLOSE_WAIT): repair mode cannot make that
+  // state, but its FIN is already counted in the receive sequence, so the
+  // peer sees a connection that goes on as before; shutting the receive
+  // side gives the process what CLOSE_WAIT gave it: the queued bytes, then
+  // end-of-file (and EPOLLRDHUP), with its own side still open.
+  if (u.tcp.read_shut && ::shutdown(s, SHUT_RD) != 0)
+    return PosixError("shutdown(SHUT_RD) of a connection its peer had closed", what, errno);
   RETURN_IF_ERROR(
       WriteQueue(s, std::string_view(u.tcp.sendq).substr(u.tcp.sendq.size() - u.tcp.unsent), what));
   return SetInt(s, SOL_SOCKET, SO_REUSEADDR, u.reuseaddr ? 1 : 0, what, "SO_REUSEADDR");

@@ -23,21 +23,26 @@
 
 namespace ckpt::engine {
 
+// tcp_info's tcpi_state values ckpt saves.
+inline constexpr int kTcpEstablished = 1;
+inline constexpr int kTcpCloseWait = 8;  // the peer closed its side
+
 // "ESTABLISHED", "CLOSE_WAIT", ... (tcp_info's tcpi_state).
 const char* TcpStateName(int state);
 
 Status EnterRepair(int s);
 Status LeaveRepair(int s);
 
-// The state of established connection `s` (in repair mode) into `t`; `what`
-// names it in errors. Refuses a connection in any state but ESTABLISHED.
+// The state of connection `s` (in repair mode) into `t`; `what` names it in
+// errors. Refuses a connection in any state but ESTABLISHED and CLOSE_WAIT.
 Status ReadTcpRepair(int s, const std::string& what, TcpRepair* t);
 
 // In ckpt: the socket of connected `u` (u.peer set), close-on-exec; TCP:
 // established, still in repair mode.
 Result<int> CreateConnectedSocket(const InetSocket& u);
 
-// TCP: leaves repair mode and queues the bytes never sent; then the
+// TCP: leaves repair mode (a connection its peer had closed: then shuts its
+// receive side) and queues the bytes never sent; then the
 // process's SO_REUSEADDR.
 Status FinishConnection(int s, const InetSocket& u);
 

@@ -16,7 +16,16 @@ repair mode and the network locked: `ckpt dump` puts the sockets back and
 removes the lock, the same server process answers on the same connection
 with no gap, and no lock is left.
 
-  run_tcp.py CKPT [worker]
+With "close-wait": a connection its peer has half-closed (CLOSE_WAIT):
+a client sends numbered lines and shuts its side down; the server (python3,
+blocking sockets) is dumped and restored twice while the connection waits,
+once with the lines and the end-of-file still queued (port 7071: the server
+reads only after the restore) and once with everything read (port 7072:
+the server only has to answer). After the restore the server reads the
+same lines, then end-of-file, answers with their count and sum, and closes;
+the client checks the answer and its own end-of-file.
+
+  run_tcp.py CKPT [worker|close-wait]
 """
 import faulthandler
 import os
@@ -118,7 +127,8 @@ def one_shot(what):
 
 
 def wait_closed():
-    """Until the server has closed the one-shot connection (CLOSE_WAIT is refused, named)."""
+    """Until the server has closed the one-shot connection (as it goes, it passes through LAST_ACK, which
+    a dump refuses)."""
     for _ in range(500):
         out = subprocess.run(["ss", "-tnH", "state", "close-wait"], capture_output=True, text=True).stdout
         if not out.strip():
@@ -169,9 +179,99 @@ def worker_killed():
     print("PASS: %d replies checked on one connection across 8 dumps whose worker was killed" % c.got)
 
 
+HALF_SERVER = r'''
+import os, select, socket, sys, time
+d = sys.argv[1]
+ls = {}
+for port in (7071, 7072):
+    l = socket.socket()
+    l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    l.bind(("127.0.0.1", port))
+    l.listen()
+    ls[l] = port
+print("listening", flush=True)
+def read_all(c):
+    buf = b""
+    while True:
+        chunk = c.recv(65536)
+        if not chunk:
+            return buf
+        buf += chunk
+while True:
+    r, _, _ = select.select(list(ls), [], [])
+    c, _ = r[0].accept()
+    port = ls[r[0]]
+    buf = read_all(c) if port == 7072 else None
+    open(d + "/waiting-%d" % port, "w").close()
+    while not os.path.exists(d + "/go-%d" % port):
+        time.sleep(0.01)
+    if buf is None:
+        buf = read_all(c)
+    nums = [int(x) for x in buf.split()]
+    c.sendall(b"count %d sum %d\n" % (len(nums), sum(nums)))
+    c.close()
+'''
+
+
+def close_wait():
+    out = open(os.path.join(W, "server.out"), "w")
+    server = subprocess.Popen([sys.executable, "-c", HALF_SERVER, W], stdout=out, stderr=subprocess.STDOUT,
+                              stdin=subprocess.DEVNULL, close_fds=True)
+    server_pid[0] = server.pid
+    for _ in range(1500):
+        if "listening" in open(os.path.join(W, "server.out")).read():
+            break
+        time.sleep(0.02)
+    else:
+        fail("the server did not start: " + open(os.path.join(W, "server.out")).read())
+    pid = server.pid
+    img = os.path.join(W, "img")
+    n = 5000
+    for port in (7071, 7072):
+        what = "port %d (%s)" % (port, "lines queued" if port == 7071 else "lines read")
+        c = socket.create_connection(("127.0.0.1", port), timeout=60)
+        c.sendall(b"".join(b"%d\n" % i for i in range(1, n + 1)))
+        c.shutdown(socket.SHUT_WR)
+        for _ in range(1500):
+            st = subprocess.run(["ss", "-tnH", "state", "close-wait", "sport", "= :%d" % port],
+                                capture_output=True, text=True).stdout
+            if st.strip() and os.path.exists(os.path.join(W, "waiting-%d" % port)):
+                break
+            time.sleep(0.02)
+        else:
+            fail("%s: the server side never reached CLOSE_WAIT" % what)
+        for rnd in (1, 2):
+            r = subprocess.run([CKPT, "dump", str(pid), "-D", img], capture_output=True, text=True)
+            if r.returncode != 0:
+                fail("%s: dump %d: %s" % (what, rnd, r.stderr))
+            if pid == server.pid:
+                server.wait()
+            time.sleep(0.2)
+            r = subprocess.run([CKPT, "restore", "-D", img, "--detach"], capture_output=True, text=True, timeout=60)
+            if r.returncode != 0:
+                fail("%s: restore %d: %s" % (what, rnd, r.stderr))
+            pid = server_pid[0] = int(r.stdout)
+            if locks_left():
+                fail("%s: restore %d left the network lock: %s" % (what, rnd, locks_left()))
+        open(os.path.join(W, "go-%d" % port), "w").close()
+        f = c.makefile("rb")
+        answer = f.readline().strip().decode()
+        want = "count %d sum %d" % (n, n * (n + 1) // 2)
+        if answer != want:
+            fail("%s: the server answered %r after two restores, expected %r" % (what, answer, want))
+        if f.read() != b"":
+            fail("%s: more than the answer before end-of-file" % what)
+        c.close()
+        print("ok   %s: half-closed across two restores, answered %r, then end-of-file" % (what, answer), flush=True)
+    subprocess.run(["kill", "-9", str(pid)])
+    print("PASS: two half-closed (CLOSE_WAIT) connections restored twice each")
+
+
 def main():
     if MODE == "worker":
         return worker_killed()
+    if MODE == "close-wait":
+        return close_wait()
     server = start_server()
     pid = server.pid
     c = Client()
