@@ -2,7 +2,9 @@
 // one kind of state — pipes, shared memory, System V objects, descriptors,
 // pending signals, timers — to the phases of a dump and a restore, and
 // keeps what it learnt between them.
+#include <errno.h>
 #include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -25,6 +27,7 @@
 #include "engine/timers.h"
 #include "engine/unix_sockets.h"
 #include "engine/util.h"
+#include "platform/posix_util.h"
 
 namespace ckpt::engine {
 
@@ -186,11 +189,11 @@ class ConnectionsDump : public DumpResource {
         }
         std::string what = "fd " + std::to_string(u.fd) + " of process " + std::to_string(d.pid);
         ASSIGN_OR_RETURN(int s, CopyFdOf(d.pid, u.fd));
-        copies_.push_back({s, d.pid, u.fd});
+        copies_.push_back({s, d.pid, u.fd, u.reuseaddr});
         NoteTcpRepair(d.pid, u.fd, lock_);
         RETURN_IF_ERROR(EnterRepair(s));
         Status st = ReadTcpRepair(s, what, &u.tcp);
-        Status out = LeaveRepair(s);
+        Status out = Out(copies_.back());
         RETURN_IF_ERROR(st);
         RETURN_IF_ERROR(out);
         NoteTcpRepair(-1, -1, lock_);
@@ -201,6 +204,7 @@ class ConnectionsDump : public DumpResource {
     return Status::Ok();
   }
   Status BeforeKill(DumpContext&) override {
+    in_repair_ = true;
     for (const Copy& k : copies_) {
       NoteTcpRepair(k.pid, k.fd, lock_);
       RETURN_IF_ERROR(EnterRepair(k.s));
@@ -223,14 +227,25 @@ class ConnectionsDump : public DumpResource {
     int s;  // ckpt's copy of the socket
     pid_t pid;
     int fd;  // its number in that member
+    bool reuseaddr;
   };
+  // Out of repair mode, which also clears SO_REUSEADDR (the kernel sets
+  // SK_NO_REUSE): the process's own setting is put back.
+  static Status Out(const Copy& k) {
+    RETURN_IF_ERROR(LeaveRepair(k.s));
+    int v = 1;
+    if (k.reuseaddr && ::setsockopt(k.s, SOL_SOCKET, SO_REUSEADDR, &v, sizeof v) != 0)
+      return platform::PosixError("setsockopt(SO_REUSEADDR)", "a TCP connection", errno);
+    return Status::Ok();
+  }
   Status Release() {
     Status first;
     for (const Copy& k : copies_) {
-      Status st = LeaveRepair(k.s);  // (if BeforeKill put it back into repair mode)
+      Status st = in_repair_ ? Out(k) : Status::Ok();  // (BeforeKill put it back into repair mode)
       if (first.ok()) first = st;
       ::close(k.s);
     }
+    in_repair_ = false;
     copies_.clear();
     if (locked_) {
       Status st = NetUnlock(lock_);
@@ -242,6 +257,7 @@ class ConnectionsDump : public DumpResource {
   }
   std::string lock_;
   bool locked_ = false;
+  bool in_repair_ = false;  // since BeforeKill
   std::vector<Copy> copies_;
 };
 

@@ -117,6 +117,35 @@ class Client:
                 fail("%s: stuck at reply %d" % (what, self.got))
 
 
+def reuseaddr_of_connection(pid, local_port):
+    """SO_REUSEADDR of the server's socket connected to the client's
+    `local_port` (a copy through pidfd_getfd)."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    pidfd = os.pidfd_open(pid)
+    try:
+        for fd in os.listdir("/proc/%d/fd" % pid):
+            try:
+                if not os.readlink("/proc/%d/fd/%s" % (pid, fd)).startswith("socket:"):
+                    continue
+            except OSError:
+                continue
+            copy = libc.syscall(438, pidfd, int(fd), 0)  # pidfd_getfd
+            if copy < 0:
+                continue
+            s = socket.socket(fileno=copy)
+            try:
+                if s.family == socket.AF_INET and s.type == socket.SOCK_STREAM and s.getpeername()[1] == local_port:
+                    return s.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR)
+            except OSError:
+                pass
+            finally:
+                s.close()
+    finally:
+        os.close(pidfd)
+    fail("no socket of process %d is connected to port %d" % (pid, local_port))
+
+
 def one_shot(what):
     """A new client: one request, one reply."""
     with socket.create_connection(("127.0.0.1", 7070), timeout=30) as c:
@@ -297,10 +326,14 @@ def main():
         one_shot("after restore %d" % rnd)
         wait_closed()
         print("ok   restore %d: the connection went on from reply %d to %d" % (rnd, held, c.got), flush=True)
+    reuse = reuseaddr_of_connection(pid, c.s.getsockname()[1])
     for rnd in range(1, 4):
         before = c.got
         r = subprocess.run([CKPT, "dump", str(pid), "-D", img + "-live", "--leave-running"], capture_output=True,
                            text=True)
+        # Repair mode clears SO_REUSEADDR on the way out; the dump puts it back.
+        if reuseaddr_of_connection(pid, c.s.getsockname()[1]) != reuse:
+            fail("--leave-running dump %d changed the connection's SO_REUSEADDR (was %d)" % (rnd, reuse))
         if r.returncode != 0:
             fail("--leave-running dump %d: %s" % (rnd, r.stderr))
         if locks_left():
