@@ -131,59 +131,45 @@ PY
     PID=""
     [ "$(cat "$W/count")" -gt 0 ] || fail "the parent read nothing from its child"
     ;;
-  epoll-closed-target)
-    # An epoll watch whose descriptor number was closed after the file was
-    # duplicated: the watch lives on (the file is open) under a number the
-    # process no longer has, and could not be added again at restore.
+  epoll-closed-target | epoll-shared-closed)
+    # epoll-closed-target: an epoll watch whose descriptor number was closed
+    # after the file was duplicated: the watch lives on (the file is open)
+    # under a number the process no longer has, and could not be added
+    # again at restore. epoll-shared-closed: an epoll file shared by parent
+    # and child (made before the fork) is saved, but not when the child has
+    # closed a descriptor it watches: that member could not prove the watch
+    # is its own. Refused before the freeze, naming the process (the child)
+    # and the descriptor.
     cat >"$W/ep.py" <<'PY'
 import os, select, sys, time
-d = sys.argv[1]
+d, mode = sys.argv[1], sys.argv[2]
 ep = select.epoll()
 r, w = os.pipe()
 ep.register(r, select.EPOLLIN)
-os.dup2(r, 50)
-os.close(r)
-open(d + "/fd", "w").write(str(r))
-open(d + "/ready", "w").close()
-while not os.path.exists(d + "/stop"):
-    time.sleep(0.01)
-PY
-    python3 "$W/ep.py" "$W" </dev/null >/dev/null 2>&1 &
-    PID=$!
-    wait_exists "$W/ready" 30 || fail "python3 never became ready"
-    refused "$PID" "watches a file the process no longer holds as fd $(cat "$W/fd") (closed or replaced after it was added)"
-    untouched "$PID"
-    ;;
-  epoll-shared-closed)
-    # An epoll file shared by parent and child (made before the fork) is
-    # saved, but not when the child has closed a descriptor the epoll
-    # watches: that member could not prove the watch is its own. Refused
-    # before the freeze, naming the child and the descriptor.
-    cat >"$W/ep.py" <<'PY'
-import os, select, sys, time
-d = sys.argv[1]
-ep = select.epoll()
-r, w = os.pipe()
-ep.register(r, select.EPOLLIN)
-if os.fork() == 0:
+child = os.fork() if mode == "fork" else -1
+if child != 0:
+    if mode == "dup":
+        os.dup2(r, 50)
+if child <= 0:
     os.close(r)
     open(d + "/fd", "w").write(str(r))
     open(d + "/ready", "w").close()
-    while not os.path.exists(d + "/stop"):
-        time.sleep(0.01)
-    os._exit(0)
 while not os.path.exists(d + "/stop"):
     time.sleep(0.01)
-os.wait()
+if child > 0:
+    os.wait()
 PY
-    python3 "$W/ep.py" "$W" </dev/null >/dev/null 2>&1 &
+    MODE=dup TREE=()
+    [ "$CASE" = epoll-shared-closed ] && MODE=fork TREE=(-- --tree)
+    python3 "$W/ep.py" "$W" "$MODE" </dev/null >/dev/null 2>&1 &
     PID=$!
     wait_exists "$W/ready" 30 || fail "python3 never became ready"
-    CHILD=$(pgrep -P "$PID")
-    [ -n "$CHILD" ] || fail "no child of $PID"
-    refused "$PID" "process $CHILD (python3) epoll fd" \
-      "watches a file the process no longer holds as fd $(cat "$W/fd") (closed or replaced after it was added)" -- --tree
-    untouched "$PID" "$CHILD"
+    HOLDER=$PID
+    [ "$MODE" = fork ] && HOLDER=$(pgrep -P "$PID")
+    [ -n "$HOLDER" ] || fail "no child of $PID"
+    refused "$PID" "process $HOLDER (python3) epoll fd" \
+      "watches a file the process no longer holds as fd $(cat "$W/fd") (closed or replaced after it was added)" "${TREE[@]}"
+    untouched "$PID" "$HOLDER"
     touch "$W/stop"
     wait "$PID" || fail "python3 failed"
     PID=""

@@ -166,10 +166,10 @@ def wait_closed():
     fail("the server never closed a finished connection")
 
 
-def start_server():
+def start_server(code=ckpttest.SUM_SERVER, args=("127.0.0.1", "7070")):
+    """python3 running `code`, once it says "listening"."""
     out = open(os.path.join(W, "server.out"), "w")
-    server = subprocess.Popen([sys.executable, "-c", ckpttest.SUM_SERVER, "127.0.0.1", "7070"], stdout=out,
-                              stderr=subprocess.STDOUT,
+    server = subprocess.Popen([sys.executable, "-c", code] + list(args), stdout=out, stderr=subprocess.STDOUT,
                               stdin=subprocess.DEVNULL, close_fds=True)
     for _ in range(1500):
         if "listening" in open(os.path.join(W, "server.out")).read():
@@ -243,16 +243,7 @@ while True:
 
 
 def close_wait():
-    out = open(os.path.join(W, "server.out"), "w")
-    server = subprocess.Popen([sys.executable, "-c", HALF_SERVER, W], stdout=out, stderr=subprocess.STDOUT,
-                              stdin=subprocess.DEVNULL, close_fds=True)
-    server_pid[0] = server.pid
-    for _ in range(1500):
-        if "listening" in open(os.path.join(W, "server.out")).read():
-            break
-        time.sleep(0.02)
-    else:
-        fail("the server did not start: " + open(os.path.join(W, "server.out")).read())
+    server = start_server(HALF_SERVER, (W,))
     pid = server.pid
     img = os.path.join(W, "img")
     n = 5000

@@ -145,6 +145,17 @@ static int check_eventfds(void) {
   return 0;
 }
 
+/* The count the child left in DIR/written. */
+static int read_written(unsigned long long* written) {
+  char p[4096];
+  snprintf(p, sizeof p, "%s/written", zdtm_dir);
+  FILE* f = fopen(p, "r");
+  if (!f) return -1;
+  int ok = fscanf(f, "%llu", written) == 1;
+  fclose(f);
+  return ok ? 0 : -1;
+}
+
 /* The tree case: the child writes 1 to a shared eventfd every 2 ms and, at
  * the end, its count to DIR/written; the parent sums what it reads. */
 static int tree_main(void) {
@@ -170,12 +181,8 @@ static int tree_main(void) {
   int st;
   waitpid(child, &st, 0);
   if (read(shared, &v, 8) == 8) sum += v;
-  char p[4096];
-  snprintf(p, sizeof p, "%s/written", zdtm_dir);
-  FILE* f = fopen(p, "r");
   unsigned long long written = 0;
-  if (!f || fscanf(f, "%llu", &written) != 1) return zdtm_fail("the child wrote no count");
-  fclose(f);
+  if (read_written(&written) != 0) return zdtm_fail("the child wrote no count");
   if (written == 0 || sum != written)
     return zdtm_fail("the parent read %llu, the child wrote %llu", (unsigned long long)sum, written);
   return zdtm_pass();
@@ -244,12 +251,8 @@ static int shared_epoll_main(void) {
   waitpid(child, &st, 0);
   if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) return zdtm_fail("the child ended with status %#x", st);
   if (epoll_ctl(ep, EPOLL_CTL_DEL, b, NULL) != 0) return zdtm_fail("EPOLL_CTL_DEL: %s", strerror(errno));
-  char p[4096];
-  snprintf(p, sizeof p, "%s/written", zdtm_dir);
-  FILE* f = fopen(p, "r");
   unsigned long long written = 0;
-  if (!f || fscanf(f, "%llu", &written) != 1) return zdtm_fail("the child wrote no count");
-  fclose(f);
+  if (read_written(&written) != 0) return zdtm_fail("the child wrote no count");
   if (written != rounds)
     return zdtm_fail("the parent counted %llu rounds, the child %llu", (unsigned long long)rounds, written);
   return zdtm_pass();
