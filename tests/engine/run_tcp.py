@@ -25,7 +25,13 @@ the server only has to answer). After the restore the server reads the
 same lines, then end-of-file, answers with their count and sum, and closes;
 the client checks the answer and its own end-of-file.
 
-  run_tcp.py CKPT [worker|close-wait]
+With "peer-moved": the peer acts while the server's image waits and the
+network lock drops its packets: it sends a last request and shuts its side
+down. After the restore, its retransmissions reach the restored
+connection: the server answers the request, sees end-of-file and closes;
+the client gets the answer, then its own end-of-file.
+
+  run_tcp.py CKPT [worker|close-wait|peer-moved]
 """
 import faulthandler
 import os
@@ -80,7 +86,7 @@ class Client:
         self.t.start()
 
     def run(self):
-        buf = b""
+        self.buf = buf = b""
         try:
             while not self.stop:
                 while self.sent - self.got < self.window:
@@ -99,6 +105,7 @@ class Client:
                 with self.cv:
                     self.got = want
                     self.total += want
+                    self.buf = buf  # what a reader taking over after `stop` starts from
                     self.cv.notify_all()
         except Exception as e:  # noqa: BLE001 - reported by the main thread
             with self.cv:
@@ -287,7 +294,56 @@ def close_wait():
     print("PASS: two half-closed (CLOSE_WAIT) connections restored twice each")
 
 
+def peer_moved():
+    server = start_server()
+    pid = server.pid
+    c = Client()
+    c.wait_more(200, "before the dump")
+    c.stop = True
+    c.t.join(60)
+    if c.error is not None:
+        fail("before the dump: " + c.error)
+    img = os.path.join(W, "img")
+    r = subprocess.run([CKPT, "dump", str(pid), "-D", img], capture_output=True, text=True)
+    if r.returncode != 0:
+        fail("dump: " + r.stderr)
+    server.wait()
+    # The client thread stopped between requests, but some may still be in
+    # flight: their replies are read first.
+    want = c.sent + 1
+    c.s.sendall(b"%d\n" % want)
+    c.s.shutdown(socket.SHUT_WR)
+    time.sleep(0.5)  # meanwhile, the request and the FIN are dropped and retransmitted
+    r = subprocess.run([CKPT, "restore", "-D", img, "--detach"], capture_output=True, text=True, timeout=60)
+    if r.returncode != 0:
+        fail("restore: " + r.stderr)
+    server_pid[0] = int(r.stdout)
+    f = c.s.makefile("rb")
+    total, got = c.total, c.got
+    pending = c.buf.split(b"\n")  # replies the client thread had received but not read
+    leftover = pending.pop()
+    while got < want:
+        if pending:
+            line = pending.pop(0)
+        else:
+            line, leftover = leftover + f.readline(), b""
+        if not line:
+            fail("end-of-file after reply %d, before the reply to %d" % (got, want))
+        n, s = map(int, line.split())
+        if n != got + 1 or s != total + n:
+            fail("reply %r after reply %d" % (line, got))
+        got, total = n, s
+    if f.read() != b"":
+        fail("more than the replies before end-of-file")
+    if locks_left():
+        fail("the restore left the network lock: %s" % locks_left())
+    print("PASS: the request and the FIN sent while the image waited were answered after the restore "
+          "(reply %d, sum %d), then end-of-file" % (got, total))
+
+
 def main():
+    if MODE == "peer-moved":
+        return peer_moved()
     if MODE == "worker":
         return worker_killed()
     if MODE == "close-wait":
