@@ -22,6 +22,7 @@ Needs root and the release build (build/bin: ckpt, dirty_worker).
 import argparse
 import json
 import os
+import shutil
 import statistics
 import sys
 import time
@@ -88,6 +89,7 @@ def criu_predump(hosts, criu, floor):
     errors = [l.split("): ", 1)[-1].strip() for l in log.splitlines() if "Error" in l]
     a.run(["kill", "-9", str(p.ns_pid)], capture_output=True)
     a.run(["rm", "-rf", "/dev/shm/criu-pre"], check=True)
+    shutil.rmtree(work, ignore_errors=True)
     if r.returncode == 0:
         return "criu pre-dump --track-mem: works on this kernel (exit 0)"
     return "criu pre-dump --track-mem: exit %d: %s" % (r.returncode, "; ".join(errors[:2]) or r.stderr.strip())
@@ -119,6 +121,7 @@ def criu_cold(hosts, mib, rate, floor, criu):
     b.run(["kill", "-9", str(p.ns_pid)], capture_output=True)
     for h in (a, b):
         h.run(["rm", "-rf", "/dev/shm/criu-img"], check=True)
+    shutil.rmtree(work, ignore_errors=True)
     if not alive:
         sys.exit("criu restored no running worker on b")
     return {"downtime_ms": wall_ms, "total_ms": wall_ms, "sent": size / (mib * 2 ** 20), "rounds": 0,

@@ -86,10 +86,8 @@ std::string InetSocketProblem(pid_t pid, int fd) {
   }
   if (connected) {
     std::string conn = what + kind + " connected to " + peer_text;
-    if (got_info && ti.tcpi_state != kTcpEstablished && ti.tcpi_state != kTcpCloseWait) {
-      return conn + " in state " + TcpStateName(ti.tcpi_state) +
-             " (only established and CLOSE_WAIT connections are saved)";
-    }
+    if (got_info && !TcpStateSaved(ti.tcpi_state))
+      return conn + " in state " + TcpStateName(ti.tcpi_state) + " (" + kTcpStatesSaved + ")";
     if (!NetLockAvailable())
       return conn + " (this ckpt was built without nftables, which holds a connection while it moves)";
     std::string ns = NetNamespaceOf(pid);

@@ -440,7 +440,8 @@ const char* Explanation(Why w) {
              "sandbox.";
     case Why::kFd:
       return "Not supported by this engine version: TCP connections in any state but established and "
-             "CLOSE_WAIT (a connection the process is closing: dump again in a moment), TCP or UDP sockets with data or connections "
+             "CLOSE_WAIT (a connection the process is closing: dump again in a moment), TCP or UDP sockets "
+             "with data or connections "
              "waiting, bound or listening Unix sockets and Unix sockets whose peer is not dumped, io_uring, "
              "anonymous inodes other than eventfd, epoll, inotify, signalfd and timerfd, block devices, and "
              "epoll files watching descriptors the process closed.";

@@ -148,9 +148,9 @@ Status ReadTcpRepair(int s, const std::string& what, TcpRepair* t) {
   tcp_info ti = {};
   socklen_t len = sizeof ti;
   if (::getsockopt(s, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0) return PosixError("TCP_INFO", what, errno);
-  if (ti.tcpi_state != kTcpEstablished && ti.tcpi_state != kTcpCloseWait) {
-    return NotSupported(what + " is a TCP connection in state " + TcpStateName(ti.tcpi_state) +
-                        " (only established and CLOSE_WAIT connections are saved)");
+  if (!TcpStateSaved(ti.tcpi_state)) {
+    return NotSupported(what + " is a TCP connection in state " + TcpStateName(ti.tcpi_state) + " (" +
+                        kTcpStatesSaved + ")");
   }
   // CLOSE_WAIT, or an established connection whose receive side is shut
   // (POLLRDHUP): what a restore makes of CLOSE_WAIT, dumped again.

@@ -27,6 +27,12 @@ namespace ckpt::engine {
 inline constexpr int kTcpEstablished = 1;
 inline constexpr int kTcpCloseWait = 8;  // the peer closed its side
 
+// A connection in a state ckpt saves, and how the refusals name those.
+inline bool TcpStateSaved(int state) {
+  return state == kTcpEstablished || state == kTcpCloseWait;
+}
+inline constexpr const char* kTcpStatesSaved = "only established and CLOSE_WAIT connections are saved";
+
 // "ESTABLISHED", "CLOSE_WAIT", ... (tcp_info's tcpi_state).
 const char* TcpStateName(int state);
 

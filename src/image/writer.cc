@@ -69,10 +69,8 @@ Status ImageWriter::BeginSection(std::uint32_t type, std::string_view name, std:
   in_section_ = true;
   section_codec_ = codec;
   section_level_ = opt_.level != 0 ? opt_.level : DefaultLevel(codec);
-  if (frame_buf_size_ != opt_.frame_size) {
-    frame_buf_.reset(new unsigned char[opt_.frame_size]);
-    frame_buf_size_ = opt_.frame_size;
-  }
+  if (!frame_buf_)
+    frame_buf_.reset(new unsigned char[opt_.frame_size]);  // (the size is fixed at construction)
   frame_fill_ = 0;
   return Status::Ok();
 }

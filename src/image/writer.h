@@ -93,8 +93,7 @@ class ImageWriter {
   int section_level_ = 0;
   // Not zeroed: only what a section writes is touched (fresh pages cost a
   // fault each, and a small image uses a few KiB of the 1 MiB frame).
-  std::unique_ptr<unsigned char[]> frame_buf_;
-  std::size_t frame_buf_size_ = 0;
+  std::unique_ptr<unsigned char[]> frame_buf_;  // opt_.frame_size bytes
   std::size_t frame_fill_ = 0;
   std::vector<unsigned char> compressed_;
   std::uint64_t direct_start_ = 0;
