@@ -134,16 +134,25 @@ def jacobi_reference(n, sweeps, members=3):
     return result(p.stdout)
 
 
+WINE_KEEPER = None
+
+
 def need_wine():
     if not A.winbin or not os.path.exists(winprog("ring_producer")) or shutil.which("wine") is None:
         print("SKIP: needs wine and the windows-x64 build (%s)" % A.winbin)
         sys.exit(SKIP)
     # The server outlives this call: leave it no pipe of ours to hold open.
     subprocess.run(["wineserver", "-p60"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    # Start Wine's session services now, with no pipe of ours: those started
-    # by a member would hold the coordinator's output open until they exit.
-    subprocess.run(["wine", winprog("ring_producer"), "0"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL, timeout=120)
+    # Start Wine's session services now, with no pipe of ours (those started
+    # by a member would hold the coordinator's output open until they exit),
+    # and keep them running until this test exits: one Windows process reads a
+    # pipe only we hold (see ckpttest.start_wineserver).
+    global WINE_KEEPER
+    if WINE_KEEPER is None:
+        WINE_KEEPER = subprocess.Popen(["wine", "cmd", "/c", "pause"], stdin=subprocess.PIPE,
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        subprocess.run(["wine", "cmd", "/c", "exit"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, timeout=300)
 
 
 # --- cases -----------------------------------------------------------------------------------

@@ -104,8 +104,8 @@ def matrix():
 
             pairs = [(w, r) for w in plats for r in plats]
             for (w, r), p in zip(pairs, pmap(resume, pairs)):
-                check(p.returncode == 0, "%s image from %s failed to resume on %s: %s" %
-                      (prog, w.name, r.name, p.stderr))
+                check(p.returncode == 0, "%s image from %s failed to resume on %s: exit %d\nstdout:\n%s\nstderr:\n%s" %
+                      (prog, w.name, r.name, p.returncode, p.stdout, p.stderr))
                 got = result_line(p.stdout)
                 check(got == ref, "%s: %s -> %s gives\n  %s\nnot\n  %s" % (prog, w.name, r.name, got, ref))
             print("ok   matrix %s: %d x %d platforms, identical results" % (prog, len(plats), len(plats)))

@@ -42,12 +42,28 @@ class Platform:
         return self.name
 
 
+_wine_keeper = None
+
+
 def start_wineserver():
-    """Starts a persistent wineserver detached from our pipes: one started by a
-    `wine` whose output we capture would keep those pipes open until it exits."""
-    if shutil.which("wineserver"):
-        subprocess.run(["wineserver", "-p60"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL, check=False)
+    """Starts a persistent wineserver and Wine's session services, detached
+    from our pipes, and keeps one Windows process (`cmd /c pause`, reading a
+    pipe only this process holds) running until this test exits. Without it,
+    every moment no Windows program runs lets Wine shut its services down; the
+    next program starts them again, holding its captured output open for a
+    minute (the first `run` under Wine took 63 s, not 1), and a program started
+    while they shut down can fail without a word."""
+    global _wine_keeper
+    if _wine_keeper is not None or not shutil.which("wineserver"):
+        return
+    subprocess.run(["wineserver", "-p60"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL, check=False)
+    _wine_keeper = subprocess.Popen(["wine", "cmd", "/c", "pause"], stdin=subprocess.PIPE,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env(),
+                                    start_new_session=True)
+    # Returns once the prefix is ready (made on first use) and the services run.
+    subprocess.run(["wine", "cmd", "/c", "exit"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL, env=env(), timeout=300, check=False)
 
 
 def native_or(bindir, runner):
