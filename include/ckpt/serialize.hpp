@@ -498,7 +498,20 @@ struct SeqTraits {
   }
 };
 
-template <typename C, typename K, typename V>
+// Inserts into a multi container after `last` (the element inserted before):
+// ordered ones insert an equal key after those present, unordered ones after
+// the hint when it is equal.
+template <typename C, typename... A>
+typename C::iterator InsertMulti(C& c, typename C::iterator last, A&&... a) {
+  if constexpr (requires { c.key_comp(); })
+    return c.emplace(std::forward<A>(a)...);
+  else
+    return c.emplace_hint(last, std::forward<A>(a)...);
+}
+
+// Maps and sets; Multi: multimap, multiset and their unordered forms, whose
+// equal keys keep their order (each inserted after the one before it).
+template <typename C, typename K, typename V, bool Multi = false>
 struct MapTraits {
   static TypeDesc Describe(const char* name) {
     return Node(TypeDesc::Kind::kMap, name, {Traits<K>::Describe(), Traits<V>::Describe()});
@@ -513,17 +526,22 @@ struct MapTraits {
   static void Load(Reader& r, C& m, const TypeDesc& img) {
     std::uint64_t n = r.Count(MinEncodedSize(img.args.at(0)) + MinEncodedSize(img.args.at(1)));
     m.clear();
+    auto last = m.end();
     for (std::uint64_t i = 0; i < n && r.ok(); ++i) {
       K k{};
       V v{};
       Traits<K>::Load(r, k, img.args[0]);
       Traits<V>::Load(r, v, img.args[1]);
-      if (r.ok() && !m.emplace(std::move(k), std::move(v)).second) r.Fail("duplicate map key");
+      if (!r.ok()) break;
+      if constexpr (Multi)
+        last = InsertMulti(m, last, std::move(k), std::move(v));
+      else if (!m.emplace(std::move(k), std::move(v)).second)
+        r.Fail("duplicate map key");
     }
   }
 };
 
-template <typename C, typename K>
+template <typename C, typename K, bool Multi = false>
 struct SetTraits {
   static TypeDesc Describe(const char* name) {
     return Node(TypeDesc::Kind::kSet, name, {Traits<K>::Describe()});
@@ -535,10 +553,15 @@ struct SetTraits {
   static void Load(Reader& r, C& s, const TypeDesc& img) {
     std::uint64_t n = r.Count(MinEncodedSize(img.args.at(0)));
     s.clear();
+    auto last = s.end();
     for (std::uint64_t i = 0; i < n && r.ok(); ++i) {
       K k{};
       Traits<K>::Load(r, k, img.args[0]);
-      if (r.ok() && !s.insert(std::move(k)).second) r.Fail("duplicate set element");
+      if (!r.ok()) break;
+      if constexpr (Multi)
+        last = InsertMulti(s, last, std::move(k));
+      else if (!s.insert(std::move(k)).second)
+        r.Fail("duplicate set element");
     }
   }
 };
@@ -905,5 +928,7 @@ struct Traits<T, std::enable_if_t<detail::HasFields<T>>> {
     return ::ckpt::detail::MakeFields<Type>(#Type, #__VA_ARGS__, CKPT_MEMBER_PTRS(Type, __VA_ARGS__)); \
   }
 
-// Random engines and distributions.
+// Random engines and distributions; chrono, multi containers, adapters,
+// wstring, and ckpt::Representation<T> for a program's own types.
+#include "ckpt/more_types.hpp"
 #include "ckpt/random.hpp"

@@ -10,6 +10,8 @@ int Family(const std::string& name) {
   if (name == "vector" || name == "deque" || name == "list") return 1;
   if (name == "map" || name == "unordered_map") return 2;
   if (name == "set" || name == "unordered_set") return 3;
+  if (name == "multimap" || name == "unordered_multimap") return 4;
+  if (name == "multiset" || name == "unordered_multiset") return 5;
   return 0;
 }
 

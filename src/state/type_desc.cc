@@ -1,5 +1,7 @@
 // TypeDesc rendering, parsing and helpers (declared in include/ckpt/serialize.hpp).
+#include <algorithm>
 #include <cctype>
+#include <cstdint>
 #include <string>
 
 #include "ckpt/serialize.hpp"
@@ -83,6 +85,21 @@ class Parser {
     if (depth > 64) return false;
     std::string id = Ident();
     if (id.empty()) return false;
+    // A struct first: one may be called `queue` or `string` like another type.
+    if (Eat('{')) {
+      d->name = id;
+      d->kind = K::kStruct;
+      if (Eat('}')) return true;
+      do {
+        std::string f = Ident();
+        if (f.empty() || !Eat(':')) return false;
+        TypeDesc a;
+        if (!Type(&a, depth + 1)) return false;
+        d->fields.push_back(std::move(f));
+        d->args.push_back(std::move(a));
+      } while (Eat(','));
+      return Eat('}');
+    }
     if (id == "bool") {
       d->kind = K::kBool;
       d->width = 1;
@@ -126,15 +143,20 @@ class Parser {
       return true;
     }
     d->name = id;
-    if (id == "vector" || id == "deque" || id == "list") {
+    if (id == "vector" || id == "deque" || id == "list" || id == "stack" || id == "queue" ||
+        id == "priority_queue") {
       d->kind = K::kSeq;
       return Args(d, 1, 1, depth);
     }
-    if (id == "map" || id == "unordered_map") {
+    if (id == "wstring") {  // code points, 32 bits each
+      d->kind = K::kSeq;
+      return Args(d, 1, 1, depth) && d->args[0].kind == K::kWChar;
+    }
+    if (id == "map" || id == "unordered_map" || id == "multimap" || id == "unordered_multimap") {
       d->kind = K::kMap;
       return Args(d, 2, 2, depth);
     }
-    if (id == "set" || id == "unordered_set") {
+    if (id == "set" || id == "unordered_set" || id == "multiset" || id == "unordered_multiset") {
       d->kind = K::kSet;
       return Args(d, 1, 1, depth);
     }
@@ -174,19 +196,6 @@ class Parser {
       if (!Type(&e, depth + 1)) return false;
       d->args.push_back(std::move(e));
       return Eat(',') && Number(&d->count) && Eat('>');
-    }
-    if (Eat('{')) {
-      d->kind = K::kStruct;
-      if (Eat('}')) return true;
-      do {
-        std::string f = Ident();
-        if (f.empty() || !Eat(':')) return false;
-        TypeDesc a;
-        if (!Type(&a, depth + 1)) return false;
-        d->fields.push_back(std::move(f));
-        d->args.push_back(std::move(a));
-      } while (Eat(','));
-      return Eat('}');
     }
     // Opaque (random engines and distributions): a known name, or an
     // *_engine / *_distribution name with its balanced <...> parameters.
@@ -289,9 +298,11 @@ std::size_t MinEncodedSize(const TypeDesc& d) {
     case K::kMonostate:
       return 0;
     case K::kArray: {
-      std::size_t e = d.args.empty() ? 0 : MinEncodedSize(d.args[0]);
-      if (e != 0 && d.count > (std::size_t{1} << 40) / e) return std::size_t{1} << 40;
-      return static_cast<std::size_t>(d.count) * e;
+      // At most 2^40 (or what size_t holds, on 32-bit platforms): more than any data.
+      constexpr std::uint64_t kCap = std::min<std::uint64_t>(std::uint64_t{1} << 40, SIZE_MAX);
+      std::uint64_t e = d.args.empty() ? 0 : MinEncodedSize(d.args[0]);
+      if (e != 0 && d.count > kCap / e) return static_cast<std::size_t>(kCap);
+      return static_cast<std::size_t>(d.count * e);
     }
     case K::kPair:
     case K::kTuple:

@@ -20,7 +20,8 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from ckpttest import *  # noqa
 
-PROGRAMS = {"heat": ["72", "240"], "nbody": ["20", "120"], "wave_c": ["400", "600"]}
+# Each program's arguments; the last is its number of steps.
+PROGRAMS = {"heat": ["72", "240"], "nbody": ["20", "120"], "wave_c": ["400", "600"], "jobs": ["300"]}
 CKPT = os.path.join(BIN, "ckpt")
 
 
@@ -45,7 +46,7 @@ def chain():
         ref = result_line(run(P["linux-x86_64"].cmd(prog, *args), check=0).stdout)
         work = tempdir("chain-" + prog)
         try:
-            steps = int(args[1])
+            steps = int(args[-1])
             hop = steps // len(order)
             for i, name in enumerate(order):
                 plat = P[name]
@@ -88,7 +89,7 @@ def matrix():
 
             def write(w):
                 os.mkdir(imgs[w.name])
-                run(w.cmd(prog, *(args + ["--ckpt-dir", ".", "--ckpt-quiet", "--ckpt-stop-at", int(args[1]) // 3])),
+                run(w.cmd(prog, *(args + ["--ckpt-dir", ".", "--ckpt-quiet", "--ckpt-stop-at", int(args[-1]) // 3])),
                     cwd=imgs[w.name], check=75)
 
             pmap(write, plats)

@@ -24,6 +24,7 @@ CASES = {
     "COPY_EXPLICIT_TYPE": COPY,
     "DISCRETE_DISTRIBUTION": ("discrete_distribution cannot be registered",),
     "LONG_DOUBLE_DISTRIBUTION": ("long double has no portable representation",),
+    "STEADY_TIME_POINT": ("only std::chrono::system_clock time points can be checkpointed",),
 }
 
 

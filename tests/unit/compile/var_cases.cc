@@ -2,10 +2,12 @@
 // GOOD case (the README / docs/api.md patterns, and what a Var must keep
 // allowing) must compile; every other case must fail with the given message.
 // A case is selected with -DCASE_<NAME>.
+#include <chrono>
 #include <cinttypes>
 #include <cstdio>
 #include <map>
 #include <optional>
+#include <queue>
 #include <random>
 #include <string>
 #include <vector>
@@ -91,6 +93,13 @@ int main(int argc, char** argv) {
   twin = count;                       // assignment copies the value, not the variable
   int owned = 0;
   s.bind("owned", owned);
+  // docs/api.md: chrono, adapters.
+  auto& elapsed = s.var("elapsed", std::chrono::milliseconds(0));
+  elapsed += std::chrono::milliseconds(5);
+  auto& started = s.var("started", std::chrono::system_clock::now());
+  auto& jobs = s.var("jobs", std::priority_queue<std::pair<int, int>>());
+  jobs.push({1, 2});
+  if (started.time_since_epoch().count() < 0 || elapsed.count() < 0 || jobs.top().first < 0) return 1;
   return static_cast<int>(d + pcopy.alpha + total + static_cast<double>(twin)) & 0;
 #elif defined(CASE_COPY_NUMBER)
   auto step = s.var("step", std::uint64_t{0});  // a copy the checkpoints would never see
@@ -110,6 +119,9 @@ int main(int argc, char** argv) {
 #elif defined(CASE_LONG_DOUBLE_DISTRIBUTION)
   auto& d = s.var("d", std::normal_distribution<long double>());
   return static_cast<int>(d.mean());
+#elif defined(CASE_STEADY_TIME_POINT)
+  auto& deadline = s.var("deadline", std::chrono::steady_clock::now());
+  return static_cast<int>(deadline.time_since_epoch().count() & 0);
 #else
 #error "no case selected"
 #endif
