@@ -3,9 +3,10 @@
 // resume), a multimap of the jobs each worker ran, a queue and a stack,
 // std::chrono durations (simulated time) and a system_clock time point, a
 // std::wstring log with a character above U+FFFF (a UTF-16 pair on
-// Windows), and a type of the program's own (Cents) made checkpointable with
-// ckpt::Representation. Integer arithmetic only: the result is the same on
-// every platform, interrupted or not.
+// Windows), a type of the program's own (Cents) made checkpointable with
+// ckpt::Representation, and service times and billing noise drawn from
+// ckpt's portable exponential and normal distributions (no libm in their
+// draws). The result is the same on every platform, interrupted or not.
 //
 //   jobs [STEPS] [--ckpt-... options]
 #include <chrono>
@@ -22,6 +23,7 @@
 #include <vector>
 
 #include "ckpt/ckpt.hpp"
+#include "ckpt/portable_random.hpp"
 #include "result_hash.h"
 
 // Money in cents, with no public fields.
@@ -67,6 +69,9 @@ int main(int argc, char** argv) {
   auto& log = s.var("log", std::wstring());
   auto& billed = s.var("billed", Cents(0));
   auto& next_id = s.var("next_id", std::uint32_t{1});
+  auto& service = s.var("service", ckpt::portable_exponential_distribution(0.05));  // mean 20 ms
+  auto& drawn = s.var("drawn", 0.0);
+  auto& noise = s.var("noise", ckpt::portable_normal_distribution(0.0, 40.0));  // cents
 
   while (step < steps) {
     s.safepoint();
@@ -82,8 +87,10 @@ int main(int argc, char** argv) {
       ran.emplace(worker, j.second);
       undo.push(j.second);
       if (undo.size() > 8) undo = std::stack<std::uint32_t>();
-      clock += milliseconds(10 + j.first * 7);
-      billed += Cents(j.first * 125 + 99);
+      const double st = service(rng), nz = noise(rng);
+      drawn += st + nz;  // the draws' bits reach the result
+      clock += milliseconds(10 + j.first * 7 + static_cast<std::int64_t>(st));
+      billed += Cents(j.first * 125 + 99 + static_cast<std::int64_t>(nz));
       log += (j.first == 3 ? L"\U0001F525" : L"\u00b7");  // fire, or a middle dot
     }
     ++step;
@@ -92,6 +99,7 @@ int main(int argc, char** argv) {
   for (const auto& [w, id] : ran) h.push_back(static_cast<double>(w) * 1e6 + id);
   for (std::priority_queue<Job, std::vector<Job>, ByPriority> q = ready; !q.empty(); q.pop())
     h.push_back(q.top().first * 1e6 + q.top().second);
+  h.push_back(drawn);
   for (wchar_t c : log)  // per character: the fire is two wchar_t on Windows
     if (c != static_cast<wchar_t>(0xd83d)) h.push_back(c == L'\u00b7' ? 0.0 : 1.0);
   std::printf("result jobs steps=%" PRIu64 " hash=%016" PRIx64

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "ckpt/ckpt.hpp"
+#include "ckpt/portable_random.hpp"
 #include "state/value_walk.h"
 #include "temp_dir_test.h"
 
@@ -101,6 +102,60 @@ TEST_F(DistributionTest, StatelessDistributionsMayBeRegistered) {
   ExpectAll(std::weibull_distribution<double>(1.5, 2.0));
   ExpectAll(std::extreme_value_distribution<double>(0.5, 1.25));
   ExpectAll(std::cauchy_distribution<double>(0.0, 0.1));
+}
+
+TEST_F(DistributionTest, PortableDistributionsResumeBitIdentically) {
+  ExpectAll(portable_normal_distribution(3.0, 0.5));  // odd counts: resumed between the two of a pair
+  ExpectAll(portable_exponential_distribution(1.7));
+  EXPECT_EQ(Traits<portable_normal_distribution>::Describe().ToString(),
+            "portable_normal_distribution{mean_:f64,stddev_:f64,has_saved_:bool,saved_:f64}");
+}
+
+// PortableLog against glibc's log (itself within an ulp of the exact value):
+// at most one unit in the last place apart, over every binade.
+TEST(PortableLog, WithinOneUlpOfTheCLibrary) {
+  std::mt19937_64 g(7);
+  int differ = 0;
+  for (int i = 0; i < 2000000; ++i) {
+    std::uint64_t bits = g() & 0x7fffffffffffffffULL;  // positive, any exponent
+    double x;
+    std::memcpy(&x, &bits, sizeof x);
+    if (!std::isfinite(x) || x == 0) continue;
+    double a = PortableLog(x), b = std::log(x);
+    if (a != b) {
+      ++differ;
+      ASSERT_LE(std::fabs(a - b), std::fabs(std::nextafter(b, 0.0) - b)) << x;
+    }
+  }
+  for (double x : {0.5, 0.75, 0.999999, 1.000001, 1.4142135623730951, 2.0, 10.0, 1e-300, 4.9e-324, 1e300}) {
+    double a = PortableLog(x), b = std::log(x);
+    EXPECT_LE(std::fabs(a - b), std::fabs(std::nextafter(b, 0.0) - b)) << x;
+  }
+  EXPECT_LT(differ, 20000);  // well under 1 % of inputs
+  EXPECT_EQ(PortableLog(1.0), 0.0);
+  EXPECT_EQ(PortableLog(0.0), -INFINITY);
+  EXPECT_TRUE(std::isnan(PortableLog(-1.0)));
+  EXPECT_TRUE(std::isnan(PortableLog(NAN)));
+  EXPECT_EQ(PortableLog(INFINITY), INFINITY);
+}
+
+// Their moments, as a check that they draw what they say.
+TEST(PortableDistributions, MeanAndVariance) {
+  std::mt19937 g(1);  // a 32-bit engine: two values per uniform
+  portable_normal_distribution n(2.0, 3.0);
+  portable_exponential_distribution e(4.0);
+  double sn = 0, sn2 = 0, se = 0;
+  const int kN = 400000;
+  for (int i = 0; i < kN; ++i) {
+    double x = n(g);
+    sn += x;
+    sn2 += x * x;
+    se += e(g);
+  }
+  double mean = sn / kN, var = sn2 / kN - mean * mean;
+  EXPECT_NEAR(mean, 2.0, 0.03);
+  EXPECT_NEAR(var, 9.0, 0.1);
+  EXPECT_NEAR(se / kN, 0.25, 0.003);
 }
 
 template <typename D>
