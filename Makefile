@@ -4,7 +4,7 @@ JOBS ?= $(shell nproc)
 CROSS_PRESETS ?= windows-x64 linux-s390x linux-aarch64 linux-i686
 CTEST_ARGS ?=
 
-.PHONY: all deps build cross cross-test asan fuzz test test-unit test-fast demo bench format clean
+.PHONY: all deps build cross cross-test asan fuzz test test-unit test-fast check-format demo bench format clean
 
 all: build
 
@@ -54,6 +54,15 @@ test: build cross-test asan fuzz
 # Only the native unit tests.
 test-unit: build
 	@ctest --test-dir build -L unit --output-on-failure -j $(JOBS)
+
+# The fast tier: formatting, clang-tidy on the changed files, unit tests
+# (scripts/test-fast.sh; BASE=<rev> sets what "changed" is measured from).
+test-fast: build
+	@scripts/test-fast.sh $(BASE)
+
+# Formatting only (seconds): what .ci/run checks before `make test`.
+check-format: deps
+	@scripts/check-format.sh
 
 demo: build cross
 	@scripts/demo.sh

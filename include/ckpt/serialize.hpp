@@ -284,8 +284,9 @@ std::size_t MinEncodedSize(const TypeDesc& d);
 
 // `raw` read from `width` bytes (1, 2, 4 or 8), sign-extended to 64 bits.
 inline std::int64_t SignExtend(std::uint64_t raw, unsigned width) {
+  if (width == 0 || width >= 8) return static_cast<std::int64_t>(raw);  // (other widths fail the reader)
   const unsigned shift = 64 - width * 8;
-  return shift == 0 ? static_cast<std::int64_t>(raw) : static_cast<std::int64_t>(raw << shift) >> shift;
+  return static_cast<std::int64_t>(raw << shift) >> shift;
 }
 
 // Reads one integer of the image's width/signedness and converts it to T,
