@@ -1,7 +1,7 @@
 #!/bin/sh
 # Transparent engine: dump and restore of 1 GiB against a raw write/read of
 # the same bytes (bench/engine_bench.cc). Needs root (ptrace, clone3 set_tid)
-# and a native Linux x86-64 build. Results: docs/performance.md.
+# and a native Linux x86-64 build. Results: docs/performance-results.md.
 set -eu
 cd "$(dirname "$0")/.."
 if [ ! -x build/bin/engine_bench ]; then

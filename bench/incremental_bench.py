@@ -8,7 +8,7 @@ while not (the worker's own timing of its stores).
 
   incremental_bench.py [--ckpt build/bin/ckpt] [--mib 1024] [--rates 0,10,50,200]
                        [--interval 2] [--reps 3] [--dir /var/tmp]
-Needs root. Results go into docs/performance.md with this command line.
+Needs root. Results go into docs/performance-results.md with this command line.
 """
 import argparse
 import json

@@ -3,7 +3,7 @@
 # against the raw transfer, a local restore and CRIU's dump -> scp -> restore
 # (bench/migrate_net_bench.py). Needs root (namespaces, the engine) and the
 # release build. CRIU is never built here: set CKPT_CRIU=/path/to/criu (an
-# upstream build) for its row. Results: docs/performance.md.
+# upstream build) for its row. Results: docs/performance-results.md.
 set -eu
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" != 0 ]; then

@@ -1,5 +1,5 @@
 #!/bin/sh
-# `make bench`: every benchmark; results belong in docs/performance.md.
+# `make bench`: every benchmark; results belong in docs/performance-results.md (method in docs/performance.md).
 set -eu
 cd "$(dirname "$0")/.."
 export WINEDEBUG=-all
