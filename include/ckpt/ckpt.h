@@ -5,9 +5,10 @@
  * Every call checks its arguments: a NULL session, a NULL or empty name, NULL
  * data for a non-zero count, an unknown type, a duplicate name or a
  * registration after the first safepoint is refused with a negative CKPT_ERR_*
- * code, without changing anything, and ckpt_last_error(s) says why. Only a
- * failed resume ends the program (status 3, after printing the reason), as in
- * C++. */
+ * code, without changing anything, and ckpt_last_error(s) says why. A failed
+ * resume and bad --ckpt-* options end the program (status 3 or 2, after
+ * printing the reason), as in C++, unless the session was opened with
+ * ckpt_open_flags(..., CKPT_OPEN_RETURN_ERRORS): then they are returned too. */
 #ifndef CKPT_CKPT_H_
 #define CKPT_CKPT_H_
 
@@ -49,8 +50,14 @@ enum {
                               count too large, ckpt_stage_end without an open stage */
   CKPT_ERR_DUPLICATE = -2, /* a variable of that name is already registered */
   CKPT_ERR_LATE = -3,      /* registration after the first safepoint or checkpoint */
-  CKPT_ERR_INTERNAL = -4   /* out of memory or another unexpected failure */
+  CKPT_ERR_INTERNAL = -4,  /* out of memory or another unexpected failure */
+  CKPT_ERR_RESUME = -5     /* (CKPT_OPEN_RETURN_ERRORS only) the image cannot be resumed: a variable
+                              of another type, a damaged value, a variable the program never
+                              registered. The session must not go on: close it. */
 };
+
+/* ckpt_open_flags flags. */
+#define CKPT_OPEN_RETURN_ERRORS 1u /* never end the program: return failed resumes and bad options */
 
 /* Opens a session from the program's arguments; --ckpt-* options are removed
  * from argv and *argc adjusted (argc may be NULL: no arguments). Returns NULL,
@@ -58,6 +65,16 @@ enum {
  * *argc entries is NULL, or memory runs out. Bad --ckpt-* options end the
  * program with status 2, a failed resume with status 3, after printing why. */
 ckpt_session* ckpt_open(int* argc, char** argv);
+/* ckpt_open with flags (0: the same as ckpt_open). With
+ * CKPT_OPEN_RETURN_ERRORS, bad --ckpt-* options and an image that cannot be
+ * opened make it return NULL, printing nothing, with the reason in
+ * ckpt_open_error(); a resume that fails later (ckpt_register,
+ * ckpt_safepoint, ckpt_checkpoint) returns CKPT_ERR_RESUME with the reason in
+ * ckpt_last_error(s). A requested checkpoint-and-exit still exits (75). */
+ckpt_session* ckpt_open_flags(int* argc, char** argv, unsigned flags);
+/* Why the calling thread's last ckpt_open or ckpt_open_flags returned NULL
+ * ("" if it did not). */
+const char* ckpt_open_error(void);
 /* Ends the session (NULL: does nothing). */
 void ckpt_close(ckpt_session* s);
 

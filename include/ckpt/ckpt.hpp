@@ -117,6 +117,10 @@ class Session {
   // Reads --ckpt-* options (and CKPT_* environment variables) and removes the
   // options from argv. With none given, the program runs as without ckpt.
   Session(int& argc, char** argv);
+  // The same, starting from `defaults` (which the arguments and variables
+  // override): with defaults.throw_on_error, bad options and a failed
+  // resume are thrown as ckpt::Error instead of ending the program.
+  Session(int& argc, char** argv, Options defaults);
   Session(Options options, int argc = 0, char** argv = nullptr);
   ~Session();
   Session(const Session&) = delete;

@@ -9,6 +9,7 @@
 #include <new>
 #include <string>
 #include <type_traits>
+#include <utility>
 
 #include "ckpt/ckpt.h"
 #include "ckpt/ckpt.hpp"
@@ -56,12 +57,13 @@ struct CApi {
 
 struct ckpt_session {
   ckpt::Session session;
-  ckpt_session(int& argc, char** argv) : session(argc, argv) {}
+  ckpt_session(int& argc, char** argv, ckpt::Options defaults) : session(argc, argv, std::move(defaults)) {}
 };
 
 namespace {
 
 const char kNullSession[] = "the ckpt_session is NULL (ckpt_open failed or was not called)";
+thread_local std::string g_open_error;  // ckpt_open_error()
 
 int ToC(ckpt::Event e) {
   switch (e) {
@@ -93,11 +95,14 @@ int Register(ckpt_session* s, const char* name, void* data, std::size_t n) {
   return ckpt::detail::CApi::Register(&s->session, name, std::move(v));
 }
 
-// Runs `body`; an exception (out of memory, ...) becomes CKPT_ERR_INTERNAL.
+// Runs `body`; a failed resume (CKPT_OPEN_RETURN_ERRORS) becomes
+// CKPT_ERR_RESUME, another exception (out of memory, ...) CKPT_ERR_INTERNAL.
 template <typename F>
 int Guard(ckpt_session* s, F&& body) {
   try {
     return body();
+  } catch (const ckpt::Error& e) {
+    return Refuse(s, CKPT_ERR_RESUME, e.what());
   } catch (const std::exception& e) {
     return Refuse(s, CKPT_ERR_INTERNAL, e.what());
   } catch (...) {
@@ -110,25 +115,37 @@ int Guard(ckpt_session* s, F&& body) {
 extern "C" {
 
 ckpt_session* ckpt_open(int* argc, char** argv) {
+  return ckpt_open_flags(argc, argv, 0);
+}
+
+ckpt_session* ckpt_open_flags(int* argc, char** argv, unsigned flags) {
+  const bool quiet = (flags & CKPT_OPEN_RETURN_ERRORS) != 0;
+  auto fail = [&](std::string why) -> ckpt_session* {
+    if (!quiet) std::fprintf(stderr, "ckpt: error: ckpt_open: %s\n", why.c_str());
+    g_open_error = std::move(why);
+    return nullptr;
+  };
+  g_open_error.clear();
+  if ((flags & ~CKPT_OPEN_RETURN_ERRORS) != 0) return fail("unknown flags " + std::to_string(flags));
   int none = 0;
   int& n = argc != nullptr ? *argc : none;
-  if (n < 0 || (n > 0 && argv == nullptr)) {
-    std::fprintf(stderr, "ckpt: error: ckpt_open: argc is %d but argv is %s\n", n,
-                 argv ? "not NULL" : "NULL");
-    return nullptr;
-  }
+  if (n < 0 || (n > 0 && argv == nullptr))
+    return fail("argc is " + std::to_string(n) + " but argv is " + (argv ? "not NULL" : "NULL"));
   for (int i = 0; i < n; ++i) {
-    if (argv[i] == nullptr) {
-      std::fprintf(stderr, "ckpt: error: ckpt_open: argv[%d] is NULL but argc is %d\n", i, n);
-      return nullptr;
-    }
+    if (argv[i] == nullptr)
+      return fail("argv[" + std::to_string(i) + "] is NULL but argc is " + std::to_string(n));
   }
+  ckpt::Options defaults;
+  defaults.throw_on_error = quiet;
   try {
-    return new ckpt_session(n, n > 0 ? argv : nullptr);
+    return new ckpt_session(n, n > 0 ? argv : nullptr, std::move(defaults));
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "ckpt: error: ckpt_open: %s\n", e.what());
-    return nullptr;
+    return fail(e.what());
   }
+}
+
+const char* ckpt_open_error(void) {
+  return g_open_error.c_str();
 }
 
 void ckpt_close(ckpt_session* s) {

@@ -132,7 +132,11 @@ void SessionImpl::Stop() {
 using detail::kBitCheckpoint;
 using detail::kBitExit;
 
-Session::Session(int& argc, char** argv) : impl_(std::make_unique<detail::SessionImpl>(this, &pending_)) {
+Session::Session(int& argc, char** argv) : Session(argc, argv, Options{}) {}
+
+Session::Session(int& argc, char** argv, Options defaults)
+    : impl_(std::make_unique<detail::SessionImpl>(this, &pending_)) {
+  impl_->opt_ = std::move(defaults);
   lib::ApplyEnvOptions(impl_->env_, &impl_->opt_);
   lib::ParseOptionArgs(argc, argv, &impl_->opt_);
   impl_->Start(argc, argv);

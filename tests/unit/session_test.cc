@@ -519,5 +519,30 @@ TEST(RegistrationTest, StartTimeOfAnEmulatedWriterMatches) {
   EXPECT_FALSE(lib::SameStartTime(5, 0));  // unreadable
 }
 
+// Options given beside argv are defaults the arguments override; with
+// throw_on_error a bad option is an exception, not an exit.
+TEST(SessionArgs, DefaultsBesideArgvAndErrorsAsExceptions) {
+  char prog[] = "prog", bad[] = "--ckpt-codec=nope", keep[] = "--ckpt-keep=5";
+  char* argv[3] = {prog, bad, nullptr};
+  int argc = 2;
+  Options throwing;
+  throwing.throw_on_error = true;
+  try {
+    Session s(argc, argv, throwing);
+    ADD_FAILURE() << "a bad option was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("nope"), std::string::npos) << e.what();
+  }
+  argv[1] = keep;
+  argc = 2;
+  Options d;
+  d.listen = false;
+  d.quiet = true;
+  d.name = "defaults";
+  Session s(argc, argv, d);
+  EXPECT_EQ(argc, 1);  // the option was taken out of argv
+  EXPECT_EQ(s.safepoint(), Event::kNone);
+}
+
 }  // namespace
 }  // namespace ckpt
