@@ -357,6 +357,9 @@ struct TcpRepair {
   // counted in rcv_seq), or a restore (or the process) shut it. The process
   // reads what is queued, then end-of-file, and may still send.
   bool read_shut = false;
+  // The send side is shut (FIN_WAIT2: the process's FIN was sent and
+  // acknowledged; snd_seq counts it). The restore sends it again.
+  bool write_shut = false;
   bool operator==(const TcpRepair&) const = default;
 };
 

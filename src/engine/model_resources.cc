@@ -331,13 +331,15 @@ Status DecodeUnixExternal(std::string_view in, std::vector<UnixSocket>* v) {
 // connection as open) adds a flags byte per TCP connection.
 constexpr std::uint8_t kConnectionsHalfClosed = 2;
 constexpr std::uint8_t kReadShutFlag = 1;
+constexpr std::uint8_t kWriteShutFlag = 2;
 
 std::string EncodeConnections(const std::vector<InetSocket>& v) {
   std::uint64_t n = 0;
   bool half_closed = false;
   for (const auto& x : v) {
     n += x.peer.empty() ? 0 : 1;
-    half_closed = half_closed || (!x.peer.empty() && x.protocol == 6 && x.tcp.read_shut);
+    half_closed =
+        half_closed || (!x.peer.empty() && x.protocol == 6 && (x.tcp.read_shut || x.tcp.write_shut));
   }
   if (n == 0) return "";
   std::string o =
@@ -358,7 +360,8 @@ std::string EncodeConnections(const std::vector<InetSocket>& v) {
     o.push_back(static_cast<char>(t.rcv_wscale));
     PutString(&o, t.sendq);
     PutString(&o, t.recvq);
-    if (half_closed) o.push_back(static_cast<char>(t.read_shut ? kReadShutFlag : 0));
+    if (half_closed)
+      o.push_back(static_cast<char>((t.read_shut ? kReadShutFlag : 0) | (t.write_shut ? kWriteShutFlag : 0)));
   }
   return o;
 }
@@ -395,8 +398,9 @@ Status DecodeConnections(std::string_view in, std::vector<InetSocket>* v) {
     t.recvq = std::string(r.String());
     if (half_closed) {
       std::uint8_t flags = r.U8();
-      if ((flags & ~kReadShutFlag) != 0) r.Fail();
+      if ((flags & ~(kReadShutFlag | kWriteShutFlag)) != 0) r.Fail();
       t.read_shut = (flags & kReadShutFlag) != 0;
+      t.write_shut = (flags & kWriteShutFlag) != 0;
     }
     if (t.unsent > t.sendq.size() || t.snd_wscale > 14 || t.rcv_wscale > 14) r.Fail();
   }

@@ -439,8 +439,8 @@ const char* Explanation(Why w) {
       return "The engine cannot restore seccomp filters yet: a restored process would run without its "
              "sandbox.";
     case Why::kFd:
-      return "Not supported by this engine version: TCP connections in any state but established and "
-             "CLOSE_WAIT (a connection the process is closing: dump again in a moment), TCP or UDP sockets "
+      return "Not supported by this engine version: TCP connections in any state but established, "
+             "CLOSE_WAIT and FIN_WAIT2 (a connection closing: dump again in a moment), TCP or UDP sockets "
              "with data or connections "
              "waiting, bound or listening Unix sockets and Unix sockets whose peer is not dumped, io_uring, "
              "anonymous inodes other than eventfd, epoll, inotify, signalfd and timerfd, block devices, and "

@@ -83,7 +83,9 @@ Status Reconnect(int s, const InetSocket& u, const std::string& what) {
   std::uint32_t rseq = t.rcv_seq - static_cast<std::uint32_t>(t.recvq.size());
   RETURN_IF_ERROR(Set(s, IPPROTO_TCP, TCP_QUEUE_SEQ, &rseq, sizeof rseq, what, "TCP_QUEUE_SEQ"));
   RETURN_IF_ERROR(SetInt(s, IPPROTO_TCP, TCP_REPAIR_QUEUE, TCP_SEND_QUEUE, what, "TCP_REPAIR_QUEUE"));
-  std::uint32_t sseq = t.snd_seq - static_cast<std::uint32_t>(t.sendq.size());
+  // A FIN the process sent is counted in snd_seq; the restore queues it
+  // again (RefillConnection), under the same number.
+  std::uint32_t sseq = t.snd_seq - static_cast<std::uint32_t>(t.sendq.size()) - (t.write_shut ? 1 : 0);
   RETURN_IF_ERROR(Set(s, IPPROTO_TCP, TCP_QUEUE_SEQ, &sseq, sizeof sseq, what, "TCP_QUEUE_SEQ"));
   // The MSS clamp before connect() sizes the segments (else 536 bytes);
   // TCP_MAXSEG takes at most 32767 (loopback's 65483 becomes that).
@@ -124,6 +126,16 @@ Status RefillConnection(int s, const InetSocket& u, const std::string& what) {
   RETURN_IF_ERROR(WriteQueue(s, std::string_view(t.sendq).substr(0, t.sendq.size() - t.unsent), what));
   tcp_repair_window w = {t.snd_wl1, t.snd_wnd, t.max_window, t.rcv_wnd, t.rcv_wup};
   RETURN_IF_ERROR(Set(s, IPPROTO_TCP, TCP_REPAIR_WINDOW, &w, sizeof w, what, "TCP_REPAIR_WINDOW"));
+  // Closed by the process (FIN_WAIT2): its FIN goes into the send queue as
+  // sent (repair mode with the send queue selected sends nothing), under the
+  // number the peer acknowledged. The socket is in FIN_WAIT1 until the FIN's
+  // retransmission, once the lock lifts, draws the peer's acknowledgement
+  // again; then FIN_WAIT2 as before.
+  if (t.write_shut) {
+    RETURN_IF_ERROR(SetInt(s, IPPROTO_TCP, TCP_REPAIR_QUEUE, TCP_SEND_QUEUE, what, "TCP_REPAIR_QUEUE"));
+    if (::shutdown(s, SHUT_WR) != 0)
+      return PosixError("shutdown(SHUT_WR) of a connection the process had closed", what, errno);
+  }
   return SetInt(s, IPPROTO_TCP, TCP_REPAIR_QUEUE, TCP_NO_QUEUE, what, "TCP_REPAIR_QUEUE");
 }
 
@@ -152,6 +164,7 @@ Status ReadTcpRepair(int s, const std::string& what, TcpRepair* t) {
     return NotSupported(what + " is a TCP connection in state " + TcpStateName(ti.tcpi_state) + " (" +
                         kTcpStatesSaved + ")");
   }
+  t->write_shut = ti.tcpi_state == kTcpFinWait2;
   // CLOSE_WAIT, or an established connection whose receive side is shut
   // (POLLRDHUP): what a restore makes of CLOSE_WAIT, dumped again.
   pollfd p = {s, POLLRDHUP, 0};
@@ -176,6 +189,7 @@ Status ReadTcpRepair(int s, const std::string& what, TcpRepair* t) {
       ::ioctl(s, SIOCINQ, &inq) != 0)
     return PosixError("queue sizes (SIOCOUTQ, SIOCINQ)", what, errno);
   if (unsent < 0 || unsent > outq) return Internal(what + ": unsent bytes outside the send queue");
+  if (t->write_shut && outq != 0) return Internal(what + ": FIN_WAIT2 with bytes not acknowledged");
   t->unsent = static_cast<std::uint32_t>(unsent);
   RETURN_IF_ERROR(PeekQueue(s, TCP_SEND_QUEUE, outq, what, &t->snd_seq, &t->sendq));
   RETURN_IF_ERROR(PeekQueue(s, TCP_RECV_QUEUE, inq, what, &t->rcv_seq, &t->recvq));

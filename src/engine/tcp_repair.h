@@ -25,13 +25,15 @@ namespace ckpt::engine {
 
 // tcp_info's tcpi_state values ckpt saves.
 inline constexpr int kTcpEstablished = 1;
+inline constexpr int kTcpFinWait2 = 5;   // the process closed its side, the peer acknowledged it
 inline constexpr int kTcpCloseWait = 8;  // the peer closed its side
 
 // A connection in a state ckpt saves, and how the refusals name those.
 inline bool TcpStateSaved(int state) {
-  return state == kTcpEstablished || state == kTcpCloseWait;
+  return state == kTcpEstablished || state == kTcpCloseWait || state == kTcpFinWait2;
 }
-inline constexpr const char* kTcpStatesSaved = "only established and CLOSE_WAIT connections are saved";
+inline constexpr const char* kTcpStatesSaved =
+    "only established, CLOSE_WAIT and FIN_WAIT2 connections are saved";
 
 // "ESTABLISHED", "CLOSE_WAIT", ... (tcp_info's tcpi_state).
 const char* TcpStateName(int state);
@@ -40,7 +42,8 @@ Status EnterRepair(int s);
 Status LeaveRepair(int s);
 
 // The state of connection `s` (in repair mode) into `t`; `what` names it in
-// errors. Refuses a connection in any state but ESTABLISHED and CLOSE_WAIT.
+// errors. Refuses a connection in any state but ESTABLISHED, CLOSE_WAIT and
+// FIN_WAIT2.
 Status ReadTcpRepair(int s, const std::string& what, TcpRepair* t);
 
 // In ckpt: the socket of connected `u` (u.peer set), close-on-exec; TCP:
@@ -48,7 +51,8 @@ Status ReadTcpRepair(int s, const std::string& what, TcpRepair* t);
 Result<int> CreateConnectedSocket(const InetSocket& u);
 
 // TCP: leaves repair mode (a connection its peer had closed: then shuts its
-// receive side) and queues the bytes never sent; then the
+// receive side), queues the bytes never sent (one the process had closed:
+// then shuts its send side, its FIN sent again); then the
 // process's SO_REUSEADDR.
 Status FinishConnection(int s, const InetSocket& u);
 

@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <utility>
+
 #include "engine/tree_model.h"
 #include "image/reader.h"
 #include "image/writer.h"
@@ -325,6 +327,15 @@ TEST(EngineModel, ConnectionsRoundTrip) {
   auto back = Read(Write(m));
   ASSERT_TRUE(back.ok()) << back.status().message();
   EXPECT_TRUE(back->inet_sockets == m.inet_sockets);
+  // Half-closed either way (version 2 of the section, a flags byte each).
+  for (auto [rd, wr] : {std::pair{true, false}, std::pair{false, true}, std::pair{true, true}}) {
+    m.inet_sockets[0].tcp.read_shut = rd;
+    m.inet_sockets[0].tcp.write_shut = wr;
+    back = Read(Write(m));
+    ASSERT_TRUE(back.ok()) << back.status().message();
+    EXPECT_TRUE(back->inet_sockets == m.inet_sockets) << rd << wr;
+  }
+  m.inet_sockets[0].tcp.read_shut = m.inet_sockets[0].tcp.write_shut = false;
   m.inet_sockets[0].tcp.unsent = 100;  // more unsent bytes than queued
   back = Read(Write(m));
   ASSERT_FALSE(back.ok());

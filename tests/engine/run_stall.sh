@@ -35,11 +35,11 @@ now() { "$G" --now; }
 
 TREE=() EXPECT=""
 case $CASE in
-  socket) "$G" "$W" --socket </dev/null >/dev/null 2>&1 & EXPECT="a TCP (IPv4) socket connected to" ;;
+  socket) "$G" "$W" --socket </dev/null >/dev/null 2>&1 & EXPECT="with connections waiting to be accepted" ;;
   timer) "$G" "$W" --timer </dev/null >/dev/null 2>&1 & EXPECT="POSIX timer" ;;
   flock) flock "$W/lock" "$G" "$W" </dev/null >/dev/null 2>&1 & EXPECT="flock() exclusive lock" ;;
   pipe) "$G" "$W" </dev/null 2>&1 | cat >/dev/null & EXPECT="pipe:" ;;
-  tree-socket) "$G" "$W" --fork --socket </dev/null >/dev/null 2>&1 & TREE=(--tree); EXPECT="a TCP (IPv4) socket connected to" ;;
+  tree-socket) "$G" "$W" --fork --socket </dev/null >/dev/null 2>&1 & TREE=(--tree); EXPECT="with connections waiting to be accepted" ;;
   *) fail "unknown case" ;;
 esac
 wait_for "$W/ready" 60 || fail "zdtm_gaps never became ready"

@@ -31,7 +31,13 @@ down. After the restore, its retransmissions reach the restored
 connection: the server answers the request, sees end-of-file and closes;
 the client gets the answer, then its own end-of-file.
 
-  run_tcp.py CKPT [worker|close-wait|peer-moved]
+With "fin-wait": the dumped process is the one that half-closed (FIN_WAIT2):
+a python3 client sends numbered lines to this test's server and shuts its
+side down, then waits for the answer. It is dumped and restored twice in
+that state; then the server answers and closes, and the restored client
+writes what it read: the count and sum of its lines, then end-of-file.
+
+  run_tcp.py CKPT [worker|close-wait|peer-moved|fin-wait]
 """
 import faulthandler
 import os
@@ -341,7 +347,94 @@ def peer_moved():
           "(reply %d, sum %d), then end-of-file" % (got, total))
 
 
+HALF_CLIENT = r'''
+import os, socket, sys, time
+d = sys.argv[1]
+c = socket.create_connection(("127.0.0.1", 7073))
+c.sendall(b"".join(b"%d\n" % i for i in range(1, 5001)))
+c.shutdown(socket.SHUT_WR)
+buf = b""
+while True:
+    chunk = c.recv(65536)
+    if not chunk:
+        break
+    buf += chunk
+open(d + "/answer.tmp", "wb").write(buf)
+os.rename(d + "/answer.tmp", d + "/answer")
+while True:
+    time.sleep(1)
+'''
+
+
+def fin_wait():
+    ls = socket.socket()
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind(("127.0.0.1", 7073))
+    ls.listen()
+    client = subprocess.Popen([sys.executable, "-c", HALF_CLIENT, W], stdin=subprocess.DEVNULL,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, close_fds=True)
+    pid = server_pid[0] = client.pid
+    ls.settimeout(60)
+    s, _ = ls.accept()
+    s.settimeout(60)
+    f = s.makefile("rb")
+    nums = [int(x) for x in f.read().split()]  # to the client's end-of-file
+    for _ in range(1500):
+        st = subprocess.run(["ss", "-tnH", "state", "fin-wait-2", "dport", "= :7073"], capture_output=True,
+                            text=True).stdout
+        if st.strip():
+            break
+        time.sleep(0.02)
+    else:
+        fail("the client never reached FIN_WAIT2")
+    img = os.path.join(W, "img")
+    for rnd in (1, 2):
+        r = subprocess.run([CKPT, "dump", str(pid), "-D", img], capture_output=True, text=True)
+        if r.returncode != 0:
+            fail("dump %d of the half-closed client: %s" % (rnd, r.stderr))
+        if rnd == 1:
+            client.wait()
+        time.sleep(0.2)
+        r = subprocess.run([CKPT, "restore", "-D", img, "--detach"], capture_output=True, text=True, timeout=60)
+        if r.returncode != 0:
+            fail("restore %d: %s" % (rnd, r.stderr))
+        pid = server_pid[0] = int(r.stdout)
+        # Its FIN again (dropped under the lock until the restore lifts it):
+        # FIN_WAIT2 once the server acknowledges it.
+        for _ in range(1500):
+            st = subprocess.run(["ss", "-tnH", "state", "fin-wait-2", "dport", "= :7073"], capture_output=True,
+                                text=True).stdout
+            if st.strip():
+                break
+            time.sleep(0.02)
+        else:
+            fail("restore %d: the client is not in FIN_WAIT2 again: %s" % (
+                rnd, subprocess.run(["ss", "-tnH", "dport", "= :7073"], capture_output=True, text=True).stdout))
+        if locks_left():
+            fail("restore %d left the network lock: %s" % (rnd, locks_left()))
+    s.sendall(b"count %d sum %d\n" % (len(nums), sum(nums)))
+    f.close()  # (the file object holds the socket open: close() alone would send no FIN)
+    s.close()
+    path = os.path.join(W, "answer")
+    for _ in range(1500):
+        if os.path.exists(path):
+            break
+        time.sleep(0.02)
+    else:
+        fail("the restored client never wrote its answer: %s" %
+             subprocess.run(["ss", "-tnoie", "( sport = :7073 or dport = :7073 )"], capture_output=True,
+                            text=True).stdout)
+    got = open(path).read()
+    want = "count 5000 sum %d\n" % (5000 * 5001 // 2)
+    if got != want:
+        fail("the restored client read %r, expected %r" % (got, want))
+    subprocess.run(["kill", "-9", str(pid)])
+    print("PASS: a client in FIN_WAIT2 restored twice read the answer %r and end-of-file" % got.strip())
+
+
 def main():
+    if MODE == "fin-wait":
+        return fin_wait()
     if MODE == "peer-moved":
         return peer_moved()
     if MODE == "worker":

@@ -4,8 +4,9 @@
  *   zdtm_gaps --now             prints CLOCK_MONOTONIC in ns
  *   zdtm_gaps DIR [--fork] [--socket] [--timer]
  * --fork: a child runs the same loop (a tree of two); the resources below
- * are then created by the child only. --socket: holds a TCP connection in
- * FIN_WAIT2 (a descriptor the engine refuses); --timer: holds a POSIX timer on the
+ * are then created by the child only. --socket: holds a listening TCP socket
+ * with a connection waiting to be accepted (a descriptor the engine
+ * refuses); --timer: holds a POSIX timer on the
  * parent's CPU-time clock (which the engine refuses too). Writes
  * DIR/pid (and DIR/child) and DIR/ready, runs until DIR/stop. */
 #include <netinet/in.h>
@@ -23,9 +24,8 @@ static int64_t now_ns(void) {
 
 static int hold(int sock, int timer) {
   if (sock) {
-    /* A TCP connection (to itself) whose one end shut its side down: that
-     * end is in FIN_WAIT2, a state the engine refuses (the other, in
-     * CLOSE_WAIT, it would save). */
+    /* A connection (to itself) never accepted: the listening socket has
+     * it waiting, which the engine refuses. */
     int l = socket(AF_INET, SOCK_STREAM, 0), c = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a;
     socklen_t len = sizeof a;
@@ -33,8 +33,7 @@ static int hold(int sock, int timer) {
     a.sin_family = AF_INET;
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     if (l < 0 || c < 0 || bind(l, (struct sockaddr*)&a, sizeof a) != 0 || listen(l, 1) != 0 ||
-        getsockname(l, (struct sockaddr*)&a, &len) != 0 || connect(c, (struct sockaddr*)&a, sizeof a) != 0 ||
-        accept(l, NULL, NULL) < 0 || shutdown(c, SHUT_WR) != 0)
+        getsockname(l, (struct sockaddr*)&a, &len) != 0 || connect(c, (struct sockaddr*)&a, sizeof a) != 0)
       return -1;
   }
   if (timer) {

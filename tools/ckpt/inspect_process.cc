@@ -239,7 +239,8 @@ Status DescribeProcessImage(const image::ImageReader& r, nlohmann::ordered_json*
         e["inet"]["unsent"] = u.tcp.unsent;
         e["inet"]["receive_queue"] = u.tcp.recvq.size();
         e["inet"]["network_lock"] = u.tcp.lock;
-        if (u.tcp.read_shut) e["inet"]["read_shut"] = true;  // CLOSE_WAIT: end-of-file after the queue
+        if (u.tcp.read_shut) e["inet"]["read_shut"] = true;    // CLOSE_WAIT: end-of-file after the queue
+        if (u.tcp.write_shut) e["inet"]["write_shut"] = true;  // FIN_WAIT2: the process closed its side
       }
     }
     nlohmann::ordered_json locks = nlohmann::ordered_json::array();
