@@ -366,6 +366,18 @@ while True:
 '''
 
 
+def wait_fin_wait2(what):
+    """Waits up to 30 s for the client's end of port 7073 to be in FIN_WAIT2; else fails with `what` and ss."""
+    for _ in range(1500):
+        st = subprocess.run(["ss", "-tnH", "state", "fin-wait-2", "dport", "= :7073"], capture_output=True,
+                            text=True).stdout
+        if st.strip():
+            return
+        time.sleep(0.02)
+    fail("%s: %s" % (what, subprocess.run(["ss", "-tnH", "dport", "= :7073"], capture_output=True,
+                                          text=True).stdout))
+
+
 def fin_wait():
     ls = socket.socket()
     ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -379,14 +391,7 @@ def fin_wait():
     s.settimeout(60)
     f = s.makefile("rb")
     nums = [int(x) for x in f.read().split()]  # to the client's end-of-file
-    for _ in range(1500):
-        st = subprocess.run(["ss", "-tnH", "state", "fin-wait-2", "dport", "= :7073"], capture_output=True,
-                            text=True).stdout
-        if st.strip():
-            break
-        time.sleep(0.02)
-    else:
-        fail("the client never reached FIN_WAIT2")
+    wait_fin_wait2("the client never reached FIN_WAIT2")
     img = os.path.join(W, "img")
     for rnd in (1, 2):
         r = subprocess.run([CKPT, "dump", str(pid), "-D", img], capture_output=True, text=True)
@@ -401,15 +406,7 @@ def fin_wait():
         pid = server_pid[0] = int(r.stdout)
         # Its FIN again (dropped under the lock until the restore lifts it):
         # FIN_WAIT2 once the server acknowledges it.
-        for _ in range(1500):
-            st = subprocess.run(["ss", "-tnH", "state", "fin-wait-2", "dport", "= :7073"], capture_output=True,
-                                text=True).stdout
-            if st.strip():
-                break
-            time.sleep(0.02)
-        else:
-            fail("restore %d: the client is not in FIN_WAIT2 again: %s" % (
-                rnd, subprocess.run(["ss", "-tnH", "dport", "= :7073"], capture_output=True, text=True).stdout))
+        wait_fin_wait2("restore %d: the client is not in FIN_WAIT2 again" % rnd)
         if locks_left():
             fail("restore %d left the network lock: %s" % (rnd, locks_left()))
     s.sendall(b"count %d sum %d\n" % (len(nums), sum(nums)))
