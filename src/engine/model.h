@@ -358,7 +358,7 @@ struct TcpRepair {
   // reads what is queued, then end-of-file, and may still send.
   bool read_shut = false;
   // The send side is shut (FIN_WAIT2: the process's FIN was sent and
-  // acknowledged; snd_seq counts it). The restore sends it again.
+  // acknowledged; snd_seq counts it). The restore queues it again as sent.
   bool write_shut = false;
   bool operator==(const TcpRepair&) const = default;
 };

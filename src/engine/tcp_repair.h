@@ -51,8 +51,7 @@ Status ReadTcpRepair(int s, const std::string& what, TcpRepair* t);
 Result<int> CreateConnectedSocket(const InetSocket& u);
 
 // TCP: leaves repair mode (a connection its peer had closed: then shuts its
-// receive side), queues the bytes never sent (one the process had closed:
-// then shuts its send side, its FIN sent again); then the
+// receive side) and queues the bytes never sent; then the
 // process's SO_REUSEADDR.
 Status FinishConnection(int s, const InetSocket& u);
 
