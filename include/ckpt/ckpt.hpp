@@ -29,7 +29,7 @@
 
 namespace ckpt {
 
-inline constexpr const char* kVersion = "0.1.0";
+inline constexpr const char* kVersion = "0.2.0";
 // Exit status of a program that wrote a checkpoint and stopped as asked
 // (`ckpt checkpoint PID --exit`, --ckpt-stop-at). 75 is EX_TEMPFAIL: "try again".
 inline constexpr int kExitCheckpointed = 75;

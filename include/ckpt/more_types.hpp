@@ -77,7 +77,20 @@ struct Traits<T, std::enable_if_t<detail::HasRepresentation<T>>> {
   static void Save(Writer& w, const T& v) { Traits<Rep>::Save(w, static_cast<Rep>(R::Save(v))); }
   static void Load(Reader& r, T& v, const TypeDesc& img) {
     Rep rep{};
-    Traits<Rep>::Load(r, rep, img.args.at(0));
+    if (img.evolve) {  // an image whose struct has other fields beside `value`
+      bool found = false;
+      for (std::size_t i = 0; i < img.args.size() && i < img.field_map.size() && r.ok(); ++i) {
+        if (img.field_map[i] == 0 && !found) {
+          Traits<Rep>::Load(r, rep, img.args[i]);
+          found = true;
+        } else {
+          detail::SkipValue(r, img.args[i]);
+        }
+      }
+      if (!found) r.Fail("the image's " + detail::RepresentationName<T>() + " has no field 'value'");
+    } else {
+      Traits<Rep>::Load(r, rep, img.args.at(0));
+    }
     if (!r.ok()) return;
     if constexpr (std::is_same_v<decltype(R::Load(std::move(rep), v)), bool>) {
       if (!R::Load(std::move(rep), v))

@@ -63,6 +63,18 @@ struct TypeDesc {
   std::uint64_t count = 0;          // array length
   std::vector<TypeDesc> args;       // element / key,value / field types
   std::vector<std::string> fields;  // struct field names
+  std::uint32_t version = 0;        // a struct's CKPT_VERSION (0: none declared)
+
+  // Set by Describe() on the program's side only; never stored in an image.
+  std::vector<std::pair<std::string, std::string>> renamed;  // {field name in older images, name now}
+  bool upgradable = false;                                   // ckpt::Upgrade<T>::Apply exists
+
+  // Set on the image's side by the library before a Load, for a struct whose
+  // shape or version differs from the program's: image field i goes to the
+  // program's field field_map[i], or nowhere (-1).
+  std::vector<int> field_map;
+  bool evolve = false;       // load through field_map
+  bool run_upgrade = false;  // and call ckpt::Upgrade<T>::Apply afterwards
 
   std::string ToString() const;
   friend bool operator==(const TypeDesc& a, const TypeDesc& b);
@@ -282,6 +294,14 @@ inline TypeDesc Node(TypeDesc::Kind k, std::string name, std::vector<TypeDesc> a
 // Smallest encoded size of a value described by `d` (for sanity checks).
 std::size_t MinEncodedSize(const TypeDesc& d);
 
+// Decides whether a value of the image's type `*img` can be loaded into the
+// program's type `prog` (the rules are in docs/api.md, "State that evolves"),
+// and records in *img how: the field map of every struct whose shape or
+// version changed. On false, *why (if not null) says which part differs.
+bool MatchType(TypeDesc* img, const TypeDesc& prog, std::string* why);
+// Reads past one value of type `d`; with `bytes`, appends the bytes read.
+void SkipValue(Reader& r, const TypeDesc& d, std::string* bytes = nullptr);
+
 // `raw` read from `width` bytes (1, 2, 4 or 8), sign-extended to 64 bits.
 inline std::int64_t SignExtend(std::uint64_t raw, unsigned width) {
   if (width == 0 || width >= 8) return static_cast<std::int64_t>(raw);  // (other widths fail the reader)
@@ -412,6 +432,8 @@ struct Traits<T, std::enable_if_t<std::is_arithmetic_v<T>>> {
     } else if constexpr (std::is_floating_point_v<T>) {
       if constexpr (sizeof(T) == 4)
         v = std::bit_cast<float>(r.Fixed<std::uint32_t>());
+      else if (img.width == 4)  // widened from float: exact
+        v = static_cast<double>(std::bit_cast<float>(r.Fixed<std::uint32_t>()));
       else
         v = std::bit_cast<double>(r.Fixed<std::uint64_t>());
     } else if constexpr (std::is_same_v<T, char>) {
@@ -812,123 +834,10 @@ struct Traits<std::variant<Ts...>> {
   }
 };
 
-// --- user structs -------------------------------------------------------------
-namespace detail {
-
-template <typename S, typename... M>
-struct FieldList {
-  const char* type_name;
-  const char* field_names;  // "a, b, c" as written in the macro
-  std::tuple<M S::*...> members;
-};
-
-template <typename S, typename... M>
-constexpr FieldList<S, M...> MakeFields(const char* type, const char* names, M S::*... ptrs) {
-  return FieldList<S, M...>{type, names, std::tuple<M S::*...>(ptrs...)};
-}
-
-std::vector<std::string> SplitFieldNames(const char* list);
-
-template <typename T>
-concept HasFields = requires {
-  ckpt_fields(static_cast<const T*>(nullptr));
-};
-
-}  // namespace detail
-
-template <typename T>
-struct Traits<T, std::enable_if_t<detail::HasFields<T>>> {
-  static TypeDesc Describe() {
-    auto fl = ckpt_fields(static_cast<const T*>(nullptr));
-    TypeDesc d;
-    d.kind = TypeDesc::Kind::kStruct;
-    d.name = fl.type_name;
-    d.fields = detail::SplitFieldNames(fl.field_names);
-    std::apply([&](auto... mp) { (d.args.push_back(Traits<MemberType<decltype(mp)>>::Describe()), ...); },
-               fl.members);
-    return d;
-  }
-  static void Save(Writer& w, const T& v) {
-    auto fl = ckpt_fields(static_cast<const T*>(nullptr));
-    std::apply([&](auto... mp) { (Traits<MemberType<decltype(mp)>>::Save(w, v.*mp), ...); }, fl.members);
-  }
-  static void Load(Reader& r, T& v, const TypeDesc& img) {
-    auto fl = ckpt_fields(static_cast<const T*>(nullptr));
-    std::size_t i = 0;
-    std::apply([&](auto... mp) { (Traits<MemberType<decltype(mp)>>::Load(r, v.*mp, img.args.at(i++)), ...); },
-               fl.members);
-  }
-
- private:
-  template <typename MP>
-  struct MemberOf;
-  template <typename S, typename M>
-  struct MemberOf<M S::*> {
-    using type = M;
-  };
-  template <typename MP>
-  using MemberType = typename MemberOf<MP>::type;
-};
-
 }  // namespace ckpt
 
-// ---------------------------------------------------------------------------
-// CKPT_FIELDS(Type, field, ...): makes a struct checkpointable. Write it at
-// namespace scope after the struct (or CKPT_FRIEND_FIELDS inside the class for
-// private members). Up to 32 fields.
-#define CKPT_PP_NARG(...) CKPT_PP_NARG_(__VA_ARGS__, CKPT_PP_RSEQ())
-#define CKPT_PP_NARG_(...) CKPT_PP_ARG_N(__VA_ARGS__)
-#define CKPT_PP_ARG_N(_1, _2, _3, _4, _5, _6, _7, _8, _9, _10, _11, _12, _13, _14, _15, _16, _17, _18, _19, \
-                      _20, _21, _22, _23, _24, _25, _26, _27, _28, _29, _30, _31, _32, N, ...)              \
-  N
-#define CKPT_PP_RSEQ()                                                                                       \
-  32, 31, 30, 29, 28, 27, 26, 25, 24, 23, 22, 21, 20, 19, 18, 17, 16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, \
-      4, 3, 2, 1, 0
-#define CKPT_PP_CAT(a, b) CKPT_PP_CAT_(a, b)
-#define CKPT_PP_CAT_(a, b) a##b
-#define CKPT_MP_1(T, a) &T::a
-#define CKPT_MP_2(T, a, ...) &T::a, CKPT_MP_1(T, __VA_ARGS__)
-#define CKPT_MP_3(T, a, ...) &T::a, CKPT_MP_2(T, __VA_ARGS__)
-#define CKPT_MP_4(T, a, ...) &T::a, CKPT_MP_3(T, __VA_ARGS__)
-#define CKPT_MP_5(T, a, ...) &T::a, CKPT_MP_4(T, __VA_ARGS__)
-#define CKPT_MP_6(T, a, ...) &T::a, CKPT_MP_5(T, __VA_ARGS__)
-#define CKPT_MP_7(T, a, ...) &T::a, CKPT_MP_6(T, __VA_ARGS__)
-#define CKPT_MP_8(T, a, ...) &T::a, CKPT_MP_7(T, __VA_ARGS__)
-#define CKPT_MP_9(T, a, ...) &T::a, CKPT_MP_8(T, __VA_ARGS__)
-#define CKPT_MP_10(T, a, ...) &T::a, CKPT_MP_9(T, __VA_ARGS__)
-#define CKPT_MP_11(T, a, ...) &T::a, CKPT_MP_10(T, __VA_ARGS__)
-#define CKPT_MP_12(T, a, ...) &T::a, CKPT_MP_11(T, __VA_ARGS__)
-#define CKPT_MP_13(T, a, ...) &T::a, CKPT_MP_12(T, __VA_ARGS__)
-#define CKPT_MP_14(T, a, ...) &T::a, CKPT_MP_13(T, __VA_ARGS__)
-#define CKPT_MP_15(T, a, ...) &T::a, CKPT_MP_14(T, __VA_ARGS__)
-#define CKPT_MP_16(T, a, ...) &T::a, CKPT_MP_15(T, __VA_ARGS__)
-#define CKPT_MP_17(T, a, ...) &T::a, CKPT_MP_16(T, __VA_ARGS__)
-#define CKPT_MP_18(T, a, ...) &T::a, CKPT_MP_17(T, __VA_ARGS__)
-#define CKPT_MP_19(T, a, ...) &T::a, CKPT_MP_18(T, __VA_ARGS__)
-#define CKPT_MP_20(T, a, ...) &T::a, CKPT_MP_19(T, __VA_ARGS__)
-#define CKPT_MP_21(T, a, ...) &T::a, CKPT_MP_20(T, __VA_ARGS__)
-#define CKPT_MP_22(T, a, ...) &T::a, CKPT_MP_21(T, __VA_ARGS__)
-#define CKPT_MP_23(T, a, ...) &T::a, CKPT_MP_22(T, __VA_ARGS__)
-#define CKPT_MP_24(T, a, ...) &T::a, CKPT_MP_23(T, __VA_ARGS__)
-#define CKPT_MP_25(T, a, ...) &T::a, CKPT_MP_24(T, __VA_ARGS__)
-#define CKPT_MP_26(T, a, ...) &T::a, CKPT_MP_25(T, __VA_ARGS__)
-#define CKPT_MP_27(T, a, ...) &T::a, CKPT_MP_26(T, __VA_ARGS__)
-#define CKPT_MP_28(T, a, ...) &T::a, CKPT_MP_27(T, __VA_ARGS__)
-#define CKPT_MP_29(T, a, ...) &T::a, CKPT_MP_28(T, __VA_ARGS__)
-#define CKPT_MP_30(T, a, ...) &T::a, CKPT_MP_29(T, __VA_ARGS__)
-#define CKPT_MP_31(T, a, ...) &T::a, CKPT_MP_30(T, __VA_ARGS__)
-#define CKPT_MP_32(T, a, ...) &T::a, CKPT_MP_31(T, __VA_ARGS__)
-#define CKPT_MEMBER_PTRS(T, ...) CKPT_PP_CAT(CKPT_MP_, CKPT_PP_NARG(__VA_ARGS__))(T, __VA_ARGS__)
-
-#define CKPT_FIELDS(Type, ...)                                                                         \
-  [[maybe_unused]] inline auto ckpt_fields(const Type*) {                                              \
-    return ::ckpt::detail::MakeFields<Type>(#Type, #__VA_ARGS__, CKPT_MEMBER_PTRS(Type, __VA_ARGS__)); \
-  }
-#define CKPT_FRIEND_FIELDS(Type, ...)                                                                  \
-  friend auto ckpt_fields(const Type*) {                                                               \
-    return ::ckpt::detail::MakeFields<Type>(#Type, #__VA_ARGS__, CKPT_MEMBER_PTRS(Type, __VA_ARGS__)); \
-  }
-
+// Structs declared with CKPT_FIELDS, their versions and upgrades.
+#include "ckpt/fields.hpp"
 // Random engines and distributions; chrono, multi containers, adapters,
 // wstring, and ckpt::Representation<T> for a program's own types.
 #include "ckpt/more_types.hpp"

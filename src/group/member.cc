@@ -334,9 +334,9 @@ Status GroupMember::RestoreSegment(SegmentHandle& h, const group::ObjectRecord& 
   if (!ParseTypeDesc(rec.desc, &img))
     return Corruption(where + ": malformed element type '" + rec.desc + "'");
   TypeDesc prog = h.codec->Describe();
-  if (!state::Compatible(img, prog))
-    return FailedPrecondition(where + " holds " + img.ToString() + " in the image, the program declares " +
-                              prog.ToString());
+  std::string why;
+  if (!detail::MatchType(&img, prog, &why))
+    return FailedPrecondition(where + " holds " + state::Mismatch(img, prog, why));
   if (rec.count != h.count)
     return FailedPrecondition(where + " has " + std::to_string(rec.count) +
                               " elements in the image, the program asks for " + std::to_string(h.count));

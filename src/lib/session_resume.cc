@@ -101,9 +101,10 @@ void SessionImpl::LoadVar(VarEntry& e) {
     Fatal("cannot resume from " + resume_path_ + ": variable '" + e.name +
           "' has a malformed type descriptor '" + s.attrs + "'");
   }
-  if (!state::Compatible(img, e.desc)) {
-    Fatal("cannot resume from " + resume_path_ + ": '" + e.name + "' is " + img.ToString() +
-          " in the image, the program declares " + e.desc.ToString());
+  std::string why;
+  if (!detail::MatchType(&img, e.desc, &why)) {
+    Fatal("cannot resume from " + resume_path_ + ": '" + e.name + "' is " +
+          state::Mismatch(img, e.desc, why));
   }
   auto stream = resume_->OpenSection(s);
   if (!stream.ok()) Fatal("cannot resume: " + stream.status().message());

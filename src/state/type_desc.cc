@@ -86,9 +86,15 @@ class Parser {
     std::string id = Ident();
     if (id.empty()) return false;
     // A struct first: one may be called `queue` or `string` like another type.
+    // Name@N{...} is version N of its shape (CKPT_VERSION).
+    std::uint64_t version = 0;
+    if (Eat('@') &&
+        (!Number(&version) || version == 0 || version > 0xffffffffu || i_ >= t_.size() || t_[i_] != '{'))
+      return false;
     if (Eat('{')) {
       d->name = id;
       d->kind = K::kStruct;
+      d->version = static_cast<std::uint32_t>(version);
       if (Eat('}')) return true;
       do {
         std::string f = Ident();
@@ -260,7 +266,7 @@ std::string TypeDesc::ToString() const {
       return "array<" + (args.empty() ? std::string("?") : args[0].ToString()) + "," + std::to_string(count) +
              ">";
     case K::kStruct: {
-      std::string s = name + "{";
+      std::string s = name + (version != 0 ? "@" + std::to_string(version) : std::string()) + "{";
       for (std::size_t i = 0; i < args.size(); ++i) {
         if (i) s += ',';
         s += (i < fields.size() ? fields[i] : std::string("?")) + ":" + args[i].ToString();
@@ -274,7 +280,7 @@ std::string TypeDesc::ToString() const {
 
 bool operator==(const TypeDesc& a, const TypeDesc& b) {
   return a.kind == b.kind && a.width == b.width && a.name == b.name && a.count == b.count &&
-         a.args == b.args && a.fields == b.fields;
+         a.args == b.args && a.fields == b.fields && a.version == b.version;
 }
 
 bool ParseTypeDesc(std::string_view text, TypeDesc* out) {

@@ -198,3 +198,43 @@ void WalkValue(Reader& r, const TypeDesc& d, std::string* out, std::size_t limit
 }
 
 }  // namespace ckpt::state
+
+namespace ckpt::detail {
+
+namespace {
+
+// Reads through another reader and keeps a copy of every byte. It holds no
+// buffer of its own, so every read reaches Underflow.
+class TeeReader final : public Reader {
+ public:
+  TeeReader(Reader& in, std::string* copy) : in_(in), copy_(copy) {}
+  std::uint64_t Remaining() const override { return in_.Remaining(); }
+
+ protected:
+  bool Underflow(void* p, std::size_t n) override {
+    if (!in_.Bytes(p, n)) {
+      Fail(in_.error());
+      return false;
+    }
+    copy_->append(static_cast<const char*>(p), n);
+    return true;
+  }
+
+ private:
+  Reader& in_;
+  std::string* copy_;
+};
+
+}  // namespace
+
+void SkipValue(Reader& r, const TypeDesc& d, std::string* bytes) {
+  if (bytes == nullptr) {
+    state::WalkValue(r, d, nullptr, 0);
+    return;
+  }
+  TeeReader tee(r, bytes);
+  state::WalkValue(tee, d, nullptr, 0);
+  if (!tee.ok()) r.Fail(tee.error());
+}
+
+}  // namespace ckpt::detail

@@ -8,10 +8,14 @@ print exactly the uninterrupted native run's result line.
   test_hetero.py codecs    a build lacking an image's codec says so; convert fixes it
   test_hetero.py windows   `ckpt.exe checkpoint PID [--exit]` against a Windows program
   test_hetero.py dists     random distributions' hidden state crosses every pair of platforms exactly
+  test_hetero.py evolve    version 1 of a program's structs, checkpointed on s390x and Windows, resumes
+                           in version 2 on every platform (fields added, removed, renamed, widened,
+                           converted by ckpt::Upgrade); version 1 refuses version 2's image
 """
 import concurrent.futures
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -301,5 +305,61 @@ def dists():
         shutil.rmtree(work, ignore_errors=True)
 
 
+def evolve():
+    """ledger_v1 checkpoints at its 120th safepoint (119 steps done); ledger_v2,
+    whose structs changed shape, resumes that image on every platform. What it
+    finds must be v1's state after 119 steps, converted as its Upgrade hooks
+    say; what it computes from there must be identical everywhere."""
+    plats = platforms()
+    need(plats, ["linux-x86_64", "windows-x86_64", "linux-s390x", "linux-aarch64"])
+    P = by_name(plats)
+    stop = 120
+    v1 = run(P["linux-x86_64"].cmd("ledger_v1", stop - 1), check=0).stdout
+    want = []
+    for m in re.finditer(r"^state (\S+) holder=(.*) balance=(-?\d+) flags=(\d+) entries=(\d+) sum=(-?\d+)$", v1,
+                         re.M):
+        want.append("upgraded %s owner=%s cents=%d overdrafts=%d rate=0.02 entries=%s sum=%d" %
+                    (m[1], m[2], int(m[3]) * 100, int(m[4]) & 1, m[5], int(m[6]) * 100))
+    check(len(want) == 3, "ledger_v1 printed no state:\n%s" % v1)
+    work = tempdir("evolve")
+    try:
+        results = {}
+        for src in ("linux-s390x", "windows-x86_64"):
+            d = os.path.join(work, "v1-" + src)
+            os.mkdir(d)
+            run(P[src].cmd("ledger_v1", 300, "--ckpt-dir", ".", "--ckpt-quiet", "--ckpt-stop-at", stop), cwd=d,
+                check=75)
+
+            def resume(r, d=d):
+                t = os.path.join(d, "to-" + r.name)
+                os.mkdir(t)
+                return run(r.cmd("ledger_v2", "--ckpt-resume", os.path.relpath(newest_image(d), t), "--ckpt-dir",
+                                 ".", "--ckpt-quiet"), cwd=t)
+
+            for r, p in zip(plats, pmap(resume, plats)):
+                check(p.returncode == 0, "ledger_v2 on %s could not resume ledger_v1's image from %s: exit %d\n%s%s" %
+                      (r.name, src, p.returncode, p.stdout, p.stderr))
+                got = [l for l in p.stdout.splitlines() if l.startswith("upgraded ")]
+                check(got == want, "ledger_v2 on %s found in %s's v1 image\n  %s\nnot\n  %s" %
+                      (r.name, src, "\n  ".join(got), "\n  ".join(want)))
+                results["%s -> %s" % (src, r.name)] = result_line(p.stdout)
+        check(len(set(results.values())) == 1, "ledger_v2 results differ:\n%s" %
+              "\n".join("  %s: %s" % kv for kv in sorted(results.items())))
+        # Version 1 cannot read version 2's state: a clear refusal, nothing run.
+        d = os.path.join(work, "v2")
+        os.mkdir(d)
+        run(P["linux-x86_64"].cmd("ledger_v2", 300, "--ckpt-dir", ".", "--ckpt-quiet", "--ckpt-stop-at", 30), cwd=d,
+            check=75)
+        p = run(P["windows-x86_64"].cmd("ledger_v1", "--ckpt-resume", ".", "--ckpt-dir", "."), cwd=d)
+        check(p.returncode != 0 and "Account is version 2 in the image, the program's is version 0" in p.stderr
+              and "result" not in p.stdout, "ledger_v1 on Windows given a version 2 image: exit %d\n%s%s" %
+              (p.returncode, p.stdout, p.stderr))
+        print("ok   evolve: ledger_v1 images from s390x and Windows resume in ledger_v2 on %d platforms, "
+              "converted as declared, identical results; v1 refuses v2's image" % len(plats))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 if __name__ == "__main__":
-    {"chain": chain, "matrix": matrix, "codecs": codecs, "windows": windows, "dists": dists}[sys.argv[1]]()
+    {"chain": chain, "matrix": matrix, "codecs": codecs, "windows": windows, "dists": dists,
+     "evolve": evolve}[sys.argv[1]]()

@@ -230,7 +230,12 @@ TEST(Compat, Rules) {
   EXPECT_FALSE(state::Compatible(d("vector<i64>"), d("vector<u64>")));
   EXPECT_TRUE(state::Compatible(d("map<string,i32>"), d("unordered_map<string,i64>")));
   EXPECT_FALSE(state::Compatible(d("array<f64,3>"), d("array<f64,4>")));
-  EXPECT_FALSE(state::Compatible(d("P{x:f64,y:f64}"), d("P{x:f64,z:f64}")));
+  // A struct may lose `y` and gain `z` (docs/api.md, "State that evolves"),
+  // not change a field's type, nor become another struct.
+  EXPECT_TRUE(state::Compatible(d("P{x:f64,y:f64}"), d("P{x:f64,z:f64}")));
+  EXPECT_FALSE(state::Compatible(d("P{x:f64,y:f64}"), d("P{x:string,y:f64}")));
+  EXPECT_FALSE(state::Compatible(d("P{x:f64}"), d("Q{x:f64}")));
+  EXPECT_TRUE(state::Compatible(d("vector<f32>"), d("vector<f64>")));
   EXPECT_FALSE(state::Compatible(d("mt19937"), d("mt19937_64")));
   EXPECT_TRUE(state::Compatible(d("enum<i32>"), d("enum<i8>")));
   EXPECT_FALSE(state::Compatible(d("enum<i32>"), d("enum<u32>")));
