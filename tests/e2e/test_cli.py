@@ -113,6 +113,58 @@ def test_external_checkpoint(work):
     check(result_line(p.stdout) == ref, "first image's resume differs")
 
 
+def test_list(work):
+    """`ckpt list` shows this user's running programs and groups (never a group's secret), counts
+    their checkpoints, and removes the registration of a process that is gone."""
+    rt = os.path.join(work, "run")
+    e = env(CKPT_RUNTIME_DIR=rt)
+    heat = subprocess.Popen([HEAT] + HEAT_LONG + ["--ckpt-dir", work], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, env=e)
+    group = subprocess.Popen([CKPT, "run", "--name", "tallies", "-n", "2", "--dir", os.path.join(work, "g"), "--",
+                              os.path.join(BIN, "tally"), "100000000", "1000000000"], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True, env=e)
+    try:
+        for _ in range(1000):
+            if os.path.exists(os.path.join(rt, "%d.json" % heat.pid)) and \
+               os.path.exists(os.path.join(rt, "%d.json" % group.pid)):
+                break
+            time.sleep(0.01)
+        # A registration left by a process that is gone.
+        gone = subprocess.Popen(["true"])
+        gone.wait()
+        ghost = os.path.join(rt, "%d.json" % gone.pid)
+        fd = os.open(ghost, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.write(fd, json.dumps({"pid": gone.pid, "program": "ghost", "platform": "linux-x86_64",
+                                 "start_time": 1}).encode())
+        os.close(fd)
+        run([CKPT, "checkpoint", str(heat.pid)], check=0, env_extra={"CKPT_RUNTIME_DIR": rt})
+        p = run([CKPT, "list", "--json"], check=0, env_extra={"CKPT_RUNTIME_DIR": rt})
+        check("secret" not in p.stdout and "port" not in p.stdout, "ckpt list shows a group's key:\n" + p.stdout)
+        running = {r["pid"]: r for r in json.loads(p.stdout)["running"]}
+        h = running.get(heat.pid)
+        check(h is not None and h["kind"] == "program" and h["name"] == "heat" and h["state"] == "running"
+              and h["checkpoints"] == 1 and os.path.exists(h["last_image"]) and h["dir"] == work,
+              "heat in ckpt list --json: %s" % p.stdout)
+        g = running.get(group.pid)
+        check(g is not None and g["kind"] == "group" and g["name"] == "tallies" and g["members"] == 2,
+              "the group in ckpt list --json: %s" % p.stdout)
+        check(gone.pid not in running and not os.path.exists(ghost), "a gone process's registration: %s" % p.stdout)
+        p = run([CKPT, "list"], check=0, env_extra={"CKPT_RUNTIME_DIR": rt})
+        check(("%d" % heat.pid) in p.stdout and "tallies (2 members)" in p.stdout, "ckpt list:\n" + p.stdout)
+    finally:
+        for proc in (heat, group):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in (heat, group):
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+    p = run([CKPT, "list"], check=0, env_extra={"CKPT_RUNTIME_DIR": rt})
+    check(p.stdout.startswith("no ckpt programs or groups are running"), "after the end:\n" + p.stdout)
+
+
 def test_periodic_and_auto_resume(work):
     # --ckpt-every: a run long enough for several periods writes several images
     # (keep 3), and resuming the newest gives the uninterrupted result.

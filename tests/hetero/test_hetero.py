@@ -169,6 +169,10 @@ def windows():
                 break
             time.sleep(0.01)
         check(pid is not None, "the Windows program did not register")
+        p = run(win.cmd("ckpt", "list", "--json"), cwd=work, env_extra={"CKPT_RUNTIME_DIR": wine_path(rt)})
+        listed = [r for r in json.loads(p.stdout)["running"] if str(r["pid"]) == pid] if p.returncode == 0 else []
+        check(len(listed) == 1 and listed[0]["name"] == "heat" and listed[0]["platform"].startswith("windows"),
+              "ckpt.exe list --json does not show the Windows program %s: %s %s" % (pid, p.stdout, p.stderr))
         p = run(win.cmd("ckpt", "checkpoint", pid, "--json"), cwd=work, env_extra={"CKPT_RUNTIME_DIR": wine_path(rt)})
         if p.returncode != 0 and proc.poll() is not None:
             fail("ckpt.exe checkpoint: %s %s\nthe Windows program exited with status %d: %s" %

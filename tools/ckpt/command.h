@@ -33,6 +33,7 @@ void AddInspect(CLI::App& app, Runner* run);
 void AddVerify(CLI::App& app, Runner* run);
 void AddConvert(CLI::App& app, Runner* run);
 void AddCheckpoint(CLI::App& app, Runner* run);
+void AddList(CLI::App& app, Runner* run);
 void AddRelease(CLI::App& app, Runner* run);
 void AddResume(CLI::App& app, Runner* run);
 void AddRun(CLI::App& app, Runner* run);

@@ -23,6 +23,7 @@ int main(int argc, char** argv) {
   ckpt::cli::AddVerify(app, &run);
   ckpt::cli::AddConvert(app, &run);
   ckpt::cli::AddCheckpoint(app, &run);
+  ckpt::cli::AddList(app, &run);
   ckpt::cli::AddRelease(app, &run);
   ckpt::cli::AddResume(app, &run);
   ckpt::cli::AddRun(app, &run);
