@@ -197,6 +197,65 @@ class Env {
   virtual void UnsetEnv(const std::string& name) = 0;
 };
 
+// An Env that forwards every call to another (not owned): derive from it and
+// override only what changes, as fault-injecting Envs in tests do. A new
+// Env method needs one line here and none in the wrappers.
+class EnvWrapper : public Env {
+ public:
+  explicit EnvWrapper(Env* target) : target_(target) {}
+  Env* target() const { return target_; }
+
+  Result<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& p) override {
+    return target_->NewWritableFile(p);
+  }
+  Result<std::unique_ptr<image::RandomAccessSource>> NewRandomAccessFile(const std::string& p) override {
+    return target_->NewRandomAccessFile(p);
+  }
+  Result<std::unique_ptr<TempFile>> NewTempFile(const std::string& dir, const std::string& prefix,
+                                                unsigned mode = kDefaultImageMode) override {
+    return target_->NewTempFile(dir, prefix, mode);
+  }
+  void RemoveStaleTempFiles(const std::string& d, const std::string& p) override {
+    target_->RemoveStaleTempFiles(d, p);
+  }
+  Status RenameFile(const std::string& a, const std::string& b) override { return target_->RenameFile(a, b); }
+  Status SyncDir(const std::string& d) override { return target_->SyncDir(d); }
+  Status RemoveFile(const std::string& p) override { return target_->RemoveFile(p); }
+  Status CreateDirs(const std::string& p) override { return target_->CreateDirs(p); }
+  Result<std::vector<DirEntry>> ListDir(const std::string& p) override { return target_->ListDir(p); }
+  bool FileExists(const std::string& p) override { return target_->FileExists(p); }
+  bool IsDirectory(const std::string& p) override { return target_->IsDirectory(p); }
+  std::int64_t ProcessId() override { return target_->ProcessId(); }
+  bool ProcessAlive(std::int64_t pid) override { return target_->ProcessAlive(pid); }
+  std::uint64_t ProcessStartTime(std::int64_t pid) override { return target_->ProcessStartTime(pid); }
+  std::string HostName() override { return target_->HostName(); }
+  std::string OsName() override { return target_->OsName(); }
+  std::string ExecutablePath() override { return target_->ExecutablePath(); }
+  std::string RuntimeDir() override { return target_->RuntimeDir(); }
+  std::vector<std::string> RuntimeDirs() override { return target_->RuntimeDirs(); }
+  Status SecureRuntimeDir(const std::string& d, bool create) override {
+    return target_->SecureRuntimeDir(d, create);
+  }
+  Result<std::string> ReadPrivateFile(const std::string& p, std::size_t max) override {
+    return target_->ReadPrivateFile(p, max);
+  }
+  std::string AbsolutePath(const std::string& p) override { return target_->AbsolutePath(p); }
+  std::string GetEnv(const std::string& n) override { return target_->GetEnv(n); }
+  std::int64_t NowNanos() override { return target_->NowNanos(); }
+  Status InstallCheckpointTrigger(std::atomic<int>* slot) override {
+    return target_->InstallCheckpointTrigger(slot);
+  }
+  void RemoveCheckpointTrigger() override { target_->RemoveCheckpointTrigger(); }
+  Status SendCheckpointRequest(std::int64_t pid, Request r) override {
+    return target_->SendCheckpointRequest(pid, r);
+  }
+  std::int64_t HoldRequester() override { return target_->HoldRequester(); }
+  void UnsetEnv(const std::string& n) override { target_->UnsetEnv(n); }
+
+ private:
+  Env* target_;
+};
+
 // Helpers built on Env.
 Result<std::string> ReadFileToString(Env* env, const std::string& path);
 // Writes `data` to a new temporary file (Env::NewTempFile, mode 0600) and
