@@ -55,8 +55,8 @@ nlohmann::ordered_json Entry(const ProgramTarget& t) {
   return e;
 }
 
-// Every live registration in `dirs`, by PID. Stale ones (the process is gone,
-// has exited, or its PID was reused) are removed.
+// Every live registration in `dirs`, by PID (stale ones were removed by
+// UsableRuntimeDirs and CheckProgram).
 std::vector<nlohmann::ordered_json> Collect(platform::Env* env, const std::vector<std::string>& dirs) {
   std::vector<nlohmann::ordered_json> out;
   std::vector<std::int64_t> seen;
@@ -77,14 +77,9 @@ std::vector<nlohmann::ordered_json> Collect(platform::Env* env, const std::vecto
       std::string plat = JsonBytesValue(*reg, "platform");
       if (!plat.empty() && OsOf(plat) != os) continue;
       ProgramTarget t{pid, std::move(reg).value(), path};
-      if (t.reg.value("kind", std::string()) == "group") {
-        if (!env->ProcessAlive(pid)) {
-          env->RemoveFile(path).IgnoreError();
-          continue;
-        }
-      } else if (!CheckProgram(env, t).ok()) {
-        continue;  // removed
-      }
+      // UsableRuntimeDirs collected the registrations of processes that are
+      // gone; CheckProgram also drops a program that has exited.
+      if (t.reg.value("kind", std::string()) != "group" && !CheckProgram(env, t).ok()) continue;
       seen.push_back(pid);
       out.push_back(Entry(t));
     }
