@@ -129,12 +129,10 @@ Status RemoveGadget(pid_t pid, std::uint64_t gadget) {
   return st.ok() ? rs : st;
 }
 
-// Test hook: CKPT_ENGINE_FAULT=kill-worker-at-WHERE makes the worker kill
+// Test hook: DumpOptions::fault "kill-worker-at-WHERE" makes the worker kill
 // itself there (the ckpt process that started it repairs what it can).
-void MaybeKillWorker(const char* where) {
-  const char* fault = std::getenv("CKPT_ENGINE_FAULT");
-  if (fault != nullptr && std::strncmp(fault, "kill-worker-at-", 15) == 0 &&
-      std::strcmp(fault + 15, where) == 0)
+void MaybeKillWorker(const DumpOptions& o, const char* where) {
+  if (o.fault.rfind("kill-worker-at-", 0) == 0 && o.fault.compare(15, std::string::npos, where) == 0)
     ::raise(SIGKILL);
 }
 
@@ -212,7 +210,7 @@ Status WriteMemberPages(std::vector<MemberDump>& md, const TreeModel& t, image::
     // image. Otherwise, or where it cannot, ckpt reads them
     // (process_vm_readv) and writes them itself.
     Result<PageDumpResult> in_place = NotSupported("in-place page copy not asked for");
-    if (file != nullptr && InPlaceCopyRequested() && !incremental && !po.running) {
+    if (file != nullptr && po.in_place && !incremental && !po.running) {
       Injector inj(d.pid, d.gadget);
       RETURN_IF_ERROR(inj.Save());
       in_place = WritePagesInPlace(d.pid, &inj, d.candidates, w, file, prefix, progress);
@@ -293,7 +291,7 @@ Status CollectAll(DumpRun& r) {
         Collect(*d.fp, &d.m, &d.blobs, &d.gadget).WithContext("process " + std::to_string(d.pid)));
   }
   RETURN_IF_ERROR(CheckInterrupted());
-  MaybeKillWorker("collect");
+  MaybeKillWorker(r.o, "collect");
   r.Lap(&r.stats.phases.collect_ns);
   // Communication state (timed apart: DumpStats::comm_ns).
   std::int64_t tc = NowNs();
@@ -305,7 +303,7 @@ Status CollectAll(DumpRun& r) {
   r.Lap(&r.stats.phases.comm_ns);
   RETURN_IF_ERROR(CheckInterrupted());
   for (auto& d : r.md) {
-    ASSIGN_OR_RETURN(d.candidates, CollectPopulatedPages(d.pid, d.m.vmas));
+    ASSIGN_OR_RETURN(d.candidates, CollectPopulatedPages(d.pid, d.m.vmas, r.o.pagemap_scan));
     if (!r.parent) continue;
     // With a parent image: the pages not written since it was taken stay there.
     auto pm = r.parent->members.find(d.pid);
@@ -395,7 +393,7 @@ Status ReleaseAfterImage(DumpRun& r) {
 Status Handoff(DumpRun& r) {
   r.Lap(&r.stats.phases.finish_ns);
   RETURN_IF_ERROR(CheckInterrupted());
-  MaybeKillWorker("handoff");
+  MaybeKillWorker(r.o, "handoff");
   if (!r.released) r.stats.frozen_ns = NowNs() - r.t_frozen;  // so far (a pre-copy round ran on)
   r.handoff_called = true;
   r.handoff_status = r.o.handoff(r.stats);
@@ -447,6 +445,7 @@ Status WriteAndCommit(DumpRun& r, const Progress& progress) {
   PageWriteOptions po;
   po.section_type = r.parent ? kSecDeltaPages : kSecPageRecords;
   po.running = o.precopy;
+  po.in_place = o.in_place_copy;
   // --leave-running to a file, a small process: it runs on once its pages
   // are in memory, not once they are in the image.
   if (o.leave_running && !o.precopy && o.stream == nullptr)
@@ -480,7 +479,7 @@ Status WriteAndCommit(DumpRun& r, const Progress& progress) {
   ASSIGN_OR_RETURN(bool exchanged, file->CommitExchange(r.final_path));
   if (exchanged) r.old_image = file->TempPath();
   NoteImageInPlace();
-  MaybeKillWorker("commit");
+  MaybeKillWorker(r.o, "commit");
   // Without --sync nothing is promised to survive a crash: no waiting for
   // the directory (on ext4 that waits for the image's data to be written).
   if (o.sync) RETURN_IF_ERROR(env->SyncDir(o.dir));
@@ -542,7 +541,7 @@ Status EndMembers(DumpRun& r) {
     if (end.ok()) end = s;
   } else {
     NoteKilling();  // if the worker dies from here on, the processes are killed
-    MaybeKillWorker("end");
+    MaybeKillWorker(r.o, "end");
     PrepareReaping(r.t.members, r.md);
     // Children before their parents (members are listed parents first).
     for (auto f = r.tree.frozen.rbegin(); f != r.tree.frozen.rend(); ++f) {
@@ -604,7 +603,7 @@ Result<DumpStats> DumpHere(const DumpOptions& o) {
   if (!frozen.ok() && Interruption() != 0) return InterruptedError(o, Status::Ok(), nullptr);
   if (!frozen.ok()) return frozen.status();
   r.tree = std::move(frozen).value();
-  MaybeKillWorker("freeze");
+  MaybeKillWorker(o, "freeze");
   r.t_frozen = r.mark = NowNs();
   stats.phases.freeze_ns = r.t_frozen - t_checked;
   r.t.members = r.tree.members;
@@ -616,14 +615,13 @@ Result<DumpStats> DumpHere(const DumpOptions& o) {
     r.md.push_back(std::move(d));
   }
   Progress progress = o.progress;
-  const char* fault = std::getenv("CKPT_ENGINE_FAULT");
-  if (fault != nullptr && std::strcmp(fault, "kill-worker-at-pages") == 0) {
+  if (o.fault == "kill-worker-at-pages") {
     progress = [&o](std::uint64_t done, std::uint64_t total) {
-      MaybeKillWorker("pages");
+      MaybeKillWorker(o, "pages");
       if (o.progress) o.progress(done, total);
     };
   }
-  if (fault != nullptr && std::strcmp(fault, "kill-during-dump") == 0) {
+  if (o.fault == "kill-during-dump") {
     // Test hook: the process dies while its memory is being read.
     progress = [pid = o.pid, &o](std::uint64_t done, std::uint64_t total) {
       ::kill(pid, SIGKILL);

@@ -77,6 +77,17 @@ struct DumpOptions {
   // unless it is past its point of no return. An interruption that arrives
   // before the handoff is called undoes the dump without calling it.
   std::function<Status(const DumpStats&)> handoff;
+  // Knobs (docs/engine.md, "Knobs and test hooks"; the CLI takes them from
+  // CKPT_ENGINE_* variables). in_place_copy: the processes write their own
+  // pages into the image file where they can (less CPU, not faster on every
+  // machine). pagemap_scan false: every page's pagemap entry is read even
+  // where the kernel has PAGEMAP_SCAN.
+  bool in_place_copy = false;
+  bool pagemap_scan = true;
+  // Test hook: "kill-worker-at-WHERE" (freeze, collect, pages, handoff,
+  // commit, end): the dump's worker kills itself there; "kill-during-dump":
+  // the dumped process is killed while its memory is read. Empty: none.
+  std::string fault;
 };
 
 // In a DumpOptions::handoff (in the dump worker): a descriptor that becomes
@@ -178,6 +189,12 @@ struct RestoreOptions {
   std::string follow_complete_marker;
   std::int64_t follow_writer_pid = 0;  // reads fail once it is gone
   std::uint64_t follow_limit = 0;      // the most bytes the image can have
+  // Knob: map a proxy for the old vDSO even where the kernel's is the same
+  // (tests of the proxy; CKPT_ENGINE_FORCE_VDSO_PROXY=1 in the CLI).
+  bool force_vdso_proxy = false;
+  // Test hook: "fail-restore-late" fails the restore once everything is
+  // built, before anything runs. Empty: none.
+  std::string fault;
 };
 
 struct RestoreStats {

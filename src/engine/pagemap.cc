@@ -118,8 +118,7 @@ PmScanArg ScanArg(std::uint64_t start, std::uint64_t end, std::vector<PmScanRegi
 // file's page. False if this kernel has no PAGEMAP_SCAN.
 Result<bool> ScanPopulated(int fd, const std::string& path, std::uint64_t start, std::uint64_t end,
                            bool file_backed, std::vector<PageRun>* runs) {
-  // CKPT_ENGINE_NO_PAGEMAP_SCAN=1 (tests) reads every page's entry instead.
-  static bool unsupported = std::getenv("CKPT_ENGINE_NO_PAGEMAP_SCAN") != nullptr;
+  static bool unsupported = false;  // this kernel has no PAGEMAP_SCAN (learnt once)
   if (unsupported) return false;
   std::vector<PmScanRegion> vec(512);
   const std::uint64_t excluded = kPageIsPfnZero | (file_backed ? kPageIsFile : 0);
@@ -203,7 +202,7 @@ Status WriteProtectPages(pid_t pid, const std::vector<PageRun>& runs) {
   return ScanTracked(pid, runs, true).status();
 }
 
-Result<std::vector<PageRun>> CollectPopulatedPages(pid_t pid, const std::vector<Vma>& vmas) {
+Result<std::vector<PageRun>> CollectPopulatedPages(pid_t pid, const std::vector<Vma>& vmas, bool range_scan) {
   std::string path = ProcPath(pid, "pagemap");
   ScopedFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (fd.get() < 0) return PosixError("open", path, errno);
@@ -221,7 +220,7 @@ Result<std::vector<PageRun>> CollectPopulatedPages(pid_t pid, const std::vector<
     // Where no page is shared with another process (smaps says so), the
     // kernel's range scan is enough; otherwise each page's entry tells
     // which ones are shared copy-on-write.
-    if (!v.shares_pages) {
+    if (range_scan && !v.shares_pages) {
       ASSIGN_OR_RETURN(bool scanned, ScanPopulated(fd.get(), path, v.start, v.end, file_backed, &runs));
       if (scanned) continue;
     }
@@ -576,14 +575,6 @@ Status PreadAll(int fd, void* p, std::size_t n, std::uint64_t off) {
 }
 
 }  // namespace
-
-bool InPlaceCopyRequested() {
-  // Opt-in: on this project's test VM the in-place copy used less CPU but
-  // was slower than the readv copy in more than half of the same-run
-  // benchmark repetitions (docs/performance.md).
-  const char* mode = std::getenv("CKPT_ENGINE_DUMP_COPY");
-  return mode != nullptr && std::strcmp(mode, "in-place") == 0;
-}
 
 Result<PageDumpResult> WritePagesInPlace(pid_t pid, Injector* inj, const std::vector<PageRun>& candidates,
                                          image::ImageWriter* w, platform::WritableFile* file,

@@ -50,10 +50,16 @@ struct PageWriteOptions {
   // into memory, before they are written (the caller lets a --leave-running
   // process go: the image write is not frozen time). Its error fails.
   std::function<Status()> all_read;
+  // The process writes its own pages into the image file where it can
+  // (DumpOptions::in_place_copy).
+  bool in_place = false;
 };
 
-// Candidate pages (populated, not equal to their file) of every VMA.
-Result<std::vector<PageRun>> CollectPopulatedPages(pid_t pid, const std::vector<Vma>& vmas);
+// Candidate pages (populated, not equal to their file) of every VMA. With
+// `range_scan` false, every page's pagemap entry is read even where the
+// kernel has PAGEMAP_SCAN (DumpOptions::pagemap_scan).
+Result<std::vector<PageRun>> CollectPopulatedPages(pid_t pid, const std::vector<Vma>& vmas,
+                                                   bool range_scan = true);
 // Reads the candidates from the process and writes the kSecPageRecords
 // section: per chunk read, a record of its non-zero runs, then their pages.
 // `progress` reports bytes read.
@@ -67,8 +73,6 @@ Result<std::vector<PageRun>> CleanTrackedPages(pid_t pid, const std::vector<Page
 // Write-protects the populated pages of `runs` (mappings registered with a
 // dirty tracker) in one PAGEMAP_SCAN walk.
 Status WriteProtectPages(pid_t pid, const std::vector<PageRun>& runs);
-// Whether the dump should try WritePagesInPlace (CKPT_ENGINE_DUMP_COPY=in-place).
-bool InPlaceCopyRequested();
 // Like WritePages, with one copy instead of two: the stopped process itself
 // writes its pages into the image file (a loop of pwrite64 calls run through
 // `inj`, a traced thread of it with a gadget), while a second thread reads

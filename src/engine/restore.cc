@@ -187,8 +187,7 @@ Status RebuildMember(RestoreContext& c, RestoreTable& resources, const MemberRes
   RETURN_IF_ERROR(SeizeForRebuild(m, pid, status_fd, &inj, &child_maps, &area));
   RETURN_IF_ERROR(ClearAddressSpace(&inj, child_maps, area, area + kGadgetAreaSize));
   ASSIGN_OR_RETURN(auto left, ReadMaps(pid, false));
-  const char* force = std::getenv("CKPT_ENGINE_FORCE_VDSO_PROXY");
-  ASSIGN_OR_RETURN(VdsoPlan vp, RestoreVdso(m, &inj, pid, left, force != nullptr && *force == '1'));
+  ASSIGN_OR_RETURN(VdsoPlan vp, RestoreVdso(m, &inj, pid, left, c.o.force_vdso_proxy));
   c.stats->vdso_proxy = c.stats->vdso_proxy || vp.proxy;
   RETURN_IF_ERROR(CreateVmas(m, &inj, p.file_fds));
   RETURN_IF_ERROR(resources.Rebuild(c, p, pid, RebuildPoint::kVmasCreated, &inj));
@@ -382,10 +381,9 @@ Status RebuildAndRun(RestoreContext& c, RestoreTable& resources,
   // what was read) before anything runs.
   RETURN_IF_ERROR(c.reader->Finish());
   RETURN_IF_ERROR(resources.Each([&](RestoreResource& r) { return r.Finish(c); }));
-  const char* fault = std::getenv("CKPT_ENGINE_FAULT");
-  if (fault != nullptr && std::strcmp(fault, "fail-restore-late") == 0) {
+  if (c.o.fault == "fail-restore-late") {
     // Test hook: everything is built, nothing runs yet.
-    return Internal("failing the restore at its last step, as CKPT_ENGINE_FAULT asks");
+    return Internal("failing the restore at its last step, as the fail-restore-late test hook asks");
   }
   // Everything is built, nothing has run: the caller's last word (a
   // migration waits here for the source's go-ahead).

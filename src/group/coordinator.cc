@@ -76,33 +76,28 @@ Status Coordinator::PublishRegistration() {
   registration_path_ = lib::Registration::PathFor(env_, env_->ProcessId());
   // The secret makes this file the key to the group: owner-only (WriteFileAtomic makes it 0600,
   // exclusively, under a random name, never through a link).
-  std::string j = "{\"pid\": " + std::to_string(env_->ProcessId()) +
-                  ", \"kind\": \"group\", \"group\": " + JsonBytes(opt_.name) + ", \"id\": \"" + gid_ +
-                  "\", \"port\": " + std::to_string(listener_->port()) + ", \"secret\": \"" +
-                  platform::HexEncode(secret_) + "\", \"dir\": " + JsonBytes(opt_.dir) +
-                  ", \"cwd\": " + JsonBytes(env_->AbsolutePath(".")) +
-                  ", \"members\": " + std::to_string(members_.size()) + ", \"commands\": " + MemberList() +
-                  ", \"every\": " + std::to_string(opt_.every_seconds) +
-                  ", \"timeout\": " + std::to_string(opt_.timeout_seconds) +
-                  ", \"keep\": " + std::to_string(opt_.keep) + ", \"codec\": " + JsonBytes(opt_.codec) +
-                  ", \"generation\": " + std::to_string(written_) +
-                  ", \"last_image\": " + JsonBytes(last_image_) + "}\n";
-  return platform::WriteFileAtomic(env_, registration_path_, j);
-}
-
-std::string Coordinator::MemberList() const {
-  auto words = [](const std::vector<std::string>& v) {
-    std::string o = "[";
-    for (std::size_t i = 0; i < v.size(); ++i) o += (i ? ", " : "") + JsonBytes(v[i]);
-    return o + "]";
-  };
-  std::string o = "[";
-  for (std::size_t r = 0; r < members_.size(); ++r) {
-    const MemberState& m = members_[r];
-    o += std::string(r ? ", " : "") + "{\"program\": " + JsonBytes(m.connected ? m.hello.program : "") +
-         ", \"launch\": " + words(m.launch) + ", \"args\": " + words(m.hello.args) + "}";
-  }
-  return o + "]";
+  lib::RegistrationRecord r;
+  r.pid = env_->ProcessId();
+  r.kind = "group";
+  r.group = opt_.name;
+  r.id = gid_;
+  r.port = listener_->port();
+  r.secret_hex = platform::HexEncode(secret_);
+  r.platform = lib::PlatformTag();
+  r.start_time = env_->ProcessStartTime(r.pid);
+  r.dir = opt_.dir;
+  r.cwd = env_->AbsolutePath(".");
+  r.members = static_cast<int>(members_.size());
+  for (const MemberState& m : members_)
+    r.commands.push_back({m.connected ? m.hello.program : "", m.launch,
+                          m.connected ? m.hello.args : std::vector<std::string>{}});
+  r.every = opt_.every_seconds;
+  r.timeout = opt_.timeout_seconds;
+  r.keep = static_cast<int>(opt_.keep);
+  r.codec = opt_.codec;
+  r.generation = written_;
+  r.last_image = last_image_;
+  return platform::WriteFileAtomic(env_, registration_path_, lib::EncodeRegistration(r));
 }
 
 void Coordinator::AcceptLoop() {

@@ -85,7 +85,6 @@ class Coordinator {
   Status LoadResumeImage();
   Status PublishRegistration();
   // [{"program": ..., "launch": [...], "args": [...]}, ...] for `ckpt migrate GROUP`.
-  std::string MemberList() const;
   void AcceptLoop();
   void ReapHandshakes(bool all);
   // Checks a new connection; queues its hello or checkpoint request, or refuses it.

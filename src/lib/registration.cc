@@ -3,9 +3,12 @@
 #include <cstdio>
 #include <cstdlib>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <set>
+#include <type_traits>
 
 #include "lib/program_image.h"
+#include "util/json_bytes.h"
 #include "util/utf8.h"
 
 namespace ckpt::lib {
@@ -52,23 +55,161 @@ void UnwatchAtExit(const std::string& path) {
   c.paths.erase(path);
 }
 
-// The number after "key": in one of our registration files (0 if absent).
-std::uint64_t JsonNumber(const std::string& j, const std::string& key) {
-  auto p = j.find("\"" + key + "\":");
-  if (p == std::string::npos) return 0;
-  return std::strtoull(j.c_str() + p + key.size() + 3, nullptr, 10);
+// Reads the known keys of a registration object, each only if present; the
+// first of the wrong type makes the whole record malformed.
+class KeyReader {
+ public:
+  explicit KeyReader(const nlohmann::json& j) : j_(j) {}
+  template <class T>
+  void Number(const char* key, T* out) {
+    const nlohmann::json* v = Find(key);
+    if (v == nullptr) return;
+    if constexpr (std::is_floating_point_v<T>) {
+      if (!v->is_number()) return Bad(key);
+    } else if constexpr (std::is_signed_v<T>) {
+      if (!v->is_number_integer()) return Bad(key);
+    } else {
+      if (!v->is_number_unsigned()) return Bad(key);
+    }
+    *out = v->get<T>();
+  }
+  void Bool(const char* key, bool* out) {
+    const nlohmann::json* v = Find(key);
+    if (v == nullptr) return;
+    if (!v->is_boolean()) return Bad(key);
+    *out = v->get<bool>();
+  }
+  void Bytes(const char* key, std::string* out) {
+    const nlohmann::json* v = Find(key);
+    if (v != nullptr && !JsonToBytes(*v, out)) Bad(key);
+  }
+  void Words(const char* key, std::vector<std::string>* out) {
+    const nlohmann::json* v = Find(key);
+    if (v == nullptr) return;
+    if (!v->is_array()) return Bad(key);
+    for (const auto& w : *v) {
+      std::string s;
+      if (!JsonToBytes(w, &s)) return Bad(key);
+      out->push_back(std::move(s));
+    }
+  }
+  bool has(const char* key) const { return j_.contains(key); }
+  const nlohmann::json* Find(const char* key) {
+    auto it = j_.find(key);
+    return it == j_.end() || it->is_null() ? nullptr : &*it;
+  }
+  void Bad(const char* key) {
+    if (bad_.empty()) bad_ = key;
+  }
+  const std::string& bad() const { return bad_; }
+
+ private:
+  const nlohmann::json& j_;
+  std::string bad_;
+};
+
+nlohmann::ordered_json Bytes(std::string_view s) {
+  return BytesToJson<nlohmann::ordered_json>(s);
 }
 
-// The plain string value of "key" (no escapes expected: a platform tag).
-std::string JsonString(const std::string& j, const std::string& key) {
-  auto p = j.find("\"" + key + "\": \"");
-  if (p == std::string::npos) return "";
-  p += key.size() + 5;
-  auto e = j.find('"', p);
-  return e == std::string::npos ? "" : j.substr(p, e - p);
+nlohmann::ordered_json WordsJson(const std::vector<std::string>& v) {
+  nlohmann::ordered_json a = nlohmann::ordered_json::array();
+  for (const auto& w : v) a.push_back(Bytes(w));
+  return a;
 }
 
 }  // namespace
+
+std::string EncodeRegistration(const RegistrationRecord& r) {
+  nlohmann::ordered_json j;
+  j["pid"] = r.pid;
+  j["kind"] = r.kind;
+  if (r.is_group()) {
+    j["group"] = Bytes(r.group);
+    j["id"] = r.id;
+    j["port"] = r.port;
+    j["secret"] = r.secret_hex;
+  } else {
+    j["program"] = Bytes(r.program);
+    j["exe"] = Bytes(r.exe);
+  }
+  j["platform"] = r.platform;
+  j["start_time"] = r.start_time;
+  j["dir"] = Bytes(r.dir);
+  j["cwd"] = Bytes(r.cwd);
+  j["generation"] = r.generation;
+  j["last_image"] = Bytes(r.last_image);
+  if (r.is_group()) {
+    j["members"] = r.members;
+    nlohmann::ordered_json cmds = nlohmann::ordered_json::array();
+    for (const auto& m : r.commands)
+      cmds.push_back(
+          {{"program", Bytes(m.program)}, {"launch", WordsJson(m.launch)}, {"args", WordsJson(m.args)}});
+    j["commands"] = std::move(cmds);
+    j["every"] = r.every;
+    j["timeout"] = r.timeout;
+    j["keep"] = r.keep;
+    j["codec"] = Bytes(r.codec);
+  } else {
+    j["exited"] = r.exited;
+    j["held"] = r.held;
+    j["failures"] = r.failures;
+    j["last_error"] = Bytes(r.last_error);
+  }
+  return j.dump() + "\n";
+}
+
+Result<RegistrationRecord> DecodeRegistration(const std::string& path, std::string_view data) {
+  auto j = nlohmann::json::parse(data.begin(), data.end(), nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return Corruption("registration " + path + " is malformed");
+  RegistrationRecord r;
+  KeyReader k(j);
+  k.Number("pid", &r.pid);
+  k.Bytes("kind", &r.kind);
+  k.Bytes("dir", &r.dir);
+  k.Bytes("cwd", &r.cwd);
+  k.Number("generation", &r.generation);
+  k.Bytes("last_image", &r.last_image);
+  k.Bytes("program", &r.program);
+  k.Bytes("exe", &r.exe);
+  k.Bytes("platform", &r.platform);
+  k.Number("start_time", &r.start_time);
+  k.Bool("exited", &r.exited);
+  k.Bool("held", &r.held);
+  r.has_failures = k.has("failures");
+  k.Number("failures", &r.failures);
+  k.Bytes("last_error", &r.last_error);
+  k.Bytes("group", &r.group);
+  k.Bytes("id", &r.id);
+  k.Number("port", &r.port);
+  k.Bytes("secret", &r.secret_hex);
+  k.Number("members", &r.members);
+  k.Number("every", &r.every);
+  k.Number("timeout", &r.timeout);
+  k.Number("keep", &r.keep);
+  k.Bytes("codec", &r.codec);
+  if (const nlohmann::json* c = k.Find("commands")) {
+    if (!c->is_array()) k.Bad("commands");
+    for (const auto& m : c->is_array() ? *c : nlohmann::json::array()) {
+      if (!m.is_object()) {
+        k.Bad("commands");
+        break;
+      }
+      KeyReader mk(m);
+      MemberCommand mc;
+      mk.Bytes("program", &mc.program);
+      mk.Words("launch", &mc.launch);
+      mk.Words("args", &mc.args);
+      if (!mk.bad().empty()) k.Bad("commands");
+      r.commands.push_back(std::move(mc));
+    }
+  }
+  if (!k.bad().empty())
+    return Corruption("registration " + path + " is malformed (\"" + k.bad() + "\" has the wrong type)");
+  if (r.kind != "program" && r.kind != "group")
+    return Corruption("registration " + path + " is of unknown kind '" + r.kind + "'");
+  return r;
+}
 
 bool SameStartTime(std::uint64_t recorded, std::uint64_t actual) {
   constexpr std::uint64_t kEmulatorSlack = 500;  // clock ticks (5 s at USER_HZ 100)
@@ -97,13 +238,14 @@ void CollectStaleRegistrations(platform::Env* env, const std::string& runtime_di
     std::string path = platform::JoinPath(runtime_dir, n);
     auto data = env->ReadPrivateFile(path, Registration::kMaxFileSize);
     if (!data.ok()) continue;  // not ours to judge
+    auto reg = DecodeRegistration(path, *data);
+    if (!reg.ok()) continue;  // not ours to judge
     // A Windows program's PID (under Wine, sharing the directory) means
     // nothing to a Linux process, and the other way round.
-    std::string platform = JsonString(*data, "platform");
-    if (!platform.empty() && platform.substr(0, platform.find('-')) != os) continue;
+    if (!reg->platform.empty() && reg->platform.substr(0, reg->platform.find('-')) != os) continue;
     bool stale = !env->ProcessAlive(pid);
     if (!stale) {
-      std::uint64_t t = JsonNumber(*data, "start_time");
+      std::uint64_t t = reg->start_time;
       std::uint64_t now = t != 0 ? env->ProcessStartTime(pid) : 0;
       stale = t != 0 && now != 0 && !SameStartTime(t, now);  // the PID was reused
     }
@@ -140,14 +282,21 @@ Status Registration::Publish(const RegistrationState& s) {
     path_ = RegistrationPath(rt, pid_);
   }
   RETURN_IF_ERROR(dir_status_);
-  std::string j =
-      "{\"pid\": " + std::to_string(env_->ProcessId()) + ", \"program\": " + JsonBytes(program_) +
-      ", \"dir\": " + JsonBytes(dir_) + ", \"exe\": " + JsonBytes(exe_) + ", \"platform\": \"" +
-      PlatformTag() + "\", \"start_time\": " + std::to_string(start_time_) +
-      ", \"exited\": " + (s.exited ? "true" : "false") + ", \"held\": " + (s.held ? "true" : "false") +
-      ", \"cwd\": " + JsonBytes(s.cwd) + ", \"generation\": " + std::to_string(s.generation) +
-      ", \"failures\": " + std::to_string(s.failures) + ", \"last_image\": " + JsonBytes(s.last_image) +
-      ", \"last_error\": " + JsonBytes(s.last_error) + "}\n";
+  RegistrationRecord r;
+  r.pid = env_->ProcessId();
+  r.program = program_;
+  r.dir = dir_;
+  r.exe = exe_;
+  r.platform = PlatformTag();
+  r.start_time = start_time_;
+  r.exited = s.exited;
+  r.held = s.held;
+  r.cwd = s.cwd;
+  r.generation = s.generation;
+  r.failures = s.failures;
+  r.last_image = s.last_image;
+  r.last_error = s.last_error;
+  const std::string j = EncodeRegistration(r);
   if (!written_) WatchAtExit(path_);  // before the file exists: no window without cleanup
   Status st = platform::WriteFileAtomic(env_, path_, j, /*durable=*/false);
   if (st.ok()) written_ = true;

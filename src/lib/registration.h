@@ -18,10 +18,63 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "platform/env.h"
 
 namespace ckpt::lib {
+
+// One member's command as a group coordinator publishes it.
+struct MemberCommand {
+  std::string program;              // the member's executable (empty until it has joined)
+  std::vector<std::string> launch;  // the launcher words before it (wine, qemu-s390x), if any
+  std::vector<std::string> args;
+};
+
+// The one schema of a registration file, RUNTIME_DIR/<pid>.json: written by
+// a session (kind "program", Registration::Publish) and by a group
+// coordinator (kind "group"), read by every requester (lib/control.h). JSON,
+// one object; byte strings are written losslessly (util/json_bytes.h); keys a
+// reader does not know are ignored, keys it misses keep the defaults below.
+struct RegistrationRecord {
+  std::int64_t pid = 0;
+  std::string kind = "program";  // "program" or "group"
+  std::string dir;               // the image directory
+  std::string cwd;               // the working directory, absolute
+  std::uint64_t generation = 0;  // checkpoints written
+  std::string last_image;        // absolute path
+  // A program's.
+  std::string program;           // its name (image name prefix)
+  std::string exe;               // its executable (as the OS, or qemu-user, reports it)
+  std::string platform;          // PlatformTag() of the writer
+  std::uint64_t start_time = 0;  // Env::ProcessStartTime of the writer, 0 unknown
+  bool exited = false;           // the process has ended after writing last_image
+  bool held = false;             // waiting in a safepoint for a hold's decision (lib/hold.h)
+  std::uint64_t failures = 0;    // checkpoints that failed
+  bool has_failures = false;     // the writer counts failures (older ones publish only last_error)
+  std::string last_error;
+  // A group coordinator's (the port and secret make the file the key to the group).
+  std::string group;  // its name
+  std::string id;     // its id
+  int port = 0;       // the coordinator's loopback port
+  std::string secret_hex;
+  int members = 0;
+  std::vector<MemberCommand> commands;
+  double every = 0;     // seconds between checkpoints, 0 none
+  double timeout = 30;  // the members' checkpoint timeout
+  int keep = 2;         // images kept
+  std::string codec = "none";
+
+  bool is_group() const { return kind == "group"; }
+  const std::string& name() const { return is_group() ? group : program; }
+};
+
+// The file's text (one line of JSON).
+std::string EncodeRegistration(const RegistrationRecord& r);
+// A registration read from `path`; Corruption naming `path` when it is not a
+// JSON object or a known key has the wrong type.
+Result<RegistrationRecord> DecodeRegistration(const std::string& path, std::string_view data);
 
 struct RegistrationState {
   std::uint64_t generation = 0;  // checkpoints written

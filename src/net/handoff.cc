@@ -63,6 +63,13 @@ Status SourceHandoff::BeginRound(int round, bool final) {
 
 Status SourceHandoff::EndImage() {
   RETURN_IF_ERROR(sink_.Flush().WithContext("sending the image to " + host_));
+  if (!faults_.hold_end_until.empty()) {
+    // Test hook: the END frame waits, so a test can see what the target does
+    // with an image not yet whole.
+    platform::Env* env = platform::Env::Default();
+    for (int i = 0; i < 12000 && !env->FileExists(faults_.hold_end_until); ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
   nlohmann::json e = {{"bytes", sink_.Position() - image_start_}};
   return SendJson(s_, FrameType::kEnd, e).WithContext("sending the image to " + host_);
 }
@@ -72,11 +79,10 @@ Result<nlohmann::json> SourceHandoff::AwaitReady(int timeout_ms) {
 }
 
 Result<nlohmann::json> SourceHandoff::Commit(int timeout_ms) {
-  // Test hook (CKPT_MIGRATE_FAULT=pause-before-commit): the source stops
-  // between READY and COMMIT, so a test can look at the held copy and end
-  // the migration there (kill this process).
-  if (const char* f = std::getenv("CKPT_MIGRATE_FAULT");
-      f != nullptr && std::strcmp(f, "pause-before-commit") == 0) {
+  // Test hook (pause-before-commit): the source stops between READY and
+  // COMMIT, so a test can look at the held copy and end the migration there
+  // (kill this process).
+  if (faults_.pause_before_commit) {
     std::fprintf(stderr, "ckpt: test fault: paused before COMMIT\n");
     std::fflush(stderr);
     std::this_thread::sleep_for(std::chrono::hours(1));

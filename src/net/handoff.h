@@ -15,9 +15,19 @@
 
 namespace ckpt::net {
 
+// Test hooks of the source's side (`ckpt migrate` takes them from
+// CKPT_MIGRATE_FAULT: corrupt-data, hold-end:PATH, pause-before-commit).
+struct SourceFaults {
+  bool corrupt_first_data = false;   // one byte of the first DATA frame changed after its checksum
+  std::string hold_end_until;        // the END frame waits until this file exists (at most 120 s)
+  bool pause_before_commit = false;  // stop between READY and COMMIT (for an hour)
+};
+
 class SourceHandoff {
  public:
-  explicit SourceHandoff(Stream* s) : s_(s), sink_(s) {}
+  explicit SourceHandoff(Stream* s, SourceFaults faults = {}) : s_(s), sink_(s), faults_(std::move(faults)) {
+    if (faults_.corrupt_first_data) sink_.corrupt_next_frame();
+  }
 
   // Sends HELLO; returns the target's ACCEPT, or its refusal as an error.
   Result<nlohmann::json> Hello(const nlohmann::json& hello);
@@ -47,6 +57,7 @@ class SourceHandoff {
   Result<nlohmann::json> Await(FrameType want, int timeout_ms, const char* what);
   Stream* s_;
   FrameSink sink_;
+  SourceFaults faults_;
   std::uint64_t image_start_ = 0;  // sink_'s position where the current image began
   std::string host_ = "the target";
   bool committed_ = false;

@@ -59,22 +59,13 @@ void Session::Log(const std::string& m) const {
   if (cfg.log) cfg.log(m);
 }
 
-namespace {
-
-void MaybeDie(const char* point) {
-  const char* f = std::getenv("CKPT_RECEIVE_FAULT");
-  if (f == nullptr || std::string(f) != point) return;
+void Session::MaybeDie(const char* point) const {
+  if (cfg.fault != point) return;
 #ifdef _WIN32
   TerminateProcess(GetCurrentProcess(), 137);
 #else
   ::kill(::getpid(), SIGKILL);
 #endif
-}
-
-}  // namespace
-
-void MaybeDieBeforeReady() {
-  MaybeDie("die-before-ready");
 }
 
 void Session::Released() {

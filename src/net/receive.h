@@ -68,6 +68,9 @@ struct ReceiveConfig {
   int commit_timeout_s = 600;  // how long a restored copy is held waiting for the source
   ProcessRestorer restore_process;
   std::function<void(const std::string&)> log;  // progress messages (stderr)
+  // Test hook: "die-before-ready" or "die-after-release" kills this process
+  // there (`ckpt receive` takes it from CKPT_RECEIVE_FAULT). Empty: none.
+  std::string fault;
 };
 
 // Runs one migration's receiving side to its end. The error (also sent to

@@ -68,13 +68,13 @@ struct Session {
   // Waits for the source's COMMIT; an error if it gave up, went away or took too long.
   Status AwaitCommit();
   // The target's copy runs: the outcome record, then (test hook
-  // CKPT_RECEIVE_FAULT=die-after-release) perhaps a SIGKILL before DONE.
+  // ReceiveConfig::fault die-after-release) perhaps a SIGKILL before DONE.
   void Released();
+  // Test hook: this process dies (as SIGKILL would) when ReceiveConfig::fault
+  // is `point` ("die-before-ready": once the copy is restored and held,
+  // before READY).
+  void MaybeDie(const char* point) const;
 };
-
-// Test hook: CKPT_RECEIVE_FAULT=die-before-ready kills this process (as
-// SIGKILL would) once the copy is restored and held, before READY.
-void MaybeDieBeforeReady();
 
 // Process migrations (receive_process.cc): the PIDs must be free here; the
 // restore starts (StartProcessRestore) once the spool file exists and runs

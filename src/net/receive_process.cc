@@ -57,7 +57,7 @@ Status RestoreProcess(Session* ss) {
           .count();
   s.Log("restored process " + std::to_string(pid) + " as its image arrived (held " +
         std::to_string(restore_ns / 1000000) + " ms after the last byte)");
-  MaybeDieBeforeReady();
+  s.MaybeDie("die-before-ready");
   nlohmann::json r = {{"pid", pid}, {"host", s.host}, {"restore_ns", restore_ns}, {"as_it_arrived", true}};
   RETURN_IF_ERROR(SendJson(s.s, FrameType::kReady, r));
   RETURN_IF_ERROR(s.AwaitCommit());

@@ -246,7 +246,7 @@ Status AwaitHeld(Session* ss) {
   }
   auto pid = lib::ReadReportLine(sock.get(), "CKPTHOLD", h.token, 10 * 1000);
   if (!pid.ok()) return pid.status();
-  MaybeDieBeforeReady();
+  s.MaybeDie("die-before-ready");
   std::int64_t restore_ns =
       std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count();
   nlohmann::json r = {{"pid", child->pid()},

@@ -16,26 +16,11 @@ namespace {
 
 constexpr std::size_t kHeaderSize = 16;
 
-// Test hook (CKPT_MIGRATE_FAULT=corrupt-data): one byte of the first DATA
-// frame is changed after its checksum was computed, as a bad link would.
-bool CorruptThisFrame(FrameType type) {
-  static int data_frames = 0;
-  if (type != FrameType::kData) return false;
-  const char* f = std::getenv("CKPT_MIGRATE_FAULT");
-  return f != nullptr && std::strcmp(f, "corrupt-data") == 0 && ++data_frames == 1;
-}
-
-// Test hook (CKPT_MIGRATE_FAULT=hold-end:PATH): the END frame waits until
-// PATH exists (at most 120 s), so a test can see what the target does with
-// an image not yet whole.
-void HoldEndIfAsked(FrameType type) {
-  if (type != FrameType::kEnd) return;
-  const char* f = std::getenv("CKPT_MIGRATE_FAULT");
-  if (f == nullptr || std::strncmp(f, "hold-end:", 9) != 0) return;
-  platform::Env* env = platform::Env::Default();
-  for (int i = 0; i < 12000 && !env->FileExists(f + 9); ++i)
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-}
+// SendFrame, with `corrupt` (a test hook, FrameSink::corrupt_first): one
+// byte of the payload changed after its checksum was computed, as a bad
+// link would.
+Status SendFrameImpl(Stream* s, FrameType type, std::string_view payload, bool compress,
+                     std::uint64_t* wire_bytes, bool corrupt);
 
 }  // namespace
 
@@ -67,6 +52,13 @@ std::string FrameTypeName(FrameType t) {
 
 Status SendFrame(Stream* s, FrameType type, std::string_view payload, bool compress,
                  std::uint64_t* wire_bytes) {
+  return SendFrameImpl(s, type, payload, compress, wire_bytes, false);
+}
+
+namespace {
+
+Status SendFrameImpl(Stream* s, FrameType type, std::string_view payload, bool compress,
+                     std::uint64_t* wire_bytes, bool corrupt) {
   if (payload.size() > kMaxPayload) return InvalidArgument("frame payload too large");
   std::uint8_t flags = 0;
   std::string packed;
@@ -81,7 +73,6 @@ Status SendFrame(Stream* s, FrameType type, std::string_view payload, bool compr
     }
   }
   if (wire_bytes != nullptr) *wire_bytes += payload.size();
-  HoldEndIfAsked(type);
   std::string h;
   h.reserve(kHeaderSize);
   h.push_back('C');
@@ -92,13 +83,15 @@ Status SendFrame(Stream* s, FrameType type, std::string_view payload, bool compr
   PutU64(&h, image::Checksum64(payload));
   RETURN_IF_ERROR(s->Write(h.data(), h.size()));
   if (payload.empty()) return Status::Ok();
-  if (CorruptThisFrame(type)) {
+  if (corrupt) {
     std::string bad(payload);
     bad[bad.size() / 2] ^= 0x10;
     return s->Write(bad.data(), bad.size());
   }
   return s->Write(payload.data(), payload.size());
 }
+
+}  // namespace
 
 Status SendJson(Stream* s, FrameType type, const nlohmann::json& j) {
   return SendFrame(s, type, j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
@@ -166,7 +159,8 @@ Status FrameSink::Append(const void* data, std::size_t size) {
 
 Status FrameSink::Flush() {
   if (buf_.empty()) return Status::Ok();
-  Status st = SendFrame(s_, FrameType::kData, buf_, compress_, &sent_);
+  Status st = SendFrameImpl(s_, FrameType::kData, buf_, compress_, &sent_, corrupt_first_);
+  corrupt_first_ = false;
   buf_.clear();
   return st;
 }

@@ -62,6 +62,9 @@ class FrameSink final : public image::Sink {
   explicit FrameSink(Stream* s) : s_(s) {}
   // zstd-compress DATA frames from now on (where that shrinks them).
   void set_compress(bool on) { compress_ = on; }
+  // Test hook: one byte of the next DATA frame is changed after its
+  // checksum was computed, as a bad link would.
+  void corrupt_next_frame() { corrupt_first_ = true; }
   // Bytes that went out (after compression), headers excluded.
   std::uint64_t sent() const { return sent_; }
   Status Append(const void* data, std::size_t size) override;
@@ -75,6 +78,7 @@ class FrameSink final : public image::Sink {
   std::uint64_t pos_ = 0;
   std::uint64_t sent_ = 0;
   bool compress_ = false;
+  bool corrupt_first_ = false;
 };
 
 }  // namespace ckpt::net

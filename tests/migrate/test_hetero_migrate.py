@@ -251,7 +251,12 @@ def group_hop(c, src, argv_prefix, group, dest, extra, fault=None):
     except ValueError:
         j = None
     if j is None:
-        ck.fail("%s: exited %d\nstdout:\n%s\nstderr:\n%s" % (" ".join(argv), p.returncode, out, err))
+        # What the source host looked like: the group's registration and who listens where (an
+        # intermittent "connection refused" from the coordinator was seen here once in a few runs).
+        reg = c.registration(c.hosts[src], group) if str(group).isdigit() else None
+        ss = c.hosts[src].run(["ss", "-ltnp"], capture_output=True, timeout=30, text=True)
+        ck.fail("%s: exited %d\nstdout:\n%s\nstderr:\n%s\nregistration: %s\nlisteners on %s:\n%s" % (
+            " ".join(argv), p.returncode, out, err, reg, src, ss.stdout))
     ck.check(j["kind"] == "group" and j["pid"] > 0 and j["host"].lower() == dest,
              "%s -> %s said: %s" % (src, dest, j))
     print("ok   group %s -> %s in %.1f s (downtime %.0f ms, %d bytes): %s" % (

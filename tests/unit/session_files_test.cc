@@ -18,6 +18,7 @@
 #include "fault_env.h"
 #include "image/reader.h"
 #include "lib/program_image.h"
+#include "lib/registration.h"
 #include "lib/testing.h"
 #include "platform/env.h"
 #include "temp_dir_test.h"
@@ -126,8 +127,10 @@ TEST_F(SessionFilesTest, RegistrationCountsFailuresAndGoesWithTheSession) {
     EXPECT_EQ(Mode(Run()), 0700u);
     EXPECT_EQ(s.checkpoint(), Event::kFailed);
     EXPECT_EQ(s.checkpoint(), Event::kFailed);  // the same error again: still counted
-    std::string j = Read(reg);
-    EXPECT_NE(j.find("\"failures\": 2"), std::string::npos) << j;
+    auto r = lib::DecodeRegistration(reg, Read(reg));
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ(r->failures, 2u);
+    EXPECT_NE(r->last_error.find("a-file"), std::string::npos) << r->last_error;
   }
   EXPECT_FALSE(fs::exists(reg));
   EXPECT_EQ(Files(Run()), std::vector<std::string>{});
@@ -199,9 +202,11 @@ TEST_F(SessionFilesTest, AnExitAskedFromOutsideLeavesTheOutcome) {
       ::testing::ExitedWithCode(kExitCheckpointed), "");
   auto files = Files(Run());
   ASSERT_EQ(files.size(), 1u);
-  std::string j = Read(fs::path(Run()) / files[0]);
-  EXPECT_NE(j.find("\"exited\": true"), std::string::npos) << j;
-  EXPECT_NE(j.find("t.000001.ckpt"), std::string::npos) << j;
+  auto r = lib::DecodeRegistration(files[0], Read(fs::path(Run()) / files[0]));
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_TRUE(r->exited);
+  EXPECT_EQ(fs::path(r->last_image).filename(), "t.000001.ckpt");
+  EXPECT_EQ(r->generation, 1u);
 }
 
 // A child forked by the program that ends (std::exit, or its copy of the

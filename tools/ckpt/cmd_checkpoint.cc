@@ -6,13 +6,13 @@
 #include <thread>
 
 #include "command.h"
-#include "group_control.h"
 #include "image/reader.h"
+#include "lib/control.h"
+#include "lib/control_group.h"
 #include "lib/program_image.h"
 #include "lib/registration.h"
 #include "platform/process.h"
 #include "platform/secure.h"
-#include "program_control.h"
 
 namespace ckpt::cli {
 
@@ -28,11 +28,11 @@ struct CheckpointOptions {
   bool hold = false;
 };
 
-int CheckpointGroup(const nlohmann::json& reg, bool exit, double timeout, bool json) {
-  auto image = GroupCheckpoint(reg, exit, timeout);
+int CheckpointGroup(const lib::RegistrationRecord& reg, bool exit, double timeout, bool json) {
+  auto image = lib::GroupCheckpoint(reg, exit, timeout);
   if (!image.ok()) return ReportError(image.status());
   if (json) {
-    nlohmann::ordered_json j = {{"group", JsonBytesValue(reg, "group")}, {"image", *image}, {"exited", exit}};
+    nlohmann::ordered_json j = {{"group", reg.group}, {"image", *image}, {"exited", exit}};
     PrintJson(j);
   } else {
     std::printf("%s\n", Printable(*image).c_str());
@@ -45,11 +45,11 @@ int CheckpointGroup(const nlohmann::json& reg, bool exit, double timeout, bool j
 // note), or at SIGINT/SIGTERM/SIGHUP: it then releases the program, which
 // continues, and exits 128+N. Killed outright, it leaves the program to
 // notice that its requester is gone and continue by itself.
-int WaitWhileHeld(platform::Env* env, const CheckpointOptions& o, const ProgramTarget& t) {
+int WaitWhileHeld(platform::Env* env, const CheckpointOptions& o, const lib::ProgramTarget& t) {
   const std::string who = "process " + std::to_string(t.pid);
   for (;;) {
     if (int sig = platform::TerminationRequest(); sig != 0) {
-      Status st = ReleaseHeld(env, t, /*exit=*/false, o.timeout);
+      Status st = lib::ReleaseHeld(env, t, /*exit=*/false, o.timeout);
       if (!st.ok()) {
         std::fprintf(stderr, "ckpt: interrupted by %s: %s\n", platform::SignalName(sig).c_str(),
                      st.message().c_str());
@@ -60,17 +60,16 @@ int WaitWhileHeld(platform::Env* env, const CheckpointOptions& o, const ProgramT
       return 128 + sig;
     }
     bool alive = env->ProcessAlive(t.pid);
-    auto data = env->ReadPrivateFile(t.reg_path, lib::Registration::kMaxFileSize);
-    auto reg = data.ok() ? ParseRegistration(t.reg_path, *data) : Result<nlohmann::json>(data.status());
+    auto reg = lib::ReadRegistrationFile(env, t.reg_path);
     if (!alive) {
       // `ckpt release --exit` collects the registration it was left.
-      if (!reg.ok() || reg->value("exited", false)) {
+      if (!reg.ok() || reg->exited) {
         std::fprintf(stderr, "ckpt: %s ended after the held checkpoint, as decided\n", who.c_str());
         return kExitOk;
       }
       return ReportError(IoError(who + " ended while held, without a decision"));
     }
-    if (reg.ok() && !reg->value("held", false)) {
+    if (reg.ok() && !reg->held) {
       std::fprintf(stderr, "ckpt: %s is no longer held and continues\n", who.c_str());
       return kExitOk;
     }
@@ -78,9 +77,9 @@ int WaitWhileHeld(platform::Env* env, const CheckpointOptions& o, const ProgramT
   }
 }
 
-int RunHold(platform::Env* env, const CheckpointOptions& o, const ProgramTarget& t) {
+int RunHold(platform::Env* env, const CheckpointOptions& o, const lib::ProgramTarget& t) {
   platform::CatchTerminationRequests();  // from here on, a signal releases the program
-  auto held = CheckpointAndHold(env, t, o.timeout);
+  auto held = lib::CheckpointAndHold(env, t, o.timeout);
   if (!held.ok()) {
     ReportError(held.status());  // a refusal too: "the operation failed"
     return kExitFailure;
@@ -103,10 +102,10 @@ int RunHold(platform::Env* env, const CheckpointOptions& o, const ProgramTarget&
 int Run(CheckpointOptions o) {
   platform::Env* env = platform::Env::Default();
   std::string refused;
-  const std::vector<std::string> dirs = UsableRuntimeDirs(env, &refused);
+  const std::vector<std::string> dirs = lib::UsableRuntimeDirs(env, &refused);
   bool numeric = !o.target.empty() && o.target.find_first_not_of("0123456789") == std::string::npos;
   if (!numeric) {
-    auto reg = FindGroup(env, dirs, o.target, refused);
+    auto reg = lib::FindGroup(env, dirs, o.target, refused);
     if (!reg.ok()) return ReportError(reg.status());
     if (o.hold)
       return ReportError(InvalidArgument("--hold is for single programs; group '" + o.target +
@@ -115,27 +114,26 @@ int Run(CheckpointOptions o) {
     return CheckpointGroup(*reg, o.exit, o.timeout, o.json);
   }
   o.pid = std::stoll(o.target);
-  auto found = ReadRegistration(env, dirs, o.pid, refused);
+  auto found = lib::ReadRegistration(env, dirs, o.pid, refused);
   if (!found.ok()) return ReportError(found.status());
-  if (found->reg.value("kind", std::string()) == "group" && env->ProcessAlive(o.pid)) {
+  if (found->reg.is_group() && env->ProcessAlive(o.pid)) {
     if (o.hold)
       return ReportError(IoError(
-          "process " + o.target + " is the coordinator of group '" + JsonBytesValue(found->reg, "group") +
+          "process " + o.target + " is the coordinator of group '" + found->reg.group +
           "': --hold is for single programs; a group is held only by `ckpt migrate`, which decides on its "
           "own connection"));
     return CheckpointGroup(found->reg, o.exit, o.timeout, o.json);
   }
-  auto target = CheckProgram(env, std::move(found));
+  auto target = lib::CheckProgram(env, std::move(found));
   if (!target.ok()) return ReportError(target.status());
   if (o.hold) return RunHold(env, o, *target);
-  Status st = env->SendCheckpointRequest(
-      o.pid, o.exit ? platform::Request::kCheckpointAndExit : platform::Request::kCheckpoint);
+  Status st = lib::RequestCheckpoint(env, *target, o.exit);
   if (!st.ok()) return ReportError(st);
   if (o.no_wait) {
     if (!o.json) std::printf("requested a checkpoint of process %lld\n", static_cast<long long>(o.pid));
     return kExitOk;
   }
-  auto out = WaitForCheckpoint(env, *target, o.exit, o.timeout);
+  auto out = lib::WaitForCheckpoint(env, *target, o.exit, o.timeout);
   if (!out.ok()) return ReportError(out.status());
   if (o.json) {
     nlohmann::ordered_json j = {

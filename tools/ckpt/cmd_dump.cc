@@ -7,6 +7,7 @@
 
 #include "command.h"
 #include "engine/engine.h"
+#include "knobs.h"
 #include "progress.h"
 
 namespace ckpt::cli {
@@ -31,6 +32,7 @@ struct DumpCliOptions {
 
 int Run(const DumpCliOptions& o) {
   engine::DumpOptions d;
+  ApplyKnobs(KnobsFromEnvironment(platform::Env::Default()), &d);
   d.pid = o.pid;
   d.tree = o.tree;
   for (const auto& x : o.ipc) {

@@ -11,11 +11,11 @@
 
 #include "ckpt/ckpt.hpp"
 #include "command.h"
-#include "group_control.h"
 #include "image/reader.h"
+#include "lib/control.h"
+#include "lib/control_group.h"
 #include "lib/program_image.h"
 #include "platform/process.h"
-#include "program_control.h"
 #include "slurm_tools.h"
 
 namespace ckpt::cli {
@@ -320,11 +320,12 @@ Status Job::StartTransparent() {
 Result<std::string> Job::CheckpointProgram(Clock::time_point deadline) {
   // A program that has just started may not have registered yet.
   for (;;) {
-    auto t = FindProgram(env_, child_->pid());
+    auto t = lib::FindProgram(env_, child_->pid());
     if (t.ok()) {
-      RETURN_IF_ERROR(env_->SendCheckpointRequest(child_->pid(), platform::Request::kCheckpointAndExit));
+      RETURN_IF_ERROR(lib::RequestCheckpoint(env_, *t, /*exit=*/true));
       double left = std::chrono::duration<double>(deadline - Clock::now()).count();
-      ASSIGN_OR_RETURN(Outcome out, WaitForCheckpoint(env_, *t, /*exit=*/true, left > 1 ? left : 1));
+      ASSIGN_OR_RETURN(lib::Outcome out,
+                       lib::WaitForCheckpoint(env_, *t, /*exit=*/true, left > 1 ? left : 1));
       return out.image;
     }
     if (child_->Poll() || Clock::now() >= deadline)
@@ -336,11 +337,11 @@ Result<std::string> Job::CheckpointProgram(Clock::time_point deadline) {
 Result<std::string> Job::CheckpointGroup(Clock::time_point deadline) {
   for (;;) {
     std::string refused;
-    auto dirs = UsableRuntimeDirs(env_, &refused);
-    auto t = ReadRegistration(env_, dirs, child_->pid(), refused);
+    auto dirs = lib::UsableRuntimeDirs(env_, &refused);
+    auto t = lib::ReadRegistration(env_, dirs, child_->pid(), refused);
     if (t.ok()) {
       double left = std::chrono::duration<double>(deadline - Clock::now()).count();
-      return GroupCheckpoint(t->reg, /*exit=*/true, left > 1 ? left : 1);
+      return lib::GroupCheckpoint(t->reg, /*exit=*/true, left > 1 ? left : 1);
     }
     if (child_->Poll() || Clock::now() >= deadline) return t.status().WithContext("group " + o_.name);
     std::this_thread::sleep_for(std::chrono::milliseconds(50));

@@ -8,13 +8,13 @@
 #include <optional>
 
 #include "command.h"
-#include "group_control.h"
 #include "image/codec.h"
+#include "lib/control.h"
+#include "lib/control_group.h"
 #include "migrate.h"
 #include "net/handoff.h"
 #include "net/ssh.h"
 #include "net/tls.h"
-#include "program_control.h"
 #include "progress.h"
 #include "util/text.h"
 
@@ -316,18 +316,17 @@ void PrintReport(const MigrateOptions& o, const MigrateReport& r) {
 
 // The group TARGET names (its name, id, or its coordinator's PID), or nullopt
 // when TARGET is the PID of something else.
-Result<std::optional<nlohmann::json>> TargetGroup(platform::Env* env, const std::string& target,
-                                                  bool numeric) {
+Result<std::optional<lib::RegistrationRecord>> TargetGroup(platform::Env* env, const std::string& target,
+                                                           bool numeric) {
   std::string refused;
-  const std::vector<std::string> dirs = UsableRuntimeDirs(env, &refused);
+  const std::vector<std::string> dirs = lib::UsableRuntimeDirs(env, &refused);
   if (!numeric) {
-    ASSIGN_OR_RETURN(auto reg, FindGroup(env, dirs, target, refused));
-    return std::optional<nlohmann::json>(std::move(reg));
+    ASSIGN_OR_RETURN(auto reg, lib::FindGroup(env, dirs, target, refused));
+    return std::optional<lib::RegistrationRecord>(std::move(reg));
   }
-  auto found = ReadRegistration(env, dirs, std::stoll(target), refused);
-  if (found.ok() && found->reg.value("kind", std::string()) == "group")
-    return std::optional<nlohmann::json>(found->reg);
-  return std::optional<nlohmann::json>();
+  auto found = lib::ReadRegistration(env, dirs, std::stoll(target), refused);
+  if (found.ok() && found->reg.is_group()) return std::optional<lib::RegistrationRecord>(found->reg);
+  return std::optional<lib::RegistrationRecord>();
 }
 
 int Run(const MigrateOptions& o) {
@@ -335,7 +334,7 @@ int Run(const MigrateOptions& o) {
   bool numeric = !o.target.empty() && o.target.find_first_not_of("0123456789") == std::string::npos;
   if (numeric && !env->ProcessAlive(std::stoll(o.target)))
     return ReportError(NotFound("no process " + o.target + " is running"));
-  std::optional<nlohmann::json> group;
+  std::optional<lib::RegistrationRecord> group;
   if (!o.tree) {
     auto g = TargetGroup(env, o.target, numeric);
     if (!g.ok()) return ReportError(g.status());
@@ -344,10 +343,10 @@ int Run(const MigrateOptions& o) {
     return ReportError(
         InvalidArgument("--tree takes the PID of an unmodified process, not '" + o.target + "'"));
   }
-  std::int64_t pid = group ? group->value("pid", std::int64_t{0}) : std::stoll(o.target);
+  std::int64_t pid = group ? group->pid : std::stoll(o.target);
   bool program = false;
   if (!o.tree && !group) {
-    auto found = FindProgram(env, pid);
+    auto found = lib::FindProgram(env, pid);
     program = found.ok();
 #if !CKPT_HAVE_ENGINE
     if (!program) return ReportError(found.status());
@@ -446,7 +445,12 @@ void AddMigrate(CLI::App& app, Runner* run) {
                 "to send (default 50)")
       ->type_name("MS");
   c->footer("docs/migration.md describes the handoff, the transports and what happens on each failure.");
-  c->callback([run, o] { *run = [o] { return Run(*o); }; });
+  c->callback([run, o] {
+    *run = [o] {
+      o->knobs = KnobsFromEnvironment(platform::Env::Default());
+      return Run(*o);
+    };
+  });
 }
 
 }  // namespace ckpt::cli

@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "command.h"
+#include "knobs.h"
 #include "migrate.h"
 #include "net/receive.h"
 #include "util/text.h"
@@ -37,6 +38,7 @@ Status AddProgram(const std::string& spec, net::ReceiveConfig* cfg) {
 
 int Run(const ReceiveCliOptions& o) {
   net::ReceiveConfig cfg;
+  cfg.fault = KnobsFromEnvironment(platform::Env::Default()).receive_fault;
   cfg.spool = o.spool.empty() ? net::DefaultSpool() : o.spool;
   for (const auto& p : o.programs) {
     Status st = AddProgram(p, &cfg);

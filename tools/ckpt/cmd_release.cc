@@ -4,7 +4,7 @@
 #include <cstdio>
 
 #include "command.h"
-#include "program_control.h"
+#include "lib/control.h"
 
 namespace ckpt::cli {
 
@@ -25,9 +25,9 @@ int ReleaseFailed(const Status& st) {
 
 int RunRelease(const ReleaseOptions& o) {
   platform::Env* env = platform::Env::Default();
-  auto t = FindProgram(env, o.pid);
+  auto t = lib::FindProgram(env, o.pid);
   if (!t.ok()) return ReleaseFailed(t.status());
-  Status st = ReleaseHeld(env, *t, o.exit, o.timeout);
+  Status st = lib::ReleaseHeld(env, *t, o.exit, o.timeout);
   if (!st.ok()) return ReleaseFailed(st);
   if (o.json) {
     nlohmann::ordered_json j = {{"pid", o.pid}, {"exited", o.exit}};

@@ -7,6 +7,7 @@
 
 #include "command.h"
 #include "engine/engine.h"
+#include "knobs.h"
 #include "progress.h"
 
 namespace ckpt::cli {
@@ -43,6 +44,7 @@ void PrintRestoreJson(const engine::RestoreStats& s) {
 
 int Run(const RestoreCliOptions& o) {
   engine::RestoreOptions r;
+  ApplyKnobs(KnobsFromEnvironment(platform::Env::Default()), &r);
   r.dir = o.dir;
   r.detach = o.detach;
   r.new_pidns = o.pidns;

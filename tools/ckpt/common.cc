@@ -4,6 +4,7 @@
 
 #include "command.h"
 #include "lib/program_image.h"
+#include "util/json_bytes.h"
 #include "util/utf8.h"
 
 namespace ckpt::cli {
@@ -260,14 +261,8 @@ void PrintJson(const nlohmann::json& j) {
 
 std::string JsonBytesValue(const nlohmann::json& obj, const char* key, const std::string& def) {
   auto it = obj.find(key);
-  if (it == obj.end()) return def;
-  if (it->is_string()) return it->get<std::string>();
-  if (!it->is_array()) return def;
   std::string out;
-  for (const auto& b : *it) {
-    if (!b.is_number_unsigned() || b.get<unsigned>() > 255) return def;
-    out.push_back(static_cast<char>(b.get<unsigned>()));
-  }
+  if (it == obj.end() || !JsonToBytes(*it, &out)) return def;
   return out;
 }
 

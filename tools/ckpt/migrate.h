@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "knobs.h"
+#include "lib/registration.h"
 #include "net/handoff.h"
 #include "net/receive.h"
 #include "net/stream.h"
@@ -20,6 +22,7 @@
 namespace ckpt::cli {
 
 struct MigrateOptions {
+  Knobs knobs;  // the engine's knobs and the test hooks (knobs.h)
   std::string target;
   bool tree = false;
   std::string to;
@@ -81,8 +84,9 @@ struct MigrateReport {
 // Each returns the report, or an error naming the step and the host; on an
 // error the source's copy runs on as before.
 Result<MigrateReport> MigrateProgram(const MigrateOptions& o, Connection* c, std::int64_t pid);
-// `reg`: the group coordinator's registration (group_control.h).
-Result<MigrateReport> MigrateGroup(const MigrateOptions& o, Connection* c, const nlohmann::json& reg);
+// `reg`: the group coordinator's registration (lib/control_group.h).
+Result<MigrateReport> MigrateGroup(const MigrateOptions& o, Connection* c,
+                                   const lib::RegistrationRecord& reg);
 #if CKPT_HAVE_ENGINE
 Result<MigrateReport> MigrateProcess(const MigrateOptions& o, Connection* c, std::int64_t pid);
 #endif

@@ -8,7 +8,7 @@
 #include <filesystem>
 
 #include "command.h"
-#include "group_control.h"
+#include "lib/control_group.h"
 #include "migrate.h"
 #include "net/handoff.h"
 #include "progress.h"
@@ -22,8 +22,8 @@ namespace fs = std::filesystem;
 
 // The coordinator's working directory: from its registration, else (a
 // coordinator older than the "cwd" field, on Linux) from /proc.
-std::string GroupCwd(const nlohmann::json& reg, std::int64_t pid) {
-  std::string cwd = JsonBytesValue(reg, "cwd");
+std::string GroupCwd(const lib::RegistrationRecord& reg, std::int64_t pid) {
+  std::string cwd = reg.cwd;
   if (!cwd.empty()) return cwd;
 #ifdef _WIN32
   (void)pid;
@@ -47,39 +47,29 @@ std::string MemberProgramName(const std::string& path) {
   return b;
 }
 
-Result<std::vector<std::string>> Words(const nlohmann::json& m, const char* key) {
-  std::vector<std::string> out;
-  auto it = m.find(key);
-  if (it == m.end() || !it->is_array()) return out;
-  for (const auto& w : *it) {
-    nlohmann::json one = {{"w", w}};
-    std::string s = JsonBytesValue(one, "w");
-    if (!IsValidUtf8(s)) return InvalidArgument("a member's command line is not valid UTF-8");
-    out.push_back(s);
-  }
-  return out;
+Result<std::vector<std::string>> Utf8Words(const std::vector<std::string>& words) {
+  for (const auto& w : words)
+    if (!IsValidUtf8(w)) return InvalidArgument("a member's command line is not valid UTF-8");
+  return words;
 }
 
 // What the target needs to check before the group is touched: each member's
 // program (name, recorded path, the command the coordinator started).
-Result<nlohmann::json> MemberFacts(const nlohmann::json& reg) {
-  auto cmds = reg.find("commands");
-  if (cmds == reg.end() || !cmds->is_array() || cmds->empty())
-    return FailedPrecondition("group " + JsonBytesValue(reg, "group") +
+Result<nlohmann::json> MemberFacts(const lib::RegistrationRecord& reg) {
+  if (reg.commands.empty())
+    return FailedPrecondition("group " + reg.group +
                               "'s coordinator does not publish its members' commands (an older ckpt?)");
   nlohmann::json out = nlohmann::json::array();
   std::uint32_t rank = 0;
-  for (const auto& m : *cmds) {
-    ASSIGN_OR_RETURN(auto launch, Words(m, "launch"));
-    ASSIGN_OR_RETURN(auto args, Words(m, "args"));
-    std::string program = JsonBytesValue(m, "program");
-    if (program.empty() || !IsValidUtf8(program))
-      return FailedPrecondition("member " + std::to_string(rank) + " of group " +
-                                JsonBytesValue(reg, "group") +
+  for (const lib::MemberCommand& m : reg.commands) {
+    ASSIGN_OR_RETURN(auto launch, Utf8Words(m.launch));
+    ASSIGN_OR_RETURN(auto args, Utf8Words(m.args));
+    if (m.program.empty() || !IsValidUtf8(m.program))
+      return FailedPrecondition("member " + std::to_string(rank) + " of group " + reg.group +
                                 " has not joined yet (or its path is not UTF-8); try again");
     out.push_back({{"rank", rank},
-                   {"name", MemberProgramName(program)},
-                   {"program", program},
+                   {"name", MemberProgramName(m.program)},
+                   {"program", m.program},
                    {"launch", launch},
                    {"args", args}});
     ++rank;
@@ -95,17 +85,18 @@ std::uint64_t GroupImageSize(const std::string& p) {
 
 }  // namespace
 
-Result<MigrateReport> MigrateGroup(const MigrateOptions& o, Connection* c, const nlohmann::json& reg) {
+Result<MigrateReport> MigrateGroup(const MigrateOptions& o, Connection* c,
+                                   const lib::RegistrationRecord& reg) {
   platform::Env* env = platform::Env::Default();
-  std::string name = JsonBytesValue(reg, "group");
-  std::int64_t pid = reg.value("pid", std::int64_t{0});
+  std::string name = reg.group;
+  std::int64_t pid = reg.pid;
   std::string cwd = GroupCwd(reg, pid);
-  std::string dir = JsonBytesValue(reg, "dir");
+  std::string dir = reg.dir;
   if (!dir.empty() && dir[0] != '/' && !cwd.empty()) dir = (fs::path(cwd) / dir).lexically_normal().string();
   ASSIGN_OR_RETURN(auto members, MemberFacts(reg));
   MigrateReport rep;
   rep.kind = "group";
-  net::SourceHandoff h(c->stream.get());
+  net::SourceHandoff h(c->stream.get(), o.knobs.migrate);
   nlohmann::json hello = {{"id", NewMigrationId()},
                           {"kind", "group"},
                           {"name", name},
@@ -113,11 +104,11 @@ Result<MigrateReport> MigrateGroup(const MigrateOptions& o, Connection* c, const
                           {"cwd", cwd},
                           {"ckpt_dir", dir},
                           {"image_name", name + ".ckpt"},
-                          {"image_bytes", GroupImageSize(JsonBytesValue(reg, "last_image"))},
-                          {"every", reg.value("every", 0.0)},
-                          {"timeout", reg.value("timeout", 30.0)},
-                          {"keep", reg.value("keep", 2)},
-                          {"codec", JsonBytesValue(reg, "codec", "none")},
+                          {"image_bytes", GroupImageSize(reg.last_image)},
+                          {"every", reg.every},
+                          {"timeout", reg.timeout},
+                          {"keep", reg.keep},
+                          {"codec", reg.codec},
                           {"source_host", env->HostName()}};
   // The target says whether it can run every member before the group is touched.
   ASSIGN_OR_RETURN(auto accept, Greet(o, &h, hello));
@@ -129,7 +120,7 @@ Result<MigrateReport> MigrateGroup(const MigrateOptions& o, Connection* c, const
   std::int64_t t_stream = 0;
   const std::uint64_t estimate = hello.value("image_bytes", std::uint64_t{0});
   // The image as the coordinator sends it, straight into the connection.
-  ImagePump pump = [&](const std::string& piece) -> Status {
+  lib::ImagePump pump = [&](const std::string& piece) -> Status {
     if (t_stream == 0) {
       t_stream = SteadyNanos();
       prog.Phase("streaming to " + host);
@@ -139,7 +130,7 @@ Result<MigrateReport> MigrateGroup(const MigrateOptions& o, Connection* c, const
     prog.Update(h.sink()->Position(), std::max(estimate, h.sink()->Position()));
     return Status::Ok();
   };
-  auto held = GroupCheckpointAndHold(reg, o.timeout, pump);
+  auto held = lib::GroupCheckpointAndHold(reg, o.timeout, pump);
   if (!held.ok()) {
     h.Abort(held.status().message());
     return held.status().WithContext("checkpoint of group " + name);
@@ -148,7 +139,7 @@ Result<MigrateReport> MigrateGroup(const MigrateOptions& o, Connection* c, const
   rep.checkpoint_ns = (held->streamed && t_stream != 0 ? t_stream : t_held) - t_hold;
   rep.transfer_ns = held->streamed && t_stream != 0 ? t_held - t_stream : 0;
   // From here on, a failure lets the parked members go on.
-  auto release = [&](bool exit) { return DecideHeldGroup(env, &*held, exit, o.timeout); };
+  auto release = [&](bool exit) { return lib::DecideHeldGroup(env, &*held, exit, o.timeout); };
   auto fail_keep = [&](const Status& st) -> Status {
     h.Abort(st.message());
     Status rel = release(false);

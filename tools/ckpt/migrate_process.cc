@@ -65,6 +65,7 @@ Status PreCopy(const MigrateOptions& o, net::SourceHandoff* h, pid_t pid, Transf
   for (int k = 0;; ++k) {
     RETURN_IF_ERROR(h->BeginRound(k, false));
     engine::DumpOptions d;
+    ApplyKnobs(o.knobs, &d);
     d.pid = pid;
     d.tree = o.tree;
     d.external_pipes = o.external_pipes;
@@ -117,7 +118,7 @@ Result<MigrateReport> MigrateProcess(const MigrateOptions& o, Connection* c, std
   platform::Env* env = platform::Env::Default();
   MigrateReport rep;
   rep.kind = "process";
-  net::SourceHandoff h(c->stream.get());
+  net::SourceHandoff h(c->stream.get(), o.knobs.migrate);
   nlohmann::json hello = {{"id", NewMigrationId()},
                           {"kind", "process"},
                           {"name", engine::CommOf(static_cast<pid_t>(pid))},
@@ -152,6 +153,7 @@ Result<MigrateReport> MigrateProcess(const MigrateOptions& o, Connection* c, std
   net::ResultPipe res;
   if (!res.ok()) return IoError("cannot make a pipe for the handoff");
   engine::DumpOptions d;
+  ApplyKnobs(o.knobs, &d);
   d.pid = static_cast<pid_t>(pid);
   d.tree = o.tree;
   d.external_pipes = o.external_pipes;

@@ -6,9 +6,9 @@
 #include <vector>
 
 #include "command.h"
+#include "lib/control.h"
 #include "migrate.h"
 #include "net/handoff.h"
-#include "program_control.h"
 #include "progress.h"
 
 namespace ckpt::cli {
@@ -35,25 +35,25 @@ std::uint64_t FileSize(const std::string& p) {
 
 Result<MigrateReport> MigrateProgram(const MigrateOptions& o, Connection* c, std::int64_t pid) {
   platform::Env* env = platform::Env::Default();
-  ASSIGN_OR_RETURN(auto target, FindProgram(env, pid));
-  std::string name = JsonBytesValue(target.reg, "program");
-  std::string cwd = JsonBytesValue(target.reg, "cwd");
+  ASSIGN_OR_RETURN(auto target, lib::FindProgram(env, pid));
+  std::string name = target.reg.program;
+  std::string cwd = target.reg.cwd;
   if (cwd.empty()) cwd = ProcLink(pid, "cwd");
   // The program's own view of its executable: under qemu-user /proc/PID/exe
   // is the emulator; on Windows there is no /proc.
-  std::string exe = JsonBytesValue(target.reg, "exe");
+  std::string exe = target.reg.exe;
   if (exe.empty()) exe = ProcLink(pid, "exe");
   MigrateReport rep;
   rep.kind = "program";
-  net::SourceHandoff h(c->stream.get());
+  net::SourceHandoff h(c->stream.get(), o.knobs.migrate);
   nlohmann::json hello = {{"id", NewMigrationId()},
                           {"kind", "program"},
                           {"name", name},
                           {"program_path", exe},
                           {"cwd", cwd},
-                          {"ckpt_dir", JsonBytesValue(target.reg, "dir")},
+                          {"ckpt_dir", target.reg.dir},
                           {"image_name", name + ".ckpt"},
-                          {"image_bytes", FileSize(JsonBytesValue(target.reg, "last_image"))},
+                          {"image_bytes", FileSize(target.reg.last_image)},
                           {"source_host", env->HostName()}};
   // The target says whether it can take it before the program is touched.
   ASSIGN_OR_RETURN(auto accept, Greet(o, &h, hello));
@@ -78,7 +78,7 @@ Result<MigrateReport> MigrateProgram(const MigrateOptions& o, Connection* c, std
       prog.Update(h.sink()->Position(), std::max(estimate, h.sink()->Position()));
     }
   };
-  auto held = StreamAndHold(env, target, o.timeout, pump);
+  auto held = lib::StreamAndHold(env, target, o.timeout, pump);
   if (!held.ok()) {
     h.Abort(held.status().message());
     return held.status().WithContext("checkpoint of process " + std::to_string(pid));
@@ -87,7 +87,7 @@ Result<MigrateReport> MigrateProgram(const MigrateOptions& o, Connection* c, std
   rep.checkpoint_ns = (streamed ? t_stream : SteadyNanos()) - t_hold;
   rep.transfer_ns = streamed ? SteadyNanos() - t_stream : 0;
   // From here on, a failure lets the held program run on.
-  auto release = [&](bool exit) { return ReleaseHeld(env, target, exit, o.timeout); };
+  auto release = [&](bool exit) { return lib::ReleaseHeld(env, target, exit, o.timeout); };
   if (kept.wanted()) {
     Status st = streamed ? kept.Commit() : kept.KeepFile(held->image);
     rep.kept_image = kept.path();

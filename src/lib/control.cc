@@ -1,33 +1,30 @@
-#include "program_control.h"
+#include "lib/control.h"
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <thread>
 
-#include "command.h"
 #include "image/reader.h"
 #include "lib/hold.h"
 #include "lib/program_image.h"
-#include "lib/registration.h"
 #include "platform/socket.h"
 
-namespace ckpt::cli {
+namespace ckpt::lib {
 
 namespace {
 
 // True if the registration belongs to the process now running as `pid`
 // (and not to an earlier process whose PID was reused).
-bool SameProcess(platform::Env* env, std::int64_t pid, const nlohmann::json& reg) {
-  std::uint64_t want = reg.value("start_time", std::uint64_t{0});
-  if (want == 0) return true;
-  return lib::SameStartTime(want, env->ProcessStartTime(pid));
+bool SameProcess(platform::Env* env, std::int64_t pid, const RegistrationRecord& reg) {
+  if (reg.start_time == 0) return true;
+  return SameStartTime(reg.start_time, env->ProcessStartTime(pid));
 }
 
 std::uint64_t SeqOf(const std::string& image) {
   std::string name;
   std::uint64_t seq = 0;
-  if (image.empty() || !lib::ParseImageFileName(platform::BaseName(image), &name, &seq)) return 0;
+  if (image.empty() || !ParseImageFileName(platform::BaseName(image), &name, &seq)) return 0;
   return seq;
 }
 
@@ -36,36 +33,36 @@ std::uint64_t SeqOf(const std::string& image) {
 // How a requester learns the outcome when the program has ended and its
 // registration is already gone (another requester, or a starting program,
 // removed it): the image itself is the record.
-std::string ImageWrittenBy(platform::Env* env, const nlohmann::json& reg, std::int64_t pid,
+std::string ImageWrittenBy(platform::Env* env, const RegistrationRecord& reg, std::int64_t pid,
                            std::uint64_t after_seq) {
-  std::string dir = JsonBytesValue(reg, "dir"), name = JsonBytesValue(reg, "program");
+  const std::string &dir = reg.dir, &name = reg.program;
   if (dir.empty() || name.empty()) return "";
-  auto list = lib::ListImages(env, dir, name);
+  auto list = ListImages(env, dir, name);
   if (!list.ok()) return "";
   int looked = 0;
   for (const auto& p : *list) {
     std::string n;
     std::uint64_t seq = 0;
     // Newest first, this program's images before others'.
-    if (!lib::ParseImageFileName(platform::BaseName(p), &n, &seq) || n != name) break;
+    if (!ParseImageFileName(platform::BaseName(p), &n, &seq) || n != name) break;
     if (seq <= after_seq || ++looked > 16) break;
     auto src = env->NewRandomAccessFile(p);
     if (!src.ok()) continue;
     auto r = image::ImageReader::Open(std::move(src).value());
     if (!r.ok()) continue;
-    const image::SectionInfo* ms = (*r)->Find(lib::kSectionMeta);
+    const image::SectionInfo* ms = (*r)->Find(kSectionMeta);
     auto md = ms != nullptr ? (*r)->ReadSection(*ms) : Result<std::string>(NotFound("no META"));
-    lib::Meta m;
-    if (!md.ok() || !lib::DecodeMeta(*md, &m).ok()) continue;
+    Meta m;
+    if (!md.ok() || !DecodeMeta(*md, &m).ok()) continue;
     if (m.Get("producer.pid") == std::to_string(pid) && m.Get("producer.host") == env->HostName()) return p;
   }
   return "";
 }
 
 // The registration as it is now (`last` when it cannot be read).
-nlohmann::json ReadAgain(platform::Env* env, const ProgramTarget& t, const nlohmann::json& last, bool* read) {
-  auto data = env->ReadPrivateFile(t.reg_path, lib::Registration::kMaxFileSize);
-  auto r = data.ok() ? ParseRegistration(t.reg_path, *data) : Result<nlohmann::json>(data.status());
+RegistrationRecord ReadAgain(platform::Env* env, const ProgramTarget& t, const RegistrationRecord& last,
+                             bool* read) {
+  auto r = ReadRegistrationFile(env, t.reg_path);
   *read = r.ok();
   return r.ok() ? *r : last;
 }
@@ -93,33 +90,31 @@ std::vector<std::string> UsableRuntimeDirs(platform::Env* env, std::string* refu
       *refused += (refused->empty() ? "" : "; ") + st.message();
       continue;
     }
-    lib::CollectStaleRegistrations(env, d, -1);
+    CollectStaleRegistrations(env, d, -1);
     out.push_back(d);
   }
   return out;
 }
 
-Result<nlohmann::json> ParseRegistration(const std::string& path, const std::string& data) {
-  auto j = nlohmann::json::parse(data, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) return Corruption("registration " + path + " is malformed");
-  return j;
+Result<RegistrationRecord> ReadRegistrationFile(platform::Env* env, const std::string& path) {
+  ASSIGN_OR_RETURN(std::string data, env->ReadPrivateFile(path, Registration::kMaxFileSize));
+  return DecodeRegistration(path, data);
 }
 
 Result<ProgramTarget> ReadRegistration(platform::Env* env, const std::vector<std::string>& dirs,
                                        std::int64_t pid, const std::string& refused) {
   for (const auto& d : dirs) {
-    std::string path = lib::RegistrationPath(d, pid);
-    auto data = env->ReadPrivateFile(path, lib::Registration::kMaxFileSize);
+    std::string path = RegistrationPath(d, pid);
+    auto data = env->ReadPrivateFile(path, Registration::kMaxFileSize);
     if (data.status().code() == Code::kNotFound) continue;
     if (!data.ok())
       return IoError("registration of process " + std::to_string(pid) + ": " + data.status().message());
-    ASSIGN_OR_RETURN(auto j, ParseRegistration(path, *data));
-    return ProgramTarget{pid, std::move(j), path};
+    ASSIGN_OR_RETURN(auto reg, DecodeRegistration(path, *data));
+    return ProgramTarget{pid, std::move(reg), path};
   }
   if (!env->ProcessAlive(pid)) return NotFound("no process " + std::to_string(pid) + " is running");
   std::string where;
-  for (const auto& d : env->RuntimeDirs())
-    where += (where.empty() ? "" : " or ") + lib::RegistrationPath(d, pid);
+  for (const auto& d : env->RuntimeDirs()) where += (where.empty() ? "" : " or ") + RegistrationPath(d, pid);
   return NotFound("process " + std::to_string(pid) + " is not a ckpt program (no registration " + where +
                   "; was it built with libckpt, and started without --ckpt-no-listen?)" +
                   (refused.empty() ? "" : " (" + refused + ")"));
@@ -128,15 +123,15 @@ Result<ProgramTarget> ReadRegistration(platform::Env* env, const std::vector<std
 Result<ProgramTarget> CheckProgram(platform::Env* env, Result<ProgramTarget> found) {
   if (!found.ok()) return found.status();
   const std::int64_t pid = found->pid;
-  const nlohmann::json& reg = found->reg;
-  if (!env->ProcessAlive(pid) || reg.value("exited", false) || !SameProcess(env, pid, reg)) {
+  const RegistrationRecord& reg = found->reg;
+  if (!env->ProcessAlive(pid) || reg.exited || !SameProcess(env, pid, reg)) {
     env->RemoveFile(found->reg_path).IgnoreError();  // stale
     return NotFound("no ckpt program runs as process " + std::to_string(pid) +
                     " (its registration was stale and has been removed)");
   }
-  if (reg.value("kind", std::string()) == "group") {
+  if (reg.is_group()) {
     return FailedPrecondition("process " + std::to_string(pid) + " is the coordinator of group '" +
-                              JsonBytesValue(reg, "group") +
+                              reg.group +
                               "', not a program: a group is checkpointed as a whole (ckpt checkpoint GROUP)");
   }
   return found;
@@ -150,32 +145,67 @@ Result<ProgramTarget> FindProgram(platform::Env* env, std::int64_t pid) {
 
 namespace {
 
+bool IsRegistrationName(const std::string& n) {
+  if (n.size() < 6 || n.size() > 23 || n.compare(n.size() - 5, 5, ".json") != 0) return false;
+  return std::all_of(n.begin(), n.end() - 5, [](char c) { return c >= '0' && c <= '9'; });
+}
+
+}  // namespace
+
+std::vector<ProgramTarget> ListRunning(platform::Env* env, const std::vector<std::string>& dirs) {
+  std::vector<ProgramTarget> out;
+  const std::string os = env->OsName();
+  for (const std::string& d : dirs) {
+    auto list = env->ListDir(d);
+    if (!list.ok()) continue;
+    for (const auto& f : *list) {
+      if (f.is_dir || !IsRegistrationName(f.name)) continue;
+      const std::int64_t pid = std::stoll(f.name.substr(0, f.name.size() - 5));
+      if (std::any_of(out.begin(), out.end(), [&](const ProgramTarget& t) { return t.pid == pid; })) continue;
+      const std::string path = platform::JoinPath(d, f.name);
+      auto reg = ReadRegistrationFile(env, path);
+      if (!reg.ok()) continue;
+      // A Windows program's PID means nothing to a Linux process, and the other way round.
+      if (!reg->platform.empty() && reg->platform.substr(0, reg->platform.find('-')) != os) continue;
+      ProgramTarget t{pid, std::move(reg).value(), path};
+      if (t.reg.is_group() ? !env->ProcessAlive(pid) : !CheckProgram(env, t).ok()) continue;
+      out.push_back(std::move(t));
+    }
+  }
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.pid < b.pid; });
+  return out;
+}
+
+Status RequestCheckpoint(platform::Env* env, const ProgramTarget& t, bool exit) {
+  return env->SendCheckpointRequest(
+      t.pid, exit ? platform::Request::kCheckpointAndExit : platform::Request::kCheckpoint);
+}
+
+namespace {
+
 // True if registration `now` records a checkpoint failure after `before`
 // (older libraries publish no "failures": a new last_error then).
-bool FailedSince(const nlohmann::json& now, const nlohmann::json& before) {
-  if (now.contains("failures"))
-    return now.value("failures", std::uint64_t{0}) > before.value("failures", std::uint64_t{0});
-  std::string err = JsonBytesValue(now, "last_error");
-  return !err.empty() && err != JsonBytesValue(before, "last_error");
+bool FailedSince(const RegistrationRecord& now, const RegistrationRecord& before) {
+  if (now.has_failures) return now.failures > before.failures;
+  return !now.last_error.empty() && now.last_error != before.last_error;
 }
 
 }  // namespace
 
 Result<Outcome> WaitForCheckpoint(platform::Env* env, const ProgramTarget& t, bool exit, double timeout) {
-  const std::uint64_t gen0 = t.reg.value("generation", std::uint64_t{0});
+  const std::uint64_t gen0 = t.reg.generation;
   const std::string who = "process " + std::to_string(t.pid);
   auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout);
-  nlohmann::json last = t.reg;
+  RegistrationRecord last = t.reg;
   bool gone = false;
   while (std::chrono::steady_clock::now() < deadline) {
     // Check liveness before reading, so a final publish is never missed.
     bool alive = env->ProcessAlive(t.pid);
     bool read = false;
     last = ReadAgain(env, t, last, &read);
-    if (last.value("generation", std::uint64_t{0}) > gen0) break;
+    if (last.generation > gen0) break;
     if (read && FailedSince(last, t.reg)) {
-      return IoError(who + " failed to checkpoint: " + JsonBytesValue(last, "last_error") +
-                     " (its previous image is intact)");
+      return IoError(who + " failed to checkpoint: " + last.last_error + " (its previous image is intact)");
     }
     if (!alive) {
       gone = true;
@@ -184,24 +214,24 @@ Result<Outcome> WaitForCheckpoint(platform::Env* env, const ProgramTarget& t, bo
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   Outcome out;
-  out.generation = last.value("generation", std::uint64_t{0});
-  out.held = last.value("held", false);
+  out.generation = last.generation;
+  out.held = last.held;
   if (out.generation > gen0) {
-    out.image = JsonBytesValue(last, "last_image");
+    out.image = last.last_image;
   } else if (gone) {
-    out.image = ImageWrittenBy(env, t.reg, t.pid, SeqOf(JsonBytesValue(t.reg, "last_image")));
+    out.image = ImageWrittenBy(env, t.reg, t.pid, SeqOf(t.reg.last_image));
     if (out.image.empty()) return IoError(who + " exited without writing a checkpoint");
     out.generation = gen0 + 1;
   } else {
     return Timeout(who + " reached no safepoint within " + FormatSeconds(timeout) +
                    "; the request stays pending");
   }
-  if (exit || gone || last.value("exited", false)) {
+  if (exit || gone || last.exited) {
     WaitGone(env, t.pid, 10);
     out.exited = !env->ProcessAlive(t.pid);
     out.held = false;
     // The program left its registration for its requesters; collect it.
-    if (out.exited && last.value("exited", false)) env->RemoveFile(t.reg_path).IgnoreError();
+    if (out.exited && last.exited) env->RemoveFile(t.reg_path).IgnoreError();
   }
   return out;
 }
@@ -231,9 +261,9 @@ Result<HeldImage> AwaitHold(platform::Env* env, const ProgramTarget& t, double t
   h.image = out->image;
   h.generation = out->generation;
   bool read = false;
-  nlohmann::json now = ReadAgain(env, t, t.reg, &read);
-  h.program = JsonBytesValue(now, "program");
-  h.cwd = JsonBytesValue(now, "cwd");
+  RegistrationRecord now = ReadAgain(env, t, t.reg, &read);
+  h.program = now.program;
+  h.cwd = now.cwd;
   return h;
 }
 
@@ -242,9 +272,8 @@ Result<HeldImage> AwaitHold(platform::Env* env, const ProgramTarget& t, double t
 bool HoldAnswered(platform::Env* env, const ProgramTarget& t) {
   if (!env->ProcessAlive(t.pid)) return true;
   bool read = false;
-  nlohmann::json now = ReadAgain(env, t, t.reg, &read);
-  return read && (now.value("generation", std::uint64_t{0}) > t.reg.value("generation", std::uint64_t{0}) ||
-                  FailedSince(now, t.reg));
+  RegistrationRecord now = ReadAgain(env, t, t.reg, &read);
+  return read && (now.generation > t.reg.generation || FailedSince(now, t.reg));
 }
 
 // Waits until `deadline` for the program's connection to the stream port;
@@ -256,7 +285,7 @@ std::unique_ptr<platform::Socket> AwaitStream(platform::Env* env, const ProgramT
   while (std::chrono::steady_clock::now() < deadline) {
     auto a = l->Accept(20);
     if (a.ok()) {
-      auto pid = lib::ReadReportLine(a->get(), "CKPTSTREAM", token, 10 * 1000);
+      auto pid = ReadReportLine(a->get(), "CKPTSTREAM", token, 10 * 1000);
       if (pid.ok() && *pid == t.pid) return std::move(a).value();
       continue;  // not the program: ignored
     }
@@ -275,12 +304,12 @@ Result<HeldImage> CheckpointAndHold(platform::Env* env, const ProgramTarget& t, 
 Result<HeldImage> StreamAndHold(platform::Env* env, const ProgramTarget& t, double timeout,
                                 const std::function<Status(platform::Socket*)>& pump) {
   ASSIGN_OR_RETURN(auto listener, platform::Listener::Loopback());
-  lib::StreamTicket ticket;
+  StreamTicket ticket;
   ticket.port = listener->port();
   ticket.token = platform::RandomHex16() + platform::RandomHex16();
   ticket.requester = env->ProcessId();
-  const std::string ticket_path = lib::StreamTicketPath(t.reg_path);
-  RETURN_IF_ERROR(platform::WriteFileAtomic(env, ticket_path, lib::EncodeStreamTicket(ticket), false)
+  const std::string ticket_path = StreamTicketPath(t.reg_path);
+  RETURN_IF_ERROR(platform::WriteFileAtomic(env, ticket_path, EncodeStreamTicket(ticket), false)
                       .WithContext("the stream ticket"));
   const auto deadline =
       std::chrono::steady_clock::now() +
@@ -314,10 +343,10 @@ Result<HeldImage> StreamAndHold(platform::Env* env, const ProgramTarget& t, doub
 Status ReleaseHeld(platform::Env* env, const ProgramTarget& t, bool exit, double timeout) {
   const std::string who = "process " + std::to_string(t.pid);
   bool read = false;
-  nlohmann::json reg = ReadAgain(env, t, t.reg, &read);
+  RegistrationRecord reg = ReadAgain(env, t, t.reg, &read);
   if (!env->ProcessAlive(t.pid)) return NotFound("no process " + std::to_string(t.pid) + " is running");
   if (!read) return NotFound(who + " has no registration any more (" + t.reg_path + ")");
-  if (!reg.value("held", false))
+  if (!reg.held)
     return FailedPrecondition(who + " is not held (it runs on: no checkpoint-and-hold waits for a decision)");
   RETURN_IF_ERROR(env->SendCheckpointRequest(
       t.pid, exit ? platform::Request::kReleaseAndExit : platform::Request::kRelease));
@@ -329,12 +358,12 @@ Status ReleaseHeld(platform::Env* env, const ProgramTarget& t, bool exit, double
       if (!exit) return IoError(who + " ended instead of continuing");
       // It left its registration (marked exited) for us; collect it.
       env->RemoveFile(t.reg_path).IgnoreError();
-      if (!reg.value("exited", false)) return IoError(who + " ended, but not through the exit asked for");
+      if (!reg.exited) return IoError(who + " ended, but not through the exit asked for");
       return Status::Ok();
     }
-    if (read && !reg.value("held", false)) {
+    if (read && !reg.held) {
       if (!exit) return Status::Ok();
-      if (!reg.value("exited", false))
+      if (!reg.exited)
         return FailedPrecondition(who +
                                   " released itself before the decision and continues; it did not exit");
     }
@@ -344,4 +373,4 @@ Status ReleaseHeld(platform::Env* env, const ProgramTarget& t, bool exit, double
                  FormatSeconds(timeout));
 }
 
-}  // namespace ckpt::cli
+}  // namespace ckpt::lib

@@ -7,25 +7,25 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
 #include "group/protocol.h"
+#include "lib/registration.h"
 #include "platform/env.h"
 #include "util/status.h"
 
-namespace ckpt::cli {
+namespace ckpt::lib {
 
 // The registration of the running group named `name` (its name or id) in
 // one of `dirs`; NotFound naming the groups that run. `refused` says why a
 // runtime directory was skipped, for the message.
-Result<nlohmann::json> FindGroup(platform::Env* env, const std::vector<std::string>& dirs,
-                                 const std::string& name, const std::string& refused);
+Result<RegistrationRecord> FindGroup(platform::Env* env, const std::vector<std::string>& dirs,
+                                     const std::string& name, const std::string& refused);
 
 // A checkpoint of the group (its members exit, status 75, with `exit`);
 // waits up to `timeout` s (<= 0: no limit) for the image path.
-Result<std::string> GroupCheckpoint(const nlohmann::json& reg, bool exit, double timeout);
+Result<std::string> GroupCheckpoint(const RegistrationRecord& reg, bool exit, double timeout);
 
 // A checkpoint whose members stay parked where they were (the coordinator
 // delays their DONE) until DecideHeldGroup, on the same connection. If this
@@ -43,10 +43,10 @@ using ImagePump = std::function<Status(const std::string& piece)>;
 // file: the coordinator sends it (to `pump`) while the members are parked.
 // A coordinator that writes a file anyway (other requesters were served by
 // the same checkpoint, or it predates streamed holds) names it in `image`.
-Result<HeldGroup> GroupCheckpointAndHold(const nlohmann::json& reg, double timeout,
+Result<HeldGroup> GroupCheckpointAndHold(const RegistrationRecord& reg, double timeout,
                                          const ImagePump& pump = nullptr);
 // exit = true: the members stop (status 75) and, within `timeout` s, the
 // coordinator has ended; false: they go on exactly where they were.
 Status DecideHeldGroup(platform::Env* env, HeldGroup* held, bool exit, double timeout);
 
-}  // namespace ckpt::cli
+}  // namespace ckpt::lib

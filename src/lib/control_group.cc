@@ -1,15 +1,13 @@
-#include "group_control.h"
+#include "lib/control_group.h"
 
 #include <chrono>
 #include <thread>
 
-#include "command.h"
-#include "lib/registration.h"
+#include "lib/control.h"
 #include "platform/secure.h"
 #include "platform/socket.h"
-#include "program_control.h"
 
-namespace ckpt::cli {
+namespace ckpt::lib {
 
 namespace {
 
@@ -19,16 +17,13 @@ int GroupWaitMs(double timeout) {
 
 // Connects to the coordinator and proves this client belongs (the group's
 // secret, from the owner-only registration).
-Result<std::unique_ptr<group::Channel>> ConnectGroup(const nlohmann::json& reg) {
-  std::string name = JsonBytesValue(reg, "group");
-  auto sock = platform::ConnectLoopback(reg.value("port", 0));
-  if (!sock.ok()) return sock.status().WithContext("group " + name + "'s coordinator");
-  auto ch = std::make_unique<group::Channel>(std::move(sock).value());
+Result<std::unique_ptr<group::Channel>> ConnectGroup(const RegistrationRecord& reg) {
   group::Auth auth;
-  auto secret = reg.find("secret");
-  std::string hex = secret != reg.end() && secret->is_string() ? secret->get<std::string>() : "";
-  if (!platform::HexDecode(hex, &auth.secret))
-    return Corruption("group " + name + "'s registration holds a malformed secret");
+  if (!platform::HexDecode(reg.secret_hex, &auth.secret))
+    return Corruption("group " + reg.group + "'s registration holds a malformed secret");
+  auto sock = platform::ConnectLoopback(reg.port);
+  if (!sock.ok()) return sock.status().WithContext("group " + reg.group + "'s coordinator");
+  auto ch = std::make_unique<group::Channel>(std::move(sock).value());
   RETURN_IF_ERROR(ch->Send(group::Msg::kAuth, group::EncodeAuth(auth)));
   return ch;
 }
@@ -68,23 +63,13 @@ Result<group::Note> AwaitGroupReply(group::Channel* ch, const std::string& name,
 
 }  // namespace
 
-Result<nlohmann::json> FindGroup(platform::Env* env, const std::vector<std::string>& dirs,
-                                 const std::string& name, const std::string& refused) {
+Result<RegistrationRecord> FindGroup(platform::Env* env, const std::vector<std::string>& dirs,
+                                     const std::string& name, const std::string& refused) {
   std::vector<std::string> seen;
-  for (const auto& dir : dirs) {
-    auto list = env->ListDir(dir);
-    if (!list.ok()) continue;
-    for (const auto& e : *list) {
-      if (e.name.size() < 6 || e.name.compare(e.name.size() - 5, 5, ".json") != 0) continue;
-      std::string path = platform::JoinPath(dir, e.name);
-      auto data = env->ReadPrivateFile(path, lib::Registration::kMaxFileSize);
-      if (!data.ok()) continue;
-      auto j = ParseRegistration(path, *data);
-      if (!j.ok() || j->value("kind", std::string()) != "group") continue;
-      if (!env->ProcessAlive(j->value("pid", std::int64_t{0}))) continue;
-      if (JsonBytesValue(*j, "group") == name || j->value("id", std::string()) == name) return *j;
-      seen.push_back(JsonBytesValue(*j, "group"));
-    }
+  for (ProgramTarget& t : ListRunning(env, dirs)) {
+    if (!t.reg.is_group()) continue;
+    if (t.reg.group == name || t.reg.id == name) return std::move(t.reg);
+    seen.push_back(t.reg.group);
   }
   std::string known;
   for (const auto& s : seen) known += (known.empty() ? "" : ", ") + s;
@@ -93,20 +78,21 @@ Result<nlohmann::json> FindGroup(platform::Env* env, const std::vector<std::stri
                   (refused.empty() ? "" : " (" + refused + ")"));
 }
 
-Result<std::string> GroupCheckpoint(const nlohmann::json& reg, bool exit, double timeout) {
+Result<std::string> GroupCheckpoint(const RegistrationRecord& reg, bool exit, double timeout) {
   ASSIGN_OR_RETURN(auto ch, ConnectGroup(reg));
   RETURN_IF_ERROR(
       ch->Send(group::Msg::kClientCheckpoint, group::EncodeNote({0, static_cast<std::uint8_t>(exit), ""})));
   // The coordinator enforces the members' own timeout; this one bounds how
   // long the command waits for its answer.
-  ASSIGN_OR_RETURN(auto n, AwaitGroupReply(ch.get(), JsonBytesValue(reg, "group"), timeout));
+  ASSIGN_OR_RETURN(auto n, AwaitGroupReply(ch.get(), reg.group, timeout));
   return n.text;
 }
 
-Result<HeldGroup> GroupCheckpointAndHold(const nlohmann::json& reg, double timeout, const ImagePump& pump) {
+Result<HeldGroup> GroupCheckpointAndHold(const RegistrationRecord& reg, double timeout,
+                                         const ImagePump& pump) {
   HeldGroup h;
-  h.name = JsonBytesValue(reg, "group");
-  h.coordinator_pid = reg.value("pid", std::int64_t{0});
+  h.name = reg.group;
+  h.coordinator_pid = reg.pid;
   ASSIGN_OR_RETURN(h.channel, ConnectGroup(reg));
   // Flag 1 asks for the image over this connection (a coordinator before
   // streamed holds ignores it and names a file).
@@ -147,4 +133,4 @@ Status DecideHeldGroup(platform::Env* env, HeldGroup* held, bool exit, double ti
   return Status::Ok();
 }
 
-}  // namespace ckpt::cli
+}  // namespace ckpt::lib

@@ -1,32 +1,36 @@
-// Finding a running ckpt program and asking it for checkpoints and holds:
-// what `ckpt checkpoint`, `ckpt release` and `ckpt migrate` share. The
-// program is found through its registration file (lib/registration.h) and
-// answers there (generation, failures, last_image, held, exited).
+// The control plane: finding the ckpt programs and groups that run on this
+// machine and asking a program for checkpoints and holds — what `ckpt
+// checkpoint`, `release`, `list`, `migrate`, `job` and the public
+// ckpt/control.hpp share. A program is found through its registration file
+// (lib/registration.h, one schema for writer and reader) and answers there
+// (generation, failures, last_image, held, exited); a group through its
+// coordinator's registration (lib/control_group.h).
 #pragma once
 
 #include <cstdint>
 #include <functional>
-#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
+#include "lib/registration.h"
 #include "platform/env.h"
 #include "platform/socket.h"
 #include "util/status.h"
 
-namespace ckpt::cli {
+namespace ckpt::lib {
 
 struct ProgramTarget {
   std::int64_t pid = 0;
-  nlohmann::json reg;    // the registration as read
-  std::string reg_path;  // where it is
+  RegistrationRecord reg;  // the registration as read
+  std::string reg_path;    // where it is
 };
 
 // The runtime directories this user's programs may register in, each checked
 // (this user's, private, not a link); `refused` collects why any was skipped.
 // Registrations of processes that are gone are collected on the way.
 std::vector<std::string> UsableRuntimeDirs(platform::Env* env, std::string* refused);
-Result<nlohmann::json> ParseRegistration(const std::string& path, const std::string& data);
+// The registration file at `path`, read owner-only and decoded.
+Result<RegistrationRecord> ReadRegistrationFile(platform::Env* env, const std::string& path);
 // Process `pid`'s registration, a program's or a group coordinator's, from
 // the first of `dirs` that has one. NotFound when there is none.
 Result<ProgramTarget> ReadRegistration(platform::Env* env, const std::vector<std::string>& dirs,
@@ -38,6 +42,15 @@ Result<ProgramTarget> CheckProgram(platform::Env* env, Result<ProgramTarget> fou
 // The running ckpt program `pid` (registration checked as above; a group
 // coordinator is refused).
 Result<ProgramTarget> FindProgram(platform::Env* env, std::int64_t pid);
+
+// Every live program and group registered in `dirs` (a program that has
+// exited, or whose registration is stale, is dropped and its file removed;
+// registrations of the other OS — Windows under Wine sharing a directory —
+// are skipped), by PID.
+std::vector<ProgramTarget> ListRunning(platform::Env* env, const std::vector<std::string>& dirs);
+
+// Sends `t` a checkpoint request (exit: checkpoint and exit, status 75).
+Status RequestCheckpoint(platform::Env* env, const ProgramTarget& t, bool exit);
 
 // What a checkpoint request led to.
 struct Outcome {
@@ -80,4 +93,4 @@ Status ReleaseHeld(platform::Env* env, const ProgramTarget& t, bool exit, double
 
 std::string FormatSeconds(double s);
 
-}  // namespace ckpt::cli
+}  // namespace ckpt::lib
