@@ -187,8 +187,8 @@ void Coordinator::Handshake(const std::shared_ptr<Channel>& ch) {
   events_.Push(std::move(e));
 }
 
-void Coordinator::ReadLoop(int rank, std::shared_ptr<Channel> ch,
-                           std::shared_ptr<std::atomic<bool>> said_bye) {
+void Coordinator::ReadLoop(int rank, const std::shared_ptr<Channel>& ch,
+                           const std::shared_ptr<std::atomic<bool>>& said_bye) {
   for (;;) {
     auto m = ch->Recv();
     Event e;

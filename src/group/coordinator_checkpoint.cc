@@ -47,7 +47,7 @@ Status Coordinator::CollectReady(std::uint64_t epoch, std::vector<Ready>* ready)
         if (!got[r]) missing += (missing.empty() ? "" : ", ") + Who(static_cast<int>(r));
       }
       char secs[32];
-      std::snprintf(secs, sizeof secs, "%g", opt_.timeout_seconds);
+      (void)std::snprintf(secs, sizeof secs, "%g", opt_.timeout_seconds);
       return Timeout(missing + " reached no quiescent point (safepoint or ckpt wait) within " + secs + " s");
     }
     auto e = events_.Pop(std::chrono::milliseconds(20));
@@ -282,7 +282,7 @@ Status Coordinator::Checkpoint(bool exit_after, std::string* image_path, Channel
   lib::PruneImages(env_, opt_.dir, opt_.name, opt_.keep);
   PublishRegistration().IgnoreError();
   char secs[200];
-  std::snprintf(
+  (void)std::snprintf(
       secs, sizeof secs,
       " in %.6f s (quiesce %.6f s, communication state %.6f s / %llu bytes, members %.6f s / %llu bytes)",
       std::chrono::duration<double>(Clock::now() - t0).count(), t_quiesce_, t_comm_,

@@ -76,10 +76,10 @@ class Coordinator {
 
  private:
   void Say(const std::string& m) const {
-    if (!opt_.quiet) std::fprintf(stderr, "ckpt group %s: %s\n", opt_.name.c_str(), m.c_str());
+    if (!opt_.quiet) (void)std::fprintf(stderr, "ckpt group %s: %s\n", opt_.name.c_str(), m.c_str());
   }
   void Error(const std::string& m) const {
-    std::fprintf(stderr, "ckpt: error: group %s: %s\n", opt_.name.c_str(), m.c_str());
+    (void)std::fprintf(stderr, "ckpt: error: group %s: %s\n", opt_.name.c_str(), m.c_str());
   }
   std::string Who(int rank) const;
   Status LoadResumeImage();
@@ -90,7 +90,7 @@ class Coordinator {
   // Checks a new connection; queues its hello or checkpoint request, or refuses it.
   void Handshake(const std::shared_ptr<Channel>& ch);
   void Refuse(const std::shared_ptr<Channel>& ch, const std::string& why);
-  void ReadLoop(int rank, std::shared_ptr<Channel> ch, std::shared_ptr<std::atomic<bool>> said_bye);
+  void ReadLoop(int rank, const std::shared_ptr<Channel>& ch, const std::shared_ptr<std::atomic<bool>>& said_bye);
   // Handles one event outside a checkpoint.
   void Handle(Event& e);
   bool OnHello(Event& e);

@@ -22,7 +22,7 @@ constexpr int kReadyWaitMs = 60000;  // a segment's creator fills it from the im
 
 std::string Hex(std::uint64_t v) {
   char b[32];
-  std::snprintf(b, sizeof b, "0x%llx", static_cast<unsigned long long>(v));
+  (void)std::snprintf(b, sizeof b, "0x%llx", static_cast<unsigned long long>(v));
   return b;
 }
 

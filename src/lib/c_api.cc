@@ -121,7 +121,7 @@ ckpt_session* ckpt_open(int* argc, char** argv) {
 ckpt_session* ckpt_open_flags(int* argc, char** argv, unsigned flags) {
   const bool quiet = (flags & CKPT_OPEN_RETURN_ERRORS) != 0;
   auto fail = [&](std::string why) -> ckpt_session* {
-    if (!quiet) std::fprintf(stderr, "ckpt: error: ckpt_open: %s\n", why.c_str());
+    if (!quiet) (void)std::fprintf(stderr, "ckpt: error: ckpt_open: %s\n", why.c_str());
     g_open_error = std::move(why);
     return nullptr;
   };

@@ -77,7 +77,7 @@ void WaitGone(platform::Env* env, std::int64_t pid, double timeout) {
 
 std::string FormatSeconds(double s) {
   char b[32];
-  std::snprintf(b, sizeof b, "%g s", s);
+  (void)std::snprintf(b, sizeof b, "%g s", s);
   return b;
 }
 

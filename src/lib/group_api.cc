@@ -5,8 +5,6 @@
 
 namespace ckpt {
 
-using detail::GroupMember;
-using detail::SyncHandle;
 
 void Semaphore::wait() {
   for (;;) {

@@ -42,7 +42,7 @@ HoldDecision WaitForHoldDecision(platform::Env* env, std::atomic<int>* pending, 
     }
     if (Clock::now() >= deadline) {
       char b[32];
-      std::snprintf(b, sizeof b, "%g", timeout);
+      (void)std::snprintf(b, sizeof b, "%g", timeout);
       *note = std::string("no decision came within the hold timeout (") + b +
               " s, CKPT_HOLD_TIMEOUT) for the migration that held this program" +
               (requester > 0 ? " (pid " + std::to_string(requester) + ")" : std::string()) + "; continuing";
@@ -89,14 +89,14 @@ Status RunHandoff(const Handoff& h, std::int64_t pid, double timeout) {
   st = (*sock)->RecvAll(&b, 1, ms >= 2e9 ? -1 : static_cast<int>(ms));
   if (st.code() == Code::kTimeout) {
     char t[32];
-    std::snprintf(t, sizeof t, "%g", timeout);
+    (void)std::snprintf(t, sizeof t, "%g", timeout);
     return Timeout(std::string("no answer from ") + where + " within the hold timeout (" + t +
                    " s, CKPT_HOLD_TIMEOUT)");
   }
   if (!st.ok()) return st.WithContext(where + " closed without the go-ahead");
   if (b != 'g') {
     char t[8];
-    std::snprintf(t, sizeof t, "0x%02x", static_cast<unsigned char>(b));
+    (void)std::snprintf(t, sizeof t, "0x%02x", static_cast<unsigned char>(b));
     return FailedPrecondition(where + " answered " + t + " instead of the go-ahead 'g'");
   }
   return Status::Ok();
@@ -133,7 +133,7 @@ Result<StreamTicket> ParseStreamTicket(const std::string& text) {
   if (std::sscanf(text.c_str(), "CKPTSTREAM 1 %d %32s %lld%n", &port, token, &requester, &used) != 3 ||
       port < 1 || port > 65535 || requester < 1 || std::string(token).size() != 32 ||
       std::string(token).find_first_not_of("0123456789abcdef") != std::string::npos ||
-      text.find_first_not_of("\n", static_cast<std::size_t>(used)) != std::string::npos)
+      text.find_first_not_of('\n', static_cast<std::size_t>(used)) != std::string::npos)
     return Corruption("the migration's stream ticket is malformed");
   t.port = port;
   t.token = token;

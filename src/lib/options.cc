@@ -54,7 +54,7 @@ double ParseDouble(const Options& o, const std::string& what, const std::string&
 
 void OptionUsageError(const Options& o, const std::string& m) {
   if (o.throw_on_error) throw Error(m);
-  std::fprintf(stderr, "ckpt: %s\n%s", m.c_str(), kHelp);
+  (void)std::fprintf(stderr, "ckpt: %s\n%s", m.c_str(), kHelp);
   std::exit(2);
 }
 
@@ -100,7 +100,7 @@ void ParseOptionArgs(int& argc, char** argv, Options* o) {
       return argv[++i];
     };
     if (key == "--ckpt-help") {
-      std::fputs(kHelp, stdout);
+      (void)std::fputs(kHelp, stdout);
       std::exit(0);
     } else if (key == "--ckpt-dir")
       o->dir = need();

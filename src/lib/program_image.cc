@@ -102,7 +102,8 @@ std::string PlatformTag() {
 #endif
 }
 
-std::string FormatTime(std::int64_t ns) {
+std::string FormatTime(std::int64_t unix_nanos) {
+  const std::int64_t ns = unix_nanos;
   std::int64_t secs = ns / 1000000000;
   std::int64_t days = secs / 86400;
   std::int64_t rem = secs % 86400;
@@ -122,7 +123,7 @@ std::string FormatTime(std::int64_t ns) {
   std::int64_t m = mp < 10 ? mp + 3 : mp - 9;
   if (m <= 2) ++y;
   char buf[96];
-  std::snprintf(buf, sizeof buf, "%04lld-%02lld-%02lldT%02lld:%02lld:%02lldZ", static_cast<long long>(y),
+  (void)std::snprintf(buf, sizeof buf, "%04lld-%02lld-%02lldT%02lld:%02lld:%02lldZ", static_cast<long long>(y),
                 static_cast<long long>(m), static_cast<long long>(d), static_cast<long long>(rem / 3600),
                 static_cast<long long>((rem / 60) % 60), static_cast<long long>(rem % 60));
   return buf;
@@ -169,7 +170,7 @@ std::vector<std::string> ProgramArgs(const Meta& m) {
 
 std::string ImageFileName(const std::string& name, std::uint64_t seq) {
   char buf[32];
-  std::snprintf(buf, sizeof buf, "%06llu", static_cast<unsigned long long>(seq));
+  (void)std::snprintf(buf, sizeof buf, "%06llu", static_cast<unsigned long long>(seq));
   return name + "." + buf + ".ckpt";
 }
 

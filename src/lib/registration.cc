@@ -42,7 +42,7 @@ void RemoveAtExit() {
 
 void WatchAtExit(const std::string& path) {
   static std::once_flag once;
-  std::call_once(once, [] { std::atexit(RemoveAtExit); });
+  std::call_once(once, [] { (void)std::atexit(RemoveAtExit); });
   ExitCleanup& c = Cleanup();
   std::lock_guard<std::mutex> lk(c.mu);
   c.paths.insert(path);
@@ -253,7 +253,7 @@ void CollectStaleRegistrations(platform::Env* env, const std::string& runtime_di
   }
 }
 
-Registration::Registration(platform::Env* env, std::string program, std::string dir)
+Registration::Registration(platform::Env* env, std::string program, const std::string& dir)
     : env_(env), program_(std::move(program)), dir_(env->AbsolutePath(dir)) {
   start_time_ = env_->ProcessStartTime(env_->ProcessId());
   exe_ = env_->ExecutablePath();

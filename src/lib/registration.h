@@ -88,7 +88,7 @@ struct RegistrationState {
 
 class Registration {
  public:
-  Registration(platform::Env* env, std::string program, std::string dir);
+  Registration(platform::Env* env, std::string program, const std::string& dir);
   ~Registration();
   Registration(const Registration&) = delete;
   Registration& operator=(const Registration&) = delete;

@@ -26,7 +26,7 @@ class SectionWriter final : public Writer {
  private:
   void Flush();
   Status Put(const void* p, std::size_t n);
-  static constexpr std::size_t kBuf = 64 * 1024;
+  static constexpr std::size_t kBuf = std::size_t{64} * 1024;
   image::ImageWriter* w_ = nullptr;
   image::Sink* sink_ = nullptr;
   std::unique_ptr<unsigned char[]> buf_;
@@ -48,7 +48,7 @@ class SectionReader final : public Reader {
 
  private:
   bool Refill();
-  static constexpr std::size_t kBuf = 64 * 1024;
+  static constexpr std::size_t kBuf = std::size_t{64} * 1024;
   image::SectionStream* s_;
   std::unique_ptr<unsigned char[]> buf_;
 };

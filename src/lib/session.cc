@@ -90,7 +90,7 @@ void SessionImpl::Start(int argc, char** argv) {
       Status rs = Publish(false);
       if (!rs.ok()) {
         // Not behind --ckpt-quiet: a refused runtime directory may be an attack.
-        std::fprintf(stderr, "ckpt: warning: `ckpt checkpoint %lld` will not find this process: %s\n",
+        (void)std::fprintf(stderr, "ckpt: warning: `ckpt checkpoint %lld` will not find this process: %s\n",
                      static_cast<long long>(env_->ProcessId()), rs.message().c_str());
         registration_.reset();
       }

@@ -164,13 +164,13 @@ class SessionImpl {
   }
 
   void Say(const std::string& m) const {
-    if (!opt_.quiet) std::fprintf(stderr, "ckpt: %s\n", m.c_str());
+    if (!opt_.quiet) (void)std::fprintf(stderr, "ckpt: %s\n", m.c_str());
   }
 
   [[noreturn]] void Fatal(const std::string& m) {
     if (opt_.throw_on_error) throw Error(m);
-    std::fflush(stdout);
-    std::fprintf(stderr, "ckpt: error: %s\n", m.c_str());
+    (void)std::fflush(stdout);
+    (void)std::fprintf(stderr, "ckpt: error: %s\n", m.c_str());
     std::exit(kExitResumeFailed);
   }
 

@@ -136,7 +136,7 @@ void SessionImpl::FinishResume() {
   const bool streamed = resume_->streamed();
   resume_.reset();
   char buf[192];
-  std::snprintf(buf, sizeof buf, " (checkpoint %llu): %zu variables, %.1f MiB, read in %.3f s%s",
+  (void)std::snprintf(buf, sizeof buf, " (checkpoint %llu): %zu variables, %.1f MiB, read in %.3f s%s",
                 static_cast<unsigned long long>(progress_.seq), claimed_.size(),
                 static_cast<double>(resume_bytes_) / (1 << 20), resume_seconds_,
                 streamed ? " as it arrived" : "");

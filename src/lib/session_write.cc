@@ -120,18 +120,18 @@ void SessionImpl::MakeGroup() {
   h.exit_checkpointed = [this] {
     Say("stopping after the group checkpoint, as asked (exit status " + std::to_string(kExitCheckpointed) +
         ")");
-    std::fflush(stdout);
-    std::fflush(stderr);
+    (void)std::fflush(stdout);
+    (void)std::fflush(stderr);
     Stop();
     std::exit(kExitCheckpointed);
   };
   h.say = [this](const std::string& m) { Say(m); };
   h.fatal = [this](const std::string& m) { Fatal(m); };
   h.coordinator_gone = [](const std::string& m) {
-    std::fflush(stdout);
-    std::fprintf(stderr, "ckpt: error: %s; this member stops (exit status %d)\n", m.c_str(),
+    (void)std::fflush(stdout);
+    (void)std::fprintf(stderr, "ckpt: error: %s; this member stops (exit status %d)\n", m.c_str(),
                  detail::kExitCoordinatorGone);
-    std::fflush(stderr);
+    (void)std::fflush(stderr);
     std::_Exit(detail::kExitCoordinatorGone);
   };
   if (resume_ && !GroupMember::InGroupEnvironment(env_)) h.solo_resume = resume_path_;
@@ -166,14 +166,14 @@ Event SessionImpl::DoCheckpoint(bool exit_after, bool asked_outside, bool hold) 
   last_error_.clear();
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   char buf[64];
-  std::snprintf(buf, sizeof buf, " in %.3f s", secs);
+  (void)std::snprintf(buf, sizeof buf, " in %.3f s", secs);
   Say(path.empty() ? std::string("checkpoint streamed into the migration's connection") + buf
                    : "checkpoint " + std::to_string(progress_.seq) + " written to " + path + buf);
   if (exit_after) {
     if (registration_ && asked_outside && Publish(true).ok()) registration_->KeepAfterExit();
     Say("stopping after the checkpoint, as asked (exit status " + std::to_string(kExitCheckpointed) + ")");
-    std::fflush(stdout);
-    std::fflush(stderr);
+    (void)std::fflush(stdout);
+    (void)std::fflush(stderr);
     Stop();  // removes the registration unless kept above
     ReleaseSoloGroup();
     std::exit(kExitCheckpointed);
@@ -192,14 +192,14 @@ void SessionImpl::Hold() {
     if (registration_ && Publish(true).ok()) registration_->KeepAfterExit();
     Say("stopping after the held checkpoint, as decided (exit status " + std::to_string(kExitCheckpointed) +
         ")");
-    std::fflush(stdout);
-    std::fflush(stderr);
+    (void)std::fflush(stdout);
+    (void)std::fflush(stderr);
     Stop();
     ReleaseSoloGroup();
     std::exit(kExitCheckpointed);
   }
   // Not behind --ckpt-quiet: the migration failed somewhere.
-  if (!note.empty()) std::fprintf(stderr, "ckpt: %s\n", note.c_str());
+  if (!note.empty()) (void)std::fprintf(stderr, "ckpt: %s\n", note.c_str());
   if (registration_) Publish(false).IgnoreError();
 }
 
@@ -208,12 +208,12 @@ void SessionImpl::MaybeHandoff() {
   handoff_.requested = false;
   Status st = lib::RunHandoff(handoff_, env_->ProcessId(), hold_timeout_);
   if (st.ok()) return;
-  std::fflush(stdout);
-  std::fprintf(
+  (void)std::fflush(stdout);
+  (void)std::fprintf(
       stderr,
       "ckpt: error: migration handoff aborted: %s; this copy stops without running (exit status %d)\n",
       st.message().c_str(), kExitHandoffAborted);
-  std::fflush(stderr);
+  (void)std::fflush(stderr);
   Stop();  // removes the registration
   ReleaseSoloGroup();
   std::exit(kExitHandoffAborted);

@@ -29,7 +29,7 @@ std::string Quote(const std::string& s) {
       o += static_cast<char>(c);
     } else if (c < 0x20 || c >= 0x7f) {
       char b[8];
-      std::snprintf(b, sizeof b, "\\x%02x", c);
+      (void)std::snprintf(b, sizeof b, "\\x%02x", c);
       o += b;
     } else {
       o += static_cast<char>(c);
@@ -78,10 +78,10 @@ void WalkValue(Reader& r, const TypeDesc& d, std::string* out, std::size_t limit
       char b[40];
       if (d.width == 4) {
         float f = std::bit_cast<float>(r.Fixed<std::uint32_t>());
-        std::snprintf(b, sizeof b, "%.9g", static_cast<double>(f));
+        (void)std::snprintf(b, sizeof b, "%.9g", static_cast<double>(f));
       } else if (d.width == 8) {
         double f = std::bit_cast<double>(r.Fixed<std::uint64_t>());
-        std::snprintf(b, sizeof b, "%.17g", f);
+        (void)std::snprintf(b, sizeof b, "%.17g", f);
       } else {
         r.Fail("invalid float width");
         return;

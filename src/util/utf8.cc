@@ -61,7 +61,7 @@ std::string JsonEscape(std::string_view s) {
       default:
         if (c < 0x20 || c == 0x7F) {
           char b[8];
-          std::snprintf(b, sizeof b, "\\u%04x", c);
+          (void)std::snprintf(b, sizeof b, "\\u%04x", c);
           o += b;
         } else {
           o.push_back(static_cast<char>(c));

@@ -226,7 +226,10 @@ def run_chain(hosts, prefix, ref):
 
 JACOBI = os.path.join(ck.BIN, "jacobi")
 JAC_ARGS = ["48", "1500"]  # the result; the members' third argument only paces them (µs per sweep)
-JAC_SLOW = "8000"
+# 1500 sweeps of 25 ms: ~38 s of work, so that the group is still running when the last hop starts
+# (at 8 ms a sweep it sometimes finished on w before the hop back: "connection refused" from a
+# coordinator that had ended normally).
+JAC_SLOW = "25000"
 
 
 def group_hop(c, src, argv_prefix, group, dest, extra, fault=None):

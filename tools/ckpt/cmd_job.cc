@@ -129,16 +129,11 @@ void Job::Record(nlohmann::ordered_json event) {
       {"time", static_cast<double>(env_->NowNanos()) / 1e9}, {"node", node_}, {"restart", restart_}};
   e.update(event);
   record_["events"].push_back(e);
-  std::string tmp = record_path_ + ".tmp";
-  auto f = env_->NewWritableFile(tmp);
-  Status st = f.ok() ? Status::Ok() : f.status();
-  if (st.ok()) {
-    // A path or message that is not UTF-8 is written with U+FFFD, never refused.
-    std::string text = record_.dump(1, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";
-    st = (*f)->Append(text.data(), text.size());
-    if (st.ok()) st = (*f)->Close();
-    if (st.ok()) st = env_->RenameFile(tmp, record_path_);
-  }
+  // A path or message that is not UTF-8 is written with U+FFFD, never refused.
+  std::string text = record_.dump(1, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";
+  // A new file under a random name, renamed over the record: a reader sees
+  // the old record or the new one, never a torn one.
+  Status st = platform::WriteFileAtomic(env_, record_path_, text, /*durable=*/false);
   if (!st.ok()) Say("warning: cannot update the job record " + record_path_ + ": " + st.message());
 }
 
