@@ -1,4 +1,6 @@
-// Encoding and decoding of the process image sections (docs/image-format.md).
+// Encoding and decoding of the process image sections (docs/image-format.md):
+// one field list per struct (tagged.h) drives both directions; the checks
+// beyond the field lists follow each decoder.
 #include "engine/model.h"
 
 #include <algorithm>
@@ -8,342 +10,234 @@
 
 namespace ckpt::engine {
 
+template <class IO>
+void Fields(IO& io, Rlimit& l) {
+  io(1, "cur", l.cur);
+  io(2, "max", l.max);
+}
+
+template <class IO>
+void Fields(IO& io, MmLayout& m) {
+  io(1, "start_code", m.start_code);
+  io(2, "end_code", m.end_code);
+  io(3, "start_data", m.start_data);
+  io(4, "end_data", m.end_data);
+  io(5, "start_brk", m.start_brk);
+  io(6, "brk", m.brk);
+  io(7, "start_stack", m.start_stack);
+  io(8, "arg_start", m.arg_start);
+  io(9, "arg_end", m.arg_end);
+  io(10, "env_start", m.env_start);
+  io(11, "env_end", m.env_end);
+}
+
+template <class IO>
+void Fields(IO& io, Core& c) {
+  io(1, "pid", c.pid);
+  io(2, "comm", c.comm);
+  io(3, "exe_file", c.exe_file);
+  io(4, "cwd", c.cwd);
+  io(5, "umask", c.umask);
+  io(6, "personality", c.personality);
+  io(7, "rlimit", c.rlimits, Max{64});
+  io(8, "mm", c.mm);
+  io(9, "auxv", c.auxv, Max{512});
+  io(10, "kernel_release", c.kernel_release);
+  io(11, "host", c.host);
+  io(12, "dumped_at_ns", c.dumped_at_ns);
+  io(13, "xsave_size", c.xsave_size);
+  io(14, "itimers", c.itimers, Max{64});
+  io(15, "leader", c.leader);
+}
+
+template <class IO>
+void Fields(IO& io, ThreadState& t) {
+  io(1, "tid", t.tid);
+  io(2, "gpregs", t.gpregs);  // exactly kGpRegs when present
+  io(3, "xsave", t.xsave);
+  io(4, "sigmask", t.sigmask);
+  io(5, "rseq_ptr", t.rseq_ptr);
+  io(6, "rseq_len", t.rseq_len);
+  io(7, "rseq_sig", t.rseq_sig);
+  io(8, "clear_tid", t.clear_tid);
+  io(9, "altstack_sp", t.altstack_sp);
+  io(10, "altstack_size", t.altstack_size);
+  io(11, "altstack_flags", t.altstack_flags);
+  io(12, "robust_list", t.robust_list);
+  io(13, "robust_len", t.robust_len);
+  io(14, "comm", t.comm);
+  io(15, "pending", t.pending, Max{4096});  // 128-byte siginfo_t each
+}
+
+template <class IO>
+void Fields(IO& io, Vma& m) {
+  io(1, "start", m.start);
+  io(2, "end", m.end);
+  io(3, "prot", m.prot);
+  io(4, "flags", m.flags);
+  io(5, "pgoff", m.pgoff);
+  io(6, "file", m.file);
+  io(7, "kind", m.kind);
+  io(8, "name", m.name);
+}
+
+template <class IO>
+void Fields(IO& io, FileRef& f) {
+  io(1, "path", f.path);
+  io(2, "size", f.size);
+  io(3, "mtime_ns", f.mtime_ns);
+  io(4, "mode", f.mode);
+  io(5, "ino", f.ino);
+  io(6, "dev", f.dev);
+  io(7, "build_id", f.build_id);
+  io(8, "deleted", f.deleted);
+}
+
+template <class IO>
+void Fields(IO& io, Fd& f) {
+  io(1, "fd", f.fd);
+  io(2, "kind", f.kind);
+  io(3, "flags", f.flags);
+  io(4, "pos", f.pos);
+  io(5, "file", f.file);
+  io(6, "pipe_ino", f.pipe_ino);
+  io(7, "pipe_write_end", f.pipe_write_end);
+  io(8, "pipe_internal", f.pipe_internal);
+  io(9, "dup_of", f.dup_of);
+}
+
+template <class IO>
+void Fields(IO& io, SigAction& a) {
+  io(1, "handler", a.handler);
+  io(2, "flags", a.flags);
+  io(3, "restorer", a.restorer);
+  io(4, "mask", a.mask);
+}
+
+template <class IO>
+void Fields(IO& io, Signals& s) {
+  io(1, "action", s.actions);  // signals 1..64, all of them when present
+  io(2, "pending", s.pending, Max{4096});
+}
+
+template <class IO>
+void Fields(IO& io, ThreadCreds& t) {
+  io(1, "tid", t.tid);
+  io(2, "uid", t.uid);
+  io(3, "gid", t.gid);
+  io(4, "groups", t.groups, Max{65536});
+  io(5, "cap_inh", t.cap_inh);
+  io(6, "cap_prm", t.cap_prm);
+  io(7, "cap_eff", t.cap_eff);
+  io(8, "cap_bnd", t.cap_bnd);
+  io(9, "cap_amb", t.cap_amb);
+  io(10, "securebits", t.securebits);
+  io(11, "no_new_privs", t.no_new_privs);
+}
+
+template <class IO>
+void Fields(IO& io, Creds& c) {
+  io(1, "dumpable", c.dumpable);
+  io(2, "thread", c.threads, Max{1u << 20});
+}
+
 namespace {
 
-void PutSigList(std::string* o, const std::vector<std::string>& l) {
-  PutVarint(o, l.size());
-  for (const auto& s : l) PutString(o, s);
-}
-void GetSigList(ByteReader& r, std::vector<std::string>* l) {
-  std::uint64_t n = r.Varint();
-  if (n > 4096) return r.Fail();
-  for (std::uint64_t i = 0; i < n && r.ok(); ++i) {
-    std::string_view s = r.String();
-    if (s.size() != 128) return r.Fail();
-    l->emplace_back(s);
-  }
+// The list sections.
+constexpr auto kVmaList = [](auto& io, std::vector<Vma>& v) { io(1, "vma", v, Max{1u << 24}); };
+constexpr auto kFileList = [](auto& io, std::vector<FileRef>& v) { io(1, "file", v, Max{1u << 20}); };
+constexpr auto kFdList = [](auto& io, std::vector<Fd>& v) { io(1, "fd", v, Max{1u << 20}); };
+constexpr auto kRunList = [](auto& io, std::vector<PageRun>& v) { io(1, "run", v, Max{1u << 26}); };
+
+bool SigInfos(const std::vector<std::string>& l) {
+  return std::all_of(l.begin(), l.end(), [](const std::string& s) { return s.size() == 128; });
 }
 
 }  // namespace
 
 std::string EncodeCore(const Core& c) {
-  std::string o = VersionedSection();
-  PutI32(&o, c.pid);
-  PutString(&o, c.comm);
-  PutI32(&o, c.exe_file);
-  PutString(&o, c.cwd);
-  PutU32(&o, c.umask);
-  PutU32(&o, c.personality);
-  PutVarint(&o, c.rlimits.size());
-  for (const auto& l : c.rlimits) {
-    PutU64(&o, l.cur);
-    PutU64(&o, l.max);
-  }
-  const MmLayout& m = c.mm;
-  for (std::uint64_t v : {m.start_code, m.end_code, m.start_data, m.end_data, m.start_brk, m.brk,
-                          m.start_stack, m.arg_start, m.arg_end, m.env_start, m.env_end}) {
-    PutU64(&o, v);
-  }
-  PutVarint(&o, c.auxv.size());
-  for (std::uint64_t v : c.auxv) PutU64(&o, v);
-  PutString(&o, c.kernel_release);
-  PutString(&o, c.host);
-  PutU64(&o, static_cast<std::uint64_t>(c.dumped_at_ns));
-  PutU32(&o, c.xsave_size);
-  PutVarint(&o, c.itimers.size());
-  for (std::uint64_t v : c.itimers) PutU64(&o, v);
-  PutU32(&o, c.leader);
-  return o;
+  return EncodeSection(c);
 }
 
 static Status DecodeCore(std::string_view in, Core* c) {
-  ByteReader r(in);
-  RETURN_IF_ERROR(CheckVersion(r, "core"));
-  c->pid = GetI32(r);
-  c->comm = std::string(r.String());
-  c->exe_file = GetI32(r);
-  c->cwd = std::string(r.String());
-  c->umask = r.U32();
-  c->personality = r.U32();
-  std::uint64_t n = r.Varint();
-  if (n > 64) r.Fail();
-  for (std::uint64_t i = 0; i < n && r.ok(); ++i) {
-    Rlimit l;
-    l.cur = r.U64();
-    l.max = r.U64();
-    c->rlimits.push_back(l);
-  }
-  MmLayout& m = c->mm;
-  for (std::uint64_t* p : {&m.start_code, &m.end_code, &m.start_data, &m.end_data, &m.start_brk, &m.brk,
-                           &m.start_stack, &m.arg_start, &m.arg_end, &m.env_start, &m.env_end}) {
-    *p = r.U64();
-  }
-  n = r.Varint();
-  if (n > 512) r.Fail();
-  for (std::uint64_t i = 0; i < n && r.ok(); ++i) c->auxv.push_back(r.U64());
-  c->kernel_release = std::string(r.String());
-  c->host = std::string(r.String());
-  c->dumped_at_ns = static_cast<std::int64_t>(r.U64());
-  c->xsave_size = r.U32();
-  n = r.Varint();
-  if (n > 64) r.Fail();
-  for (std::uint64_t i = 0; i < n && r.ok(); ++i) c->itimers.push_back(r.U64());
-  c->leader = r.U32();
-  return Expect(r, "core");
+  return DecodeSection(in, "core", c);
 }
 
 std::string EncodeThread(const ThreadState& t) {
-  std::string o = VersionedSection();
-  PutI32(&o, t.tid);
-  PutVarint(&o, t.gpregs.size());
-  for (std::uint64_t v : t.gpregs) PutU64(&o, v);
-  PutString(&o, t.xsave);
-  PutU64(&o, t.sigmask);
-  PutU64(&o, t.rseq_ptr);
-  PutU32(&o, t.rseq_len);
-  PutU32(&o, t.rseq_sig);
-  PutU64(&o, t.clear_tid);
-  PutU64(&o, t.altstack_sp);
-  PutU64(&o, t.altstack_size);
-  PutU32(&o, t.altstack_flags);
-  PutU64(&o, t.robust_list);
-  PutU64(&o, t.robust_len);
-  PutString(&o, t.comm);
-  PutSigList(&o, t.pending);
-  return o;
+  return EncodeSection(t);
 }
 
 static Status DecodeThread(std::string_view in, ThreadState* t) {
-  ByteReader r(in);
-  RETURN_IF_ERROR(CheckVersion(r, "thread"));
-  t->tid = GetI32(r);
-  if (r.Varint() != t->gpregs.size()) return Corruption("thread section: unexpected register count");
-  for (auto& v : t->gpregs) v = r.U64();
-  t->xsave = std::string(r.String());
-  t->sigmask = r.U64();
-  t->rseq_ptr = r.U64();
-  t->rseq_len = r.U32();
-  t->rseq_sig = r.U32();
-  t->clear_tid = r.U64();
-  t->altstack_sp = r.U64();
-  t->altstack_size = r.U64();
-  t->altstack_flags = r.U32();
-  t->robust_list = r.U64();
-  t->robust_len = r.U64();
-  t->comm = std::string(r.String());
-  GetSigList(r, &t->pending);
-  return Expect(r, "thread");
+  RETURN_IF_ERROR(DecodeSection(in, "thread", t));
+  if (!SigInfos(t->pending)) return Malformed("thread");
+  return Status::Ok();
 }
 
 std::string EncodeVmas(const std::vector<Vma>& v) {
-  std::string o = VersionedSection();
-  PutVarint(&o, v.size());
-  for (const auto& m : v) {
-    PutU64(&o, m.start);
-    PutU64(&o, m.end);
-    PutU32(&o, m.prot);
-    PutU32(&o, m.flags);
-    PutU64(&o, m.pgoff);
-    PutI32(&o, m.file);
-    o.push_back(static_cast<char>(m.kind));
-    PutString(&o, m.name);
-  }
-  return o;
+  return EncodeSection(v, kVmaList);
 }
 
 static Status DecodeVmas(std::string_view in, std::vector<Vma>* v) {
-  ByteReader r(in);
-  RETURN_IF_ERROR(CheckVersion(r, "vmas"));
-  std::uint64_t n = r.Varint();
-  if (n > (1u << 24)) r.Fail();
-  for (std::uint64_t i = 0; i < n && r.ok(); ++i) {
-    Vma m;
-    m.start = r.U64();
-    m.end = r.U64();
-    m.prot = r.U32();
-    m.flags = r.U32();
-    m.pgoff = r.U64();
-    m.file = GetI32(r);
-    std::uint8_t k = r.U8();
-    if (k > static_cast<std::uint8_t>(VmaKind::kSysvShm)) r.Fail();
-    m.kind = static_cast<VmaKind>(k);
-    m.name = std::string(r.String());
-    if (m.end <= m.start || (m.start & 4095) != 0 || (m.end & 4095) != 0) r.Fail();
-    if (!v->empty() && m.start < v->back().end) r.Fail();
-    v->push_back(std::move(m));
+  RETURN_IF_ERROR(DecodeSection(in, "vmas", v, kVmaList));
+  for (std::size_t i = 0; i < v->size(); ++i) {
+    const Vma& m = (*v)[i];
+    if (m.kind > VmaKind::kSysvShm || m.end <= m.start || (m.start & 4095) != 0 || (m.end & 4095) != 0 ||
+        (i > 0 && m.start < (*v)[i - 1].end))
+      return Malformed("vmas");
   }
-  return Expect(r, "vmas");
+  return Status::Ok();
 }
 
 std::string EncodeFiles(const std::vector<FileRef>& f) {
-  std::string o = VersionedSection();
-  PutVarint(&o, f.size());
-  for (const auto& x : f) {
-    PutString(&o, x.path);
-    PutU64(&o, x.size);
-    PutU64(&o, static_cast<std::uint64_t>(x.mtime_ns));
-    PutU32(&o, x.mode);
-    PutU64(&o, x.ino);
-    PutU64(&o, x.dev);
-    PutString(&o, x.build_id);
-    o.push_back(x.deleted ? 1 : 0);
-  }
-  return o;
+  return EncodeSection(f, kFileList);
 }
 
 static Status DecodeFiles(std::string_view in, std::vector<FileRef>* f) {
-  ByteReader r(in);
-  RETURN_IF_ERROR(CheckVersion(r, "files"));
-  std::uint64_t n = r.Varint();
-  if (n > (1u << 20)) r.Fail();
-  for (std::uint64_t i = 0; i < n && r.ok(); ++i) {
-    FileRef x;
-    x.path = std::string(r.String());
-    x.size = r.U64();
-    x.mtime_ns = static_cast<std::int64_t>(r.U64());
-    x.mode = r.U32();
-    x.ino = r.U64();
-    x.dev = r.U64();
-    x.build_id = std::string(r.String());
-    x.deleted = r.U8() != 0;
-    f->push_back(std::move(x));
-  }
-  return Expect(r, "files");
+  return DecodeSection(in, "files", f, kFileList);
 }
 
 std::string EncodeFds(const std::vector<Fd>& f) {
-  std::string o = VersionedSection();
-  PutVarint(&o, f.size());
-  for (const auto& x : f) {
-    PutI32(&o, x.fd);
-    o.push_back(static_cast<char>(x.kind));
-    PutU32(&o, x.flags);
-    PutU64(&o, x.pos);
-    PutI32(&o, x.file);
-    PutU64(&o, x.pipe_ino);
-    o.push_back(static_cast<char>((x.pipe_write_end ? 1 : 0) | (x.pipe_internal ? 2 : 0)));
-    PutI32(&o, x.dup_of);
-  }
-  return o;
+  return EncodeSection(f, kFdList);
 }
 
 static Status DecodeFds(std::string_view in, std::vector<Fd>* f) {
-  ByteReader r(in);
-  RETURN_IF_ERROR(CheckVersion(r, "fds"));
-  std::uint64_t n = r.Varint();
-  if (n > (1u << 20)) r.Fail();
-  for (std::uint64_t i = 0; i < n && r.ok(); ++i) {
-    Fd x;
-    x.fd = GetI32(r);
-    std::uint8_t k = r.U8();
-    if (k > static_cast<std::uint8_t>(FdKind::kUnixExternal)) r.Fail();
-    x.kind = static_cast<FdKind>(k);
-    x.flags = r.U32();
-    x.pos = r.U64();
-    x.file = GetI32(r);
-    x.pipe_ino = r.U64();
-    std::uint8_t b = r.U8();
-    x.pipe_write_end = (b & 1) != 0;
-    x.pipe_internal = (b & 2) != 0;
-    x.dup_of = GetI32(r);
-    if (x.fd < 0 || x.dup_of >= x.fd) r.Fail();
-    f->push_back(x);
+  RETURN_IF_ERROR(DecodeSection(in, "fds", f, kFdList));
+  for (const Fd& x : *f) {
+    if (x.kind > FdKind::kUnixExternal || x.fd < 0 || x.dup_of >= x.fd) return Malformed("fds");
   }
-  return Expect(r, "fds");
+  return Status::Ok();
 }
 
 std::string EncodeSignals(const Signals& s) {
-  std::string o = VersionedSection();
-  PutVarint(&o, s.actions.size());
-  for (const auto& a : s.actions) {
-    PutU64(&o, a.handler);
-    PutU64(&o, a.flags);
-    PutU64(&o, a.restorer);
-    PutU64(&o, a.mask);
-  }
-  PutSigList(&o, s.pending);
-  return o;
+  return EncodeSection(s);
 }
 
 static Status DecodeSignals(std::string_view in, Signals* s) {
-  ByteReader r(in);
-  RETURN_IF_ERROR(CheckVersion(r, "signals"));
-  if (r.Varint() != s->actions.size()) return Corruption("signals section: unexpected signal count");
-  for (auto& a : s->actions) {
-    a.handler = r.U64();
-    a.flags = r.U64();
-    a.restorer = r.U64();
-    a.mask = r.U64();
-  }
-  GetSigList(r, &s->pending);
-  return Expect(r, "signals");
+  RETURN_IF_ERROR(DecodeSection(in, "signals", s));
+  if (!SigInfos(s->pending)) return Malformed("signals");
+  return Status::Ok();
 }
 
 std::string EncodeCreds(const Creds& c) {
-  std::string o = VersionedSection();
-  PutU32(&o, c.dumpable);
-  PutVarint(&o, c.threads.size());
-  for (const auto& t : c.threads) {
-    PutI32(&o, t.tid);
-    for (std::uint32_t v : t.uid) PutU32(&o, v);
-    for (std::uint32_t v : t.gid) PutU32(&o, v);
-    PutVarint(&o, t.groups.size());
-    for (std::uint32_t g : t.groups) PutU32(&o, g);
-    for (std::uint64_t v : {t.cap_inh, t.cap_prm, t.cap_eff, t.cap_bnd, t.cap_amb}) PutU64(&o, v);
-    PutU32(&o, t.securebits);
-    o.push_back(t.no_new_privs ? 1 : 0);
-  }
-  return o;
+  return EncodeSection(c);
 }
 
 static Status DecodeCreds(std::string_view in, Creds* c) {
-  ByteReader r(in);
-  RETURN_IF_ERROR(CheckVersion(r, "creds"));
+  RETURN_IF_ERROR(DecodeSection(in, "creds", c));
   c->recorded = true;
-  c->dumpable = r.U32();
-  std::uint64_t n = r.Varint();
-  if (n > (1u << 20)) r.Fail();
-  for (std::uint64_t i = 0; i < n && r.ok(); ++i) {
-    ThreadCreds t;
-    t.tid = GetI32(r);
-    for (auto& v : t.uid) v = r.U32();
-    for (auto& v : t.gid) v = r.U32();
-    std::uint64_t g = r.Varint();
-    if (g > 65536) r.Fail();
-    for (std::uint64_t k = 0; k < g && r.ok(); ++k) t.groups.push_back(r.U32());
-    for (std::uint64_t* v : {&t.cap_inh, &t.cap_prm, &t.cap_eff, &t.cap_bnd, &t.cap_amb}) *v = r.U64();
-    t.securebits = r.U32();
-    std::uint8_t nnp = r.U8();
-    if (nnp > 1) r.Fail();
-    t.no_new_privs = nnp != 0;
-    c->threads.push_back(std::move(t));
-  }
-  return Expect(r, "creds");
+  return Status::Ok();
 }
 
 std::string EncodePagemap(const std::vector<PageRun>& runs) {
-  std::string o = VersionedSection();
-  PutVarint(&o, runs.size());
-  for (const auto& p : runs) {
-    PutU64(&o, p.addr);
-    PutU64(&o, p.pages);
-  }
-  return o;
+  return EncodeSection(runs, kRunList);
 }
 
 static Status DecodePagemap(std::string_view in, std::vector<PageRun>* runs) {
-  ByteReader r(in);
-  RETURN_IF_ERROR(CheckVersion(r, "pagemap"));
-  std::uint64_t n = r.Varint();
-  if (n > (1u << 26)) r.Fail();
-  for (std::uint64_t i = 0; i < n && r.ok(); ++i) {
-    PageRun p;
-    p.addr = r.U64();
-    p.pages = r.U64();
-    if ((p.addr & 4095) != 0 || p.pages == 0 || p.pages > (1ull << 36)) r.Fail();
-    runs->push_back(p);
+  RETURN_IF_ERROR(DecodeSection(in, "pagemap", runs, kRunList));
+  for (const PageRun& p : *runs) {
+    if ((p.addr & 4095) != 0 || p.pages == 0 || p.pages > (1ull << 36)) return Malformed("pagemap");
   }
-  return Expect(r, "pagemap");
+  return Status::Ok();
 }
 
 Result<std::vector<PageRun>> DecodePagemapSection(std::string_view in) {

@@ -75,8 +75,16 @@ inline constexpr std::uint32_t kSecDeltaPages = 0x031E;
 // copied while the processes ran ("precopy"): only a parent, never restored.
 inline constexpr std::uint32_t kSecPrecopy = 0x031F;
 
-// Every metadata section starts with this version byte.
-inline constexpr std::uint8_t kModelVersion = 1;
+// Every metadata section starts with this version byte, then its fields
+// as a tagged record (tagged.h, docs/image-format.md "Section encoding").
+// Version 1 was the untagged layout (fields in a fixed order); 2 was taken
+// by version 1's half-closed `connections` section; 3 is the tagged
+// encoding. Adding a field does NOT need a new version: give it a new tag
+// (never reuse one) and mark it kCritical when an older reader that
+// ignored it would restore the process wrong. Only a change of the
+// encoding itself bumps this number, and older readers then refuse every
+// section by it.
+inline constexpr std::uint8_t kModelVersion = 3;
 // File name of the process image inside a dump directory.
 inline constexpr const char* kImageFileName = "process.ckpt";
 

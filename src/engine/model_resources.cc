@@ -1,5 +1,6 @@
 // The codecs of the process image's resource sections (events, locks,
-// timers, sockets, inet; docs/image-format.md), apart from model.cc.
+// timers, sockets, inet; docs/image-format.md), apart from model.cc: one
+// field list per struct (tagged.h), the checks beyond it after each decoder.
 #include <algorithm>
 #include <string>
 #include <string_view>
@@ -9,402 +10,284 @@
 
 namespace ckpt::engine {
 
+template <class IO>
+void Fields(IO& io, EpollWatch& w) {
+  io(1, "tfd", w.tfd);
+  io(2, "events", w.events);
+  io(3, "data", w.data);
+}
+
+template <class IO>
+void Fields(IO& io, InotifyWatch& w) {
+  io(1, "wd", w.wd);
+  io(2, "mask", w.mask);
+  io(3, "path", w.path);
+}
+
+template <class IO>
+void Fields(IO& io, EventFile& x) {
+  io(1, "fd", x.fd);
+  io(2, "kind", x.kind);
+  io(3, "object", x.object);
+  io(4, "count", x.count);
+  io(5, "semaphore", x.semaphore);
+  io(6, "sigmask", x.sigmask);
+  io(7, "clockid", x.clockid);
+  io(8, "settime_flags", x.settime_flags);
+  io(9, "value_ns", x.value_ns);
+  io(10, "interval_ns", x.interval_ns);
+  io(11, "wall_ns", x.wall_ns);
+  io(12, "watch", x.watches, Max{1u << 20});
+  io(13, "inotify", x.inotify, Max{1u << 20});
+}
+
+template <class IO>
+void Fields(IO& io, FileLock& x) {
+  io(1, "fd", x.fd);
+  io(2, "kind", x.kind);
+  io(3, "write", x.write);
+  io(4, "start", x.start);
+  io(5, "len", x.len);
+}
+
+template <class IO>
+void Fields(IO& io, PosixTimer& x) {
+  io(1, "id", x.id);
+  io(2, "clockid", x.clockid);
+  io(3, "notify", x.notify);
+  io(4, "signo", x.signo);
+  io(5, "value", x.value);
+  io(6, "tid", x.tid);
+  io(7, "value_ns", x.value_ns);
+  io(8, "interval_ns", x.interval_ns);
+  io(9, "overrun", x.overrun);
+}
+
+// Both socket pairs (peer set) and sockets connected to a peer outside
+// (peer_name set).
+template <class IO>
+void Fields(IO& io, UnixSocket& x) {
+  io(1, "fd", x.fd);
+  io(2, "ino", x.ino);
+  io(3, "peer", x.peer);
+  io(4, "type", x.type);
+  io(5, "rcvbuf", x.rcvbuf);
+  io(6, "sndbuf", x.sndbuf);
+  io(7, "passcred", x.passcred);
+  io(8, "peer_name", x.peer_name);
+}
+
+template <class IO>
+void Fields(IO& io, UnixListener& x) {
+  io(1, "fd", x.fd);
+  io(2, "ino", x.ino);
+  io(3, "type", x.type);
+  io(4, "name", x.name);
+  io(5, "backlog", x.backlog);
+  io(6, "mode", x.mode);
+  io(7, "uid", x.uid);
+  io(8, "gid", x.gid);
+  io(9, "rcvbuf", x.rcvbuf);
+  io(10, "sndbuf", x.sndbuf);
+  io(11, "passcred", x.passcred);
+}
+
+// The socket itself; its peer and TCP state are in the connections section.
+template <class IO>
+void Fields(IO& io, InetSocket& x) {
+  io(1, "fd", x.fd);
+  io(2, "ino", x.ino);
+  io(3, "family", x.family);
+  io(4, "type", x.type);
+  io(5, "protocol", x.protocol);
+  io(6, "addr", x.addr);
+  io(7, "backlog", x.backlog);
+  io(8, "reuseaddr", x.reuseaddr);
+  io(9, "reuseport", x.reuseport);
+  io(10, "v6only", x.v6only);
+  io(11, "nodelay", x.nodelay);
+  io(12, "rcvbuf", x.rcvbuf);
+  io(13, "sndbuf", x.sndbuf);
+}
+
+template <class IO>
+void Fields(IO& io, TcpRepair& t) {
+  io(1, "lock", t.lock);
+  io(2, "snd_seq", t.snd_seq);
+  io(3, "rcv_seq", t.rcv_seq);
+  io(4, "unsent", t.unsent);
+  io(5, "mss", t.mss);
+  io(6, "timestamp", t.timestamp);
+  io(7, "snd_wl1", t.snd_wl1);
+  io(8, "snd_wnd", t.snd_wnd);
+  io(9, "max_window", t.max_window);
+  io(10, "rcv_wnd", t.rcv_wnd);
+  io(11, "rcv_wup", t.rcv_wup);
+  io(12, "options", t.options);
+  io(13, "snd_wscale", t.snd_wscale);
+  io(14, "rcv_wscale", t.rcv_wscale);
+  io(15, "sendq", t.sendq);
+  io(16, "recvq", t.recvq);
+  // Added after the first release: an older reader would restore a
+  // half-closed connection as open, so it must refuse them (written only
+  // when set).
+  io(17, "read_shut", t.read_shut, kCritical);
+  io(18, "write_shut", t.write_shut, kCritical);
+}
+
+// One record of the connections section: the connection of inet socket `ino`.
+struct Connection {
+  std::uint64_t ino = 0;
+  std::string peer;
+  TcpRepair tcp;  // TCP only
+};
+
+template <class IO>
+void Fields(IO& io, Connection& c) {
+  io(1, "ino", c.ino);
+  io(2, "peer", c.peer);
+  io(3, "tcp", c.tcp);
+}
+
+namespace {
+
+constexpr auto kEventList = [](auto& io, std::vector<EventFile>& v) { io(1, "event", v, Max{1u << 20}); };
+constexpr auto kLockList = [](auto& io, std::vector<FileLock>& v) { io(1, "lock", v, Max{1u << 20}); };
+constexpr auto kTimerList = [](auto& io, std::vector<PosixTimer>& v) { io(1, "timer", v, Max{1u << 20}); };
+constexpr auto kSocketList = [](auto& io, std::vector<UnixSocket>& v) { io(1, "socket", v, Max{1u << 20}); };
+constexpr auto kInetList = [](auto& io, std::vector<InetSocket>& v) { io(1, "socket", v, Max{1u << 20}); };
+constexpr auto kListenerList = [](auto& io, std::vector<UnixListener>& v) {
+  io(1, "listener", v, Max{1u << 20});
+};
+constexpr auto kConnectionList = [](auto& io, std::vector<Connection>& v) {
+  io(1, "connection", v, Max{1u << 20});
+};
+
+bool UnixType(std::uint8_t t, bool datagram_ok) {
+  return t == 1 || t == 5 || (datagram_ok && t == 2);
+}
+
+}  // namespace
+
 std::string EncodeEvents(const std::vector<EventFile>& e) {
-  std::string o = VersionedSection();
-  PutVarint(&o, e.size());
-  for (const auto& x : e) {
-    PutI32(&o, x.fd);
-    o.push_back(static_cast<char>(x.kind));
-    PutU32(&o, x.object);
-    PutU64(&o, x.count);
-    o.push_back(static_cast<char>(x.semaphore ? 1 : 0));
-    PutU64(&o, x.sigmask);
-    PutI32(&o, x.clockid);
-    PutU32(&o, x.settime_flags);
-    PutU64(&o, static_cast<std::uint64_t>(x.value_ns));
-    PutU64(&o, static_cast<std::uint64_t>(x.interval_ns));
-    PutU64(&o, static_cast<std::uint64_t>(x.wall_ns));
-    PutVarint(&o, x.watches.size());
-    for (const auto& w : x.watches) {
-      PutI32(&o, w.tfd);
-      PutU32(&o, w.events);
-      PutU64(&o, w.data);
-    }
-    PutVarint(&o, x.inotify.size());
-    for (const auto& w : x.inotify) {
-      PutI32(&o, w.wd);
-      PutU32(&o, w.mask);
-      PutString(&o, w.path);
-    }
-  }
-  return o;
+  return EncodeSection(e, kEventList);
 }
 
 Status DecodeEvents(std::string_view in, std::vector<EventFile>* e) {
-  ByteReader r(in);
-  RETURN_IF_ERROR(CheckVersion(r, "events"));
-  std::uint64_t n = r.Varint();
-  if (n > (1u << 20)) r.Fail();
-  for (std::uint64_t i = 0; i < n && r.ok(); ++i) {
-    EventFile x;
-    x.fd = GetI32(r);
-    std::uint8_t k = r.U8();
-    if (k < static_cast<std::uint8_t>(EventKind::kEventfd) ||
-        k > static_cast<std::uint8_t>(EventKind::kInotify))
-      r.Fail();
-    x.kind = static_cast<EventKind>(k);
-    x.object = r.U32();
-    x.count = r.U64();
-    x.semaphore = r.U8() != 0;
-    x.sigmask = r.U64();
-    x.clockid = GetI32(r);
-    x.settime_flags = r.U32();
-    x.value_ns = static_cast<std::int64_t>(r.U64());
-    x.interval_ns = static_cast<std::int64_t>(r.U64());
-    x.wall_ns = static_cast<std::int64_t>(r.U64());
-    std::uint64_t w = r.Varint();
-    if (w > (1u << 20)) r.Fail();
-    for (std::uint64_t j = 0; j < w && r.ok(); ++j) {
-      EpollWatch ew;
-      ew.tfd = GetI32(r);
-      ew.events = r.U32();
-      ew.data = r.U64();
-      x.watches.push_back(ew);
-    }
-    std::uint64_t iw = r.Varint();
-    if (iw > (1u << 20)) r.Fail();
-    for (std::uint64_t j = 0; j < iw && r.ok(); ++j) {
-      InotifyWatch w;
-      w.wd = GetI32(r);
-      w.mask = r.U32();
-      w.path = std::string(r.String());
-      if (w.wd <= 0) r.Fail();
-      x.inotify.push_back(std::move(w));
-    }
-    if (x.fd < 0 || x.value_ns < 0 || x.interval_ns < 0) r.Fail();
-    e->push_back(std::move(x));
+  RETURN_IF_ERROR(DecodeSection(in, "events", e, kEventList));
+  for (const EventFile& x : *e) {
+    bool ok = x.kind >= EventKind::kEventfd && x.kind <= EventKind::kInotify && x.fd >= 0 &&
+              x.value_ns >= 0 && x.interval_ns >= 0;
+    for (const auto& w : x.inotify) ok = ok && w.wd > 0;
+    if (!ok) return Malformed("events");
   }
-  return Expect(r, "events");
+  return Status::Ok();
 }
 
 std::string EncodeLocks(const std::vector<FileLock>& l) {
-  std::string o = VersionedSection();
-  PutVarint(&o, l.size());
-  for (const auto& x : l) {
-    PutI32(&o, x.fd);
-    o.push_back(static_cast<char>(x.kind));
-    o.push_back(static_cast<char>(x.write ? 1 : 0));
-    PutU64(&o, static_cast<std::uint64_t>(x.start));
-    PutU64(&o, static_cast<std::uint64_t>(x.len));
-  }
-  return o;
+  return EncodeSection(l, kLockList);
 }
 
 Status DecodeLocks(std::string_view in, std::vector<FileLock>* l) {
-  ByteReader r(in);
-  RETURN_IF_ERROR(CheckVersion(r, "locks"));
-  std::uint64_t n = r.Varint();
-  if (n > (1u << 20)) r.Fail();
-  for (std::uint64_t i = 0; i < n && r.ok(); ++i) {
-    FileLock x;
-    x.fd = GetI32(r);
-    std::uint8_t k = r.U8();
-    if (k < static_cast<std::uint8_t>(LockKind::kPosix) || k > static_cast<std::uint8_t>(LockKind::kFlock))
-      r.Fail();
-    x.kind = static_cast<LockKind>(k);
-    x.write = r.U8() != 0;
-    x.start = static_cast<std::int64_t>(r.U64());
-    x.len = static_cast<std::int64_t>(r.U64());
-    if (x.fd < 0 || x.start < 0 || x.len < 0) r.Fail();
-    l->push_back(x);
+  RETURN_IF_ERROR(DecodeSection(in, "locks", l, kLockList));
+  for (const FileLock& x : *l) {
+    if (x.kind < LockKind::kPosix || x.kind > LockKind::kFlock || x.fd < 0 || x.start < 0 || x.len < 0)
+      return Malformed("locks");
   }
-  return Expect(r, "locks");
+  return Status::Ok();
 }
 
 std::string EncodePosixTimers(const std::vector<PosixTimer>& t) {
-  std::string o = VersionedSection();
-  PutVarint(&o, t.size());
-  for (const auto& x : t) {
-    PutI32(&o, x.id);
-    PutI32(&o, x.clockid);
-    PutI32(&o, x.notify);
-    PutI32(&o, x.signo);
-    PutU64(&o, x.value);
-    PutI32(&o, x.tid);
-    PutU64(&o, static_cast<std::uint64_t>(x.value_ns));
-    PutU64(&o, static_cast<std::uint64_t>(x.interval_ns));
-    PutI32(&o, x.overrun);
-  }
-  return o;
+  return EncodeSection(t, kTimerList);
 }
 
 Status DecodePosixTimers(std::string_view in, std::vector<PosixTimer>* t) {
-  ByteReader r(in);
-  RETURN_IF_ERROR(CheckVersion(r, "timers"));
-  std::uint64_t n = r.Varint();
-  if (n > (1u << 20)) r.Fail();
-  for (std::uint64_t i = 0; i < n && r.ok(); ++i) {
-    PosixTimer x;
-    x.id = GetI32(r);
-    x.clockid = GetI32(r);
-    x.notify = GetI32(r);
-    x.signo = GetI32(r);
-    x.value = r.U64();
-    x.tid = GetI32(r);
-    x.value_ns = static_cast<std::int64_t>(r.U64());
-    x.interval_ns = static_cast<std::int64_t>(r.U64());
-    x.overrun = GetI32(r);
-    if (x.id < 0 || x.signo < 0 || x.signo > 64 || x.value_ns < 0 || x.interval_ns < 0) r.Fail();
-    t->push_back(x);
+  RETURN_IF_ERROR(DecodeSection(in, "timers", t, kTimerList));
+  for (const PosixTimer& x : *t) {
+    if (x.id < 0 || x.signo < 0 || x.signo > 64 || x.value_ns < 0 || x.interval_ns < 0)
+      return Malformed("timers");
   }
-  return Expect(r, "timers");
+  return Status::Ok();
 }
 
 std::string EncodeSockets(const std::vector<UnixSocket>& v) {
-  std::string o = VersionedSection();
-  PutVarint(&o, v.size());
-  for (const auto& x : v) {
-    PutI32(&o, x.fd);
-    PutU32(&o, x.ino);
-    PutU32(&o, x.peer);
-    o.push_back(static_cast<char>(x.type));
-    PutI32(&o, x.rcvbuf);
-    PutI32(&o, x.sndbuf);
-    o.push_back(static_cast<char>(x.passcred ? 1 : 0));
-  }
-  return o;
+  return EncodeSection(v, kSocketList);
 }
 
 Status DecodeSockets(std::string_view in, std::vector<UnixSocket>* v) {
-  ByteReader r(in);
-  RETURN_IF_ERROR(CheckVersion(r, "sockets"));
-  std::uint64_t n = r.Varint();
-  if (n > (1u << 20)) r.Fail();
-  for (std::uint64_t i = 0; i < n && r.ok(); ++i) {
-    UnixSocket x;
-    x.fd = GetI32(r);
-    x.ino = r.U32();
-    x.peer = r.U32();
-    x.type = r.U8();
-    x.rcvbuf = GetI32(r);
-    x.sndbuf = GetI32(r);
-    x.passcred = r.U8() != 0;
-    if (x.fd < 0 || x.ino == 0 || x.peer == 0 || x.ino == x.peer ||
-        (x.type != 1 && x.type != 2 && x.type != 5))
-      r.Fail();
-    v->push_back(x);
+  RETURN_IF_ERROR(DecodeSection(in, "sockets", v, kSocketList));
+  for (const UnixSocket& x : *v) {
+    if (x.fd < 0 || x.ino == 0 || x.peer == 0 || x.ino == x.peer || !UnixType(x.type, true) ||
+        !x.peer_name.empty())
+      return Malformed("sockets");
   }
-  return Expect(r, "sockets");
+  return Status::Ok();
 }
 
 std::string EncodeInetSockets(const std::vector<InetSocket>& v) {
-  std::string o = VersionedSection();
-  PutVarint(&o, v.size());
-  for (const auto& x : v) {
-    PutI32(&o, x.fd);
-    PutU64(&o, x.ino);
-    o.push_back(static_cast<char>(x.family));
-    o.push_back(static_cast<char>(x.type));
-    o.push_back(static_cast<char>(x.protocol));
-    PutString(&o, x.addr);
-    PutI32(&o, x.backlog);
-    o.push_back(static_cast<char>((x.reuseaddr ? 1 : 0) | (x.reuseport ? 2 : 0) | (x.v6only ? 4 : 0) |
-                                  (x.nodelay ? 8 : 0)));
-    PutI32(&o, x.rcvbuf);
-    PutI32(&o, x.sndbuf);
-  }
-  return o;
+  return EncodeSection(v, kInetList);
 }
 
 Status DecodeInetSockets(std::string_view in, std::vector<InetSocket>* v) {
-  ByteReader r(in);
-  RETURN_IF_ERROR(CheckVersion(r, "inet"));
-  std::uint64_t n = r.Varint();
-  if (n > (1u << 20)) r.Fail();
-  for (std::uint64_t i = 0; i < n && r.ok(); ++i) {
-    InetSocket x;
-    x.fd = GetI32(r);
-    x.ino = r.U64();
-    x.family = r.U8();
-    x.type = r.U8();
-    x.protocol = r.U8();
-    x.addr = std::string(r.String());
-    x.backlog = GetI32(r);
-    std::uint8_t b = r.U8();
-    x.reuseaddr = (b & 1) != 0;
-    x.reuseport = (b & 2) != 0;
-    x.v6only = (b & 4) != 0;
-    x.nodelay = (b & 8) != 0;
-    x.rcvbuf = GetI32(r);
-    x.sndbuf = GetI32(r);
+  RETURN_IF_ERROR(DecodeSection(in, "inet", v, kInetList));
+  for (const InetSocket& x : *v) {
     bool v4 = x.family == 2 && x.addr.size() == 16, v6 = x.family == 10 && x.addr.size() == 28;
-    if (x.fd < 0 || (!v4 && !v6) || (x.type != 1 && x.type != 2)) r.Fail();
-    v->push_back(std::move(x));
+    if (x.fd < 0 || (!v4 && !v6) || (x.type != 1 && x.type != 2)) return Malformed("inet");
   }
-  return Expect(r, "inet");
+  return Status::Ok();
 }
 
 std::string EncodeUnixListeners(const std::vector<UnixListener>& v) {
-  std::string o = VersionedSection();
-  PutVarint(&o, v.size());
-  for (const auto& x : v) {
-    PutI32(&o, x.fd);
-    PutU64(&o, x.ino);
-    o.push_back(static_cast<char>(x.type));
-    PutString(&o, x.name);
-    PutI32(&o, x.backlog);
-    PutU32(&o, x.mode);
-    PutU32(&o, x.uid);
-    PutU32(&o, x.gid);
-    PutI32(&o, x.rcvbuf);
-    PutI32(&o, x.sndbuf);
-    o.push_back(static_cast<char>(x.passcred ? 1 : 0));
-  }
-  return o;
+  return EncodeSection(v, kListenerList);
 }
 
 Status DecodeUnixListeners(std::string_view in, std::vector<UnixListener>* v) {
-  ByteReader r(in);
-  RETURN_IF_ERROR(CheckVersion(r, "unix_listeners"));
-  std::uint64_t n = r.Varint();
-  if (n > (1u << 20)) r.Fail();
-  for (std::uint64_t i = 0; i < n && r.ok(); ++i) {
-    UnixListener x;
-    x.fd = GetI32(r);
-    x.ino = r.U64();
-    x.type = r.U8();
-    x.name = std::string(r.String());
-    x.backlog = GetI32(r);
-    x.mode = r.U32();
-    x.uid = r.U32();
-    x.gid = r.U32();
-    x.rcvbuf = GetI32(r);
-    x.sndbuf = GetI32(r);
-    x.passcred = r.U8() != 0;
-    if (x.fd < 0 || x.name.empty() || x.name.size() > 108 || (x.type != 1 && x.type != 5) || x.backlog < 0)
-      r.Fail();
-    v->push_back(std::move(x));
+  RETURN_IF_ERROR(DecodeSection(in, "unix_listeners", v, kListenerList));
+  for (const UnixListener& x : *v) {
+    if (x.fd < 0 || x.name.empty() || x.name.size() > 108 || !UnixType(x.type, false) || x.backlog < 0)
+      return Malformed("unix_listeners");
   }
-  return Expect(r, "unix_listeners");
+  return Status::Ok();
 }
 
 std::string EncodeUnixExternal(const std::vector<UnixSocket>& v) {
-  std::string o = VersionedSection();
-  PutVarint(&o, v.size());
-  for (const auto& x : v) {
-    PutI32(&o, x.fd);
-    PutU32(&o, x.ino);
-    o.push_back(static_cast<char>(x.type));
-    PutString(&o, x.peer_name);
-    PutI32(&o, x.rcvbuf);
-    PutI32(&o, x.sndbuf);
-    o.push_back(static_cast<char>(x.passcred ? 1 : 0));
-  }
-  return o;
+  return EncodeSection(v, kSocketList);
 }
 
 Status DecodeUnixExternal(std::string_view in, std::vector<UnixSocket>* v) {
-  ByteReader r(in);
-  RETURN_IF_ERROR(CheckVersion(r, "unix_external"));
-  std::uint64_t n = r.Varint();
-  if (n > (1u << 20)) r.Fail();
-  for (std::uint64_t i = 0; i < n && r.ok(); ++i) {
-    UnixSocket x;
-    x.fd = GetI32(r);
-    x.ino = r.U32();
-    x.type = r.U8();
-    x.peer_name = std::string(r.String());
-    x.rcvbuf = GetI32(r);
-    x.sndbuf = GetI32(r);
-    x.passcred = r.U8() != 0;
-    if (x.fd < 0 || x.peer_name.empty() || x.peer_name.size() > 108 ||
-        (x.type != 1 && x.type != 2 && x.type != 5))
-      r.Fail();
-    v->push_back(std::move(x));
+  RETURN_IF_ERROR(DecodeSection(in, "unix_external", v, kSocketList));
+  for (const UnixSocket& x : *v) {
+    if (x.fd < 0 || x.peer_name.empty() || x.peer_name.size() > 108 || !UnixType(x.type, true) || x.peer != 0)
+      return Malformed("unix_external");
   }
-  return Expect(r, "unix_external");
+  return Status::Ok();
 }
 
-// Version 2 of the connections section (written only when a connection is
-// half-closed, so that other images stay readable by older ckpt, and an
-// older ckpt refuses this one by its version instead of restoring the
-// connection as open) adds a flags byte per TCP connection.
-constexpr std::uint8_t kConnectionsHalfClosed = 2;
-constexpr std::uint8_t kReadShutFlag = 1;
-constexpr std::uint8_t kWriteShutFlag = 2;
-
 std::string EncodeConnections(const std::vector<InetSocket>& v) {
-  std::uint64_t n = 0;
-  bool half_closed = false;
+  std::vector<Connection> c;
   for (const auto& x : v) {
-    n += x.peer.empty() ? 0 : 1;
-    half_closed =
-        half_closed || (!x.peer.empty() && x.protocol == 6 && (x.tcp.read_shut || x.tcp.write_shut));
+    if (!x.peer.empty()) c.push_back({x.ino, x.peer, x.protocol == 6 ? x.tcp : TcpRepair{}});
   }
-  if (n == 0) return "";
-  std::string o =
-      half_closed ? std::string(1, static_cast<char>(kConnectionsHalfClosed)) : VersionedSection();
-  PutVarint(&o, n);
-  for (const auto& x : v) {
-    if (x.peer.empty()) continue;
-    PutU64(&o, x.ino);
-    PutString(&o, x.peer);
-    if (x.protocol != 6) continue;  // UDP: the peer is all
-    const TcpRepair& t = x.tcp;
-    PutString(&o, t.lock);
-    for (std::uint32_t u : {t.snd_seq, t.rcv_seq, t.unsent, t.mss, t.timestamp, t.snd_wl1, t.snd_wnd,
-                            t.max_window, t.rcv_wnd, t.rcv_wup})
-      PutU32(&o, u);
-    o.push_back(static_cast<char>(t.options));
-    o.push_back(static_cast<char>(t.snd_wscale));
-    o.push_back(static_cast<char>(t.rcv_wscale));
-    PutString(&o, t.sendq);
-    PutString(&o, t.recvq);
-    if (half_closed)
-      o.push_back(static_cast<char>((t.read_shut ? kReadShutFlag : 0) | (t.write_shut ? kWriteShutFlag : 0)));
-  }
-  return o;
+  if (c.empty()) return "";
+  return EncodeSection(c, kConnectionList);
 }
 
 Status DecodeConnections(std::string_view in, std::vector<InetSocket>* v) {
-  ByteReader r(in);
-  bool half_closed = !in.empty() && static_cast<std::uint8_t>(in[0]) == kConnectionsHalfClosed;
-  if (half_closed) {
-    (void)r.U8();
-  } else {
-    RETURN_IF_ERROR(CheckVersion(r, "connections"));
+  std::vector<Connection> conns;
+  RETURN_IF_ERROR(DecodeSection(in, "connections", &conns, kConnectionList));
+  if (conns.size() > v->size()) return Malformed("connections");
+  for (Connection& c : conns) {
+    auto it = std::find_if(v->begin(), v->end(), [&](const InetSocket& s) { return s.ino == c.ino; });
+    if (it == v->end() || !it->peer.empty() || c.peer.size() != it->addr.size())
+      return Malformed("connections");
+    const TcpRepair& t = c.tcp;
+    if (it->protocol != 6 ? !(t == TcpRepair{})
+                          : (t.unsent > t.sendq.size() || t.snd_wscale > 14 || t.rcv_wscale > 14))
+      return Malformed("connections");
+    it->peer = std::move(c.peer);
+    it->tcp = std::move(c.tcp);
   }
-  std::uint64_t n = r.Varint();
-  if (n > v->size()) r.Fail();
-  for (std::uint64_t i = 0; i < n && r.ok(); ++i) {
-    std::uint64_t ino = r.U64();
-    auto it = std::find_if(v->begin(), v->end(), [&](const InetSocket& s) { return s.ino == ino; });
-    if (it == v->end() || !it->peer.empty()) {
-      r.Fail();
-      break;
-    }
-    it->peer = std::string(r.String());
-    if (it->peer.size() != it->addr.size()) r.Fail();
-    if (it->protocol != 6) continue;
-    TcpRepair& t = it->tcp;
-    t.lock = std::string(r.String());
-    for (std::uint32_t* u : {&t.snd_seq, &t.rcv_seq, &t.unsent, &t.mss, &t.timestamp, &t.snd_wl1, &t.snd_wnd,
-                             &t.max_window, &t.rcv_wnd, &t.rcv_wup})
-      *u = r.U32();
-    t.options = r.U8();
-    t.snd_wscale = r.U8();
-    t.rcv_wscale = r.U8();
-    t.sendq = std::string(r.String());
-    t.recvq = std::string(r.String());
-    if (half_closed) {
-      std::uint8_t flags = r.U8();
-      if ((flags & ~(kReadShutFlag | kWriteShutFlag)) != 0) r.Fail();
-      t.read_shut = (flags & kReadShutFlag) != 0;
-      t.write_shut = (flags & kWriteShutFlag) != 0;
-    }
-    if (t.unsent > t.sendq.size() || t.snd_wscale > 14 || t.rcv_wscale > 14) r.Fail();
-  }
-  return Expect(r, "connections");
+  return Status::Ok();
 }
 
 std::string InetAddressText(const std::string& a) {

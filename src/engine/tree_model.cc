@@ -1,5 +1,6 @@
 // Encoding and decoding of the process-tree sections (docs/image-format.md,
-// "Process trees").
+// "Process trees"): one field list per struct (tagged.h), the checks beyond
+// it after each decoder.
 #include "engine/tree_model.h"
 
 #include "engine/model_codec.h"
@@ -7,242 +8,162 @@
 
 namespace ckpt::engine {
 
+template <class IO>
+void Fields(IO& io, Member& m) {
+  io(1, "pid", m.pid);
+  io(2, "ppid", m.ppid);
+  io(3, "pgid", m.pgid);
+  io(4, "sid", m.sid);
+  io(5, "zombie", m.zombie);
+  io(6, "exit_status", m.exit_status);
+}
+
+template <class IO>
+void Fields(IO& io, ShmObject& o) {
+  io(1, "id", o.id);
+  io(2, "kind", o.kind);
+  io(3, "name", o.name);
+  io(4, "size", o.size);
+  io(5, "mode", o.mode);
+  io(6, "uid", o.uid);
+  io(7, "gid", o.gid);
+  io(8, "dev", o.dev);
+  io(9, "ino", o.ino);
+  io(10, "sysv_key", o.sysv_key);
+  io(11, "sysv_id", o.sysv_id);
+  io(12, "run", o.runs, Max{1u << 26});
+}
+
+template <class IO>
+void Fields(IO& io, ShmAttach& a) {
+  io(1, "pid", a.pid);
+  io(2, "start", a.start);
+  io(3, "end", a.end);
+  io(4, "pgoff", a.pgoff);
+  io(5, "object", a.object);
+}
+
+template <class IO>
+void Fields(IO& io, ShmFd& f) {
+  io(1, "pid", f.pid);
+  io(2, "fd", f.fd);
+  io(3, "object", f.object);
+}
+
+template <class IO>
+void Fields(IO& io, SemSet& s) {
+  io(1, "id", s.id);
+  io(2, "key", s.key);
+  io(3, "mode", s.mode);
+  io(4, "uid", s.uid);
+  io(5, "gid", s.gid);
+  io(6, "values", s.values, Max{65536});
+  io(7, "sempid", s.sempid, Max{65536});  // as many as values
+}
+
+template <class IO>
+void Fields(IO& io, SemUndo& u) {
+  io(1, "pid", u.pid);
+  io(2, "semid", u.semid);
+  io(3, "adj", u.adj, Max{65536});
+}
+
+template <class IO>
+void Fields(IO& io, SysvMessage& m) {
+  io(1, "type", m.type);
+  io(2, "text", m.text);
+}
+
+template <class IO>
+void Fields(IO& io, MsgQueue& q) {
+  io(1, "id", q.id);
+  io(2, "key", q.key);
+  io(3, "mode", q.mode);
+  io(4, "uid", q.uid);
+  io(5, "gid", q.gid);
+  io(6, "qbytes", q.qbytes);
+  io(7, "message", q.messages, Max{1u << 24});
+}
+
 namespace {
 
+constexpr auto kMemberList = [](auto& io, std::vector<Member>& v) { io(1, "member", v, Max{1u << 16}); };
+constexpr auto kShmFields = [](auto& io, TreeModel& t) {
+  io(1, "object", t.objects, Max{1u << 20});
+  io(2, "attach", t.attaches, Max{1u << 24});
+  io(3, "fd", t.fds, Max{1u << 24});
+};
+constexpr auto kSemFields = [](auto& io, TreeModel& t) {
+  io(1, "set", t.sems, Max{1u << 20});
+  io(2, "undo", t.undo, Max{1u << 20});
+};
+constexpr auto kQueueList = [](auto& io, std::vector<MsgQueue>& v) { io(1, "queue", v, Max{1u << 20}); };
+
 Status DecodeTree(std::string_view in, std::vector<Member>* out) {
-  ByteReader r(in);
-  RETURN_IF_ERROR(CheckVersion(r, "tree"));
-  std::uint64_t n = r.Varint();
-  if (n == 0 || n > (1u << 16)) r.Fail();
-  for (std::uint64_t i = 0; i < n && r.ok(); ++i) {
-    Member m;
-    m.pid = GetI32(r);
-    m.ppid = GetI32(r);
-    m.pgid = GetI32(r);
-    m.sid = GetI32(r);
-    m.zombie = r.U8() != 0;
-    m.exit_status = GetI32(r);
-    out->push_back(m);
-  }
-  return Expect(r, "tree");
+  RETURN_IF_ERROR(DecodeSection(in, "tree", out, kMemberList));
+  if (out->empty()) return Malformed("tree");
+  return Status::Ok();
 }
 
 Status DecodeShmObjects(std::string_view in, TreeModel* t) {
-  ByteReader r(in);
-  RETURN_IF_ERROR(CheckVersion(r, "shm"));
-  std::uint64_t n = r.Varint();
-  if (n > (1u << 20)) r.Fail();
-  for (std::uint64_t i = 0; i < n && r.ok(); ++i) {
-    ShmObject o;
-    o.id = r.U32();
-    std::uint8_t k = r.U8();
-    if (k > static_cast<std::uint8_t>(ShmKind::kSysv)) r.Fail();
-    o.kind = static_cast<ShmKind>(k);
-    o.name = std::string(r.String());
-    o.size = r.U64();
-    o.mode = r.U32();
-    o.uid = r.U32();
-    o.gid = r.U32();
-    o.dev = r.U64();
-    o.ino = r.U64();
-    o.sysv_key = GetI32(r);
-    o.sysv_id = GetI32(r);
-    std::uint64_t runs = r.Varint();
-    if (runs > (1u << 26)) r.Fail();
-    for (std::uint64_t j = 0; j < runs && r.ok(); ++j) {
-      PageRun p;
-      p.addr = r.U64();
-      p.pages = r.U64();
-      if ((p.addr & (kPageSize - 1)) != 0 || p.pages == 0 ||
+  RETURN_IF_ERROR(DecodeSection(in, "shm", t, kShmFields));
+  for (std::size_t i = 0; i < t->objects.size(); ++i) {
+    const ShmObject& o = t->objects[i];
+    if (o.kind > ShmKind::kSysv || o.id != i) return Malformed("shm");
+    for (const PageRun& p : o.runs) {
+      if ((p.addr & (kPageSize - 1)) != 0 || p.pages == 0 || p.pages > (1ull << 36) ||
           p.addr + p.pages * kPageSize > o.size + kPageSize - 1)
-        r.Fail();
-      o.runs.push_back(p);
+        return Malformed("shm");
     }
-    if (o.id != i) r.Fail();
-    t->objects.push_back(std::move(o));
   }
-  n = r.Varint();
-  if (n > (1u << 24)) r.Fail();
-  for (std::uint64_t i = 0; i < n && r.ok(); ++i) {
-    ShmAttach a;
-    a.pid = GetI32(r);
-    a.start = r.U64();
-    a.end = r.U64();
-    a.pgoff = r.U64();
-    a.object = r.U32();
-    if (a.object >= t->objects.size() || a.end <= a.start) r.Fail();
-    t->attaches.push_back(a);
+  for (const ShmAttach& a : t->attaches) {
+    if (a.object >= t->objects.size() || a.end <= a.start) return Malformed("shm");
   }
-  n = r.Varint();
-  if (n > (1u << 24)) r.Fail();
-  for (std::uint64_t i = 0; i < n && r.ok(); ++i) {
-    ShmFd f;
-    f.pid = GetI32(r);
-    f.fd = GetI32(r);
-    f.object = r.U32();
-    if (f.object >= t->objects.size()) r.Fail();
-    t->fds.push_back(f);
+  for (const ShmFd& f : t->fds) {
+    if (f.object >= t->objects.size()) return Malformed("shm");
   }
-  return Expect(r, "shm");
+  return Status::Ok();
 }
 
 Status DecodeSemSets(std::string_view in, TreeModel* t) {
-  ByteReader r(in);
-  RETURN_IF_ERROR(CheckVersion(r, "sysv.sem"));
-  std::uint64_t n = r.Varint();
-  if (n > (1u << 20)) r.Fail();
-  for (std::uint64_t i = 0; i < n && r.ok(); ++i) {
-    SemSet s;
-    s.id = GetI32(r);
-    s.key = GetI32(r);
-    s.mode = r.U32();
-    s.uid = r.U32();
-    s.gid = r.U32();
-    std::uint64_t k = r.Varint();
-    if (k == 0 || k > 65536) r.Fail();
-    for (std::uint64_t j = 0; j < k && r.ok(); ++j) {
-      s.values.push_back(r.U16());
-      s.sempid.push_back(GetI32(r));
-    }
-    t->sems.push_back(std::move(s));
+  RETURN_IF_ERROR(DecodeSection(in, "sysv.sem", t, kSemFields));
+  for (const SemSet& s : t->sems) {
+    if (s.values.empty() || s.sempid.size() != s.values.size()) return Malformed("sysv.sem");
   }
-  n = r.Varint();
-  if (n > (1u << 20)) r.Fail();
-  for (std::uint64_t i = 0; i < n && r.ok(); ++i) {
-    SemUndo u;
-    u.pid = GetI32(r);
-    u.semid = GetI32(r);
-    std::uint64_t k = r.Varint();
-    if (k > 65536) r.Fail();
-    for (std::uint64_t j = 0; j < k && r.ok(); ++j) u.adj.push_back(static_cast<std::int16_t>(r.U16()));
-    t->undo.push_back(std::move(u));
-  }
-  return Expect(r, "sysv.sem");
+  return Status::Ok();
 }
 
 Status DecodeMsgQueues(std::string_view in, std::vector<MsgQueue>* out) {
-  ByteReader r(in);
-  RETURN_IF_ERROR(CheckVersion(r, "sysv.msg"));
-  std::uint64_t n = r.Varint();
-  if (n > (1u << 20)) r.Fail();
-  for (std::uint64_t i = 0; i < n && r.ok(); ++i) {
-    MsgQueue q;
-    q.id = GetI32(r);
-    q.key = GetI32(r);
-    q.mode = r.U32();
-    q.uid = r.U32();
-    q.gid = r.U32();
-    q.qbytes = r.U64();
-    std::uint64_t k = r.Varint();
-    if (k > (1u << 24)) r.Fail();
-    for (std::uint64_t j = 0; j < k && r.ok(); ++j) {
-      SysvMessage m;
-      m.type = static_cast<std::int64_t>(r.U64());
-      m.text = std::string(r.String());
-      if (m.type <= 0) r.Fail();
-      q.messages.push_back(std::move(m));
+  RETURN_IF_ERROR(DecodeSection(in, "sysv.msg", out, kQueueList));
+  for (const MsgQueue& q : *out) {
+    for (const SysvMessage& m : q.messages) {
+      if (m.type <= 0) return Malformed("sysv.msg");
     }
-    out->push_back(std::move(q));
   }
-  return Expect(r, "sysv.msg");
+  return Status::Ok();
 }
 
 }  // namespace
 
 std::string EncodeTree(const std::vector<Member>& members) {
-  std::string o = VersionedSection();
-  PutVarint(&o, members.size());
-  for (const auto& m : members) {
-    PutI32(&o, m.pid);
-    PutI32(&o, m.ppid);
-    PutI32(&o, m.pgid);
-    PutI32(&o, m.sid);
-    o.push_back(m.zombie ? 1 : 0);
-    PutI32(&o, m.exit_status);
-  }
-  return o;
+  return EncodeSection(members, kMemberList);
 }
 
 std::string EncodeShmObjects(const TreeModel& t) {
-  std::string o = VersionedSection();
-  PutVarint(&o, t.objects.size());
-  for (const auto& s : t.objects) {
-    PutU32(&o, s.id);
-    o.push_back(static_cast<char>(s.kind));
-    PutString(&o, s.name);
-    PutU64(&o, s.size);
-    PutU32(&o, s.mode);
-    PutU32(&o, s.uid);
-    PutU32(&o, s.gid);
-    PutU64(&o, s.dev);
-    PutU64(&o, s.ino);
-    PutI32(&o, s.sysv_key);
-    PutI32(&o, s.sysv_id);
-    PutVarint(&o, s.runs.size());
-    for (const auto& p : s.runs) {
-      PutU64(&o, p.addr);
-      PutU64(&o, p.pages);
-    }
-  }
-  PutVarint(&o, t.attaches.size());
-  for (const auto& a : t.attaches) {
-    PutI32(&o, a.pid);
-    PutU64(&o, a.start);
-    PutU64(&o, a.end);
-    PutU64(&o, a.pgoff);
-    PutU32(&o, a.object);
-  }
-  PutVarint(&o, t.fds.size());
-  for (const auto& f : t.fds) {
-    PutI32(&o, f.pid);
-    PutI32(&o, f.fd);
-    PutU32(&o, f.object);
-  }
-  return o;
+  return EncodeSection(t, kShmFields);
 }
 
 std::string EncodeSemSets(const TreeModel& t) {
-  std::string o = VersionedSection();
-  PutVarint(&o, t.sems.size());
-  for (const auto& s : t.sems) {
-    PutI32(&o, s.id);
-    PutI32(&o, s.key);
-    PutU32(&o, s.mode);
-    PutU32(&o, s.uid);
-    PutU32(&o, s.gid);
-    PutVarint(&o, s.values.size());
-    for (std::size_t i = 0; i < s.values.size(); ++i) {
-      PutU16(&o, s.values[i]);
-      PutI32(&o, i < s.sempid.size() ? s.sempid[i] : 0);
-    }
-  }
-  PutVarint(&o, t.undo.size());
-  for (const auto& u : t.undo) {
-    PutI32(&o, u.pid);
-    PutI32(&o, u.semid);
-    PutVarint(&o, u.adj.size());
-    for (std::int16_t a : u.adj) PutU16(&o, static_cast<std::uint16_t>(a));
-  }
-  return o;
+  // One last operator per semaphore, as the decoder requires.
+  TreeModel sems;
+  sems.sems = t.sems;
+  for (auto& s : sems.sems) s.sempid.resize(s.values.size());
+  sems.undo = t.undo;
+  return EncodeSection(sems, kSemFields);
 }
 
 std::string EncodeMsgQueues(const std::vector<MsgQueue>& queues) {
-  std::string o = VersionedSection();
-  PutVarint(&o, queues.size());
-  for (const auto& q : queues) {
-    PutI32(&o, q.id);
-    PutI32(&o, q.key);
-    PutU32(&o, q.mode);
-    PutU32(&o, q.uid);
-    PutU32(&o, q.gid);
-    PutU64(&o, q.qbytes);
-    PutVarint(&o, q.messages.size());
-    for (const auto& m : q.messages) {
-      PutU64(&o, static_cast<std::uint64_t>(m.type));
-      PutString(&o, m.text);
-    }
-  }
-  return o;
+  return EncodeSection(queues, kQueueList);
 }
 
 std::string MemberPrefix(std::int32_t pid) {

@@ -3,11 +3,16 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <functional>
+#include <random>
 #include <utility>
 
+#include "engine/tagged.h"
 #include "engine/tree_model.h"
 #include "image/reader.h"
 #include "image/writer.h"
+#include "util/bytes.h"
 
 namespace ckpt::engine {
 namespace {
@@ -67,6 +72,30 @@ std::string Write(const ProcessModel& m) {
   EXPECT_TRUE(WriteModel(&w, m).ok());
   EXPECT_TRUE(w.AddSection(kSecPages, "pages", "", std::string(2 * 4096, 'p')).ok());
   EXPECT_TRUE(w.AddSection(kSecPagemap, "pagemap", "", EncodePagemap(m.pagemap)).ok());
+  EXPECT_TRUE(w.Finish().ok());
+  return sink.buffer();
+}
+
+// Writes the sections WriteModel writes for Sample(), each payload passed
+// through `edit` (by section name) first.
+std::string WriteEdited(const ProcessModel& m,
+                        const std::function<void(const std::string&, std::string*)>& edit) {
+  image::StringSink sink;
+  image::ImageWriter w(&sink, image::ImageKind::kProcess);
+  EXPECT_TRUE(w.Begin().ok());
+  auto add = [&](std::uint32_t type, const std::string& name, std::string payload) {
+    edit(name, &payload);
+    EXPECT_TRUE(w.AddSection(type, name, "", payload).ok());
+  };
+  add(kSecCore, "core", EncodeCore(m.core));
+  for (const auto& t : m.threads) add(kSecThread, "thread." + std::to_string(t.tid), EncodeThread(t));
+  add(kSecFiles, "files", EncodeFiles(m.files));
+  add(kSecVmas, "vmas", EncodeVmas(m.vmas));
+  add(kSecFds, "fds", EncodeFds(m.fds));
+  add(kSecSignals, "signals", EncodeSignals(m.signals));
+  add(kSecVdso, "vdso", m.vdso);
+  add(kSecPagemap, "pagemap", EncodePagemap(m.pagemap));
+  EXPECT_TRUE(w.AddSection(kSecPages, "pages", "", std::string(2 * 4096, 'p')).ok());
   EXPECT_TRUE(w.Finish().ok());
   return sink.buffer();
 }
@@ -327,13 +356,39 @@ TEST(EngineModel, ConnectionsRoundTrip) {
   auto back = Read(Write(m));
   ASSERT_TRUE(back.ok()) << back.status().message();
   EXPECT_TRUE(back->inet_sockets == m.inet_sockets);
-  // Half-closed either way (version 2 of the section, a flags byte each).
+  // The keys of the tcp record of the first connection.
+  auto tcp_keys = [](const std::string& section) {
+    std::vector<std::pair<std::uint32_t, bool>> keys;
+    tagged::FieldReader conns(std::string_view(section).substr(1));
+    tagged::Field c, f;
+    EXPECT_TRUE(conns.Next(&c));
+    tagged::FieldReader conn(c.bytes);
+    while (conn.Next(&f)) {
+      if (f.tag != 3) continue;
+      tagged::FieldReader tcp(f.bytes);
+      tagged::Field t;
+      while (tcp.Next(&t)) keys.push_back({t.tag, t.critical});
+    }
+    return keys;
+  };
+  for (const auto& [tag, critical] : tcp_keys(EncodeConnections(m.inet_sockets))) {
+    EXPECT_FALSE(critical) << tag;  // an open connection: readable by a ckpt without 17, 18
+    EXPECT_LT(tag, 17u);
+  }
+  // Half-closed either way: fields 17, 18, critical (an older reader refuses
+  // the connection instead of restoring it open).
   for (auto [rd, wr] : {std::pair{true, false}, std::pair{false, true}, std::pair{true, true}}) {
     m.inet_sockets[0].tcp.read_shut = rd;
     m.inet_sockets[0].tcp.write_shut = wr;
     back = Read(Write(m));
     ASSERT_TRUE(back.ok()) << back.status().message();
     EXPECT_TRUE(back->inet_sockets == m.inet_sockets) << rd << wr;
+    int critical = 0;
+    for (const auto& [tag, crit] : tcp_keys(EncodeConnections(m.inet_sockets))) {
+      critical += crit ? 1 : 0;
+      EXPECT_EQ(crit, tag == 17 || tag == 18);
+    }
+    EXPECT_EQ(critical, (rd ? 1 : 0) + (wr ? 1 : 0));
   }
   m.inet_sockets[0].tcp.read_shut = m.inet_sockets[0].tcp.write_shut = false;
   m.inet_sockets[0].tcp.unsent = 100;  // more unsent bytes than queued
@@ -379,13 +434,168 @@ TEST(EngineModel, RejectsNewerModelVersion) {
   image::ImageWriter w(&sink, image::ImageKind::kProcess);
   ASSERT_TRUE(w.Begin().ok());
   std::string core = EncodeCore(m.core);
-  core[0] = 2;
+  core[0] = static_cast<char>(kModelVersion + 1);
   ASSERT_TRUE(w.AddSection(kSecCore, "core", "", core).ok());
   ASSERT_TRUE(w.Finish().ok());
   auto back = Read(sink.buffer());
   ASSERT_FALSE(back.ok());
   EXPECT_EQ(back.status().code(), Code::kNotSupported);
-  EXPECT_NE(back.status().message().find("version 2"), std::string::npos);
+  EXPECT_NE(back.status().message().find("version " + std::to_string(kModelVersion + 1)), std::string::npos);
+  EXPECT_NE(back.status().message().find("newer ckpt"), std::string::npos);
+}
+
+// A section of the untagged layout (model version 1: fields in a fixed
+// order) is refused by its version, naming both versions.
+TEST(EngineModel, RejectsUntaggedVersionOneSections) {
+  std::string core(1, '\x01');  // version 1, then pid i32, comm str ...
+  PutU32(&core, 4242);
+  PutString(&core, "worker");
+  auto back = Read(WriteEdited(Sample(), [&](const std::string& name, std::string* payload) {
+    if (name == "core") *payload = core;
+  }));
+  ASSERT_FALSE(back.ok());
+  EXPECT_EQ(back.status().code(), Code::kNotSupported);
+  EXPECT_EQ(back.status().message(), "core section has model version 1, this ckpt reads version " +
+                                         std::to_string(kModelVersion) +
+                                         " (image written by an older ckpt, before sections were tagged)");
+  // Every section is checked, not only the first.
+  back = Read(WriteEdited(Sample(), [&](const std::string& name, std::string* payload) {
+    if (name == "fds") (*payload)[0] = 1;
+  }));
+  ASSERT_FALSE(back.ok());
+  EXPECT_NE(back.status().message().find("fds section has model version 1"), std::string::npos);
+}
+
+TEST(EngineModel, SkipsUnknownFieldsAndRefusesUnknownCriticalOnes) {
+  ProcessModel m = Sample();
+  // A newer ckpt added field 19 to each thread, and field 9 to each
+  // descriptor: an older reader that may ignore them restores as before.
+  auto back = Read(WriteEdited(m, [&](const std::string& name, std::string* payload) {
+    if (name.rfind("thread.", 0) == 0) tagged::PutBytes(payload, 19, "newer", false);
+    if (name == "fds") {
+      std::string one = EncodeFds({m.fds[0]});
+      tagged::FieldReader r(std::string_view(one).substr(1));
+      tagged::Field f;
+      ASSERT_TRUE(r.Next(&f));
+      std::string fd(f.bytes);
+      tagged::PutNumber(&fd, 90, 7, 7, false);
+      tagged::PutBytes(payload, 1, fd, false);
+    }
+  }));
+  ASSERT_TRUE(back.ok()) << back.status().message();
+  EXPECT_EQ(back->threads[1].gpregs, m.threads[1].gpregs);
+  EXPECT_EQ(back->threads[1].comm, "worker-0");
+  ASSERT_EQ(back->fds.size(), 3u);  // the one added, known fields only
+  EXPECT_EQ(back->fds[2].pipe_ino, 77u);
+  // Marked critical: refused, naming the section and the field.
+  back = Read(WriteEdited(m, [&](const std::string& name, std::string* payload) {
+    if (name == "thread.4243") tagged::PutNumber(payload, 19, 1, 1, true);
+  }));
+  ASSERT_FALSE(back.ok());
+  EXPECT_EQ(back.status().code(), Code::kNotSupported);
+  EXPECT_EQ(back.status().message(),
+            "thread section: field 19 is required by the image but unknown to this ckpt (image written by a "
+            "newer ckpt)");
+  // ... also in a nested record.
+  back = Read(WriteEdited(m, [&](const std::string& name, std::string* payload) {
+    if (name != "core") return;
+    std::string limit;
+    tagged::PutNumber(&limit, 3, 1, 1, true);
+    tagged::PutBytes(payload, 7, limit, false);
+  }));
+  ASSERT_FALSE(back.ok());
+  EXPECT_NE(back.status().message().find("core section: field 3 of rlimit is required"), std::string::npos)
+      << back.status().message();
+}
+
+TEST(EngineModel, AbsentFieldsKeepDefaultsAndOrderDoesNotMatter) {
+  ProcessModel m = Sample();
+  // A core section with only its pid: the rest keeps the defaults.
+  std::string core(1, static_cast<char>(kModelVersion));
+  tagged::PutNumber(&core, 1, 2 * 77, 2 * 77, false);  // zigzag of 77
+  auto back = Read(WriteEdited(m, [&](const std::string& name, std::string* payload) {
+    if (name == "core") *payload = core;
+  }));
+  ASSERT_TRUE(back.ok()) << back.status().message();
+  EXPECT_EQ(back->core.pid, 77);
+  EXPECT_EQ(back->core.exe_file, -1);
+  EXPECT_EQ(back->core.umask, 022u);
+  EXPECT_TRUE(back->core.rlimits.empty());
+  // Every section's fields by descending tag (the elements of a list in
+  // their order): the same model.
+  back = Read(WriteEdited(m, [&](const std::string&, std::string* payload) {
+    if (payload->empty() || (*payload)[0] != static_cast<char>(kModelVersion)) return;  // vdso
+    std::vector<tagged::Field> fields;
+    tagged::FieldReader r(std::string_view(*payload).substr(1));
+    tagged::Field f;
+    while (r.Next(&f)) fields.push_back(f);
+    ASSERT_TRUE(r.ok());
+    std::stable_sort(fields.begin(), fields.end(),
+                     [](const auto& x, const auto& y) { return x.tag > y.tag; });
+    std::string out(1, static_cast<char>(kModelVersion));
+    for (const auto& x : fields) {
+      tagged::PutKey(&out, x.tag, x.wire, x.critical);
+      if (x.wire == tagged::Wire::kVarint) PutVarint(&out, x.num);
+      if (x.wire == tagged::Wire::kFixed64) PutU64(&out, x.num);
+      if (x.wire == tagged::Wire::kBytes) PutString(&out, x.bytes);
+    }
+    *payload = out;
+  }));
+  ASSERT_TRUE(back.ok()) << back.status().message();
+  EXPECT_EQ(back->core.comm, m.core.comm);
+  EXPECT_EQ(back->core.rlimits[1].max, ~0ull);
+  EXPECT_EQ(back->core.auxv, m.core.auxv);
+  EXPECT_EQ(back->core.leader, 3u);
+  EXPECT_EQ(back->threads[0].gpregs, m.threads[0].gpregs);
+  EXPECT_EQ(back->threads[0].pending, m.threads[0].pending);
+  EXPECT_EQ(back->threads[1].robust_list, m.threads[1].robust_list);
+  ASSERT_EQ(back->fds.size(), 2u);
+  EXPECT_EQ(back->fds[1].dup_of, 3);
+  EXPECT_EQ(back->vmas[1].name, "[heap]");
+  EXPECT_EQ(back->signals.actions[9].restorer, 0x401100u);
+}
+
+// Damaged sections: refused as corruption (or, for a cut at a field
+// boundary, read as the fields before it), never read out of bounds.
+TEST(EngineModel, DamagedSectionsAreRefusedNotCrashes) {
+  ProcessModel m = Sample();
+  m.threads.resize(1);
+  std::string thread = EncodeThread(m.threads[0]);
+  for (std::size_t n = 1; n < thread.size(); ++n) {
+    auto back = Read(WriteEdited(m, [&](const std::string& name, std::string* payload) {
+      if (name == "thread.4242") payload->resize(n);
+    }));
+    if (!back.ok()) {
+      EXPECT_EQ(back.status().code(), Code::kCorruption) << n << back.status().message();
+    }
+  }
+  // A register set of 26, a signal table of 63, a siginfo of 127 bytes.
+  std::string regs(1, static_cast<char>(kModelVersion));
+  tagged::PutBytes(&regs, 2, std::string(26, '\x01'), false);
+  std::string sig(1, static_cast<char>(kModelVersion));
+  for (int i = 0; i < 63; ++i) tagged::PutBytes(&sig, 1, "", false);
+  std::string info(1, static_cast<char>(kModelVersion));
+  tagged::PutBytes(&info, 15, std::string(127, 's'), false);
+  for (auto [section, payload] :
+       {std::pair{"thread.4242", regs}, std::pair{"signals", sig}, std::pair{"thread.4242", info}}) {
+    auto back = Read(WriteEdited(m, [&](const std::string& name, std::string* p) {
+      if (name == section) *p = payload;
+    }));
+    ASSERT_FALSE(back.ok()) << section;
+    EXPECT_EQ(back.status().code(), Code::kCorruption) << back.status().message();
+  }
+  std::mt19937 rng(1);
+  std::string core = EncodeCore(m.core);
+  for (int i = 0; i < 2000; ++i) {
+    std::string bad = core;
+    bad[1 + rng() % (bad.size() - 1)] = static_cast<char>(rng());
+    Read(WriteEdited(m,
+                     [&](const std::string& name, std::string* p) {
+                       if (name == "core") *p = bad;
+                     }))
+        .status()
+        .IgnoreError();
+  }
 }
 
 TEST(EngineModel, RejectsBadReferencesAndShortPayloads) {
