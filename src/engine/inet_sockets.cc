@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "engine/net_lock.h"
@@ -127,6 +128,7 @@ Result<InetSocket> DumpInetSocket(pid_t pid, int fd, std::uint64_t ino) {
   u.nodelay = u.protocol == IPPROTO_TCP && SocketOption(s, IPPROTO_TCP, TCP_NODELAY) > 0;
   u.rcvbuf = SocketOption(s, SOL_SOCKET, SO_RCVBUF);
   u.sndbuf = SocketOption(s, SOL_SOCKET, SO_SNDBUF);
+  ReadKeptOptions(s, &u);
   sockaddr_storage peer;
   socklen_t plen = sizeof peer;
   if (::getpeername(s, reinterpret_cast<sockaddr*>(&peer), &plen) == 0)
@@ -137,6 +139,59 @@ Result<InetSocket> DumpInetSocket(pid_t pid, int fd, std::uint64_t ino) {
     if (u.backlog < 0) return Internal("no backlog for listening socket fd " + std::to_string(fd));
   }
   return u;
+}
+
+void ReadKeptOptions(int s, InetSocket* u) {
+  const bool tcp = u->protocol == IPPROTO_TCP;
+  u->keepalive = SocketOption(s, SOL_SOCKET, SO_KEEPALIVE) > 0;
+  if (u->keepalive && tcp) {
+    u->keepidle = std::max(SocketOption(s, IPPROTO_TCP, TCP_KEEPIDLE), 0);
+    u->keepintvl = std::max(SocketOption(s, IPPROTO_TCP, TCP_KEEPINTVL), 0);
+    u->keepcnt = std::max(SocketOption(s, IPPROTO_TCP, TCP_KEEPCNT), 0);
+  }
+  ::linger l{};
+  socklen_t len = sizeof l;
+  if (::getsockopt(s, SOL_SOCKET, SO_LINGER, &l, &len) == 0 && l.l_onoff != 0) {
+    u->linger = true;
+    u->linger_s = l.l_linger;
+  }
+  if (tcp) {
+    u->user_timeout_ms =
+        static_cast<std::uint32_t>(std::max(SocketOption(s, IPPROTO_TCP, TCP_USER_TIMEOUT), 0));
+    u->cork = SocketOption(s, IPPROTO_TCP, TCP_CORK) > 0;
+  }
+  u->oobinline = SocketOption(s, SOL_SOCKET, SO_OOBINLINE) > 0;
+  u->tos = std::max(u->family == AF_INET6 ? SocketOption(s, IPPROTO_IPV6, IPV6_TCLASS)
+                                          : SocketOption(s, IPPROTO_IP, IP_TOS),
+                    0);
+  u->priority = std::max(SocketOption(s, SOL_SOCKET, SO_PRIORITY), 0);
+}
+
+Status SetKeptOptions(int s, const InetSocket& u, const std::string& what) {
+  auto set = [&](int level, int name, int v, const char* opt) -> Status {
+    if (::setsockopt(s, level, name, &v, sizeof v) == 0) return Status::Ok();
+    return PosixError(std::string("setsockopt(") + opt + ")", what, errno);
+  };
+  if (u.keepalive) RETURN_IF_ERROR(set(SOL_SOCKET, SO_KEEPALIVE, 1, "SO_KEEPALIVE"));
+  if (u.keepidle > 0) RETURN_IF_ERROR(set(IPPROTO_TCP, TCP_KEEPIDLE, u.keepidle, "TCP_KEEPIDLE"));
+  if (u.keepintvl > 0) RETURN_IF_ERROR(set(IPPROTO_TCP, TCP_KEEPINTVL, u.keepintvl, "TCP_KEEPINTVL"));
+  if (u.keepcnt > 0) RETURN_IF_ERROR(set(IPPROTO_TCP, TCP_KEEPCNT, u.keepcnt, "TCP_KEEPCNT"));
+  if (u.linger) {
+    ::linger l{1, u.linger_s};
+    if (::setsockopt(s, SOL_SOCKET, SO_LINGER, &l, sizeof l) != 0)
+      return PosixError("setsockopt(SO_LINGER)", what, errno);
+  }
+  if (u.user_timeout_ms > 0)
+    RETURN_IF_ERROR(
+        set(IPPROTO_TCP, TCP_USER_TIMEOUT, static_cast<int>(u.user_timeout_ms), "TCP_USER_TIMEOUT"));
+  if (u.cork) RETURN_IF_ERROR(set(IPPROTO_TCP, TCP_CORK, 1, "TCP_CORK"));
+  if (u.oobinline) RETURN_IF_ERROR(set(SOL_SOCKET, SO_OOBINLINE, 1, "SO_OOBINLINE"));
+  if (u.tos > 0) {
+    RETURN_IF_ERROR(u.family == AF_INET6 ? set(IPPROTO_IPV6, IPV6_TCLASS, u.tos, "IPV6_TCLASS")
+                                         : set(IPPROTO_IP, IP_TOS, u.tos, "IP_TOS"));
+  }
+  if (u.priority > 0) RETURN_IF_ERROR(set(SOL_SOCKET, SO_PRIORITY, u.priority, "SO_PRIORITY"));
+  return Status::Ok();
 }
 
 Result<int> CreateInetSocket(const InetSocket& u) {
@@ -160,6 +215,7 @@ Result<int> CreateInetSocket(const InetSocket& u) {
   }
   if (st.ok() && u.protocol == IPPROTO_TCP && ::listen(s, u.backlog) != 0)
     st = PosixError("listen", what, errno);
+  if (st.ok()) st = SetKeptOptions(s, u, what);
   if (st.ok() && !u.reuseaddr && !set(SOL_SOCKET, SO_REUSEADDR, 0))
     st = PosixError("setsockopt", what, errno);
   if (!st.ok()) {

@@ -35,4 +35,12 @@ Result<InetSocket> DumpInetSocket(pid_t pid, int fd, std::uint64_t ino);
 // In ckpt: a new socket like `s`, bound (and listening), close-on-exec.
 Result<int> CreateInetSocket(const InetSocket& s);
 
+// Reads into `u` the options DumpInetSocket keeps besides the address ones
+// (keepalive and its timers, linger, user timeout, cork, OOB inline, TOS or
+// traffic class, priority) from socket `s`.
+void ReadKeptOptions(int s, InetSocket* u);
+// Sets them on restored socket `s` (`what` names it in errors): each one the
+// dump recorded, or the restore fails naming it.
+Status SetKeptOptions(int s, const InetSocket& u, const std::string& what);
+
 }  // namespace ckpt::engine

@@ -10,70 +10,44 @@
 #include <vector>
 
 #include "image/reader.h"
+#include "image/section_types.h"
 #include "image/writer.h"
 #include "util/status.h"
 
 namespace ckpt::engine {
 
-// Section types of process images (0x0300 block).
 // The unit of memory in process images (pagemap runs, pages sections,
 // shared objects' runs): x86-64's base page.
 inline constexpr std::uint64_t kPageSize = 4096;
 
-inline constexpr std::uint32_t kSecCore = 0x0301;     // one: process-wide state
-inline constexpr std::uint32_t kSecThread = 0x0302;   // one per thread, name "thread.TID"
-inline constexpr std::uint32_t kSecVmas = 0x0303;     // one: the memory map
-inline constexpr std::uint32_t kSecFiles = 0x0304;    // one: files referenced by mappings and fds
-inline constexpr std::uint32_t kSecFds = 0x0305;      // one: the descriptor table
-inline constexpr std::uint32_t kSecSignals = 0x0306;  // one: handlers and process-wide pending signals
-inline constexpr std::uint32_t kSecPagemap = 0x0307;  // one: runs of pages stored in kSecPages
-inline constexpr std::uint32_t kSecPages =
-    0x0308;  // one (or kSecPageRecords): page contents, in pagemap order
-// One (or kSecPages): page records, each the runs it holds, then their
-// contents; a restore reads them as they come, before the pagemap.
-inline constexpr std::uint32_t kSecPageRecords = 0x0311;
-inline constexpr std::uint32_t kSecBlob =
-    0x0309;  // contents of a pipe ("pipe.ID") or deleted file ("file.N")
-inline constexpr std::uint32_t kSecVdso = 0x030A;  // one: the dumping kernel's vDSO bytes
-// One: every thread's credentials (images written before it existed have
-// none; docs/image-format.md).
-inline constexpr std::uint32_t kSecCreds = 0x0310;
-// Zero or one: eventfd, signalfd, timerfd and epoll files (kEvent descriptors).
-inline constexpr std::uint32_t kSecEvents = 0x0312;
-// Zero or one: file locks held through descriptors (POSIX, OFD, flock).
-inline constexpr std::uint32_t kSecLocks = 0x0313;
-// Zero or one: POSIX timers (timer_create).
-inline constexpr std::uint32_t kSecPosixTimers = 0x0314;
-// Zero or one: Unix socket pairs (kSocket descriptors); their queued data is
-// in tree-level blobs "sock.INODE".
-inline constexpr std::uint32_t kSecSockets = 0x0315;
-// Zero or one: TCP and UDP sockets without a connection (kInet descriptors).
-inline constexpr std::uint32_t kSecInetSockets = 0x0316;
-// Zero or one: the connections of kInetConnected sockets (their peer, and for
-// TCP the repair state and queued bytes), by socket inode.
-inline constexpr std::uint32_t kSecConnections = 0x0317;
-// Zero or one: listening Unix sockets (kUnixListener descriptors).
-inline constexpr std::uint32_t kSecUnixListeners = 0x0318;
-// Zero or one: Unix sockets connected to a named peer outside (--external-unix).
-inline constexpr std::uint32_t kSecUnixExternal = 0x0319;
-// Incremental dumps (incremental.h). One, not required: 16 random bytes
-// that name the image ("identity").
-inline constexpr std::uint32_t kSecIdentity = 0x031A;
-// Zero or one per member, not required: the dirty tracker the dump armed
-// ("tracking").
-inline constexpr std::uint32_t kSecTracking = 0x031B;
-// Zero or one: the parent image of an incremental image ("parent").
-inline constexpr std::uint32_t kSecParent = 0x031C;
-// One per member of an incremental image: the pages the parent chain holds
-// ("inherited", encoded as a pagemap).
-inline constexpr std::uint32_t kSecInherited = 0x031D;
-// One per member of an incremental image instead of kSecPageRecords (same
-// records): a ckpt that predates incremental images finds no pages section
-// and refuses the image instead of restoring it without its parent's pages.
-inline constexpr std::uint32_t kSecDeltaPages = 0x031E;
-// Zero or one: the image is a pre-copy round of a live migration, its pages
-// copied while the processes ran ("precopy"): only a parent, never restored.
-inline constexpr std::uint32_t kSecPrecopy = 0x031F;
+// Section types of process images (the 0x0300 block of image/section_types.h,
+// where each is described).
+using image::kSecBlob;
+using image::kSecConnections;
+using image::kSecCore;
+using image::kSecCreds;
+using image::kSecDeltaPages;
+using image::kSecEvents;
+using image::kSecFds;
+using image::kSecFiles;
+using image::kSecIdentity;
+using image::kSecInetSockets;
+using image::kSecInherited;
+using image::kSecLocks;
+using image::kSecPagemap;
+using image::kSecPageRecords;
+using image::kSecPages;
+using image::kSecParent;
+using image::kSecPosixTimers;
+using image::kSecPrecopy;
+using image::kSecSignals;
+using image::kSecSockets;
+using image::kSecThread;
+using image::kSecTracking;
+using image::kSecUnixExternal;
+using image::kSecUnixListeners;
+using image::kSecVdso;
+using image::kSecVmas;
 
 // Every metadata section starts with this version byte, then its fields
 // as a tagged record (tagged.h, docs/image-format.md "Section encoding").
@@ -384,8 +358,19 @@ struct InetSocket {
   std::int32_t backlog = -1;  // listening TCP: listen()'s backlog; else -1
   bool reuseaddr = false, reuseport = false, v6only = false, nodelay = false;
   std::int32_t rcvbuf = 0, sndbuf = 0;  // as getsockopt shows them
-  std::string peer;                     // connected: the peer's address (else empty)
-  TcpRepair tcp;                        // established TCP
+  // More options, each zero when at the kernel's default (and then not
+  // written): SO_KEEPALIVE, with TCP_KEEPIDLE, _KEEPINTVL, _KEEPCNT (TCP,
+  // recorded only with keepalive on); SO_LINGER; TCP_USER_TIMEOUT (ms);
+  // TCP_CORK; SO_OOBINLINE; IP_TOS or IPV6_TCLASS; SO_PRIORITY.
+  bool keepalive = false;
+  std::int32_t keepidle = 0, keepintvl = 0, keepcnt = 0;
+  bool linger = false;
+  std::int32_t linger_s = 0;
+  std::uint32_t user_timeout_ms = 0;
+  bool cork = false, oobinline = false;
+  std::int32_t tos = 0, priority = 0;
+  std::string peer;  // connected: the peer's address (else empty)
+  TcpRepair tcp;     // established TCP
   bool operator==(const InetSocket&) const = default;
 };
 

@@ -108,6 +108,19 @@ void Fields(IO& io, InetSocket& x) {
   io(11, "nodelay", x.nodelay);
   io(12, "rcvbuf", x.rcvbuf);
   io(13, "sndbuf", x.sndbuf);
+  // Written only when set, and critical: a ckpt before them would restore
+  // the socket without them, silently.
+  io(14, "keepalive", x.keepalive, kCritical);
+  io(15, "keepidle", x.keepidle, kCritical);
+  io(16, "keepintvl", x.keepintvl, kCritical);
+  io(17, "keepcnt", x.keepcnt, kCritical);
+  io(18, "linger", x.linger, kCritical);
+  io(19, "linger_s", x.linger_s, kCritical);
+  io(20, "user_timeout_ms", x.user_timeout_ms, kCritical);
+  io(21, "cork", x.cork, kCritical);
+  io(22, "oobinline", x.oobinline, kCritical);
+  io(23, "tos", x.tos, kCritical);
+  io(24, "priority", x.priority, kCritical);
 }
 
 template <class IO>

@@ -189,6 +189,10 @@ class ConnectionsDump : public DumpResource {
         }
         std::string what = "fd " + std::to_string(u.fd) + " of process " + std::to_string(d.pid);
         ASSIGN_OR_RETURN(int s, CopyFdOf(d.pid, u.fd));
+        if (Status urgent = RefuseUrgentData(s, u, what); !urgent.ok()) {
+          ::close(s);
+          return urgent;
+        }
         copies_.push_back({s, d.pid, u.fd, u.reuseaddr});
         NoteTcpRepair(d.pid, u.fd, lock_);
         RETURN_IF_ERROR(EnterRepair(s));

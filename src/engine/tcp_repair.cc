@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "engine/inet_sockets.h"
 #include "platform/posix_util.h"
 
 namespace ckpt::engine {
@@ -148,6 +149,18 @@ const char* TcpStateName(int st) {
   return st >= 0 && st < 12 ? names[st] : "?";
 }
 
+Status RefuseUrgentData(int s, const InetSocket& u, const std::string& what) {
+  // Repair mode saves the queues but not the urgent pointer: a byte sent
+  // with MSG_OOB and not yet read would come back as an ordinary one, or be
+  // lost. (With SO_OOBINLINE it is in the queue, and kept as data.)
+  char b = 0;
+  if (!u.oobinline && ::recv(s, &b, 1, MSG_OOB | MSG_PEEK | MSG_DONTWAIT) == 1)
+    return NotSupported(what +
+                        ": a TCP connection with urgent (out-of-band, MSG_OOB) data not yet read; "
+                        "ckpt cannot keep urgent data: dump again once the process has read it");
+  return Status::Ok();
+}
+
 Status EnterRepair(int s) {
   return SetInt(s, IPPROTO_TCP, TCP_REPAIR, 1, "a TCP connection", "TCP_REPAIR");
 }
@@ -219,6 +232,7 @@ Result<int> CreateConnectedSocket(const InetSocket& u) {
     if (st.ok() && ::connect(s, reinterpret_cast<const sockaddr*>(u.peer.data()),
                              static_cast<socklen_t>(u.peer.size())) != 0)
       st = PosixError("connect", what, errno);
+    if (st.ok()) st = SetKeptOptions(s, u, what);
   }
   if (!st.ok()) {
     ::close(s);  // in repair mode: silently
@@ -238,6 +252,8 @@ Status FinishConnection(int s, const InetSocket& u) {
   // end-of-file (and EPOLLRDHUP), with its own side still open.
   if (u.tcp.read_shut && ::shutdown(s, SHUT_RD) != 0)
     return PosixError("shutdown(SHUT_RD) of a connection its peer had closed", what, errno);
+  // Before the unsent bytes go back: a corked socket keeps them as it did.
+  RETURN_IF_ERROR(SetKeptOptions(s, u, what));
   RETURN_IF_ERROR(
       WriteQueue(s, std::string_view(u.tcp.sendq).substr(u.tcp.sendq.size() - u.tcp.unsent), what));
   return SetInt(s, SOL_SOCKET, SO_REUSEADDR, u.reuseaddr ? 1 : 0, what, "SO_REUSEADDR");

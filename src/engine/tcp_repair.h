@@ -38,6 +38,10 @@ inline constexpr const char* kTcpStatesSaved =
 // "ESTABLISHED", "CLOSE_WAIT", ... (tcp_info's tcpi_state).
 const char* TcpStateName(int state);
 
+// NotSupported (naming `what`) if connection `s` (a copy of the process's
+// descriptor, not yet in repair mode) holds urgent data the process has not
+// read.
+Status RefuseUrgentData(int s, const InetSocket& u, const std::string& what);
 Status EnterRepair(int s);
 Status LeaveRepair(int s);
 

@@ -11,16 +11,17 @@
 
 #include "engine/model.h"
 #include "image/reader.h"
+#include "image/section_types.h"
 #include "image/writer.h"
 #include "util/status.h"
 
 namespace ckpt::engine {
 
-inline constexpr std::uint32_t kSecTree = 0x030B;        // one: the members
-inline constexpr std::uint32_t kSecShmObjects = 0x030C;  // one: shared memory objects and who maps them
-inline constexpr std::uint32_t kSecSysvSem = 0x030D;     // one: System V semaphore sets and SEM_UNDO
-inline constexpr std::uint32_t kSecSysvMsg = 0x030E;     // one: System V message queues and messages
-inline constexpr std::uint32_t kSecShmPages = 0x030F;    // "shm.ID": the stored pages of object ID
+using image::kSecShmObjects;
+using image::kSecShmPages;
+using image::kSecSysvMsg;
+using image::kSecSysvSem;
+using image::kSecTree;
 
 // One process of the tree. Member sections are named "PID/core", "PID/vmas" ...
 struct Member {

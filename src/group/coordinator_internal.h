@@ -90,7 +90,8 @@ class Coordinator {
   // Checks a new connection; queues its hello or checkpoint request, or refuses it.
   void Handshake(const std::shared_ptr<Channel>& ch);
   void Refuse(const std::shared_ptr<Channel>& ch, const std::string& why);
-  void ReadLoop(int rank, const std::shared_ptr<Channel>& ch, const std::shared_ptr<std::atomic<bool>>& said_bye);
+  void ReadLoop(int rank, const std::shared_ptr<Channel>& ch,
+                const std::shared_ptr<std::atomic<bool>>& said_bye);
   // Handles one event outside a checkpoint.
   void Handle(Event& e);
   bool OnHello(Event& e);

@@ -13,15 +13,17 @@
 #include <vector>
 
 #include "group/control.h"
+#include "image/section_types.h"
 #include "util/status.h"
 
 namespace ckpt::group {
 
+// Section types of group images (image/section_types.h).
 enum SectionType : std::uint32_t {
-  kSectionGroup = 16,
-  kSectionObjects = 17,
-  kSectionSegment = 18,
-  kSectionMember = 19,
+  kSectionGroup = image::kSecGroup,
+  kSectionObjects = image::kSecObjects,
+  kSectionSegment = image::kSecSegment,
+  kSectionMember = image::kSecMember,
 };
 
 struct MemberRecord {

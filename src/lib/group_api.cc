@@ -5,7 +5,6 @@
 
 namespace ckpt {
 
-
 void Semaphore::wait() {
   for (;;) {
     if (group::SemWait(h_->slot, h_->queue.get(), h_->member) == group::WaitResult::kDone) return;

@@ -123,9 +123,10 @@ std::string FormatTime(std::int64_t unix_nanos) {
   std::int64_t m = mp < 10 ? mp + 3 : mp - 9;
   if (m <= 2) ++y;
   char buf[96];
-  (void)std::snprintf(buf, sizeof buf, "%04lld-%02lld-%02lldT%02lld:%02lld:%02lldZ", static_cast<long long>(y),
-                static_cast<long long>(m), static_cast<long long>(d), static_cast<long long>(rem / 3600),
-                static_cast<long long>((rem / 60) % 60), static_cast<long long>(rem % 60));
+  (void)std::snprintf(buf, sizeof buf, "%04lld-%02lld-%02lldT%02lld:%02lld:%02lldZ",
+                      static_cast<long long>(y), static_cast<long long>(m), static_cast<long long>(d),
+                      static_cast<long long>(rem / 3600), static_cast<long long>((rem / 60) % 60),
+                      static_cast<long long>(rem % 60));
   return buf;
 }
 

@@ -11,12 +11,18 @@
 #include <utility>
 #include <vector>
 
+#include "image/section_types.h"
 #include "platform/env.h"
 #include "util/status.h"
 
 namespace ckpt::lib {
 
-enum SectionType : std::uint32_t { kSectionMeta = 1, kSectionProgress = 2, kSectionVar = 3 };
+// Section types of program images (image/section_types.h).
+enum SectionType : std::uint32_t {
+  kSectionMeta = image::kSecMeta,
+  kSectionProgress = image::kSecProgress,
+  kSectionVar = image::kSecVar,
+};
 
 // Ordered key/value pairs.
 struct Meta {

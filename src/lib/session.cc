@@ -91,7 +91,7 @@ void SessionImpl::Start(int argc, char** argv) {
       if (!rs.ok()) {
         // Not behind --ckpt-quiet: a refused runtime directory may be an attack.
         (void)std::fprintf(stderr, "ckpt: warning: `ckpt checkpoint %lld` will not find this process: %s\n",
-                     static_cast<long long>(env_->ProcessId()), rs.message().c_str());
+                           static_cast<long long>(env_->ProcessId()), rs.message().c_str());
         registration_.reset();
       }
     } else {

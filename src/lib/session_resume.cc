@@ -137,9 +137,9 @@ void SessionImpl::FinishResume() {
   resume_.reset();
   char buf[192];
   (void)std::snprintf(buf, sizeof buf, " (checkpoint %llu): %zu variables, %.1f MiB, read in %.3f s%s",
-                static_cast<unsigned long long>(progress_.seq), claimed_.size(),
-                static_cast<double>(resume_bytes_) / (1 << 20), resume_seconds_,
-                streamed ? " as it arrived" : "");
+                      static_cast<unsigned long long>(progress_.seq), claimed_.size(),
+                      static_cast<double>(resume_bytes_) / (1 << 20), resume_seconds_,
+                      streamed ? " as it arrived" : "");
   Say("resumed from " + resume_path_ + buf);
 }
 

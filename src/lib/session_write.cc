@@ -130,7 +130,7 @@ void SessionImpl::MakeGroup() {
   h.coordinator_gone = [](const std::string& m) {
     (void)std::fflush(stdout);
     (void)std::fprintf(stderr, "ckpt: error: %s; this member stops (exit status %d)\n", m.c_str(),
-                 detail::kExitCoordinatorGone);
+                       detail::kExitCoordinatorGone);
     (void)std::fflush(stderr);
     std::_Exit(detail::kExitCoordinatorGone);
   };

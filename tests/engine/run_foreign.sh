@@ -9,7 +9,7 @@ CKPT=$1 KIND=$2
 W=$(mktemp -d /tmp/ckpt-foreign.XXXXXX)
 PID="" RJOB="" FEED=""
 cleanup() {
-  [ -n "$PID" ] && kill -9 "$PID" 2>/dev/null
+  [ -n "$PID" ] && { pkill -9 -P "$PID" 2>/dev/null; kill -9 "$PID" 2>/dev/null; }
   [ -n "$FEED" ] && kill -9 "$FEED" 2>/dev/null
   { [ -n "$RJOB" ] && wait "$RJOB"; wait; } 2>/dev/null
   rm -rf "$W"
@@ -143,6 +143,8 @@ for round in 1 2; do
   rm -f "$W/pause"
   wait_lines $((before + 20))
 done
+# (mp-pipe's child holds both ends of its pipe: it would wait forever.)
+pkill -9 -P "$PID" 2>/dev/null
 kill -9 "$PID"; { wait "$RJOB"; } 2>/dev/null; RJOB="" PID=""
 touch "$W/done"
 # The kill may cut the last line in two: with PYTHONUNBUFFERED (set on some

@@ -37,7 +37,16 @@ side down, then waits for the answer. It is dumped and restored twice in
 that state; then the server answers and closes, and the restored client
 writes what it read: the count and sum of its lines, then end-of-file.
 
-  run_tcp.py CKPT [worker|close-wait|peer-moved|fin-wait]
+With "options": socket options survive: a python3 server sets keepalive
+(with its idle time, interval and count), SO_LINGER, TCP_USER_TIMEOUT,
+IP_TOS and SO_PRIORITY on an accepted connection and some of them on its
+listening socket, and reports every value as getsockopt shows it; after two
+restores the report is the same, on the same connection. Before that, a
+byte of urgent data (MSG_OOB) the server has not read makes the dump
+refuse, naming it, and the server runs on untouched; once it has read the
+byte the dump goes through.
+
+  run_tcp.py CKPT [worker|close-wait|peer-moved|fin-wait|options]
 """
 import faulthandler
 import os
@@ -428,8 +437,101 @@ def fin_wait():
     subprocess.run(["kill", "-9", str(pid)])
     print("PASS: a client in FIN_WAIT2 restored twice read the answer %r and end-of-file" % got.strip())
 
+OPTIONS_SERVER = r'''
+import socket, sys
+S, T = socket.SOL_SOCKET, socket.IPPROTO_TCP
+ls = socket.socket()
+ls.setsockopt(S, socket.SO_REUSEADDR, 1)
+ls.setsockopt(S, socket.SO_KEEPALIVE, 1)
+ls.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, 0x08)
+ls.setsockopt(S, socket.SO_PRIORITY, 2)
+ls.bind(("127.0.0.1", 7074))
+ls.listen()
+print("listening", flush=True)
+c, _ = ls.accept()   # the one the options are on
+u, _ = ls.accept()   # the one that gets urgent data
+c.setsockopt(S, socket.SO_KEEPALIVE, 1)
+c.setsockopt(T, socket.TCP_KEEPIDLE, 77)
+c.setsockopt(T, socket.TCP_KEEPINTVL, 11)
+c.setsockopt(T, socket.TCP_KEEPCNT, 5)
+c.setsockopt(S, socket.SO_LINGER, (1).to_bytes(4, "little") + (9).to_bytes(4, "little"))
+c.setsockopt(T, socket.TCP_USER_TIMEOUT, 12345)
+c.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, 0x10)
+c.setsockopt(S, socket.SO_PRIORITY, 3)
+def report():
+    v = [c.getsockopt(S, socket.SO_KEEPALIVE), c.getsockopt(T, socket.TCP_KEEPIDLE),
+         c.getsockopt(T, socket.TCP_KEEPINTVL), c.getsockopt(T, socket.TCP_KEEPCNT),
+         c.getsockopt(S, socket.SO_LINGER, 8).hex(), c.getsockopt(T, socket.TCP_USER_TIMEOUT),
+         c.getsockopt(socket.IPPROTO_IP, socket.IP_TOS), c.getsockopt(S, socket.SO_PRIORITY),
+         ls.getsockopt(S, socket.SO_KEEPALIVE), ls.getsockopt(socket.IPPROTO_IP, socket.IP_TOS),
+         ls.getsockopt(S, socket.SO_PRIORITY)]
+    return " ".join(str(x) for x in v)
+f = c.makefile("rwb", buffering=0)
+for line in f:
+    cmd = line.strip()
+    if cmd == b"report":
+        c.sendall(report().encode() + b"\n")
+    elif cmd == b"oob":
+        c.sendall(b"oob " + u.recv(1, socket.MSG_OOB) + b"\n")
+'''
+
+# What the server must report: the connection's keepalive, idle, interval, count, linger (on, 9 s),
+# user timeout, TOS, priority; the listener's keepalive, TOS, priority.
+OPTIONS_WANT = "1 77 11 5 0100000009000000 12345 16 3 1 8 2"
+
+
+def options():
+    server = start_server(OPTIONS_SERVER, ())
+    pid = server.pid
+    c = socket.create_connection(("127.0.0.1", 7074), timeout=30)
+    u = socket.create_connection(("127.0.0.1", 7074), timeout=30)
+    f = c.makefile("rb")
+
+    def ask(cmd, what):
+        c.sendall(cmd + b"\n")
+        r = f.readline().strip().decode()
+        if not r:
+            fail("%s: no answer to %r" % (what, cmd))
+        return r
+
+    got = ask(b"report", "before any dump")
+    if got != OPTIONS_WANT:
+        fail("the server's own options: %r, expected %r" % (got, OPTIONS_WANT))
+    img = os.path.join(W, "img")
+    u.send(b"!", socket.MSG_OOB)
+    time.sleep(0.2)
+    r = subprocess.run([CKPT, "dump", str(pid), "-D", img], capture_output=True, text=True)
+    if r.returncode == 0 or "urgent" not in r.stderr:
+        fail("a dump with unread urgent data: exit %d, %r (expected a refusal naming it)" % (r.returncode, r.stderr))
+    if server.poll() is not None or locks_left():
+        fail("after the refused dump the server ended (%r) or a lock is left (%s)" % (server.poll(), locks_left()))
+    if ask(b"report", "after the refused dump") != OPTIONS_WANT:
+        fail("the refused dump changed the server's options")
+    if ask(b"oob", "reading the urgent byte") != "oob !":
+        fail("the server did not read the urgent byte")
+    print("ok   urgent data not yet read: refused (%s), the server ran on and then read it" %
+          r.stderr.strip().splitlines()[-1], flush=True)
+    for rnd in (1, 2):
+        r = subprocess.run([CKPT, "dump", str(pid), "-D", img], capture_output=True, text=True)
+        if r.returncode != 0:
+            fail("dump %d: %s" % (rnd, r.stderr))
+        if rnd == 1:
+            server.wait()
+        r = subprocess.run([CKPT, "restore", "-D", img, "--detach"], capture_output=True, text=True, timeout=60)
+        if r.returncode != 0:
+            fail("restore %d: %s" % (rnd, r.stderr))
+        pid = server_pid[0] = int(r.stdout)
+        got = ask(b"report", "after restore %d" % rnd)
+        if got != OPTIONS_WANT:
+            fail("after restore %d the options are %r, expected %r" % (rnd, got, OPTIONS_WANT))
+        print("ok   restore %d: the same connection reports the same options: %s" % (rnd, got), flush=True)
+    subprocess.run(["kill", "-9", str(pid)])
+    print("PASS: socket options kept across two restores; unread urgent data refused")
+
 
 def main():
+    if MODE == "options":
+        return options()
     if MODE == "fin-wait":
         return fin_wait()
     if MODE == "peer-moved":

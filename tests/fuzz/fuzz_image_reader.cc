@@ -76,7 +76,8 @@ static void FuzzModel(const std::uint8_t* data, std::size_t size) {
   m.threads = {t};
   m.vmas = {{0x400000, 0x401000, 5, 0, 0, -1, VmaKind::kAnon, ""}};
   m.fds = {{0, FdKind::kDevice, 2, 0, -1}};
-  m.files = {{"/dev/null"}};
+  m.files.emplace_back();
+  m.files[0].path = "/dev/null";
   m.fds[0].file = 0;
   m.pagemap = {{0x400000, 1}};
   m.creds.recorded = true;

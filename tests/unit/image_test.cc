@@ -8,6 +8,7 @@
 #include "image/codec.h"
 #include "image/format.h"
 #include "image/reader.h"
+#include "image/section_types.h"
 #include "image/writer.h"
 #include "image_test_util.h"
 #include "util/bytes.h"
@@ -254,3 +255,20 @@ TEST(Image, CompressedFrameInAnUncompressedSectionIsCorruption) {
 
 }  // namespace
 }  // namespace ckpt::image
+
+namespace ckpt {
+namespace {
+
+TEST(SectionTypes, EveryKindTakesItsNumbersFromOneRegistry) {
+  EXPECT_EQ(image::SectionTypeName(image::kSecMeta), "meta");
+  EXPECT_EQ(image::SectionTypeName(image::kSecMember), "member");
+  EXPECT_EQ(image::SectionTypeName(image::kSecCore), "core");
+  EXPECT_EQ(image::SectionTypeName(image::kSecShmPages), "shm pages");
+  EXPECT_EQ(image::SectionTypeName(0x7777), "");
+  // Program 1-15, group 16-31, process 0x0300-0x03FF: no kind strays into another's block.
+  for (const auto& t : image::kSectionTypes)
+    EXPECT_TRUE(t.type < 32 || (t.type >= 0x0300 && t.type < 0x0400)) << t.name;
+}
+
+}  // namespace
+}  // namespace ckpt

@@ -5,6 +5,7 @@
 #include "ckpt/serialize.hpp"
 #include "command.h"
 #include "image/codec.h"
+#include "image/section_types.h"
 #include "inspect_process.h"
 #include "lib/program_image.h"
 #include "lib/section_io.h"
@@ -113,6 +114,7 @@ int Run(const InspectOptions& o) {
   std::uint64_t state_bytes = 0;
   for (const auto& s : r.sections()) {
     secs.push_back({{"type", s.type},
+                    {"type_name", std::string(image::SectionTypeName(s.type))},
                     {"name", s.name},
                     {"codec", image::CodecName(s.codec)},
                     {"offset", s.offset},
