@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/inet_diag.h>
 #include <linux/netlink.h>
 #include <linux/sock_diag.h>
@@ -10,6 +11,7 @@
 #include <poll.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -128,7 +130,7 @@ Result<InetSocket> DumpInetSocket(pid_t pid, int fd, std::uint64_t ino) {
   u.nodelay = u.protocol == IPPROTO_TCP && SocketOption(s, IPPROTO_TCP, TCP_NODELAY) > 0;
   u.rcvbuf = SocketOption(s, SOL_SOCKET, SO_RCVBUF);
   u.sndbuf = SocketOption(s, SOL_SOCKET, SO_SNDBUF);
-  ReadKeptOptions(s, &u);
+  ReadKeptOptions(s, pid, &u);
   sockaddr_storage peer;
   socklen_t plen = sizeof peer;
   if (::getpeername(s, reinterpret_cast<sockaddr*>(&peer), &plen) == 0)
@@ -141,7 +143,28 @@ Result<InetSocket> DumpInetSocket(pid_t pid, int fd, std::uint64_t ino) {
   return u;
 }
 
-void ReadKeptOptions(int s, InetSocket* u) {
+namespace {
+
+// net.ipv4.tcp_congestion_control of `pid`'s network namespace, if it is
+// ckpt's own; else "" (unknown).
+std::string DefaultCongestion(pid_t pid) {
+  struct stat a, b;
+  if (::stat(ProcPath(pid, "ns/net").c_str(), &a) != 0 || ::stat("/proc/self/ns/net", &b) != 0 ||
+      a.st_ino != b.st_ino || a.st_dev != b.st_dev)
+    return "";
+  int fd = ::open("/proc/sys/net/ipv4/tcp_congestion_control", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return "";
+  char buf[64];
+  ssize_t n = ::read(fd, buf, sizeof buf);
+  ::close(fd);
+  std::string d(buf, n > 0 ? static_cast<std::size_t>(n) : 0);
+  while (!d.empty() && (d.back() == '\n' || d.back() == ' ')) d.pop_back();
+  return d;
+}
+
+}  // namespace
+
+void ReadKeptOptions(int s, pid_t pid, InetSocket* u) {
   const bool tcp = u->protocol == IPPROTO_TCP;
   u->keepalive = SocketOption(s, SOL_SOCKET, SO_KEEPALIVE) > 0;
   if (u->keepalive && tcp) {
@@ -165,6 +188,22 @@ void ReadKeptOptions(int s, InetSocket* u) {
                                           : SocketOption(s, IPPROTO_IP, IP_TOS),
                     0);
   u->priority = std::max(SocketOption(s, SOL_SOCKET, SO_PRIORITY), 0);
+  u->mark = static_cast<std::uint32_t>(std::max(SocketOption(s, SOL_SOCKET, SO_MARK), 0));
+  u->freebind = SocketOption(s, IPPROTO_IP, IP_FREEBIND) > 0;
+  u->transparent = SocketOption(s, IPPROTO_IP, IP_TRANSPARENT) > 0;
+  if (!tcp) return;
+  u->defer_accept_s = std::max(SocketOption(s, IPPROTO_TCP, TCP_DEFER_ACCEPT), 0);
+  u->fastopen_qlen = std::max(SocketOption(s, IPPROTO_TCP, TCP_FASTOPEN), 0);
+  u->notsent_lowat = static_cast<std::uint32_t>(std::max(SocketOption(s, IPPROTO_TCP, TCP_NOTSENT_LOWAT), 0));
+  char cc[16] = {};  // TCP_CA_NAME_MAX
+  socklen_t cclen = sizeof cc;
+  if (::getsockopt(s, IPPROTO_TCP, TCP_CONGESTION, cc, &cclen) == 0) {
+    std::string name(cc, strnlen(cc, cclen));
+    // Recorded when the process chose another than its network namespace's
+    // default; when ckpt runs in another namespace (whose default it cannot
+    // read), always.
+    if (!name.empty() && name != DefaultCongestion(pid)) u->congestion = name;
+  }
 }
 
 Status SetKeptOptions(int s, const InetSocket& u, const std::string& what) {
@@ -191,6 +230,18 @@ Status SetKeptOptions(int s, const InetSocket& u, const std::string& what) {
                                          : set(IPPROTO_IP, IP_TOS, u.tos, "IP_TOS"));
   }
   if (u.priority > 0) RETURN_IF_ERROR(set(SOL_SOCKET, SO_PRIORITY, u.priority, "SO_PRIORITY"));
+  if (u.mark > 0) RETURN_IF_ERROR(set(SOL_SOCKET, SO_MARK, static_cast<int>(u.mark), "SO_MARK"));
+  if (u.freebind) RETURN_IF_ERROR(set(IPPROTO_IP, IP_FREEBIND, 1, "IP_FREEBIND"));
+  if (u.transparent) RETURN_IF_ERROR(set(IPPROTO_IP, IP_TRANSPARENT, 1, "IP_TRANSPARENT"));
+  if (u.defer_accept_s > 0)
+    RETURN_IF_ERROR(set(IPPROTO_TCP, TCP_DEFER_ACCEPT, u.defer_accept_s, "TCP_DEFER_ACCEPT"));
+  if (u.fastopen_qlen > 0) RETURN_IF_ERROR(set(IPPROTO_TCP, TCP_FASTOPEN, u.fastopen_qlen, "TCP_FASTOPEN"));
+  if (u.notsent_lowat > 0)
+    RETURN_IF_ERROR(
+        set(IPPROTO_TCP, TCP_NOTSENT_LOWAT, static_cast<int>(u.notsent_lowat), "TCP_NOTSENT_LOWAT"));
+  if (!u.congestion.empty() && ::setsockopt(s, IPPROTO_TCP, TCP_CONGESTION, u.congestion.data(),
+                                            static_cast<socklen_t>(u.congestion.size())) != 0)
+    return PosixError("setsockopt(TCP_CONGESTION " + u.congestion + ")", what, errno);
   return Status::Ok();
 }
 

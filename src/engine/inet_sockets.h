@@ -37,8 +37,10 @@ Result<int> CreateInetSocket(const InetSocket& s);
 
 // Reads into `u` the options DumpInetSocket keeps besides the address ones
 // (keepalive and its timers, linger, user timeout, cork, OOB inline, TOS or
-// traffic class, priority) from socket `s`.
-void ReadKeptOptions(int s, InetSocket* u);
+// traffic class, priority, mark, freebind, transparent, defer-accept, fast
+// open, not-sent low water mark, congestion control) from socket `s` of
+// process `pid`.
+void ReadKeptOptions(int s, pid_t pid, InetSocket* u);
 // Sets them on restored socket `s` (`what` names it in errors): each one the
 // dump recorded, or the restore fails naming it.
 Status SetKeptOptions(int s, const InetSocket& u, const std::string& what);

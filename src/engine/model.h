@@ -361,7 +361,10 @@ struct InetSocket {
   // More options, each zero when at the kernel's default (and then not
   // written): SO_KEEPALIVE, with TCP_KEEPIDLE, _KEEPINTVL, _KEEPCNT (TCP,
   // recorded only with keepalive on); SO_LINGER; TCP_USER_TIMEOUT (ms);
-  // TCP_CORK; SO_OOBINLINE; IP_TOS or IPV6_TCLASS; SO_PRIORITY.
+  // TCP_CORK; SO_OOBINLINE; IP_TOS or IPV6_TCLASS; SO_PRIORITY; SO_MARK;
+  // IP_FREEBIND; IP_TRANSPARENT; TCP_DEFER_ACCEPT (s), TCP_FASTOPEN (queue
+  // length), TCP_NOTSENT_LOWAT (listening or not); TCP_CONGESTION when it
+  // is not the network namespace's default.
   bool keepalive = false;
   std::int32_t keepidle = 0, keepintvl = 0, keepcnt = 0;
   bool linger = false;
@@ -369,6 +372,11 @@ struct InetSocket {
   std::uint32_t user_timeout_ms = 0;
   bool cork = false, oobinline = false;
   std::int32_t tos = 0, priority = 0;
+  std::uint32_t mark = 0;
+  bool freebind = false, transparent = false;
+  std::int32_t defer_accept_s = 0, fastopen_qlen = 0;
+  std::uint32_t notsent_lowat = 0;
+  std::string congestion;
   std::string peer;  // connected: the peer's address (else empty)
   TcpRepair tcp;     // established TCP
   bool operator==(const InetSocket&) const = default;

@@ -121,6 +121,13 @@ void Fields(IO& io, InetSocket& x) {
   io(22, "oobinline", x.oobinline, kCritical);
   io(23, "tos", x.tos, kCritical);
   io(24, "priority", x.priority, kCritical);
+  io(25, "mark", x.mark, kCritical);
+  io(26, "freebind", x.freebind, kCritical);
+  io(27, "transparent", x.transparent, kCritical);
+  io(28, "defer_accept_s", x.defer_accept_s, kCritical);
+  io(29, "fastopen_qlen", x.fastopen_qlen, kCritical);
+  io(30, "notsent_lowat", x.notsent_lowat, kCritical);
+  io(31, "congestion", x.congestion, kCritical);
 }
 
 template <class IO>

@@ -309,6 +309,24 @@ TEST(EngineModel, InetSocketsRoundTrip) {
   auto back = Read(Write(m));
   ASSERT_TRUE(back.ok()) << back.status().message();
   EXPECT_TRUE(back->inet_sockets == m.inet_sockets);
+  // The kept options, each away from its default.
+  InetSocket& k = m.inet_sockets[0];
+  k.keepalive = k.linger = k.cork = k.oobinline = k.freebind = k.transparent = true;
+  k.keepidle = 77;
+  k.keepintvl = 11;
+  k.keepcnt = 5;
+  k.linger_s = 9;
+  k.user_timeout_ms = 12345;
+  k.tos = 0x10;
+  k.priority = 3;
+  k.mark = 42;
+  k.defer_accept_s = 7;
+  k.fastopen_qlen = 16;
+  k.notsent_lowat = 65536;
+  k.congestion = "reno";
+  back = Read(Write(m));
+  ASSERT_TRUE(back.ok()) << back.status().message();
+  EXPECT_TRUE(back->inet_sockets == m.inet_sockets);
   m.inet_sockets[0].addr.resize(10);  // not a sockaddr_in
   back = Read(Write(m));
   ASSERT_FALSE(back.ok());

@@ -39,7 +39,9 @@ writes what it read: the count and sum of its lines, then end-of-file.
 
 With "options": socket options survive: a python3 server sets keepalive
 (with its idle time, interval and count), SO_LINGER, TCP_USER_TIMEOUT,
-IP_TOS and SO_PRIORITY on an accepted connection and some of them on its
+IP_TOS, SO_PRIORITY, SO_MARK, IP_TRANSPARENT, TCP_NOTSENT_LOWAT and
+TCP_CONGESTION (reno) on an accepted connection, and keepalive, IP_TOS,
+SO_PRIORITY, IP_FREEBIND, TCP_FASTOPEN and TCP_DEFER_ACCEPT on its
 listening socket, and reports every value as getsockopt shows it; after two
 restores the report is the same, on the same connection. Before that, a
 byte of urgent data (MSG_OOB) the server has not read makes the dump
@@ -445,8 +447,11 @@ ls.setsockopt(S, socket.SO_REUSEADDR, 1)
 ls.setsockopt(S, socket.SO_KEEPALIVE, 1)
 ls.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, 0x08)
 ls.setsockopt(S, socket.SO_PRIORITY, 2)
+ls.setsockopt(socket.IPPROTO_IP, 15, 1)  # IP_FREEBIND
 ls.bind(("127.0.0.1", 7074))
 ls.listen()
+ls.setsockopt(T, socket.TCP_DEFER_ACCEPT, 5)
+ls.setsockopt(T, socket.TCP_FASTOPEN, 7)
 print("listening", flush=True)
 c, _ = ls.accept()   # the one the options are on
 u, _ = ls.accept()   # the one that gets urgent data
@@ -458,6 +463,10 @@ c.setsockopt(S, socket.SO_LINGER, (1).to_bytes(4, "little") + (9).to_bytes(4, "l
 c.setsockopt(T, socket.TCP_USER_TIMEOUT, 12345)
 c.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, 0x10)
 c.setsockopt(S, socket.SO_PRIORITY, 3)
+c.setsockopt(S, socket.SO_MARK, 42)
+c.setsockopt(socket.IPPROTO_IP, 19, 1)  # IP_TRANSPARENT
+c.setsockopt(T, socket.TCP_NOTSENT_LOWAT, 65536)
+c.setsockopt(T, socket.TCP_CONGESTION, b"reno")
 def report():
     v = [c.getsockopt(S, socket.SO_KEEPALIVE), c.getsockopt(T, socket.TCP_KEEPIDLE),
          c.getsockopt(T, socket.TCP_KEEPINTVL), c.getsockopt(T, socket.TCP_KEEPCNT),
@@ -465,7 +474,11 @@ def report():
          c.getsockopt(socket.IPPROTO_IP, socket.IP_TOS), c.getsockopt(S, socket.SO_PRIORITY),
          ls.getsockopt(S, socket.SO_KEEPALIVE), ls.getsockopt(socket.IPPROTO_IP, socket.IP_TOS),
          ls.getsockopt(S, socket.SO_PRIORITY)]
-    return " ".join(str(x) for x in v)
+    more = [c.getsockopt(S, socket.SO_MARK), c.getsockopt(socket.IPPROTO_IP, 19),
+            c.getsockopt(T, socket.TCP_NOTSENT_LOWAT), c.getsockopt(T, socket.TCP_CONGESTION, 16).rstrip(b"\0").decode(),
+            ls.getsockopt(socket.IPPROTO_IP, 15), ls.getsockopt(T, socket.TCP_FASTOPEN),
+            ls.getsockopt(T, socket.TCP_DEFER_ACCEPT)]
+    return " ".join(str(x) for x in v) + " | " + " ".join(str(x) for x in more)
 f = c.makefile("rwb", buffering=0)
 for line in f:
     cmd = line.strip()
@@ -476,8 +489,10 @@ for line in f:
 '''
 
 # What the server must report: the connection's keepalive, idle, interval, count, linger (on, 9 s),
-# user timeout, TOS, priority; the listener's keepalive, TOS, priority.
-OPTIONS_WANT = "1 77 11 5 0100000009000000 12345 16 3 1 8 2"
+# user timeout, TOS, priority; the listener's keepalive, TOS, priority; then the connection's mark,
+# IP_TRANSPARENT, TCP_NOTSENT_LOWAT, congestion control, the listener's IP_FREEBIND and TCP_FASTOPEN
+# queue; its TCP_DEFER_ACCEPT, as the kernel rounds 5 s (checked > 0, then equal after each restore).
+OPTIONS_WANT = "1 77 11 5 0100000009000000 12345 16 3 1 8 2 | 42 1 65536 reno 1 7 "
 
 
 def options():
@@ -495,8 +510,9 @@ def options():
         return r
 
     got = ask(b"report", "before any dump")
-    if got != OPTIONS_WANT:
-        fail("the server's own options: %r, expected %r" % (got, OPTIONS_WANT))
+    if not got.startswith(OPTIONS_WANT) or int(got[len(OPTIONS_WANT):] or 0) <= 0:
+        fail("the server's own options: %r, expected %r and a deferral" % (got, OPTIONS_WANT))
+    want = got
     img = os.path.join(W, "img")
     u.send(b"!", socket.MSG_OOB)
     time.sleep(0.2)
@@ -505,7 +521,7 @@ def options():
         fail("a dump with unread urgent data: exit %d, %r (expected a refusal naming it)" % (r.returncode, r.stderr))
     if server.poll() is not None or locks_left():
         fail("after the refused dump the server ended (%r) or a lock is left (%s)" % (server.poll(), locks_left()))
-    if ask(b"report", "after the refused dump") != OPTIONS_WANT:
+    if ask(b"report", "after the refused dump") != want:
         fail("the refused dump changed the server's options")
     if ask(b"oob", "reading the urgent byte") != "oob !":
         fail("the server did not read the urgent byte")
@@ -522,8 +538,8 @@ def options():
             fail("restore %d: %s" % (rnd, r.stderr))
         pid = server_pid[0] = int(r.stdout)
         got = ask(b"report", "after restore %d" % rnd)
-        if got != OPTIONS_WANT:
-            fail("after restore %d the options are %r, expected %r" % (rnd, got, OPTIONS_WANT))
+        if got != want:
+            fail("after restore %d the options are %r, expected %r" % (rnd, got, want))
         print("ok   restore %d: the same connection reports the same options: %s" % (rnd, got), flush=True)
     subprocess.run(["kill", "-9", str(pid)])
     print("PASS: socket options kept across two restores; unread urgent data refused")
