@@ -2,7 +2,6 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <linux/inet_diag.h>
 #include <linux/netlink.h>
 #include <linux/sock_diag.h>
@@ -21,6 +20,7 @@
 #include "engine/proc.h"
 #include "engine/sock_diag.h"
 #include "engine/tcp_repair.h"
+#include "platform/env.h"
 #include "platform/posix_util.h"
 
 namespace ckpt::engine {
@@ -146,20 +146,33 @@ Result<InetSocket> DumpInetSocket(pid_t pid, int fd, std::uint64_t ino) {
 namespace {
 
 // net.ipv4.tcp_congestion_control of `pid`'s network namespace, if it is
-// ckpt's own; else "" (unknown).
+// ckpt's own; else "" (unknown). Read once per process (a dump's worker):
+// the dump asks for every TCP socket while the processes are frozen.
 std::string DefaultCongestion(pid_t pid) {
-  struct stat a, b;
-  if (::stat(ProcPath(pid, "ns/net").c_str(), &a) != 0 || ::stat("/proc/self/ns/net", &b) != 0 ||
-      a.st_ino != b.st_ino || a.st_dev != b.st_dev)
+  struct Ns {
+    bool read = false;
+    dev_t dev = 0;
+    ino_t ino = 0;
+    std::string congestion;
+  };
+  static Ns self;
+  if (!self.read) {
+    self.read = true;
+    struct stat st;
+    if (::stat("/proc/self/ns/net", &st) == 0) {
+      self.dev = st.st_dev;
+      self.ino = st.st_ino;
+    }
+    auto d =
+        platform::ReadFileToString(platform::Env::Default(), "/proc/sys/net/ipv4/tcp_congestion_control");
+    if (d.ok()) self.congestion = std::move(d).value();
+    while (!self.congestion.empty() && (self.congestion.back() == '\n' || self.congestion.back() == ' '))
+      self.congestion.pop_back();
+  }
+  struct stat a;
+  if (::stat(ProcPath(pid, "ns/net").c_str(), &a) != 0 || a.st_ino != self.ino || a.st_dev != self.dev)
     return "";
-  int fd = ::open("/proc/sys/net/ipv4/tcp_congestion_control", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return "";
-  char buf[64];
-  ssize_t n = ::read(fd, buf, sizeof buf);
-  ::close(fd);
-  std::string d(buf, n > 0 ? static_cast<std::size_t>(n) : 0);
-  while (!d.empty() && (d.back() == '\n' || d.back() == ' ')) d.pop_back();
-  return d;
+  return self.congestion;
 }
 
 }  // namespace

@@ -67,13 +67,16 @@ RegistrationRecord ReadAgain(platform::Env* env, const ProgramTarget& t, const R
   return r.ok() ? *r : last;
 }
 
-void WaitGone(platform::Env* env, std::int64_t pid, double timeout) {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout);
-  while (env->ProcessAlive(pid) && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-}
-
 }  // namespace
+
+bool WaitGone(platform::Env* env, std::int64_t pid, double timeout) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout);
+  while (env->ProcessAlive(pid)) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return true;
+}
 
 std::string FormatSeconds(double s) {
   char b[32];
@@ -94,11 +97,6 @@ std::vector<std::string> UsableRuntimeDirs(platform::Env* env, std::string* refu
     out.push_back(d);
   }
   return out;
-}
-
-Result<RegistrationRecord> ReadRegistrationFile(platform::Env* env, const std::string& path) {
-  ASSIGN_OR_RETURN(std::string data, env->ReadPrivateFile(path, Registration::kMaxFileSize));
-  return DecodeRegistration(path, data);
 }
 
 Result<ProgramTarget> ReadRegistration(platform::Env* env, const std::vector<std::string>& dirs,
@@ -143,30 +141,18 @@ Result<ProgramTarget> FindProgram(platform::Env* env, std::int64_t pid) {
   return CheckProgram(env, ReadRegistration(env, dirs, pid, refused));
 }
 
-namespace {
-
-bool IsRegistrationName(const std::string& n) {
-  if (n.size() < 6 || n.size() > 23 || n.compare(n.size() - 5, 5, ".json") != 0) return false;
-  return std::all_of(n.begin(), n.end() - 5, [](char c) { return c >= '0' && c <= '9'; });
-}
-
-}  // namespace
-
 std::vector<ProgramTarget> ListRunning(platform::Env* env, const std::vector<std::string>& dirs) {
   std::vector<ProgramTarget> out;
-  const std::string os = env->OsName();
   for (const std::string& d : dirs) {
     auto list = env->ListDir(d);
     if (!list.ok()) continue;
     for (const auto& f : *list) {
-      if (f.is_dir || !IsRegistrationName(f.name)) continue;
-      const std::int64_t pid = std::stoll(f.name.substr(0, f.name.size() - 5));
+      std::int64_t pid = 0;
+      if (f.is_dir || !ParseRegistrationName(f.name, &pid)) continue;
       if (std::any_of(out.begin(), out.end(), [&](const ProgramTarget& t) { return t.pid == pid; })) continue;
       const std::string path = platform::JoinPath(d, f.name);
       auto reg = ReadRegistrationFile(env, path);
-      if (!reg.ok()) continue;
-      // A Windows program's PID means nothing to a Linux process, and the other way round.
-      if (!reg->platform.empty() && reg->platform.substr(0, reg->platform.find('-')) != os) continue;
+      if (!reg.ok() || !WrittenOnThisOs(*reg)) continue;
       ProgramTarget t{pid, std::move(reg).value(), path};
       if (t.reg.is_group() ? !env->ProcessAlive(pid) : !CheckProgram(env, t).ok()) continue;
       out.push_back(std::move(t));
@@ -227,13 +213,17 @@ Result<Outcome> WaitForCheckpoint(platform::Env* env, const ProgramTarget& t, bo
                    "; the request stays pending");
   }
   if (exit || gone || last.exited) {
-    WaitGone(env, t.pid, 10);
-    out.exited = !env->ProcessAlive(t.pid);
+    out.exited = WaitGone(env, t.pid, 10);
     out.held = false;
     // The program left its registration for its requesters; collect it.
     if (out.exited && last.exited) env->RemoveFile(t.reg_path).IgnoreError();
   }
   return out;
+}
+
+Result<Outcome> Checkpoint(platform::Env* env, const ProgramTarget& t, bool exit, double timeout) {
+  RETURN_IF_ERROR(RequestCheckpoint(env, t, exit));
+  return WaitForCheckpoint(env, t, exit, timeout);
 }
 
 namespace {

@@ -29,8 +29,6 @@ struct ProgramTarget {
 // (this user's, private, not a link); `refused` collects why any was skipped.
 // Registrations of processes that are gone are collected on the way.
 std::vector<std::string> UsableRuntimeDirs(platform::Env* env, std::string* refused);
-// The registration file at `path`, read owner-only and decoded.
-Result<RegistrationRecord> ReadRegistrationFile(platform::Env* env, const std::string& path);
 // Process `pid`'s registration, a program's or a group coordinator's, from
 // the first of `dirs` that has one. NotFound when there is none.
 Result<ProgramTarget> ReadRegistration(platform::Env* env, const std::vector<std::string>& dirs,
@@ -49,6 +47,9 @@ Result<ProgramTarget> FindProgram(platform::Env* env, std::int64_t pid);
 // are skipped), by PID.
 std::vector<ProgramTarget> ListRunning(platform::Env* env, const std::vector<std::string>& dirs);
 
+// Waits up to `timeout` s for process `pid` to end; true once it has.
+bool WaitGone(platform::Env* env, std::int64_t pid, double timeout);
+
 // Sends `t` a checkpoint request (exit: checkpoint and exit, status 75).
 Status RequestCheckpoint(platform::Env* env, const ProgramTarget& t, bool exit);
 
@@ -64,6 +65,8 @@ struct Outcome {
 // naming it), or the end of the process (the image it wrote found in its
 // directory). With `exit`, also waits for the process to be gone.
 Result<Outcome> WaitForCheckpoint(platform::Env* env, const ProgramTarget& t, bool exit, double timeout);
+// RequestCheckpoint, then WaitForCheckpoint.
+Result<Outcome> Checkpoint(platform::Env* env, const ProgramTarget& t, bool exit, double timeout);
 
 struct HeldImage {
   std::string image;

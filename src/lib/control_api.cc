@@ -1,7 +1,4 @@
 // The public control API (include/ckpt/control.hpp) over lib/control.h.
-#include <chrono>
-#include <thread>
-
 #include "ckpt/control.hpp"
 #include "lib/control.h"
 #include "lib/control_group.h"
@@ -14,17 +11,13 @@ namespace {
   throw Error("ckpt: " + st.message());
 }
 
-std::vector<std::string> Dirs(platform::Env* env, std::string* refused) {
-  return lib::UsableRuntimeDirs(env, refused);
-}
-
 }  // namespace
 
 std::vector<Running> List() {
   platform::Env* env = platform::Env::Default();
   std::string refused;
   std::vector<Running> out;
-  for (const lib::ProgramTarget& t : lib::ListRunning(env, Dirs(env, &refused))) {
+  for (const lib::ProgramTarget& t : lib::ListRunning(env, lib::UsableRuntimeDirs(env, &refused))) {
     const lib::RegistrationRecord& r = t.reg;
     Running e;
     e.pid = t.pid;
@@ -48,8 +41,7 @@ Checkpointed Checkpoint(std::int64_t pid, const Request& request) {
   platform::Env* env = platform::Env::Default();
   auto t = lib::FindProgram(env, pid);
   if (!t.ok()) Throw(t.status());
-  if (Status st = lib::RequestCheckpoint(env, *t, request.exit); !st.ok()) Throw(st);
-  auto out = lib::WaitForCheckpoint(env, *t, request.exit, request.timeout_seconds);
+  auto out = lib::Checkpoint(env, *t, request.exit, request.timeout_seconds);
   if (!out.ok()) Throw(out.status());
   return Checkpointed{out->image, out->generation, out->exited};
 }
@@ -57,7 +49,7 @@ Checkpointed Checkpoint(std::int64_t pid, const Request& request) {
 Checkpointed CheckpointGroup(const std::string& name, const Request& request) {
   platform::Env* env = platform::Env::Default();
   std::string refused;
-  const std::vector<std::string> dirs = Dirs(env, &refused);
+  const std::vector<std::string> dirs = lib::UsableRuntimeDirs(env, &refused);
   auto reg = lib::FindGroup(env, dirs, name, refused);
   if (!reg.ok()) Throw(reg.status());
   auto image = lib::GroupCheckpoint(*reg, request.exit, request.timeout_seconds);
@@ -66,9 +58,7 @@ Checkpointed CheckpointGroup(const std::string& name, const Request& request) {
   c.image = *image;
   if (request.exit) {
     // The members stop; the coordinator ends once they have.
-    for (int i = 0; i < 1000 && env->ProcessAlive(reg->pid); ++i)
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    c.exited = !env->ProcessAlive(reg->pid);
+    c.exited = lib::WaitGone(env, reg->pid, 10);
   }
   return c;
 }

@@ -122,14 +122,10 @@ Status DecideHeldGroup(platform::Env* env, HeldGroup* held, bool exit, double ti
   if (!ack.ok()) return ack.status().WithContext("deciding the hold of group " + held->name);
   if (!exit) return Status::Ok();
   // The members stop; the coordinator ends once they have.
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout);
-  while (env->ProcessAlive(held->coordinator_pid)) {
-    if (std::chrono::steady_clock::now() > deadline)
-      return Timeout("group " + held->name + "'s coordinator (pid " + std::to_string(held->coordinator_pid) +
-                     ") has not ended within " + FormatSeconds(timeout) +
-                     " after its members were told to stop");
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
+  if (!WaitGone(env, held->coordinator_pid, timeout))
+    return Timeout("group " + held->name + "'s coordinator (pid " + std::to_string(held->coordinator_pid) +
+                   ") has not ended within " + FormatSeconds(timeout) +
+                   " after its members were told to stop");
   return Status::Ok();
 }
 

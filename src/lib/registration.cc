@@ -224,25 +224,33 @@ std::string Registration::PathFor(platform::Env* env, std::int64_t pid) {
   return RegistrationPath(env->RuntimeDir(), pid);
 }
 
+bool ParseRegistrationName(const std::string& name, std::int64_t* pid) {
+  if (name.size() < 6 || name.size() > 24 || name.compare(name.size() - 5, 5, ".json") != 0) return false;
+  if (name.find_first_not_of("0123456789") != name.size() - 5) return false;
+  *pid = std::strtoll(name.c_str(), nullptr, 10);
+  return *pid > 0;
+}
+
+Result<RegistrationRecord> ReadRegistrationFile(platform::Env* env, const std::string& path) {
+  ASSIGN_OR_RETURN(std::string data, env->ReadPrivateFile(path, Registration::kMaxFileSize));
+  return DecodeRegistration(path, data);
+}
+
+bool WrittenOnThisOs(const RegistrationRecord& r) {
+  auto os = [](const std::string& tag) { return tag.substr(0, tag.find('-')); };
+  return r.platform.empty() || os(r.platform) == os(PlatformTag());
+}
+
 void CollectStaleRegistrations(platform::Env* env, const std::string& runtime_dir, std::int64_t except_pid) {
   env->RemoveStaleTempFiles(runtime_dir, "");
   auto list = env->ListDir(runtime_dir);
   if (!list.ok()) return;
-  const std::string os = PlatformTag().substr(0, PlatformTag().find('-'));
   for (const auto& e : *list) {
-    const std::string& n = e.name;
-    if (e.is_dir || n.size() < 6 || n.size() > 25 || n.compare(n.size() - 5, 5, ".json") != 0) continue;
-    if (n.find_first_not_of("0123456789") != n.size() - 5) continue;
-    std::int64_t pid = std::strtoll(n.c_str(), nullptr, 10);
-    if (pid <= 0 || pid == except_pid) continue;
-    std::string path = platform::JoinPath(runtime_dir, n);
-    auto data = env->ReadPrivateFile(path, Registration::kMaxFileSize);
-    if (!data.ok()) continue;  // not ours to judge
-    auto reg = DecodeRegistration(path, *data);
-    if (!reg.ok()) continue;  // not ours to judge
-    // A Windows program's PID (under Wine, sharing the directory) means
-    // nothing to a Linux process, and the other way round.
-    if (!reg->platform.empty() && reg->platform.substr(0, reg->platform.find('-')) != os) continue;
+    std::int64_t pid = 0;
+    if (e.is_dir || !ParseRegistrationName(e.name, &pid) || pid == except_pid) continue;
+    std::string path = platform::JoinPath(runtime_dir, e.name);
+    auto reg = ReadRegistrationFile(env, path);
+    if (!reg.ok() || !WrittenOnThisOs(*reg)) continue;  // not ours to judge
     bool stale = !env->ProcessAlive(pid);
     if (!stale) {
       std::uint64_t t = reg->start_time;

@@ -131,6 +131,14 @@ bool SameStartTime(std::uint64_t recorded, std::uint64_t actual);
 
 // "<dir>/<pid>.json".
 std::string RegistrationPath(const std::string& runtime_dir, std::int64_t pid);
+// True (and *pid set) if `name` is a registration's file name, "<pid>.json".
+bool ParseRegistrationName(const std::string& name, std::int64_t* pid);
+// The registration file at `path`, read owner-only and decoded.
+Result<RegistrationRecord> ReadRegistrationFile(platform::Env* env, const std::string& path);
+// False for a registration written on another OS: a Windows program's PID
+// (under Wine, sharing the directory) means nothing to a Linux process, and
+// the other way round.
+bool WrittenOnThisOs(const RegistrationRecord& r);
 // Removes, in `runtime_dir`, registrations of processes that no longer run
 // (or whose PID now belongs to another process) and stale temporary files.
 // Keeps `except_pid`'s.

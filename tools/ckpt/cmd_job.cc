@@ -317,10 +317,8 @@ Result<std::string> Job::CheckpointProgram(Clock::time_point deadline) {
   for (;;) {
     auto t = lib::FindProgram(env_, child_->pid());
     if (t.ok()) {
-      RETURN_IF_ERROR(lib::RequestCheckpoint(env_, *t, /*exit=*/true));
       double left = std::chrono::duration<double>(deadline - Clock::now()).count();
-      ASSIGN_OR_RETURN(lib::Outcome out,
-                       lib::WaitForCheckpoint(env_, *t, /*exit=*/true, left > 1 ? left : 1));
+      ASSIGN_OR_RETURN(lib::Outcome out, lib::Checkpoint(env_, *t, /*exit=*/true, left > 1 ? left : 1));
       return out.image;
     }
     if (child_->Poll() || Clock::now() >= deadline)
