@@ -1,6 +1,7 @@
 // ckpt check: probes, once, each kernel feature the engine uses.
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/filter.h>
 #include <linux/sched.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -28,6 +29,7 @@
 #include "engine/net_lock.h"
 #include "engine/proc.h"
 #include "engine/ptrace.h"
+#include "engine/sock_options.h"
 
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23
@@ -261,6 +263,25 @@ std::vector<CheckItem> Check() {
         ok ? "/proc/PID/timers shows POSIX timers (a dump refuses them)"
            : "no /proc/PID/timers (CONFIG_CHECKPOINT_RESTORE): dumps cannot tell whether POSIX timers are "
              "used");
+  }
+  {
+    // The dump's own reader of socket state, on a socket of ckpt's with one
+    // option set and a classic filter.
+    int s = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), one = 1;
+    sock_filter accept = {0x06, 0, 0, 0xffffffff};  // ret #-1
+    sock_fprog prog = {1, &accept};
+    SockExtras x;
+    Status st = s < 0 ? Internal("no UDP socket") : Status::Ok();
+    if (st.ok() && (::setsockopt(s, SOL_SOCKET, SO_BROADCAST, &one, sizeof one) != 0 ||
+                    ::setsockopt(s, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof prog) != 0))
+      st = Internal(std::string("setsockopt: ") + std::strerror(errno));
+    if (st.ok()) st = ReadSockExtras(s, ::getpid(), AF_INET, SOCK_DGRAM, IPPROTO_UDP, &x);
+    if (s >= 0) ::close(s);
+    bool ok = st.ok() && x.options.size() == 1 && x.filter.size() == sizeof accept;
+    add("socket-options", ok, false,
+        ok ? "options, multicast groups and classic filters of sockets are read back (SO_GET_FILTER)"
+           : (st.ok() ? std::string("a socket's options or filter read back wrong") : st.message()) +
+                 " (dumps of processes with such sockets may fail)");
   }
   {
     std::ifstream f("/sys/kernel/mm/transparent_hugepage/enabled");

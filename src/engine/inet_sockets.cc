@@ -19,6 +19,7 @@
 #include "engine/net_lock.h"
 #include "engine/proc.h"
 #include "engine/sock_diag.h"
+#include "engine/sock_options.h"
 #include "engine/tcp_repair.h"
 #include "platform/env.h"
 #include "platform/posix_util.h"
@@ -82,8 +83,11 @@ std::string InetSocketProblem(pid_t pid, int fd) {
   tcp_info ti = {};
   socklen_t tl = sizeof ti;
   bool got_info = connected && proto == IPPROTO_TCP && ::getsockopt(*s, IPPROTO_TCP, TCP_INFO, &ti, &tl) == 0;
+  std::string extras = SockExtrasProblem(*s);
   ::close(*s);
   if (proto != IPPROTO_TCP && proto != IPPROTO_UDP) return what + kind;
+  if (!extras.empty())
+    return what + kind + (connected ? " connected to " + peer_text : "") + " with " + extras;
   if (connected && proto == IPPROTO_UDP) {
     return queued > 0 ? what + kind + " connected to " + peer_text + " with datagrams queued" : "";
   }
@@ -131,6 +135,10 @@ Result<InetSocket> DumpInetSocket(pid_t pid, int fd, std::uint64_t ino) {
   u.rcvbuf = SocketOption(s, SOL_SOCKET, SO_RCVBUF);
   u.sndbuf = SocketOption(s, SOL_SOCKET, SO_SNDBUF);
   ReadKeptOptions(s, pid, &u);
+  if (Status st = ReadSockExtras(s, pid, u.family, u.type, u.protocol, &u.extras); !st.ok()) {
+    ::close(s);
+    return st.WithContext("fd " + std::to_string(fd) + " of process " + std::to_string(pid));
+  }
   sockaddr_storage peer;
   socklen_t plen = sizeof peer;
   if (::getpeername(s, reinterpret_cast<sockaddr*>(&peer), &plen) == 0)
@@ -255,7 +263,7 @@ Status SetKeptOptions(int s, const InetSocket& u, const std::string& what) {
   if (!u.congestion.empty() && ::setsockopt(s, IPPROTO_TCP, TCP_CONGESTION, u.congestion.data(),
                                             static_cast<socklen_t>(u.congestion.size())) != 0)
     return PosixError("setsockopt(TCP_CONGESTION " + u.congestion + ")", what, errno);
-  return Status::Ok();
+  return SetSockExtras(s, u.extras, what);
 }
 
 Result<int> CreateInetSocket(const InetSocket& u) {

@@ -297,6 +297,33 @@ struct PosixTimer {
   bool operator==(const PosixTimer&) const = default;
 };
 
+// More of a socket's state (sock_options.h): options whose values differ
+// from a new socket's of the same kind, as getsockopt gives them and
+// setsockopt takes them back; multicast group memberships with their source
+// filters; a classic BPF socket filter. Empty for most sockets.
+struct SockOpt {
+  std::int32_t level = 0, name = 0;
+  std::string value;  // getsockopt's bytes
+  bool operator==(const SockOpt&) const = default;
+};
+
+struct McastGroup {
+  std::uint32_t ifindex = 0;
+  std::string ifname;                // the device (found by name again at restore)
+  std::string group;                 // struct sockaddr_in or sockaddr_in6 bytes
+  std::uint32_t fmode = 0;           // MCAST_EXCLUDE (0) or MCAST_INCLUDE (1)
+  std::vector<std::string> sources;  // sockaddr bytes, excluded or included
+  bool operator==(const McastGroup&) const = default;
+};
+
+struct SockExtras {
+  std::vector<SockOpt> options;
+  std::vector<McastGroup> groups;
+  std::string filter;  // struct sock_filter[]: classic BPF (SO_ATTACH_FILTER)
+  bool filter_locked = false;
+  bool operator==(const SockExtras&) const = default;
+};
+
 // One end of a connected, unbound Unix socket pair whose other end the
 // dumped processes hold too (socketpair(), multiprocessing.Pipe()).
 struct UnixSocket {
@@ -307,6 +334,7 @@ struct UnixSocket {
   std::int32_t rcvbuf = 0, sndbuf = 0;  // SO_RCVBUF, SO_SNDBUF as getsockopt shows them
   bool passcred = false;                // SO_PASSCRED
   std::string peer_name;                // unix_external: the outside peer's bound name, connected to again
+  SockExtras extras;
   bool operator==(const UnixSocket&) const = default;
 };
 
@@ -321,6 +349,7 @@ struct UnixListener {
   std::uint32_t mode = 0, uid = 0, gid = 0;  // a path: its socket file's (mode 0: not recorded)
   std::int32_t rcvbuf = 0, sndbuf = 0;
   bool passcred = false;
+  SockExtras extras;
   bool operator==(const UnixListener&) const = default;
 };
 
@@ -377,8 +406,9 @@ struct InetSocket {
   std::int32_t defer_accept_s = 0, fastopen_qlen = 0;
   std::uint32_t notsent_lowat = 0;
   std::string congestion;
-  std::string peer;  // connected: the peer's address (else empty)
-  TcpRepair tcp;     // established TCP
+  SockExtras extras;  // every other option, multicast groups, a classic filter
+  std::string peer;   // connected: the peer's address (else empty)
+  TcpRepair tcp;      // established TCP
   bool operator==(const InetSocket&) const = default;
 };
 

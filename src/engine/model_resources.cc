@@ -63,6 +63,30 @@ void Fields(IO& io, PosixTimer& x) {
   io(9, "overrun", x.overrun);
 }
 
+template <class IO>
+void Fields(IO& io, SockOpt& x) {
+  io(1, "level", x.level);
+  io(2, "name", x.name);
+  io(3, "value", x.value);
+}
+
+template <class IO>
+void Fields(IO& io, McastGroup& x) {
+  io(1, "ifindex", x.ifindex);
+  io(2, "ifname", x.ifname);
+  io(3, "group", x.group);
+  io(4, "fmode", x.fmode);
+  io(5, "source", x.sources, Max{1u << 16});
+}
+
+template <class IO>
+void Fields(IO& io, SockExtras& x) {
+  io(1, "option", x.options, Max{1u << 10});
+  io(2, "group", x.groups, Max{1u << 16});
+  io(3, "filter", x.filter);
+  io(4, "filter_locked", x.filter_locked);
+}
+
 // Both socket pairs (peer set) and sockets connected to a peer outside
 // (peer_name set).
 template <class IO>
@@ -75,6 +99,8 @@ void Fields(IO& io, UnixSocket& x) {
   io(6, "sndbuf", x.sndbuf);
   io(7, "passcred", x.passcred);
   io(8, "peer_name", x.peer_name);
+  // Written only when there are any; critical (an older ckpt would drop them).
+  io(9, "extras", x.extras, kCritical);
 }
 
 template <class IO>
@@ -90,6 +116,7 @@ void Fields(IO& io, UnixListener& x) {
   io(9, "rcvbuf", x.rcvbuf);
   io(10, "sndbuf", x.sndbuf);
   io(11, "passcred", x.passcred);
+  io(12, "extras", x.extras, kCritical);
 }
 
 // The socket itself; its peer and TCP state are in the connections section.
@@ -128,6 +155,7 @@ void Fields(IO& io, InetSocket& x) {
   io(29, "fastopen_qlen", x.fastopen_qlen, kCritical);
   io(30, "notsent_lowat", x.notsent_lowat, kCritical);
   io(31, "congestion", x.congestion, kCritical);
+  io(32, "extras", x.extras, kCritical);
 }
 
 template <class IO>

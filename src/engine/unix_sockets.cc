@@ -20,6 +20,7 @@
 #include "engine/inet_sockets.h"
 #include "engine/proc.h"
 #include "engine/sock_diag.h"
+#include "engine/sock_options.h"
 #include "platform/posix_util.h"
 
 namespace ckpt::engine {
@@ -117,6 +118,11 @@ std::string SocketProblem(pid_t pid, int fd, std::uint32_t ino, const std::map<s
   const UnixDiag& d = it->second;
   std::string kind = std::string("a Unix ") + TypeName(d.type) + " socket";
   if (d.type != SOCK_STREAM && d.type != SOCK_DGRAM && d.type != SOCK_SEQPACKET) return what + kind;
+  if (auto s = CopyFdOf(pid, fd); s.ok()) {
+    std::string extras = SockExtrasProblem(*s);
+    ::close(*s);
+    if (!extras.empty()) return what + kind + " with " + extras;
+  }
   if (d.state == kListen && d.name.empty()) return what + "a listening " + kind.substr(2) + " without a name";
   if (d.state == kListen && d.rqueue > 0) {
     return what + "a listening " + kind.substr(2) + " on " + d.name + " with " + std::to_string(d.rqueue) +
@@ -161,7 +167,9 @@ Result<UnixSocket> DumpUnixSocket(pid_t pid, int fd, std::uint32_t ino, const Un
   u.rcvbuf = SocketOption(s, SOL_SOCKET, SO_RCVBUF);
   u.sndbuf = SocketOption(s, SOL_SOCKET, SO_SNDBUF);
   u.passcred = SocketOption(s, SOL_SOCKET, SO_PASSCRED) > 0;
+  Status st = ReadSockExtras(s, pid, AF_UNIX, u.type, 0, &u.extras);
   ::close(s);
+  if (!st.ok()) return st.WithContext("fd " + std::to_string(fd) + " of process " + std::to_string(pid));
   return u;
 }
 
@@ -187,6 +195,10 @@ Result<int> ReconnectExternalUnix(const UnixSocket& u) {
     v = u.sndbuf / 2;
     (void)::setsockopt(s, SOL_SOCKET, SO_SNDBUFFORCE, &v, sizeof v);
   }
+  if (Status st = SetSockExtras(s, u.extras, what); !st.ok()) {
+    ::close(s);
+    return st;
+  }
   return s;
 }
 
@@ -201,7 +213,10 @@ Result<UnixListener> DumpUnixListener(pid_t pid, int fd, const UnixDiag& d) {
   l.rcvbuf = SocketOption(s, SOL_SOCKET, SO_RCVBUF);
   l.sndbuf = SocketOption(s, SOL_SOCKET, SO_SNDBUF);
   l.passcred = SocketOption(s, SOL_SOCKET, SO_PASSCRED) > 0;
+  Status extras = ReadSockExtras(s, pid, AF_UNIX, l.type, 0, &l.extras);
   ::close(s);
+  if (!extras.ok())
+    return extras.WithContext("fd " + std::to_string(fd) + " of process " + std::to_string(pid));
   // The socket file's owner and mode, if the path still names this socket
   // (from the process's root: /proc/PID/root).
   struct stat st;
@@ -245,6 +260,7 @@ Result<int> CreateUnixListener(const UnixListener& l) {
   if (r.ok() && ::listen(s, l.backlog) != 0) r = PosixError("listen", what, errno);
   int v = 1;
   if (r.ok() && l.passcred) (void)::setsockopt(s, SOL_SOCKET, SO_PASSCRED, &v, sizeof v);
+  if (r.ok()) r = SetSockExtras(s, l.extras, what);
   if (!r.ok()) {
     ::close(s);
     return r;
@@ -343,7 +359,7 @@ Status SetOptions(int s, const UnixSocket& u) {
   if (snd > 0) (void)::setsockopt(s, SOL_SOCKET, SO_SNDBUFFORCE, &snd, sizeof snd);
   if (::setsockopt(s, SOL_SOCKET, SO_PASSCRED, &cred, sizeof cred) != 0)
     return PosixError("setsockopt(SO_PASSCRED)", "socket fd " + std::to_string(u.fd), errno);
-  return Status::Ok();
+  return SetSockExtras(s, u.extras, "socket fd " + std::to_string(u.fd));
 }
 
 }  // namespace

@@ -327,6 +327,20 @@ TEST(EngineModel, InetSocketsRoundTrip) {
   back = Read(Write(m));
   ASSERT_TRUE(back.ok()) << back.status().message();
   EXPECT_TRUE(back->inet_sockets == m.inet_sockets);
+  // The rest: raw options (a negative level or value too), groups with sources, a filter.
+  k.extras.options = {{1, 25, std::string("d0\0", 3)}, {0, 33, std::string("\x05\0\0\0", 4)}, {-7, 9, ""}};
+  McastGroup g;
+  g.ifindex = 3;
+  g.ifname = "d0";
+  g.group = std::string(16, '\xef');
+  g.fmode = 1;
+  g.sources = {std::string(16, '\x0a'), std::string(16, '\x0b')};
+  k.extras.groups = {g, McastGroup{}};
+  k.extras.filter = std::string(32, '\x15');
+  k.extras.filter_locked = true;
+  back = Read(Write(m));
+  ASSERT_TRUE(back.ok()) << back.status().message();
+  EXPECT_TRUE(back->inet_sockets == m.inet_sockets);
   m.inet_sockets[0].addr.resize(10);  // not a sockaddr_in
   back = Read(Write(m));
   ASSERT_FALSE(back.ok());
@@ -594,10 +608,11 @@ TEST(EngineModel, DamagedSectionsAreRefusedNotCrashes) {
   for (int i = 0; i < 63; ++i) tagged::PutBytes(&sig, 1, "", false);
   std::string info(1, static_cast<char>(kModelVersion));
   tagged::PutBytes(&info, 15, std::string(127, 's'), false);
-  for (auto [section, payload] :
+  for (const auto& edit :
        {std::pair{"thread.4242", regs}, std::pair{"signals", sig}, std::pair{"thread.4242", info}}) {
+    const std::string section = edit.first;
     auto back = Read(WriteEdited(m, [&](const std::string& name, std::string* p) {
-      if (name == section) *p = payload;
+      if (name == section) *p = edit.second;
     }));
     ASSERT_FALSE(back.ok()) << section;
     EXPECT_EQ(back.status().code(), Code::kCorruption) << back.status().message();

@@ -2,16 +2,20 @@
  * wake-ups longer than 2 ms ("END_NS GAP_NS", CLOCK_MONOTONIC) to
  * DIR/gaps.PID, so a test can see how long something stopped it.
  *   zdtm_gaps --now             prints CLOCK_MONOTONIC in ns
- *   zdtm_gaps DIR [--fork] [--socket] [--timer]
+ *   zdtm_gaps DIR [--fork] [--socket] [--timer] [--bpf-filter]
  * --fork: a child runs the same loop (a tree of two); the resources below
  * are then created by the child only. --socket: holds a listening TCP socket
  * with a connection waiting to be accepted (a descriptor the engine
  * refuses); --timer: holds a POSIX timer on the
- * parent's CPU-time clock (which the engine refuses too). Writes
+ * parent's CPU-time clock (which the engine refuses too); --bpf-filter:
+ * holds a UDP socket with an eBPF socket filter (SO_ATTACH_BPF), which
+ * the engine cannot read back and refuses. Writes
  * DIR/pid (and DIR/child) and DIR/ready, runs until DIR/stop. */
+#include <linux/bpf.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 
 #include "zdtm.h"
@@ -22,7 +26,29 @@ static int64_t now_ns(void) {
   return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-static int hold(int sock, int timer) {
+/* A UDP socket with an eBPF socket filter that accepts every datagram. */
+static int bpf_filtered_socket(void) {
+  struct bpf_insn prog[2];
+  memset(prog, 0, sizeof prog);
+  prog[0].code = BPF_ALU64 | BPF_MOV | BPF_K; /* r0 = 0xffff: keep the datagram */
+  prog[0].dst_reg = BPF_REG_0;
+  prog[0].imm = 0xffff;
+  prog[1].code = BPF_JMP | BPF_EXIT;
+  union bpf_attr attr;
+  memset(&attr, 0, sizeof attr);
+  attr.prog_type = BPF_PROG_TYPE_SOCKET_FILTER;
+  attr.insns = (uint64_t)(uintptr_t)prog;
+  attr.insn_cnt = 2;
+  attr.license = (uint64_t)(uintptr_t) "GPL";
+  int pfd = (int)syscall(SYS_bpf, BPF_PROG_LOAD, &attr, sizeof attr);
+  int s = socket(AF_INET, SOCK_DGRAM, 0);
+  if (pfd < 0 || s < 0 || setsockopt(s, SOL_SOCKET, SO_ATTACH_BPF, &pfd, sizeof pfd) != 0) return -1;
+  close(pfd);
+  return 0;
+}
+
+static int hold(int sock, int timer, int bpf) {
+  if (bpf && bpf_filtered_socket() != 0) return -1;
   if (sock) {
     /* A connection (to itself) never accepted: the listening socket has
      * it waiting, which the engine refuses. */
@@ -78,23 +104,24 @@ int main(int argc, char** argv) {
     return 0;
   }
   zdtm_init(argc, argv);
-  int fork_child = 0, sock = 0, timer = 0;
+  int fork_child = 0, sock = 0, timer = 0, bpf = 0;
   for (int i = 2; i < argc; i++) {
     if (strcmp(argv[i], "--fork") == 0) fork_child = 1;
     if (strcmp(argv[i], "--socket") == 0) sock = 1;
     if (strcmp(argv[i], "--timer") == 0) timer = 1;
+    if (strcmp(argv[i], "--bpf-filter") == 0) bpf = 1;
   }
   char pid[32];
   snprintf(pid, sizeof pid, "%d\n", (int)getpid());
   zdtm_write("pid", pid);
   if (!fork_child) {
-    if (hold(sock, timer) != 0) return zdtm_fail("socketpair or timer_create");
+    if (hold(sock, timer, bpf) != 0) return zdtm_fail("socket, eBPF filter or timer_create");
     loop("ready");
     return zdtm_pass();
   }
   pid_t c = fork();
   if (c == 0) {
-    if (hold(sock, timer) != 0) _exit(3);
+    if (hold(sock, timer, bpf) != 0) _exit(3);
     loop("ready.child");
     _exit(0);
   }

@@ -8,6 +8,7 @@
 #include "command.h"
 #include "engine/image_chain.h"
 #include "engine/model.h"
+#include "engine/sock_options.h"
 #include "engine/tree_model.h"
 
 namespace ckpt::cli {
@@ -67,6 +68,22 @@ Status DescribeChain(const image::ImageReader& r, const engine::TreeModel& t, nl
 namespace {
 
 // An event file's state, and a one-line summary of it.
+// A socket's options beyond its kind's own, its multicast groups, its filter.
+void AddExtras(const engine::SockExtras& x, nlohmann::ordered_json* e) {
+  if (!x.options.empty()) {
+    auto& o = (*e)["options"] = nlohmann::ordered_json::array();
+    for (const auto& v : x.options) o.push_back(engine::SockOptName(v.level, v.name));
+  }
+  if (!x.groups.empty()) {
+    auto& g = (*e)["multicast"] = nlohmann::ordered_json::array();
+    for (const auto& v : x.groups) g.push_back(engine::McastGroupText(v));
+  }
+  if (!x.filter.empty()) {
+    (*e)["filter_insns"] = x.filter.size() / 8;
+    if (x.filter_locked) (*e)["filter_locked"] = true;
+  }
+}
+
 nlohmann::ordered_json EventJson(const engine::EventFile& ev) {
   nlohmann::ordered_json e = {{"type", engine::EventKindName(ev.kind)}, {"object", ev.object}};
   std::string summary = engine::EventKindName(ev.kind);
@@ -221,11 +238,13 @@ Status DescribeProcessImage(const image::ImageReader& r, nlohmann::ordered_json*
       if (f.kind != engine::FdKind::kSocket || u.fd != (f.dup_of >= 0 ? f.dup_of : f.fd)) continue;
       const char* type = u.type == 1 ? "stream" : u.type == 2 ? "datagram" : "seqpacket";
       e["socket"] = {{"type", type}, {"inode", u.ino}, {"peer", u.peer}, {"passcred", u.passcred}};
+      AddExtras(u.extras, &e["socket"]);
     }
     for (const auto& l : m.unix_listeners) {
       if (f.kind != engine::FdKind::kUnixListener || l.fd != (f.dup_of >= 0 ? f.dup_of : f.fd)) continue;
       e["unix_listener"] = {
           {"name", l.name}, {"backlog", l.backlog}, {"type", l.type == 1 ? "stream" : "seqpacket"}};
+      AddExtras(l.extras, &e["unix_listener"]);
     }
     for (const auto& u : m.inet_sockets) {
       bool inet = f.kind == engine::FdKind::kInet || f.kind == engine::FdKind::kInetConnected;
@@ -242,6 +261,7 @@ Status DescribeProcessImage(const image::ImageReader& r, nlohmann::ordered_json*
         if (u.tcp.read_shut) e["inet"]["read_shut"] = true;    // CLOSE_WAIT: end-of-file after the queue
         if (u.tcp.write_shut) e["inet"]["write_shut"] = true;  // FIN_WAIT2: the process closed its side
       }
+      AddExtras(u.extras, &e["inet"]);
     }
     nlohmann::ordered_json locks = nlohmann::ordered_json::array();
     for (const auto& l : m.locks) {
@@ -351,6 +371,11 @@ void PrintProcessImage(const nlohmann::ordered_json& j) {
                  ? "TCP listening on " + f["inet"]["address"].get<std::string>() + ", backlog " +
                        std::to_string(f["inet"]["backlog"].get<int>())
                  : "UDP bound to " + f["inet"]["address"].get<std::string>();
+      for (const auto& g : f["inet"].value("multicast", nlohmann::ordered_json::array()))
+        what += ", member of " + g.get<std::string>();
+      if (f["inet"].contains("options"))
+        what += ", " + std::to_string(f["inet"]["options"].size()) + " more options";
+      if (f["inet"].contains("filter_insns")) what += ", a socket filter";
     } else if (f.contains("socket")) {
       what = "Unix " + f["socket"]["type"].get<std::string>() + " socket:[" +
              std::to_string(f["socket"]["inode"].get<std::uint32_t>()) + "], peer socket:[" +
