@@ -262,6 +262,7 @@ struct DumpRun {
   bool released = false;
   bool handoff_called = false;
   Status handoff_status;
+  PageBuffers buffers;  // populated before the freeze
 
   explicit DumpRun(const DumpOptions& opts) : o(opts), ctx{o, t, md, &pipe_census, &stats} {}
   // Adds the time since the last mark to `phase`.
@@ -446,6 +447,7 @@ Status WriteAndCommit(DumpRun& r, const Progress& progress) {
   po.section_type = r.parent ? kSecDeltaPages : kSecPageRecords;
   po.running = o.precopy;
   po.in_place = o.in_place_copy;
+  po.buffers = &r.buffers;
   // --leave-running to a file, a small process: it runs on once its pages
   // are in memory, not once they are in the image.
   if (o.leave_running && !o.precopy && o.stream == nullptr)
@@ -599,6 +601,10 @@ Result<DumpStats> DumpHere(const DumpOptions& o) {
     env->RemoveStaleTempFiles(o.dir, kImageFileName);
   }
 
+  // The page buffers cost a fault per page to populate: paid now, while
+  // the processes still run, not while they are frozen.
+  if (!o.in_place_copy && !o.precopy)
+    r.buffers.ReserveFor(o.pid, o.leave_running && o.stream == nullptr && !o.tree);
   auto frozen = FreezeTree(o.pid, o.tree);
   if (!frozen.ok() && Interruption() != 0) return InterruptedError(o, Status::Ok(), nullptr);
   if (!frozen.ok()) return frozen.status();

@@ -371,6 +371,31 @@ void AnalyzeChunk(const Chunk& c, const unsigned char* buf, ReadChunk* out) {
 
 }  // namespace
 
+PageBuffers::~PageBuffers() {
+  if (area_ != nullptr) ::munmap(area_, size_);
+}
+
+void PageBuffers::ReserveFor(pid_t pid, bool early) {
+  std::size_t want = 4 * kDumpChunk;
+  if (early) {
+    // RssAnon, in kB; the file pages a process changed (a library's data)
+    // come on top: a chunk of slack.
+    std::uint64_t anon_kb = 0;
+    auto status = ReadProcFile(pid, "status");
+    if (!status.ok()) return;
+    std::size_t at = status->find("RssAnon:");
+    if (at == std::string::npos) return;
+    anon_kb = std::strtoull(status->c_str() + at + 8, nullptr, 10);
+    std::uint64_t bytes = anon_kb * 1024 + kDumpChunk;
+    if (bytes > kEarlyReleaseMax) bytes = kEarlyReleaseMax;
+    want = static_cast<std::size_t>((bytes + kDumpChunk - 1) / kDumpChunk * kDumpChunk);
+  }
+  void* p = ::mmap(nullptr, want, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+  if (p == MAP_FAILED) return;
+  area_ = p;
+  size_ = want;
+}
+
 Result<PageDumpResult> WritePages(pid_t pid, const std::vector<PageRun>& candidates, image::ImageWriter* w,
                                   const std::string& prefix, const Progress& progress,
                                   const PageWriteOptions& po) {
@@ -384,18 +409,25 @@ Result<PageDumpResult> WritePages(pid_t pid, const std::vector<PageRun>& candida
   if (std::any_of(chunks.begin(), chunks.end(), [](const Chunk& c) { return c.any_shared; })) {
     mem_fd.reset(::open(ProcPath(pid, "mem").c_str(), O_RDONLY | O_CLOEXEC));  // -1: ReadMemory's fallback
   }
-  // The slots, faulted in by the kernel at once (MAP_POPULATE): first
-  // touches one page at a time cost a hypervisor exit each on a VM, paid
-  // while the process is frozen. A small process needs fewer slots.
+  // The slots: those populated before the freeze (PageBuffers) if there
+  // are enough, else faulted in by the kernel at once (MAP_POPULATE):
+  // first touches one page at a time cost a hypervisor exit each on a VM,
+  // paid while the process is frozen. A small process needs fewer slots.
   std::size_t slots = std::max<std::size_t>(1, std::min(kSlots, chunks.size()));
-  void* area = ::mmap(nullptr, slots * kDumpChunk, PROT_READ | PROT_WRITE,
-                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
-  if (area == MAP_FAILED) return PosixError("mmap", "the dump's page buffers", errno);
+  void* area = po.buffers != nullptr ? po.buffers->Get(slots * kDumpChunk) : nullptr;
+  const bool own = area == nullptr;
+  if (own) {
+    area = ::mmap(nullptr, slots * kDumpChunk, PROT_READ | PROT_WRITE,
+                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+    if (area == MAP_FAILED) return PosixError("mmap", "the dump's page buffers", errno);
+  }
   struct Unmap {
     void* p;
     std::size_t n;
-    ~Unmap() { ::munmap(p, n); }
-  } unmap{area, slots * kDumpChunk};
+    ~Unmap() {
+      if (n != 0) ::munmap(p, n);
+    }
+  } unmap{area, own ? slots * kDumpChunk : 0};
   std::vector<unsigned char*> bufs(kSlots);
   for (std::size_t i = 0; i < kSlots; ++i)
     bufs[i] = static_cast<unsigned char*>(area) + (i % slots) * kDumpChunk;

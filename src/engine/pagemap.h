@@ -39,6 +39,31 @@ struct PageDumpResult {
 // before writing them (PageWriteOptions::all_read).
 inline constexpr std::uint64_t kEarlyReleaseMax = 16u << 20;
 
+// Page buffers mapped and faulted in ahead, before the processes are
+// frozen, for WritePages to read into instead of mapping its own while
+// they are (on a VM each first touch of a page costs a hypervisor exit).
+// Best effort: WritePages maps its own if these are too few.
+class PageBuffers {
+ public:
+  PageBuffers() = default;
+  ~PageBuffers();
+  PageBuffers(const PageBuffers&) = delete;
+  PageBuffers& operator=(const PageBuffers&) = delete;
+  // What a dump of process `pid` will want (its anonymous memory as
+  // /proc/PID/status counts it, up to kEarlyReleaseMax, with `early`: the
+  // pages may all be read before they are written; else WritePages' four
+  // chunks), mapped and populated now.
+  void ReserveFor(pid_t pid, bool early);
+  // At least `bytes` of them, or null.
+  unsigned char* Get(std::size_t bytes) const {
+    return bytes <= size_ ? static_cast<unsigned char*>(area_) : nullptr;
+  }
+
+ private:
+  void* area_ = nullptr;
+  std::size_t size_ = 0;
+};
+
 struct PageWriteOptions {
   // kSecPageRecords, or kSecDeltaPages in an incremental image.
   std::uint32_t section_type = kSecPageRecords;
@@ -53,6 +78,8 @@ struct PageWriteOptions {
   // The process writes its own pages into the image file where it can
   // (DumpOptions::in_place_copy).
   bool in_place = false;
+  // Buffers populated before the freeze, if any.
+  const PageBuffers* buffers = nullptr;
 };
 
 // Candidate pages (populated, not equal to their file) of every VMA. With

@@ -16,129 +16,19 @@
 #include <vector>
 
 #include "engine/proc.h"
+#include "engine/sock_names.h"
 #include "platform/posix_util.h"
 
 namespace ckpt::engine {
 
 using platform::PosixError;
 
+static_assert(kSolSocket == SOL_SOCKET && kIpprotoIp == IPPROTO_IP && kIpprotoIpv6 == IPPROTO_IPV6 &&
+              kIpprotoTcp == IPPROTO_TCP && kIpprotoUdp == IPPROTO_UDP);
+
 namespace {
 
-// Options getsockopt reads and setsockopt takes back from the same bytes,
-// by level; IPPROTO_IP ones apply to IPv6 sockets too (their IPv4-mapped
-// traffic). Not here: those the socket kinds keep by name (address, buffer
-// sizes, reuse, keepalive and the rest of ReadKeptOptions, SO_PASSCRED of
-// Unix sockets), read-only ones, and values the kernel changes by itself
-// on a connection (its MSS, window clamp, incoming CPU).
-enum When : unsigned char {
-  kAlways,
-  kUnconnected,  // on a connection the value is the kernel's, not the program's
-  kDatagram,     // not a stream socket's (the kernel sets it on accept() and refuses to set it)
-};
-
-struct Spec {
-  int level;
-  int name;
-  const char* label;
-  When when;
-};
-
-constexpr Spec kSpecs[] = {
-    {SOL_SOCKET, 1, "SO_DEBUG", kAlways},
-    {SOL_SOCKET, 5, "SO_DONTROUTE", kAlways},
-    {SOL_SOCKET, 6, "SO_BROADCAST", kAlways},
-    {SOL_SOCKET, 18, "SO_RCVLOWAT", kAlways},
-    {SOL_SOCKET, 20, "SO_RCVTIMEO", kAlways},
-    {SOL_SOCKET, 21, "SO_SNDTIMEO", kAlways},
-    {SOL_SOCKET, 25, "SO_BINDTODEVICE", kAlways},
-    {SOL_SOCKET, 29, "SO_TIMESTAMP", kAlways},
-    {SOL_SOCKET, 34, "SO_PASSSEC", kAlways},
-    {SOL_SOCKET, 35, "SO_TIMESTAMPNS", kAlways},
-    {SOL_SOCKET, 37, "SO_TIMESTAMPING", kAlways},
-    {SOL_SOCKET, 40, "SO_RXQ_OVFL", kAlways},
-    {SOL_SOCKET, 41, "SO_WIFI_STATUS", kAlways},
-    {SOL_SOCKET, 42, "SO_PEEK_OFF", kAlways},
-    {SOL_SOCKET, 43, "SO_NOFCS", kAlways},
-    {SOL_SOCKET, 45, "SO_SELECT_ERR_QUEUE", kAlways},
-    {SOL_SOCKET, 46, "SO_BUSY_POLL", kAlways},
-    {SOL_SOCKET, 47, "SO_MAX_PACING_RATE", kAlways},
-    {SOL_SOCKET, 60, "SO_ZEROCOPY", kAlways},
-    {SOL_SOCKET, 61, "SO_TXTIME", kAlways},
-    {SOL_SOCKET, 63, "SO_TIMESTAMP_NEW", kAlways},
-    {SOL_SOCKET, 64, "SO_TIMESTAMPNS_NEW", kAlways},
-    {SOL_SOCKET, 65, "SO_TIMESTAMPING_NEW", kAlways},
-    {SOL_SOCKET, 69, "SO_PREFER_BUSY_POLL", kAlways},
-    {SOL_SOCKET, 70, "SO_BUSY_POLL_BUDGET", kAlways},
-    {SOL_SOCKET, 74, "SO_TXREHASH", kAlways},
-    {SOL_SOCKET, 75, "SO_RCVMARK", kAlways},
-    {SOL_SOCKET, 76, "SO_PASSPIDFD", kAlways},
-    {IPPROTO_IP, 2, "IP_TTL", kAlways},
-    {IPPROTO_IP, 4, "IP_OPTIONS", kAlways},
-    {IPPROTO_IP, 6, "IP_RECVOPTS", kAlways},
-    {IPPROTO_IP, 7, "IP_RETOPTS", kAlways},
-    {IPPROTO_IP, 8, "IP_PKTINFO", kAlways},
-    {IPPROTO_IP, 10, "IP_MTU_DISCOVER", kAlways},
-    {IPPROTO_IP, 11, "IP_RECVERR", kAlways},
-    {IPPROTO_IP, 12, "IP_RECVTTL", kAlways},
-    {IPPROTO_IP, 13, "IP_RECVTOS", kAlways},
-    {IPPROTO_IP, 18, "IP_PASSSEC", kAlways},
-    {IPPROTO_IP, 20, "IP_RECVORIGDSTADDR", kAlways},
-    {IPPROTO_IP, 21, "IP_MINTTL", kAlways},
-    {IPPROTO_IP, 22, "IP_NODEFRAG", kAlways},
-    {IPPROTO_IP, 23, "IP_CHECKSUM", kAlways},
-    {IPPROTO_IP, 24, "IP_BIND_ADDRESS_NO_PORT", kAlways},
-    {IPPROTO_IP, 25, "IP_RECVFRAGSIZE", kAlways},
-    {IPPROTO_IP, 26, "IP_RECVERR_RFC4884", kAlways},
-    {IPPROTO_IP, 32, "IP_MULTICAST_IF", kDatagram},
-    {IPPROTO_IP, 33, "IP_MULTICAST_TTL", kDatagram},
-    {IPPROTO_IP, 34, "IP_MULTICAST_LOOP", kDatagram},
-    {IPPROTO_IP, 49, "IP_MULTICAST_ALL", kDatagram},
-    {IPPROTO_IP, 51, "IP_LOCAL_PORT_RANGE", kAlways},
-    {IPPROTO_IPV6, 2, "IPV6_2292PKTINFO", kAlways},
-    {IPPROTO_IPV6, 3, "IPV6_2292HOPOPTS", kAlways},
-    {IPPROTO_IPV6, 4, "IPV6_2292DSTOPTS", kAlways},
-    {IPPROTO_IPV6, 5, "IPV6_2292RTHDR", kAlways},
-    {IPPROTO_IPV6, 8, "IPV6_2292HOPLIMIT", kAlways},
-    {IPPROTO_IPV6, 11, "IPV6_FLOWINFO", kAlways},
-    {IPPROTO_IPV6, 16, "IPV6_UNICAST_HOPS", kAlways},
-    {IPPROTO_IPV6, 17, "IPV6_MULTICAST_IF", kAlways},
-    {IPPROTO_IPV6, 18, "IPV6_MULTICAST_HOPS", kAlways},
-    {IPPROTO_IPV6, 19, "IPV6_MULTICAST_LOOP", kAlways},
-    {IPPROTO_IPV6, 23, "IPV6_MTU_DISCOVER", kAlways},
-    {IPPROTO_IPV6, 25, "IPV6_RECVERR", kAlways},
-    {IPPROTO_IPV6, 29, "IPV6_MULTICAST_ALL", kAlways},
-    {IPPROTO_IPV6, 31, "IPV6_RECVERR_RFC4884", kAlways},
-    {IPPROTO_IPV6, 33, "IPV6_FLOWINFO_SEND", kAlways},
-    {IPPROTO_IPV6, 49, "IPV6_RECVPKTINFO", kAlways},
-    {IPPROTO_IPV6, 51, "IPV6_RECVHOPLIMIT", kAlways},
-    {IPPROTO_IPV6, 53, "IPV6_RECVHOPOPTS", kAlways},
-    {IPPROTO_IPV6, 56, "IPV6_RECVRTHDR", kAlways},
-    {IPPROTO_IPV6, 58, "IPV6_RECVDSTOPTS", kAlways},
-    {IPPROTO_IPV6, 60, "IPV6_RECVPATHMTU", kAlways},
-    {IPPROTO_IPV6, 62, "IPV6_DONTFRAG", kAlways},
-    {IPPROTO_IPV6, 66, "IPV6_RECVTCLASS", kAlways},
-    {IPPROTO_IPV6, 70, "IPV6_AUTOFLOWLABEL", kAlways},
-    {IPPROTO_IPV6, 72, "IPV6_ADDR_PREFERENCES", kAlways},
-    {IPPROTO_IPV6, 73, "IPV6_MINHOPCOUNT", kAlways},
-    {IPPROTO_IPV6, 74, "IPV6_RECVORIGDSTADDR", kAlways},
-    {IPPROTO_IPV6, 77, "IPV6_RECVFRAGSIZE", kAlways},
-    {IPPROTO_UDP, 1, "UDP_CORK", kAlways},
-    {IPPROTO_UDP, 100, "UDP_ENCAP", kAlways},
-    {IPPROTO_UDP, 101, "UDP_NO_CHECK6_TX", kAlways},
-    {IPPROTO_UDP, 102, "UDP_NO_CHECK6_RX", kAlways},
-    {IPPROTO_UDP, 103, "UDP_SEGMENT", kAlways},
-    {IPPROTO_UDP, 104, "UDP_GRO", kAlways},
-    {IPPROTO_TCP, 2, "TCP_MAXSEG", kUnconnected},
-    {IPPROTO_TCP, 7, "TCP_SYNCNT", kAlways},
-    {IPPROTO_TCP, 8, "TCP_LINGER2", kAlways},
-    {IPPROTO_TCP, 10, "TCP_WINDOW_CLAMP", kUnconnected},
-    {IPPROTO_TCP, 16, "TCP_THIN_LINEAR_TIMEOUTS", kAlways},
-    {IPPROTO_TCP, 27, "TCP_SAVE_SYN", kAlways},
-    {IPPROTO_TCP, 36, "TCP_INQ", kAlways},
-    {IPPROTO_TCP, 37, "TCP_TX_DELAY", kAlways},
-};
-
-bool Applies(const Spec& o, int family, int protocol) {
+bool Applies(const SockOptSpec& o, int family, int protocol) {
   const bool inet = family == AF_INET || family == AF_INET6;
   switch (o.level) {
     case SOL_SOCKET:
@@ -169,21 +59,6 @@ OptValue Get(int s, int level, int name) {
   v.ok = true;
   v.bytes.assign(buf, std::min<std::size_t>(len, sizeof buf));
   return v;
-}
-
-std::string AddrText(const std::string& sa) {
-  char buf[INET6_ADDRSTRLEN] = "?";
-  if (sa.size() >= sizeof(sockaddr_in) &&
-      reinterpret_cast<const sockaddr*>(sa.data())->sa_family == AF_INET) {
-    sockaddr_in a;
-    std::memcpy(&a, sa.data(), sizeof a);
-    ::inet_ntop(AF_INET, &a.sin_addr, buf, sizeof buf);
-  } else if (sa.size() >= sizeof(sockaddr_in6)) {
-    sockaddr_in6 a;
-    std::memcpy(&a, sa.data(), sizeof a);
-    ::inet_ntop(AF_INET6, &a.sin6_addr, buf, sizeof buf);
-  }
-  return buf;
 }
 
 // IPPROTO_IP for an IPv4 group, IPPROTO_IPV6 for an IPv6 one.
@@ -297,12 +172,6 @@ Status ReadFilter(int s, SockExtras* x) {
 
 }  // namespace
 
-std::string SockOptName(int level, int name) {
-  for (const Spec& o : kSpecs)
-    if (o.level == level && o.name == name) return o.label;
-  return "option " + std::to_string(level) + "/" + std::to_string(name);
-}
-
 std::string SockExtrasProblem(int s) {
   SockExtras x;
   Status st = ReadFilter(s, &x);
@@ -327,9 +196,9 @@ Status ReadSockExtras(int s, pid_t pid, int family, int type, int protocol, Sock
   const bool connected = ::getpeername(s, reinterpret_cast<sockaddr*>(&peer), &plen) == 0;
   int fresh = ::socket(family, type | SOCK_CLOEXEC, family == AF_UNIX ? 0 : protocol);
   if (fresh < 0) return PosixError("socket", "a socket to compare options with", errno);
-  for (const Spec& o : kSpecs) {
-    if (!Applies(o, family, protocol) || (o.when == kUnconnected && connected) ||
-        (o.when == kDatagram && type == SOCK_STREAM))
+  for (const SockOptSpec& o : SockOptSpecs()) {
+    if (!Applies(o, family, protocol) || (o.when == SockOptWhen::kUnconnected && connected) ||
+        (o.when == SockOptWhen::kDatagram && type == SOCK_STREAM))
       continue;
     OptValue v = Get(s, o.level, o.name);
     if (!v.ok) continue;
@@ -400,15 +269,6 @@ Status SetSockExtras(int s, const SockExtras& x, const std::string& what) {
       return PosixError("setsockopt(SO_LOCK_FILTER)", what, errno);
   }
   return Status::Ok();
-}
-
-std::string McastGroupText(const McastGroup& g) {
-  std::string t =
-      AddrText(g.group) + " on " + (g.ifname.empty() ? "device " + std::to_string(g.ifindex) : g.ifname);
-  if (g.fmode == MCAST_EXCLUDE && g.sources.empty()) return t;
-  t += g.fmode == MCAST_INCLUDE ? ", from " : ", not from ";
-  for (std::size_t i = 0; i < g.sources.size(); ++i) t += (i ? " " : "") + AddrText(g.sources[i]);
-  return t;
 }
 
 }  // namespace ckpt::engine

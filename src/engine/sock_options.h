@@ -39,11 +39,4 @@ Status ReadSockExtras(int s, pid_t pid, int family, int type, int protocol, Sock
 // or the restore fails naming it.
 Status SetSockExtras(int s, const SockExtras& x, const std::string& what);
 
-// The option's name ("SO_BINDTODEVICE"), or "option LEVEL/NAME".
-std::string SockOptName(int level, int name);
-
-// A multicast group membership as text ("239.1.2.3 on eth0, excluding no
-// source"), for ckpt inspect and messages.
-std::string McastGroupText(const McastGroup& g);
-
 }  // namespace ckpt::engine

@@ -8,7 +8,7 @@
 #include "command.h"
 #include "engine/image_chain.h"
 #include "engine/model.h"
-#include "engine/sock_options.h"
+#include "engine/sock_names.h"
 #include "engine/tree_model.h"
 
 namespace ckpt::cli {
