@@ -60,6 +60,7 @@ class PageBuffers {
   }
 
  private:
+  void WarmSource(pid_t pid) const;
   void* area_ = nullptr;
   std::size_t size_ = 0;
 };
