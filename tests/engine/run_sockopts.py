@@ -25,12 +25,14 @@ the report must be the same every time.
 """
 import faulthandler
 import os
-import select  # noqa: F401  (the server's)
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import ckpttest  # noqa: E402
 
 CKPT = sys.argv[1]
 if os.environ.get("CKPT_SOCKOPTS_NETNS") != "1":
@@ -193,15 +195,7 @@ def main():
     print("ok   before any dump: %s; received %s" % (report, got), flush=True)
     img = os.path.join(W, "img")
     for rnd in (1, 2):
-        r = subprocess.run([CKPT, "dump", str(pid), "-D", img], capture_output=True, text=True)
-        if r.returncode != 0:
-            fail("dump %d: %s" % (rnd, r.stderr))
-        if rnd == 1:
-            server.wait()
-        r = subprocess.run([CKPT, "restore", "-D", img, "--detach"], capture_output=True, text=True, timeout=60)
-        if r.returncode != 0:
-            fail("restore %d: %s" % (rnd, r.stderr))
-        pid = int(r.stdout)
+        pid = ckpttest.dump_and_restore(CKPT, pid, img, "restore %d" % rnd, fail, server if rnd == 1 else None)
         report, got = exchange(b"r%d" % rnd)
         if report != WANT_REPORT:
             fail("after restore %d the report is %r, expected %r" % (rnd, report, WANT_REPORT))

@@ -528,15 +528,8 @@ def options():
     print("ok   urgent data not yet read: refused (%s), the server ran on and then read it" %
           r.stderr.strip().splitlines()[-1], flush=True)
     for rnd in (1, 2):
-        r = subprocess.run([CKPT, "dump", str(pid), "-D", img], capture_output=True, text=True)
-        if r.returncode != 0:
-            fail("dump %d: %s" % (rnd, r.stderr))
-        if rnd == 1:
-            server.wait()
-        r = subprocess.run([CKPT, "restore", "-D", img, "--detach"], capture_output=True, text=True, timeout=60)
-        if r.returncode != 0:
-            fail("restore %d: %s" % (rnd, r.stderr))
-        pid = server_pid[0] = int(r.stdout)
+        pid = server_pid[0] = ckpttest.dump_and_restore(CKPT, pid, img, "restore %d" % rnd, fail,
+                                                        server if rnd == 1 else None)
         got = ask(b"report", "after restore %d" % rnd)
         if got != want:
             fail("after restore %d the options are %r, expected %r" % (rnd, got, want))

@@ -156,6 +156,22 @@ def run_tests(namespace, only=None):
             shutil.rmtree(work, ignore_errors=True)
 
 
+def dump_and_restore(ckpt, pid, img, what, on_fail=None, first=None):
+    """One engine cycle: `ckpt dump PID -D IMG` (the process ends) and `ckpt restore -D IMG --detach`;
+    returns the restored process's PID. `first`: the original process's Popen, reaped after the dump.
+    A failure goes to on_fail (default fail) with `what` ("restore 2") in its message."""
+    on_fail = on_fail or fail
+    r = subprocess.run([ckpt, "dump", str(pid), "-D", img], capture_output=True, text=True)
+    if r.returncode != 0:
+        on_fail("dump before %s: %s" % (what, r.stderr))
+    if first is not None:
+        first.wait()
+    r = subprocess.run([ckpt, "restore", "-D", img, "--detach"], capture_output=True, text=True, timeout=60)
+    if r.returncode != 0:
+        on_fail("%s: %s" % (what, r.stderr))
+    return int(r.stdout)
+
+
 def spool_entries(path):
     """A migration spool's entries (m-ID directories), outcome records aside."""
     return sorted(f for f in os.listdir(path) if f != "outcomes")
