@@ -14,7 +14,8 @@
 // - a classic BPF socket filter (SO_GET_FILTER), and SO_LOCK_FILTER.
 // What cannot be read is refused before anything is frozen: an eBPF socket
 // filter (SO_ATTACH_BPF), a kernel TLS or other upper-layer protocol on a
-// TCP connection (TCP_ULP). Stateless.
+// TCP connection (TCP_ULP); TCP MD5 keys are refused by inet_sockets.cc
+// (inet_diag shows them). Stateless.
 #pragma once
 
 #include <sys/types.h>

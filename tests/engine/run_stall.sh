@@ -13,7 +13,7 @@
 # process before this check existed), while one noisy moment does not move
 # the median.
 #   run_stall.sh CKPT BINDIR CASE
-# CASE: socket | timer | flock | pipe | bpf-filter (one process; the
+# CASE: socket | timer | flock | pipe | bpf-filter | md5 (one process; the
 #       resource it holds)
 #       | tree-socket (a tree of two, dumped with --tree; the child holds it)
 set -u
@@ -39,6 +39,7 @@ case $CASE in
   socket) "$G" "$W" --socket </dev/null >/dev/null 2>&1 & EXPECT="with connections waiting to be accepted" ;;
   timer) "$G" "$W" --timer </dev/null >/dev/null 2>&1 & EXPECT="POSIX timer" ;;
   bpf-filter) "$G" "$W" --bpf-filter </dev/null >/dev/null 2>&1 & EXPECT="eBPF socket filter" ;;
+  md5) "$G" "$W" --md5 </dev/null >/dev/null 2>&1 & EXPECT="TCP MD5 signature keys" ;;
   flock) flock "$W/lock" "$G" "$W" </dev/null >/dev/null 2>&1 & EXPECT="flock() exclusive lock" ;;
   pipe) "$G" "$W" </dev/null 2>&1 | cat >/dev/null & EXPECT="pipe:" ;;
   tree-socket) "$G" "$W" --fork --socket </dev/null >/dev/null 2>&1 & TREE=(--tree); EXPECT="with connections waiting to be accepted" ;;

@@ -2,17 +2,19 @@
  * wake-ups longer than 2 ms ("END_NS GAP_NS", CLOCK_MONOTONIC) to
  * DIR/gaps.PID, so a test can see how long something stopped it.
  *   zdtm_gaps --now             prints CLOCK_MONOTONIC in ns
- *   zdtm_gaps DIR [--fork] [--socket] [--timer] [--bpf-filter]
+ *   zdtm_gaps DIR [--fork] [--socket] [--timer] [--bpf-filter] [--md5]
  * --fork: a child runs the same loop (a tree of two); the resources below
  * are then created by the child only. --socket: holds a listening TCP socket
  * with a connection waiting to be accepted (a descriptor the engine
  * refuses); --timer: holds a POSIX timer on the
  * parent's CPU-time clock (which the engine refuses too); --bpf-filter:
  * holds a UDP socket with an eBPF socket filter (SO_ATTACH_BPF), which
- * the engine cannot read back and refuses. Writes
+ * the engine cannot read back and refuses; --md5: holds a listening TCP
+ * socket with a TCP MD5 signature key (TCP_MD5SIG), refused likewise. Writes
  * DIR/pid (and DIR/child) and DIR/ready, runs until DIR/stop. */
 #include <linux/bpf.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -47,8 +49,23 @@ static int bpf_filtered_socket(void) {
   return 0;
 }
 
-static int hold(int sock, int timer, int bpf) {
+/* A listening TCP socket with an MD5 signature key for peer 127.0.0.1. */
+static int md5_socket(void) {
+  struct tcp_md5sig sig;
+  memset(&sig, 0, sizeof sig);
+  struct sockaddr_in* peer = (struct sockaddr_in*)&sig.tcpm_addr;
+  peer->sin_family = AF_INET;
+  peer->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  sig.tcpm_keylen = 6;
+  memcpy(sig.tcpm_key, "secret", 6);
+  int s = socket(AF_INET, SOCK_STREAM, 0);
+  if (s < 0 || listen(s, 1) != 0 || setsockopt(s, IPPROTO_TCP, TCP_MD5SIG, &sig, sizeof sig) != 0) return -1;
+  return 0;
+}
+
+static int hold(int sock, int timer, int bpf, int md5) {
   if (bpf && bpf_filtered_socket() != 0) return -1;
+  if (md5 && md5_socket() != 0) return -1;
   if (sock) {
     /* A connection (to itself) never accepted: the listening socket has
      * it waiting, which the engine refuses. */
@@ -104,24 +121,25 @@ int main(int argc, char** argv) {
     return 0;
   }
   zdtm_init(argc, argv);
-  int fork_child = 0, sock = 0, timer = 0, bpf = 0;
+  int fork_child = 0, sock = 0, timer = 0, bpf = 0, md5 = 0;
   for (int i = 2; i < argc; i++) {
     if (strcmp(argv[i], "--fork") == 0) fork_child = 1;
     if (strcmp(argv[i], "--socket") == 0) sock = 1;
     if (strcmp(argv[i], "--timer") == 0) timer = 1;
     if (strcmp(argv[i], "--bpf-filter") == 0) bpf = 1;
+    if (strcmp(argv[i], "--md5") == 0) md5 = 1;
   }
   char pid[32];
   snprintf(pid, sizeof pid, "%d\n", (int)getpid());
   zdtm_write("pid", pid);
   if (!fork_child) {
-    if (hold(sock, timer, bpf) != 0) return zdtm_fail("socket, eBPF filter or timer_create");
+    if (hold(sock, timer, bpf, md5) != 0) return zdtm_fail("socket, eBPF filter or timer_create");
     loop("ready");
     return zdtm_pass();
   }
   pid_t c = fork();
   if (c == 0) {
-    if (hold(sock, timer, bpf) != 0) _exit(3);
+    if (hold(sock, timer, bpf, md5) != 0) _exit(3);
     loop("ready.child");
     _exit(0);
   }
