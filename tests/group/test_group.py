@@ -429,7 +429,11 @@ def case_wine_orphans():
         if how == "windows-ctrl-c":
             check(p.returncode == 130 and "interrupted by Ctrl-C" in err, "%s: rc %d %s" % (how, p.returncode, err))
         if how == "linux-sh":
-            check("the group coordinator is gone" in err, "%s: members' message: %s" % (how, err))
+            # Killed after its members joined, the coordinator is "gone"; on a loaded machine a member
+            # may only reach the connect when it is already dead ("cannot reach"): either way each
+            # member that got that far says why it ended.
+            said = err.count("the group coordinator is gone") + err.count("cannot reach the group coordinator")
+            check(said >= 1, "%s: members' message: %s" % (how, err))
 
 
 def case_corrupt_image():
