@@ -380,13 +380,9 @@ void PageBuffers::ReserveFor(pid_t pid, bool early) {
   if (early) {
     // RssAnon, in kB; the file pages a process changed (a library's data)
     // come on top: a chunk of slack.
-    std::uint64_t anon_kb = 0;
-    auto status = ReadProcFile(pid, "status");
-    if (!status.ok()) return;
-    std::size_t at = status->find("RssAnon:");
-    if (at == std::string::npos) return;
-    anon_kb = std::strtoull(status->c_str() + at + 8, nullptr, 10);
-    std::uint64_t bytes = anon_kb * 1024 + kDumpChunk;
+    auto anon = StatusField(pid, "RssAnon");
+    if (!anon.ok() || anon->empty()) return;
+    std::uint64_t bytes = std::strtoull(anon->c_str(), nullptr, 10) * 1024 + kDumpChunk;
     if (bytes > kEarlyReleaseMax) bytes = kEarlyReleaseMax;
     want = static_cast<std::size_t>((bytes + kDumpChunk - 1) / kDumpChunk * kDumpChunk);
   }

@@ -188,9 +188,7 @@ std::string SockExtrasProblem(int s) {
 }
 
 Status ReadSockExtras(int s, pid_t pid, int family, int type, int protocol, SockExtras* x) {
-  std::string problem = SockExtrasProblem(s);
-  if (!problem.empty()) return NotSupported(problem);
-  RETURN_IF_ERROR(ReadFilter(s, x));
+  RETURN_IF_ERROR(ReadFilter(s, x));  // refuses an eBPF filter (TCP_ULP: InetSocketProblem, before)
   sockaddr_storage peer;
   socklen_t plen = sizeof peer;
   const bool connected = ::getpeername(s, reinterpret_cast<sockaddr*>(&peer), &plen) == 0;

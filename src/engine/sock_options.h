@@ -33,7 +33,9 @@ namespace ckpt::engine {
 std::string SockExtrasProblem(int s);
 
 // Reads into `x` what socket `s` of process `pid` has beyond its kind's
-// own options (above). `family`, `type`, `protocol`: the socket's.
+// own options (above). `family`, `type`, `protocol`: the socket's. An eBPF
+// filter is refused here too; the callers have asked SockExtrasProblem
+// (through InetSocketProblem, SocketProblem) before.
 Status ReadSockExtras(int s, pid_t pid, int family, int type, int protocol, SockExtras* x);
 
 // Sets them on restored socket `s` (`what` names it in errors): each one,
