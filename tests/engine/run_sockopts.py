@@ -25,6 +25,7 @@ the report must be the same every time.
 """
 import faulthandler
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -132,6 +133,7 @@ failures = []
 def fail(msg):
     print("FAIL: " + msg, flush=True)
     subprocess.run(["pkill", "-9", "-f", "--", "ckpt-sockopts-server"])
+    shutil.rmtree(W, ignore_errors=True)
     sys.exit(1)
 
 
@@ -208,6 +210,7 @@ def main():
         fail("ckpt inspect does not show the groups and the filter: %r" % r.stdout)
     print(line[0].strip())
     subprocess.run(["kill", "-9", str(pid)])
+    shutil.rmtree(W, ignore_errors=True)
     print("PASS: multicast memberships, source filters, a classic socket filter and %d socket options kept "
           "across two restores" % len(WANT_REPORT.split()))
 
