@@ -20,6 +20,7 @@
 #include "engine/guard.h"
 #include "engine/image_file.h"
 #include "engine/incremental.h"
+#include "engine/lazy.h"
 #include "engine/mm.h"
 #include "engine/pagemap.h"
 #include "engine/pipes.h"
@@ -190,7 +191,7 @@ Status WriteMemberModels(const std::vector<MemberDump>& md, const TreeModel& t, 
     std::string prefix = SectionPrefix(t, d.pid);
     RETURN_IF_ERROR(WriteModel(w, d.m, prefix));
     for (const auto& b : d.blobs) RETURN_IF_ERROR(w->AddSection(kSecBlob, prefix + b.name, "", b.data));
-    RETURN_IF_ERROR(WriteMemberDelta(w, prefix, incremental, d.inherited, d.tracker));
+    RETURN_IF_ERROR(WriteMemberDelta(w, prefix, incremental, d.inherited, d.tracker, d.remote));
   }
   return Status::Ok();
 }
@@ -322,6 +323,25 @@ Status CollectAll(DumpRun& r) {
     if (!why_not.empty()) r.stats.notes.push_back(why_not);
     r.stats.pages_inherited += PagemapPages(d.inherited);
   }
+  if (r.o.postcopy) {
+    // Post-copy: the pages a lazy restore can fill on the target stay
+    // here (sent by the handoff); the others go into the image.
+    for (auto& d : r.md) {
+      d.remote = RunsIntersect(d.candidates, LazyEligibleRuns(d.m.vmas));
+      // The restore itself touches a thread's rseq area (the kernel writes
+      // it when rseq is registered), before the pages can come: stored.
+      std::vector<PageRun> early;
+      for (const ThreadState& t : d.m.threads) {
+        if (t.rseq_ptr == 0 || t.rseq_len == 0) continue;
+        std::uint64_t lo = t.rseq_ptr & ~(kPageSize - 1);
+        std::uint64_t hi = (t.rseq_ptr + t.rseq_len + kPageSize - 1) & ~(kPageSize - 1);
+        early.push_back({lo, (hi - lo) / kPageSize});
+      }
+      d.remote = RunsSubtract(d.remote, RunsUnion(early, {}));
+      d.candidates = RunsSubtract(d.candidates, d.remote);
+      for (const PageRun& run : d.remote) r.stats.remote.push_back({d.pid, run.addr, run.pages});
+    }
+  }
   r.Lap(&r.stats.phases.pagemap_ns);
   return CheckInterrupted();
 }
@@ -437,14 +457,15 @@ Status WriteAndCommit(DumpRun& r, const Progress& progress) {
   RETURN_IF_ERROR(WriteTreeModel(&w, r.t));
   r.stats.tree_meta_bytes = sink->Position() - before_tree;
   RETURN_IF_ERROR(r.resources.Each([&](DumpResource& res) { return res.WriteAfterTree(r.ctx, &w); }));
-  RETURN_IF_ERROR(WriteMemberModels(r.md, r.t, r.parent.has_value(), &w));
+  const bool incremental = r.parent.has_value() || o.postcopy;
+  RETURN_IF_ERROR(WriteMemberModels(r.md, r.t, incremental, &w));
   r.stats.comm_ns += NowNs() - tc;
   r.Lap(&r.stats.phases.comm_ns);
   RETURN_IF_ERROR(CheckInterrupted());
   // A pre-copy round: the processes run on while their pages are copied.
   if (o.precopy) RETURN_IF_ERROR(ReleaseAfterImage(r));
   PageWriteOptions po;
-  po.section_type = r.parent ? kSecDeltaPages : kSecPageRecords;
+  po.section_type = incremental ? kSecDeltaPages : kSecPageRecords;
   po.running = o.precopy;
   po.in_place = o.in_place_copy;
   po.buffers = &r.buffers;
@@ -577,6 +598,8 @@ Result<DumpStats> DumpHere(const DumpOptions& o) {
   if (o.handoff && o.stream == nullptr) return InvalidArgument("a dump handoff needs a stream to write to");
   if ((o.pre || o.precopy) && !o.leave_running)
     return InvalidArgument("--pre leaves the processes running (--leave-running)");
+  if (o.postcopy && (!o.handoff || o.leave_running || o.precopy))
+    return InvalidArgument("a post-copy dump keeps its processes frozen for its handoff");
   if (!o.parent.empty() && o.stream != nullptr)
     return InvalidArgument("an incremental dump into a stream takes its parent as parent_state");
   ASSIGN_OR_RETURN(r.id, NewImageId());

@@ -59,6 +59,11 @@ struct DumpOptions {
   // caught by the tracking and sent by the next round. The image is only a
   // parent (section `precopy`): a restore refuses it.
   bool precopy = false;
+  // A post-copy migration's image (`ckpt migrate --lazy`; with a stream and
+  // a handoff): the pages of private anonymous mappings are listed (section
+  // `remote`, DumpStats::remote) but not stored; the handoff sends them
+  // from the still frozen processes once the target's copy runs.
+  bool postcopy = false;
   bool sync = true;                 // fsync the image before renaming it into place
   std::uint32_t image_mode = 0600;  // permission bits of the image file (at least 0600)
   Progress progress;
@@ -108,6 +113,12 @@ struct DumpStats {
   // What a dump with this image as its parent needs (its identity, each
   // member's pages and tracker): DumpOptions::parent_state of the next round.
   std::string delta_state;
+  // DumpOptions::postcopy: the pages listed but not stored, per member PID.
+  struct RemoteRun {
+    std::int32_t pid = 0;
+    std::uint64_t addr = 0, pages = 0;
+  };
+  std::vector<RemoteRun> remote;
   std::uint64_t image_bytes = 0;  // the image's size (with a stream: bytes written to it)
   int members = 0;                // processes (zombies included)
   int shared_objects = 0;         // shared memory objects, each stored once
@@ -155,6 +166,22 @@ enum class IpcNsMode {
   kAuto,  // this namespace if every id and key is free, else a fresh one
 };
 
+// Where a post-copy migration's pages come from on its target: the
+// migration's source, which holds them frozen (RestoreOptions::remote_pages).
+class RemotePages {
+ public:
+  virtual ~RemotePages() = default;
+  // Pages [addr, addr + size) of member `pid` (its PID when dumped), as a
+  // run the image lists in its `remote` section or a piece of one: waits
+  // until they came; an error if they cannot come (the link is gone).
+  virtual Status Read(std::int32_t pid, std::uint64_t addr, std::size_t size, void* dst) = 0;
+  // "the source (ssh://host)": for messages.
+  virtual std::string Describe() const = 0;
+  // Every page is in (called before the restore completes): an error undoes
+  // the restore, as a failed fill does.
+  virtual Status AllIn() { return Status::Ok(); }
+};
+
 struct RestoreOptions {
   std::string dir;
   IpcNsMode ipc_ns = IpcNsMode::kHost;
@@ -168,6 +195,10 @@ struct RestoreOptions {
   // background (docs/engine.md, "Lazy restore"). Restore returns once all
   // are in; on_running is called when the processes run.
   bool lazy = false;
+  // A post-copy image (DumpOptions::postcopy): where the pages it lists as
+  // remote come from, lazily (needs `lazy`). Without it such an image is
+  // refused.
+  RemotePages* remote_pages = nullptr;
   Progress progress;
   // Called once the process runs (before waiting for it).
   std::function<void(const RestoreStats&)> on_running;

@@ -326,9 +326,14 @@ Status WriteIdentity(image::ImageWriter* w, const ImageId& id, const ParentImage
 }
 
 Status WriteMemberDelta(image::ImageWriter* w, const std::string& prefix, bool incremental,
-                        const std::vector<PageRun>& inherited, const Tracker& tracker) {
-  if (incremental)
-    RETURN_IF_ERROR(w->AddSection(kSecInherited, prefix + "inherited", "", EncodePagemap(inherited)));
+                        const std::vector<PageRun>& inherited, const Tracker& tracker,
+                        const std::vector<PageRun>& remote) {
+  if (incremental) {
+    RETURN_IF_ERROR(
+        w->AddSection(kSecInherited, prefix + "inherited", "", EncodePagemap(RunsUnion(inherited, remote))));
+  }
+  if (!remote.empty())
+    RETURN_IF_ERROR(w->AddSection(kSecRemote, prefix + "remote", "", EncodePagemap(remote)));
   if (!tracker.armed()) return Status::Ok();
   std::string o;
   o.push_back(static_cast<char>(kChainVersion));
@@ -341,7 +346,8 @@ Status WriteMemberDelta(image::ImageWriter* w, const std::string& prefix, bool i
 // pages it stores and those it inherits itself.
 struct ImageChain::Link {
   std::string path;
-  std::unique_ptr<image::ImageReader> reader;
+  std::unique_ptr<image::ImageReader> reader;  // null for a post-copy source
+  RemotePages* remote = nullptr;               // a post-copy source: the pages it holds
   struct Member {
     std::string prefix;
     std::vector<PageRun> stored, inherited;
@@ -352,12 +358,22 @@ struct ImageChain::Link {
 ImageChain::~ImageChain() = default;
 
 Result<std::unique_ptr<ImageChain>> ImageChain::Open(const std::string& dir, const image::ImageReader& r,
-                                                     const TreeModel& t, bool trust) {
+                                                     const TreeModel& t, bool trust, RemotePages* remote) {
   ImageId id;
   std::string rel;
   ASSIGN_OR_RETURN(bool has, ReadParentLink(r, &id, &rel));
-  if (!has) return std::unique_ptr<ImageChain>();
+  bool postcopy = false;
+  for (const auto& mem : t.members) {
+    if (!mem.zombie && r.Find(kSecRemote, SectionPrefix(t, mem.pid) + "remote") != nullptr) postcopy = true;
+  }
+  if (!has && !postcopy) return std::unique_ptr<ImageChain>();
   const std::string child = r.source().Name();
+  if (postcopy && remote == nullptr) {
+    return FailedPrecondition(child +
+                              " is the image of a post-copy migration (--lazy): the pages it lists as "
+                              "remote stayed with the migration's source, so only that migration's "
+                              "receiver can restore it");
+  }
   // A streamed image (a live migration's last round) has its members'
   // models and inherited pages before any pages: known by now.
   std::unique_ptr<ImageChain> chain(new ImageChain());
@@ -368,9 +384,24 @@ Result<std::unique_ptr<ImageChain>> ImageChain::Open(const std::string& dir, con
       return Corruption(child + ": incremental image without '" + name + "'");
     ASSIGN_OR_RETURN(chain->wanted_[mem.pid], ReadRuns(r, kSecInherited, name));
   }
+  if (postcopy) {
+    // The first link: the source's frozen processes, sending what they hold.
+    auto link = std::make_unique<Link>();
+    link->path = remote->Describe();
+    link->remote = remote;
+    for (const auto& mem : t.members) {
+      if (mem.zombie) continue;
+      Link::Member m;
+      m.prefix = SectionPrefix(t, mem.pid);
+      ASSIGN_OR_RETURN(m.stored, ReadRuns(r, kSecRemote, m.prefix + "remote"));
+      m.inherited = RunsSubtract(chain->wanted_[mem.pid], m.stored);
+      link->members[mem.pid] = std::move(m);
+    }
+    chain->links_.push_back(std::move(link));
+  }
   std::string cur_dir = dir, named_by = child;
   std::set<std::string> seen = {ImageIdText(id)};
-  while (true) {
+  while (has) {
     std::string pdir = ParentDir(cur_dir, rel);
     auto link = std::make_unique<Link>();
     link->path = platform::JoinPath(pdir, kImageFileName);
@@ -397,8 +428,8 @@ Result<std::unique_ptr<ImageChain>> ImageChain::Open(const std::string& dir, con
     cur_dir = pdir;
     ASSIGN_OR_RETURN(has, ReadParentLink(*link->reader, &id, &rel));
     chain->links_.push_back(std::move(link));
-    if (!has) break;
-    if (!seen.insert(ImageIdText(id)).second) return Corruption(named_by + ": the chain of parents loops");
+    if (has && !seen.insert(ImageIdText(id)).second)
+      return Corruption(named_by + ": the chain of parents loops");
   }
   // Every inherited page is held by some image of the chain: checked now,
   // before anything is started.
@@ -429,7 +460,11 @@ void ImageChain::PrepareLazy(LazyFill* lazy,
       std::vector<PageRun> take = RunsIntersect(rest, m.stored);
       if (take.empty()) continue;
       rest = RunsSubtract(rest, take);
-      lazy->Plan(pid, static_cast<int>(i), *links_[i]->reader, m.prefix, take, *v->second);
+      if (links_[i]->remote != nullptr) {
+        lazy->PlanRemote(pid, static_cast<int>(i), links_[i]->remote, m.stored, take, *v->second);
+      } else {
+        lazy->Plan(pid, static_cast<int>(i), *links_[i]->reader, m.prefix, take, *v->second);
+      }
     }
   }
 }
@@ -452,6 +487,11 @@ Status ImageChain::RestoreInherited(std::int32_t dumped_pid, const std::vector<V
       ASSIGN_OR_RETURN(take, lazy->Apply(dumped_pid, static_cast<int>(i), pid));
       *pages += before - PagemapPages(take);
       if (take.empty()) continue;
+    }
+    if (l->remote != nullptr) {
+      return NotSupported(std::to_string(PagemapPages(take)) + " pages of " + Pid(dumped_pid) +
+                          " stayed with the migration's source and cannot be filled lazily here" +
+                          (lazy == nullptr ? " (no userfaultfd)" : ""));
     }
     RETURN_IF_ERROR(RestorePageSubset(l->reader.get(), m.prefix, take, pid, inj, pages));
   }

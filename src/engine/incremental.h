@@ -19,6 +19,7 @@
 #include <string_view>
 #include <vector>
 
+#include "engine/engine.h"
 #include "engine/image_chain.h"
 #include "engine/model.h"
 #include "engine/tree_model.h"
@@ -99,8 +100,11 @@ Status ProbeDirtyTracking();
 // Sections (docs/image-format.md).
 Status WriteIdentity(image::ImageWriter* w, const ImageId& id, const ParentImage* parent,
                      const std::string& dir);
+// `remote`: a post-copy dump's pages the source sends later (section
+// `remote`; in `inherited` too).
 Status WriteMemberDelta(image::ImageWriter* w, const std::string& prefix, bool incremental,
-                        const std::vector<PageRun>& inherited, const Tracker& tracker);
+                        const std::vector<PageRun>& inherited, const Tracker& tracker,
+                        const std::vector<PageRun>& remote);
 
 // The parents of an image, opened and checked, for its restore.
 class LazyFill;
@@ -110,8 +114,10 @@ class ImageChain {
   // The ancestors of the image read by `r` in `dir` (tree model `t`), each
   // checked to be the image the child was dumped against and to hold every
   // page the child inherits; nullptr if the image has no parent.
+  // A post-copy image (section `remote`) takes its first link from
+  // `remote` (an error without it).
   static Result<std::unique_ptr<ImageChain>> Open(const std::string& dir, const image::ImageReader& r,
-                                                  const TreeModel& t, bool trust);
+                                                  const TreeModel& t, bool trust, RemotePages* remote);
   ~ImageChain();
   // Fills member `dumped_pid`'s inherited pages into process `pid`, which
   // has its mappings (vmas) already; adds their number to `*pages`. With

@@ -42,6 +42,7 @@ struct PageFrame {
   std::uint64_t off = 0;  // of the data in the file
   std::uint32_t len = 0;
   std::uint64_t sum = 0;
+  bool verify = true;  // false: `sum` unknown (pages from a post-copy source, checked on the wire)
 };
 
 // Pages [addr, addr + pages*4K) of a process, page `first` on of `frame`.
@@ -123,7 +124,9 @@ bool Eligible(const Vma& v) {
   return v.kind == VmaKind::kAnon || v.kind == VmaKind::kHeap || v.kind == VmaKind::kStack;
 }
 
-std::vector<PageRun> EligibleRuns(const std::vector<Vma>& vmas) {
+}  // namespace
+
+std::vector<PageRun> LazyEligibleRuns(const std::vector<Vma>& vmas) {
   std::vector<PageRun> out;
   for (const auto& v : vmas) {
     if (!Eligible(v) || v.end <= v.start) continue;
@@ -135,6 +138,8 @@ std::vector<PageRun> EligibleRuns(const std::vector<Vma>& vmas) {
   }
   return out;
 }
+
+namespace {
 
 // Where each page of a page record section lies: pieces (addr, pages,
 // frame, first page in it) in the section's order. Only sections written
@@ -228,20 +233,12 @@ struct LinkPlan {
   std::vector<PageRun> left;
 };
 
-// Plans `wanted` against the section `prefix`pages of `r`.
-LinkPlan MakePlan(const image::ImageReader& r, const std::string& prefix, const std::vector<PageRun>& wanted,
-                  const std::vector<PageRun>& eligible) {
-  LinkPlan out;
-  out.left = wanted;
-  const image::SectionInfo* s = FindPages(r, prefix);
-  if (s == nullptr || wanted.empty()) return out;  // the eager path reports what is missing
-  std::vector<Extent> pieces;
-  out.status = IndexSection(r, *s, &out.frames, &pieces);
-  if (out.status.code() == Code::kNotSupported) out.status = Status::Ok();
-  if (!out.status.ok() || out.frames.empty()) {
-    out.frames.clear();
-    return out;
-  }
+// Plans `wanted` against `pieces` (each a part of one of `out`'s frames, in
+// address order): the extents to fill lazily, the pages to write at once,
+// and (out->left) those no piece gives.
+void PlanPieces(const std::vector<Extent>& pieces, const std::vector<PageRun>& wanted,
+                const std::vector<PageRun>& eligible, LinkPlan* outp) {
+  LinkPlan& out = *outp;
   std::vector<PageRun> taken;
   std::size_t j = 0, el = 0;
   for (const Extent& piece : pieces) {
@@ -277,6 +274,60 @@ LinkPlan MakePlan(const image::ImageReader& r, const std::string& prefix, const 
   }
   std::sort(taken.begin(), taken.end(), [](const PageRun& a, const PageRun& b) { return a.addr < b.addr; });
   out.left = RunsSubtract(wanted, RunsUnion(taken, {}));
+}
+
+// Plans `wanted` against the section `prefix`pages of `r`.
+LinkPlan MakePlan(const image::ImageReader& r, const std::string& prefix, const std::vector<PageRun>& wanted,
+                  const std::vector<PageRun>& eligible) {
+  LinkPlan out;
+  out.left = wanted;
+  const image::SectionInfo* s = FindPages(r, prefix);
+  if (s == nullptr || wanted.empty()) return out;  // the eager path reports what is missing
+  std::vector<Extent> pieces;
+  out.status = IndexSection(r, *s, &out.frames, &pieces);
+  if (out.status.code() == Code::kNotSupported) out.status = Status::Ok();
+  if (!out.status.ok() || out.frames.empty()) {
+    out.frames.clear();
+    return out;
+  }
+  PlanPieces(pieces, wanted, eligible, &out);
+  return out;
+}
+
+// A member's pages at a post-copy source, as a source of frames: offsets
+// are addresses.
+class RemoteMember final : public image::RandomAccessSource {
+ public:
+  RemoteMember(RemotePages* remote, std::int32_t pid)
+      : remote_(remote), pid_(pid), name_(remote->Describe() + " (process " + std::to_string(pid) + ")") {}
+  Status ReadAt(std::uint64_t offset, std::size_t size, void* dst) const override {
+    return remote_->Read(pid_, offset, size, dst);
+  }
+  std::uint64_t Size() const override { return ~std::uint64_t{0}; }
+  const std::string& Name() const override { return name_; }
+
+ private:
+  RemotePages* remote_;
+  std::int32_t pid_;
+  std::string name_;
+};
+
+// Plans `wanted` from a post-copy source: frames of up to kRemoteFramePages
+// pages each, never across a run of `held` (what the source lists).
+LinkPlan MakeRemotePlan(const image::RandomAccessSource* src, const std::vector<PageRun>& held,
+                        const std::vector<PageRun>& wanted, const std::vector<PageRun>& eligible) {
+  LinkPlan out;
+  std::vector<Extent> pieces;
+  for (const PageRun& run : RemoteFrames(held)) {
+    Extent e;
+    e.addr = run.addr;
+    e.pages = static_cast<std::uint32_t>(run.pages);
+    e.frame = static_cast<std::uint32_t>(out.frames.size());
+    pieces.push_back(std::move(e));
+    out.frames.push_back({src, run.addr, static_cast<std::uint32_t>(run.pages * kPage), 0, false});
+  }
+  out.left = wanted;
+  PlanPieces(pieces, wanted, eligible, &out);
   return out;
 }
 
@@ -295,6 +346,7 @@ struct LazyFill::State {
   };
   std::deque<Task> tasks;
   std::map<std::pair<std::int32_t, int>, LinkPlan> plans;
+  std::vector<std::unique_ptr<image::RandomAccessSource>> remote_members;  // PlanRemote's frame sources
   std::set<std::pair<std::int32_t, int>> queued;
   bool plan_stop = false;
   std::thread planner;
@@ -322,7 +374,7 @@ struct LazyFill::State {
     buf.resize(fr.len);
     loaded = -1;
     RETURN_IF_ERROR(fr.src->ReadAt(fr.off, fr.len, buf.data()));
-    if (image::Checksum64(buf.data(), fr.len) != fr.sum)
+    if (fr.verify && image::Checksum64(buf.data(), fr.len) != fr.sum)
       return Corruption(fr.src->Name() + ": frame at offset " + std::to_string(fr.off) +
                         " checksum mismatch (data damaged)");
     loaded = f;
@@ -520,6 +572,21 @@ struct LazyFill::State {
     cv.notify_all();
     return Status::Ok();
   }
+  // The filler failed: every page still missing is unregistered, which
+  // wakes the faults waiting on it (they get zero pages). The restore
+  // sees the failure (Failed(), Finish()) and kills the processes instead
+  // of letting them run; a fault the restore itself made does not hang it.
+  void Unblock() {
+    for (auto& sp : spaces) {
+      for (const Extent& e : sp->ext) {
+        if (e.left == 0 || sp->dead) continue;
+        struct uffdio_range r {
+          e.addr, e.pages* kPage
+        };
+        (void)::ioctl(sp->uffd, UFFDIO_UNREGISTER, &r);
+      }
+    }
+  }
   void Loop() {
     while (true) {
       {
@@ -530,6 +597,7 @@ struct LazyFill::State {
       if (!st.ok()) {
         std::lock_guard<std::mutex> l(mu);
         failure = st;
+        Unblock();
         cv.notify_all();
         return;
       }
@@ -559,6 +627,11 @@ LazyFill::~LazyFill() {
   if (s_->wake >= 0) ::close(s_->wake);
 }
 
+Status LazyFill::Failed() const {
+  std::lock_guard<std::mutex> l(s_->mu);
+  return s_->failure;
+}
+
 bool LazyFill::empty() const {
   std::lock_guard<std::mutex> l(s_->mu);  // the filler adds forked children's spaces
   return s_->planned.empty() && s_->spaces.empty();
@@ -567,7 +640,7 @@ bool LazyFill::empty() const {
 void LazyFill::Plan(std::int32_t dumped_pid, int link, const image::ImageReader& r, const std::string& prefix,
                     const std::vector<PageRun>& wanted, const std::vector<Vma>& vmas) {
   std::lock_guard<std::mutex> l(s_->plan_mu);
-  s_->tasks.push_back({dumped_pid, link, &r, prefix, wanted, EligibleRuns(vmas)});
+  s_->tasks.push_back({dumped_pid, link, &r, prefix, wanted, LazyEligibleRuns(vmas)});
   s_->queued.insert({dumped_pid, link});
   s_->plan_cv.notify_all();
   if (s_->planner.joinable()) return;
@@ -585,6 +658,18 @@ void LazyFill::Plan(std::int32_t dumped_pid, int link, const image::ImageReader&
       s_->plan_cv.notify_all();
     }
   });
+}
+
+void LazyFill::PlanRemote(std::int32_t dumped_pid, int link, RemotePages* remote,
+                          const std::vector<PageRun>& held, const std::vector<PageRun>& wanted,
+                          const std::vector<Vma>& vmas) {
+  auto src = std::make_unique<RemoteMember>(remote, dumped_pid);
+  LinkPlan p = MakeRemotePlan(src.get(), held, wanted, LazyEligibleRuns(vmas));
+  std::lock_guard<std::mutex> l(s_->plan_mu);
+  s_->remote_members.push_back(std::move(src));
+  s_->queued.insert({dumped_pid, link});
+  s_->plans[{dumped_pid, link}] = std::move(p);
+  s_->plan_cv.notify_all();
 }
 
 void LazyFill::OnUffd(std::function<void(int)> f) {
@@ -702,6 +787,15 @@ Result<LazyStats> LazyFill::Finish(const std::function<void(std::uint64_t, std::
   RETURN_IF_ERROR(s_->failure);
   s_->stats.fill_ns = NowNs() - t0;
   return s_->stats;
+}
+
+std::vector<PageRun> RemoteFrames(const std::vector<PageRun>& held) {
+  std::vector<PageRun> out;
+  for (const PageRun& run : RunsUnion(held, {})) {
+    for (std::uint64_t p = 0; p < run.pages; p += kRemoteFramePages)
+      out.push_back({run.addr + p * kPage, std::min<std::uint64_t>(kRemoteFramePages, run.pages - p)});
+  }
+  return out;
 }
 
 std::string LazyUnavailable() {

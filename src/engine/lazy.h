@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/engine.h"
 #include "engine/model.h"
 #include "image/reader.h"
 #include "util/status.h"
@@ -54,6 +55,11 @@ class LazyFill {
   // the planning happens meanwhile.
   void Plan(std::int32_t dumped_pid, int link, const image::ImageReader& r, const std::string& prefix,
             const std::vector<PageRun>& wanted, const std::vector<Vma>& vmas);
+  // The same for what member `dumped_pid` takes from a post-copy source
+  // (link `link` of the chain): `held`, the runs it lists for the member.
+  // Planned at once (nothing to read).
+  void PlanRemote(std::int32_t dumped_pid, int link, RemotePages* remote, const std::vector<PageRun>& held,
+                  const std::vector<PageRun>& wanted, const std::vector<Vma>& vmas);
   // The member is rebuilt as `pid` up to its mappings: waits for that
   // plan, writes the pages it takes now (a private file mapping's changed
   // pages) and keeps the rest for Arm. Returns the runs it could not take
@@ -73,11 +79,23 @@ class LazyFill {
   // The processes run: pushes every page in; returns once all are.
   Result<LazyStats> Finish(const std::function<void(std::uint64_t, std::uint64_t)>& progress);
   bool empty() const;
+  // The filler's error, if it failed already (the restore asks before it
+  // lets the processes run).
+  Status Failed() const;
 
  private:
   struct State;
   std::unique_ptr<State> s_;
 };
+
+// The private anonymous mappings of `vmas` (what a lazy restore fills
+// through userfaultfd), as runs.
+std::vector<PageRun> LazyEligibleRuns(const std::vector<Vma>& vmas);
+
+// A post-copy source sends, and its target asks for, pages in frames: the
+// runs a dump listed (merged where adjacent), cut every kRemoteFramePages.
+inline constexpr std::uint64_t kRemoteFramePages = 256;
+std::vector<PageRun> RemoteFrames(const std::vector<PageRun>& held);
 
 // Whether a lazy restore can work here (`ckpt check`): userfaultfd with
 // the events the filler needs. Empty if so, else why not.

@@ -40,6 +40,7 @@ using image::kSecPages;
 using image::kSecParent;
 using image::kSecPosixTimers;
 using image::kSecPrecopy;
+using image::kSecRemote;
 using image::kSecSignals;
 using image::kSecSockets;
 using image::kSecThread;

@@ -59,6 +59,7 @@ struct MemberDump {
   std::vector<PageRun> inherited;  // with a parent image: pages it holds, not written since
   Tracker tracker;                 // the dirty tracker armed (--pre)
   bool keep_tracker = false;       // a pre-copy round's: the parent round's tracker, kept (RearmTracker)
+  std::vector<PageRun> remote;     // DumpOptions::postcopy: pages listed, sent after the handoff
 };
 
 // What the resources of one dump share.

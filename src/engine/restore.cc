@@ -385,6 +385,8 @@ Status RebuildAndRun(RestoreContext& c, RestoreTable& resources,
     // Test hook: everything is built, nothing runs yet.
     return Internal("failing the restore at its last step, as the fail-restore-late test hook asks");
   }
+  // A lazy fill that failed while the processes were rebuilt: they never run.
+  if (c.lazy != nullptr) RETURN_IF_ERROR(c.lazy->Failed());
   // Everything is built, nothing has run: the caller's last word (a
   // migration waits here for the source's go-ahead).
   if (c.o.hold) RETURN_IF_ERROR(c.o.hold(*c.stats));
@@ -403,6 +405,8 @@ Status FinishLazy(const RestoreOptions& o, LazyFill* lazy, std::int64_t t0, Rest
   stats->lazy_faults = ls.faults;
   stats->lazy_forks = ls.forks;
   stats->fill_ns = ls.fill_ns;
+  // Post-copy: the source's last word, before the copy here is kept.
+  if (o.remote_pages != nullptr) return o.remote_pages->AllIn();
   return Status::Ok();
 }
 
@@ -430,7 +434,8 @@ Result<RestoreStats> Restore(const RestoreOptions& o) {
                               "the process ran): it can only be the parent of a later image");
   }
   // An incremental image: its parents, checked before anything starts.
-  ASSIGN_OR_RETURN(std::unique_ptr<ImageChain> chain, ImageChain::Open(o.dir, *reader, t, o.trust_image));
+  ASSIGN_OR_RETURN(std::unique_ptr<ImageChain> chain,
+                   ImageChain::Open(o.dir, *reader, t, o.trust_image, o.remote_pages));
   if (o.new_pidns && t.members[0].pid == 1)
     return NotSupported("the dumped process was PID 1 of its namespace");
 

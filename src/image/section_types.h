@@ -84,6 +84,10 @@ inline constexpr std::uint32_t kSecDeltaPages = 0x031E;
 // Zero or one: the image is a pre-copy round of a live migration, its pages
 // copied while the processes ran ("precopy"): only a parent, never restored.
 inline constexpr std::uint32_t kSecPrecopy = 0x031F;
+// One per member of a post-copy migration's image (`--lazy`), required: the
+// pages the migration's source still holds and sends once the process runs
+// on the target ("remote", encoded as a pagemap; also in `inherited`).
+inline constexpr std::uint32_t kSecRemote = 0x0320;
 
 struct SectionTypeInfo {
   std::uint32_t type;
@@ -130,6 +134,7 @@ inline constexpr SectionTypeInfo kSectionTypes[] = {
     {kSecInherited, "inherited"},
     {kSecDeltaPages, "delta pages"},
     {kSecPrecopy, "precopy"},
+    {kSecRemote, "remote"},
 };
 
 // The short name of section type `type`; empty when no ckpt part knows it.

@@ -21,6 +21,8 @@
 #include <thread>
 
 #include "engine/engine.h"
+#include "net/remote_pages.h"
+#include "platform/env.h"
 #include "platform/posix_util.h"
 
 namespace ckpt::net {
@@ -38,10 +40,34 @@ void SendLine(int fd, const std::string& line) {
   }
 }
 
+// Reads exactly the line `want` (with its newline) from the receiver.
+bool ReadWord(int fd, const std::string& want) {
+  std::string got(want.size(), '\0');
+  std::size_t n = 0;
+  while (n < got.size()) {
+    ssize_t r = ::read(fd, got.data() + n, got.size() - n);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return false;
+    n += static_cast<std::size_t>(r);
+  }
+  return got == want;
+}
+
 // The fork: restores, reports, exits without running the receiver's
 // destructors or flushing its stdio (its stdout may be the ssh channel).
-[[noreturn]] void RestorerMain(int fd, const ArrivingImage& image, bool new_pidns, bool lazy) {
+[[noreturn]] void RestorerMain(int fd, const ArrivingImage& image, bool new_pidns, bool lazy, bool postcopy) {
+  std::unique_ptr<SourcePages> remote;
+  if (postcopy) {
+    auto opened = SourcePages::Open(image.conn_read_fd, image.conn_write_fd,
+                                    platform::JoinPath(image.dir, "postcopy-pages"), "the source");
+    if (!opened.ok()) {
+      SendLine(fd, nlohmann::json{{"error", opened.status().message()}}.dump());
+      ::_exit(1);
+    }
+    remote = std::move(opened).value();
+  }
   engine::RestoreOptions r;
+  r.remote_pages = remote.get();
   r.dir = image.dir;
   r.detach = true;
   r.ipc_ns = engine::IpcNsMode::kAuto;
@@ -51,16 +77,21 @@ void SendLine(int fd, const std::string& line) {
   r.follow_limit = image.limit;
   // A live migration's last image: what it takes from the rounds (complete
   // files here) is filled once the process runs.
-  r.lazy = lazy;
-  r.on_running = [fd](const engine::RestoreStats& s) {
+  r.lazy = lazy || postcopy;
+  r.on_running = [fd, &remote](const engine::RestoreStats& s) {
     if (!s.lazy) return;
-    SendLine(fd,
-             nlohmann::json{
-                 {"running",
-                  {{"pid", s.pid}, {"members", s.members}, {"new_ipc_ns", s.new_ipc_ns}, {"lazy", true}}}}
-                 .dump());
+    SendLine(fd, nlohmann::json{{"running",
+                                 {{"pid", s.pid},
+                                  {"members", s.members},
+                                  {"new_ipc_ns", s.new_ipc_ns},
+                                  {"lazy", true},
+                                  {"postcopy", remote != nullptr}}}}
+                     .dump());
+    // The receiver has sent DONE: the connection is ours (a missing
+    // page waits until then; no word means no pages and a failed fill).
+    if (remote != nullptr && ReadWord(fd, "net\n")) remote->Enable();
   };
-  r.hold = [fd](const engine::RestoreStats& s) -> Status {
+  r.hold = [fd, &remote](const engine::RestoreStats& s) -> Status {
     SendLine(fd, nlohmann::json{{"held", s.pid}}.dump());
     char c[3];
     std::size_t got = 0;
@@ -70,19 +101,22 @@ void SendLine(int fd, const std::string& line) {
       if (n <= 0) break;
       got += static_cast<std::size_t>(n);
     }
-    if (got == sizeof c && std::string(c, 3) == "go\n") return Status::Ok();
+    if (got == sizeof c && std::string(c, 3) == "go\n") {
+      if (remote != nullptr) remote->Released();
+      return Status::Ok();
+    }
     return FailedPrecondition("the receiver gave the restored copy up");
   };
   auto st = engine::Restore(r);
   if (st.ok()) {
-    SendLine(fd, nlohmann::json{{"done",
-                                 {{"pid", st->pid},
-                                  {"members", st->members},
-                                  {"new_ipc_ns", st->new_ipc_ns},
-                                  {"lazy_pages", st->lazy_pages},
-                                  {"lazy_faults", st->lazy_faults},
-                                  {"fill_ms", st->fill_ns / 1e6}}}}
-                     .dump());
+    nlohmann::json done = {{"pid", st->pid},
+                           {"members", st->members},
+                           {"new_ipc_ns", st->new_ipc_ns},
+                           {"lazy_pages", st->lazy_pages},
+                           {"lazy_faults", st->lazy_faults},
+                           {"fill_ms", st->fill_ns / 1e6}};
+    if (remote != nullptr) done["remote_pages"] = remote->Stats();
+    SendLine(fd, nlohmann::json{{"done", done}}.dump());
   } else {
     SendLine(fd, nlohmann::json{{"error", st.status().message()}}.dump());
   }
@@ -142,6 +176,11 @@ class ForkedRestore final : public ProcessRestore {
       return j["running"];
     }
     return Done(j, "when let go");
+  }
+
+  Status HandOver() override {
+    SendLine(fd_, "net");
+    return Status::Ok();
   }
 
   Result<nlohmann::json> AwaitFilled() override {
@@ -212,7 +251,7 @@ ProcessRestorer EngineRestorer() {
         }
         if (child == 0) {
           ::close(sv[0]);
-          RestorerMain(sv[1], image, new_pidns, hello.value("live", false));
+          RestorerMain(sv[1], image, new_pidns, hello.value("live", false), hello.value("postcopy", false));
         }
         ::close(sv[1]);
         return std::unique_ptr<ProcessRestore>(new ForkedRestore(child, sv[0]));

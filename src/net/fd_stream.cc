@@ -128,6 +128,11 @@ class FdStream final : public Stream {
   void SetInterruptFd(int fd) override {
     intr_fd_ = fd;
   }
+  bool Fds(int* read_fd, int* write_fd) const override {
+    *read_fd = rfd_;
+    *write_fd = wfd_;
+    return rfd_ >= 0 && wfd_ >= 0;
+  }
 
  private:
   static void Close(int fd) {

@@ -68,7 +68,8 @@ void Session::MaybeDie(const char* point) const {
 #endif
 }
 
-void Session::Released() {
+void Session::Released(bool record) {
+  if (!record) return MaybeDie("die-after-release");
   Status st = RecordCommitted(cfg.spool, id);
   if (!st.ok()) Log("warning: " + st.message());
   MaybeDie("die-after-release");
@@ -153,11 +154,13 @@ Status Preflight(Session* ss) {
                    std::to_string((need + (1 << 20) - 1) >> 20) + " MiB");
   }
   s.spool_free = ec ? 0 : sp.available;
+  int rfd = -1, wfd = -1;
   nlohmann::json a = {{"host", s.host},
                       {"spool", s.dir},
                       {"free", ec ? 0 : sp.available},
                       {"codecs", image::AvailableCodecs()},
-                      {"live", s.kind == "process"}};
+                      {"live", s.kind == "process"},
+                      {"postcopy", s.kind == "process" && s.s->Fds(&rfd, &wfd)}};
   return SendJson(s.s, FrameType::kAccept, a);
 }
 

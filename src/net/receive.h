@@ -34,6 +34,9 @@ class ProcessRestore {
   // Lets the held tree run; facts for the source (pid, members, ...;
   // "lazy": true when its pages are still being filled).
   virtual Result<nlohmann::json> Release() = 0;
+  // Post-copy, after DONE went out: the connection is the restore's until
+  // it reports the fill (AwaitFilled).
+  virtual Status HandOver() { return Status::Ok(); }
   // After a lazy Release(): waits until every page is in (facts of the fill).
   virtual Result<nlohmann::json> AwaitFilled() { return nlohmann::json::object(); }
 };
@@ -43,6 +46,9 @@ class ProcessRestore {
 struct ArrivingImage {
   std::string dir, complete_marker;
   std::uint64_t limit = 0;
+  // Post-copy (the source's HELLO says `postcopy`): the connection's
+  // descriptors, which the restore reads and writes once handed over.
+  int conn_read_fd = -1, conn_write_fd = -1;
 };
 
 // Starts the restore of an arriving process image (the source's HELLO asks

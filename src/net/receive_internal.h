@@ -67,9 +67,10 @@ struct Session {
   void Log(const std::string& m) const;
   // Waits for the source's COMMIT; an error if it gave up, went away or took too long.
   Status AwaitCommit();
-  // The target's copy runs: the outcome record, then (test hook
+  // The target's copy runs: the outcome record (unless `record` is false:
+  // post-copy records it once every page came), then (test hook
   // ReceiveConfig::fault die-after-release) perhaps a SIGKILL before DONE.
-  void Released();
+  void Released(bool record = true);
   // Test hook: this process dies (as SIGKILL would) when ReceiveConfig::fault
   // is `point` ("die-before-ready": once the copy is restored and held,
   // before READY).

@@ -39,6 +39,10 @@ Status StartProcessRestore(Session* ss) {
   a.dir = s.dir;
   a.complete_marker = lib::CompleteMarker(s.image);
   a.limit = s.spool_free > 0 ? s.spool_free : std::uint64_t{1} << 50;
+  if (s.hello.value("postcopy", false) && !s.s->Fds(&a.conn_read_fd, &a.conn_write_fd)) {
+    s.step = "restore";
+    return NotSupported("post-copy needs a connection over descriptors (ssh), not " + s.s->Describe());
+  }
   auto r = s.cfg.restore_process(a, s.hello);
   if (!r.ok()) {
     s.step = "restore";
@@ -63,15 +67,21 @@ Status RestoreProcess(Session* ss) {
   RETURN_IF_ERROR(s.AwaitCommit());
   s.step = "release";
   ASSIGN_OR_RETURN(nlohmann::json facts, s.proc->Release());
-  s.Released();
+  // Post-copy: the copy here is kept only once every page came, so the
+  // outcome record waits until then.
+  const bool postcopy = facts.value("postcopy", false);
+  s.Released(!postcopy);
   facts["host"] = s.host;
   RETURN_IF_ERROR(SendJson(s.s, FrameType::kDone, facts));
   if (facts.value("lazy", false)) {
-    // It runs; its pages come in from the rounds spooled here. The source
-    // keeps its copy until they are all in.
+    // It runs; its pages come in from the rounds spooled here, or (post-copy)
+    // from the source over this connection, which the restore now speaks
+    // on. The source keeps its copy until they are all in.
     s.step = "fill";
+    if (postcopy) RETURN_IF_ERROR(s.proc->HandOver());
     ASSIGN_OR_RETURN(nlohmann::json filled, s.proc->AwaitFilled());
     s.proc.reset();
+    if (postcopy) s.Released(true);
     s.Log("every page of the restored process is in");
     return SendJson(s.s, FrameType::kFilled, filled);
   }

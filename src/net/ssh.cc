@@ -120,6 +120,11 @@ class PosixSshChannel final : public SshChannel {
     inner_.reset();
   }
   std::string Describe() const override { return describe_; }
+  bool Fds(int* read_fd, int* write_fd) const override {
+    *read_fd = rfd_;
+    *write_fd = wfd_;
+    return rfd_ >= 0 && wfd_ >= 0;
+  }
   int Finish(int grace_ms) override {
     CloseWrite();
     if (pid_ <= 0) return status_;

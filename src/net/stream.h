@@ -28,6 +28,14 @@ class Stream {
   // interrupted) when `fd` becomes readable: the engine's DumpInterruptFd(),
   // so a Ctrl-C reaches a dump worker that waits on the target. -1: off.
   virtual void SetInterruptFd(int fd) { (void)fd; }
+  // The descriptors under the stream, if it is plain descriptors (an ssh
+  // pipe, `ckpt receive`'s standard input and output; not TLS): another
+  // process may then speak on it while this one does not (post-copy).
+  virtual bool Fds(int* read_fd, int* write_fd) const {
+    (void)read_fd;
+    (void)write_fd;
+    return false;
+  }
 };
 
 // A Stream over two descriptors (POSIX file descriptors; on Windows, C

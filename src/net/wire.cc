@@ -46,6 +46,12 @@ std::string FrameTypeName(FrameType t) {
       return "ROUND";
     case FrameType::kFilled:
       return "FILLED";
+    case FrameType::kPageRequest:
+      return "PAGE-REQUEST";
+    case FrameType::kPages:
+      return "PAGES";
+    case FrameType::kPagesEnd:
+      return "PAGES-END";
   }
   return "frame type " + std::to_string(static_cast<int>(t));
 }
@@ -102,7 +108,7 @@ Status RecvFrame(Stream* s, int timeout_ms, Frame* out) {
   unsigned char h[kHeaderSize];
   RETURN_IF_ERROR(s->Read(h, sizeof h, timeout_ms));
   if (h[0] != 'C' || h[1] != 'M' || (h[3] & ~kFlagZstd) != 0 || h[2] < 1 ||
-      h[2] > static_cast<unsigned char>(FrameType::kFilled)) {
+      h[2] > static_cast<unsigned char>(FrameType::kPagesEnd)) {
     return Corruption("malformed frame header from " + s->Describe() +
                       " (not a ckpt migration peer, or a damaged stream)");
   }

@@ -32,6 +32,10 @@ enum class FrameType : std::uint8_t {
   kError = 8,    // either way: JSON {step, message, host}; the migration is over
   kRound = 9,    // source -> target, live migrations: JSON {round, final}, before each image
   kFilled = 10,  // target -> source, after a lazy DONE: JSON, every page is in (the source's copy may end)
+  // Post-copy (`--lazy`), after DONE:
+  kPageRequest = 11,  // target -> source: JSON {pid, addr, pages} (a fault waits), or {stop: true}
+  kPages = 12,        // source -> target: pid (i32 LE), address (u64 LE), then the pages
+  kPagesEnd = 13,     // source -> target: JSON {pages, bytes}: every page was sent (or stop asked)
 };
 std::string FrameTypeName(FrameType t);
 

@@ -283,6 +283,14 @@ void PrintReport(const MigrateOptions& o, const MigrateReport& r) {
       j["stderr"] = r.ready.value("stderr", std::string());
     }
     if (!r.kept_image.empty()) j["kept_image"] = r.kept_image;
+    if (o.lazy && r.postcopy.is_object()) {
+      nlohmann::json pc = r.postcopy;
+      if (r.filled.is_object()) {
+        pc["faults"] = r.filled.value("lazy_faults", std::uint64_t{0});
+        pc["fill_ms"] = r.filled.value("fill_ms", 0.0);
+      }
+      j["postcopy"] = pc;
+    }
     if (o.live) {
       j["live"] = {{"rounds", r.rounds}, {"convergence", r.convergence}, {"final_phases_ms", r.final_phases}};
       if (r.filled.is_object()) {
@@ -302,6 +310,12 @@ void PrintReport(const MigrateOptions& o, const MigrateReport& r) {
   }
   std::printf("\n  %s sent, downtime %.0f ms, total %.0f ms\n", HumanBytes(r.bytes_sent).c_str(),
               ms(r.downtime_ns), ms(r.total_ns));
+  if (o.lazy && r.postcopy.is_object()) {
+    std::printf("  post-copy: %s sent after it ran (%llu pages asked for first), in %.0f ms\n",
+                HumanBytes(r.postcopy.value("bytes", std::uint64_t{0})).c_str(),
+                static_cast<unsigned long long>(r.postcopy.value("requests", std::uint64_t{0})),
+                r.postcopy.value("ms", 0.0));
+  }
   if (o.live) {
     std::printf("  %zu pre-copy rounds (%s):", r.rounds.size(), r.convergence.c_str());
     for (const auto& x : r.rounds) std::printf(" %s", HumanBytes(x.value("bytes", std::uint64_t{0})).c_str());
@@ -352,11 +366,11 @@ int Run(const MigrateOptions& o) {
     if (!program) return ReportError(found.status());
 #endif
   }
-  if (o.live && (group || program)) {
+  if ((o.live || o.lazy) && (group || program)) {
     std::fprintf(stderr,
-                 "ckpt: error: --live moves unmodified processes (the transparent engine); a %s "
+                 "ckpt: error: %s moves unmodified processes (the transparent engine); a %s "
                  "already stops only at a safepoint\n",
-                 group ? "group" : "ckpt program");
+                 o.live ? "--live" : "--lazy", group ? "group" : "ckpt program");
     return kExitUsage;
   }
   auto conn = Connect(o);
@@ -438,6 +452,10 @@ void AddMigrate(CLI::App& app, Runner* run) {
   c->add_flag("--live", o->live,
               "Live migration of an unmodified process: copy its memory in rounds while it runs (dirty pages "
               "tracked), then freeze it only for what changed since the last round");
+  c->add_flag("--lazy", o->lazy,
+              "Post-copy migration of an unmodified process: it runs on the target at once, its memory "
+              "following from the frozen source (pages it touches first); with --live, after the "
+              "pre-copy rounds. If the link fails mid-way the source's copy runs on");
   c->add_option("--max-rounds", o->max_rounds, "--live: the most pre-copy rounds (default 8)")
       ->check(CLI::Range(1, 100));
   c->add_option("--max-downtime", o->max_downtime_ms,

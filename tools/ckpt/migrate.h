@@ -47,6 +47,9 @@ struct MigrateOptions {
   bool live = false;
   int max_rounds = 8;
   double max_downtime_ms = 50;
+  // Post-copy (docs/migration.md): the process runs on the target at once;
+  // its memory follows from the frozen source, pages it touches first.
+  bool lazy = false;
 };
 
 // The connection to the target, whatever the transport.
@@ -78,7 +81,8 @@ struct MigrateReport {
   nlohmann::json rounds = nlohmann::json::array();  // --live: one object per pre-copy round
   std::string convergence;                          // --live: why the pre-copy stopped
   nlohmann::json final_phases;                      // --live: where the last dump's time went (ms)
-  nlohmann::json filled;  // --live: the target's fill of the pages after it ran (null if none)
+  nlohmann::json filled;    // --live: the target's fill of the pages after it ran (null if none)
+  nlohmann::json postcopy;  // --lazy: what the source sent after the target ran (null if nothing)
 };
 
 // Each returns the report, or an error naming the step and the host; on an

@@ -9,6 +9,7 @@
 #include "engine/proc.h"
 #include "migrate.h"
 #include "net/handoff.h"
+#include "net/remote_pages.h"
 #include "progress.h"
 
 namespace ckpt::cli {
@@ -112,6 +113,47 @@ Status PreCopy(const MigrateOptions& o, net::SourceHandoff* h, pid_t pid, Transf
   }
 }
 
+// Post-copy, in the dump worker once the target's copy runs (DONE): the
+// pages the image only listed go from the frozen processes here, then
+// FILLED says the target has them all and this copy may end. If the link
+// fails before every page went, the target cannot go on (its copy ends)
+// and this one runs on; after, the target's outcome record decides.
+Status ServeAfterDone(const MigrateOptions& o, Connection* c, const nlohmann::json& hello,
+                      const std::string& host, const engine::DumpStats& st, TransferProgress* prog,
+                      net::ResultPipe* res, nlohmann::json* out) {
+  prog->Phase("sending memory to " + host);
+  net::ServeReport sr;
+  Status ss = net::ServePages(
+      c->stream.get(), st.remote, static_cast<int>(o.timeout * 1000) + 600000,
+      [prog](std::uint64_t done, std::uint64_t total) { prog->Update(done, total); }, &sr);
+  (*out)["postcopy"] = {
+      {"pages", sr.pages}, {"bytes", sr.bytes}, {"requests", sr.requests}, {"ms", sr.ns / 1e6}};
+  if (ss.ok()) {
+    (*out)["filled"] = sr.filled;
+    prog->End();
+    res->Put(out->dump());
+    return Status::Ok();
+  }
+  if (ss.code() == Code::kFailedPrecondition || !sr.all_sent) {
+    // The target said its copy is gone, or it cannot have had every page.
+    res->Put(out->dump());
+    return ss.WithContext(sr.all_sent ? "post-copy to " + host
+                                      : "post-copy to " + host + " (the target's copy lacks pages and ends)");
+  }
+  auto outcome = AskOutcome(c, hello.value("id", std::string()));
+  if (outcome.ok() && *outcome == "committed") {
+    std::fprintf(stderr,
+                 "ckpt: the target's last word was lost, but its record says the process runs there with "
+                 "every page\n");
+    prog->End();
+    res->Put(out->dump());
+    return Status::Ok();
+  }
+  if (!outcome.ok()) (*out)["ambiguous"] = true;
+  res->Put(out->dump());
+  return ss.WithContext("post-copy to " + host);
+}
+
 }  // namespace
 
 Result<MigrateReport> MigrateProcess(const MigrateOptions& o, Connection* c, std::int64_t pid) {
@@ -127,7 +169,8 @@ Result<MigrateReport> MigrateProcess(const MigrateOptions& o, Connection* c, std
                           {"pidns", o.pidns},
                           {"source_host", env->HostName()},
                           {"pids", TreePids(static_cast<pid_t>(pid), o.tree)},
-                          {"live", o.live}};
+                          {"live", o.live},
+                          {"postcopy", o.lazy}};
   if (o.live && !o.keep_image.empty())
     return InvalidArgument(
         "--keep-image keeps a whole image; a live migration's last image needs its rounds");
@@ -135,9 +178,20 @@ Result<MigrateReport> MigrateProcess(const MigrateOptions& o, Connection* c, std
   // cannot follow from one to the next (an ssh pipe has none).
   if (o.live && o.to.rfind("ckpt://", 0) == 0)
     return NotSupported("--live goes over ssh:// only for now (not ckpt://)");
+  // Post-copy: the target's restore speaks on the connection itself, which
+  // a TLS session's state does not allow.
+  if (o.lazy && o.to.rfind("ckpt://", 0) == 0)
+    return NotSupported("--lazy goes over ssh:// only for now (not ckpt://)");
+  if (o.lazy && !o.keep_image.empty())
+    return InvalidArgument(
+        "--keep-image keeps a whole image; a post-copy image lacks the pages sent after it");
   ASSIGN_OR_RETURN(auto accept, Greet(o, &h, hello));
   const std::string host = accept.value("host", std::string("the target"));
   TransferProgress prog(o.progress);
+  if (o.lazy && !accept.value("postcopy", false)) {
+    h.Abort("post-copy is not possible here");
+    return FailedPrecondition("the ckpt on " + host + " cannot receive post-copy migrations (upgrade it)");
+  }
   std::string state, parent;
   if (o.live) {
     if (!accept.value("live", false))
@@ -159,6 +213,7 @@ Result<MigrateReport> MigrateProcess(const MigrateOptions& o, Connection* c, std
   d.external_pipes = o.external_pipes;
   d.parent_state = state;
   d.parent_path = parent;
+  d.postcopy = o.lazy;
   ASSIGN_OR_RETURN(auto kept, KeptImage::Open(o, &h, "process.ckpt"));
   rep.kept_image = kept.path();
   net::ImageSink image(h.sink());
@@ -202,6 +257,7 @@ Result<MigrateReport> MigrateProcess(const MigrateOptions& o, Connection* c, std
     }
     out["done"] = *done;
     out["t_done"] = SteadyNanos();
+    if (done->value("postcopy", false)) return ServeAfterDone(o, c, hello, host, st, &prog, &res, &out);
     if (done->value("lazy", false)) {
       // It runs there while its pages come in from the rounds the target
       // holds: this copy stays (frozen) until all are in.
@@ -221,7 +277,6 @@ Result<MigrateReport> MigrateProcess(const MigrateOptions& o, Connection* c, std
     }
     prog.End();
     res.Put(out.dump());
-    (void)st;
     return Status::Ok();
   };
   auto r = engine::Dump(d);
@@ -238,6 +293,7 @@ Result<MigrateReport> MigrateProcess(const MigrateOptions& o, Connection* c, std
   rep.ready = facts.value("ready", nlohmann::json::object());
   rep.done = facts.value("done", nlohmann::json::object());
   rep.filled = facts.value("filled", nlohmann::json());
+  rep.postcopy = facts.value("postcopy", nlohmann::json());
   rep.image_bytes = facts.value("image_bytes", std::uint64_t{0});
   rep.bytes_sent = facts.value("sent", std::uint64_t{0});
   std::int64_t t_end = facts.value("t_end", t0);
