@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 """Live migration against cold migration, in one run (docs/performance.md):
-`ckpt migrate PID --to ssh://b` with and without `--live` of a process with
-MIB MiB populated that writes pages at a chosen rate (bench/dirty_worker),
+`ckpt migrate PID --to ssh://b` cold, `--live`, `--lazy` (post-copy) and
+`--live --lazy` (hybrid) of a process with MIB MiB populated that writes pages at a chosen rate (bench/dirty_worker),
 between two hosts made by tests/lib/hosts.py (namespaces, veth, sshd each;
 the spools are tmpfs).
 
 Per dirty rate and mode, the medians over --reps of: downtime (ckpt's
 --json: from the final freeze to DONE), total time, bytes sent / memory
-(rounds and final image), rounds and why the pre-copy stopped.
+(rounds, final image, pages sent after the process ran), rounds, the
+target's fill after the process ran, and why the pre-copy stopped.
 
 With --criu PATH (upstream CRIU built outside the repository), a third row
 per rate: CRIU's cold migration of the same worker in the same run (criu
@@ -16,7 +17,8 @@ downtime is the whole of it), after one `criu pre-dump --track-mem` whose
 answer is printed (on kernels without soft-dirty it refuses: CRIU's
 pre-copy cannot run there).
 
-  live_bench.py [--mib 1024] [--rates 0,10,50,200] [--reps 3] [--criu PATH]
+  live_bench.py [--mib 1024] [--rates 0,10,50,200] [--reps 3] [--modes cold,live,lazy,hybrid]
+                [--criu PATH]
 Needs root and the release build (build/bin: ckpt, dirty_worker).
 """
 import argparse
@@ -24,6 +26,7 @@ import json
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 import time
 
@@ -37,7 +40,10 @@ WORKER = os.path.join(ck.BIN, "dirty_worker")
 RT = "/run/ckpt"
 
 
-def one(hosts, mib, rate, live, floor):
+MODES = {"cold": [], "live": ["--live"], "lazy": ["--lazy"], "hybrid": ["--live", "--lazy"]}
+
+
+def one(hosts, mib, rate, mode, floor):
     a, b = hosts["a"], hosts["b"]
     work = ck.tempdir("live-bench")
     out = os.path.join(work, "worker.out")
@@ -47,8 +53,12 @@ def one(hosts, mib, rate, live, floor):
     ck.wait_for(lambda: "ready" in open(out).read(), "the worker", 120)
     time.sleep(2)
     argv = [CKPT, "migrate", str(p.ns_pid), "--to", b.url, "--ssh", hosts.ssh_command, "--json",
-            "--remote-spool", hosts.spool, "--remote-ckpt", CKPT] + (["--live"] if live else [])
-    r = a.run(argv, capture_output=True, text=True, timeout=600, env=ck.env(CKPT_RUNTIME_DIR=RT))
+            "--remote-spool", hosts.spool, "--remote-ckpt", CKPT] + MODES[mode]
+    try:
+        r = a.run(argv, capture_output=True, text=True, timeout=600, env=ck.env(CKPT_RUNTIME_DIR=RT))
+    except subprocess.TimeoutExpired:
+        stuck(argv)
+        raise
     b.run(["kill", "-9", str(p.ns_pid)], capture_output=True)
     a.run(["kill", "-9", str(p.ns_pid)], capture_output=True)
     if r.returncode != 0:
@@ -57,12 +67,22 @@ def one(hosts, mib, rate, live, floor):
         sys.stderr.write(r.stderr)
     j = json.loads(r.stdout)
     rounds = j.get("live", {}).get("rounds", [])
-    sent = j["image_bytes"] + sum(x["bytes"] for x in rounds)
-    lazy = j.get("live", {}).get("lazy", {})
+    post = j.get("postcopy", {})
+    sent = j["image_bytes"] + sum(x["bytes"] for x in rounds) + post.get("bytes", 0)
+    lazy = post or j.get("live", {}).get("lazy", {})
     return {"downtime_ms": j["downtime_ms"], "total_ms": j["total_ms"], "sent": sent / (mib * 2 ** 20),
             "rounds": len(rounds), "final_mib": j["image_bytes"] / 2 ** 20,
             "pause_ms": max([x.get("frozen_ms", 0) for x in rounds] or [0]),
             "fill_ms": lazy.get("fill_ms", 0), "why": j.get("live", {}).get("convergence", "")}
+
+
+def stuck(argv):
+    """A migration that did not end: what its processes wait on (gdb, where installed)."""
+    sys.stderr.write("timed out: %s\n" % " ".join(argv))
+    os.system("ps -eo pid,ppid,stat,wchan:30,args | grep -E 'ckpt|dirty_worker' | grep -v grep >&2")
+    if shutil.which("gdb"):
+        os.system("for p in $(pgrep -f 'ckpt (migrate|receive)'); do echo == $p >&2; "
+                  "gdb -p $p -batch -ex 'thread apply all bt 12' 2>/dev/null | grep -E '^#|^Thread' >&2; done")
 
 
 def start_setsid_worker(host, mib, rate, out, floor):
@@ -133,12 +153,14 @@ def main():
     ap.add_argument("--mib", type=int, default=1024)
     ap.add_argument("--rates", default="0,10,50,200")
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--modes", default="cold,live,lazy,hybrid",
+                    help="cold, live (--live), lazy (--lazy: post-copy), hybrid (--live --lazy)")
     ap.add_argument("--criu", help="an upstream CRIU binary (built outside the repository): adds its cold row")
     a = ap.parse_args()
     ssh_env = {"CKPT_RUNTIME_DIR": RT, "PATH": ck.BIN + ":/usr/sbin:/usr/bin:/sbin:/bin"}
     spool = "%dM" % (a.mib * 3)
     print("%d MiB over ssh between two namespace hosts, medians of %d" % (a.mib, a.reps))
-    print("%-6s %-5s | %11s %10s %12s %7s %10s %13s %8s  %s" % (
+    print("%-6s %-6s | %11s %10s %12s %7s %10s %13s %8s  %s" % (
         "MB/s", "mode", "downtime ms", "total ms", "sent/memory", "rounds", "final MiB", "max pause ms",
         "fill ms", "pre-copy stopped"))
     floor = 30000
@@ -147,17 +169,17 @@ def main():
             floor += 10
             print(criu_predump(hosts, a.criu, floor), flush=True)
         for rate in [float(x) for x in a.rates.split(",")]:
-            for live in (False, True) + (("criu",) if a.criu else ()):
+            for mode in a.modes.split(",") + (["criu"] if a.criu else []):
                 rows = []
                 for _ in range(a.reps):
                     floor += 10
-                    if live == "criu":
+                    if mode == "criu":
                         rows.append(criu_cold(hosts, a.mib, rate, floor, a.criu))
                     else:
-                        rows.append(one(hosts, a.mib, rate, live, floor))
+                        rows.append(one(hosts, a.mib, rate, mode, floor))
                 med = lambda k: statistics.median(r[k] for r in rows)  # noqa: E731
-                print("%-6g %-5s | %11.0f %10.0f %12.3f %7.0f %10.1f %13.0f %8.0f  %s" %
-                      (rate, live if live == "criu" else "live" if live else "cold", med("downtime_ms"), med("total_ms"), med("sent"),
+                print("%-6g %-6s | %11.0f %10.0f %12.3f %7.0f %10.1f %13.0f %8.0f  %s" %
+                      (rate, mode, med("downtime_ms"), med("total_ms"), med("sent"),
                        med("rounds"), med("final_mib"), med("pause_ms"), med("fill_ms"), rows[-1]["why"]),
                       flush=True)
 

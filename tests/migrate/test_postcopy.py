@@ -14,6 +14,9 @@ process that checks its own memory (tests/lib/dirty_pages.py):
   side's input ends): b's copy ran without its memory and is killed, the
   source's copy runs on at a with its memory exact and its log unbroken,
   and b keeps nothing.
+- A System V producer/consumer tree (tests/engine/zdtm_sysv_pc) a -> b
+  and back with --tree --lazy, then it checks its own sequence, segment
+  and semaphores.
 
 Skipped (77) where hosts cannot be made.
 """
@@ -63,6 +66,8 @@ def main():
         ck.check(j["pid"] == pid and j["host"] == "b", "migrate said %s" % p.stdout)
         ck.check(j["image_bytes"] * 10 < memory, "the image holds the memory: %d bytes" % j["image_bytes"])
         ck.check(j["postcopy"]["bytes"] >= memory, "post-copy sent %s" % j["postcopy"])
+        # It ran on b before its memory was there: touches waited for pages.
+        ck.check(j["postcopy"]["faults"] > 0, "no touch waited for a page: %s" % j["postcopy"])
         L.after_move(hosts, "b", pid, log, pages)
 
         # Hybrid: pre-copy rounds, then post-copy for the rest.
@@ -87,7 +92,33 @@ def main():
         ck.check(not ck.spool_entries(hosts["b"].path(hosts.spool)), "b keeps a spool entry")
         hosts["a"].run(["kill", "-9", str(pid)], capture_output=True)
         shutil.rmtree(work)
+        check_sysv_tree(hosts)
     print("ok")
+
+
+def check_sysv_tree(hosts):
+    """A tree sharing a System V segment and semaphores, a -> b and back
+    with --tree --lazy: the segment's pages go in the image (shared memory
+    is never post-copied), the members' own memory follows."""
+    d = ck.tempdir("postcopy-sysv")
+    ck.check(hosts["a"].run(["sh", "-c", "echo 29500 > /proc/sys/kernel/ns_last_pid"]).returncode == 0, "pid")
+    tree = hosts["a"].popen([os.path.join(ck.BIN, "zdtm_sysv_pc"), d], stdin=open(os.devnull),
+                            stdout=open(os.devnull, "w"), stderr=open(os.devnull, "w"), start_new_session=True)
+    L.wait_for(lambda: os.path.exists(os.path.join(d, "ready")), "the SysV tree to be ready")
+    pid, where = tree.ns_pid, "a"
+    for _ in range(2):
+        dest = "b" if where == "a" else "a"
+        p, j = migrate(hosts, where, pid, dest, "--tree")
+        ck.check(j["pid"] == pid and j["host"] == dest and j["postcopy"]["pages"] > 0,
+                 "sysv tree --lazy to %s: %s" % (dest, p.stdout))
+        ck.check(not L.alive(hosts[where], pid), "the tree still runs on " + where)
+        where = dest
+    open(os.path.join(d, "stop"), "w").close()
+    verdict = L.wait_for(lambda: os.path.exists(os.path.join(d, "result")) and
+                         open(os.path.join(d, "result")).read(), "the tree's verdict")
+    ck.check(verdict == "PASS\n", "the SysV tree after two post-copy migrations: %s" % verdict)
+    print("SysV tree: a -> b -> a --tree --lazy, its own check passed", flush=True)
+    shutil.rmtree(d)
 
 
 if __name__ == "__main__":

@@ -289,6 +289,7 @@ void PrintReport(const MigrateOptions& o, const MigrateReport& r) {
         pc["faults"] = r.filled.value("lazy_faults", std::uint64_t{0});
         pc["fill_ms"] = r.filled.value("fill_ms", 0.0);
       }
+      if (!o.live) pc["dump_phases_ms"] = r.final_phases;  // with --live: live.final_phases_ms
       j["postcopy"] = pc;
     }
     if (o.live) {
