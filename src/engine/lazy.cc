@@ -523,6 +523,9 @@ struct LazyFill::State {
       while (sp->cursor < sp->ext.size() && sp->ext[sp->cursor].left == 0) ++sp->cursor;
       if (sp->cursor == sp->ext.size()) {
         sp->cursor = 0;  // moved or dropped pages: look again from the start
+        std::uint64_t pending = 0;
+        for (const Extent& e : sp->ext) pending += e.left;
+        if (pending == 0) sp->left = 0;  // never spin on a count no extent holds
         continue;
       }
       ASSIGN_OR_RETURN(bool ok, FillFrame(sp.get(), sp->ext[sp->cursor].frame));

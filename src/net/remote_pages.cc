@@ -24,6 +24,10 @@ namespace ckpt::net {
 namespace {
 
 constexpr std::size_t kPagesHeader = 12;  // pid (i32), address (u64)
+// A fault waits at most this long with nothing at all coming from the
+// source: then the fill fails (the target's copy ends, the source's runs
+// on) rather than waiting forever on a source that is stuck.
+constexpr auto kSilentSource = std::chrono::seconds(120);
 constexpr std::uint64_t kPage = 4096;
 
 using Key = std::pair<std::int32_t, std::uint64_t>;  // (pid, address)
@@ -75,6 +79,7 @@ struct SourcePages::State {
   std::map<Key, std::pair<std::uint64_t, std::uint32_t>> arrived;  // -> (offset in file, bytes)
   std::set<Key> asked;
   std::uint64_t file_end = 0, pages = 0, bytes = 0, requests = 0;
+  std::chrono::steady_clock::time_point last_heard;  // a frame came (or the link was handed over)
   std::thread reader;
 
   ~State() {
@@ -117,6 +122,7 @@ struct SourcePages::State {
     }
     RETURN_IF_ERROR(WriteAll(file, f.payload.data() + kPagesHeader, len, off));
     std::lock_guard<std::mutex> l(mu);
+    last_heard = std::chrono::steady_clock::now();
     arrived[k] = {off, len};
     pages += len / kPage;
     bytes += len;
@@ -168,6 +174,7 @@ void SourcePages::Enable() {
   std::lock_guard<std::mutex> l(s_->mu);
   if (s_->enabled) return;
   s_->enabled = true;
+  s_->last_heard = std::chrono::steady_clock::now();
   std::shared_ptr<State> st = s_;
   s_->reader = std::thread([st] { st->ReadLoop(); });
   s_->cv.notify_all();
@@ -204,7 +211,14 @@ Status SourcePages::Read(std::int32_t pid, std::uint64_t addr, std::size_t size,
       if (!st.ok() && s_->failure.ok()) s_->failure = st.WithContext("asking " + describe_ + " for pages");
       continue;
     }
-    s_->cv.wait(l);
+    if (s_->enabled && std::chrono::steady_clock::now() - s_->last_heard > kSilentSource) {
+      s_->failure =
+          Timeout(describe_ + " sent no pages for " +
+                  std::to_string(std::chrono::duration_cast<std::chrono::seconds>(kSilentSource).count()) +
+                  " s while the restored process waited for one");
+      continue;
+    }
+    s_->cv.wait_for(l, std::chrono::seconds(1));
   }
 }
 
