@@ -8,7 +8,12 @@ the spools are tmpfs).
 Per dirty rate and mode, the medians over --reps of: downtime (ckpt's
 --json: from the final freeze to DONE), total time, bytes sent / memory
 (rounds, final image, pages sent after the process ran), rounds, the
-target's fill after the process ran, and why the pre-copy stopped.
+target's fill after the process ran, the worker's slowdown (the time its
+stores took each second beyond what they took before the migration, in
+percent of its time) while the pre-copy rounds tracked it ("tracked%":
+write-protect faults, and a round's pause when it fell inside a store
+loop) and after the handoff while pages were still coming ("after%": a
+touch of a missing page waits for it), and why the pre-copy stopped.
 
 With --criu PATH (upstream CRIU built outside the repository), a third row
 per rate: CRIU's cold migration of the same worker in the same run (criu
@@ -28,6 +33,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -51,7 +57,12 @@ def one(hosts, mib, rate, mode, floor):
     p = a.popen([WORKER, str(mib), str(rate)], stdin=open(os.devnull), stdout=open(out, "w"),
                 stderr=open(os.devnull, "w"), start_new_session=True)
     ck.wait_for(lambda: "ready" in open(out).read(), "the worker", 120)
-    time.sleep(2)
+    time.sleep(3)
+    before = seconds(out)
+    seen, stop = [], threading.Event()  # (time, lines so far): when each second's line came
+    watcher = threading.Thread(target=watch, args=(out, seen, stop))
+    watcher.start()
+    t0 = time.monotonic()
     argv = [CKPT, "migrate", str(p.ns_pid), "--to", b.url, "--ssh", hosts.ssh_command, "--json",
             "--remote-spool", hosts.spool, "--remote-ckpt", CKPT] + MODES[mode]
     try:
@@ -59,6 +70,10 @@ def one(hosts, mib, rate, mode, floor):
     except subprocess.TimeoutExpired:
         stuck(argv)
         raise
+    t1 = time.monotonic()
+    stop.set()
+    watcher.join()
+    rows = seconds(out)
     b.run(["kill", "-9", str(p.ns_pid)], capture_output=True)
     a.run(["kill", "-9", str(p.ns_pid)], capture_output=True)
     if r.returncode != 0:
@@ -70,10 +85,58 @@ def one(hosts, mib, rate, mode, floor):
     post = j.get("postcopy", {})
     sent = j["image_bytes"] + sum(x["bytes"] for x in rounds) + post.get("bytes", 0)
     lazy = post or j.get("live", {}).get("lazy", {})
+    # The pre-copy rounds (tracked), and the fill after the handoff (a touch
+    # of a missing page waits for it).
+    precopy_s = sum(x["ms"] for x in rounds) / 1e3
+    fill_s = lazy.get("fill_ms", 0) / 1e3
+    tracked = [rows[i] for i in lines_between(seen, len(before), t0, t0 + precopy_s)]
+    after = [rows[i] for i in lines_between(seen, len(before), t1 - fill_s, t1)]
     return {"downtime_ms": j["downtime_ms"], "total_ms": j["total_ms"], "sent": sent / (mib * 2 ** 20),
             "rounds": len(rounds), "final_mib": j["image_bytes"] / 2 ** 20,
             "pause_ms": max([x.get("frozen_ms", 0) for x in rounds] or [0]),
-            "fill_ms": lazy.get("fill_ms", 0), "why": j.get("live", {}).get("convergence", "")}
+            "fill_ms": lazy.get("fill_ms", 0), "why": j.get("live", {}).get("convergence", ""),
+            "tracked": slowdown(before, tracked), "after": slowdown(before, after)}
+
+
+def seconds(out):
+    """The worker's lines so far: (page stores, microseconds they took) per second."""
+    rows = []
+    for line in open(out).read().splitlines():
+        f = line.split()
+        if len(f) == 2 and f[0].isdigit():
+            rows.append((int(f[0]), float(f[1])))
+    return rows
+
+
+def watch(out, seen, stop):
+    while not stop.wait(0.1):
+        seen.append((time.monotonic(), len(seconds(out))))
+
+
+def lines_between(seen, first, ta, tb):
+    """The worker's lines (indexes from `first` on) that came between ta and tb."""
+    done = first
+    out = []
+    for t, n in seen:
+        if ta <= t <= tb:
+            out += range(done, n)
+        done = max(done, n)
+    return out
+
+
+def slowdown(before, during):
+    """The worker's time in its stores during the migration (tracked by the
+    pre-copy; waiting for pages on the target after a post-copy handoff)
+    beyond what they took before, in percent of its time."""
+    if not before or not during:
+        return float("nan")  # no line of the worker came then (a window under a second)
+    mean = lambda rows: sum(us for _, us in rows) / len(rows)  # noqa: E731
+    return (mean(during) - mean(before)) / 1e4
+
+
+def median(rows, k):
+    vals = [r[k] for r in rows if r[k] == r[k]]  # NaN: not measured in that repetition
+    return statistics.median(vals) if vals else float("nan")
 
 
 def stuck(argv):
@@ -145,7 +208,8 @@ def criu_cold(hosts, mib, rate, floor, criu):
     if not alive:
         sys.exit("criu restored no running worker on b")
     return {"downtime_ms": wall_ms, "total_ms": wall_ms, "sent": size / (mib * 2 ** 20), "rounds": 0,
-            "final_mib": size / 2 ** 20, "pause_ms": 0, "fill_ms": 0, "why": ""}
+            "final_mib": size / 2 ** 20, "pause_ms": 0, "fill_ms": 0, "why": "", "tracked": float("nan"),
+            "after": float("nan")}
 
 
 def main():
@@ -160,9 +224,9 @@ def main():
     ssh_env = {"CKPT_RUNTIME_DIR": RT, "PATH": ck.BIN + ":/usr/sbin:/usr/bin:/sbin:/bin"}
     spool = "%dM" % (a.mib * 3)
     print("%d MiB over ssh between two namespace hosts, medians of %d" % (a.mib, a.reps))
-    print("%-6s %-6s | %11s %10s %12s %7s %10s %13s %8s  %s" % (
+    print("%-6s %-6s | %11s %10s %12s %7s %10s %13s %8s %9s %7s  %s" % (
         "MB/s", "mode", "downtime ms", "total ms", "sent/memory", "rounds", "final MiB", "max pause ms",
-        "fill ms", "pre-copy stopped"))
+        "fill ms", "tracked%", "after%", "pre-copy stopped"))
     floor = 30000
     with H.Hosts(("a", "b"), spool_size={"a": spool, "b": spool}, ssh_env=ssh_env) as hosts:
         if a.criu:
@@ -177,10 +241,11 @@ def main():
                         rows.append(criu_cold(hosts, a.mib, rate, floor, a.criu))
                     else:
                         rows.append(one(hosts, a.mib, rate, mode, floor))
-                med = lambda k: statistics.median(r[k] for r in rows)  # noqa: E731
-                print("%-6g %-6s | %11.0f %10.0f %12.3f %7.0f %10.1f %13.0f %8.0f  %s" %
-                      (rate, mode, med("downtime_ms"), med("total_ms"), med("sent"),
-                       med("rounds"), med("final_mib"), med("pause_ms"), med("fill_ms"), rows[-1]["why"]),
+                med = lambda k: median(rows, k)  # noqa: E731
+                print("%-6g %-6s | %11.0f %10.0f %12.3f %7.0f %10.1f %13.0f %8.0f %9.2f %7.1f  %s" %
+                      (rate, mode, med("downtime_ms"), med("total_ms"), med("sent"), med("rounds"),
+                       med("final_mib"), med("pause_ms"), med("fill_ms"), med("tracked"), med("after"),
+                       rows[-1]["why"]),
                       flush=True)
 
 
