@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <cstring>
 #include <deque>
@@ -355,6 +356,7 @@ struct LazyFill::State {
   std::mutex mu;
   std::condition_variable cv;
   std::vector<std::unique_ptr<Space>> spaces;
+  std::atomic<bool> armed{false};  // a space was made (empty() reads it without `mu`)
   std::function<void()> on_fork;
   std::function<void(int)> on_uffd;
   std::deque<std::pair<Space*, std::uint64_t>> retry;  // faults to serve again (EAGAIN)
@@ -636,8 +638,11 @@ Status LazyFill::Failed() const {
 }
 
 bool LazyFill::empty() const {
-  std::lock_guard<std::mutex> l(s_->mu);  // the filler adds forked children's spaces
-  return s_->planned.empty() && s_->spaces.empty();
+  // Not under `mu`: once the processes run, the filler may hold it while it
+  // waits for a post-copy source, which waits for the restore to go on
+  // (on_running hands it the connection). `planned` is the restoring
+  // thread's alone; a space exists once one was armed.
+  return s_->planned.empty() && !s_->armed.load();
 }
 
 void LazyFill::Plan(std::int32_t dumped_pid, int link, const image::ImageReader& r, const std::string& prefix,
@@ -765,6 +770,7 @@ Status LazyFill::Arm(std::int32_t dumped_pid, pid_t pid, Injector* inj, const st
   std::lock_guard<std::mutex> l(s_->mu);
   s_->total += sp->left;
   s_->spaces.push_back(std::move(sp));
+  s_->armed = true;
   if (s_->wake < 0) {
     s_->wake = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (s_->wake < 0) return PosixError("eventfd", "the lazy filler", errno);

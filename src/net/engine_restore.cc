@@ -89,7 +89,12 @@ bool ReadWord(int fd, const std::string& want) {
                      .dump());
     // The receiver has sent DONE: the connection is ours (a missing
     // page waits until then; no word means no pages and a failed fill).
-    if (remote != nullptr && ReadWord(fd, "net\n")) remote->Enable();
+    if (remote == nullptr) return;
+    if (ReadWord(fd, "net\n")) {
+      remote->Enable();
+    } else {
+      remote->Abandon(FailedPrecondition("the receiver went away before it handed the connection over"));
+    }
   };
   r.hold = [fd, &remote](const engine::RestoreStats& s) -> Status {
     SendLine(fd, nlohmann::json{{"held", s.pid}}.dump());

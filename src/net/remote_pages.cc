@@ -180,6 +180,10 @@ void SourcePages::Enable() {
   s_->cv.notify_all();
 }
 
+void SourcePages::Abandon(const Status& why) {
+  s_->Fail(why);
+}
+
 Status SourcePages::Read(std::int32_t pid, std::uint64_t addr, std::size_t size, void* dst) {
   Key k{pid, addr};
   std::unique_lock<std::mutex> l(s_->mu);

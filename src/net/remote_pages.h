@@ -34,6 +34,8 @@ class SourcePages final : public engine::RemotePages {
   void Released();
   // The connection is this side's from now on: pages are read from it.
   void Enable();
+  // It never will be (the receiver went away first): every read fails.
+  void Abandon(const Status& why);
   Status Read(std::int32_t pid, std::uint64_t addr, std::size_t size, void* dst) override;
   std::string Describe() const override { return describe_; }
   // Every page the restore needs is in: the source is told to stop (if it

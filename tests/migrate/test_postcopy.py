@@ -14,6 +14,9 @@ process that checks its own memory (tests/lib/dirty_pages.py):
   side's input ends): b's copy ran without its memory and is killed, the
   source's copy runs on at a with its memory exact and its log unbroken,
   and b keeps nothing.
+- a -> b with b's receiver killed once it let its copy go, before DONE:
+  that copy never gets the link and is killed, the source learns "not
+  committed" and runs on, exact.
 - A System V producer/consumer tree (tests/engine/zdtm_sysv_pc) a -> b
   and back with --tree --lazy, then it checks its own sequence, segment
   and semaphores.
@@ -90,6 +93,20 @@ def main():
         L.wait_for(lambda: not L.alive(hosts["b"], pid), "b's copy to be killed", 30)
         L.after_move(hosts, "a", pid, log, pages)
         ck.check(not ck.spool_entries(hosts["b"].path(hosts.spool)), "b keeps a spool entry")
+
+        # b's receiver dies once it let its copy go, before DONE: that copy
+        # never gets the link (killed, no outcome recorded), the source asks
+        # b, learns "not committed" and runs on.
+        die = os.path.join(work, "receive-die")
+        with open(die, "w") as f:
+            f.write("#!/bin/sh\nCKPT_RECEIVE_FAULT=die-after-release exec %s \"$@\"\n" % L.CKPT)
+        os.chmod(die, 0o755)
+        p, _ = migrate(hosts, "a", pid, "b", "--remote-ckpt", die, expect=1)
+        print("receiver dead before DONE: %s" % p.stderr.strip().splitlines()[-1], flush=True)
+        ck.check("runs on here" in p.stderr, "receiver dead before DONE: %s" % p.stderr)
+        L.wait_for(lambda: not L.alive(hosts["b"], pid), "b's copy to be killed", 30)
+        L.after_move(hosts, "a", pid, log, pages)
+        L.wait_for(lambda: not ck.spool_entries(hosts["b"].path(hosts.spool)), "b's spool to be swept", 30)
         hosts["a"].run(["kill", "-9", str(pid)], capture_output=True)
         shutil.rmtree(work)
         check_sysv_tree(hosts)
