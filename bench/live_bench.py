@@ -222,7 +222,7 @@ def main():
     ap.add_argument("--criu", help="an upstream CRIU binary (built outside the repository): adds its cold row")
     a = ap.parse_args()
     ssh_env = {"CKPT_RUNTIME_DIR": RT, "PATH": ck.BIN + ":/usr/sbin:/usr/bin:/sbin:/bin"}
-    spool = "%dM" % (a.mib * 4)  # rounds at 200 MB/s add up to ~3x the memory
+    spool = "%dM" % (a.mib * 6)  # rounds at 200 MB/s add up to ~3x the memory, post-copy pages beside
     print("%d MiB over ssh between two namespace hosts, medians of %d" % (a.mib, a.reps))
     print("%-6s %-6s | %11s %10s %12s %7s %10s %13s %8s %9s %7s  %s" % (
         "MB/s", "mode", "downtime ms", "total ms", "sent/memory", "rounds", "final MiB", "max pause ms",
