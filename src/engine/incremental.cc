@@ -362,9 +362,13 @@ Result<std::unique_ptr<ImageChain>> ImageChain::Open(const std::string& dir, con
   ImageId id;
   std::string rel;
   ASSIGN_OR_RETURN(bool has, ReadParentLink(r, &id, &rel));
+  // A post-copy image lists, per member, the pages its source still holds.
+  std::map<std::int32_t, std::vector<PageRun>> held;
   bool postcopy = false;
   for (const auto& mem : t.members) {
-    if (!mem.zombie && r.Find(kSecRemote, SectionPrefix(t, mem.pid) + "remote") != nullptr) postcopy = true;
+    if (mem.zombie) continue;
+    ASSIGN_OR_RETURN(held[mem.pid], ReadRuns(r, kSecRemote, SectionPrefix(t, mem.pid) + "remote"));
+    postcopy = postcopy || !held[mem.pid].empty();
   }
   if (!has && !postcopy) return std::unique_ptr<ImageChain>();
   const std::string child = r.source().Name();
@@ -389,13 +393,12 @@ Result<std::unique_ptr<ImageChain>> ImageChain::Open(const std::string& dir, con
     auto link = std::make_unique<Link>();
     link->path = remote->Describe();
     link->remote = remote;
-    for (const auto& mem : t.members) {
-      if (mem.zombie) continue;
+    for (auto& [pid, runs] : held) {
       Link::Member m;
-      m.prefix = SectionPrefix(t, mem.pid);
-      ASSIGN_OR_RETURN(m.stored, ReadRuns(r, kSecRemote, m.prefix + "remote"));
-      m.inherited = RunsSubtract(chain->wanted_[mem.pid], m.stored);
-      link->members[mem.pid] = std::move(m);
+      m.prefix = SectionPrefix(t, pid);
+      m.inherited = RunsSubtract(chain->wanted_[pid], runs);
+      m.stored = std::move(runs);
+      link->members[pid] = std::move(m);
     }
     chain->links_.push_back(std::move(link));
   }

@@ -69,9 +69,10 @@ void Session::MaybeDie(const char* point) const {
 }
 
 void Session::Released(bool record) {
-  if (!record) return MaybeDie("die-after-release");
-  Status st = RecordCommitted(cfg.spool, id);
-  if (!st.ok()) Log("warning: " + st.message());
+  if (record) {
+    Status st = RecordCommitted(cfg.spool, id);
+    if (!st.ok()) Log("warning: " + st.message());
+  }
   MaybeDie("die-after-release");
 }
 

@@ -14,7 +14,9 @@
 #include <set>
 #include <thread>
 
+#include "engine/inject.h"
 #include "engine/lazy.h"
+#include "engine/util.h"
 #include "net/wire.h"
 #include "platform/posix_util.h"
 #include "util/bytes.h"
@@ -28,15 +30,9 @@ constexpr std::size_t kPagesHeader = 12;  // pid (i32), address (u64)
 // source: then the fill fails (the target's copy ends, the source's runs
 // on) rather than waiting forever on a source that is stuck.
 constexpr auto kSilentSource = std::chrono::seconds(120);
-constexpr std::uint64_t kPage = 4096;
+constexpr std::uint64_t kPage = engine::kPageSize;
 
 using Key = std::pair<std::int32_t, std::uint64_t>;  // (pid, address)
-
-std::int64_t Now() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
 
 Status WriteAll(int fd, const char* p, std::size_t n, std::uint64_t off) {
   while (n > 0) {
@@ -46,19 +42,6 @@ Status WriteAll(int fd, const char* p, std::size_t n, std::uint64_t off) {
     p += w;
     n -= static_cast<std::size_t>(w);
     off += static_cast<std::uint64_t>(w);
-  }
-  return Status::Ok();
-}
-
-Status ReadAll(int fd, char* p, std::size_t n, std::uint64_t off, const std::string& what) {
-  while (n > 0) {
-    ssize_t r = ::pread(fd, p, n, static_cast<off_t>(off));
-    if (r < 0 && errno == EINTR) continue;
-    if (r < 0) return platform::PosixError("pread", what, errno);
-    if (r == 0) return IoError(what + ": short read at " + std::to_string(off));
-    p += r;
-    n -= static_cast<std::size_t>(r);
-    off += static_cast<std::uint64_t>(r);
   }
   return Status::Ok();
 }
@@ -201,7 +184,7 @@ Status SourcePages::Read(std::int32_t pid, std::uint64_t addr, std::size_t size,
                           std::to_string(addr) + " where " + std::to_string(size) + " were expected");
       std::uint64_t off = it->second.first;
       l.unlock();
-      return ReadAll(s_->file, static_cast<char*>(dst), size, off, s_->file_path);
+      return platform::PreadFull(s_->file, off, size, dst, s_->file_path);
     }
     if (s_->ended)
       return Corruption(describe_ + " ended post-copy without the pages at " + std::to_string(addr) +
@@ -274,15 +257,11 @@ struct Server {
   Stream* s = nullptr;
   int rfd = -1;
   std::map<Key, std::uint64_t> held;  // frame -> pages
-  std::map<std::int32_t, int> mem;    // /proc/PID/mem
   std::deque<Key> asked;
   bool stop = false, filled = false;
   nlohmann::json filled_json;
   ServeReport* rep = nullptr;
 
-  ~Server() {
-    for (auto& [pid, fd] : mem) ::close(fd);
-  }
   // One frame from the target (a request, FILLED, or its ERROR).
   Status Take(int timeout_ms) {
     ASSIGN_OR_RETURN(Frame f, RecvFrame(s, timeout_ms));
@@ -322,20 +301,12 @@ struct Server {
     }
   }
   Status Send(const Piece& p, std::string* buf) {
-    auto m = mem.find(p.pid);
-    if (m == mem.end()) {
-      std::string path = "/proc/" + std::to_string(p.pid) + "/mem";
-      int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-      if (fd < 0) return platform::PosixError("open", path, errno);
-      m = mem.emplace(p.pid, fd).first;
-    }
     std::size_t len = p.pages * kPage;
     buf->resize(kPagesHeader + len);
     auto* h = reinterpret_cast<unsigned char*>(buf->data());
     EncodeU32(h, static_cast<std::uint32_t>(p.pid));
     EncodeU64(h + 4, p.addr);
-    RETURN_IF_ERROR(ReadAll(m->second, buf->data() + kPagesHeader, len, p.addr,
-                            "memory of process " + std::to_string(p.pid)));
+    RETURN_IF_ERROR(engine::ReadMemory(p.pid, p.addr, buf->data() + kPagesHeader, len));
     RETURN_IF_ERROR(SendFrame(s, FrameType::kPages, *buf));
     rep->pages += p.pages;
     rep->bytes += len;
@@ -347,7 +318,7 @@ struct Server {
 
 Status ServePages(Stream* s, const std::vector<engine::DumpStats::RemoteRun>& runs, int filled_timeout_ms,
                   const std::function<void(std::uint64_t, std::uint64_t)>& progress, ServeReport* report) {
-  std::int64_t t0 = Now();
+  std::int64_t t0 = engine::NowNs();
   Server sv;
   sv.s = s;
   sv.rep = report;
@@ -364,7 +335,6 @@ Status ServePages(Stream* s, const std::vector<engine::DumpStats::RemoteRun>& ru
   std::size_t next = 0;
   while (!sv.stop) {
     RETURN_IF_ERROR(sv.Poll());
-    if (sv.filled) break;
     Piece p{};
     if (!sv.asked.empty()) {
       Key k = sv.asked.front();
@@ -380,14 +350,12 @@ Status ServePages(Stream* s, const std::vector<engine::DumpStats::RemoteRun>& ru
     sent.insert({p.pid, p.addr});
     if (progress) progress(report->bytes, total);
   }
-  if (!sv.filled) {
-    RETURN_IF_ERROR(SendJson(s, FrameType::kPagesEnd, {{"pages", report->pages}, {"bytes", report->bytes}}));
-    report->all_sent = true;
-  }
+  RETURN_IF_ERROR(SendJson(s, FrameType::kPagesEnd, {{"pages", report->pages}, {"bytes", report->bytes}}));
+  report->all_sent = true;
   // Requests still on their way are for pages sent already: passed over.
   while (!sv.filled) RETURN_IF_ERROR(sv.Take(filled_timeout_ms));
   report->filled = sv.filled_json;
-  report->ns = Now() - t0;
+  report->ns = engine::NowNs() - t0;
   return Status::Ok();
 }
 

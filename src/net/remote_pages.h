@@ -54,7 +54,7 @@ class SourcePages final : public engine::RemotePages {
 };
 
 // The source's side, in the dump worker after DONE said `lazy`: sends every
-// page of `runs` from the frozen processes (/proc/PID/mem), those the
+// page of `runs` from the frozen processes (engine::ReadMemory), those the
 // target asks for first, then PAGES-END, and returns the target's FILLED.
 // On an error, *all_sent says whether PAGES-END went out (if not, the
 // target cannot have its pages and ends its copy).

@@ -312,7 +312,7 @@ void PrintReport(const MigrateOptions& o, const MigrateReport& r) {
   std::printf("\n  %s sent, downtime %.0f ms, total %.0f ms\n", HumanBytes(r.bytes_sent).c_str(),
               ms(r.downtime_ns), ms(r.total_ns));
   if (o.lazy && r.postcopy.is_object()) {
-    std::printf("  post-copy: %s sent after it ran (%llu pages asked for first), in %.0f ms\n",
+    std::printf("  post-copy: %s sent after it ran (%llu frames asked for first), in %.0f ms\n",
                 HumanBytes(r.postcopy.value("bytes", std::uint64_t{0})).c_str(),
                 static_cast<unsigned long long>(r.postcopy.value("requests", std::uint64_t{0})),
                 r.postcopy.value("ms", 0.0));

@@ -113,6 +113,23 @@ Status PreCopy(const MigrateOptions& o, net::SourceHandoff* h, pid_t pid, Transf
   }
 }
 
+// --live and --lazy: what they cannot go with, before anything is sent.
+Status CheckLiveModes(const MigrateOptions& o) {
+  if (o.live && !o.keep_image.empty())
+    return InvalidArgument(
+        "--keep-image keeps a whole image; a live migration's last image needs its rounds");
+  if (o.lazy && !o.keep_image.empty())
+    return InvalidArgument(
+        "--keep-image keeps a whole image; a post-copy image lacks the pages sent after it");
+  // Each round's dump writes from a worker of its own, and post-copy's
+  // target restore speaks on the connection itself: a TLS session's state
+  // can do neither (an ssh pipe has none).
+  if (o.to.rfind("ckpt://", 0) == 0 && (o.live || o.lazy))
+    return NotSupported(std::string(o.live ? "--live" : "--lazy") +
+                        " goes over ssh:// only for now (not ckpt://)");
+  return Status::Ok();
+}
+
 // Post-copy, in the dump worker once the target's copy runs (DONE): the
 // pages the image only listed go from the frozen processes here, then
 // FILLED says the target has them all and this copy may end. If the link
@@ -128,30 +145,29 @@ Status ServeAfterDone(const MigrateOptions& o, Connection* c, const nlohmann::js
       [prog](std::uint64_t done, std::uint64_t total) { prog->Update(done, total); }, &sr);
   (*out)["postcopy"] = {
       {"pages", sr.pages}, {"bytes", sr.bytes}, {"requests", sr.requests}, {"ms", sr.ns / 1e6}};
+  Status result = ss;
   if (ss.ok()) {
     (*out)["filled"] = sr.filled;
-    prog->End();
-    res->Put(out->dump());
-    return Status::Ok();
-  }
-  if (ss.code() == Code::kFailedPrecondition || !sr.all_sent) {
+  } else if (ss.code() == Code::kFailedPrecondition || !sr.all_sent) {
     // The target said its copy is gone, or it cannot have had every page.
-    res->Put(out->dump());
-    return ss.WithContext(sr.all_sent ? "post-copy to " + host
-                                      : "post-copy to " + host + " (the target's copy lacks pages and ends)");
+    result =
+        ss.WithContext(sr.all_sent ? "post-copy to " + host
+                                   : "post-copy to " + host + " (the target's copy lacks pages and ends)");
+  } else {
+    auto outcome = AskOutcome(c, hello.value("id", std::string()));
+    if (outcome.ok() && *outcome == "committed") {
+      std::fprintf(stderr,
+                   "ckpt: the target's last word was lost, but its record says the process runs there with "
+                   "every page\n");
+      result = Status::Ok();
+    } else {
+      if (!outcome.ok()) (*out)["ambiguous"] = true;
+      result = ss.WithContext("post-copy to " + host);
+    }
   }
-  auto outcome = AskOutcome(c, hello.value("id", std::string()));
-  if (outcome.ok() && *outcome == "committed") {
-    std::fprintf(stderr,
-                 "ckpt: the target's last word was lost, but its record says the process runs there with "
-                 "every page\n");
-    prog->End();
-    res->Put(out->dump());
-    return Status::Ok();
-  }
-  if (!outcome.ok()) (*out)["ambiguous"] = true;
+  if (result.ok()) prog->End();
   res->Put(out->dump());
-  return ss.WithContext("post-copy to " + host);
+  return result;
 }
 
 }  // namespace
@@ -171,20 +187,7 @@ Result<MigrateReport> MigrateProcess(const MigrateOptions& o, Connection* c, std
                           {"pids", TreePids(static_cast<pid_t>(pid), o.tree)},
                           {"live", o.live},
                           {"postcopy", o.lazy}};
-  if (o.live && !o.keep_image.empty())
-    return InvalidArgument(
-        "--keep-image keeps a whole image; a live migration's last image needs its rounds");
-  // Each round's dump writes from a worker of its own: a TLS session's state
-  // cannot follow from one to the next (an ssh pipe has none).
-  if (o.live && o.to.rfind("ckpt://", 0) == 0)
-    return NotSupported("--live goes over ssh:// only for now (not ckpt://)");
-  // Post-copy: the target's restore speaks on the connection itself, which
-  // a TLS session's state does not allow.
-  if (o.lazy && o.to.rfind("ckpt://", 0) == 0)
-    return NotSupported("--lazy goes over ssh:// only for now (not ckpt://)");
-  if (o.lazy && !o.keep_image.empty())
-    return InvalidArgument(
-        "--keep-image keeps a whole image; a post-copy image lacks the pages sent after it");
+  RETURN_IF_ERROR(CheckLiveModes(o));
   ASSIGN_OR_RETURN(auto accept, Greet(o, &h, hello));
   const std::string host = accept.value("host", std::string("the target"));
   TransferProgress prog(o.progress);
