@@ -62,6 +62,8 @@ struct Options {
   bool listen = true;           // accept requests from `ckpt checkpoint PID`
   bool throw_on_error = false;  // throw ckpt::Error instead of printing and exiting
   unsigned image_mode = 0600;   // permission bits of new images (--ckpt-image-mode); 0600..0777
+  bool page_cache = false;      // write images through the page cache (--ckpt-page-cache); else
+                                // whole blocks go straight to the disk where it can (Linux O_DIRECT)
 };
 
 class Error : public std::runtime_error {

@@ -26,6 +26,8 @@ const char* const kHelp =
     "  --ckpt-stop-at N      checkpoint at this run's N-th safepoint and exit with status 75\n"
     "  --ckpt-name NAME      image name prefix (default: the program's name)\n"
     "  --ckpt-image-mode M   permission bits of new images, octal (default: 0600, owner only)\n"
+    "  --ckpt-page-cache     write images through the page cache (default: straight to the\n"
+    "                        disk where the file system can, Linux O_DIRECT)\n"
     "  --ckpt-quiet          no progress messages on stderr\n"
     "  --ckpt-no-listen      ignore `ckpt checkpoint PID` requests\n"
     "  --ckpt-help           show this help and exit\n";
@@ -71,6 +73,7 @@ void ApplyEnvOptions(platform::Env* env, Options* o) {
   if (auto v = get("CKPT_NAME"); !v.empty()) o->name = v;
   if (auto v = get("CKPT_IMAGE_MODE"); !v.empty()) o->image_mode = ParseMode(*o, "CKPT_IMAGE_MODE", v);
   if (auto v = get("CKPT_QUIET"); !v.empty() && v != "0") o->quiet = true;
+  if (auto v = get("CKPT_PAGE_CACHE"); !v.empty() && v != "0") o->page_cache = true;
   if (auto v = get("CKPT_LISTEN"); v == "0") o->listen = false;
 }
 
@@ -124,6 +127,8 @@ void ParseOptionArgs(int& argc, char** argv, Options* o) {
       o->image_mode = ParseMode(*o, key, need());
     else if (key == "--ckpt-quiet")
       o->quiet = true;
+    else if (key == "--ckpt-page-cache")
+      o->page_cache = true;
     else if (key == "--ckpt-no-listen")
       o->listen = false;
     else

@@ -34,6 +34,7 @@ Status SessionImpl::WriteImage(std::string* out_path) {
     std::string file = lib::ImageFileName(opt_.name, seq);
     std::string final_path = platform::JoinPath(opt_.dir, file);
     ASSIGN_OR_RETURN(auto tmp, env_->NewTempFile(opt_.dir, file, opt_.image_mode));
+    if (!opt_.page_cache) tmp->BypassPageCache();  // written once, read back (if ever) by a resume
     RETURN_IF_ERROR(WriteImage(tmp.get(), seq));
     RETURN_IF_ERROR(tmp->Sync());
     ASSIGN_OR_RETURN(bool committed, tmp->Commit(final_path, /*replace=*/false));

@@ -32,6 +32,10 @@ class WritableFile : public image::Sink {
   virtual Status SkipDirectlyWritten(std::uint64_t /*n*/) {
     return NotSupported("this file cannot be written directly");
   }
+  // Called before the first Append: the file is large and written once (a
+  // program's image), so whole blocks may go to the disk past the page
+  // cache (Linux: O_DIRECT). Best effort; nothing where it cannot.
+  virtual void BypassPageCache() {}
 };
 
 // A WritableFile with a 1 MiB buffer; appends of a buffer's size or more go

@@ -43,23 +43,31 @@ class PosixWritableFile final : public BufferedWritableFile {
   ~PosixWritableFile() override {
     if (fd_ >= 0) ::close(fd_);
   }
+  Status Append(const void* data, std::size_t size) override {
+    if (!direct_) return BufferedWritableFile::Append(data, size);
+    AdvancePosition(size);
+    return direct_->Append(data, size);
+  }
+  void BypassPageCache() override {
+    if (!direct_ && Position() == 0) direct_ = DirectAppender::Make(fd_, path_);
+  }
   Status Sync() override {
-    RETURN_IF_ERROR(FlushBuffer());
+    RETURN_IF_ERROR(Flush());
     if (::fsync(fd_) != 0) return PosixError("fsync", path_, errno);
     return Status::Ok();
   }
   Status Close() override {
-    Status st = FlushBuffer();
+    Status st = Flush();
     if (fd_ >= 0 && ::close(fd_) != 0 && st.ok()) st = PosixError("close", path_, errno);
     fd_ = -1;
     return st;
   }
   Result<std::intptr_t> FlushForDirectWrites() override {
-    RETURN_IF_ERROR(FlushBuffer());
+    RETURN_IF_ERROR(Flush());
     return static_cast<std::intptr_t>(fd_);
   }
   Status SkipDirectlyWritten(std::uint64_t n) override {
-    RETURN_IF_ERROR(FlushBuffer());
+    RETURN_IF_ERROR(Flush());
     if (::lseek(fd_, static_cast<off_t>(n), SEEK_CUR) < 0) return PosixError("seek in", path_, errno);
     AdvancePosition(n);
     return Status::Ok();
@@ -84,8 +92,18 @@ class PosixWritableFile final : public BufferedWritableFile {
     return Status::Ok();
   }
 
+  // Everything held is written; a direct writer's last partial block goes
+  // through the page cache, as everything after it does.
+  Status Flush() {
+    if (!direct_) return FlushBuffer();
+    Status st = direct_->Finish();
+    direct_.reset();
+    return st;
+  }
+
   std::string path_;
   int fd_;
+  std::unique_ptr<DirectAppender> direct_;
 };
 
 // Linux: /proc/self/fd names an O_TMPFILE file for linkat().
@@ -120,6 +138,7 @@ class PosixTempFile final : public TempFile {
   }
   Result<std::intptr_t> FlushForDirectWrites() override { return file_->FlushForDirectWrites(); }
   Status SkipDirectlyWritten(std::uint64_t n) override { return file_->SkipDirectlyWritten(n); }
+  void BypassPageCache() override { file_->BypassPageCache(); }
   const std::string& TempPath() const override { return name_; }
 
   Result<bool> CommitExchange(const std::string& path) override {
@@ -222,7 +241,7 @@ class PosixTempFile final : public TempFile {
 class PosixRandomAccessFile final : public image::RandomAccessSource {
  public:
   PosixRandomAccessFile(std::string path, int fd, std::uint64_t size)
-      : path_(std::move(path)), fd_(fd), size_(size) {}
+      : path_(std::move(path)), fd_(fd), size_(size), uncached_(fd, path_) {}
   ~PosixRandomAccessFile() override { ::close(fd_); }
 
   Status ReadAt(std::uint64_t offset, std::size_t size, void* dst) const override {
@@ -231,7 +250,9 @@ class PosixRandomAccessFile final : public image::RandomAccessSource {
                         std::to_string(offset) + " runs past the end of the file (" + std::to_string(size_) +
                         " bytes)");
     }
-    return PreadFull(fd_, offset, size, dst, path_);
+    // Large reads (a variable's frames) take from the page cache what it
+    // holds and the rest straight from the disk.
+    return uncached_.Read(offset, size, dst);
   }
   std::uint64_t Size() const override { return size_; }
   const std::string& Name() const override { return path_; }
@@ -240,6 +261,7 @@ class PosixRandomAccessFile final : public image::RandomAccessSource {
   std::string path_;
   int fd_;
   std::uint64_t size_;
+  mutable UncachedReader uncached_;
 };
 
 std::atomic<int>* g_trigger_slot = nullptr;

@@ -403,6 +403,61 @@ def test_terminal_escapes_are_not_printed(work):
     check(j["meta"]["program.name"] == name, "JSON keeps the exact name: %r" % j["meta"]["program.name"])
 
 
+def resident(path):
+    """The share of the file's bytes in the page cache (util-linux fincore)."""
+    out = run(["fincore", "-b", "-n", "-o", "RES,SIZE", path], check=0).stdout.split()
+    return int(out[0]) / max(1, int(out[1]))
+
+
+def evict(path):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
+def direct_io_here(d):
+    """True where d's file system does direct I/O and keeps files on a disk (not tmpfs)."""
+    fs = run(["stat", "-f", "-c", "%T", d], check=0).stdout.strip()
+    p = run(["dd", "if=/dev/zero", "of=" + os.path.join(d, "probe"), "bs=4096", "count=1", "oflag=direct"])
+    if os.path.exists(os.path.join(d, "probe")):
+        os.unlink(os.path.join(d, "probe"))
+    return p.returncode == 0 and fs != "tmpfs"
+
+
+def test_images_past_the_page_cache(work):
+    """A large image is written straight to the disk (little of it stays in the page cache), through the
+    page cache with --ckpt-page-cache or CKPT_PAGE_CACHE=1, and resumes exactly from either, cold or warm;
+    a cold resume reads past the page cache too."""
+    if not shutil.which("fincore"):
+        print("skip test_images_past_the_page_cache: needs fincore (util-linux)")
+        return
+    ref = result_line(run([HEAT, 2000, 30], check=0).stdout)
+    imgs = {}
+    for how, extra, env in [("direct", [], None), ("option", ["--ckpt-page-cache"], None),
+                            ("env", [], {"CKPT_PAGE_CACHE": "1"})]:
+        d = os.path.join(work, how)
+        run([HEAT, 2000, 30, "--ckpt-dir", d, "--ckpt-stop-at", 12] + extra, check=75, env_extra=env)
+        imgs[how] = newest_image(d)
+        check(os.path.getsize(imgs[how]) > 30 << 20, "the image is smaller than expected")
+        run([CKPT, "verify", imgs[how]], check=0)
+    if direct_io_here(work):
+        check(resident(imgs["direct"]) < 0.1, "the direct image is %.0f%% cached" % (100 * resident(imgs["direct"])))
+        for how in ("option", "env"):
+            check(resident(imgs[how]) > 0.9, "--ckpt-page-cache (%s): %.0f%% cached" % (how, 100 * resident(imgs[how])))
+    for how in ("direct", "option"):
+        for cold in (True, False):
+            if cold:
+                evict(imgs[how])
+            p = run([HEAT, "--ckpt-resume", imgs[how], "--ckpt-dir", os.path.join(work, "r")], check=0)
+            check(result_line(p.stdout) == ref, "%s image, %s resume: result differs" % (how, "cold" if cold else "warm"))
+            if cold and direct_io_here(work):
+                check(resident(imgs[how]) < 0.1, "a cold resume filled the page cache: %.0f%%" %
+                      (100 * resident(imgs[how])))
+
+
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--inner-default-tmp"]:
         inner_default_tmp(sys.argv[2])
