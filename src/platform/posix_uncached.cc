@@ -49,6 +49,24 @@ Status WriteAll(int fd, const char* p, std::size_t n, const std::string& path, s
   return Status::Ok();
 }
 
+// Reads whole aligned blocks from `start` into `buf` (up to `cap` bytes)
+// until the file's end; the bytes read, or -1 with `*err` set.
+ssize_t ReadBlocks(int fd, char* buf, std::size_t cap, std::uint64_t start, int* err) {
+  std::size_t got = 0;
+  while (got < cap) {
+    ssize_t r = ::pread(fd, buf + got, cap - got, static_cast<off_t>(start + got));
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      *err = errno;
+      return -1;
+    }
+    if (r == 0) break;  // the file's end
+    got += static_cast<std::size_t>(r);
+    if (got % DirectAlign() != 0) break;  // the file's end, inside a block
+  }
+  return static_cast<ssize_t>(got);
+}
+
 }  // namespace
 
 std::unique_ptr<DirectAppender> DirectAppender::Make(int fd, const std::string& path) {
@@ -133,8 +151,10 @@ Status DirectAppender::Finish() {
 }
 
 UncachedReader::~UncachedReader() {
+  if (ahead_thread_.joinable()) ahead_thread_.join();
   if (direct_fd_ >= 0) ::close(direct_fd_);
   ::free(window_);
+  ::free(ahead_);
 }
 
 Status UncachedReader::Read(std::uint64_t offset, std::size_t size, void* dst) {
@@ -181,7 +201,9 @@ bool UncachedReader::FullyCached(std::uint64_t offset, std::size_t size) const {
   return all;
 }
 
-// Reads the aligned window holding `offset` through the O_DIRECT descriptor.
+// Reads the aligned window holding `offset` through the O_DIRECT descriptor:
+// the one read ahead if it is that one, else now. A full window has the next
+// one read ahead on a helper thread while the caller copies out of this one.
 // NotSupported (and unavailable_ set) where direct reads cannot be made.
 Status UncachedReader::Fill(std::uint64_t offset) {
 #ifdef O_DIRECT
@@ -189,7 +211,8 @@ Status UncachedReader::Fill(std::uint64_t offset) {
     std::string self = "/proc/self/fd/" + std::to_string(fd_);
     direct_fd_ = ::open(self.c_str(), O_RDONLY | O_DIRECT | O_CLOEXEC);
     window_ = direct_fd_ >= 0 ? AlignedBuffer(DirectAlign(), kWindow) : nullptr;
-    if (window_ == nullptr) {
+    ahead_ = window_ != nullptr ? AlignedBuffer(DirectAlign(), kWindow) : nullptr;
+    if (ahead_ == nullptr) {
       unavailable_ = true;
       return NotSupported("no direct reads");
     }
@@ -200,24 +223,34 @@ Status UncachedReader::Fill(std::uint64_t offset) {
   }
   const std::uint64_t start = offset - offset % DirectAlign();
   win_len_ = 0;
-  std::size_t got = 0;
-  while (got < kWindow) {
-    ssize_t r = ::pread(direct_fd_, window_ + got, kWindow - got, static_cast<off_t>(start + got));
-    if (r < 0) {
-      if (errno == EINTR) continue;
-      if (errno == EINVAL && got == 0) {
-        unavailable_ = true;
-        return NotSupported("no direct reads");
-      }
-      return PosixError("read", path_, errno);
+  ssize_t got = -1;
+  if (ahead_thread_.joinable()) {
+    ahead_thread_.join();
+    if (ahead_start_ == start && ahead_got_ >= 0) {
+      std::swap(window_, ahead_);
+      got = ahead_got_;
     }
-    if (r == 0) break;  // the file's end
-    got += static_cast<std::size_t>(r);
-    if (got % DirectAlign() != 0) break;  // the file's end, inside a block
   }
-  if (start + got <= offset) return Corruption(path_ + ": file shrank while being read");
+  if (got < 0) {
+    int err = 0;
+    got = ReadBlocks(direct_fd_, window_, kWindow, start, &err);
+    if (got < 0 && err == EINVAL) {
+      unavailable_ = true;
+      return NotSupported("no direct reads");
+    }
+    if (got < 0) return PosixError("read", path_, err);
+  }
+  if (start + static_cast<std::uint64_t>(got) <= offset)
+    return Corruption(path_ + ": file shrank while being read");
   win_start_ = start;
-  win_len_ = got;
+  win_len_ = static_cast<std::size_t>(got);
+  if (win_len_ == kWindow) {
+    ahead_start_ = start + kWindow;
+    ahead_thread_ = std::thread([this] {
+      int err = 0;
+      ahead_got_ = ReadBlocks(direct_fd_, ahead_, kWindow, ahead_start_, &err);
+    });
+  }
   return Status::Ok();
 #else
   (void)offset;

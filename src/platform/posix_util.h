@@ -2,10 +2,12 @@
 #pragma once
 
 #include <sys/stat.h>
+#include <sys/types.h>
 
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "image/io.h"
 #include "util/status.h"
@@ -61,10 +63,9 @@ class DirectAppender {
 // Reads `size` bytes at `offset` of `fd` like PreadFull, except that a large
 // read (a variable's frames) whose bytes the page cache does not hold comes
 // through a second, O_DIRECT descriptor of the same file, a window of 16 MiB
-// at a time; reads inside the last window (the next frame's header) are
-// served from it. A large image read once (a resume) then neither fills the
-// page cache nor pays for its pages. Where the file system cannot (no
-// O_DIRECT), PreadFull.
+// at a time, the next one read ahead on a helper thread; reads inside the
+// last window (the next frame's header) are served from it. A large image read once (a resume) then neither
+// fills the page cache nor pays for its pages. Where the file system cannot (no O_DIRECT), PreadFull.
 class UncachedReader {
  public:
   UncachedReader(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
@@ -86,6 +87,11 @@ class UncachedReader {
   char* window_ = nullptr;
   std::uint64_t win_start_ = 0;
   std::size_t win_len_ = 0;
+  // The next window, read on ahead_thread_ (joined before it is used).
+  char* ahead_ = nullptr;
+  std::uint64_t ahead_start_ = 0;
+  ssize_t ahead_got_ = -1;
+  std::thread ahead_thread_;
 };
 
 }  // namespace ckpt::platform
