@@ -28,6 +28,9 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "tests", "lib"))
+from ckpttest import evict  # noqa: E402
+
 STATE = os.path.join(HERE, "..", "build", "bin", "migrate_state")
 
 
@@ -35,15 +38,6 @@ def dd(*args):
     t0 = time.time()
     subprocess.run(["dd", "status=none"] + list(args), check=True, capture_output=True)
     return time.time() - t0
-
-
-def evict(path):
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-    finally:
-        os.close(fd)
 
 
 def seconds(pattern, text, what):

@@ -409,15 +409,6 @@ def resident(path):
     return int(out[0]) / max(1, int(out[1]))
 
 
-def evict(path):
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-    finally:
-        os.close(fd)
-
-
 def direct_io_here(d):
     """True where d's file system does direct I/O and keeps files on a disk (not tmpfs)."""
     fs = run(["stat", "-f", "-c", "%T", d], check=0).stdout.strip()

@@ -200,6 +200,16 @@ def images(d):
     return sorted(f for f in os.listdir(d) if re.match(r".*\.\d{6}\.ckpt$", f))
 
 
+def evict(path):
+    """Drops the file's pages from the page cache (synced first): the next read comes from the disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
 def newest_image(d):
     imgs = images(d)
     check(imgs, "no image in " + d)
