@@ -170,6 +170,93 @@ Status ServeAfterDone(const MigrateOptions& o, Connection* c, const nlohmann::js
   return result;
 }
 
+// What the dump worker does with every member frozen and the image sent:
+// the rest of the handoff (READY, COMMIT, DONE; post-copy or a lazy fill
+// after it). What it learns goes to the command through `res`.
+struct Handoff {
+  const MigrateOptions& o;
+  Connection* c;
+  net::SourceHandoff* h;
+  const nlohmann::json& hello;
+  const std::string& host;
+  TransferProgress* prog;
+  net::ResultPipe* res;
+  KeptImage* kept;
+  int wait_ms;
+};
+
+Status AfterDump(const Handoff& x, const engine::DumpStats& st) {
+  std::int64_t t_end = SteadyNanos();
+  // Ctrl-C (or SIGTERM, SIGHUP) while the target restores: the dump is
+  // undone. Not after COMMIT: from then on the target's copy may run.
+  x.c->stream->SetInterruptFd(engine::DumpInterruptFd());
+  RETURN_IF_ERROR(x.kept->Commit());
+  RETURN_IF_ERROR(x.h->EndImage());
+  x.prog->Phase("restoring on " + x.host);
+  nlohmann::json out = {
+      {"image_bytes", x.h->sink()->Position()}, {"sent", x.h->sink()->sent()}, {"t_end", t_end}};
+  auto ready = x.h->AwaitReady(x.wait_ms);
+  if (!ready.ok()) return ready.status();
+  out["ready"] = *ready;
+  auto done = x.h->Commit(x.wait_ms);
+  if (!done.ok() && x.h->committed()) {
+    // COMMIT went out but DONE did not come back: ask the target again.
+    auto outcome = AskOutcome(x.c, x.hello.value("id", std::string()));
+    if (outcome.ok() && *outcome == "committed") {
+      std::fprintf(stderr,
+                   "ckpt: the target's confirmation was lost, but its record says the process runs there\n");
+      done = *ready;
+    } else if (outcome.ok()) {
+      x.res->Put(out.dump());
+      return done.status().WithContext("the target did not take the commit");
+    }
+  }
+  if (!done.ok()) {
+    out["ambiguous"] = x.h->committed();
+    x.res->Put(out.dump());
+    return done.status();
+  }
+  out["done"] = *done;
+  out["t_done"] = SteadyNanos();
+  if (done->value("postcopy", false))
+    return ServeAfterDone(x.o, x.c, x.hello, x.host, st, x.prog, x.res, &out);
+  if (done->value("lazy", false)) {
+    // It runs there while its pages come in from the rounds the target
+    // holds: this copy stays (frozen) until all are in.
+    x.prog->Phase("filling memory on " + x.host);
+    auto filled = x.h->AwaitFilled(x.wait_ms + 600000);
+    if (!filled.ok() && filled.status().code() == Code::kFailedPrecondition) {
+      x.res->Put(out.dump());  // the target reported its copy gone: this one runs on
+      return filled.status().WithContext("the target's copy failed while its memory filled in");
+    }
+    if (filled.ok()) {
+      out["filled"] = *filled;
+    } else {
+      std::fprintf(stderr, "ckpt: warning: %s; the process runs on %s (it said so), so the copy here ends\n",
+                   filled.status().message().c_str(), x.host.c_str());
+    }
+  }
+  x.prog->End();
+  x.res->Put(out.dump());
+  return Status::Ok();
+}
+
+// The command's report from what the dump worker learned (`facts`) and the dump.
+void Report(const nlohmann::json& facts, const engine::DumpStats& r, std::int64_t t0, MigrateReport* rep) {
+  rep->ready = facts.value("ready", nlohmann::json::object());
+  rep->done = facts.value("done", nlohmann::json::object());
+  rep->filled = facts.value("filled", nlohmann::json());
+  rep->postcopy = facts.value("postcopy", nlohmann::json());
+  rep->image_bytes = facts.value("image_bytes", std::uint64_t{0});
+  rep->bytes_sent = facts.value("sent", std::uint64_t{0});
+  std::int64_t t_end = facts.value("t_end", t0);
+  rep->final_phases = PhasesJson(r.phases);
+  rep->checkpoint_ns = r.phases.precheck_ns + r.phases.freeze_ns;
+  rep->transfer_ns = t_end - t0 - rep->checkpoint_ns;
+  rep->restore_ns = rep->ready.value("restore_ns", std::int64_t{0});
+  rep->downtime_ns = facts.value("t_done", t_end) - t0 - r.phases.precheck_ns;
+}
+
 }  // namespace
 
 Result<MigrateReport> MigrateProcess(const MigrateOptions& o, Connection* c, std::int64_t pid) {
@@ -226,62 +313,8 @@ Result<MigrateReport> MigrateProcess(const MigrateOptions& o, Connection* c, std
   d.progress = [&prog](std::uint64_t done, std::uint64_t total) { prog.Update(done, total); };
   std::int64_t t0 = SteadyNanos();
   const int wait_ms = static_cast<int>(o.timeout * 1000);
-  // In the dump worker, with every member frozen and the image sent.
-  d.handoff = [&](const engine::DumpStats& st) -> Status {
-    std::int64_t t_end = SteadyNanos();
-    // Ctrl-C (or SIGTERM, SIGHUP) while the target restores: the dump is
-    // undone. Not after COMMIT: from then on the target's copy may run.
-    c->stream->SetInterruptFd(engine::DumpInterruptFd());
-    RETURN_IF_ERROR(kept.Commit());
-    RETURN_IF_ERROR(h.EndImage());
-    prog.Phase("restoring on " + host);
-    nlohmann::json out = {
-        {"image_bytes", h.sink()->Position()}, {"sent", h.sink()->sent()}, {"t_end", t_end}};
-    auto ready = h.AwaitReady(wait_ms);
-    if (!ready.ok()) return ready.status();
-    out["ready"] = *ready;
-    auto done = h.Commit(wait_ms);
-    if (!done.ok() && h.committed()) {
-      // COMMIT went out but DONE did not come back: ask the target again.
-      auto outcome = AskOutcome(c, hello.value("id", std::string()));
-      if (outcome.ok() && *outcome == "committed") {
-        std::fprintf(
-            stderr, "ckpt: the target's confirmation was lost, but its record says the process runs there\n");
-        done = *ready;
-      } else if (outcome.ok()) {
-        res.Put(out.dump());
-        return done.status().WithContext("the target did not take the commit");
-      }
-    }
-    if (!done.ok()) {
-      out["ambiguous"] = h.committed();
-      res.Put(out.dump());
-      return done.status();
-    }
-    out["done"] = *done;
-    out["t_done"] = SteadyNanos();
-    if (done->value("postcopy", false)) return ServeAfterDone(o, c, hello, host, st, &prog, &res, &out);
-    if (done->value("lazy", false)) {
-      // It runs there while its pages come in from the rounds the target
-      // holds: this copy stays (frozen) until all are in.
-      prog.Phase("filling memory on " + host);
-      auto filled = h.AwaitFilled(wait_ms + 600000);
-      if (!filled.ok() && filled.status().code() == Code::kFailedPrecondition) {
-        res.Put(out.dump());  // the target reported its copy gone: this one runs on
-        return filled.status().WithContext("the target's copy failed while its memory filled in");
-      }
-      if (filled.ok()) {
-        out["filled"] = *filled;
-      } else {
-        std::fprintf(stderr,
-                     "ckpt: warning: %s; the process runs on %s (it said so), so the copy here ends\n",
-                     filled.status().message().c_str(), host.c_str());
-      }
-    }
-    prog.End();
-    res.Put(out.dump());
-    return Status::Ok();
-  };
+  const Handoff x{o, c, &h, hello, host, &prog, &res, &kept, wait_ms};
+  d.handoff = [&x](const engine::DumpStats& st) { return AfterDump(x, st); };
   auto r = engine::Dump(d);
   auto facts = nlohmann::json::parse(res.Take(), nullptr, false);
   if (!facts.is_object()) facts = nlohmann::json::object();
@@ -293,18 +326,7 @@ Result<MigrateReport> MigrateProcess(const MigrateOptions& o, Connection* c, std
     }
     return r.status();
   }
-  rep.ready = facts.value("ready", nlohmann::json::object());
-  rep.done = facts.value("done", nlohmann::json::object());
-  rep.filled = facts.value("filled", nlohmann::json());
-  rep.postcopy = facts.value("postcopy", nlohmann::json());
-  rep.image_bytes = facts.value("image_bytes", std::uint64_t{0});
-  rep.bytes_sent = facts.value("sent", std::uint64_t{0});
-  std::int64_t t_end = facts.value("t_end", t0);
-  rep.final_phases = PhasesJson(r->phases);
-  rep.checkpoint_ns = r->phases.precheck_ns + r->phases.freeze_ns;
-  rep.transfer_ns = t_end - t0 - rep.checkpoint_ns;
-  rep.restore_ns = rep.ready.value("restore_ns", std::int64_t{0});
-  rep.downtime_ns = facts.value("t_done", t_end) - t0 - r->phases.precheck_ns;
+  Report(facts, *r, t0, &rep);
   return rep;
 }
 
