@@ -151,7 +151,7 @@ Status DirectAppender::Finish() {
 }
 
 UncachedReader::~UncachedReader() {
-  if (ahead_thread_.joinable()) ahead_thread_.join();
+  JoinAhead();
   if (direct_fd_ >= 0) ::close(direct_fd_);
   ::free(window_);
   ::free(ahead_);
@@ -186,6 +186,20 @@ Status UncachedReader::Read(std::uint64_t offset, std::size_t size, void* dst) {
     RETURN_IF_ERROR(st);
   }
   return size == 0 ? Status::Ok() : PreadFull(fd_, offset, size, out, path_);
+}
+
+// Waits for the window being read ahead; false if there is none. In a child
+// forked meanwhile the thread does not exist: its handle is left alone (a
+// join would wait forever) and the window is not used.
+bool UncachedReader::JoinAhead() {
+  if (!ahead_thread_) return false;
+  if (ahead_owner_ != ::getpid()) {
+    (void)ahead_thread_.release();
+    return false;
+  }
+  ahead_thread_->join();
+  ahead_thread_.reset();
+  return true;
 }
 
 bool UncachedReader::FullyCached(std::uint64_t offset, std::size_t size) const {
@@ -224,8 +238,7 @@ Status UncachedReader::Fill(std::uint64_t offset) {
   const std::uint64_t start = offset - offset % DirectAlign();
   win_len_ = 0;
   ssize_t got = -1;
-  if (ahead_thread_.joinable()) {
-    ahead_thread_.join();
+  if (JoinAhead()) {
     if (ahead_start_ == start && ahead_got_ >= 0) {
       std::swap(window_, ahead_);
       got = ahead_got_;
@@ -246,7 +259,8 @@ Status UncachedReader::Fill(std::uint64_t offset) {
   win_len_ = static_cast<std::size_t>(got);
   if (win_len_ == kWindow) {
     ahead_start_ = start + kWindow;
-    ahead_thread_ = std::thread([this] {
+    ahead_owner_ = ::getpid();
+    ahead_thread_ = std::make_unique<std::thread>([this] {
       int err = 0;
       ahead_got_ = ReadBlocks(direct_fd_, ahead_, kWindow, ahead_start_, &err);
     });

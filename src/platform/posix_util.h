@@ -87,11 +87,15 @@ class UncachedReader {
   char* window_ = nullptr;
   std::uint64_t win_start_ = 0;
   std::size_t win_len_ = 0;
-  // The next window, read on ahead_thread_ (joined before it is used).
+  bool JoinAhead();
+
+  // The next window, read on ahead_thread_ (joined before it is used) of
+  // process ahead_owner_.
   char* ahead_ = nullptr;
   std::uint64_t ahead_start_ = 0;
   ssize_t ahead_got_ = -1;
-  std::thread ahead_thread_;
+  std::unique_ptr<std::thread> ahead_thread_;
+  pid_t ahead_owner_ = 0;
 };
 
 }  // namespace ckpt::platform

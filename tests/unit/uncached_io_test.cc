@@ -7,8 +7,10 @@
 #include <gtest/gtest.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <cstdint>
 #include <cstdlib>
 #include <string>
@@ -191,6 +193,37 @@ TEST_P(UncachedIoTest, ReadsTheSameBytesColdOrWarmAtAnyOffset) {
     EXPECT_TRUE(all == data);
     EXPECT_LT(Cached(path), 0.05) << "a cold large read filled the page cache";
   }
+}
+
+TEST_P(UncachedIoTest, AChildForkedDuringAReadAheadDoesNotWaitForIt) {
+  // The read ahead runs on a thread of the parent; a child that drops the
+  // source (or reads on) must neither join that thread nor use its window.
+  const std::string data = Pattern(std::size_t{48} << 20, 11);
+  std::string path = WriteCut(data, {data.size()});
+  Evict(path);
+  auto src = Env::Default()->NewRandomAccessFile(path);
+  ASSERT_TRUE(src.ok());
+  std::string got(std::size_t{2} << 20, '\0');
+  ASSERT_TRUE((*src)->ReadAt(100, got.size(), got.data()).ok());  // a window, and the next one ahead
+  pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    std::string more(std::size_t{20} << 20, '\0');
+    bool same = (*src)->ReadAt(std::size_t{17} << 20, more.size(), more.data()).ok() &&
+                more == data.substr(std::size_t{17} << 20, more.size());
+    src->reset();
+    ::_exit(same ? 0 : 1);
+  }
+  int status = 0;
+  for (int i = 0; i < 300 && ::waitpid(child, &status, WNOHANG) == 0; ++i) ::usleep(100000);
+  if (::waitpid(child, &status, WNOHANG) == 0) {
+    ::kill(child, SIGKILL);
+    ::waitpid(child, &status, 0);
+    FAIL() << "the child hung";
+  }
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "the child read other bytes";
+  ASSERT_TRUE((*src)->ReadAt(std::size_t{30} << 20, got.size(), got.data()).ok());
+  EXPECT_TRUE(got == data.substr(std::size_t{30} << 20, got.size()));
 }
 
 INSTANTIATE_TEST_SUITE_P(FileSystems, UncachedIoTest, ::testing::Values("/var/tmp", "/dev/shm"),
