@@ -125,6 +125,7 @@ int main(int argc, char** argv) {
         o.quiet = true;
         o.listen = false;
         o.name = "bench";
+        o.page_cache = std::getenv("CKPT_PAGE_CACHE") != nullptr;  // the image through the page cache
         std::string image;
         {
           ckpt::Session s(o);
