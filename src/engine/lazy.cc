@@ -34,6 +34,7 @@ using platform::PosixError;
 
 namespace {
 
+constexpr std::uint64_t kPage = kPageSize;
 constexpr std::uint64_t kFeatures =
     UFFD_FEATURE_EVENT_FORK | UFFD_FEATURE_EVENT_REMAP | UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_EVENT_UNMAP;
 

@@ -10,6 +10,10 @@
 
 namespace ckpt::engine {
 
+namespace {
+constexpr std::uint64_t kPage = kPageSize;
+}  // namespace
+
 bool LazyEligible(const Vma& v) {
   if ((v.flags & (kVmaShared | kVmaSharedObject)) != 0) return false;
   return v.kind == VmaKind::kAnon || v.kind == VmaKind::kHeap || v.kind == VmaKind::kStack;

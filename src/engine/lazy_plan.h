@@ -15,8 +15,6 @@
 
 namespace ckpt::engine {
 
-inline constexpr std::uint64_t kPage = kPageSize;
-
 // The stored bytes of one frame of page data (raw, never compressed).
 struct PageFrame {
   const image::RandomAccessSource* src = nullptr;
@@ -34,7 +32,7 @@ struct Extent {
   std::uint32_t first = 0;
   std::vector<bool> pending;
   std::uint32_t left = 0;
-  std::uint64_t end() const { return addr + pages * kPage; }
+  std::uint64_t end() const { return addr + pages * kPageSize; }
 };
 
 // What a member takes lazily from one image (LazyFill::Plan), made in the

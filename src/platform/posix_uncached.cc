@@ -24,29 +24,22 @@ namespace {
 constexpr std::size_t kDirectChunk = std::size_t{8} << 20;
 constexpr std::size_t kWindow = std::size_t{16} << 20;
 
+std::size_t PageSize() {
+  static const std::size_t page = [] {
+    long p = ::sysconf(_SC_PAGESIZE);
+    return p > 0 ? static_cast<std::size_t>(p) : std::size_t{4096};
+  }();
+  return page;
+}
+
+// Offsets, lengths and buffers of direct I/O: whole pages, at least 4 KiB.
 std::size_t DirectAlign() {
-  long page = ::sysconf(_SC_PAGESIZE);
-  return std::max<std::size_t>(4096, page > 0 ? static_cast<std::size_t>(page) : 4096);
+  return std::max<std::size_t>(4096, PageSize());
 }
 
 char* AlignedBuffer(std::size_t align, std::size_t size) {
   void* p = nullptr;
   return ::posix_memalign(&p, align, size) == 0 ? static_cast<char*>(p) : nullptr;
-}
-
-Status WriteAll(int fd, const char* p, std::size_t n, const std::string& path, std::size_t* done) {
-  *done = 0;
-  while (n > 0) {
-    ssize_t w = ::write(fd, p, n);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return PosixError("write", path, errno);
-    }
-    p += w;
-    n -= static_cast<std::size_t>(w);
-    *done += static_cast<std::size_t>(w);
-  }
-  return Status::Ok();
 }
 
 // Reads whole aligned blocks from `start` into `buf` (up to `cap` bytes)
@@ -107,8 +100,7 @@ Status DirectAppender::StopDirect() {
 }
 
 Status DirectAppender::Plain(const char* p, std::size_t n) {
-  std::size_t done = 0;
-  return WriteAll(fd_, p, n, path_, &done);
+  return WriteFull(fd_, p, n, path_);
 }
 
 // Writes the first `n` bytes held (a multiple of the alignment) directly and
@@ -117,7 +109,7 @@ Status DirectAppender::Plain(const char* p, std::size_t n) {
 // page cache instead.
 Status DirectAppender::WriteHeld(std::size_t n) {
   std::size_t done = 0;
-  Status st = direct_ ? WriteAll(fd_, buf_, n, path_, &done) : Plain(buf_, n);
+  Status st = WriteFull(fd_, buf_, n, path_, &done);
   if (!st.ok() && direct_ && st.code() == Code::kInvalidArgument && done % align_ == 0) {
     RETURN_IF_ERROR(StopDirect());
     st = Plain(buf_ + done, n - done);
@@ -203,7 +195,7 @@ bool UncachedReader::JoinAhead() {
 }
 
 bool UncachedReader::FullyCached(std::uint64_t offset, std::size_t size) const {
-  const std::uint64_t page = static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
+  const std::uint64_t page = PageSize();
   const std::uint64_t start = offset - offset % page;
   const std::size_t len = static_cast<std::size_t>(offset + size - start);
   void* m = ::mmap(nullptr, len, PROT_READ, MAP_SHARED, fd_, static_cast<off_t>(start));
@@ -249,6 +241,7 @@ Status UncachedReader::Fill(std::uint64_t offset) {
     got = ReadBlocks(direct_fd_, window_, kWindow, start, &err);
     if (got < 0 && err == EINVAL) {
       unavailable_ = true;
+      ::posix_fadvise(fd_, 0, 0, POSIX_FADV_NORMAL);  // plain reads from here on: readahead back
       return NotSupported("no direct reads");
     }
     if (got < 0) return PosixError("read", path_, err);

@@ -25,6 +25,9 @@ std::unique_ptr<image::RandomAccessSource> NewFdSource(std::string path, int fd,
 // Reads exactly `size` bytes at `offset` of `fd` (pread, EINTR retried); a
 // file that ends first is Corruption ("shrank while being read").
 Status PreadFull(int fd, std::uint64_t offset, std::size_t size, void* dst, const std::string& path);
+// Writes all `n` bytes at `fd`'s offset (write, EINTR and short writes
+// retried); `*done` (if given) counts what went out, also on an error.
+Status WriteFull(int fd, const char* p, std::size_t n, const std::string& path, std::size_t* done = nullptr);
 // The real-time signal a ckpt session listens on for checkpoint requests.
 int CheckpointSignal();
 

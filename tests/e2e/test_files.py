@@ -434,7 +434,8 @@ def test_images_past_the_page_cache(work):
         imgs[how] = newest_image(d)
         check(os.path.getsize(imgs[how]) > 30 << 20, "the image is smaller than expected")
         run([CKPT, "verify", imgs[how]], check=0)
-    if direct_io_here(work):
+    direct_here = direct_io_here(work)
+    if direct_here:
         check(resident(imgs["direct"]) < 0.1, "the direct image is %.0f%% cached" % (100 * resident(imgs["direct"])))
         for how in ("option", "env"):
             check(resident(imgs[how]) > 0.9, "--ckpt-page-cache (%s): %.0f%% cached" % (how, 100 * resident(imgs[how])))
@@ -444,7 +445,7 @@ def test_images_past_the_page_cache(work):
                 evict(imgs[how])
             p = run([HEAT, "--ckpt-resume", imgs[how], "--ckpt-dir", os.path.join(work, "r")], check=0)
             check(result_line(p.stdout) == ref, "%s image, %s resume: result differs" % (how, "cold" if cold else "warm"))
-            if cold and direct_io_here(work):
+            if cold and direct_here:
                 check(resident(imgs[how]) < 0.1, "a cold resume filled the page cache: %.0f%%" %
                       (100 * resident(imgs[how])))
 
